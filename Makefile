@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+export GATEWAY_DATABASE_URL ?= sqlite:///var/gateway.db
+
+.PHONY: install run test lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Serves on loopback with the embedded SQLite store under ./var/.
+# Until SMART Backend Services authentication lands, the development switch
+# --insecure-no-auth is needed to reach data endpoints; the server refuses it
+# on anything but a loopback address.
+run: install
+	mkdir -p var
+	$(BIN)/gateway serve --host $(HOST) --port $(PORT) --insecure-no-auth
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m bench.rest_core
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

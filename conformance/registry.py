@@ -1,0 +1,105 @@
+"""What the gateway implements: the single registry that the HTTP routes and the
+CapabilityStatement are both built from, so the server cannot advertise an
+interaction it does not route, nor route one it does not advertise.
+
+https://hl7.org/fhir/R4/capabilitystatement.html#CapabilityStatement.rest.resource.interaction
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class TypeInteraction(StrEnum):
+    """FHIR R4 TypeRestfulInteraction codes the gateway may support per type."""
+
+    READ = "read"
+    VREAD = "vread"
+    UPDATE = "update"
+    DELETE = "delete"
+    HISTORY_INSTANCE = "history-instance"
+    HISTORY_TYPE = "history-type"
+    CREATE = "create"
+
+
+class SystemInteraction(StrEnum):
+    """FHIR R4 SystemRestfulInteraction codes."""
+
+    TRANSACTION = "transaction"
+    BATCH = "batch"
+    HISTORY_SYSTEM = "history-system"
+
+
+_ALL = frozenset(TypeInteraction)
+_READ_ONLY = frozenset(
+    {
+        TypeInteraction.READ,
+        TypeInteraction.VREAD,
+        TypeInteraction.HISTORY_INSTANCE,
+        TypeInteraction.HISTORY_TYPE,
+    }
+)
+
+
+@dataclass(frozen=True)
+class ResourceSupport:
+    """One resource type: what may be done with it and which UK Core profile
+    it is shaped after."""
+
+    type: str
+    interactions: frozenset[TypeInteraction]
+    profile: str | None = None
+    conditional_create: bool = True
+    conditional_update: bool = True
+
+    def supports(self, interaction: TypeInteraction) -> bool:
+        return interaction in self.interactions
+
+
+_UK_CORE = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-"
+
+# The resource types in scope. AuditEvent is written only by the gateway itself
+# and is never created, changed or deleted through the API (PRODUCT.md, 5).
+RESOURCES: dict[str, ResourceSupport] = {
+    r.type: r
+    for r in (
+        ResourceSupport("Patient", _ALL, _UK_CORE + "Patient"),
+        ResourceSupport("RelatedPerson", _ALL, _UK_CORE + "RelatedPerson"),
+        ResourceSupport("Practitioner", _ALL, _UK_CORE + "Practitioner"),
+        ResourceSupport("PractitionerRole", _ALL, _UK_CORE + "PractitionerRole"),
+        ResourceSupport("Organization", _ALL, _UK_CORE + "Organization"),
+        ResourceSupport("Location", _ALL, _UK_CORE + "Location"),
+        ResourceSupport("Encounter", _ALL, _UK_CORE + "Encounter"),
+        ResourceSupport("EpisodeOfCare", _ALL),
+        ResourceSupport("Condition", _ALL, _UK_CORE + "Condition"),
+        ResourceSupport("AllergyIntolerance", _ALL, _UK_CORE + "AllergyIntolerance"),
+        ResourceSupport("Medication", _ALL, _UK_CORE + "Medication"),
+        ResourceSupport("MedicationStatement", _ALL, _UK_CORE + "MedicationStatement"),
+        ResourceSupport("MedicationRequest", _ALL, _UK_CORE + "MedicationRequest"),
+        ResourceSupport("Immunization", _ALL, _UK_CORE + "Immunization"),
+        ResourceSupport("Observation", _ALL, _UK_CORE + "Observation"),
+        ResourceSupport("Procedure", _ALL, _UK_CORE + "Procedure"),
+        ResourceSupport("DiagnosticReport", _ALL, _UK_CORE + "DiagnosticReport"),
+        ResourceSupport("CarePlan", _ALL),
+        ResourceSupport("CareTeam", _ALL),
+        ResourceSupport("ServiceRequest", _ALL, _UK_CORE + "ServiceRequest"),
+        ResourceSupport("Flag", _ALL, _UK_CORE + "Flag"),
+        ResourceSupport("DocumentReference", _ALL, _UK_CORE + "DocumentReference"),
+        ResourceSupport("Consent", _ALL),
+        ResourceSupport("Provenance", _ALL),
+        ResourceSupport(
+            "AuditEvent",
+            _READ_ONLY,
+            conditional_create=False,
+            conditional_update=False,
+        ),
+        ResourceSupport("Composition", _ALL, _UK_CORE + "Composition"),
+    )
+}
+
+SYSTEM_INTERACTIONS: frozenset[SystemInteraction] = frozenset(SystemInteraction)
+
+
+def resource_support(res_type: str) -> ResourceSupport | None:
+    return RESOURCES.get(res_type)

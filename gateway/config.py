@@ -1,0 +1,39 @@
+"""Settings, read once from the environment by the app factory (never module
+globals, so tests build apps with settings of their own)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_DATABASE_URL = "sqlite:///var/gateway.db"
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    # Public base of the FHIR API (https://gateway.example/fhir); derived from
+    # each request when unset.
+    base_url: str | None = None
+    max_body_bytes: int = 10 * 1024 * 1024
+    # Development only: serve data endpoints without authentication. The CLI
+    # refuses it unless the server listens on a loopback address.
+    insecure_no_auth: bool = False
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        base_url = env.get("GATEWAY_BASE_URL") or None
+        return cls(
+            database_url=env.get("GATEWAY_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            base_url=base_url.rstrip("/") if base_url else None,
+            max_body_bytes=int(env.get("GATEWAY_MAX_BODY_BYTES") or cls.max_body_bytes),
+            insecure_no_auth=_flag(env.get("GATEWAY_INSECURE_NO_AUTH")),
+            log_level=(env.get("GATEWAY_LOG_LEVEL") or "INFO").upper(),
+        )

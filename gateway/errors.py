@@ -1,0 +1,120 @@
+"""The gateway's errors: a few explicit kinds, mapped to HTTP in one place.
+
+Every failure the domain can report is one of the classes below. Each carries a
+stable message code (``GW-xxxx``) so that logs and clients can match on codes,
+not prose, and optional FHIRPath-ish element paths for validation issues. The
+HTTP layer (``gateway.http.outcomes``) is the only place that turns them into
+status codes and OperationOutcome resources.
+
+    GatewayError
+    ├── InvalidRequest          400  the request is malformed or the resource invalid
+    ├── Unauthorized            401  no usable credentials
+    ├── Forbidden               403  credentials fine, the interaction is not allowed
+    ├── NotFound                404  no such resource (or one the requester may not see)
+    ├── MethodNotAllowed        405  the interaction is not supported for this type
+    ├── NotAcceptable           406  the client asked for a format we do not produce
+    ├── Conflict                409  a concurrent write or a duplicate
+    ├── Gone                    410  the resource was deleted
+    ├── PreconditionFailed      412  If-Match did not match, or a conditional matched many
+    ├── PayloadTooLarge         413  the body is over the configured limit
+    ├── UnsupportedMediaType    415  the body is not FHIR JSON
+    ├── Unprocessable           422  valid FHIR that breaks a business rule
+    └── StoreUnavailable        503  the database cannot be reached
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem to report: an OperationOutcome.issue in domain terms."""
+
+    code: str  # FHIR IssueType code: invalid, structure, required, value, not-found, ...
+    diagnostics: str
+    expression: tuple[str, ...] = ()
+    severity: str = "error"
+
+
+@dataclass
+class GatewayError(Exception):
+    """Base class: a message code, a human message and the issues behind it."""
+
+    message: str
+    code: str = "GW-0000"
+    issues: list[Issue] = field(default_factory=list)
+    issue_type: str = "processing"
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+        if not self.issues:
+            self.issues = [Issue(code=self.issue_type, diagnostics=self.message)]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@dataclass
+class InvalidRequest(GatewayError):
+    issue_type: str = "invalid"
+
+
+@dataclass
+class Unauthorized(GatewayError):
+    issue_type: str = "login"
+
+
+@dataclass
+class Forbidden(GatewayError):
+    issue_type: str = "forbidden"
+
+
+@dataclass
+class NotFound(GatewayError):
+    issue_type: str = "not-found"
+
+
+@dataclass
+class MethodNotAllowed(GatewayError):
+    issue_type: str = "not-supported"
+
+
+@dataclass
+class NotAcceptable(GatewayError):
+    issue_type: str = "not-supported"
+
+
+@dataclass
+class Conflict(GatewayError):
+    issue_type: str = "conflict"
+
+
+@dataclass
+class Gone(GatewayError):
+    issue_type: str = "deleted"
+
+
+@dataclass
+class PreconditionFailed(GatewayError):
+    issue_type: str = "conflict"
+
+
+@dataclass
+class PayloadTooLarge(GatewayError):
+    issue_type: str = "too-long"
+
+
+@dataclass
+class UnsupportedMediaType(GatewayError):
+    issue_type: str = "not-supported"
+
+
+@dataclass
+class Unprocessable(GatewayError):
+    issue_type: str = "business-rule"
+
+
+@dataclass
+class StoreUnavailable(GatewayError):
+    issue_type: str = "transient"

@@ -1,0 +1,54 @@
+"""Content negotiation: FHIR JSON in and out, nothing else.
+
+https://hl7.org/fhir/R4/http.html#mime-type. XML is a FHIR format this server
+does not produce, so asking for it is answered clearly (406 for Accept or
+``_format``, 415 for a request body) rather than with JSON the client did not
+ask for.
+"""
+
+from __future__ import annotations
+
+from gateway.errors import NotAcceptable, UnsupportedMediaType
+
+_JSON_TYPES = {"application/fhir+json", "application/json", "application/json+fhir"}
+_FORMAT_ALIASES = {"json", *_JSON_TYPES}
+
+
+def _media_types(header: str) -> list[str]:
+    types = []
+    for part in header.split(","):
+        media, _, params = part.strip().partition(";")
+        if "q=0" in params.replace(" ", "") and "q=0." not in params.replace(" ", ""):
+            continue  # explicitly refused
+        if media:
+            types.append(media.strip().lower())
+    return types
+
+
+def check_acceptable(accept: str | None, format_param: str | None) -> None:
+    if format_param is not None:
+        if format_param.strip().lower().split(";")[0] not in _FORMAT_ALIASES:
+            raise NotAcceptable(
+                f"_format={format_param!r}: this server produces FHIR JSON only "
+                "(application/fhir+json)",
+                code="GW-0406",
+            )
+        return
+    if not accept:
+        return
+    for media in _media_types(accept):
+        if media in _JSON_TYPES or media in ("*/*", "application/*"):
+            return
+    raise NotAcceptable(
+        f"Accept: {accept!r}: this server produces FHIR JSON only (application/fhir+json)",
+        code="GW-0406",
+    )
+
+
+def check_content_type(content_type: str | None) -> None:
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media not in _JSON_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type {content_type!r} is not accepted: send application/fhir+json",
+            code="GW-0415",
+        )

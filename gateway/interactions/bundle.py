@@ -1,0 +1,384 @@
+"""batch and transaction Bundles: https://hl7.org/fhir/R4/http.html#transaction.
+
+A transaction is one unit of work: every entry succeeds or nothing is written.
+Entries are processed in the order the specification sets (DELETE, POST, PUT,
+GET) whatever their order in the Bundle, and answered in the Bundle's order.
+Before anything is written, every ``urn:uuid:`` full URL and every conditional
+reference (``Patient?identifier=...``) is resolved to a real id and references
+are rewritten to it; conditional creates (``ifNoneExist``) and conditional
+updates are resolved in the same pass, so a reference to one finds the resource
+it matched.
+
+A batch runs each entry on its own; one entry's failure is reported in its
+response and does not affect the others.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway import fhirjson, outcomes
+from gateway.errors import GatewayError, InvalidRequest, Issue, PreconditionFailed
+from gateway.interactions import read as reads
+from gateway.interactions import write
+from gateway.interactions.types import ReturnPreference, supported_type
+from gateway.search.criteria import parse_criteria
+from gateway.store import Reader, Store, StoredVersion, UnitOfWork
+
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
+
+
+@dataclass
+class _Entry:
+    index: int
+    method: str
+    res_type: str
+    res_id: str | None
+    version_id: str | None
+    query: str
+    full_url: str | None
+    resource: dict[str, Any] | None
+    if_none_exist: str | None
+    if_match: int | None
+    target_id: str | None = None  # id decided during reference resolution
+    matched: StoredVersion | None = None  # conditional create that found a match
+    response: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"entry {self.index} ({self.method} {self.url})"
+
+    @property
+    def url(self) -> str:
+        path = self.res_type + (f"/{self.res_id}" if self.res_id else "")
+        if self.version_id:
+            path += f"/_history/{self.version_id}"
+        return path + (f"?{self.query}" if self.query else "")
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """``W/"3"``, ``"3"`` or ``3`` → 3."""
+    if value is None:
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise InvalidRequest(f"If-Match {value!r} is not a version ETag", code="GW-0120")
+    return int(text)
+
+
+def _fail(index: int, message: str, path: str = "") -> InvalidRequest:
+    expression = (f"Bundle.entry[{index}]{path}",)
+    return InvalidRequest(
+        f"entry {index}: {message}",
+        code="GW-0130",
+        issues=[Issue("invalid", message, expression)],
+    )
+
+
+def _parse_entry(index: int, raw: Any, base_url: str, kind: str) -> _Entry:
+    if not isinstance(raw, dict):
+        raise _fail(index, "an entry must be a JSON object")
+    request = raw.get("request")
+    if not isinstance(request, dict):
+        raise _fail(index, f"every {kind} entry needs a request", ".request")
+    method = request.get("method")
+    if method not in _ORDER:
+        raise _fail(index, f"request.method {method!r} is not supported", ".request.method")
+    url = request.get("url")
+    if not isinstance(url, str) or not url:
+        raise _fail(index, "request.url is required", ".request.url")
+    if url.startswith(base_url + "/"):
+        url = url[len(base_url) + 1 :]
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc:
+        raise _fail(index, f"request.url {url!r} is not on this server", ".request.url")
+    segments = [s for s in parts.path.split("/") if s]
+    if not segments:
+        raise _fail(index, "request.url names no resource type", ".request.url")
+    res_type = segments[0]
+    res_id = segments[1] if len(segments) > 1 else None
+    version_id = None
+    if len(segments) == 4 and segments[2] == "_history":
+        version_id = segments[3]
+    elif len(segments) > 2:
+        raise _fail(index, f"request.url {url!r} is not supported here", ".request.url")
+    resource = raw.get("resource")
+    if method in ("POST", "PUT"):
+        if resource is None:
+            raise _fail(index, f"a {method} entry needs a resource", ".resource")
+        supported_type(res_type)
+        try:
+            resource = write.checked_resource(
+                resource,
+                res_type,
+                url_id=res_id if method == "PUT" else None,
+                path_prefix=f"Bundle.entry[{index}].resource.",
+            )
+        except InvalidRequest as exc:
+            raise dataclasses.replace(exc, message=f"entry {index}: {exc.message}") from None
+    full_url = raw.get("fullUrl")
+    if full_url is not None and not isinstance(full_url, str):
+        raise _fail(index, "fullUrl must be a string", ".fullUrl")
+    if_none_exist = request.get("ifNoneExist")
+    return _Entry(
+        index=index,
+        method=method,
+        res_type=res_type,
+        res_id=res_id,
+        version_id=version_id,
+        query=parts.query,
+        full_url=full_url,
+        resource=resource,
+        if_none_exist=if_none_exist if isinstance(if_none_exist, str) else None,
+        if_match=parse_if_match(request.get("ifMatch")),
+    )
+
+
+def _parse_bundle(body: Any, base_url: str) -> tuple[str, list[Any]]:
+    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        raise InvalidRequest(
+            "POST to the base URL takes a Bundle of type batch or transaction",
+            code="GW-0131",
+        )
+    kind = body.get("type")
+    if kind not in ("batch", "transaction"):
+        raise InvalidRequest(
+            f"Bundle.type {kind!r}: only batch and transaction are processed here",
+            code="GW-0132",
+            issues=[Issue("value", f"unsupported Bundle.type {kind!r}", ("Bundle.type",))],
+        )
+    entries = body.get("entry", [])
+    if not isinstance(entries, list):
+        raise InvalidRequest("Bundle.entry must be an array", code="GW-0133")
+    return kind, entries
+
+
+def _walk_references(value: Any, rewrite: Callable[[str], str]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str):
+                value[key] = rewrite(item)
+            else:
+                _walk_references(item, rewrite)
+    elif isinstance(value, list):
+        for item in value:
+            _walk_references(item, rewrite)
+
+
+def _resolve(uow: UnitOfWork, entries: list[_Entry]) -> None:
+    """Decide the id of every entry that creates or conditionally updates,
+    then rewrite references to ``urn:uuid`` full URLs and conditional
+    references to those ids."""
+    seen: dict[str, int] = {}
+    by_full_url: dict[str, str] = {}
+    for entry in entries:
+        if entry.method == "POST":
+            if entry.if_none_exist:
+                criteria = parse_criteria(entry.res_type, entry.if_none_exist)
+                uow.lock_type(entry.res_type)
+                matches = uow.find_ids(entry.res_type, criteria, 2)
+                if len(matches) > 1:
+                    raise PreconditionFailed(
+                        f"ifNoneExist {entry.if_none_exist!r} matches more than one "
+                        f"{entry.res_type}",
+                        code="GW-0413",
+                    )
+                if matches:
+                    entry.target_id = matches[0]
+                    entry.matched = uow.read(entry.res_type, matches[0])
+            if entry.target_id is None:
+                entry.target_id = write.new_id()
+        elif entry.method == "PUT" and entry.res_id is None:
+            criteria = parse_criteria(entry.res_type, entry.query)
+            uow.lock_type(entry.res_type)
+            matches = uow.find_ids(entry.res_type, criteria, 2)
+            if len(matches) > 1:
+                raise PreconditionFailed(
+                    f"conditional update {entry.query!r} matches more than one {entry.res_type}",
+                    code="GW-0413",
+                )
+            body_id = entry.resource.get("id") if entry.resource else None
+            entry.target_id = matches[0] if matches else (body_id or write.new_id())
+        else:
+            entry.target_id = entry.res_id
+        if entry.method != "GET" and entry.target_id is not None:
+            key = f"{entry.res_type}/{entry.target_id}"
+            if key in seen:
+                raise _fail(
+                    entry.index,
+                    f"{key} is also changed by entry {seen[key]}; a transaction may "
+                    "change a resource only once",
+                )
+            seen[key] = entry.index
+        if entry.full_url and entry.target_id and entry.method in ("POST", "PUT"):
+            by_full_url[entry.full_url] = f"{entry.res_type}/{entry.target_id}"
+
+    conditional_cache: dict[str, str] = {}
+
+    def rewrite_for(entry: _Entry) -> Callable[[str], str]:
+        def rewrite(reference: str) -> str:
+            if reference in by_full_url:
+                return by_full_url[reference]
+            if reference.startswith(("urn:uuid:", "urn:oid:")):
+                raise _fail(
+                    entry.index,
+                    f"reference {reference!r} names no entry of this transaction",
+                    ".resource",
+                )
+            if "?" in reference and not reference.startswith(("http:", "https:", "#")):
+                if reference not in conditional_cache:
+                    ref_type, _, query = reference.partition("?")
+                    supported_type(ref_type)
+                    found = uow.find_ids(ref_type, parse_criteria(ref_type, query), 2)
+                    if len(found) != 1:
+                        raise PreconditionFailed(
+                            f"entry {entry.index}: conditional reference {reference!r} "
+                            f"matches {'no' if not found else 'more than one'} {ref_type}",
+                            code="GW-0414",
+                        )
+                    conditional_cache[reference] = f"{ref_type}/{found[0]}"
+                return conditional_cache[reference]
+            return reference
+
+        return rewrite
+
+    for entry in entries:
+        if entry.resource is not None:
+            _walk_references(entry.resource, rewrite_for(entry))
+
+
+def _location(base_url: str, version: StoredVersion) -> str:
+    return f"{base_url}/{version.res_type}/{version.res_id}/_history/{version.version}"
+
+
+def _response(
+    status: int,
+    base_url: str,
+    version: StoredVersion | None,
+    prefer: ReturnPreference,
+    *,
+    location: bool = True,
+) -> dict[str, Any]:
+    response: dict[str, Any] = {"status": outcomes.status_line(status)}
+    if version is not None:
+        if location:
+            response["location"] = _location(base_url, version)
+        response["etag"] = f'W/"{version.version}"'
+        response["lastModified"] = version.last_updated
+    entry: dict[str, Any] = {"response": response}
+    if version is not None and version.content is not None:
+        entry["fullUrl"] = f"{base_url}/{version.res_type}/{version.res_id}"
+        if prefer is ReturnPreference.REPRESENTATION:
+            entry["resource"] = fhirjson.fragment(version.content)
+        elif prefer is ReturnPreference.OPERATION_OUTCOME:
+            response["outcome"] = outcomes.information(f"{status} {outcomes.REASON[status]}")
+    return entry
+
+
+def _read(reader: Reader, entry: _Entry, base_url: str) -> dict[str, Any]:
+    if entry.res_id is None or entry.query:
+        raise _fail(
+            entry.index,
+            "only read and vread (GET [type]/[id] or [type]/[id]/_history/[vid]) are "
+            "supported in a Bundle",
+            ".request.url",
+        )
+    if entry.version_id is not None:
+        found = reads.vread(reader, entry.res_type, entry.res_id, entry.version_id)
+    else:
+        found = reads.read(reader, entry.res_type, entry.res_id)
+    return _response(200, base_url, found, ReturnPreference.REPRESENTATION, location=False)
+
+
+def _write(uow: UnitOfWork, entry: _Entry, base_url: str, prefer: ReturnPreference) -> dict[str, Any]:
+    assert entry.target_id is not None or entry.method == "DELETE"
+    if entry.method == "DELETE":
+        if entry.res_id is None:
+            raise _fail(entry.index, "conditional delete is not supported", ".request.url")
+        write.delete_in(uow, entry.res_type, entry.res_id)
+        return {"response": {"status": outcomes.status_line(204)}}
+    assert entry.resource is not None and entry.target_id is not None
+    if entry.method == "POST":
+        if entry.matched is not None:
+            return _response(200, base_url, entry.matched, prefer)
+        result = write.create_in(uow, entry.res_type, entry.resource, res_id=entry.target_id)
+    else:
+        result = write.update_in(
+            uow, entry.res_type, entry.target_id, entry.resource, if_match=entry.if_match
+        )
+    return _response(201 if result.created else 200, base_url, result.version, prefer)
+
+
+def transaction(
+    store: Store, body: Any, *, base_url: str, prefer: ReturnPreference
+) -> dict[str, Any]:
+    """Process a transaction Bundle; all or nothing."""
+    _, raw_entries = _parse_bundle(body, base_url)
+    entries = [_parse_entry(i, raw, base_url, "transaction") for i, raw in enumerate(raw_entries)]
+    for entry in entries:
+        if entry.resource is not None:
+            entry.resource = copy.deepcopy(entry.resource)
+    ordered = sorted(entries, key=lambda e: (_ORDER[e.method], e.index))
+    with store.unit_of_work() as uow:
+        _resolve(uow, entries)
+        for entry in ordered:
+            try:
+                if entry.method in ("GET", "HEAD"):
+                    entry.response = _read(uow, entry, base_url)
+                else:
+                    entry.response = _write(uow, entry, base_url, prefer)
+            except GatewayError as exc:
+                raise dataclasses.replace(
+                    exc,
+                    message=f"transaction failed at {entry.label}: {exc.message}",
+                    issues=[
+                        dataclasses.replace(
+                            issue,
+                            expression=issue.expression or (f"Bundle.entry[{entry.index}]",),
+                        )
+                        for issue in exc.issues
+                    ],
+                ) from exc
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [e.response for e in entries],
+    }
+
+
+def batch(store: Store, body: Any, *, base_url: str, prefer: ReturnPreference) -> dict[str, Any]:
+    """Process a batch Bundle; each entry on its own."""
+    _, raw_entries = _parse_bundle(body, base_url)
+    responses: list[dict[str, Any]] = [{} for _ in raw_entries]
+    parsed: list[_Entry] = []
+    for index, raw in enumerate(raw_entries):
+        try:
+            parsed.append(_parse_entry(index, raw, base_url, "batch"))
+        except GatewayError as exc:
+            responses[index] = _error_entry(exc)
+    for entry in sorted(parsed, key=lambda e: (_ORDER[e.method], e.index)):
+        try:
+            if entry.method in ("GET", "HEAD"):
+                responses[entry.index] = _read(store, entry, base_url)
+                continue
+            with store.unit_of_work() as uow:
+                _resolve(uow, [entry])
+                responses[entry.index] = _write(uow, entry, base_url, prefer)
+        except GatewayError as exc:
+            responses[entry.index] = _error_entry(exc)
+    return {"resourceType": "Bundle", "type": "batch-response", "entry": responses}
+
+
+def _error_entry(error: GatewayError) -> dict[str, Any]:
+    return {
+        "response": {
+            "status": outcomes.status_line(outcomes.status_of(error)),
+            "outcome": outcomes.operation_outcome(error),
+        }
+    }
+

@@ -1,0 +1,32 @@
+"""Resource types and interactions: is this one supported here?"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from conformance.registry import ResourceSupport, TypeInteraction, resource_support
+from gateway.errors import MethodNotAllowed, NotFound
+
+
+def supported_type(res_type: str) -> ResourceSupport:
+    support = resource_support(res_type)
+    if support is None:
+        raise NotFound(f"resource type {res_type!r} is not supported here", code="GW-0404")
+    return support
+
+
+def require(res_type: str, interaction: TypeInteraction) -> ResourceSupport:
+    support = supported_type(res_type)
+    if not support.supports(interaction):
+        raise MethodNotAllowed(
+            f"{interaction.value} is not supported for {res_type}", code="GW-0405"
+        )
+    return support
+
+
+class ReturnPreference(StrEnum):
+    """``Prefer: return=...``: https://hl7.org/fhir/R4/http.html#ops"""
+
+    MINIMAL = "minimal"
+    REPRESENTATION = "representation"
+    OPERATION_OUTCOME = "OperationOutcome"

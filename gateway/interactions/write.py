@@ -1,0 +1,254 @@
+"""create, update, delete and their conditional forms.
+
+https://hl7.org/fhir/R4/http.html#create, #update, #delete, #cond-update. Each
+public function opens one unit of work; the ``*_in`` forms run inside a unit of
+work the caller holds, which is how a transaction Bundle makes many writes one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from conformance.registry import TypeInteraction
+from conformance.validation import validate_resource
+from gateway import fhirjson
+from gateway.errors import InvalidRequest, Issue, PreconditionFailed
+from gateway.interactions.types import require
+from gateway.search.criteria import parse_criteria
+from gateway.search.index import token_rows
+from gateway.store import Store, StoredVersion, UnitOfWork
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did. ``created`` picks 201 over 200; ``matched`` says a
+    conditional create found an existing resource and wrote nothing."""
+
+    version: StoredVersion
+    created: bool
+    matched: bool = False
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def checked_resource(
+    body: Any, res_type: str, *, url_id: str | None = None, path_prefix: str = ""
+) -> dict[str, Any]:
+    """The body as a valid ``res_type``, or ``InvalidRequest`` listing every
+    problem with its element path. With ``url_id`` (update) the body's id must
+    be present and equal to it."""
+    issues = validate_resource(body, res_type)
+    if issues:
+        raise InvalidRequest(
+            f"the {res_type} is not valid FHIR R4: "
+            + "; ".join(f"{i.path}: {i.message}" for i in issues[:5])
+            + (f" (and {len(issues) - 5} more)" if len(issues) > 5 else ""),
+            code="GW-0110",
+            issues=[
+                Issue(i.code, i.message, (path_prefix + i.path,) if path_prefix else (i.path,))
+                for i in issues
+            ],
+        )
+    assert isinstance(body, dict)
+    if url_id is not None:
+        body_id = body.get("id")
+        if body_id is None:
+            raise InvalidRequest(
+                f"an update must carry the resource id; the URL says {url_id!r}",
+                code="GW-0111",
+                issues=[Issue("required", "id is missing", (f"{path_prefix}{res_type}.id",))],
+            )
+        if body_id != url_id:
+            raise InvalidRequest(
+                f"the resource id {body_id!r} does not match the id in the URL {url_id!r}",
+                code="GW-0112",
+                issues=[Issue("value", "id does not match the URL", (f"{path_prefix}{res_type}.id",))],
+            )
+    return body
+
+
+def store_version(
+    uow: UnitOfWork,
+    res_type: str,
+    res_id: str,
+    resource: dict[str, Any],
+    *,
+    method: str,
+    expected_version: int | None = None,
+) -> WriteResult:
+    """Append the next version of ``res_type/res_id`` with fresh meta."""
+    previous = uow.current(res_type, res_id)
+    if expected_version is not None and (
+        previous is None or previous.deleted or previous.version != expected_version
+    ):
+        found = "no current version" if previous is None or previous.deleted else (
+            f"version {previous.version}"
+        )
+        raise PreconditionFailed(
+            f"If-Match asked for version {expected_version} of {res_type}/{res_id}, "
+            f"but it has {found}",
+            code="GW-0412",
+        )
+    version = previous.version + 1 if previous else 1
+    last_updated = fhirjson.instant()
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = last_updated
+    content = {"resourceType": res_type, "id": res_id, "meta": meta}
+    content.update((k, v) for k, v in resource.items() if k not in content)
+    stored = uow.append(
+        StoredVersion(
+            res_type=res_type,
+            res_id=res_id,
+            version=version,
+            last_updated=last_updated,
+            method=method,
+            content=fhirjson.dumps(content),
+        ),
+        token_rows(content),
+    )
+    return WriteResult(version=stored, created=previous is None or previous.deleted)
+
+
+def _single_match(
+    uow: UnitOfWork, res_type: str, query: str, what: str
+) -> str | None:
+    criteria = parse_criteria(res_type, query)
+    uow.lock_type(res_type)
+    matches = uow.find_ids(res_type, criteria, 2)
+    if len(matches) > 1:
+        raise PreconditionFailed(
+            f"{what} criteria {query!r} match more than one {res_type}", code="GW-0413"
+        )
+    return matches[0] if matches else None
+
+
+def create_in(
+    uow: UnitOfWork,
+    res_type: str,
+    resource: dict[str, Any],
+    *,
+    if_none_exist: str | None = None,
+    res_id: str | None = None,
+) -> WriteResult:
+    """Create with a server id (or ``res_id``, which a transaction assigns
+    up front for ``urn:uuid`` references). With ``if_none_exist``, return the
+    single existing match instead of creating."""
+    require(res_type, TypeInteraction.CREATE)
+    if if_none_exist:
+        existing = _single_match(uow, res_type, if_none_exist, "If-None-Exist")
+        if existing is not None:
+            found = uow_read(uow, res_type, existing)
+            return WriteResult(version=found, created=False, matched=True)
+    return store_version(uow, res_type, res_id or new_id(), resource, method="POST")
+
+
+def update_in(
+    uow: UnitOfWork,
+    res_type: str,
+    res_id: str,
+    resource: dict[str, Any],
+    *,
+    if_match: int | None = None,
+) -> WriteResult:
+    """Update, or create with the client's id when the resource is new."""
+    require(res_type, TypeInteraction.UPDATE)
+    return store_version(
+        uow, res_type, res_id, resource, method="PUT", expected_version=if_match
+    )
+
+
+def conditional_update_in(
+    uow: UnitOfWork,
+    res_type: str,
+    query: str,
+    resource: dict[str, Any],
+    *,
+    if_match: int | None = None,
+) -> WriteResult:
+    """``PUT [type]?criteria``: update the one match, or create when none."""
+    require(res_type, TypeInteraction.UPDATE)
+    match = _single_match(uow, res_type, query, "conditional update")
+    body_id = resource.get("id")
+    if match is None:
+        return store_version(
+            uow, res_type, body_id or new_id(), resource, method="PUT",
+            expected_version=if_match,
+        )
+    if body_id is not None and body_id != match:
+        raise InvalidRequest(
+            f"the resource id {body_id!r} differs from the id of the {res_type} the "
+            "criteria matched",
+            code="GW-0114",
+        )
+    return store_version(
+        uow, res_type, match, resource, method="PUT", expected_version=if_match
+    )
+
+
+def delete_in(uow: UnitOfWork, res_type: str, res_id: str) -> StoredVersion | None:
+    """Append a deleted version; ``None`` if there was nothing live to delete
+    (deleting twice, or something never created, succeeds and writes nothing)."""
+    require(res_type, TypeInteraction.DELETE)
+    previous = uow.current(res_type, res_id)
+    if previous is None or previous.deleted:
+        return None
+    return uow.append(
+        StoredVersion(
+            res_type=res_type,
+            res_id=res_id,
+            version=previous.version + 1,
+            last_updated=fhirjson.instant(),
+            method="DELETE",
+            content=None,
+        ),
+        (),
+    )
+
+
+def uow_read(uow: UnitOfWork, res_type: str, res_id: str) -> StoredVersion:
+    """Read inside a unit of work (the version it sees is locked for it)."""
+    found = uow.read(res_type, res_id)
+    if found is None or found.deleted:  # find_ids only returns live ids
+        raise PreconditionFailed(f"{res_type}/{res_id} changed during the request")
+    return found
+
+
+# -- one unit of work each -------------------------------------------------------
+
+
+def create(
+    store: Store, res_type: str, body: Any, *, if_none_exist: str | None = None
+) -> WriteResult:
+    require(res_type, TypeInteraction.CREATE)
+    resource = checked_resource(body, res_type)
+    with store.unit_of_work() as uow:
+        return create_in(uow, res_type, resource, if_none_exist=if_none_exist)
+
+
+def update(
+    store: Store, res_type: str, res_id: str, body: Any, *, if_match: int | None = None
+) -> WriteResult:
+    require(res_type, TypeInteraction.UPDATE)
+    resource = checked_resource(body, res_type, url_id=res_id)
+    with store.unit_of_work() as uow:
+        return update_in(uow, res_type, res_id, resource, if_match=if_match)
+
+
+def conditional_update(
+    store: Store, res_type: str, query: str, body: Any, *, if_match: int | None = None
+) -> WriteResult:
+    require(res_type, TypeInteraction.UPDATE)
+    resource = checked_resource(body, res_type)
+    with store.unit_of_work() as uow:
+        return conditional_update_in(uow, res_type, query, resource, if_match=if_match)
+
+
+def delete(store: Store, res_type: str, res_id: str) -> StoredVersion | None:
+    require(res_type, TypeInteraction.DELETE)
+    with store.unit_of_work() as uow:
+        return delete_in(uow, res_type, res_id)

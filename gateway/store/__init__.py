@@ -1,0 +1,48 @@
+"""Versioned resource storage: one interface, SQLite and PostgreSQL behind it.
+
+``open_store(url)`` picks the backend from ``GATEWAY_DATABASE_URL``'s scheme.
+"""
+
+from __future__ import annotations
+
+from gateway.store.base import (
+    Criteria,
+    CurrentVersion,
+    HistoryPage,
+    HistoryQuery,
+    Reader,
+    Store,
+    StoredVersion,
+    TokenMatch,
+    TokenRow,
+    UnitOfWork,
+)
+
+__all__ = [
+    "Criteria",
+    "CurrentVersion",
+    "HistoryPage",
+    "HistoryQuery",
+    "Reader",
+    "Store",
+    "StoredVersion",
+    "TokenMatch",
+    "TokenRow",
+    "UnitOfWork",
+    "open_store",
+]
+
+
+def open_store(url: str) -> Store:
+    """Open (without migrating) the store a database URL names."""
+    if url.startswith("sqlite:///"):
+        from gateway.store.sqlite import SQLiteStore
+
+        return SQLiteStore(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        from gateway.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(
+        f"unsupported GATEWAY_DATABASE_URL {url!r}: use sqlite:///path or postgresql://..."
+    )

@@ -1,0 +1,220 @@
+"""SQL shared by the SQLite and PostgreSQL stores.
+
+Both databases accept the same statements here; only the parameter placeholder
+differs (``?`` for sqlite3, ``%s`` for psycopg), so statements are written with
+``?`` and each backend compiles them once through its ``Dialect``. Nothing in
+this module imports a driver: backends hand in their cursors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.store.base import Criteria, HistoryPage, HistoryQuery, StoredVersion, TokenRow
+
+
+class Cursor(Protocol):
+    """The DB-API cursor subset both drivers provide."""
+
+    def execute(self, sql: Any, params: Sequence[Any] = ..., /) -> Any: ...
+    def executemany(self, sql: Any, params: Sequence[Sequence[Any]], /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class Dialect:
+    placeholder: str
+
+    def sql(self, statement: str) -> str:
+        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
+
+
+_VERSION_COLUMNS = "v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.method, v.content"
+
+
+def _to_version(row: Sequence[Any]) -> StoredVersion:
+    content = row[6]
+    return StoredVersion(
+        seq=int(row[0]),
+        res_type=row[1],
+        res_id=row[2],
+        version=int(row[3]),
+        last_updated=row[4],
+        method=row[5],
+        content=bytes(content) if content is not None else None,
+    )
+
+
+class Statements:
+    """Compiled statements and the small procedures built from them."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        s = dialect.sql
+        self._dialect = dialect
+        self.read = s(
+            f"SELECT {_VERSION_COLUMNS} FROM resource_current c "
+            "JOIN resource_version v ON v.seq = c.seq WHERE c.res_type = ? AND c.res_id = ?"
+        )
+        self.vread = s(
+            f"SELECT {_VERSION_COLUMNS} FROM resource_version v "
+            "WHERE v.res_type = ? AND v.res_id = ? AND v.version = ?"
+        )
+        self.current = s(
+            "SELECT version, deleted FROM resource_current WHERE res_type = ? AND res_id = ?"
+        )
+        self.insert_version = s(
+            "INSERT INTO resource_version (res_type, res_id, version, last_updated, method, "
+            "content) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq"
+        )
+        self.upsert_current = s(
+            "INSERT INTO resource_current (res_type, res_id, version, seq, deleted) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (res_type, res_id) DO UPDATE SET "
+            "version = excluded.version, seq = excluded.seq, deleted = excluded.deleted"
+        )
+        self.delete_tokens = s("DELETE FROM search_token WHERE res_type = ? AND res_id = ?")
+        self.insert_token = s(
+            "INSERT INTO search_token (res_type, res_id, param, system, code) "
+            "VALUES (?, ?, ?, ?, ?)"
+        )
+        self.iter_current = s(
+            f"SELECT {_VERSION_COLUMNS} FROM resource_current c "
+            "JOIN resource_version v ON v.seq = c.seq "
+            "WHERE c.res_type = ? AND c.deleted = ? ORDER BY c.res_id"
+        )
+
+    # -- reads -----------------------------------------------------------------
+
+    def fetch_version(self, cur: Cursor, sql: str, params: Sequence[Any]) -> StoredVersion | None:
+        cur.execute(sql, params)
+        row = cur.fetchone()
+        return _to_version(row) if row is not None else None
+
+    def iter_versions(self, cur: Cursor, sql: str, params: Sequence[Any]) -> Iterator[StoredVersion]:
+        cur.execute(sql, params)
+        for row in cur.fetchall():
+            yield _to_version(row)
+
+    def find_ids(self, cur: Cursor, res_type: str, criteria: Criteria, limit: int) -> list[str]:
+        where = ["c.res_type = ?", "c.deleted = ?"]
+        params: list[Any] = [res_type, False]
+        if criteria.ids is not None:
+            if not criteria.ids:
+                return []
+            ids = sorted(criteria.ids)
+            where.append(f"c.res_id IN ({', '.join('?' for _ in ids)})")
+            params.extend(ids)
+        for group in criteria.token_groups:
+            alternatives = []
+            for match in group:
+                clause = "(t.param = ? AND t.code = ?"
+                params.extend([match.param, match.code])
+                if match.system == "":
+                    clause += " AND t.system IS NULL"
+                elif match.system is not None:
+                    clause += " AND t.system = ?"
+                    params.append(match.system)
+                alternatives.append(clause + ")")
+            where.append(
+                "EXISTS (SELECT 1 FROM search_token t WHERE t.res_type = c.res_type "
+                f"AND t.res_id = c.res_id AND ({' OR '.join(alternatives)}))"
+            )
+        sql = (
+            f"SELECT c.res_id FROM resource_current c WHERE {' AND '.join(where)} "
+            f"ORDER BY c.res_id LIMIT {int(limit)}"
+        )
+        cur.execute(self._dialect.sql(sql), params)
+        return [row[0] for row in cur.fetchall()]
+
+    def history(self, cur: Cursor, query: HistoryQuery) -> HistoryPage:
+        where: list[str] = []
+        params: list[Any] = []
+        if query.res_type is not None:
+            where.append("v.res_type = ?")
+            params.append(query.res_type)
+        if query.res_id is not None:
+            where.append("v.res_id = ?")
+            params.append(query.res_id)
+        if query.since is not None:
+            where.append("v.last_updated >= ?")
+            params.append(query.since)
+        filters = list(where)
+        filter_params = list(params)
+        newest_first = query.after_seq is None
+        if query.before_seq is not None:
+            where.append("v.seq < ?")
+            params.append(query.before_seq)
+        if query.after_seq is not None:
+            where.append("v.seq > ?")
+            params.append(query.after_seq)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        order = "DESC" if newest_first else "ASC"
+        sql = (
+            f"SELECT {_VERSION_COLUMNS} FROM resource_version v {clause} "
+            f"ORDER BY v.seq {order} LIMIT {int(query.count) + 1}"
+        )
+        rows = list(self.iter_versions(cur, self._dialect.sql(sql), params))
+        more = len(rows) > query.count
+        rows = rows[: query.count]
+        if not newest_first:
+            rows.reverse()
+        total = None
+        if query.res_id is not None:
+            count_clause = f"WHERE {' AND '.join(filters)}" if filters else ""
+            cur.execute(
+                self._dialect.sql(f"SELECT COUNT(*) FROM resource_version v {count_clause}"),
+                filter_params,
+            )
+            total = int(cur.fetchone()[0])
+        if newest_first:
+            has_older, has_newer = more, query.before_seq is not None
+        else:
+            has_older, has_newer = True, more
+        return HistoryPage(entries=rows, total=total, has_older=has_older, has_newer=has_newer)
+
+    # -- writes ----------------------------------------------------------------
+
+    def append(
+        self,
+        cur: Cursor,
+        version: StoredVersion,
+        tokens: Sequence[TokenRow],
+        on_duplicate: Callable[[], Exception],
+        integrity_error: type[Exception],
+    ) -> StoredVersion:
+        try:
+            cur.execute(
+                self.insert_version,
+                (
+                    version.res_type,
+                    version.res_id,
+                    version.version,
+                    version.last_updated,
+                    version.method,
+                    version.content,
+                ),
+            )
+        except integrity_error as exc:
+            raise on_duplicate() from exc
+        seq = int(cur.fetchone()[0])
+        cur.execute(
+            self.upsert_current,
+            (version.res_type, version.res_id, version.version, seq, version.deleted),
+        )
+        cur.execute(self.delete_tokens, (version.res_type, version.res_id))
+        if tokens and not version.deleted:
+            cur.executemany(
+                self.insert_token,
+                [(version.res_type, version.res_id, t.param, t.system, t.code) for t in tokens],
+            )
+        return StoredVersion(
+            res_type=version.res_type,
+            res_id=version.res_id,
+            version=version.version,
+            last_updated=version.last_updated,
+            method=version.method,
+            content=version.content,
+            seq=seq,
+        )

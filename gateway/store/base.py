@@ -1,0 +1,159 @@
+"""The storage interface every backend implements.
+
+The store keeps every version of every resource (FHIR RESTful API, "Versioning"
+https://hl7.org/fhir/R4/http.html#versioning): a write appends a version, a
+delete appends a *deleted* version, and nothing is ever overwritten. The store
+knows nothing of FHIR semantics beyond that: the interactions layer decides
+version numbers and meta, the store guarantees that a unit of work commits
+whole or not at all and that two writers can never both create the same
+version.
+
+Search index rows (``IndexRow``) are written in the same unit of work as the
+version they describe, so an index can never disagree with the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One version of one resource as stored. ``content`` is FHIR JSON bytes
+    with ``meta.versionId`` and ``meta.lastUpdated`` already set, or ``None``
+    for a deleted version."""
+
+    res_type: str
+    res_id: str
+    version: int
+    last_updated: str  # FHIR instant, UTC
+    method: str  # POST, PUT or DELETE: the interaction that made it
+    content: bytes | None
+    seq: int = 0  # global order of writes; assigned by the store
+
+    @property
+    def deleted(self) -> bool:
+        return self.content is None
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentVersion:
+    """What a writer needs to know of the latest version before writing the next."""
+
+    version: int
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    """A token search index value (system|code) extracted from a resource."""
+
+    param: str
+    system: str | None
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMatch:
+    """One token condition: ``code`` with ``system`` (``None`` = any system,
+    ``""`` = no system, as FHIR's ``|code`` means)."""
+
+    param: str
+    code: str
+    system: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Criteria:
+    """A conjunction of disjunctions: every group must have one matching
+    alternative. ``ids`` restricts to logical ids when not ``None``."""
+
+    token_groups: tuple[tuple[TokenMatch, ...], ...] = ()
+    ids: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """A page of history, newest first. Paging is by keyset on ``seq`` so a
+    page link keeps returning the same entries while new versions arrive."""
+
+    res_type: str | None = None
+    res_id: str | None = None
+    since: str | None = None  # FHIR instant: versions last updated at or after
+    at: str | None = None  # FHIR instant: versions current at this point in time
+    before_seq: int | None = None  # next pages: entries older than this
+    after_seq: int | None = None  # previous pages: entries newer than this
+    count: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    entries: list[StoredVersion]
+    total: int | None  # entries matching the query regardless of paging
+    has_older: bool
+    has_newer: bool
+
+
+class Reader(Protocol):
+    """Reading single resources: what both a store and a unit of work offer."""
+
+    def read(self, res_type: str, res_id: str) -> StoredVersion | None:
+        """The latest version (possibly a deleted one), or ``None`` if the
+        resource never existed."""
+
+    def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
+        """One specific version, or ``None``."""
+
+
+class UnitOfWork(Reader, Protocol):
+    """Writes that commit together. Obtained from ``Store.unit_of_work()``.
+    Reads inside it see its own writes."""
+
+    def current(self, res_type: str, res_id: str) -> CurrentVersion | None:
+        """The latest version of a resource, locked against concurrent writers
+        until the unit of work ends."""
+
+    def append(self, version: StoredVersion, tokens: Sequence[TokenRow]) -> StoredVersion:
+        """Store a new version and replace the resource's index rows. Raises
+        ``gateway.errors.Conflict`` if that version already exists (a
+        concurrent writer won). Returns the version with its ``seq``."""
+
+    def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:
+        """Logical ids of live resources of a type matching the criteria, as
+        seen inside this unit of work (conditional create and update)."""
+
+    def lock_type(self, res_type: str) -> None:
+        """Serialise conditional writes on one type, so that two concurrent
+        conditional creates with the same criteria cannot both create."""
+
+
+class Store(Reader, Protocol):
+    """A versioned resource store. Implementations: ``SQLiteStore``,
+    ``PostgresStore``. All methods are thread-safe."""
+
+    url: str
+
+    def migrate(self) -> list[int]:
+        """Apply pending schema migrations; return the versions applied."""
+
+    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
+        """Begin an atomic unit of work: commits on normal exit, rolls back on
+        any exception."""
+
+    def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:
+        """As ``UnitOfWork.find_ids``, outside any unit of work."""
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        """Versions newest first, as described by the query."""
+
+    def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
+        """Every live resource of a type (maintenance and export)."""
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` if the database cannot be reached."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,156 @@
+"""The PostgreSQL store (production), psycopg 3 with a connection pool.
+
+Writers lock the resource's ``resource_current`` row (``SELECT ... FOR
+UPDATE``) so concurrent updates queue rather than interleave; conditional
+writes take a transaction-scoped advisory lock per resource type, so two
+conditional creates with the same criteria cannot both create.
+https://www.postgresql.org/docs/15/explicit-locking.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from gateway.errors import Conflict, StoreUnavailable
+from gateway.store._schema import MIGRATIONS, SCHEMA_MIGRATION_TABLE
+from gateway.store._sql import Dialect, Statements
+from gateway.store.base import (
+    Criteria,
+    CurrentVersion,
+    HistoryPage,
+    HistoryQuery,
+    StoredVersion,
+    TokenRow,
+)
+
+_STATEMENTS = Statements(Dialect(placeholder="%s"))
+_LOCK_CURRENT = (
+    "SELECT version, deleted FROM resource_current WHERE res_type = %s AND res_id = %s FOR UPDATE"
+)
+_MIGRATION_LOCK_KEY = 0x6761_7465  # any constant shared by every gateway process
+
+
+def _duplicate_version() -> Exception:
+    return Conflict(
+        "Another request wrote this resource at the same time; retry with its new version",
+        code="GW-0409",
+    )
+
+
+class _PostgresUnitOfWork:
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        self._cur = conn.cursor()
+
+    def current(self, res_type: str, res_id: str) -> CurrentVersion | None:
+        self._cur.execute(_LOCK_CURRENT, (res_type, res_id))
+        row = self._cur.fetchone()
+        return CurrentVersion(version=int(row[0]), deleted=bool(row[1])) if row else None  # type: ignore[call-overload]
+
+    def read(self, res_type: str, res_id: str) -> StoredVersion | None:
+        return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.read, (res_type, res_id))
+
+    def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
+        return _STATEMENTS.fetch_version(
+            self._cur, _STATEMENTS.vread, (res_type, res_id, version)
+        )
+
+    def append(self, version: StoredVersion, tokens: Sequence[TokenRow]) -> StoredVersion:
+        return _STATEMENTS.append(
+            self._cur, version, tokens, _duplicate_version, psycopg.errors.UniqueViolation
+        )
+
+    def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:
+        return _STATEMENTS.find_ids(self._cur, res_type, criteria, limit)
+
+    def lock_type(self, res_type: str) -> None:
+        self._cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (res_type,))
+
+
+class PostgresStore:
+    """A store in a PostgreSQL database, ``postgresql://user@host:port/db``."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self._pool: ConnectionPool[psycopg.Connection[tuple[object, ...]]] = ConnectionPool(
+            url, min_size=min_size, max_size=max_size, open=False, timeout=10
+        )
+        try:
+            self._pool.open(wait=True, timeout=10)
+        except psycopg_pool_errors() as exc:
+            self._pool.close()
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
+
+    def migrate(self) -> list[int]:
+        applied: list[int] = []
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
+            conn.execute(SCHEMA_MIGRATION_TABLE)
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migration")}
+            for migration in MIGRATIONS:
+                if migration.version in done:
+                    continue
+                for statement in migration.postgres:
+                    conn.execute(statement)  # type: ignore[call-overload]
+                conn.execute(
+                    "INSERT INTO schema_migration (version, name, applied_at) "
+                    "VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, datetime.now(UTC).isoformat()),
+                )
+                applied.append(migration.version)
+        return applied
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[_PostgresUnitOfWork]:
+        with self._connection() as conn, conn.transaction():
+            yield _PostgresUnitOfWork(conn)
+
+    def read(self, res_type: str, res_id: str) -> StoredVersion | None:
+        with self._connection() as conn:
+            return _STATEMENTS.fetch_version(conn.cursor(), _STATEMENTS.read, (res_type, res_id))
+
+    def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
+        with self._connection() as conn:
+            return _STATEMENTS.fetch_version(
+                conn.cursor(), _STATEMENTS.vread, (res_type, res_id, version)
+            )
+
+    def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:
+        with self._connection() as conn:
+            return _STATEMENTS.find_ids(conn.cursor(), res_type, criteria, limit)
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            return _STATEMENTS.history(conn.cursor(), query)
+
+    def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
+        with self._connection() as conn:
+            yield from _STATEMENTS.iter_versions(
+                conn.cursor(), _STATEMENTS.iter_current, (res_type, False)
+            )
+
+    def ping(self) -> None:
+        with self._connection() as conn:
+            conn.execute("SELECT 1 FROM schema_migration LIMIT 1")
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def psycopg_pool_errors() -> tuple[type[Exception], ...]:
+    from psycopg_pool import PoolTimeout
+
+    return (PoolTimeout, psycopg.OperationalError)

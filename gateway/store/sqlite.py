@@ -1,0 +1,177 @@
+"""The embedded SQLite store (the default).
+
+One connection per thread, WAL journal so readers never wait for the writer,
+``synchronous=FULL`` so a committed write survives a power cut, and
+``BEGIN IMMEDIATE`` so writers queue for the single write lock up front instead
+of failing half-way. https://www.sqlite.org/wal.html
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway.errors import Conflict, StoreUnavailable
+from gateway.store._schema import MIGRATIONS, SCHEMA_MIGRATION_TABLE
+from gateway.store._sql import Dialect, Statements
+from gateway.store.base import (
+    Criteria,
+    CurrentVersion,
+    HistoryPage,
+    HistoryQuery,
+    StoredVersion,
+    TokenRow,
+)
+
+_STATEMENTS = Statements(Dialect(placeholder="?"))
+_BUSY_TIMEOUT_MS = 10_000
+
+
+def _duplicate_version() -> Exception:
+    return Conflict(
+        "Another request wrote this resource at the same time; retry with its new version",
+        code="GW-0409",
+    )
+
+
+class _SQLiteUnitOfWork:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._cur = conn.cursor()
+
+    def current(self, res_type: str, res_id: str) -> CurrentVersion | None:
+        self._cur.execute(_STATEMENTS.current, (res_type, res_id))
+        row = self._cur.fetchone()
+        return CurrentVersion(version=row[0], deleted=bool(row[1])) if row else None
+
+    def read(self, res_type: str, res_id: str) -> StoredVersion | None:
+        return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.read, (res_type, res_id))
+
+    def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
+        return _STATEMENTS.fetch_version(
+            self._cur, _STATEMENTS.vread, (res_type, res_id, version)
+        )
+
+    def append(self, version: StoredVersion, tokens: Sequence[TokenRow]) -> StoredVersion:
+        return _STATEMENTS.append(
+            self._cur, version, tokens, _duplicate_version, sqlite3.IntegrityError
+        )
+
+    def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:
+        return _STATEMENTS.find_ids(self._cur, res_type, criteria, limit)
+
+    def lock_type(self, res_type: str) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already holds the database's only write lock."""
+
+
+class SQLiteStore:
+    """A store in one SQLite file, ``sqlite:///path/to/file.db``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        path = url.removeprefix("sqlite:///")
+        if not path or path == url:
+            raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path)")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path,
+                    isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                    timeout=_BUSY_TIMEOUT_MS / 1000,
+                    check_same_thread=False,
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot open the SQLite database: {exc}") from exc
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def migrate(self) -> list[int]:
+        applied: list[int] = []
+        with self._transaction() as conn:
+            conn.execute(SCHEMA_MIGRATION_TABLE)
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migration")}
+            for migration in MIGRATIONS:
+                if migration.version in done:
+                    continue
+                for statement in migration.sqlite:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migration (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, datetime.now(UTC).isoformat()),
+                )
+                applied.append(migration.version)
+        return applied
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[_SQLiteUnitOfWork]:
+        with self._transaction() as conn:
+            yield _SQLiteUnitOfWork(conn)
+
+    def read(self, res_type: str, res_id: str) -> StoredVersion | None:
+        return _STATEMENTS.fetch_version(
+            self._conn().cursor(), _STATEMENTS.read, (res_type, res_id)
+        )
+
+    def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
+        return _STATEMENTS.fetch_version(
+            self._conn().cursor(), _STATEMENTS.vread, (res_type, res_id, version)
+        )
+
+    def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:
+        return _STATEMENTS.find_ids(self._conn().cursor(), res_type, criteria, limit)
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        # A read transaction gives the page and its count one snapshot.
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            return _STATEMENTS.history(conn.cursor(), query)
+        finally:
+            conn.execute("COMMIT")
+
+    def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
+        return _STATEMENTS.iter_versions(
+            self._conn().cursor(), _STATEMENTS.iter_current, (res_type, False)
+        )
+
+    def ping(self) -> None:
+        try:
+            self._conn().execute("SELECT 1 FROM schema_migration LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the SQLite database is not usable: {exc}") from exc
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
