@@ -11,17 +11,13 @@ from typing import Any
 from conformance.registry import RESOURCES, SYSTEM_INTERACTIONS, TypeInteraction
 
 
-def capability_statement(
-    *, base_url: str, software_version: str, published: str
-) -> dict[str, Any]:
+def capability_statement(*, base_url: str, software_version: str, published: str) -> dict[str, Any]:
     """A CapabilityStatement (kind ``instance``) for the server at ``base_url``."""
     resources: list[dict[str, Any]] = []
     for support in RESOURCES.values():
         entry: dict[str, Any] = {
             "type": support.type,
-            "interaction": [
-                {"code": i.value} for i in TypeInteraction if support.supports(i)
-            ],
+            "interaction": [{"code": i.value} for i in TypeInteraction if support.supports(i)],
             "versioning": "versioned-update",
             "readHistory": True,
             "updateCreate": support.supports(TypeInteraction.UPDATE),
@@ -42,8 +38,10 @@ def capability_statement(
         "publisher": "London care gateway",
         "kind": "instance",
         "software": {"name": "London care gateway", "version": software_version},
-        "implementation": {"description": "FHIR R4 gateway for health and social care",
-                           "url": base_url},
+        "implementation": {
+            "description": "FHIR R4 gateway for health and social care",
+            "url": base_url,
+        },
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
         "rest": [

@@ -117,5 +117,7 @@ def validate_resource(resource: Any, res_type: str) -> list[ValidationIssue]:
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         # fhir.resources raises these for shapes it cannot even start on, such
         # as a contained resource of an unknown type.
-        issues.append(ValidationIssue(res_type, f"cannot be read as {res_type}: {exc!r}", "structure"))
+        issues.append(
+            ValidationIssue(res_type, f"cannot be read as {res_type}: {exc!r}", "structure")
+        )
     return issues

@@ -53,7 +53,5 @@ def parse_instant(value: str) -> datetime:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
     except ValueError as exc:
-        raise InvalidRequest(
-            f"{value!r} is not a FHIR instant", code="GW-0303"
-        ) from exc
+        raise InvalidRequest(f"{value!r} is not a FHIR instant", code="GW-0303") from exc
     return moment.astimezone(UTC)

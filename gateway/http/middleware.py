@@ -73,9 +73,7 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
     reading it when Content-Length says so, and while reading it otherwise."""
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"the body is {declared} bytes; the limit is {limit}", code="GW-0413"
-        )
+        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}", code="GW-0413")
     chunks: list[bytes] = []
     size = 0
     while True:

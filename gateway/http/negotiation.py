@@ -9,6 +9,7 @@ ask for.
 from __future__ import annotations
 
 from gateway.errors import NotAcceptable, UnsupportedMediaType
+from gateway.interactions.types import ReturnPreference
 
 _JSON_TYPES = {"application/fhir+json", "application/json", "application/json+fhir"}
 _FORMAT_ALIASES = {"json", *_JSON_TYPES}
@@ -52,3 +53,24 @@ def check_content_type(content_type: str | None) -> None:
             f"Content-Type {content_type!r} is not accepted: send application/fhir+json",
             code="GW-0415",
         )
+
+
+def parse_prefer(header: str | None) -> dict[str, str]:
+    """``Prefer: return=minimal, handling=lenient`` → ``{"return": "minimal",
+    "handling": "lenient"}`` (RFC 7240; later preferences do not override)."""
+    preferences: dict[str, str] = {}
+    for part in (header or "").replace(";", ",").split(","):
+        name, _, value = part.strip().partition("=")
+        if name:
+            preferences.setdefault(name.strip().lower(), value.strip().strip('"'))
+    return preferences
+
+
+def return_preference(header: str | None) -> ReturnPreference:
+    """The ``return`` preference; representation when absent or unknown, as the
+    specification leaves unknown preferences to be ignored."""
+    value = parse_prefer(header).get("return", "")
+    for preference in ReturnPreference:
+        if value.lower() == preference.value.lower():
+            return preference
+    return ReturnPreference.REPRESENTATION

@@ -295,7 +295,9 @@ def _read(reader: Reader, entry: _Entry, base_url: str) -> dict[str, Any]:
     return _response(200, base_url, found, ReturnPreference.REPRESENTATION, location=False)
 
 
-def _write(uow: UnitOfWork, entry: _Entry, base_url: str, prefer: ReturnPreference) -> dict[str, Any]:
+def _write(
+    uow: UnitOfWork, entry: _Entry, base_url: str, prefer: ReturnPreference
+) -> dict[str, Any]:
     assert entry.target_id is not None or entry.method == "DELETE"
     if entry.method == "DELETE":
         if entry.res_id is None:
@@ -381,4 +383,3 @@ def _error_entry(error: GatewayError) -> dict[str, Any]:
             "outcome": outcomes.operation_outcome(error),
         }
     }
-

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from conformance.registry import TypeInteraction
 from gateway import fhirjson
-from gateway.errors import InvalidRequest, Issue
+from gateway.errors import InvalidRequest, Issue, NotFound
 from gateway.interactions.types import require
 from gateway.store import HistoryPage, HistoryQuery, Store, StoredVersion
 
@@ -76,7 +76,7 @@ def history(
             res_type,
             TypeInteraction.HISTORY_INSTANCE if res_id else TypeInteraction.HISTORY_TYPE,
         )
-    return store.history(
+    page = store.history(
         HistoryQuery(
             res_type=res_type,
             res_id=res_id,
@@ -86,6 +86,9 @@ def history(
             count=request.count,
         )
     )
+    if res_type and res_id and not page.entries and store.read(res_type, res_id) is None:
+        raise NotFound(f"{res_type}/{res_id} is not known", code="GW-0410")
+    return page
 
 
 def _entry(base_url: str, version: StoredVersion) -> dict[str, Any]:

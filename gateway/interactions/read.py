@@ -27,9 +27,7 @@ def vread(store: Reader, res_type: str, res_id: str, version_id: str) -> StoredV
     """One version; ``Gone`` if that version is a deletion."""
     require(res_type, TypeInteraction.VREAD)
     if not version_id.isdigit():
-        raise NotFound(
-            f"{res_type}/{res_id} has no version {version_id!r}", code="GW-0412"
-        )
+        raise NotFound(f"{res_type}/{res_id} has no version {version_id!r}", code="GW-0412")
     found = store.vread(res_type, res_id, int(version_id))
     if found is None:
         raise NotFound(f"{res_type}/{res_id} has no version {version_id}", code="GW-0412")

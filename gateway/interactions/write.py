@@ -66,7 +66,9 @@ def checked_resource(
             raise InvalidRequest(
                 f"the resource id {body_id!r} does not match the id in the URL {url_id!r}",
                 code="GW-0112",
-                issues=[Issue("value", "id does not match the URL", (f"{path_prefix}{res_type}.id",))],
+                issues=[
+                    Issue("value", "id does not match the URL", (f"{path_prefix}{res_type}.id",))
+                ],
             )
     return body
 
@@ -85,8 +87,10 @@ def store_version(
     if expected_version is not None and (
         previous is None or previous.deleted or previous.version != expected_version
     ):
-        found = "no current version" if previous is None or previous.deleted else (
-            f"version {previous.version}"
+        found = (
+            "no current version"
+            if previous is None or previous.deleted
+            else (f"version {previous.version}")
         )
         raise PreconditionFailed(
             f"If-Match asked for version {expected_version} of {res_type}/{res_id}, "
@@ -114,9 +118,7 @@ def store_version(
     return WriteResult(version=stored, created=previous is None or previous.deleted)
 
 
-def _single_match(
-    uow: UnitOfWork, res_type: str, query: str, what: str
-) -> str | None:
+def _single_match(uow: UnitOfWork, res_type: str, query: str, what: str) -> str | None:
     criteria = parse_criteria(res_type, query)
     uow.lock_type(res_type)
     matches = uow.find_ids(res_type, criteria, 2)
@@ -157,9 +159,7 @@ def update_in(
 ) -> WriteResult:
     """Update, or create with the client's id when the resource is new."""
     require(res_type, TypeInteraction.UPDATE)
-    return store_version(
-        uow, res_type, res_id, resource, method="PUT", expected_version=if_match
-    )
+    return store_version(uow, res_type, res_id, resource, method="PUT", expected_version=if_match)
 
 
 def conditional_update_in(
@@ -176,7 +176,11 @@ def conditional_update_in(
     body_id = resource.get("id")
     if match is None:
         return store_version(
-            uow, res_type, body_id or new_id(), resource, method="PUT",
+            uow,
+            res_type,
+            body_id or new_id(),
+            resource,
+            method="PUT",
             expected_version=if_match,
         )
     if body_id is not None and body_id != match:
@@ -185,9 +189,7 @@ def conditional_update_in(
             "criteria matched",
             code="GW-0114",
         )
-    return store_version(
-        uow, res_type, match, resource, method="PUT", expected_version=if_match
-    )
+    return store_version(uow, res_type, match, resource, method="PUT", expected_version=if_match)
 
 
 def delete_in(uow: UnitOfWork, res_type: str, res_id: str) -> StoredVersion | None:

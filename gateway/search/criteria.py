@@ -46,9 +46,7 @@ def parse_criteria(res_type: str, query: str) -> Criteria:
                 f"search parameter {name!r} is not supported on {res_type} for conditional "
                 f"operations (supported: {', '.join(CONDITIONAL_PARAMETERS)})",
                 code="GW-0301",
-                issues=[
-                    Issue("not-supported", f"unknown search parameter {name!r}", (name,))
-                ],
+                issues=[Issue("not-supported", f"unknown search parameter {name!r}", (name,))],
             )
         values = [v for v in raw.split(",") if v]
         if not values:

@@ -92,7 +92,9 @@ class Statements:
         row = cur.fetchone()
         return _to_version(row) if row is not None else None
 
-    def iter_versions(self, cur: Cursor, sql: str, params: Sequence[Any]) -> Iterator[StoredVersion]:
+    def iter_versions(
+        self, cur: Cursor, sql: str, params: Sequence[Any]
+    ) -> Iterator[StoredVersion]:
         cur.execute(sql, params)
         for row in cur.fetchall():
             yield _to_version(row)

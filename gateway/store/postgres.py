@@ -55,9 +55,7 @@ class _PostgresUnitOfWork:
         return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.read, (res_type, res_id))
 
     def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
-        return _STATEMENTS.fetch_version(
-            self._cur, _STATEMENTS.vread, (res_type, res_id, version)
-        )
+        return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.vread, (res_type, res_id, version))
 
     def append(self, version: StoredVersion, tokens: Sequence[TokenRow]) -> StoredVersion:
         return _STATEMENTS.append(
@@ -105,8 +103,7 @@ class PostgresStore:
                 for statement in migration.postgres:
                     conn.execute(statement)  # type: ignore[call-overload]
                 conn.execute(
-                    "INSERT INTO schema_migration (version, name, applied_at) "
-                    "VALUES (%s, %s, %s)",
+                    "INSERT INTO schema_migration (version, name, applied_at) VALUES (%s, %s, %s)",
                     (migration.version, migration.name, datetime.now(UTC).isoformat()),
                 )
                 applied.append(migration.version)

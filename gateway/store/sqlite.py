@@ -51,9 +51,7 @@ class _SQLiteUnitOfWork:
         return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.read, (res_type, res_id))
 
     def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
-        return _STATEMENTS.fetch_version(
-            self._cur, _STATEMENTS.vread, (res_type, res_id, version)
-        )
+        return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.vread, (res_type, res_id, version))
 
     def append(self, version: StoredVersion, tokens: Sequence[TokenRow]) -> StoredVersion:
         return _STATEMENTS.append(

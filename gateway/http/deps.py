@@ -1,0 +1,61 @@
+"""What every FHIR route needs before it runs, in one dependency: the format
+check, the requester check and the request's context (store, base URL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+
+from gateway.config import Settings
+from gateway.errors import Unauthorized
+from gateway.http.negotiation import check_acceptable
+from gateway.store import Store
+
+
+@dataclass(frozen=True)
+class FhirContext:
+    store: Store
+    settings: Settings
+    base_url: str  # the FHIR base, without a trailing slash
+
+
+def base_url(request: Request, settings: Settings) -> str:
+    if settings.base_url:
+        return settings.base_url
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def _negotiated(request: Request) -> FhirContext:
+    check_acceptable(request.headers.get("accept"), request.query_params.get("_format"))
+    settings: Settings = request.app.state.settings
+    return FhirContext(
+        store=request.app.state.store, settings=settings, base_url=base_url(request, settings)
+    )
+
+
+def public_context(request: Request) -> FhirContext:
+    """For endpoints anyone may call (the CapabilityStatement)."""
+    return _negotiated(request)
+
+
+def authenticated_context(request: Request) -> FhirContext:
+    """For every endpoint that reads or writes data.
+
+    Until SMART Backend Services authentication is in place, data endpoints
+    refuse every request unless the server was started with the explicit
+    development switch that says it is insecure.
+    """
+    context = _negotiated(request)
+    if not context.settings.insecure_no_auth:
+        raise Unauthorized(
+            "this endpoint needs an authenticated client, and this server does not yet "
+            "accept any credentials (start it with --insecure-no-auth for local "
+            "development only)",
+            code="GW-0401",
+        )
+    return context
+
+
+Public = Depends(public_context)
+Authenticated = Depends(authenticated_context)
