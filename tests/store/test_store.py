@@ -1,0 +1,209 @@
+"""The storage contract, run against SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from gateway.errors import Conflict
+from gateway.store import (
+    Criteria,
+    HistoryQuery,
+    Store,
+    StoredVersion,
+    TokenMatch,
+    TokenRow,
+    open_store,
+)
+
+
+def _version(
+    res_id: str,
+    version: int,
+    body: bytes | None = b'{"resourceType":"Patient"}',
+    res_type: str = "Patient",
+    at: str = "2026-01-01T00:00:00.000000Z",
+) -> StoredVersion:
+    return StoredVersion(
+        res_type=res_type,
+        res_id=res_id,
+        version=version,
+        last_updated=at,
+        method="DELETE" if body is None else ("POST" if version == 1 else "PUT"),
+        content=body,
+    )
+
+
+def _write(store: Store, *versions: StoredVersion, tokens: tuple[TokenRow, ...] = ()) -> None:
+    with store.unit_of_work() as uow:
+        for version in versions:
+            uow.append(version, tokens)
+
+
+def test_migrations_are_versioned_and_idempotent(store_url: str) -> None:
+    """The first migrate applies every migration; a second applies none."""
+    store = open_store(store_url)
+    try:
+        applied = store.migrate()
+        assert applied and applied == sorted(applied)
+        assert store.migrate() == []
+        store.ping()
+    finally:
+        store.close()
+
+
+def test_read_returns_the_latest_version_and_vread_any(store: Store) -> None:
+    """Every write appends a version; read sees the newest, vread each one."""
+    _write(store, _version("a", 1, b'{"v":1}'))
+    _write(store, _version("a", 2, b'{"v":2}'))
+    latest = store.read("Patient", "a")
+    assert latest is not None and latest.version == 2 and latest.content == b'{"v":2}'
+    first = store.vread("Patient", "a", 1)
+    assert first is not None and first.content == b'{"v":1}'
+    assert store.vread("Patient", "a", 3) is None
+    assert store.read("Patient", "missing") is None
+    assert store.read("Observation", "a") is None
+
+
+def test_a_delete_is_a_new_version_that_keeps_history(store: Store) -> None:
+    """Deleting appends an empty version; earlier versions stay readable."""
+    _write(store, _version("a", 1))
+    _write(store, _version("a", 2, None))
+    latest = store.read("Patient", "a")
+    assert latest is not None and latest.deleted and latest.version == 2
+    kept = store.vread("Patient", "a", 1)
+    assert kept is not None and not kept.deleted
+
+
+def test_writing_an_existing_version_is_a_conflict(store: Store) -> None:
+    """Two writers cannot both create version n: the second gets Conflict."""
+    _write(store, _version("a", 1))
+    with pytest.raises(Conflict):
+        _write(store, _version("a", 1, b'{"other":true}'))
+    found = store.read("Patient", "a")
+    assert found is not None and found.content == b'{"resourceType":"Patient"}'
+
+
+def test_a_failed_unit_of_work_writes_nothing(store: Store) -> None:
+    """An exception inside a unit of work rolls back every write in it."""
+    _write(store, _version("keep", 1))
+    with pytest.raises(RuntimeError), store.unit_of_work() as uow:
+        uow.append(_version("b", 1), ())
+        uow.append(_version("keep", 2, b'{"changed":true}'), ())
+        raise RuntimeError("crash mid-transaction")
+    assert store.read("Patient", "b") is None
+    kept = store.read("Patient", "keep")
+    assert kept is not None and kept.version == 1
+    assert store.history(HistoryQuery()).entries[0].res_id == "keep"
+
+
+def test_reads_inside_a_unit_of_work_see_its_own_writes(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        uow.append(_version("a", 1), (TokenRow("identifier", "s", "1"),))
+        assert uow.read("Patient", "a") is not None
+        current = uow.current("Patient", "a")
+        assert current is not None and current.version == 1 and not current.deleted
+        assert uow.find_ids("Patient", Criteria(((TokenMatch("identifier", "1", "s"),),))) == ["a"]
+
+
+def test_find_ids_matches_tokens_by_system_and_code(store: Store) -> None:
+    """Token criteria: system|code, code alone, |code (no system); deleted
+    resources and other types never match."""
+    _write(store, _version("a", 1), tokens=(TokenRow("identifier", "https://nhs", "9000000009"),))
+    _write(store, _version("b", 1), tokens=(TokenRow("identifier", None, "9000000009"),))
+    _write(store, _version("c", 1), tokens=(TokenRow("identifier", "https://nhs", "1"),))
+    _write(store, _version("c", 2, None))
+    _write(
+        store,
+        _version("o", 1, res_type="Observation"),
+        tokens=(TokenRow("identifier", "https://nhs", "9000000009"),),
+    )
+
+    def ids(*group: TokenMatch) -> list[str]:
+        return store.find_ids("Patient", Criteria((group,)), limit=10)
+
+    assert ids(TokenMatch("identifier", "9000000009", "https://nhs")) == ["a"]
+    assert ids(TokenMatch("identifier", "9000000009")) == ["a", "b"]
+    assert ids(TokenMatch("identifier", "9000000009", "")) == ["b"]
+    assert ids(TokenMatch("identifier", "1", "https://nhs")) == []
+    assert ids(TokenMatch("identifier", "1"), TokenMatch("identifier", "9000000009", "")) == ["b"]
+    assert store.find_ids("Patient", Criteria(ids=frozenset({"a", "c", "zz"}))) == ["a"]
+    assert store.find_ids("Patient", Criteria(ids=frozenset())) == []
+
+
+def test_a_new_version_replaces_the_index_rows(store: Store) -> None:
+    _write(store, _version("a", 1), tokens=(TokenRow("identifier", "s", "old"),))
+    _write(store, _version("a", 2), tokens=(TokenRow("identifier", "s", "new"),))
+    old = Criteria(((TokenMatch("identifier", "old", "s"),),))
+    new = Criteria(((TokenMatch("identifier", "new", "s"),),))
+    assert store.find_ids("Patient", old) == []
+    assert store.find_ids("Patient", new) == ["a"]
+
+
+def test_history_pages_newest_first_by_keyset(store: Store) -> None:
+    """Pages follow write order; a page fetched again after more writes holds
+    the same entries."""
+    for n in range(1, 8):
+        _write(store, _version(f"p{n}", 1))
+    first = store.history(HistoryQuery(count=3))
+    assert [v.res_id for v in first.entries] == ["p7", "p6", "p5"]
+    assert first.has_older and not first.has_newer and first.total is None
+    second = store.history(HistoryQuery(count=3, before_seq=first.entries[-1].seq))
+    assert [v.res_id for v in second.entries] == ["p4", "p3", "p2"]
+    _write(store, _version("p8", 1))
+    again = store.history(HistoryQuery(count=3, before_seq=first.entries[-1].seq))
+    assert [v.res_id for v in again.entries] == ["p4", "p3", "p2"]
+    last = store.history(HistoryQuery(count=3, before_seq=second.entries[-1].seq))
+    assert [v.res_id for v in last.entries] == ["p1"] and not last.has_older
+    back = store.history(HistoryQuery(count=3, after_seq=second.entries[0].seq))
+    assert [v.res_id for v in back.entries] == ["p7", "p6", "p5"]
+    assert back.has_newer  # p8 arrived meanwhile
+
+
+def test_history_filters_by_type_instance_and_since(store: Store) -> None:
+    _write(store, _version("a", 1, at="2026-01-01T00:00:00.000000Z"))
+    _write(store, _version("a", 2, at="2026-02-01T00:00:00.000000Z"))
+    _write(store, _version("o", 1, res_type="Observation", at="2026-03-01T00:00:00.000000Z"))
+    instance = store.history(HistoryQuery(res_type="Patient", res_id="a"))
+    assert [v.version for v in instance.entries] == [2, 1] and instance.total == 2
+    by_type = store.history(HistoryQuery(res_type="Observation"))
+    assert [v.res_id for v in by_type.entries] == ["o"]
+    since = store.history(HistoryQuery(since="2026-01-15T00:00:00.000000Z"))
+    assert [(v.res_type, v.version) for v in since.entries] == [("Observation", 1), ("Patient", 2)]
+
+
+def test_iter_current_yields_live_resources_only(store: Store) -> None:
+    _write(store, _version("a", 1), _version("b", 1))
+    _write(store, _version("b", 2, None))
+    _write(store, _version("a", 2, b'{"v":2}'))
+    assert [(v.res_id, v.version) for v in store.iter_current("Patient")] == [("a", 2)]
+
+
+def test_concurrent_writers_to_one_resource_never_share_a_version(store: Store) -> None:
+    """Writers racing on one resource: each version is written exactly once,
+    and the current pointer ends on the highest."""
+    _write(store, _version("a", 1))
+    outcomes: list[str] = []
+
+    def writer(n: int) -> None:
+        for _ in range(10):
+            try:
+                with store.unit_of_work() as uow:
+                    current = uow.current("Patient", "a")
+                    assert current is not None
+                    uow.append(_version("a", current.version + 1, b'{"n":%d}' % n), ())
+                outcomes.append("ok")
+            except Conflict:
+                outcomes.append("conflict")
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    written = outcomes.count("ok")
+    latest = store.read("Patient", "a")
+    assert latest is not None and latest.version == written + 1
+    history = store.history(HistoryQuery(res_type="Patient", res_id="a", count=100))
+    assert [v.version for v in history.entries] == list(range(written + 1, 0, -1))
