@@ -15,8 +15,11 @@ arrays or objects, and ids of at most 64 characters from ``[A-Za-z0-9.-]``.
 
 from __future__ import annotations
 
+import decimal
 import re
-from collections.abc import Iterator
+import types
+import typing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -72,6 +75,168 @@ def _json_rules(value: Any, path: str) -> Iterator[ValidationIssue]:
         yield ValidationIssue(path, "empty or blank strings are not allowed", "value")
 
 
+# -- primitive JSON types ---------------------------------------------------------
+#
+# The models coerce like pydantic's lax mode ("yes" becomes true, "2" becomes 2),
+# which FHIR JSON forbids: booleans are JSON booleans, integers and decimals
+# JSON numbers, every other primitive a JSON string
+# (https://hl7.org/fhir/R4/json.html#primitive). So the JSON is walked beside the
+# model's field table first, and the kinds checked exactly.
+
+_BOOLEAN, _INTEGER, _DECIMAL, _STRING, _RESOURCE = "boolean", "integer", "decimal", "string", "*"
+_PRIMITIVE_KINDS = frozenset({_BOOLEAN, _INTEGER, _DECIMAL, _STRING})
+
+
+@dataclass(frozen=True)
+class _Field:
+    kind: str  # one of the primitive kinds above, _RESOURCE, or a complex type name
+    many: bool
+    codes: frozenset[str] | None = None  # a required binding's codes, when known
+
+
+# The models list a required binding's codes with the element (``enum_values``),
+# except where the element's short description is cut short ("... | final |
+# amended +"). Those few in scope are completed here from the R4 value sets.
+_COMPLETED_BINDINGS = {
+    # http://hl7.org/fhir/R4/valueset-observation-status.html
+    ("Observation", "status"): "registered preliminary final amended corrected cancelled "
+    "entered-in-error unknown",
+    # http://hl7.org/fhir/R4/valueset-diagnostic-report-status.html
+    ("DiagnosticReport", "status"): "registered partial preliminary final amended corrected "
+    "appended cancelled entered-in-error unknown",
+    # http://hl7.org/fhir/R4/valueset-encounter-status.html
+    ("Encounter", "status"): "planned arrived triaged in-progress onleave finished cancelled "
+    "entered-in-error unknown",
+    ("EncounterStatusHistory", "status"): "planned arrived triaged in-progress onleave "
+    "finished cancelled entered-in-error unknown",
+}
+
+
+def _required_codes(type_name: str, name: str, extra: Any) -> frozenset[str] | None:
+    """The codes an element must take, for the types reachable from the
+    resources in scope, whose lists we have reviewed against R4 (elsewhere the
+    lists are parsed from prose and can be wrong: CapabilityStatement.format)."""
+    if (type_name, name) in _COMPLETED_BINDINGS:
+        return frozenset(_COMPLETED_BINDINGS[(type_name, name)].split())
+    if type_name not in _types_in_scope():
+        return None
+    listed = extra.get("enum_values") if isinstance(extra, dict) else None
+    if not listed or "+" in listed or "etc." in listed:
+        return None  # cut short, or an extensible binding written as a list
+    return frozenset(listed)
+
+
+@cache
+def _types_in_scope() -> frozenset[str]:
+    """The resource types in scope and every element type they contain."""
+    from conformance.registry import RESOURCES
+
+    found: set[str] = set()
+    pending = list(RESOURCES)
+    while pending:
+        type_name = pending.pop()
+        if type_name in found:
+            continue
+        found.add(type_name)
+        try:
+            model = _model(type_name)
+        except (KeyError, ValueError, AttributeError, ImportError):
+            continue
+        for info in model.model_fields.values():
+            kind = _field_kind(info.annotation).kind
+            if kind not in _PRIMITIVE_KINDS and kind != _RESOURCE:
+                pending.append(kind)
+    return frozenset(found)
+
+
+def _field_kind(annotation: Any) -> _Field:
+    many = False
+    while True:
+        origin = typing.get_origin(annotation)
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if origin in (typing.Union, types.UnionType) and args:
+            annotation = args[0]
+        elif origin in (list, typing.List):  # noqa: UP006 - the models use typing.List
+            many, annotation = True, args[0]
+        elif origin is typing.Annotated:
+            annotation = args[0]
+        else:
+            break
+    if annotation is bool:
+        return _Field(_BOOLEAN, many)
+    if annotation is int:
+        return _Field(_INTEGER, many)
+    if annotation is decimal.Decimal:
+        return _Field(_DECIMAL, many)
+    name = getattr(annotation, "__name__", "")
+    if isinstance(annotation, type) and name.endswith("Type") and annotation.__module__ == "abc":
+        name = name.removesuffix("Type")
+        return _Field(_RESOURCE if name in ("Resource", "DomainResource") else name, many)
+    return _Field(_STRING, many)
+
+
+@cache
+def _fields(type_name: str) -> dict[str, _Field] | None:
+    try:
+        model = _model(type_name)
+    except (KeyError, ValueError, AttributeError, ImportError):
+        return None
+    table: dict[str, _Field] = {}
+    for name, info in model.model_fields.items():
+        alias = info.alias or name
+        if name.endswith("__ext") or alias.startswith("_") or name == "fhir_comments":
+            continue  # primitive extensions hold Elements; checked by the model
+        spec = _field_kind(info.annotation)
+        codes = _required_codes(type_name, name, info.json_schema_extra)
+        table[alias] = _Field(spec.kind, spec.many, codes) if codes else spec
+    return table
+
+
+_PRIMITIVE_CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    _BOOLEAN: ("a JSON boolean", lambda v: isinstance(v, bool)),
+    _INTEGER: ("a JSON integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    _DECIMAL: (
+        "a JSON number",
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    ),
+    _STRING: ("a JSON string", lambda v: isinstance(v, str)),
+}
+
+
+def _json_types(value: Any, type_name: str, path: str) -> Iterator[ValidationIssue]:
+    if not isinstance(value, dict):
+        return  # the model reports a non-object where an object belongs
+    if type_name == _RESOURCE:
+        inner = value.get("resourceType")
+        if not isinstance(inner, str):
+            return
+        type_name = inner
+    table = _fields(type_name)
+    if table is None:
+        return
+    for key, item in value.items():
+        spec = table.get(key)
+        if spec is None:
+            continue  # unknown elements are the model's to report
+        items = list(enumerate(item)) if spec.many and isinstance(item, list) else [(None, item)]
+        for index, element in items:
+            where = f"{path}.{key}" + (f"[{index}]" if index is not None else "")
+            check = _PRIMITIVE_CHECKS.get(spec.kind)
+            if check is None:
+                yield from _json_types(element, spec.kind, where)
+            elif not check[1](element):
+                yield ValidationIssue(
+                    where, f"must be {check[0]}, not {type(element).__name__}", "value"
+                )
+            elif spec.codes is not None and element not in spec.codes:
+                yield ValidationIssue(
+                    where,
+                    f"{element!r} is not in the required value set "
+                    f"({' | '.join(sorted(spec.codes))})",
+                    "code-invalid",
+                )
+
+
 def validate_resource(resource: Any, res_type: str) -> list[ValidationIssue]:
     """All the problems with ``resource`` as a FHIR R4 ``res_type``; empty if valid.
 
@@ -100,6 +265,8 @@ def validate_resource(resource: Any, res_type: str) -> list[ValidationIssue]:
         )
     if issues:
         return issues
+    issues = list(_json_types(resource, res_type, res_type))
+    reported = {issue.path for issue in issues}
     try:
         _model(res_type).model_validate(resource)
     except ValidationError as exc:
@@ -113,7 +280,9 @@ def validate_resource(resource: Any, res_type: str) -> list[ValidationIssue]:
             message = error.get("msg", "invalid value")
             if kind == "extra_forbidden":
                 message = "unknown element"
-            issues.append(ValidationIssue(_path(res_type, loc), message, code))
+            path = _path(res_type, loc)
+            if not any(path == p or path.startswith((p + ".", p + "[")) for p in reported):
+                issues.append(ValidationIssue(path, message, code))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         # fhir.resources raises these for shapes it cannot even start on, such
         # as a contained resource of an unknown type.

@@ -65,7 +65,9 @@ def operation_outcome(error: errors.GatewayError) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "severity": issue.severity,
             "code": issue.code,
-            "details": {"text": error.code},
+            # details says what went wrong as a whole (with the entry, for a
+            # Bundle); diagnostics says what is wrong at this issue's element.
+            "details": {"text": f"{error.code}: {error.message}"},
             "diagnostics": f"{error.code}: {issue.diagnostics}",
         }
         if issue.expression:

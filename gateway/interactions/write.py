@@ -14,7 +14,7 @@ from typing import Any
 from conformance.registry import TypeInteraction
 from conformance.validation import validate_resource
 from gateway import fhirjson
-from gateway.errors import InvalidRequest, Issue, PreconditionFailed
+from gateway.errors import InvalidRequest, Issue, PreconditionFailed, Unprocessable
 from gateway.interactions.types import require
 from gateway.search.criteria import parse_criteria
 from gateway.search.index import token_rows
@@ -35,6 +35,16 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def _within(path_prefix: str, res_type: str, path: str) -> str:
+    """``Patient.name`` inside ``Bundle.entry[2].resource.`` is
+    ``Bundle.entry[2].resource.name``."""
+    if not path_prefix:
+        return path
+    if path == res_type:
+        return path_prefix.rstrip(".")
+    return path_prefix + path.removeprefix(res_type + ".")
+
+
 def checked_resource(
     body: Any, res_type: str, *, url_id: str | None = None, path_prefix: str = ""
 ) -> dict[str, Any]:
@@ -43,14 +53,17 @@ def checked_resource(
     be present and equal to it."""
     issues = validate_resource(body, res_type)
     if issues:
-        raise InvalidRequest(
+        # A resource that parses but uses a code outside a required binding
+        # breaks the base profile: 422. Anything structural: 400.
+        only_codes = all(i.code == "code-invalid" for i in issues)
+        kind = Unprocessable if only_codes else InvalidRequest
+        raise kind(
             f"the {res_type} is not valid FHIR R4: "
             + "; ".join(f"{i.path}: {i.message}" for i in issues[:5])
             + (f" (and {len(issues) - 5} more)" if len(issues) > 5 else ""),
-            code="GW-0110",
+            code="GW-0115" if only_codes else "GW-0110",
             issues=[
-                Issue(i.code, i.message, (path_prefix + i.path,) if path_prefix else (i.path,))
-                for i in issues
+                Issue(i.code, i.message, (_within(path_prefix, res_type, i.path),)) for i in issues
             ],
         )
     assert isinstance(body, dict)
@@ -60,14 +73,24 @@ def checked_resource(
             raise InvalidRequest(
                 f"an update must carry the resource id; the URL says {url_id!r}",
                 code="GW-0111",
-                issues=[Issue("required", "id is missing", (f"{path_prefix}{res_type}.id",))],
+                issues=[
+                    Issue(
+                        "required",
+                        "id is missing",
+                        (_within(path_prefix, res_type, f"{res_type}.id"),),
+                    )
+                ],
             )
         if body_id != url_id:
             raise InvalidRequest(
                 f"the resource id {body_id!r} does not match the id in the URL {url_id!r}",
                 code="GW-0112",
                 issues=[
-                    Issue("value", "id does not match the URL", (f"{path_prefix}{res_type}.id",))
+                    Issue(
+                        "value",
+                        "id does not match the URL",
+                        (_within(path_prefix, res_type, f"{res_type}.id"),),
+                    )
                 ],
             )
     return body

@@ -1,0 +1,221 @@
+"""Every failure is an OperationOutcome with the right status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.store import Store
+from tests.conftest import make_client
+from tests.http.test_crud import patient
+
+
+def _outcome(response_json: dict) -> dict:  # type: ignore[type-arg]
+    assert response_json["resourceType"] == "OperationOutcome"
+    assert response_json["issue"][0]["severity"] in ("error", "fatal")
+    return response_json["issue"][0]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def locked(store: Store) -> Iterator[TestClient]:
+    """The API as it runs without the development switch."""
+    with make_client(store, insecure_no_auth=False) as client:
+        yield client
+
+
+def test_without_the_development_switch_every_data_endpoint_is_401(locked: TestClient) -> None:
+    for method, url in [
+        ("GET", "/fhir/Patient/1"),
+        ("GET", "/fhir/Patient/1/_history/1"),
+        ("GET", "/fhir/Patient/1/_history"),
+        ("GET", "/fhir/Patient/_history"),
+        ("GET", "/fhir/_history"),
+        ("GET", "/fhir/Patient"),
+        ("POST", "/fhir/Patient"),
+        ("PUT", "/fhir/Patient/1"),
+        ("PUT", "/fhir/Patient?identifier=1"),
+        ("DELETE", "/fhir/Patient/1"),
+        ("POST", "/fhir"),
+    ]:
+        response = locked.request(method, url, json=patient(id="1"))
+        assert response.status_code == 401, (method, url)
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert _outcome(response.json())["code"] == "login"
+
+
+def test_without_the_development_switch_nothing_is_written(
+    locked: TestClient, store: Store
+) -> None:
+    locked.post("/fhir/Patient", json=patient())
+    locked.put("/fhir/Patient/1", json=patient(id="1"))
+    assert store.read("Patient", "1") is None
+
+
+def test_metadata_and_health_need_no_credentials(locked: TestClient) -> None:
+    assert locked.get("/fhir/metadata").status_code == 200
+    assert locked.get("/healthz").status_code == 200
+    assert locked.get("/readyz").status_code == 200
+
+
+def test_malformed_json_is_400_structure(client: TestClient) -> None:
+    response = client.post(
+        "/fhir/Patient",
+        content=b'{"resourceType": "Patient",',
+        headers={"content-type": "application/fhir+json"},
+    )
+    assert response.status_code == 400
+    assert _outcome(response.json())["code"] == "structure"
+
+
+def test_an_empty_body_is_400(client: TestClient) -> None:
+    response = client.post(
+        "/fhir/Patient", content=b"", headers={"content-type": "application/fhir+json"}
+    )
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"resourceType": "Patient", "shoeSize": 9}, "Patient.shoeSize"),
+        ({"resourceType": "Patient", "active": "yes"}, "Patient.active"),
+        ({"resourceType": "Patient", "birthDate": "1941-13-45"}, "Patient.birthDate"),
+        ({"resourceType": "Patient", "name": [{"family": 7}]}, "Patient.name[0].family"),
+        ({"resourceType": "Patient", "name": [{"given": [""]}]}, "Patient.name[0].given[0]"),
+        ({"resourceType": "Patient", "active": None}, "Patient.active"),
+        ({"resourceType": "Patient", "name": []}, "Patient.name"),
+        ({"resourceType": "Patient", "id": "not an id!"}, "Patient.id"),
+    ],
+)
+def test_invalid_fhir_is_400_with_the_element_path(
+    client: TestClient,
+    body: dict,
+    path: str,  # type: ignore[type-arg]
+) -> None:
+    response = client.post("/fhir/Patient", json=body)
+    assert response.status_code == 400, response.text
+    expressions = [e for i in response.json()["issue"] for e in i.get("expression", [])]
+    assert path in expressions
+
+
+def test_a_body_of_the_wrong_resource_type_is_400(client: TestClient) -> None:
+    response = client.post("/fhir/Patient", json={"resourceType": "Observation"})
+    assert response.status_code == 400
+    assert client.post("/fhir/Patient", json=["Patient"]).status_code == 400
+    assert client.post("/fhir/Patient", json={"name": []}).status_code == 400
+
+
+def test_an_unsupported_resource_type_is_404(client: TestClient) -> None:
+    response = client.get("/fhir/Basic/1")
+    assert response.status_code == 404
+    assert "Basic" in _outcome(response.json())["diagnostics"]
+    assert client.post("/fhir/Basic", json={"resourceType": "Basic"}).status_code == 404
+
+
+def test_unknown_paths_and_methods_are_outcomes(client: TestClient) -> None:
+    assert _outcome(client.get("/nowhere").json())["code"] == "not-found"
+    patch = client.patch("/fhir/Patient/1", json=[])
+    assert patch.status_code == 405
+    assert _outcome(patch.json())["code"] == "not-supported"
+
+
+def test_search_is_not_offered_yet_and_says_so(client: TestClient) -> None:
+    response = client.get("/fhir/Patient")
+    assert response.status_code == 405
+    assert "search" in _outcome(response.json())["diagnostics"]
+
+
+def test_asking_for_xml_is_406(client: TestClient) -> None:
+    xml = client.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"})
+    assert xml.status_code == 406
+    assert "application/fhir+json" in _outcome(xml.json())["diagnostics"]
+    assert client.get("/fhir/metadata?_format=xml").status_code == 406
+    assert client.get("/fhir/metadata?_format=json").status_code == 200
+    assert client.get("/fhir/metadata", headers={"Accept": "*/*"}).status_code == 200
+    assert (
+        client.get(
+            "/fhir/metadata", headers={"Accept": "application/fhir+xml;q=0.9, application/json"}
+        ).status_code
+        == 200
+    )
+
+
+def test_sending_xml_is_415(client: TestClient) -> None:
+    response = client.post(
+        "/fhir/Patient",
+        content=b"<Patient xmlns='http://hl7.org/fhir'/>",
+        headers={"content-type": "application/fhir+xml"},
+    )
+    assert response.status_code == 415
+    assert _outcome(response.json())["code"] == "not-supported"
+
+
+def test_a_body_over_the_limit_is_413_and_nothing_is_written(store: Store) -> None:
+    with make_client(store, max_body_bytes=2048) as client:
+        big = patient(name=[{"family": "x" * 4096}])
+        response = client.post("/fhir/Patient", json=big)
+        assert response.status_code == 413
+        assert _outcome(response.json())["code"] == "too-long"
+        assert "entry" not in client.get("/fhir/_history").json()
+        chunked = client.post(
+            "/fhir/Patient",
+            content=iter([b'{"resourceType":"Patient","name":[{"family":"', b"y" * 4096, b'"}]}']),
+            headers={"content-type": "application/fhir+json"},
+        )
+        assert chunked.status_code == 413
+
+
+def test_every_response_carries_a_request_id(client: TestClient) -> None:
+    echoed = client.get("/fhir/metadata", headers={"X-Request-Id": "trace-123"})
+    assert echoed.headers["x-request-id"] == "trace-123"
+    generated = client.get("/fhir/Patient/none", headers={"X-Request-Id": "bad id\n"})
+    assert generated.headers["x-request-id"] != "bad id\n"
+    assert len(generated.headers["x-request-id"]) == 32
+
+
+def test_primitives_must_have_their_json_types(client: TestClient) -> None:
+    """FHIR JSON does not coerce: "yes" is not a boolean, "2" not an integer."""
+    for body, path in [
+        ({"active": "yes"}, "Patient.active"),
+        ({"active": 1}, "Patient.active"),
+        ({"multipleBirthInteger": "2"}, "Patient.multipleBirthInteger"),
+        ({"multipleBirthInteger": 2.5}, "Patient.multipleBirthInteger"),
+        (
+            {"extension": [{"url": "https://x", "valueDecimal": "1.5"}]},
+            "Patient.extension[0].valueDecimal",
+        ),
+    ]:
+        response = client.post("/fhir/Patient", json={"resourceType": "Patient", **body})
+        assert response.status_code == 400, body
+        assert response.json()["issue"][0]["expression"] == [path]
+
+
+def test_a_code_outside_a_required_binding_is_422(client: TestClient) -> None:
+    response = client.post("/fhir/Patient", json=patient(gender="bogus"))
+    assert response.status_code == 422
+    issue = _outcome(response.json())
+    assert issue["code"] == "code-invalid"
+    assert issue["expression"] == ["Patient.gender"]
+    status = {"resourceType": "Observation", "status": "done", "code": {"text": "pulse"}}
+    assert client.post("/fhir/Observation", json=status).status_code == 422
+    corrected = {**status, "status": "corrected"}
+    assert client.post("/fhir/Observation", json=corrected).status_code == 201
+
+
+def test_a_transaction_entry_with_a_bad_code_is_422_and_writes_nothing(
+    client: TestClient,
+) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": patient(), "request": {"method": "POST", "url": "Patient"}},
+            {"resource": patient(gender="bogus"), "request": {"method": "POST", "url": "Patient"}},
+        ],
+    }
+    response = client.post("/fhir", json=bundle)
+    assert response.status_code == 422
+    assert _outcome(response.json())["expression"] == ["Bundle.entry[1].resource.gender"]
+    assert "entry" not in client.get("/fhir/_history").json()
