@@ -3,12 +3,21 @@ Bundles as pre-serialised fragments instead of being parsed and re-encoded."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from gateway.errors import InvalidRequest, Issue
+
+# FHIR's dateTime (https://hl7.org/fhir/R4/datatypes.html#dateTime): extended
+# format only, and a time always with its zone.
+_DATE_TIME = re.compile(
+    r"[0-9]{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])"
+    r"(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?"
+    r"(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?"
+)
 
 
 def loads(body: bytes) -> Any:
@@ -43,6 +52,8 @@ def parse_instant(value: str) -> datetime:
     """Parse a FHIR instant or dateTime (date-only and partial forms allowed, as
     ``_since`` accepts them) into an aware UTC datetime."""
     text = value.strip()
+    if not _DATE_TIME.fullmatch(text):
+        raise InvalidRequest(f"{value!r} is not a FHIR instant", code="GW-0303")
     try:
         if len(text) == 4:
             moment = datetime(int(text), 1, 1, tzinfo=UTC)

@@ -17,7 +17,7 @@ def _follow(client: TestClient, url: str) -> dict:  # type: ignore[type-arg]
 
 
 def _link(bundle: dict, relation: str) -> str | None:  # type: ignore[type-arg]
-    return next((l["url"] for l in bundle["link"] if l["relation"] == relation), None)
+    return next((x["url"] for x in bundle["link"] if x["relation"] == relation), None)
 
 
 def test_instance_history_lists_versions_newest_first_with_a_total(client: TestClient) -> None:

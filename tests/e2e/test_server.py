@@ -1,0 +1,164 @@
+"""The real thing: ``gateway serve`` in its own process, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.postgres import free_port
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[bytes], base: str, log: Path) -> None:
+        self.process, self.base, self.log = process, base, log
+
+
+def _start(database_url: str, tmp_path: Path, *extra: str) -> Server:
+    port = free_port()
+    log = tmp_path / "server.log"
+    env = {**os.environ, "GATEWAY_DATABASE_URL": database_url}
+    env.pop("GATEWAY_INSECURE_NO_AUTH", None)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *extra,
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited: {log.read_text()}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return Server(process, base, log)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"server did not become ready: {log.read_text()}")
+
+
+def _stop(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture
+def server(store_url: str, tmp_path: Path) -> Iterator[Server]:
+    """A development server (no auth, loopback) over each store."""
+    running = _start(store_url, tmp_path, "--insecure-no-auth", "--workers", "2")
+    yield running
+    _stop(running)
+
+
+def test_a_patient_round_trip_over_the_network(server: Server) -> None:
+    with httpx.Client(base_url=server.base, timeout=10) as http:
+        created = http.post(
+            "/fhir/Patient",
+            json={"resourceType": "Patient", "name": [{"family": "Begum"}]},
+            headers={"Content-Type": "application/fhir+json", "X-Request-Id": "e2e-1"},
+        )
+        assert created.status_code == 201
+        location = created.headers["location"]
+        assert location.startswith(f"{server.base}/fhir/Patient/")
+        read = http.get(location.removeprefix(server.base))
+        assert read.status_code == 200 and read.json()["name"][0]["family"] == "Begum"
+        assert http.get("/fhir/metadata").json()["fhirVersion"] == "4.0.1"
+    _stop(server)
+    log_lines = server.log.read_text().splitlines()
+    assert any('"request_id":"e2e-1"' in line and '"status":201' in line for line in log_lines)
+
+
+def test_data_survives_a_restart(store_url: str, tmp_path: Path) -> None:
+    first = _start(store_url, tmp_path, "--insecure-no-auth")
+    try:
+        response = httpx.put(
+            f"{first.base}/fhir/Patient/kept",
+            json={"resourceType": "Patient", "id": "kept"},
+        )
+        assert response.status_code == 201
+    finally:
+        _stop(first)
+    second = _start(store_url, tmp_path, "--insecure-no-auth")
+    try:
+        assert httpx.get(f"{second.base}/fhir/Patient/kept").status_code == 200
+    finally:
+        _stop(second)
+
+
+def test_without_the_switch_the_server_refuses_data_requests(
+    store_url: str, tmp_path: Path
+) -> None:
+    running = _start(store_url, tmp_path)
+    try:
+        response = httpx.get(f"{running.base}/fhir/Patient/1")
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert httpx.get(f"{running.base}/fhir/metadata").status_code == 200
+    finally:
+        _stop(running)
+
+
+def test_the_insecure_switch_is_refused_off_loopback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--insecure-no-auth",
+            "--database-url",
+            f"sqlite:///{tmp_path}/g.db",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "loopback" in result.stderr
+
+
+def test_migrate_and_version_commands(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/sub/dir/g.db"
+    first = subprocess.run(
+        [sys.executable, "-m", "gateway", "migrate", "--database-url", url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "[1]" in first.stdout
+    again = subprocess.run(
+        [sys.executable, "-m", "gateway", "migrate", "--database-url", url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "up to date" in again.stdout
+    version = subprocess.run(
+        [sys.executable, "-m", "gateway", "--version"], capture_output=True, text=True, check=True
+    )
+    assert version.stdout.startswith("gateway ")
