@@ -50,7 +50,7 @@ REASON = {
 def status_of(error: errors.GatewayError) -> int:
     for kind in type(error).__mro__:
         if kind in STATUS:
-            return STATUS[kind]  # type: ignore[index]
+            return STATUS[kind]
     return 500
 
 

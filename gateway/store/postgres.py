@@ -101,7 +101,7 @@ class PostgresStore:
                 if migration.version in done:
                     continue
                 for statement in migration.postgres:
-                    conn.execute(statement)  # type: ignore[call-overload]
+                    conn.execute(statement)
                 conn.execute(
                     "INSERT INTO schema_migration (version, name, applied_at) VALUES (%s, %s, %s)",
                     (migration.version, migration.name, datetime.now(UTC).isoformat()),
