@@ -321,14 +321,14 @@ def transaction(
 ) -> dict[str, Any]:
     """Process a transaction Bundle; all or nothing."""
     _, raw_entries = _parse_bundle(body, base_url)
-    entries = [_parse_entry(i, raw, base_url, "transaction") for i, raw in enumerate(raw_entries)]
-    for entry in entries:
-        if entry.resource is not None:
-            entry.resource = copy.deepcopy(entry.resource)
-    ordered = sorted(entries, key=lambda e: (_ORDER[e.method], e.index))
-    with store.unit_of_work() as uow:
+    parsed = [_parse_entry(i, raw, base_url, "transaction") for i, raw in enumerate(raw_entries)]
+
+    def attempt(uow: UnitOfWork) -> list[_Entry]:
+        # Resolution rewrites references in place and assigns new ids: give
+        # each attempt fresh copies, so a retried transaction starts clean.
+        entries = [copy.deepcopy(entry) for entry in parsed]
         _resolve(uow, entries)
-        for entry in ordered:
+        for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
             try:
                 if entry.method in ("GET", "HEAD"):
                     entry.response = _read(uow, entry, base_url)
@@ -346,6 +346,9 @@ def transaction(
                         for issue in exc.issues
                     ],
                 ) from exc
+        return entries
+
+    entries = write.in_unit_of_work(store, attempt)
     return {
         "resourceType": "Bundle",
         "type": "transaction-response",
@@ -368,9 +371,13 @@ def batch(store: Store, body: Any, *, base_url: str, prefer: ReturnPreference) -
             if entry.method in ("GET", "HEAD"):
                 responses[entry.index] = _read(store, entry, base_url)
                 continue
-            with store.unit_of_work() as uow:
-                _resolve(uow, [entry])
-                responses[entry.index] = _write(uow, entry, base_url, prefer)
+
+            def attempt(uow: UnitOfWork, entry: _Entry = entry) -> dict[str, Any]:
+                fresh = copy.deepcopy(entry)
+                _resolve(uow, [fresh])
+                return _write(uow, fresh, base_url, prefer)
+
+            responses[entry.index] = write.in_unit_of_work(store, attempt)
         except GatewayError as exc:
             responses[entry.index] = _error_entry(exc)
     return {"resourceType": "Bundle", "type": "batch-response", "entry": responses}

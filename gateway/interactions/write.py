@@ -8,17 +8,20 @@ work the caller holds, which is how a transaction Bundle makes many writes one.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from conformance.registry import TypeInteraction
 from conformance.validation import validate_resource
 from gateway import fhirjson
-from gateway.errors import InvalidRequest, Issue, PreconditionFailed, Unprocessable
+from gateway.errors import Conflict, InvalidRequest, Issue, PreconditionFailed, Unprocessable
 from gateway.interactions.types import require
 from gateway.search.criteria import parse_criteria
 from gateway.search.index import token_rows
 from gateway.store import Store, StoredVersion, UnitOfWork
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -245,14 +248,33 @@ def uow_read(uow: UnitOfWork, res_type: str, res_id: str) -> StoredVersion:
 
 # -- one unit of work each -------------------------------------------------------
 
+_ATTEMPTS = 3
+
+
+def in_unit_of_work(store: Store, work: Callable[[UnitOfWork], T]) -> T:
+    """Run ``work`` in a unit of work, again if a concurrent writer won a race
+    for the same version (two update-as-creates of one new id, say): the retry
+    sees the winner's version and writes the next one, as if the two had
+    arrived one after the other. ``work`` must be safe to repeat; anything it
+    wrote is rolled back with the unit of work it lost in."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with store.unit_of_work() as uow:
+                return work(uow)
+        except Conflict:
+            if attempt == _ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
 
 def create(
     store: Store, res_type: str, body: Any, *, if_none_exist: str | None = None
 ) -> WriteResult:
     require(res_type, TypeInteraction.CREATE)
     resource = checked_resource(body, res_type)
-    with store.unit_of_work() as uow:
-        return create_in(uow, res_type, resource, if_none_exist=if_none_exist)
+    return in_unit_of_work(
+        store, lambda uow: create_in(uow, res_type, resource, if_none_exist=if_none_exist)
+    )
 
 
 def update(
@@ -260,8 +282,9 @@ def update(
 ) -> WriteResult:
     require(res_type, TypeInteraction.UPDATE)
     resource = checked_resource(body, res_type, url_id=res_id)
-    with store.unit_of_work() as uow:
-        return update_in(uow, res_type, res_id, resource, if_match=if_match)
+    return in_unit_of_work(
+        store, lambda uow: update_in(uow, res_type, res_id, resource, if_match=if_match)
+    )
 
 
 def conditional_update(
@@ -269,11 +292,12 @@ def conditional_update(
 ) -> WriteResult:
     require(res_type, TypeInteraction.UPDATE)
     resource = checked_resource(body, res_type)
-    with store.unit_of_work() as uow:
-        return conditional_update_in(uow, res_type, query, resource, if_match=if_match)
+    return in_unit_of_work(
+        store,
+        lambda uow: conditional_update_in(uow, res_type, query, resource, if_match=if_match),
+    )
 
 
 def delete(store: Store, res_type: str, res_id: str) -> StoredVersion | None:
     require(res_type, TypeInteraction.DELETE)
-    with store.unit_of_work() as uow:
-        return delete_in(uow, res_type, res_id)
+    return in_unit_of_work(store, lambda uow: delete_in(uow, res_type, res_id))
