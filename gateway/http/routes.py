@@ -46,6 +46,15 @@ def _query_without_format(request: Request) -> str:
     )
 
 
+def _written(request: Request, context: FhirContext, result: write.WriteResult) -> Response:
+    return responses.written(
+        result.version,
+        201 if result.created else 200,
+        return_preference(request.headers.get("prefer")),
+        context.base_url,
+    )
+
+
 def _history_params(request: Request) -> histories.HistoryRequest:
     return histories.parse_history_params(list(request.query_params.multi_items()))
 
@@ -100,12 +109,7 @@ async def create(request: Request, res_type: str, context: FhirContext = Authent
         body,
         if_none_exist=request.headers.get("if-none-exist"),
     )
-    return responses.written(
-        result.version,
-        201 if result.created else 200,
-        return_preference(request.headers.get("prefer")),
-        context.base_url,
-    )
+    return _written(request, context, result)
 
 
 @router.put("/{res_type}")
@@ -128,12 +132,7 @@ async def conditional_update(
         body,
         if_match=bundles.parse_if_match(request.headers.get("if-match")),
     )
-    return responses.written(
-        result.version,
-        201 if result.created else 200,
-        return_preference(request.headers.get("prefer")),
-        context.base_url,
-    )
+    return _written(request, context, result)
 
 
 @router.get("/{res_type}")
@@ -184,12 +183,7 @@ async def update(
         body,
         if_match=bundles.parse_if_match(request.headers.get("if-match")),
     )
-    return responses.written(
-        result.version,
-        201 if result.created else 200,
-        return_preference(request.headers.get("prefer")),
-        context.base_url,
-    )
+    return _written(request, context, result)
 
 
 @router.delete("/{res_type}/{res_id}")
