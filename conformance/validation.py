@@ -1,12 +1,11 @@
 """Structural validation of FHIR R4 JSON resources.
 
 The wire format is FHIR R4 (4.0.1). Models come from ``fhir.resources``' R4B
-package: R4B's changes from R4 (https://hl7.org/fhir/R4B/diff.html) fall on
-resources outside our scope (the medication-definition family, Evidence,
-Subscription topics, Citation, ...), so for the types in
-``conformance.registry.RESOURCES`` an R4B model accepts exactly the R4 shape.
-``tests/unit/conformance`` keeps R4 examples of every type validating to
-hold us to that.
+package. R4B's changes from R4 (https://hl7.org/fhir/R4B/diff.html) barely touch
+the resources in scope; the few that do reach them (extension value types,
+contained resource types, the Quantity comparator's codes) are handled here,
+and ``docs/r4-r4b.md`` lists each with how the gateway treats it.
+``tests/unit/conformance`` keeps a rich R4 example of every type validating.
 
 Beyond the models, FHIR JSON has rules of its own
 (https://hl7.org/fhir/R4/json.html): no ``null`` values, no empty strings,
@@ -62,8 +61,12 @@ def _json_rules(value: Any, path: str) -> Iterator[ValidationIssue]:
         if not value:
             yield ValidationIssue(path, "empty objects are not allowed in FHIR JSON", "structure")
         for key, item in value.items():
-            # Primitive extensions (_given) may hold nulls to keep arrays aligned.
-            if key.startswith("_") and isinstance(item, list):
+            if key.startswith("_") and isinstance(item, list) and item:
+                # A primitive array's extensions (_given) may hold bare nulls to
+                # stay aligned with the values; nothing else is exempt.
+                for index, element in enumerate(item):
+                    if element is not None:
+                        yield from _json_rules(element, f"{path}.{key}[{index}]")
                 continue
             yield from _json_rules(item, f"{path}.{key}")
     elif isinstance(value, list):
@@ -109,7 +112,37 @@ _COMPLETED_BINDINGS = {
     "entered-in-error unknown",
     ("EncounterStatusHistory", "status"): "planned arrived triaged in-progress onleave "
     "finished cancelled entered-in-error unknown",
+    # http://hl7.org/fhir/R4/valueset-quantity-comparator.html: the R4B models
+    # dropped the list, R4 requires it.
+    **{
+        (quantity, "comparator"): "< <= >= >"
+        for quantity in ("Quantity", "Age", "Count", "Distance", "Duration", "MoneyQuantity")
+    },
 }
+
+# Elements and resource types the R4B models accept that FHIR R4 does not have
+# (https://hl7.org/fhir/R4B/diff.html); see docs/r4-r4b.md.
+_NOT_IN_R4 = frozenset({("Extension", "valueCodeableReference"), ("Extension", "valueRatioRange")})
+_R4B_ONLY_RESOURCES = frozenset(
+    {
+        "AdministrableProductDefinition",
+        "Citation",
+        "ClinicalUseDefinition",
+        "Evidence",
+        "EvidenceReport",
+        "EvidenceVariable",
+        "Ingredient",
+        "ManufacturedItemDefinition",
+        "MedicinalProductDefinition",
+        "NutritionProduct",
+        "PackagedProductDefinition",
+        "RegulatedAuthorization",
+        "SubscriptionStatus",
+        "SubscriptionTopic",
+    }
+)
+# Fields of the Python models that are not FHIR elements.
+_MODEL_ONLY = frozenset({"fhir_comments", "resource_type"})
 
 
 def _required_codes(type_name: str, name: str, extra: Any) -> frozenset[str] | None:
@@ -203,18 +236,34 @@ _PRIMITIVE_CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
 }
 
 
+def _resource_type_problem(declared: Any) -> str | None:
+    """Why ``declared`` cannot be the resourceType of a contained resource."""
+    if not isinstance(declared, str):
+        return "a contained resource needs its resourceType"
+    if declared in ("Resource", "DomainResource"):
+        return f"{declared} is abstract; name the resource's own type"
+    if declared in _R4B_ONLY_RESOURCES or _fields(declared) is None:
+        return f"{declared!r} is not a FHIR R4 resource type this server can read"
+    return None
+
+
 def _json_types(value: Any, type_name: str, path: str) -> Iterator[ValidationIssue]:
     if not isinstance(value, dict):
         return  # the model reports a non-object where an object belongs
     if type_name == _RESOURCE:
         inner = value.get("resourceType")
-        if not isinstance(inner, str):
+        problem = _resource_type_problem(inner)
+        if problem:
+            yield ValidationIssue(f"{path}.resourceType", problem, "structure")
             return
-        type_name = inner
+        type_name = str(inner)
     table = _fields(type_name)
     if table is None:
         return
     for key, item in value.items():
+        if key in _MODEL_ONLY or (type_name, key) in _NOT_IN_R4:
+            yield ValidationIssue(f"{path}.{key}", "unknown element", "structure")
+            continue
         spec = table.get(key)
         if spec is None:
             continue  # unknown elements are the model's to report
@@ -283,10 +332,12 @@ def validate_resource(resource: Any, res_type: str) -> list[ValidationIssue]:
             path = _path(res_type, loc)
             if not any(path == p or path.startswith((p + ".", p + "[")) for p in reported):
                 issues.append(ValidationIssue(path, message, code))
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        # fhir.resources raises these for shapes it cannot even start on, such
-        # as a contained resource of an unknown type.
-        issues.append(
-            ValidationIssue(res_type, f"cannot be read as {res_type}: {exc!r}", "structure")
-        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        # fhir.resources raises these for shapes it cannot even start on (a
+        # contained resource of an unknown type), which the walk above reports
+        # at their element; anything else still fails, without internals.
+        if not issues:
+            issues.append(
+                ValidationIssue(res_type, f"cannot be read as a FHIR R4 {res_type}", "structure")
+            )
     return issues

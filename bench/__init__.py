@@ -1,0 +1,1 @@
+"""Benchmarks: runnable programs (``python -m bench.<name>``) that measure the gateway."""
