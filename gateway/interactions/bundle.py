@@ -15,7 +15,6 @@ response and does not affect the others.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +47,12 @@ class _Entry:
     target_id: str | None = None  # id decided during reference resolution
     matched: StoredVersion | None = None  # conditional create that found a match
     response: dict[str, Any] = field(default_factory=dict)
+
+    def fresh_copy(self) -> _Entry:
+        """A copy whose resource can be rewritten without touching this one's
+        (an orjson round trip: many times faster than ``copy.deepcopy``)."""
+        resource = None if self.resource is None else fhirjson.loads(fhirjson.dumps(self.resource))
+        return dataclasses.replace(self, resource=resource, response={})
 
     @property
     def label(self) -> str:
@@ -326,7 +331,7 @@ def transaction(
     def attempt(uow: UnitOfWork) -> list[_Entry]:
         # Resolution rewrites references in place and assigns new ids: give
         # each attempt fresh copies, so a retried transaction starts clean.
-        entries = [copy.deepcopy(entry) for entry in parsed]
+        entries = [entry.fresh_copy() for entry in parsed]
         _resolve(uow, entries)
         for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
             try:
@@ -373,7 +378,7 @@ def batch(store: Store, body: Any, *, base_url: str, prefer: ReturnPreference) -
                 continue
 
             def attempt(uow: UnitOfWork, entry: _Entry = entry) -> dict[str, Any]:
-                fresh = copy.deepcopy(entry)
+                fresh = entry.fresh_copy()
                 _resolve(uow, [fresh])
                 return _write(uow, fresh, base_url, prefer)
 
