@@ -16,7 +16,6 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
-from multiprocessing.synchronize import Event
 from typing import Literal
 
 _SAMPLE_BYTES = 400  # of an unexpected response body kept for the report
@@ -177,14 +176,23 @@ async def _run(
     spec: PhaseSpec,
     clients: list[int],
     ready: Queue[str],
-    go: Event,
+    commands: Queue[str],
     start_at: Synchronized[float],
 ) -> LoaderResult:
     connections = [_Connection(spec.host, spec.port) for _ in clients]
-    await asyncio.gather(*(c.open() for c in connections))
-    ready.put("ready")
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, go.wait)
+    while True:
+        for conn in connections:
+            # One at a time, so that each accept can wake a different server worker.
+            await conn.open()
+            await asyncio.sleep(0.002)
+        ready.put("ready")
+        command = await loop.run_in_executor(None, commands.get)
+        if command == "go":
+            break
+        for conn in connections:  # "reconnect": the server's workers got uneven shares
+            conn.close()
+        await asyncio.sleep(0.05)
     begin = start_at.value
     measure_from, until = begin + spec.warmup, begin + spec.warmup + spec.duration
     await asyncio.sleep(max(0.0, begin - time.monotonic()))
@@ -214,14 +222,16 @@ def loader_main(
     spec: PhaseSpec,
     clients: list[int],
     ready: Queue[str],
-    go: Event,
+    commands: Queue[str],
     start_at: Synchronized[float],
     results: Queue[LoaderResult | str],
 ) -> None:
-    """Process entry point: connect ``clients``, say ready, wait for ``go``,
-    run the phase and put a ``LoaderResult`` (or an error text) on ``results``."""
+    """Process entry point: connect ``clients`` and say ready; on ``"reconnect"``
+    from ``commands`` connect afresh and say ready again; on ``"go"`` run the
+    phase from ``start_at`` and put a ``LoaderResult`` (or an error text) on
+    ``results``."""
     try:
-        results.put(_event_loop_run(_run(spec, clients, ready, go, start_at)))
+        results.put(_event_loop_run(_run(spec, clients, ready, commands, start_at)))
     except BaseException as exc:  # reported by the orchestrator, never swallowed
         results.put(f"load generator failed: {type(exc).__name__}: {exc}")
         ready.put("failed")

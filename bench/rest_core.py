@@ -35,7 +35,7 @@ count and uvicorn options serves the very bytes (and ETag/Last-Modified) the
 gateway returned for those ids from an in-memory dict, under the same read
 load. Its throughput is the ceiling for this machine, server stack and client;
 ``gateway read / bare read`` says how much of it the gateway's own work
-(FastAPI routing, dependency, middleware and access log, the thread-pool hop
+(FastAPI routing, dependency, middleware and access log, the thread-pool hops
 and the database query) leaves.
 
 Reading the figures
@@ -44,20 +44,31 @@ Reading the figures
 ``res/s`` is resources written per second (100 per transaction). ``p50``,
 ``p95``, ``p99`` are client-observed latencies in milliseconds, including any
 queueing: with 16 closed-loop clients the server is saturated, so latency is
-roughly ``clients / throughput`` and the tail shows stalls (locks, fsync,
-garbage collection). ``srv ms/req`` is the CPU time all server processes spent
-per request in the window (read from /proc), which is the figure least
-disturbed by the machine's size; ``load CPU`` is the load generator's CPU use
-in percent of one core. ``app p50/p99`` is the time the gateway's own access
-log says the app spent per request (from its middleware to the last byte
-handed to uvicorn), so the gap between it and the client's latency is queueing
-in the socket, in uvicorn and in the client.
+roughly ``clients / throughput`` and the tail shows stalls (lock waits, fsync,
+garbage collection). ``conns`` is how many of the clients' connections each
+server worker holds: uvicorn's workers share one listening socket and
+whichever wakes first accepts, so a handful of keep-alive connections can all
+land on one worker and halve the figures; the load generator reconnects
+(up to 10 times) until the split is even, and shows the split it ran with.
 
-On a 2-core machine the server's two workers, the database (PostgreSQL) and
-the load generator all compete for the same two cores, so absolute figures
-are pessimistic and vary by some percent between runs; ratios (gateway / bare
-app) are steadier, because both sides pay the same client. If ``load CPU``
-approaches 100 %, add ``--load-procs``.
+``srv ms/req`` is the CPU time all server processes spent per request in the
+window (from /proc), the figure least disturbed by the machine's size; ``srv
+CPU``, ``db CPU`` (PostgreSQL's processes), ``load CPU`` (the load generator)
+and ``other`` (anything else on the machine) are in percent of one core, so
+on 2 cores they add up to at most 200 %. ``app p50/p99`` is the time the
+gateway's own access log says the app spent per request (from its outermost
+middleware to the last byte handed to uvicorn, thread-pool waits included);
+the gap to the client's latency is queueing in the socket, uvicorn and client.
+
+On a 2-core machine the server's two workers, PostgreSQL and the load
+generator all compete for the same two cores, so absolute figures are
+pessimistic and vary between runs by 10-20 % (more for SQLite writes, whose
+lock waits are timing-sensitive); ratios (gateway / bare app) are steadier,
+because both sides pay the same client. If ``load CPU`` approaches 100 %, add
+``--load-procs``; if ``other`` is large, something else was running. The
+PostgreSQL cluster runs with fsync off (it is thrown away), while SQLite
+commits with ``synchronous=FULL`` as the gateway configures it, so write
+figures favour PostgreSQL on durability cost.
 
 Targets printed with PASS/MISS: read throughput at least half the bare app's;
 read p99 under 20 ms at 16 clients; transaction ingest of at least 3,000
@@ -71,6 +82,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import platform
+import queue
 import shutil
 import signal
 import subprocess
@@ -90,6 +102,7 @@ import orjson
 from bench._load import LoaderResult, PhaseSpec, loader_main
 
 HOST = "127.0.0.1"
+_BALANCE_ATTEMPTS = 10  # reconnects to even out connections over server workers
 FHIR_JSON = "application/fhir+json"
 OPERATIONS = ("create", "read", "update", "transaction")
 
@@ -214,6 +227,32 @@ def free_port() -> int:
         return port
 
 
+def proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """Every process's ``/proc/<pid>/stat`` fields, from field 3 (state) on:
+    ``[1]`` is the parent pid, ``[3]`` the session id, ``[11]``/``[12]`` the
+    user/system CPU ticks."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        yield int(entry.name), stat[stat.rfind(")") + 2 :].split()
+
+
+def cpu_ticks_to_seconds(ticks: int) -> float:
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine (every core, every process) has been busy."""
+    with open("/proc/stat") as handle:
+        ticks = [int(n) for n in handle.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return cpu_ticks_to_seconds(sum(ticks[:8]) - idle)
+
+
 def _log_time(epoch: float) -> str:
     """An instant in the format of the gateway's JSON log ``time`` field."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
@@ -227,6 +266,7 @@ class ServerLog:
     statuses: Counter[int] = field(default_factory=Counter)  # whole phase, warm-up included
     errors: Counter[str] = field(default_factory=Counter)  # error lines by message
     error_samples: list[str] = field(default_factory=list)
+    warnings: Counter[str] = field(default_factory=Counter)  # warning lines by message
 
 
 class Server:
@@ -268,21 +308,39 @@ class Server:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
+    def _session_stats(self) -> Iterator[tuple[int, list[str]]]:
+        """The stat fields of the server's processes (its session): the
+        uvicorn supervisor and its workers."""
+        return ((pid, f) for pid, f in proc_stats() if int(f[3]) == self.process.pid)
+
     def cpu_seconds(self) -> float:
-        """CPU time used so far by every process of the server's session
-        (the uvicorn supervisor and its workers)."""
-        ticks = 0
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = Path(entry.path, "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(")") + 2 :].split()
-            if int(fields[3]) == self.process.pid:  # field 6, session id
-                ticks += int(fields[11]) + int(fields[12])  # utime + stime
-        return ticks / os.sysconf("SC_CLK_TCK")
+        """CPU time used so far by every process of the server."""
+        return cpu_ticks_to_seconds(sum(int(f[11]) + int(f[12]) for _, f in self._session_stats()))
+
+    def connection_spread(self, workers: int) -> list[int]:
+        """Established client connections held by each server process, largest
+        first, padded with zeros to ``workers`` entries. uvicorn's workers
+        share one listening socket and whichever wakes first accepts, so a
+        handful of keep-alive connections can all land on one worker."""
+        owner: dict[str, int] = {}
+        for pid, _ in self._session_stats():
+            with contextlib.suppress(OSError):
+                for fd in os.scandir(f"/proc/{pid}/fd"):
+                    with contextlib.suppress(OSError):
+                        link = os.readlink(fd.path)
+                        if link.startswith("socket:["):
+                            owner[link[8:-1]] = pid
+        counts: Counter[int] = Counter()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(OSError), open(table) as handle:
+                next(handle)
+                for line in handle:
+                    cols = line.split()
+                    local_port = int(cols[1].rsplit(":", 1)[1], 16)
+                    if local_port == self.port and cols[3] == "01" and cols[9] in owner:
+                        counts[owner[cols[9]]] += 1  # 01: ESTABLISHED
+        spread = sorted(counts.values(), reverse=True)
+        return spread + [0] * (workers - len(spread))
 
     def read_log(self, window: tuple[float, float] | None) -> ServerLog:
         """Parse what the server logged since the last call."""
@@ -306,6 +364,8 @@ class Server:
                 found.statuses[int(event.get("status", 0))] += 1
                 if low <= str(event.get("time", "")) <= high:
                     found.app_ms.append(float(event.get("duration_ms", 0.0)))
+            elif event.get("level") == "warning":
+                found.warnings[str(event.get("message"))[:200]] += 1
             elif event.get("level") in ("error", "critical"):
                 found.errors[str(event.get("message"))[:200]] += 1
                 if len(found.error_samples) < 3:
@@ -371,13 +431,32 @@ def bare_command(port: int, workers: int, data: Path) -> list[str]:
 # -- databases -----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def sqlite_database(workdir: Path) -> Iterator[str]:
-    yield f"sqlite:///{workdir}/bench.db"
+@dataclass(frozen=True)
+class Database:
+    url: str
+    postmaster_pid: int | None = None  # PostgreSQL's, to count its CPU apart
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the database server's processes (none for
+        SQLite, which runs inside the gateway's processes)."""
+        if self.postmaster_pid is None:
+            return 0.0
+        return cpu_ticks_to_seconds(
+            sum(
+                int(f[11]) + int(f[12])
+                for pid, f in proc_stats()
+                if self.postmaster_pid in (pid, int(f[1]))  # the postmaster or a child
+            )
+        )
 
 
 @contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
+def sqlite_database(workdir: Path) -> Iterator[Database]:
+    yield Database(f"sqlite:///{workdir}/bench.db")
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[Database]:
     """A database in a throwaway PostgreSQL cluster (the test suite's helper:
     initdb/pg_ctl as the postgres user when root, free loopback port, trust
     authentication, fsync off), removed afterwards."""
@@ -387,12 +466,16 @@ def postgres_database() -> Iterator[str]:
         raise Skipped(
             f"the cluster helper tests.support.postgres is not importable: {exc}"
         ) from exc
+    import psycopg
+
     try:
         cluster = start_cluster()
-    except (ClusterUnavailable, OSError) as exc:
+    except (ClusterUnavailable, OSError, psycopg.OperationalError) as exc:
         raise Skipped(f"PostgreSQL could not start: {exc}") from exc
     try:
-        yield cluster.create_database("bench")
+        url = cluster.create_database("bench")
+        pid_file = Path(cluster.directory, "data", "postmaster.pid")
+        yield Database(url, int(pid_file.read_text().split()[0]))
     finally:
         cluster.stop()
 
@@ -405,6 +488,7 @@ class PhaseResult:
     store: str  # sqlite, postgres, or "bare app"
     op: str
     clients: int
+    connections: str  # per server worker, "8/8"
     requests: int
     errors: int
     seconds: float
@@ -414,7 +498,10 @@ class PhaseResult:
     p95_ms: float
     p99_ms: float
     server_cpu_ms_per_req: float
-    load_cpu_pct: float
+    server_cpu_pct: float  # of one core
+    db_cpu_pct: float  # of one core: PostgreSQL's processes (0 for SQLite, in-process)
+    load_cpu_pct: float  # of one core
+    other_cpu_pct: float  # of one core: whatever else ran on the machine meanwhile
     app_p50_ms: float | None
     app_p99_ms: float | None
     statuses: dict[int, int]
@@ -423,6 +510,7 @@ class PhaseResult:
     server_statuses: dict[int, int]
     server_errors: dict[str, int]
     server_error_samples: list[str]
+    server_warnings: dict[str, int]
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -433,12 +521,21 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+@dataclass
+class Rig:
+    """What a phase runs against and with."""
+
+    server: Server
+    database: Database | None
+    workers: int
+    load_procs: int
+
+
 def run_phase(
     store: str,
     op: str,
     spec: PhaseSpec,
-    server: Server,
-    load_procs: int,
+    rig: Rig,
     resources_per_request: int = 1,
     created_ids: list[str] | None = None,
 ) -> PhaseResult:
@@ -446,16 +543,17 @@ def run_phase(
     ctx = mp.get_context("spawn")
     ready: Any = ctx.Queue()
     results: Any = ctx.Queue()
-    go = ctx.Event()
     start_at: Any = ctx.Value("d", 0.0)
+    server = rig.server
     groups = [
-        list(range(i, spec.total_clients, load_procs))
-        for i in range(min(load_procs, spec.total_clients))
+        list(range(i, spec.total_clients, rig.load_procs))
+        for i in range(min(rig.load_procs, spec.total_clients))
     ]
+    commands: list[Any] = [ctx.Queue() for _ in groups]
     procs = [
         ctx.Process(
             target=loader_main,
-            args=(spec, group, ready, go, start_at, results),
+            args=(spec, group, ready, commands[i], start_at, results),
             name=f"bench-load-{i}",
             daemon=True,
         )
@@ -464,16 +562,28 @@ def run_phase(
     for proc in procs:
         proc.start()
     try:
-        for _ in procs:
-            if ready.get(timeout=60) != "ready":
-                raise RuntimeError(results.get(timeout=5))
+        for attempt in range(1, _BALANCE_ATTEMPTS + 1):
+            for _ in procs:
+                if ready.get(timeout=60) != "ready":
+                    raise RuntimeError(results.get(timeout=5))
+            time.sleep(0.05)
+            spread = server.connection_spread(rig.workers)
+            if max(spread) - min(spread) <= 1 or attempt == _BALANCE_ATTEMPTS:
+                break
+            for queue in commands:
+                queue.put("reconnect")
         begin = time.monotonic() + 0.1
         start_at.value = begin
-        go.set()
+        for queue in commands:
+            queue.put("go")
         time.sleep(max(0.0, begin + spec.warmup - time.monotonic()))
         cpu_before, wall_before = server.cpu_seconds(), time.time()
+        busy_before = machine_busy_seconds()
+        db_before = rig.database.cpu_seconds() if rig.database else 0.0
         time.sleep(max(0.0, begin + spec.warmup + spec.duration - time.monotonic()))
         cpu_after, wall_after = server.cpu_seconds(), time.time()
+        busy_after = machine_busy_seconds()
+        db_after = rig.database.cpu_seconds() if rig.database else 0.0
         outcomes: list[LoaderResult] = []
         for _ in procs:
             got = results.get(timeout=120)
@@ -499,10 +609,13 @@ def run_phase(
     errors = sum(n for status, n in statuses.items() if status != spec.expected_status)
     errors += sum(exceptions.values())
     app_ms = sorted(logged.app_ms)
+    load_cpu = sum(o.cpu_seconds for o in outcomes)
+    db_cpu = db_after - db_before
     result = PhaseResult(
         store=store,
         op=op,
         clients=spec.total_clients,
+        connections="/".join(str(n) for n in spread),
         requests=count,
         errors=errors,
         seconds=spec.duration,
@@ -512,7 +625,12 @@ def run_phase(
         p95_ms=percentile(latencies, 95),
         p99_ms=percentile(latencies, 99),
         server_cpu_ms_per_req=(cpu_after - cpu_before) * 1000 / count if count else float("nan"),
-        load_cpu_pct=100 * sum(o.cpu_seconds for o in outcomes) / spec.duration,
+        server_cpu_pct=100 * (cpu_after - cpu_before) / spec.duration,
+        db_cpu_pct=100 * db_cpu / spec.duration,
+        load_cpu_pct=100 * load_cpu / spec.duration,
+        other_cpu_pct=100
+        * (busy_after - busy_before - (cpu_after - cpu_before) - db_cpu - load_cpu)
+        / spec.duration,
         app_p50_ms=percentile(app_ms, 50) if app_ms else None,
         app_p99_ms=percentile(app_ms, 99) if app_ms else None,
         statuses=dict(statuses),
@@ -521,11 +639,12 @@ def run_phase(
         server_statuses=dict(logged.statuses),
         server_errors=dict(logged.errors),
         server_error_samples=logged.error_samples,
+        server_warnings=dict(logged.warnings),
     )
     if created_ids is not None:
         for outcome in outcomes:
             created_ids.extend(outcome.created_ids)
-    print(f"  {store:<8} {op:<11} {_row_figures(result)}", flush=True)
+    print(_row(result), flush=True)
     return result
 
 
@@ -631,25 +750,25 @@ def _spec(
 
 
 def bench_gateway(
-    store: str, server: Server, options: Options
+    store: str, rig: Rig, options: Options
 ) -> tuple[list[PhaseResult], dict[str, dict[str, Any]]]:
     """Every phase on one running gateway; returns the results and the read
     answers captured for the bare app."""
+    server = rig.server
     port = server.port
     results: list[PhaseResult] = []
     with httpx.Client(base_url=server.base, timeout=60) as client:
         smoke_test(client, options.tx_entries)
-        server.read_log(None)
-        created: list[str] = []
-        if "create" in options.ops:
-            bodies = [orjson.dumps(patient(n)) for n in range(256)]
-            requests = [http_request("POST", "/fhir/Patient", port, body) for body in bodies]
-            spec = _spec("create", port, requests, 201, options, collect_location=True)
-            results.append(
-                run_phase(store, "create", spec, server, options.load_procs, created_ids=created)
-            )
-        wanted = max(options.read_ids, options.clients)
-        ids = list(dict.fromkeys(created))[:wanted]
+    server.read_log(None)
+    created: list[str] = []
+    if "create" in options.ops:
+        bodies = [orjson.dumps(patient(n)) for n in range(256)]
+        requests = [http_request("POST", "/fhir/Patient", port, body) for body in bodies]
+        spec = _spec("create", port, requests, 201, options, collect_location=True)
+        results.append(run_phase(store, "create", spec, rig, created_ids=created))
+    wanted = max(options.read_ids, options.clients)
+    ids = list(dict.fromkeys(created))[:wanted]
+    with httpx.Client(base_url=server.base, timeout=60) as client:
         if len(ids) < wanted:
             ids += seed(client, wanted - len(ids))
         captured = capture_reads(client, ids)
@@ -657,7 +776,7 @@ def bench_gateway(
     if "read" in options.ops:
         requests = [http_request("GET", f"/fhir/Patient/{res_id}", port) for res_id in ids]
         spec = _spec("read", port, requests, 200, options)
-        results.append(run_phase(store, "read", spec, server, options.load_procs))
+        results.append(run_phase(store, "read", spec, rig))
     if "update" in options.ops:
         requests = [
             http_request(
@@ -666,18 +785,12 @@ def bench_gateway(
             for n, res_id in enumerate(ids)
         ]
         spec = _spec("update", port, requests, 200, options, mode="partition")
-        results.append(run_phase(store, "update", spec, server, options.load_procs))
+        results.append(run_phase(store, "update", spec, rig))
     if "transaction" in options.ops:
-        requests = [
-            http_request(
-                "POST", "/fhir", port, orjson.dumps(transaction_bundle(v, options.tx_entries))
-            )
-            for v in range(8)
-        ]
+        bundles = [orjson.dumps(transaction_bundle(v, options.tx_entries)) for v in range(8)]
+        requests = [http_request("POST", "/fhir", port, bundle) for bundle in bundles]
         spec = _spec("transaction", port, requests, 200, options)
-        results.append(
-            run_phase(store, "transaction", spec, server, options.load_procs, options.tx_entries)
-        )
+        results.append(run_phase(store, "transaction", spec, rig, options.tx_entries))
     return results, captured
 
 
@@ -691,29 +804,60 @@ def bench_bare(
     with running("bare app", command, workdir / "bare.log", env) as server:
         requests = [http_request("GET", f"/fhir/Patient/{res_id}", port) for res_id in captured]
         spec = _spec("read", port, requests, 200, options)
-        return run_phase("bare app", "read", spec, server, options.load_procs)
+        rig = Rig(server, None, options.workers, options.load_procs)
+        return run_phase("bare app", "read", spec, rig)
 
 
 # -- report ------------------------------------------------------------------------------
 
-_HEADER = (
-    f"{'store':<9}{'op':<12}{'clients':>7}{'requests':>9}{'errors':>7}{'req/s':>9}{'res/s':>9}"
-    f"{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'srv ms/req':>11}{'load CPU':>9}"
-    f"{'app p50/p99 ms':>16}"
+_COLUMNS = (
+    ("store", "<9"),
+    ("op", "<12"),
+    ("clients", ">7"),
+    ("conns", ">7"),
+    ("requests", ">9"),
+    ("errors", ">7"),
+    ("req/s", ">8"),
+    ("res/s", ">8"),
+    ("p50 ms", ">8"),
+    ("p95 ms", ">8"),
+    ("p99 ms", ">8"),
+    ("srv ms/req", ">11"),
+    ("srv CPU", ">8"),
+    ("db CPU", ">7"),
+    ("load CPU", ">9"),
+    ("other", ">6"),
+    ("app p50/p99 ms", ">16"),
 )
+_HEADER = "".join(f"{name:{spec}}" for name, spec in _COLUMNS)
 
 
-def _row_figures(r: PhaseResult) -> str:
+def _row(r: PhaseResult) -> str:
     app = (
         f"{r.app_p50_ms:.2f}/{r.app_p99_ms:.2f}"
         if r.app_p50_ms is not None and r.app_p99_ms is not None
         else "-"
     )
-    return (
-        f"{r.clients:>7}{r.requests:>9}{r.errors:>7}{r.req_per_s:>9,.0f}{r.resources_per_s:>9,.0f}"
-        f"{r.p50_ms:>8.2f}{r.p95_ms:>8.2f}{r.p99_ms:>8.2f}{r.server_cpu_ms_per_req:>11.3f}"
-        f"{r.load_cpu_pct:>8.0f}%{app:>16}"
+    values = (
+        r.store,
+        r.op,
+        r.clients,
+        r.connections,
+        r.requests,
+        r.errors,
+        f"{r.req_per_s:,.0f}",
+        f"{r.resources_per_s:,.0f}",
+        f"{r.p50_ms:.2f}",
+        f"{r.p95_ms:.2f}",
+        f"{r.p99_ms:.2f}",
+        f"{r.server_cpu_ms_per_req:.3f}",
+        f"{r.server_cpu_pct:.0f}%",
+        f"{r.db_cpu_pct:.0f}%" if r.store == "postgres" else "-",
+        f"{r.load_cpu_pct:.0f}%",
+        f"{r.other_cpu_pct:.0f}%",
+        app,
     )
+    return "".join(f"{v:{spec}}" for v, (_, spec) in zip(values, _COLUMNS, strict=True))
 
 
 @dataclass
@@ -770,9 +914,9 @@ def report(results: list[PhaseResult], targets: list[Target], skipped: dict[str,
     print(_HEADER)
     print("-" * len(_HEADER))
     for r in results:
-        print(f"{r.store:<9}{r.op:<12}{_row_figures(r)}")
+        print(_row(r))
     for store, reason in skipped.items():
-        print(f"{store:<9}SKIPPED: {reason}")
+        print(f"{store:<9}{reason}")
     bare = next((r for r in results if r.store == "bare app"), None)
     for r in results:
         if r.op == "read" and r.store != "bare app" and bare is not None and bare.req_per_s:
@@ -787,13 +931,19 @@ def report(results: list[PhaseResult], targets: list[Target], skipped: dict[str,
     problems = [
         r
         for r in results
-        if r.errors or r.server_errors or any(s >= 500 for s in r.server_statuses)
+        if r.errors
+        or r.server_errors
+        or r.server_warnings
+        or any(s >= 500 for s in r.server_statuses)
     ]
     print()
     if not problems:
-        print("No errors: every response had the expected status; the server logged no errors.")
+        print(
+            "No errors: every response had the expected status; the server logged no "
+            "errors or warnings."
+        )
         return
-    print("Errors")
+    print("Errors and warnings")
     for r in problems:
         print(f"  {r.store} {r.op}: client saw statuses {r.statuses}")
         for name, n in r.client_exceptions.items():
@@ -803,6 +953,8 @@ def report(results: list[PhaseResult], targets: list[Target], skipped: dict[str,
                 print(f"    HTTP {status}: {sample}")
         if r.server_statuses:
             print(f"    server access log statuses (whole phase): {r.server_statuses}")
+        for message, n in r.server_warnings.items():
+            print(f"    {n} x server warned: {message}")
         for message, n in r.server_errors.items():
             print(f"    {n} x server logged: {message}")
         for sample in r.server_error_samples:
@@ -879,6 +1031,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"work directory {workdir}",
         flush=True,
     )
+    print(_HEADER, flush=True)
     results: list[PhaseResult] = []
     skipped: dict[str, str] = {}
     bare_done = args.no_bare or "read" not in ops
@@ -886,20 +1039,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         for store in stores:
             database = sqlite_database(workdir) if store == "sqlite" else postgres_database()
             try:
-                with database as url:
-                    print(f"{store}: {url}", flush=True)
-                    command = gateway_command(free_port(), options.workers, url)
-                    with running(
-                        f"gateway ({store})", command, workdir / f"gateway-{store}.log", env
-                    ) as server:
-                        phase_results, captured = bench_gateway(store, server, options)
+                with database as db:
+                    print(f"{store}: {db.url}", flush=True)
+                    command = gateway_command(free_port(), options.workers, db.url)
+                    log = workdir / f"gateway-{store}.log"
+                    with running(f"gateway ({store})", command, log, env) as server:
+                        rig = Rig(server, db, options.workers, options.load_procs)
+                        phase_results, captured = bench_gateway(store, rig, options)
                         results += phase_results
                     if not bare_done:
                         results.append(bench_bare(captured, workdir, options, env))
                         bare_done = True
             except Skipped as exc:
                 print(f"{store}: SKIPPED: {exc}", flush=True)
-                skipped[store] = str(exc)
+                skipped[store] = f"SKIPPED: {exc}"
+            except (RuntimeError, queue.Empty) as exc:
+                # A server that will not start, fails its checks or stalls a
+                # phase: report it and go on with the next store.
+                message = str(exc) or type(exc).__name__
+                print(f"{store}: FAILED: {message}", flush=True)
+                skipped[store] = f"FAILED: {message.splitlines()[0] if message else ''}"
         targets = evaluate(results, options.clients)
         report(results, targets, skipped)
         if args.json:
@@ -923,7 +1082,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"work directory kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return 1 if any(reason.startswith("FAILED") for reason in skipped.values()) else 0
 
 
 if __name__ == "__main__":
