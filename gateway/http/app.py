@@ -21,7 +21,7 @@ from gateway import __version__, errors, fhirjson, logs
 from gateway.config import Settings
 from gateway.http import responses
 from gateway.http.middleware import RequestContext
-from gateway.http.routes import router
+from gateway.http.routes import ROUTES
 from gateway.store import Store, open_store
 
 log = logging.getLogger("gateway")
@@ -120,7 +120,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         await run_in_threadpool(request.app.state.store.ping)
         return responses.FhirResponse({"status": "ready"})
 
-    app.include_router(router)
+    app.router.routes.extend(ROUTES)
     app.add_middleware(RequestContext)
     logs.configure(settings.log_level)
     return app

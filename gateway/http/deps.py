@@ -1,11 +1,11 @@
-"""What every FHIR route needs before it runs, in one dependency: the format
+"""What every FHIR handler does before its work, in one call: the format
 check, the requester check and the request's context (store, base URL)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Depends, Request
+from starlette.requests import Request
 
 from gateway.config import Settings
 from gateway.errors import Unauthorized
@@ -13,7 +13,7 @@ from gateway.http.negotiation import check_acceptable
 from gateway.store import Store
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FhirContext:
     store: Store
     settings: Settings
@@ -27,19 +27,21 @@ def base_url(request: Request, settings: Settings) -> str:
 
 
 def _negotiated(request: Request) -> FhirContext:
-    check_acceptable(request.headers.get("accept"), request.query_params.get("_format"))
+    headers = request.headers
+    fmt = request.query_params.get("_format") if request.scope["query_string"] else None
+    check_acceptable(headers.get("accept"), fmt)
     settings: Settings = request.app.state.settings
     return FhirContext(
         store=request.app.state.store, settings=settings, base_url=base_url(request, settings)
     )
 
 
-def public_context(request: Request) -> FhirContext:
+def public(request: Request) -> FhirContext:
     """For endpoints anyone may call (the CapabilityStatement)."""
     return _negotiated(request)
 
 
-def authenticated_context(request: Request) -> FhirContext:
+def authenticated(request: Request) -> FhirContext:
     """For every endpoint that reads or writes data.
 
     Until SMART Backend Services authentication is in place, data endpoints
@@ -55,7 +57,3 @@ def authenticated_context(request: Request) -> FhirContext:
             code="GW-0401",
         )
     return context
-
-
-Public = Depends(public_context)
-Authenticated = Depends(authenticated_context)

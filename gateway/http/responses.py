@@ -7,7 +7,7 @@ the bytes the store holds; they are never parsed on the way out.
 
 from __future__ import annotations
 
-from email.utils import format_datetime
+from datetime import date
 from typing import Any
 
 from starlette.responses import Response
@@ -31,9 +31,19 @@ class FhirResponse(Response):
         return fhirjson.dumps(content)
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(instant: str) -> str:
-    """A FHIR instant as an HTTP-date (RFC 9110) for Last-Modified."""
-    return format_datetime(fhirjson.parse_instant(instant), usegmt=True)
+    """A stored instant (always UTC, ``2026-01-02T03:04:05.000000Z``) as an
+    HTTP-date (RFC 9110) for Last-Modified. On every read, so no parsing of
+    general dates: the stored form is fixed."""
+    day = date.fromisoformat(instant[:10])
+    return (
+        f"{_DAYS[day.weekday()]}, {day.day:02d} {_MONTHS[day.month - 1]} {day.year} "
+        f"{instant[11:19]} GMT"
+    )
 
 
 def version_headers(version: StoredVersion) -> dict[str, str]:

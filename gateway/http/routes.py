@@ -1,25 +1,32 @@
 """The FHIR REST routes: https://hl7.org/fhir/R4/http.html.
 
 Each handler only translates: HTTP in, a call on ``gateway.interactions``, a
-FHIR response out. Store calls are blocking, so they run in the thread pool.
-Errors are raised as ``gateway.errors`` kinds and answered by the handlers in
-``gateway.http.app``.
+FHIR response out. Errors are raised as ``gateway.errors`` kinds and answered
+by the handlers in ``gateway.http.app``.
+
+The FHIR routes are plain Starlette routes inside the FastAPI app: they take
+the request and return a response, so FastAPI's per-request dependency solving
+and parameter binding would add nothing but cost (about a third of a read's
+time; see ``bench/rest_core.py``). Every handler starts with
+``deps.authenticated`` or ``deps.public``, which is what a dependency would do.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from conformance.capability import capability_statement
 from conformance.registry import TypeInteraction
 from gateway import __version__, fhirjson
 from gateway.errors import InvalidRequest, MethodNotAllowed
 from gateway.http import responses
-from gateway.http.deps import Authenticated, FhirContext, Public
+from gateway.http.deps import FhirContext, authenticated, public
 from gateway.http.middleware import read_body
 from gateway.http.negotiation import check_content_type, return_preference
 from gateway.interactions import bundle as bundles
@@ -28,7 +35,15 @@ from gateway.interactions import read as reads
 from gateway.interactions import write
 from gateway.interactions.types import require
 
-router = APIRouter(prefix="/fhir")
+T = TypeVar("T")
+
+
+async def _read_from(context: FhirContext, call: Callable[..., T], *args: Any) -> T:
+    """Run a store read: inline where the store says a read is cheaper than a
+    hop to the thread pool (embedded SQLite), in the pool otherwise."""
+    if context.store.inline_reads:
+        return call(*args)
+    return await run_in_threadpool(call, *args)
 
 
 async def _json_body(request: Request, context: FhirContext) -> Any:
@@ -59,12 +74,17 @@ def _history_params(request: Request) -> histories.HistoryRequest:
     return histories.parse_history_params(list(request.query_params.multi_items()))
 
 
+def _path(request: Request, name: str) -> str:
+    value: str = request.path_params[name]
+    return value
+
+
 # -- whole system ------------------------------------------------------------------
 
 
-@router.get("/metadata")
-async def metadata(request: Request, context: FhirContext = Public) -> Response:
+async def metadata(request: Request) -> Response:
     """The CapabilityStatement, built from the registry the routes obey."""
+    context = public(request)
     body = capability_statement(
         base_url=context.base_url,
         software_version=__version__,
@@ -73,9 +93,8 @@ async def metadata(request: Request, context: FhirContext = Public) -> Response:
     return responses.FhirResponse(body)
 
 
-@router.post("")
-@router.post("/")
-async def batch_or_transaction(request: Request, context: FhirContext = Authenticated) -> Response:
+async def batch_or_transaction(request: Request) -> Response:
+    context = authenticated(request)
     body = await _json_body(request, context)
     prefer = return_preference(request.headers.get("prefer"))
     kind = body.get("type") if isinstance(body, dict) else None
@@ -86,10 +105,10 @@ async def batch_or_transaction(request: Request, context: FhirContext = Authenti
     return responses.bundle(result)
 
 
-@router.get("/_history")
-async def system_history(request: Request, context: FhirContext = Authenticated) -> Response:
+async def system_history(request: Request) -> Response:
+    context = authenticated(request)
     params = _history_params(request)
-    page = await run_in_threadpool(histories.history, context.store, params)
+    page = await _read_from(context, histories.history, context.store, params)
     return responses.bundle(
         histories.history_bundle(page, params, base_url=context.base_url, path="_history")
     )
@@ -98,8 +117,9 @@ async def system_history(request: Request, context: FhirContext = Authenticated)
 # -- type level --------------------------------------------------------------------
 
 
-@router.post("/{res_type}")
-async def create(request: Request, res_type: str, context: FhirContext = Authenticated) -> Response:
+async def create(request: Request) -> Response:
+    context = authenticated(request)
+    res_type = _path(request, "res_type")
     require(res_type, TypeInteraction.CREATE)
     body = await _json_body(request, context)
     result = await run_in_threadpool(
@@ -112,10 +132,9 @@ async def create(request: Request, res_type: str, context: FhirContext = Authent
     return _written(request, context, result)
 
 
-@router.put("/{res_type}")
-async def conditional_update(
-    request: Request, res_type: str, context: FhirContext = Authenticated
-) -> Response:
+async def conditional_update(request: Request) -> Response:
+    context = authenticated(request)
+    res_type = _path(request, "res_type")
     require(res_type, TypeInteraction.UPDATE)
     query = _query_without_format(request)
     if not query:
@@ -135,20 +154,20 @@ async def conditional_update(
     return _written(request, context, result)
 
 
-@router.get("/{res_type}")
-async def search_type(res_type: str, context: FhirContext = Authenticated) -> Response:
+async def search_type(request: Request) -> Response:
+    authenticated(request)
+    res_type = _path(request, "res_type")
     require(res_type, TypeInteraction.READ)
     raise MethodNotAllowed(
         f"search on {res_type} is not supported by this server yet", code="GW-0406"
     )
 
 
-@router.get("/{res_type}/_history")
-async def type_history(
-    request: Request, res_type: str, context: FhirContext = Authenticated
-) -> Response:
+async def type_history(request: Request) -> Response:
+    context = authenticated(request)
+    res_type = _path(request, "res_type")
     params = _history_params(request)
-    page = await run_in_threadpool(histories.history, context.store, params, res_type)
+    page = await _read_from(context, histories.history, context.store, params, res_type)
     return responses.bundle(
         histories.history_bundle(
             page, params, base_url=context.base_url, path=f"{res_type}/_history"
@@ -159,20 +178,19 @@ async def type_history(
 # -- instance level ----------------------------------------------------------------
 
 
-@router.get("/{res_type}/{res_id}")
-async def read(
-    request: Request, res_type: str, res_id: str, context: FhirContext = Authenticated
-) -> Response:
-    found = await run_in_threadpool(reads.read, context.store, res_type, res_id)
+async def read(request: Request) -> Response:
+    context = authenticated(request)
+    found = await _read_from(
+        context, reads.read, context.store, _path(request, "res_type"), _path(request, "res_id")
+    )
     if request.headers.get("if-none-match") == f'W/"{found.version}"':
         return Response(status_code=304, headers=responses.version_headers(found))
     return responses.resource(found)
 
 
-@router.put("/{res_type}/{res_id}")
-async def update(
-    request: Request, res_type: str, res_id: str, context: FhirContext = Authenticated
-) -> Response:
+async def update(request: Request) -> Response:
+    context = authenticated(request)
+    res_type, res_id = _path(request, "res_type"), _path(request, "res_id")
     require(res_type, TypeInteraction.UPDATE)
     body = await _json_body(request, context)
     result = await run_in_threadpool(
@@ -186,19 +204,20 @@ async def update(
     return _written(request, context, result)
 
 
-@router.delete("/{res_type}/{res_id}")
-async def delete(res_type: str, res_id: str, context: FhirContext = Authenticated) -> Response:
-    deleted = await run_in_threadpool(write.delete, context.store, res_type, res_id)
+async def delete(request: Request) -> Response:
+    context = authenticated(request)
+    deleted = await run_in_threadpool(
+        write.delete, context.store, _path(request, "res_type"), _path(request, "res_id")
+    )
     headers = {"ETag": f'W/"{deleted.version}"'} if deleted else {}
     return Response(status_code=204, headers=headers)
 
 
-@router.get("/{res_type}/{res_id}/_history")
-async def instance_history(
-    request: Request, res_type: str, res_id: str, context: FhirContext = Authenticated
-) -> Response:
+async def instance_history(request: Request) -> Response:
+    context = authenticated(request)
+    res_type, res_id = _path(request, "res_type"), _path(request, "res_id")
     params = _history_params(request)
-    page = await run_in_threadpool(histories.history, context.store, params, res_type, res_id)
+    page = await _read_from(context, histories.history, context.store, params, res_type, res_id)
     return responses.bundle(
         histories.history_bundle(
             page, params, base_url=context.base_url, path=f"{res_type}/{res_id}/_history"
@@ -206,9 +225,33 @@ async def instance_history(
     )
 
 
-@router.get("/{res_type}/{res_id}/_history/{version_id}")
-async def vread(
-    res_type: str, res_id: str, version_id: str, context: FhirContext = Authenticated
-) -> Response:
-    found = await run_in_threadpool(reads.vread, context.store, res_type, res_id, version_id)
+async def vread(request: Request) -> Response:
+    context = authenticated(request)
+    found = await _read_from(
+        context,
+        reads.vread,
+        context.store,
+        _path(request, "res_type"),
+        _path(request, "res_id"),
+        _path(request, "version_id"),
+    )
     return responses.resource(found)
+
+
+# Most specific first: Starlette takes the first route whose path matches, and
+# answers 405 when a path matches but no route has the method.
+ROUTES: list[BaseRoute] = [
+    Route("/fhir/metadata", metadata, methods=["GET"]),
+    Route("/fhir", batch_or_transaction, methods=["POST"]),
+    Route("/fhir/", batch_or_transaction, methods=["POST"]),
+    Route("/fhir/_history", system_history, methods=["GET"]),
+    Route("/fhir/{res_type}/_history", type_history, methods=["GET"]),
+    Route("/fhir/{res_type}/{res_id}", read, methods=["GET"]),
+    Route("/fhir/{res_type}/{res_id}", update, methods=["PUT"]),
+    Route("/fhir/{res_type}/{res_id}", delete, methods=["DELETE"]),
+    Route("/fhir/{res_type}/{res_id}/_history", instance_history, methods=["GET"]),
+    Route("/fhir/{res_type}/{res_id}/_history/{version_id}", vread, methods=["GET"]),
+    Route("/fhir/{res_type}", create, methods=["POST"]),
+    Route("/fhir/{res_type}", conditional_update, methods=["PUT"]),
+    Route("/fhir/{res_type}", search_type, methods=["GET"]),
+]

@@ -135,6 +135,9 @@ class Store(Reader, Protocol):
     ``PostgresStore``. All methods are thread-safe."""
 
     url: str
+    # True when a point read is cheaper than handing it to a thread (an
+    # embedded database on local disk): the HTTP layer then runs reads inline.
+    inline_reads: bool
 
     def migrate(self) -> list[int]:
         """Apply pending schema migrations; return the versions applied."""

@@ -72,10 +72,19 @@ class _PostgresUnitOfWork:
 class PostgresStore:
     """A store in a PostgreSQL database, ``postgresql://user@host:port/db``."""
 
+    inline_reads = False  # a network round trip: never on the event loop
+
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
         self._pool: ConnectionPool[psycopg.Connection[tuple[object, ...]]] = ConnectionPool(
-            url, min_size=min_size, max_size=max_size, open=False, timeout=10
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            timeout=10,
+            # Reads are single statements: autocommit spares them a BEGIN and a
+            # COMMIT round trip each. Units of work open explicit transactions.
+            kwargs={"autocommit": True},
         )
         try:
             self._pool.open(wait=True, timeout=10)
