@@ -44,7 +44,7 @@ def _migrate(settings: Settings) -> list[int]:
         directory = os.path.dirname(settings.database_url.removeprefix("sqlite:///"))
         if directory:
             os.makedirs(directory, exist_ok=True)
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, pool_size=1)
     try:
         return store.migrate()
     finally:

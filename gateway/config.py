@@ -25,6 +25,8 @@ class Settings:
     # refuses it unless the server listens on a loopback address.
     insecure_no_auth: bool = False
     log_level: str = "INFO"
+    # PostgreSQL connections per worker process.
+    db_pool_size: int = 16
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -36,4 +38,5 @@ class Settings:
             max_body_bytes=int(env.get("GATEWAY_MAX_BODY_BYTES") or cls.max_body_bytes),
             insecure_no_auth=_flag(env.get("GATEWAY_INSECURE_NO_AUTH")),
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "INFO").upper(),
+            db_pool_size=int(env.get("GATEWAY_DB_POOL_SIZE") or cls.db_pool_size),
         )

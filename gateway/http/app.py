@@ -42,7 +42,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
-        app.state.store = open_store(settings.database_url) if owned else store
+        app.state.store = (
+            open_store(settings.database_url, pool_size=settings.db_pool_size) if owned else store
+        )
         try:
             if owned:
                 await run_in_threadpool(app.state.store.migrate)

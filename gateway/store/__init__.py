@@ -33,8 +33,9 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> Store:
-    """Open (without migrating) the store a database URL names."""
+def open_store(url: str, *, pool_size: int = 16) -> Store:
+    """Open (without migrating) the store a database URL names. ``pool_size``
+    is the PostgreSQL connection pool's size per process."""
     if url.startswith("sqlite:///"):
         from gateway.store.sqlite import SQLiteStore
 
@@ -42,7 +43,7 @@ def open_store(url: str) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from gateway.store.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, pool_size=pool_size)
     raise ValueError(
         f"unsupported GATEWAY_DATABASE_URL {url!r}: use sqlite:///path or postgresql://..."
     )

@@ -74,12 +74,14 @@ class PostgresStore:
 
     inline_reads = False  # a network round trip: never on the event loop
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 16) -> None:
         self.url = url
         self._pool: ConnectionPool[psycopg.Connection[tuple[object, ...]]] = ConnectionPool(
             url,
-            min_size=min_size,
-            max_size=max_size,
+            # A fixed size, as large as the concurrency a worker sees: threads
+            # queueing for a connection cost more CPU than idle connections.
+            min_size=pool_size,
+            max_size=pool_size,
             open=False,
             timeout=10,
             # Reads are single statements: autocommit spares them a BEGIN and a
