@@ -46,6 +46,7 @@ class _Entry:
     if_match: int | None
     target_id: str | None = None  # id decided during reference resolution
     matched: StoredVersion | None = None  # conditional create that found a match
+    minted: bool = False  # target_id was newly made for this entry
     response: dict[str, Any] = field(default_factory=dict)
 
     def fresh_copy(self) -> _Entry:
@@ -198,6 +199,7 @@ def _resolve(uow: UnitOfWork, entries: list[_Entry]) -> None:
                     entry.matched = uow.read(entry.res_type, matches[0])
             if entry.target_id is None:
                 entry.target_id = write.new_id()
+                entry.minted = True
         elif entry.method == "PUT" and entry.res_id is None:
             criteria = parse_criteria(entry.res_type, entry.query)
             uow.lock_type(entry.res_type)
@@ -313,7 +315,9 @@ def _write(
     if entry.method == "POST":
         if entry.matched is not None:
             return _response(200, base_url, entry.matched, prefer)
-        result = write.create_in(uow, entry.res_type, entry.resource, res_id=entry.target_id)
+        result = write.create_in(
+            uow, entry.res_type, entry.resource, res_id=entry.target_id, fresh_id=entry.minted
+        )
     else:
         result = write.update_in(
             uow, entry.res_type, entry.target_id, entry.resource, if_match=entry.if_match

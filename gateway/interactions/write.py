@@ -107,9 +107,12 @@ def store_version(
     *,
     method: str,
     expected_version: int | None = None,
+    fresh_id: bool = False,
 ) -> WriteResult:
-    """Append the next version of ``res_type/res_id`` with fresh meta."""
-    previous = uow.current(res_type, res_id)
+    """Append the next version of ``res_type/res_id`` with fresh meta.
+    ``fresh_id`` says the server just minted the id, so there is no earlier
+    version to look up (were there one, appending version 1 would conflict)."""
+    previous = None if fresh_id else uow.current(res_type, res_id)
     if expected_version is not None and (
         previous is None or previous.deleted or previous.version != expected_version
     ):
@@ -162,6 +165,7 @@ def create_in(
     *,
     if_none_exist: str | None = None,
     res_id: str | None = None,
+    fresh_id: bool = False,
 ) -> WriteResult:
     """Create with a server id (or ``res_id``, which a transaction assigns
     up front for ``urn:uuid`` references). With ``if_none_exist``, return the
@@ -172,7 +176,9 @@ def create_in(
         if existing is not None:
             found = uow_read(uow, res_type, existing)
             return WriteResult(version=found, created=False, matched=True)
-    return store_version(uow, res_type, res_id or new_id(), resource, method="POST")
+    if res_id is None:
+        return store_version(uow, res_type, new_id(), resource, method="POST", fresh_id=True)
+    return store_version(uow, res_type, res_id, resource, method="POST", fresh_id=fresh_id)
 
 
 def update_in(

@@ -205,7 +205,8 @@ class Statements:
             self.upsert_current,
             (version.res_type, version.res_id, version.version, seq, version.deleted),
         )
-        cur.execute(self.delete_tokens, (version.res_type, version.res_id))
+        if version.version > 1:  # a first version has no index rows to replace
+            cur.execute(self.delete_tokens, (version.res_type, version.res_id))
         if tokens and not version.deleted:
             cur.executemany(
                 self.insert_token,
