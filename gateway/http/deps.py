@@ -21,9 +21,17 @@ class FhirContext:
 
 
 def base_url(request: Request, settings: Settings) -> str:
+    """The configured public base, or the one this request was addressed to
+    (Host header, else the server's address), as Starlette's ``base_url``
+    would give it but without building URL objects on every request."""
     if settings.base_url:
         return settings.base_url
-    return str(request.base_url).rstrip("/") + "/fhir"
+    scope = request.scope
+    host = request.headers.get("host")
+    if host is None:
+        server_host, port = scope.get("server") or ("localhost", None)
+        host = server_host if port in (None, 80, 443) else f"{server_host}:{port}"
+    return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}/fhir"
 
 
 def _negotiated(request: Request) -> FhirContext:
