@@ -48,7 +48,12 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         try:
             if owned:
                 await run_in_threadpool(app.state.store.migrate)
-            yield
+            # One per event loop: async drivers bind to the loop they start on.
+            app.state.reader = await app.state.store.open_async_reader()
+            try:
+                yield
+            finally:
+                await app.state.reader.aclose()
         finally:
             if owned:
                 app.state.store.close()

@@ -10,12 +10,13 @@ from starlette.requests import Request
 from gateway.config import Settings
 from gateway.errors import Unauthorized
 from gateway.http.negotiation import check_acceptable
-from gateway.store import Store
+from gateway.store import AsyncReader, Store
 
 
 @dataclass(frozen=True, slots=True)
 class FhirContext:
     store: Store
+    reader: AsyncReader  # reads on the event loop (the hot path)
     settings: Settings
     base_url: str  # the FHIR base, without a trailing slash
 
@@ -40,7 +41,10 @@ def _negotiated(request: Request) -> FhirContext:
     check_acceptable(headers.get("accept"), fmt)
     settings: Settings = request.app.state.settings
     return FhirContext(
-        store=request.app.state.store, settings=settings, base_url=base_url(request, settings)
+        store=request.app.state.store,
+        reader=request.app.state.reader,
+        settings=settings,
+        base_url=base_url(request, settings),
     )
 
 

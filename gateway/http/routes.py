@@ -13,8 +13,7 @@ time; see ``bench/rest_core.py``). Every handler starts with
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -34,16 +33,6 @@ from gateway.interactions import history as histories
 from gateway.interactions import read as reads
 from gateway.interactions import write
 from gateway.interactions.types import require
-
-T = TypeVar("T")
-
-
-async def _read_from(context: FhirContext, call: Callable[..., T], *args: Any) -> T:
-    """Run a store read: inline where the store says a read is cheaper than a
-    hop to the thread pool (embedded SQLite), in the pool otherwise."""
-    if context.store.inline_reads:
-        return call(*args)
-    return await run_in_threadpool(call, *args)
 
 
 async def _json_body(request: Request, context: FhirContext) -> Any:
@@ -108,7 +97,7 @@ async def batch_or_transaction(request: Request) -> Response:
 async def system_history(request: Request) -> Response:
     context = authenticated(request)
     params = _history_params(request)
-    page = await _read_from(context, histories.history, context.store, params)
+    page = await run_in_threadpool(histories.history, context.store, params)
     return responses.bundle(
         histories.history_bundle(page, params, base_url=context.base_url, path="_history")
     )
@@ -167,7 +156,7 @@ async def type_history(request: Request) -> Response:
     context = authenticated(request)
     res_type = _path(request, "res_type")
     params = _history_params(request)
-    page = await _read_from(context, histories.history, context.store, params, res_type)
+    page = await run_in_threadpool(histories.history, context.store, params, res_type)
     return responses.bundle(
         histories.history_bundle(
             page, params, base_url=context.base_url, path=f"{res_type}/_history"
@@ -180,8 +169,8 @@ async def type_history(request: Request) -> Response:
 
 async def read(request: Request) -> Response:
     context = authenticated(request)
-    found = await _read_from(
-        context, reads.read, context.store, _path(request, "res_type"), _path(request, "res_id")
+    found = await reads.read_async(
+        context.reader, _path(request, "res_type"), _path(request, "res_id")
     )
     if request.headers.get("if-none-match") == f'W/"{found.version}"':
         return Response(status_code=304, headers=responses.version_headers(found))
@@ -217,7 +206,7 @@ async def instance_history(request: Request) -> Response:
     context = authenticated(request)
     res_type, res_id = _path(request, "res_type"), _path(request, "res_id")
     params = _history_params(request)
-    page = await _read_from(context, histories.history, context.store, params, res_type, res_id)
+    page = await run_in_threadpool(histories.history, context.store, params, res_type, res_id)
     return responses.bundle(
         histories.history_bundle(
             page, params, base_url=context.base_url, path=f"{res_type}/{res_id}/_history"
@@ -227,10 +216,8 @@ async def instance_history(request: Request) -> Response:
 
 async def vread(request: Request) -> Response:
     context = authenticated(request)
-    found = await _read_from(
-        context,
-        reads.vread,
-        context.store,
+    found = await reads.vread_async(
+        context.reader,
         _path(request, "res_type"),
         _path(request, "res_id"),
         _path(request, "version_id"),

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from gateway.store.base import (
+    AsyncReader,
     Criteria,
     CurrentVersion,
     HistoryPage,
@@ -19,6 +20,7 @@ from gateway.store.base import (
 )
 
 __all__ = [
+    "AsyncReader",
     "Criteria",
     "CurrentVersion",
     "HistoryPage",

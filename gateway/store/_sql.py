@@ -35,7 +35,7 @@ class Dialect:
 _VERSION_COLUMNS = "v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.method, v.content"
 
 
-def _to_version(row: Sequence[Any]) -> StoredVersion:
+def to_version(row: Sequence[Any]) -> StoredVersion:
     content = row[6]
     return StoredVersion(
         seq=int(row[0]),
@@ -90,14 +90,14 @@ class Statements:
     def fetch_version(self, cur: Cursor, sql: str, params: Sequence[Any]) -> StoredVersion | None:
         cur.execute(sql, params)
         row = cur.fetchone()
-        return _to_version(row) if row is not None else None
+        return to_version(row) if row is not None else None
 
     def iter_versions(
         self, cur: Cursor, sql: str, params: Sequence[Any]
     ) -> Iterator[StoredVersion]:
         cur.execute(sql, params)
         for row in cur.fetchall():
-            yield _to_version(row)
+            yield to_version(row)
 
     def find_ids(self, cur: Cursor, res_type: str, criteria: Criteria, limit: int) -> list[str]:
         where = ["c.res_type = ?", "c.deleted = ?"]

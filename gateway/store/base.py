@@ -108,6 +108,20 @@ class Reader(Protocol):
         """One specific version, or ``None``."""
 
 
+class AsyncReader(Protocol):
+    """``Reader`` for the event loop: the HTTP layer's hot path. Obtained per
+    event loop from ``Store.open_async_reader()`` and closed with it."""
+
+    async def read(self, res_type: str, res_id: str) -> StoredVersion | None:
+        """As ``Reader.read``."""
+
+    async def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
+        """As ``Reader.vread``."""
+
+    async def aclose(self) -> None:
+        """Release what the reader holds."""
+
+
 class UnitOfWork(Reader, Protocol):
     """Writes that commit together. Obtained from ``Store.unit_of_work()``.
     Reads inside it see its own writes."""
@@ -135,9 +149,10 @@ class Store(Reader, Protocol):
     ``PostgresStore``. All methods are thread-safe."""
 
     url: str
-    # True when a point read is cheaper than handing it to a thread (an
-    # embedded database on local disk): the HTTP layer then runs reads inline.
-    inline_reads: bool
+
+    async def open_async_reader(self) -> AsyncReader:
+        """A reader for the running event loop (one per loop; close it when
+        the loop's work ends)."""
 
     def migrate(self) -> list[int]:
         """Apply pending schema migrations; return the versions applied."""

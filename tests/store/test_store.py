@@ -207,3 +207,25 @@ def test_concurrent_writers_to_one_resource_never_share_a_version(store: Store) 
     assert latest is not None and latest.version == written + 1
     history = store.history(HistoryQuery(res_type="Patient", res_id="a", count=100))
     assert [v.version for v in history.entries] == list(range(written + 1, 0, -1))
+
+
+def test_the_async_reader_reads_what_the_store_holds(store: Store) -> None:
+    """The event-loop reader sees the same versions as the blocking one."""
+    import asyncio
+
+    _write(store, _version("a", 1, b'{"v":1}'))
+    _write(store, _version("a", 2, None))
+
+    async def check() -> None:
+        reader = await store.open_async_reader()
+        try:
+            latest = await reader.read("Patient", "a")
+            assert latest is not None and latest.deleted and latest.version == 2
+            first = await reader.vread("Patient", "a", 1)
+            assert first is not None and first.content == b'{"v":1}'
+            assert await reader.read("Patient", "missing") is None
+            assert await reader.vread("Patient", "a", 9) is None
+        finally:
+            await reader.aclose()
+
+    asyncio.run(check())
