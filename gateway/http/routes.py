@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -225,20 +226,46 @@ async def vread(request: Request) -> Response:
     return responses.resource(found)
 
 
-# Most specific first: Starlette takes the first route whose path matches, and
-# answers 405 when a path matches but no route has the method.
+class _ResourceType(Convertor[str]):
+    """A resource type name: ``Patient``, never ``metadata`` or ``_history``."""
+
+    regex = "[A-Z][A-Za-z]{0,63}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+class _LogicalId(_ResourceType):
+    """A FHIR id (https://hl7.org/fhir/R4/datatypes.html#id), so ``_history``
+    is never taken for one."""
+
+    regex = "[A-Za-z0-9\\-.]{1,64}"
+
+
+register_url_convertor("fhir_type", _ResourceType())
+register_url_convertor("fhir_id", _LogicalId())
+
+_TYPE = "/fhir/{res_type:fhir_type}"
+_INSTANCE = _TYPE + "/{res_id:fhir_id}"
+
+# Starlette takes the first route whose path and method match (answering 405
+# when only a path does). The convertors keep the patterns from overlapping,
+# so the order is free: the hottest first.
 ROUTES: list[BaseRoute] = [
+    Route(_INSTANCE, read, methods=["GET"]),
+    Route(_INSTANCE, update, methods=["PUT"]),
+    Route(_INSTANCE, delete, methods=["DELETE"]),
+    Route(_INSTANCE + "/_history/{version_id}", vread, methods=["GET"]),
+    Route(_INSTANCE + "/_history", instance_history, methods=["GET"]),
+    Route(_TYPE, create, methods=["POST"]),
+    Route(_TYPE, conditional_update, methods=["PUT"]),
+    Route(_TYPE, search_type, methods=["GET"]),
+    Route(_TYPE + "/_history", type_history, methods=["GET"]),
     Route("/fhir/metadata", metadata, methods=["GET"]),
     Route("/fhir", batch_or_transaction, methods=["POST"]),
     Route("/fhir/", batch_or_transaction, methods=["POST"]),
     Route("/fhir/_history", system_history, methods=["GET"]),
-    Route("/fhir/{res_type}/_history", type_history, methods=["GET"]),
-    Route("/fhir/{res_type}/{res_id}", read, methods=["GET"]),
-    Route("/fhir/{res_type}/{res_id}", update, methods=["PUT"]),
-    Route("/fhir/{res_type}/{res_id}", delete, methods=["DELETE"]),
-    Route("/fhir/{res_type}/{res_id}/_history", instance_history, methods=["GET"]),
-    Route("/fhir/{res_type}/{res_id}/_history/{version_id}", vread, methods=["GET"]),
-    Route("/fhir/{res_type}", create, methods=["POST"]),
-    Route("/fhir/{res_type}", conditional_update, methods=["PUT"]),
-    Route("/fhir/{res_type}", search_type, methods=["GET"]),
 ]
