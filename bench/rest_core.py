@@ -35,8 +35,8 @@ count and uvicorn options serves the very bytes (and ETag/Last-Modified) the
 gateway returned for those ids from an in-memory dict, under the same read
 load. Its throughput is the ceiling for this machine, server stack and client;
 ``gateway read / bare read`` says how much of it the gateway's own work
-(FastAPI routing, dependency, middleware and access log, the thread-pool hops
-and the database query) leaves.
+(routing, the format and requester checks, middleware and access log, and the
+database query) leaves.
 
 Reading the figures
 -------------------
