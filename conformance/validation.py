@@ -286,6 +286,13 @@ def _json_types(value: Any, type_name: str, path: str) -> Iterator[ValidationIss
                 )
 
 
+def warm_up() -> None:
+    """Load the models and field tables of every type in scope now, so that
+    the first write of each type is not the one that pays for it."""
+    for type_name in _types_in_scope():
+        _fields(type_name)
+
+
 def validate_resource(resource: Any, res_type: str) -> list[ValidationIssue]:
     """All the problems with ``resource`` as a FHIR R4 ``res_type``; empty if valid.
 

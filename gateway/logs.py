@@ -14,6 +14,7 @@ import orjson
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
+_DROPPED = {"color_message"}  # uvicorn's terminal-coloured copy of the message
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,7 +42,7 @@ class JsonFormatter(logging.Formatter):
         if rid:
             event["request_id"] = rid
         for key, value in vars(record).items():
-            if key not in _RESERVED and not key.startswith("_"):
+            if key not in _RESERVED and key not in _DROPPED and not key.startswith("_"):
                 event[key] = value
         if record.exc_info:
             event["exception"] = self.formatException(record.exc_info)

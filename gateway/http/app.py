@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from conformance import validation
 from gateway import __version__, errors, fhirjson, logs
 from gateway.config import Settings
 from gateway.http import responses
@@ -48,6 +49,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         try:
             if owned:
                 await run_in_threadpool(app.state.store.migrate)
+            await run_in_threadpool(validation.warm_up)
             # One per event loop: async drivers bind to the loop they start on.
             app.state.reader = await app.state.store.open_async_reader()
             try:
