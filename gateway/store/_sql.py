@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from gateway.store._schema import MIGRATIONS, SCHEMA_MIGRATION_TABLE
 from gateway.store.base import Criteria, HistoryPage, HistoryQuery, StoredVersion, TokenRow
 
 
@@ -84,6 +86,30 @@ class Statements:
             "JOIN resource_version v ON v.seq = c.seq "
             "WHERE c.res_type = ? AND c.deleted = ? ORDER BY c.res_id"
         )
+
+    # -- schema ----------------------------------------------------------------
+
+    def apply_migrations(self, cur: Cursor, dialect: str) -> list[int]:
+        """Apply the migrations not yet recorded, inside the caller's
+        transaction (which holds the lock that keeps two processes from
+        migrating at once). ``dialect`` picks each migration's statements."""
+        cur.execute(SCHEMA_MIGRATION_TABLE)
+        cur.execute("SELECT version FROM schema_migration")
+        done = {row[0] for row in cur.fetchall()}
+        applied: list[int] = []
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            for statement in getattr(migration, dialect):
+                cur.execute(statement)
+            cur.execute(
+                self._dialect.sql(
+                    "INSERT INTO schema_migration (version, name, applied_at) VALUES (?, ?, ?)"
+                ),
+                (migration.version, migration.name, datetime.now(UTC).isoformat()),
+            )
+            applied.append(migration.version)
+        return applied
 
     # -- reads -----------------------------------------------------------------
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from gateway.errors import Conflict, StoreUnavailable
-from gateway.store._schema import MIGRATIONS, SCHEMA_MIGRATION_TABLE
 from gateway.store._sql import Dialect, Statements, to_version
 from gateway.store.base import (
     AsyncReader,
@@ -151,22 +149,9 @@ class PostgresStore:
         return reader
 
     def migrate(self) -> list[int]:
-        applied: list[int] = []
         with self._connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
-            conn.execute(SCHEMA_MIGRATION_TABLE)
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migration")}
-            for migration in MIGRATIONS:
-                if migration.version in done:
-                    continue
-                for statement in migration.postgres:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migration (version, name, applied_at) VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, datetime.now(UTC).isoformat()),
-                )
-                applied.append(migration.version)
-        return applied
+            return _STATEMENTS.apply_migrations(conn.cursor(), "postgres")
 
     @contextmanager
     def unit_of_work(self) -> Iterator[_PostgresUnitOfWork]:

@@ -20,11 +20,9 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.errors import Conflict, StoreUnavailable
-from gateway.store._schema import MIGRATIONS, SCHEMA_MIGRATION_TABLE
 from gateway.store._sql import Dialect, Statements
 from gateway.store.base import (
     AsyncReader,
@@ -150,21 +148,8 @@ class SQLiteStore:
         return _InlineReader(self)
 
     def migrate(self) -> list[int]:
-        applied: list[int] = []
-        with self._transaction() as conn:
-            conn.execute(SCHEMA_MIGRATION_TABLE)
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migration")}
-            for migration in MIGRATIONS:
-                if migration.version in done:
-                    continue
-                for statement in migration.sqlite:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migration (version, name, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.name, datetime.now(UTC).isoformat()),
-                )
-                applied.append(migration.version)
-        return applied
+        with self._transaction() as conn:  # the write lock keeps other processes out
+            return _STATEMENTS.apply_migrations(conn.cursor(), "sqlite")
 
     @contextmanager
     def unit_of_work(self) -> Iterator[_SQLiteUnitOfWork]:
