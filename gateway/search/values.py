@@ -1,0 +1,86 @@
+"""The values a search parameter extracts from a resource, by parameter type.
+
+https://hl7.org/fhir/R4/search.html#ptypes. Extraction
+(``gateway.search.extract``) turns a resource into these; the index writer
+stores them in one table per type; queries compare against the same shapes.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+def normalise_text(value: str) -> str:
+    """String search is case- and accent-insensitive
+    (https://hl7.org/fhir/R4/search.html#string): fold case, drop combining
+    marks, squeeze whitespace."""
+    decomposed = unicodedata.normalize("NFKD", value.casefold())
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(stripped.split())
+
+
+@dataclass(frozen=True, slots=True)
+class TokenValue:
+    """Coding, Identifier, ContactPoint, code, boolean, id... ``text`` carries
+    what ``:text`` searches (CodeableConcept.text, Coding.display,
+    Identifier.type.text)."""
+
+    system: str | None
+    code: str | None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StringValue:
+    """A string (HumanName and Address parts are extracted one string each)."""
+
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class DateRange:
+    """A date, dateTime, instant, Period or Timing event as the half-open
+    range of instants it covers, ``[low, high)``, in the fixed-width UTC form
+    of ``gateway.fhirjson.instant``. A dateTime of a day covers the whole day;
+    an open Period end is ``9999-12-31T23:59:59.999999Z`` (treated as open)."""
+
+    low: str
+    high: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceValue:
+    """A Reference (or canonical). ``target_type``/``target_id`` are set for
+    ``Type/id`` and for absolute URLs that end in ``Type/id``; ``url`` keeps
+    what was written; ``identifier`` is ``Reference.identifier`` for
+    ``:identifier``."""
+
+    url: str | None
+    target_type: str | None = None
+    target_id: str | None = None
+    identifier: TokenValue | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuantityValue:
+    value: Decimal
+    system: str | None = None
+    code: str | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NumberValue:
+    value: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class UriValue:
+    value: str
+
+
+SearchValue = (
+    TokenValue | StringValue | DateRange | ReferenceValue | QuantityValue | NumberValue | UriValue
+)
