@@ -18,7 +18,7 @@ from gateway import fhirjson
 from gateway.errors import Conflict, InvalidRequest, Issue, PreconditionFailed, Unprocessable
 from gateway.interactions.types import require
 from gateway.search.criteria import parse_criteria
-from gateway.search.index import token_rows
+from gateway.search.index import index_entries
 from gateway.store import Store, StoredVersion, UnitOfWork
 
 T = TypeVar("T")
@@ -142,7 +142,7 @@ def store_version(
             method=method,
             content=fhirjson.dumps(content),
         ),
-        token_rows(content),
+        index_entries(content),
     )
     return WriteResult(version=stored, created=previous is None or previous.deleted)
 

@@ -2,15 +2,15 @@
 
 Values are extracted at write time and stored in the same unit of work as the
 version (``gateway.store.base.UnitOfWork.append``), so searches read index
-tables and never scan resource JSON.
-https://hl7.org/fhir/R4/search.html#token
+tables and never scan resource JSON. https://hl7.org/fhir/R4/search.html
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.store import TokenRow
+from gateway.search.values import TokenValue
+from gateway.store.base import IndexEntry
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -19,9 +19,9 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def token_rows(resource: dict[str, Any]) -> list[TokenRow]:
-    """The token index rows of a resource: today, its business identifiers."""
-    rows: list[TokenRow] = []
+def index_entries(resource: dict[str, Any]) -> list[IndexEntry]:
+    """The index entries of a resource: today, its business identifiers."""
+    entries: list[IndexEntry] = []
     seen: set[tuple[str | None, str]] = set()
     for identifier in _as_list(resource.get("identifier")):
         if not isinstance(identifier, dict):
@@ -33,5 +33,5 @@ def token_rows(resource: dict[str, Any]) -> list[TokenRow]:
         key = (system if isinstance(system, str) else None, value)
         if key not in seen:
             seen.add(key)
-            rows.append(TokenRow(param="identifier", system=key[0], code=value))
-    return rows
+            entries.append(IndexEntry("identifier", TokenValue(system=key[0], code=value)))
+    return entries

@@ -11,11 +11,11 @@ from gateway.store.base import (
     CurrentVersion,
     HistoryPage,
     HistoryQuery,
+    IndexEntry,
     Reader,
     Store,
     StoredVersion,
     TokenMatch,
-    TokenRow,
     UnitOfWork,
 )
 
@@ -25,11 +25,11 @@ __all__ = [
     "CurrentVersion",
     "HistoryPage",
     "HistoryQuery",
+    "IndexEntry",
     "Reader",
     "Store",
     "StoredVersion",
     "TokenMatch",
-    "TokenRow",
     "UnitOfWork",
     "open_store",
 ]

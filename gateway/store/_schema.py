@@ -86,6 +86,174 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX search_token_owner ON search_token (res_type, res_id)",
         ),
     ),
+    Migration(
+        version=2,
+        name="search index tables per parameter type",
+        sqlite=(
+            # Index values by parameter type (gateway.search.values), for live
+            # resources only; replaced with each version, in its unit of work.
+            # Text columns hold normalised (case- and accent-folded) forms.
+            "DROP TABLE search_token",
+            """CREATE TABLE search_token (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                system TEXT,
+                code TEXT,
+                text TEXT
+            )""",
+            "CREATE INDEX search_token_lookup ON search_token (res_type, param, code, system)",
+            "CREATE INDEX search_token_owner ON search_token (res_type, res_id)",
+            """CREATE TABLE search_string (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                value TEXT NOT NULL,
+                exact TEXT NOT NULL
+            )""",
+            "CREATE INDEX search_string_lookup ON search_string (res_type, param, value)",
+            "CREATE INDEX search_string_owner ON search_string (res_type, res_id)",
+            """CREATE TABLE search_date (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                low TEXT NOT NULL,
+                high TEXT NOT NULL
+            )""",
+            "CREATE INDEX search_date_low ON search_date (res_type, param, low)",
+            "CREATE INDEX search_date_high ON search_date (res_type, param, high)",
+            "CREATE INDEX search_date_owner ON search_date (res_type, res_id)",
+            """CREATE TABLE search_reference (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                target_type TEXT,
+                target_id TEXT,
+                url TEXT,
+                id_system TEXT,
+                id_value TEXT
+            )""",
+            "CREATE INDEX search_reference_lookup ON search_reference "
+            "(res_type, param, target_id, target_type)",
+            "CREATE INDEX search_reference_target ON search_reference (target_type, target_id)",
+            "CREATE INDEX search_reference_owner ON search_reference (res_type, res_id)",
+            """CREATE TABLE search_quantity (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                value REAL NOT NULL,
+                system TEXT,
+                code TEXT,
+                unit TEXT
+            )""",
+            "CREATE INDEX search_quantity_lookup ON search_quantity (res_type, param, value)",
+            "CREATE INDEX search_quantity_owner ON search_quantity (res_type, res_id)",
+            """CREATE TABLE search_number (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                value REAL NOT NULL
+            )""",
+            "CREATE INDEX search_number_lookup ON search_number (res_type, param, value)",
+            "CREATE INDEX search_number_owner ON search_number (res_type, res_id)",
+            """CREATE TABLE search_uri (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                value TEXT NOT NULL
+            )""",
+            "CREATE INDEX search_uri_lookup ON search_uri (res_type, param, value)",
+            "CREATE INDEX search_uri_owner ON search_uri (res_type, res_id)",
+            # Which extraction rules the index was built with; a change of rules
+            # (new parameters, new definitions) makes the store reindex on start.
+            """CREATE TABLE index_state (
+                name TEXT PRIMARY KEY,
+                version TEXT NOT NULL
+            )""",
+        ),
+        postgres=(
+            # Index values by parameter type (gateway.search.values), for live
+            # resources only; replaced with each version, in its unit of work.
+            # Text columns hold normalised (case- and accent-folded) forms.
+            "DROP TABLE search_token",
+            """CREATE TABLE search_token (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                system TEXT,
+                code TEXT,
+                text TEXT
+            )""",
+            "CREATE INDEX search_token_lookup ON search_token (res_type, param, code, system)",
+            "CREATE INDEX search_token_owner ON search_token (res_type, res_id)",
+            """CREATE TABLE search_string (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                value TEXT NOT NULL,
+                exact TEXT NOT NULL
+            )""",
+            "CREATE INDEX search_string_lookup ON search_string (res_type, param, value)",
+            "CREATE INDEX search_string_owner ON search_string (res_type, res_id)",
+            """CREATE TABLE search_date (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                low TEXT NOT NULL,
+                high TEXT NOT NULL
+            )""",
+            "CREATE INDEX search_date_low ON search_date (res_type, param, low)",
+            "CREATE INDEX search_date_high ON search_date (res_type, param, high)",
+            "CREATE INDEX search_date_owner ON search_date (res_type, res_id)",
+            """CREATE TABLE search_reference (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                target_type TEXT,
+                target_id TEXT,
+                url TEXT,
+                id_system TEXT,
+                id_value TEXT
+            )""",
+            "CREATE INDEX search_reference_lookup ON search_reference "
+            "(res_type, param, target_id, target_type)",
+            "CREATE INDEX search_reference_target ON search_reference (target_type, target_id)",
+            "CREATE INDEX search_reference_owner ON search_reference (res_type, res_id)",
+            """CREATE TABLE search_quantity (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                value NUMERIC NOT NULL,
+                system TEXT,
+                code TEXT,
+                unit TEXT
+            )""",
+            "CREATE INDEX search_quantity_lookup ON search_quantity (res_type, param, value)",
+            "CREATE INDEX search_quantity_owner ON search_quantity (res_type, res_id)",
+            """CREATE TABLE search_number (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                value NUMERIC NOT NULL
+            )""",
+            "CREATE INDEX search_number_lookup ON search_number (res_type, param, value)",
+            "CREATE INDEX search_number_owner ON search_number (res_type, res_id)",
+            """CREATE TABLE search_uri (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                value TEXT NOT NULL
+            )""",
+            "CREATE INDEX search_uri_lookup ON search_uri (res_type, param, value)",
+            "CREATE INDEX search_uri_owner ON search_uri (res_type, res_id)",
+            # Which extraction rules the index was built with; a change of rules
+            # (new parameters, new definitions) makes the store reindex on start.
+            """CREATE TABLE index_state (
+                name TEXT PRIMARY KEY,
+                version TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

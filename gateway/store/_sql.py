@@ -13,8 +13,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from gateway.search.values import (
+    DateRange,
+    NumberValue,
+    QuantityValue,
+    ReferenceValue,
+    SearchValue,
+    StringValue,
+    TokenValue,
+    UriValue,
+    normalise_text,
+)
 from gateway.store._schema import MIGRATIONS, SCHEMA_MIGRATION_TABLE
-from gateway.store.base import Criteria, HistoryPage, HistoryQuery, StoredVersion, TokenRow
+from gateway.store.base import Criteria, HistoryPage, HistoryQuery, IndexEntry, StoredVersion
 
 
 class Cursor(Protocol):
@@ -50,6 +61,46 @@ def to_version(row: Sequence[Any]) -> StoredVersion:
     )
 
 
+_INDEX_LAYOUT: dict[type, tuple[str, tuple[str, ...]]] = {
+    TokenValue: ("search_token", ("system", "code", "text")),
+    StringValue: ("search_string", ("value", "exact")),
+    DateRange: ("search_date", ("low", "high")),
+    ReferenceValue: (
+        "search_reference",
+        ("target_type", "target_id", "url", "id_system", "id_value"),
+    ),
+    QuantityValue: ("search_quantity", ("value", "system", "code", "unit")),
+    NumberValue: ("search_number", ("value",)),
+    UriValue: ("search_uri", ("value",)),
+}
+INDEX_TABLES = tuple(table for table, _ in _INDEX_LAYOUT.values())
+
+
+def _index_columns(value: SearchValue) -> tuple[Any, ...]:
+    """A value as its table's columns (text folded where search is folded)."""
+    if isinstance(value, TokenValue):
+        text = normalise_text(value.text) if value.text else None
+        return (value.system, value.code, text)
+    if isinstance(value, StringValue):
+        return (normalise_text(value.value), value.value)
+    if isinstance(value, DateRange):
+        return (value.low, value.high)
+    if isinstance(value, ReferenceValue):
+        identifier = value.identifier
+        return (
+            value.target_type,
+            value.target_id,
+            value.url,
+            identifier.system if identifier else None,
+            identifier.code if identifier else None,
+        )
+    if isinstance(value, QuantityValue):
+        return (float(value.value), value.system, value.code, value.unit)
+    if isinstance(value, NumberValue):
+        return (float(value.value),)
+    return (value.value,)
+
+
 class Statements:
     """Compiled statements and the small procedures built from them."""
 
@@ -76,11 +127,16 @@ class Statements:
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (res_type, res_id) DO UPDATE SET "
             "version = excluded.version, seq = excluded.seq, deleted = excluded.deleted"
         )
-        self.delete_tokens = s("DELETE FROM search_token WHERE res_type = ? AND res_id = ?")
-        self.insert_token = s(
-            "INSERT INTO search_token (res_type, res_id, param, system, code) "
-            "VALUES (?, ?, ?, ?, ?)"
-        )
+        self.delete_index = [
+            s(f"DELETE FROM {table} WHERE res_type = ? AND res_id = ?") for table in INDEX_TABLES
+        ]
+        self.insert_index = {
+            kind: s(
+                f"INSERT INTO {table} (res_type, res_id, param, {', '.join(columns)}) "
+                f"VALUES (?, ?, ?, {', '.join('?' for _ in columns)})"
+            )
+            for kind, (table, columns) in _INDEX_LAYOUT.items()
+        }
         self.iter_current = s(
             f"SELECT {_VERSION_COLUMNS} FROM resource_current c "
             "JOIN resource_version v ON v.seq = c.seq "
@@ -204,11 +260,27 @@ class Statements:
 
     # -- writes ----------------------------------------------------------------
 
+    def delete_index_rows(self, cur: Cursor, res_type: str, res_id: str) -> None:
+        for statement in self.delete_index:
+            cur.execute(statement, (res_type, res_id))
+
+    def insert_index_rows(
+        self, cur: Cursor, res_type: str, res_id: str, index: Sequence[IndexEntry]
+    ) -> None:
+        rows: dict[type, list[tuple[Any, ...]]] = {}
+        for entry in index:
+            value = entry.value
+            rows.setdefault(type(value), []).append(
+                (res_type, res_id, entry.param, *_index_columns(value))
+            )
+        for kind, batch in rows.items():
+            cur.executemany(self.insert_index[kind], batch)
+
     def append(
         self,
         cur: Cursor,
         version: StoredVersion,
-        tokens: Sequence[TokenRow],
+        index: Sequence[IndexEntry],
         on_duplicate: Callable[[], Exception],
         integrity_error: type[Exception],
     ) -> StoredVersion:
@@ -232,12 +304,9 @@ class Statements:
             (version.res_type, version.res_id, version.version, seq, version.deleted),
         )
         if version.version > 1:  # a first version has no index rows to replace
-            cur.execute(self.delete_tokens, (version.res_type, version.res_id))
-        if tokens and not version.deleted:
-            cur.executemany(
-                self.insert_token,
-                [(version.res_type, version.res_id, t.param, t.system, t.code) for t in tokens],
-            )
+            self.delete_index_rows(cur, version.res_type, version.res_id)
+        if index and not version.deleted:
+            self.insert_index_rows(cur, version.res_type, version.res_id, index)
         return StoredVersion(
             res_type=version.res_type,
             res_id=version.res_id,

@@ -19,6 +19,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.search.values import SearchValue
+
 
 @dataclass(frozen=True, slots=True)
 class StoredVersion:
@@ -48,12 +50,12 @@ class CurrentVersion:
 
 
 @dataclass(frozen=True, slots=True)
-class TokenRow:
-    """A token search index value (system|code) extracted from a resource."""
+class IndexEntry:
+    """One search index value of a resource: the parameter's code and the
+    value it extracted (``gateway.search.values``)."""
 
     param: str
-    system: str | None
-    code: str
+    value: SearchValue
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +132,7 @@ class UnitOfWork(Reader, Protocol):
         """The latest version of a resource, locked against concurrent writers
         until the unit of work ends."""
 
-    def append(self, version: StoredVersion, tokens: Sequence[TokenRow]) -> StoredVersion:
+    def append(self, version: StoredVersion, index: Sequence[IndexEntry]) -> StoredVersion:
         """Store a new version and replace the resource's index rows. Raises
         ``gateway.errors.Conflict`` if that version already exists (a
         concurrent writer won). Returns the version with its ``seq``."""

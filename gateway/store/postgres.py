@@ -23,8 +23,8 @@ from gateway.store.base import (
     CurrentVersion,
     HistoryPage,
     HistoryQuery,
+    IndexEntry,
     StoredVersion,
-    TokenRow,
 )
 
 _STATEMENTS = Statements(Dialect(placeholder="%s"))
@@ -56,9 +56,9 @@ class _PostgresUnitOfWork:
     def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
         return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.vread, (res_type, res_id, version))
 
-    def append(self, version: StoredVersion, tokens: Sequence[TokenRow]) -> StoredVersion:
+    def append(self, version: StoredVersion, index: Sequence[IndexEntry]) -> StoredVersion:
         return _STATEMENTS.append(
-            self._cur, version, tokens, _duplicate_version, psycopg.errors.UniqueViolation
+            self._cur, version, index, _duplicate_version, psycopg.errors.UniqueViolation
         )
 
     def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:

@@ -30,8 +30,8 @@ from gateway.store.base import (
     CurrentVersion,
     HistoryPage,
     HistoryQuery,
+    IndexEntry,
     StoredVersion,
-    TokenRow,
 )
 
 _STATEMENTS = Statements(Dialect(placeholder="?"))
@@ -60,9 +60,9 @@ class _SQLiteUnitOfWork:
     def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
         return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.vread, (res_type, res_id, version))
 
-    def append(self, version: StoredVersion, tokens: Sequence[TokenRow]) -> StoredVersion:
+    def append(self, version: StoredVersion, index: Sequence[IndexEntry]) -> StoredVersion:
         return _STATEMENTS.append(
-            self._cur, version, tokens, _duplicate_version, sqlite3.IntegrityError
+            self._cur, version, index, _duplicate_version, sqlite3.IntegrityError
         )
 
     def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:

@@ -149,7 +149,7 @@ def test_migrate_and_version_commands(tmp_path: Path) -> None:
         timeout=30,
         check=True,
     )
-    assert "[1]" in first.stdout
+    assert "[1, 2]" in first.stdout
     again = subprocess.run(
         [sys.executable, "-m", "gateway", "migrate", "--database-url", url],
         capture_output=True,

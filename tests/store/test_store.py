@@ -7,13 +7,14 @@ import threading
 import pytest
 
 from gateway.errors import Conflict
+from gateway.search.values import TokenValue
 from gateway.store import (
     Criteria,
     HistoryQuery,
+    IndexEntry,
     Store,
     StoredVersion,
     TokenMatch,
-    TokenRow,
     open_store,
 )
 
@@ -35,7 +36,11 @@ def _version(
     )
 
 
-def _write(store: Store, *versions: StoredVersion, tokens: tuple[TokenRow, ...] = ()) -> None:
+def _identifier(system: str | None, value: str) -> IndexEntry:
+    return IndexEntry("identifier", TokenValue(system, value))
+
+
+def _write(store: Store, *versions: StoredVersion, tokens: tuple[IndexEntry, ...] = ()) -> None:
     with store.unit_of_work() as uow:
         for version in versions:
             uow.append(version, tokens)
@@ -100,7 +105,7 @@ def test_a_failed_unit_of_work_writes_nothing(store: Store) -> None:
 
 def test_reads_inside_a_unit_of_work_see_its_own_writes(store: Store) -> None:
     with store.unit_of_work() as uow:
-        uow.append(_version("a", 1), (TokenRow("identifier", "s", "1"),))
+        uow.append(_version("a", 1), (_identifier("s", "1"),))
         assert uow.read("Patient", "a") is not None
         current = uow.current("Patient", "a")
         assert current is not None and current.version == 1 and not current.deleted
@@ -110,14 +115,18 @@ def test_reads_inside_a_unit_of_work_see_its_own_writes(store: Store) -> None:
 def test_find_ids_matches_tokens_by_system_and_code(store: Store) -> None:
     """Token criteria: system|code, code alone, |code (no system); deleted
     resources and other types never match."""
-    _write(store, _version("a", 1), tokens=(TokenRow("identifier", "https://nhs", "9000000009"),))
-    _write(store, _version("b", 1), tokens=(TokenRow("identifier", None, "9000000009"),))
-    _write(store, _version("c", 1), tokens=(TokenRow("identifier", "https://nhs", "1"),))
+    _write(
+        store,
+        _version("a", 1),
+        tokens=(_identifier("https://nhs", "9000000009"),),
+    )
+    _write(store, _version("b", 1), tokens=(_identifier(None, "9000000009"),))
+    _write(store, _version("c", 1), tokens=(_identifier("https://nhs", "1"),))
     _write(store, _version("c", 2, None))
     _write(
         store,
         _version("o", 1, res_type="Observation"),
-        tokens=(TokenRow("identifier", "https://nhs", "9000000009"),),
+        tokens=(_identifier("https://nhs", "9000000009"),),
     )
 
     def ids(*group: TokenMatch) -> list[str]:
@@ -133,8 +142,8 @@ def test_find_ids_matches_tokens_by_system_and_code(store: Store) -> None:
 
 
 def test_a_new_version_replaces_the_index_rows(store: Store) -> None:
-    _write(store, _version("a", 1), tokens=(TokenRow("identifier", "s", "old"),))
-    _write(store, _version("a", 2), tokens=(TokenRow("identifier", "s", "new"),))
+    _write(store, _version("a", 1), tokens=(_identifier("s", "old"),))
+    _write(store, _version("a", 2), tokens=(_identifier("s", "new"),))
     old = Criteria(((TokenMatch("identifier", "old", "s"),),))
     new = Criteria(((TokenMatch("identifier", "new", "s"),),))
     assert store.find_ids("Patient", old) == []

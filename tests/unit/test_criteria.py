@@ -6,8 +6,9 @@ import pytest
 
 from gateway.errors import InvalidRequest
 from gateway.search.criteria import parse_criteria
-from gateway.search.index import token_rows
-from gateway.store import Criteria, TokenMatch, TokenRow
+from gateway.search.index import index_entries
+from gateway.search.values import TokenValue
+from gateway.store import Criteria, IndexEntry, TokenMatch
 
 
 def test_identifier_with_system_code_or_both() -> None:
@@ -39,7 +40,7 @@ def test_identifiers_are_indexed_as_tokens() -> None:
             {"system": "https://x"},
         ],
     }
-    assert set(token_rows(resource)) == {
-        TokenRow("identifier", "https://fhir.nhs.uk/Id/nhs-number", "9000000009"),
-        TokenRow("identifier", None, "H123"),
+    assert set(index_entries(resource)) == {
+        IndexEntry("identifier", TokenValue("https://fhir.nhs.uk/Id/nhs-number", "9000000009")),
+        IndexEntry("identifier", TokenValue(None, "H123")),
     }
