@@ -6,12 +6,34 @@ hand per type: what the registry lists is what the server routes.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from conformance.registry import RESOURCES, SYSTEM_INTERACTIONS, TypeInteraction
 
 
-def capability_statement(*, base_url: str, software_version: str, published: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AdvertisedParameter:
+    """A search parameter as the CapabilityStatement lists it."""
+
+    name: str
+    type: str
+    definition: str | None = None
+
+
+def _none(_: str) -> Sequence[Any]:
+    return ()
+
+
+def capability_statement(
+    *,
+    base_url: str,
+    software_version: str,
+    published: str,
+    search_parameters: Callable[[str], Sequence[AdvertisedParameter]] = _none,
+    reference_parameters: Callable[[str], Sequence[str]] = _none,
+) -> dict[str, Any]:
     """A CapabilityStatement (kind ``instance``) for the server at ``base_url``."""
     resources: list[dict[str, Any]] = []
     for support in RESOURCES.values():
@@ -30,6 +52,15 @@ def capability_statement(*, base_url: str, software_version: str, published: str
         }
         if support.profile:
             entry["profile"] = support.profile
+        if support.supports(TypeInteraction.SEARCH_TYPE):
+            references = reference_parameters(support.type)
+            if references:
+                entry["searchInclude"] = [f"{support.type}:{code}" for code in references]
+            entry["searchParam"] = [
+                {"name": p.name, "type": p.type}
+                | ({"definition": p.definition} if p.definition else {})
+                for p in search_parameters(support.type)
+            ]
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",

@@ -21,6 +21,7 @@ class TypeInteraction(StrEnum):
     HISTORY_INSTANCE = "history-instance"
     HISTORY_TYPE = "history-type"
     CREATE = "create"
+    SEARCH_TYPE = "search-type"
 
 
 class SystemInteraction(StrEnum):
@@ -29,6 +30,7 @@ class SystemInteraction(StrEnum):
     TRANSACTION = "transaction"
     BATCH = "batch"
     HISTORY_SYSTEM = "history-system"
+    SEARCH_SYSTEM = "search-system"
 
 
 _ALL = frozenset(TypeInteraction)
@@ -38,6 +40,7 @@ _READ_ONLY = frozenset(
         TypeInteraction.VREAD,
         TypeInteraction.HISTORY_INSTANCE,
         TypeInteraction.HISTORY_TYPE,
+        TypeInteraction.SEARCH_TYPE,
     }
 )
 
@@ -98,7 +101,9 @@ RESOURCES: dict[str, ResourceSupport] = {
     )
 }
 
-SYSTEM_INTERACTIONS: frozenset[SystemInteraction] = frozenset(SystemInteraction)
+SYSTEM_INTERACTIONS: frozenset[SystemInteraction] = frozenset(
+    {SystemInteraction.TRANSACTION, SystemInteraction.BATCH, SystemInteraction.HISTORY_SYSTEM}
+)
 
 
 def resource_support(res_type: str) -> ResourceSupport | None:

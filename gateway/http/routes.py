@@ -14,6 +14,7 @@ time; see ``bench/rest_core.py``). Every handler starts with
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
@@ -21,19 +22,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from conformance.capability import capability_statement
+from conformance.capability import AdvertisedParameter, capability_statement
 from conformance.registry import TypeInteraction
 from gateway import __version__, fhirjson
-from gateway.errors import InvalidRequest, MethodNotAllowed
+from gateway.errors import InvalidRequest, NotFound, UnsupportedMediaType
 from gateway.http import responses
 from gateway.http.deps import FhirContext, authenticated, public
 from gateway.http.middleware import read_body
-from gateway.http.negotiation import check_content_type, return_preference
+from gateway.http.negotiation import check_content_type, parse_prefer, return_preference
 from gateway.interactions import bundle as bundles
 from gateway.interactions import history as histories
 from gateway.interactions import read as reads
+from gateway.interactions import search as searches
 from gateway.interactions import write
 from gateway.interactions.types import require
+from gateway.search.compartments import compartment_parameters
+from gateway.search.parameters import parameter, parameters_for
+from gateway.search.query import parse_search
+from gateway.search.sql import SEARCHABLE_TYPES
 
 
 async def _json_body(request: Request, context: FhirContext) -> Any:
@@ -72,6 +78,18 @@ def _path(request: Request, name: str) -> str:
 # -- whole system ------------------------------------------------------------------
 
 
+def _advertised(res_type: str) -> list[AdvertisedParameter]:
+    return [
+        AdvertisedParameter(p.code, p.type, p.url)
+        for p in parameters_for(res_type).values()
+        if p.type in SEARCHABLE_TYPES
+    ]
+
+
+def _references(res_type: str) -> list[str]:
+    return [p.code for p in parameters_for(res_type).values() if p.type == "reference"]
+
+
 async def metadata(request: Request) -> Response:
     """The CapabilityStatement, built from the registry the routes obey."""
     context = public(request)
@@ -79,6 +97,8 @@ async def metadata(request: Request) -> Response:
         base_url=context.base_url,
         software_version=__version__,
         published=request.app.state.started_at,
+        search_parameters=_advertised,
+        reference_parameters=_references,
     )
     return responses.FhirResponse(body)
 
@@ -144,12 +164,69 @@ async def conditional_update(request: Request) -> Response:
     return _written(request, context, result)
 
 
+async def _search(
+    request: Request,
+    context: FhirContext,
+    res_type: str,
+    params: list[tuple[str, str]],
+    path: str,
+    compartment: tuple[str, str] | None = None,
+) -> Response:
+    require(res_type, TypeInteraction.SEARCH_TYPE)
+    lenient = parse_prefer(request.headers.get("prefer")).get("handling") == "lenient"
+    query = parse_search(res_type, params, base_url=context.base_url, lenient=lenient)
+    if compartment is not None:
+        owner_type, owner_id = compartment
+        codes = compartment_parameters(owner_type, res_type)
+        if not codes:
+            raise NotFound(f"{res_type} is not in the {owner_type} compartment", code="GW-0340")
+        found = [parameter(res_type, code) for code in codes]
+        query.compartment = (owner_type, owner_id, tuple(p for p in found if p is not None))
+    result = await run_in_threadpool(searches.search, context.store, query)
+    return responses.bundle(
+        searches.searchset_bundle(result, query, base_url=context.base_url, path=path)
+    )
+
+
 async def search_type(request: Request) -> Response:
-    authenticated(request)
+    context = authenticated(request)
     res_type = _path(request, "res_type")
-    require(res_type, TypeInteraction.READ)
-    raise MethodNotAllowed(
-        f"search on {res_type} is not supported by this server yet", code="GW-0406"
+    params = list(request.query_params.multi_items())
+    return await _search(request, context, res_type, params, res_type)
+
+
+async def search_by_post(request: Request) -> Response:
+    """``POST [type]/_search``: the parameters in a form body (and the URL)."""
+    context = authenticated(request)
+    res_type = _path(request, "res_type")
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType(
+            "POST _search takes application/x-www-form-urlencoded parameters",
+            code="GW-0415",
+        )
+    body = await read_body(request.receive, dict(request.headers), context.settings.max_body_bytes)
+    try:
+        form = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest("the form body is not UTF-8", code="GW-0103") from exc
+    params = list(request.query_params.multi_items()) + form
+    return await _search(request, context, res_type, params, res_type)
+
+
+async def compartment_search(request: Request) -> Response:
+    """``GET Patient/[id]/[type]``: the type's resources in a patient's compartment."""
+    context = authenticated(request)
+    owner_type, owner_id = _path(request, "owner_type"), _path(request, "owner_id")
+    res_type = _path(request, "res_type")
+    params = list(request.query_params.multi_items())
+    return await _search(
+        request,
+        context,
+        res_type,
+        params,
+        f"{owner_type}/{owner_id}/{res_type}",
+        compartment=(owner_type, owner_id),
     )
 
 
@@ -263,6 +340,12 @@ ROUTES: list[BaseRoute] = [
     Route(_TYPE, create, methods=["POST"]),
     Route(_TYPE, conditional_update, methods=["PUT"]),
     Route(_TYPE, search_type, methods=["GET"]),
+    Route(_TYPE + "/_search", search_by_post, methods=["POST"]),
+    Route(
+        "/fhir/{owner_type:fhir_type}/{owner_id:fhir_id}/{res_type:fhir_type}",
+        compartment_search,
+        methods=["GET"],
+    ),
     Route(_TYPE + "/_history", type_history, methods=["GET"]),
     Route("/fhir/metadata", metadata, methods=["GET"]),
     Route("/fhir", batch_or_transaction, methods=["POST"]),

@@ -169,6 +169,11 @@ class Store(Reader, Protocol):
     def history(self, query: HistoryQuery) -> HistoryPage:
         """Versions newest first, as described by the query."""
 
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        """Run a read-only query over the resource and index tables, written
+        with ``?`` placeholders (``gateway.search.sql`` builds them). The one
+        door through which search reaches the database."""
+
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
         """Every live resource of a type (maintenance and export)."""
 

@@ -27,7 +27,8 @@ from gateway.store.base import (
     StoredVersion,
 )
 
-_STATEMENTS = Statements(Dialect(placeholder="%s"))
+_DIALECT = Dialect(placeholder="%s")
+_STATEMENTS = Statements(_DIALECT)
 _LOCK_CURRENT = (
     "SELECT version, deleted FROM resource_current WHERE res_type = %s AND res_id = %s FOR UPDATE"
 )
@@ -176,6 +177,12 @@ class PostgresStore:
         with self._connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             return _STATEMENTS.history(conn.cursor(), query)
+
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        with self._connection() as conn:
+            cur = conn.cursor()
+            cur.execute(_DIALECT.sql(sql), params)
+            return cur.fetchall()
 
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
         with self._connection() as conn:

@@ -178,6 +178,10 @@ class SQLiteStore:
         finally:
             conn.execute("COMMIT")
 
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        rows: list[tuple[object, ...]] = self._conn().execute(sql, params).fetchall()
+        return rows
+
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
         return _STATEMENTS.iter_versions(
             self._conn().cursor(), _STATEMENTS.iter_current, (res_type, False)

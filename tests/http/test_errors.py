@@ -121,10 +121,10 @@ def test_unknown_paths_and_methods_are_outcomes(client: TestClient) -> None:
     assert _outcome(patch.json())["code"] == "not-supported"
 
 
-def test_search_is_not_offered_yet_and_says_so(client: TestClient) -> None:
-    response = client.get("/fhir/Patient")
-    assert response.status_code == 405
-    assert "search" in _outcome(response.json())["diagnostics"]
+def test_an_unknown_search_parameter_is_400_naming_it(client: TestClient) -> None:
+    response = client.get("/fhir/Patient?shoe-size=9")
+    assert response.status_code == 400
+    assert "shoe-size" in _outcome(response.json())["diagnostics"]
 
 
 def test_asking_for_xml_is_406(client: TestClient) -> None:

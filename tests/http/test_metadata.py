@@ -22,8 +22,14 @@ def test_it_lists_every_type_in_scope_with_its_interactions(client: TestClient) 
     listed = {r["type"]: {i["code"] for i in r["interaction"]} for r in rest["resource"]}
     assert set(listed) == set(RESOURCES)
     assert listed["Patient"] >= {"read", "vread", "update", "delete", "create"}
-    assert listed["AuditEvent"] == {"read", "vread", "history-instance", "history-type"}
-    assert "search-type" not in listed["Patient"]  # not advertised until it is routed
+    assert listed["AuditEvent"] == {
+        "read",
+        "vread",
+        "history-instance",
+        "history-type",
+        "search-type",
+    }
+    assert "search-type" in listed["Patient"]
     assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch", "history-system"}
 
 
@@ -37,3 +43,15 @@ def test_what_it_advertises_is_what_the_server_does(client: TestClient) -> None:
             assert response.status_code != 405, resource["type"]
         else:
             assert response.status_code == 405, resource["type"]
+
+
+def test_it_lists_each_types_search_parameters_with_their_types(client: TestClient) -> None:
+    rest = client.get("/fhir/metadata").json()["rest"][0]
+    patient = next(r for r in rest["resource"] if r["type"] == "Patient")
+    params = {p["name"]: p["type"] for p in patient["searchParam"]}
+    assert params["identifier"] == "token"
+    assert params["family"] == "string"
+    assert params["birthdate"] == "date"
+    assert params["general-practitioner"] == "reference"
+    assert params["_id"] == "token" and params["_lastUpdated"] == "date"
+    assert "Patient:general-practitioner" in patient["searchInclude"]

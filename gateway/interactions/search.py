@@ -1,0 +1,235 @@
+"""search-type and search-system: https://hl7.org/fhir/R4/http.html#search.
+
+Runs a parsed ``SearchQuery`` against the store and builds the ``searchset``
+Bundle: matches, then what ``_include`` and ``_revinclude`` brought in, a
+total when asked, and ``self``/``next``/``previous`` links holding keyset
+positions (``gateway.search.paging``).
+
+Every candidate passes through a ``Visible`` check before it is counted or
+shown: today everything is visible; the consent layer supplies the check, so
+that a page is filled with resources the requester may see, and includes and
+totals never reveal the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from conformance.registry import TypeInteraction
+from gateway import fhirjson
+from gateway.interactions.types import require
+from gateway.search import shaping
+from gateway.search.paging import Position, count_statement, page_statement
+from gateway.search.query import Include, SearchQuery
+from gateway.store import Store, StoredVersion
+
+Visible = Callable[[StoredVersion], bool]
+_MAX_INCLUDE_ROUNDS = 4  # :iterate depth; FHIR leaves it to the server
+_MAX_INCLUDED = 1000
+
+
+def _everything(version: StoredVersion) -> bool:
+    return True
+
+
+@dataclass
+class SearchResult:
+    matches: list[StoredVersion] = field(default_factory=list)
+    included: list[StoredVersion] = field(default_factory=list)
+    total: int | None = None
+    next: Position | None = None
+    previous: Position | None = None
+
+
+def _version(res_type: str, row: Sequence[Any], key_count: int) -> StoredVersion:
+    content = row[4 + key_count]
+    return StoredVersion(
+        res_type=res_type,
+        res_id=str(row[0]),
+        version=int(row[2 + key_count]),
+        last_updated=str(row[3 + key_count]),
+        method="GET",
+        content=bytes(content) if content is not None else None,
+        seq=int(row[1]),
+    )
+
+
+def _position(row: Sequence[Any], key_count: int, forward: bool) -> Position:
+    keys = tuple(row[2 : 2 + key_count])
+    return Position(forward, keys, str(row[0]))
+
+
+def search(store: Store, query: SearchQuery, *, visible: Visible = _everything) -> SearchResult:
+    """One page of matches for ``query``, with its includes and total."""
+    require(query.res_type, TypeInteraction.SEARCH_TYPE)
+    result = SearchResult()
+    if query.total != "none" or query.summary == "count":
+        sql, params = count_statement(query)
+        counted = store.select(sql, params)
+        result.total = int(counted[0][0])  # type: ignore[call-overload]
+        if visible is not _everything:
+            result.total = None  # a count of hidden resources would reveal them
+    if query.summary == "count" or query.count == 0:
+        return result
+    position = Position.decode(query.cursor, len(query.sort)) if query.cursor is not None else None
+    rows = _visible_rows(store, query, position, visible)
+    more = len(rows) > query.count
+    rows = rows[: query.count]
+    forward = position is None or position.forward
+    if not forward:
+        rows.reverse()
+    key_count = len(query.sort)
+    result.matches = [_version(query.res_type, row, key_count) for row in rows]
+    if rows:
+        if (forward and more) or not forward:
+            result.next = _position(rows[-1], key_count, True)
+        if (not forward and more) or (forward and position is not None):
+            result.previous = _position(rows[0], key_count, False)
+    result.included = _includes(store, query, result.matches, visible)
+    return result
+
+
+def _visible_rows(
+    store: Store, query: SearchQuery, position: Position | None, visible: Visible
+) -> list[Sequence[Any]]:
+    """Up to ``count + 1`` visible rows from ``position``, reading further
+    while the check hides some."""
+    wanted = query.count + 1
+    found: list[Sequence[Any]] = []
+    key_count = len(query.sort)
+    while len(found) < wanted:
+        statement = page_statement(query, position, wanted - 1)
+        rows = store.select(statement.sql, statement.params)
+        for row in rows:
+            if visible(_version(query.res_type, row, key_count)):
+                found.append(row)
+        if len(rows) < wanted:
+            break
+        position = _position(rows[-1], key_count, statement.forward)
+    return found[:wanted]
+
+
+def _read_many(store: Store, keys: Sequence[tuple[str, str]]) -> list[StoredVersion]:
+    found = []
+    for res_type, res_id in keys:
+        version = store.read(res_type, res_id)
+        if version is not None and not version.deleted:
+            found.append(version)
+    return found
+
+
+def _includes(
+    store: Store, query: SearchQuery, matches: list[StoredVersion], visible: Visible
+) -> list[StoredVersion]:
+    if not matches or not (query.includes or query.revincludes):
+        return []
+    shown = {(m.res_type, m.res_id) for m in matches}
+    included: list[StoredVersion] = []
+    sources = matches
+    for round_number in range(_MAX_INCLUDE_ROUNDS):
+        keys: list[tuple[str, str]] = []
+        for include in query.includes:
+            if round_number == 0 or include.iterate:
+                keys.extend(_forward(store, include, sources))
+        for include in query.revincludes:
+            if round_number == 0 or include.iterate:
+                keys.extend(_reverse(store, include, sources))
+        fresh = []
+        for key in dict.fromkeys(keys):
+            if key not in shown:
+                shown.add(key)
+                fresh.append(key)
+        new = [v for v in _read_many(store, fresh) if visible(v)]
+        included.extend(new)
+        if not new or len(included) >= _MAX_INCLUDED:
+            break
+        sources = new
+    return included[:_MAX_INCLUDED]
+
+
+def _forward(
+    store: Store, include: Include, sources: Sequence[StoredVersion]
+) -> list[tuple[str, str]]:
+    ids = [s.res_id for s in sources if s.res_type == include.source_type]
+    if not ids:
+        return []
+    marks = ", ".join("?" for _ in ids)
+    sql = (
+        "SELECT r.target_type, r.target_id FROM search_reference r "
+        f"WHERE r.res_type = ? AND r.param = ? AND r.res_id IN ({marks}) "
+        "AND r.target_id IS NOT NULL"
+    )
+    params: list[object] = [include.source_type, include.param.code, *ids]
+    if include.target_type:
+        sql += " AND r.target_type = ?"
+        params.append(include.target_type)
+    return [(str(t), str(i)) for t, i in store.select(sql, params)]
+
+
+def _reverse(
+    store: Store, include: Include, targets: Sequence[StoredVersion]
+) -> list[tuple[str, str]]:
+    keys: list[tuple[str, str]] = []
+    by_type: dict[str, list[str]] = {}
+    for target in targets:
+        by_type.setdefault(target.res_type, []).append(target.res_id)
+    for target_type, ids in by_type.items():
+        if include.target_type and include.target_type != target_type:
+            continue
+        marks = ", ".join("?" for _ in ids)
+        sql = (
+            "SELECT DISTINCT r.res_type, r.res_id FROM search_reference r "
+            f"WHERE r.res_type = ? AND r.param = ? AND r.target_type = ? "
+            f"AND r.target_id IN ({marks})"
+        )
+        rows = store.select(sql, [include.source_type, include.param.code, target_type, *ids])
+        keys.extend((str(t), str(i)) for t, i in rows)
+    return keys
+
+
+# -- the Bundle ----------------------------------------------------------------------
+
+
+def searchset_bundle(
+    result: SearchResult, query: SearchQuery, *, base_url: str, path: str
+) -> dict[str, Any]:
+    """The ``searchset`` Bundle. ``path`` is the search URL relative to
+    ``base_url`` (``Patient``), for the links."""
+
+    def link(relation: str, position: Position | None) -> dict[str, str]:
+        params = list(query.canonical)
+        if position is not None:
+            params.append(("_cursor", position.encode()))
+        url = f"{base_url}/{path}"
+        return {"relation": relation, "url": f"{url}?{urlencode(params)}" if params else url}
+
+    current = Position.decode(query.cursor, len(query.sort)) if query.cursor else None
+    links = [link("self", current)]
+    if result.next is not None:
+        links.append(link("next", result.next))
+    if result.previous is not None:
+        links.append(link("previous", result.previous))
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if result.total is not None:
+        bundle["total"] = result.total
+    bundle["link"] = links
+    entries = [_entry(base_url, v, "match", query) for v in result.matches]
+    entries.extend(_entry(base_url, v, "include", query) for v in result.included)
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+def _entry(base_url: str, version: StoredVersion, mode: str, query: SearchQuery) -> dict[str, Any]:
+    assert version.content is not None
+    resource: Any = fhirjson.fragment(version.content)
+    if mode == "match" and (query.elements or query.summary in ("true", "text", "data")):
+        resource = shaping.shaped(version.content, version.res_type, query)
+    return {
+        "fullUrl": f"{base_url}/{version.res_type}/{version.res_id}",
+        "resource": resource,
+        "search": {"mode": mode},
+    }

@@ -1,0 +1,39 @@
+"""The Patient compartment: which references put a resource in a patient's
+compartment, for ``GET [base]/Patient/[id]/[type]``.
+
+From the FHIR R4 CompartmentDefinition ``patient``
+(https://hl7.org/fhir/R4/compartmentdefinition-patient.html), for the types
+in scope; a type with no parameters here is not in the compartment.
+"""
+
+from __future__ import annotations
+
+PATIENT_COMPARTMENT: dict[str, tuple[str, ...]] = {
+    "AllergyIntolerance": ("patient", "recorder", "asserter"),
+    "AuditEvent": ("patient",),
+    "CarePlan": ("patient", "performer"),
+    "CareTeam": ("patient", "participant"),
+    "Composition": ("subject", "author", "attester"),
+    "Condition": ("patient", "asserter"),
+    "Consent": ("patient",),
+    "DiagnosticReport": ("subject",),
+    "DocumentReference": ("subject", "author"),
+    "Encounter": ("patient",),
+    "EpisodeOfCare": ("patient",),
+    "Flag": ("patient",),
+    "Immunization": ("patient",),
+    "MedicationRequest": ("subject",),
+    "MedicationStatement": ("subject",),
+    "Observation": ("subject", "performer"),
+    "Patient": ("link",),
+    "Procedure": ("patient", "performer"),
+    "Provenance": ("patient",),
+    "RelatedPerson": ("patient",),
+    "ServiceRequest": ("subject", "performer"),
+}
+
+
+def compartment_parameters(compartment: str, res_type: str) -> tuple[str, ...]:
+    if compartment != "Patient":
+        return ()
+    return PATIENT_COMPARTMENT.get(res_type, ())

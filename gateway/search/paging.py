@@ -1,0 +1,161 @@
+"""Page statements for a search, with keyset paging.
+
+A page link carries the position of the row it continues from: the values of
+the sort keys and the id of the last (``next``) or first (``previous``) row
+shown, never an offset. So a link returns the rows that follow that position
+in the sort order however many resources are created, changed or deleted
+meanwhile: nothing is shown twice and nothing that stayed is skipped.
+
+Missing sort values sort last, in both directions, on both databases.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.errors import InvalidRequest, Issue
+from gateway.search.query import Condition, ReferenceCriterion, SearchQuery
+from gateway.search.sql import SqlBuilder
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page starts: after (``forward``) or before a row."""
+
+    forward: bool
+    keys: tuple[Any, ...]
+    res_id: str
+
+    def encode(self) -> str:
+        payload = orjson.dumps({"f": self.forward, "k": list(self.keys), "i": self.res_id})
+        return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str, key_count: int) -> Position:
+        try:
+            payload = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            position = cls(bool(payload["f"]), tuple(payload["k"]), str(payload["i"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _bad_cursor() from exc
+        if len(position.keys) != key_count:
+            raise _bad_cursor()
+        return position
+
+
+def _bad_cursor() -> InvalidRequest:
+    return InvalidRequest(
+        "_cursor is not a page position this search issued",
+        code="GW-0330",
+        issues=[Issue("value", "bad page cursor", ("_cursor",))],
+    )
+
+
+@dataclass(frozen=True)
+class PageStatement:
+    sql: str
+    params: list[Any]
+    key_count: int
+    forward: bool  # False: rows come newest-last and must be reversed
+
+
+def _filtered(query: SearchQuery, builder: SqlBuilder) -> str:
+    where = ["c.res_type = ?", "c.deleted = ?"]
+    builder.params.extend([query.res_type, False])
+    if query.compartment is not None:
+        where.append(_in_compartment(query, builder))
+    for condition in query.conditions:
+        where.append(builder.condition(condition, "c.res_type", "c.res_id"))
+    return " AND ".join(where)
+
+
+def _in_compartment(query: SearchQuery, builder: SqlBuilder) -> str:
+    """Any of the compartment's reference parameters points at its owner
+    (and the owner is in its own compartment)."""
+    assert query.compartment is not None
+    owner_type, owner_id, params = query.compartment
+    target = ReferenceCriterion(owner_type, owner_id)
+    alternatives = [
+        builder.condition(Condition(param=p, values=(target,)), "c.res_type", "c.res_id")
+        for p in params
+    ]
+    if query.res_type == owner_type:
+        alternatives.append(f"c.res_id = {builder.bind(owner_id)}")
+    return "(" + " OR ".join(alternatives or ["1 = 0"]) + ")"
+
+
+def count_statement(query: SearchQuery) -> tuple[str, list[Any]]:
+    builder = SqlBuilder()
+    where = _filtered(query, builder)
+    return f"SELECT COUNT(*) FROM resource_current c WHERE {where}", builder.params
+
+
+def page_statement(query: SearchQuery, position: Position | None, limit: int) -> PageStatement:
+    """The rows of one page (``limit`` of them, plus one to tell whether more
+    follow): ``(res_id, seq, sort keys..., content columns...)``."""
+    builder = SqlBuilder()
+    keys = [builder.sort_expression(k, "c.res_type", "c.res_id") for k in query.sort]
+    key_columns = "".join(f", {expr} AS k{i}" for i, expr in enumerate(keys))
+    inner_where = _filtered(query, builder)
+    inner = f"SELECT c.res_id, c.seq{key_columns} FROM resource_current c WHERE {inner_where}"
+    forward = position is None or position.forward
+    outer_where = ""
+    if position is not None:
+        outer_where = "WHERE " + _after(query, builder, position)
+    order = []
+    for i, key in enumerate(query.sort):
+        descending = key.descending != (not forward)
+        nulls_first = not forward
+        order.append(f"(q.k{i} IS NULL) {'DESC' if nulls_first else 'ASC'}")
+        order.append(f"q.k{i} {'DESC' if descending else 'ASC'}")
+    order.append(f"q.res_id {'ASC' if forward else 'DESC'}")
+    sort_columns = "".join(f", q.k{i}" for i in range(len(keys)))
+    sql = (
+        f"SELECT q.res_id, q.seq{sort_columns}, v.version, v.last_updated, v.content "
+        f"FROM ({inner}) q JOIN resource_version v ON v.seq = q.seq {outer_where} "
+        f"ORDER BY {', '.join(order)} LIMIT {int(limit) + 1}"
+    )
+    return PageStatement(sql, builder.params, len(keys), forward)
+
+
+def _after(query: SearchQuery, builder: SqlBuilder, position: Position) -> str:
+    """Rows strictly after (or, going back, before) ``position`` in the sort.
+    Built term by term, so that each placeholder is bound in text order."""
+
+    def equal_up_to(i: int) -> list[str]:
+        terms = []
+        for j in range(i):
+            value = position.keys[j]
+            column = f"q.k{j}"
+            terms.append(
+                f"{column} IS NULL" if value is None else f"{column} = {builder.bind(value)}"
+            )
+        return terms
+
+    disjuncts = []
+    for i, key in enumerate(query.sort):
+        value = position.keys[i]
+        column = f"q.k{i}"
+        ascending = not key.descending
+        if position.forward:
+            if value is None:
+                continue  # nothing sorts after a missing value but by later keys
+            terms = equal_up_to(i)
+            beyond = ">" if ascending else "<"
+            terms.append(f"({column} {beyond} {builder.bind(value)} OR {column} IS NULL)")
+        else:
+            terms = equal_up_to(i)
+            if value is None:
+                terms.append(f"{column} IS NOT NULL")
+            else:
+                before = "<" if ascending else ">"
+                terms.append(f"{column} {before} {builder.bind(value)}")
+        disjuncts.append(" AND ".join(terms))
+    terms = equal_up_to(len(query.sort))
+    comparison = ">" if position.forward else "<"
+    terms.append(f"q.res_id {comparison} {builder.bind(position.res_id)}")
+    disjuncts.append(" AND ".join(terms))
+    return "(" + " OR ".join(f"({d})" for d in disjuncts) + ")"

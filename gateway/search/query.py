@@ -1,0 +1,446 @@
+"""Parsing a FHIR search into a query: https://hl7.org/fhir/R4/search.html.
+
+``parse_search(res_type, params)`` turns the request's parameters into a
+``SearchQuery``: the conditions every match must meet (AND across
+parameters, OR across comma-separated values), and the result parameters
+(``_count``, ``_sort``, ``_total``, ``_summary``, ``_elements``,
+``_include``, ``_revinclude``). A parameter the server does not know, or a
+value it cannot read, is an error naming the parameter; with
+``Prefer: handling=lenient`` it is left out instead and reported as ignored,
+so the ``self`` link can show what was really searched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from gateway import fhirjson
+from gateway.errors import InvalidRequest, Issue
+from gateway.search.parameters import SearchParameter, parameter
+from gateway.search.values import DateRange
+
+PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+DEFAULT_COUNT = 50
+MAX_COUNT = 1000
+RESULT_PARAMETERS = frozenset(
+    {
+        "_count",
+        "_sort",
+        "_total",
+        "_summary",
+        "_elements",
+        "_include",
+        "_revinclude",
+        "_format",
+        "_cursor",
+        "_type",
+    }
+)
+_MODIFIERS: dict[str, frozenset[str]] = {
+    "string": frozenset({"exact", "contains", "missing"}),
+    "token": frozenset({"not", "text", "missing", "of-type"}),
+    "date": frozenset({"missing"}),
+    "number": frozenset({"missing"}),
+    "quantity": frozenset({"missing"}),
+    "uri": frozenset({"missing", "below", "above"}),
+    "reference": frozenset({"missing", "identifier"}),
+    "composite": frozenset({"missing"}),
+    "special": frozenset({"missing"}),
+}
+_ESCAPED_COMMA = "\x00"
+
+
+# -- the query ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenCriterion:
+    system: str | None  # None: any system; "": no system
+    code: str | None  # None: any code (``system|``)
+
+
+@dataclass(frozen=True)
+class OfTypeCriterion:
+    type_system: str
+    type_code: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A prefixed number, date or quantity value. Dates carry the range the
+    value's precision implies; numbers the implicit range of their
+    significant figures (https://hl7.org/fhir/R4/search.html#number)."""
+
+    prefix: str
+    low: str | Decimal
+    high: str | Decimal
+    system: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceCriterion:
+    target_type: str | None
+    target_id: str | None
+    url: str | None = None
+
+
+Value = str | TokenCriterion | OfTypeCriterion | Comparison | ReferenceCriterion | bool
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One search parameter as used in a query: OR across ``values``.
+
+    ``chain`` is set for a chained parameter (``subject:Patient.name=x``):
+    the reference must point at a ``chain[0]`` resource matching
+    ``chain[1]``. ``reverse`` is set for ``_has``: some resource of
+    ``reverse[0]`` whose reference parameter ``reverse[1]`` points here must
+    match ``reverse[2]``."""
+
+    param: SearchParameter | None  # None only for _has
+    modifier: str | None = None
+    values: tuple[Value, ...] = ()
+    chain: tuple[str, Condition] | None = None
+    reverse: tuple[str, str, Condition] | None = None
+    negate: bool = False  # token :not
+
+
+@dataclass(frozen=True)
+class SortKey:
+    param: SearchParameter
+    descending: bool
+
+
+@dataclass(frozen=True)
+class Include:
+    """``_include=Source:param[:Target]`` or ``_revinclude=...``."""
+
+    source_type: str
+    param: SearchParameter
+    target_type: str | None
+    iterate: bool = False
+
+
+@dataclass
+class SearchQuery:
+    res_type: str
+    conditions: list[Condition] = field(default_factory=list)
+    count: int = DEFAULT_COUNT
+    sort: list[SortKey] = field(default_factory=list)
+    total: str = "accurate"  # none | estimate | accurate
+    summary: str | None = None  # true | text | data | count | false
+    elements: tuple[str, ...] = ()
+    includes: list[Include] = field(default_factory=list)
+    revincludes: list[Include] = field(default_factory=list)
+    cursor: str | None = None
+    # Patient compartment search: (compartment type, id, reference parameters)
+    compartment: tuple[str, str, tuple[SearchParameter, ...]] | None = None
+    ignored: list[str] = field(default_factory=list)  # lenient handling
+    canonical: list[tuple[str, str]] = field(default_factory=list)  # what was searched
+
+
+# -- parsing -----------------------------------------------------------------------
+
+
+def _bad(name: str, message: str, code: str = "GW-0320") -> InvalidRequest:
+    return InvalidRequest(
+        f"search parameter {name!r}: {message}",
+        code=code,
+        issues=[Issue("value", message, (name,))],
+    )
+
+
+def _split_values(raw: str) -> list[str]:
+    """Comma-separated alternatives, honouring ``\\,`` escapes."""
+    text = raw.replace("\\,", _ESCAPED_COMMA)
+    return [part.replace(_ESCAPED_COMMA, ",").replace("\\|", "|") for part in text.split(",")]
+
+
+def _split_token(value: str) -> tuple[str | None, str | None]:
+    """``system|code`` with ``\\|`` escapes; ``None`` system when no bar."""
+    marker = "\x01"
+    text = value.replace("\\|", marker)
+    if "|" not in text:
+        return None, text.replace(marker, "|")
+    system, _, code = text.partition("|")
+    return system.replace(marker, "|"), code.replace(marker, "|")
+
+
+_DATE = re.compile(
+    r"(?P<year>\d{4})(-(?P<month>\d{2})(-(?P<day>\d{2})"
+    r"(T(?P<hour>\d{2})(:(?P<minute>\d{2})(:(?P<second>\d{2})(?P<fraction>\.\d+)?)?)?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?"
+)
+
+
+def date_range(text: str) -> DateRange:
+    """The range of instants a FHIR date, dateTime or instant of any
+    precision covers, in UTC (a value without a zone is taken as UTC)."""
+    from datetime import UTC, datetime, timedelta
+
+    match = _DATE.fullmatch(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a FHIR date or dateTime")
+    parts = match.groupdict()
+    year, month, day = int(parts["year"]), int(parts["month"] or 1), int(parts["day"] or 1)
+    hour, minute = int(parts["hour"] or 0), int(parts["minute"] or 0)
+    second = int(parts["second"] or 0)
+    fraction = parts["fraction"] or ""
+    micro = int((fraction[1:] + "000000")[:6]) if fraction else 0
+    zone = parts["zone"]
+    tz = UTC
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        tz = __import__("datetime").timezone(
+            sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        )
+    low = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+    if fraction:
+        high = low + timedelta(microseconds=1)
+    elif parts["second"]:
+        high = low + timedelta(seconds=1)
+    elif parts["minute"]:
+        high = low + timedelta(minutes=1)
+    elif parts["hour"]:
+        high = low + timedelta(hours=1)
+    elif parts["day"]:
+        high = low + timedelta(days=1)
+    elif parts["month"]:
+        high = low.replace(year=year + (month == 12), month=month % 12 + 1)
+    else:
+        high = low.replace(year=year + 1)
+    return DateRange(fhirjson.instant(low), fhirjson.instant(high))
+
+
+def _prefixed(value: str) -> tuple[str, str]:
+    if len(value) > 2 and value[:2] in PREFIXES and not value[2].isalpha():
+        return value[:2], value[2:]
+    return "eq", value
+
+
+def _number_range(text: str) -> tuple[Decimal, Decimal]:
+    """The implicit range of a number's significant figures: 100 is
+    [99.5, 100.5), 1e2 is [50, 150)."""
+    number = Decimal(text)
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)
+    half = Decimal(5).scaleb(exponent - 1)
+    return number - half, number + half
+
+
+def _comparison(name: str, param: SearchParameter, raw: str) -> Comparison:
+    prefix, text = _prefixed(raw)
+    try:
+        if param.type == "date":
+            span = date_range(text)
+            return Comparison(prefix, span.low, span.high)
+        if param.type == "number":
+            low, high = _number_range(text)
+            return Comparison(prefix, low, high)
+        number, _, rest = text.partition("|")
+        low, high = _number_range(number)
+        system, _, code = rest.partition("|") if rest else ("", "", "")
+        return Comparison(prefix, low, high, system or None, code or None)
+    except (ValueError, InvalidOperation) as exc:
+        raise _bad(name, f"{raw!r} is not a valid {param.type} value") from exc
+
+
+def _reference(name: str, param: SearchParameter, raw: str, base_url: str) -> ReferenceCriterion:
+    value = raw
+    if base_url and value.startswith(base_url + "/"):
+        value = value[len(base_url) + 1 :]
+    if "://" in value or value.startswith("urn:"):
+        return ReferenceCriterion(None, None, url=value)
+    parts = [p for p in value.split("/") if p]
+    if len(parts) == 1:
+        target = param.targets[0] if len(param.targets) == 1 else None
+        return ReferenceCriterion(target, parts[0])
+    if len(parts) == 2:
+        return ReferenceCriterion(parts[0], parts[1])
+    if len(parts) == 4 and parts[2] == "_history":
+        return ReferenceCriterion(parts[0], parts[1])
+    raise _bad(name, f"{raw!r} is not a reference (use [type]/[id], [id] or a URL)")
+
+
+def _values(
+    name: str, param: SearchParameter, modifier: str | None, raw: str, base_url: str
+) -> tuple[Value, ...]:
+    parts = _split_values(raw)
+    if any(part == "" for part in parts):
+        raise _bad(name, "has an empty value")
+    if modifier == "missing":
+        if raw not in ("true", "false"):
+            raise _bad(name, ":missing takes true or false")
+        return (raw == "true",)
+    values: list[Value] = []
+    for part in parts:
+        if param.type in ("string", "uri"):
+            values.append(part)
+        elif param.type == "token":
+            if modifier == "text":
+                values.append(part)
+            elif modifier == "of-type":
+                pieces = part.split("|")
+                if len(pieces) != 3 or not all(pieces):
+                    raise _bad(name, ":of-type takes [type system]|[type code]|[value]")
+                values.append(OfTypeCriterion(*pieces))
+            else:
+                system, code = _split_token(part)
+                values.append(TokenCriterion(system, code or None))
+        elif param.type in ("date", "number", "quantity"):
+            values.append(_comparison(name, param, part))
+        elif param.type == "reference":
+            if modifier == "identifier":
+                system, code = _split_token(part)
+                values.append(TokenCriterion(system, code or None))
+            else:
+                values.append(_reference(name, param, part, base_url))
+        else:
+            raise _bad(name, f"searching by {param.type} parameters is not supported", "GW-0322")
+    return tuple(values)
+
+
+def _known(res_type: str, code: str, name: str) -> SearchParameter:
+    found = parameter(res_type, code)
+    if found is None:
+        raise InvalidRequest(
+            f"unknown search parameter {name!r} for {res_type}",
+            code="GW-0321",
+            issues=[Issue("not-supported", f"unknown search parameter {name!r}", (name,))],
+        )
+    return found
+
+
+def parse_condition(res_type: str, name: str, raw: str, base_url: str = "") -> Condition:
+    """One ``name=raw`` query parameter (possibly chained or ``_has``)."""
+    if name.startswith("_has:"):
+        pieces = name.split(":", 3)
+        if len(pieces) != 4 or not all(pieces[1:]):
+            raise _bad(name, "_has takes _has:[type]:[reference parameter]:[parameter]")
+        _, source_type, ref_code, rest = pieces
+        from conformance.registry import resource_support
+
+        if resource_support(source_type) is None:
+            raise _bad(name, f"{source_type!r} is not a resource type this server holds")
+        ref = _known(source_type, ref_code, name)
+        if ref.type != "reference":
+            raise _bad(name, f"{ref_code!r} is not a reference parameter of {source_type}")
+        inner = parse_condition(source_type, rest, raw, base_url)
+        return Condition(param=None, reverse=(source_type, ref_code, inner))
+    head, dot, rest = name.partition(".")
+    code, _, modifier_text = head.partition(":")
+    modifier = modifier_text or None
+    param = _known(res_type, code, name)
+    if dot:
+        if param.type != "reference":
+            raise _bad(name, f"{code!r} is not a reference parameter, so it cannot be chained")
+        if modifier is not None:
+            target = modifier
+        elif len(param.targets) == 1:
+            target = param.targets[0]
+        else:
+            raise _bad(
+                name,
+                f"{code!r} may refer to {', '.join(param.targets)}: name the type "
+                f"({code}:[type].{rest})",
+            )
+        inner = parse_condition(target, rest, raw, base_url)
+        return Condition(param=param, chain=(target, inner))
+    allowed = _MODIFIERS.get(param.type, frozenset())
+    if modifier is not None and modifier not in allowed:
+        if param.type == "reference" and modifier in param.targets:
+            values = _values(name, param, None, raw, base_url)
+            typed = tuple(
+                ReferenceCriterion(modifier, v.target_id, v.url)
+                if isinstance(v, ReferenceCriterion)
+                else v
+                for v in values
+            )
+            return Condition(param=param, modifier="type", values=typed)
+        raise _bad(name, f"the modifier :{modifier} is not supported here", "GW-0323")
+    values = _values(name, param, modifier, raw, base_url)
+    return Condition(param=param, modifier=modifier, values=values, negate=(modifier == "not"))
+
+
+def _parse_sort(res_type: str, raw: str) -> list[SortKey]:
+    keys = []
+    for item in raw.split(","):
+        descending = item.startswith("-")
+        code = item[1:] if descending else item
+        param = _known(res_type, code, "_sort")
+        if param.type in ("composite", "special"):
+            raise _bad("_sort", f"cannot sort by the {param.type} parameter {code!r}")
+        keys.append(SortKey(param, descending))
+    return keys
+
+
+def _parse_include(res_type: str, raw: str, name: str, reverse: bool) -> Include:
+    pieces = raw.split(":")
+    if len(pieces) not in (2, 3):
+        raise _bad(name, "takes [type]:[search parameter] or [type]:[search parameter]:[type]")
+    source_type, code = pieces[0], pieces[1]
+    if not reverse and source_type != res_type and not name.endswith(":iterate"):
+        raise _bad(name, f"_include names {source_type}, but the search is for {res_type}")
+    from conformance.registry import resource_support
+
+    if resource_support(source_type) is None:
+        raise _bad(name, f"{source_type!r} is not a resource type this server holds")
+    param = _known(source_type, code, name)
+    if param.type != "reference":
+        raise _bad(name, f"{code!r} is not a reference parameter")
+    target = pieces[2] if len(pieces) == 3 else None
+    return Include(source_type, param, target, iterate=name.endswith(":iterate"))
+
+
+def parse_search(
+    res_type: str,
+    params: Sequence[tuple[str, str]],
+    *,
+    base_url: str = "",
+    lenient: bool = False,
+) -> SearchQuery:
+    query = SearchQuery(res_type=res_type)
+    for name, raw in params:
+        try:
+            _apply(query, res_type, name, raw, base_url)
+        except InvalidRequest:
+            if not lenient:
+                raise
+            query.ignored.append(name)
+    return query
+
+
+def _apply(query: SearchQuery, res_type: str, name: str, raw: str, base_url: str) -> None:
+    if name == "_count":
+        if not raw.isdigit():
+            raise _bad(name, "must be a non-negative integer")
+        query.count = min(int(raw), MAX_COUNT)
+    elif name == "_sort":
+        query.sort = _parse_sort(res_type, raw)
+    elif name == "_total":
+        if raw not in ("none", "estimate", "accurate"):
+            raise _bad(name, "takes none, estimate or accurate")
+        query.total = raw
+    elif name == "_summary":
+        if raw not in ("true", "false", "text", "data", "count"):
+            raise _bad(name, "takes true, text, data, count or false")
+        query.summary = None if raw == "false" else raw
+    elif name == "_elements":
+        query.elements = tuple(e.strip() for e in raw.split(",") if e.strip())
+    elif name in ("_include", "_include:iterate"):
+        query.includes.append(_parse_include(res_type, raw, name, reverse=False))
+    elif name in ("_revinclude", "_revinclude:iterate"):
+        query.revincludes.append(_parse_include(res_type, raw, name, reverse=True))
+    elif name == "_cursor":
+        query.cursor = raw
+        return
+    elif name in ("_format", "_type"):
+        return
+    else:
+        query.conditions.append(parse_condition(res_type, name, raw, base_url))
+    query.canonical.append((name, raw))

@@ -1,0 +1,285 @@
+"""Search conditions as SQL over the index tables, for SQLite and PostgreSQL.
+
+Every condition becomes an ``EXISTS`` (or ``NOT EXISTS``) subquery on one
+index table, correlated with the resource it tests, so conditions combine
+freely: AND between parameters, OR between a parameter's values, chains as a
+join through ``search_reference`` to a live target, ``_has`` as the same join
+the other way. Statements use ``?`` placeholders; each store compiles them to
+its driver's style. Searches never read resource JSON.
+
+Comparison semantics (https://hl7.org/fhir/R4/search.html#prefix): a date
+value is the half-open range its precision implies, and so is every indexed
+date; prefixes compare the two ranges as the specification defines. Numbers
+and quantities compare with the implicit range of the significant figures for
+``eq``/``ne`` and with the value itself otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from gateway import fhirjson
+from gateway.errors import InvalidRequest, Issue
+from gateway.search.query import (
+    Comparison,
+    Condition,
+    OfTypeCriterion,
+    ReferenceCriterion,
+    SortKey,
+    TokenCriterion,
+)
+from gateway.search.values import normalise_text
+
+TABLES = {
+    "token": "search_token",
+    "string": "search_string",
+    "date": "search_date",
+    "reference": "search_reference",
+    "quantity": "search_quantity",
+    "number": "search_number",
+    "uri": "search_uri",
+}
+SEARCHABLE_TYPES = frozenset(TABLES)
+# The highest code point: a prefix p matches values in [p, p + _TOP).
+_TOP = "\U0010ffff"
+_SORT_COLUMN = {
+    "token": "code",
+    "string": "value",
+    "date": "low",
+    "reference": "target_id",
+    "quantity": "value",
+    "number": "value",
+    "uri": "value",
+}
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class SqlBuilder:
+    """Accumulates parameters while conditions are turned into SQL text."""
+
+    def __init__(self) -> None:
+        self.params: list[Any] = []
+        self._aliases = 0
+
+    def bind(self, value: Any) -> str:
+        self.params.append(float(value) if isinstance(value, Decimal) else value)
+        return "?"
+
+    def alias(self, prefix: str) -> str:
+        self._aliases += 1
+        return f"{prefix}{self._aliases}"
+
+    # -- conditions ----------------------------------------------------------------
+
+    def condition(self, cond: Condition, owner_type: str, owner_id: str) -> str:
+        """SQL true when the resource ``(owner_type, owner_id)`` meets ``cond``."""
+        if cond.reverse is not None:
+            return self._has(cond, owner_type, owner_id)
+        param = cond.param
+        assert param is not None
+        if cond.chain is not None:
+            return self._chain(cond, owner_type, owner_id)
+        table = TABLES.get(param.type)
+        if table is None:
+            raise InvalidRequest(
+                f"searching by the {param.type} parameter {param.code!r} is not supported",
+                code="GW-0322",
+                issues=[Issue("not-supported", f"{param.type} search", (param.code,))],
+            )
+        t = self.alias("t")
+        head = (
+            f"SELECT 1 FROM {table} {t} WHERE {t}.res_type = {owner_type} "
+            f"AND {t}.res_id = {owner_id} AND {t}.param = {self.bind(param.code)}"
+        )
+        if cond.modifier == "missing":
+            missing = cond.values[0]
+            return f"{'NOT ' if missing else ''}EXISTS ({head})"
+        alternatives = [self._value(param.type, cond.modifier, t, v) for v in cond.values]
+        matched = f"EXISTS ({head} AND ({' OR '.join(alternatives)}))"
+        return f"NOT {matched}" if cond.negate else matched
+
+    def _chain(self, cond: Condition, owner_type: str, owner_id: str) -> str:
+        assert cond.chain is not None and cond.param is not None
+        target_type, inner = cond.chain
+        r, tc = self.alias("r"), self.alias("c")
+        head = (
+            f"SELECT 1 FROM search_reference {r} JOIN resource_current {tc} "
+            f"ON {tc}.res_type = {r}.target_type AND {tc}.res_id = {r}.target_id "
+            f"WHERE {r}.res_type = {owner_type} AND {r}.res_id = {owner_id} "
+            f"AND {r}.param = {self.bind(cond.param.code)} "
+            f"AND {r}.target_type = {self.bind(target_type)} "
+            f"AND {tc}.deleted = {self.bind(False)}"
+        )
+        inner_sql = self.condition(inner, f"{tc}.res_type", f"{tc}.res_id")
+        return f"EXISTS ({head} AND {inner_sql})"
+
+    def _has(self, cond: Condition, owner_type: str, owner_id: str) -> str:
+        assert cond.reverse is not None
+        source_type, ref_code, inner = cond.reverse
+        r, sc = self.alias("r"), self.alias("c")
+        head = (
+            f"SELECT 1 FROM search_reference {r} JOIN resource_current {sc} "
+            f"ON {sc}.res_type = {r}.res_type AND {sc}.res_id = {r}.res_id "
+            f"WHERE {r}.res_type = {self.bind(source_type)} "
+            f"AND {r}.param = {self.bind(ref_code)} "
+            f"AND {r}.target_type = {owner_type} AND {r}.target_id = {owner_id} "
+            f"AND {sc}.deleted = {self.bind(False)}"
+        )
+        inner_sql = self.condition(inner, f"{r}.res_type", f"{r}.res_id")
+        return f"EXISTS ({head} AND {inner_sql})"
+
+    # -- values ----------------------------------------------------------------------
+
+    def _value(self, kind: str, modifier: str | None, t: str, value: Any) -> str:
+        if kind == "string":
+            assert isinstance(value, str)
+            if modifier == "exact":
+                return f"{t}.exact = {self.bind(value)}"
+            folded = normalise_text(value)
+            if modifier == "contains":
+                pattern = f"%{_like_escape(folded)}%"
+                return f"{t}.value LIKE {self.bind(pattern)} ESCAPE '\\'"
+            return f"({t}.value >= {self.bind(folded)} AND {t}.value < {self.bind(folded + _TOP)})"
+        if kind == "token":
+            return self._token(modifier, t, value)
+        if kind == "uri":
+            assert isinstance(value, str)
+            if modifier == "below":
+                return (
+                    f"({t}.value >= {self.bind(value)} AND {t}.value < {self.bind(value + _TOP)})"
+                )
+            if modifier == "above":
+                probe = self.bind(value)
+                return f"substr({probe}, 1, length({t}.value)) = {t}.value"
+            return f"{t}.value = {self.bind(value)}"
+        if kind == "reference":
+            return self._reference(modifier, t, value)
+        if kind == "date":
+            assert isinstance(value, Comparison)
+            return self._date(t, value)
+        assert isinstance(value, Comparison)
+        clause = self._number(t, value)
+        if kind == "quantity" and (value.system or value.code):
+            if value.system:
+                clause += f" AND {t}.system = {self.bind(value.system)}"
+                if value.code:
+                    clause += f" AND {t}.code = {self.bind(value.code)}"
+            elif value.code:
+                unit = value.code
+                clause += f" AND ({t}.code = {self.bind(unit)} OR {t}.unit = {self.bind(unit)})"
+        return f"({clause})"
+
+    def _token(self, modifier: str | None, t: str, value: Any) -> str:
+        if modifier == "text":
+            assert isinstance(value, str)
+            pattern = f"%{_like_escape(normalise_text(value))}%"
+            return f"{t}.text LIKE {self.bind(pattern)} ESCAPE '\\'"
+        if isinstance(value, OfTypeCriterion):
+            raise InvalidRequest(
+                ":of-type is not supported yet",
+                code="GW-0323",
+                issues=[Issue("not-supported", ":of-type", ("identifier:of-type",))],
+            )
+        assert isinstance(value, TokenCriterion)
+        parts = []
+        if value.code is not None:
+            parts.append(f"{t}.code = {self.bind(value.code)}")
+        if value.system == "":
+            parts.append(f"{t}.system IS NULL")
+        elif value.system is not None:
+            parts.append(f"{t}.system = {self.bind(value.system)}")
+        return "(" + " AND ".join(parts or ["1 = 1"]) + ")"
+
+    def _reference(self, modifier: str | None, t: str, value: Any) -> str:
+        if modifier == "identifier":
+            assert isinstance(value, TokenCriterion)
+            parts = []
+            if value.code is not None:
+                parts.append(f"{t}.id_value = {self.bind(value.code)}")
+            if value.system:
+                parts.append(f"{t}.id_system = {self.bind(value.system)}")
+            return "(" + " AND ".join(parts or ["1 = 1"]) + ")"
+        assert isinstance(value, ReferenceCriterion)
+        if value.url is not None:
+            return f"{t}.url = {self.bind(value.url)}"
+        clause = f"{t}.target_id = {self.bind(value.target_id)}"
+        if value.target_type is not None:
+            clause += f" AND {t}.target_type = {self.bind(value.target_type)}"
+        return f"({clause})"
+
+    def _date(self, t: str, value: Comparison) -> str:
+        low, high = str(value.low), str(value.high)
+        prefix = value.prefix
+        if prefix == "ap":
+            low, high = _approximately(low, high)
+            prefix = "overlaps"
+
+        def eq() -> str:
+            return f"({t}.low >= {self.bind(low)} AND {t}.high <= {self.bind(high)})"
+
+        if prefix == "eq":
+            return eq()
+        if prefix == "ne":
+            return f"NOT {eq()}"
+        if prefix == "gt":
+            return f"{t}.high > {self.bind(high)}"
+        if prefix == "lt":
+            return f"{t}.low < {self.bind(low)}"
+        if prefix == "ge":
+            return f"({t}.high > {self.bind(high)} OR {eq()})"
+        if prefix == "le":
+            return f"({t}.low < {self.bind(low)} OR {eq()})"
+        if prefix == "sa":
+            return f"{t}.low >= {self.bind(high)}"
+        if prefix == "eb":
+            return f"{t}.high <= {self.bind(low)}"
+        return f"({t}.low < {self.bind(high)} AND {t}.high > {self.bind(low)})"
+
+    def _number(self, t: str, value: Comparison) -> str:
+        low, high = Decimal(value.low), Decimal(value.high)
+        exact = (low + high) / 2
+        column = f"{t}.value"
+        prefix = value.prefix
+        if prefix == "eq":
+            return f"{column} >= {self.bind(low)} AND {column} < {self.bind(high)}"
+        if prefix == "ne":
+            return f"NOT ({column} >= {self.bind(low)} AND {column} < {self.bind(high)})"
+        if prefix in ("gt", "sa"):
+            return f"{column} > {self.bind(exact)}"
+        if prefix in ("lt", "eb"):
+            return f"{column} < {self.bind(exact)}"
+        if prefix == "ge":
+            return f"{column} >= {self.bind(exact)}"
+        if prefix == "le":
+            return f"{column} <= {self.bind(exact)}"
+        margin = abs(exact) / 10
+        return (
+            f"{column} >= {self.bind(exact - margin)} AND {column} <= {self.bind(exact + margin)}"
+        )
+
+    # -- sorting -------------------------------------------------------------------
+
+    def sort_expression(self, key: SortKey, owner_type: str, owner_id: str) -> str:
+        table = TABLES[key.param.type]
+        column = _SORT_COLUMN[key.param.type]
+        s = self.alias("s")
+        pick = "MAX" if key.descending else "MIN"
+        return (
+            f"(SELECT {pick}({s}.{column}) FROM {table} {s} WHERE {s}.res_type = {owner_type} "
+            f"AND {s}.res_id = {owner_id} AND {s}.param = {self.bind(key.param.code)})"
+        )
+
+
+def _approximately(low: str, high: str) -> tuple[str, str]:
+    """``ap``: the value's range widened by a tenth of its distance from now
+    (at least a day), as the specification leaves the margin to the server."""
+    start = fhirjson.parse_instant(low)
+    end = fhirjson.parse_instant(high)
+    now = datetime.now(UTC)
+    margin = max(abs(now - start) / 10, timedelta(days=1))
+    return fhirjson.instant(start - margin), fhirjson.instant(end + margin)
