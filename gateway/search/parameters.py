@@ -7,7 +7,8 @@ The definitions are FHIR's own SearchParameter resources (R4 4.0.1, CC0),
 narrowed to the fields the search engine reads and stored in
 ``gateway/search/data/search_parameters_r4.json``; that file's header names
 its source, and ``gateway/search/data/generate.py`` says how to rebuild it.
-The file is read once, on first use.
+The file is read once, on first use; the one error found in the published
+definitions is corrected then (``ERRATA``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,19 @@ PARAMETER_TYPES = frozenset(
 )
 COMMON_BASE = "Resource"
 _DATA_FILE = "search_parameters_r4.json"
+
+# Errors in the published R4 definitions, corrected when they are loaded (the
+# data file stays as published). url -> component code -> expression.
+ERRATA: Mapping[str, Mapping[str, str]] = {
+    # R4 4.0.1 gives the reference component ``relatesto`` the expression
+    # ``code`` and the token component ``relation`` the expression ``target``,
+    # the wrong way round; R5 pairs them as here
+    # (https://hl7.org/fhir/R5/documentreference.html#search).
+    "http://hl7.org/fhir/SearchParameter/DocumentReference-relationship": {
+        "relatesto": "target",
+        "relation": "code",
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +93,12 @@ def _parameter(raw: Mapping[str, Any]) -> SearchParameter:
         url=raw["url"],
         targets=tuple(raw.get("target", ())),
         components=tuple(
-            Component(c["code"], c["type"], c["expression"], c["definition"])
+            Component(
+                c["code"],
+                c["type"],
+                ERRATA.get(raw["url"], {}).get(c["code"], c["expression"]),
+                c["definition"],
+            )
             for c in raw.get("component", ())
         ),
         description=raw.get("description", ""),

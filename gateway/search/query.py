@@ -151,7 +151,7 @@ def _bad(name: str, message: str, code: str = "GW-0320") -> InvalidRequest:
     return InvalidRequest(
         f"search parameter {name!r}: {message}",
         code=code,
-        issues=[Issue("value", message, (name,))],
+        issues=[Issue("value", f"search parameter {name!r}: {message}", (name,))],
     )
 
 
