@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from gateway import __version__
 from gateway.config import Settings
+from gateway.search.index import ensure_current, reindex
 from gateway.store import open_store
 
 
@@ -46,7 +47,11 @@ def _migrate(settings: Settings) -> list[int]:
             os.makedirs(directory, exist_ok=True)
     store = open_store(settings.database_url, pool_size=1)
     try:
-        return store.migrate()
+        applied = store.migrate()
+        reindexed = ensure_current(store)
+        if reindexed is not None:
+            print(f"search index rebuilt: {reindexed} resources", file=sys.stderr)
+        return applied
     finally:
         store.close()
 
@@ -55,6 +60,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     applied = _migrate(settings)
     print(f"schema migrations applied: {applied or 'none (up to date)'}")
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = open_store(settings.database_url, pool_size=1)
+    try:
+        store.migrate()
+        print(f"search index rebuilt: {reindex(store)} resources")
+    finally:
+        store.close()
     return 0
 
 
@@ -117,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply pending schema migrations")
     migrate.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
     migrate.set_defaults(func=cmd_migrate)
+
+    rebuild = commands.add_parser("reindex", help="rebuild the search index of every live resource")
+    rebuild.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
+    rebuild.set_defaults(func=cmd_reindex)
     return parser
 
 

@@ -69,7 +69,7 @@ from functools import cache
 from itertools import product
 from typing import Any
 
-from gateway.search.parameters import SearchParameter, parameters_for
+from gateway.search.parameters import SearchParameter, parameters_for, spec_resource_types
 from gateway.search.values import (
     DateRange,
     NumberValue,
@@ -501,6 +501,8 @@ class _Compiler:
             if context == {name}:
                 return _Compiled(_identity, context)
             return _Compiled(lambda items: [i for i in items if i[1] == name], frozenset({name}))
+        if name not in spec_resource_types():
+            raise self.fail(f"{name!r} is neither an element nor a FHIR resource type")
         return _NOTHING
 
     def member(self, source: _Compiled, name: str) -> _Compiled:
@@ -627,10 +629,42 @@ class _Compiler:
                 lambda items: [i for i in run(items) if _reference_type(i[0]) == target],
                 source.types,
             )
+        fast = self.equals_literal(source, criterion)
+        if fast is not None:
+            return fast
         test = self.compile(criterion, source.types).run
         return _Compiled(
             lambda items: [i for i in run(items) if _truth(test([i])) is True], source.types
         )
+
+    def equals_literal(self, source: _Compiled, criterion: _Node) -> _Compiled | None:
+        """``where(system = 'phone')`` as one look-up per node, for a plain
+        element that has the same key in every type the nodes may have."""
+        if not (
+            isinstance(criterion, _Binary)
+            and criterion.op == "="
+            and isinstance(criterion.left, _Name)
+            and criterion.left.name[:1].islower()
+            and isinstance(criterion.right, _Literal)
+            and criterion.right.type == "string"
+            and source.types
+            and not any(_is_primitive(t) for t in source.types)
+        ):
+            return None
+        keys = {_elements(t).get(criterion.left.name) for t in source.types}
+        if len(keys) != 1:
+            return None
+        (found,) = keys
+        if found is None or len(found) != 1:
+            return None
+        key, wanted = found[0][0], criterion.right.value
+        run = source.run
+
+        def matches(value: Any) -> bool:
+            field = value.get(key)
+            return bool(field == wanted or (type(field) is list and field == [wanted]))
+
+        return _Compiled(lambda items: [i for i in run(items) if matches(i[0])], source.types)
 
     def binary(self, node: _Binary, context: frozenset[str]) -> _Compiled:
         left = self.compile(node.left, context)

@@ -8,10 +8,20 @@ https://hl7.org/fhir/R4/search.html
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from functools import cache
+from importlib import resources
 from typing import Any
 
+from conformance.registry import RESOURCES
+from gateway import fhirjson
 from gateway.search.extract import index_values
-from gateway.store.base import IndexEntry
+from gateway.store.base import IndexEntry, Store
+
+log = logging.getLogger("gateway.search")
+# Bump when extraction changes what it produces for the same definitions.
+EXTRACTION_RULES = "1"
 
 
 def index_entries(resource: dict[str, Any]) -> list[IndexEntry]:
@@ -21,3 +31,54 @@ def index_entries(resource: dict[str, Any]) -> list[IndexEntry]:
         for code, values in index_values(resource).items()
         for value in values
     ]
+
+
+@cache
+def index_version() -> str:
+    """A fingerprint of the rules the index is built with: the parameter
+    definitions and the extraction code. A store built with other rules is
+    reindexed before it serves (``ensure_current``)."""
+    digest = hashlib.sha256(EXTRACTION_RULES.encode())
+    data = resources.files("gateway.search.data").joinpath("search_parameters_r4.json")
+    digest.update(data.read_bytes())
+    digest.update(resources.files("gateway.search").joinpath("extract.py").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def reindex(store: Store, batch: int = 500) -> int:
+    """Rebuild every live resource's index rows; returns how many. Each batch
+    commits on its own, so a reindex interrupted part-way resumes cleanly
+    (it runs again on the next start, as the version is recorded last)."""
+    done = 0
+    for res_type in RESOURCES:
+        pending: list[tuple[str, dict[str, Any]]] = []
+        for version in store.iter_current(res_type):
+            assert version.content is not None
+            pending.append((version.res_id, fhirjson.loads(version.content)))
+            if len(pending) >= batch:
+                done += _reindex_batch(store, res_type, pending)
+                pending = []
+        done += _reindex_batch(store, res_type, pending)
+    with store.unit_of_work() as uow:
+        uow.set_index_version(index_version())
+    return done
+
+
+def _reindex_batch(store: Store, res_type: str, batch: list[tuple[str, dict[str, Any]]]) -> int:
+    if not batch:
+        return 0
+    with store.unit_of_work() as uow:
+        for res_id, resource in batch:
+            uow.replace_index(res_type, res_id, index_entries(resource))
+    return len(batch)
+
+
+def ensure_current(store: Store) -> int | None:
+    """Reindex if the store's index was built with other rules; returns the
+    number of resources reindexed, or ``None`` if nothing was needed."""
+    if store.index_version() == index_version():
+        return None
+    log.info("search index out of date: reindexing")
+    count = reindex(store)
+    log.info("search index rebuilt", extra={"resources": count})
+    return count

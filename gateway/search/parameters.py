@@ -134,6 +134,13 @@ def resource_types() -> frozenset[str]:
 
 
 @cache
+def spec_resource_types() -> frozenset[str]:
+    """Every type some R4 search parameter is defined on (``Resource`` and
+    ``DomainResource`` included), in scope or not."""
+    return frozenset(_data()["specResourceTypes"])
+
+
+@cache
 def _by_type() -> Mapping[str, Mapping[str, SearchParameter]]:
     common = [p for p in all_parameters() if COMMON_BASE in p.base]
     table: dict[str, Mapping[str, SearchParameter]] = {}

@@ -260,6 +260,29 @@ class Statements:
 
     # -- writes ----------------------------------------------------------------
 
+    def index_version(self, cur: Cursor) -> str | None:
+        cur.execute(
+            self._dialect.sql("SELECT version FROM index_state WHERE name = ?"), ("search",)
+        )
+        row = cur.fetchone()
+        return str(row[0]) if row else None
+
+    def set_index_version(self, cur: Cursor, version: str) -> None:
+        cur.execute(
+            self._dialect.sql(
+                "INSERT INTO index_state (name, version) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET version = excluded.version"
+            ),
+            ("search", version),
+        )
+
+    def replace_index(
+        self, cur: Cursor, res_type: str, res_id: str, index: Sequence[IndexEntry]
+    ) -> None:
+        self.delete_index_rows(cur, res_type, res_id)
+        if index:
+            self.insert_index_rows(cur, res_type, res_id, index)
+
     def delete_index_rows(self, cur: Cursor, res_type: str, res_id: str) -> None:
         for statement in self.delete_index:
             cur.execute(statement, (res_type, res_id))

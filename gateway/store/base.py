@@ -141,6 +141,13 @@ class UnitOfWork(Reader, Protocol):
         """Logical ids of live resources of a type matching the criteria, as
         seen inside this unit of work (conditional create and update)."""
 
+    def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
+        """Replace a live resource's index rows (reindexing after the
+        extraction rules change)."""
+
+    def set_index_version(self, version: str) -> None:
+        """Record which extraction rules the index was built with."""
+
     def lock_type(self, res_type: str) -> None:
         """Serialise conditional writes on one type, so that two concurrent
         conditional creates with the same criteria cannot both create."""
@@ -168,6 +175,10 @@ class Store(Reader, Protocol):
 
     def history(self, query: HistoryQuery) -> HistoryPage:
         """Versions newest first, as described by the query."""
+
+    def index_version(self) -> str | None:
+        """The extraction rules the index was built with (``None``: never
+        recorded)."""
 
     def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         """Run a read-only query over the resource and index tables, written

@@ -65,6 +65,12 @@ class _PostgresUnitOfWork:
     def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:
         return _STATEMENTS.find_ids(self._cur, res_type, criteria, limit)
 
+    def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
+        _STATEMENTS.replace_index(self._cur, res_type, res_id, index)
+
+    def set_index_version(self, version: str) -> None:
+        _STATEMENTS.set_index_version(self._cur, version)
+
     def lock_type(self, res_type: str) -> None:
         self._cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (res_type,))
 
@@ -177,6 +183,10 @@ class PostgresStore:
         with self._connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             return _STATEMENTS.history(conn.cursor(), query)
+
+    def index_version(self) -> str | None:
+        with self._connection() as conn:
+            return _STATEMENTS.index_version(conn.cursor())
 
     def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         with self._connection() as conn:

@@ -68,6 +68,12 @@ class _SQLiteUnitOfWork:
     def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:
         return _STATEMENTS.find_ids(self._cur, res_type, criteria, limit)
 
+    def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
+        _STATEMENTS.replace_index(self._cur, res_type, res_id, index)
+
+    def set_index_version(self, version: str) -> None:
+        _STATEMENTS.set_index_version(self._cur, version)
+
     def lock_type(self, res_type: str) -> None:
         """Nothing to do: BEGIN IMMEDIATE already holds the database's only write lock."""
 
@@ -177,6 +183,9 @@ class SQLiteStore:
             return _STATEMENTS.history(conn.cursor(), query)
         finally:
             conn.execute("COMMIT")
+
+    def index_version(self) -> str | None:
+        return _STATEMENTS.index_version(self._conn().cursor())
 
     def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         rows: list[tuple[object, ...]] = self._conn().execute(sql, params).fetchall()

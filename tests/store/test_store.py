@@ -238,3 +238,30 @@ def test_the_async_reader_reads_what_the_store_holds(store: Store) -> None:
             await reader.aclose()
 
     asyncio.run(check())
+
+
+def test_an_index_built_with_other_rules_is_rebuilt(store: Store) -> None:
+    """After the extraction rules change, ensure_current rebuilds every live
+    resource's index rows and records the new rules; then it does nothing."""
+    from gateway.interactions import write
+    from gateway.search.index import ensure_current, index_version
+    from gateway.search.query import parse_search
+
+    ensure_current(store)
+    assert store.index_version() == index_version()
+    write.update(
+        store,
+        "Patient",
+        "p1",
+        {"resourceType": "Patient", "id": "p1", "name": [{"family": "Okafor"}]},
+    )
+    with store.unit_of_work() as uow:
+        uow.replace_index("Patient", "p1", [])  # as if built by rules without names
+        uow.set_index_version("older rules")
+    query = parse_search("Patient", [("family", "okafor")])
+    from gateway.interactions.search import search
+
+    assert search(store, query).matches == []
+    assert ensure_current(store) == 1
+    assert [v.res_id for v in search(store, query).matches] == ["p1"]
+    assert ensure_current(store) is None

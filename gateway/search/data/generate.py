@@ -31,6 +31,9 @@ Every SearchParameter whose ``base`` names a resource type in scope
 scope), ``expression`` (verbatim, all its branches), ``target``,
 ``multipleOr``, ``multipleAnd``, ``comparator``, ``modifier`` and
 ``component`` (each with its definition's ``code`` and ``type`` looked up).
+The header also lists every type that any R4 search parameter is defined on
+(``specResourceTypes``), so that the evaluator can tell a branch of another
+type from a misspelt one.
 
 Rerun
 -----
@@ -169,6 +172,12 @@ def generate(source: Path, fhir_version: str, origin: dict[str, str]) -> dict[st
         raise SourceError(f"the source is FHIR {fhir_version!r}, not {FHIR_VERSION}")
     in_scope = frozenset(RESOURCES)
     parameters = select(bundle, in_scope)
+    every_base = {
+        base
+        for entry in bundle["entry"]
+        if _is_base_spec(entry["resource"])
+        for base in entry["resource"].get("base", [])
+    }
     return {
         "fhirVersion": FHIR_VERSION,
         "source": {
@@ -181,6 +190,9 @@ def generate(source: Path, fhir_version: str, origin: dict[str, str]) -> dict[st
         },
         "generatedBy": "gateway/search/data/generate.py",
         "resourceTypes": sorted(in_scope),
+        # Every type any R4 search parameter is defined on: the names a
+        # branch of a shared expression (clinical-patient) may start with.
+        "specResourceTypes": sorted(every_base),
         "parameters": parameters,
     }
 
