@@ -102,7 +102,12 @@ RESOURCES: dict[str, ResourceSupport] = {
 }
 
 SYSTEM_INTERACTIONS: frozenset[SystemInteraction] = frozenset(
-    {SystemInteraction.TRANSACTION, SystemInteraction.BATCH, SystemInteraction.HISTORY_SYSTEM}
+    {
+        SystemInteraction.TRANSACTION,
+        SystemInteraction.BATCH,
+        SystemInteraction.HISTORY_SYSTEM,
+        SystemInteraction.SEARCH_SYSTEM,
+    }
 )
 
 

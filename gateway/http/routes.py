@@ -38,7 +38,7 @@ from gateway.interactions import write
 from gateway.interactions.types import require
 from gateway.search.compartments import compartment_parameters
 from gateway.search.parameters import parameter, parameters_for
-from gateway.search.query import parse_search
+from gateway.search.query import parse_search, parse_system_search
 from gateway.search.sql import SEARCHABLE_TYPES
 
 
@@ -185,6 +185,19 @@ async def _search(
     result = await run_in_threadpool(searches.search, context.store, query)
     return responses.bundle(
         searches.searchset_bundle(result, query, base_url=context.base_url, path=path)
+    )
+
+
+async def search_system(request: Request) -> Response:
+    """``GET [base]?_type=...``: one search across several types."""
+    context = authenticated(request)
+    lenient = parse_prefer(request.headers.get("prefer")).get("handling") == "lenient"
+    query = parse_system_search(
+        list(request.query_params.multi_items()), base_url=context.base_url, lenient=lenient
+    )
+    result = await run_in_threadpool(searches.search, context.store, query)
+    return responses.bundle(
+        searches.searchset_bundle(result, query, base_url=context.base_url, path="")
     )
 
 
@@ -349,6 +362,7 @@ ROUTES: list[BaseRoute] = [
     Route(_TYPE + "/_history", type_history, methods=["GET"]),
     Route("/fhir/metadata", metadata, methods=["GET"]),
     Route("/fhir", batch_or_transaction, methods=["POST"]),
+    Route("/fhir", search_system, methods=["GET"]),
     Route("/fhir/", batch_or_transaction, methods=["POST"]),
     Route("/fhir/_history", system_history, methods=["GET"]),
 ]

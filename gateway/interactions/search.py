@@ -44,10 +44,10 @@ class SearchResult:
     previous: Position | None = None
 
 
-def _version(res_type: str, row: Sequence[Any], key_count: int) -> StoredVersion:
+def _version(row: Sequence[Any], key_count: int) -> StoredVersion:
     content = row[4 + key_count]
     return StoredVersion(
-        res_type=res_type,
+        res_type=str(row[5 + key_count]),
         res_id=str(row[0]),
         version=int(row[2 + key_count]),
         last_updated=str(row[3 + key_count]),
@@ -64,7 +64,8 @@ def _position(row: Sequence[Any], key_count: int, forward: bool) -> Position:
 
 def search(store: Store, query: SearchQuery, *, visible: Visible = _everything) -> SearchResult:
     """One page of matches for ``query``, with its includes and total."""
-    require(query.res_type, TypeInteraction.SEARCH_TYPE)
+    for res_type in query.types or (query.res_type,):
+        require(res_type, TypeInteraction.SEARCH_TYPE)
     result = SearchResult()
     if query.total != "none" or query.summary == "count":
         sql, params = count_statement(query)
@@ -74,15 +75,15 @@ def search(store: Store, query: SearchQuery, *, visible: Visible = _everything) 
             result.total = None  # a count of hidden resources would reveal them
     if query.summary == "count" or query.count == 0:
         return result
-    position = Position.decode(query.cursor, len(query.sort)) if query.cursor is not None else None
+    position = Position.decode(query.cursor) if query.cursor is not None else None
     rows = _visible_rows(store, query, position, visible)
     more = len(rows) > query.count
     rows = rows[: query.count]
     forward = position is None or position.forward
     if not forward:
         rows.reverse()
-    key_count = len(query.sort)
-    result.matches = [_version(query.res_type, row, key_count) for row in rows]
+    key_count = len(rows[0]) - 6 if rows else 0
+    result.matches = [_version(row, key_count) for row in rows]
     if rows:
         if (forward and more) or not forward:
             result.next = _position(rows[-1], key_count, True)
@@ -99,12 +100,12 @@ def _visible_rows(
     while the check hides some."""
     wanted = query.count + 1
     found: list[Sequence[Any]] = []
-    key_count = len(query.sort)
     while len(found) < wanted:
         statement = page_statement(query, position, wanted - 1)
+        key_count = statement.key_count
         rows = store.select(statement.sql, statement.params)
         for row in rows:
-            if visible(_version(query.res_type, row, key_count)):
+            if visible(_version(row, key_count)):
                 found.append(row)
         if len(rows) < wanted:
             break
@@ -203,10 +204,10 @@ def searchset_bundle(
         params = list(query.canonical)
         if position is not None:
             params.append(("_cursor", position.encode()))
-        url = f"{base_url}/{path}"
+        url = f"{base_url}/{path}" if path else base_url
         return {"relation": relation, "url": f"{url}?{urlencode(params)}" if params else url}
 
-    current = Position.decode(query.cursor, len(query.sort)) if query.cursor else None
+    current = Position.decode(query.cursor) if query.cursor else None
     links = [link("self", current)]
     if result.next is not None:
         links.append(link("next", result.next))

@@ -35,15 +35,17 @@ class Position:
         return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, text: str, key_count: int) -> Position:
+    def decode(cls, text: str) -> Position:
         try:
             payload = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            position = cls(bool(payload["f"]), tuple(payload["k"]), str(payload["i"]))
+            keys = payload["k"]
+            if not isinstance(keys, list) or not all(
+                k is None or isinstance(k, (str, int, float)) for k in keys
+            ):
+                raise TypeError("bad keys")
+            return cls(bool(payload["f"]), tuple(keys), str(payload["i"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise _bad_cursor() from exc
-        if len(position.keys) != key_count:
-            raise _bad_cursor()
-        return position
 
 
 def _bad_cursor() -> InvalidRequest:
@@ -63,8 +65,9 @@ class PageStatement:
 
 
 def _filtered(query: SearchQuery, builder: SqlBuilder) -> str:
-    where = ["c.res_type = ?", "c.deleted = ?"]
-    builder.params.extend([query.res_type, False])
+    types = query.types or (query.res_type,)
+    where = [f"c.res_type IN ({', '.join('?' for _ in types)})", "c.deleted = ?"]
+    builder.params.extend([*types, False])
     if query.compartment is not None:
         where.append(_in_compartment(query, builder))
     for condition in query.conditions:
@@ -93,35 +96,51 @@ def count_statement(query: SearchQuery) -> tuple[str, list[Any]]:
     return f"SELECT COUNT(*) FROM resource_current c WHERE {where}", builder.params
 
 
+def _sort_keys(query: SearchQuery, builder: SqlBuilder) -> list[tuple[str, bool]]:
+    """(SQL expression, descending) of each sort key; a search over several
+    types also orders by type, before the id that ends every order."""
+    keys = [
+        (builder.sort_expression(k, "c.res_type", "c.res_id"), k.descending) for k in query.sort
+    ]
+    if len(query.types) > 1:
+        keys.append(("c.res_type", False))
+    return keys
+
+
 def page_statement(query: SearchQuery, position: Position | None, limit: int) -> PageStatement:
     """The rows of one page (``limit`` of them, plus one to tell whether more
-    follow): ``(res_id, seq, sort keys..., content columns...)``."""
+    follow): ``(res_id, seq, sort keys..., version, last_updated, content,
+    res_type)``."""
     builder = SqlBuilder()
-    keys = [builder.sort_expression(k, "c.res_type", "c.res_id") for k in query.sort]
-    key_columns = "".join(f", {expr} AS k{i}" for i, expr in enumerate(keys))
+    keys = _sort_keys(query, builder)
+    key_columns = "".join(f", {expr} AS k{i}" for i, (expr, _) in enumerate(keys))
     inner_where = _filtered(query, builder)
-    inner = f"SELECT c.res_id, c.seq{key_columns} FROM resource_current c WHERE {inner_where}"
+    inner = (
+        f"SELECT c.res_type, c.res_id, c.seq{key_columns} "
+        f"FROM resource_current c WHERE {inner_where}"
+    )
     forward = position is None or position.forward
     outer_where = ""
     if position is not None:
-        outer_where = "WHERE " + _after(query, builder, position)
+        if len(position.keys) != len(keys):
+            raise _bad_cursor()
+        outer_where = "WHERE " + _after(keys, builder, position)
     order = []
-    for i, key in enumerate(query.sort):
-        descending = key.descending != (not forward)
-        nulls_first = not forward
-        order.append(f"(q.k{i} IS NULL) {'DESC' if nulls_first else 'ASC'}")
+    for i, (_, key_descending) in enumerate(keys):
+        descending = key_descending != (not forward)
+        order.append(f"(q.k{i} IS NULL) {'ASC' if forward else 'DESC'}")
         order.append(f"q.k{i} {'DESC' if descending else 'ASC'}")
     order.append(f"q.res_id {'ASC' if forward else 'DESC'}")
     sort_columns = "".join(f", q.k{i}" for i in range(len(keys)))
     sql = (
-        f"SELECT q.res_id, q.seq{sort_columns}, v.version, v.last_updated, v.content "
-        f"FROM ({inner}) q JOIN resource_version v ON v.seq = q.seq {outer_where} "
+        f"SELECT q.res_id, q.seq{sort_columns}, v.version, v.last_updated, v.content, "
+        f"q.res_type FROM ({inner}) q JOIN resource_version v ON v.seq = q.seq {outer_where} "
         f"ORDER BY {', '.join(order)} LIMIT {int(limit) + 1}"
     )
     return PageStatement(sql, builder.params, len(keys), forward)
 
 
-def _after(query: SearchQuery, builder: SqlBuilder, position: Position) -> str:
+def _after(keys: list[tuple[str, bool]], builder: SqlBuilder, position: Position) -> str:
     """Rows strictly after (or, going back, before) ``position`` in the sort.
     Built term by term, so that each placeholder is bound in text order."""
 
@@ -136,10 +155,10 @@ def _after(query: SearchQuery, builder: SqlBuilder, position: Position) -> str:
         return terms
 
     disjuncts = []
-    for i, key in enumerate(query.sort):
+    for i, (_, descending) in enumerate(keys):
         value = position.keys[i]
         column = f"q.k{i}"
-        ascending = not key.descending
+        ascending = not descending
         if position.forward:
             if value is None:
                 continue  # nothing sorts after a missing value but by later keys
@@ -154,7 +173,7 @@ def _after(query: SearchQuery, builder: SqlBuilder, position: Position) -> str:
                 before = "<" if ascending else ">"
                 terms.append(f"{column} {before} {builder.bind(value)}")
         disjuncts.append(" AND ".join(terms))
-    terms = equal_up_to(len(query.sort))
+    terms = equal_up_to(len(keys))
     comparison = ">" if position.forward else "<"
     terms.append(f"q.res_id {comparison} {builder.bind(position.res_id)}")
     disjuncts.append(" AND ".join(terms))

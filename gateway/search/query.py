@@ -128,7 +128,8 @@ class Include:
 
 @dataclass
 class SearchQuery:
-    res_type: str
+    res_type: str  # the type searched, or the first of ``types``
+    types: tuple[str, ...] = ()  # system search over several types (``_type``)
     conditions: list[Condition] = field(default_factory=list)
     count: int = DEFAULT_COUNT
     sort: list[SortKey] = field(default_factory=list)
@@ -395,6 +396,36 @@ def _parse_include(res_type: str, raw: str, name: str, reverse: bool) -> Include
         raise _bad(name, f"{code!r} is not a reference parameter")
     target = pieces[2] if len(pieces) == 3 else None
     return Include(source_type, param, target, iterate=name.endswith(":iterate"))
+
+
+def parse_system_search(
+    params: Sequence[tuple[str, str]], *, base_url: str = "", lenient: bool = False
+) -> SearchQuery:
+    """A search across types (``GET [base]?_type=...``): over the types
+    ``_type`` names, or every type in scope, with parameters every one of
+    them defines alike (``_id``, ``_lastUpdated``, ``_tag``...)."""
+    from conformance.registry import RESOURCES, TypeInteraction
+
+    named = [t for name, raw in params if name == "_type" for t in raw.split(",") if t]
+    for res_type in named:
+        support = RESOURCES.get(res_type)
+        if support is None or not support.supports(TypeInteraction.SEARCH_TYPE):
+            raise _bad("_type", f"{res_type!r} is not a type this server searches")
+    types = tuple(dict.fromkeys(named)) or tuple(
+        t for t, s in RESOURCES.items() if s.supports(TypeInteraction.SEARCH_TYPE)
+    )
+    query = parse_search(types[0], params, base_url=base_url, lenient=lenient)
+    query.types = types
+    for condition in query.conditions:
+        param = condition.param
+        for res_type in types[1:]:
+            other = parameter(res_type, param.code) if param is not None else None
+            if param is None or other is None or other.type != param.type:
+                name = param.code if param is not None else "_has"
+                raise _bad(name, f"is not a parameter of every type searched ({res_type})")
+    if named:
+        query.canonical.insert(0, ("_type", ",".join(types)))
+    return query
 
 
 def parse_search(

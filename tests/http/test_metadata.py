@@ -30,7 +30,12 @@ def test_it_lists_every_type_in_scope_with_its_interactions(client: TestClient) 
         "search-type",
     }
     assert "search-type" in listed["Patient"]
-    assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch", "history-system"}
+    assert {i["code"] for i in rest["interaction"]} == {
+        "transaction",
+        "batch",
+        "history-system",
+        "search-system",
+    }
 
 
 def test_what_it_advertises_is_what_the_server_does(client: TestClient) -> None:

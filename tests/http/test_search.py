@@ -315,3 +315,19 @@ def test_deleted_resources_never_match(people: TestClient) -> None:
     assert ids(people, "/fhir/Patient?_has:Observation:subject:code=364075005") == ["ada", "tom"]
     people.delete("/fhir/Patient/tom")
     assert ids(people, "/fhir/Observation?subject:Patient.gender=male") == []
+
+
+def test_system_search_across_types_pages_through_both(people: TestClient) -> None:
+    assert ids(people, "/fhir?_type=Patient,Practitioner&_id=ada,gp-khan") == ["ada", "gp-khan"]
+    first = people.get("/fhir?_type=Patient,Observation&_count=4").json()
+    assert first["total"] == 6
+    seen = [(e["resource"]["resourceType"], e["resource"]["id"]) for e in first["entry"]]
+    second = _follow(people, first, "next")
+    assert second is not None
+    seen += [(e["resource"]["resourceType"], e["resource"]["id"]) for e in second["entry"]]
+    assert sorted(seen) == sorted(
+        [("Observation", o) for o in ("pulse-ada", "pulse-ada-2", "pulse-tom")]
+        + [("Patient", p) for p in ("ada", "tom", "zoe")]
+    )
+    assert people.get("/fhir?_type=Patient,Observation&family=okafor").status_code == 400
+    assert people.get("/fhir?_type=Basic").status_code == 400
