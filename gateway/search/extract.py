@@ -42,8 +42,7 @@ Value rules, by parameter type:
   indexed.
 * reference: Reference as its ``reference`` (type and id read from
   ``Type/id`` and from absolute URLs ending in it; ``#contained`` kept as url
-  only) and its ``identifier``; canonical and uri as the url only; an
-  Identifier (``Consent.sourceIdentifier``) as a logical reference. An
+  only) and its ``identifier``; canonical and uri as the url only. An
   Attachment (``Consent.sourceAttachment``) is not indexed.
 * quantity: Quantity and its specialisations (Age, Duration...) with the
   value as a Decimal; Money with the ISO 4217 system. Range and SampledData
@@ -905,14 +904,6 @@ def _reference(value: Any) -> Iterator[SearchValue]:
         yield ReferenceValue(None, identifier=token)
 
 
-def _identifier_reference(value: Any) -> Iterator[SearchValue]:
-    """An Identifier where a reference may stand (Consent.sourceIdentifier):
-    a logical reference, found by ``:identifier``."""
-    token = _identifier_token(value)
-    if token is not None:
-        yield ReferenceValue(None, identifier=token)
-
-
 def _canonical(value: Any) -> Iterator[SearchValue]:
     if isinstance(value, str):
         yield ReferenceValue(value)
@@ -981,12 +972,7 @@ _CONVERTERS: dict[str, dict[str, _Convert]] = {
         "Period": _period,
         "Timing": _timing,
     },
-    "reference": {
-        "Reference": _reference,
-        "canonical": _canonical,
-        "uri": _canonical,
-        "Identifier": _identifier_reference,
-    },
+    "reference": {"Reference": _reference, "canonical": _canonical, "uri": _canonical},
     "quantity": {**dict.fromkeys(_QUANTITIES, _quantity), "Money": _money},
     "number": dict.fromkeys(("integer", "decimal", "positiveInt", "unsignedInt"), _number),
     "uri": dict.fromkeys(("uri", "url", "canonical", "oid", "uuid"), _uri),

@@ -17,6 +17,7 @@ from typing import Any
 from conformance.registry import RESOURCES
 from gateway import fhirjson
 from gateway.search.extract import index_values
+from gateway.search.values import TokenValue
 from gateway.store.base import IndexEntry, Store
 
 log = logging.getLogger("gateway.search")
@@ -24,13 +25,29 @@ log = logging.getLogger("gateway.search")
 EXTRACTION_RULES = "1"
 
 
+OF_TYPE = ":of-type"
+
+
 def index_entries(resource: dict[str, Any]) -> list[IndexEntry]:
-    """Every (parameter, value) pair of the resource, for the index tables."""
-    return [
+    """Every (parameter, value) pair of the resource, for the index tables,
+    plus what ``identifier:of-type`` searches: each typed identifier as one
+    token ``type-system|type-code|value``
+    (https://hl7.org/fhir/R4/search.html#modifiers)."""
+    entries = [
         IndexEntry(code, value)
         for code, values in index_values(resource).items()
         for value in values
     ]
+    identifiers = resource.get("identifier")
+    for identifier in identifiers if isinstance(identifiers, list) else ():
+        if not isinstance(identifier, dict) or not isinstance(identifier.get("value"), str):
+            continue
+        kind = identifier.get("type")
+        for coding in kind.get("coding", ()) if isinstance(kind, dict) else ():
+            if isinstance(coding, dict) and coding.get("system") and coding.get("code"):
+                typed = f"{coding['system']}|{coding['code']}|{identifier['value']}"
+                entries.append(IndexEntry("identifier" + OF_TYPE, TokenValue(None, typed)))
+    return entries
 
 
 @cache
@@ -41,7 +58,8 @@ def index_version() -> str:
     digest = hashlib.sha256(EXTRACTION_RULES.encode())
     data = resources.files("gateway.search.data").joinpath("search_parameters_r4.json")
     digest.update(data.read_bytes())
-    digest.update(resources.files("gateway.search").joinpath("extract.py").read_bytes())
+    for module in ("extract.py", "index.py"):
+        digest.update(resources.files("gateway.search").joinpath(module).read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -286,6 +286,8 @@ def _values(
             if modifier == "text":
                 values.append(part)
             elif modifier == "of-type":
+                if param.code != "identifier":
+                    raise _bad(name, ":of-type applies to identifier parameters")
                 pieces = part.split("|")
                 if len(pieces) != 3 or not all(pieces):
                     raise _bad(name, ":of-type takes [type system]|[type code]|[value]")

@@ -92,9 +92,11 @@ class SqlBuilder:
                 issues=[Issue("not-supported", f"{param.type} search", (param.code,))],
             )
         t = self.alias("t")
+        # identifier:of-type has rows of its own (gateway.search.index.OF_TYPE)
+        indexed_as = param.code + (":of-type" if cond.modifier == "of-type" else "")
         head = (
             f"SELECT 1 FROM {table} {t} WHERE {t}.res_type = {owner_type} "
-            f"AND {t}.res_id = {owner_id} AND {t}.param = {self.bind(param.code)}"
+            f"AND {t}.res_id = {owner_id} AND {t}.param = {self.bind(indexed_as)}"
         )
         if cond.modifier == "missing":
             missing = cond.values[0]
@@ -180,11 +182,8 @@ class SqlBuilder:
             pattern = f"%{_like_escape(normalise_text(value))}%"
             return f"{t}.text LIKE {self.bind(pattern)} ESCAPE '\\'"
         if isinstance(value, OfTypeCriterion):
-            raise InvalidRequest(
-                ":of-type is not supported yet",
-                code="GW-0323",
-                issues=[Issue("not-supported", ":of-type", ("identifier:of-type",))],
-            )
+            typed = f"{value.type_system}|{value.type_code}|{value.value}"
+            return f"{t}.code = {self.bind(typed)}"
         assert isinstance(value, TokenCriterion)
         parts = []
         if value.code is not None:

@@ -331,3 +331,24 @@ def test_system_search_across_types_pages_through_both(people: TestClient) -> No
     )
     assert people.get("/fhir?_type=Patient,Observation&family=okafor").status_code == 400
     assert people.get("/fhir?_type=Basic").status_code == 400
+
+
+def test_identifier_of_type(client: TestClient) -> None:
+    v2 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+    _put(
+        client,
+        {
+            "resourceType": "Patient",
+            "id": "typed",
+            "identifier": [
+                {
+                    "type": {"coding": [{"system": v2, "code": "MR"}]},
+                    "system": "https://hospital.example/mrn",
+                    "value": "H777",
+                }
+            ],
+        },
+    )
+    assert ids(client, f"/fhir/Patient?identifier:of-type={v2}|MR|H777") == ["typed"]
+    assert ids(client, f"/fhir/Patient?identifier:of-type={v2}|NH|H777") == []
+    assert client.get("/fhir/Patient?identifier:of-type=H777").status_code == 400
