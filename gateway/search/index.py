@@ -16,8 +16,17 @@ from typing import Any
 
 from conformance.registry import RESOURCES
 from gateway import fhirjson
-from gateway.search.extract import index_values
-from gateway.search.values import TokenValue
+from gateway.search.extract import extract_composite, index_values
+from gateway.search.parameters import SearchParameter, parameters_for
+from gateway.search.values import (
+    CompositeValue,
+    DateRange,
+    QuantityValue,
+    ReferenceValue,
+    SearchValue,
+    StringValue,
+    TokenValue,
+)
 from gateway.store.base import IndexEntry, Store
 
 log = logging.getLogger("gateway.search")
@@ -38,6 +47,9 @@ def index_entries(resource: dict[str, Any]) -> list[IndexEntry]:
         for code, values in index_values(resource).items()
         for value in values
     ]
+    for param in composite_parameters(resource["resourceType"]):
+        for first, second in _pairs(extract_composite(resource, param)):
+            entries.append(IndexEntry(param.code, CompositeValue(first, second)))
     identifiers = resource.get("identifier")
     for identifier in identifiers if isinstance(identifiers, list) else ():
         if not isinstance(identifier, dict) or not isinstance(identifier.get("value"), str):
@@ -100,3 +112,27 @@ def ensure_current(store: Store) -> int | None:
     count = reindex(store)
     log.info("search index rebuilt", extra={"resources": count})
     return count
+
+
+@cache
+def composite_parameters(res_type: str) -> tuple[SearchParameter, ...]:
+    """The type's composite parameters of two components, the shape every
+    composite of the types in scope has."""
+    return tuple(
+        p
+        for p in parameters_for(res_type).values()
+        if p.type == "composite" and len(p.components) == 2
+    )
+
+
+def _pairs(
+    combinations: list[tuple[SearchValue, ...]],
+) -> list[tuple[TokenValue | ReferenceValue, TokenValue | QuantityValue | DateRange | StringValue]]:
+    pairs = []
+    for combination in combinations:
+        first, second = combination
+        if isinstance(first, TokenValue | ReferenceValue) and isinstance(
+            second, TokenValue | QuantityValue | DateRange | StringValue
+        ):
+            pairs.append((first, second))
+    return pairs

@@ -12,6 +12,7 @@ so the ``self`` link can show what was really searched.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -89,7 +90,24 @@ class ReferenceCriterion:
     url: str | None = None
 
 
-Value = str | TokenCriterion | OfTypeCriterion | Comparison | ReferenceCriterion | bool
+@dataclass(frozen=True)
+class CompositeCriterion:
+    """``first$second`` for a composite parameter of two components."""
+
+    first: TokenCriterion | ReferenceCriterion
+    second: TokenCriterion | Comparison | str
+    second_type: str
+
+
+Value = (
+    str
+    | TokenCriterion
+    | OfTypeCriterion
+    | Comparison
+    | ReferenceCriterion
+    | CompositeCriterion
+    | bool
+)
 
 
 @dataclass(frozen=True)
@@ -297,6 +315,8 @@ def _values(
                 values.append(TokenCriterion(system, code or None))
         elif param.type in ("date", "number", "quantity"):
             values.append(_comparison(name, param, part))
+        elif param.type == "composite":
+            values.append(_composite(name, param, part, base_url))
         elif param.type == "reference":
             if modifier == "identifier":
                 system, code = _split_token(part)
@@ -306,6 +326,29 @@ def _values(
         else:
             raise _bad(name, f"searching by {param.type} parameters is not supported", "GW-0322")
     return tuple(values)
+
+
+def _composite(name: str, param: SearchParameter, raw: str, base_url: str) -> CompositeCriterion:
+    parts = raw.replace("\\$", "\x02").split("$")
+    if len(parts) != 2 or len(param.components) != 2 or not all(parts):
+        raise _bad(name, "takes [first component]$[second component]")
+    first_text, second_text = (p.replace("\x02", "$") for p in parts)
+    first_kind, second_kind = (c.type for c in param.components)
+    first: TokenCriterion | ReferenceCriterion
+    if first_kind == "reference":
+        first = _reference(name, dataclasses.replace(param, type="reference"), first_text, base_url)
+    else:
+        system, code = _split_token(first_text)
+        first = TokenCriterion(system, code or None)
+    second: TokenCriterion | Comparison | str
+    if second_kind == "token":
+        system, code = _split_token(second_text)
+        second = TokenCriterion(system, code or None)
+    elif second_kind in ("quantity", "date", "number"):
+        second = _comparison(name, dataclasses.replace(param, type=second_kind), second_text)
+    else:
+        second = second_text
+    return CompositeCriterion(first, second, second_kind)
 
 
 def _known(res_type: str, code: str, name: str) -> SearchParameter:

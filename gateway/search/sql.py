@@ -24,6 +24,7 @@ from gateway import fhirjson
 from gateway.errors import InvalidRequest, Issue
 from gateway.search.query import (
     Comparison,
+    CompositeCriterion,
     Condition,
     OfTypeCriterion,
     ReferenceCriterion,
@@ -40,6 +41,7 @@ TABLES = {
     "quantity": "search_quantity",
     "number": "search_number",
     "uri": "search_uri",
+    "composite": "search_composite",
 }
 SEARCHABLE_TYPES = frozenset(TABLES)
 # The highest code point: a prefix p matches values in [p, p + _TOP).
@@ -52,6 +54,7 @@ _SORT_COLUMN = {
     "quantity": "value",
     "number": "value",
     "uri": "value",
+    "composite": "a_code",
 }
 
 
@@ -161,6 +164,9 @@ class SqlBuilder:
             return f"{t}.value = {self.bind(value)}"
         if kind == "reference":
             return self._reference(modifier, t, value)
+        if kind == "composite":
+            assert isinstance(value, CompositeCriterion)
+            return self._composite(t, value)
         if kind == "date":
             assert isinstance(value, Comparison)
             return self._date(t, value)
@@ -175,6 +181,40 @@ class SqlBuilder:
                 unit = value.code
                 clause += f" AND ({t}.code = {self.bind(unit)} OR {t}.unit = {self.bind(unit)})"
         return f"({clause})"
+
+    def _composite(self, t: str, value: CompositeCriterion) -> str:
+        """Both components matched on the same indexed element (one row)."""
+        first, second = value.first, value.second
+        terms = []
+        if isinstance(first, TokenCriterion):
+            if first.code is not None:
+                terms.append(f"{t}.a_code = {self.bind(first.code)}")
+            if first.system == "":
+                terms.append(f"{t}.a_system IS NULL")
+            elif first.system is not None:
+                terms.append(f"{t}.a_system = {self.bind(first.system)}")
+        else:
+            terms.append(f"{t}.a_code = {self.bind(first.target_id)}")
+            if first.target_type is not None:
+                terms.append(f"{t}.a_system = {self.bind(first.target_type)}")
+        if isinstance(second, TokenCriterion):
+            if second.code is not None:
+                terms.append(f"{t}.b_code = {self.bind(second.code)}")
+            if second.system:
+                terms.append(f"{t}.b_system = {self.bind(second.system)}")
+        elif isinstance(second, Comparison) and value.second_type == "date":
+            terms.append(self._date(t, second, "b_low", "b_high"))
+        elif isinstance(second, Comparison):
+            terms.append(f"({self._number(t, second, 'b_value')})")
+            if second.system:
+                terms.append(f"{t}.b_system = {self.bind(second.system)}")
+            if second.code:
+                terms.append(f"{t}.b_code = {self.bind(second.code)}")
+        else:
+            folded = normalise_text(str(second))
+            low, high = self.bind(folded), self.bind(folded + _TOP)
+            terms.append(f"({t}.b_string >= {low} AND {t}.b_string < {high})")
+        return "(" + " AND ".join(terms or ["1 = 1"]) + ")"
 
     def _token(self, modifier: str | None, t: str, value: Any) -> str:
         if modifier == "text":
@@ -211,7 +251,8 @@ class SqlBuilder:
             clause += f" AND {t}.target_type = {self.bind(value.target_type)}"
         return f"({clause})"
 
-    def _date(self, t: str, value: Comparison) -> str:
+    def _date(self, t: str, value: Comparison, low_col: str = "low", high_col: str = "high") -> str:
+        lo, hi = f"{t}.{low_col}", f"{t}.{high_col}"
         low, high = str(value.low), str(value.high)
         prefix = value.prefix
         if prefix == "ap":
@@ -219,30 +260,30 @@ class SqlBuilder:
             prefix = "overlaps"
 
         def eq() -> str:
-            return f"({t}.low >= {self.bind(low)} AND {t}.high <= {self.bind(high)})"
+            return f"({lo} >= {self.bind(low)} AND {hi} <= {self.bind(high)})"
 
         if prefix == "eq":
             return eq()
         if prefix == "ne":
             return f"NOT {eq()}"
         if prefix == "gt":
-            return f"{t}.high > {self.bind(high)}"
+            return f"{hi} > {self.bind(high)}"
         if prefix == "lt":
-            return f"{t}.low < {self.bind(low)}"
+            return f"{lo} < {self.bind(low)}"
         if prefix == "ge":
-            return f"({t}.high > {self.bind(high)} OR {eq()})"
+            return f"({hi} > {self.bind(high)} OR {eq()})"
         if prefix == "le":
-            return f"({t}.low < {self.bind(low)} OR {eq()})"
+            return f"({lo} < {self.bind(low)} OR {eq()})"
         if prefix == "sa":
-            return f"{t}.low >= {self.bind(high)}"
+            return f"{lo} >= {self.bind(high)}"
         if prefix == "eb":
-            return f"{t}.high <= {self.bind(low)}"
-        return f"({t}.low < {self.bind(high)} AND {t}.high > {self.bind(low)})"
+            return f"{hi} <= {self.bind(low)}"
+        return f"({lo} < {self.bind(high)} AND {hi} > {self.bind(low)})"
 
-    def _number(self, t: str, value: Comparison) -> str:
+    def _number(self, t: str, value: Comparison, column_name: str = "value") -> str:
         low, high = Decimal(value.low), Decimal(value.high)
         exact = (low + high) / 2
-        column = f"{t}.value"
+        column = f"{t}.{column_name}"
         prefix = value.prefix
         if prefix == "eq":
             return f"{column} >= {self.bind(low)} AND {column} < {self.bind(high)}"

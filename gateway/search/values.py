@@ -81,6 +81,23 @@ class UriValue:
     value: str
 
 
+@dataclass(frozen=True, slots=True)
+class CompositeValue:
+    """One combination of a composite parameter's two components, taken from
+    the same element (https://hl7.org/fhir/R4/search.html#composite): the
+    first a token or reference, the second a token, quantity, date or string."""
+
+    first: TokenValue | ReferenceValue
+    second: TokenValue | QuantityValue | DateRange | StringValue
+
+
 SearchValue = (
-    TokenValue | StringValue | DateRange | ReferenceValue | QuantityValue | NumberValue | UriValue
+    TokenValue
+    | StringValue
+    | DateRange
+    | ReferenceValue
+    | QuantityValue
+    | NumberValue
+    | UriValue
+    | CompositeValue
 )

@@ -254,6 +254,50 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=3,
+        name="composite search values",
+        sqlite=(
+            # Composite values: the first component (a token's system and
+            # code, or a reference's type and id) and the second (a token, a
+            # quantity, a date range or a folded string) from one element.
+            """CREATE TABLE search_composite (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                a_system TEXT,
+                a_code TEXT,
+                b_system TEXT,
+                b_code TEXT,
+                b_value REAL,
+                b_low TEXT,
+                b_high TEXT,
+                b_string TEXT
+            )""",
+            "CREATE INDEX search_composite_lookup ON search_composite (res_type, param, a_code)",
+            "CREATE INDEX search_composite_owner ON search_composite (res_type, res_id)",
+        ),
+        postgres=(
+            # Composite values: the first component (a token's system and
+            # code, or a reference's type and id) and the second (a token, a
+            # quantity, a date range or a folded string) from one element.
+            """CREATE TABLE search_composite (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                a_system TEXT,
+                a_code TEXT,
+                b_system TEXT,
+                b_code TEXT,
+                b_value NUMERIC,
+                b_low TEXT,
+                b_high TEXT,
+                b_string TEXT
+            )""",
+            "CREATE INDEX search_composite_lookup ON search_composite (res_type, param, a_code)",
+            "CREATE INDEX search_composite_owner ON search_composite (res_type, res_id)",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

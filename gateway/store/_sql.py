@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from gateway.search.values import (
+    CompositeValue,
     DateRange,
     NumberValue,
     QuantityValue,
@@ -72,6 +73,10 @@ _INDEX_LAYOUT: dict[type, tuple[str, tuple[str, ...]]] = {
     QuantityValue: ("search_quantity", ("value", "system", "code", "unit")),
     NumberValue: ("search_number", ("value",)),
     UriValue: ("search_uri", ("value",)),
+    CompositeValue: (
+        "search_composite",
+        ("a_system", "a_code", "b_system", "b_code", "b_value", "b_low", "b_high", "b_string"),
+    ),
 }
 INDEX_TABLES = tuple(table for table, _ in _INDEX_LAYOUT.values())
 
@@ -98,7 +103,27 @@ def _index_columns(value: SearchValue) -> tuple[Any, ...]:
         return (float(value.value), value.system, value.code, value.unit)
     if isinstance(value, NumberValue):
         return (float(value.value),)
+    if isinstance(value, CompositeValue):
+        return _composite_columns(value)
     return (value.value,)
+
+
+def _composite_columns(value: CompositeValue) -> tuple[Any, ...]:
+    first, second = value.first, value.second
+    if isinstance(first, TokenValue):
+        a = (first.system, first.code)
+    else:
+        a = (first.target_type, first.target_id)
+    b_system = b_code = b_value = b_low = b_high = b_string = None
+    if isinstance(second, TokenValue):
+        b_system, b_code = second.system, second.code
+    elif isinstance(second, QuantityValue):
+        b_system, b_code, b_value = second.system, second.code, float(second.value)
+    elif isinstance(second, DateRange):
+        b_low, b_high = second.low, second.high
+    else:
+        b_string = normalise_text(second.value)
+    return (*a, b_system, b_code, b_value, b_low, b_high, b_string)
 
 
 class Statements:

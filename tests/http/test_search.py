@@ -352,3 +352,56 @@ def test_identifier_of_type(client: TestClient) -> None:
     assert ids(client, f"/fhir/Patient?identifier:of-type={v2}|MR|H777") == ["typed"]
     assert ids(client, f"/fhir/Patient?identifier:of-type={v2}|NH|H777") == []
     assert client.get("/fhir/Patient?identifier:of-type=H777").status_code == 400
+
+
+def test_composite_parameters_match_both_parts_on_one_element(client: TestClient) -> None:
+    loinc = "http://loinc.org"
+    _put(
+        client,
+        {
+            "resourceType": "Observation",
+            "id": "bp",
+            "status": "final",
+            "code": {"coding": [{"system": loinc, "code": "85354-9"}]},
+            "component": [
+                {
+                    "code": {"coding": [{"system": loinc, "code": "8480-6"}]},
+                    "valueQuantity": {
+                        "value": 150,
+                        "unit": "mmHg",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "mm[Hg]",
+                    },
+                },
+                {
+                    "code": {"coding": [{"system": loinc, "code": "8462-4"}]},
+                    "valueQuantity": {
+                        "value": 95,
+                        "unit": "mmHg",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "mm[Hg]",
+                    },
+                },
+            ],
+        },
+    )
+    _put(
+        client,
+        {
+            "resourceType": "Observation",
+            "id": "weight",
+            "status": "final",
+            "code": {"coding": [{"system": loinc, "code": "29463-7"}]},
+            "valueQuantity": {"value": 70, "unit": "kg"},
+        },
+    )
+    systolic = f"{loinc}|8480-6"
+    assert ids(client, f"/fhir/Observation?component-code-value-quantity={systolic}$gt140") == [
+        "bp"
+    ]
+    # 95 belongs to the diastolic component: no systolic over 140 pairs with it
+    assert ids(client, f"/fhir/Observation?component-code-value-quantity={systolic}$lt100") == []
+    assert ids(client, f"/fhir/Observation?code-value-quantity={loinc}|29463-7$70") == ["weight"]
+    assert ids(client, f"/fhir/Observation?combo-code-value-quantity={systolic}$150") == ["bp"]
+    bad = client.get("/fhir/Observation?code-value-quantity=70")
+    assert bad.status_code == 400
