@@ -149,7 +149,9 @@ def test_migrate_and_version_commands(tmp_path: Path) -> None:
         timeout=30,
         check=True,
     )
-    assert "[1, 2]" in first.stdout
+    from gateway.store._schema import MIGRATIONS
+
+    assert str([m.version for m in MIGRATIONS]) in first.stdout
     again = subprocess.run(
         [sys.executable, "-m", "gateway", "migrate", "--database-url", url],
         capture_output=True,
