@@ -69,20 +69,20 @@ def _filtered(query: SearchQuery, builder: SqlBuilder) -> str:
     where = [f"c.res_type IN ({', '.join('?' for _ in types)})", "c.deleted = ?"]
     builder.params.extend([*types, False])
     if query.compartment is not None:
-        where.append(_in_compartment(query, builder))
+        where.append(_in_compartment(query, types, builder))
     for condition in query.conditions:
-        where.append(builder.condition(condition, "c.res_type", "c.res_id"))
+        where.append(builder.condition(condition, types, "c.res_type", "c.res_id"))
     return " AND ".join(where)
 
 
-def _in_compartment(query: SearchQuery, builder: SqlBuilder) -> str:
+def _in_compartment(query: SearchQuery, types: tuple[str, ...], builder: SqlBuilder) -> str:
     """Any of the compartment's reference parameters points at its owner
     (and the owner is in its own compartment)."""
     assert query.compartment is not None
     owner_type, owner_id, params = query.compartment
     target = ReferenceCriterion(owner_type, owner_id)
     alternatives = [
-        builder.condition(Condition(param=p, values=(target,)), "c.res_type", "c.res_id")
+        builder.condition(Condition(param=p, values=(target,)), types, "c.res_type", "c.res_id")
         for p in params
     ]
     if query.res_type == owner_type:

@@ -16,6 +16,7 @@ and quantities compare with the implicit range of the significant figures for
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -79,14 +80,35 @@ class SqlBuilder:
 
     # -- conditions ----------------------------------------------------------------
 
-    def condition(self, cond: Condition, owner_type: str, owner_id: str) -> str:
-        """SQL true when the resource ``(owner_type, owner_id)`` meets ``cond``."""
+    def condition(self, cond: Condition, types: Sequence[str], type_expr: str, id_expr: str) -> str:
+        """SQL true when the resource ``(type_expr, id_expr)``, one of
+        ``types``, meets ``cond``.
+
+        Written as ``id IN (SELECT ...)`` over the index table rather than a
+        correlated ``EXISTS``: both databases then find the matching ids from
+        the index once and look the candidates up by key, where a correlated
+        subquery would make SQLite test every resource of the type."""
+        negate = cond.negate
+        if cond.param is not None and cond.modifier == "missing" and cond.chain is None:
+            negate = bool(cond.values[0])
+        subquery = self._matching(cond, types, select_type=len(types) > 1)
+        operator = "NOT IN" if negate else "IN"
+        if len(types) > 1:
+            return f"({type_expr}, {id_expr}) {operator} ({subquery})"
+        return f"{id_expr} {operator} ({subquery})"
+
+    def _types(self, types: Sequence[str]) -> str:
+        return f"IN ({', '.join(self.bind(t) for t in types)})"
+
+    def _matching(self, cond: Condition, types: Sequence[str], *, select_type: bool) -> str:
+        """A SELECT of the ids (with their types if ``select_type``) of the
+        resources of ``types`` that meet ``cond`` (ignoring ``:not``)."""
         if cond.reverse is not None:
-            return self._has(cond, owner_type, owner_id)
+            return self._has(cond, types, select_type)
         param = cond.param
         assert param is not None
         if cond.chain is not None:
-            return self._chain(cond, owner_type, owner_id)
+            return self._chain(cond, types, select_type)
         table = TABLES.get(param.type)
         if table is None:
             raise InvalidRequest(
@@ -95,48 +117,49 @@ class SqlBuilder:
                 issues=[Issue("not-supported", f"{param.type} search", (param.code,))],
             )
         t = self.alias("t")
+        columns = f"{t}.res_type, {t}.res_id" if select_type else f"{t}.res_id"
         # identifier:of-type has rows of its own (gateway.search.index.OF_TYPE)
         indexed_as = param.code + (":of-type" if cond.modifier == "of-type" else "")
         head = (
-            f"SELECT 1 FROM {table} {t} WHERE {t}.res_type = {owner_type} "
-            f"AND {t}.res_id = {owner_id} AND {t}.param = {self.bind(indexed_as)}"
+            f"SELECT {columns} FROM {table} {t} WHERE {t}.res_type {self._types(types)} "
+            f"AND {t}.param = {self.bind(indexed_as)}"
         )
         if cond.modifier == "missing":
-            missing = cond.values[0]
-            return f"{'NOT ' if missing else ''}EXISTS ({head})"
+            return head
         alternatives = [self._value(param.type, cond.modifier, t, v) for v in cond.values]
-        matched = f"EXISTS ({head} AND ({' OR '.join(alternatives)}))"
-        return f"NOT {matched}" if cond.negate else matched
+        return f"{head} AND ({' OR '.join(alternatives)})"
 
-    def _chain(self, cond: Condition, owner_type: str, owner_id: str) -> str:
+    def _chain(self, cond: Condition, types: Sequence[str], select_type: bool) -> str:
         assert cond.chain is not None and cond.param is not None
         target_type, inner = cond.chain
         r, tc = self.alias("r"), self.alias("c")
+        columns = f"{r}.res_type, {r}.res_id" if select_type else f"{r}.res_id"
         head = (
-            f"SELECT 1 FROM search_reference {r} JOIN resource_current {tc} "
+            f"SELECT {columns} FROM search_reference {r} JOIN resource_current {tc} "
             f"ON {tc}.res_type = {r}.target_type AND {tc}.res_id = {r}.target_id "
-            f"WHERE {r}.res_type = {owner_type} AND {r}.res_id = {owner_id} "
+            f"WHERE {r}.res_type {self._types(types)} "
             f"AND {r}.param = {self.bind(cond.param.code)} "
             f"AND {r}.target_type = {self.bind(target_type)} "
             f"AND {tc}.deleted = {self.bind(False)}"
         )
-        inner_sql = self.condition(inner, f"{tc}.res_type", f"{tc}.res_id")
-        return f"EXISTS ({head} AND {inner_sql})"
+        inner_sql = self.condition(inner, (target_type,), f"{r}.target_type", f"{r}.target_id")
+        return f"{head} AND {inner_sql}"
 
-    def _has(self, cond: Condition, owner_type: str, owner_id: str) -> str:
+    def _has(self, cond: Condition, types: Sequence[str], select_type: bool) -> str:
         assert cond.reverse is not None
         source_type, ref_code, inner = cond.reverse
         r, sc = self.alias("r"), self.alias("c")
+        columns = f"{r}.target_type, {r}.target_id" if select_type else f"{r}.target_id"
         head = (
-            f"SELECT 1 FROM search_reference {r} JOIN resource_current {sc} "
+            f"SELECT {columns} FROM search_reference {r} JOIN resource_current {sc} "
             f"ON {sc}.res_type = {r}.res_type AND {sc}.res_id = {r}.res_id "
             f"WHERE {r}.res_type = {self.bind(source_type)} "
             f"AND {r}.param = {self.bind(ref_code)} "
-            f"AND {r}.target_type = {owner_type} AND {r}.target_id = {owner_id} "
+            f"AND {r}.target_type {self._types(types)} "
             f"AND {sc}.deleted = {self.bind(False)}"
         )
-        inner_sql = self.condition(inner, f"{r}.res_type", f"{r}.res_id")
-        return f"EXISTS ({head} AND {inner_sql})"
+        inner_sql = self.condition(inner, (source_type,), f"{r}.res_type", f"{r}.res_id")
+        return f"{head} AND {inner_sql}"
 
     # -- values ----------------------------------------------------------------------
 
