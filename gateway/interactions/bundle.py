@@ -26,7 +26,7 @@ from gateway.errors import GatewayError, InvalidRequest, Issue, PreconditionFail
 from gateway.interactions import read as reads
 from gateway.interactions import write
 from gateway.interactions.types import ReturnPreference, supported_type
-from gateway.search.criteria import parse_criteria
+from gateway.search.matching import matching_ids
 from gateway.store import Reader, Store, StoredVersion, UnitOfWork
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
@@ -185,9 +185,8 @@ def _resolve(uow: UnitOfWork, entries: list[_Entry]) -> None:
     for entry in entries:
         if entry.method == "POST":
             if entry.if_none_exist:
-                criteria = parse_criteria(entry.res_type, entry.if_none_exist)
                 uow.lock_type(entry.res_type)
-                matches = uow.find_ids(entry.res_type, criteria, 2)
+                matches = matching_ids(uow, entry.res_type, entry.if_none_exist)
                 if len(matches) > 1:
                     raise PreconditionFailed(
                         f"ifNoneExist {entry.if_none_exist!r} matches more than one "
@@ -201,9 +200,8 @@ def _resolve(uow: UnitOfWork, entries: list[_Entry]) -> None:
                 entry.target_id = write.new_id()
                 entry.minted = True
         elif entry.method == "PUT" and entry.res_id is None:
-            criteria = parse_criteria(entry.res_type, entry.query)
             uow.lock_type(entry.res_type)
-            matches = uow.find_ids(entry.res_type, criteria, 2)
+            matches = matching_ids(uow, entry.res_type, entry.query)
             if len(matches) > 1:
                 raise PreconditionFailed(
                     f"conditional update {entry.query!r} matches more than one {entry.res_type}",
@@ -241,7 +239,7 @@ def _resolve(uow: UnitOfWork, entries: list[_Entry]) -> None:
                 if reference not in conditional_cache:
                     ref_type, _, query = reference.partition("?")
                     supported_type(ref_type)
-                    found = uow.find_ids(ref_type, parse_criteria(ref_type, query), 2)
+                    found = matching_ids(uow, ref_type, query)
                     if len(found) != 1:
                         raise PreconditionFailed(
                             f"entry {entry.index}: conditional reference {reference!r} "

@@ -17,8 +17,8 @@ from conformance.validation import validate_resource
 from gateway import fhirjson
 from gateway.errors import Conflict, InvalidRequest, Issue, PreconditionFailed, Unprocessable
 from gateway.interactions.types import require
-from gateway.search.criteria import parse_criteria
 from gateway.search.index import index_entries
+from gateway.search.matching import matching_ids
 from gateway.store import Store, StoredVersion, UnitOfWork
 
 T = TypeVar("T")
@@ -148,9 +148,8 @@ def store_version(
 
 
 def _single_match(uow: UnitOfWork, res_type: str, query: str, what: str) -> str | None:
-    criteria = parse_criteria(res_type, query)
     uow.lock_type(res_type)
-    matches = uow.find_ids(res_type, criteria, 2)
+    matches = matching_ids(uow, res_type, query)
     if len(matches) > 1:
         raise PreconditionFailed(
             f"{what} criteria {query!r} match more than one {res_type}", code="GW-0413"
@@ -247,7 +246,7 @@ def delete_in(uow: UnitOfWork, res_type: str, res_id: str) -> StoredVersion | No
 def uow_read(uow: UnitOfWork, res_type: str, res_id: str) -> StoredVersion:
     """Read inside a unit of work (the version it sees is locked for it)."""
     found = uow.read(res_type, res_id)
-    if found is None or found.deleted:  # find_ids only returns live ids
+    if found is None or found.deleted:  # only live resources match
         raise PreconditionFailed(f"{res_type}/{res_id} changed during the request")
     return found
 

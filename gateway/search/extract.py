@@ -49,6 +49,9 @@ Value rules, by parameter type:
   have no single quantity and are not indexed (``value-quantity`` on
   ``valueSampledData``, ``onset-age`` on ``onsetRange``).
 * number: integer and decimal as Decimal. uri: the string.
+* Each parameter's values come without repeats, in document order. A
+  malformed date raises ``ValueError`` (validation keeps them out; extraction
+  does not guess).
 * special (``Location.near``) and composite parameters are left out of
   ``index_values``: ``near`` needs a geographic index, and a composite's
   values are tuples, which ``extract_composite`` gives for whoever indexes
@@ -60,7 +63,7 @@ from __future__ import annotations
 import re
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -807,47 +810,59 @@ def date_range(text: str) -> DateRange:
     return DateRange(low, high)
 
 
-def _period(value: Any) -> Iterator[SearchValue]:
+_Convert = Callable[[Any], list[SearchValue]]
+# Each converter turns one selected node into its values (a list: this runs
+# for every node of every write, and lists are cheaper than generators).
+
+
+def _period(value: Any) -> list[SearchValue]:
     start, end = value.get("start"), value.get("end")
     if start is None and end is None:
-        return
+        return []
     low = date_range(start).low if start is not None else LOW_OPEN
     high = date_range(end).high if end is not None else HIGH_OPEN
-    yield DateRange(low, high)
+    return [DateRange(low, high)]
 
 
-def _timing(value: Any) -> Iterator[SearchValue]:
+def _timing(value: Any) -> list[SearchValue]:
     """A Timing by its outer limits (https://hl7.org/fhir/R4/search.html#date)."""
-    ranges = [date_range(event) for event in value.get("event", ()) if event is not None]
+    ranges: list[SearchValue] = [
+        date_range(event) for event in value.get("event", ()) if event is not None
+    ]
     bounds = value.get("repeat", {}).get("boundsPeriod")
     if isinstance(bounds, dict):
-        ranges.extend(r for r in _period(bounds) if isinstance(r, DateRange))
-    if ranges:
-        yield DateRange(min(r.low for r in ranges), max(r.high for r in ranges))
+        ranges += _period(bounds)
+    dates = [r for r in ranges if isinstance(r, DateRange)]
+    if not dates:
+        return []
+    return [DateRange(min(r.low for r in dates), max(r.high for r in dates))]
 
 
-def _date(value: Any) -> Iterator[SearchValue]:
-    yield date_range(value)
+def _date(value: Any) -> list[SearchValue]:
+    return [date_range(value)]
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    return value if type(value) is str else None
 
 
-def _coding(value: Any) -> Iterator[SearchValue]:
-    system, code, display = _text(value.get("system")), _text(value.get("code")), None
+def _coding(value: Any) -> list[SearchValue]:
+    system, code = _text(value.get("system")), _text(value.get("code"))
     display = _text(value.get("display"))
     if system or code or display:
-        yield TokenValue(system, code, display)
+        return [TokenValue(system, code, display)]
+    return []
 
 
-def _codeable_concept(value: Any) -> Iterator[SearchValue]:
+def _codeable_concept(value: Any) -> list[SearchValue]:
+    found: list[SearchValue] = []
     for coding in value.get("coding", ()):
-        if isinstance(coding, dict):
-            yield from _coding(coding)
+        if type(coding) is dict:
+            found += _coding(coding)
     text = _text(value.get("text"))
     if text:
-        yield TokenValue(None, None, text)
+        found.append(TokenValue(None, None, text))
+    return found
 
 
 def _identifier_token(value: Any) -> TokenValue | None:
@@ -855,63 +870,61 @@ def _identifier_token(value: Any) -> TokenValue | None:
     if not system and not code:
         return None
     kind = value.get("type")
-    return TokenValue(system, code, _text(kind.get("text")) if isinstance(kind, dict) else None)
+    return TokenValue(system, code, _text(kind.get("text")) if type(kind) is dict else None)
 
 
-def _identifier(value: Any) -> Iterator[SearchValue]:
+def _identifier(value: Any) -> list[SearchValue]:
     token = _identifier_token(value)
-    if token is not None:
-        yield token
+    return [] if token is None else [token]
 
 
-def _contact_point(value: Any) -> Iterator[SearchValue]:
+def _contact_point(value: Any) -> list[SearchValue]:
     text = _text(value.get("value"))
-    if text:
-        yield TokenValue(None, text)
+    return [TokenValue(None, text)] if text else []
 
 
-def _primitive_token(value: Any) -> Iterator[SearchValue]:
-    if isinstance(value, bool):
-        yield TokenValue(None, "true" if value else "false")
-    elif isinstance(value, str):
-        yield TokenValue(None, value)
+def _primitive_token(value: Any) -> list[SearchValue]:
+    if type(value) is str:
+        return [TokenValue(None, value)]
+    if type(value) is bool:
+        return [TokenValue(None, "true" if value else "false")]
+    return []
 
 
-def _string(value: Any) -> Iterator[SearchValue]:
-    if isinstance(value, str):
-        yield StringValue(value)
+def _string(value: Any) -> list[SearchValue]:
+    return [StringValue(value)] if type(value) is str else []
 
 
-def _parts(*names: str) -> Callable[[Any], Iterator[SearchValue]]:
-    def parts(value: Any) -> Iterator[SearchValue]:
+def _parts(*names: str) -> _Convert:
+    def parts(value: Any) -> list[SearchValue]:
+        found: list[SearchValue] = []
         for name in names:
             part = value.get(name)
-            for text in part if isinstance(part, list) else (part,):
-                if isinstance(text, str):
-                    yield StringValue(text)
+            if type(part) is str:
+                found.append(StringValue(part))
+            elif type(part) is list:
+                found += [StringValue(text) for text in part if type(text) is str]
+        return found
 
     return parts
 
 
-def _reference(value: Any) -> Iterator[SearchValue]:
+def _reference(value: Any) -> list[SearchValue]:
     identifier = value.get("identifier")
-    token = _identifier_token(identifier) if isinstance(identifier, dict) else None
+    token = _identifier_token(identifier) if type(identifier) is dict else None
     reference = value.get("reference")
-    if isinstance(reference, str):
+    if type(reference) is str:
         target, target_id = parse_reference(reference)
-        yield ReferenceValue(reference, target, target_id, token)
-    elif token is not None:
-        yield ReferenceValue(None, identifier=token)
+        return [ReferenceValue(reference, target, target_id, token)]
+    return [] if token is None else [ReferenceValue(None, identifier=token)]
 
 
-def _canonical(value: Any) -> Iterator[SearchValue]:
-    if isinstance(value, str):
-        yield ReferenceValue(value)
+def _canonical(value: Any) -> list[SearchValue]:
+    return [ReferenceValue(value)] if type(value) is str else []
 
 
-def _uri(value: Any) -> Iterator[SearchValue]:
-    if isinstance(value, str):
-        yield UriValue(value)
+def _uri(value: Any) -> list[SearchValue]:
+    return [UriValue(value)] if type(value) is str else []
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -926,28 +939,30 @@ def _decimal(value: Any) -> Decimal | None:
     return None
 
 
-def _quantity(value: Any) -> Iterator[SearchValue]:
+def _quantity(value: Any) -> list[SearchValue]:
     number = _decimal(value.get("value"))
-    if number is not None:
-        yield QuantityValue(
+    if number is None:
+        return []
+    return [
+        QuantityValue(
             number, _text(value.get("system")), _text(value.get("code")), _text(value.get("unit"))
         )
+    ]
 
 
-def _money(value: Any) -> Iterator[SearchValue]:
+def _money(value: Any) -> list[SearchValue]:
     number = _decimal(value.get("value"))
-    if number is not None:
-        currency = _text(value.get("currency"))
-        yield QuantityValue(number, "urn:iso:std:iso:4217", currency, currency)
+    if number is None:
+        return []
+    currency = _text(value.get("currency"))
+    return [QuantityValue(number, "urn:iso:std:iso:4217", currency, currency)]
 
 
-def _number(value: Any) -> Iterator[SearchValue]:
+def _number(value: Any) -> list[SearchValue]:
     number = _decimal(value)
-    if number is not None:
-        yield NumberValue(number)
+    return [] if number is None else [NumberValue(number)]
 
 
-_Convert = Callable[[Any], Iterator[SearchValue]]
 _STRING_LIKE = ("string", "code", "id", "markdown", "uri", "url", "canonical", "oid", "uuid")
 _QUANTITIES = ("Quantity", "Age", "Count", "Distance", "Duration", "SimpleQuantity")
 _CONVERTERS: dict[str, dict[str, _Convert]] = {
@@ -1025,14 +1040,14 @@ def _values(extractor: _Extractor, items: Items) -> list[SearchValue]:
     for value, type_name in extractor.run(items):
         convert = converters.get(type_name)
         if convert is not None:
-            found.extend(convert(value))
+            found += convert(value)
     return list(dict.fromkeys(found)) if len(found) > 1 else found
 
 
 def extract(resource: dict[str, Any], param: SearchParameter) -> list[SearchValue]:
-    """The values ``param`` finds in ``resource``, without duplicates, in
-    document order. Composite and special parameters raise ``ValueError``
-    (see ``extract_composite``)."""
+    """The values ``param`` (one of the resource type's) finds in
+    ``resource``, without repeats, in document order. Composite and special
+    parameters raise ``ValueError`` (see ``extract_composite``)."""
     res_type = resource["resourceType"]
     return _values(_extractor(res_type, param), [(resource, res_type)])
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from gateway.store.base import (
     AsyncReader,
-    Criteria,
     CurrentVersion,
     HistoryPage,
     HistoryQuery,
@@ -15,13 +14,11 @@ from gateway.store.base import (
     Reader,
     Store,
     StoredVersion,
-    TokenMatch,
     UnitOfWork,
 )
 
 __all__ = [
     "AsyncReader",
-    "Criteria",
     "CurrentVersion",
     "HistoryPage",
     "HistoryQuery",
@@ -29,7 +26,6 @@ __all__ = [
     "Reader",
     "Store",
     "StoredVersion",
-    "TokenMatch",
     "UnitOfWork",
     "open_store",
 ]

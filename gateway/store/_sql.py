@@ -26,7 +26,7 @@ from gateway.search.values import (
     normalise_text,
 )
 from gateway.store._schema import MIGRATIONS, SCHEMA_MIGRATION_TABLE
-from gateway.store.base import Criteria, HistoryPage, HistoryQuery, IndexEntry, StoredVersion
+from gateway.store.base import HistoryPage, HistoryQuery, IndexEntry, StoredVersion
 
 
 class Cursor(Protocol):
@@ -205,37 +205,6 @@ class Statements:
         cur.execute(sql, params)
         for row in cur.fetchall():
             yield to_version(row)
-
-    def find_ids(self, cur: Cursor, res_type: str, criteria: Criteria, limit: int) -> list[str]:
-        where = ["c.res_type = ?", "c.deleted = ?"]
-        params: list[Any] = [res_type, False]
-        if criteria.ids is not None:
-            if not criteria.ids:
-                return []
-            ids = sorted(criteria.ids)
-            where.append(f"c.res_id IN ({', '.join('?' for _ in ids)})")
-            params.extend(ids)
-        for group in criteria.token_groups:
-            alternatives = []
-            for match in group:
-                clause = "(t.param = ? AND t.code = ?"
-                params.extend([match.param, match.code])
-                if match.system == "":
-                    clause += " AND t.system IS NULL"
-                elif match.system is not None:
-                    clause += " AND t.system = ?"
-                    params.append(match.system)
-                alternatives.append(clause + ")")
-            where.append(
-                "EXISTS (SELECT 1 FROM search_token t WHERE t.res_type = c.res_type "
-                f"AND t.res_id = c.res_id AND ({' OR '.join(alternatives)}))"
-            )
-        sql = (
-            f"SELECT c.res_id FROM resource_current c WHERE {' AND '.join(where)} "
-            f"ORDER BY c.res_id LIMIT {int(limit)}"
-        )
-        cur.execute(self._dialect.sql(sql), params)
-        return [row[0] for row in cur.fetchall()]
 
     def history(self, cur: Cursor, query: HistoryQuery) -> HistoryPage:
         where: list[str] = []

@@ -59,25 +59,6 @@ class IndexEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class TokenMatch:
-    """One token condition: ``code`` with ``system`` (``None`` = any system,
-    ``""`` = no system, as FHIR's ``|code`` means)."""
-
-    param: str
-    code: str
-    system: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Criteria:
-    """A conjunction of disjunctions: every group must have one matching
-    alternative. ``ids`` restricts to logical ids when not ``None``."""
-
-    token_groups: tuple[tuple[TokenMatch, ...], ...] = ()
-    ids: frozenset[str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class HistoryQuery:
     """A page of history, newest first. Paging is by keyset on ``seq`` so a
     page link keeps returning the same entries while new versions arrive."""
@@ -137,9 +118,8 @@ class UnitOfWork(Reader, Protocol):
         ``gateway.errors.Conflict`` if that version already exists (a
         concurrent writer won). Returns the version with its ``seq``."""
 
-    def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:
-        """Logical ids of live resources of a type matching the criteria, as
-        seen inside this unit of work (conditional create and update)."""
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        """As ``Store.select``, inside this unit of work (seeing its writes)."""
 
     def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
         """Replace a live resource's index rows (reindexing after the
@@ -169,9 +149,6 @@ class Store(Reader, Protocol):
     def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
         """Begin an atomic unit of work: commits on normal exit, rolls back on
         any exception."""
-
-    def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:
-        """As ``UnitOfWork.find_ids``, outside any unit of work."""
 
     def history(self, query: HistoryQuery) -> HistoryPage:
         """Versions newest first, as described by the query."""

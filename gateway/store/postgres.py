@@ -19,7 +19,6 @@ from gateway.errors import Conflict, StoreUnavailable
 from gateway.store._sql import Dialect, Statements, to_version
 from gateway.store.base import (
     AsyncReader,
-    Criteria,
     CurrentVersion,
     HistoryPage,
     HistoryQuery,
@@ -62,8 +61,10 @@ class _PostgresUnitOfWork:
             self._cur, version, index, _duplicate_version, psycopg.errors.UniqueViolation
         )
 
-    def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:
-        return _STATEMENTS.find_ids(self._cur, res_type, criteria, limit)
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        self._cur.execute(_DIALECT.sql(sql), params)
+        rows: list[tuple[object, ...]] = self._cur.fetchall()
+        return rows
 
     def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
         _STATEMENTS.replace_index(self._cur, res_type, res_id, index)
@@ -174,10 +175,6 @@ class PostgresStore:
             return _STATEMENTS.fetch_version(
                 conn.cursor(), _STATEMENTS.vread, (res_type, res_id, version)
             )
-
-    def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:
-        with self._connection() as conn:
-            return _STATEMENTS.find_ids(conn.cursor(), res_type, criteria, limit)
 
     def history(self, query: HistoryQuery) -> HistoryPage:
         with self._connection() as conn, conn.transaction():

@@ -26,7 +26,6 @@ from gateway.errors import Conflict, StoreUnavailable
 from gateway.store._sql import Dialect, Statements
 from gateway.store.base import (
     AsyncReader,
-    Criteria,
     CurrentVersion,
     HistoryPage,
     HistoryQuery,
@@ -65,8 +64,10 @@ class _SQLiteUnitOfWork:
             self._cur, version, index, _duplicate_version, sqlite3.IntegrityError
         )
 
-    def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:
-        return _STATEMENTS.find_ids(self._cur, res_type, criteria, limit)
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        self._cur.execute(sql, params)
+        rows: list[tuple[object, ...]] = self._cur.fetchall()
+        return rows
 
     def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
         _STATEMENTS.replace_index(self._cur, res_type, res_id, index)
@@ -171,9 +172,6 @@ class SQLiteStore:
         return _STATEMENTS.fetch_version(
             self._conn().cursor(), _STATEMENTS.vread, (res_type, res_id, version)
         )
-
-    def find_ids(self, res_type: str, criteria: Criteria, limit: int = 2) -> list[str]:
-        return _STATEMENTS.find_ids(self._conn().cursor(), res_type, criteria, limit)
 
     def history(self, query: HistoryQuery) -> HistoryPage:
         # A read transaction gives the page and its count one snapshot.

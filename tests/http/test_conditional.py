@@ -81,3 +81,27 @@ def test_conditional_update_by_id(client: TestClient) -> None:
     pid = client.post("/fhir/Patient", json=patient()).json()["id"]
     response = client.put(f"/fhir/Patient?_id={pid}", json=patient(active=True))
     assert response.status_code == 200 and response.json()["id"] == pid
+
+
+def test_conditional_create_takes_any_search_parameter(client: TestClient) -> None:
+    """Criteria are run by the search engine: any parameter, chains included."""
+    first = client.post(
+        "/fhir/Patient",
+        json=patient(),
+        headers={"If-None-Exist": "family=okafor&birthdate=1941-03-02"},
+    )
+    assert first.status_code == 201
+    again = client.post(
+        "/fhir/Patient",
+        json=patient(),
+        headers={"If-None-Exist": "family=okafor&birthdate=1941-03-02"},
+    )
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+
+
+def test_result_parameters_are_not_criteria(client: TestClient) -> None:
+    response = client.post(
+        "/fhir/Patient", json=patient(), headers={"If-None-Exist": "identifier=x&_count=1"}
+    )
+    assert response.status_code == 400
+    assert "_count" in response.json()["issue"][0]["diagnostics"]

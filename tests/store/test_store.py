@@ -7,14 +7,13 @@ import threading
 import pytest
 
 from gateway.errors import Conflict
+from gateway.search.matching import matching_ids
 from gateway.search.values import TokenValue
 from gateway.store import (
-    Criteria,
     HistoryQuery,
     IndexEntry,
     Store,
     StoredVersion,
-    TokenMatch,
     open_store,
 )
 
@@ -109,10 +108,10 @@ def test_reads_inside_a_unit_of_work_see_its_own_writes(store: Store) -> None:
         assert uow.read("Patient", "a") is not None
         current = uow.current("Patient", "a")
         assert current is not None and current.version == 1 and not current.deleted
-        assert uow.find_ids("Patient", Criteria(((TokenMatch("identifier", "1", "s"),),))) == ["a"]
+        assert matching_ids(uow, "Patient", "identifier=s|1") == ["a"]
 
 
-def test_find_ids_matches_tokens_by_system_and_code(store: Store) -> None:
+def test_criteria_match_tokens_by_system_and_code(store: Store) -> None:
     """Token criteria: system|code, code alone, |code (no system); deleted
     resources and other types never match."""
     _write(
@@ -129,25 +128,21 @@ def test_find_ids_matches_tokens_by_system_and_code(store: Store) -> None:
         tokens=(_identifier("https://nhs", "9000000009"),),
     )
 
-    def ids(*group: TokenMatch) -> list[str]:
-        return store.find_ids("Patient", Criteria((group,)), limit=10)
+    def ids(criteria: str) -> list[str]:
+        return matching_ids(store, "Patient", criteria, limit=10)
 
-    assert ids(TokenMatch("identifier", "9000000009", "https://nhs")) == ["a"]
-    assert ids(TokenMatch("identifier", "9000000009")) == ["a", "b"]
-    assert ids(TokenMatch("identifier", "9000000009", "")) == ["b"]
-    assert ids(TokenMatch("identifier", "1", "https://nhs")) == []
-    assert ids(TokenMatch("identifier", "1"), TokenMatch("identifier", "9000000009", "")) == ["b"]
-    assert store.find_ids("Patient", Criteria(ids=frozenset({"a", "c", "zz"}))) == ["a"]
-    assert store.find_ids("Patient", Criteria(ids=frozenset())) == []
+    assert ids("identifier=https://nhs|9000000009") == ["a"]
+    assert ids("identifier=9000000009") == ["a", "b"]
+    assert ids("identifier=|9000000009") == ["b"]
+    assert ids("identifier=https://nhs|1") == []
+    assert ids("identifier=1,|9000000009") == ["b"]
 
 
 def test_a_new_version_replaces_the_index_rows(store: Store) -> None:
     _write(store, _version("a", 1), tokens=(_identifier("s", "old"),))
     _write(store, _version("a", 2), tokens=(_identifier("s", "new"),))
-    old = Criteria(((TokenMatch("identifier", "old", "s"),),))
-    new = Criteria(((TokenMatch("identifier", "new", "s"),),))
-    assert store.find_ids("Patient", old) == []
-    assert store.find_ids("Patient", new) == ["a"]
+    assert matching_ids(store, "Patient", "identifier=s|old") == []
+    assert matching_ids(store, "Patient", "identifier=s|new") == ["a"]
 
 
 def test_history_pages_newest_first_by_keyset(store: Store) -> None:

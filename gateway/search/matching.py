@@ -1,0 +1,52 @@
+"""Conditional-operation criteria: which resources a query string matches.
+
+Conditional create (``If-None-Exist``), conditional update (``PUT
+[type]?...``) and conditional references in a transaction
+(``Patient?identifier=...``) take search criteria
+(https://hl7.org/fhir/R4/http.html#ccreate). They are parsed and run by the
+search engine itself, inside the caller's unit of work, so what "matches"
+means is exactly what search means. Parameters not understood are an error
+naming the parameter, never silently dropped: a conditional write that ignored
+part of its condition could match, and so overwrite, the wrong resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+from urllib.parse import parse_qsl
+
+from gateway.errors import InvalidRequest, Issue
+from gateway.search.paging import page_statement
+from gateway.search.query import parse_search
+
+# Result parameters shape a result page; they have no meaning as a condition.
+_NOT_CRITERIA = frozenset(
+    {"_count", "_sort", "_total", "_summary", "_elements", "_include", "_revinclude", "_cursor"}
+)
+
+
+class Selector(Protocol):
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]: ...
+
+
+def matching_ids(reader: Selector, res_type: str, criteria: str, limit: int = 2) -> list[str]:
+    """The ids of up to ``limit`` live ``res_type`` resources matching
+    ``criteria`` (a query string such as ``identifier=sys|123``)."""
+    pairs = [(name, value) for name, value in parse_qsl(criteria, keep_blank_values=True)]
+    pairs = [(name, value) for name, value in pairs if name != "_format"]
+    for name, _ in pairs:
+        if name in _NOT_CRITERIA or name.split(":")[0] in _NOT_CRITERIA:
+            raise InvalidRequest(
+                f"{name!r} is not a search criterion: conditional operations take search "
+                "parameters only",
+                code="GW-0301",
+                issues=[Issue("not-supported", f"{name!r} in conditional criteria", (name,))],
+            )
+    query = parse_search(res_type, pairs)
+    if not query.conditions:
+        raise InvalidRequest(
+            "conditional operations need at least one search parameter", code="GW-0300"
+        )
+    statement = page_statement(query, None, limit - 1)
+    return [str(row[0]) for row in reader.select(statement.sql, statement.params)][:limit]
