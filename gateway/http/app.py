@@ -23,6 +23,7 @@ from gateway.config import Settings
 from gateway.http import responses
 from gateway.http.middleware import RequestContext
 from gateway.http.routes import ROUTES
+from gateway.search import extract
 from gateway.search.index import ensure_current
 from gateway.store import Store, open_store
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
                 await run_in_threadpool(app.state.store.migrate)
                 await run_in_threadpool(ensure_current, app.state.store)
             await run_in_threadpool(validation.warm_up)
+            await run_in_threadpool(extract.warm_up)  # fails at start, not on a write
             # One per event loop: async drivers bind to the loop they start on.
             app.state.reader = await app.state.store.open_async_reader()
             try:
