@@ -405,3 +405,29 @@ def test_composite_parameters_match_both_parts_on_one_element(client: TestClient
     assert ids(client, f"/fhir/Observation?combo-code-value-quantity={systolic}$150") == ["bp"]
     bad = client.get("/fhir/Observation?code-value-quantity=70")
     assert bad.status_code == 400
+
+
+def test_summary_true_text_and_data(people: TestClient) -> None:
+    _put(
+        people,
+        {
+            "resourceType": "Patient",
+            "id": "narrated",
+            "text": {
+                "status": "generated",
+                "div": '<div xmlns="http://www.w3.org/1999/xhtml">N</div>',
+            },
+            "name": [{"family": "Narrated"}],
+            "maritalStatus": {"text": "Widowed"},
+            "photo": [{"contentType": "image/png", "data": "iVBORw0KGgo="}],
+        },
+    )
+    url = "/fhir/Patient?_id=narrated&_summary="
+    summary = people.get(url + "true").json()["entry"][0]["resource"]
+    assert "name" in summary and "photo" not in summary and "maritalStatus" not in summary
+    text = people.get(url + "text").json()["entry"][0]["resource"]
+    assert set(text) == {"resourceType", "id", "meta", "text"}
+    data = people.get(url + "data").json()["entry"][0]["resource"]
+    assert "text" not in data and "photo" in data
+    for shaped in (summary, text, data):
+        assert any(t["code"] == "SUBSETTED" for t in shaped["meta"]["tag"])
