@@ -19,7 +19,7 @@ import orjson
 
 from gateway.errors import InvalidRequest, Issue
 from gateway.search.query import Condition, ReferenceCriterion, SearchQuery
-from gateway.search.sql import SqlBuilder
+from gateway.search.sql import SqlBuilder, selectivity
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,17 @@ def _filtered(query: SearchQuery, builder: SqlBuilder) -> str:
     types = query.types or (query.res_type,)
     where = [f"c.res_type IN ({', '.join('?' for _ in types)})", "c.deleted = ?"]
     builder.params.extend([*types, False])
+    driver = None
     if query.compartment is not None:
         where.append(_in_compartment(query, types, builder))
+    elif query.conditions:
+        driver = min(query.conditions, key=selectivity)
     for condition in query.conditions:
-        where.append(builder.condition(condition, types, "c.res_type", "c.res_id"))
+        where.append(
+            builder.condition(
+                condition, types, "c.res_type", "c.res_id", drives=condition is driver
+            )
+        )
     return " AND ".join(where)
 
 

@@ -63,6 +63,22 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def selectivity(cond: Condition) -> int:
+    """A rough rank of how few resources a condition keeps (lower: fewer),
+    to pick the one that drives a search. Equality on ids, references and
+    codes is narrow; ranges over dates and numbers, negations and :missing
+    are broad."""
+    if cond.reverse is not None or cond.chain is not None:
+        return 3
+    assert cond.param is not None
+    if cond.modifier in ("missing", "not", "text", "contains") or cond.negate:
+        return 6
+    if cond.param.code == "_id":
+        return 0
+    rank = {"reference": 1, "token": 1, "uri": 2, "string": 2, "composite": 2}
+    return rank.get(cond.param.type, 4)
+
+
 class SqlBuilder:
     """Accumulates parameters while conditions are turned into SQL text."""
 
@@ -80,18 +96,32 @@ class SqlBuilder:
 
     # -- conditions ----------------------------------------------------------------
 
-    def condition(self, cond: Condition, types: Sequence[str], type_expr: str, id_expr: str) -> str:
+    def condition(
+        self,
+        cond: Condition,
+        types: Sequence[str],
+        type_expr: str,
+        id_expr: str,
+        *,
+        drives: bool = True,
+    ) -> str:
         """SQL true when the resource ``(type_expr, id_expr)``, one of
         ``types``, meets ``cond``.
 
-        Written as ``id IN (SELECT ...)`` over the index table rather than a
-        correlated ``EXISTS``: both databases then find the matching ids from
-        the index once and look the candidates up by key, where a correlated
-        subquery would make SQLite test every resource of the type."""
+        The condition that ``drives`` a search is written as
+        ``id IN (SELECT id FROM <index> WHERE ...)``: the database reads the
+        matching ids from the index once and fetches the candidates by key.
+        The others are correlated ``EXISTS`` probes on the candidates, by
+        resource and parameter, so a broad condition (a date range over a
+        whole type) costs one index probe per candidate instead of a list of
+        every resource it matches."""
         negate = cond.negate
         if cond.param is not None and cond.modifier == "missing" and cond.chain is None:
             negate = bool(cond.values[0])
-        subquery = self._matching(cond, types, select_type=len(types) > 1)
+        if not drives:
+            probe = self._subquery(cond, types, select_type=False, owner=(type_expr, id_expr))
+            return f"{'NOT ' if negate else ''}EXISTS ({probe})"
+        subquery = self._subquery(cond, types, select_type=len(types) > 1, owner=None)
         operator = "NOT IN" if negate else "IN"
         if len(types) > 1:
             return f"({type_expr}, {id_expr}) {operator} ({subquery})"
@@ -100,15 +130,22 @@ class SqlBuilder:
     def _types(self, types: Sequence[str]) -> str:
         return f"IN ({', '.join(self.bind(t) for t in types)})"
 
-    def _matching(self, cond: Condition, types: Sequence[str], *, select_type: bool) -> str:
-        """A SELECT of the ids (with their types if ``select_type``) of the
-        resources of ``types`` that meet ``cond`` (ignoring ``:not``)."""
+    def _subquery(
+        self,
+        cond: Condition,
+        types: Sequence[str],
+        *,
+        select_type: bool,
+        owner: tuple[str, str] | None,
+    ) -> str:
+        """The SELECT behind a condition: of the matching ids (``owner`` is
+        ``None``), or of 1 for the resource ``owner`` names (a probe)."""
         if cond.reverse is not None:
-            return self._has(cond, types, select_type)
+            return self._has(cond, types, select_type, owner)
         param = cond.param
         assert param is not None
         if cond.chain is not None:
-            return self._chain(cond, types, select_type)
+            return self._chain(cond, types, select_type, owner)
         table = TABLES.get(param.type)
         if table is None:
             raise InvalidRequest(
@@ -117,47 +154,75 @@ class SqlBuilder:
                 issues=[Issue("not-supported", f"{param.type} search", (param.code,))],
             )
         t = self.alias("t")
-        columns = f"{t}.res_type, {t}.res_id" if select_type else f"{t}.res_id"
         # identifier:of-type has rows of its own (gateway.search.index.OF_TYPE)
         indexed_as = param.code + (":of-type" if cond.modifier == "of-type" else "")
-        head = (
-            f"SELECT {columns} FROM {table} {t} WHERE {t}.res_type {self._types(types)} "
-            f"AND {t}.param = {self.bind(indexed_as)}"
-        )
+        if owner is None:
+            columns = f"{t}.res_type, {t}.res_id" if select_type else f"{t}.res_id"
+            head = (
+                f"SELECT {columns} FROM {table} {t} WHERE {t}.res_type {self._types(types)} "
+                f"AND {t}.param = {self.bind(indexed_as)}"
+            )
+        else:
+            head = (
+                f"SELECT 1 FROM {table} {t} WHERE {t}.res_type = {owner[0]} "
+                f"AND {t}.res_id = {owner[1]} AND {t}.param = {self.bind(indexed_as)}"
+            )
         if cond.modifier == "missing":
             return head
         alternatives = [self._value(param.type, cond.modifier, t, v) for v in cond.values]
         return f"{head} AND ({' OR '.join(alternatives)})"
 
-    def _chain(self, cond: Condition, types: Sequence[str], select_type: bool) -> str:
+    def _chain(
+        self,
+        cond: Condition,
+        types: Sequence[str],
+        select_type: bool,
+        owner: tuple[str, str] | None,
+    ) -> str:
         assert cond.chain is not None and cond.param is not None
         target_type, inner = cond.chain
         r, tc = self.alias("r"), self.alias("c")
-        columns = f"{r}.res_type, {r}.res_id" if select_type else f"{r}.res_id"
+        if owner is None:
+            columns = f"{r}.res_type, {r}.res_id" if select_type else f"{r}.res_id"
+            whose = f"{r}.res_type {self._types(types)}"
+        else:
+            columns = "1"
+            whose = f"{r}.res_type = {owner[0]} AND {r}.res_id = {owner[1]}"
         head = (
             f"SELECT {columns} FROM search_reference {r} JOIN resource_current {tc} "
             f"ON {tc}.res_type = {r}.target_type AND {tc}.res_id = {r}.target_id "
-            f"WHERE {r}.res_type {self._types(types)} "
-            f"AND {r}.param = {self.bind(cond.param.code)} "
+            f"WHERE {whose} AND {r}.param = {self.bind(cond.param.code)} "
             f"AND {r}.target_type = {self.bind(target_type)} "
             f"AND {tc}.deleted = {self.bind(False)}"
         )
         inner_sql = self.condition(inner, (target_type,), f"{r}.target_type", f"{r}.target_id")
         return f"{head} AND {inner_sql}"
 
-    def _has(self, cond: Condition, types: Sequence[str], select_type: bool) -> str:
+    def _has(
+        self,
+        cond: Condition,
+        types: Sequence[str],
+        select_type: bool,
+        owner: tuple[str, str] | None,
+    ) -> str:
         assert cond.reverse is not None
         source_type, ref_code, inner = cond.reverse
         r, sc = self.alias("r"), self.alias("c")
-        columns = f"{r}.target_type, {r}.target_id" if select_type else f"{r}.target_id"
+        if owner is None:
+            columns = f"{r}.target_type, {r}.target_id" if select_type else f"{r}.target_id"
+        else:
+            columns = "1"
         head = (
             f"SELECT {columns} FROM search_reference {r} JOIN resource_current {sc} "
             f"ON {sc}.res_type = {r}.res_type AND {sc}.res_id = {r}.res_id "
             f"WHERE {r}.res_type = {self.bind(source_type)} "
             f"AND {r}.param = {self.bind(ref_code)} "
-            f"AND {r}.target_type {self._types(types)} "
-            f"AND {sc}.deleted = {self.bind(False)}"
         )
+        if owner is None:
+            head += f"AND {r}.target_type {self._types(types)} "
+        else:
+            head += f"AND {r}.target_type = {owner[0]} AND {r}.target_id = {owner[1]} "
+        head += f"AND {sc}.deleted = {self.bind(False)}"
         inner_sql = self.condition(inner, (source_type,), f"{r}.res_type", f"{r}.res_id")
         return f"{head} AND {inner_sql}"
 

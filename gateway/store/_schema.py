@@ -298,6 +298,48 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX search_composite_owner ON search_composite (res_type, res_id)",
         ),
     ),
+    Migration(
+        version=4,
+        name="index rows found by resource and parameter",
+        # A search tests its further conditions, and computes sort keys, on
+        # the candidates its first condition found: by resource and parameter.
+        sqlite=(
+            "DROP INDEX search_token_owner",
+            "CREATE INDEX search_token_owner ON search_token (res_type, res_id, param)",
+            "DROP INDEX search_string_owner",
+            "CREATE INDEX search_string_owner ON search_string (res_type, res_id, param)",
+            "DROP INDEX search_date_owner",
+            "CREATE INDEX search_date_owner ON search_date (res_type, res_id, param)",
+            "DROP INDEX search_reference_owner",
+            "CREATE INDEX search_reference_owner ON search_reference (res_type, res_id, param)",
+            "DROP INDEX search_quantity_owner",
+            "CREATE INDEX search_quantity_owner ON search_quantity (res_type, res_id, param)",
+            "DROP INDEX search_number_owner",
+            "CREATE INDEX search_number_owner ON search_number (res_type, res_id, param)",
+            "DROP INDEX search_uri_owner",
+            "CREATE INDEX search_uri_owner ON search_uri (res_type, res_id, param)",
+            "DROP INDEX search_composite_owner",
+            "CREATE INDEX search_composite_owner ON search_composite (res_type, res_id, param)",
+        ),
+        postgres=(
+            "DROP INDEX search_token_owner",
+            "CREATE INDEX search_token_owner ON search_token (res_type, res_id, param)",
+            "DROP INDEX search_string_owner",
+            "CREATE INDEX search_string_owner ON search_string (res_type, res_id, param)",
+            "DROP INDEX search_date_owner",
+            "CREATE INDEX search_date_owner ON search_date (res_type, res_id, param)",
+            "DROP INDEX search_reference_owner",
+            "CREATE INDEX search_reference_owner ON search_reference (res_type, res_id, param)",
+            "DROP INDEX search_quantity_owner",
+            "CREATE INDEX search_quantity_owner ON search_quantity (res_type, res_id, param)",
+            "DROP INDEX search_number_owner",
+            "CREATE INDEX search_number_owner ON search_number (res_type, res_id, param)",
+            "DROP INDEX search_uri_owner",
+            "CREATE INDEX search_uri_owner ON search_uri (res_type, res_id, param)",
+            "DROP INDEX search_composite_owner",
+            "CREATE INDEX search_composite_owner ON search_composite (res_type, res_id, param)",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

@@ -156,7 +156,13 @@ class SQLiteStore:
 
     def migrate(self) -> list[int]:
         with self._transaction() as conn:  # the write lock keeps other processes out
-            return _STATEMENTS.apply_migrations(conn.cursor(), "sqlite")
+            applied = _STATEMENTS.apply_migrations(conn.cursor(), "sqlite")
+        # Give the query planner statistics (sampled, so quick on any size):
+        # without them it can pick an index by the wrong column for search.
+        conn = self._conn()
+        conn.execute("PRAGMA analysis_limit=1000")
+        conn.execute("PRAGMA optimize=0x10002")
+        return applied
 
     @contextmanager
     def unit_of_work(self) -> Iterator[_SQLiteUnitOfWork]:
