@@ -35,6 +35,12 @@ from gateway.store.base import (
 
 _STATEMENTS = Statements(Dialect(placeholder="?"))
 _BUSY_TIMEOUT_MS = 10_000
+# Planner statistics are refreshed on start and every so many write
+# transactions (per process, often at first, as a new database grows fastest),
+# from a sample of rows per index.
+_ANALYZE_EARLY = frozenset({16, 64, 256})
+_ANALYZE_EVERY = 1024
+_ANALYSIS_LIMIT = 1000
 
 
 def _duplicate_version() -> Exception:
@@ -111,6 +117,7 @@ class SQLiteStore:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._writer = threading.Lock()
+        self._commits = 0
         self._writer_file = open(f"{self.path}.writer-lock", "a+b")  # noqa: SIM115 - held for life
 
     def _conn(self) -> sqlite3.Connection:
@@ -148,6 +155,9 @@ class SQLiteStore:
                     raise
                 else:
                     conn.execute("COMMIT")
+                    self._commits += 1
+                    if self._commits in _ANALYZE_EARLY or self._commits % _ANALYZE_EVERY == 0:
+                        self._analyze()
             finally:
                 fcntl.flock(self._writer_file, fcntl.LOCK_UN)
 
@@ -157,12 +167,18 @@ class SQLiteStore:
     def migrate(self) -> list[int]:
         with self._transaction() as conn:  # the write lock keeps other processes out
             applied = _STATEMENTS.apply_migrations(conn.cursor(), "sqlite")
-        # Give the query planner statistics (sampled, so quick on any size):
-        # without them it can pick an index by the wrong column for search.
-        conn = self._conn()
-        conn.execute("PRAGMA analysis_limit=1000")
-        conn.execute("PRAGMA optimize=0x10002")
+        self._analyze()
         return applied
+
+    def _analyze(self) -> None:
+        """Refresh the query planner's statistics, sampled so that it takes
+        milliseconds at any size. Without them SQLite picks indexes by their
+        shape, not their selectivity, and probes a search condition through
+        the index of every resource with that code instead of the resource's
+        own rows (measured: 6.5 s instead of 2.6 ms at 100,000 resources)."""
+        conn = self._conn()
+        conn.execute(f"PRAGMA analysis_limit={_ANALYSIS_LIMIT}")
+        conn.execute("ANALYZE")
 
     @contextmanager
     def unit_of_work(self) -> Iterator[_SQLiteUnitOfWork]:
