@@ -9,6 +9,8 @@ https://www.postgresql.org/docs/15/explicit-locking.html
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -26,11 +28,15 @@ from gateway.store.base import (
     StoredVersion,
 )
 
+log = logging.getLogger("gateway.store")
 _DIALECT = Dialect(placeholder="%s")
 _STATEMENTS = Statements(_DIALECT)
 _LOCK_CURRENT = (
     "SELECT version, deleted FROM resource_current WHERE res_type = %s AND res_id = %s FOR UPDATE"
 )
+# When to refresh planner statistics (write transactions in this process).
+_ANALYZE_EARLY = frozenset({16, 64, 256})
+_ANALYZE_EVERY = 1024
 _MIGRATION_LOCK_KEY = 0x6761_7465  # any constant shared by every gateway process
 
 
@@ -125,6 +131,9 @@ class PostgresStore:
     def __init__(self, url: str, *, pool_size: int = 16) -> None:
         self.url = url
         self._pool_size = pool_size
+        self._commits = 0
+        self._commits_lock = threading.Lock()
+        self._analyzing = False
         self._pool: ConnectionPool[psycopg.Connection[tuple[object, ...]]] = ConnectionPool(
             url,
             # A fixed size, as large as the concurrency a worker sees: threads
@@ -165,6 +174,30 @@ class PostgresStore:
     def unit_of_work(self) -> Iterator[_PostgresUnitOfWork]:
         with self._connection() as conn, conn.transaction():
             yield _PostgresUnitOfWork(conn)
+        self._count_commit()
+
+    def _count_commit(self) -> None:
+        """Refresh planner statistics on a schedule as the database grows,
+        in the background. Autovacuum does it too, but only after a tenth of
+        a table has changed and a minute has passed: while a new database
+        fills, the planner would meanwhile plan for empty tables."""
+        with self._commits_lock:
+            self._commits += 1
+            due = self._commits in _ANALYZE_EARLY or self._commits % _ANALYZE_EVERY == 0
+            if not due or self._analyzing:
+                return
+            self._analyzing = True
+        threading.Thread(target=self._analyze, name="gateway-analyze", daemon=True).start()
+
+    def _analyze(self) -> None:
+        try:
+            with self._connection() as conn:
+                conn.execute("ANALYZE")
+        except Exception:  # statistics are an optimisation; never fail a caller
+            log.warning("ANALYZE failed", exc_info=True)
+        finally:
+            with self._commits_lock:
+                self._analyzing = False
 
     def read(self, res_type: str, res_id: str) -> StoredVersion | None:
         with self._connection() as conn:
