@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export GATEWAY_DATABASE_URL ?= sqlite:///var/gateway.db
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install run test lint typecheck bench bench-search clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ typecheck: install
 
 bench: install
 	$(BIN)/python -m bench.rest_core
+
+# Loads 1,000,000 resources into SQLite and PostgreSQL through the write path
+# and measures search latency on the way (long: see bench/search.py).
+bench-search: install
+	$(BIN)/python -m bench.search
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,10 @@
 """Search latency as the store grows, on SQLite and PostgreSQL.
 
 Run ``python -m bench.search`` (``--help`` for the options). The default run
-loads 1,000,000 resources into each store and takes about half an hour on
-two cores; ``--resources 20000 --checkpoints 10000,20000`` is a quick check.
+loads 1,000,000 resources into each store; at the write path's present rate
+(about 550 resources/s on two cores, on either store) that is about half an
+hour of loading per store, plus the measurements. ``--resources 20000
+--checkpoints 10000,20000`` is a quick check.
 
 Method
 ------
@@ -28,16 +30,20 @@ gateway configures it); PostgreSQL 15 is a
 throwaway cluster (``tests.support.postgres``, fsync off) with a fresh
 database. Bundles are generated ahead of time in windows of
 ``--window`` resources, so the load rate counts only the write path, and are
-loaded by ``--loaders-sqlite`` / ``--loaders-postgres`` threads (SQLite has
-one writer at a time; on PostgreSQL a second thread overlaps one
-transaction's round trips and commit with another's Python work).
+loaded by ``--loaders-sqlite`` / ``--loaders-postgres`` threads, one each by
+default: SQLite has one writer at a time, and on PostgreSQL a second thread
+was measured to lose (20,000 resources, 2 cores: 545 res/s with one thread,
+415-510 with two), as the write path is Python-bound (validation and index
+extraction under the GIL) and PostgreSQL shares the two cores.
 
 Checkpoints: after ``--checkpoints`` resources are loaded, loading pauses and
-each search runs ``--repeat`` times (after a few unmeasured warm-up runs),
-each time for a random loaded patient, in-process: ``parse_search``,
+each search runs ``--repeat`` times (after up to ten unmeasured warm-up
+runs), each time for a random loaded patient, in-process: ``parse_search``,
 ``gateway.interactions.search.search``, ``searchset_bundle`` and
 ``fhirjson.dumps`` of the Bundle (so serialisation counts, as it does for a
-client):
+client). Sampling of one search stops early, after at least five samples,
+once it has taken ``--budget`` seconds, so that a pathological search cannot
+stall the run (the ``n`` column says how many samples were taken):
 
   a. ``Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|<nhs>``
   b. ``Observation?patient=Patient/<id>&code=http://snomed.info/sct|364075005
@@ -48,13 +54,19 @@ client):
 
 Searches run with the defaults a client gets (``_total=accurate``: a COUNT
 per search). Every answer is checked against what was generated (the
-patient found, the number of matches and of included resources). The time
-spent in the COUNT statement and the page statement alone is measured on the
-same targets and shown, to tell where the time goes. Then each statement of
-each search (count, page, and for (c) the two ``_revinclude`` look-ups, as
-``gateway.interactions.search._reverse`` builds them) is explained:
-``EXPLAIN QUERY PLAN`` on SQLite, ``EXPLAIN (ANALYZE, BUFFERS)`` on
-PostgreSQL, and any full scan of a large table is flagged.
+patient found, the number of matches and of included resources). To tell
+where the time goes, the COUNT statement and the page statement are also
+timed alone on the same targets, and on PostgreSQL the page statement once
+more on a connection that never prepares statements (see below). Then each
+statement of each search (count, page, and for (c) the two ``_revinclude``
+look-ups, as ``gateway.interactions.search._reverse`` builds them) is
+explained for one target: ``EXPLAIN QUERY PLAN`` on SQLite; on PostgreSQL
+``EXPLAIN (ANALYZE, BUFFERS)`` with the values (the custom plan) and again
+as a prepared statement under ``plan_cache_mode = force_generic_plan`` (the
+generic plan). Plan steps that read much of a large table are flagged: on
+SQLite a ``SCAN`` or a ``SEARCH`` constrained only by ``res_type``/``param``
+(every row of a type) or by them and an open range; on PostgreSQL a
+``Seq Scan`` or a node that handles more than 10,000 rows.
 
 Targets: p50 under 5 ms for (a), 15 ms for (b), 30 ms for (c).
 
@@ -63,9 +75,11 @@ event loop (see ``bench.rest_core`` for those); latencies are single-client,
 on an otherwise idle machine. The gateway never runs ``ANALYZE`` on SQLite;
 on PostgreSQL autovacuum analyzes tables in the background when enough rows
 change, so the planner's statistics at a checkpoint depend on its timing
-(shown with each PostgreSQL checkpoint). psycopg prepares a statement after
-five executions on a connection, and PostgreSQL may then switch to a generic
-plan; the EXPLAIN shows the custom plan for the values given.
+(shown with each PostgreSQL checkpoint). psycopg prepares a statement on its
+fifth execution on a connection; PostgreSQL plans a prepared statement for
+its values five times and may then settle on a generic plan, made without
+the values, if that looks no dearer: hence the unprepared timing and the
+generic plan.
 """
 
 from __future__ import annotations
@@ -123,6 +137,7 @@ BIG_TABLES = frozenset(
     }
 )
 _WARMUP = 10
+_MIN_SAMPLES = 5
 
 
 # -- the searches ---------------------------------------------------------------------
@@ -217,6 +232,9 @@ class Latency:
     errors: int
     count_sql_p50_ms: float | None  # the COUNT statement alone
     page_sql_p50_ms: float | None  # the page statement alone
+    # PostgreSQL: the page statement on a connection that never prepares
+    # statements, so always planned for its values (a custom plan)
+    page_unprepared_p50_ms: float | None
     bytes_p50: int
     first_error: str | None = None
 
@@ -232,7 +250,7 @@ class Plan:
     sql: str
     params: list[Any]
     plan: list[str]
-    full_scans: list[str]
+    flags: list[str]
 
 
 @dataclass
@@ -387,33 +405,54 @@ def _timed_select(store: Store, sql: str, params: Sequence[Any]) -> float:
 
 
 def measure(
-    store: Store, kind: str, targets: Sequence[PatientInfo], warmup: Sequence[PatientInfo]
+    store: Store,
+    kind: str,
+    targets: Sequence[PatientInfo],
+    warmup: Sequence[PatientInfo],
+    budget_s: float,
+    unprepared: Callable[[str, Sequence[Any]], float] | None = None,
 ) -> Latency:
+    """Latency of ``kind`` over ``targets``, stopping early (after at least
+    ``_MIN_SAMPLES``) once ``budget_s`` is spent, so that a pathological
+    search cannot stall the run."""
+    started = time.perf_counter()
     for patient in warmup:
         run_search(store, kind, patient)
+        if time.perf_counter() - started > budget_s / 4:
+            break
+    started = time.perf_counter()
     times: list[float] = []
     sizes: list[int] = []
     errors = 0
     first_error: str | None = None
     for patient in targets:
-        started = time.perf_counter()
+        if len(times) >= _MIN_SAMPLES and time.perf_counter() - started > budget_s:
+            break
+        began = time.perf_counter()
         bundle, body = run_search(store, kind, patient)
-        times.append((time.perf_counter() - started) * 1000)
+        times.append((time.perf_counter() - began) * 1000)
         sizes.append(len(body))
         problem = check_answer(kind, patient, bundle)
         if problem is not None:
             errors += 1
             first_error = first_error or f"{describe(kind)} for {patient.res_id}: {problem}"
-    # Where the time goes: the COUNT and the page statement alone, same targets.
+    # Where the time goes: the COUNT and the page statement alone, on (up to
+    # 50 of) the same targets.
     count_times: list[float] = []
     page_times: list[float] = []
-    for patient in targets[: max(1, len(targets) // 2)]:
+    unprepared_times: list[float] = []
+    started = time.perf_counter()
+    for patient in targets[: min(50, len(times))]:
+        if page_times and time.perf_counter() - started > budget_s / 2:
+            break
         query = _query(kind, patient)
         if query.total != "none":
             sql, params = count_statement(query)
             count_times.append(_timed_select(store, sql, params))
         statement = page_statement(query, None, query.count)
         page_times.append(_timed_select(store, statement.sql, statement.params))
+        if unprepared is not None:
+            unprepared_times.append(unprepared(statement.sql, statement.params))
     return Latency(
         kind=kind,
         samples=len(times),
@@ -424,6 +463,7 @@ def measure(
         errors=errors,
         count_sql_p50_ms=statistics.median(count_times) if count_times else None,
         page_sql_p50_ms=statistics.median(page_times) if page_times else None,
+        page_unprepared_p50_ms=(statistics.median(unprepared_times) if unprepared_times else None),
         bytes_p50=int(statistics.median(sizes)),
         first_error=first_error,
     )
@@ -432,6 +472,44 @@ def measure(
 def _query(kind: str, patient: PatientInfo) -> SearchQuery:
     res_type, params = query_params(kind, patient)
     return parse_search(res_type, params, base_url=BASE_URL)
+
+
+class PostgresProbe:
+    """A connection of its own to time statements without preparing them
+    (psycopg prepares a statement on its fifth execution on a connection,
+    after which PostgreSQL may switch to a generic plan) and to explain the
+    generic plan a prepared statement gets."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(url, autocommit=True, prepare_threshold=None)
+        self._client = psycopg.ClientCursor(self._conn)
+
+    def time_unprepared(self, sql: str, params: Sequence[Any]) -> float:
+        started = time.perf_counter()
+        self._conn.execute(sql.replace("?", "%s"), params).fetchall()
+        return (time.perf_counter() - started) * 1000
+
+    def generic_plan(self, sql: str, params: Sequence[Any]) -> list[str]:
+        numbered = sql
+        for n in range(1, len(params) + 1):
+            numbered = numbered.replace("?", f"${n}", 1)
+        self._conn.execute("DEALLOCATE ALL")
+        self._conn.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            self._conn.execute(f"PREPARE bench_generic AS {numbered}")
+            marks = ", ".join("%s" for _ in params)
+            self._client.execute(
+                f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_generic({marks})", list(params)
+            )
+            return [str(row[0]) for row in self._client.fetchall()]
+        finally:
+            self._conn.execute("RESET plan_cache_mode")
+            self._conn.execute("DEALLOCATE ALL")
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 # -- plans -----------------------------------------------------------------------------
@@ -467,35 +545,79 @@ def _aliases(sql: str) -> dict[str, str]:
     return aliases
 
 
+_SQLITE_STEP = re.compile(r"(SCAN|SEARCH) (\w+)(?: AS (\w+))?(?: USING .*?\((.*)\))?")
+_BROAD_COLUMNS = frozenset({"res_type", "param"})
+_PG_ACTUAL = re.compile(r"\(actual time=[\d.]+\.\.[\d.]+ rows=(\d+) loops=(\d+)\)")
+_PG_LARGE = 10_000  # rows a node handles (rows x loops) above which it is flagged
+
+
+def _sqlite_flag(detail: str, aliases: dict[str, str]) -> str | None:
+    """Why this plan step reads much of a large table, if it does: a scan
+    without an index, or an index search constrained only by the resource
+    type and parameter (every row of the type), or by them and an open range."""
+    match = _SQLITE_STEP.match(detail)
+    if not match:
+        return None
+    step, name, alias, constraints = match.groups()
+    table = aliases.get(alias or name)
+    if table is None:
+        return None
+    if step == "SCAN":
+        if "USING" in detail:
+            return f"full index scan of {table}: {detail}"
+        return f"full table scan of {table}: {detail}"
+    if constraints is None:
+        return None
+    terms = [t.strip() for t in constraints.split(" AND ")]
+    equal = {t.split("=")[0] for t in terms if t.endswith("=?") and t[-3] not in "<>"}
+    others = [t for t in terms if t.split("=")[0] not in equal]
+    if equal <= _BROAD_COLUMNS:
+        if not others:
+            return f"reads every {'/'.join(sorted(equal))} row of {table}: {detail}"
+        return f"open range over a whole type of {table}: {detail}"
+    return None
+
+
 def explain(
     store_name: str, store: Store, sql: str, params: list[Any]
 ) -> tuple[list[str], list[str]]:
-    """The plan's lines and its full scans of large tables."""
-    full_scans: list[str] = []
+    """The plan's lines, and its steps that read much of a large table:
+    full scans and type-wide index ranges (SQLite), sequential scans and
+    nodes handling more than ``_PG_LARGE`` rows (PostgreSQL)."""
+    flags: list[str] = []
     if store_name == "sqlite":
         rows = store.select("EXPLAIN QUERY PLAN " + sql, params)
         depth: dict[int, int] = {0: -1}
         lines = []
         aliases = _aliases(sql)
         for row in rows:
-            node, parent, detail = int(str(row[0])), int(str(row[1])), row[3]
+            node, parent, detail = int(str(row[0])), int(str(row[1])), str(row[3])
             level = depth.get(parent, -1) + 1
             depth[node] = level
-            lines.append("  " * level + str(detail))
-            match = re.match(r"SCAN (\w+)(?: AS (\w+))?", str(detail))
-            if match and "USING" not in str(detail):
-                name = match.group(2) or match.group(1)
-                table = aliases.get(name)
-                if table is not None:
-                    full_scans.append(f"full scan of {table} ({detail})")
-        return lines, full_scans
+            lines.append("  " * level + detail)
+            flag = _sqlite_flag(detail, aliases)
+            if flag is not None:
+                flags.append(flag)
+        return lines, flags
     rows = store.select("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
     lines = [str(row[0]) for row in rows]
+    return lines, pg_flags(lines)
+
+
+def pg_flags(lines: Sequence[str]) -> list[str]:
+    flags: list[str] = []
     for line in lines:
         match = re.search(r"Seq Scan on (\w+)", line)
         if match and match.group(1) in BIG_TABLES:
-            full_scans.append(line.strip())
-    return lines, full_scans
+            flags.append(f"sequential scan: {line.strip()}")
+            continue
+        actual = _PG_ACTUAL.search(line)
+        if actual and int(actual.group(1)) * int(actual.group(2)) > _PG_LARGE:
+            flags.append(
+                f"large node ({int(actual.group(1)) * int(actual.group(2)):,} rows): "
+                + line.strip()
+            )
+    return flags
 
 
 def planner_statistics(store_name: str, store: Store) -> list[str]:
@@ -532,6 +654,7 @@ def bench_store(
 ) -> list[Checkpoint]:
     store = open_store(database.url, pool_size=max(4, args.loaders_postgres + 2))
     results: list[Checkpoint] = []
+    probe = PostgresProbe(database.url) if database.name == "postgres" else None
     threads = args.loaders_sqlite if database.name == "sqlite" else args.loaders_postgres
     try:
         store.migrate()
@@ -559,18 +682,27 @@ def bench_store(
                     f"{database.name}: checkpoint {loader.loaded:,} resources, "
                     f"{result.database_bytes / 2**20:,.0f} MiB; load {result.segment_rate:,.0f} "
                     f"res/s this segment (generation, not counted: "
-                    f"{loader.generate_seconds:,.0f} s so far)"
+                    f"{loader.generate_seconds:,.0f} s so far); load average "
+                    + " ".join(f"{x:.2f}" for x in os.getloadavg())
                 )
                 result.statistics = planner_statistics(database.name, store)
                 rng = random.Random(f"{args.seed}-{database.name}-{checkpoint}")
                 targets = [rng.choice(loader.patients) for _ in range(args.repeat)]
                 warmup = [rng.choice(loader.patients) for _ in range(_WARMUP)]
                 for kind in QUERY_KINDS:
-                    latency = measure(store, kind, targets, warmup)
+                    latency = measure(
+                        store,
+                        kind,
+                        targets,
+                        warmup,
+                        args.budget,
+                        probe.time_unprepared if probe is not None else None,
+                    )
                     result.latencies[kind] = latency
                     log(
-                        f"{database.name}: {kind}: p50 {latency.p50_ms:.2f} p95 "
-                        f"{latency.p95_ms:.2f} p99 {latency.p99_ms:.2f} ms"
+                        f"{database.name}: {kind}: n {latency.samples} p50 {latency.p50_ms:.2f} "
+                        f"p95 {latency.p95_ms:.2f} p99 {latency.p99_ms:.2f} ms; load average "
+                        + " ".join(f"{x:.2f}" for x in os.getloadavg())
                         + (f", {latency.errors} wrong answers" if latency.errors else "")
                     )
                 sample = targets[0]
@@ -578,6 +710,18 @@ def bench_store(
                     for name, sql, params in statements(kind, sample):
                         lines, scans = explain(database.name, store, sql, params)
                         result.plans.append(Plan(kind, name, sql, params, lines, scans))
+                        if probe is not None:
+                            lines = probe.generic_plan(sql, params)
+                            result.plans.append(
+                                Plan(
+                                    kind,
+                                    f"{name}, GENERIC plan (what a prepared statement may get)",
+                                    sql,
+                                    params,
+                                    lines,
+                                    pg_flags(lines),
+                                )
+                            )
                 results.append(result)
                 print_checkpoint(result)
                 if loader.loaded < checkpoint:
@@ -585,6 +729,8 @@ def bench_store(
         finally:
             loader.close()
     finally:
+        if probe is not None:
+            probe.close()
         store.close()
     return results
 
@@ -603,25 +749,28 @@ def print_checkpoint(result: Checkpoint) -> None:
         print(f"params: {plan.params}")
         for line in plan.plan:
             print(f"  {line}")
-        for scan in plan.full_scans:
-            print(f"  !!! FULL SCAN OF A LARGE TABLE: {scan}")
+        for scan in plan.flags:
+            print(f"  !!! READS MUCH OF A LARGE TABLE: {scan}")
     print(flush=True)
 
 
 _COLUMNS = (
     ("store", "<9"),
     ("resources", ">10"),
-    ("load res/s", ">11"),
-    ("search", "<7"),
-    ("p50 ms", ">8"),
-    ("p95 ms", ">8"),
-    ("p99 ms", ">8"),
-    ("max ms", ">8"),
-    ("COUNT p50", ">10"),
-    ("page p50", ">9"),
-    ("bytes", ">7"),
-    ("target", ">8"),
-    ("", "<6"),
+    ("load res/s", ">12"),
+    ("  search", "<10"),
+    ("n", ">5"),
+    ("p50 ms", ">10"),
+    ("p95 ms", ">10"),
+    ("p99 ms", ">10"),
+    ("max ms", ">10"),
+    ("COUNT p50", ">11"),
+    ("page p50", ">10"),
+    ("unprep p50", ">12"),
+    ("bytes", ">8"),
+    ("target", ">9"),
+    ("", "<2"),
+    ("result", "<6"),
 )
 _HEADER = "".join(f"{name:{spec}}" for name, spec in _COLUMNS)
 
@@ -630,7 +779,11 @@ def report(results: list[Checkpoint], skipped: dict[str, str]) -> None:
     print("\nSearches:")
     for kind in QUERY_KINDS:
         print(f"  ({kind}) {describe(kind)}")
-    print("\nResults (latency in ms, in-process: parse + search + Bundle + JSON bytes)")
+    print(
+        "\nResults (latency in ms, in-process: parse + search + Bundle + JSON bytes; "
+        "COUNT p50 and page p50: that statement alone through store.select; unprep p50: "
+        "the page statement on a PostgreSQL connection that never prepares it)"
+    )
     print(_HEADER)
     print("-" * len(_HEADER))
     for r in results:
@@ -640,15 +793,18 @@ def report(results: list[Checkpoint], skipped: dict[str, str]) -> None:
                 r.store if i == 0 else "",
                 f"{r.resources:,}" if i == 0 else "",
                 f"{r.segment_rate:,.0f}" if i == 0 else "",
-                kind,
+                f"  {kind}",
+                lat.samples,
                 f"{lat.p50_ms:.2f}",
                 f"{lat.p95_ms:.2f}",
                 f"{lat.p99_ms:.2f}",
                 f"{lat.max_ms:.2f}",
                 "-" if lat.count_sql_p50_ms is None else f"{lat.count_sql_p50_ms:.2f}",
                 "-" if lat.page_sql_p50_ms is None else f"{lat.page_sql_p50_ms:.2f}",
+                "-" if lat.page_unprepared_p50_ms is None else f"{lat.page_unprepared_p50_ms:.2f}",
                 f"{lat.bytes_p50:,}",
                 f"<{TARGETS_MS[kind]:g}",
+                "",
                 ("PASS" if lat.passed else "MISS") + (f" {lat.errors} wrong" if lat.errors else ""),
             )
             print("".join(f"{v:{spec}}" for v, (_, spec) in zip(values, _COLUMNS, strict=True)))
@@ -678,12 +834,12 @@ def report(results: list[Checkpoint], skipped: dict[str, str]) -> None:
         print(f"  {store} ({first.resources:,} -> {last.resources:,}, data x{scale:g}):")
         for part in parts:
             print(f"    {part}")
-    scans = [(r, p) for r in results for p in r.plans if p.full_scans]
-    print("\nFull scans of large tables in the plans:")
+    scans = [(r, p) for r in results for p in r.plans if p.flags]
+    print("\nPlan steps that read much of a large table:")
     if not scans:
         print("  none")
     for r, p in scans:
-        for scan in p.full_scans:
+        for scan in p.flags:
             print(f"  {r.store} at {r.resources:,}: ({p.kind}) {p.statement}: {scan}")
     wrong = [(r, lat) for r in results for lat in r.latencies.values() if lat.errors]
     if wrong:
@@ -712,17 +868,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch", type=int, default=100, help="entries per transaction Bundle")
     parser.add_argument("--repeat", type=int, default=200, help="latency samples per search")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=60.0,
+        help="seconds per search per checkpoint, after which sampling stops (at least "
+        f"{_MIN_SAMPLES} samples)",
+    )
     parser.add_argument("--seed", type=int, default=20250630, help="data and target seed")
     parser.add_argument(
         "--window", type=int, default=20_000, help="resources generated ahead, then loaded"
     )
     parser.add_argument("--loaders-sqlite", type=int, default=1, help="loader threads, SQLite")
     parser.add_argument(
-        "--loaders-postgres", type=int, default=2, help="loader threads, PostgreSQL"
+        "--loaders-postgres", type=int, default=1, help="loader threads, PostgreSQL"
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the SQLite work directory")
     return parser
+
+
+def gateway_revision() -> str:
+    """The commit the gateway code was at, and whether gateway/ had local changes."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "log", "-1", "--format=%h %s"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "gateway"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + (" (with uncommitted changes in gateway/)" if dirty else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -736,6 +922,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.repeat < 1:
         raise SystemExit("--repeat must be at least 1")
     workdir = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    revision = gateway_revision()
     started = time.monotonic()
 
     def log(message: str) -> None:
@@ -745,7 +932,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"bench.search: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{args.resources:,} resources in Bundles of {args.batch}, checkpoints "
         f"{', '.join(f'{c:,}' for c in checkpoints)}, {args.repeat} samples per search, "
-        f"seed {args.seed}, work directory {workdir}",
+        f"seed {args.seed}, work directory {workdir}\ngateway at {revision}",
         flush=True,
     )
     results: list[Checkpoint] = []
@@ -769,6 +956,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     {
                         "cpus": os.cpu_count(),
                         "python": platform.python_version(),
+                        "gateway": revision,
                         "options": {k: str(v) for k, v in vars(args).items()},
                         "searches": {kind: describe(kind) for kind in QUERY_KINDS},
                         "targets_ms": TARGETS_MS,
