@@ -134,6 +134,9 @@ class SQLiteStore:
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
                 conn.execute("PRAGMA foreign_keys=ON")
+                # 64 MiB of page cache per connection instead of SQLite's 2 MiB:
+                # every write touches a dozen index B-trees.
+                conn.execute("PRAGMA cache_size=-65536")
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"cannot open the SQLite database: {exc}") from exc
             self._local.conn = conn
