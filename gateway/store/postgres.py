@@ -18,7 +18,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from gateway.errors import Conflict, StoreUnavailable
-from gateway.store._sql import Dialect, Statements, to_version
+from gateway.store._sql import Dialect, Statements, analyze_due, to_version
 from gateway.store.base import (
     AsyncReader,
     CurrentVersion,
@@ -34,9 +34,6 @@ _STATEMENTS = Statements(_DIALECT)
 _LOCK_CURRENT = (
     "SELECT version, deleted FROM resource_current WHERE res_type = %s AND res_id = %s FOR UPDATE"
 )
-# When to refresh planner statistics (write transactions in this process).
-_ANALYZE_EARLY = frozenset({16, 64, 256})
-_ANALYZE_EVERY = 1024
 _MIGRATION_LOCK_KEY = 0x6761_7465  # any constant shared by every gateway process
 
 
@@ -183,7 +180,7 @@ class PostgresStore:
         fills, the planner would meanwhile plan for empty tables."""
         with self._commits_lock:
             self._commits += 1
-            due = self._commits in _ANALYZE_EARLY or self._commits % _ANALYZE_EVERY == 0
+            due = analyze_due(self._commits)
             if not due or self._analyzing:
                 return
             self._analyzing = True

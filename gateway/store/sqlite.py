@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gateway.errors import Conflict, StoreUnavailable
-from gateway.store._sql import Dialect, Statements
+from gateway.store._sql import Dialect, Statements, analyze_due
 from gateway.store.base import (
     AsyncReader,
     CurrentVersion,
@@ -35,11 +35,7 @@ from gateway.store.base import (
 
 _STATEMENTS = Statements(Dialect(placeholder="?"))
 _BUSY_TIMEOUT_MS = 10_000
-# Planner statistics are refreshed on start and every so many write
-# transactions (per process, often at first, as a new database grows fastest),
-# from a sample of rows per index.
-_ANALYZE_EARLY = frozenset({16, 64, 256})
-_ANALYZE_EVERY = 1024
+# Planner statistics are sampled from this many rows per index.
 _ANALYSIS_LIMIT = 1000
 
 
@@ -159,7 +155,7 @@ class SQLiteStore:
                 else:
                     conn.execute("COMMIT")
                     self._commits += 1
-                    if self._commits in _ANALYZE_EARLY or self._commits % _ANALYZE_EVERY == 0:
+                    if analyze_due(self._commits):
                         self._analyze()
             finally:
                 fcntl.flock(self._writer_file, fcntl.LOCK_UN)
