@@ -65,7 +65,7 @@ class _PostgresUnitOfWork:
         )
 
     def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
-        self._cur.execute(_DIALECT.sql(sql), params)
+        self._cur.execute(_DIALECT.sql(sql), params, prepare=False)  # see PostgresStore.select
         rows: list[tuple[object, ...]] = self._cur.fetchall()
         return rows
 
@@ -218,7 +218,11 @@ class PostgresStore:
     def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         with self._connection() as conn:
             cur = conn.cursor()
-            cur.execute(_DIALECT.sql(sql), params)
+            # Never prepared: a prepared search gets a generic plan, blind to
+            # which of its conditions is narrow, and PostgreSQL then drove a
+            # patient's Observation search from every heart-rate reading
+            # (1.4 s instead of 5 ms at 300,000 resources).
+            cur.execute(_DIALECT.sql(sql), params, prepare=False)
             return cur.fetchall()
 
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
