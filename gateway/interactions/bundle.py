@@ -47,6 +47,7 @@ class _Entry:
     target_id: str | None = None  # id decided during reference resolution
     matched: StoredVersion | None = None  # conditional create that found a match
     minted: bool = False  # target_id was newly made for this entry
+    prepared: write.Prepared | None = None  # the resource to write, once resolved
     response: dict[str, Any] = field(default_factory=dict)
 
     def fresh_copy(self) -> _Entry:
@@ -176,15 +177,25 @@ def _walk_references(value: Any, rewrite: Callable[[str], str]) -> None:
             _walk_references(item, rewrite)
 
 
-def _resolve(uow: UnitOfWork, entries: list[_Entry]) -> None:
+class _NeedsDatabase(Exception):
+    """Resolving the transaction takes a search: it must happen in the unit of work."""
+
+
+def _resolve(uow: UnitOfWork | None, entries: list[_Entry]) -> None:
     """Decide the id of every entry that creates or conditionally updates,
     then rewrite references to ``urn:uuid`` full URLs and conditional
-    references to those ids."""
+    references to those ids, and prepare each resource for writing.
+
+    Without a unit of work, raises ``_NeedsDatabase`` if any of that takes a
+    search (conditional creates, updates and references); a transaction of
+    plain creates and updates is resolved before it takes the write lock."""
     seen: dict[str, int] = {}
     by_full_url: dict[str, str] = {}
     for entry in entries:
         if entry.method == "POST":
             if entry.if_none_exist:
+                if uow is None:
+                    raise _NeedsDatabase
                 uow.lock_type(entry.res_type)
                 matches = matching_ids(uow, entry.res_type, entry.if_none_exist)
                 if len(matches) > 1:
@@ -200,6 +211,8 @@ def _resolve(uow: UnitOfWork, entries: list[_Entry]) -> None:
                 entry.target_id = write.new_id()
                 entry.minted = True
         elif entry.method == "PUT" and entry.res_id is None:
+            if uow is None:
+                raise _NeedsDatabase
             uow.lock_type(entry.res_type)
             matches = matching_ids(uow, entry.res_type, entry.query)
             if len(matches) > 1:
@@ -237,6 +250,8 @@ def _resolve(uow: UnitOfWork, entries: list[_Entry]) -> None:
                 )
             if "?" in reference and not reference.startswith(("http:", "https:", "#")):
                 if reference not in conditional_cache:
+                    if uow is None:
+                        raise _NeedsDatabase
                     ref_type, _, query = reference.partition("?")
                     supported_type(ref_type)
                     found = matching_ids(uow, ref_type, query)
@@ -255,6 +270,19 @@ def _resolve(uow: UnitOfWork, entries: list[_Entry]) -> None:
     for entry in entries:
         if entry.resource is not None:
             _walk_references(entry.resource, rewrite_for(entry))
+            if entry.target_id is not None and entry.matched is None:
+                entry.prepared = write.prepare(entry.res_type, entry.target_id, entry.resource)
+
+
+def _resolved_offline(parsed: list[_Entry]) -> list[_Entry] | None:
+    """Copies of ``parsed`` resolved and prepared without the database, or
+    ``None`` when resolving them takes a search."""
+    entries = [entry.fresh_copy() for entry in parsed]
+    try:
+        _resolve(None, entries)
+    except _NeedsDatabase:
+        return None
+    return entries
 
 
 def _location(base_url: str, version: StoredVersion) -> str:
@@ -309,17 +337,13 @@ def _write(
             raise _fail(entry.index, "conditional delete is not supported", ".request.url")
         write.delete_in(uow, entry.res_type, entry.res_id)
         return {"response": {"status": outcomes.status_line(204)}}
-    assert entry.resource is not None and entry.target_id is not None
+    if entry.method == "POST" and entry.matched is not None:
+        return _response(200, base_url, entry.matched, prefer)
+    assert entry.prepared is not None
     if entry.method == "POST":
-        if entry.matched is not None:
-            return _response(200, base_url, entry.matched, prefer)
-        result = write.create_in(
-            uow, entry.res_type, entry.resource, res_id=entry.target_id, fresh_id=entry.minted
-        )
+        result = write.create_in(uow, entry.prepared, fresh_id=entry.minted)
     else:
-        result = write.update_in(
-            uow, entry.res_type, entry.target_id, entry.resource, if_match=entry.if_match
-        )
+        result = write.update_in(uow, entry.prepared, if_match=entry.if_match)
     return _response(201 if result.created else 200, base_url, result.version, prefer)
 
 
@@ -329,12 +353,16 @@ def transaction(
     """Process a transaction Bundle; all or nothing."""
     _, raw_entries = _parse_bundle(body, base_url)
     parsed = [_parse_entry(i, raw, base_url, "transaction") for i, raw in enumerate(raw_entries)]
+    resolved = _resolved_offline(parsed)
 
     def attempt(uow: UnitOfWork) -> list[_Entry]:
-        # Resolution rewrites references in place and assigns new ids: give
-        # each attempt fresh copies, so a retried transaction starts clean.
-        entries = [entry.fresh_copy() for entry in parsed]
-        _resolve(uow, entries)
+        if resolved is not None:
+            entries = resolved
+        else:
+            # Resolution rewrites references in place and assigns new ids:
+            # give each attempt fresh copies, so a retry starts clean.
+            entries = [entry.fresh_copy() for entry in parsed]
+            _resolve(uow, entries)
         for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
             try:
                 if entry.method in ("GET", "HEAD"):
@@ -379,7 +407,13 @@ def batch(store: Store, body: Any, *, base_url: str, prefer: ReturnPreference) -
                 responses[entry.index] = _read(store, entry, base_url)
                 continue
 
-            def attempt(uow: UnitOfWork, entry: _Entry = entry) -> dict[str, Any]:
+            offline = _resolved_offline([entry])
+
+            def attempt(
+                uow: UnitOfWork, entry: _Entry = entry, offline: list[_Entry] | None = offline
+            ) -> dict[str, Any]:
+                if offline is not None:
+                    return _write(uow, offline[0], base_url, prefer)
                 fresh = entry.fresh_copy()
                 _resolve(uow, [fresh])
                 return _write(uow, fresh, base_url, prefer)

@@ -17,9 +17,9 @@ from conformance.validation import validate_resource
 from gateway import fhirjson
 from gateway.errors import Conflict, InvalidRequest, Issue, PreconditionFailed, Unprocessable
 from gateway.interactions.types import require
-from gateway.search.index import index_entries
+from gateway.search.index import index_entries, last_updated_entry
 from gateway.search.matching import matching_ids
-from gateway.store import Store, StoredVersion, UnitOfWork
+from gateway.store import IndexEntry, Store, StoredVersion, UnitOfWork
 
 T = TypeVar("T")
 
@@ -99,19 +99,42 @@ def checked_resource(
     return body
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A resource ready to be stored as ``res_type/res_id``: its content with
+    every element but the server's ``meta.versionId`` and ``meta.lastUpdated``,
+    and the search index values of that content. Writers prepare outside the
+    unit of work where they can, so the database's write lock is held for the
+    writing alone, not for the index extraction."""
+
+    res_type: str
+    res_id: str
+    content: dict[str, Any]
+    index: list[IndexEntry]
+
+
+_SERVER_META = ("versionId", "lastUpdated")
+
+
+def prepare(res_type: str, res_id: str, resource: dict[str, Any]) -> Prepared:
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in _SERVER_META}
+    content: dict[str, Any] = {"resourceType": res_type, "id": res_id, "meta": meta}
+    content.update((k, v) for k, v in resource.items() if k not in content)
+    return Prepared(res_type, res_id, content, index_entries(content))
+
+
 def store_version(
     uow: UnitOfWork,
-    res_type: str,
-    res_id: str,
-    resource: dict[str, Any],
+    prepared: Prepared,
     *,
     method: str,
     expected_version: int | None = None,
     fresh_id: bool = False,
 ) -> WriteResult:
-    """Append the next version of ``res_type/res_id`` with fresh meta.
+    """Append the next version of the prepared resource with fresh meta.
     ``fresh_id`` says the server just minted the id, so there is no earlier
     version to look up (were there one, appending version 1 would conflict)."""
+    res_type, res_id = prepared.res_type, prepared.res_id
     previous = None if fresh_id else uow.current(res_type, res_id)
     if expected_version is not None and (
         previous is None or previous.deleted or previous.version != expected_version
@@ -128,11 +151,7 @@ def store_version(
         )
     version = previous.version + 1 if previous else 1
     last_updated = fhirjson.instant()
-    meta = dict(resource.get("meta") or {})
-    meta["versionId"] = str(version)
-    meta["lastUpdated"] = last_updated
-    content = {"resourceType": res_type, "id": res_id, "meta": meta}
-    content.update((k, v) for k, v in resource.items() if k not in content)
+    meta = {**prepared.content["meta"], "versionId": str(version), "lastUpdated": last_updated}
     stored = uow.append(
         StoredVersion(
             res_type=res_type,
@@ -140,9 +159,9 @@ def store_version(
             version=version,
             last_updated=last_updated,
             method=method,
-            content=fhirjson.dumps(content),
+            content=fhirjson.dumps({**prepared.content, "meta": meta}),
         ),
-        index_entries(content),
+        [*prepared.index, last_updated_entry(last_updated)],
     )
     return WriteResult(version=stored, created=previous is None or previous.deleted)
 
@@ -159,38 +178,27 @@ def _single_match(uow: UnitOfWork, res_type: str, query: str, what: str) -> str 
 
 def create_in(
     uow: UnitOfWork,
-    res_type: str,
-    resource: dict[str, Any],
+    prepared: Prepared,
     *,
     if_none_exist: str | None = None,
-    res_id: str | None = None,
     fresh_id: bool = False,
 ) -> WriteResult:
-    """Create with a server id (or ``res_id``, which a transaction assigns
-    up front for ``urn:uuid`` references). With ``if_none_exist``, return the
-    single existing match instead of creating."""
-    require(res_type, TypeInteraction.CREATE)
+    """Create the prepared resource (its id is minted by the server, or assigned
+    up front by a transaction for ``urn:uuid`` references). With
+    ``if_none_exist``, return the single existing match instead of creating."""
+    require(prepared.res_type, TypeInteraction.CREATE)
     if if_none_exist:
-        existing = _single_match(uow, res_type, if_none_exist, "If-None-Exist")
+        existing = _single_match(uow, prepared.res_type, if_none_exist, "If-None-Exist")
         if existing is not None:
-            found = uow_read(uow, res_type, existing)
+            found = uow_read(uow, prepared.res_type, existing)
             return WriteResult(version=found, created=False, matched=True)
-    if res_id is None:
-        return store_version(uow, res_type, new_id(), resource, method="POST", fresh_id=True)
-    return store_version(uow, res_type, res_id, resource, method="POST", fresh_id=fresh_id)
+    return store_version(uow, prepared, method="POST", fresh_id=fresh_id)
 
 
-def update_in(
-    uow: UnitOfWork,
-    res_type: str,
-    res_id: str,
-    resource: dict[str, Any],
-    *,
-    if_match: int | None = None,
-) -> WriteResult:
+def update_in(uow: UnitOfWork, prepared: Prepared, *, if_match: int | None = None) -> WriteResult:
     """Update, or create with the client's id when the resource is new."""
-    require(res_type, TypeInteraction.UPDATE)
-    return store_version(uow, res_type, res_id, resource, method="PUT", expected_version=if_match)
+    require(prepared.res_type, TypeInteraction.UPDATE)
+    return store_version(uow, prepared, method="PUT", expected_version=if_match)
 
 
 def conditional_update_in(
@@ -201,26 +209,21 @@ def conditional_update_in(
     *,
     if_match: int | None = None,
 ) -> WriteResult:
-    """``PUT [type]?criteria``: update the one match, or create when none."""
+    """``PUT [type]?criteria``: update the one match, or create when none.
+    The id depends on what matches, so the resource is prepared in here."""
     require(res_type, TypeInteraction.UPDATE)
     match = _single_match(uow, res_type, query, "conditional update")
     body_id = resource.get("id")
-    if match is None:
-        return store_version(
-            uow,
-            res_type,
-            body_id or new_id(),
-            resource,
-            method="PUT",
-            expected_version=if_match,
-        )
-    if body_id is not None and body_id != match:
+    if match is not None and body_id is not None and body_id != match:
         raise InvalidRequest(
             f"the resource id {body_id!r} differs from the id of the {res_type} the "
             "criteria matched",
             code="GW-0114",
         )
-    return store_version(uow, res_type, match, resource, method="PUT", expected_version=if_match)
+    res_id = match or body_id or new_id()
+    return store_version(
+        uow, prepare(res_type, res_id, resource), method="PUT", expected_version=if_match
+    )
 
 
 def delete_in(uow: UnitOfWork, res_type: str, res_id: str) -> StoredVersion | None:
@@ -276,9 +279,10 @@ def create(
     store: Store, res_type: str, body: Any, *, if_none_exist: str | None = None
 ) -> WriteResult:
     require(res_type, TypeInteraction.CREATE)
-    resource = checked_resource(body, res_type)
+    prepared = prepare(res_type, new_id(), checked_resource(body, res_type))
     return in_unit_of_work(
-        store, lambda uow: create_in(uow, res_type, resource, if_none_exist=if_none_exist)
+        store,
+        lambda uow: create_in(uow, prepared, if_none_exist=if_none_exist, fresh_id=True),
     )
 
 
@@ -286,10 +290,8 @@ def update(
     store: Store, res_type: str, res_id: str, body: Any, *, if_match: int | None = None
 ) -> WriteResult:
     require(res_type, TypeInteraction.UPDATE)
-    resource = checked_resource(body, res_type, url_id=res_id)
-    return in_unit_of_work(
-        store, lambda uow: update_in(uow, res_type, res_id, resource, if_match=if_match)
-    )
+    prepared = prepare(res_type, res_id, checked_resource(body, res_type, url_id=res_id))
+    return in_unit_of_work(store, lambda uow: update_in(uow, prepared, if_match=if_match))
 
 
 def conditional_update(

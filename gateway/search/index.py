@@ -16,7 +16,7 @@ from typing import Any
 
 from conformance.registry import RESOURCES
 from gateway import fhirjson
-from gateway.search.extract import extract_composite, index_values
+from gateway.search.extract import date_range, extract_composite, index_values
 from gateway.search.parameters import SearchParameter, parameters_for
 from gateway.search.values import (
     CompositeValue,
@@ -35,6 +35,7 @@ EXTRACTION_RULES = "1"
 
 
 OF_TYPE = ":of-type"
+LAST_UPDATED = "_lastUpdated"
 
 
 def index_entries(resource: dict[str, Any]) -> list[IndexEntry]:
@@ -60,6 +61,13 @@ def index_entries(resource: dict[str, Any]) -> list[IndexEntry]:
                 typed = f"{coding['system']}|{coding['code']}|{identifier['value']}"
                 entries.append(IndexEntry("identifier" + OF_TYPE, TokenValue(None, typed)))
     return entries
+
+
+def last_updated_entry(instant: str) -> IndexEntry:
+    """The ``_lastUpdated`` value of a version stamped at ``instant``: the one
+    index value the store sets itself, so writers can extract the rest of a
+    resource's values before they take the write lock."""
+    return IndexEntry(LAST_UPDATED, date_range(instant))
 
 
 @cache
@@ -97,9 +105,10 @@ def reindex(store: Store, batch: int = 500) -> int:
 def _reindex_batch(store: Store, res_type: str, batch: list[tuple[str, dict[str, Any]]]) -> int:
     if not batch:
         return 0
+    entries = [(res_id, index_entries(resource)) for res_id, resource in batch]
     with store.unit_of_work() as uow:
-        for res_id, resource in batch:
-            uow.replace_index(res_type, res_id, index_entries(resource))
+        for res_id, index in entries:
+            uow.replace_index(res_type, res_id, index)
     return len(batch)
 
 

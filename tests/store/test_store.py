@@ -260,3 +260,82 @@ def test_an_index_built_with_other_rules_is_rebuilt(store: Store) -> None:
     assert ensure_current(store) == 1
     assert [v.res_id for v in search(store, query).matches] == ["p1"]
     assert ensure_current(store) is None
+
+
+def _index_rows(store: Store, res_type: str, res_id: str) -> list[tuple[object, ...]]:
+    from gateway.store._sql import INDEX_TABLES
+
+    rows: list[tuple[object, ...]] = []
+    for table in INDEX_TABLES:
+        found = store.select(
+            f"SELECT * FROM {table} WHERE res_type = ? AND res_id = ?", [res_type, res_id]
+        )
+        rows += [(table, *map(str, row)) for row in found]
+    return sorted(rows)
+
+
+def test_writes_index_what_a_rebuild_would(store: Store) -> None:
+    """Writers extract index values before they take the write lock and the
+    store stamps ``_lastUpdated``: the rows must be exactly those a rebuild
+    from the stored version makes, for creates, updates and transactions."""
+    from gateway.interactions import bundle, write
+    from gateway.interactions.types import ReturnPreference
+    from gateway.search.index import reindex
+
+    created = write.create(
+        store,
+        "Patient",
+        {
+            "resourceType": "Patient",
+            "meta": {"tag": [{"system": "urn:t", "code": "demo"}], "versionId": "9"},
+            "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009"}],
+            "name": [{"family": "Ó Briain", "given": ["Siobhán"]}],
+            "birthDate": "1950-02",
+        },
+    )
+    patient_id = created.version.res_id
+    write.update(
+        store,
+        "Patient",
+        patient_id,
+        {"resourceType": "Patient", "id": patient_id, "name": [{"family": "Okafor"}]},
+    )
+    answer = bundle.transaction(
+        store,
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "fullUrl": "urn:uuid:0b0e7bde-cb9c-4b5f-8f4d-3c5b0a6a1d01",
+                    "resource": {"resourceType": "Patient", "gender": "female"},
+                    "request": {"method": "POST", "url": "Patient"},
+                },
+                {
+                    "resource": {
+                        "resourceType": "Observation",
+                        "status": "final",
+                        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                        "subject": {"reference": "urn:uuid:0b0e7bde-cb9c-4b5f-8f4d-3c5b0a6a1d01"},
+                        "effectiveDateTime": "2024-05-01T10:30:00Z",
+                        "valueQuantity": {
+                            "value": 61,
+                            "system": "http://unitsofmeasure.org",
+                            "code": "/min",
+                        },
+                    },
+                    "request": {"method": "POST", "url": "Observation"},
+                },
+            ],
+        },
+        base_url="http://gateway.test/fhir",
+        prefer=ReturnPreference.MINIMAL,
+    )
+    written = [("Patient", patient_id)] + [
+        tuple(e["response"]["location"].split("/")[-4:-2]) for e in answer["entry"]
+    ]
+    before = {key: _index_rows(store, *key) for key in written}
+    assert all(before.values())
+    assert any("_lastUpdated" in row for rows in before.values() for row in rows)
+    reindex(store)
+    assert {key: _index_rows(store, *key) for key in written} == before
