@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
@@ -56,6 +57,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             await run_in_threadpool(extract.warm_up)  # fails at start, not on a write
             # One per event loop: async drivers bind to the loop they start on.
             app.state.reader = await app.state.store.open_async_reader()
+            app.state.writes = CapacityLimiter(app.state.store.concurrent_writers)
             try:
                 yield
             finally:

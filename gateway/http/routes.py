@@ -109,7 +109,7 @@ async def batch_or_transaction(request: Request) -> Response:
     prefer = return_preference(request.headers.get("prefer"))
     kind = body.get("type") if isinstance(body, dict) else None
     process = bundles.transaction if kind == "transaction" else bundles.batch
-    result = await run_in_threadpool(
+    result = await context.write(
         process, context.store, body, base_url=context.base_url, prefer=prefer
     )
     return responses.bundle(result)
@@ -132,7 +132,7 @@ async def create(request: Request) -> Response:
     res_type = _path(request, "res_type")
     require(res_type, TypeInteraction.CREATE)
     body = await _json_body(request, context)
-    result = await run_in_threadpool(
+    result = await context.write(
         write.create,
         context.store,
         res_type,
@@ -153,7 +153,7 @@ async def conditional_update(request: Request) -> Response:
             code="GW-0113",
         )
     body = await _json_body(request, context)
-    result = await run_in_threadpool(
+    result = await context.write(
         write.conditional_update,
         context.store,
         res_type,
@@ -273,7 +273,7 @@ async def update(request: Request) -> Response:
     res_type, res_id = _path(request, "res_type"), _path(request, "res_id")
     require(res_type, TypeInteraction.UPDATE)
     body = await _json_body(request, context)
-    result = await run_in_threadpool(
+    result = await context.write(
         write.update,
         context.store,
         res_type,
@@ -286,7 +286,7 @@ async def update(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     context = authenticated(request)
-    deleted = await run_in_threadpool(
+    deleted = await context.write(
         write.delete, context.store, _path(request, "res_type"), _path(request, "res_id")
     )
     headers = {"ETag": f'W/"{deleted.version}"'} if deleted else {}
