@@ -5,7 +5,7 @@ in-memory dict with the very bytes (and ETag/Last-Modified) the gateway
 returned for each id. Served by uvicorn with the gateway's options (same
 worker count, httptools/uvloop when installed, no access log, no server
 header), so the difference between the two is what the gateway does per read:
-routing through FastAPI, its dependency and middleware, the thread-pool hop and
+routing through its routes, middleware and access checks, the access log and
 the database query.
 
 Run as ``python -m bench._bare --port N --workers N --data FILE``; the file is

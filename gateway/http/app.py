@@ -12,14 +12,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from anyio import CapacityLimiter
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from conformance import validation
-from gateway import __version__, errors, fhirjson, logs
+from gateway import errors, fhirjson, logs
 from gateway.config import Settings
 from gateway.http import responses
 from gateway.http.middleware import RequestContext
@@ -39,12 +41,68 @@ _HTTP_ERRORS: dict[int, type[errors.GatewayError]] = {
 }
 
 
-def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.GatewayError)
+    headers = None
+    if isinstance(exc, errors.Unauthorized):
+        headers = {"WWW-Authenticate": 'Bearer realm="fhir"'}
+    if isinstance(exc, errors.StoreUnavailable):
+        log.error("store unavailable: %s", exc)
+    return responses.error(exc, headers)
+
+
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = _HTTP_ERRORS.get(exc.status_code, errors.InvalidRequest)
+    message = {
+        404: f"there is no endpoint at {request.url.path}",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }.get(exc.status_code, str(exc.detail))
+    response = responses.error(kind(message, code=f"GW-0{exc.status_code}"))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return responses.FhirResponse(
+        {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "fatal",
+                    "code": "exception",
+                    "diagnostics": "GW-0500: internal error; quote the X-Request-Id "
+                    "header to the gateway's operators",
+                }
+            ],
+        },
+        status_code=500,
+    )
+
+
+async def _healthz(request: Request) -> Response:
+    """Liveness: the process answers."""
+    return responses.FhirResponse({"status": "ok"})
+
+
+async def _readyz(request: Request) -> Response:
+    """Readiness: the database answers."""
+    await run_in_threadpool(request.app.state.store.ping)
+    return responses.FhirResponse({"status": "ready"})
+
+
+def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     """Build the gateway. Without ``store`` the app opens (and migrates) the
-    one ``settings.database_url`` names when it starts, and closes it on exit."""
+    one ``settings.database_url`` names when it starts, and closes it on exit.
+
+    A plain Starlette app: every route is a Starlette ``Route`` whose handler
+    reads the request itself, so FastAPI's dependency injection and request
+    validation would only add their cost to each request."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = store is None
         app.state.store = (
             open_store(settings.database_url, pool_size=settings.db_pool_size) if owned else store
@@ -66,85 +124,29 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             if owned:
                 app.state.store.close()
 
-    app = FastAPI(
-        title="London care gateway",
-        version=__version__,
+    app = Starlette(
+        # The FHIR routes first: the router tries routes in order.
+        routes=[
+            *ROUTES,
+            Route("/healthz", _healthz, methods=["GET"]),
+            Route("/readyz", _readyz, methods=["GET"]),
+        ],
+        middleware=[Middleware(RequestContext)],
+        exception_handlers={
+            errors.GatewayError: _gateway_error,
+            HTTPException: _routing_error,
+            Exception: _unexpected,
+        },
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-        # No OpenTelemetry here: with it off, FastAPI skips its per-request
-        # provider checks (about a tenth of a read's time).
-        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.started_at = fhirjson.instant()
     if store is not None:
         app.state.store = store
-
-    @app.exception_handler(errors.GatewayError)
-    async def gateway_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, errors.GatewayError)
-        headers = None
-        if isinstance(exc, errors.Unauthorized):
-            headers = {"WWW-Authenticate": 'Bearer realm="fhir"'}
-        if isinstance(exc, errors.StoreUnavailable):
-            log.error("store unavailable: %s", exc)
-        return responses.error(exc, headers)
-
-    @app.exception_handler(HTTPException)
-    async def routing_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        kind = _HTTP_ERRORS.get(exc.status_code, errors.InvalidRequest)
-        message = {
-            404: f"there is no endpoint at {request.url.path}",
-            405: f"{request.method} is not allowed on {request.url.path}",
-        }.get(exc.status_code, str(exc.detail))
-        response = responses.error(kind(message, code=f"GW-0{exc.status_code}"))
-        if exc.headers:
-            response.headers.update(exc.headers)
-        return response
-
-    @app.exception_handler(RequestValidationError)
-    async def malformed_request(request: Request, exc: Exception) -> Response:
-        return responses.error(errors.InvalidRequest(str(exc), code="GW-0102"))
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return responses.FhirResponse(
-            {
-                "resourceType": "OperationOutcome",
-                "issue": [
-                    {
-                        "severity": "fatal",
-                        "code": "exception",
-                        "diagnostics": "GW-0500: internal error; quote the X-Request-Id "
-                        "header to the gateway's operators",
-                    }
-                ],
-            },
-            status_code=500,
-        )
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> Response:
-        """Liveness: the process answers."""
-        return responses.FhirResponse({"status": "ok"})
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> Response:
-        """Readiness: the database answers."""
-        await run_in_threadpool(request.app.state.store.ping)
-        return responses.FhirResponse({"status": "ready"})
-
-    # The FHIR routes first: the router tries routes in order.
-    app.router.routes[:0] = ROUTES
-    app.add_middleware(RequestContext)
     logs.configure(settings.log_level)
     return app
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment() -> Starlette:
     """The uvicorn factory (``--factory``) each worker process calls."""
     return create_app(Settings.from_env())

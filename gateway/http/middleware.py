@@ -6,7 +6,6 @@ task and a queue per request on the hot read path.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import time
@@ -16,7 +15,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway import logs
 from gateway.errors import PayloadTooLarge
 
-access_log = logging.getLogger("gateway.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -56,14 +54,11 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            access_log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                },
+            logs.access_log.write(
+                scope["method"],
+                scope["path"],
+                status,
+                round((time.perf_counter() - started) * 1000, 3),
             )
             logs.request_id.reset(token)
 

@@ -4,11 +4,12 @@ Each handler only translates: HTTP in, a call on ``gateway.interactions``, a
 FHIR response out. Errors are raised as ``gateway.errors`` kinds and answered
 by the handlers in ``gateway.http.app``.
 
-The FHIR routes are plain Starlette routes inside the FastAPI app: they take
-the request and return a response, so FastAPI's per-request dependency solving
-and parameter binding would add nothing but cost (about a third of a read's
-time; see ``bench/rest_core.py``). Every handler starts with
-``deps.authenticated`` or ``deps.public``, which is what a dependency would do.
+The routes are plain Starlette routes: they take the request and return a
+response. FastAPI's dependency solving and parameter binding added nothing
+here but cost (measured with ``bench/rest_core.py``: a read took 0.28 ms of
+server CPU inside a FastAPI app and 0.21 ms without one). Every handler starts
+with ``deps.authenticated`` or ``deps.public``, which is what a dependency
+would do.
 """
 
 from __future__ import annotations

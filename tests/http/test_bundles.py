@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi.testclient import TestClient
+from starlette.testclient import TestClient
 
 from tests.conftest import BASE_URL
 from tests.http.test_crud import NHS, patient

@@ -3,7 +3,7 @@ https://hl7.org/fhir/R4/http.html#ccreate and #cond-update"""
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
+from starlette.testclient import TestClient
 
 from tests.http.test_crud import NHS, patient
 

@@ -6,7 +6,7 @@ import json
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from fastapi.testclient import TestClient
+from starlette.testclient import TestClient
 
 from tests.conftest import BASE_URL
 

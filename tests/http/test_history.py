@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from fastapi.testclient import TestClient
+from starlette.testclient import TestClient
 
 from tests.http.test_crud import patient
 

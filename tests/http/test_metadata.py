@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
+from starlette.testclient import TestClient
 
 from conformance.registry import RESOURCES
 from conformance.validation import validate_resource
