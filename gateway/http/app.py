@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from anyio import CapacityLimiter
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -115,7 +114,6 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             await run_in_threadpool(extract.warm_up)  # fails at start, not on a write
             # One per event loop: async drivers bind to the loop they start on.
             app.state.reader = await app.state.store.open_async_reader()
-            app.state.writes = CapacityLimiter(app.state.store.concurrent_writers)
             try:
                 yield
             finally:

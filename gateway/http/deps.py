@@ -3,20 +3,14 @@ check, the requester check and the request's context (store, base URL)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, TypeVar
 
-from anyio import CapacityLimiter, to_thread
 from starlette.requests import Request
 
 from gateway.config import Settings
 from gateway.errors import Unauthorized
 from gateway.http.negotiation import check_acceptable
 from gateway.store import AsyncReader, Store
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +19,6 @@ class FhirContext:
     reader: AsyncReader  # reads on the event loop (the hot path)
     settings: Settings
     base_url: str  # the FHIR base, without a trailing slash
-    writes: CapacityLimiter  # the threads this process gives to writes
-
-    async def write(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a write on a thread, at most ``store.concurrent_writers`` at once."""
-        return await to_thread.run_sync(partial(work, *args, **kwargs), limiter=self.writes)
 
 
 def base_url(request: Request, settings: Settings) -> str:
@@ -56,7 +45,6 @@ def _negotiated(request: Request) -> FhirContext:
         reader=request.app.state.reader,
         settings=settings,
         base_url=base_url(request, settings),
-        writes=request.app.state.writes,
     )
 
 

@@ -110,7 +110,7 @@ async def batch_or_transaction(request: Request) -> Response:
     prefer = return_preference(request.headers.get("prefer"))
     kind = body.get("type") if isinstance(body, dict) else None
     process = bundles.transaction if kind == "transaction" else bundles.batch
-    result = await context.write(
+    result = await run_in_threadpool(
         process, context.store, body, base_url=context.base_url, prefer=prefer
     )
     return responses.bundle(result)
@@ -133,7 +133,7 @@ async def create(request: Request) -> Response:
     res_type = _path(request, "res_type")
     require(res_type, TypeInteraction.CREATE)
     body = await _json_body(request, context)
-    result = await context.write(
+    result = await run_in_threadpool(
         write.create,
         context.store,
         res_type,
@@ -154,7 +154,7 @@ async def conditional_update(request: Request) -> Response:
             code="GW-0113",
         )
     body = await _json_body(request, context)
-    result = await context.write(
+    result = await run_in_threadpool(
         write.conditional_update,
         context.store,
         res_type,
@@ -274,7 +274,7 @@ async def update(request: Request) -> Response:
     res_type, res_id = _path(request, "res_type"), _path(request, "res_id")
     require(res_type, TypeInteraction.UPDATE)
     body = await _json_body(request, context)
-    result = await context.write(
+    result = await run_in_threadpool(
         write.update,
         context.store,
         res_type,
@@ -287,7 +287,7 @@ async def update(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     context = authenticated(request)
-    deleted = await context.write(
+    deleted = await run_in_threadpool(
         write.delete, context.store, _path(request, "res_type"), _path(request, "res_id")
     )
     headers = {"ETag": f'W/"{deleted.version}"'} if deleted else {}

@@ -138,9 +138,6 @@ class Store(Reader, Protocol):
     ``PostgresStore``. All methods are thread-safe."""
 
     url: str
-    # How many writes one process should run at once. More than the store can
-    # overlap only adds threads that fight the writer for the GIL.
-    concurrent_writers: int
 
     async def open_async_reader(self) -> AsyncReader:
         """A reader for the running event loop (one per loop; close it when

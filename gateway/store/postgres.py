@@ -122,18 +122,12 @@ class _AsyncPostgresReader:
         await self._pool.close()
 
 
-_CONCURRENT_WRITERS = 4
-
-
 class PostgresStore:
     """A store in a PostgreSQL database, ``postgresql://user@host:port/db``."""
 
     def __init__(self, url: str, *, pool_size: int = 16) -> None:
         self.url = url
         self._pool_size = pool_size
-        # Writers lock rows, not the database, and wait on the server's
-        # fsync with the GIL released: several overlap usefully.
-        self.concurrent_writers = _CONCURRENT_WRITERS
         self._commits = 0
         self._commits_lock = threading.Lock()
         self._analyzing = False

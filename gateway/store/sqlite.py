@@ -47,6 +47,8 @@ _ANALYSIS_LIMIT = 1000
 # Past this many WAL pages (64 MiB) the checkpointer waits for a pause in
 # writing to bring the WAL back to its start, so it cannot grow without bound.
 _WAL_RESTART_PAGES = 16_384
+# How long the checkpointer lets commits gather before it copies them over.
+_CHECKPOINT_DELAY_S = 0.2
 
 
 def _duplicate_version() -> Exception:
@@ -98,7 +100,7 @@ class _Checkpointer:
     SQLite's automatic checkpoint runs inside the commit that crosses 1,000
     WAL pages, with the write lock held: measured, it was a third of a
     100-resource transaction's time. A PASSIVE checkpoint here blocks no
-    reader or writer and runs (outside the GIL) beside the next write. Readers
+    reader or writer and runs (outside the GIL) beside the next writes. Readers
     that hold old snapshots can keep it from reaching the end of the WAL; once
     the WAL passes ``_WAL_RESTART_PAGES``, a RESTART checkpoint takes its turn
     in the writers' queue (``hold_writers``) and starts the WAL afresh. In
@@ -113,7 +115,7 @@ class _Checkpointer:
         self._connect = connect
         self._hold_writers = hold_writers
         self._wake = threading.Event()
-        self._stopping = False
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpointer", daemon=True)
         self._thread.start()
 
@@ -121,7 +123,7 @@ class _Checkpointer:
         self._wake.set()
 
     def stop(self) -> None:
-        self._stopping = True
+        self._stop.set()
         self._wake.set()
         self._thread.join()
 
@@ -130,9 +132,11 @@ class _Checkpointer:
         try:
             while True:
                 self._wake.wait()
-                self._wake.clear()
-                if self._stopping:
+                # Gather the commits of the next moment into one checkpoint:
+                # each costs an fsync of the database file, too dear per commit.
+                if self._stop.wait(_CHECKPOINT_DELAY_S):
                     return
+                self._wake.clear()
                 try:
                     _busy, wal_pages, _copied = conn.execute(
                         "PRAGMA wal_checkpoint(PASSIVE)"
@@ -168,12 +172,6 @@ class _InlineReader:
 
 class SQLiteStore:
     """A store in one SQLite file, ``sqlite:///path/to/file.db``."""
-
-    # SQLite has one writer at a time: a second write thread in the process
-    # prepares its resources while the first holds the lock. More only fight
-    # the lock holder for the GIL (measured in one process: 8 threads wrote
-    # 13% less than one); worker processes add the rest of the parallelism.
-    concurrent_writers = 2
 
     def __init__(self, url: str) -> None:
         self.url = url
