@@ -29,8 +29,11 @@ Value rules, by parameter type:
   of its codings, plus ``TokenValue(None, None, text)`` for its ``text``, so
   that ``:text`` finds either (https://hl7.org/fhir/R4/search.html#token);
   Identifier is (system, value, type.text); ContactPoint is (None, value);
-  code, string, id, uri and the other string-like primitives are
-  (None, value); boolean is (None, "true"/"false").
+  a ``code`` is (the code system its required binding names, value) where
+  the parameter's data says which (``codeSystem``: ``gender`` is
+  ``http://hl7.org/fhir/administrative-gender``), else (None, value), as are
+  string, id, uri and the other string-like primitives; boolean is
+  (None, "true"/"false").
 * string: each string; HumanName's family, given, prefix, suffix and text and
   Address's line, city, district, state, postalCode, country and text, each a
   value of its own.
@@ -891,6 +894,15 @@ def _primitive_token(value: Any) -> list[SearchValue]:
     return []
 
 
+def _bound_code(system: str) -> _Convert:
+    """A ``code`` element's token, with the system its binding names."""
+
+    def convert(value: Any) -> list[SearchValue]:
+        return [TokenValue(system, value)] if type(value) is str else []
+
+    return convert
+
+
 def _string(value: Any) -> list[SearchValue]:
     return [StringValue(value)] if type(value) is str else []
 
@@ -1031,7 +1043,11 @@ def _extractor(res_type: str, param: SearchParameter) -> _Extractor:
     run, selected = compile_expression(param.expression, res_type)
     if not selected:
         raise UnsupportedExpression(f"{where}: no branch of {param.expression!r} applies")
-    return _Extractor(run, _converters(param.type, selected, where))
+    converters = _converters(param.type, selected, where)
+    system = param.code_system(res_type) if param.type == "token" else None
+    if system is not None and "code" in converters:
+        converters = {**converters, "code": _bound_code(system)}
+    return _Extractor(run, converters)
 
 
 def _values(extractor: _Extractor, items: Items) -> list[SearchValue]:

@@ -77,9 +77,17 @@ class SearchParameter:
     multiple_and: bool | None = None
     comparators: tuple[str, ...] = ()
     modifiers: tuple[str, ...] = ()
+    # (base type, code system) where the parameter selects a ``code`` element
+    # bound to one code system (the data file's ``codeSystem``).
+    code_systems: tuple[tuple[str, str], ...] = ()
 
     def applies_to(self, res_type: str) -> bool:
         return COMMON_BASE in self.base or res_type in self.base
+
+    def code_system(self, res_type: str) -> str | None:
+        """The system of the codes this token parameter finds on ``res_type``
+        in ``code`` elements, which carry none of their own."""
+        return dict(self.code_systems).get(res_type)
 
 
 def _parameter(raw: Mapping[str, Any]) -> SearchParameter:
@@ -106,6 +114,7 @@ def _parameter(raw: Mapping[str, Any]) -> SearchParameter:
         multiple_and=raw.get("multipleAnd"),
         comparators=tuple(raw.get("comparator", ())),
         modifiers=tuple(raw.get("modifier", ())),
+        code_systems=tuple(sorted(raw.get("codeSystem", {}).items())),
     )
 
 

@@ -129,6 +129,17 @@ def test_token_search_by_system_and_code(people: TestClient) -> None:
     assert ids(people, "/fhir/Patient?_id=ada,zoe") == ["ada", "zoe"]
 
 
+def test_codes_are_found_by_the_system_their_binding_names(people: TestClient) -> None:
+    """A ``code`` element has no system of its own; it is indexed with the
+    code system of its required binding, as HAPI FHIR does."""
+    gender = "http://hl7.org/fhir/administrative-gender"
+    assert ids(people, f"/fhir/Patient?gender={gender}|male") == ["tom"]
+    assert ids(people, f"/fhir/Patient?gender={gender}|") == ["ada", "tom", "zoe"]
+    assert ids(people, "/fhir/Patient?gender=|male") == []
+    assert ids(people, "/fhir/Patient?gender=http://example.org/other|male") == []
+    assert ids(people, f"/fhir/Patient?gender:not={gender}|male") == ["ada", "zoe"]
+
+
 def test_or_within_a_parameter_and_across_repeats(people: TestClient) -> None:
     assert ids(people, "/fhir/Patient?family=zoe,okafor-smith") == ["tom", "zoe"]
     assert ids(people, "/fhir/Patient?family=okafor&gender=female") == ["ada"]

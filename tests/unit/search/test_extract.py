@@ -84,9 +84,24 @@ def test_patient_birthdate_is_the_whole_day() -> None:
     ]
 
 
-def test_patient_gender_is_a_code_token() -> None:
-    """A code is a token with no system."""
-    assert values(example("Patient"), "gender") == [TokenValue(None, "female")]
+def test_patient_gender_is_a_code_token_with_its_bound_system() -> None:
+    """A code carries the system of the code system its required binding
+    names, so ``gender=<system>|female`` finds it as ``gender=female`` does."""
+    assert values(example("Patient"), "gender") == [
+        TokenValue("http://hl7.org/fhir/administrative-gender", "female")
+    ]
+
+
+def test_code_systems_are_only_given_to_token_parameters_of_their_base() -> None:
+    from gateway.search.parameters import all_parameters
+
+    given = [p for p in all_parameters() if p.code_systems]
+    assert len(given) > 20
+    for param in given:
+        assert param.type == "token", param.url
+        for base, system in param.code_systems:
+            assert param.applies_to(base), (param.url, base)
+            assert system.startswith("http://hl7.org/fhir/"), (param.url, system)
 
 
 def test_patient_identifier() -> None:
@@ -110,7 +125,7 @@ def test_patient_address_parts() -> None:
     assert values(patient, "address") == strings(
         "Flat 4", "27 Junction Road", "London", "Islington", "N19 5QT", "GB"
     )
-    assert values(patient, "address-use") == [TokenValue(None, "home")]
+    assert values(patient, "address-use") == [TokenValue("http://hl7.org/fhir/address-use", "home")]
 
 
 def test_patient_general_practitioner_keeps_the_identifier() -> None:
@@ -300,7 +315,9 @@ def test_observation_component_values_and_composites() -> None:
 def test_observation_status_and_category() -> None:
     """A code and a CodeableConcept's coding."""
     observation = example("Observation")
-    assert values(observation, "status") == [TokenValue(None, "final")]
+    assert values(observation, "status") == [
+        TokenValue("http://hl7.org/fhir/observation-status", "final")
+    ]
     assert values(observation, "category") == [
         TokenValue(
             "http://terminology.hl7.org/CodeSystem/observation-category",
@@ -403,7 +420,9 @@ def test_consent_patient_status_period_and_source() -> None:
     Attachment is no reference)."""
     consent = example("Consent")
     assert values(consent, "patient") == [ref("Patient/amara-okafor")]
-    assert values(consent, "status") == [TokenValue(None, "active")]
+    assert values(consent, "status") == [
+        TokenValue("http://hl7.org/fhir/consent-state-codes", "active")
+    ]
     assert values(consent, "period") == [
         DateRange("2024-03-12T00:00:00.000000Z", "2025-03-13T00:00:00.000000Z")
     ]
@@ -496,10 +515,10 @@ def test_index_values_by_code() -> None:
         "phonetic",
         "telecom",
     }
-    assert indexed["gender"] == [TokenValue(None, "female")]
+    assert indexed["gender"] == [TokenValue("http://hl7.org/fhir/administrative-gender", "female")]
     observation = index_values(example("Observation"))
     assert "component-code-value-quantity" not in observation
-    assert observation["status"] == [TokenValue(None, "final")]
+    assert observation["status"] == [TokenValue("http://hl7.org/fhir/observation-status", "final")]
     location = index_values(example("Location"))
     assert "near" not in location
 
