@@ -7,36 +7,24 @@ Each subcommand is a small function over ``Settings``; later capabilities
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
-import socket
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from gateway import __version__
+from gateway.auth import commands as commands_auth
+from gateway.auth.clients import OrgKind
+from gateway.auth.tokens import Purpose
 from gateway.config import Settings
+from gateway.errors import StoreUnavailable
 from gateway.search.index import ensure_current, reindex
-from gateway.store import open_store
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        try:
-            return all(
-                ipaddress.ip_address(info[4][0]).is_loopback
-                for info in socket.getaddrinfo(host, None)
-            )
-        except OSError:
-            return False
+from gateway.store import Store, open_store
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "database_url", None):
         os.environ["GATEWAY_DATABASE_URL"] = args.database_url
-    if getattr(args, "insecure_no_auth", False):
-        os.environ["GATEWAY_INSECURE_NO_AUTH"] = "true"
     return Settings.from_env()
 
 
@@ -78,21 +66,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _settings(args)
-    if settings.insecure_no_auth and not _is_loopback(args.host):
-        print(
-            f"refusing --insecure-no-auth on {args.host}: serving data without "
-            "authentication is allowed on a loopback address only",
-            file=sys.stderr,
-        )
-        return 2
     # Migrate once here, not in each worker, so workers never race on schema.
     _migrate(settings)
-    if settings.insecure_no_auth:
-        print(
-            "WARNING: authentication is switched off (--insecure-no-auth); "
-            "for local development only",
-            file=sys.stderr,
-        )
     uvicorn.run(
         "gateway.http.app:app_from_environment",
         factory=True,
@@ -123,11 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes (2 recommended on a 2-core machine)",
     )
     serve.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
-    serve.add_argument(
-        "--insecure-no-auth",
-        action="store_true",
-        help="DEVELOPMENT ONLY: serve data endpoints without authentication (loopback only)",
-    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = commands.add_parser("migrate", help="apply pending schema migrations")
@@ -137,10 +107,106 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = commands.add_parser("reindex", help="rebuild the search index of every live resource")
     rebuild.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
     rebuild.set_defaults(func=cmd_reindex)
+
+    _add_client_commands(commands)
     return parser
+
+
+def _add_client_commands(commands: Any) -> None:
+    clients = commands.add_parser("clients", help="the registry of backend clients")
+    clients.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
+    actions = clients.add_subparsers(dest="action", required=True)
+
+    add = actions.add_parser("add", help="register a backend client")
+    add.add_argument("client_id", metavar="CLIENT_ID")
+    add.add_argument("--org", required=True, metavar="ODS_CODE", help="its organisation's ODS code")
+    add.add_argument("--org-name", required=True, metavar="NAME")
+    add.add_argument("--kind", required=True, choices=[k.value for k in OrgKind])
+    add.add_argument(
+        "--scope",
+        required=True,
+        metavar="SCOPES",
+        help='the most it may be granted, e.g. "system/*.rs"',
+    )
+    add.add_argument("--name", help="the client system's display name (default: its id)")
+    _add_key_options(add)
+
+    actions.add_parser("list", help="every registered client")
+    for action, text in (
+        ("show", "one client's registration"),
+        ("disable", "refuse the client's assertions and tokens from now on"),
+        ("enable", "accept a disabled client again"),
+    ):
+        one = actions.add_parser(action, help=text)
+        one.add_argument("client_id", metavar="CLIENT_ID")
+
+    rotate = actions.add_parser("rotate-key", help="add a key, and retire old ones")
+    rotate.add_argument("client_id", metavar="CLIENT_ID")
+    _add_key_options(rotate)
+    rotate.add_argument(
+        "--retire", action="append", default=[], metavar="KID", help="drop this key (repeatable)"
+    )
+    clients.set_defaults(func=cmd_clients)
+
+    token = commands.add_parser("token", help="print an access token for a registered client")
+    token.add_argument("--client", required=True, metavar="CLIENT_ID")
+    token.add_argument("--key", required=True, metavar="PRIVATE_KEY_FILE")
+    token.add_argument("--scope", help="default: everything the client may be granted")
+    token.add_argument("--purpose", choices=[p.value for p in Purpose])
+    token.add_argument("--reason", help="the break-glass reason (with --purpose ETREAT)")
+    token.add_argument(
+        "--url",
+        metavar="BASE_URL",
+        help="ask this running gateway (default: the database directly)",
+    )
+    token.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
+    token.set_defaults(func=cmd_token)
+
+
+def _add_key_options(parser: argparse.ArgumentParser) -> None:
+    key = parser.add_mutually_exclusive_group(required=True)
+    key.add_argument(
+        "--public-key", metavar="PEM_OR_JWKS_FILE", help="its public key: PEM, JWK or JWKS"
+    )
+    key.add_argument(
+        "--generate-key",
+        metavar="PRIVATE_KEY_OUT",
+        help="make an ES384 key pair and write the private key to this new file",
+    )
+
+
+def cmd_clients(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = commands_auth.open_for_command(settings)
+    try:
+        return commands_auth.clients(args, store)
+    finally:
+        store.close()
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        store: Store | None = commands_auth.open_for_command(settings)
+    except StoreUnavailable:
+        if not args.url:
+            raise
+        store = None
+    try:
+        return commands_auth.token(args, store, settings)
+    finally:
+        if store is not None:
+            store.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except commands_auth.CommandError as exc:
+        print(f"gateway {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as exc:
+        print(f"gateway {args.command}: {exc.message}", file=sys.stderr)
+        return 1
     return result

@@ -10,10 +10,6 @@ from dataclasses import dataclass
 DEFAULT_DATABASE_URL = "sqlite:///var/gateway.db"
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -21,9 +17,8 @@ class Settings:
     # each request when unset.
     base_url: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024
-    # Development only: serve data endpoints without authentication. The CLI
-    # refuses it unless the server listens on a loopback address.
-    insecure_no_auth: bool = False
+    # Lifetime of the access tokens the gateway issues, in seconds.
+    token_lifetime_s: int = 300
     log_level: str = "INFO"
     # PostgreSQL connections per worker process.
     db_pool_size: int = 16
@@ -36,7 +31,7 @@ class Settings:
             database_url=env.get("GATEWAY_DATABASE_URL") or DEFAULT_DATABASE_URL,
             base_url=base_url.rstrip("/") if base_url else None,
             max_body_bytes=int(env.get("GATEWAY_MAX_BODY_BYTES") or cls.max_body_bytes),
-            insecure_no_auth=_flag(env.get("GATEWAY_INSECURE_NO_AUTH")),
+            token_lifetime_s=int(env.get("GATEWAY_TOKEN_LIFETIME") or cls.token_lifetime_s),
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "INFO").upper(),
             db_pool_size=int(env.get("GATEWAY_DB_POOL_SIZE") or cls.db_pool_size),
         )

@@ -63,6 +63,8 @@ class InvalidRequest(GatewayError):
 @dataclass
 class Unauthorized(GatewayError):
     issue_type: str = "login"
+    # RFC 6750 section 3.1: "invalid_token" when a token was sent and refused.
+    bearer_error: str | None = None
 
 
 @dataclass

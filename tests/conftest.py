@@ -9,19 +9,30 @@ except under CI (``CI=true``), where that is a failure.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
+from gateway.auth.clients import ClientRegistry, new_registration
+from gateway.auth.keys import generate_private_key, to_jwk
+from gateway.auth.scopes import Scopes
+from gateway.auth.tokens import Purpose, TokenService, signing_key
 from gateway.config import Settings
 from gateway.http.app import create_app
 from gateway.store import Store, open_store
+from gateway.store._sql import INDEX_TABLES
 from tests.support.postgres import Cluster, ClusterUnavailable, start_cluster
 
 BASE_URL = "http://testserver/fhir"
-_TABLES = "resource_version, resource_current, search_token"
+_TABLES = ", ".join(
+    ["resource_version", "resource_current", *INDEX_TABLES, "auth_client", "auth_assertion"]
+)
+# The client every API test calls as, unless it asks for another.
+TEST_CLIENT = "test-system"
+TEST_ORG = "A81001"
 
 
 @pytest.fixture(scope="session")
@@ -75,15 +86,48 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     yield postgres
 
 
-def make_client(store: Store, **settings: object) -> TestClient:
-    options: dict[str, object] = {"insecure_no_auth": True, "base_url": BASE_URL}
+def access_token(
+    store: Store,
+    *,
+    client_id: str = TEST_CLIENT,
+    scopes: str = "system/*.cruds",
+    kind: str = "gp-practice",
+    org: str = TEST_ORG,
+    purpose: Purpose = Purpose.TREAT,
+    reason: str | None = None,
+) -> str:
+    """A token for a client registered (or re-registered) in ``store`` as
+    asked, issued as the token endpoint would issue it."""
+    registration = new_registration(
+        client_id,
+        org_ods=org,
+        org_name=f"Organisation {org}",
+        kind=kind,
+        scopes=scopes,
+        keys=[to_jwk(generate_private_key().public_key())],
+    )
+    ClientRegistry(store).save(registration)
+    service = TokenService(signing_key(store), lifetime_s=300)
+    token, _ = service.issue(
+        registration, Scopes.parse(scopes), purpose, reason, now=int(time.time())
+    )
+    return token
+
+
+def make_client(store: Store, *, token: str | None = "", **settings: object) -> TestClient:
+    """The API over ``store``, calling with ``token`` (by default one for a
+    client allowed everything; ``None``: no Authorization header)."""
+    options: dict[str, object] = {"base_url": BASE_URL}
     options.update(settings)
     app = create_app(Settings(**options), store)  # type: ignore[arg-type]
-    return TestClient(app, raise_server_exceptions=False)
+    if token == "":
+        token = access_token(store)
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return TestClient(app, raise_server_exceptions=False, headers=headers)
 
 
 @pytest.fixture
 def client(store: Store) -> Iterator[TestClient]:
-    """The API over each store, with the development no-auth switch on."""
+    """The API over each store, as a client whose token allows everything."""
     with make_client(store) as test_client:
         yield test_client

@@ -21,8 +21,9 @@ from starlette.routing import Route
 
 from conformance import validation
 from gateway import errors, fhirjson, logs
+from gateway.auth.tokens import TokenService, signing_key
 from gateway.config import Settings
-from gateway.http import responses
+from gateway.http import oauth, responses
 from gateway.http.middleware import RequestContext
 from gateway.http.routes import ROUTES
 from gateway.search import extract
@@ -44,7 +45,10 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.GatewayError)
     headers = None
     if isinstance(exc, errors.Unauthorized):
-        headers = {"WWW-Authenticate": 'Bearer realm="fhir"'}
+        challenge = 'Bearer realm="fhir"'
+        if exc.bearer_error:
+            challenge += f', error="{exc.bearer_error}"'
+        headers = {"WWW-Authenticate": challenge}
     if isinstance(exc, errors.StoreUnavailable):
         log.error("store unavailable: %s", exc)
     return responses.error(exc, headers)
@@ -114,6 +118,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             await run_in_threadpool(extract.warm_up)  # fails at start, not on a write
             # One per event loop: async drivers bind to the loop they start on.
             app.state.reader = await app.state.store.open_async_reader()
+            key = await run_in_threadpool(signing_key, app.state.store)
+            app.state.tokens = TokenService(key, settings.token_lifetime_s)
             try:
                 yield
             finally:
@@ -126,6 +132,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         # The FHIR routes first: the router tries routes in order.
         routes=[
             *ROUTES,
+            *oauth.ROUTES,
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/readyz", _readyz, methods=["GET"]),
         ],

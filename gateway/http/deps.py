@@ -3,14 +3,28 @@ check, the requester check and the request's context (store, base URL)."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from gateway.auth.clients import registration_async
+from gateway.auth.scopes import Permission
+from gateway.auth.tokens import InvalidToken, Requester, TokenService
 from gateway.config import Settings
-from gateway.errors import Unauthorized
+from gateway.errors import Forbidden, Unauthorized
 from gateway.http.negotiation import check_acceptable
+from gateway.interactions.provenance import Author
 from gateway.store import AsyncReader, Store
+
+_VERBS = {
+    Permission.CREATE: "creating",
+    Permission.READ: "reading",
+    Permission.UPDATE: "updating",
+    Permission.DELETE: "deleting",
+    Permission.SEARCH: "searching",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +33,32 @@ class FhirContext:
     reader: AsyncReader  # reads on the event loop (the hot path)
     settings: Settings
     base_url: str  # the FHIR base, without a trailing slash
+    requester: Requester | None = None  # who is asking; None on public endpoints
+
+    @property
+    def who(self) -> Requester:
+        """The requester of an authenticated request."""
+        assert self.requester is not None, "authenticated() was not called"
+        return self.requester
+
+    @property
+    def author(self) -> Author:
+        """Whom this request's writes are recorded as authored by."""
+        who = self.who
+        return Author(who.org_ods, who.org_name, who.client_id, who.client_name)
+
+    def allow_letter(self, res_type: str, permission: str) -> None:
+        """``allow`` for the domain's ``Authorize`` callbacks (SMART letters)."""
+        self.allow(res_type, Permission(permission))
+
+    def allow(self, res_type: str, permission: Permission) -> None:
+        """Refuse (403) an interaction the token's scopes do not grant."""
+        if not self.who.scopes.allows(res_type, permission):
+            raise Forbidden(
+                f"the access token's scopes ({self.who.scopes}) do not allow "
+                f"{_VERBS[permission]} {res_type}",
+                code="GW-0610",
+            )
 
 
 def base_url(request: Request, settings: Settings) -> str:
@@ -53,19 +93,35 @@ def public(request: Request) -> FhirContext:
     return _negotiated(request)
 
 
-def authenticated(request: Request) -> FhirContext:
-    """For every endpoint that reads or writes data.
-
-    Until SMART Backend Services authentication is in place, data endpoints
-    refuse every request unless the server was started with the explicit
-    development switch that says it is insecure.
-    """
+async def authenticated(request: Request) -> FhirContext:
+    """For every endpoint that reads or writes data: the bearer token must be
+    one the gateway issued, unexpired, to a client that is still enabled
+    (checked on every request, so disabling a client stops its tokens at once)."""
     context = _negotiated(request)
-    if not context.settings.insecure_no_auth:
+    header = request.headers.get("authorization")
+    if not header:
         raise Unauthorized(
-            "this endpoint needs an authenticated client, and this server does not yet "
-            "accept any credentials (start it with --insecure-no-auth for local "
-            "development only)",
-            code="GW-0401",
+            "this endpoint needs an access token: get one at /auth/token (SMART Backend "
+            "Services) and send it as 'Authorization: Bearer <token>'",
+            code="GW-0601",
         )
-    return context
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "the Authorization header must be 'Bearer <access token>'",
+            code="GW-0602",
+            bearer_error="invalid_request",
+        )
+    tokens: TokenService = request.app.state.tokens
+    try:
+        requester = tokens.verify(token.strip(), int(time.time()))
+    except InvalidToken as exc:
+        raise Unauthorized(str(exc), code="GW-0603", bearer_error="invalid_token") from None
+    client = await registration_async(context.reader, requester.client_id)
+    if client is None or client.disabled:
+        raise Unauthorized(
+            f"client {requester.client_id!r} is disabled; its tokens are no longer accepted",
+            code="GW-0604",
+            bearer_error="invalid_token",
+        )
+    return dataclasses.replace(context, requester=requester)

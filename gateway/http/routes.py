@@ -24,9 +24,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from conformance.capability import AdvertisedParameter, capability_statement
-from conformance.registry import TypeInteraction
+from conformance.registry import RESOURCES, TypeInteraction
 from gateway import __version__, fhirjson
-from gateway.errors import InvalidRequest, NotFound, UnsupportedMediaType
+from gateway.auth.enforce import authorize_search, includable
+from gateway.auth.scopes import Permission
+from gateway.errors import Forbidden, InvalidRequest, NotFound, UnsupportedMediaType
 from gateway.http import responses
 from gateway.http.deps import FhirContext, authenticated, public
 from gateway.http.middleware import read_body
@@ -36,7 +38,7 @@ from gateway.interactions import history as histories
 from gateway.interactions import read as reads
 from gateway.interactions import search as searches
 from gateway.interactions import write
-from gateway.interactions.types import require
+from gateway.interactions.types import require, supported_type
 from gateway.search.compartments import compartment_parameters
 from gateway.search.parameters import parameter, parameters_for
 from gateway.search.query import parse_search, parse_system_search
@@ -105,19 +107,27 @@ async def metadata(request: Request) -> Response:
 
 
 async def batch_or_transaction(request: Request) -> Response:
-    context = authenticated(request)
+    context = await authenticated(request)
     body = await _json_body(request, context)
     prefer = return_preference(request.headers.get("prefer"))
     kind = body.get("type") if isinstance(body, dict) else None
     process = bundles.transaction if kind == "transaction" else bundles.batch
     result = await run_in_threadpool(
-        process, context.store, body, base_url=context.base_url, prefer=prefer
+        process,
+        context.store,
+        body,
+        base_url=context.base_url,
+        prefer=prefer,
+        authorize=context.allow_letter,
+        author=context.author,
     )
     return responses.bundle(result)
 
 
 async def system_history(request: Request) -> Response:
-    context = authenticated(request)
+    context = await authenticated(request)
+    for res_type in RESOURCES:  # the whole server's history: every type's
+        context.allow(res_type, Permission.SEARCH)
     params = _history_params(request)
     page = await run_in_threadpool(histories.history, context.store, params)
     return responses.bundle(
@@ -129,24 +139,31 @@ async def system_history(request: Request) -> Response:
 
 
 async def create(request: Request) -> Response:
-    context = authenticated(request)
+    context = await authenticated(request)
     res_type = _path(request, "res_type")
     require(res_type, TypeInteraction.CREATE)
+    context.allow(res_type, Permission.CREATE)
+    if_none_exist = request.headers.get("if-none-exist")
+    if if_none_exist:
+        context.allow(res_type, Permission.SEARCH)
     body = await _json_body(request, context)
     result = await run_in_threadpool(
         write.create,
         context.store,
         res_type,
         body,
-        if_none_exist=request.headers.get("if-none-exist"),
+        if_none_exist=if_none_exist,
+        author=context.author,
     )
     return _written(request, context, result)
 
 
 async def conditional_update(request: Request) -> Response:
-    context = authenticated(request)
+    context = await authenticated(request)
     res_type = _path(request, "res_type")
     require(res_type, TypeInteraction.UPDATE)
+    context.allow(res_type, Permission.UPDATE)
+    context.allow(res_type, Permission.SEARCH)
     query = _query_without_format(request)
     if not query:
         raise InvalidRequest(
@@ -161,6 +178,7 @@ async def conditional_update(request: Request) -> Response:
         query,
         body,
         if_match=bundles.parse_if_match(request.headers.get("if-match")),
+        author=context.author,
     )
     return _written(request, context, result)
 
@@ -176,6 +194,7 @@ async def _search(
     require(res_type, TypeInteraction.SEARCH_TYPE)
     lenient = parse_prefer(request.headers.get("prefer")).get("handling") == "lenient"
     query = parse_search(res_type, params, base_url=context.base_url, lenient=lenient)
+    authorize_search(context.who.scopes, query)
     if compartment is not None:
         owner_type, owner_id = compartment
         codes = compartment_parameters(owner_type, res_type)
@@ -183,7 +202,12 @@ async def _search(
             raise NotFound(f"{res_type} is not in the {owner_type} compartment", code="GW-0340")
         found = [parameter(res_type, code) for code in codes]
         query.compartment = (owner_type, owner_id, tuple(p for p in found if p is not None))
-    result = await run_in_threadpool(searches.search, context.store, query)
+    result = await run_in_threadpool(
+        searches.search,
+        context.store,
+        query,
+        includable=includable(context.who.scopes).__contains__,
+    )
     return responses.bundle(
         searches.searchset_bundle(result, query, base_url=context.base_url, path=path)
     )
@@ -191,19 +215,34 @@ async def _search(
 
 async def search_system(request: Request) -> Response:
     """``GET [base]?_type=...``: one search across several types."""
-    context = authenticated(request)
+    context = await authenticated(request)
     lenient = parse_prefer(request.headers.get("prefer")).get("handling") == "lenient"
+    searchable = context.who.scopes.types_allowing(Permission.SEARCH)
+    if not searchable:
+        raise Forbidden(
+            f"the access token's scopes ({context.who.scopes}) allow searching no type",
+            code="GW-0611",
+        )
     query = parse_system_search(
-        list(request.query_params.multi_items()), base_url=context.base_url, lenient=lenient
+        list(request.query_params.multi_items()),
+        base_url=context.base_url,
+        lenient=lenient,
+        within=searchable,
     )
-    result = await run_in_threadpool(searches.search, context.store, query)
+    authorize_search(context.who.scopes, query)
+    result = await run_in_threadpool(
+        searches.search,
+        context.store,
+        query,
+        includable=includable(context.who.scopes).__contains__,
+    )
     return responses.bundle(
         searches.searchset_bundle(result, query, base_url=context.base_url, path="")
     )
 
 
 async def search_type(request: Request) -> Response:
-    context = authenticated(request)
+    context = await authenticated(request)
     res_type = _path(request, "res_type")
     params = list(request.query_params.multi_items())
     return await _search(request, context, res_type, params, res_type)
@@ -211,7 +250,7 @@ async def search_type(request: Request) -> Response:
 
 async def search_by_post(request: Request) -> Response:
     """``POST [type]/_search``: the parameters in a form body (and the URL)."""
-    context = authenticated(request)
+    context = await authenticated(request)
     res_type = _path(request, "res_type")
     media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
@@ -230,7 +269,7 @@ async def search_by_post(request: Request) -> Response:
 
 async def compartment_search(request: Request) -> Response:
     """``GET Patient/[id]/[type]``: the type's resources in a patient's compartment."""
-    context = authenticated(request)
+    context = await authenticated(request)
     owner_type, owner_id = _path(request, "owner_type"), _path(request, "owner_id")
     res_type = _path(request, "res_type")
     params = list(request.query_params.multi_items())
@@ -245,8 +284,10 @@ async def compartment_search(request: Request) -> Response:
 
 
 async def type_history(request: Request) -> Response:
-    context = authenticated(request)
+    context = await authenticated(request)
     res_type = _path(request, "res_type")
+    supported_type(res_type)
+    context.allow(res_type, Permission.SEARCH)
     params = _history_params(request)
     page = await run_in_threadpool(histories.history, context.store, params, res_type)
     return responses.bundle(
@@ -260,19 +301,21 @@ async def type_history(request: Request) -> Response:
 
 
 async def read(request: Request) -> Response:
-    context = authenticated(request)
-    found = await reads.read_async(
-        context.reader, _path(request, "res_type"), _path(request, "res_id")
-    )
+    context = await authenticated(request)
+    res_type = _path(request, "res_type")
+    supported_type(res_type)
+    context.allow(res_type, Permission.READ)
+    found = await reads.read_async(context.reader, res_type, _path(request, "res_id"))
     if request.headers.get("if-none-match") == f'W/"{found.version}"':
         return Response(status_code=304, headers=responses.version_headers(found))
     return responses.resource(found)
 
 
 async def update(request: Request) -> Response:
-    context = authenticated(request)
+    context = await authenticated(request)
     res_type, res_id = _path(request, "res_type"), _path(request, "res_id")
     require(res_type, TypeInteraction.UPDATE)
+    context.allow(res_type, Permission.UPDATE)
     body = await _json_body(request, context)
     result = await run_in_threadpool(
         write.update,
@@ -281,22 +324,28 @@ async def update(request: Request) -> Response:
         res_id,
         body,
         if_match=bundles.parse_if_match(request.headers.get("if-match")),
+        author=context.author,
     )
     return _written(request, context, result)
 
 
 async def delete(request: Request) -> Response:
-    context = authenticated(request)
+    context = await authenticated(request)
+    res_type = _path(request, "res_type")
+    require(res_type, TypeInteraction.DELETE)
+    context.allow(res_type, Permission.DELETE)
     deleted = await run_in_threadpool(
-        write.delete, context.store, _path(request, "res_type"), _path(request, "res_id")
+        write.delete, context.store, res_type, _path(request, "res_id"), author=context.author
     )
     headers = {"ETag": f'W/"{deleted.version}"'} if deleted else {}
     return Response(status_code=204, headers=headers)
 
 
 async def instance_history(request: Request) -> Response:
-    context = authenticated(request)
+    context = await authenticated(request)
     res_type, res_id = _path(request, "res_type"), _path(request, "res_id")
+    supported_type(res_type)
+    context.allow(res_type, Permission.READ)
     params = _history_params(request)
     page = await run_in_threadpool(histories.history, context.store, params, res_type, res_id)
     return responses.bundle(
@@ -307,12 +356,12 @@ async def instance_history(request: Request) -> Response:
 
 
 async def vread(request: Request) -> Response:
-    context = authenticated(request)
+    context = await authenticated(request)
+    res_type = _path(request, "res_type")
+    supported_type(res_type)
+    context.allow(res_type, Permission.READ)
     found = await reads.vread_async(
-        context.reader,
-        _path(request, "res_type"),
-        _path(request, "res_id"),
-        _path(request, "version_id"),
+        context.reader, res_type, _path(request, "res_id"), _path(request, "version_id")
     )
     return responses.resource(found)
 

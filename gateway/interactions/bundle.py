@@ -25,7 +25,8 @@ from gateway import fhirjson, outcomes
 from gateway.errors import GatewayError, InvalidRequest, Issue, PreconditionFailed
 from gateway.interactions import read as reads
 from gateway.interactions import write
-from gateway.interactions.types import ReturnPreference, supported_type
+from gateway.interactions.provenance import Author
+from gateway.interactions.types import Authorize, ReturnPreference, allow_all, supported_type
 from gateway.search.matching import matching_ids
 from gateway.store import Reader, Store, StoredVersion, UnitOfWork
 
@@ -181,7 +182,32 @@ class _NeedsDatabase(Exception):
     """Resolving the transaction takes a search: it must happen in the unit of work."""
 
 
-def _resolve(uow: UnitOfWork | None, entries: list[_Entry]) -> None:
+def _permissions(entry: _Entry) -> list[tuple[str, str]]:
+    """What an entry does, in SMART scope letters (c r u d s) on its type:
+    a conditional create or update also searches."""
+    if entry.method in ("GET", "HEAD"):
+        return [(entry.res_type, "s" if entry.res_id is None else "r")]
+    if entry.method == "DELETE":
+        return [(entry.res_type, "d")]
+    if entry.method == "POST":
+        return [(entry.res_type, "c")] + ([(entry.res_type, "s")] if entry.if_none_exist else [])
+    return [(entry.res_type, "u")] + ([(entry.res_type, "s")] if entry.res_id is None else [])
+
+
+def _authorized(entry: _Entry, authorize: Authorize) -> None:
+    for res_type, permission in _permissions(entry):
+        try:
+            authorize(res_type, permission)
+        except GatewayError as exc:
+            raise dataclasses.replace(exc, message=f"{entry.label}: {exc.message}") from None
+
+
+def _resolve(
+    uow: UnitOfWork | None,
+    entries: list[_Entry],
+    authorize: Authorize = allow_all,
+    source: str | None = None,
+) -> None:
     """Decide the id of every entry that creates or conditionally updates,
     then rewrite references to ``urn:uuid`` full URLs and conditional
     references to those ids, and prepare each resource for writing.
@@ -250,10 +276,11 @@ def _resolve(uow: UnitOfWork | None, entries: list[_Entry]) -> None:
                 )
             if "?" in reference and not reference.startswith(("http:", "https:", "#")):
                 if reference not in conditional_cache:
-                    if uow is None:
-                        raise _NeedsDatabase
                     ref_type, _, query = reference.partition("?")
                     supported_type(ref_type)
+                    authorize(ref_type, "s")  # resolving it is a search
+                    if uow is None:
+                        raise _NeedsDatabase
                     found = matching_ids(uow, ref_type, query)
                     if len(found) != 1:
                         raise PreconditionFailed(
@@ -271,15 +298,19 @@ def _resolve(uow: UnitOfWork | None, entries: list[_Entry]) -> None:
         if entry.resource is not None:
             _walk_references(entry.resource, rewrite_for(entry))
             if entry.target_id is not None and entry.matched is None:
-                entry.prepared = write.prepare(entry.res_type, entry.target_id, entry.resource)
+                entry.prepared = write.prepare(
+                    entry.res_type, entry.target_id, entry.resource, source
+                )
 
 
-def _resolved_offline(parsed: list[_Entry]) -> list[_Entry] | None:
+def _resolved_offline(
+    parsed: list[_Entry], authorize: Authorize, source: str | None
+) -> list[_Entry] | None:
     """Copies of ``parsed`` resolved and prepared without the database, or
     ``None`` when resolving them takes a search."""
     entries = [entry.fresh_copy() for entry in parsed]
     try:
-        _resolve(None, entries)
+        _resolve(None, entries, authorize, source)
     except _NeedsDatabase:
         return None
     return entries
@@ -328,14 +359,29 @@ def _read(reader: Reader, entry: _Entry, base_url: str) -> dict[str, Any]:
     return _response(200, base_url, found, ReturnPreference.REPRESENTATION, location=False)
 
 
+@dataclass
+class _Written:
+    """What one entry wrote, for the request's Provenance."""
+
+    by_method: dict[str, list[StoredVersion]] = field(default_factory=dict)
+
+    def add(self, method: str, version: StoredVersion | None) -> None:
+        if version is not None:
+            self.by_method.setdefault(method, []).append(version)
+
+    def record(self, uow: UnitOfWork, author: Author | None) -> None:
+        for method, versions in self.by_method.items():
+            write.record_provenance(uow, author, method, versions)
+
+
 def _write(
-    uow: UnitOfWork, entry: _Entry, base_url: str, prefer: ReturnPreference
+    uow: UnitOfWork, entry: _Entry, base_url: str, prefer: ReturnPreference, written: _Written
 ) -> dict[str, Any]:
     assert entry.target_id is not None or entry.method == "DELETE"
     if entry.method == "DELETE":
         if entry.res_id is None:
             raise _fail(entry.index, "conditional delete is not supported", ".request.url")
-        write.delete_in(uow, entry.res_type, entry.res_id)
+        written.add("DELETE", write.delete_in(uow, entry.res_type, entry.res_id))
         return {"response": {"status": outcomes.status_line(204)}}
     if entry.method == "POST" and entry.matched is not None:
         return _response(200, base_url, entry.matched, prefer)
@@ -344,16 +390,28 @@ def _write(
         result = write.create_in(uow, entry.prepared, fresh_id=entry.minted)
     else:
         result = write.update_in(uow, entry.prepared, if_match=entry.if_match)
+    written.add("POST" if result.created else "PUT", result.version)
     return _response(201 if result.created else 200, base_url, result.version, prefer)
 
 
 def transaction(
-    store: Store, body: Any, *, base_url: str, prefer: ReturnPreference
+    store: Store,
+    body: Any,
+    *,
+    base_url: str,
+    prefer: ReturnPreference,
+    authorize: Authorize = allow_all,
+    author: Author | None = None,
 ) -> dict[str, Any]:
-    """Process a transaction Bundle; all or nothing."""
+    """Process a transaction Bundle; all or nothing. ``authorize`` is asked
+    about every entry before anything is written; what is written is
+    ``author``'s (``gateway.interactions.provenance``)."""
+    source = author.source if author else None
     _, raw_entries = _parse_bundle(body, base_url)
     parsed = [_parse_entry(i, raw, base_url, "transaction") for i, raw in enumerate(raw_entries)]
-    resolved = _resolved_offline(parsed)
+    for entry in parsed:
+        _authorized(entry, authorize)
+    resolved = _resolved_offline(parsed, authorize, source)
 
     def attempt(uow: UnitOfWork) -> list[_Entry]:
         if resolved is not None:
@@ -362,13 +420,14 @@ def transaction(
             # Resolution rewrites references in place and assigns new ids:
             # give each attempt fresh copies, so a retry starts clean.
             entries = [entry.fresh_copy() for entry in parsed]
-            _resolve(uow, entries)
+            _resolve(uow, entries, authorize, source)
+        written = _Written()
         for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
             try:
                 if entry.method in ("GET", "HEAD"):
                     entry.response = _read(uow, entry, base_url)
                 else:
-                    entry.response = _write(uow, entry, base_url, prefer)
+                    entry.response = _write(uow, entry, base_url, prefer, written)
             except GatewayError as exc:
                 raise dataclasses.replace(
                     exc,
@@ -381,6 +440,7 @@ def transaction(
                         for issue in exc.issues
                     ],
                 ) from exc
+        written.record(uow, author)
         return entries
 
     entries = write.in_unit_of_work(store, attempt)
@@ -391,8 +451,18 @@ def transaction(
     }
 
 
-def batch(store: Store, body: Any, *, base_url: str, prefer: ReturnPreference) -> dict[str, Any]:
-    """Process a batch Bundle; each entry on its own."""
+def batch(
+    store: Store,
+    body: Any,
+    *,
+    base_url: str,
+    prefer: ReturnPreference,
+    authorize: Authorize = allow_all,
+    author: Author | None = None,
+) -> dict[str, Any]:
+    """Process a batch Bundle; each entry on its own (one that ``authorize``
+    refuses is answered with its error)."""
+    source = author.source if author else None
     _, raw_entries = _parse_bundle(body, base_url)
     responses: list[dict[str, Any]] = [{} for _ in raw_entries]
     parsed: list[_Entry] = []
@@ -403,20 +473,25 @@ def batch(store: Store, body: Any, *, base_url: str, prefer: ReturnPreference) -
             responses[index] = _error_entry(exc)
     for entry in sorted(parsed, key=lambda e: (_ORDER[e.method], e.index)):
         try:
+            _authorized(entry, authorize)
             if entry.method in ("GET", "HEAD"):
                 responses[entry.index] = _read(store, entry, base_url)
                 continue
 
-            offline = _resolved_offline([entry])
+            offline = _resolved_offline([entry], authorize, source)
 
             def attempt(
                 uow: UnitOfWork, entry: _Entry = entry, offline: list[_Entry] | None = offline
             ) -> dict[str, Any]:
                 if offline is not None:
-                    return _write(uow, offline[0], base_url, prefer)
-                fresh = entry.fresh_copy()
-                _resolve(uow, [fresh])
-                return _write(uow, fresh, base_url, prefer)
+                    target = offline[0]
+                else:
+                    target = entry.fresh_copy()
+                    _resolve(uow, [target], authorize, source)
+                written = _Written()
+                response = _write(uow, target, base_url, prefer, written)
+                written.record(uow, author)
+                return response
 
             responses[entry.index] = write.in_unit_of_work(store, attempt)
         except GatewayError as exc:

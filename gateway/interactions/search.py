@@ -62,8 +62,15 @@ def _position(row: Sequence[Any], key_count: int, forward: bool) -> Position:
     return Position(forward, keys, str(row[0]))
 
 
-def search(store: Store, query: SearchQuery, *, visible: Visible = _everything) -> SearchResult:
-    """One page of matches for ``query``, with its includes and total."""
+def search(
+    store: Store,
+    query: SearchQuery,
+    *,
+    visible: Visible = _everything,
+    includable: Callable[[str], bool] = lambda res_type: True,
+) -> SearchResult:
+    """One page of matches for ``query``, with its includes and total.
+    ``includable`` says which types may be included (the token's scopes)."""
     for res_type in query.types or (query.res_type,):
         require(res_type, TypeInteraction.SEARCH_TYPE)
     result = SearchResult()
@@ -89,7 +96,9 @@ def search(store: Store, query: SearchQuery, *, visible: Visible = _everything) 
             result.next = _position(rows[-1], key_count, True)
         if (not forward and more) or (forward and position is not None):
             result.previous = _position(rows[0], key_count, False)
-    result.included = _includes(store, query, result.matches, visible)
+    result.included = _includes(
+        store, query, result.matches, lambda v: includable(v.res_type) and visible(v)
+    )
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 
 from conformance.registry import ResourceSupport, TypeInteraction, resource_support
@@ -22,6 +23,15 @@ def require(res_type: str, interaction: TypeInteraction) -> ResourceSupport:
             f"{interaction.value} is not supported for {res_type}", code="GW-0405"
         )
     return support
+
+
+# Checks that the requester may do ``permission`` (a SMART letter: c r u d s)
+# on a type, raising ``gateway.errors.Forbidden`` if not.
+Authorize = Callable[[str, str], None]
+
+
+def allow_all(res_type: str, permission: str) -> None:
+    """For callers that act for the gateway itself (loaders, tests)."""
 
 
 class ReturnPreference(StrEnum):

@@ -16,6 +16,7 @@ from conformance.registry import TypeInteraction
 from conformance.validation import validate_resource
 from gateway import fhirjson
 from gateway.errors import Conflict, InvalidRequest, Issue, PreconditionFailed, Unprocessable
+from gateway.interactions.provenance import ACTIVITIES, Author, provenance
 from gateway.interactions.types import require
 from gateway.search.index import index_entries, last_updated_entry
 from gateway.search.matching import matching_ids
@@ -116,8 +117,14 @@ class Prepared:
 _SERVER_META = ("versionId", "lastUpdated")
 
 
-def prepare(res_type: str, res_id: str, resource: dict[str, Any]) -> Prepared:
+def prepare(
+    res_type: str, res_id: str, resource: dict[str, Any], source: str | None = None
+) -> Prepared:
+    """``source``, when given, is the author's ``meta.source`` (see
+    ``gateway.interactions.provenance``); it replaces any the client sent."""
     meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in _SERVER_META}
+    if source is not None:
+        meta["source"] = source
     content: dict[str, Any] = {"resourceType": res_type, "id": res_id, "meta": meta}
     content.update((k, v) for k, v in resource.items() if k not in content)
     return Prepared(res_type, res_id, content, index_entries(content))
@@ -208,6 +215,7 @@ def conditional_update_in(
     resource: dict[str, Any],
     *,
     if_match: int | None = None,
+    source: str | None = None,
 ) -> WriteResult:
     """``PUT [type]?criteria``: update the one match, or create when none.
     The id depends on what matches, so the resource is prepared in here."""
@@ -222,7 +230,7 @@ def conditional_update_in(
         )
     res_id = match or body_id or new_id()
     return store_version(
-        uow, prepare(res_type, res_id, resource), method="PUT", expected_version=if_match
+        uow, prepare(res_type, res_id, resource, source), method="PUT", expected_version=if_match
     )
 
 
@@ -244,6 +252,17 @@ def delete_in(uow: UnitOfWork, res_type: str, res_id: str) -> StoredVersion | No
         ),
         (),
     )
+
+
+def record_provenance(
+    uow: UnitOfWork, author: Author | None, method: str, written: list[StoredVersion]
+) -> None:
+    """The Provenance of what one request wrote by ``method`` (POST, PUT or
+    DELETE), when it was written for an author."""
+    if author is None or not written:
+        return
+    record = provenance(author, ACTIVITIES[method], written)
+    store_version(uow, prepare("Provenance", new_id(), record), method="POST", fresh_id=True)
 
 
 def uow_read(uow: UnitOfWork, res_type: str, res_id: str) -> StoredVersion:
@@ -276,35 +295,78 @@ def in_unit_of_work(store: Store, work: Callable[[UnitOfWork], T]) -> T:
 
 
 def create(
-    store: Store, res_type: str, body: Any, *, if_none_exist: str | None = None
+    store: Store,
+    res_type: str,
+    body: Any,
+    *,
+    if_none_exist: str | None = None,
+    author: Author | None = None,
 ) -> WriteResult:
     require(res_type, TypeInteraction.CREATE)
-    prepared = prepare(res_type, new_id(), checked_resource(body, res_type))
-    return in_unit_of_work(
-        store,
-        lambda uow: create_in(uow, prepared, if_none_exist=if_none_exist, fresh_id=True),
-    )
+    source = author.source if author else None
+    prepared = prepare(res_type, new_id(), checked_resource(body, res_type), source)
+
+    def work(uow: UnitOfWork) -> WriteResult:
+        result = create_in(uow, prepared, if_none_exist=if_none_exist, fresh_id=True)
+        if not result.matched:
+            record_provenance(uow, author, "POST", [result.version])
+        return result
+
+    return in_unit_of_work(store, work)
 
 
 def update(
-    store: Store, res_type: str, res_id: str, body: Any, *, if_match: int | None = None
+    store: Store,
+    res_type: str,
+    res_id: str,
+    body: Any,
+    *,
+    if_match: int | None = None,
+    author: Author | None = None,
 ) -> WriteResult:
     require(res_type, TypeInteraction.UPDATE)
-    prepared = prepare(res_type, res_id, checked_resource(body, res_type, url_id=res_id))
-    return in_unit_of_work(store, lambda uow: update_in(uow, prepared, if_match=if_match))
+    resource = checked_resource(body, res_type, url_id=res_id)
+    prepared = prepare(res_type, res_id, resource, author.source if author else None)
+
+    def work(uow: UnitOfWork) -> WriteResult:
+        result = update_in(uow, prepared, if_match=if_match)
+        record_provenance(uow, author, "POST" if result.created else "PUT", [result.version])
+        return result
+
+    return in_unit_of_work(store, work)
 
 
 def conditional_update(
-    store: Store, res_type: str, query: str, body: Any, *, if_match: int | None = None
+    store: Store,
+    res_type: str,
+    query: str,
+    body: Any,
+    *,
+    if_match: int | None = None,
+    author: Author | None = None,
 ) -> WriteResult:
     require(res_type, TypeInteraction.UPDATE)
     resource = checked_resource(body, res_type)
-    return in_unit_of_work(
-        store,
-        lambda uow: conditional_update_in(uow, res_type, query, resource, if_match=if_match),
-    )
+    source = author.source if author else None
+
+    def work(uow: UnitOfWork) -> WriteResult:
+        result = conditional_update_in(
+            uow, res_type, query, resource, if_match=if_match, source=source
+        )
+        record_provenance(uow, author, "POST" if result.created else "PUT", [result.version])
+        return result
+
+    return in_unit_of_work(store, work)
 
 
-def delete(store: Store, res_type: str, res_id: str) -> StoredVersion | None:
+def delete(
+    store: Store, res_type: str, res_id: str, *, author: Author | None = None
+) -> StoredVersion | None:
     require(res_type, TypeInteraction.DELETE)
-    return in_unit_of_work(store, lambda uow: delete_in(uow, res_type, res_id))
+
+    def work(uow: UnitOfWork) -> StoredVersion | None:
+        deleted = delete_in(uow, res_type, res_id)
+        record_provenance(uow, author, "DELETE", [deleted] if deleted else [])
+        return deleted
+
+    return in_unit_of_work(store, work)

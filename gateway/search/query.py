@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -444,10 +444,15 @@ def _parse_include(res_type: str, raw: str, name: str, reverse: bool) -> Include
 
 
 def parse_system_search(
-    params: Sequence[tuple[str, str]], *, base_url: str = "", lenient: bool = False
+    params: Sequence[tuple[str, str]],
+    *,
+    base_url: str = "",
+    lenient: bool = False,
+    within: Collection[str] | None = None,
 ) -> SearchQuery:
     """A search across types (``GET [base]?_type=...``): over the types
-    ``_type`` names, or every type in scope, with parameters every one of
+    ``_type`` names, or every type in scope (of those ``within`` lists, when
+    given: the ones the requester may search), with parameters every one of
     them defines alike (``_id``, ``_lastUpdated``, ``_tag``...)."""
     from conformance.registry import RESOURCES, TypeInteraction
 
@@ -457,8 +462,12 @@ def parse_system_search(
         if support is None or not support.supports(TypeInteraction.SEARCH_TYPE):
             raise _bad("_type", f"{res_type!r} is not a type this server searches")
     types = tuple(dict.fromkeys(named)) or tuple(
-        t for t, s in RESOURCES.items() if s.supports(TypeInteraction.SEARCH_TYPE)
+        t
+        for t, s in RESOURCES.items()
+        if s.supports(TypeInteraction.SEARCH_TYPE) and (within is None or t in within)
     )
+    if not types:
+        raise _bad("_type", "names no type that may be searched here", code="GW-0321")
     query = parse_search(types[0], params, base_url=base_url, lenient=lenient)
     query.types = types
     for condition in query.conditions:

@@ -340,6 +340,50 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX search_composite_owner ON search_composite (res_type, res_id, param)",
         ),
     ),
+    Migration(
+        version=5,
+        name="client registry, client assertions seen, gateway secrets",
+        sqlite=(
+            # A registered backend client; the registration is JSON
+            # (gateway.auth.clients.ClientRegistration).
+            """CREATE TABLE auth_client (
+                client_id TEXT PRIMARY KEY,
+                registration TEXT NOT NULL
+            )""",
+            # The jti of every client assertion until it expires: a replay
+            # finds its row.
+            """CREATE TABLE auth_assertion (
+                client_id TEXT NOT NULL,
+                jti TEXT NOT NULL,
+                expires_at INTEGER NOT NULL,
+                PRIMARY KEY (client_id, jti)
+            )""",
+            "CREATE INDEX auth_assertion_expiry ON auth_assertion (expires_at)",
+            # Keys the gateway makes for itself (the access-token signing key),
+            # shared by every worker process.
+            """CREATE TABLE gateway_secret (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            )""",
+        ),
+        postgres=(
+            """CREATE TABLE auth_client (
+                client_id TEXT PRIMARY KEY,
+                registration TEXT NOT NULL
+            )""",
+            """CREATE TABLE auth_assertion (
+                client_id TEXT NOT NULL,
+                jti TEXT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                PRIMARY KEY (client_id, jti)
+            )""",
+            "CREATE INDEX auth_assertion_expiry ON auth_assertion (expires_at)",
+            """CREATE TABLE gateway_secret (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

@@ -101,6 +101,9 @@ class AsyncReader(Protocol):
     async def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
         """As ``Reader.vread``."""
 
+    async def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        """As ``Store.select`` (the client registry's per-request look-up)."""
+
     async def aclose(self) -> None:
         """Release what the reader holds."""
 
@@ -127,6 +130,12 @@ class UnitOfWork(Reader, Protocol):
 
     def set_index_version(self, version: str) -> None:
         """Record which extraction rules the index was built with."""
+
+    def execute(self, sql: str, params: Sequence[object]) -> int:
+        """Run one statement over the gateway's own tables (the client
+        registry, the assertions seen, its secrets), written with ``?``
+        placeholders; returns the number of rows it changed. Resources and
+        their index are written through ``append`` only."""
 
     def lock_type(self, res_type: str) -> None:
         """Serialise conditional writes on one type, so that two concurrent

@@ -75,6 +75,10 @@ class _PostgresUnitOfWork:
     def set_index_version(self, version: str) -> None:
         _STATEMENTS.set_index_version(self._cur, version)
 
+    def execute(self, sql: str, params: Sequence[object]) -> int:
+        self._cur.execute(_DIALECT.sql(sql), params)
+        return self._cur.rowcount
+
     def lock_type(self, res_type: str) -> None:
         self._cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (res_type,))
 
@@ -111,6 +115,14 @@ class _AsyncPostgresReader:
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
         return to_version(row) if row is not None else None
+
+    async def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(_DIALECT.sql(sql), params, prepare=False)
+                return await cur.fetchall()
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
 
     async def read(self, res_type: str, res_id: str) -> StoredVersion | None:
         return await self._fetch(_STATEMENTS.read, (res_type, res_id))

@@ -89,6 +89,10 @@ class _SQLiteUnitOfWork:
     def set_index_version(self, version: str) -> None:
         _STATEMENTS.set_index_version(self._cur, version)
 
+    def execute(self, sql: str, params: Sequence[object]) -> int:
+        self._cur.execute(sql, params)
+        return self._cur.rowcount
+
     def lock_type(self, res_type: str) -> None:
         """Nothing to do: BEGIN IMMEDIATE already holds the database's only write lock."""
 
@@ -165,6 +169,9 @@ class _InlineReader:
 
     async def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
         return self._store.vread(res_type, res_id, version)
+
+    async def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        return self._store.select(sql, params)
 
     async def aclose(self) -> None:
         """Nothing of its own: the store's connections stay with the store."""

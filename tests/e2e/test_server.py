@@ -20,11 +20,51 @@ class Server:
         self.process, self.base, self.log = process, base, log
 
 
+def gateway_command(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``gateway ARGS`` as an operator would, against ``database_url``."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "GATEWAY_DATABASE_URL": database_url},
+    )
+
+
+def register(database_url: str, tmp_path: Path, client_id: str, *options: str) -> Path:
+    """``gateway clients add`` with a generated key; returns the key file."""
+    key = tmp_path / f"{client_id}.pem"
+    options = options or ("--kind", "gp-practice", "--scope", "system/*.cruds")
+    added = gateway_command(
+        database_url,
+        "clients",
+        "add",
+        client_id,
+        "--org",
+        "A81001",
+        "--org-name",
+        "Riverside Surgery",
+        *options,
+        "--generate-key",
+        str(key),
+    )
+    assert added.returncode == 0, added.stderr
+    return key
+
+
+def token_for(database_url: str, client_id: str, key: Path, *options: str) -> str:
+    """``gateway token``: the token alone on standard output."""
+    issued = gateway_command(
+        database_url, "token", "--client", client_id, "--key", str(key), *options
+    )
+    assert issued.returncode == 0, issued.stderr
+    return issued.stdout.strip()
+
+
 def _start(database_url: str, tmp_path: Path, *extra: str) -> Server:
     port = free_port()
     log = tmp_path / "server.log"
     env = {**os.environ, "GATEWAY_DATABASE_URL": database_url}
-    env.pop("GATEWAY_INSECURE_NO_AUTH", None)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -65,14 +105,20 @@ def _stop(server: Server) -> None:
 
 @pytest.fixture
 def server(store_url: str, tmp_path: Path) -> Iterator[Server]:
-    """A development server (no auth, loopback) over each store."""
-    running = _start(store_url, tmp_path, "--insecure-no-auth", "--workers", "2")
+    """The server over each store, with two workers."""
+    running = _start(store_url, tmp_path, "--workers", "2")
     yield running
     _stop(running)
 
 
-def test_a_patient_round_trip_over_the_network(server: Server) -> None:
-    with httpx.Client(base_url=server.base, timeout=10) as http:
+def test_a_patient_round_trip_over_the_network(
+    server: Server, store_url: str, tmp_path: Path
+) -> None:
+    key = register(store_url, tmp_path, "gp-system")
+    token = token_for(store_url, "gp-system", key)
+    with httpx.Client(
+        base_url=server.base, timeout=10, headers={"Authorization": f"Bearer {token}"}
+    ) as http:
         created = http.post(
             "/fhir/Patient",
             json={"resourceType": "Patient", "name": [{"family": "Begum"}]},
@@ -89,26 +135,29 @@ def test_a_patient_round_trip_over_the_network(server: Server) -> None:
     assert any('"request_id":"e2e-1"' in line and '"status":201' in line for line in log_lines)
 
 
-def test_data_survives_a_restart(store_url: str, tmp_path: Path) -> None:
-    first = _start(store_url, tmp_path, "--insecure-no-auth")
+def test_data_and_tokens_survive_a_restart(store_url: str, tmp_path: Path) -> None:
+    """The gateway's signing key is kept in the database: a token issued
+    before a restart still works after it."""
+    key = register(store_url, tmp_path, "gp-system")
+    auth = {"Authorization": f"Bearer {token_for(store_url, 'gp-system', key)}"}
+    first = _start(store_url, tmp_path)
     try:
         response = httpx.put(
             f"{first.base}/fhir/Patient/kept",
             json={"resourceType": "Patient", "id": "kept"},
+            headers=auth,
         )
         assert response.status_code == 201
     finally:
         _stop(first)
-    second = _start(store_url, tmp_path, "--insecure-no-auth")
+    second = _start(store_url, tmp_path)
     try:
-        assert httpx.get(f"{second.base}/fhir/Patient/kept").status_code == 200
+        assert httpx.get(f"{second.base}/fhir/Patient/kept", headers=auth).status_code == 200
     finally:
         _stop(second)
 
 
-def test_without_the_switch_the_server_refuses_data_requests(
-    store_url: str, tmp_path: Path
-) -> None:
+def test_without_a_token_the_server_refuses_data_requests(store_url: str, tmp_path: Path) -> None:
     running = _start(store_url, tmp_path)
     try:
         response = httpx.get(f"{running.base}/fhir/Patient/1")
@@ -117,27 +166,6 @@ def test_without_the_switch_the_server_refuses_data_requests(
         assert httpx.get(f"{running.base}/fhir/metadata").status_code == 200
     finally:
         _stop(running)
-
-
-def test_the_insecure_switch_is_refused_off_loopback(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "serve",
-            "--host",
-            "0.0.0.0",
-            "--insecure-no-auth",
-            "--database-url",
-            f"sqlite:///{tmp_path}/g.db",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 2
-    assert "loopback" in result.stderr
 
 
 def test_migrate_and_version_commands(tmp_path: Path) -> None:

@@ -73,7 +73,7 @@ def test_transaction_rolls_back_when_a_late_entry_fails(client: TestClient) -> N
         ),
     )
     assert response.status_code == 412
-    assert len(client.get("/fhir/_history").json()["entry"]) == 1
+    assert len(client.get("/fhir/Patient/_history").json()["entry"]) == 1
 
 
 def test_transaction_processes_deletes_posts_puts_then_gets(client: TestClient) -> None:
@@ -162,7 +162,7 @@ def test_batch_entries_succeed_or_fail_on_their_own(client: TestClient) -> None:
     statuses = [e["response"]["status"] for e in body["entry"]]
     assert statuses == ["201 Created", "400 Bad Request", "404 Not Found", "400 Bad Request"]
     assert body["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome"
-    assert len(client.get("/fhir/_history").json()["entry"]) == 1
+    assert len(client.get("/fhir/Patient/_history").json()["entry"]) == 1
 
 
 def test_batch_read_and_vread(client: TestClient) -> None:

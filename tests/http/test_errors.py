@@ -20,12 +20,12 @@ def _outcome(response_json: dict) -> dict:  # type: ignore[type-arg]
 
 @pytest.fixture
 def locked(store: Store) -> Iterator[TestClient]:
-    """The API as it runs without the development switch."""
-    with make_client(store, insecure_no_auth=False) as client:
+    """The API called without an access token."""
+    with make_client(store, token=None) as client:
         yield client
 
 
-def test_without_the_development_switch_every_data_endpoint_is_401(locked: TestClient) -> None:
+def test_without_a_token_every_data_endpoint_is_401(locked: TestClient) -> None:
     for method, url in [
         ("GET", "/fhir/Patient/1"),
         ("GET", "/fhir/Patient/1/_history/1"),

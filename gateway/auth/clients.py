@@ -1,0 +1,209 @@
+"""The client registry: every system that may call the gateway is a backend
+client of one organisation, registered with its scopes and public keys.
+
+Stored in the ``auth_client`` table as JSON, one row per client. Clients are
+disabled, never deleted, so that the audit log's references to them stay
+meaningful.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from gateway import fhirjson
+from gateway.auth.scopes import ScopeError, Scopes
+from gateway.store import AsyncReader, Store
+
+_CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# ODS codes: 3 to 10 letters and digits (A81001, RKE, 8HE12...).
+_ODS_CODE = re.compile(r"[A-Z0-9]{3,10}")
+
+
+class OrgKind(StrEnum):
+    GP_PRACTICE = "gp-practice"
+    COUNCIL = "council"
+    CARE_HOME = "care-home"
+    HOSPITAL = "hospital"
+    AMBULANCE = "ambulance"
+    AUDITOR = "auditor"
+
+
+class RegistryError(ValueError):
+    """A registration that cannot be made or changed, and why."""
+
+
+@dataclass(frozen=True)
+class ClientRegistration:
+    client_id: str
+    name: str
+    org_ods: str
+    org_name: str
+    kind: OrgKind
+    scopes: Scopes  # the most any of its tokens may carry
+    keys: tuple[dict[str, Any], ...]  # public JWKs, each with kid and alg
+    disabled: bool = False
+    registered_at: str = field(default_factory=fhirjson.instant)
+
+    def key(self, kid: str) -> dict[str, Any] | None:
+        return next((k for k in self.keys if k.get("kid") == kid), None)
+
+    def to_json(self) -> str:
+        return orjson.dumps(
+            {
+                "client_id": self.client_id,
+                "name": self.name,
+                "org_ods": self.org_ods,
+                "org_name": self.org_name,
+                "kind": self.kind.value,
+                "scopes": str(self.scopes),
+                "keys": list(self.keys),
+                "disabled": self.disabled,
+                "registered_at": self.registered_at,
+            }
+        ).decode()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ClientRegistration:
+        data = orjson.loads(text)
+        return cls(
+            client_id=data["client_id"],
+            name=data["name"],
+            org_ods=data["org_ods"],
+            org_name=data["org_name"],
+            kind=OrgKind(data["kind"]),
+            scopes=Scopes.parse(data["scopes"]),
+            keys=tuple(data["keys"]),
+            disabled=bool(data["disabled"]),
+            registered_at=data["registered_at"],
+        )
+
+
+def new_registration(
+    client_id: str,
+    *,
+    org_ods: str,
+    org_name: str,
+    kind: str,
+    scopes: str,
+    keys: list[dict[str, Any]],
+    name: str | None = None,
+) -> ClientRegistration:
+    """A checked registration: ``RegistryError`` says what is wrong."""
+    if not _CLIENT_ID.fullmatch(client_id):
+        raise RegistryError(
+            f"client id {client_id!r}: 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    ods = org_ods.strip().upper()
+    if not _ODS_CODE.fullmatch(ods):
+        raise RegistryError(f"ODS code {org_ods!r}: 3-10 letters and digits (A81001, RKE)")
+    if not org_name.strip():
+        raise RegistryError("the organisation needs a name")
+    try:
+        org_kind = OrgKind(kind)
+    except ValueError:
+        raise RegistryError(
+            f"organisation kind {kind!r}: one of {', '.join(k.value for k in OrgKind)}"
+        ) from None
+    try:
+        granted = Scopes.parse(scopes)
+    except ScopeError as exc:
+        raise RegistryError(str(exc)) from exc
+    if not granted:
+        raise RegistryError("a client needs at least one scope")
+    if not keys:
+        raise RegistryError("a client needs at least one public key")
+    return ClientRegistration(
+        client_id=client_id,
+        name=(name or client_id).strip(),
+        org_ods=ods,
+        org_name=org_name.strip(),
+        kind=org_kind,
+        scopes=granted,
+        keys=tuple(keys),
+    )
+
+
+_SELECT = "SELECT registration FROM auth_client WHERE client_id = ?"
+
+
+class ClientRegistry:
+    """Registrations in a store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get(self, client_id: str) -> ClientRegistration | None:
+        rows = self._store.select(_SELECT, [client_id])
+        return ClientRegistration.from_json(str(rows[0][0])) if rows else None
+
+    def all(self) -> list[ClientRegistration]:
+        rows = self._store.select("SELECT registration FROM auth_client ORDER BY client_id", [])
+        return [ClientRegistration.from_json(str(row[0])) for row in rows]
+
+    def add(self, registration: ClientRegistration) -> None:
+        with self._store.unit_of_work() as uow:
+            added = uow.execute(
+                "INSERT INTO auth_client (client_id, registration) VALUES (?, ?) "
+                "ON CONFLICT (client_id) DO NOTHING",
+                [registration.client_id, registration.to_json()],
+            )
+        if not added:
+            raise RegistryError(f"client {registration.client_id!r} is already registered")
+
+    def save(self, registration: ClientRegistration) -> None:
+        """Add or replace (test and demo set-up)."""
+        with self._store.unit_of_work() as uow:
+            uow.execute(
+                "INSERT INTO auth_client (client_id, registration) VALUES (?, ?) "
+                "ON CONFLICT (client_id) DO UPDATE SET registration = excluded.registration",
+                [registration.client_id, registration.to_json()],
+            )
+
+    def _change(self, client_id: str, **changes: Any) -> ClientRegistration:
+        with self._store.unit_of_work() as uow:
+            rows = uow.select(_SELECT, [client_id])
+            if not rows:
+                raise RegistryError(f"no client {client_id!r} is registered")
+            changed = replace(ClientRegistration.from_json(str(rows[0][0])), **changes)
+            if not changed.keys:
+                raise RegistryError(f"client {client_id!r} would be left with no key")
+            uow.execute(
+                "UPDATE auth_client SET registration = ? WHERE client_id = ?",
+                [changed.to_json(), client_id],
+            )
+        return changed
+
+    def disable(self, client_id: str) -> ClientRegistration:
+        """Refuse the client's assertions and every token it already holds."""
+        return self._change(client_id, disabled=True)
+
+    def enable(self, client_id: str) -> ClientRegistration:
+        return self._change(client_id, disabled=False)
+
+    def rotate_key(
+        self, client_id: str, new_keys: list[dict[str, Any]], retire: tuple[str, ...] = ()
+    ) -> ClientRegistration:
+        """Add keys, and drop the ones named by ``retire`` (kids): a client
+        signs with the new key while the old one still works, then retires it."""
+        current = self.get(client_id)
+        if current is None:
+            raise RegistryError(f"no client {client_id!r} is registered")
+        unknown = [kid for kid in retire if current.key(kid) is None]
+        if unknown:
+            raise RegistryError(f"client {client_id!r} has no key {', '.join(unknown)}")
+        kept = [k for k in current.keys if k["kid"] not in retire]
+        kids = {k["kid"] for k in kept}
+        added = [k for k in new_keys if k["kid"] not in kids]
+        return self._change(client_id, keys=tuple(kept + added))
+
+
+async def registration_async(reader: AsyncReader, client_id: str) -> ClientRegistration | None:
+    """The registration, read on the event loop (every request checks it)."""
+    rows = await reader.select(_SELECT, [client_id])
+    return ClientRegistration.from_json(str(rows[0][0])) if rows else None
