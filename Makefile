@@ -18,13 +18,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# Serves on loopback with the embedded SQLite store under ./var/.
-# Until SMART Backend Services authentication lands, the development switch
-# --insecure-no-auth is needed to reach data endpoints; the server refuses it
-# on anything but a loopback address.
+# Serves on loopback with the embedded SQLite store under ./var/. The first
+# run registers a demo GP system (key in var/demo-gp.pem) so that tokens can be
+# had at once: `.venv/bin/gateway token --client demo-gp --key var/demo-gp.pem`.
 run: install
 	mkdir -p var
-	$(BIN)/gateway serve --host $(HOST) --port $(PORT) --insecure-no-auth
+	test -f var/demo-gp.pem || $(BIN)/gateway clients add demo-gp --org A81001 \
+		--org-name "Riverside Surgery (demo)" --kind gp-practice --scope "system/*.cruds" \
+		--name "Demo GP system" --generate-key var/demo-gp.pem
+	@echo "access token: $(BIN)/gateway token --client demo-gp --key var/demo-gp.pem"
+	$(BIN)/gateway serve --host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/python -m pytest

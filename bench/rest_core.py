@@ -9,8 +9,10 @@ cluster the benchmark starts and removes itself, skipped with a message when
 ``initdb`` is missing) the benchmark:
 
 1. starts the real server as a subprocess, exactly as an operator would:
-   ``python -m gateway serve --workers 2 --insecure-no-auth --database-url ...``
-   on a free loopback port, and waits for ``GET /readyz`` to answer 200;
+   ``python -m gateway serve --workers 2 --database-url ...``
+   on a free loopback port, and waits for ``GET /readyz`` to answer 200; then
+   registers a benchmark client with a fresh key and gets an access token at
+   ``/auth/token`` (SMART Backend Services), which every request carries;
 2. checks each interaction once (a create, a read, an update and a transaction
    must give the right status and shape) so that a broken server is reported
    as broken rather than as fast;
@@ -207,9 +209,57 @@ def transaction_bundle(variant: int, entries: int) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "transaction", "entry": bundle_entries}
 
 
+# The bearer token every request carries, once ``authenticate`` has one (the
+# bare app's requests carry it too, so both parse the same headers).
+_authorization: dict[str, str] = {}
+
+
+def authenticate(base: str, database_url: str) -> dict[str, str]:
+    """Register a benchmark client (every scope) with a fresh key and get a
+    token from the running gateway's token endpoint, as a client would."""
+    from gateway.auth.clients import ClientRegistry, new_registration
+    from gateway.auth.commands import client_assertion
+    from gateway.auth.keys import generate_private_key, to_jwk
+    from gateway.store import open_store
+
+    key = generate_private_key()
+    jwk = to_jwk(key.public_key())
+    store = open_store(database_url, pool_size=1)
+    try:
+        ClientRegistry(store).save(
+            new_registration(
+                "bench-client",
+                org_ods="A81001",
+                org_name="Benchmark Surgery",
+                kind="gp-practice",
+                scopes="system/*.cruds",
+                keys=[jwk],
+            )
+        )
+    finally:
+        store.close()
+    token_url = f"{base}/auth/token"
+    answer = httpx.post(
+        token_url,
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": client_assertion(
+                "bench-client", key, token_url, jwk["kid"], int(time.time())
+            ),
+            "scope": "system/*.cruds",
+        },
+        timeout=30,
+    )
+    check(answer.status_code == 200, f"token request: {answer.status_code} {answer.text}")
+    _authorization["Authorization"] = f"Bearer {answer.json()['access_token']}"
+    return dict(_authorization)
+
+
 def http_request(method: str, path: str, port: int, body: bytes | None = None) -> bytes:
     """A complete HTTP/1.1 request, keep-alive."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}:{port}", f"Accept: {FHIR_JSON}"]
+    lines += [f"{name}: {value}" for name, value in _authorization.items()]
     if body is not None:
         lines += [f"Content-Type: {FHIR_JSON}", f"Content-Length: {len(body)}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + (body or b"")
@@ -408,7 +458,6 @@ def gateway_command(port: int, workers: int, database_url: str) -> list[str]:
         str(port),
         "--workers",
         str(workers),
-        "--insecure-no-auth",
         "--database-url",
         database_url,
     ]
@@ -757,7 +806,9 @@ def bench_gateway(
     server = rig.server
     port = server.port
     results: list[PhaseResult] = []
-    with httpx.Client(base_url=server.base, timeout=60) as client:
+    assert rig.database is not None
+    auth = authenticate(server.base, rig.database.url)
+    with httpx.Client(base_url=server.base, timeout=60, headers=auth) as client:
         smoke_test(client, options.tx_entries)
     server.read_log(None)
     created: list[str] = []
@@ -768,7 +819,7 @@ def bench_gateway(
         results.append(run_phase(store, "create", spec, rig, created_ids=created))
     wanted = max(options.read_ids, options.clients)
     ids = list(dict.fromkeys(created))[:wanted]
-    with httpx.Client(base_url=server.base, timeout=60) as client:
+    with httpx.Client(base_url=server.base, timeout=60, headers=auth) as client:
         if len(ids) < wanted:
             ids += seed(client, wanted - len(ids))
         captured = capture_reads(client, ids)
@@ -1022,6 +1073,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     env["GATEWAY_LOG_LEVEL"] = args.server_log_level
     env.pop("GATEWAY_BASE_URL", None)
+    env["GATEWAY_TOKEN_LIFETIME"] = "86400"  # one token lasts the whole run
     workdir = Path(tempfile.mkdtemp(prefix="bench-rest-core-"))
     print(
         f"bench.rest_core: {os.cpu_count()} CPUs, Python {platform.python_version()}, "

@@ -33,8 +33,11 @@ def capability_statement(
     published: str,
     search_parameters: Callable[[str], Sequence[AdvertisedParameter]] = _none,
     reference_parameters: Callable[[str], Sequence[str]] = _none,
+    token_endpoint: str | None = None,
 ) -> dict[str, Any]:
-    """A CapabilityStatement (kind ``instance``) for the server at ``base_url``."""
+    """A CapabilityStatement (kind ``instance``) for the server at ``base_url``;
+    with ``token_endpoint``, its ``rest.security`` says SMART Backend Services
+    (https://hl7.org/fhir/smart-app-launch/conformance.html#using-cors)."""
     resources: list[dict[str, Any]] = []
     for support in RESOURCES.values():
         entry: dict[str, Any] = {
@@ -78,8 +81,32 @@ def capability_statement(
         "rest": [
             {
                 "mode": "server",
+                **({"security": _security(token_endpoint)} if token_endpoint else {}),
                 "resource": resources,
                 "interaction": [{"code": i.value} for i in sorted(SYSTEM_INTERACTIONS)],
+            }
+        ],
+    }
+
+
+def _security(token_endpoint: str) -> dict[str, Any]:
+    return {
+        "cors": False,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "SMART Backend Services: client_credentials with private_key_jwt",
+            }
+        ],
+        "extension": [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{"url": "token", "valueUri": token_endpoint}],
             }
         ],
     }

@@ -102,6 +102,7 @@ async def metadata(request: Request) -> Response:
         published=request.app.state.started_at,
         search_parameters=_advertised,
         reference_parameters=_references,
+        token_endpoint=context.base_url.removesuffix("/fhir") + "/auth/token",
     )
     return responses.FhirResponse(body)
 

@@ -192,3 +192,128 @@ def test_migrate_and_version_commands(tmp_path: Path) -> None:
         [sys.executable, "-m", "gateway", "--version"], capture_output=True, text=True, check=True
     )
     assert version.stdout.startswith("gateway ")
+
+
+def test_a_client_library_authenticates_over_the_network(store_url: str, tmp_path: Path) -> None:
+    """A client built from PyJWT and httpx alone (nothing of the gateway's):
+    discover the token endpoint, sign an assertion with the key ``gateway
+    clients add`` generated, get a token and read; ``gateway token --url``
+    does the same for a person with curl."""
+    import uuid
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+
+    key_file = register(
+        store_url, tmp_path, "ambulance-crew", "--kind", "ambulance", "--scope", "system/*.rs"
+    )
+    shown = gateway_command(store_url, "clients", "show", "ambulance-crew")
+    kid = __import__("json").loads(shown.stdout)["keys"][0]["kid"]
+    running = _start(store_url, tmp_path)
+    try:
+        config = httpx.get(f"{running.base}/fhir/.well-known/smart-configuration").json()
+        token_url = config["token_endpoint"]
+        private_key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        now = int(time.time())
+        assertion = jwt.encode(
+            {
+                "iss": "ambulance-crew",
+                "sub": "ambulance-crew",
+                "aud": token_url,
+                "exp": now + 120,
+                "jti": str(uuid.uuid4()),
+            },
+            private_key,  # type: ignore[arg-type]
+            algorithm="ES384",
+            headers={"kid": kid},
+        )
+        answer = httpx.post(
+            token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion,
+                "scope": "system/Patient.rs",
+                "purpose_of_use": "ETREAT",
+                "break_glass_reason": "cardiac arrest at the care home",
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["purpose_of_use"] == "ETREAT"
+        auth = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+        assert httpx.get(f"{running.base}/fhir/Patient", headers=auth).status_code == 200
+        assert httpx.get(f"{running.base}/fhir/Observation", headers=auth).status_code == 403
+
+        via_cli = token_for(store_url, "ambulance-crew", key_file, "--url", running.base)
+        listed = httpx.get(
+            f"{running.base}/fhir/Patient", headers={"Authorization": f"Bearer {via_cli}"}
+        )
+        assert listed.status_code == 200
+
+        assert gateway_command(store_url, "clients", "disable", "ambulance-crew").returncode == 0
+        assert httpx.get(f"{running.base}/fhir/Patient", headers=auth).status_code == 401
+    finally:
+        _stop(running)
+
+
+def test_client_commands_fail_clearly(store_url: str, tmp_path: Path) -> None:
+    key = register(store_url, tmp_path, "gp-system")
+    again = gateway_command(
+        store_url,
+        "clients",
+        "add",
+        "gp-system",
+        "--org",
+        "A81001",
+        "--org-name",
+        "x",
+        "--kind",
+        "gp-practice",
+        "--scope",
+        "system/*.rs",
+        "--generate-key",
+        str(tmp_path / "k2"),
+    )
+    assert again.returncode != 0 and "already registered" in again.stderr
+    assert not (tmp_path / "k2").exists()
+    bad_scope = gateway_command(
+        store_url,
+        "clients",
+        "add",
+        "other",
+        "--org",
+        "A81001",
+        "--org-name",
+        "x",
+        "--kind",
+        "gp-practice",
+        "--scope",
+        "patient/*.rs",
+        "--generate-key",
+        str(tmp_path / "k3"),
+    )
+    assert bad_scope.returncode != 0 and "system scope" in bad_scope.stderr
+    assert not (tmp_path / "k3").exists()
+    missing = gateway_command(store_url, "token", "--client", "gp-system", "--key", "/nonexistent")
+    assert missing.returncode != 0 and "cannot read" in missing.stderr
+    refused = gateway_command(
+        store_url,
+        "token",
+        "--client",
+        "gp-system",
+        "--key",
+        str(key),
+        "--purpose",
+        "ETREAT",
+        "--reason",
+        "x",
+    )
+    assert refused.returncode != 0 and "unauthorized_client" in refused.stderr
+    listed = gateway_command(store_url, "clients", "list")
+    assert listed.returncode == 0 and "gp-system" in listed.stdout
+    rotated = gateway_command(
+        store_url, "clients", "rotate-key", "gp-system", "--generate-key", str(tmp_path / "new.pem")
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    assert token_for(store_url, "gp-system", tmp_path / "new.pem")
+    assert token_for(store_url, "gp-system", key)  # the old key still works until retired

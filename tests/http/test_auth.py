@@ -103,6 +103,9 @@ def test_smart_configuration_describes_backend_services(api: TestClient) -> None
     assert set(config["token_endpoint_auth_signing_alg_values_supported"]) == {"RS384", "ES384"}
     assert config["grant_types_supported"] == ["client_credentials"]
     assert "client-confidential-asymmetric" in config["capabilities"]
+    security = api.get("/fhir/metadata").json()["rest"][0]["security"]
+    assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+    assert security["extension"][0]["extension"][0]["valueUri"] == TOKEN_URL
 
 
 @pytest.mark.parametrize("rsa_key", [True, False], ids=["RS384", "ES384"])
