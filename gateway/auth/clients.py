@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -203,7 +204,14 @@ class ClientRegistry:
         return self._change(client_id, keys=tuple(kept + added))
 
 
+@lru_cache(maxsize=1024)
+def _parsed(text: str) -> ClientRegistration:
+    """Registrations by their stored text: read on every request, parsed once."""
+    return ClientRegistration.from_json(text)
+
+
 async def registration_async(reader: AsyncReader, client_id: str) -> ClientRegistration | None:
-    """The registration, read on the event loop (every request checks it)."""
+    """The registration as stored now, read on the event loop (every request
+    checks it, so a change such as disabling applies to the next request)."""
     rows = await reader.select(_SELECT, [client_id])
-    return ClientRegistration.from_json(str(rows[0][0])) if rows else None
+    return _parsed(str(rows[0][0])) if rows else None
