@@ -2,8 +2,9 @@
 
 Run ``python -m bench.search`` (``--help`` for the options). The default run
 loads 1,000,000 resources into each store; at the write path's present rate
-(about 550 resources/s on two cores, on either store) that is about half an
-hour of loading per store, plus the measurements. ``--resources 20000
+with every search parameter indexed (about 300-400 resources/s with one loader
+on two cores) that is 45 to 60 minutes of loading per store, plus the
+measurements. ``--resources 20000
 --checkpoints 10000,20000`` is a quick check.
 
 Method
@@ -72,10 +73,11 @@ Targets: p50 under 5 ms for (a), 15 ms for (b), 30 ms for (c).
 
 Caveats: in-process figures leave out HTTP, the thread-pool hop and the
 event loop (see ``bench.rest_core`` for those); latencies are single-client,
-on an otherwise idle machine. The gateway never runs ``ANALYZE`` on SQLite;
-on PostgreSQL autovacuum analyzes tables in the background when enough rows
-change, so the planner's statistics at a checkpoint depend on its timing
-(shown with each PostgreSQL checkpoint). psycopg prepares a statement on its
+on an otherwise idle machine. The stores refresh the planner's statistics
+themselves on a schedule of commits (``gateway.store._sql.analyze_due``:
+sampled ``ANALYZE`` on SQLite, a background ``ANALYZE`` on PostgreSQL, where
+autovacuum also runs), so the statistics at a checkpoint depend on when the
+last refresh ran (shown with each checkpoint). psycopg prepares a statement on its
 fifth execution on a connection; PostgreSQL plans a prepared statement for
 its values five times and may then settle on a generic plan, made without
 the values, if that looks no dearer: hence the unprepared timing and the
