@@ -1,0 +1,179 @@
+"""The decision: may this requester, for this purpose, see this resource?
+
+The rules of PRODUCT.md section 4, in the order they are tried; the first
+that applies decides, and names itself in the ``Decision``:
+
+1. ``author``: the organisation that authored a resource always sees it.
+2. ``legally-restricted``: an ``R``-confidential resource is never shared
+   beyond its author, by any rule or purpose.
+3. ``audit`` / ``audit-scope``: an auditor, under HCOMPL only, sees Patient
+   demographics, Consent, AuditEvent and Provenance, and nothing else; no one
+   else may use HCOMPL.
+4. ``consent-uninterpretable``: while any of the person's Consents cannot be
+   interpreted, their data is withheld from everyone but its authors.
+5. Under ETREAT (ambulance and hospital only, ``emergency-kind`` otherwise):
+   ``restricted-label`` data stays withheld; a Consent provision that denies
+   and names ETREAT among its purposes blocks (``consent``); otherwise
+   ``emergency-access``. A dissent that does not name ETREAT does not block.
+6. Under TREAT: without a care relationship, ``no-relationship`` (an
+   ambulance never has one). Then the person's active Consents: in each, the
+   deepest provision that matches the request and the resource decides;
+   across Consents a deny wins (``consent``). Restricted data (PSY, ETH, SEX,
+   SDV) needs a permit whose provision names its labels and the requester's
+   organisation (``consent``), else ``restricted-label``. With no Consent
+   deciding: ``implied-consent``.
+7. Any other purpose: ``purpose``.
+
+Where the specification is silent, the choice that protects the person is
+made; each is written down in ``consent/README.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from consent.model import (
+    ACT_CODE,
+    Coding,
+    ConsentPolicy,
+    Decision,
+    Person,
+    Provision,
+    Requester,
+    ResourceFacts,
+)
+
+AUDITOR_TYPES = frozenset({"Patient", "Consent", "AuditEvent", "Provenance"})
+EMERGENCY_KINDS = frozenset({"ambulance", "hospital"})
+
+
+def _within(moment: str, period: tuple[str | None, str | None]) -> bool:
+    low, high = period
+    return (low is None or low <= moment) and (high is None or moment < high)
+
+
+def _overlaps(resource: ResourceFacts, period: tuple[str | None, str | None]) -> bool:
+    low, high = period
+    if low is None and high is None:
+        return True
+    if resource.clinical_low is None:
+        return False  # no clinical date: the period cannot be shown to cover it
+    res_high = resource.clinical_high or resource.clinical_low
+    return (high is None or resource.clinical_low < high) and (low is None or low < res_high)
+
+
+def _codes_match(wanted: frozenset[Coding], found: Iterable[Coding]) -> bool:
+    """A wanted coding without a system matches that code in any system."""
+    return any((system, code) in wanted or (None, code) in wanted for system, code in found)
+
+
+def _matches(provision: Provision, requester: Requester, resource: ResourceFacts, now: str) -> bool:
+    if not _within(now, provision.period):
+        return False
+    if provision.actors and requester.org_ods not in provision.actors:
+        return False
+    if provision.purposes and requester.purpose not in provision.purposes:
+        return False
+    if provision.classes and resource.res_type not in provision.classes:
+        return False
+    if provision.labels and not _codes_match(provision.labels, resource.labels):
+        return False
+    if provision.codes and not _codes_match(provision.codes, resource.codes):
+        return False
+    if provision.data and f"{resource.res_type}/{resource.res_id}" not in provision.data:
+        return False
+    return _overlaps(resource, provision.data_period)
+
+
+def deciding_provision(
+    provision: Provision, requester: Requester, resource: ResourceFacts, now: str
+) -> Provision | None:
+    """The deepest provision that matches, or ``None`` if the root does not.
+    Nested provisions are exceptions to their parent; among matching
+    siblings a deny wins."""
+    if not _matches(provision, requester, resource, now):
+        return None
+    found = [
+        deepest
+        for child in provision.provisions
+        if (deepest := deciding_provision(child, requester, resource, now)) is not None
+    ]
+    if not found:
+        return provision
+    return next((p for p in found if p.type == "deny"), found[0])
+
+
+def _active(consents: Iterable[ConsentPolicy], now: str) -> list[ConsentPolicy]:
+    return [c for c in consents if c.status == "active" and _within(now, c.period)]
+
+
+def _verdicts(
+    person: Person, requester: Requester, resource: ResourceFacts, now: str
+) -> list[tuple[ConsentPolicy, Provision]]:
+    return [
+        (consent, provision)
+        for consent in _active(person.consents, now)
+        if (provision := deciding_provision(consent.provision, requester, resource, now))
+        is not None
+    ]
+
+
+def _by_consent(rule: str, consent: ConsentPolicy, provision: Provision) -> Decision:
+    return Decision(
+        permit=provision.type == "permit",
+        rule=rule,
+        consent_id=consent.consent_id,
+        provision=provision.path,
+    )
+
+
+def decide(requester: Requester, person: Person, resource: ResourceFacts, now: str) -> Decision:
+    """Permit or deny, and which rule or Consent provision decided.
+    ``now`` is an instant in the engine's form (``YYYY-MM-DDTHH:MM:SS.ffffffZ``)."""
+    if resource.author_ods is not None and resource.author_ods == requester.org_ods:
+        return Decision(True, "author")
+    if resource.legally_restricted:
+        return Decision(False, "legally-restricted")
+    if requester.kind == "auditor" or requester.purpose == "HCOMPL":
+        if (
+            requester.kind == "auditor"
+            and requester.purpose == "HCOMPL"
+            and resource.res_type in AUDITOR_TYPES
+        ):
+            return Decision(True, "audit")
+        return Decision(False, "audit-scope")
+    if person.uninterpretable:
+        return Decision(
+            False,
+            "consent-uninterpretable",
+            consent_id=person.uninterpretable[0],
+            detail="withheld until the Consent is fixed",
+        )
+    restricted = resource.restricted
+    if requester.purpose == "ETREAT":
+        if requester.kind not in EMERGENCY_KINDS:
+            return Decision(False, "emergency-kind")
+        if restricted:
+            return Decision(False, "restricted-label", detail=", ".join(sorted(restricted)))
+        for consent, provision in _verdicts(person, requester, resource, now):
+            if provision.type == "deny" and "ETREAT" in provision.purposes:
+                return _by_consent("consent", consent, provision)
+        return Decision(True, "emergency-access")
+    if requester.purpose != "TREAT":
+        return Decision(False, "purpose", detail=requester.purpose)
+    if requester.org_ods not in person.relationships:
+        return Decision(False, "no-relationship")
+    verdicts = _verdicts(person, requester, resource, now)
+    for consent, provision in verdicts:
+        if provision.type == "deny":
+            return _by_consent("consent", consent, provision)
+    if restricted:
+        wanted = {(ACT_CODE, label) for label in restricted}
+        for consent, provision in verdicts:
+            named = {(s or ACT_CODE, c) for s, c in provision.labels}
+            if requester.org_ods in provision.actors and wanted <= named:
+                return _by_consent("consent", consent, provision)
+        return Decision(False, "restricted-label", detail=", ".join(sorted(restricted)))
+    if verdicts:
+        return _by_consent("consent", *verdicts[0])
+    return Decision(True, "implied-consent")

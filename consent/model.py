@@ -1,0 +1,109 @@
+"""What a consent decision is made from, and what it answers.
+
+Plain values only: the engine knows nothing of HTTP, databases or the token
+format. The gateway's access layer gathers these facts and asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# HL7 v3 codes (http://terminology.hl7.org/CodeSystem/v3-ActCode and
+# v3-Confidentiality) the rules name.
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+RESTRICTED_LABELS = frozenset({"PSY", "ETH", "SEX", "SDV"})
+LEGALLY_RESTRICTED = "R"
+
+Coding = tuple[str | None, str]  # (system, code)
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks: their organisation (ODS code), its kind, and the purpose."""
+
+    org_ods: str
+    kind: str  # gp-practice, council, care-home, hospital, ambulance, auditor
+    purpose: str  # TREAT, ETREAT, HCOMPL
+    client_id: str = ""
+
+
+@dataclass(frozen=True)
+class ResourceFacts:
+    """What the rules look at in one candidate resource."""
+
+    res_type: str
+    res_id: str
+    labels: frozenset[Coding] = frozenset()  # meta.security
+    codes: frozenset[Coding] = frozenset()  # the codings of its main code(s)
+    # The resource's own clinical date as an ISO range (low inclusive, high
+    # exclusive); None when it has none.
+    clinical_low: str | None = None
+    clinical_high: str | None = None
+    author_ods: str | None = None  # from meta.source urn:ods:<code>
+
+    @property
+    def restricted(self) -> frozenset[str]:
+        """The restricted-data labels it carries (PSY, ETH, SEX, SDV)."""
+        return frozenset(
+            code for system, code in self.labels if system == ACT_CODE and code in RESTRICTED_LABELS
+        )
+
+    @property
+    def legally_restricted(self) -> bool:
+        return (CONFIDENTIALITY, LEGALLY_RESTRICTED) in self.labels
+
+
+@dataclass(frozen=True)
+class Provision:
+    """A Consent.provision, reduced to what matching needs. An empty
+    criterion matches everything."""
+
+    type: str  # permit | deny
+    path: str  # provision path within its Consent: "provision", "provision.provision[1]"
+    period: tuple[str | None, str | None] = (None, None)
+    actors: frozenset[str] = frozenset()  # organisations, by ODS code
+    purposes: frozenset[str] = frozenset()
+    classes: frozenset[str] = frozenset()  # resource types
+    labels: frozenset[Coding] = frozenset()
+    codes: frozenset[Coding] = frozenset()
+    data_period: tuple[str | None, str | None] = (None, None)
+    data: frozenset[str] = frozenset()  # specific resources, "Type/id"
+    provisions: tuple[Provision, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConsentPolicy:
+    """An interpretable FHIR Consent of the person (scope patient-privacy)."""
+
+    consent_id: str
+    status: str
+    period: tuple[str | None, str | None]
+    provision: Provision
+
+
+@dataclass(frozen=True)
+class Person:
+    """What the data says about the person the resource belongs to."""
+
+    patient_id: str
+    relationships: frozenset[str] = frozenset()  # ODS codes with a care relationship
+    consents: tuple[ConsentPolicy, ...] = ()
+    # Consents that could not be interpreted: the person's data is withheld
+    # from everyone but its authors until they are fixed.
+    uninterpretable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    permit: bool
+    rule: str  # which rule decided (see consent.engine)
+    consent_id: str | None = None
+    provision: str | None = None
+    detail: str = field(default="", compare=False)
+
+    def explain(self) -> str:
+        where = f" (Consent/{self.consent_id} {self.provision})" if self.consent_id else ""
+        return f"{'permit' if self.permit else 'deny'}: {self.rule}{where}" + (
+            f": {self.detail}" if self.detail else ""
+        )
