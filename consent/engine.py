@@ -6,6 +6,8 @@ that applies decides, and names itself in the ``Decision``:
 1. ``author``: the organisation that authored a resource always sees it.
 2. ``legally-restricted``: an ``R``-confidential resource is never shared
    beyond its author, by any rule or purpose.
+   ``directory``: what is no one's record (organisations, practitioners,
+   locations, medications) is shared with every client.
 3. ``audit`` / ``audit-scope``: an auditor, under HCOMPL only, sees Patient
    demographics, Consent, AuditEvent and Provenance, and nothing else; no one
    else may use HCOMPL.
@@ -127,13 +129,19 @@ def _by_consent(rule: str, consent: ConsentPolicy, provision: Provision) -> Deci
     )
 
 
-def decide(requester: Requester, person: Person, resource: ResourceFacts, now: str) -> Decision:
+def decide(
+    requester: Requester, person: Person | None, resource: ResourceFacts, now: str
+) -> Decision:
     """Permit or deny, and which rule or Consent provision decided.
+    ``person`` is ``None`` for what is no one's record (an Organization, a
+    Practitioner, a Medication): ``directory``, shared with every client.
     ``now`` is an instant in the engine's form (``YYYY-MM-DDTHH:MM:SS.ffffffZ``)."""
     if resource.author_ods is not None and resource.author_ods == requester.org_ods:
         return Decision(True, "author")
     if resource.legally_restricted:
         return Decision(False, "legally-restricted")
+    if person is None:
+        return Decision(True, "directory")
     if requester.kind == "auditor" or requester.purpose == "HCOMPL":
         if (
             requester.kind == "auditor"

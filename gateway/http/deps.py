@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from consent.model import Requester as ConsentRequester
+from gateway.access.control import AccessControl
 from gateway.auth.clients import registration_async
 from gateway.auth.scopes import Permission
 from gateway.auth.tokens import InvalidToken, Requester, TokenService
@@ -46,6 +48,20 @@ class FhirContext:
         """Whom this request's writes are recorded as authored by."""
         who = self.who
         return Author(who.org_ods, who.org_name, who.client_id, who.client_name)
+
+    def access(self) -> AccessControl:
+        """The consent decisions of this request (one per request: what the
+        data says now is what counts)."""
+        who = self.who
+        return AccessControl(
+            self.store,
+            ConsentRequester(
+                org_ods=who.org_ods,
+                kind=who.kind.value,
+                purpose=who.purpose.value,
+                client_id=who.client_id,
+            ),
+        )
 
     def allow_letter(self, res_type: str, permission: str) -> None:
         """``allow`` for the domain's ``Authorize`` callbacks (SMART letters)."""

@@ -14,6 +14,7 @@ would do.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -43,6 +44,7 @@ from gateway.search.compartments import compartment_parameters
 from gateway.search.parameters import parameter, parameters_for
 from gateway.search.query import parse_search, parse_system_search
 from gateway.search.sql import SEARCHABLE_TYPES
+from gateway.store import StoredVersion
 
 
 async def _json_body(request: Request, context: FhirContext) -> Any:
@@ -51,6 +53,13 @@ async def _json_body(request: Request, context: FhirContext) -> Any:
     if not body.strip():
         raise InvalidRequest("the request has no body; send a FHIR resource", code="GW-0101")
     return fhirjson.loads(body)
+
+
+async def _disclosable(context: FhirContext, found: StoredVersion) -> None:
+    """Answer 404, exactly as for a resource that does not exist, when
+    consent withholds ``found`` from the requester."""
+    if not await run_in_threadpool(context.access().visible, found):
+        raise NotFound(f"{found.res_type}/{found.res_id} is not known", code="GW-0410")
 
 
 def _query_without_format(request: Request) -> str:
@@ -130,7 +139,9 @@ async def system_history(request: Request) -> Response:
     for res_type in RESOURCES:  # the whole server's history: every type's
         context.allow(res_type, Permission.SEARCH)
     params = _history_params(request)
-    page = await run_in_threadpool(histories.history, context.store, params)
+    page = await run_in_threadpool(
+        partial(histories.history, visible=context.access().visible), context.store, params
+    )
     return responses.bundle(
         histories.history_bundle(page, params, base_url=context.base_url, path="_history")
     )
@@ -207,6 +218,7 @@ async def _search(
         searches.search,
         context.store,
         query,
+        visible=context.access().visible,
         includable=includable(context.who.scopes).__contains__,
     )
     return responses.bundle(
@@ -235,6 +247,7 @@ async def search_system(request: Request) -> Response:
         searches.search,
         context.store,
         query,
+        visible=context.access().visible,
         includable=includable(context.who.scopes).__contains__,
     )
     return responses.bundle(
@@ -290,7 +303,12 @@ async def type_history(request: Request) -> Response:
     supported_type(res_type)
     context.allow(res_type, Permission.SEARCH)
     params = _history_params(request)
-    page = await run_in_threadpool(histories.history, context.store, params, res_type)
+    page = await run_in_threadpool(
+        partial(histories.history, visible=context.access().visible),
+        context.store,
+        params,
+        res_type,
+    )
     return responses.bundle(
         histories.history_bundle(
             page, params, base_url=context.base_url, path=f"{res_type}/_history"
@@ -307,6 +325,7 @@ async def read(request: Request) -> Response:
     supported_type(res_type)
     context.allow(res_type, Permission.READ)
     found = await reads.read_async(context.reader, res_type, _path(request, "res_id"))
+    await _disclosable(context, found)
     if request.headers.get("if-none-match") == f'W/"{found.version}"':
         return Response(status_code=304, headers=responses.version_headers(found))
     return responses.resource(found)
@@ -348,7 +367,13 @@ async def instance_history(request: Request) -> Response:
     supported_type(res_type)
     context.allow(res_type, Permission.READ)
     params = _history_params(request)
-    page = await run_in_threadpool(histories.history, context.store, params, res_type, res_id)
+    page = await run_in_threadpool(
+        partial(histories.history, visible=context.access().visible),
+        context.store,
+        params,
+        res_type,
+        res_id,
+    )
     return responses.bundle(
         histories.history_bundle(
             page, params, base_url=context.base_url, path=f"{res_type}/{res_id}/_history"
@@ -364,6 +389,7 @@ async def vread(request: Request) -> Response:
     found = await reads.vread_async(
         context.reader, res_type, _path(request, "res_id"), _path(request, "version_id")
     )
+    await _disclosable(context, found)
     return responses.resource(found)
 
 

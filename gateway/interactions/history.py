@@ -7,7 +7,8 @@ link returns the same entries however many versions are written meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -69,7 +70,12 @@ def parse_history_params(params: Sequence[tuple[str, str]]) -> HistoryRequest:
 
 
 def history(
-    store: Store, request: HistoryRequest, res_type: str | None = None, res_id: str | None = None
+    store: Store,
+    request: HistoryRequest,
+    res_type: str | None = None,
+    res_id: str | None = None,
+    *,
+    visible: Callable[[StoredVersion], bool] | None = None,
 ) -> HistoryPage:
     if res_type is not None:
         require(
@@ -88,7 +94,31 @@ def history(
     )
     if res_type and res_id and not page.entries and store.read(res_type, res_id) is None:
         raise NotFound(f"{res_type}/{res_id} is not known", code="GW-0410")
-    return page
+    if visible is None:
+        return page
+    if res_type and res_id:
+        # A resource the requester may not see has, for them, no history.
+        current = store.read(res_type, res_id)
+        latest = current if current is None or not current.deleted else _last_live(page)
+        if latest is None or not visible(latest):
+            raise NotFound(f"{res_type}/{res_id} is not known", code="GW-0410")
+        # Of a resource they may see, its deletions too; each earlier
+        # version is decided on its own (its labels may have differed).
+        entries = [v for v in page.entries if v.content is None or visible(v)]
+        whole = not page.has_older and not page.has_newer
+        return dataclasses.replace(page, entries=entries, total=len(entries) if whole else None)
+    # Across resources, deleted versions carry nothing to decide on: they are
+    # left out, as is every version the requester may not see; a count would
+    # reveal them.
+    return dataclasses.replace(
+        page,
+        entries=[v for v in page.entries if v.content is not None and visible(v)],
+        total=None,
+    )
+
+
+def _last_live(page: HistoryPage) -> StoredVersion | None:
+    return next((v for v in page.entries if v.content is not None), None)
 
 
 def _entry(base_url: str, version: StoredVersion) -> dict[str, Any]:

@@ -44,6 +44,11 @@ class SearchResult:
     previous: Position | None = None
 
 
+# Beyond this many matches a total is not given when consent filters the
+# results: each would have to be read and decided to count it.
+_MAX_CHECKED_TOTAL = 10_000
+
+
 def _version(row: Sequence[Any], key_count: int) -> StoredVersion:
     content = row[4 + key_count]
     return StoredVersion(
@@ -79,7 +84,13 @@ def search(
         counted = store.select(sql, params)
         result.total = int(counted[0][0])  # type: ignore[call-overload]
         if visible is not _everything:
-            result.total = None  # a count of hidden resources would reveal them
+            # A count of hidden resources would reveal them: count what the
+            # requester may see, or say nothing when that is too many to check.
+            result.total = (
+                _visible_total(store, query, visible)
+                if result.total <= _MAX_CHECKED_TOTAL
+                else None
+            )
     if query.summary == "count" or query.count == 0:
         return result
     position = Position.decode(query.cursor) if query.cursor is not None else None
@@ -100,6 +111,21 @@ def search(
         store, query, result.matches, lambda v: includable(v.res_type) and visible(v)
     )
     return result
+
+
+def _visible_total(store: Store, query: SearchQuery, visible: Visible) -> int:
+    """How many matches the requester may see, reading them all."""
+    counted = 0
+    position: Position | None = None
+    batch = 500
+    while True:
+        statement = page_statement(query, position, batch)
+        rows = store.select(statement.sql, statement.params)
+        page = rows[:batch]
+        counted += sum(1 for row in page if visible(_version(row, statement.key_count)))
+        if len(rows) <= batch:
+            return counted
+        position = _position(page[-1], statement.key_count, True)
 
 
 def _visible_rows(

@@ -8,7 +8,12 @@ from starlette.testclient import TestClient
 
 from gateway.interactions import write
 from gateway.store import Store
+from tests.conftest import TEST_ORG
 from tests.http.test_crud import patient
+
+
+def _authored() -> dict:  # type: ignore[type-arg]
+    return {**patient(), "meta": {"source": f"urn:ods:{TEST_ORG}"}}
 
 
 def _follow(client: TestClient, url: str) -> dict:  # type: ignore[type-arg]
@@ -46,8 +51,9 @@ def test_type_history_holds_only_that_type(client: TestClient) -> None:
 def test_system_history_pages_with_stable_next_and_previous_links(
     client: TestClient, store: Store
 ) -> None:
-    # Written without an author, so no Provenance joins them in the history.
-    ids = [write.create(store, "Patient", patient()).version.res_id for _ in range(5)]
+    # Written straight to the store, so no Provenance joins them in the
+    # history; authored by the test client's organisation, so it sees them.
+    ids = [write.create(store, "Patient", _authored()).version.res_id for _ in range(5)]
     first = client.get("/fhir/_history?_count=2").json()
     assert [e["resource"]["id"] for e in first["entry"]] == ids[::-1][:2]
     assert _link(first, "previous") is None
@@ -64,7 +70,7 @@ def test_system_history_pages_with_stable_next_and_previous_links(
 
 
 def test_history_since_filters_by_last_updated(client: TestClient, store: Store) -> None:
-    write.create(store, "Patient", patient())
+    write.create(store, "Patient", _authored())
     assert "entry" not in client.get("/fhir/_history?_since=2999-01-01").json()
     assert len(client.get("/fhir/_history?_since=2000-01-01T00:00:00Z").json()["entry"]) == 1
 

@@ -1,0 +1,108 @@
+"""What the consent rules look at in a stored resource, read with the search
+engine's own extraction, so "the resource's code" or "its clinical date"
+means what the search parameters of that name mean."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consent.model import Coding, ResourceFacts
+from gateway.search.compartments import PATIENT_COMPARTMENT
+from gateway.search.extract import extract
+from gateway.search.parameters import parameter
+from gateway.search.values import DateRange, ReferenceValue, TokenValue
+
+AUTHOR_PREFIX = "urn:ods:"
+# The search parameter that is each type's own clinical date (the date the
+# Consent.provision.dataPeriod is compared with).
+CLINICAL_DATE: dict[str, str] = {
+    "AllergyIntolerance": "date",
+    "CarePlan": "date",
+    "CareTeam": "date",
+    "Composition": "date",
+    "Condition": "onset-date",
+    "DiagnosticReport": "date",
+    "DocumentReference": "date",
+    "Encounter": "date",
+    "EpisodeOfCare": "date",
+    "Flag": "date",
+    "Immunization": "date",
+    "MedicationRequest": "authoredon",
+    "MedicationStatement": "effective",
+    "Observation": "date",
+    "Procedure": "date",
+    "ServiceRequest": "authored",
+}
+# The parameter holding each type's main code (what Consent.provision.code
+# and the restricted code lists match).
+MAIN_CODE: dict[str, str] = {
+    "AllergyIntolerance": "code",
+    "Condition": "code",
+    "DiagnosticReport": "code",
+    "Encounter": "type",
+    "EpisodeOfCare": "type",
+    "Flag": "code",
+    "Immunization": "vaccine-code",
+    "MedicationRequest": "code",
+    "MedicationStatement": "code",
+    "Observation": "code",
+    "Procedure": "code",
+    "ServiceRequest": "code",
+    "CarePlan": "category",
+    "DocumentReference": "type",
+    "Composition": "type",
+}
+
+
+def _values(resource: dict[str, Any], code: str | None) -> list[Any]:
+    if code is None:
+        return []
+    found = parameter(resource["resourceType"], code)
+    return extract(resource, found) if found is not None else []
+
+
+def codes_of(resource: dict[str, Any]) -> frozenset[Coding]:
+    return frozenset(
+        (value.system, value.code)
+        for value in _values(resource, MAIN_CODE.get(resource["resourceType"]))
+        if isinstance(value, TokenValue) and value.code
+    )
+
+
+def facts_of(resource: dict[str, Any]) -> ResourceFacts:
+    res_type = resource["resourceType"]
+    meta = resource.get("meta") or {}
+    labels = frozenset(
+        (label.get("system"), label["code"])
+        for label in meta.get("security") or []
+        if isinstance(label, dict) and isinstance(label.get("code"), str)
+    )
+    dates = [v for v in _values(resource, CLINICAL_DATE.get(res_type)) if isinstance(v, DateRange)]
+    source = meta.get("source")
+    author = (
+        source.removeprefix(AUTHOR_PREFIX)
+        if isinstance(source, str) and source.startswith(AUTHOR_PREFIX)
+        else None
+    )
+    return ResourceFacts(
+        res_type=res_type,
+        res_id=str(resource.get("id", "")),
+        labels=labels,
+        codes=codes_of(resource),
+        clinical_low=min(d.low for d in dates) if dates else None,
+        clinical_high=max(d.high for d in dates) if dates else None,
+        author_ods=author,
+    )
+
+
+def person_of(resource: dict[str, Any]) -> str | None:
+    """The id of the Patient whose record this resource is part of; ``None``
+    for what is no one's record (an Organization, a Medication...)."""
+    res_type = resource["resourceType"]
+    if res_type == "Patient":
+        return str(resource.get("id", ""))
+    for code in PATIENT_COMPARTMENT.get(res_type, ())[:1]:
+        for value in _values(resource, code):
+            if isinstance(value, ReferenceValue) and value.target_type == "Patient":
+                return value.target_id
+    return None

@@ -1,0 +1,114 @@
+"""What the data says about a person, for the consent rules: the
+organisations with a care relationship (PRODUCT.md section 4) and the
+person's Consents. Read afresh for each request, so a new registration, an
+episode closed or a Consent withdrawn applies to the very next request."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from consent.model import ConsentPolicy, Person
+from consent.parse import ODS_SYSTEM, Uninterpretable, is_privacy_consent, parse_consent
+from gateway import fhirjson
+from gateway.search.matching import matching_ids
+from gateway.store import Store
+
+RECENT_ENCOUNTER = timedelta(days=30)
+_MANY = 1000  # episodes, encounters or Consents of one person read at most
+
+
+def _load(store: Store, res_type: str, res_id: str) -> dict[str, Any] | None:
+    found = store.read(res_type, res_id)
+    if found is None or found.deleted or found.content is None:
+        return None
+    loaded: dict[str, Any] = fhirjson.loads(found.content)
+    return loaded
+
+
+def _ods(store: Store, reference: Any) -> str | None:
+    """The ODS code of an organisation a Reference names, by identifier or by
+    reading the Organization it points to."""
+    if not isinstance(reference, dict):
+        return None
+    identifier = reference.get("identifier")
+    if isinstance(identifier, dict) and identifier.get("system") == ODS_SYSTEM:
+        value = identifier.get("value")
+        return str(value).upper() if isinstance(value, str) else None
+    target = reference.get("reference")
+    if isinstance(target, str) and target.startswith("Organization/"):
+        organisation = _load(store, "Organization", target.removeprefix("Organization/"))
+        for found in (organisation or {}).get("identifier") or []:
+            if isinstance(found, dict) and found.get("system") == ODS_SYSTEM:
+                value = found.get("value")
+                return str(value).upper() if isinstance(value, str) else None
+    return None
+
+
+def _all(store: Store, res_type: str, criteria: str) -> list[dict[str, Any]]:
+    return [
+        loaded
+        for res_id in matching_ids(store, res_type, criteria, limit=_MANY)
+        if (loaded := _load(store, res_type, res_id)) is not None
+    ]
+
+
+def relationships(store: Store, patient: dict[str, Any], now: datetime) -> frozenset[str]:
+    """ODS codes of the organisations caring for the person now: the
+    registered GP practice, managers of active EpisodesOfCare (social care,
+    residence), and hospitals with an Encounter in progress or ended in the
+    last 30 days."""
+    found: set[str] = set()
+    for gp in patient.get("generalPractitioner") or []:
+        if (ods := _ods(store, gp)) is not None:
+            found.add(ods)
+    pid = patient.get("id")
+    for episode in _all(store, "EpisodeOfCare", f"patient=Patient/{pid}&status=active"):
+        if (ods := _ods(store, episode.get("managingOrganization"))) is not None:
+            found.add(ods)
+    cutoff = fhirjson.instant(now - RECENT_ENCOUNTER)
+    for encounter in _all(store, "Encounter", f"patient=Patient/{pid}"):
+        status = encounter.get("status")
+        ended = (encounter.get("period") or {}).get("end")
+        recent = status == "in-progress" or (
+            status == "finished"
+            and isinstance(ended, str)
+            and fhirjson.instant(fhirjson.parse_instant(ended)) >= cutoff
+        )
+        if recent and (ods := _ods(store, encounter.get("serviceProvider"))) is not None:
+            found.add(ods)
+    return frozenset(found)
+
+
+def consents(store: Store, patient_id: str) -> tuple[list[ConsentPolicy], list[str]]:
+    """The person's privacy Consents as policies, and the ids of those that
+    cannot be interpreted (which withhold the person's data: see consent)."""
+    policies: list[ConsentPolicy] = []
+    broken: list[str] = []
+
+    def resolve(reference: str) -> str | None:
+        return _ods(store, {"reference": reference})
+
+    for raw in _all(store, "Consent", f"patient=Patient/{patient_id}"):
+        if not is_privacy_consent(raw):
+            continue
+        try:
+            policies.append(parse_consent(raw, resolve))
+        except Uninterpretable:
+            if raw.get("status") == "active":
+                broken.append(str(raw.get("id")))
+    return policies, broken
+
+
+def load_person(store: Store, patient_id: str, now: datetime | None = None) -> Person | None:
+    """The person's facts, or ``None`` if there is no such (live) Patient."""
+    patient = _load(store, "Patient", patient_id)
+    if patient is None:
+        return None
+    policies, broken = consents(store, patient_id)
+    return Person(
+        patient_id=patient_id,
+        relationships=relationships(store, patient, now or datetime.now(UTC)),
+        consents=tuple(policies),
+        uninterpretable=tuple(broken),
+    )
