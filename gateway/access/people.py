@@ -11,14 +11,15 @@ from typing import Any
 from consent.model import ConsentPolicy, Person
 from consent.parse import ODS_SYSTEM, Uninterpretable, is_privacy_consent, parse_consent
 from gateway import fhirjson
+from gateway.errors import Unprocessable
 from gateway.search.matching import matching_ids
-from gateway.store import Store
+from gateway.store import Reader, Store
 
 RECENT_ENCOUNTER = timedelta(days=30)
 _MANY = 1000  # episodes, encounters or Consents of one person read at most
 
 
-def _load(store: Store, res_type: str, res_id: str) -> dict[str, Any] | None:
+def _load(store: Reader, res_type: str, res_id: str) -> dict[str, Any] | None:
     found = store.read(res_type, res_id)
     if found is None or found.deleted or found.content is None:
         return None
@@ -26,7 +27,7 @@ def _load(store: Store, res_type: str, res_id: str) -> dict[str, Any] | None:
     return loaded
 
 
-def _ods(store: Store, reference: Any) -> str | None:
+def _ods(store: Reader, reference: Any) -> str | None:
     """The ODS code of an organisation a Reference names, by identifier or by
     reading the Organization it points to."""
     if not isinstance(reference, dict):
@@ -98,6 +99,19 @@ def consents(store: Store, patient_id: str) -> tuple[list[ConsentPolicy], list[s
             if raw.get("status") == "active":
                 broken.append(str(raw.get("id")))
     return policies, broken
+
+
+def ensure_interpretable(reader: Reader, resource: dict[str, Any]) -> None:
+    """Refuse (422) a privacy Consent the engine could not apply, rather than
+    store one that would withhold the person's record from everyone."""
+    if not is_privacy_consent(resource):
+        return
+    try:
+        parse_consent(resource, lambda reference: _ods(reader, {"reference": reference}))
+    except Uninterpretable as exc:
+        raise Unprocessable(
+            f"this Consent cannot be applied as written: {exc}", code="GW-0620"
+        ) from None
 
 
 def load_person(store: Store, patient_id: str, now: datetime | None = None) -> Person | None:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from conformance.registry import TypeInteraction
 from conformance.validation import validate_resource
 from gateway import fhirjson
+from gateway.access.people import ensure_interpretable
 from gateway.errors import Conflict, InvalidRequest, Issue, PreconditionFailed, Unprocessable
 from gateway.interactions.provenance import ACTIVITIES, Author, provenance
 from gateway.interactions.types import require
@@ -156,6 +157,8 @@ def store_version(
             f"but it has {found}",
             code="GW-0412",
         )
+    if res_type == "Consent":
+        ensure_interpretable(uow, prepared.content)
     version = previous.version + 1 if previous else 1
     last_updated = fhirjson.instant()
     meta = {**prepared.content["meta"], "versionId": str(version), "lastUpdated": last_updated}

@@ -1,0 +1,259 @@
+"""Consent on every read path, with several organisations at once: each test
+checks what each one is shown and that nothing else is."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gateway.auth.tokens import Purpose
+from gateway.store import Store
+from tests.conftest import access_token, make_client
+
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+GP, COUNCIL, HOME, HOSPITAL, AMBULANCE = "A81001", "E09000007", "VM123", "RKE", "RRU"
+SNOMED = "http://snomed.info/sct"
+ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+
+def org(ods: str) -> dict[str, Any]:
+    return {"identifier": {"system": ODS, "value": ods}}
+
+
+def actor(reference: dict[str, Any]) -> dict[str, Any]:
+    role = {"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}
+    return {"role": {"coding": [role]}, "reference": reference}
+
+
+class World:
+    """A person registered with a GP and supported by the council, whose
+    care home writes their records; a hospital and an ambulance service
+    with no relationship."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.tokens = {
+            "gp": access_token(store, client_id="gp", kind="gp-practice", org=GP),
+            "council": access_token(store, client_id="council", kind="council", org=COUNCIL),
+            "home": access_token(store, client_id="home", kind="care-home", org=HOME),
+            "hospital": access_token(store, client_id="hospital", kind="hospital", org=HOSPITAL),
+            "ambulance": access_token(
+                store,
+                client_id="ambulance",
+                kind="ambulance",
+                org=AMBULANCE,
+                purpose=Purpose.ETREAT,
+                reason="999 call from the care home",
+            ),
+        }
+        self.api = make_client(store, token=None)
+        self.api.__enter__()
+        self.patient = self.post(
+            "home",
+            {
+                "resourceType": "Patient",
+                "identifier": [
+                    {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990000018"}
+                ],
+                "generalPractitioner": [org(GP)],
+            },
+        )
+        self.subject = {"reference": f"Patient/{self.patient}"}
+        self.post(
+            "home",
+            {
+                "resourceType": "EpisodeOfCare",
+                "status": "active",
+                "patient": self.subject,
+                "managingOrganization": org(COUNCIL),
+            },
+        )
+        self.asthma = self.condition("195967001", "Asthma")
+        self.depression = self.condition("35489007", "Depression", labels=["PSY"])
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def post(self, who: str, resource: dict[str, Any]) -> str:
+        answer = self.api.post(
+            f"/fhir/{resource['resourceType']}", json=resource, headers=self.headers(who)
+        )
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["id"])
+
+    def condition(self, code: str, text: str, labels: list[str] = ()) -> str:  # type: ignore[assignment]
+        resource: dict[str, Any] = {
+            "resourceType": "Condition",
+            "subject": self.subject,
+            "code": {"coding": [{"system": SNOMED, "code": code}], "text": text},
+            "onsetDateTime": "2024-01-10",
+        }
+        if labels:
+            resource["meta"] = {"security": [{"system": ACT, "code": label} for label in labels]}
+        return self.post("home", resource)
+
+    def get(self, who: str, url: str) -> Any:
+        return self.api.get(url, headers=self.headers(who))
+
+    def ids(self, who: str, url: str) -> list[str]:
+        bundle = self.get(who, url).json()
+        return sorted(e["resource"]["id"] for e in bundle.get("entry", []))
+
+
+@pytest.fixture
+def world(store: Store) -> Iterator[World]:
+    built = World(store)
+    yield built
+    built.api.__exit__(None, None, None)
+
+
+def test_reads_follow_the_relationships(world: World) -> None:
+    url = f"/fhir/Condition/{world.asthma}"
+    assert world.get("gp", url).status_code == 200  # registered GP
+    assert world.get("council", url).status_code == 200  # active social care episode
+    assert world.get("home", url).status_code == 200  # its author
+    hidden = world.get("hospital", url)  # no relationship
+    missing = world.get("hospital", "/fhir/Condition/does-not-exist")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["issue"][0]["diagnostics"].replace(world.asthma, "X") == missing.json()[
+        "issue"
+    ][0]["diagnostics"].replace("does-not-exist", "X")
+    assert world.get("hospital", f"{url}/_history/1").status_code == 404
+    assert world.get("hospital", f"{url}/_history").status_code == 404
+
+
+def test_restricted_data_stays_with_its_author(world: World) -> None:
+    url = f"/fhir/Condition/{world.depression}"
+    assert world.get("home", url).status_code == 200
+    for who in ("gp", "council", "hospital", "ambulance"):
+        assert world.get(who, url).status_code == 404, who
+
+
+def test_searches_count_and_page_only_what_may_be_seen(world: World) -> None:
+    url = f"/fhir/Condition?subject=Patient/{world.patient}"
+    assert world.ids("home", url) == sorted([world.asthma, world.depression])
+    assert world.ids("gp", url) == [world.asthma]
+    assert world.get("gp", url).json()["total"] == 1
+    assert world.ids("hospital", url) == []
+    assert world.get("hospital", url).json()["total"] == 0
+    assert world.get("hospital", url + "&_summary=count").json()["total"] == 0
+    assert world.get("gp", url + "&_summary=count").json()["total"] == 1
+    compartment = f"/fhir/Patient/{world.patient}/Condition"
+    assert world.ids("gp", compartment) == [world.asthma]
+    assert world.ids("hospital", compartment) == []
+
+
+def test_includes_and_chains_reveal_nothing_hidden(world: World) -> None:
+    revinclude = f"/fhir/Patient?_id={world.patient}&_revinclude=Condition:subject"
+    assert world.ids("gp", revinclude) == sorted([world.patient, world.asthma])
+    assert world.ids("hospital", revinclude) == []
+    include = "/fhir/Condition?_include=Condition:subject"
+    assert world.ids("gp", include) == sorted([world.patient, world.asthma])
+    assert world.ids("hospital", include) == []
+
+
+def test_emergency_access_without_a_relationship(world: World) -> None:
+    assert world.get("ambulance", f"/fhir/Patient/{world.patient}").status_code == 200
+    found = world.ids(
+        "ambulance", "/fhir/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000018"
+    )
+    assert found == [world.patient]
+    url = f"/fhir/Condition?subject=Patient/{world.patient}"
+    assert world.ids("ambulance", url) == [world.asthma]  # not the PSY one
+
+
+def test_a_dissent_applies_on_the_next_request(world: World) -> None:
+    consent = {
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": world.subject,
+        "provision": {
+            "type": "permit",
+            "provision": [{"type": "deny", "actor": [actor(org(COUNCIL))]}],
+        },
+    }
+    consent_id = world.post("gp", consent)
+    url = f"/fhir/Condition/{world.asthma}"
+    assert world.get("council", url).status_code == 404
+    assert world.get("gp", url).status_code == 200
+    assert world.ids("council", f"/fhir/Condition?subject=Patient/{world.patient}") == []
+    # Withdrawn: at once, on every path.
+    withdrawn = {**consent, "id": consent_id, "status": "inactive"}
+    answer = world.api.put(
+        f"/fhir/Consent/{consent_id}", json=withdrawn, headers=world.headers("gp")
+    )
+    assert answer.status_code == 200, answer.text
+    assert world.get("council", url).status_code == 200
+
+
+def _privacy_consent(world: World, provision: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": world.subject,
+        "provision": provision,
+    }
+
+
+def test_a_consent_that_cannot_be_applied_is_refused(world: World) -> None:
+    unknown = _privacy_consent(
+        world, {"type": "deny", "actor": [actor({"reference": "Organization/unknown"})]}
+    )
+    answer = world.api.post("/fhir/Consent", json=unknown, headers=world.headers("gp"))
+    assert answer.status_code == 422
+    assert "cannot be resolved" in answer.json()["issue"][0]["diagnostics"]
+
+
+def test_a_consent_that_stops_making_sense_withholds_the_record(world: World) -> None:
+    """Its actor's Organization is deleted: the Consent can no longer be read,
+    so the person's record is withheld from all but its authors (fail closed)."""
+    council = world.post(
+        "home", {"resourceType": "Organization", "identifier": [{"system": ODS, "value": COUNCIL}]}
+    )
+    world.post(
+        "gp",
+        _privacy_consent(
+            world, {"type": "deny", "actor": [actor({"reference": f"Organization/{council}"})]}
+        ),
+    )
+    url = f"/fhir/Condition/{world.asthma}"
+    assert world.get("council", url).status_code == 404
+    assert world.get("gp", url).status_code == 200
+    deleted = world.api.delete(f"/fhir/Organization/{council}", headers=world.headers("home"))
+    assert deleted.status_code == 204
+    assert world.get("gp", url).status_code == 404
+    assert world.get("home", url).status_code == 200  # the author
+
+
+def test_the_registered_gp_changes_with_the_data(world: World) -> None:
+    url = f"/fhir/Condition/{world.asthma}"
+    assert world.get("gp", url).status_code == 200
+    moved = world.get("home", f"/fhir/Patient/{world.patient}").json()
+    moved["generalPractitioner"] = [org("B82005")]
+    assert (
+        world.api.put(
+            f"/fhir/Patient/{world.patient}", json=moved, headers=world.headers("home")
+        ).status_code
+        == 200
+    )
+    assert world.get("gp", url).status_code == 404
