@@ -7,6 +7,7 @@ format. The gateway's access layer gathers these facts and asks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 # HL7 v3 codes (http://terminology.hl7.org/CodeSystem/v3-ActCode and
 # v3-Confidentiality) the rules name.
@@ -92,6 +93,21 @@ class Person:
     # Consents that could not be interpreted: the person's data is withheld
     # from everyone but its authors until they are fixed.
     uninterpretable: tuple[str, ...] = ()
+
+    @cached_property
+    def reads_content(self) -> bool:
+        """Whether any provision of the person's Consents matches on a
+        resource's codes or clinical date; when none does, the access layer
+        need not extract them (the costliest facts) to decide."""
+
+        def reads(provision: Provision) -> bool:
+            return (
+                bool(provision.codes)
+                or provision.data_period != (None, None)
+                or any(reads(child) for child in provision.provisions)
+            )
+
+        return any(reads(consent.provision) for consent in self.consents)
 
 
 @dataclass(frozen=True)

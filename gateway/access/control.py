@@ -27,6 +27,8 @@ class AccessControl:
         self._moment = now or datetime.now(UTC)
         self._now = instant(self._moment)
         self._people: dict[str, Person] = {}
+        # A search decides a version for its total and again for its page.
+        self._decided: dict[tuple[str, str, int], Decision] = {}
 
     def _person(self, patient_id: str) -> Person:
         if patient_id not in self._people:
@@ -39,10 +41,15 @@ class AccessControl:
     def decide(self, version: StoredVersion) -> Decision:
         if version.content is None:
             return Decision(False, "deleted")
-        resource = fhirjson.loads(version.content)
-        patient_id = person_of(resource)
-        person = self._person(patient_id) if patient_id is not None else None
-        return decide(self.requester, person, facts_of(resource), self._now)
+        key = (version.res_type, version.res_id, version.version)
+        decided = self._decided.get(key)
+        if decided is None:
+            resource = fhirjson.loads(version.content)
+            patient_id = person_of(resource)
+            person = self._person(patient_id) if patient_id is not None else None
+            facts = facts_of(resource, content=person is not None and person.reads_content)
+            decided = self._decided[key] = decide(self.requester, person, facts, self._now)
+        return decided
 
     def visible(self, version: StoredVersion) -> bool:
         return self.decide(version).permit

@@ -69,7 +69,9 @@ def codes_of(resource: dict[str, Any]) -> frozenset[Coding]:
     )
 
 
-def facts_of(resource: dict[str, Any]) -> ResourceFacts:
+def facts_of(resource: dict[str, Any], content: bool = True) -> ResourceFacts:
+    """The facts of ``resource``; without ``content``, its codes and clinical
+    date are left out (for a person none of whose Consents looks at them)."""
     res_type = resource["resourceType"]
     meta = resource.get("meta") or {}
     labels = frozenset(
@@ -77,7 +79,11 @@ def facts_of(resource: dict[str, Any]) -> ResourceFacts:
         for label in meta.get("security") or []
         if isinstance(label, dict) and isinstance(label.get("code"), str)
     )
-    dates = [v for v in _values(resource, CLINICAL_DATE.get(res_type)) if isinstance(v, DateRange)]
+    dates = (
+        [v for v in _values(resource, CLINICAL_DATE.get(res_type)) if isinstance(v, DateRange)]
+        if content
+        else []
+    )
     source = meta.get("source")
     author = (
         source.removeprefix(AUTHOR_PREFIX)
@@ -88,7 +94,7 @@ def facts_of(resource: dict[str, Any]) -> ResourceFacts:
         res_type=res_type,
         res_id=str(resource.get("id", "")),
         labels=labels,
-        codes=codes_of(resource),
+        codes=codes_of(resource) if content else frozenset(),
         clinical_low=min(d.low for d in dates) if dates else None,
         clinical_high=max(d.high for d in dates) if dates else None,
         author_ods=author,

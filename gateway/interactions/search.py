@@ -79,24 +79,27 @@ def search(
     for res_type in query.types or (query.res_type,):
         require(res_type, TypeInteraction.SEARCH_TYPE)
     result = SearchResult()
+    enforced = visible is not _everything
     if query.total != "none" or query.summary == "count":
         sql, params = count_statement(query)
         counted = store.select(sql, params)
         result.total = int(counted[0][0])  # type: ignore[call-overload]
-        if visible is not _everything:
-            # A count of hidden resources would reveal them: count what the
-            # requester may see, or say nothing when that is too many to check.
-            result.total = (
-                _visible_total(store, query, visible)
-                if result.total <= _MAX_CHECKED_TOTAL
-                else None
-            )
     if query.summary == "count" or query.count == 0:
+        if enforced and result.total is not None:
+            result.total = _checked_total(store, query, visible, result.total)
         return result
     position = Position.decode(query.cursor) if query.cursor is not None else None
     rows = _visible_rows(store, query, position, visible)
     more = len(rows) > query.count
     rows = rows[: query.count]
+    if enforced and result.total is not None:
+        # A count of hidden resources would reveal them: count what the
+        # requester may see. When the first page holds every match, that is
+        # the page itself.
+        complete = position is None and not more
+        result.total = (
+            len(rows) if complete else _checked_total(store, query, visible, result.total)
+        )
     forward = position is None or position.forward
     if not forward:
         rows.reverse()
@@ -111,6 +114,12 @@ def search(
         store, query, result.matches, lambda v: includable(v.res_type) and visible(v)
     )
     return result
+
+
+def _checked_total(store: Store, query: SearchQuery, visible: Visible, matched: int) -> int | None:
+    """How many of ``matched`` matches the requester may see, reading them
+    all; ``None`` (no total given) when there are too many to check."""
+    return _visible_total(store, query, visible) if matched <= _MAX_CHECKED_TOTAL else None
 
 
 def _visible_total(store: Store, query: SearchQuery, visible: Visible) -> int:
