@@ -13,22 +13,37 @@ totals never reveal the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from conformance.registry import TypeInteraction
 from gateway import fhirjson
+from gateway.errors import InvalidRequest
 from gateway.interactions.types import require
 from gateway.search import shaping
+from gateway.search.extract import extract
 from gateway.search.paging import Position, count_statement, page_statement
-from gateway.search.query import Include, SearchQuery
+from gateway.search.parameters import parameter
+from gateway.search.query import (
+    Condition,
+    Include,
+    ReferenceCriterion,
+    SearchQuery,
+    parse_condition,
+)
+from gateway.search.values import ReferenceValue
 from gateway.store import Store, StoredVersion
 
 Visible = Callable[[StoredVersion], bool]
 _MAX_INCLUDE_ROUNDS = 4  # :iterate depth; FHIR leaves it to the server
 _MAX_INCLUDED = 1000
+# Under consent, a chain or _has is resolved to the resources the requester
+# may see, at most this many (else the search is refused as too broad).
+_MAX_LINKED = 1000
+_MAX_LINK_SCAN = 20_000
 
 
 def _everything(version: StoredVersion) -> bool:
@@ -80,6 +95,12 @@ def search(
         require(res_type, TypeInteraction.SEARCH_TYPE)
     result = SearchResult()
     enforced = visible is not _everything
+    if enforced and any(c.chain or c.reverse for c in query.conditions):
+        linked = _with_visible_links(store, query, visible)
+        if linked is None:  # a chain that reaches nothing the requester may see
+            result.total = 0 if query.total != "none" or query.summary == "count" else None
+            return result
+        query = linked
     if query.total != "none" or query.summary == "count":
         sql, params = count_statement(query)
         counted = store.select(sql, params)
@@ -124,17 +145,102 @@ def _checked_total(store: Store, query: SearchQuery, visible: Visible, matched: 
 
 def _visible_total(store: Store, query: SearchQuery, visible: Visible) -> int:
     """How many matches the requester may see, reading them all."""
-    counted = 0
+    return sum(1 for _ in _scan(store, query, visible))
+
+
+def _scan(store: Store, query: SearchQuery, visible: Visible) -> Iterator[StoredVersion]:
+    """Every match the requester may see, read in batches."""
     position: Position | None = None
     batch = 500
     while True:
         statement = page_statement(query, position, batch)
         rows = store.select(statement.sql, statement.params)
         page = rows[:batch]
-        counted += sum(1 for row in page if visible(_version(row, statement.key_count)))
+        for row in page:
+            version = _version(row, statement.key_count)
+            if visible(version):
+                yield version
         if len(rows) <= batch:
-            return counted
+            return
         position = _position(page[-1], statement.key_count, True)
+
+
+# -- chains and _has under consent ---------------------------------------------------
+#
+# In SQL a chain (subject:Patient.name=x) or a _has matches through any live
+# resource. Under consent that would reveal what a hidden resource says (that
+# the person has a hidden HIV test, say), so each such condition is replaced
+# by the resources it reaches that the requester may see.
+
+
+def _with_visible_links(
+    store: Store, query: SearchQuery, visible: Visible
+) -> SearchQuery | None:
+    """``query`` with every chain and _has resolved for the requester;
+    ``None`` when one of them reaches nothing visible (no match at all)."""
+    conditions = []
+    for condition in query.conditions:
+        resolved = _visible_link(store, query.types or (query.res_type,), condition, visible)
+        if resolved is None:
+            return None
+        conditions.append(resolved)
+    return dataclasses.replace(query, conditions=conditions)
+
+
+def _visible_link(
+    store: Store, types: Sequence[str], condition: Condition, visible: Visible
+) -> Condition | None:
+    if condition.chain is not None:
+        assert condition.param is not None
+        target, inner = condition.chain
+        ids = [v.res_id for v in _linked(store, target, inner, visible)]
+        if not ids:
+            return None
+        values = tuple(ReferenceCriterion(target, res_id) for res_id in ids)
+        return Condition(param=condition.param, modifier="type", values=values)
+    if condition.reverse is not None:
+        source_type, ref_code, inner = condition.reverse
+        reference = parameter(source_type, ref_code)
+        assert reference is not None
+        targets = {
+            value.target_id
+            for source in _linked(store, source_type, inner, visible)
+            if source.content is not None
+            for value in extract(fhirjson.loads(source.content), reference)
+            if isinstance(value, ReferenceValue) and value.target_type in types and value.target_id
+        }
+        if not targets:
+            return None
+        return parse_condition(types[0], "_id", ",".join(sorted(targets)))
+    return condition
+
+
+def _linked(store: Store, res_type: str, inner: Condition, visible: Visible) -> list[StoredVersion]:
+    """The ``res_type`` resources meeting ``inner`` that the requester may see."""
+    query = SearchQuery(res_type=res_type, conditions=[inner], total="none")
+    linked = _with_visible_links(store, query, visible)
+    if linked is None:
+        return []
+    too_broad = InvalidRequest(
+        f"a chained or _has criterion on {res_type} matches too many resources to check "
+        "against consent; narrow it",
+        code="GW-0326",
+    )
+    scanned = 0
+
+    def counted(version: StoredVersion) -> bool:
+        nonlocal scanned
+        scanned += 1
+        if scanned > _MAX_LINK_SCAN:
+            raise too_broad
+        return visible(version)
+
+    found: list[StoredVersion] = []
+    for version in _scan(store, linked, counted):
+        found.append(version)
+        if len(found) > _MAX_LINKED:
+            raise too_broad
+    return found
 
 
 def _visible_rows(

@@ -154,6 +154,47 @@ def test_includes_and_chains_reveal_nothing_hidden(world: World) -> None:
     assert world.ids("hospital", include) == []
 
 
+def test_has_does_not_match_through_hidden_records(world: World) -> None:
+    """Only the PSY-labelled Condition has the depression code: a _has on it
+    must not tell the GP that the person has one."""
+    hidden = "/fhir/Patient?_has:Condition:subject:code=35489007"
+    assert world.ids("home", hidden) == [world.patient]  # the author sees it
+    assert world.ids("gp", hidden) == []
+    assert world.get("gp", hidden + "&_summary=count").json()["total"] == 0
+    shown = "/fhir/Patient?_has:Condition:subject:code=195967001"
+    assert world.ids("gp", shown) == [world.patient]
+    assert world.get("gp", shown).json()["total"] == 1
+    assert world.ids("hospital", shown) == []
+
+
+def test_chains_do_not_match_through_hidden_records(world: World) -> None:
+    """The hospital wrote an Observation (so sees it, as its author) about a
+    person it has no relationship with: a chain through the hidden Patient
+    must not confirm who that person is."""
+    observation = world.post(
+        "hospital",
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"coding": [{"system": SNOMED, "code": "364075005"}]},
+            "subject": world.subject,
+        },
+    )
+    nhs = "https://fhir.nhs.uk/Id/nhs-number|9990000018"
+    assert world.ids("hospital", f"/fhir/Observation?subject={world.subject['reference']}") == [
+        observation
+    ]
+    chained = f"/fhir/Observation?subject:Patient.identifier={nhs}"
+    assert world.ids("hospital", chained) == []
+    assert world.get("hospital", chained).json()["total"] == 0
+    assert world.ids("gp", chained) == [observation]
+    nested = "/fhir/Observation?subject:Patient._has:Condition:subject:code=35489007"
+    assert world.ids("gp", nested) == []
+    asthma = "/fhir/Observation?subject:Patient._has:Condition:subject:code=195967001"
+    assert world.ids("gp", asthma) == [observation]
+    assert world.ids("home", asthma) == []  # no relationship: the hospital's record is hidden
+
+
 def test_emergency_access_without_a_relationship(world: World) -> None:
     assert world.get("ambulance", f"/fhir/Patient/{world.patient}").status_code == 200
     found = world.ids(
