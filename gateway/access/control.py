@@ -11,7 +11,7 @@ from consent.parse import instant
 from gateway import fhirjson
 from gateway.access.facts import facts_of, person_of
 from gateway.access.people import load_person
-from gateway.store import Store, StoredVersion
+from gateway.store import Querier, StoredVersion
 
 _NO_ONE = Person(patient_id="")
 
@@ -21,7 +21,7 @@ class AccessControl:
     see. Not shared between requests: a Consent changed between two requests
     applies to the second."""
 
-    def __init__(self, store: Store, requester: Requester, now: datetime | None = None) -> None:
+    def __init__(self, store: Querier, requester: Requester, now: datetime | None = None) -> None:
         self._store = store
         self.requester = requester
         self._moment = now or datetime.now(UTC)

@@ -13,7 +13,7 @@ from consent.parse import ODS_SYSTEM, Uninterpretable, is_privacy_consent, parse
 from gateway import fhirjson
 from gateway.errors import Unprocessable
 from gateway.search.matching import matching_ids
-from gateway.store import Reader, Store
+from gateway.store import Querier, Reader
 
 RECENT_ENCOUNTER = timedelta(days=30)
 _MANY = 1000  # episodes, encounters or Consents of one person read at most
@@ -46,7 +46,7 @@ def _ods(store: Reader, reference: Any) -> str | None:
     return None
 
 
-def _all(store: Store, res_type: str, criteria: str) -> list[dict[str, Any]]:
+def _all(store: Querier, res_type: str, criteria: str) -> list[dict[str, Any]]:
     return [
         loaded
         for res_id in matching_ids(store, res_type, criteria, limit=_MANY)
@@ -54,7 +54,7 @@ def _all(store: Store, res_type: str, criteria: str) -> list[dict[str, Any]]:
     ]
 
 
-def relationships(store: Store, patient: dict[str, Any], now: datetime) -> frozenset[str]:
+def relationships(store: Querier, patient: dict[str, Any], now: datetime) -> frozenset[str]:
     """ODS codes of the organisations caring for the person now: the
     registered GP practice, managers of active EpisodesOfCare (social care,
     residence), and hospitals with an Encounter in progress or ended in the
@@ -81,7 +81,7 @@ def relationships(store: Store, patient: dict[str, Any], now: datetime) -> froze
     return frozenset(found)
 
 
-def consents(store: Store, patient_id: str) -> tuple[list[ConsentPolicy], list[str]]:
+def consents(store: Querier, patient_id: str) -> tuple[list[ConsentPolicy], list[str]]:
     """The person's privacy Consents as policies, and the ids of those that
     cannot be interpreted (which withhold the person's data: see consent)."""
     policies: list[ConsentPolicy] = []
@@ -114,7 +114,7 @@ def ensure_interpretable(reader: Reader, resource: dict[str, Any]) -> None:
         ) from None
 
 
-def load_person(store: Store, patient_id: str, now: datetime | None = None) -> Person | None:
+def load_person(store: Querier, patient_id: str, now: datetime | None = None) -> Person | None:
     """The person's facts, or ``None`` if there is no such (live) Patient."""
     patient = _load(store, "Patient", patient_id)
     if patient is None:

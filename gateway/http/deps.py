@@ -18,7 +18,8 @@ from gateway.config import Settings
 from gateway.errors import Forbidden, Unauthorized
 from gateway.http.negotiation import check_acceptable
 from gateway.interactions.provenance import Author
-from gateway.store import AsyncReader, Store
+from gateway.interactions.types import Visible
+from gateway.store import AsyncReader, Querier, Store
 
 _VERBS = {
     Permission.CREATE: "creating",
@@ -49,12 +50,13 @@ class FhirContext:
         who = self.who
         return Author(who.org_ods, who.org_name, who.client_id, who.client_name)
 
-    def access(self) -> AccessControl:
+    def access(self, reader: Querier | None = None) -> AccessControl:
         """The consent decisions of this request (one per request: what the
-        data says now is what counts)."""
+        data says now is what counts), from what ``reader`` (by default the
+        store) reads."""
         who = self.who
         return AccessControl(
-            self.store,
+            reader or self.store,
             ConsentRequester(
                 org_ods=who.org_ods,
                 kind=who.kind.value,
@@ -62,6 +64,10 @@ class FhirContext:
                 client_id=who.client_id,
             ),
         )
+
+    def visible_through(self, reader: Querier) -> Visible:
+        """The requester's consent check inside a write's unit of work."""
+        return self.access(reader).visible
 
     def allow_letter(self, res_type: str, permission: str) -> None:
         """``allow`` for the domain's ``Authorize`` callbacks (SMART letters)."""

@@ -55,11 +55,16 @@ async def _json_body(request: Request, context: FhirContext) -> Any:
     return fhirjson.loads(body)
 
 
-async def _disclosable(context: FhirContext, found: StoredVersion) -> None:
-    """Answer 404, exactly as for a resource that does not exist, when
-    consent withholds ``found`` from the requester."""
-    if not await run_in_threadpool(context.access().visible, found):
-        raise NotFound(f"{found.res_type}/{found.res_id} is not known", code="GW-0410")
+async def _disclosed(
+    context: FhirContext, found: StoredVersion | None, answers: reads.Answers
+) -> StoredVersion:
+    """``found`` if consent lets the requester know of it; otherwise the
+    answer for a missing resource, exactly."""
+    if found is None:
+        raise answers.missing
+    return await run_in_threadpool(
+        reads.disclosed, context.store, found, context.access().visible, answers
+    )
 
 
 def _query_without_format(request: Request) -> str:
@@ -130,6 +135,7 @@ async def batch_or_transaction(request: Request) -> Response:
         prefer=prefer,
         authorize=context.allow_letter,
         author=context.author,
+        access=context.visible_through,
     )
     return responses.bundle(result)
 
@@ -166,6 +172,7 @@ async def create(request: Request) -> Response:
         body,
         if_none_exist=if_none_exist,
         author=context.author,
+        access=context.visible_through,
     )
     return _written(request, context, result)
 
@@ -191,6 +198,7 @@ async def conditional_update(request: Request) -> Response:
         body,
         if_match=bundles.parse_if_match(request.headers.get("if-match")),
         author=context.author,
+        access=context.visible_through,
     )
     return _written(request, context, result)
 
@@ -324,8 +332,9 @@ async def read(request: Request) -> Response:
     res_type = _path(request, "res_type")
     supported_type(res_type)
     context.allow(res_type, Permission.READ)
-    found = await reads.read_async(context.reader, res_type, _path(request, "res_id"))
-    await _disclosable(context, found)
+    res_id = _path(request, "res_id")
+    found = await reads.read_async(context.reader, res_type, res_id)
+    found = await _disclosed(context, found, reads.read_answers(res_type, res_id))
     if request.headers.get("if-none-match") == f'W/"{found.version}"':
         return Response(status_code=304, headers=responses.version_headers(found))
     return responses.resource(found)
@@ -345,6 +354,7 @@ async def update(request: Request) -> Response:
         body,
         if_match=bundles.parse_if_match(request.headers.get("if-match")),
         author=context.author,
+        access=context.visible_through,
     )
     return _written(request, context, result)
 
@@ -355,7 +365,12 @@ async def delete(request: Request) -> Response:
     require(res_type, TypeInteraction.DELETE)
     context.allow(res_type, Permission.DELETE)
     deleted = await run_in_threadpool(
-        write.delete, context.store, res_type, _path(request, "res_id"), author=context.author
+        write.delete,
+        context.store,
+        res_type,
+        _path(request, "res_id"),
+        author=context.author,
+        access=context.visible_through,
     )
     headers = {"ETag": f'W/"{deleted.version}"'} if deleted else {}
     return Response(status_code=204, headers=headers)
@@ -386,10 +401,9 @@ async def vread(request: Request) -> Response:
     res_type = _path(request, "res_type")
     supported_type(res_type)
     context.allow(res_type, Permission.READ)
-    found = await reads.vread_async(
-        context.reader, res_type, _path(request, "res_id"), _path(request, "version_id")
-    )
-    await _disclosable(context, found)
+    res_id, version_id = _path(request, "res_id"), _path(request, "version_id")
+    found = await reads.vread_async(context.reader, res_type, res_id, version_id)
+    found = await _disclosed(context, found, reads.vread_answers(res_type, res_id, version_id))
     return responses.resource(found)
 
 

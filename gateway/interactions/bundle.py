@@ -26,7 +26,16 @@ from gateway.errors import GatewayError, InvalidRequest, Issue, PreconditionFail
 from gateway.interactions import read as reads
 from gateway.interactions import write
 from gateway.interactions.provenance import Author
-from gateway.interactions.types import Authorize, ReturnPreference, allow_all, supported_type
+from gateway.interactions.types import (
+    AccessThrough,
+    Authorize,
+    ReturnPreference,
+    Visible,
+    allow_all,
+    everything,
+    see_everything,
+    supported_type,
+)
 from gateway.search.matching import matching_ids
 from gateway.store import Reader, Store, StoredVersion, UnitOfWork
 
@@ -207,6 +216,7 @@ def _resolve(
     entries: list[_Entry],
     authorize: Authorize = allow_all,
     source: str | None = None,
+    visible: Visible = everything,
 ) -> None:
     """Decide the id of every entry that creates or conditionally updates,
     then rewrite references to ``urn:uuid`` full URLs and conditional
@@ -214,7 +224,8 @@ def _resolve(
 
     Without a unit of work, raises ``_NeedsDatabase`` if any of that takes a
     search (conditional creates, updates and references); a transaction of
-    plain creates and updates is resolved before it takes the write lock."""
+    plain creates and updates is resolved before it takes the write lock.
+    Searches find only what the requester may see (``visible``)."""
     seen: dict[str, int] = {}
     by_full_url: dict[str, str] = {}
     for entry in entries:
@@ -223,7 +234,7 @@ def _resolve(
                 if uow is None:
                     raise _NeedsDatabase
                 uow.lock_type(entry.res_type)
-                matches = matching_ids(uow, entry.res_type, entry.if_none_exist)
+                matches = matching_ids(uow, entry.res_type, entry.if_none_exist, visible=visible)
                 if len(matches) > 1:
                     raise PreconditionFailed(
                         f"ifNoneExist {entry.if_none_exist!r} matches more than one "
@@ -240,7 +251,7 @@ def _resolve(
             if uow is None:
                 raise _NeedsDatabase
             uow.lock_type(entry.res_type)
-            matches = matching_ids(uow, entry.res_type, entry.query)
+            matches = matching_ids(uow, entry.res_type, entry.query, visible=visible)
             if len(matches) > 1:
                 raise PreconditionFailed(
                     f"conditional update {entry.query!r} matches more than one {entry.res_type}",
@@ -281,7 +292,7 @@ def _resolve(
                     authorize(ref_type, "s")  # resolving it is a search
                     if uow is None:
                         raise _NeedsDatabase
-                    found = matching_ids(uow, ref_type, query)
+                    found = matching_ids(uow, ref_type, query, visible=visible)
                     if len(found) != 1:
                         raise PreconditionFailed(
                             f"entry {entry.index}: conditional reference {reference!r} "
@@ -344,7 +355,7 @@ def _response(
     return entry
 
 
-def _read(reader: Reader, entry: _Entry, base_url: str) -> dict[str, Any]:
+def _read(reader: Reader, entry: _Entry, base_url: str, visible: Visible) -> dict[str, Any]:
     if entry.res_id is None or entry.query:
         raise _fail(
             entry.index,
@@ -353,9 +364,9 @@ def _read(reader: Reader, entry: _Entry, base_url: str) -> dict[str, Any]:
             ".request.url",
         )
     if entry.version_id is not None:
-        found = reads.vread(reader, entry.res_type, entry.res_id, entry.version_id)
+        found = reads.vread(reader, entry.res_type, entry.res_id, entry.version_id, visible)
     else:
-        found = reads.read(reader, entry.res_type, entry.res_id)
+        found = reads.read(reader, entry.res_type, entry.res_id, visible)
     return _response(200, base_url, found, ReturnPreference.REPRESENTATION, location=False)
 
 
@@ -375,13 +386,18 @@ class _Written:
 
 
 def _write(
-    uow: UnitOfWork, entry: _Entry, base_url: str, prefer: ReturnPreference, written: _Written
+    uow: UnitOfWork,
+    entry: _Entry,
+    base_url: str,
+    prefer: ReturnPreference,
+    written: _Written,
+    visible: Visible,
 ) -> dict[str, Any]:
     assert entry.target_id is not None or entry.method == "DELETE"
     if entry.method == "DELETE":
         if entry.res_id is None:
             raise _fail(entry.index, "conditional delete is not supported", ".request.url")
-        written.add("DELETE", write.delete_in(uow, entry.res_type, entry.res_id))
+        written.add("DELETE", write.delete_in(uow, entry.res_type, entry.res_id, visible))
         return {"response": {"status": outcomes.status_line(204)}}
     if entry.method == "POST" and entry.matched is not None:
         return _response(200, base_url, entry.matched, prefer)
@@ -389,7 +405,7 @@ def _write(
     if entry.method == "POST":
         result = write.create_in(uow, entry.prepared, fresh_id=entry.minted)
     else:
-        result = write.update_in(uow, entry.prepared, if_match=entry.if_match)
+        result = write.update_in(uow, entry.prepared, if_match=entry.if_match, visible=visible)
     written.add("POST" if result.created else "PUT", result.version)
     return _response(201 if result.created else 200, base_url, result.version, prefer)
 
@@ -402,10 +418,12 @@ def transaction(
     prefer: ReturnPreference,
     authorize: Authorize = allow_all,
     author: Author | None = None,
+    access: AccessThrough = see_everything,
 ) -> dict[str, Any]:
     """Process a transaction Bundle; all or nothing. ``authorize`` is asked
     about every entry before anything is written; what is written is
-    ``author``'s (``gateway.interactions.provenance``)."""
+    ``author``'s (``gateway.interactions.provenance``); what is read,
+    matched or changed must be visible to the requester (``access``)."""
     source = author.source if author else None
     _, raw_entries = _parse_bundle(body, base_url)
     parsed = [_parse_entry(i, raw, base_url, "transaction") for i, raw in enumerate(raw_entries)]
@@ -414,20 +432,21 @@ def transaction(
     resolved = _resolved_offline(parsed, authorize, source)
 
     def attempt(uow: UnitOfWork) -> list[_Entry]:
+        visible = access(uow)
         if resolved is not None:
             entries = resolved
         else:
             # Resolution rewrites references in place and assigns new ids:
             # give each attempt fresh copies, so a retry starts clean.
             entries = [entry.fresh_copy() for entry in parsed]
-            _resolve(uow, entries, authorize, source)
+            _resolve(uow, entries, authorize, source, visible)
         written = _Written()
         for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
             try:
                 if entry.method in ("GET", "HEAD"):
-                    entry.response = _read(uow, entry, base_url)
+                    entry.response = _read(uow, entry, base_url, visible)
                 else:
-                    entry.response = _write(uow, entry, base_url, prefer, written)
+                    entry.response = _write(uow, entry, base_url, prefer, written, visible)
             except GatewayError as exc:
                 raise dataclasses.replace(
                     exc,
@@ -459,9 +478,11 @@ def batch(
     prefer: ReturnPreference,
     authorize: Authorize = allow_all,
     author: Author | None = None,
+    access: AccessThrough = see_everything,
 ) -> dict[str, Any]:
     """Process a batch Bundle; each entry on its own (one that ``authorize``
-    refuses is answered with its error)."""
+    refuses, or that reads or changes what ``access`` hides, is answered
+    with its error)."""
     source = author.source if author else None
     _, raw_entries = _parse_bundle(body, base_url)
     responses: list[dict[str, Any]] = [{} for _ in raw_entries]
@@ -475,7 +496,7 @@ def batch(
         try:
             _authorized(entry, authorize)
             if entry.method in ("GET", "HEAD"):
-                responses[entry.index] = _read(store, entry, base_url)
+                responses[entry.index] = _read(store, entry, base_url, access(store))
                 continue
 
             offline = _resolved_offline([entry], authorize, source)
@@ -483,13 +504,14 @@ def batch(
             def attempt(
                 uow: UnitOfWork, entry: _Entry = entry, offline: list[_Entry] | None = offline
             ) -> dict[str, Any]:
+                visible = access(uow)
                 if offline is not None:
                     target = offline[0]
                 else:
                     target = entry.fresh_copy()
-                    _resolve(uow, [target], authorize, source)
+                    _resolve(uow, [target], authorize, source, visible)
                 written = _Written()
-                response = _write(uow, target, base_url, prefer, written)
+                response = _write(uow, target, base_url, prefer, written, visible)
                 written.record(uow, author)
                 return response
 

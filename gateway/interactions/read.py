@@ -2,23 +2,45 @@
 
 Each comes in two forms over the same checks: over a ``Reader`` (inside a
 transaction Bundle, where reads see the Bundle's own writes) and over an
-``AsyncReader`` (the HTTP hot path, on the event loop).
+``AsyncReader`` (the HTTP hot path: the version is fetched on the event loop
+and ``disclosed`` is asked off it).
+
+What consent hides answers exactly as what does not exist: a deletion of
+content the requester could not see is "not known" too, not "Gone", which
+would tell that something had been there.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from conformance.registry import TypeInteraction
 from gateway.errors import Gone, NotFound
-from gateway.interactions.types import require
+from gateway.interactions.types import Visible, everything, require
 from gateway.store import AsyncReader, Reader, StoredVersion
 
 
-def _current(found: StoredVersion | None, res_type: str, res_id: str) -> StoredVersion:
-    if found is None:
-        raise NotFound(f"{res_type}/{res_id} is not known", code="GW-0410")
-    if found.deleted:
-        raise Gone(f"{res_type}/{res_id} was deleted", code="GW-0411")
-    return found
+@dataclass(frozen=True)
+class Answers:
+    """What a read says when the version is missing (or hidden), and when it
+    is a deletion."""
+
+    missing: NotFound
+    deleted: Gone
+
+
+def read_answers(res_type: str, res_id: str) -> Answers:
+    return Answers(
+        NotFound(f"{res_type}/{res_id} is not known", code="GW-0410"),
+        Gone(f"{res_type}/{res_id} was deleted", code="GW-0411"),
+    )
+
+
+def vread_answers(res_type: str, res_id: str, version_id: str) -> Answers:
+    return Answers(
+        NotFound(f"{res_type}/{res_id} has no version {version_id}", code="GW-0412"),
+        Gone(f"{res_type}/{res_id} version {version_id} is a deletion", code="GW-0411"),
+    )
 
 
 def _version_number(res_type: str, res_id: str, version_id: str) -> int:
@@ -28,38 +50,58 @@ def _version_number(res_type: str, res_id: str, version_id: str) -> int:
     return int(version_id)
 
 
-def _version(
-    found: StoredVersion | None, res_type: str, res_id: str, version_id: str
+def _last_content(reader: Reader, deleted: StoredVersion) -> StoredVersion | None:
+    """The live version a deletion ended."""
+    for number in range(deleted.version - 1, 0, -1):
+        found = reader.vread(deleted.res_type, deleted.res_id, number)
+        if found is not None and not found.deleted:
+            return found
+    return None
+
+
+def disclosed(
+    reader: Reader, found: StoredVersion | None, visible: Visible, answers: Answers
 ) -> StoredVersion:
+    """``found`` if the requester may know of it; else the answer for a
+    missing version (consent hides it, or never was), or for a deletion of
+    what the requester could see."""
     if found is None:
-        raise NotFound(f"{res_type}/{res_id} has no version {version_id}", code="GW-0412")
+        raise answers.missing
     if found.deleted:
-        raise Gone(f"{res_type}/{res_id} version {version_id} is a deletion", code="GW-0411")
+        last = _last_content(reader, found)
+        if last is None or not visible(last):
+            raise answers.missing
+        raise answers.deleted
+    if not visible(found):
+        raise answers.missing
     return found
 
 
-def read(store: Reader, res_type: str, res_id: str) -> StoredVersion:
-    """The current version; ``Gone`` if its latest version is a deletion."""
+def read(store: Reader, res_type: str, res_id: str, visible: Visible = everything) -> StoredVersion:
+    """The current version, if the requester may see it."""
     require(res_type, TypeInteraction.READ)
-    return _current(store.read(res_type, res_id), res_type, res_id)
+    found = store.read(res_type, res_id)
+    return disclosed(store, found, visible, read_answers(res_type, res_id))
 
 
-def vread(store: Reader, res_type: str, res_id: str, version_id: str) -> StoredVersion:
-    """One version; ``Gone`` if that version is a deletion."""
+def vread(
+    store: Reader, res_type: str, res_id: str, version_id: str, visible: Visible = everything
+) -> StoredVersion:
+    """One version, if the requester may see it."""
     number = _version_number(res_type, res_id, version_id)
-    return _version(store.vread(res_type, res_id, number), res_type, res_id, version_id)
+    found = store.vread(res_type, res_id, number)
+    return disclosed(store, found, visible, vread_answers(res_type, res_id, version_id))
 
 
-async def read_async(reader: AsyncReader, res_type: str, res_id: str) -> StoredVersion:
-    """``read`` on the event loop."""
+async def read_async(reader: AsyncReader, res_type: str, res_id: str) -> StoredVersion | None:
+    """The latest version (perhaps a deletion) for ``disclosed`` to judge."""
     require(res_type, TypeInteraction.READ)
-    return _current(await reader.read(res_type, res_id), res_type, res_id)
+    return await reader.read(res_type, res_id)
 
 
 async def vread_async(
     reader: AsyncReader, res_type: str, res_id: str, version_id: str
-) -> StoredVersion:
-    """``vread`` on the event loop."""
+) -> StoredVersion | None:
+    """One version (perhaps a deletion) for ``disclosed`` to judge."""
     number = _version_number(res_type, res_id, version_id)
-    found = await reader.vread(res_type, res_id, number)
-    return _version(found, res_type, res_id, version_id)
+    return await reader.vread(res_type, res_id, number)

@@ -14,7 +14,7 @@ totals never reveal the others.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -22,10 +22,17 @@ from urllib.parse import urlencode
 from conformance.registry import TypeInteraction
 from gateway import fhirjson
 from gateway.errors import InvalidRequest
-from gateway.interactions.types import require
+from gateway.interactions.types import Visible, everything, require
 from gateway.search import shaping
 from gateway.search.extract import extract
-from gateway.search.paging import Position, count_statement, page_statement
+from gateway.search.paging import (
+    Position,
+    count_statement,
+    page_statement,
+    row_position,
+    row_version,
+    scan,
+)
 from gateway.search.parameters import parameter
 from gateway.search.query import (
     Condition,
@@ -37,17 +44,12 @@ from gateway.search.query import (
 from gateway.search.values import ReferenceValue
 from gateway.store import Store, StoredVersion
 
-Visible = Callable[[StoredVersion], bool]
 _MAX_INCLUDE_ROUNDS = 4  # :iterate depth; FHIR leaves it to the server
 _MAX_INCLUDED = 1000
 # Under consent, a chain or _has is resolved to the resources the requester
 # may see, at most this many (else the search is refused as too broad).
 _MAX_LINKED = 1000
 _MAX_LINK_SCAN = 20_000
-
-
-def _everything(version: StoredVersion) -> bool:
-    return True
 
 
 @dataclass
@@ -64,29 +66,11 @@ class SearchResult:
 _MAX_CHECKED_TOTAL = 10_000
 
 
-def _version(row: Sequence[Any], key_count: int) -> StoredVersion:
-    content = row[4 + key_count]
-    return StoredVersion(
-        res_type=str(row[5 + key_count]),
-        res_id=str(row[0]),
-        version=int(row[2 + key_count]),
-        last_updated=str(row[3 + key_count]),
-        method="GET",
-        content=bytes(content) if content is not None else None,
-        seq=int(row[1]),
-    )
-
-
-def _position(row: Sequence[Any], key_count: int, forward: bool) -> Position:
-    keys = tuple(row[2 : 2 + key_count])
-    return Position(forward, keys, str(row[0]))
-
-
 def search(
     store: Store,
     query: SearchQuery,
     *,
-    visible: Visible = _everything,
+    visible: Visible = everything,
     includable: Callable[[str], bool] = lambda res_type: True,
 ) -> SearchResult:
     """One page of matches for ``query``, with its includes and total.
@@ -94,7 +78,7 @@ def search(
     for res_type in query.types or (query.res_type,):
         require(res_type, TypeInteraction.SEARCH_TYPE)
     result = SearchResult()
-    enforced = visible is not _everything
+    enforced = visible is not everything
     if enforced and any(c.chain or c.reverse for c in query.conditions):
         linked = _with_visible_links(store, query, visible)
         if linked is None:  # a chain that reaches nothing the requester may see
@@ -125,12 +109,12 @@ def search(
     if not forward:
         rows.reverse()
     key_count = len(rows[0]) - 6 if rows else 0
-    result.matches = [_version(row, key_count) for row in rows]
+    result.matches = [row_version(row, key_count) for row in rows]
     if rows:
         if (forward and more) or not forward:
-            result.next = _position(rows[-1], key_count, True)
+            result.next = row_position(rows[-1], key_count, True)
         if (not forward and more) or (forward and position is not None):
-            result.previous = _position(rows[0], key_count, False)
+            result.previous = row_position(rows[0], key_count, False)
     result.included = _includes(
         store, query, result.matches, lambda v: includable(v.res_type) and visible(v)
     )
@@ -145,24 +129,7 @@ def _checked_total(store: Store, query: SearchQuery, visible: Visible, matched: 
 
 def _visible_total(store: Store, query: SearchQuery, visible: Visible) -> int:
     """How many matches the requester may see, reading them all."""
-    return sum(1 for _ in _scan(store, query, visible))
-
-
-def _scan(store: Store, query: SearchQuery, visible: Visible) -> Iterator[StoredVersion]:
-    """Every match the requester may see, read in batches."""
-    position: Position | None = None
-    batch = 500
-    while True:
-        statement = page_statement(query, position, batch)
-        rows = store.select(statement.sql, statement.params)
-        page = rows[:batch]
-        for row in page:
-            version = _version(row, statement.key_count)
-            if visible(version):
-                yield version
-        if len(rows) <= batch:
-            return
-        position = _position(page[-1], statement.key_count, True)
+    return sum(1 for _ in scan(store, query, visible))
 
 
 # -- chains and _has under consent ---------------------------------------------------
@@ -173,9 +140,7 @@ def _scan(store: Store, query: SearchQuery, visible: Visible) -> Iterator[Stored
 # by the resources it reaches that the requester may see.
 
 
-def _with_visible_links(
-    store: Store, query: SearchQuery, visible: Visible
-) -> SearchQuery | None:
+def _with_visible_links(store: Store, query: SearchQuery, visible: Visible) -> SearchQuery | None:
     """``query`` with every chain and _has resolved for the requester;
     ``None`` when one of them reaches nothing visible (no match at all)."""
     conditions = []
@@ -236,7 +201,7 @@ def _linked(store: Store, res_type: str, inner: Condition, visible: Visible) -> 
         return visible(version)
 
     found: list[StoredVersion] = []
-    for version in _scan(store, linked, counted):
+    for version in scan(store, linked, counted):
         found.append(version)
         if len(found) > _MAX_LINKED:
             raise too_broad
@@ -255,11 +220,11 @@ def _visible_rows(
         key_count = statement.key_count
         rows = store.select(statement.sql, statement.params)
         for row in rows:
-            if visible(_version(row, key_count)):
+            if visible(row_version(row, key_count)):
                 found.append(row)
         if len(rows) < wanted:
             break
-        position = _position(rows[-1], key_count, statement.forward)
+        position = row_position(rows[-1], key_count, statement.forward)
     return found[:wanted]
 
 

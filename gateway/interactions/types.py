@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from conformance.registry import ResourceSupport, TypeInteraction, resource_support
 from gateway.errors import MethodNotAllowed, NotFound
+from gateway.store import Querier, StoredVersion
 
 
 def supported_type(res_type: str) -> ResourceSupport:
@@ -32,6 +33,23 @@ Authorize = Callable[[str, str], None]
 
 def allow_all(res_type: str, permission: str) -> None:
     """For callers that act for the gateway itself (loaders, tests)."""
+
+
+# Whether the requester may see a stored version (the consent decision).
+Visible = Callable[[StoredVersion], bool]
+# The requester's ``Visible``, deciding from what ``Querier`` reads: a write
+# decides inside its own unit of work, from the data as the write sees it.
+AccessThrough = Callable[[Querier], Visible]
+
+
+def everything(version: StoredVersion) -> bool:
+    """``Visible`` for callers that act for the gateway itself."""
+    return True
+
+
+def see_everything(reader: Querier) -> Visible:
+    """``AccessThrough`` for callers that act for the gateway itself."""
+    return everything
 
 
 class ReturnPreference(StrEnum):

@@ -16,9 +16,16 @@ from conformance.registry import TypeInteraction
 from conformance.validation import validate_resource
 from gateway import fhirjson
 from gateway.access.people import ensure_interpretable
-from gateway.errors import Conflict, InvalidRequest, Issue, PreconditionFailed, Unprocessable
+from gateway.errors import (
+    Conflict,
+    InvalidRequest,
+    Issue,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
 from gateway.interactions.provenance import ACTIVITIES, Author, provenance
-from gateway.interactions.types import require
+from gateway.interactions.types import AccessThrough, Visible, everything, require, see_everything
 from gateway.search.index import index_entries, last_updated_entry
 from gateway.search.matching import matching_ids
 from gateway.store import IndexEntry, Store, StoredVersion, UnitOfWork
@@ -176,9 +183,11 @@ def store_version(
     return WriteResult(version=stored, created=previous is None or previous.deleted)
 
 
-def _single_match(uow: UnitOfWork, res_type: str, query: str, what: str) -> str | None:
+def _single_match(
+    uow: UnitOfWork, res_type: str, query: str, what: str, visible: Visible
+) -> str | None:
     uow.lock_type(res_type)
-    matches = matching_ids(uow, res_type, query)
+    matches = matching_ids(uow, res_type, query, visible=visible)
     if len(matches) > 1:
         raise PreconditionFailed(
             f"{what} criteria {query!r} match more than one {res_type}", code="GW-0413"
@@ -192,22 +201,31 @@ def create_in(
     *,
     if_none_exist: str | None = None,
     fresh_id: bool = False,
+    visible: Visible = everything,
 ) -> WriteResult:
     """Create the prepared resource (its id is minted by the server, or assigned
     up front by a transaction for ``urn:uuid`` references). With
-    ``if_none_exist``, return the single existing match instead of creating."""
+    ``if_none_exist``, return the single existing match the requester may see
+    instead of creating."""
     require(prepared.res_type, TypeInteraction.CREATE)
     if if_none_exist:
-        existing = _single_match(uow, prepared.res_type, if_none_exist, "If-None-Exist")
+        existing = _single_match(uow, prepared.res_type, if_none_exist, "If-None-Exist", visible)
         if existing is not None:
             found = uow_read(uow, prepared.res_type, existing)
             return WriteResult(version=found, created=False, matched=True)
     return store_version(uow, prepared, method="POST", fresh_id=fresh_id)
 
 
-def update_in(uow: UnitOfWork, prepared: Prepared, *, if_match: int | None = None) -> WriteResult:
+def update_in(
+    uow: UnitOfWork,
+    prepared: Prepared,
+    *,
+    if_match: int | None = None,
+    visible: Visible = everything,
+) -> WriteResult:
     """Update, or create with the client's id when the resource is new."""
     require(prepared.res_type, TypeInteraction.UPDATE)
+    ensure_visible(uow, prepared.res_type, prepared.res_id, visible)
     return store_version(uow, prepared, method="PUT", expected_version=if_match)
 
 
@@ -219,11 +237,13 @@ def conditional_update_in(
     *,
     if_match: int | None = None,
     source: str | None = None,
+    visible: Visible = everything,
 ) -> WriteResult:
-    """``PUT [type]?criteria``: update the one match, or create when none.
-    The id depends on what matches, so the resource is prepared in here."""
+    """``PUT [type]?criteria``: update the one match the requester may see,
+    or create when none. The id depends on what matches, so the resource is
+    prepared in here."""
     require(res_type, TypeInteraction.UPDATE)
-    match = _single_match(uow, res_type, query, "conditional update")
+    match = _single_match(uow, res_type, query, "conditional update", visible)
     body_id = resource.get("id")
     if match is not None and body_id is not None and body_id != match:
         raise InvalidRequest(
@@ -232,15 +252,19 @@ def conditional_update_in(
             code="GW-0114",
         )
     res_id = match or body_id or new_id()
+    ensure_visible(uow, res_type, res_id, visible)
     return store_version(
         uow, prepare(res_type, res_id, resource, source), method="PUT", expected_version=if_match
     )
 
 
-def delete_in(uow: UnitOfWork, res_type: str, res_id: str) -> StoredVersion | None:
+def delete_in(
+    uow: UnitOfWork, res_type: str, res_id: str, visible: Visible = everything
+) -> StoredVersion | None:
     """Append a deleted version; ``None`` if there was nothing live to delete
     (deleting twice, or something never created, succeeds and writes nothing)."""
     require(res_type, TypeInteraction.DELETE)
+    ensure_visible(uow, res_type, res_id, visible)
     previous = uow.current(res_type, res_id)
     if previous is None or previous.deleted:
         return None
@@ -255,6 +279,17 @@ def delete_in(uow: UnitOfWork, res_type: str, res_id: str) -> StoredVersion | No
         ),
         (),
     )
+
+
+def ensure_visible(uow: UnitOfWork, res_type: str, res_id: str, visible: Visible) -> None:
+    """Refuse to change what the requester may not see, answering as a read
+    of it would (404): changing it would disclose it (its id exists, its
+    version number) and overwrite what the requester does not know."""
+    if visible is everything:
+        return
+    current = uow.read(res_type, res_id)
+    if current is not None and not current.deleted and not visible(current):
+        raise NotFound(f"{res_type}/{res_id} is not known", code="GW-0410")
 
 
 def record_provenance(
@@ -304,13 +339,16 @@ def create(
     *,
     if_none_exist: str | None = None,
     author: Author | None = None,
+    access: AccessThrough = see_everything,
 ) -> WriteResult:
     require(res_type, TypeInteraction.CREATE)
     source = author.source if author else None
     prepared = prepare(res_type, new_id(), checked_resource(body, res_type), source)
 
     def work(uow: UnitOfWork) -> WriteResult:
-        result = create_in(uow, prepared, if_none_exist=if_none_exist, fresh_id=True)
+        result = create_in(
+            uow, prepared, if_none_exist=if_none_exist, fresh_id=True, visible=access(uow)
+        )
         if not result.matched:
             record_provenance(uow, author, "POST", [result.version])
         return result
@@ -326,13 +364,14 @@ def update(
     *,
     if_match: int | None = None,
     author: Author | None = None,
+    access: AccessThrough = see_everything,
 ) -> WriteResult:
     require(res_type, TypeInteraction.UPDATE)
     resource = checked_resource(body, res_type, url_id=res_id)
     prepared = prepare(res_type, res_id, resource, author.source if author else None)
 
     def work(uow: UnitOfWork) -> WriteResult:
-        result = update_in(uow, prepared, if_match=if_match)
+        result = update_in(uow, prepared, if_match=if_match, visible=access(uow))
         record_provenance(uow, author, "POST" if result.created else "PUT", [result.version])
         return result
 
@@ -347,6 +386,7 @@ def conditional_update(
     *,
     if_match: int | None = None,
     author: Author | None = None,
+    access: AccessThrough = see_everything,
 ) -> WriteResult:
     require(res_type, TypeInteraction.UPDATE)
     resource = checked_resource(body, res_type)
@@ -354,7 +394,7 @@ def conditional_update(
 
     def work(uow: UnitOfWork) -> WriteResult:
         result = conditional_update_in(
-            uow, res_type, query, resource, if_match=if_match, source=source
+            uow, res_type, query, resource, if_match=if_match, source=source, visible=access(uow)
         )
         record_provenance(uow, author, "POST" if result.created else "PUT", [result.version])
         return result
@@ -363,12 +403,17 @@ def conditional_update(
 
 
 def delete(
-    store: Store, res_type: str, res_id: str, *, author: Author | None = None
+    store: Store,
+    res_type: str,
+    res_id: str,
+    *,
+    author: Author | None = None,
+    access: AccessThrough = see_everything,
 ) -> StoredVersion | None:
     require(res_type, TypeInteraction.DELETE)
 
     def work(uow: UnitOfWork) -> StoredVersion | None:
-        deleted = delete_in(uow, res_type, res_id)
+        deleted = delete_in(uow, res_type, res_id, access(uow))
         record_provenance(uow, author, "DELETE", [deleted] if deleted else [])
         return deleted
 

@@ -12,13 +12,14 @@ part of its condition could match, and so overwrite, the wrong resource.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable
+from itertools import islice
 from urllib.parse import parse_qsl
 
 from gateway.errors import InvalidRequest, Issue
-from gateway.search.paging import page_statement
+from gateway.search.paging import page_statement, scan
 from gateway.search.query import parse_search
+from gateway.store import Querier, StoredVersion
 
 # Result parameters shape a result page; they have no meaning as a condition.
 _NOT_CRITERIA = frozenset(
@@ -26,13 +27,17 @@ _NOT_CRITERIA = frozenset(
 )
 
 
-class Selector(Protocol):
-    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]: ...
-
-
-def matching_ids(reader: Selector, res_type: str, criteria: str, limit: int = 2) -> list[str]:
+def matching_ids(
+    reader: Querier,
+    res_type: str,
+    criteria: str,
+    limit: int = 2,
+    visible: Callable[[StoredVersion], bool] | None = None,
+) -> list[str]:
     """The ids of up to ``limit`` live ``res_type`` resources matching
-    ``criteria`` (a query string such as ``identifier=sys|123``)."""
+    ``criteria`` (a query string such as ``identifier=sys|123``); with
+    ``visible``, only of those the requester may see: what it may not see
+    is not there for it, so a conditional write never reveals it."""
     pairs = [(name, value) for name, value in parse_qsl(criteria, keep_blank_values=True)]
     pairs = [(name, value) for name, value in pairs if name != "_format"]
     for name, _ in pairs:
@@ -48,5 +53,7 @@ def matching_ids(reader: Selector, res_type: str, criteria: str, limit: int = 2)
         raise InvalidRequest(
             "conditional operations need at least one search parameter", code="GW-0300"
         )
+    if visible is not None:
+        return [version.res_id for version in islice(scan(reader, query, visible), limit)]
     statement = page_statement(query, None, limit - 1)
     return [str(row[0]) for row in reader.select(statement.sql, statement.params)][:limit]

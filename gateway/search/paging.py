@@ -12,6 +12,7 @@ Missing sort values sort last, in both directions, on both databases.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ import orjson
 from gateway.errors import InvalidRequest, Issue
 from gateway.search.query import Condition, ReferenceCriterion, SearchQuery
 from gateway.search.sql import SqlBuilder, selectivity
+from gateway.store import Querier, StoredVersion
 
 
 @dataclass(frozen=True)
@@ -185,3 +187,43 @@ def _after(keys: list[tuple[str, bool]], builder: SqlBuilder, position: Position
     terms.append(f"q.res_id {comparison} {builder.bind(position.res_id)}")
     disjuncts.append(" AND ".join(terms))
     return "(" + " OR ".join(f"({d})" for d in disjuncts) + ")"
+
+
+def row_version(row: Sequence[Any], key_count: int) -> StoredVersion:
+    """The stored version a ``page_statement`` row holds."""
+    content = row[4 + key_count]
+    return StoredVersion(
+        res_type=str(row[5 + key_count]),
+        res_id=str(row[0]),
+        version=int(row[2 + key_count]),
+        last_updated=str(row[3 + key_count]),
+        method="GET",
+        content=bytes(content) if content is not None else None,
+        seq=int(row[1]),
+    )
+
+
+def row_position(row: Sequence[Any], key_count: int, forward: bool) -> Position:
+    """The keyset position just past (or before) a ``page_statement`` row."""
+    keys = tuple(row[2 : 2 + key_count])
+    return Position(forward, keys, str(row[0]))
+
+
+def scan(
+    reader: Querier, query: SearchQuery, keep: Callable[[StoredVersion], bool]
+) -> Iterator[StoredVersion]:
+    """Every match of ``query`` that ``keep`` keeps (the requester may see),
+    read in batches."""
+    position: Position | None = None
+    batch = 500
+    while True:
+        statement = page_statement(query, position, batch)
+        rows = reader.select(statement.sql, statement.params)
+        page = rows[:batch]
+        for row in page:
+            version = row_version(row, statement.key_count)
+            if keep(version):
+                yield version
+        if len(rows) <= batch:
+            return
+        position = row_position(page[-1], statement.key_count, True)

@@ -91,6 +91,14 @@ class Reader(Protocol):
         """One specific version, or ``None``."""
 
 
+class Querier(Reader, Protocol):
+    """Reading single resources and running search SQL: what the consent
+    layer and conditional matching need, from a store or a unit of work."""
+
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        """Rows of a read-only statement (the search engine's SQL)."""
+
+
 class AsyncReader(Protocol):
     """``Reader`` for the event loop: the HTTP layer's hot path. Obtained per
     event loop from ``Store.open_async_reader()`` and closed with it."""

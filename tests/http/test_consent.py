@@ -298,3 +298,131 @@ def test_the_registered_gp_changes_with_the_data(world: World) -> None:
         == 200
     )
     assert world.get("gp", url).status_code == 404
+
+
+def _diagnostics(answer: Any, hidden_id: str) -> tuple[int, str, str]:
+    """The status and the OperationOutcome, with the id asked for made neutral."""
+    issue = answer.json()["issue"][0]
+    return (
+        answer.status_code,
+        issue["details"]["text"].replace(hidden_id, "X"),
+        issue["diagnostics"].replace(hidden_id, "X"),
+    )
+
+
+def test_a_deletion_of_hidden_data_answers_as_missing(world: World) -> None:
+    url = f"/fhir/Condition/{world.asthma}"
+    assert world.api.delete(url, headers=world.headers("home")).status_code == 204
+    assert world.get("gp", url).status_code == 410  # it could see what was deleted
+    assert _diagnostics(world.get("hospital", url), world.asthma) == _diagnostics(
+        world.get("hospital", "/fhir/Condition/never-was"), "never-was"
+    )
+    assert world.get("hospital", f"{url}/_history/2").status_code == 404
+    assert world.get("gp", f"{url}/_history/2").status_code == 410
+    depression = f"/fhir/Condition/{world.depression}"
+    assert world.api.delete(depression, headers=world.headers("home")).status_code == 204
+    assert world.get("gp", depression).status_code == 404  # PSY: never the GP's to see
+
+
+def test_hidden_resources_cannot_be_changed(world: World) -> None:
+    url = f"/fhir/Condition/{world.asthma}"
+    changed = {**world.get("home", url).json(), "onsetDateTime": "2020-01-01"}
+    for answer in (
+        world.api.put(url, json=changed, headers=world.headers("hospital")),
+        world.api.delete(url, headers=world.headers("hospital")),
+    ):
+        assert _diagnostics(answer, world.asthma) == _diagnostics(
+            world.get("hospital", "/fhir/Condition/never-was"), "never-was"
+        )
+    kept = world.get("home", url).json()
+    assert kept["meta"]["versionId"] == "1"
+    assert kept["onsetDateTime"] == "2024-01-10"
+
+
+NHS = "https://fhir.nhs.uk/Id/nhs-number|9990000018"
+
+
+def test_conditional_writes_do_not_match_hidden_resources(world: World) -> None:
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990000018"}],
+    }
+    # The GP may see the person: If-None-Exist finds them, nothing is written.
+    found = world.api.post(
+        "/fhir/Patient",
+        json=patient,
+        headers={**world.headers("gp"), "If-None-Exist": f"identifier={NHS}"},
+    )
+    assert found.status_code == 200 and found.json()["id"] == world.patient
+    # The hospital may not: the match is not there for it, so it creates.
+    created = world.api.post(
+        "/fhir/Patient",
+        json=patient,
+        headers={**world.headers("hospital"), "If-None-Exist": f"identifier={NHS}"},
+    )
+    assert created.status_code == 201 and created.json()["id"] != world.patient
+    # A conditional update that would match the hidden one (and its own) sees
+    # only its own: it updates that, never the hidden one.
+    own = created.json()["id"]
+    updated = world.api.put(
+        f"/fhir/Patient?identifier={NHS}",
+        json={**patient, "gender": "female"},
+        headers=world.headers("hospital"),
+    )
+    assert updated.status_code == 200 and updated.json()["id"] == own
+    assert "gender" not in world.get("gp", f"/fhir/Patient/{world.patient}").json()
+    # Naming the hidden id in the body cannot reach it either.
+    forced = world.api.put(
+        "/fhir/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|0000000000",
+        json={**patient, "id": world.patient, "gender": "male"},
+        headers=world.headers("hospital"),
+    )
+    assert forced.status_code == 404
+
+
+def test_bundle_reads_and_references_see_only_what_may_be_seen(world: World) -> None:
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"request": {"method": "GET", "url": f"Condition/{world.asthma}"}},
+            {"request": {"method": "GET", "url": f"Condition/{world.depression}"}},
+            {"request": {"method": "GET", "url": "Condition/never-was"}},
+        ],
+    }
+
+    def statuses(who: str) -> list[str]:
+        answer = world.api.post("/fhir", json=batch, headers=world.headers(who))
+        assert answer.status_code == 200
+        return [e["response"]["status"] for e in answer.json()["entry"]]
+
+    assert statuses("home") == ["200 OK", "200 OK", "404 Not Found"]
+    assert statuses("gp") == ["200 OK", "404 Not Found", "404 Not Found"]
+    assert statuses("hospital") == ["404 Not Found"] * 3
+    transaction = {**batch, "type": "transaction", "entry": batch["entry"][1:2]}
+    hidden = world.api.post("/fhir", json=transaction, headers=world.headers("gp"))
+    assert hidden.status_code == 404
+    # A conditional reference resolves only to what the requester may see.
+    encounter = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "request": {"method": "POST", "url": "Encounter"},
+                "resource": {
+                    "resourceType": "Encounter",
+                    "status": "in-progress",
+                    "class": {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                        "code": "EMER",
+                    },
+                    "subject": {"reference": f"Patient?identifier={NHS}"},
+                },
+            }
+        ],
+    }
+    refused = world.api.post("/fhir", json=encounter, headers=world.headers("hospital"))
+    assert refused.status_code == 412
+    assert "matches no Patient" in refused.json()["issue"][0]["diagnostics"]
+    accepted = world.api.post("/fhir", json=encounter, headers=world.headers("gp"))
+    assert accepted.status_code == 200, accepted.text
