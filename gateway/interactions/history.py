@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from conformance.registry import TypeInteraction
 from gateway import fhirjson
 from gateway.errors import InvalidRequest, Issue, NotFound
+from gateway.interactions.read import last_content
 from gateway.interactions.types import require
 from gateway.store import HistoryPage, HistoryQuery, Store, StoredVersion
 
@@ -99,7 +100,7 @@ def history(
     if res_type and res_id:
         # A resource the requester may not see has, for them, no history.
         current = store.read(res_type, res_id)
-        latest = current if current is None or not current.deleted else _last_live(page)
+        latest = current if current is None or not current.deleted else last_content(store, current)
         if latest is None or not visible(latest):
             raise NotFound(f"{res_type}/{res_id} is not known", code="GW-0410")
         # Of a resource they may see, its deletions too; each earlier
@@ -115,10 +116,6 @@ def history(
         entries=[v for v in page.entries if v.content is not None and visible(v)],
         total=None,
     )
-
-
-def _last_live(page: HistoryPage) -> StoredVersion | None:
-    return next((v for v in page.entries if v.content is not None), None)
 
 
 def _entry(base_url: str, version: StoredVersion) -> dict[str, Any]:

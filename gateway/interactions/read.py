@@ -50,7 +50,7 @@ def _version_number(res_type: str, res_id: str, version_id: str) -> int:
     return int(version_id)
 
 
-def _last_content(reader: Reader, deleted: StoredVersion) -> StoredVersion | None:
+def last_content(reader: Reader, deleted: StoredVersion) -> StoredVersion | None:
     """The live version a deletion ended."""
     for number in range(deleted.version - 1, 0, -1):
         found = reader.vread(deleted.res_type, deleted.res_id, number)
@@ -68,7 +68,7 @@ def disclosed(
     if found is None:
         raise answers.missing
     if found.deleted:
-        last = _last_content(reader, found)
+        last = last_content(reader, found)
         if last is None or not visible(last):
             raise answers.missing
         raise answers.deleted

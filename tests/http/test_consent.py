@@ -319,6 +319,9 @@ def test_a_deletion_of_hidden_data_answers_as_missing(world: World) -> None:
     )
     assert world.get("hospital", f"{url}/_history/2").status_code == 404
     assert world.get("gp", f"{url}/_history/2").status_code == 410
+    history = world.get("gp", f"{url}/_history").json()
+    assert [e["request"]["method"] for e in history["entry"]] == ["DELETE", "POST"]
+    assert world.get("hospital", f"{url}/_history").status_code == 404
     depression = f"/fhir/Condition/{world.depression}"
     assert world.api.delete(depression, headers=world.headers("home")).status_code == 204
     assert world.get("gp", depression).status_code == 404  # PSY: never the GP's to see
