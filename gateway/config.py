@@ -22,6 +22,9 @@ class Settings:
     log_level: str = "INFO"
     # PostgreSQL connections per worker process.
     db_pool_size: int = 16
+    # A file of restricted-data code lists to use instead of the shipped
+    # ones (consent/data/restricted-codes.json shows the shape).
+    restricted_codes: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -34,4 +37,5 @@ class Settings:
             token_lifetime_s=int(env.get("GATEWAY_TOKEN_LIFETIME") or cls.token_lifetime_s),
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "INFO").upper(),
             db_pool_size=int(env.get("GATEWAY_DB_POOL_SIZE") or cls.db_pool_size),
+            restricted_codes=env.get("GATEWAY_RESTRICTED_CODES") or None,
         )

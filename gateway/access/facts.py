@@ -69,6 +69,30 @@ def codes_of(resource: dict[str, Any]) -> frozenset[Coding]:
     )
 
 
+def _codings(concepts: Any) -> list[Coding]:
+    if isinstance(concepts, dict):
+        concepts = [concepts]
+    if not isinstance(concepts, list):
+        return []
+    return [
+        (coding.get("system"), coding["code"])
+        for concept in concepts
+        if isinstance(concept, dict)
+        for coding in concept.get("coding") or []
+        if isinstance(coding, dict) and isinstance(coding.get("code"), str)
+    ]
+
+
+def labelling_codes(resource: dict[str, Any]) -> list[Coding]:
+    """The codings that say what a record is about, for the restricted code
+    lists: its main code, the reasons given for it and a coded value."""
+    return [
+        *codes_of(resource),
+        *_codings(resource.get("reasonCode")),
+        *_codings(resource.get("valueCodeableConcept")),
+    ]
+
+
 def facts_of(resource: dict[str, Any], content: bool = True) -> ResourceFacts:
     """The facts of ``resource``; without ``content``, its codes and clinical
     date are left out (for a person none of whose Consents looks at them)."""

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from conformance import validation
+from consent.labels import load_code_lists, use_code_lists
 from gateway import errors, fhirjson, logs
 from gateway.auth.tokens import TokenService, signing_key
 from gateway.config import Settings
@@ -103,6 +104,11 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     A plain Starlette app: every route is a Starlette ``Route`` whose handler
     reads the request itself, so FastAPI's dependency injection and request
     validation would only add their cost to each request."""
+
+    # Read now: a code-list file that cannot be used stops the gateway here.
+    use_code_lists(
+        load_code_lists(settings.restricted_codes) if settings.restricted_codes else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 
 from conformance.registry import TypeInteraction
 from conformance.validation import validate_resource
+from consent.labels import labelled
 from gateway import fhirjson
+from gateway.access.facts import labelling_codes
 from gateway.access.people import ensure_interpretable
 from gateway.errors import (
     Conflict,
@@ -129,10 +131,15 @@ def prepare(
     res_type: str, res_id: str, resource: dict[str, Any], source: str | None = None
 ) -> Prepared:
     """``source``, when given, is the author's ``meta.source`` (see
-    ``gateway.interactions.provenance``); it replaces any the client sent."""
+    ``gateway.interactions.provenance``); it replaces any the client sent.
+    Restricted-data labels that the record's codes call for are added to
+    its ``meta.security`` (``consent.labels``), before it is indexed."""
     meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in _SERVER_META}
     if source is not None:
         meta["source"] = source
+    security = labelled(meta.get("security") or [], labelling_codes(resource))
+    if security is not None:
+        meta["security"] = security
     content: dict[str, Any] = {"resourceType": res_type, "id": res_id, "meta": meta}
     content.update((k, v) for k, v in resource.items() if k not in content)
     return Prepared(res_type, res_id, content, index_entries(content))

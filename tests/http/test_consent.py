@@ -429,3 +429,33 @@ def test_bundle_reads_and_references_see_only_what_may_be_seen(world: World) -> 
     assert "matches no Patient" in refused.json()["issue"][0]["diagnostics"]
     accepted = world.api.post("/fhir", json=encounter, headers=world.headers("gp"))
     assert accepted.status_code == 200, accepted.text
+
+
+def test_records_are_labelled_from_their_codes_whatever_the_source(world: World) -> None:
+    """The care home sends an HIV diagnosis (ICD-10) with only a
+    confidentiality label of its own: the gateway adds SEX and keeps N."""
+    hiv = world.post(
+        "home",
+        {
+            "resourceType": "Condition",
+            "meta": {
+                "security": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+                        "code": "N",
+                    }
+                ]
+            },
+            "subject": world.subject,
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "B20.1"}]},
+        },
+    )
+    url = f"/fhir/Condition/{hiv}"
+    stored = world.get("home", url).json()
+    assert {(s["system"].rsplit("/", 1)[1], s["code"]) for s in stored["meta"]["security"]} == {
+        ("v3-Confidentiality", "N"),
+        ("v3-ActCode", "SEX"),
+    }
+    assert world.get("gp", url).status_code == 404
+    assert world.ids("home", "/fhir/Condition?_security=" + ACT + "|SEX") == [hiv]
+    assert world.ids("gp", f"/fhir/Condition?subject=Patient/{world.patient}") == [world.asthma]

@@ -1,0 +1,1 @@
+"""Data files of the consent package (the restricted code lists)."""
