@@ -22,6 +22,22 @@ class AdvertisedParameter:
     definition: str | None = None
 
 
+# Operations the routes serve: (name, OperationDefinition canonical).
+TYPE_OPERATIONS: dict[str, list[tuple[str, str]]] = {
+    "Patient": [("everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything")],
+}
+SYSTEM_OPERATIONS: list[tuple[str, str, str]] = [
+    (
+        "access-check",
+        "urn:london-care-gateway:OperationDefinition:access-check",
+        "Compliance and audit (purpose HCOMPL) only: given a person (patient), an "
+        "organisation (organization, its ODS code), a purpose and optionally a resource, "
+        "what that organisation would see of the person's record and which rule or "
+        "Consent provision decided, as counts and decisions, never the data.",
+    ),
+]
+
+
 def _none(_: str) -> Sequence[Any]:
     return ()
 
@@ -55,6 +71,11 @@ def capability_statement(
         }
         if support.profile:
             entry["profile"] = support.profile
+        if support.type in TYPE_OPERATIONS:
+            entry["operation"] = [
+                {"name": name, "definition": definition}
+                for name, definition in TYPE_OPERATIONS[support.type]
+            ]
         if support.supports(TypeInteraction.SEARCH_TYPE):
             references = reference_parameters(support.type)
             if references:
@@ -84,6 +105,10 @@ def capability_statement(
                 **({"security": _security(token_endpoint)} if token_endpoint else {}),
                 "resource": resources,
                 "interaction": [{"code": i.value} for i in sorted(SYSTEM_INTERACTIONS)],
+                "operation": [
+                    {"name": name, "definition": definition, "documentation": documentation}
+                    for name, definition, documentation in SYSTEM_OPERATIONS
+                ],
             }
         ],
     }

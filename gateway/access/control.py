@@ -30,6 +30,10 @@ class AccessControl:
         # A search decides a version for its total and again for its page.
         self._decided: dict[tuple[str, str, int], Decision] = {}
 
+    def person(self, patient_id: str) -> Person:
+        """What the data says about the person now, as the decisions see it."""
+        return self._person(patient_id)
+
     def _person(self, patient_id: str) -> Person:
         if patient_id not in self._people:
             found = load_person(self._store, patient_id, self._moment)

@@ -29,19 +29,22 @@ from conformance.registry import RESOURCES, TypeInteraction
 from gateway import __version__, fhirjson
 from gateway.auth.enforce import authorize_search, includable
 from gateway.auth.scopes import Permission
+from gateway.auth.tokens import Purpose
 from gateway.errors import Forbidden, InvalidRequest, NotFound, UnsupportedMediaType
 from gateway.http import responses
 from gateway.http.deps import FhirContext, authenticated, public
 from gateway.http.middleware import read_body
 from gateway.http.negotiation import check_content_type, parse_prefer, return_preference
+from gateway.interactions import access_check as checks
 from gateway.interactions import bundle as bundles
 from gateway.interactions import history as histories
 from gateway.interactions import read as reads
 from gateway.interactions import search as searches
 from gateway.interactions import write
+from gateway.interactions.everything import everything_query
 from gateway.interactions.types import require, supported_type
-from gateway.search.compartments import compartment_parameters
-from gateway.search.parameters import parameter, parameters_for
+from gateway.search.compartments import compartment_members, compartment_parameters
+from gateway.search.parameters import parameters_for
 from gateway.search.query import parse_search, parse_system_search
 from gateway.search.sql import SEARCHABLE_TYPES
 from gateway.store import StoredVersion
@@ -220,8 +223,7 @@ async def _search(
         codes = compartment_parameters(owner_type, res_type)
         if not codes:
             raise NotFound(f"{res_type} is not in the {owner_type} compartment", code="GW-0340")
-        found = [parameter(res_type, code) for code in codes]
-        query.compartment = (owner_type, owner_id, tuple(p for p in found if p is not None))
+        query.compartment = (owner_type, owner_id, compartment_members(owner_type, (res_type,)))
     result = await run_in_threadpool(
         searches.search,
         context.store,
@@ -303,6 +305,51 @@ async def compartment_search(request: Request) -> Response:
         f"{owner_type}/{owner_id}/{res_type}",
         compartment=(owner_type, owner_id),
     )
+
+
+async def patient_everything(request: Request) -> Response:
+    """``GET Patient/[id]/$everything``: the person's record the requester may see."""
+    context = await authenticated(request)
+    patient_id = _path(request, "res_id")
+    context.allow("Patient", Permission.READ)
+    found = await reads.read_async(context.reader, "Patient", patient_id)
+    await _disclosed(context, found, reads.read_answers("Patient", patient_id))
+    query = everything_query(
+        patient_id,
+        list(request.query_params.multi_items()),
+        base_url=context.base_url,
+        within=context.who.scopes.types_allowing(Permission.SEARCH),
+    )
+    result = await run_in_threadpool(
+        searches.search,
+        context.store,
+        query,
+        visible=context.access().visible,
+        includable=includable(context.who.scopes).__contains__,
+    )
+    return responses.bundle(
+        searches.searchset_bundle(
+            result, query, base_url=context.base_url, path=f"Patient/{patient_id}/$everything"
+        )
+    )
+
+
+async def access_check(request: Request) -> Response:
+    """``POST [base]/$access-check``: what an organisation would see of a
+    person's record, and why (compliance and audit only)."""
+    context = await authenticated(request)
+    if context.who.purpose is not Purpose.HCOMPL:
+        raise Forbidden(
+            "$access-check is for compliance and audit: it needs a token asked for with "
+            "purpose HCOMPL",
+            code="GW-0612",
+        )
+    context.allow("Patient", Permission.READ)
+    context.allow("Consent", Permission.READ)
+    body = await _json_body(request, context)
+    question = await run_in_threadpool(checks.parse_question, context.store, body)
+    answer = await run_in_threadpool(checks.access_check, context.store, question)
+    return responses.FhirResponse(answer)
 
 
 async def type_history(request: Request) -> Response:
@@ -441,6 +488,7 @@ ROUTES: list[BaseRoute] = [
     Route(_INSTANCE, delete, methods=["DELETE"]),
     Route(_INSTANCE + "/_history/{version_id}", vread, methods=["GET"]),
     Route(_INSTANCE + "/_history", instance_history, methods=["GET"]),
+    Route("/fhir/Patient/{res_id:fhir_id}/$everything", patient_everything, methods=["GET"]),
     Route(_TYPE, create, methods=["POST"]),
     Route(_TYPE, conditional_update, methods=["PUT"]),
     Route(_TYPE, search_type, methods=["GET"]),
@@ -456,4 +504,5 @@ ROUTES: list[BaseRoute] = [
     Route("/fhir", search_system, methods=["GET"]),
     Route("/fhir/", batch_or_transaction, methods=["POST"]),
     Route("/fhir/_history", system_history, methods=["GET"]),
+    Route("/fhir/$access-check", access_check, methods=["POST"]),
 ]

@@ -8,6 +8,10 @@ in scope; a type with no parameters here is not in the compartment.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from gateway.search.parameters import SearchParameter, parameter
+
 PATIENT_COMPARTMENT: dict[str, tuple[str, ...]] = {
     "AllergyIntolerance": ("patient", "recorder", "asserter"),
     "AuditEvent": ("patient",),
@@ -37,3 +41,17 @@ def compartment_parameters(compartment: str, res_type: str) -> tuple[str, ...]:
     if compartment != "Patient":
         return ()
     return PATIENT_COMPARTMENT.get(res_type, ())
+
+
+def compartment_members(
+    compartment: str, types: Iterable[str]
+) -> tuple[tuple[str, SearchParameter], ...]:
+    """The (type, reference parameter) pairs that put a resource of one of
+    ``types`` in a ``compartment``."""
+    pairs = []
+    for res_type in types:
+        for code in compartment_parameters(compartment, res_type):
+            found = parameter(res_type, code)
+            if found is not None:
+                pairs.append((res_type, found))
+    return tuple(pairs)

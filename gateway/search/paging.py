@@ -90,12 +90,20 @@ def _in_compartment(query: SearchQuery, types: tuple[str, ...], builder: SqlBuil
     assert query.compartment is not None
     owner_type, owner_id, params = query.compartment
     target = ReferenceCriterion(owner_type, owner_id)
-    alternatives = [
-        builder.condition(Condition(param=p, values=(target,)), types, "c.res_type", "c.res_id")
-        for p in params
-    ]
-    if query.res_type == owner_type:
-        alternatives.append(f"c.res_id = {builder.bind(owner_id)}")
+    several = len(types) > 1
+    alternatives = []
+    for res_type, param in params:
+        if res_type not in types:
+            continue
+        # Placeholders are bound in the order they appear in the text.
+        of_type = f"c.res_type = {builder.bind(res_type)} AND " if several else ""
+        probe = builder.condition(
+            Condition(param=param, values=(target,)), (res_type,), "c.res_type", "c.res_id"
+        )
+        alternatives.append(f"({of_type}{probe})")  # ids are unique per type only
+    if owner_type in types:
+        of_type = f"c.res_type = {builder.bind(owner_type)} AND " if several else ""
+        alternatives.append(f"({of_type}c.res_id = {builder.bind(owner_id)})")
     return "(" + " OR ".join(alternatives or ["1 = 0"]) + ")"
 
 

@@ -157,8 +157,9 @@ class SearchQuery:
     includes: list[Include] = field(default_factory=list)
     revincludes: list[Include] = field(default_factory=list)
     cursor: str | None = None
-    # Patient compartment search: (compartment type, id, reference parameters)
-    compartment: tuple[str, str, tuple[SearchParameter, ...]] | None = None
+    # Patient compartment search: (compartment type, id, (type, reference
+    # parameter) pairs that put a resource of that type in the compartment)
+    compartment: tuple[str, str, tuple[tuple[str, SearchParameter], ...]] | None = None
     ignored: list[str] = field(default_factory=list)  # lenient handling
     canonical: list[tuple[str, str]] = field(default_factory=list)  # what was searched
 

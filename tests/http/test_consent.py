@@ -459,3 +459,156 @@ def test_records_are_labelled_from_their_codes_whatever_the_source(world: World)
     assert world.get("gp", url).status_code == 404
     assert world.ids("home", "/fhir/Condition?_security=" + ACT + "|SEX") == [hiv]
     assert world.ids("gp", f"/fhir/Condition?subject=Patient/{world.patient}") == [world.asthma]
+
+
+def test_everything_holds_only_what_may_be_seen(world: World) -> None:
+    url = f"/fhir/Patient/{world.patient}/$everything"
+    home = world.get("home", url).json()
+    home_ids = sorted(e["resource"]["id"] for e in home["entry"])
+    assert world.patient in home_ids
+    assert {world.asthma, world.depression} <= set(home_ids)
+    assert home["total"] == len(home_ids)
+    gp = world.get("gp", url).json()
+    gp_types = sorted({e["resource"]["resourceType"] for e in gp["entry"]})
+    gp_ids = {e["resource"]["id"] for e in gp["entry"]}
+    assert world.asthma in gp_ids and world.depression not in gp_ids
+    assert gp["total"] == len(gp_ids) == len(home_ids) - 1
+    assert gp_types == ["Condition", "EpisodeOfCare", "Patient", "Provenance"]
+    missing = world.get("hospital", "/fhir/Patient/never-was/$everything")
+    hidden = world.get("hospital", url)
+    assert _diagnostics(hidden, world.patient) == _diagnostics(missing, "never-was")
+    # Paged, and a page link replayed by someone else shows only their own.
+    first = world.get("gp", url + "?_count=2").json()
+    assert len(first["entry"]) == 2
+    pages, link = [first], next(x["url"] for x in first["link"] if x["relation"] == "next")
+    while link:
+        page = world.get("gp", link.removeprefix("http://testserver")).json()
+        pages.append(page)
+        link = next((x["url"] for x in page["link"] if x["relation"] == "next"), "")
+    paged = [e["resource"]["id"] for p in pages for e in p.get("entry", [])]
+    assert sorted(paged) == sorted(gp_ids)
+    second = next(x["url"] for x in first["link"] if x["relation"] == "next")
+    assert world.get("hospital", second.removeprefix("http://testserver")).status_code == 404
+    only = world.get("gp", url + "?_type=Condition").json()
+    assert [e["resource"]["id"] for e in only["entry"]] == [world.asthma]
+    assert world.get("gp", url + "?_type=Medication").status_code == 400
+    assert world.get("gp", url + "?start=2020").status_code == 400
+
+
+def test_page_links_replayed_show_only_what_the_replayer_may_see(world: World) -> None:
+    url = f"/fhir/Condition?subject=Patient/{world.patient}&_count=1&_sort=_id"
+    first = world.get("home", url).json()
+    link = next(x["url"] for x in first["link"] if x["relation"] == "next")
+    path = link.removeprefix("http://testserver")
+    shown = {
+        who: [e["resource"]["id"] for e in world.get(who, path).json().get("entry", [])]
+        for who in ("home", "gp", "hospital")
+    }
+    assert shown["hospital"] == []
+    assert world.depression not in shown["gp"]
+    assert set(shown["home"]) <= {world.asthma, world.depression}
+
+
+AUDITOR = "X26"
+
+
+def _check(world: World, *parameters: dict[str, Any], who: str = "auditor") -> Any:
+    if "auditor" not in world.tokens:
+        world.tokens["auditor"] = access_token(
+            world.store,
+            client_id="auditor",
+            kind="auditor",
+            org=AUDITOR,
+            scopes="system/Patient.rs system/Consent.rs",
+            purpose=Purpose.HCOMPL,
+        )
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "patient", "valueReference": world.subject},
+            *parameters,
+        ],
+    }
+    return world.api.post("/fhir/$access-check", json=body, headers=world.headers(who))
+
+
+def _organisation(ods: str) -> dict[str, Any]:
+    return {"name": "organization", "valueIdentifier": {"system": ODS, "value": ods}}
+
+
+def _by_name(parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    return {p["name"]: p for p in parameters}
+
+
+def _summary(answer: Any) -> dict[str, tuple[int, int, set[str]]]:
+    found = {}
+    for item in answer.json()["parameter"]:
+        if item["name"] != "type":
+            continue
+        parts = item["part"]
+        named = _by_name(parts)
+        rules = {_by_name(p["part"])["rule"]["valueCode"] for p in parts if p["name"] == "reason"}
+        found[named["type"]["valueCode"]] = (
+            named["shown"]["valueInteger"],
+            named["withheld"]["valueInteger"],
+            rules,
+        )
+    return found
+
+
+def test_access_check_explains_without_disclosing(world: World) -> None:
+    gp = _check(world, _organisation(GP))
+    assert gp.status_code == 200, gp.text
+    answer = _by_name(gp.json()["parameter"])
+    assert answer["relationship"]["valueBoolean"] is True
+    assert answer["kind"]["valueCode"] == "gp-practice"  # from its registered client
+    assert _summary(gp)["Condition"] == (1, 1, {"implied-consent", "restricted-label"})
+    assert world.asthma not in gp.text and "Asthma" not in gp.text  # no data, only counts
+    hospital = _check(world, _organisation(HOSPITAL))
+    assert _by_name(hospital.json()["parameter"])["relationship"]["valueBoolean"] is False
+    assert _summary(hospital)["Condition"] == (0, 2, {"no-relationship"})
+    emergency = _check(
+        world,
+        _organisation(HOSPITAL),
+        {"name": "purpose", "valueCode": "ETREAT"},
+        {"name": "resource", "valueReference": {"reference": f"Condition/{world.depression}"}},
+    )
+    decision = _by_name(_by_name(emergency.json()["parameter"])["decision"]["part"])
+    assert decision["permit"]["valueBoolean"] is False
+    assert decision["rule"]["valueCode"] == "restricted-label"
+
+
+def test_access_check_names_the_consent_that_decided(world: World) -> None:
+    consent = world.post(
+        "gp",
+        _privacy_consent(
+            world,
+            {"type": "permit", "provision": [{"type": "deny", "actor": [actor(org(COUNCIL))]}]},
+        ),
+    )
+    council = _check(
+        world,
+        _organisation(COUNCIL),
+        {"name": "resource", "valueReference": {"reference": f"Condition/{world.asthma}"}},
+    )
+    decision = _by_name(_by_name(council.json()["parameter"])["decision"]["part"])
+    assert decision["permit"]["valueBoolean"] is False
+    assert decision["consent"]["valueReference"]["reference"] == f"Consent/{consent}"
+    assert decision["provision"]["valueString"] == "provision.provision[0]"
+
+
+def test_access_check_is_for_compliance_only(world: World) -> None:
+    _check(world, _organisation(GP))  # registers the auditor
+    assert _check(world, _organisation(GP), who="gp").status_code == 403
+    assert _check(world, _organisation("ZZZ99")).status_code == 400  # kind unknown
+    assert (
+        _check(world, _organisation("ZZZ99"), {"name": "kind", "valueCode": "hospital"}).status_code
+        == 200
+    )
+    assert _check(world, {"name": "organization", "valueString": ""}).status_code == 400
+    other = _check(
+        world,
+        _organisation(GP),
+        {"name": "resource", "valueReference": {"reference": "Organization/x"}},
+    )
+    assert other.status_code == 404
