@@ -4,6 +4,7 @@ means what the search parameters of that name mean."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from consent.model import Coding, ResourceFacts
@@ -125,12 +126,45 @@ def facts_of(resource: dict[str, Any], content: bool = True) -> ResourceFacts:
     )
 
 
+# The element the first Patient compartment parameter of each type reads,
+# where that parameter is the element itself: a relative ``Patient/<id>``
+# there is read directly, anything else goes through the extraction.
+_PERSON_ELEMENT: dict[str, str] = {
+    "AllergyIntolerance": "patient",
+    "CarePlan": "subject",
+    "CareTeam": "subject",
+    "Composition": "subject",
+    "Condition": "subject",
+    "Consent": "patient",
+    "DiagnosticReport": "subject",
+    "DocumentReference": "subject",
+    "Encounter": "subject",
+    "EpisodeOfCare": "patient",
+    "Flag": "subject",
+    "Immunization": "patient",
+    "MedicationRequest": "subject",
+    "MedicationStatement": "subject",
+    "Observation": "subject",
+    "Procedure": "subject",
+    "RelatedPerson": "patient",
+    "ServiceRequest": "subject",
+}
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
 def person_of(resource: dict[str, Any]) -> str | None:
     """The id of the Patient whose record this resource is part of; ``None``
     for what is no one's record (an Organization, a Medication...)."""
     res_type = resource["resourceType"]
     if res_type == "Patient":
         return str(resource.get("id", ""))
+    element = _PERSON_ELEMENT.get(res_type)
+    if element is not None:
+        reference = (resource.get(element) or {}).get("reference")
+        if isinstance(reference, str) and reference.startswith("Patient/"):
+            target = reference[8:]
+            if _ID.fullmatch(target):
+                return target
     for code in PATIENT_COMPARTMENT.get(res_type, ())[:1]:
         for value in _values(resource, code):
             if isinstance(value, ReferenceValue) and value.target_type == "Patient":

@@ -12,11 +12,12 @@ from consent.model import ConsentPolicy, Person
 from consent.parse import ODS_SYSTEM, Uninterpretable, is_privacy_consent, parse_consent
 from gateway import fhirjson
 from gateway.errors import Unprocessable
-from gateway.search.matching import matching_ids
-from gateway.store import Querier, Reader
+from gateway.search.matching import referring
+from gateway.store import Querier, Reader, StoredVersion
 
 RECENT_ENCOUNTER = timedelta(days=30)
 _MANY = 1000  # episodes, encounters or Consents of one person read at most
+_LINKED = ("EpisodeOfCare", "Encounter", "Consent")
 
 
 def _load(store: Reader, res_type: str, res_id: str) -> dict[str, Any] | None:
@@ -46,15 +47,17 @@ def _ods(store: Reader, reference: Any) -> str | None:
     return None
 
 
-def _all(store: Querier, res_type: str, criteria: str) -> list[dict[str, Any]]:
-    return [
-        loaded
-        for res_id in matching_ids(store, res_type, criteria, limit=_MANY)
-        if (loaded := _load(store, res_type, res_id)) is not None
-    ]
+def _contents(versions: list[StoredVersion]) -> list[dict[str, Any]]:
+    return [fhirjson.loads(v.content) for v in versions if v.content is not None]
 
 
-def relationships(store: Querier, patient: dict[str, Any], now: datetime) -> frozenset[str]:
+def relationships(
+    store: Querier,
+    patient: dict[str, Any],
+    now: datetime,
+    episodes: list[dict[str, Any]],
+    encounters: list[dict[str, Any]],
+) -> frozenset[str]:
     """ODS codes of the organisations caring for the person now: the
     registered GP practice, managers of active EpisodesOfCare (social care,
     residence), and hospitals with an Encounter in progress or ended in the
@@ -63,12 +66,13 @@ def relationships(store: Querier, patient: dict[str, Any], now: datetime) -> fro
     for gp in patient.get("generalPractitioner") or []:
         if (ods := _ods(store, gp)) is not None:
             found.add(ods)
-    pid = patient.get("id")
-    for episode in _all(store, "EpisodeOfCare", f"patient=Patient/{pid}&status=active"):
+    for episode in episodes:
+        if episode.get("status") != "active":
+            continue
         if (ods := _ods(store, episode.get("managingOrganization"))) is not None:
             found.add(ods)
     cutoff = fhirjson.instant(now - RECENT_ENCOUNTER)
-    for encounter in _all(store, "Encounter", f"patient=Patient/{pid}"):
+    for encounter in encounters:
         status = encounter.get("status")
         ended = (encounter.get("period") or {}).get("end")
         recent = status == "in-progress" or (
@@ -81,7 +85,7 @@ def relationships(store: Querier, patient: dict[str, Any], now: datetime) -> fro
     return frozenset(found)
 
 
-def consents(store: Querier, patient_id: str) -> tuple[list[ConsentPolicy], list[str]]:
+def consents(store: Querier, raws: list[dict[str, Any]]) -> tuple[list[ConsentPolicy], list[str]]:
     """The person's privacy Consents as policies, and the ids of those that
     cannot be interpreted (which withhold the person's data: see consent)."""
     policies: list[ConsentPolicy] = []
@@ -90,7 +94,7 @@ def consents(store: Querier, patient_id: str) -> tuple[list[ConsentPolicy], list
     def resolve(reference: str) -> str | None:
         return _ods(store, {"reference": reference})
 
-    for raw in _all(store, "Consent", f"patient=Patient/{patient_id}"):
+    for raw in raws:
         if not is_privacy_consent(raw):
             continue
         try:
@@ -119,10 +123,22 @@ def load_person(store: Querier, patient_id: str, now: datetime | None = None) ->
     patient = _load(store, "Patient", patient_id)
     if patient is None:
         return None
-    policies, broken = consents(store, patient_id)
+    # Episodes, encounters and Consents all name the person by ``patient``:
+    # one statement reads them all.
+    linked = referring(store, ("Patient", patient_id), "patient", _LINKED, 3 * _MANY)
+    by_type: dict[str, list[StoredVersion]] = {t: [] for t in _LINKED}
+    for version in linked:
+        by_type[version.res_type].append(version)
+    policies, broken = consents(store, _contents(by_type["Consent"]))
     return Person(
         patient_id=patient_id,
-        relationships=relationships(store, patient, now or datetime.now(UTC)),
+        relationships=relationships(
+            store,
+            patient,
+            now or datetime.now(UTC),
+            _contents(by_type["EpisodeOfCare"]),
+            _contents(by_type["Encounter"]),
+        ),
         consents=tuple(policies),
         uninterpretable=tuple(broken),
     )

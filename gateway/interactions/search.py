@@ -85,46 +85,52 @@ def search(
             result.total = 0 if query.total != "none" or query.summary == "count" else None
             return result
         query = linked
-    if query.total != "none" or query.summary == "count":
-        sql, params = count_statement(query)
-        counted = store.select(sql, params)
-        result.total = int(counted[0][0])  # type: ignore[call-overload]
+    wants_total = query.total != "none" or query.summary == "count"
+    if wants_total and not enforced:
+        result.total = _count(store, query)
     if query.summary == "count" or query.count == 0:
-        if enforced and result.total is not None:
-            result.total = _checked_total(store, query, visible, result.total)
+        if enforced and wants_total:
+            result.total = _checked_total(store, query, visible)
         return result
     position = Position.decode(query.cursor) if query.cursor is not None else None
     rows = _visible_rows(store, query, position, visible)
     more = len(rows) > query.count
     rows = rows[: query.count]
-    if enforced and result.total is not None:
+    if enforced and wants_total:
         # A count of hidden resources would reveal them: count what the
         # requester may see. When the first page holds every match, that is
-        # the page itself.
+        # the page itself, and nothing more need be read.
         complete = position is None and not more
-        result.total = (
-            len(rows) if complete else _checked_total(store, query, visible, result.total)
-        )
+        result.total = len(rows) if complete else _checked_total(store, query, visible)
     forward = position is None or position.forward
     if not forward:
         rows.reverse()
-    key_count = len(rows[0]) - 6 if rows else 0
-    result.matches = [row_version(row, key_count) for row in rows]
+    result.matches = [version for _, version in rows]
     if rows:
+        key_count = len(rows[0][0]) - 6
         if (forward and more) or not forward:
-            result.next = row_position(rows[-1], key_count, True)
+            result.next = row_position(rows[-1][0], key_count, True)
         if (not forward and more) or (forward and position is not None):
-            result.previous = row_position(rows[0], key_count, False)
+            result.previous = row_position(rows[0][0], key_count, False)
     result.included = _includes(
         store, query, result.matches, lambda v: includable(v.res_type) and visible(v)
     )
     return result
 
 
-def _checked_total(store: Store, query: SearchQuery, visible: Visible, matched: int) -> int | None:
-    """How many of ``matched`` matches the requester may see, reading them
-    all; ``None`` (no total given) when there are too many to check."""
-    return _visible_total(store, query, visible) if matched <= _MAX_CHECKED_TOTAL else None
+def _count(store: Store, query: SearchQuery) -> int:
+    sql, params = count_statement(query)
+    (total,) = store.select(sql, params)[0]
+    assert isinstance(total, int)
+    return total
+
+
+def _checked_total(store: Store, query: SearchQuery, visible: Visible) -> int | None:
+    """How many matches the requester may see, reading them all; ``None``
+    (no total given) when there are too many to check."""
+    if _count(store, query) > _MAX_CHECKED_TOTAL:
+        return None
+    return _visible_total(store, query, visible)
 
 
 def _visible_total(store: Store, query: SearchQuery, visible: Visible) -> int:
@@ -210,18 +216,19 @@ def _linked(store: Store, res_type: str, inner: Condition, visible: Visible) -> 
 
 def _visible_rows(
     store: Store, query: SearchQuery, position: Position | None, visible: Visible
-) -> list[Sequence[Any]]:
-    """Up to ``count + 1`` visible rows from ``position``, reading further
-    while the check hides some."""
+) -> list[tuple[Sequence[Any], StoredVersion]]:
+    """Up to ``count + 1`` visible rows (with their versions) from
+    ``position``, reading further while the check hides some."""
     wanted = query.count + 1
-    found: list[Sequence[Any]] = []
+    found: list[tuple[Sequence[Any], StoredVersion]] = []
     while len(found) < wanted:
         statement = page_statement(query, position, wanted - 1)
         key_count = statement.key_count
         rows = store.select(statement.sql, statement.params)
         for row in rows:
-            if visible(row_version(row, key_count)):
-                found.append(row)
+            version = row_version(row, key_count)
+            if visible(version):
+                found.append((row, version))
         if len(rows) < wanted:
             break
         position = row_position(rows[-1], key_count, statement.forward)

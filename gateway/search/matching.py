@@ -12,7 +12,7 @@ part of its condition could match, and so overwrite, the wrong resource.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import islice
 from urllib.parse import parse_qsl
 
@@ -57,3 +57,33 @@ def matching_ids(
         return [version.res_id for version in islice(scan(reader, query, visible), limit)]
     statement = page_statement(query, None, limit - 1)
     return [str(row[0]) for row in reader.select(statement.sql, statement.params)][:limit]
+
+
+def referring(
+    reader: Querier, target: tuple[str, str], param: str, types: Sequence[str], limit: int
+) -> list[StoredVersion]:
+    """The live resources of ``types`` whose reference parameter ``param``
+    points at ``target`` (type, id), at most ``limit``: one statement, where
+    a search per type would be several."""
+    marks = ", ".join("?" for _ in types)
+    sql = (
+        "SELECT DISTINCT c.res_type, c.res_id, v.version, v.last_updated, v.content, c.seq "
+        "FROM search_reference r JOIN resource_current c "
+        "ON c.res_type = r.res_type AND c.res_id = r.res_id "
+        "JOIN resource_version v ON v.seq = c.seq "
+        f"WHERE r.target_type = ? AND r.target_id = ? AND r.param = ? AND r.res_type IN ({marks}) "
+        "AND c.deleted = ? ORDER BY c.seq LIMIT ?"
+    )
+    rows = reader.select(sql, [target[0], target[1], param, *types, False, limit])
+    return [
+        StoredVersion(
+            res_type=str(res_type),
+            res_id=str(res_id),
+            version=int(str(version)),
+            last_updated=str(last_updated),
+            method="GET",
+            content=bytes(content) if content is not None else None,  # type: ignore[call-overload]
+            seq=int(str(seq)),
+        )
+        for res_type, res_id, version, last_updated, content, seq in rows
+    ]

@@ -1,0 +1,69 @@
+"""What the access layer reads from a stored resource for the consent rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from consent.model import ACT_CODE
+from gateway.access.facts import _PERSON_ELEMENT, facts_of, labelling_codes, person_of
+from gateway.search.compartments import PATIENT_COMPARTMENT
+from gateway.search.extract import extract
+from gateway.search.parameters import parameter
+from gateway.search.values import ReferenceValue
+
+
+@pytest.mark.parametrize("res_type", sorted(_PERSON_ELEMENT))
+@pytest.mark.parametrize(
+    "reference", ["Patient/p-1", "http://elsewhere.example/fhir/Patient/p-1", "Group/g-1"]
+)
+def test_the_person_read_directly_is_the_one_the_compartment_names(
+    res_type: str, reference: str
+) -> None:
+    resource = {"resourceType": res_type, _PERSON_ELEMENT[res_type]: {"reference": reference}}
+    found = parameter(res_type, PATIENT_COMPARTMENT[res_type][0])
+    assert found is not None
+    by_extraction = [
+        v.target_id
+        for v in extract(resource, found)
+        if isinstance(v, ReferenceValue) and v.target_type == "Patient"
+    ]
+    assert person_of(resource) == (by_extraction[0] if by_extraction else None)
+
+
+def test_no_ones_record_has_no_person() -> None:
+    assert person_of({"resourceType": "Organization", "id": "o"}) is None
+    assert person_of({"resourceType": "Patient", "id": "p"}) == "p"
+
+
+def test_facts_without_content_leave_out_codes_and_dates() -> None:
+    condition = {
+        "resourceType": "Condition",
+        "id": "c",
+        "meta": {"source": "urn:ods:A81001", "security": [{"system": ACT_CODE, "code": "PSY"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "35489007"}]},
+        "onsetDateTime": "2024-01-10",
+        "subject": {"reference": "Patient/p"},
+    }
+    full, light = facts_of(condition), facts_of(condition, content=False)
+    assert full.codes == {("http://snomed.info/sct", "35489007")}
+    assert full.clinical_low is not None and full.clinical_low.startswith("2024-01-10")
+    assert light.codes == frozenset() and light.clinical_low is None
+    assert full.labels == light.labels == {(ACT_CODE, "PSY")}
+    assert full.author_ods == light.author_ods == "A81001"
+
+
+def test_labelling_reads_the_main_code_reasons_and_coded_values() -> None:
+    observation = {
+        "resourceType": "Observation",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "75622-1"}]},
+        "valueCodeableConcept": {
+            "coding": [{"system": "http://snomed.info/sct", "code": "165816005"}]
+        },
+    }
+    encounter = {
+        "resourceType": "Encounter",
+        "reasonCode": [{"coding": [{"system": "http://snomed.info/sct", "code": "35489007"}]}],
+    }
+    assert ("http://snomed.info/sct", "165816005") in labelling_codes(observation)
+    assert ("http://loinc.org", "75622-1") in labelling_codes(observation)
+    assert labelling_codes(encounter) == [("http://snomed.info/sct", "35489007")]
