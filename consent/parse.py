@@ -51,7 +51,7 @@ class Uninterpretable(ValueError):
 
 def instant(moment: datetime) -> str:
     """The engine's instant form: UTC, microseconds, fixed width."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def _bound(text: Any, where: str, upper: bool) -> str:

@@ -45,7 +45,8 @@ def instant(moment: datetime | None = None) -> str:
     """A FHIR instant in UTC with microseconds, a fixed width so that stored
     instants order correctly as text."""
     moment = (moment or datetime.now(UTC)).astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+    # isoformat is several times faster than strftime and pads alike.
+    return moment.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def parse_instant(value: str) -> datetime:

@@ -64,10 +64,14 @@ async def _disclosed(
     """``found`` if consent lets the requester know of it; otherwise the
     answer for a missing resource, exactly."""
     if found is None:
-        raise answers.missing
-    return await run_in_threadpool(
-        reads.disclosed, context.store, found, context.access().visible, answers
-    )
+        raise answers.missing()
+    access = context.access()
+    at_once = access.decided_at_once(found)
+    if at_once is not None:
+        if not at_once.permit:
+            raise answers.missing()
+        return found
+    return await run_in_threadpool(reads.disclosed, context.store, found, access.visible, answers)
 
 
 def _query_without_format(request: Request) -> str:

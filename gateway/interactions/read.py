@@ -20,27 +20,37 @@ from gateway.interactions.types import Visible, everything, require
 from gateway.store import AsyncReader, Reader, StoredVersion
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Answers:
-    """What a read says when the version is missing (or hidden), and when it
-    is a deletion."""
+    """What a read of ``res_type/res_id`` (or of its version ``version_id``)
+    says when that is missing (or hidden), and when it is a deletion."""
 
-    missing: NotFound
-    deleted: Gone
+    res_type: str
+    res_id: str
+    version_id: str | None = None
+
+    def missing(self) -> NotFound:
+        if self.version_id is None:
+            return NotFound(f"{self.res_type}/{self.res_id} is not known", code="GW-0410")
+        return NotFound(
+            f"{self.res_type}/{self.res_id} has no version {self.version_id}", code="GW-0412"
+        )
+
+    def deleted(self) -> Gone:
+        if self.version_id is None:
+            return Gone(f"{self.res_type}/{self.res_id} was deleted", code="GW-0411")
+        return Gone(
+            f"{self.res_type}/{self.res_id} version {self.version_id} is a deletion",
+            code="GW-0411",
+        )
 
 
 def read_answers(res_type: str, res_id: str) -> Answers:
-    return Answers(
-        NotFound(f"{res_type}/{res_id} is not known", code="GW-0410"),
-        Gone(f"{res_type}/{res_id} was deleted", code="GW-0411"),
-    )
+    return Answers(res_type, res_id)
 
 
 def vread_answers(res_type: str, res_id: str, version_id: str) -> Answers:
-    return Answers(
-        NotFound(f"{res_type}/{res_id} has no version {version_id}", code="GW-0412"),
-        Gone(f"{res_type}/{res_id} version {version_id} is a deletion", code="GW-0411"),
-    )
+    return Answers(res_type, res_id, version_id)
 
 
 def _version_number(res_type: str, res_id: str, version_id: str) -> int:
@@ -66,14 +76,14 @@ def disclosed(
     missing version (consent hides it, or never was), or for a deletion of
     what the requester could see."""
     if found is None:
-        raise answers.missing
+        raise answers.missing()
     if found.deleted:
         last = last_content(reader, found)
         if last is None or not visible(last):
-            raise answers.missing
-        raise answers.deleted
+            raise answers.missing()
+        raise answers.deleted()
     if not visible(found):
-        raise answers.missing
+        raise answers.missing()
     return found
 
 
