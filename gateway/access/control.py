@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import Any
 
 from consent.engine import decide
 from consent.model import Decision, Person, Requester
@@ -12,6 +13,7 @@ from consent.parse import instant
 from gateway import fhirjson
 from gateway.access.facts import facts_of, person_of
 from gateway.access.people import load_person
+from gateway.errors import Forbidden
 from gateway.store import Querier, StoredVersion
 
 _NO_ONE = Person(patient_id="")
@@ -81,6 +83,27 @@ class AccessControl:
             decided = self._decided[key] = decide(self.requester, None, facts, self._now)
             return decided
         return None
+
+    def check_change(self, before: StoredVersion | None, after: dict[str, Any] | None) -> None:
+        """A person's Consents are recorded and changed by the organisations
+        caring for them, for direct care: no one else may create, change or
+        delete a Consent (before or after the change)."""
+        for content in (
+            fhirjson.loads(before.content) if before and before.content else None,
+            after,
+        ):
+            if content is None or content.get("resourceType") != "Consent":
+                continue
+            patient_id = person_of(content)
+            caring = patient_id is not None and (
+                self.requester.org_ods in self.person(patient_id).relationships
+            )
+            if self.requester.purpose != "TREAT" or not caring:
+                raise Forbidden(
+                    "a person's Consent may be recorded or changed only by an organisation "
+                    "with a care relationship with them, for direct care (TREAT)",
+                    code="GW-0621",
+                )
 
     def visible(self, version: StoredVersion) -> bool:
         return self.decide(version).permit

@@ -18,7 +18,6 @@ from gateway.config import Settings
 from gateway.errors import Forbidden, Unauthorized
 from gateway.http.negotiation import check_acceptable
 from gateway.interactions.provenance import Author
-from gateway.interactions.types import Visible
 from gateway.store import AsyncReader, Querier, Store
 
 _VERBS = {
@@ -64,10 +63,6 @@ class FhirContext:
                 client_id=who.client_id,
             ),
         )
-
-    def visible_through(self, reader: Querier) -> Visible:
-        """The requester's consent check inside a write's unit of work."""
-        return self.access(reader).visible
 
     def allow_letter(self, res_type: str, permission: str) -> None:
         """``allow`` for the domain's ``Authorize`` callbacks (SMART letters)."""

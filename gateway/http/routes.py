@@ -142,7 +142,7 @@ async def batch_or_transaction(request: Request) -> Response:
         prefer=prefer,
         authorize=context.allow_letter,
         author=context.author,
-        access=context.visible_through,
+        access=context.access,
     )
     return responses.bundle(result)
 
@@ -179,7 +179,7 @@ async def create(request: Request) -> Response:
         body,
         if_none_exist=if_none_exist,
         author=context.author,
-        access=context.visible_through,
+        access=context.access,
     )
     return _written(request, context, result)
 
@@ -205,7 +205,7 @@ async def conditional_update(request: Request) -> Response:
         body,
         if_match=bundles.parse_if_match(request.headers.get("if-match")),
         author=context.author,
-        access=context.visible_through,
+        access=context.access,
     )
     return _written(request, context, result)
 
@@ -405,7 +405,7 @@ async def update(request: Request) -> Response:
         body,
         if_match=bundles.parse_if_match(request.headers.get("if-match")),
         author=context.author,
-        access=context.visible_through,
+        access=context.access,
     )
     return _written(request, context, result)
 
@@ -421,7 +421,7 @@ async def delete(request: Request) -> Response:
         res_type,
         _path(request, "res_id"),
         author=context.author,
-        access=context.visible_through,
+        access=context.access,
     )
     headers = {"ETag": f'W/"{deleted.version}"'} if deleted else {}
     return Response(status_code=204, headers=headers)

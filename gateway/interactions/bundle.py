@@ -27,6 +27,7 @@ from gateway.interactions import read as reads
 from gateway.interactions import write
 from gateway.interactions.provenance import Author
 from gateway.interactions.types import (
+    Access,
     AccessThrough,
     Authorize,
     ReturnPreference,
@@ -391,21 +392,21 @@ def _write(
     base_url: str,
     prefer: ReturnPreference,
     written: _Written,
-    visible: Visible,
+    access: Access,
 ) -> dict[str, Any]:
     assert entry.target_id is not None or entry.method == "DELETE"
     if entry.method == "DELETE":
         if entry.res_id is None:
             raise _fail(entry.index, "conditional delete is not supported", ".request.url")
-        written.add("DELETE", write.delete_in(uow, entry.res_type, entry.res_id, visible))
+        written.add("DELETE", write.delete_in(uow, entry.res_type, entry.res_id, access))
         return {"response": {"status": outcomes.status_line(204)}}
     if entry.method == "POST" and entry.matched is not None:
         return _response(200, base_url, entry.matched, prefer)
     assert entry.prepared is not None
     if entry.method == "POST":
-        result = write.create_in(uow, entry.prepared, fresh_id=entry.minted)
+        result = write.create_in(uow, entry.prepared, fresh_id=entry.minted, access=access)
     else:
-        result = write.update_in(uow, entry.prepared, if_match=entry.if_match, visible=visible)
+        result = write.update_in(uow, entry.prepared, if_match=entry.if_match, access=access)
     written.add("POST" if result.created else "PUT", result.version)
     return _response(201 if result.created else 200, base_url, result.version, prefer)
 
@@ -432,21 +433,21 @@ def transaction(
     resolved = _resolved_offline(parsed, authorize, source)
 
     def attempt(uow: UnitOfWork) -> list[_Entry]:
-        visible = access(uow)
+        decisions = access(uow)
         if resolved is not None:
             entries = resolved
         else:
             # Resolution rewrites references in place and assigns new ids:
             # give each attempt fresh copies, so a retry starts clean.
             entries = [entry.fresh_copy() for entry in parsed]
-            _resolve(uow, entries, authorize, source, visible)
+            _resolve(uow, entries, authorize, source, decisions.visible)
         written = _Written()
         for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
             try:
                 if entry.method in ("GET", "HEAD"):
-                    entry.response = _read(uow, entry, base_url, visible)
+                    entry.response = _read(uow, entry, base_url, decisions.visible)
                 else:
-                    entry.response = _write(uow, entry, base_url, prefer, written, visible)
+                    entry.response = _write(uow, entry, base_url, prefer, written, decisions)
             except GatewayError as exc:
                 raise dataclasses.replace(
                     exc,
@@ -496,7 +497,7 @@ def batch(
         try:
             _authorized(entry, authorize)
             if entry.method in ("GET", "HEAD"):
-                responses[entry.index] = _read(store, entry, base_url, access(store))
+                responses[entry.index] = _read(store, entry, base_url, access(store).visible)
                 continue
 
             offline = _resolved_offline([entry], authorize, source)
@@ -504,14 +505,14 @@ def batch(
             def attempt(
                 uow: UnitOfWork, entry: _Entry = entry, offline: list[_Entry] | None = offline
             ) -> dict[str, Any]:
-                visible = access(uow)
+                decisions = access(uow)
                 if offline is not None:
                     target = offline[0]
                 else:
                     target = entry.fresh_copy()
-                    _resolve(uow, [target], authorize, source, visible)
+                    _resolve(uow, [target], authorize, source, decisions.visible)
                 written = _Written()
-                response = _write(uow, target, base_url, prefer, written, visible)
+                response = _write(uow, target, base_url, prefer, written, decisions)
                 written.record(uow, author)
                 return response
 

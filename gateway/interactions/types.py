@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Any, Protocol
 
 from conformance.registry import ResourceSupport, TypeInteraction, resource_support
 from gateway.errors import MethodNotAllowed, NotFound
@@ -37,9 +38,29 @@ def allow_all(res_type: str, permission: str) -> None:
 
 # Whether the requester may see a stored version (the consent decision).
 Visible = Callable[[StoredVersion], bool]
-# The requester's ``Visible``, deciding from what ``Querier`` reads: a write
-# decides inside its own unit of work, from the data as the write sees it.
-AccessThrough = Callable[[Querier], Visible]
+
+
+class Access(Protocol):
+    """The requester's consent decisions, as the interactions ask them."""
+
+    def visible(self, version: StoredVersion) -> bool:
+        """May the requester see this version?"""
+
+    def check_change(self, before: StoredVersion | None, after: dict[str, Any] | None) -> None:
+        """Refuse (``Forbidden``) a change the requester may not make: from
+        ``before`` (``None``: nothing live) to ``after`` (``None``: deleted)."""
+
+
+class _Unrestricted:
+    def visible(self, version: StoredVersion) -> bool:
+        return True
+
+    def check_change(self, before: StoredVersion | None, after: dict[str, Any] | None) -> None:
+        return None
+
+
+# For callers that act for the gateway itself (loaders, tests, benchmarks).
+UNRESTRICTED: Access = _Unrestricted()
 
 
 def everything(version: StoredVersion) -> bool:
@@ -47,9 +68,14 @@ def everything(version: StoredVersion) -> bool:
     return True
 
 
-def see_everything(reader: Querier) -> Visible:
+# The requester's ``Access``, deciding from what ``Querier`` reads: a write
+# decides inside its own unit of work, from the data as the write sees it.
+AccessThrough = Callable[[Querier], Access]
+
+
+def see_everything(reader: Querier) -> Access:
     """``AccessThrough`` for callers that act for the gateway itself."""
-    return everything
+    return UNRESTRICTED
 
 
 class ReturnPreference(StrEnum):

@@ -27,7 +27,14 @@ from gateway.errors import (
     Unprocessable,
 )
 from gateway.interactions.provenance import ACTIVITIES, Author, provenance
-from gateway.interactions.types import AccessThrough, Visible, everything, require, see_everything
+from gateway.interactions.types import (
+    UNRESTRICTED,
+    Access,
+    AccessThrough,
+    Visible,
+    require,
+    see_everything,
+)
 from gateway.search.index import index_entries, last_updated_entry
 from gateway.search.matching import matching_ids
 from gateway.store import IndexEntry, Store, StoredVersion, UnitOfWork
@@ -208,7 +215,7 @@ def create_in(
     *,
     if_none_exist: str | None = None,
     fresh_id: bool = False,
-    visible: Visible = everything,
+    access: Access = UNRESTRICTED,
 ) -> WriteResult:
     """Create the prepared resource (its id is minted by the server, or assigned
     up front by a transaction for ``urn:uuid`` references). With
@@ -216,10 +223,16 @@ def create_in(
     instead of creating."""
     require(prepared.res_type, TypeInteraction.CREATE)
     if if_none_exist:
-        existing = _single_match(uow, prepared.res_type, if_none_exist, "If-None-Exist", visible)
+        existing = _single_match(
+            uow, prepared.res_type, if_none_exist, "If-None-Exist", access.visible
+        )
         if existing is not None:
             found = uow_read(uow, prepared.res_type, existing)
             return WriteResult(version=found, created=False, matched=True)
+    if fresh_id:
+        access.check_change(None, prepared.content)
+    else:
+        ensure_may_change(uow, access, prepared.res_type, prepared.res_id, prepared.content)
     return store_version(uow, prepared, method="POST", fresh_id=fresh_id)
 
 
@@ -228,11 +241,11 @@ def update_in(
     prepared: Prepared,
     *,
     if_match: int | None = None,
-    visible: Visible = everything,
+    access: Access = UNRESTRICTED,
 ) -> WriteResult:
     """Update, or create with the client's id when the resource is new."""
     require(prepared.res_type, TypeInteraction.UPDATE)
-    ensure_visible(uow, prepared.res_type, prepared.res_id, visible)
+    ensure_may_change(uow, access, prepared.res_type, prepared.res_id, prepared.content)
     return store_version(uow, prepared, method="PUT", expected_version=if_match)
 
 
@@ -244,13 +257,13 @@ def conditional_update_in(
     *,
     if_match: int | None = None,
     source: str | None = None,
-    visible: Visible = everything,
+    access: Access = UNRESTRICTED,
 ) -> WriteResult:
     """``PUT [type]?criteria``: update the one match the requester may see,
     or create when none. The id depends on what matches, so the resource is
     prepared in here."""
     require(res_type, TypeInteraction.UPDATE)
-    match = _single_match(uow, res_type, query, "conditional update", visible)
+    match = _single_match(uow, res_type, query, "conditional update", access.visible)
     body_id = resource.get("id")
     if match is not None and body_id is not None and body_id != match:
         raise InvalidRequest(
@@ -259,19 +272,18 @@ def conditional_update_in(
             code="GW-0114",
         )
     res_id = match or body_id or new_id()
-    ensure_visible(uow, res_type, res_id, visible)
-    return store_version(
-        uow, prepare(res_type, res_id, resource, source), method="PUT", expected_version=if_match
-    )
+    prepared = prepare(res_type, res_id, resource, source)
+    ensure_may_change(uow, access, res_type, res_id, prepared.content)
+    return store_version(uow, prepared, method="PUT", expected_version=if_match)
 
 
 def delete_in(
-    uow: UnitOfWork, res_type: str, res_id: str, visible: Visible = everything
+    uow: UnitOfWork, res_type: str, res_id: str, access: Access = UNRESTRICTED
 ) -> StoredVersion | None:
     """Append a deleted version; ``None`` if there was nothing live to delete
     (deleting twice, or something never created, succeeds and writes nothing)."""
     require(res_type, TypeInteraction.DELETE)
-    ensure_visible(uow, res_type, res_id, visible)
+    ensure_may_change(uow, access, res_type, res_id, None)
     previous = uow.current(res_type, res_id)
     if previous is None or previous.deleted:
         return None
@@ -288,15 +300,20 @@ def delete_in(
     )
 
 
-def ensure_visible(uow: UnitOfWork, res_type: str, res_id: str, visible: Visible) -> None:
+def ensure_may_change(
+    uow: UnitOfWork, access: Access, res_type: str, res_id: str, after: dict[str, Any] | None
+) -> None:
     """Refuse to change what the requester may not see, answering as a read
-    of it would (404): changing it would disclose it (its id exists, its
-    version number) and overwrite what the requester does not know."""
-    if visible is everything:
+    of it would (404: changing it would disclose it, its id and version, and
+    overwrite what the requester does not know), and any change the
+    requester may not make (``Access.check_change``)."""
+    if access is UNRESTRICTED:
         return
     current = uow.read(res_type, res_id)
-    if current is not None and not current.deleted and not visible(current):
+    live = current if current is not None and not current.deleted else None
+    if live is not None and not access.visible(live):
         raise NotFound(f"{res_type}/{res_id} is not known", code="GW-0410")
+    access.check_change(live, after)
 
 
 def record_provenance(
@@ -354,7 +371,7 @@ def create(
 
     def work(uow: UnitOfWork) -> WriteResult:
         result = create_in(
-            uow, prepared, if_none_exist=if_none_exist, fresh_id=True, visible=access(uow)
+            uow, prepared, if_none_exist=if_none_exist, fresh_id=True, access=access(uow)
         )
         if not result.matched:
             record_provenance(uow, author, "POST", [result.version])
@@ -378,7 +395,7 @@ def update(
     prepared = prepare(res_type, res_id, resource, author.source if author else None)
 
     def work(uow: UnitOfWork) -> WriteResult:
-        result = update_in(uow, prepared, if_match=if_match, visible=access(uow))
+        result = update_in(uow, prepared, if_match=if_match, access=access(uow))
         record_provenance(uow, author, "POST" if result.created else "PUT", [result.version])
         return result
 
@@ -401,7 +418,7 @@ def conditional_update(
 
     def work(uow: UnitOfWork) -> WriteResult:
         result = conditional_update_in(
-            uow, res_type, query, resource, if_match=if_match, source=source, visible=access(uow)
+            uow, res_type, query, resource, if_match=if_match, source=source, access=access(uow)
         )
         record_provenance(uow, author, "POST" if result.created else "PUT", [result.version])
         return result

@@ -612,3 +612,22 @@ def test_access_check_is_for_compliance_only(world: World) -> None:
         {"name": "resource", "valueReference": {"reference": "Organization/x"}},
     )
     assert other.status_code == 404
+
+
+def test_only_those_caring_for_the_person_record_their_consent(world: World) -> None:
+    dissent = _privacy_consent(world, {"type": "deny"})
+    for who in ("hospital", "ambulance"):
+        answer = world.api.post("/fhir/Consent", json=dissent, headers=world.headers(who))
+        assert answer.status_code == 403, who
+        assert "care relationship" in answer.json()["issue"][0]["diagnostics"]
+    assert world.get("gp", f"/fhir/Condition/{world.asthma}").status_code == 200  # nothing written
+    recorded = world.post("council", dissent)  # an active social care episode
+    url = f"/fhir/Consent/{recorded}"
+    withdrawn = {**dissent, "id": recorded, "status": "inactive"}
+    assert world.api.put(url, json=withdrawn, headers=world.headers("hospital")).status_code == 404
+    assert world.api.delete(url, headers=world.headers("hospital")).status_code == 404
+    assert world.api.put(url, json=withdrawn, headers=world.headers("gp")).status_code == 200
+    # Moving a Consent to a person one does not care for is refused too.
+    stranger = world.post("hospital", {"resourceType": "Patient"})
+    moved = {**withdrawn, "patient": {"reference": f"Patient/{stranger}"}}
+    assert world.api.put(url, json=moved, headers=world.headers("gp")).status_code == 403

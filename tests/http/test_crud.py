@@ -8,7 +8,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from tests.conftest import BASE_URL
+from tests.conftest import BASE_URL, TEST_ORG
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "r4"
@@ -209,6 +209,21 @@ def test_an_r4_example_of_every_type_round_trips(client: TestClient) -> None:
         ],
     }
     assert client.put("/fhir/Organization/archway-medical-centre", json=archway).status_code == 201
+    # The Consent example's person, registered with the test client's practice:
+    # only an organisation caring for a person may record their Consent.
+    amara = {
+        "resourceType": "Patient",
+        "id": "amara-okafor",
+        "generalPractitioner": [
+            {
+                "identifier": {
+                    "system": "https://fhir.nhs.uk/Id/ods-organization-code",
+                    "value": TEST_ORG,
+                }
+            }
+        ],
+    }
+    assert client.put("/fhir/Patient/amara-okafor", json=amara).status_code == 201
     for path in sorted(FIXTURES.glob("*.json")):
         example = json.loads(path.read_text())
         res_type = example["resourceType"]

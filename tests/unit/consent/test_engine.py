@@ -146,6 +146,13 @@ def test_dissent_from_the_shared_record() -> None:
     )
 
 
+def test_a_dissent_does_not_hide_itself_from_those_caring() -> None:
+    dissent = consent({"type": "deny"})
+    assert rule(gp, person(dissent), resource("Consent")) == (True, "consent-record")
+    outsider = requester("RXX", "hospital")
+    assert rule(outsider, person(dissent), resource("Consent")) == (False, "no-relationship")
+
+
 def test_dissent_towards_one_organisation() -> None:
     against_council = consent(
         {"type": "permit", "provision": [{"type": "deny", "actor": [actor(COUNCIL)]}]}
