@@ -14,6 +14,7 @@ from gateway import fhirjson
 from gateway.access.facts import facts_of, person_of
 from gateway.access.people import load_person
 from gateway.errors import Forbidden
+from gateway.interactions.read import last_content
 from gateway.store import Querier, StoredVersion
 
 _NO_ONE = Person(patient_id="")
@@ -65,8 +66,48 @@ class AccessControl:
                 if person is not None and person.reads_content:
                     facts = facts_of(resource)
                 decided = decide(self.requester, person, facts, self._now)
+            if resource["resourceType"] == "Provenance" and decided.rule != "audit":
+                decided = self._provenance(resource, decided)
             self._decided[key] = decided
         return decided
+
+    def _provenance(self, provenance: dict[str, Any], decided: Decision) -> Decision:
+        """A Provenance tells what was written, when and by whom: it is shown
+        only with everything it is about (each target version, or for a
+        deletion the content it removed), so it never reveals a record the
+        requester may not see."""
+        if not decided.permit:
+            return decided
+        for target in provenance.get("target") or []:
+            reference = target.get("reference") if isinstance(target, dict) else None
+            version = self._target(reference) if isinstance(reference, str) else None
+            if version is None:
+                return Decision(False, "provenance-target", detail=f"{reference} is not known")
+            if version.res_type == "Provenance":
+                continue
+            found = self.decide(version)
+            if not found.permit:
+                return Decision(
+                    False,
+                    "provenance-target",
+                    consent_id=found.consent_id,
+                    provision=found.provision,
+                    detail=f"{reference}: {found.rule}",
+                )
+        return decided
+
+    def _target(self, reference: str) -> StoredVersion | None:
+        """The version a Provenance target names, or for a deletion the last
+        content before it."""
+        res_type, _, rest = reference.partition("/")
+        res_id, _, version_id = rest.partition("/_history/")
+        if version_id.isdigit():
+            found = self._store.vread(res_type, res_id, int(version_id))
+        else:
+            found = self._store.read(res_type, res_id)
+        if found is not None and found.deleted:
+            found = last_content(self._store, found)
+        return found
 
     def decided_at_once(self, version: StoredVersion) -> Decision | None:
         """The decision, when it needs nothing more read from the store (the
@@ -79,6 +120,8 @@ class AccessControl:
             return self._decided[key]
         resource = fhirjson.loads(version.content)
         facts = facts_of(resource, content=False)
+        if resource["resourceType"] == "Provenance":
+            return None  # decided with its targets
         if facts.author_ods == self.requester.org_ods or person_of(resource) is None:
             decided = self._decided[key] = decide(self.requester, None, facts, self._now)
             return decided

@@ -631,3 +631,19 @@ def test_only_those_caring_for_the_person_record_their_consent(world: World) -> 
     stranger = world.post("hospital", {"resourceType": "Patient"})
     moved = {**withdrawn, "patient": {"reference": f"Patient/{stranger}"}}
     assert world.api.put(url, json=moved, headers=world.headers("gp")).status_code == 403
+
+
+def test_provenance_is_shown_only_with_what_it_is_about(world: World) -> None:
+    """Each write's Provenance names the versions written: it must not tell
+    the hospital that the care home wrote a Condition it may not see."""
+    about_asthma = f"/fhir/Provenance?target=Condition/{world.asthma}"
+    about_depression = f"/fhir/Provenance?target=Condition/{world.depression}"
+    assert len(world.ids("home", about_asthma)) == 1
+    assert len(world.ids("gp", about_asthma)) == 1
+    assert world.ids("gp", about_depression) == []  # PSY: the GP may not see it
+    assert world.ids("hospital", about_asthma) == []
+    history = world.get("hospital", "/fhir/Provenance/_history").json()
+    assert history.get("entry", []) == []
+    provenance = world.ids("home", about_depression)[0]
+    assert world.get("gp", f"/fhir/Provenance/{provenance}").status_code == 404
+    assert world.get("home", f"/fhir/Provenance/{provenance}").status_code == 200
