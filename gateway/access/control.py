@@ -66,7 +66,7 @@ class AccessControl:
                 if person is not None and person.reads_content:
                     facts = facts_of(resource)
                 decided = decide(self.requester, person, facts, self._now)
-            if resource["resourceType"] == "Provenance" and decided.rule != "audit":
+            if resource["resourceType"] == "Provenance" and decided.rule not in ("audit", "author"):
                 decided = self._provenance(resource, decided)
             self._decided[key] = decided
         return decided
