@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export GATEWAY_DATABASE_URL ?= sqlite:///var/gateway.db
 
-.PHONY: install run test lint typecheck bench bench-search clean
+.PHONY: install run test lint typecheck bench bench-search bench-consent clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ bench: install
 # and measures search latency on the way (long: see bench/search.py).
 bench-search: install
 	$(BIN)/python -m bench.search
+
+# Consent enforcement in-process: the decision, a search and a record read,
+# each with and without enforcement.
+bench-consent: install
+	$(BIN)/python -m bench.consent
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
