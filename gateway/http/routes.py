@@ -45,7 +45,7 @@ from gateway.interactions.everything import everything_query
 from gateway.interactions.types import require, supported_type
 from gateway.search.compartments import compartment_members, compartment_parameters
 from gateway.search.parameters import parameters_for
-from gateway.search.query import parse_search, parse_system_search
+from gateway.search.query import SearchQuery, parse_search, parse_system_search
 from gateway.search.sql import SEARCHABLE_TYPES
 from gateway.store import StoredVersion
 
@@ -72,6 +72,21 @@ async def _disclosed(
             raise answers.missing()
         return found
     return await run_in_threadpool(reads.disclosed, context.store, found, access.visible, answers)
+
+
+async def _searched(context: FhirContext, query: SearchQuery, path: str) -> Response:
+    """Run ``query`` for the requester (consent decides every candidate; the
+    token's scopes, which types may be included) as the searchset at ``path``."""
+    result = await run_in_threadpool(
+        searches.search,
+        context.store,
+        query,
+        visible=context.access().visible,
+        includable=includable(context.who.scopes).__contains__,
+    )
+    return responses.bundle(
+        searches.searchset_bundle(result, query, base_url=context.base_url, path=path)
+    )
 
 
 def _query_without_format(request: Request) -> str:
@@ -228,16 +243,7 @@ async def _search(
         if not codes:
             raise NotFound(f"{res_type} is not in the {owner_type} compartment", code="GW-0340")
         query.compartment = (owner_type, owner_id, compartment_members(owner_type, (res_type,)))
-    result = await run_in_threadpool(
-        searches.search,
-        context.store,
-        query,
-        visible=context.access().visible,
-        includable=includable(context.who.scopes).__contains__,
-    )
-    return responses.bundle(
-        searches.searchset_bundle(result, query, base_url=context.base_url, path=path)
-    )
+    return await _searched(context, query, path)
 
 
 async def search_system(request: Request) -> Response:
@@ -257,16 +263,7 @@ async def search_system(request: Request) -> Response:
         within=searchable,
     )
     authorize_search(context.who.scopes, query)
-    result = await run_in_threadpool(
-        searches.search,
-        context.store,
-        query,
-        visible=context.access().visible,
-        includable=includable(context.who.scopes).__contains__,
-    )
-    return responses.bundle(
-        searches.searchset_bundle(result, query, base_url=context.base_url, path="")
-    )
+    return await _searched(context, query, "")
 
 
 async def search_type(request: Request) -> Response:
@@ -324,18 +321,7 @@ async def patient_everything(request: Request) -> Response:
         base_url=context.base_url,
         within=context.who.scopes.types_allowing(Permission.SEARCH),
     )
-    result = await run_in_threadpool(
-        searches.search,
-        context.store,
-        query,
-        visible=context.access().visible,
-        includable=includable(context.who.scopes).__contains__,
-    )
-    return responses.bundle(
-        searches.searchset_bundle(
-            result, query, base_url=context.base_url, path=f"Patient/{patient_id}/$everything"
-        )
-    )
+    return await _searched(context, query, f"Patient/{patient_id}/$everything")
 
 
 async def access_check(request: Request) -> Response:
