@@ -28,7 +28,16 @@ from tests.support.postgres import Cluster, ClusterUnavailable, start_cluster
 
 BASE_URL = "http://testserver/fhir"
 _TABLES = ", ".join(
-    ["resource_version", "resource_current", *INDEX_TABLES, "auth_client", "auth_assertion"]
+    [
+        "resource_version",
+        "resource_current",
+        *INDEX_TABLES,
+        "auth_client",
+        "auth_assertion",
+        "audit_entry",
+        "audit_node",
+        "audit_checkpoint",
+    ]
 )
 # The client every API test calls as, unless it asks for another.
 TEST_CLIENT = "test-system"

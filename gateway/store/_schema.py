@@ -384,6 +384,75 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=6,
+        name="audit log: entries, Merkle tree nodes, signed checkpoints",
+        sqlite=(
+            # One AuditEvent per leaf, in log order; the columns are what
+            # auditors filter on, the entry is the canonical JSON hashed.
+            """CREATE TABLE audit_entry (
+                idx INTEGER PRIMARY KEY,
+                recorded TEXT NOT NULL,
+                request_id TEXT,
+                patient_id TEXT,
+                org_ods TEXT,
+                client_id TEXT,
+                purpose TEXT,
+                subtype TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                emergency INTEGER NOT NULL,
+                entry BLOB NOT NULL
+            )""",
+            "CREATE INDEX audit_entry_patient ON audit_entry (patient_id, idx)",
+            "CREATE INDEX audit_entry_org ON audit_entry (org_ods, idx)",
+            "CREATE INDEX audit_entry_emergency ON audit_entry (emergency, idx)",
+            # The hash of every complete subtree (2**level leaves from
+            # idx * 2**level): level 0 holds the leaf hashes.
+            """CREATE TABLE audit_node (
+                level INTEGER NOT NULL,
+                idx INTEGER NOT NULL,
+                hash BLOB NOT NULL,
+                PRIMARY KEY (level, idx)
+            ) WITHOUT ROWID""",
+            # Signed tree heads (C2SP checkpoints), one per size signed.
+            """CREATE TABLE audit_checkpoint (
+                size INTEGER PRIMARY KEY,
+                root BLOB NOT NULL,
+                note TEXT NOT NULL,
+                created TEXT NOT NULL
+            )""",
+        ),
+        postgres=(
+            """CREATE TABLE audit_entry (
+                idx BIGINT PRIMARY KEY,
+                recorded TEXT NOT NULL,
+                request_id TEXT,
+                patient_id TEXT,
+                org_ods TEXT,
+                client_id TEXT,
+                purpose TEXT,
+                subtype TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                emergency BOOLEAN NOT NULL,
+                entry BYTEA NOT NULL
+            )""",
+            "CREATE INDEX audit_entry_patient ON audit_entry (patient_id, idx)",
+            "CREATE INDEX audit_entry_org ON audit_entry (org_ods, idx)",
+            "CREATE INDEX audit_entry_emergency ON audit_entry (emergency, idx)",
+            """CREATE TABLE audit_node (
+                level INTEGER NOT NULL,
+                idx BIGINT NOT NULL,
+                hash BYTEA NOT NULL,
+                PRIMARY KEY (level, idx)
+            )""",
+            """CREATE TABLE audit_checkpoint (
+                size BIGINT PRIMARY KEY,
+                root BYTEA NOT NULL,
+                note TEXT NOT NULL,
+                created TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

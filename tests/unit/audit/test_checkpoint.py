@@ -1,0 +1,49 @@
+"""Checkpoints: C2SP signed notes with Ed25519."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gateway.audit.checkpoint import (
+    BadCheckpoint,
+    Checkpoint,
+    load_or_create_signer,
+    open_note,
+    parse_verifier_key,
+)
+
+ROOT = bytes(range(32))
+
+
+def test_a_signed_note_opens_with_the_published_key(tmp_path: Path) -> None:
+    signer = load_or_create_signer(tmp_path / "k.pem")
+    note = signer.sign(Checkpoint(signer.name, 42, ROOT))
+    body, _, signature = note.partition("\n\n")
+    assert body.split("\n")[:2] == [signer.name, "42"]
+    assert signature.startswith("\u2014 " + signer.name + " ")
+    assert open_note(note, signer.verifier_key()) == Checkpoint(signer.name, 42, ROOT)
+    assert parse_verifier_key(signer.verifier_key())[0] == signer.name
+
+
+def test_the_key_is_created_once_and_kept_private(tmp_path: Path) -> None:
+    path = tmp_path / "keys" / "audit.pem"
+    first = load_or_create_signer(path)
+    assert os.stat(path).st_mode & 0o077 == 0
+    assert load_or_create_signer(path).verifier_key() == first.verifier_key()
+
+
+def test_forgeries_do_not_open(tmp_path: Path) -> None:
+    signer = load_or_create_signer(tmp_path / "a.pem")
+    other = load_or_create_signer(tmp_path / "b.pem")
+    note = signer.sign(Checkpoint(signer.name, 7, ROOT))
+    with pytest.raises(BadCheckpoint):
+        open_note(note.replace("\n7\n", "\n8\n", 1), signer.verifier_key())
+    with pytest.raises(BadCheckpoint):
+        open_note(note, other.verifier_key())  # signed by someone else
+    with pytest.raises(BadCheckpoint):
+        open_note(note.split("\n\n")[0], signer.verifier_key())  # unsigned
+    with pytest.raises(BadCheckpoint):
+        parse_verifier_key("not+a+key")
