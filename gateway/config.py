@@ -25,6 +25,19 @@ class Settings:
     # A file of restricted-data code lists to use instead of the shipped
     # ones (consent/data/restricted-codes.json shows the shape).
     restricted_codes: str | None = None
+    # The audit log's Ed25519 signing key (PEM), made there on first start;
+    # by default next to a SQLite database, else var/audit-key.pem.
+    audit_key: str | None = None
+    # Seconds between signed audit checkpoints (one is also signed on shutdown).
+    audit_checkpoint_s: float = 10.0
+
+    def audit_key_path(self) -> str:
+        if self.audit_key:
+            return self.audit_key
+        if self.database_url.startswith("sqlite:///"):
+            database = self.database_url.removeprefix("sqlite:///")
+            return os.path.join(os.path.dirname(database) or ".", "audit-key.pem")
+        return os.path.join("var", "audit-key.pem")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -38,4 +51,8 @@ class Settings:
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "INFO").upper(),
             db_pool_size=int(env.get("GATEWAY_DB_POOL_SIZE") or cls.db_pool_size),
             restricted_codes=env.get("GATEWAY_RESTRICTED_CODES") or None,
+            audit_key=env.get("GATEWAY_AUDIT_KEY") or None,
+            audit_checkpoint_s=float(
+                env.get("GATEWAY_AUDIT_CHECKPOINT_SECONDS") or cls.audit_checkpoint_s
+            ),
         )

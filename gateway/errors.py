@@ -120,3 +120,11 @@ class Unprocessable(GatewayError):
 @dataclass
 class StoreUnavailable(GatewayError):
     issue_type: str = "transient"
+
+
+@dataclass
+class AuditFailure(GatewayError):
+    """The request's audit entry could not be written (fail closed)."""
+
+    code: str = "GW-0900"
+    issue_type: str = "exception"

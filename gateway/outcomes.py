@@ -24,6 +24,7 @@ STATUS: dict[type[errors.GatewayError], int] = {
     errors.UnsupportedMediaType: 415,
     errors.Unprocessable: 422,
     errors.StoreUnavailable: 503,
+    errors.AuditFailure: 500,
 }
 
 REASON = {

@@ -9,6 +9,7 @@ except under CI (``CI=true``), where that is a failure.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,8 @@ _TABLES = ", ".join(
         "audit_checkpoint",
     ]
 )
+# The audit log's signing key for tests: a test key made on first use, outside the tree.
+_TEST_AUDIT_KEY = os.path.join(tempfile.gettempdir(), f"gateway-test-audit-key-{os.getpid()}.pem")
 # The client every API test calls as, unless it asks for another.
 TEST_CLIENT = "test-system"
 TEST_ORG = "A81001"
@@ -126,7 +129,7 @@ def access_token(
 def make_client(store: Store, *, token: str | None = "", **settings: object) -> TestClient:
     """The API over ``store``, calling with ``token`` (by default one for a
     client allowed everything; ``None``: no Authorization header)."""
-    options: dict[str, object] = {"base_url": BASE_URL}
+    options: dict[str, object] = {"base_url": BASE_URL, "audit_key": _TEST_AUDIT_KEY}
     options.update(settings)
     app = create_app(Settings(**options), store)  # type: ignore[arg-type]
     if token == "":

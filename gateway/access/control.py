@@ -3,6 +3,7 @@ person read once, every candidate resource put to ``consent.engine``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -25,11 +26,20 @@ class AccessControl:
     see. Not shared between requests: a Consent changed between two requests
     applies to the second."""
 
-    def __init__(self, store: Querier, requester: Requester, now: datetime | None = None) -> None:
+    def __init__(
+        self,
+        store: Querier,
+        requester: Requester,
+        now: datetime | None = None,
+        on_decision: Callable[[str | None, Decision], None] | None = None,
+    ) -> None:
         self._store = store
         self.requester = requester
         self._moment = now or datetime.now(UTC)
         self._people: dict[str, Person] = {}
+        # Told of every decision made (once per version), with the person's
+        # id: what the request's audit entry records.
+        self._on_decision = on_decision
         # A search decides a version for its total and again for its page.
         self._decided: dict[tuple[str, str, int], Decision] = {}
 
@@ -57,11 +67,11 @@ class AccessControl:
         if decided is None:
             resource = fhirjson.loads(version.content)
             facts = facts_of(resource, content=False)
+            patient_id = person_of(resource)
             if facts.author_ods == self.requester.org_ods:
                 # The author sees it whoever the person is: no need to read them.
                 decided = decide(self.requester, None, facts, self._now)
             else:
-                patient_id = person_of(resource)
                 person = self._person(patient_id) if patient_id is not None else None
                 if person is not None and person.reads_content:
                     facts = facts_of(resource)
@@ -69,6 +79,8 @@ class AccessControl:
             if resource["resourceType"] == "Provenance" and decided.rule not in ("audit", "author"):
                 decided = self._provenance(resource, decided)
             self._decided[key] = decided
+            if self._on_decision is not None:
+                self._on_decision(patient_id, decided)
         return decided
 
     def _provenance(self, provenance: dict[str, Any], decided: Decision) -> Decision:
@@ -122,8 +134,11 @@ class AccessControl:
         facts = facts_of(resource, content=False)
         if resource["resourceType"] == "Provenance":
             return None  # decided with its targets
-        if facts.author_ods == self.requester.org_ods or person_of(resource) is None:
+        patient_id = person_of(resource)
+        if facts.author_ods == self.requester.org_ods or patient_id is None:
             decided = self._decided[key] = decide(self.requester, None, facts, self._now)
+            if self._on_decision is not None:
+                self._on_decision(patient_id, decided)
             return decided
         return None
 

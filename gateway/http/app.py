@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +23,8 @@ from starlette.routing import Route
 from conformance import validation
 from consent.labels import load_code_lists, use_code_lists
 from gateway import errors, fhirjson, logs
+from gateway.audit.checkpoint import load_or_create_signer
+from gateway.audit.writer import AuditWriter
 from gateway.auth.tokens import TokenService, signing_key
 from gateway.config import Settings
 from gateway.http import oauth, responses
@@ -126,9 +129,13 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             app.state.reader = await app.state.store.open_async_reader()
             key = await run_in_threadpool(signing_key, app.state.store)
             app.state.tokens = TokenService(key, settings.token_lifetime_s)
+            signer = await run_in_threadpool(load_or_create_signer, Path(settings.audit_key_path()))
+            app.state.audit_signer = signer
+            app.state.audit = AuditWriter(app.state.store, signer, settings.audit_checkpoint_s)
             try:
                 yield
             finally:
+                await run_in_threadpool(app.state.audit.close)
                 await app.state.reader.aclose()
         finally:
             if owned:

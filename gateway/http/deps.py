@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from consent.model import Requester as ConsentRequester
+from gateway import fhirjson
 from gateway.access.control import AccessControl
+from gateway.access.facts import person_of
+from gateway.audit.events import Asker, Disclosures
 from gateway.auth.clients import registration_async
 from gateway.auth.scopes import Permission
 from gateway.auth.tokens import InvalidToken, Requester, TokenService
@@ -18,7 +21,7 @@ from gateway.config import Settings
 from gateway.errors import Forbidden, Unauthorized
 from gateway.http.negotiation import check_acceptable
 from gateway.interactions.provenance import Author
-from gateway.store import AsyncReader, Querier, Store
+from gateway.store import AsyncReader, Querier, Store, StoredVersion
 
 _VERBS = {
     Permission.CREATE: "creating",
@@ -36,6 +39,8 @@ class FhirContext:
     settings: Settings
     base_url: str  # the FHIR base, without a trailing slash
     requester: Requester | None = None  # who is asking; None on public endpoints
+    # What this request's consent decisions said, for its audit entry.
+    disclosures: Disclosures | None = None
 
     @property
     def who(self) -> Requester:
@@ -62,6 +67,20 @@ class FhirContext:
                 purpose=who.purpose.value,
                 client_id=who.client_id,
             ),
+            on_decision=self.disclosures.add if self.disclosures is not None else None,
+        )
+
+    def wrote(self, version: StoredVersion) -> None:
+        """Note a version this request wrote, for its audit entry."""
+        if self.disclosures is None:
+            return
+        person = None
+        if version.content is not None:
+            person = person_of(fhirjson.loads(version.content))
+        elif version.res_type == "Patient":
+            person = version.res_id
+        self.disclosures.wrote(
+            f"{version.res_type}/{version.res_id}/_history/{version.version}", person
         )
 
     def allow_letter(self, res_type: str, permission: str) -> None:
@@ -141,4 +160,18 @@ async def authenticated(request: Request) -> FhirContext:
             code="GW-0604",
             bearer_error="invalid_token",
         )
-    return dataclasses.replace(context, requester=requester)
+    disclosures = Disclosures()
+    # The audit entry the middleware writes before the response leaves.
+    request.scope.setdefault("state", {})["audit"] = (
+        Asker(
+            client_id=requester.client_id,
+            client_name=requester.client_name,
+            org_ods=requester.org_ods,
+            org_name=requester.org_name,
+            kind=requester.kind.value,
+            purpose=requester.purpose.value,
+            reason=requester.reason,
+        ),
+        disclosures,
+    )
+    return dataclasses.replace(context, requester=requester, disclosures=disclosures)

@@ -1,4 +1,6 @@
-"""ASGI middleware: request ids, the access log and the body size limit.
+"""ASGI middleware: request ids, the access log, the audit entry each
+authenticated request must have written before its response leaves, and the
+body size limit.
 
 Written as plain ASGI rather than Starlette's BaseHTTPMiddleware, which costs a
 task and a queue per request on the hot read path.
@@ -6,14 +8,16 @@ task and a queue per request on the hot read path.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import logs
-from gateway.errors import PayloadTooLarge
+from gateway import fhirjson, logs, outcomes
+from gateway.audit.events import request_event, subtype_of
+from gateway.errors import AuditFailure, PayloadTooLarge
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -42,13 +46,25 @@ class RequestContext:
         started = time.perf_counter()
         status = 500
 
+        held: list[Message] | None = None  # an audited response, until its entry is written
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, held
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", rid.encode("latin-1")))
                 message = {**message, "headers": headers}
+                if "audit" in scope["state"]:
+                    held = [message]
+                    return
+            elif held is not None:
+                held.append(message)
+                if message.get("more_body"):
+                    return
+                messages, held = held, None
+                status = await audited(scope, rid, status, messages, send)
+                return
             await send(message)
 
         try:
@@ -61,6 +77,48 @@ class RequestContext:
                 round((time.perf_counter() - started) * 1000, 3),
             )
             logs.request_id.reset(token)
+
+
+async def audited(scope: Scope, rid: str, status: int, messages: list[Message], send: Send) -> int:
+    """Send an audited response once its audit entry is durable; if the
+    entry cannot be written, send a 500 instead (fail closed: no entry, no
+    data). The status sent."""
+    asker, disclosures = scope["state"]["audit"]
+    endpoint = scope.get("endpoint")
+    record = request_event(
+        recorded=fhirjson.instant(),
+        subtype=subtype_of(getattr(endpoint, "__name__", ""), scope),
+        status=status,
+        asker=asker,
+        request_id=rid,
+        method=scope["method"],
+        path=scope["path"],
+        query=scope.get("query_string", b"").decode("latin-1"),
+        disclosures=disclosures,
+    )
+    try:
+        await asyncio.wrap_future(scope["app"].state.audit.submit([record]))
+    except Exception as exc:  # AuditUnavailable, or no audit log at all
+        failure = AuditFailure(
+            f"the audit entry could not be written, so nothing is returned: {exc}"
+        )
+        body = fhirjson.dumps(outcomes.operation_outcome(failure))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [
+                    (b"content-type", b"application/fhir+json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", rid.encode("latin-1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return 500
+    for message in messages:
+        await send(message)
+    return status
 
 
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:

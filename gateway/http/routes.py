@@ -97,6 +97,7 @@ def _query_without_format(request: Request) -> str:
 
 
 def _written(request: Request, context: FhirContext, result: write.WriteResult) -> Response:
+    context.wrote(result.version)
     return responses.written(
         result.version,
         201 if result.created else 200,
@@ -409,6 +410,8 @@ async def delete(request: Request) -> Response:
         author=context.author,
         access=context.access,
     )
+    if deleted is not None:
+        context.wrote(deleted)
     headers = {"ETag": f'W/"{deleted.version}"'} if deleted else {}
     return Response(status_code=204, headers=headers)
 

@@ -64,7 +64,11 @@ def token_for(database_url: str, client_id: str, key: Path, *options: str) -> st
 def _start(database_url: str, tmp_path: Path, *extra: str) -> Server:
     port = free_port()
     log = tmp_path / "server.log"
-    env = {**os.environ, "GATEWAY_DATABASE_URL": database_url}
+    env = {
+        **os.environ,
+        "GATEWAY_DATABASE_URL": database_url,
+        "GATEWAY_AUDIT_KEY": str(tmp_path / "audit-key.pem"),
+    }
     process = subprocess.Popen(
         [
             sys.executable,

@@ -27,6 +27,7 @@ def test_every_error_kind_has_a_status() -> None:
         413,
         415,
         422,
+        500,
         503,
     }
 

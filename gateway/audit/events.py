@@ -1,0 +1,232 @@
+"""AuditEvents shaped after IHE Basic Audit Log Patterns (BALP): one per
+request that touches a person's data, naming who asked (client,
+organisation, purpose, break-glass reason), what they did, whose record it
+was, what was shown and what withheld, and the rule or Consent that decided.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from consent.model import Decision
+from gateway.audit.log import AuditRecord
+
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+CLIENT_SYSTEM = "urn:london-care-gateway:client"
+REQUEST_ID_URL = "urn:london-care-gateway:request-id"
+BREAK_GLASS_URL = "urn:london-care-gateway:break-glass-reason"
+_REST = {
+    "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+    "code": "rest",
+    "display": "Restful Operation",
+}
+_INTERACTION = "http://hl7.org/fhir/restful-interaction"
+_ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+_DCM = "http://dicom.nema.org/resources/ontology/DCM"
+_ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+_OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+ACTIONS = {
+    "create": "C",
+    "read": "R",
+    "vread": "R",
+    "search-type": "R",
+    "search-system": "R",
+    "history-instance": "R",
+    "history-type": "R",
+    "history-system": "R",
+    "update": "U",
+    "delete": "D",
+}
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who made the request (from the access token)."""
+
+    client_id: str
+    client_name: str
+    org_ods: str
+    org_name: str
+    kind: str
+    purpose: str
+    reason: str | None = None
+
+
+@dataclass
+class Disclosures:
+    """What one request's consent decisions said: the people whose records
+    were touched, and each (rule, Consent, provision, permit) with its count."""
+
+    patients: set[str] = field(default_factory=set)
+    decisions: Counter[tuple[str, str | None, str | None, bool]] = field(default_factory=Counter)
+    written: list[str] = field(default_factory=list)  # versions the request wrote
+
+    def wrote(self, reference: str, patient_id: str | None) -> None:
+        self.written.append(reference)
+        if patient_id:
+            self.patients.add(patient_id)
+
+    def add(self, patient_id: str | None, decision: Decision) -> None:
+        if patient_id:
+            self.patients.add(patient_id)
+        self.decisions[
+            (decision.rule, decision.consent_id, decision.provision, decision.permit)
+        ] += 1
+
+    @property
+    def shown(self) -> int:
+        return sum(n for (_, _, _, permit), n in self.decisions.items() if permit)
+
+    @property
+    def withheld(self) -> int:
+        return sum(n for (_, _, _, permit), n in self.decisions.items() if not permit)
+
+
+# The route handler (gateway.http.routes) that served a request: its
+# interaction (http://hl7.org/fhir/restful-interaction).
+_SUBTYPES = {
+    "read": "read",
+    "vread": "vread",
+    "create": "create",
+    "update": "update",
+    "conditional_update": "update",
+    "delete": "delete",
+    "search_type": "search-type",
+    "search_by_post": "search-type",
+    "compartment_search": "search-type",
+    "search_system": "search-system",
+    "instance_history": "history-instance",
+    "type_history": "history-type",
+    "system_history": "history-system",
+    "batch_or_transaction": "batch",
+    "patient_everything": "operation",
+    "access_check": "operation",
+}
+
+
+def subtype_of(endpoint: str, scope: Any = None) -> str:
+    """The interaction a route handler serves (``operation`` for the rest)."""
+    return _SUBTYPES.get(endpoint, "operation")
+
+
+def _outcome(status: int) -> str:
+    """BALP outcome codes: 0 success, 4 minor failure (the caller's), 8 serious
+    failure (the gateway's)."""
+    if status < 400:
+        return "0"
+    return "4" if status < 500 else "8"
+
+
+def request_event(
+    *,
+    recorded: str,
+    subtype: str,
+    status: int,
+    asker: Asker,
+    request_id: str,
+    method: str,
+    path: str,
+    query: str,
+    disclosures: Disclosures,
+) -> AuditRecord:
+    """The AuditEvent of one FHIR request."""
+    purpose = [{"coding": [{"system": _ACT_REASON, "code": asker.purpose}]}]
+    client: dict[str, Any] = {
+        "type": {"coding": [{"system": _DCM, "code": "110150", "display": "Application"}]},
+        "who": {
+            "identifier": {"system": CLIENT_SYSTEM, "value": asker.client_id},
+            "display": asker.client_name,
+        },
+        "requestor": True,
+        "purposeOfUse": purpose,
+    }
+    if asker.reason:
+        client["extension"] = [{"url": BREAK_GLASS_URL, "valueString": asker.reason}]
+    organisation = {
+        "type": {"text": asker.kind},
+        "who": {"identifier": {"system": ODS, "value": asker.org_ods}, "display": asker.org_name},
+        "requestor": False,
+    }
+    entities: list[dict[str, Any]] = [
+        {
+            "what": {"reference": f"Patient/{patient_id}"},
+            "type": {"system": _ENTITY_TYPE, "code": "1", "display": "Person"},
+            "role": {"system": _OBJECT_ROLE, "code": "1", "display": "Patient"},
+        }
+        for patient_id in sorted(disclosures.patients)
+    ]
+    target = f"{path}?{query}" if query else path
+    entities.append(
+        {
+            "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
+            "role": {"system": _OBJECT_ROLE, "code": "24", "display": "Query"},
+            "description": f"{method} {path}",
+            "query": base64.b64encode(target.encode()).decode(),
+            "detail": [
+                {"type": "shown", "valueString": str(disclosures.shown)},
+                {"type": "withheld", "valueString": str(disclosures.withheld)},
+            ],
+        }
+    )
+    for reference in disclosures.written:
+        entities.append(
+            {
+                "what": {"reference": reference},
+                "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
+            }
+        )
+    for (rule, consent_id, provision, permit), count in sorted(
+        disclosures.decisions.items(), key=lambda item: (item[0][0], item[0][1] or "", item[0][3])
+    ):
+        decision: dict[str, Any] = {
+            "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
+            "description": "consent decision",
+            "detail": [
+                {"type": "rule", "valueString": rule},
+                {"type": "decision", "valueString": "permit" if permit else "deny"},
+                {"type": "count", "valueString": str(count)},
+            ],
+        }
+        if consent_id:
+            decision["what"] = {"reference": f"Consent/{consent_id}"}
+            decision["detail"].append({"type": "provision", "valueString": provision or ""})
+        entities.append(decision)
+    event = {
+        "resourceType": "AuditEvent",
+        "extension": [{"url": REQUEST_ID_URL, "valueString": request_id}],
+        "type": _REST,
+        "subtype": [{"system": _INTERACTION, "code": subtype}],
+        "action": ACTIONS.get(subtype, "E"),
+        "recorded": recorded,
+        "outcome": _outcome(status),
+        "outcomeDesc": f"HTTP {status}",
+        "purposeOfEvent": purpose,
+        "agent": [client, organisation],
+        "source": {
+            "site": "london-care-gateway",
+            "observer": {"display": "London care gateway"},
+            "type": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                    "code": "4",
+                    "display": "Application Server",
+                }
+            ],
+        },
+        "entity": entities,
+    }
+    patients = sorted(disclosures.patients)
+    return AuditRecord(
+        event=event,
+        request_id=request_id,
+        patient_id=patients[0] if len(patients) == 1 else None,
+        org_ods=asker.org_ods,
+        client_id=asker.client_id,
+        purpose=asker.purpose,
+        subtype=subtype,
+        outcome=_outcome(status),
+        emergency=asker.purpose == "ETREAT",
+    )

@@ -1,0 +1,115 @@
+"""Group commit for the audit log: requests hand their entries to one writer
+thread per process, which appends whatever has gathered in one transaction
+and then releases every request whose entry it made durable. A request
+waits for that (fail closed: no entry, no response), but shares the commit
+with its neighbours, so the log keeps pace with the reads it records.
+
+The same thread signs a checkpoint every ``checkpoint_every`` seconds when
+the log has grown, and once more when the writer closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from gateway.audit import log
+from gateway.audit.checkpoint import Signer
+from gateway.store import Store
+
+_log = logging.getLogger("gateway.audit")
+_BATCH = 1000
+
+
+class AuditUnavailable(RuntimeError):
+    """The audit entry could not be written: the request must fail."""
+
+
+@dataclass
+class _Pending:
+    records: list[log.AuditRecord]
+    done: Future[list[int]]
+
+
+class AuditWriter:
+    def __init__(self, store: Store, signer: Signer, checkpoint_every: float = 10.0) -> None:
+        self._store = store
+        self._signer = signer
+        self._every = checkpoint_every
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, records: list[log.AuditRecord]) -> Future[list[int]]:
+        """Queue ``records``; the future resolves to their log indexes once
+        committed, or fails with ``AuditUnavailable``."""
+        done: Future[list[int]] = Future()
+        if self._closed:
+            done.set_exception(AuditUnavailable("the audit log is closed"))
+        else:
+            self._queue.put(_Pending(records, done))
+        return done
+
+    def record(self, records: list[log.AuditRecord]) -> list[int]:
+        """``submit`` and wait."""
+        return self.submit(records).result()
+
+    def _run(self) -> None:
+        signed_at = time.monotonic()
+        stopping = False
+        while not stopping:
+            timeout = max(0.05, self._every - (time.monotonic() - signed_at))
+            try:
+                first = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                first = _Pending([], Future())
+            batch = [first] if first is not None else []
+            stopping = first is None
+            while len(batch) < _BATCH and not stopping:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                else:
+                    batch.append(more)
+            self._commit([p for p in batch if p.records])
+            if stopping or time.monotonic() - signed_at >= self._every:
+                self._sign()
+                signed_at = time.monotonic()
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        if not batch:
+            return
+        try:
+            with self._store.unit_of_work() as uow:
+                indexes = log.append(uow, [r for p in batch for r in p.records])
+        except Exception as exc:  # the database's failure is the requests' failure
+            _log.error("audit entries could not be written: %s", exc)
+            for pending in batch:
+                pending.done.set_exception(AuditUnavailable(str(exc)))
+            return
+        start = 0
+        for pending in batch:
+            pending.done.set_result(indexes[start : start + len(pending.records)])
+            start += len(pending.records)
+
+    def _sign(self) -> None:
+        try:
+            log.sign_checkpoint(self._store, self._signer)
+        except Exception as exc:
+            _log.error("the audit checkpoint could not be signed: %s", exc)
+
+    def close(self) -> None:
+        """Write what is queued, sign a last checkpoint, stop."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=30)

@@ -1,0 +1,126 @@
+"""Every authenticated request leaves an AuditEvent in the tamper-evident log
+before its response does; without one, no data leaves."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gateway.audit import log
+from gateway.store import Store
+from tests.conftest import make_client
+from tests.http.test_consent import World
+
+
+def entries(store: Store) -> list[dict[str, Any]]:
+    rows = store.select(
+        "SELECT idx, request_id, patient_id, org_ods, client_id, purpose, subtype, outcome, "
+        "emergency, entry FROM audit_entry ORDER BY idx",
+        [],
+    )
+    names = [
+        "idx", "request_id", "patient_id", "org_ods", "client_id", "purpose", "subtype",
+        "outcome", "emergency", "entry",
+    ]  # fmt: skip
+    found = []
+    for row in rows:
+        item = dict(zip(names, row, strict=True))
+        item["event"] = json.loads(bytes(item.pop("entry")))  # type: ignore[arg-type]
+        found.append(item)
+    return found
+
+
+def details(event: dict[str, Any]) -> dict[str, str]:
+    query = next(e for e in event["entity"] if e.get("role", {}).get("code") == "24")
+    return {d["type"]: d["valueString"] for d in query["detail"]}
+
+
+def decisions(event: dict[str, Any]) -> set[tuple[str, str]]:
+    found = set()
+    for entity in event["entity"]:
+        if entity.get("description") == "consent decision":
+            named = {d["type"]: d["valueString"] for d in entity["detail"]}
+            found.add((named["rule"], named["decision"]))
+    return found
+
+
+def test_a_read_is_recorded_with_who_why_and_the_rule(world: World) -> None:
+    answer = world.get("gp", f"/fhir/Condition/{world.asthma}")
+    assert answer.status_code == 200
+    last = entries(world.store)[-1]
+    assert last["request_id"] == answer.headers["x-request-id"]
+    assert (last["subtype"], last["outcome"], last["org_ods"], last["client_id"]) == (
+        "read",
+        "0",
+        "A81001",
+        "gp",
+    )
+    assert last["patient_id"] == world.patient
+    event = last["event"]
+    assert event["action"] == "R" and event["purposeOfEvent"][0]["coding"][0]["code"] == "TREAT"
+    assert decisions(event) == {("implied-consent", "permit")}
+    assert details(event) == {"shown": "1", "withheld": "0"}
+
+
+def test_withheld_results_and_their_rules_are_recorded(world: World) -> None:
+    hidden = world.get("hospital", f"/fhir/Condition/{world.asthma}")
+    assert hidden.status_code == 404
+    last = entries(world.store)[-1]
+    assert last["outcome"] == "4" and last["patient_id"] == world.patient
+    assert decisions(last["event"]) == {("no-relationship", "deny")}
+    world.get("gp", f"/fhir/Condition?subject=Patient/{world.patient}")
+    search = entries(world.store)[-1]
+    assert search["subtype"] == "search-type"
+    assert details(search["event"]) == {"shown": "1", "withheld": "1"}
+    assert decisions(search["event"]) == {
+        ("implied-consent", "permit"),
+        ("restricted-label", "deny"),
+    }
+
+
+def test_emergency_access_is_marked_with_its_reason(world: World) -> None:
+    world.get("ambulance", f"/fhir/Patient/{world.patient}")
+    last = entries(world.store)[-1]
+    assert last["emergency"] in (1, True) and last["purpose"] == "ETREAT"
+    client = last["event"]["agent"][0]
+    assert client["extension"][0]["valueString"] == "999 call from the care home"
+
+
+def test_writes_name_what_they_wrote(world: World) -> None:
+    created = world.post(
+        "gp",
+        {
+            "resourceType": "Flag",
+            "status": "active",
+            "code": {"text": "x"},
+            "subject": world.subject,
+        },
+    )
+    last = entries(world.store)[-1]
+    assert last["subtype"] == "create" and last["event"]["action"] == "C"
+    written = [e["what"]["reference"] for e in last["event"]["entity"] if "what" in e]
+    assert f"Flag/{created}/_history/1" in written
+    assert last["patient_id"] == world.patient
+
+
+def test_the_log_verifies_and_is_checkpointed_on_shutdown(world: World) -> None:
+    world.get("gp", f"/fhir/Condition/{world.asthma}")
+    app = world.api.app
+    signer = app.state.audit_signer  # type: ignore[attr-defined]
+    world.api.__exit__(None, None, None)  # shutdown: a last checkpoint
+    size, root = log.tree_head(world.store)
+    notes = log.checkpoints(world.store)
+    assert notes[-1][:2] == (size, root)
+    assert log.verify(world.store, signer.verifier_key()).intact
+    world.api.__enter__()
+
+
+def test_no_audit_entry_no_data(store: Store) -> None:
+    with make_client(store) as api:
+        created = api.post("/fhir/Patient", json={"resourceType": "Patient"})
+        assert created.status_code == 201
+        api.app.state.audit.close()  # type: ignore[attr-defined]
+        answer = api.get(f"/fhir/Patient/{created.json()['id']}")
+        assert answer.status_code == 500
+        assert "audit" in answer.json()["issue"][0]["diagnostics"]
+        assert "Patient" not in answer.text.replace("OperationOutcome", "")
