@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway import __version__
+from gateway.audit import commands as commands_audit
 from gateway.auth import commands as commands_auth
 from gateway.auth.clients import OrgKind
 from gateway.auth.tokens import Purpose
@@ -109,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.set_defaults(func=cmd_reindex)
 
     _add_client_commands(commands)
+    commands_audit.add_commands(commands)
+    commands.choices["audit"].set_defaults(func=cmd_audit)
     return parser
 
 
@@ -197,6 +200,15 @@ def cmd_token(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = commands_auth.open_for_command(settings)
+    try:
+        return commands_audit.run(args, store, settings)
+    finally:
+        store.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
