@@ -27,7 +27,7 @@ from gateway.audit.checkpoint import load_or_create_signer
 from gateway.audit.writer import AuditWriter
 from gateway.auth.tokens import TokenService, signing_key
 from gateway.config import Settings
-from gateway.http import oauth, responses
+from gateway.http import audit, oauth, responses
 from gateway.http.middleware import RequestContext
 from gateway.http.routes import ROUTES
 from gateway.search import extract
@@ -146,6 +146,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         routes=[
             *ROUTES,
             *oauth.ROUTES,
+            *audit.ROUTES,
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/readyz", _readyz, methods=["GET"]),
         ],

@@ -124,3 +124,55 @@ def test_no_audit_entry_no_data(store: Store) -> None:
         assert answer.status_code == 500
         assert "audit" in answer.json()["issue"][0]["diagnostics"]
         assert "Patient" not in answer.text.replace("OperationOutcome", "")
+
+
+def test_a_third_party_checks_proofs_with_the_public_key(world: World) -> None:
+    import base64
+
+    from gateway.audit import merkle
+    from gateway.audit.checkpoint import open_note
+    from tests.conftest import access_token
+    from gateway.auth.tokens import Purpose
+    from tests.http.test_consent import AUDITOR
+
+    auditor = access_token(
+        world.store,
+        client_id="auditor",
+        kind="auditor",
+        org=AUDITOR,
+        scopes="system/Patient.rs",
+        purpose=Purpose.HCOMPL,
+    )
+    as_auditor = {"Authorization": f"Bearer {auditor}"}
+    vkey = world.api.get("/audit/public-key", headers={"Authorization": ""}).text.strip()
+    signer = world.api.app.state.audit_signer  # type: ignore[attr-defined]
+    first = log.sign_checkpoint(world.store, signer)
+    world.get("gp", f"/fhir/Condition/{world.asthma}")
+    second = log.sign_checkpoint(world.store, signer)
+    assert first and second
+    old, new = open_note(first, vkey), open_note(second, vkey)
+    latest = world.api.get("/audit/checkpoint").text
+    assert open_note(latest, vkey).size >= new.size
+
+    proof = world.api.get(
+        f"/audit/proof/inclusion?index=1&size={new.size}", headers=as_auditor
+    ).json()
+    entry = world.api.get("/audit/entries/1", headers=as_auditor).json()
+    assert entry["resourceType"] == "AuditEvent"
+    assert merkle.verify_inclusion(
+        base64.b64decode(proof["leafHash"]),
+        1,
+        new.size,
+        [base64.b64decode(p) for p in proof["proof"]],
+        new.root,
+    )
+    consistent = world.api.get(
+        f"/audit/proof/consistency?old={old.size}&new={new.size}", headers=as_auditor
+    ).json()
+    assert merkle.verify_consistency(
+        old.size, new.size, old.root, new.root, [base64.b64decode(p) for p in consistent["proof"]]
+    )
+    assert world.get("gp", "/audit/proof/inclusion?index=0&size=1").status_code == 403
+    assert world.api.get("/audit/entries/0").status_code == 401
+    too_far = world.api.get(f"/audit/proof/inclusion?index=0&size={10**6}", headers=as_auditor)
+    assert too_far.status_code == 400
