@@ -131,8 +131,8 @@ def test_a_third_party_checks_proofs_with_the_public_key(world: World) -> None:
 
     from gateway.audit import merkle
     from gateway.audit.checkpoint import open_note
-    from tests.conftest import access_token
     from gateway.auth.tokens import Purpose
+    from tests.conftest import access_token
     from tests.http.test_consent import AUDITOR
 
     auditor = access_token(
