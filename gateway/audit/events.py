@@ -230,3 +230,49 @@ def request_event(
         outcome=_outcome(status),
         emergency=asker.purpose == "ETREAT",
     )
+
+
+def token_event(
+    *,
+    recorded: str,
+    request_id: str,
+    client_id: str | None,
+    purpose: str | None,
+    reason: str | None,
+    granted: str | None,
+    error: str | None,
+) -> AuditRecord:
+    """The AuditEvent of a token request: issued (with the scope granted) or
+    refused (with the OAuth error). The client is the one the request
+    claimed to be: a refused one may not be who it says."""
+    agent: dict[str, Any] = {
+        "type": {"coding": [{"system": _DCM, "code": "110150", "display": "Application"}]},
+        "who": {"identifier": {"system": CLIENT_SYSTEM, "value": client_id or "(none given)"}},
+        "requestor": True,
+    }
+    if purpose:
+        agent["purposeOfUse"] = [{"coding": [{"system": _ACT_REASON, "code": purpose}]}]
+    if reason:
+        agent["extension"] = [{"url": BREAK_GLASS_URL, "valueString": reason}]
+    outcome = "0" if error is None else "4"
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "extension": [{"url": REQUEST_ID_URL, "valueString": request_id}],
+        "type": {"system": _DCM, "code": "110114", "display": "User Authentication"},
+        "subtype": [{"system": _DCM, "code": "110122", "display": "Login"}],
+        "action": "E",
+        "recorded": recorded,
+        "outcome": outcome,
+        "outcomeDesc": f"token issued: {granted}" if error is None else f"token refused: {error}",
+        "agent": [agent],
+        "source": {"site": "london-care-gateway", "observer": {"display": "London care gateway"}},
+    }
+    return AuditRecord(
+        event=event,
+        request_id=request_id,
+        client_id=client_id,
+        purpose=purpose,
+        subtype="token",
+        outcome=outcome,
+        emergency=purpose == "ETREAT" and error is None,
+    )

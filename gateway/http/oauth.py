@@ -9,21 +9,25 @@ and writes OAuth JSON, never an OperationOutcome, as OAuth clients expect.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 from urllib.parse import parse_qs
 
+import jwt
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway import fhirjson
+from gateway.audit.events import token_event
 from gateway.auth import keys
 from gateway.auth.clients import ClientRegistry
 from gateway.auth.exchange import OAuthError, exchange, record_first_use
 from gateway.auth.tokens import Purpose, TokenService
 from gateway.config import Settings
-from gateway.errors import PayloadTooLarge
+from gateway.errors import AuditFailure, PayloadTooLarge
 from gateway.http.deps import base_url
 from gateway.http.middleware import read_body
 from gateway.store import Store
@@ -105,8 +109,52 @@ async def token(request: Request) -> Response:
     try:
         answer = await run_in_threadpool(work)
     except OAuthError as exc:
+        await _audit_token(request, form, None, f"{exc.error}: {exc.description}")
         return _oauth_error(exc)
+    await _audit_token(request, form, str(answer.get("scope", "")), None)
     return JSONResponse(answer, headers=_NO_STORE)
+
+
+def _first(form: dict[str, list[str]], name: str) -> str | None:
+    values = form.get(name)
+    return values[0] if values else None
+
+
+def _claimed_client(form: dict[str, list[str]]) -> str | None:
+    """Who the request says it is: ``client_id``, or the assertion's issuer
+    (read, not trusted: this is for the record, whatever the outcome)."""
+    named = _first(form, "client_id")
+    if named:
+        return named
+    assertion = _first(form, "client_assertion")
+    if not assertion:
+        return None
+    try:
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    issuer = claims.get("iss")
+    return issuer[:200] if isinstance(issuer, str) else None
+
+
+async def _audit_token(
+    request: Request, form: dict[str, list[str]], granted: str | None, error: str | None
+) -> None:
+    """Record the token issued or refused before answering; if that cannot
+    be done, no token leaves (the caller answers 500)."""
+    record = token_event(
+        recorded=fhirjson.instant(),
+        request_id=request.scope.get("state", {}).get("request_id", ""),
+        client_id=_claimed_client(form),
+        purpose=(form.get("purpose_of_use") or ["TREAT"])[0][:20],
+        reason=_first(form, "break_glass_reason"),
+        granted=granted,
+        error=error,
+    )
+    try:
+        await asyncio.wrap_future(request.app.state.audit.submit([record]))
+    except Exception as exc:
+        raise AuditFailure(f"the token request could not be audited: {exc}") from None
 
 
 ROUTES = [

@@ -6,6 +6,7 @@ library would build them; nothing in the gateway signs them.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -456,3 +457,23 @@ def test_writes_are_authored_by_the_clients_organisation(api: TestClient, store:
     assert device["who"]["identifier"]["value"] == "care-system"
     by_source = api.get("/fhir/Patient?_source=urn:ods:VM123", headers=headers).json()
     assert [e["resource"]["id"] for e in by_source["entry"]] == [created["id"]]
+
+
+def test_tokens_issued_and_refused_are_audited(api: TestClient, store: Store) -> None:
+    client = Client(store, "ambulance-system", "ambulance", "system/*.rs", rsa_key=False)
+    issued = form(client.assertion(), purpose_of_use="ETREAT", break_glass_reason="cardiac arrest")
+    assert ask(api, issued)[0] == 200
+    assert ask(api, form(client.assertion(aud="https://elsewhere.example/token")))[0] == 401
+    rows = store.select(
+        "SELECT client_id, purpose, subtype, outcome, emergency, entry FROM audit_entry "
+        "WHERE subtype = 'token' ORDER BY idx",
+        [],
+    )
+    assert [(r[0], r[1], r[3], bool(r[4])) for r in rows] == [
+        ("ambulance-system", "ETREAT", "0", True),
+        ("ambulance-system", "TREAT", "4", False),
+    ]
+    granted, refused = (json.loads(bytes(r[5])) for r in rows)  # type: ignore[arg-type]
+    assert granted["outcomeDesc"].startswith("token issued: system/")
+    assert granted["agent"][0]["extension"][0]["valueString"] == "cardiac arrest"
+    assert refused["outcomeDesc"].startswith("token refused: invalid_client")
