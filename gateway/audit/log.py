@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -37,9 +38,14 @@ class AuditRecord:
     outcome: str = "0"
     emergency: bool = False
 
+    @cached_property
     def canonical(self) -> bytes:
         """The bytes hashed as the leaf: JSON with sorted keys, no spaces."""
         return orjson.dumps(self.event, option=orjson.OPT_SORT_KEYS)
+
+    @cached_property
+    def leaf(self) -> bytes:
+        return merkle.leaf_hash(self.canonical)
 
 
 def _bytes(value: object) -> bytes:
@@ -49,9 +55,12 @@ def _bytes(value: object) -> bytes:
 
 def _nodes(reader: Querier) -> merkle.NodeSource:
     def node(level: int, index: int) -> bytes:
-        rows = reader.select(
-            "SELECT hash FROM audit_node WHERE level = ? AND idx = ?", [level, index]
-        )
+        if level == 0:
+            rows = reader.select("SELECT leaf FROM audit_entry WHERE idx = ?", [index])
+        else:
+            rows = reader.select(
+                "SELECT hash FROM audit_node WHERE level = ? AND idx = ?", [level, index]
+            )
         if not rows:
             raise LookupError(f"audit tree node ({level}, {index}) is missing")
         return _bytes(rows[0][0])
@@ -77,14 +86,12 @@ def append(uow: UnitOfWork, records: Sequence[AuditRecord]) -> list[int]:
     def sibling(level: int, index: int) -> bytes:
         return fresh.get((level, index)) or stored(level, index)
 
-    indexes = []
+    entries: list[list[object]] = []
+    nodes: list[list[object]] = []
     for offset, record in enumerate(records):
         index = start + offset
-        entry = record.canonical()
-        uow.execute(
-            "INSERT INTO audit_entry (idx, recorded, request_id, patient_id, org_ods, "
-            "client_id, purpose, subtype, outcome, emergency, entry) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        entry = record.canonical
+        entries.append(
             [
                 index,
                 str(record.event.get("recorded") or fhirjson.instant()),
@@ -97,18 +104,21 @@ def append(uow: UnitOfWork, records: Sequence[AuditRecord]) -> list[int]:
                 record.outcome,
                 record.emergency,
                 entry,
-            ],
+                leaf := record.leaf,
+            ]
         )
-        for level, position, digest in merkle.completed_nodes(
-            index, merkle.leaf_hash(entry), sibling
-        ):
+        for level, position, digest in merkle.completed_nodes(index, leaf, sibling):
             fresh[(level, position)] = digest
-            uow.execute(
-                "INSERT INTO audit_node (level, idx, hash) VALUES (?, ?, ?)",
-                [level, position, digest],
-            )
-        indexes.append(index)
-    return indexes
+            if level:
+                nodes.append([level, position, digest])
+    uow.execute_many(
+        "INSERT INTO audit_entry (idx, recorded, request_id, patient_id, org_ods, "
+        "client_id, purpose, subtype, outcome, emergency, entry, leaf) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        entries,
+    )
+    uow.execute_many("INSERT INTO audit_node (level, idx, hash) VALUES (?, ?, ?)", nodes)
+    return [start + offset for offset in range(len(records))]
 
 
 def tree_head(reader: Querier, tree_size: int | None = None) -> tuple[int, bytes]:
@@ -182,14 +192,16 @@ class Verification:
         return not self.findings
 
 
-def _stream(reader: Querier, batch: int = 5000) -> Iterator[tuple[int, bytes]]:
+def _stream(reader: Querier, batch: int = 5000) -> Iterator[tuple[int, bytes, bytes]]:
+    """(index, entry, the leaf hash stored for that index) in log order."""
     after = -1
     while True:
         rows = reader.select(
-            "SELECT idx, entry FROM audit_entry WHERE idx > ? ORDER BY idx LIMIT ?", [after, batch]
+            "SELECT idx, entry, leaf FROM audit_entry WHERE idx > ? ORDER BY idx LIMIT ?",
+            [after, batch],
         )
-        for index, content in rows:
-            yield int(str(index)), _bytes(content)
+        for index, content, stored in rows:
+            yield int(str(index)), _bytes(content), _bytes(stored) if stored is not None else b""
         if len(rows) < batch:
             return
         after = int(str(rows[-1][0]))
@@ -246,10 +258,9 @@ def verify(reader: Querier, verifier_key: str, held: Sequence[str] = ()) -> Veri
         heads.setdefault(opened.size, []).append(
             (opened.root, f"held checkpoint at size {opened.size}")
         )
-    stored = _nodes(reader)
     frontier = _Frontier()
     last_good = 0  # entries covered by a matching checkpoint
-    for index, content in _stream(reader):
+    for index, content, recorded_leaf in _stream(reader):
         if index != frontier.size:
             problem = (
                 f"entries {frontier.size} to {index - 1} are missing (deleted)"
@@ -259,10 +270,6 @@ def verify(reader: Querier, verifier_key: str, held: Sequence[str] = ()) -> Veri
             findings.append(Finding(frontier.size, problem))
             break
         leaf = merkle.leaf_hash(content)
-        try:
-            recorded_leaf = stored(0, index)
-        except LookupError:
-            recorded_leaf = b""
         if recorded_leaf != leaf:
             findings.append(Finding(index, f"entry {index} was changed or replaced"))
             break

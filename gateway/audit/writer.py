@@ -49,6 +49,8 @@ class AuditWriter:
         """Queue ``records``; the future resolves to their log indexes once
         committed, or fails with ``AuditUnavailable``."""
         done: Future[list[int]] = Future()
+        for record in records:
+            record.leaf  # hashed here, by the caller, while the writer commits  # noqa: B018
         if self._closed:
             done.set_exception(AuditUnavailable("the audit log is closed"))
         else:

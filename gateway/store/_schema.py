@@ -401,13 +401,15 @@ MIGRATIONS: tuple[Migration, ...] = (
                 subtype TEXT NOT NULL,
                 outcome TEXT NOT NULL,
                 emergency INTEGER NOT NULL,
-                entry BLOB NOT NULL
+                entry BLOB NOT NULL,
+                leaf BLOB NOT NULL
             )""",
             "CREATE INDEX audit_entry_patient ON audit_entry (patient_id, idx)",
             "CREATE INDEX audit_entry_org ON audit_entry (org_ods, idx)",
             "CREATE INDEX audit_entry_emergency ON audit_entry (emergency, idx)",
-            # The hash of every complete subtree (2**level leaves from
-            # idx * 2**level): level 0 holds the leaf hashes.
+            # The hash of every complete subtree of two or more leaves
+            # (2**level leaves from idx * 2**level, level >= 1); the leaf
+            # hashes themselves are audit_entry.leaf.
             """CREATE TABLE audit_node (
                 level INTEGER NOT NULL,
                 idx INTEGER NOT NULL,
@@ -434,7 +436,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 subtype TEXT NOT NULL,
                 outcome TEXT NOT NULL,
                 emergency BOOLEAN NOT NULL,
-                entry BYTEA NOT NULL
+                entry BYTEA NOT NULL,
+                leaf BYTEA NOT NULL
             )""",
             "CREATE INDEX audit_entry_patient ON audit_entry (patient_id, idx)",
             "CREATE INDEX audit_entry_org ON audit_entry (org_ods, idx)",

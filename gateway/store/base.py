@@ -145,6 +145,10 @@ class UnitOfWork(Reader, Protocol):
         placeholders; returns the number of rows it changed. Resources and
         their index are written through ``append`` only."""
 
+    def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """``execute`` once per row of parameters, in one call (the audit
+        log's batches)."""
+
     def lock_type(self, res_type: str) -> None:
         """Serialise conditional writes on one type, so that two concurrent
         conditional creates with the same criteria cannot both create."""

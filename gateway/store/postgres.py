@@ -79,6 +79,9 @@ class _PostgresUnitOfWork:
         self._cur.execute(_DIALECT.sql(sql), params)
         return self._cur.rowcount
 
+    def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self._cur.executemany(_DIALECT.sql(sql), rows)
+
     def lock_type(self, res_type: str) -> None:
         self._cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (res_type,))
 

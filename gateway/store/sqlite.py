@@ -93,6 +93,9 @@ class _SQLiteUnitOfWork:
         self._cur.execute(sql, params)
         return self._cur.rowcount
 
+    def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self._cur.executemany(sql, rows)
+
     def lock_type(self, res_type: str) -> None:
         """Nothing to do: BEGIN IMMEDIATE already holds the database's only write lock."""
 

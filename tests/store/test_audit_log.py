@@ -30,7 +30,7 @@ def fill(store: Store, counts: list[int]) -> list[bytes]:
         batch = [record(len(written) + i) for i in range(count)]
         with store.unit_of_work() as uow:
             log.append(uow, batch)
-        written.extend(r.canonical() for r in batch)
+        written.extend(r.canonical for r in batch)
     return written
 
 
