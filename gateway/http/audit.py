@@ -6,6 +6,7 @@ proofs a third party checks with the public key alone."""
 from __future__ import annotations
 
 import base64
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,6 +15,8 @@ from starlette.routing import BaseRoute, Route
 
 from gateway import fhirjson
 from gateway.audit import log, merkle
+from gateway.audit.query import find as find_entries
+from gateway.audit.query import parse_audit_query
 from gateway.auth.tokens import Purpose
 from gateway.errors import Forbidden, InvalidRequest, NotFound
 from gateway.http import responses
@@ -25,14 +28,18 @@ def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
-async def _auditor(request: Request) -> FhirContext:
-    context = await authenticated(request)
+def _require_auditor(context: FhirContext) -> None:
     if context.who.purpose is not Purpose.HCOMPL:
         raise Forbidden(
             "the audit log's entries and proofs are for compliance and audit: ask for a "
             "token with purpose HCOMPL",
             code="GW-0612",
         )
+
+
+async def _auditor(request: Request) -> FhirContext:
+    context = await authenticated(request)
+    _require_auditor(context)
     return context
 
 
@@ -107,6 +114,58 @@ async def consistency(request: Request) -> Response:
         }
 
     return responses.FhirResponse(await run_in_threadpool(prove))
+
+
+def _as_resource(index: int, entry: bytes) -> dict[str, object]:
+    """A logged entry as the AuditEvent resource the API shows: its log
+    index is its id."""
+    event: dict[str, object] = fhirjson.loads(entry)
+    return {"resourceType": "AuditEvent", "id": str(index), **event}
+
+
+async def search_events(request: Request, context: FhirContext) -> Response:
+    """``GET /fhir/AuditEvent?...``: the log, filtered, newest first, paged
+    (auditors under HCOMPL only)."""
+    _require_auditor(context)
+    params = list(request.query_params.multi_items())
+    query = parse_audit_query(params)
+    page, cursor = await run_in_threadpool(find_entries, context.store, query)
+    kept = [(n, v) for n, v in params if n not in ("_cursor", "_format")]
+    base = f"{context.base_url}/AuditEvent"
+
+    def link(relation: str, extra: list[tuple[str, str]]) -> dict[str, str]:
+        every = kept + extra
+        return {"relation": relation, "url": f"{base}?{urlencode(every)}" if every else base}
+
+    links = [link("self", [("_cursor", str(query.before))] if query.before is not None else [])]
+    if cursor is not None:
+        links.append(link("next", [("_cursor", str(cursor))]))
+    return responses.bundle(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "link": links,
+            "entry": [
+                {
+                    "fullUrl": f"{base}/{index}",
+                    "resource": _as_resource(index, entry),
+                    "search": {"mode": "match"},
+                }
+                for index, entry in page
+            ],
+        }
+    )
+
+
+async def read_event(context: FhirContext, res_id: str) -> Response:
+    """``GET /fhir/AuditEvent/[id]``: one logged entry (auditors only)."""
+    _require_auditor(context)
+    found = (
+        await run_in_threadpool(log.entry, context.store, int(res_id)) if res_id.isdigit() else None
+    )
+    if found is None:
+        raise NotFound(f"AuditEvent/{res_id} is not known", code="GW-0410")
+    return responses.FhirResponse(_as_resource(int(res_id), found))
 
 
 ROUTES: list[BaseRoute] = [

@@ -31,6 +31,7 @@ from gateway.auth.enforce import authorize_search, includable
 from gateway.auth.scopes import Permission
 from gateway.auth.tokens import Purpose
 from gateway.errors import Forbidden, InvalidRequest, NotFound, UnsupportedMediaType
+from gateway.http import audit as audit_http
 from gateway.http import responses
 from gateway.http.deps import FhirContext, authenticated, public
 from gateway.http.middleware import read_body
@@ -270,6 +271,9 @@ async def search_system(request: Request) -> Response:
 async def search_type(request: Request) -> Response:
     context = await authenticated(request)
     res_type = _path(request, "res_type")
+    if res_type == "AuditEvent":  # the entries of the audit log, not stored resources
+        context.allow(res_type, Permission.SEARCH)
+        return await audit_http.search_events(request, context)
     params = list(request.query_params.multi_items())
     return await _search(request, context, res_type, params, res_type)
 
@@ -371,6 +375,8 @@ async def read(request: Request) -> Response:
     supported_type(res_type)
     context.allow(res_type, Permission.READ)
     res_id = _path(request, "res_id")
+    if res_type == "AuditEvent":
+        return await audit_http.read_event(context, res_id)
     found = await reads.read_async(context.reader, res_type, res_id)
     found = await _disclosed(context, found, reads.read_answers(res_type, res_id))
     if request.headers.get("if-none-match") == f'W/"{found.version}"':

@@ -176,3 +176,58 @@ def test_a_third_party_checks_proofs_with_the_public_key(world: World) -> None:
     assert world.api.get("/audit/entries/0").status_code == 401
     too_far = world.api.get(f"/audit/proof/inclusion?index=0&size={10**6}", headers=as_auditor)
     assert too_far.status_code == 400
+
+
+def _auditor(world: World) -> dict[str, str]:
+    from gateway.auth.tokens import Purpose
+    from tests.conftest import access_token
+    from tests.http.test_consent import AUDITOR
+
+    token = access_token(
+        world.store,
+        client_id="auditor",
+        kind="auditor",
+        org=AUDITOR,
+        scopes="system/Patient.rs system/AuditEvent.rs system/Consent.rs",
+        purpose=Purpose.HCOMPL,
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_auditors_search_the_log(world: World) -> None:
+    world.get("gp", f"/fhir/Condition/{world.asthma}")
+    world.get("hospital", f"/fhir/Condition/{world.asthma}")
+    world.get("ambulance", f"/fhir/Patient/{world.patient}")
+    auditor = _auditor(world)
+
+    def found(query: str) -> list[dict[str, Any]]:
+        answer = world.api.get(f"/fhir/AuditEvent?{query}", headers=auditor)
+        assert answer.status_code == 200, answer.text
+        return [e["resource"] for e in answer.json().get("entry", [])]
+
+    about = found(f"patient={world.patient}&subtype=read")
+    assert [e["agent"][1]["who"]["identifier"]["value"] for e in about] == ["RRU", "RKE", "A81001"]
+    assert [e["outcome"] for e in found(f"patient={world.patient}&agent=RKE&subtype=read")] == ["4"]
+    emergency = found("emergency=true&subtype=read")
+    assert (
+        len(emergency) == 1 and emergency[0]["purposeOfEvent"][0]["coding"][0]["code"] == "ETREAT"
+    )
+    assert len(found("purpose=ETREAT&subtype=read")) == 1
+    by_client = found("agent:identifier=urn:london-care-gateway:client|gp&subtype=read")
+    assert len(by_client) == 1
+    assert found("date=ge2000-01-01&date=lt2000-01-02") == []
+    one = world.api.get(f"/fhir/AuditEvent/{about[0]['id']}", headers=auditor).json()
+    assert one == about[0]
+    # Paging, newest first.
+    first = world.api.get("/fhir/AuditEvent?_count=2", headers=auditor).json()
+    following = next(x["url"] for x in first["link"] if x["relation"] == "next")
+    second = world.api.get(following.removeprefix("http://testserver"), headers=auditor).json()
+    ids = [int(e["resource"]["id"]) for e in first["entry"] + second["entry"]]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 4
+    # Only auditors, and the log cannot be written through the API.
+    assert world.get("gp", "/fhir/AuditEvent").status_code == 403
+    assert world.api.get("/fhir/AuditEvent?color=red", headers=auditor).status_code == 400
+    posted = world.api.post(
+        "/fhir/AuditEvent", json={"resourceType": "AuditEvent"}, headers=world.headers("gp")
+    )
+    assert posted.status_code == 405
