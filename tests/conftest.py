@@ -36,6 +36,7 @@ _TABLES = ", ".join(
         "auth_client",
         "auth_assertion",
         "audit_entry",
+        "audit_patient",
         "audit_node",
         "audit_checkpoint",
     ]

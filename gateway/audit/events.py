@@ -218,11 +218,10 @@ def request_event(
         },
         "entity": entities,
     }
-    patients = sorted(disclosures.patients)
     return AuditRecord(
         event=event,
         request_id=request_id,
-        patient_id=patients[0] if len(patients) == 1 else None,
+        patients=tuple(sorted(disclosures.patients)),
         org_ods=asker.org_ods,
         client_id=asker.client_id,
         purpose=asker.purpose,

@@ -30,7 +30,7 @@ class AuditRecord:
 
     event: dict[str, Any]
     request_id: str | None = None
-    patient_id: str | None = None
+    patients: tuple[str, ...] = ()  # whose records the request touched
     org_ods: str | None = None
     client_id: str | None = None
     purpose: str | None = None
@@ -87,16 +87,17 @@ def append(uow: UnitOfWork, records: Sequence[AuditRecord]) -> list[int]:
         return fresh.get((level, index)) or stored(level, index)
 
     entries: list[list[object]] = []
+    patients: list[list[object]] = []
     nodes: list[list[object]] = []
     for offset, record in enumerate(records):
         index = start + offset
         entry = record.canonical
+        patients.extend([patient_id, index] for patient_id in dict.fromkeys(record.patients))
         entries.append(
             [
                 index,
                 str(record.event.get("recorded") or fhirjson.instant()),
                 record.request_id,
-                record.patient_id,
                 record.org_ods,
                 record.client_id,
                 record.purpose,
@@ -112,11 +113,12 @@ def append(uow: UnitOfWork, records: Sequence[AuditRecord]) -> list[int]:
             if level:
                 nodes.append([level, position, digest])
     uow.execute_many(
-        "INSERT INTO audit_entry (idx, recorded, request_id, patient_id, org_ods, "
+        "INSERT INTO audit_entry (idx, recorded, request_id, org_ods, "
         "client_id, purpose, subtype, outcome, emergency, entry, leaf) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         entries,
     )
+    uow.execute_many("INSERT INTO audit_patient (patient_id, idx) VALUES (?, ?)", patients)
     uow.execute_many("INSERT INTO audit_node (level, idx, hash) VALUES (?, ?, ?)", nodes)
     return [start + offset for offset in range(len(records))]
 

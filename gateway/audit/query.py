@@ -98,8 +98,10 @@ def find(reader: Querier, query: AuditQuery) -> tuple[list[tuple[int, bytes]], i
     """One page of (index, entry), newest first, and the cursor of the next."""
     where: list[str] = []
     params: list[object] = []
+    if query.patient is not None:
+        where.append("idx IN (SELECT idx FROM audit_patient WHERE patient_id = ?)")
+        params.append(query.patient)
     for column, value in (
-        ("patient_id", query.patient),
         ("org_ods", query.org_ods),
         ("client_id", query.client_id),
         ("purpose", query.purpose),

@@ -394,7 +394,6 @@ MIGRATIONS: tuple[Migration, ...] = (
                 idx INTEGER PRIMARY KEY,
                 recorded TEXT NOT NULL,
                 request_id TEXT,
-                patient_id TEXT,
                 org_ods TEXT,
                 client_id TEXT,
                 purpose TEXT,
@@ -404,9 +403,14 @@ MIGRATIONS: tuple[Migration, ...] = (
                 entry BLOB NOT NULL,
                 leaf BLOB NOT NULL
             )""",
-            "CREATE INDEX audit_entry_patient ON audit_entry (patient_id, idx)",
             "CREATE INDEX audit_entry_org ON audit_entry (org_ods, idx)",
             "CREATE INDEX audit_entry_emergency ON audit_entry (emergency, idx)",
+            # Every person whose record an entry touched (a search, several).
+            """CREATE TABLE audit_patient (
+                patient_id TEXT NOT NULL,
+                idx INTEGER NOT NULL,
+                PRIMARY KEY (patient_id, idx)
+            ) WITHOUT ROWID""",
             # The hash of every complete subtree of two or more leaves
             # (2**level leaves from idx * 2**level, level >= 1); the leaf
             # hashes themselves are audit_entry.leaf.
@@ -429,7 +433,6 @@ MIGRATIONS: tuple[Migration, ...] = (
                 idx BIGINT PRIMARY KEY,
                 recorded TEXT NOT NULL,
                 request_id TEXT,
-                patient_id TEXT,
                 org_ods TEXT,
                 client_id TEXT,
                 purpose TEXT,
@@ -439,9 +442,13 @@ MIGRATIONS: tuple[Migration, ...] = (
                 entry BYTEA NOT NULL,
                 leaf BYTEA NOT NULL
             )""",
-            "CREATE INDEX audit_entry_patient ON audit_entry (patient_id, idx)",
             "CREATE INDEX audit_entry_org ON audit_entry (org_ods, idx)",
             "CREATE INDEX audit_entry_emergency ON audit_entry (emergency, idx)",
+            """CREATE TABLE audit_patient (
+                patient_id TEXT NOT NULL,
+                idx BIGINT NOT NULL,
+                PRIMARY KEY (patient_id, idx)
+            )""",
             """CREATE TABLE audit_node (
                 level INTEGER NOT NULL,
                 idx BIGINT NOT NULL,

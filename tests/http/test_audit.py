@@ -14,18 +14,20 @@ from tests.http.test_consent import World
 
 def entries(store: Store) -> list[dict[str, Any]]:
     rows = store.select(
-        "SELECT idx, request_id, patient_id, org_ods, client_id, purpose, subtype, outcome, "
+        "SELECT idx, request_id, org_ods, client_id, purpose, subtype, outcome, "
         "emergency, entry FROM audit_entry ORDER BY idx",
         [],
     )
     names = [
-        "idx", "request_id", "patient_id", "org_ods", "client_id", "purpose", "subtype",
-        "outcome", "emergency", "entry",
+        "idx", "request_id", "org_ods", "client_id", "purpose", "subtype", "outcome",
+        "emergency", "entry",
     ]  # fmt: skip
     found = []
     for row in rows:
         item = dict(zip(names, row, strict=True))
         item["event"] = json.loads(bytes(item.pop("entry")))  # type: ignore[arg-type]
+        people = store.select("SELECT patient_id FROM audit_patient WHERE idx = ?", [item["idx"]])
+        item["patient_id"] = people[0][0] if len(people) == 1 else None
         found.append(item)
     return found
 

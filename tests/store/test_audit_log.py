@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("store")
 def record(n: int) -> log.AuditRecord:
     return log.AuditRecord(
         event={"resourceType": "AuditEvent", "recorded": f"2026-01-01T00:00:{n % 60:02d}Z", "n": n},
-        patient_id=f"p{n % 3}",
+        patients=(f"p{n % 3}",),
         org_ods="A81001",
         subtype="read",
     )
@@ -124,6 +124,7 @@ def test_a_rewritten_history_fails_against_the_checkpoints(signed: tuple[Store, 
     deleted): the checkpoint a third party held still exposes it."""
     store, vkey, held = signed
     _tamper(store, "DELETE FROM audit_entry", [])
+    _tamper(store, "DELETE FROM audit_patient", [])
     _tamper(store, "DELETE FROM audit_node", [])
     _tamper(store, "DELETE FROM audit_checkpoint", [])
     with store.unit_of_work() as uow:
