@@ -142,3 +142,13 @@ def load_person(store: Querier, patient_id: str, now: datetime | None = None) ->
         consents=tuple(policies),
         uninterpretable=tuple(broken),
     )
+
+
+def registered_practices(store: Querier, patient_id: str) -> frozenset[str]:
+    """The ODS codes of the GP practices the person is registered with."""
+    patient = _load(store, "Patient", patient_id)
+    if patient is None:
+        return frozenset()
+    return frozenset(
+        ods for gp in patient.get("generalPractitioner") or [] if (ods := _ods(store, gp))
+    )

@@ -104,6 +104,7 @@ _SUBTYPES = {
     "batch_or_transaction": "batch",
     "patient_everything": "operation",
     "access_check": "operation",
+    "access_report": "operation",
 }
 
 

@@ -48,7 +48,8 @@ class AuditRecord:
         return merkle.leaf_hash(self.canonical)
 
 
-def _bytes(value: object) -> bytes:
+def as_bytes(value: object) -> bytes:
+    """A BLOB/BYTEA column's value as bytes, whichever the database."""
     assert isinstance(value, (bytes, bytearray, memoryview)), type(value)
     return bytes(value)
 
@@ -63,7 +64,7 @@ def _nodes(reader: Querier) -> merkle.NodeSource:
             )
         if not rows:
             raise LookupError(f"audit tree node ({level}, {index}) is missing")
-        return _bytes(rows[0][0])
+        return as_bytes(rows[0][0])
 
     return node
 
@@ -146,7 +147,7 @@ def consistency_proof(reader: Querier, old: int, new: int) -> list[bytes]:
 
 def entry(reader: Querier, index: int) -> bytes | None:
     rows = reader.select("SELECT entry FROM audit_entry WHERE idx = ?", [index])
-    return _bytes(rows[0][0]) if rows else None
+    return as_bytes(rows[0][0]) if rows else None
 
 
 def sign_checkpoint(store: Store, signer: Signer) -> str | None:
@@ -169,7 +170,7 @@ def sign_checkpoint(store: Store, signer: Signer) -> str | None:
 
 def checkpoints(reader: Querier) -> list[tuple[int, bytes, str]]:
     rows = reader.select("SELECT size, root, note FROM audit_checkpoint ORDER BY size", [])
-    return [(int(str(s)), _bytes(r), str(n)) for s, r, n in rows]
+    return [(int(str(s)), as_bytes(r), str(n)) for s, r, n in rows]
 
 
 # -- verification ---------------------------------------------------------------------
@@ -203,7 +204,11 @@ def _stream(reader: Querier, batch: int = 5000) -> Iterator[tuple[int, bytes, by
             [after, batch],
         )
         for index, content, stored in rows:
-            yield int(str(index)), _bytes(content), _bytes(stored) if stored is not None else b""
+            yield (
+                int(str(index)),
+                as_bytes(content),
+                as_bytes(stored) if stored is not None else b"",
+            )
         if len(rows) < batch:
             return
         after = int(str(rows[-1][0]))

@@ -27,6 +27,8 @@ from starlette.routing import BaseRoute, Route
 from conformance.capability import AdvertisedParameter, capability_statement
 from conformance.registry import RESOURCES, TypeInteraction
 from gateway import __version__, fhirjson
+from gateway.access.people import registered_practices
+from gateway.audit import report as audit_report
 from gateway.auth.enforce import authorize_search, includable
 from gateway.auth.scopes import Permission
 from gateway.auth.tokens import Purpose
@@ -329,6 +331,30 @@ async def patient_everything(request: Request) -> Response:
     return await _searched(context, query, f"Patient/{patient_id}/$everything")
 
 
+async def access_report(request: Request) -> Response:
+    """``GET Patient/[id]/$access-report``: who accessed the person's record,
+    when, why and under which rule; for auditors (HCOMPL) and the person's
+    own GP practice (TREAT)."""
+    context = await authenticated(request)
+    patient_id = _path(request, "res_id")
+    who = context.who
+    if who.purpose is not Purpose.HCOMPL:
+        practices = await run_in_threadpool(registered_practices, context.store, patient_id)
+        if who.purpose is not Purpose.TREAT or who.org_ods not in practices:
+            raise Forbidden(
+                "a person's access report is for auditors (HCOMPL) and their registered GP "
+                "practice",
+                code="GW-0613",
+            )
+    found = await reads.read_async(context.reader, "Patient", patient_id)
+    if found is None or found.deleted:
+        raise NotFound(f"Patient/{patient_id} is not known", code="GW-0410")
+    if context.disclosures is not None:  # the report is itself an access to the record
+        context.disclosures.patients.add(patient_id)
+    report = await run_in_threadpool(audit_report.access_report, context.store, patient_id)
+    return responses.FhirResponse(report)
+
+
 async def access_check(request: Request) -> Response:
     """``POST [base]/$access-check``: what an organisation would see of a
     person's record, and why (compliance and audit only)."""
@@ -488,6 +514,7 @@ ROUTES: list[BaseRoute] = [
     Route(_INSTANCE + "/_history/{version_id}", vread, methods=["GET"]),
     Route(_INSTANCE + "/_history", instance_history, methods=["GET"]),
     Route("/fhir/Patient/{res_id:fhir_id}/$everything", patient_everything, methods=["GET"]),
+    Route("/fhir/Patient/{res_id:fhir_id}/$access-report", access_report, methods=["GET"]),
     Route(_TYPE, create, methods=["POST"]),
     Route(_TYPE, conditional_update, methods=["PUT"]),
     Route(_TYPE, search_type, methods=["GET"]),

@@ -233,3 +233,39 @@ def test_auditors_search_the_log(world: World) -> None:
         "/fhir/AuditEvent", json={"resourceType": "AuditEvent"}, headers=world.headers("gp")
     )
     assert posted.status_code == 405
+
+
+def _parts(parameter: dict[str, Any]) -> dict[str, Any]:
+    return {
+        p["name"]: next(v for k, v in p.items() if k.startswith("value")) for p in parameter["part"]
+    }
+
+
+def test_the_access_report_tells_who_saw_the_record(world: World) -> None:
+    world.get("council", f"/fhir/Condition?subject=Patient/{world.patient}")
+    world.get("hospital", f"/fhir/Condition/{world.asthma}")
+    world.get("ambulance", f"/fhir/Patient/{world.patient}")
+    url = f"/fhir/Patient/{world.patient}/$access-report"
+    report = world.get("gp", url)  # the person's own practice
+    assert report.status_code == 200, report.text
+    accesses = [_parts(p) for p in report.json()["parameter"] if p["name"] == "access"]
+    newest = accesses[0]
+    assert newest["organization"]["value"] == "RRU" and newest["emergency"] is True
+    assert newest["breakGlassReason"] == "999 call from the care home"
+    hospital = next(a for a in accesses if a["organization"]["value"] == "RKE")
+    assert (hospital["outcome"], hospital["withheld"], hospital["rule"]) == (
+        "4",
+        1,
+        "no-relationship",
+    )
+    council = next(a for a in accesses if a["organization"]["value"] == "E09000007")
+    assert council["interaction"] == "search-type" and council["shown"] == 1
+    summary = {
+        _parts(p)["organization"]: _parts(p)
+        for p in report.json()["parameter"]
+        if p["name"] == "organizationSummary"
+    }
+    assert summary["RRU"]["emergencyAccesses"] == 1
+    assert world.api.get(url, headers=_auditor(world)).status_code == 200
+    for who in ("council", "hospital", "ambulance"):
+        assert world.get(who, url).status_code == 403, who
