@@ -39,6 +39,7 @@ _TABLES = ", ".join(
         "audit_patient",
         "audit_node",
         "audit_checkpoint",
+        "audit_review",
     ]
 )
 # The audit log's signing key for tests: a test key made on first use, outside the tree.

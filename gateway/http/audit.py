@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import fhirjson
-from gateway.audit import log, merkle
+from gateway.audit import log, merkle, reviews
 from gateway.audit.query import find as find_entries
 from gateway.audit.query import parse_audit_query
 from gateway.auth.tokens import Purpose
@@ -168,10 +168,55 @@ async def read_event(context: FhirContext, res_id: str) -> Response:
     return responses.FhirResponse(_as_resource(int(res_id), found))
 
 
+async def review_queue(request: Request) -> Response:
+    """``GET /audit/reviews``: emergency accesses waiting for review, oldest first."""
+    context = await _auditor(request)
+    waiting = await run_in_threadpool(reviews.pending, context.store)
+    items = []
+    for item in waiting:
+        organisation = item.event["agent"][1]["who"] if len(item.event["agent"]) > 1 else {}
+        items.append(
+            {
+                "index": item.index,
+                "recorded": item.event.get("recorded"),
+                "organization": (organisation.get("identifier") or {}).get("value"),
+                "organizationName": organisation.get("display"),
+                "client": item.event["agent"][0]["who"]["identifier"]["value"],
+                "interaction": item.event["subtype"][0]["code"],
+                "patients": list(item.patients),
+                "reason": reviews.reason_of(item.event),
+            }
+        )
+    return responses.FhirResponse({"pending": items})
+
+
+async def mark_reviewed(request: Request) -> Response:
+    """``POST /audit/reviews/{index}`` with ``{"note": ...}``: the privacy
+    officer's review of one emergency access, itself written to the log."""
+    context = await _auditor(request)
+    body = fhirjson.loads(await request.body() or b"{}")
+    note = body.get("note") if isinstance(body, dict) else None
+    if not isinstance(note, str):
+        raise InvalidRequest('send {"note": "..."}', code="GW-0920")
+    asker, _ = request.scope["state"]["audit"]
+    index = int(request.path_params["index"])
+    review_index = await run_in_threadpool(
+        reviews.review,
+        context.store,
+        index,
+        asker,
+        note,
+        request.scope["state"].get("request_id", ""),
+    )
+    return responses.FhirResponse({"reviewed": index, "reviewEntry": review_index})
+
+
 ROUTES: list[BaseRoute] = [
     Route("/audit/public-key", public_key, methods=["GET"]),
     Route("/audit/checkpoint", latest_checkpoint, methods=["GET"]),
     Route("/audit/entries/{index:int}", entry, methods=["GET"]),
     Route("/audit/proof/inclusion", inclusion, methods=["GET"]),
     Route("/audit/proof/consistency", consistency, methods=["GET"]),
+    Route("/audit/reviews", review_queue, methods=["GET"]),
+    Route("/audit/reviews/{index:int}", mark_reviewed, methods=["POST"]),
 ]

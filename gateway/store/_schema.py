@@ -427,6 +427,15 @@ MIGRATIONS: tuple[Migration, ...] = (
                 note TEXT NOT NULL,
                 created TEXT NOT NULL
             )""",
+            # The privacy officer's review of an emergency access (the entry
+            # at idx); the review is itself an entry of the log (review_idx).
+            """CREATE TABLE audit_review (
+                idx INTEGER PRIMARY KEY,
+                review_idx INTEGER NOT NULL,
+                reviewer TEXT NOT NULL,
+                reviewed_at TEXT NOT NULL,
+                note TEXT NOT NULL
+            )""",
         ),
         postgres=(
             """CREATE TABLE audit_entry (
@@ -460,6 +469,13 @@ MIGRATIONS: tuple[Migration, ...] = (
                 root BYTEA NOT NULL,
                 note TEXT NOT NULL,
                 created TEXT NOT NULL
+            )""",
+            """CREATE TABLE audit_review (
+                idx BIGINT PRIMARY KEY,
+                review_idx BIGINT NOT NULL,
+                reviewer TEXT NOT NULL,
+                reviewed_at TEXT NOT NULL,
+                note TEXT NOT NULL
             )""",
         ),
     ),

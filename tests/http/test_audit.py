@@ -269,3 +269,25 @@ def test_the_access_report_tells_who_saw_the_record(world: World) -> None:
     assert world.api.get(url, headers=_auditor(world)).status_code == 200
     for who in ("council", "hospital", "ambulance"):
         assert world.get(who, url).status_code == 403, who
+
+
+def test_emergency_accesses_wait_for_review_and_the_review_is_logged(world: World) -> None:
+    world.get("ambulance", f"/fhir/Patient/{world.patient}")
+    world.get("gp", f"/fhir/Patient/{world.patient}")
+    auditor = _auditor(world)
+    queue = world.api.get("/audit/reviews", headers=auditor).json()["pending"]
+    assert len(queue) == 1
+    waiting = queue[0]
+    assert waiting["organization"] == "RRU" and waiting["patients"] == [world.patient]
+    assert waiting["reason"] == "999 call from the care home"
+    url = f"/audit/reviews/{waiting['index']}"
+    assert world.api.post(url, json={"note": ""}, headers=auditor).status_code == 400
+    done = world.api.post(url, json={"note": "cardiac arrest confirmed"}, headers=auditor)
+    assert done.status_code == 200, done.text
+    assert world.api.get("/audit/reviews", headers=auditor).json()["pending"] == []
+    assert world.api.post(url, json={"note": "again"}, headers=auditor).status_code == 409
+    logged = world.api.get(f"/fhir/AuditEvent/{done.json()['reviewEntry']}", headers=auditor)
+    assert logged.json()["outcomeDesc"] == "cardiac arrest confirmed"
+    assert world.get("gp", "/audit/reviews").status_code == 403
+    not_emergency = world.api.post("/audit/reviews/0", json={"note": "x"}, headers=auditor)
+    assert not_emergency.status_code == 404

@@ -1,0 +1,145 @@
+"""The emergency-access review queue: every ETREAT access waits for a privacy
+officer, who marks it reviewed with a note. The review is itself an entry of
+the log (so it cannot be quietly undone); ``audit_review`` only says, quickly,
+which accesses are done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import fhirjson
+from gateway.audit import log
+from gateway.audit.events import BREAK_GLASS_URL, REQUEST_ID_URL, Asker
+from gateway.errors import Conflict, InvalidRequest, NotFound
+from gateway.store import Querier, Store
+
+_MAX_NOTE = 2000
+
+
+@dataclass(frozen=True)
+class Pending:
+    index: int
+    event: dict[str, Any]
+    patients: tuple[str, ...]
+
+
+def pending(reader: Querier, limit: int = 500) -> list[Pending]:
+    """Emergency accesses not yet reviewed, oldest first."""
+    rows = reader.select(
+        "SELECT e.idx, e.entry FROM audit_entry e "
+        "WHERE e.emergency = ? AND e.subtype <> 'token' AND e.subtype <> 'review' "
+        "AND NOT EXISTS (SELECT 1 FROM audit_review r WHERE r.idx = e.idx) "
+        "ORDER BY e.idx LIMIT ?",
+        [True, limit],
+    )
+    found = []
+    for index, entry in rows:
+        people = reader.select("SELECT patient_id FROM audit_patient WHERE idx = ?", [index])
+        found.append(
+            Pending(
+                int(str(index)),
+                fhirjson.loads(log.as_bytes(entry)),
+                tuple(str(p[0]) for p in people),
+            )
+        )
+    return found
+
+
+def review(store: Store, index: int, reviewer: Asker, note: str, request_id: str) -> int:
+    """Mark the emergency access at ``index`` reviewed; the review's own
+    index in the log."""
+    note = note.strip()
+    if not note or len(note) > _MAX_NOTE:
+        raise InvalidRequest(
+            f"a review needs a note of 1 to {_MAX_NOTE} characters", code="GW-0920"
+        )
+    with store.unit_of_work() as uow:
+        rows = uow.select("SELECT emergency, subtype FROM audit_entry WHERE idx = ?", [index])
+        if not rows or not rows[0][0] or rows[0][1] in ("token", "review"):
+            raise NotFound(f"entry {index} is not an emergency access", code="GW-0921")
+        if uow.select("SELECT 1 FROM audit_review WHERE idx = ?", [index]):
+            raise Conflict(f"emergency access {index} has already been reviewed", code="GW-0922")
+        now = fhirjson.instant()
+        event = {
+            "resourceType": "AuditEvent",
+            "extension": [{"url": REQUEST_ID_URL, "valueString": request_id}],
+            "type": {
+                "system": "http://dicom.nema.org/resources/ontology/DCM",
+                "code": "110100",
+                "display": "Application Activity",
+            },
+            "subtype": [
+                {
+                    "system": "urn:london-care-gateway:audit",
+                    "code": "review",
+                    "display": "Emergency access reviewed",
+                }
+            ],
+            "action": "U",
+            "recorded": now,
+            "outcome": "0",
+            "outcomeDesc": note,
+            "agent": [
+                {
+                    "who": {
+                        "identifier": {
+                            "system": "urn:london-care-gateway:client",
+                            "value": reviewer.client_id,
+                        },
+                        "display": reviewer.client_name,
+                    },
+                    "requestor": True,
+                    "purposeOfUse": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                                    "code": reviewer.purpose,
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ],
+            "source": {"site": "london-care-gateway"},
+            "entity": [
+                {
+                    "what": {
+                        "identifier": {
+                            "system": "urn:london-care-gateway:audit-entry",
+                            "value": str(index),
+                        }
+                    }
+                }
+            ],
+        }
+        people = uow.select("SELECT patient_id FROM audit_patient WHERE idx = ?", [index])
+        (review_index,) = log.append(
+            uow,
+            [
+                log.AuditRecord(
+                    event=event,
+                    request_id=request_id,
+                    patients=tuple(str(p[0]) for p in people),
+                    org_ods=reviewer.org_ods,
+                    client_id=reviewer.client_id,
+                    purpose=reviewer.purpose,
+                    subtype="review",
+                )
+            ],
+        )
+        uow.execute(
+            "INSERT INTO audit_review (idx, review_idx, reviewer, reviewed_at, note) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [index, review_index, reviewer.client_id, now, note],
+        )
+    return review_index
+
+
+def reason_of(event: dict[str, Any]) -> str | None:
+    for agent in event.get("agent") or []:
+        for extension in agent.get("extension") or []:
+            if extension.get("url") == BREAK_GLASS_URL:
+                return str(extension.get("valueString"))
+    return None
