@@ -23,7 +23,6 @@ from gateway.store import Store
 
 _log = logging.getLogger("gateway.audit")
 _BATCH = 1000
-_LINGER = 0.001  # seconds a batch waits for company when requests are concurrent
 
 
 class AuditUnavailable(RuntimeError):
@@ -65,7 +64,6 @@ class AuditWriter:
     def _run(self) -> None:
         signed_at = time.monotonic()
         stopping = False
-        last_batch = 0
         while not stopping:
             timeout = max(0.05, self._every - (time.monotonic() - signed_at))
             try:
@@ -74,27 +72,16 @@ class AuditWriter:
                 first = _Pending([], Future())
             batch = [first] if first is not None else []
             stopping = first is None
-            # Under concurrency (the last batch had company), wait a moment
-            # for more entries: one commit then serves them all. Alone, a
-            # request does not wait.
-            deadline = time.monotonic() + (_LINGER if last_batch > 1 else 0.0)
             while len(batch) < _BATCH and not stopping:
-                remaining = deadline - time.monotonic()
                 try:
-                    more = (
-                        self._queue.get(timeout=remaining)
-                        if remaining > 0
-                        else self._queue.get_nowait()
-                    )
+                    more = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
                     stopping = True
                 else:
                     batch.append(more)
-            work = [p for p in batch if p.records]
-            last_batch = len(work)
-            self._commit(work)
+            self._commit([p for p in batch if p.records])
             if stopping or time.monotonic() - signed_at >= self._every:
                 self._sign()
                 signed_at = time.monotonic()
