@@ -18,6 +18,7 @@ from gateway.auth import commands as commands_auth
 from gateway.auth.clients import OrgKind
 from gateway.auth.tokens import Purpose
 from gateway.config import Settings
+from gateway.console import sessions as console_sessions
 from gateway.errors import StoreUnavailable
 from gateway.search.index import ensure_current, reindex
 from gateway.store import Store, open_store
@@ -111,6 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_client_commands(commands)
     commands_audit.add_commands(commands)
+    console = commands.add_parser("console", help="the auditors' web console")
+    console.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
+    console_actions = console.add_subparsers(dest="action", required=True)
+    link = console_actions.add_parser(
+        "login-link", help="print a one-time login link (10 minutes) for an auditor client"
+    )
+    link.add_argument("--client", required=True, help="the auditor's registered client id")
+    link.add_argument(
+        "--url", help="the gateway's address (default: GATEWAY_BASE_URL, else 127.0.0.1:8080)"
+    )
+    console.set_defaults(func=cmd_console)
     commands.choices["audit"].set_defaults(func=cmd_audit)
     return parser
 
@@ -200,6 +212,20 @@ def cmd_token(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = commands_auth.open_for_command(settings)
+    try:
+        secret = console_sessions.mint_login_link(store, args.client)
+    except console_sessions.NotAllowed as exc:
+        raise commands_auth.CommandError(str(exc)) from None
+    finally:
+        store.close()
+    base = args.url or (settings.base_url or "http://127.0.0.1:8080").removesuffix("/fhir")
+    print(f"{base.rstrip('/')}/console/login?token={secret}")
+    return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ _TABLES = ", ".join(
         "audit_node",
         "audit_checkpoint",
         "audit_review",
+        "console_login",
     ]
 )
 # The audit log's signing key for tests: a test key made on first use, outside the tree.

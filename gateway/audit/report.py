@@ -12,10 +12,16 @@ from gateway.audit.log import as_bytes
 from gateway.store import Querier
 
 _MAX = 5000  # the most recent accesses listed
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 
 
-def _access(entry: dict[str, Any]) -> dict[str, Any]:
-    client, organisation = (entry.get("agent") or [{}, {}])[:2]
+def summarise(entry: dict[str, Any]) -> dict[str, Any]:
+    """What one logged request says, flat: organisation, client, when,
+    purpose, interaction, outcome, shown and withheld counts, rules,
+    emergency and its reason, the people touched."""
+    agents = entry.get("agent") or [{}]
+    client = agents[0]
+    organisation = agents[1] if len(agents) > 1 else {"who": {}}
     rules = sorted(
         {
             detail["valueString"]
@@ -25,30 +31,53 @@ def _access(entry: dict[str, Any]) -> dict[str, Any]:
             if detail.get("type") == "rule"
         }
     )
-    counts = {}
+    counts: dict[str, str] = {}
     for entity in entry.get("entity") or []:
         if (entity.get("role") or {}).get("code") == "24":
             counts = {d["type"]: d["valueString"] for d in entity.get("detail") or []}
     purpose = entry["purposeOfEvent"][0]["coding"][0]["code"] if entry.get("purposeOfEvent") else ""
-    reason = next(
-        (x["valueString"] for x in client.get("extension") or [] if "break-glass" in x["url"]),
-        None,
-    )
+    return {
+        "organization": (organisation["who"].get("identifier") or {}).get("value", ""),
+        "organizationName": organisation["who"].get("display", ""),
+        "client": ((client.get("who") or {}).get("identifier") or {}).get("value", ""),
+        "when": entry.get("recorded", ""),
+        "purpose": purpose,
+        "interaction": entry["subtype"][0]["code"] if entry.get("subtype") else "",
+        "outcome": entry.get("outcome", ""),
+        "shown": int(counts.get("shown", 0)),
+        "withheld": int(counts.get("withheld", 0)),
+        "rules": rules,
+        "emergency": purpose == "ETREAT",
+        "breakGlassReason": next(
+            (x["valueString"] for x in client.get("extension") or [] if "break-glass" in x["url"]),
+            None,
+        ),
+        "patients": [
+            e["what"]["reference"].removeprefix("Patient/")
+            for e in entry.get("entity") or []
+            if str((e.get("what") or {}).get("reference", "")).startswith("Patient/")
+            and (e.get("role") or {}).get("code") == "1"
+        ],
+    }
+
+
+def _access(entry: dict[str, Any]) -> dict[str, Any]:
+    flat = summarise(entry)
     parts: list[dict[str, Any]] = [
-        {"name": "organization", "valueIdentifier": organisation["who"]["identifier"]},
-        {"name": "organizationName", "valueString": organisation["who"].get("display", "")},
-        {"name": "client", "valueString": client["who"]["identifier"]["value"]},
-        {"name": "when", "valueInstant": entry["recorded"]},
-        {"name": "purpose", "valueCode": purpose},
-        {"name": "interaction", "valueCode": entry["subtype"][0]["code"]},
-        {"name": "outcome", "valueCode": entry["outcome"]},
-        {"name": "shown", "valueInteger": int(counts.get("shown", 0))},
-        {"name": "withheld", "valueInteger": int(counts.get("withheld", 0))},
-        {"name": "emergency", "valueBoolean": purpose == "ETREAT"},
+        {"name": "organization", "valueIdentifier": {"system": ODS, "value": flat["organization"]}},
+        {"name": "organizationName", "valueString": flat["organizationName"]},
+        {"name": "client", "valueString": flat["client"]},
+        {"name": "when", "valueInstant": flat["when"]},
+        {"name": "purpose", "valueCode": flat["purpose"]},
+        {"name": "interaction", "valueCode": flat["interaction"]},
+        {"name": "outcome", "valueCode": flat["outcome"]},
+        {"name": "shown", "valueInteger": flat["shown"]},
+        {"name": "withheld", "valueInteger": flat["withheld"]},
+        {"name": "emergency", "valueBoolean": flat["emergency"]},
     ]
-    parts.extend({"name": "rule", "valueCode": rule} for rule in rules)
-    if reason:
-        parts.append({"name": "breakGlassReason", "valueString": reason})
+    parts.extend({"name": "rule", "valueCode": rule} for rule in flat["rules"])
+    if flat["breakGlassReason"]:
+        parts.append({"name": "breakGlassReason", "valueString": flat["breakGlassReason"]})
     return {"name": "access", "part": parts}
 
 

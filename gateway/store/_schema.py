@@ -479,6 +479,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=7,
+        name="one-time login links to the auditors' console",
+        sqlite=(
+            # Only a hash of each link's secret is kept; a link works once.
+            """CREATE TABLE console_login (
+                token_hash TEXT PRIMARY KEY,
+                client_id TEXT NOT NULL,
+                expires_at INTEGER NOT NULL,
+                used INTEGER NOT NULL
+            )""",
+        ),
+        postgres=(
+            """CREATE TABLE console_login (
+                token_hash TEXT PRIMARY KEY,
+                client_id TEXT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                used BOOLEAN NOT NULL
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

@@ -1,0 +1,1 @@
+"""The auditors' web console: server-rendered pages over the audit log."""
