@@ -17,6 +17,7 @@ FROM python:3.11-slim AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     GATEWAY_DATABASE_URL=sqlite:////var/lib/gateway/gateway.db \
+    GATEWAY_AUDIT_KEY=/var/lib/gateway/audit-key.pem \
     GATEWAY_WORKERS=2
 RUN groupadd --system gateway \
  && useradd --system --gid gateway --home-dir /var/lib/gateway --shell /usr/sbin/nologin gateway \
