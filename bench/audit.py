@@ -122,7 +122,7 @@ def bench_proofs(directory: Path, size: int) -> None:
             leaf = hashlib.sha256(b"\x00" + index.to_bytes(8, "big")).digest()
             # As log.append does, with the right edge of the tree in memory.
             level, position, digest = 0, index, leaf
-            entries.append([index, "", "read", "0", False, b"{}", leaf])
+            entries.append([index, "", "read", "0", False, False, b"{}", leaf])
             while position & 1:
                 _, left = frontier.pop()
                 digest = merkle.node_hash(left, digest)
@@ -154,8 +154,8 @@ def _insert(
     uow: UnitOfWork, entries: list[list[object]], nodes: list[tuple[int, int, bytes]]
 ) -> None:
     uow.execute_many(
-        "INSERT INTO audit_entry (idx, recorded, subtype, outcome, emergency, entry, leaf) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_entry (idx, recorded, subtype, outcome, emergency, alert, entry, leaf) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         entries,
     )
     uow.execute_many("INSERT INTO audit_node (level, idx, hash) VALUES (?, ?, ?)", nodes)

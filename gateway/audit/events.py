@@ -229,6 +229,7 @@ def request_event(
         subtype=subtype,
         outcome=_outcome(status),
         emergency=asker.purpose == "ETREAT",
+        alert=any(rule == "consent-uninterpretable" for rule, *_ in disclosures.decisions),
     )
 
 

@@ -37,6 +37,9 @@ class AuditRecord:
     subtype: str = ""
     outcome: str = "0"
     emergency: bool = False
+    # For the privacy officer's attention (a Consent that cannot be applied
+    # withheld the record): listed with the emergency accesses to review.
+    alert: bool = False
 
     @cached_property
     def canonical(self) -> bytes:
@@ -105,6 +108,7 @@ def append(uow: UnitOfWork, records: Sequence[AuditRecord]) -> list[int]:
                 record.subtype,
                 record.outcome,
                 record.emergency,
+                record.alert,
                 entry,
                 leaf := record.leaf,
             ]
@@ -115,8 +119,8 @@ def append(uow: UnitOfWork, records: Sequence[AuditRecord]) -> list[int]:
                 nodes.append([level, position, digest])
     uow.execute_many(
         "INSERT INTO audit_entry (idx, recorded, request_id, org_ods, "
-        "client_id, purpose, subtype, outcome, emergency, entry, leaf) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "client_id, purpose, subtype, outcome, emergency, alert, entry, leaf) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         entries,
     )
     uow.execute_many("INSERT INTO audit_patient (patient_id, idx) VALUES (?, ?)", patients)

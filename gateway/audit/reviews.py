@@ -1,4 +1,5 @@
-"""The emergency-access review queue: every ETREAT access waits for a privacy
+"""The review queue: every emergency (ETREAT) access, and every request whose
+record a Consent that cannot be applied withheld, waits for a privacy
 officer, who marks it reviewed with a note. The review is itself an entry of
 the log (so it cannot be quietly undone); ``audit_review`` only says, quickly,
 which accesses are done."""
@@ -22,25 +23,28 @@ class Pending:
     index: int
     event: dict[str, Any]
     patients: tuple[str, ...]
+    why: str  # "emergency access" or "consent cannot be applied"
 
 
 def pending(reader: Querier, limit: int = 500) -> list[Pending]:
     """Emergency accesses not yet reviewed, oldest first."""
     rows = reader.select(
-        "SELECT e.idx, e.entry FROM audit_entry e "
-        "WHERE e.emergency = ? AND e.subtype <> 'token' AND e.subtype <> 'review' "
+        "SELECT e.idx, e.entry, e.emergency FROM audit_entry e "
+        "WHERE (e.emergency = ? OR e.alert = ?) AND e.subtype <> 'token' "
+        "AND e.subtype <> 'review' "
         "AND NOT EXISTS (SELECT 1 FROM audit_review r WHERE r.idx = e.idx) "
         "ORDER BY e.idx LIMIT ?",
-        [True, limit],
+        [True, True, limit],
     )
     found = []
-    for index, entry in rows:
+    for index, entry, emergency in rows:
         people = reader.select("SELECT patient_id FROM audit_patient WHERE idx = ?", [index])
         found.append(
             Pending(
                 int(str(index)),
                 fhirjson.loads(log.as_bytes(entry)),
                 tuple(str(p[0]) for p in people),
+                "emergency access" if emergency else "consent cannot be applied",
             )
         )
     return found
@@ -55,9 +59,11 @@ def review(store: Store, index: int, reviewer: Asker, note: str, request_id: str
             f"a review needs a note of 1 to {_MAX_NOTE} characters", code="GW-0920"
         )
     with store.unit_of_work() as uow:
-        rows = uow.select("SELECT emergency, subtype FROM audit_entry WHERE idx = ?", [index])
-        if not rows or not rows[0][0] or rows[0][1] in ("token", "review"):
-            raise NotFound(f"entry {index} is not an emergency access", code="GW-0921")
+        rows = uow.select(
+            "SELECT emergency, alert, subtype FROM audit_entry WHERE idx = ?", [index]
+        )
+        if not rows or not (rows[0][0] or rows[0][1]) or rows[0][2] in ("token", "review"):
+            raise NotFound(f"entry {index} is not waiting for review", code="GW-0921")
         if uow.select("SELECT 1 FROM audit_review WHERE idx = ?", [index]):
             raise Conflict(f"emergency access {index} has already been reviewed", code="GW-0922")
         now = fhirjson.instant()

@@ -261,11 +261,12 @@ async def review_page(request: Request) -> Response:
                 "client": flat["client"],
                 "patients": list(item.patients),
                 "reason": flat["breakGlassReason"],
+                "why": item.why,
             }
         )
     return _page(
         "reviews.html",
-        title="Emergency reviews",
+        title="Reviews",
         page="reviews",
         session=session,
         pending=items,

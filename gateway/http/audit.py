@@ -185,6 +185,7 @@ async def review_queue(request: Request) -> Response:
                 "interaction": item.event["subtype"][0]["code"],
                 "patients": list(item.patients),
                 "reason": reviews.reason_of(item.event),
+                "why": item.why,
             }
         )
     return responses.FhirResponse({"pending": items})

@@ -400,6 +400,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 subtype TEXT NOT NULL,
                 outcome TEXT NOT NULL,
                 emergency INTEGER NOT NULL,
+                alert INTEGER NOT NULL,
                 entry BLOB NOT NULL,
                 leaf BLOB NOT NULL
             )""",
@@ -448,6 +449,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 subtype TEXT NOT NULL,
                 outcome TEXT NOT NULL,
                 emergency BOOLEAN NOT NULL,
+                alert BOOLEAN NOT NULL,
                 entry BYTEA NOT NULL,
                 leaf BYTEA NOT NULL
             )""",

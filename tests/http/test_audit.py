@@ -291,3 +291,24 @@ def test_emergency_accesses_wait_for_review_and_the_review_is_logged(world: Worl
     assert world.get("gp", "/audit/reviews").status_code == 403
     not_emergency = world.api.post("/audit/reviews/0", json={"note": "x"}, headers=auditor)
     assert not_emergency.status_code == 404
+
+
+def test_a_consent_that_cannot_be_applied_alerts_the_privacy_officer(world: World) -> None:
+    """Its actor's Organization is deleted: the GP's next read is withheld,
+    and that request waits in the review queue."""
+    from tests.http.test_consent import COUNCIL, ODS, _privacy_consent, actor
+
+    council = world.post(
+        "home", {"resourceType": "Organization", "identifier": [{"system": ODS, "value": COUNCIL}]}
+    )
+    world.post(
+        "gp",
+        _privacy_consent(
+            world, {"type": "deny", "actor": [actor({"reference": f"Organization/{council}"})]}
+        ),
+    )
+    world.api.delete(f"/fhir/Organization/{council}", headers=world.headers("home"))
+    assert world.get("gp", f"/fhir/Condition/{world.asthma}").status_code == 404
+    queue = world.api.get("/audit/reviews", headers=_auditor(world)).json()["pending"]
+    assert [item["why"] for item in queue] == ["consent cannot be applied"]
+    assert queue[0]["organization"] == "A81001" and queue[0]["patients"] == [world.patient]
