@@ -51,7 +51,7 @@ class AuditWriter:
         done: Future[list[int]] = Future()
         for record in records:
             record.leaf  # hashed here, by the caller, while the writer commits  # noqa: B018
-        if self._closed:
+        if self._closed or not self._thread.is_alive():
             done.set_exception(AuditUnavailable("the audit log is closed"))
         else:
             self._queue.put(_Pending(records, done))

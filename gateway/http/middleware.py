@@ -19,6 +19,8 @@ from gateway import fhirjson, logs, outcomes
 from gateway.audit.events import request_event, subtype_of
 from gateway.errors import AuditFailure, PayloadTooLarge
 
+# A request waits at most this long for its audit entry, then fails closed.
+_AUDIT_TIMEOUT_S = 30.0
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -97,7 +99,9 @@ async def audited(scope: Scope, rid: str, status: int, messages: list[Message], 
         disclosures=disclosures,
     )
     try:
-        await asyncio.wrap_future(scope["app"].state.audit.submit([record]))
+        await asyncio.wait_for(
+            asyncio.wrap_future(scope["app"].state.audit.submit([record])), _AUDIT_TIMEOUT_S
+        )
     except Exception as exc:  # AuditUnavailable, or no audit log at all
         failure = AuditFailure(
             f"the audit entry could not be written, so nothing is returned: {exc}"

@@ -152,7 +152,7 @@ async def _audit_token(
         error=error,
     )
     try:
-        await asyncio.wrap_future(request.app.state.audit.submit([record]))
+        await asyncio.wait_for(asyncio.wrap_future(request.app.state.audit.submit([record])), 30.0)
     except Exception as exc:
         raise AuditFailure(f"the token request could not be audited: {exc}") from None
 
