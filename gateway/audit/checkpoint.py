@@ -130,7 +130,19 @@ def load_or_create_signer(path: Path, name: str = ORIGIN) -> Signer:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Written whole under a temporary name, then linked into place only if no
+    # other process (a second worker starting at the same moment) got there
+    # first: every process ends up with the one key on disk.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as out:
         out.write(pem)
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return load_or_create_signer(path, name)
+    finally:
+        temporary.unlink(missing_ok=True)
     return Signer(name, key)

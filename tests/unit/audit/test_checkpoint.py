@@ -47,3 +47,17 @@ def test_forgeries_do_not_open(tmp_path: Path) -> None:
         open_note(note.split("\n\n")[0], signer.verifier_key())  # unsigned
     with pytest.raises(BadCheckpoint):
         parse_verifier_key("not+a+key")
+
+
+def test_processes_starting_together_share_one_key(tmp_path: Path) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    path = tmp_path / "audit.pem"
+    with ProcessPoolExecutor(4) as pool:
+        keys = set(pool.map(_key_of, [path] * 8))
+    assert keys == {load_or_create_signer(path).verifier_key()}
+    assert [p.name for p in tmp_path.iterdir()] == ["audit.pem"]
+
+
+def _key_of(path: Path) -> str:
+    return load_or_create_signer(path).verifier_key()
