@@ -41,6 +41,7 @@ _TABLES = ", ".join(
         "audit_checkpoint",
         "audit_review",
         "console_login",
+        "mapping_record",
     ]
 )
 # The audit log's signing key for tests: a test key made on first use, outside the tree.

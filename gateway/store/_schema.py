@@ -502,6 +502,30 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=8,
+        name="source records already loaded",
+        sqlite=(
+            # A source record (an HL7 message by its MSH-10, say) once loaded:
+            # sent again, it changes nothing.
+            """CREATE TABLE mapping_record (
+                source_org TEXT NOT NULL,
+                format TEXT NOT NULL,
+                record_key TEXT NOT NULL,
+                loaded_at TEXT NOT NULL,
+                PRIMARY KEY (source_org, format, record_key)
+            )""",
+        ),
+        postgres=(
+            """CREATE TABLE mapping_record (
+                source_org TEXT NOT NULL,
+                format TEXT NOT NULL,
+                record_key TEXT NOT NULL,
+                loaded_at TEXT NOT NULL,
+                PRIMARY KEY (source_org, format, record_key)
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

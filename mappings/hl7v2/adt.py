@@ -1,0 +1,309 @@
+"""ADT messages (HL7 UK v2.4, ITK) into UK Core shaped FHIR R4 resources.
+
+PID and PD1 give the Patient (one per NHS number across every source), PV1
+the Encounter (its status follows the event), NK1 RelatedPersons, AL1
+AllergyIntolerances and DG1 Conditions. The hospital is the sending facility
+(MSH-4, an ODS code). HL7 times are UK local time: they are read as
+Europe/London and written with their offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from mappings.hl7v2.parser import Message, Segment
+from mappings.identity import NHS_NUMBER_SYSTEM, InvalidNhsNumber, mapped_id, nhs_number
+
+LONDON = ZoneInfo("Europe/London")
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+UKCORE = "https://fhir.hl7.org.uk"
+VERIFICATION_URL = f"{UKCORE}/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
+VERIFICATION_SYSTEM = f"{UKCORE}/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
+ETHNIC_URL = f"{UKCORE}/StructureDefinition/Extension-UKCore-EthnicCategory"
+ETHNIC_SYSTEM = f"{UKCORE}/CodeSystem/UKCore-EthnicCategoryEngland"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+# Events that carry a visit (PV1); A28 and A31 are about the person only.
+VISIT_EVENTS = {"A01", "A02", "A03", "A04", "A05", "A08", "A11", "A13"}
+PERSON_EVENTS = VISIT_EVENTS | {"A28", "A31"}
+_STATUS = {
+    "A01": "in-progress",
+    "A02": "in-progress",
+    "A03": "finished",
+    "A04": "in-progress",
+    "A05": "planned",
+    "A08": None,  # an update: the status the visit's dates say
+    "A11": "cancelled",
+    "A13": "in-progress",  # a discharge cancelled
+}
+_CLASS = {
+    "I": ("IMP", "inpatient encounter"),
+    "E": ("EMER", "emergency"),
+    "O": ("AMB", "ambulatory"),
+    "P": ("PRENC", "pre-admission"),
+    "R": ("AMB", "ambulatory"),
+    "B": ("AMB", "ambulatory"),
+}
+_GENDER = {"M": "male", "F": "female", "1": "male", "2": "female", "O": "other"}
+
+
+class Unmappable(ValueError):
+    """A message that cannot be mapped; the message says why."""
+
+
+@dataclass
+class Mapped:
+    """What one message maps to: resources with their ids, ready to write."""
+
+    patient_id: str
+    resources: list[dict[str, Any]] = field(default_factory=list)
+
+
+def instant(raw: str) -> str | None:
+    """An HL7 TS (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]) as a FHIR date or
+    dateTime; without a zone it is London time, written with its offset."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    digits, zone = raw, ""
+    for sign in ("+", "-"):
+        if sign in raw[8:]:
+            at = raw.index(sign, 8)
+            digits, zone = raw[:at], raw[at:]
+    digits = digits.split(".")[0]
+    if not digits.isdigit() or len(digits) not in (4, 6, 8, 10, 12, 14):
+        raise Unmappable(f"{raw!r} is not an HL7 timestamp")
+    if len(digits) <= 8:
+        return "-".join(p for p in (digits[:4], digits[4:6], digits[6:8]) if p)
+    padded = digits.ljust(14, "0")
+    moment = datetime.strptime(padded, "%Y%m%d%H%M%S")
+    if zone:
+        offset = f"{zone[:3]}:{zone[3:5]}"
+        return moment.strftime("%Y-%m-%dT%H:%M:%S") + offset
+    return moment.replace(tzinfo=LONDON).isoformat()
+
+
+def _date(raw: str) -> str | None:
+    found = instant(raw)
+    return found[:10] if found else None
+
+
+def _patient(message: Message, source: str) -> dict[str, Any]:
+    pid = message.segment("PID")
+    if pid is None:
+        raise Unmappable("no PID segment")
+    identifiers: list[dict[str, Any]] = []
+    number = None
+    for index, _ in enumerate(pid.repetitions(3)):
+        value = pid.value(3, 1, index)
+        authority, kind = pid.value(3, 4, index).upper(), pid.value(3, 5, index).upper()
+        if not value:
+            continue
+        if authority == "NHS" or kind == "NH":
+            try:
+                number = nhs_number(value)
+            except InvalidNhsNumber as exc:
+                raise Unmappable(f"PID-3: {exc}") from None
+        else:
+            identifiers.append(
+                {"system": f"urn:london-care-gateway:local-id:{source}", "value": value}
+            )
+    if number is not None:
+        nhs: dict[str, Any] = {"system": NHS_NUMBER_SYSTEM, "value": number}
+        trace = pid.value(32).upper().removeprefix("NSTS")
+        if trace in {f"0{n}" for n in range(1, 9)}:
+            nhs["extension"] = [
+                {
+                    "url": VERIFICATION_URL,
+                    "valueCodeableConcept": {
+                        "coding": [{"system": VERIFICATION_SYSTEM, "code": trace}]
+                    },
+                }
+            ]
+        identifiers.insert(0, nhs)
+    if not identifiers:
+        raise Unmappable("PID-3 has neither an NHS number nor a local identifier")
+    key = number or identifiers[0]["value"]
+    patient: dict[str, Any] = {
+        "resourceType": "Patient",
+        # One Patient per NHS number, whatever the source; else per local id.
+        "id": mapped_id("NHS" if number else source, "Patient", key),
+        "identifier": identifiers,
+    }
+    family, given = pid.value(5, 1), [g for g in (pid.value(5, 2), pid.value(5, 3)) if g]
+    if family or given:
+        name: dict[str, Any] = {"use": "official"}
+        if family:
+            name["family"] = family
+        if given:
+            name["given"] = given
+        if pid.value(5, 5):
+            name["prefix"] = [pid.value(5, 5)]
+        patient["name"] = [name]
+    if (birth := _date(pid.value(7))) is not None:
+        patient["birthDate"] = birth
+    sex = pid.value(8).upper()
+    if sex:
+        patient["gender"] = _GENDER.get(sex, "unknown")
+    address = [pid.value(11, n) for n in (1, 2, 3, 4)]
+    if any(address) or pid.value(11, 5):
+        patient["address"] = [
+            {
+                "line": [line for line in address[:2] if line],
+                **({"city": address[2]} if address[2] else {}),
+                **({"district": address[3]} if address[3] else {}),
+                **({"postalCode": pid.value(11, 5)} if pid.value(11, 5) else {}),
+            }
+        ]
+    if (died := pid.value(29)) and (when := instant(died)):
+        patient["deceasedDateTime"] = when
+    ethnic = pid.value(22)
+    if ethnic:
+        patient["extension"] = [
+            {
+                "url": ETHNIC_URL,
+                "valueCodeableConcept": {"coding": [{"system": ETHNIC_SYSTEM, "code": ethnic}]},
+            }
+        ]
+    pd1 = message.segment("PD1")
+    practice = (pd1.value(3, 3) or pd1.value(3, 1)) if pd1 else ""
+    if practice and practice.replace(" ", "").isalnum() and len(practice) <= 10:
+        patient["generalPractitioner"] = [
+            {"identifier": {"system": ODS, "value": practice.upper()}}
+        ]
+    return patient
+
+
+def _encounter(message: Message, pv1: Segment, source: str, patient_id: str) -> dict[str, Any]:
+    visit = pv1.value(19) or message.control_id
+    event = message.event
+    start, end = instant(pv1.value(44)), instant(pv1.value(45))
+    status = _STATUS.get(event) or ("finished" if end else "in-progress")
+    code, display = _CLASS.get(pv1.value(2).upper(), ("AMB", "ambulatory"))
+    encounter: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "id": mapped_id(source, "Encounter", visit),
+        "identifier": [{"system": f"urn:london-care-gateway:visit:{source}", "value": visit}],
+        "status": status,
+        "class": {"system": ACT_CODE, "code": code, "display": display},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "serviceProvider": {"identifier": {"system": ODS, "value": source}},
+    }
+    if start or end:
+        encounter["period"] = {
+            **({"start": start} if start else {}),
+            **({"end": end} if end and status == "finished" else {}),
+        }
+    ward = " ".join(p for p in (pv1.value(3, 1), pv1.value(3, 2), pv1.value(3, 3)) if p)
+    if ward:
+        encounter["location"] = [{"location": {"display": ward}}]
+    hospitalisation: dict[str, Any] = {}
+    if pv1.value(14):
+        hospitalisation["admitSource"] = {"text": pv1.value(14)}
+    if pv1.value(36):
+        hospitalisation["dischargeDisposition"] = {"text": pv1.value(36)}
+    if pv1.value(4):
+        encounter["type"] = [{"text": f"admission method {pv1.value(4)}"}]
+    if hospitalisation:
+        encounter["hospitalization"] = hospitalisation
+    return encounter
+
+
+def map_adt(message: Message, source: str) -> Mapped:
+    """The resources of one ADT message from ``source`` (the sending
+    hospital's ODS code, checked against MSH-4 when that is given)."""
+    event = message.event
+    if event not in PERSON_EVENTS:
+        raise Unmappable(f"event {event or '(none)'} is not one this gateway maps")
+    sender = message.segments[0].value(4).upper()
+    if sender and sender != source.upper():
+        raise Unmappable(f"MSH-4 names {sender}, but the file is loaded as {source}")
+    patient = _patient(message, source)
+    mapped = Mapped(patient["id"], [patient])
+    subject = {"reference": f"Patient/{patient['id']}"}
+    pv1 = message.segment("PV1")
+    if event in VISIT_EVENTS and pv1 is not None:
+        encounter = _encounter(message, pv1, source, patient["id"])
+        mapped.resources.append(encounter)
+        for index, dg1 in enumerate(message.all("DG1"), start=1):
+            code, text = dg1.value(3, 1), dg1.value(3, 2) or dg1.value(4)
+            if not code and not text:
+                continue
+            system = dg1.value(3, 3).upper()
+            coding = {
+                "system": "http://hl7.org/fhir/sid/icd-10"
+                if system.startswith("I10")
+                else "http://snomed.info/sct",
+                "code": code,
+            }
+            condition: dict[str, Any] = {
+                "resourceType": "Condition",
+                "id": mapped_id(source, "Condition", f"{encounter['id']}|{dg1.value(1) or index}"),
+                "subject": subject,
+                "encounter": {"reference": f"Encounter/{encounter['id']}"},
+                "code": {**({"coding": [coding]} if code else {}), "text": text or code},
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                                "code": "encounter-diagnosis",
+                            }
+                        ]
+                    }
+                ],
+            }
+            if (recorded := instant(dg1.value(5))) is not None:
+                condition["recordedDate"] = recorded
+            mapped.resources.append(condition)
+    for al1 in message.all("AL1"):
+        text = al1.value(3, 2) or al1.value(3, 1)
+        if not text:
+            continue
+        allergy: dict[str, Any] = {
+            "resourceType": "AllergyIntolerance",
+            "id": mapped_id(
+                source, "AllergyIntolerance", f"{patient['id']}|{al1.value(3, 1) or text}"
+            ),
+            "patient": subject,
+            "code": {"text": text},
+            "clinicalStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                        "code": "active",
+                    }
+                ]
+            },
+            "verificationStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                        "code": "unconfirmed",
+                    }
+                ]
+            },
+        }
+        if al1.value(5):
+            allergy["reaction"] = [{"manifestation": [{"text": al1.value(5)}]}]
+        mapped.resources.append(allergy)
+    for index, nk1 in enumerate(message.all("NK1"), start=1):
+        family, given = nk1.value(2, 1), nk1.value(2, 2)
+        if not family and not given:
+            continue
+        related: dict[str, Any] = {
+            "resourceType": "RelatedPerson",
+            "id": mapped_id(source, "RelatedPerson", f"{patient['id']}|{nk1.value(1) or index}"),
+            "patient": subject,
+            "name": [
+                {**({"family": family} if family else {}), **({"given": [given]} if given else {})}
+            ],
+        }
+        if nk1.value(3, 2) or nk1.value(3, 1):
+            related["relationship"] = [{"text": nk1.value(3, 2) or nk1.value(3, 1)}]
+        if nk1.value(5):
+            related["telecom"] = [{"system": "phone", "value": nk1.value(5)}]
+        mapped.resources.append(related)
+    return mapped
