@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     loader.add_argument("--rejections", type=Path, help="write the rejected records here (CSV)")
     loader.add_argument("files", nargs="+", type=Path)
     loader.set_defaults(func=cmd_load)
+    mllp = commands.add_parser("mllp", help="receive a hospital's HL7 v2 ADT feed over MLLP")
+    mllp.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
+    mllp.add_argument("--source-org", required=True, help="the sending hospital's ODS code")
+    mllp.add_argument("--host", default="127.0.0.1")
+    mllp.add_argument("--port", type=int, default=2575)
+    mllp.set_defaults(func=cmd_mllp)
     console = commands.add_parser("console", help="the auditors' web console")
     console.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
     console_actions = console.add_subparsers(dest="action", required=True)
@@ -259,6 +265,23 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 def csv_field(value: str) -> str:
     return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\n') else value
+
+
+def cmd_mllp(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway import mllp
+
+    settings = _settings(args)
+    store = commands_auth.open_for_command(settings)
+    print(f"listening for {args.source_org.upper()} on {args.host}:{args.port}", flush=True)
+    try:
+        asyncio.run(mllp.serve(store, args.source_org, args.host, args.port))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        store.close()
+    return 0
 
 
 def cmd_console(args: argparse.Namespace) -> int:

@@ -56,20 +56,22 @@ class SourceRecord:
     problem: str | None = None
 
 
+def hl7v2_record(text: str, source: str, where: str) -> SourceRecord:
+    """One HL7 v2 message's text as a source record."""
+    try:
+        message = parse_message(text)
+    except BrokenMessage as exc:
+        return SourceRecord(where, "", None, str(exc))
+    try:
+        mapped = map_adt(message, source)
+    except Unmappable as exc:
+        return SourceRecord(where, message.control_id, None, str(exc))
+    return SourceRecord(where, message.control_id, mapped.resources)
+
+
 def _hl7v2_records(path: Path, source: str) -> Iterator[SourceRecord]:
     for number, (position, text) in enumerate(split_messages(path.read_bytes()), start=1):
-        where = f"message {number} (byte {position})"
-        try:
-            message = parse_message(text)
-        except BrokenMessage as exc:
-            yield SourceRecord(where, "", None, str(exc))
-            continue
-        try:
-            mapped = map_adt(message, source)
-        except Unmappable as exc:
-            yield SourceRecord(where, message.control_id, None, str(exc))
-            continue
-        yield SourceRecord(where, message.control_id, mapped.resources)
+        yield hl7v2_record(text, source, f"message {number} (byte {position})")
 
 
 READERS: dict[str, Callable[[Path, str], Iterable[SourceRecord]]] = {"hl7v2": _hl7v2_records}
@@ -112,6 +114,51 @@ def _remember(store: Store, source_org: str, fmt: str, key: str) -> None:
         )
 
 
+def load_record(
+    store: Store, fmt: str, author: Author, record: SourceRecord, report: LoadReport, file: str
+) -> Rejection | None:
+    """Write one mapped source record (all its resources in one transaction),
+    unless it was loaded before; the rejection, if it was refused."""
+    source_org = author.org_ods
+    report.records += 1
+    if record.resources is None:
+        rejection = Rejection(file, record.where, record.key, record.problem or "")
+        report.rejections.append(rejection)
+        return rejection
+    if record.key and _seen(store, source_org, fmt, record.key):
+        report.unchanged += 1  # sent again: it changes nothing twice
+        return None
+    changed = [r for r in record.resources if not _same(store, r)]
+    if not changed:
+        report.unchanged += 1
+        _remember(store, source_org, fmt, record.key)
+        return None
+    entries = [
+        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+        for r in changed
+    ]
+    try:
+        bundle.transaction(
+            store,
+            {"resourceType": "Bundle", "type": "transaction", "entry": entries},
+            base_url="",
+            prefer=ReturnPreference.MINIMAL,
+            author=author,
+        )
+    except GatewayError as exc:
+        rejection = Rejection(file, record.where, record.key, exc.message)
+        report.rejections.append(rejection)
+        return rejection
+    _remember(store, source_org, fmt, record.key)
+    report.loaded += 1
+    report.written.update(r["resourceType"] for r in changed)
+    return None
+
+
+def author_for(fmt: str, source_org: str) -> Author:
+    return Author(source_org.upper(), source_org.upper(), f"load:{fmt}", f"gateway load ({fmt})")
+
+
 def load(
     store: Store,
     fmt: str,
@@ -121,46 +168,10 @@ def load(
 ) -> LoadReport:
     """Load every record of ``paths`` as ``source_org`` wrote it."""
     reader = READERS[fmt]
-    author = Author(source_org.upper(), source_org.upper(), f"load:{fmt}", f"gateway load ({fmt})")
+    author = author_for(fmt, source_org)
     report = LoadReport()
     for path in paths:
         for record in reader(path, source_org.upper()):
-            report.records += 1
-            if record.resources is None:
-                report.rejections.append(
-                    Rejection(str(path), record.where, record.key, record.problem or "")
-                )
-                continue
-            if record.key and _seen(store, source_org, fmt, record.key):
-                report.unchanged += 1  # sent again: it changes nothing twice
-                continue
-            changed = [r for r in record.resources if not _same(store, r)]
-            if not changed:
-                report.unchanged += 1
-                _remember(store, source_org, fmt, record.key)
-                continue
-            entries = [
-                {
-                    "resource": r,
-                    "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
-                }
-                for r in changed
-            ]
-            try:
-                bundle.transaction(
-                    store,
-                    {"resourceType": "Bundle", "type": "transaction", "entry": entries},
-                    base_url="",
-                    prefer=ReturnPreference.MINIMAL,
-                    author=author,
-                )
-            except GatewayError as exc:
-                report.rejections.append(
-                    Rejection(str(path), record.where, record.key, exc.message)
-                )
-                continue
-            _remember(store, source_org, fmt, record.key)
-            report.loaded += 1
-            report.written.update(r["resourceType"] for r in changed)
+            load_record(store, fmt, author, record, report, str(path))
             progress(report)
     return report
