@@ -54,6 +54,8 @@ class SourceRecord:
     key: str
     resources: list[dict[str, Any]] | None
     problem: str | None = None
+    merged_from: str | None = None  # a Patient merged into resources[0]
+    cancels: str | None = None  # an Encounter that must exist to be cancelled
 
 
 def hl7v2_record(text: str, source: str, where: str) -> SourceRecord:
@@ -66,7 +68,13 @@ def hl7v2_record(text: str, source: str, where: str) -> SourceRecord:
         mapped = map_adt(message, source)
     except Unmappable as exc:
         return SourceRecord(where, message.control_id, None, str(exc))
-    return SourceRecord(where, message.control_id, mapped.resources)
+    return SourceRecord(
+        where,
+        message.control_id,
+        mapped.resources,
+        merged_from=mapped.merged_from,
+        cancels=mapped.cancels,
+    )
 
 
 def _hl7v2_records(path: Path, source: str) -> Iterator[SourceRecord]:
@@ -128,7 +136,23 @@ def load_record(
     if record.key and _seen(store, source_org, fmt, record.key):
         report.unchanged += 1  # sent again: it changes nothing twice
         return None
-    changed = [r for r in record.resources if not _same(store, r)]
+    resources = list(record.resources)
+    problem = None
+    if record.cancels is not None:
+        cancelled = store.read("Encounter", record.cancels)
+        if cancelled is None or cancelled.deleted:
+            problem = "the visit it cancels was never admitted here"
+    if record.merged_from is not None:
+        merged = _merge(store, record.merged_from, resources[0])
+        if merged is None:
+            problem = f"the record it merges away (Patient/{record.merged_from}) is not known"
+        else:
+            resources = merged
+    if problem is not None:
+        rejection = Rejection(file, record.where, record.key, problem)
+        report.rejections.append(rejection)
+        return rejection
+    changed = [r for r in resources if not _same(store, r)]
     if not changed:
         report.unchanged += 1
         _remember(store, source_org, fmt, record.key)
@@ -153,6 +177,46 @@ def load_record(
     report.loaded += 1
     report.written.update(r["resourceType"] for r in changed)
     return None
+
+
+# What names a person without being their record: these keep pointing at
+# the record merged away (Provenance and audit say what happened to it).
+_NOT_REPOINTED = frozenset({"Patient", "Provenance", "AuditEvent"})
+
+
+def _merge(store: Store, retired_id: str, survivor: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A merge as whole resources to write: the retired Patient inactive and
+    ``replaced-by`` the survivor, the survivor ``replaces`` it, and every
+    record that named the retired one re-pointed to the survivor. ``None``
+    when the retired Patient is not known."""
+    found = store.read("Patient", retired_id)
+    if found is None or found.content is None:
+        return None
+    retired = fhirjson.loads(found.content)
+    retired.pop("meta", None)
+    retired["active"] = False
+    retired["link"] = [{"other": {"reference": f"Patient/{survivor['id']}"}, "type": "replaced-by"}]
+    survivor = {
+        **survivor,
+        "link": [{"other": {"reference": f"Patient/{retired_id}"}, "type": "replaces"}],
+    }
+    written = [survivor, retired]
+    rows = store.select(
+        "SELECT DISTINCT res_type, res_id FROM search_reference "
+        "WHERE target_type = 'Patient' AND target_id = ?",
+        [retired_id],
+    )
+    old, new = f"Patient/{retired_id}", f"Patient/{survivor['id']}"
+    for res_type, res_id in rows:
+        if str(res_type) in _NOT_REPOINTED:
+            continue
+        current = store.read(str(res_type), str(res_id))
+        if current is None or current.content is None:
+            continue
+        moved = orjson.loads(current.content.replace(f'"{old}"'.encode(), f'"{new}"'.encode()))
+        moved.pop("meta", None)
+        written.append(moved)
+    return written
 
 
 def author_for(fmt: str, source_org: str) -> Author:

@@ -27,7 +27,8 @@ ETHNIC_SYSTEM = f"{UKCORE}/CodeSystem/UKCore-EthnicCategoryEngland"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 # Events that carry a visit (PV1); A28 and A31 are about the person only.
 VISIT_EVENTS = {"A01", "A02", "A03", "A04", "A05", "A08", "A11", "A13"}
-PERSON_EVENTS = VISIT_EVENTS | {"A28", "A31"}
+MERGE_EVENTS = {"A34", "A40"}
+PERSON_EVENTS = VISIT_EVENTS | MERGE_EVENTS | {"A28", "A31"}
 _STATUS = {
     "A01": "in-progress",
     "A02": "in-progress",
@@ -59,6 +60,10 @@ class Mapped:
 
     patient_id: str
     resources: list[dict[str, Any]] = field(default_factory=list)
+    # A merge (A34, A40): the id of the Patient retired into ``patient_id``.
+    merged_from: str | None = None
+    # A cancellation (A11): the Encounter it cancels must already exist.
+    cancels: str | None = None
 
 
 def instant(raw: str) -> str | None:
@@ -88,6 +93,27 @@ def instant(raw: str) -> str | None:
 def _date(raw: str) -> str | None:
     found = instant(raw)
     return found[:10] if found else None
+
+
+def _patient_key(segment: Segment, number: int, source: str) -> str | None:
+    """The Patient id that the identifiers in ``segment``-``number`` (a CX
+    list, as PID-3 or MRG-1) lead to: by NHS number, else by local id."""
+    local = None
+    for index, _ in enumerate(segment.repetitions(number)):
+        value = segment.value(number, 1, index)
+        authority, kind = (
+            segment.value(number, 4, index).upper(),
+            segment.value(number, 5, index).upper(),
+        )
+        if not value:
+            continue
+        if authority == "NHS" or kind == "NH":
+            try:
+                return mapped_id("NHS", "Patient", nhs_number(value))
+            except InvalidNhsNumber as exc:
+                raise Unmappable(f"{segment.name}-{number}: {exc}") from None
+        local = local or value
+    return mapped_id(source, "Patient", local) if local else None
 
 
 def _patient(message: Message, source: str) -> dict[str, Any]:
@@ -222,11 +248,22 @@ def map_adt(message: Message, source: str) -> Mapped:
         raise Unmappable(f"MSH-4 names {sender}, but the file is loaded as {source}")
     patient = _patient(message, source)
     mapped = Mapped(patient["id"], [patient])
+    if event in MERGE_EVENTS:
+        mrg = message.segment("MRG")
+        retired = _patient_key(mrg, 1, source) if mrg is not None else None
+        if retired is None:
+            raise Unmappable(f"{event} needs MRG-1, the identifiers of the record merged away")
+        if retired == patient["id"]:
+            raise Unmappable("MRG-1 names the same person as PID-3: nothing to merge")
+        mapped.merged_from = retired
+        return mapped
     subject = {"reference": f"Patient/{patient['id']}"}
     pv1 = message.segment("PV1")
     if event in VISIT_EVENTS and pv1 is not None:
         encounter = _encounter(message, pv1, source, patient["id"])
         mapped.resources.append(encounter)
+        if event == "A11":
+            mapped.cancels = encounter["id"]
         for index, dg1 in enumerate(message.all("DG1"), start=1):
             code, text = dg1.value(3, 1), dg1.value(3, 2) or dg1.value(4)
             if not code and not text:

@@ -38,3 +38,61 @@ def test_hl7v2_files_load_once_with_rejections_reported(store: Store) -> None:
     again = load(store, "hl7v2", "RKE", FILES)
     assert (again.loaded, again.unchanged, len(again.rejections)) == (0, 2, 2)
     assert store.read("Encounter", encounter_id).version == 2  # type: ignore[union-attr]
+
+
+def _message(event: str, control: str, *segments: str) -> str:
+    head = f"MSH|^~\\&|PAS|RKE|GATEWAY|LONDON|20260401100000||ADT^{event}|{control}|P|2.4"
+    return "\r".join([head, *segments]) + "\r"
+
+
+def _pv1(visit: str) -> str:
+    fields = ["PV1", "1", "I", "W1"] + [""] * 42
+    fields[19] = visit
+    fields[44] = "20260401100000"
+    return "|".join(fields)
+
+
+def test_a_merge_retires_one_record_into_the_other(store: Store, tmp_path: Path) -> None:
+    local_only = "PID|1||H999^^^RKE^MR||Smith^Jo||19500101|1"
+    feed = tmp_path / "feed.hl7"
+    feed.write_text(
+        "".join(
+            [
+                _message("A01", "M1", local_only, _pv1("V2")),
+                _message(
+                    "A40",
+                    "M2",
+                    "PID|1||9434765919^^^NHS^NH~H999^^^RKE^MR||Smith^Jo||19500101|1",
+                    "MRG|H999^^^RKE^MR",
+                ),
+                _message("A40", "M3", "PID|1||9434765919^^^NHS^NH", "MRG|H000^^^RKE^MR"),
+                _message("A11", "M4", local_only, _pv1("V-never")),
+            ]
+        ),
+        encoding="latin-1",
+    )
+    report = load(store, "hl7v2", "RKE", [feed])
+    assert report.loaded == 2
+    assert [r.key for r in report.rejections] == ["M3", "M4"]
+    assert "not known" in report.rejections[0].reason
+    assert "never admitted" in report.rejections[1].reason
+    patients = {
+        str(row[0]): fhirjson.loads(store.read("Patient", str(row[0])).content or b"")  # type: ignore[union-attr]
+        for row in store.select(
+            "SELECT res_id FROM resource_current WHERE res_type = 'Patient'", []
+        )
+    }
+    retired = next(p for p in patients.values() if p.get("active") is False)
+    survivor = next(p for p in patients.values() if p is not retired)
+    assert retired["link"] == [
+        {"other": {"reference": f"Patient/{survivor['id']}"}, "type": "replaced-by"}
+    ]
+    assert survivor["link"][0]["type"] == "replaces"
+    (encounter_id,) = [
+        str(r[0])
+        for r in store.select(
+            "SELECT res_id FROM resource_current WHERE res_type = 'Encounter'", []
+        )
+    ]
+    encounter = fhirjson.loads(store.read("Encounter", encounter_id).content or b"")  # type: ignore[union-attr]
+    assert encounter["subject"]["reference"] == f"Patient/{survivor['id']}"
