@@ -296,17 +296,9 @@ def test_emergency_accesses_wait_for_review_and_the_review_is_logged(world: Worl
 def test_a_consent_that_cannot_be_applied_alerts_the_privacy_officer(world: World) -> None:
     """Its actor's Organization is deleted: the GP's next read is withheld,
     and that request waits in the review queue."""
-    from tests.http.test_consent import COUNCIL, ODS, _privacy_consent, actor
+    from tests.http.test_consent import consent_naming_an_organisation
 
-    council = world.post(
-        "home", {"resourceType": "Organization", "identifier": [{"system": ODS, "value": COUNCIL}]}
-    )
-    world.post(
-        "gp",
-        _privacy_consent(
-            world, {"type": "deny", "actor": [actor({"reference": f"Organization/{council}"})]}
-        ),
-    )
+    council = consent_naming_an_organisation(world)
     world.api.delete(f"/fhir/Organization/{council}", headers=world.headers("home"))
     assert world.get("gp", f"/fhir/Condition/{world.asthma}").status_code == 404
     queue = world.api.get("/audit/reviews", headers=_auditor(world)).json()["pending"]

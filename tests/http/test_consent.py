@@ -265,9 +265,9 @@ def test_a_consent_that_cannot_be_applied_is_refused(world: World) -> None:
     assert "cannot be resolved" in answer.json()["issue"][0]["diagnostics"]
 
 
-def test_a_consent_that_stops_making_sense_withholds_the_record(world: World) -> None:
-    """Its actor's Organization is deleted: the Consent can no longer be read,
-    so the person's record is withheld from all but its authors (fail closed)."""
+def consent_naming_an_organisation(world: World) -> str:
+    """The GP records a dissent towards the council, naming it by a reference
+    to its Organization; that Organization's id."""
     council = world.post(
         "home", {"resourceType": "Organization", "identifier": [{"system": ODS, "value": COUNCIL}]}
     )
@@ -277,7 +277,14 @@ def test_a_consent_that_stops_making_sense_withholds_the_record(world: World) ->
             world, {"type": "deny", "actor": [actor({"reference": f"Organization/{council}"})]}
         ),
     )
+    return council
+
+
+def test_a_consent_that_stops_making_sense_withholds_the_record(world: World) -> None:
+    """Its actor's Organization is deleted: the Consent can no longer be read,
+    so the person's record is withheld from all but its authors (fail closed)."""
     url = f"/fhir/Condition/{world.asthma}"
+    council = consent_naming_an_organisation(world)
     assert world.get("council", url).status_code == 404
     assert world.get("gp", url).status_code == 200
     deleted = world.api.delete(f"/fhir/Organization/{council}", headers=world.headers("home"))
