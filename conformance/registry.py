@@ -98,6 +98,13 @@ RESOURCES: dict[str, ResourceSupport] = {
             conditional_update=False,
         ),
         ResourceSupport("Composition", _ALL, _UK_CORE + "Composition"),
+        # For the social care and care-home mappings: assessments and reviews
+        # (Task), doses given (MedicationAdministration), aids (Device) and
+        # lists such as a resident's belongings (List).
+        ResourceSupport("Task", _ALL, _UK_CORE + "Task"),
+        ResourceSupport("MedicationAdministration", _ALL, _UK_CORE + "MedicationAdministration"),
+        ResourceSupport("Device", _ALL, _UK_CORE + "Device"),
+        ResourceSupport("List", _ALL, _UK_CORE + "List"),
     )
 }
 

@@ -33,6 +33,9 @@ CLINICAL_DATE: dict[str, str] = {
     "Observation": "date",
     "Procedure": "date",
     "ServiceRequest": "authored",
+    "Task": "authored-on",
+    "MedicationAdministration": "effective-time",
+    "List": "date",
 }
 # The parameter holding each type's main code (what Consent.provision.code
 # and the restricted code lists match).
@@ -52,6 +55,10 @@ MAIN_CODE: dict[str, str] = {
     "CarePlan": "category",
     "DocumentReference": "type",
     "Composition": "type",
+    "Task": "code",
+    "MedicationAdministration": "code",
+    "Device": "type",
+    "List": "code",
 }
 
 
@@ -148,6 +155,10 @@ _PERSON_ELEMENT: dict[str, str] = {
     "Procedure": "subject",
     "RelatedPerson": "patient",
     "ServiceRequest": "subject",
+    "Task": "for",
+    "MedicationAdministration": "subject",
+    "Device": "patient",
+    "List": "subject",
 }
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 

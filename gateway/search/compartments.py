@@ -20,12 +20,15 @@ PATIENT_COMPARTMENT: dict[str, tuple[str, ...]] = {
     "Composition": ("subject", "author", "attester"),
     "Condition": ("patient", "asserter"),
     "Consent": ("patient",),
+    "Device": ("patient",),
     "DiagnosticReport": ("subject",),
     "DocumentReference": ("subject", "author"),
     "Encounter": ("patient",),
     "EpisodeOfCare": ("patient",),
     "Flag": ("patient",),
     "Immunization": ("patient",),
+    "List": ("subject", "source"),
+    "MedicationAdministration": ("patient", "performer", "subject"),
     "MedicationRequest": ("subject",),
     "MedicationStatement": ("subject",),
     "Observation": ("subject", "performer"),
@@ -34,6 +37,9 @@ PATIENT_COMPARTMENT: dict[str, tuple[str, ...]] = {
     "Provenance": ("patient",),
     "RelatedPerson": ("patient",),
     "ServiceRequest": ("subject", "performer"),
+    # Not in R4's patient compartment, but a social care assessment or review
+    # is the person's record: it is theirs for consent and $everything.
+    "Task": ("patient",),
 }
 
 

@@ -101,7 +101,9 @@ def test_code_systems_are_only_given_to_token_parameters_of_their_base() -> None
         assert param.type == "token", param.url
         for base, system in param.code_systems:
             assert param.applies_to(base), (param.url, base)
-            assert system.startswith("http://hl7.org/fhir/"), (param.url, system)
+            assert system.startswith(
+                ("http://hl7.org/fhir/", "http://terminology.hl7.org/CodeSystem/")
+            ), (param.url, system)
 
 
 def test_patient_identifier() -> None:
