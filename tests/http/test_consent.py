@@ -654,3 +654,24 @@ def test_provenance_is_shown_only_with_what_it_is_about(world: World) -> None:
     provenance = world.ids("home", about_depression)[0]
     assert world.get("gp", f"/fhir/Provenance/{provenance}").status_code == 404
     assert world.get("home", f"/fhir/Provenance/{provenance}").status_code == 200
+
+
+def test_a_social_care_assessment_is_the_persons_record(world: World) -> None:
+    """Task is outside R4's patient compartment, but an assessment is the
+    person's record: shown as theirs, not as directory data."""
+    task = world.post(
+        "council",
+        {
+            "resourceType": "Task",
+            "status": "completed",
+            "intent": "order",
+            "code": {"text": "Care Act needs assessment"},
+            "for": world.subject,
+        },
+    )
+    url = f"/fhir/Task/{task}"
+    assert world.get("council", url).status_code == 200
+    assert world.get("gp", url).status_code == 200  # registered GP, implied consent
+    assert world.get("hospital", url).status_code == 404
+    everything = world.ids("gp", f"/fhir/Patient/{world.patient}/$everything?_type=Task")
+    assert everything == [task]
