@@ -24,7 +24,7 @@ from gateway.interactions.provenance import Author
 from gateway.interactions.types import ReturnPreference
 from gateway.store import Store
 from mappings.hl7v2.adt import Unmappable, map_adt
-from mappings.hl7v2.parser import BrokenMessage, parse_message, split_messages
+from mappings.hl7v2.parser import BrokenMessage, parse_message, read_messages
 
 FORMATS = ("hl7v2",)
 
@@ -78,8 +78,9 @@ def hl7v2_record(text: str, source: str, where: str) -> SourceRecord:
 
 
 def _hl7v2_records(path: Path, source: str) -> Iterator[SourceRecord]:
-    for number, (position, text) in enumerate(split_messages(path.read_bytes()), start=1):
-        yield hl7v2_record(text, source, f"message {number} (byte {position})")
+    with path.open("rb") as stream:
+        for number, (position, text) in enumerate(read_messages(stream), start=1):
+            yield hl7v2_record(text, source, f"message {number} (byte {position})")
 
 
 READERS: dict[str, Callable[[Path, str], Iterable[SourceRecord]]] = {"hl7v2": _hl7v2_records}

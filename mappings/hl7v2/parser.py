@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 _START, _END = b"\x0b", b"\x1c"
 _SEGMENT_END = re.compile(r"\r\n|\r|\n")
@@ -164,10 +165,42 @@ def split_messages(data: bytes) -> Iterator[tuple[int, str]]:
         starts = [m.start() for m in re.finditer(rb"(?:^|[\r\n])MSH", data)]
         for i, start in enumerate(starts):
             begin = start if data[start : start + 3] == b"MSH" else start + 1
-            stop = starts[i + 1] if i + 1 < len(starts) else len(data)
+            if i + 1 < len(starts):
+                following = starts[i + 1]
+                # The segment end before the next MSH belongs to this message.
+                stop = following if data[following : following + 3] == b"MSH" else following + 1
+            else:
+                stop = len(data)
             chunks.append((begin, data[begin:stop]))
     for position, chunk in chunks:
         yield position, _decode(chunk)
+
+
+def read_messages(stream: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[tuple[int, str]]:
+    """``split_messages`` over a file read a chunk at a time: memory stays
+    bounded by the largest message, whatever the file's size."""
+    buffer = b""
+    offset = 0  # the file position of buffer[0]
+    while True:
+        chunk = stream.read(chunk_size)
+        buffer += chunk
+        # Keep the last (possibly unfinished) message back until more comes.
+        cut = _last_start(buffer) if chunk else len(buffer)
+        if cut > 0:
+            for position, text in split_messages(buffer[:cut]):
+                yield offset + position, text
+            buffer, offset = buffer[cut:], offset + cut
+        if not chunk:
+            return
+
+
+def _last_start(buffer: bytes) -> int:
+    """Where the last message in ``buffer`` starts (0: only one so far)."""
+    framed = buffer.rfind(_START)
+    if framed > 0:
+        return framed
+    bare = max(buffer.rfind(b"\rMSH"), buffer.rfind(b"\nMSH"))
+    return bare + 1 if bare >= 0 else 0
 
 
 def _decode(chunk: bytes) -> str:

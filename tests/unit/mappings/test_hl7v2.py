@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from mappings.hl7v2.adt import Unmappable, instant, map_adt
-from mappings.hl7v2.parser import BrokenMessage, Separators, parse_message, split_messages, unescape
+from mappings.hl7v2.parser import (
+    BrokenMessage,
+    Separators,
+    parse_message,
+    read_messages,
+    split_messages,
+    unescape,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hl7v2"
 
@@ -92,3 +99,13 @@ def test_what_cannot_be_mapped_says_why() -> None:
         map_adt(wrong_number, "RKE")
     with pytest.raises(Unmappable, match="MSH-4"):
         map_adt(parse_message(messages("admit.hl7")[0]), "RRV")
+
+
+@pytest.mark.parametrize("name", ["admit.hl7", "discharge-and-errors.hl7"])
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 1 << 20])
+def test_reading_in_chunks_finds_the_same_messages(name: str, chunk_size: int) -> None:
+    import io
+
+    data = (FIXTURES / name).read_bytes() * 3
+    whole = list(split_messages(data))
+    assert list(read_messages(io.BytesIO(data), chunk_size)) == whole
