@@ -237,6 +237,55 @@ def _encounter(message: Message, pv1: Segment, source: str, patient_id: str) -> 
     return encounter
 
 
+_OBSERVATION_SYSTEMS = {"SCT": "http://snomed.info/sct", "LN": "http://loinc.org"}
+_OBSERVATION_STATUS = {"F": "final", "P": "preliminary", "C": "corrected", "X": "cancelled"}
+
+
+def _observation(
+    message: Message, obx: Segment, source: str, patient_id: str, so_far: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """OBX as an Observation: numbers with their unit, coded values, text.
+    Keyed by person, code and time, so the same result sent again in a later
+    message is the same Observation."""
+    code, text, system = obx.value(3, 1), obx.value(3, 2), obx.value(3, 3).upper()
+    raw = obx.value(5)
+    if not (code or text) or not raw:
+        return None
+    evn = message.segment("EVN")
+    recorded = evn.value(2) if evn is not None else message.segments[0].value(7)
+    when = instant(obx.value(14)) or instant(recorded)
+    concept: dict[str, Any] = {"text": text or code}
+    if code and system in _OBSERVATION_SYSTEMS:
+        concept["coding"] = [{"system": _OBSERVATION_SYSTEMS[system], "code": code}]
+    observation: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": mapped_id(source, "Observation", f"{patient_id}|{system}|{code or text}|{when}"),
+        "status": _OBSERVATION_STATUS.get(obx.value(11).upper(), "final"),
+        "code": concept,
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    if when:
+        observation["effectiveDateTime"] = when
+    encounter = next((r for r in so_far if r["resourceType"] == "Encounter"), None)
+    if encounter is not None:
+        observation["encounter"] = {"reference": f"Encounter/{encounter['id']}"}
+    kind = obx.value(2).upper()
+    if kind in ("NM", "SN"):
+        try:
+            number = float(raw)
+        except ValueError:
+            raise Unmappable(f"OBX-5 {raw!r} is not a number though OBX-2 says {kind}") from None
+        quantity: dict[str, Any] = {"value": int(number) if number.is_integer() else number}
+        if obx.value(6):
+            quantity["unit"] = obx.value(6)
+        observation["valueQuantity"] = quantity
+    elif kind in ("CE", "CWE", "CNE"):
+        observation["valueCodeableConcept"] = {"text": obx.value(5, 2) or raw}
+    else:
+        observation["valueString"] = raw
+    return observation
+
+
 def map_adt(message: Message, source: str) -> Mapped:
     """The resources of one ADT message from ``source`` (the sending
     hospital's ODS code, checked against MSH-4 when that is given)."""
@@ -295,6 +344,10 @@ def map_adt(message: Message, source: str) -> Mapped:
             if (recorded := instant(dg1.value(5))) is not None:
                 condition["recordedDate"] = recorded
             mapped.resources.append(condition)
+    for obx in message.all("OBX"):
+        observation = _observation(message, obx, source, patient["id"], mapped.resources)
+        if observation is not None:
+            mapped.resources.append(observation)
     for al1 in message.all("AL1"):
         text = al1.value(3, 2) or al1.value(3, 1)
         if not text:

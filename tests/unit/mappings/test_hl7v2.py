@@ -109,3 +109,25 @@ def test_reading_in_chunks_finds_the_same_messages(name: str, chunk_size: int) -
     data = (FIXTURES / name).read_bytes() * 3
     whole = list(split_messages(data))
     assert list(read_messages(io.BytesIO(data), chunk_size)) == whole
+
+
+def test_obx_becomes_observations_keyed_by_person_code_and_time() -> None:
+    text = (
+        "MSH|^~\\&|PAS|RKE|GATEWAY|LONDON|20260715093000||ADT^A08|M9|P|2.4\r"
+        "EVN|A08|20260715093000\r"
+        "PID|1||9434765919^^^NHS^NH\r"
+        "OBX|1|NM|27113001^Body weight^SCT||61.5|kg|||||F|||20260714080000\r"
+        "OBX|2|ST|^Diet||Soft diet, thickened fluids||||||F\r"
+        "OBX|3|NM|^Pulse||fast||||||F\r"
+    )
+    with pytest.raises(Unmappable, match="not a number"):
+        map_adt(parse_message(text), "RKE")
+    mapped = map_adt(parse_message(text.rsplit("OBX|3", 1)[0]), "RKE")
+    weight, diet = [r for r in mapped.resources if r["resourceType"] == "Observation"]
+    assert weight["code"]["coding"] == [{"system": "http://snomed.info/sct", "code": "27113001"}]
+    assert weight["valueQuantity"] == {"value": 61.5, "unit": "kg"}
+    assert weight["effectiveDateTime"] == "2026-07-14T08:00:00+01:00"
+    assert diet["valueString"] == "Soft diet, thickened fluids"
+    assert diet["effectiveDateTime"] == "2026-07-15T09:30:00+01:00"  # when the event happened
+    again = map_adt(parse_message(text.rsplit("OBX|3", 1)[0].replace("|M9|", "|M10|")), "RKE")
+    assert [r["id"] for r in again.resources] == [r["id"] for r in mapped.resources]
