@@ -12,8 +12,6 @@ import asyncio
 import logging
 import os
 
-from starlette.concurrency import run_in_threadpool
-
 from gateway import fhirjson, loading
 from gateway.store import Store
 from mappings.hl7v2.parser import BrokenMessage, Message, parse_message
@@ -80,7 +78,7 @@ async def handle(store: Store, source_org: str, payload: bytes) -> bytes:
     record = loading.hl7v2_record(text, source_org.upper(), f"message {message.control_id}")
     report = loading.LoadReport()
     author = loading.author_for("hl7v2", source_org)
-    rejection = await run_in_threadpool(
+    rejection = await asyncio.to_thread(
         loading.load_record, store, "hl7v2", author, record, report, "mllp"
     )
     if rejection is not None:

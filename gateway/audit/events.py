@@ -13,9 +13,9 @@ from typing import Any
 
 from consent.model import Decision
 from gateway.audit.log import AuditRecord
+from gateway.interactions.provenance import CLIENT_SYSTEM
+from gateway.interactions.provenance import ODS_SYSTEM as ODS
 
-ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
-CLIENT_SYSTEM = "urn:london-care-gateway:client"
 REQUEST_ID_URL = "urn:london-care-gateway:request-id"
 BREAK_GLASS_URL = "urn:london-care-gateway:break-glass-reason"
 _REST = {
@@ -108,7 +108,7 @@ _SUBTYPES = {
 }
 
 
-def subtype_of(endpoint: str, scope: Any = None) -> str:
+def subtype_of(endpoint: str) -> str:
     """The interaction a route handler serves (``operation`` for the rest)."""
     return _SUBTYPES.get(endpoint, "operation")
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 from gateway import fhirjson
 from gateway.errors import InvalidRequest, Issue
+from gateway.interactions.provenance import CLIENT_SYSTEM as CLIENT
+from gateway.interactions.provenance import ODS_SYSTEM as ODS
 from gateway.store import Querier
 
-ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
-CLIENT = "urn:london-care-gateway:client"
 _MAX_COUNT = 500
 
 

@@ -4,15 +4,14 @@ from the audit log."""
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from gateway import fhirjson
 from gateway.audit.log import as_bytes
+from gateway.interactions.provenance import ODS_SYSTEM as ODS
 from gateway.store import Querier
 
 _MAX = 5000  # the most recent accesses listed
-ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 
 
 def summarise(entry: dict[str, Any]) -> dict[str, Any]:
@@ -61,8 +60,7 @@ def summarise(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _access(entry: dict[str, Any]) -> dict[str, Any]:
-    flat = summarise(entry)
+def _access(flat: dict[str, Any]) -> dict[str, Any]:
     parts: list[dict[str, Any]] = [
         {"name": "organization", "valueIdentifier": {"system": ODS, "value": flat["organization"]}},
         {"name": "organizationName", "valueString": flat["organizationName"]},
@@ -81,44 +79,60 @@ def _access(entry: dict[str, Any]) -> dict[str, Any]:
     return {"name": "access", "part": parts}
 
 
-def access_report(reader: Querier, patient_id: str) -> dict[str, Any]:
-    """The report as a Parameters resource: a summary per organisation, then
-    each access, newest first."""
+def accesses(reader: Querier, patient_id: str) -> list[dict[str, Any]]:
+    """Every access to the person's record, newest first, as ``summarise``
+    gives them (at most the 5,000 most recent)."""
     rows = reader.select(
         "SELECT e.entry FROM audit_entry e JOIN audit_patient p ON p.idx = e.idx "
         "WHERE p.patient_id = ? AND e.subtype <> 'token' ORDER BY e.idx DESC LIMIT ?",
         [patient_id, _MAX],
     )
-    accesses = [_access(fhirjson.loads(as_bytes(row[0]))) for row in rows]
-    seen: Counter[str] = Counter()
-    emergencies: Counter[str] = Counter()
-    last: dict[str, str] = {}
-    names: dict[str, str] = {}
-    for access in accesses:
-        part = {p["name"]: p for p in access["part"]}
-        ods = part["organization"]["valueIdentifier"]["value"]
-        seen[ods] += 1
-        emergencies[ods] += part["emergency"]["valueBoolean"]
-        last.setdefault(ods, part["when"]["valueInstant"])
-        names[ods] = part["organizationName"]["valueString"]
+    return [summarise(fhirjson.loads(as_bytes(row[0]))) for row in rows]
+
+
+def by_organisation(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per organisation, most accesses first: how many, how many in an
+    emergency, and the last (``found`` is newest first)."""
+    summary: dict[str, dict[str, Any]] = {}
+    for access in found:
+        ods = access["organization"]
+        entry = summary.setdefault(
+            ods,
+            {
+                "organization": ods,
+                "organizationName": access["organizationName"],
+                "accesses": 0,
+                "emergencyAccesses": 0,
+                "lastAccess": access["when"],
+            },
+        )
+        entry["accesses"] += 1
+        entry["emergencyAccesses"] += access["emergency"]
+    return sorted(summary.values(), key=lambda entry: -entry["accesses"])
+
+
+def access_report(reader: Querier, patient_id: str) -> dict[str, Any]:
+    """The report as a Parameters resource: a summary per organisation, then
+    each access, newest first."""
+    found = accesses(reader, patient_id)
     summary = [
         {
             "name": "organizationSummary",
             "part": [
-                {"name": "organization", "valueString": ods},
-                {"name": "organizationName", "valueString": names[ods]},
-                {"name": "accesses", "valueInteger": count},
-                {"name": "emergencyAccesses", "valueInteger": emergencies[ods]},
-                {"name": "lastAccess", "valueInstant": last[ods]},
+                {"name": "organization", "valueString": org["organization"]},
+                {"name": "organizationName", "valueString": org["organizationName"]},
+                {"name": "accesses", "valueInteger": org["accesses"]},
+                {"name": "emergencyAccesses", "valueInteger": org["emergencyAccesses"]},
+                {"name": "lastAccess", "valueInstant": org["lastAccess"]},
             ],
         }
-        for ods, count in seen.most_common()
+        for org in by_organisation(found)
     ]
     return {
         "resourceType": "Parameters",
         "parameter": [
             {"name": "patient", "valueReference": {"reference": f"Patient/{patient_id}"}},
             *summary,
-            *accesses,
+            *(_access(access) for access in found),
         ],
     }

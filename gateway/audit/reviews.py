@@ -11,8 +11,9 @@ from typing import Any
 
 from gateway import fhirjson
 from gateway.audit import log
-from gateway.audit.events import BREAK_GLASS_URL, REQUEST_ID_URL, Asker
+from gateway.audit.events import REQUEST_ID_URL, Asker
 from gateway.errors import Conflict, InvalidRequest, NotFound
+from gateway.interactions.provenance import CLIENT_SYSTEM
 from gateway.store import Querier, Store
 
 _MAX_NOTE = 2000
@@ -90,7 +91,7 @@ def review(store: Store, index: int, reviewer: Asker, note: str, request_id: str
                 {
                     "who": {
                         "identifier": {
-                            "system": "urn:london-care-gateway:client",
+                            "system": CLIENT_SYSTEM,
                             "value": reviewer.client_id,
                         },
                         "display": reviewer.client_name,
@@ -141,11 +142,3 @@ def review(store: Store, index: int, reviewer: Asker, note: str, request_id: str
             [index, review_index, reviewer.client_id, now, note],
         )
     return review_index
-
-
-def reason_of(event: dict[str, Any]) -> str | None:
-    for agent in event.get("agent") or []:
-        for extension in agent.get("extension") or []:
-            if extension.get("url") == BREAK_GLASS_URL:
-                return str(extension.get("valueString"))
-    return None

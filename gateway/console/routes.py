@@ -16,10 +16,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import fhirjson
-from gateway.audit import log, reviews
+from gateway.audit import log, report, reviews
 from gateway.audit.events import Asker, Disclosures
 from gateway.audit.query import AuditQuery, find
-from gateway.audit.report import access_report, summarise
+from gateway.audit.report import summarise
 from gateway.console import sessions
 from gateway.console.sessions import NotAllowed, Session
 from gateway.errors import Conflict, InvalidRequest, NotFound
@@ -305,32 +305,16 @@ async def person(request: Request) -> Response:
         return _refused(str(exc))
     patient_id = request.path_params["patient_id"]
     request.scope["state"]["audit"][1].patients.add(patient_id)
-    report = await run_in_threadpool(access_report, request.app.state.store, patient_id)
-    organisations, accesses = [], []
-    for parameter in report["parameter"]:
-        if parameter["name"] == "organizationSummary":
-            organisations.append({p["name"]: _value(p) for p in parameter["part"]})
-        elif parameter["name"] == "access":
-            flat: dict[str, Any] = {"rules": []}
-            for p in parameter["part"]:
-                if p["name"] == "rule":
-                    flat["rules"].append(_value(p))
-                else:
-                    flat[p["name"]] = _value(p)
-            accesses.append(flat)
+    found = await run_in_threadpool(report.accesses, request.app.state.store, patient_id)
     return _page(
         "person.html",
         title="Access report",
         page="person",
         session=session,
         patient_id=patient_id,
-        organisations=organisations,
-        accesses=accesses,
+        organisations=report.by_organisation(found),
+        accesses=found,
     )
-
-
-def _value(part: dict[str, Any]) -> Any:
-    return next(v for k, v in part.items() if k.startswith("value"))
 
 
 async def verify_page(request: Request) -> Response:

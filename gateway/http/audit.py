@@ -17,6 +17,7 @@ from gateway import fhirjson
 from gateway.audit import log, merkle, reviews
 from gateway.audit.query import find as find_entries
 from gateway.audit.query import parse_audit_query
+from gateway.audit.report import summarise
 from gateway.auth.tokens import Purpose
 from gateway.errors import Forbidden, InvalidRequest, NotFound
 from gateway.http import responses
@@ -174,17 +175,17 @@ async def review_queue(request: Request) -> Response:
     waiting = await run_in_threadpool(reviews.pending, context.store)
     items = []
     for item in waiting:
-        organisation = item.event["agent"][1]["who"] if len(item.event["agent"]) > 1 else {}
+        flat = summarise(item.event)
         items.append(
             {
                 "index": item.index,
-                "recorded": item.event.get("recorded"),
-                "organization": (organisation.get("identifier") or {}).get("value"),
-                "organizationName": organisation.get("display"),
-                "client": item.event["agent"][0]["who"]["identifier"]["value"],
-                "interaction": item.event["subtype"][0]["code"],
+                "recorded": flat["when"],
+                "organization": flat["organization"],
+                "organizationName": flat["organizationName"],
+                "client": flat["client"],
+                "interaction": flat["interaction"],
                 "patients": list(item.patients),
-                "reason": reviews.reason_of(item.event),
+                "reason": flat["breakGlassReason"],
                 "why": item.why,
             }
         )

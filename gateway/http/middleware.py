@@ -89,7 +89,7 @@ async def audited(scope: Scope, rid: str, status: int, messages: list[Message], 
     endpoint = scope.get("endpoint")
     record = request_event(
         recorded=fhirjson.instant(),
-        subtype=subtype_of(getattr(endpoint, "__name__", ""), scope),
+        subtype=subtype_of(getattr(endpoint, "__name__", "")),
         status=status,
         asker=asker,
         request_id=rid,
