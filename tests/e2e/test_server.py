@@ -262,40 +262,29 @@ def test_a_client_library_authenticates_over_the_network(store_url: str, tmp_pat
 
 def test_client_commands_fail_clearly(store_url: str, tmp_path: Path) -> None:
     key = register(store_url, tmp_path, "gp-system")
-    again = gateway_command(
-        store_url,
-        "clients",
-        "add",
-        "gp-system",
-        "--org",
-        "A81001",
-        "--org-name",
-        "x",
-        "--kind",
-        "gp-practice",
-        "--scope",
-        "system/*.rs",
-        "--generate-key",
-        str(tmp_path / "k2"),
-    )
+
+    def add(client_id: str, scope: str, key_file: str) -> subprocess.CompletedProcess[str]:
+        return gateway_command(
+            store_url,
+            "clients",
+            "add",
+            client_id,
+            "--org",
+            "A81001",
+            "--org-name",
+            "x",
+            "--kind",
+            "gp-practice",
+            "--scope",
+            scope,
+            "--generate-key",
+            str(tmp_path / key_file),
+        )
+
+    again = add("gp-system", "system/*.rs", "k2")
     assert again.returncode != 0 and "already registered" in again.stderr
     assert not (tmp_path / "k2").exists()
-    bad_scope = gateway_command(
-        store_url,
-        "clients",
-        "add",
-        "other",
-        "--org",
-        "A81001",
-        "--org-name",
-        "x",
-        "--kind",
-        "gp-practice",
-        "--scope",
-        "patient/*.rs",
-        "--generate-key",
-        str(tmp_path / "k3"),
-    )
+    bad_scope = add("other", "patient/*.rs", "k3")
     assert bad_scope.returncode != 0 and "system scope" in bad_scope.stderr
     assert not (tmp_path / "k3").exists()
     missing = gateway_command(store_url, "token", "--client", "gp-system", "--key", "/nonexistent")

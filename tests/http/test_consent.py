@@ -206,24 +206,10 @@ def test_emergency_access_without_a_relationship(world: World) -> None:
 
 
 def test_a_dissent_applies_on_the_next_request(world: World) -> None:
-    consent = {
-        "resourceType": "Consent",
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": world.subject,
-        "provision": {
-            "type": "permit",
-            "provision": [{"type": "deny", "actor": [actor(org(COUNCIL))]}],
-        },
-    }
+    consent = _privacy_consent(
+        world,
+        {"type": "permit", "provision": [{"type": "deny", "actor": [actor(org(COUNCIL))]}]},
+    )
     consent_id = world.post("gp", consent)
     url = f"/fhir/Condition/{world.asthma}"
     assert world.get("council", url).status_code == 404
