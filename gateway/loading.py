@@ -23,8 +23,9 @@ from gateway.interactions import bundle
 from gateway.interactions.provenance import Author
 from gateway.interactions.types import ReturnPreference
 from gateway.store import Store
-from mappings.hl7v2.adt import Unmappable, map_adt
+from mappings.hl7v2.adt import map_adt
 from mappings.hl7v2.parser import BrokenMessage, parse_message, read_messages
+from mappings.ukcore import Unmappable
 
 FORMATS = ("hl7v2",)
 

@@ -9,21 +9,22 @@ Europe/London and written with their offset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from mappings.hl7v2.parser import Message, Segment
-from mappings.identity import NHS_NUMBER_SYSTEM, InvalidNhsNumber, mapped_id, nhs_number
+from mappings.identity import InvalidNhsNumber, mapped_id, nhs_number
+from mappings.ukcore import (
+    ETHNIC_SYSTEM,
+    ETHNIC_URL,
+    ODS,
+    Mapped,
+    Unmappable,
+    nhs_identifier,
+)
 
 LONDON = ZoneInfo("Europe/London")
-ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
-UKCORE = "https://fhir.hl7.org.uk"
-VERIFICATION_URL = f"{UKCORE}/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
-VERIFICATION_SYSTEM = f"{UKCORE}/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
-ETHNIC_URL = f"{UKCORE}/StructureDefinition/Extension-UKCore-EthnicCategory"
-ETHNIC_SYSTEM = f"{UKCORE}/CodeSystem/UKCore-EthnicCategoryEngland"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 # Events that carry a visit (PV1); A28 and A31 are about the person only.
 VISIT_EVENTS = {"A01", "A02", "A03", "A04", "A05", "A08", "A11", "A13"}
@@ -48,22 +49,6 @@ _CLASS = {
     "B": ("AMB", "ambulatory"),
 }
 _GENDER = {"M": "male", "F": "female", "1": "male", "2": "female", "O": "other"}
-
-
-class Unmappable(ValueError):
-    """A message that cannot be mapped; the message says why."""
-
-
-@dataclass
-class Mapped:
-    """What one message maps to: resources with their ids, ready to write."""
-
-    patient_id: str
-    resources: list[dict[str, Any]] = field(default_factory=list)
-    # A merge (A34, A40): the id of the Patient retired into ``patient_id``.
-    merged_from: str | None = None
-    # A cancellation (A11): the Encounter it cancels must already exist.
-    cancels: str | None = None
 
 
 def instant(raw: str) -> str | None:
@@ -137,18 +122,9 @@ def _patient(message: Message, source: str) -> dict[str, Any]:
                 {"system": f"urn:london-care-gateway:local-id:{source}", "value": value}
             )
     if number is not None:
-        nhs: dict[str, Any] = {"system": NHS_NUMBER_SYSTEM, "value": number}
         trace = pid.value(32).upper().removeprefix("NSTS")
-        if trace in {f"0{n}" for n in range(1, 9)}:
-            nhs["extension"] = [
-                {
-                    "url": VERIFICATION_URL,
-                    "valueCodeableConcept": {
-                        "coding": [{"system": VERIFICATION_SYSTEM, "code": trace}]
-                    },
-                }
-            ]
-        identifiers.insert(0, nhs)
+        verified = trace if trace in {f"0{n}" for n in range(1, 9)} else None
+        identifiers.insert(0, nhs_identifier(number, verified))
     if not identifiers:
         raise Unmappable("PID-3 has neither an NHS number nor a local identifier")
     key = number or identifiers[0]["value"]

@@ -1,0 +1,118 @@
+"""What every mapping shares: the result of mapping one source record, the
+error that says why a record cannot be mapped, and the UK Core systems and
+small element builders the mapped resources are made of.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mappings.identity import NHS_NUMBER_SYSTEM, InvalidNhsNumber, mapped_id, nhs_number
+
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+UKCORE = "https://fhir.hl7.org.uk"
+VERIFICATION_URL = f"{UKCORE}/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
+VERIFICATION_SYSTEM = f"{UKCORE}/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
+ETHNIC_URL = f"{UKCORE}/StructureDefinition/Extension-UKCore-EthnicCategory"
+ETHNIC_SYSTEM = f"{UKCORE}/CodeSystem/UKCore-EthnicCategoryEngland"
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+DMD = "https://dmd.nhs.uk"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+# The gateway's own identifier systems for keys that have no national system.
+LOCAL_ID = "urn:london-care-gateway:local-id"
+
+
+class Unmappable(ValueError):
+    """A source record that cannot be mapped; the message says why."""
+
+
+@dataclass
+class Mapped:
+    """What one source record maps to: resources with their ids, ready to
+    write in one transaction. The Patient, when the record carries one, is
+    ``resources[0]``."""
+
+    patient_id: str
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    # A merge: the id of the Patient retired into ``patient_id``.
+    merged_from: str | None = None
+    # A cancellation: the Encounter it cancels must already exist.
+    cancels: str | None = None
+
+
+def checked_nhs_number(raw: str, where: str) -> str:
+    """The ten digits of ``raw``, or ``Unmappable`` naming ``where`` it was."""
+    try:
+        return nhs_number(raw)
+    except InvalidNhsNumber as exc:
+        raise Unmappable(f"{where}: {exc}") from None
+
+
+def patient_id(source_org: str, number: str | None, local_id: str | None) -> str:
+    """One Patient per NHS number whatever the source; else one per the
+    source's own id for the person."""
+    if number:
+        return mapped_id("NHS", "Patient", number)
+    if local_id:
+        return mapped_id(source_org, "Patient", local_id)
+    raise Unmappable("the record has neither an NHS number nor the source's id for the person")
+
+
+def nhs_identifier(number: str, verification: str | None = None) -> dict[str, Any]:
+    """The NHS number identifier; the UK Core verification status only when
+    the source states one (``01``..``08``), never assumed."""
+    identifier: dict[str, Any] = {"system": NHS_NUMBER_SYSTEM, "value": number}
+    if verification:
+        identifier["extension"] = [
+            {
+                "url": VERIFICATION_URL,
+                "valueCodeableConcept": {
+                    "coding": [{"system": VERIFICATION_SYSTEM, "code": verification}]
+                },
+            }
+        ]
+    return identifier
+
+
+def local_identifier(source_org: str, value: str) -> dict[str, Any]:
+    return {"system": f"{LOCAL_ID}:{source_org.upper()}", "value": value}
+
+
+def organisation(ods_code: str, display: str | None = None) -> dict[str, Any]:
+    """A reference to an organisation by its ODS code."""
+    reference: dict[str, Any] = {"identifier": {"system": ODS, "value": ods_code.upper()}}
+    if display:
+        reference["display"] = display
+    return reference
+
+
+def concept(
+    system: str | None, code: str | None, display: str | None = None, text: str | None = None
+) -> dict[str, Any]:
+    """A CodeableConcept with at most one coding; ``text`` falls back to the
+    display so a reader always has words."""
+    result: dict[str, Any] = {}
+    if system and code:
+        coding: dict[str, Any] = {"system": system, "code": code}
+        if display:
+            coding["display"] = display
+        result["coding"] = [coding]
+    words = text or display
+    if words:
+        result["text"] = words
+    return result
+
+
+def category(system: str, code: str, display: str | None = None) -> list[dict[str, Any]]:
+    return [concept(system, code, display)]
+
+
+def reference(resource: dict[str, Any]) -> dict[str, str]:
+    return {"reference": f"{resource['resourceType']}/{resource['id']}"}
