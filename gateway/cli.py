@@ -10,10 +10,9 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from gateway import __version__, loading
+from gateway import __version__
 from gateway.audit import commands as commands_audit
 from gateway.auth import commands as commands_auth
 from gateway.auth.clients import OrgKind
@@ -21,6 +20,7 @@ from gateway.auth.tokens import Purpose
 from gateway.config import Settings
 from gateway.console import sessions as console_sessions
 from gateway.errors import StoreUnavailable
+from gateway.loading import commands as commands_loading
 from gateway.search.index import ensure_current, reindex
 from gateway.store import Store, open_store
 
@@ -113,15 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_client_commands(commands)
     commands_audit.add_commands(commands)
-    loader = commands.add_parser("load", help="map and load source files (see mappings/)")
-    loader.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
-    loader.add_argument("--format", required=True, choices=loading.FORMATS)
-    loader.add_argument(
-        "--source-org", required=True, help="the ODS code of the organisation the files are from"
-    )
-    loader.add_argument("--rejections", type=Path, help="write the rejected records here (CSV)")
-    loader.add_argument("files", nargs="+", type=Path)
-    loader.set_defaults(func=cmd_load)
+    commands_loading.add_commands(commands)
+    commands.choices["load"].set_defaults(func=cmd_load)
+    commands.choices["matches"].set_defaults(func=cmd_matches)
     mllp = commands.add_parser("mllp", help="receive a hospital's HL7 v2 ADT feed over MLLP")
     mllp.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
     mllp.add_argument("--source-org", required=True, help="the sending hospital's ODS code")
@@ -231,40 +225,19 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    store = commands_auth.open_for_command(settings)
-
-    def progress(report: loading.LoadReport) -> None:
-        if report.records % 100 == 0:
-            print(f"\r{report.records} records read", end="", file=sys.stderr, flush=True)
-
+    store = commands_auth.open_for_command(_settings(args))
     try:
-        report = loading.load(store, args.format, args.source_org, args.files, progress)
+        return commands_loading.run_load(args, store)
     finally:
         store.close()
-    print(file=sys.stderr)
-    print(f"records read      {report.records:>8}")
-    print(f"loaded            {report.loaded:>8}")
-    print(f"already loaded    {report.unchanged:>8}")
-    print(f"rejected          {len(report.rejections):>8}")
-    for res_type, count in sorted(report.written.items()):
-        print(f"  {res_type:<20}{count:>4} written")
-    if report.rejections:
-        lines = ["file,record,source id,reason"] + [
-            ",".join(csv_field(x) for x in (r.file, r.record, r.key, r.reason))
-            for r in report.rejections
-        ]
-        if args.rejections:
-            args.rejections.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            print(f"rejections written to {args.rejections}")
-        else:
-            print("\n".join(lines[1:]), file=sys.stderr)
-        return 1
-    return 0
 
 
-def csv_field(value: str) -> str:
-    return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\n') else value
+def cmd_matches(args: argparse.Namespace) -> int:
+    store = commands_auth.open_for_command(_settings(args))
+    try:
+        return commands_loading.run_matches(args, store)
+    finally:
+        store.close()
 
 
 def cmd_mllp(args: argparse.Namespace) -> int:

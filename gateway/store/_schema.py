@@ -526,6 +526,39 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=9,
+        name="probable matches for an operator",
+        sqlite=(
+            # A Patient loaded without an NHS number that looks like another
+            # (same birth date and family name or postcode): listed for an
+            # operator to confirm or dismiss, never merged silently.
+            """CREATE TABLE patient_match (
+                patient_id TEXT NOT NULL,
+                candidate_id TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                found_at TEXT NOT NULL,
+                status TEXT NOT NULL,
+                decided_by TEXT,
+                decided_at TEXT,
+                PRIMARY KEY (patient_id, candidate_id)
+            )""",
+            "CREATE INDEX patient_match_status ON patient_match (status, found_at)",
+        ),
+        postgres=(
+            """CREATE TABLE patient_match (
+                patient_id TEXT NOT NULL,
+                candidate_id TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                found_at TEXT NOT NULL,
+                status TEXT NOT NULL,
+                decided_by TEXT,
+                decided_at TEXT,
+                PRIMARY KEY (patient_id, candidate_id)
+            )""",
+            "CREATE INDEX patient_match_status ON patient_match (status, found_at)",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

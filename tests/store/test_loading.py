@@ -20,7 +20,8 @@ def test_hl7v2_files_load_once_with_rejections_reported(store: Store) -> None:
         ("message 3 (byte 444)", ""),
     ]
     assert "Modulus 11" in report.rejections[0].reason
-    assert report.written["Patient"] == 2 and report.written["Encounter"] == 2
+    # The discharge restates the person as admitted: their Patient is not written again.
+    assert report.written["Patient"] == 1 and report.written["Encounter"] == 2
 
     encounters = store.select(
         "SELECT res_id FROM resource_current WHERE res_type = 'Encounter'", []

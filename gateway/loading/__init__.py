@@ -1,0 +1,26 @@
+"""Loading source records (hospital, GP, council and care-home) through the
+same write path as the API. ``sources`` reads each format into mapped
+records; ``records`` writes each as one transaction; ``matches`` lists the
+people who may be one person for an operator."""
+
+from gateway.loading.records import (
+    LoadReport,
+    Rejection,
+    author_for,
+    load,
+    load_record,
+    load_stream,
+)
+from gateway.loading.sources import FORMATS, SourceRecord, hl7v2_record
+
+__all__ = [
+    "FORMATS",
+    "LoadReport",
+    "Rejection",
+    "SourceRecord",
+    "author_for",
+    "hl7v2_record",
+    "load",
+    "load_record",
+    "load_stream",
+]

@@ -1,0 +1,142 @@
+"""``gateway load`` (source files into the store, with a progress bar, a
+summary and a rejection report) and ``gateway matches`` (the operator's list
+of probable matches: list, dismiss, merge)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from gateway.errors import GatewayError
+from gateway.interactions.provenance import Author
+from gateway.loading.matches import decide, probable_matches
+from gateway.loading.records import LoadReport, load, merge_patients
+from gateway.loading.sources import FORMATS
+from gateway.store import Store
+
+
+def add_commands(commands: Any) -> None:
+    loader = commands.add_parser("load", help="map and load source files (see mappings/)")
+    loader.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
+    loader.add_argument("--format", required=True, choices=FORMATS)
+    loader.add_argument(
+        "--source-org", required=True, help="the ODS code of the organisation the files are from"
+    )
+    loader.add_argument("--rejections", type=Path, help="write the rejected records here (CSV)")
+    loader.add_argument("files", nargs="+", type=Path)
+
+    matches = commands.add_parser(
+        "matches", help="records that may be one person, for an operator to merge or dismiss"
+    )
+    matches.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
+    actions = matches.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="the probable matches")
+    listing.add_argument("--all", action="store_true", help="decided ones too")
+    for action, text in (
+        ("dismiss", "they are two people: take the pair off the list"),
+        ("merge", "they are one person: the second is merged into the first"),
+    ):
+        one = actions.add_parser(action, help=text)
+        one.add_argument("keep", help="a Patient id")
+        one.add_argument("other", help="the other Patient id")
+        one.add_argument("--operator", required=True, help="who decided (for the record)")
+
+
+class ProgressBar:
+    """A progress bar on a terminal; on anything else, a line now and then."""
+
+    def __init__(self, total_bytes: int, out: TextIO = sys.stderr) -> None:
+        self.total = max(total_bytes, 1)
+        self.out = out
+        self.started = self.shown = time.monotonic()
+        self.tty = out.isatty()
+
+    def __call__(self, report: LoadReport, position: int) -> None:
+        now = time.monotonic()
+        if now - self.shown < (0.2 if self.tty else 10.0):
+            return
+        self.shown = now
+        rate = report.records / max(now - self.started, 1e-9)
+        share = min(position / self.total, 1.0)
+        text = (
+            f"{share:6.1%} {report.records:,} records ({rate:,.0f}/s), "
+            f"{len(report.rejections):,} rejected"
+        )
+        if self.tty:
+            filled = int(share * 30)
+            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {text}", end="", file=self.out)
+        else:
+            print(text, file=self.out)
+        self.out.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=self.out)
+
+
+def run_load(args: argparse.Namespace, store: Store) -> int:
+    missing = [str(path) for path in args.files if not path.is_file()]
+    if missing:
+        print(f"no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    bar = ProgressBar(sum(path.stat().st_size for path in args.files))
+    started = time.monotonic()
+    report = load(store, args.format, args.source_org, args.files, bar)
+    bar.done()
+    took = time.monotonic() - started
+    print(f"records read      {report.records:>8}   ({report.records / max(took, 1e-9):,.0f}/s)")
+    print(f"loaded            {report.loaded:>8}")
+    print(f"already loaded    {report.unchanged:>8}")
+    print(f"rejected          {len(report.rejections):>8}")
+    for res_type, count in sorted(report.written.items()):
+        print(f"  {res_type:<20}{count:>6} written")
+    if report.probable_matches:
+        print(f"probable matches  {report.probable_matches:>8}   (new: see `gateway matches list`)")
+    if not report.rejections:
+        return 0
+    lines = ["file,record,source id,reason"] + [
+        ",".join(csv_field(x) for x in (r.file, r.record, r.key, r.reason))
+        for r in report.rejections
+    ]
+    if args.rejections:
+        args.rejections.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"rejections written to {args.rejections}")
+    else:
+        print("\n".join(lines[1:]), file=sys.stderr)
+    return 1
+
+
+def csv_field(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\n') else value
+
+
+def run_matches(args: argparse.Namespace, store: Store) -> int:
+    if args.action == "list":
+        found = probable_matches(store, None if args.all else "open")
+        for match in found:
+            decided = f"  {match.decided_by} {match.decided_at}" if match.decided_by else ""
+            print(
+                f"Patient/{match.patient_id}  Patient/{match.candidate_id}  "
+                f"{match.status:<9} {match.found_at}  {match.reason}{decided}"
+            )
+        if not found:
+            print("no probable matches to look at")
+        return 0
+    if args.action == "dismiss":
+        if not decide(store, args.keep, args.other, "dismissed", args.operator):
+            print("that pair is not on the list", file=sys.stderr)
+            return 1
+        print("dismissed: they stay two records")
+        return 0
+    try:
+        operator = Author("GATEWAY", "London Care Gateway", f"operator:{args.operator}", "operator")
+        merge_patients(store, operator, args.keep, args.other)
+    except (GatewayError, ValueError) as exc:
+        print(f"not merged: {exc}", file=sys.stderr)
+        return 1
+    decide(store, args.keep, args.other, "merged", args.operator)
+    print(f"merged: Patient/{args.other} is replaced by Patient/{args.keep}")
+    return 0

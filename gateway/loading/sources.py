@@ -1,0 +1,127 @@
+"""Each source format read from a byte stream, a record at a time, into
+mapped source records (or the reason a record could not be mapped).
+
+The formats: ``hl7v2`` (a hospital's ADT messages), ``cld`` (a council's
+Client Level Data return), ``gp-connect`` (GP Connect structured record
+Bundles) and ``care-home`` (the care-home record export). Reading is
+streamed, so memory stays flat however large the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from mappings.cld.events import map_row, row_key
+from mappings.cld.reader import UnreadableReturn, read_rows
+from mappings.hl7v2.adt import map_adt
+from mappings.hl7v2.parser import BrokenMessage, parse_message, read_messages
+from mappings.jsonrecords import read_json_records
+from mappings.ukcore import Mapped, Unmappable
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One record of a source file, mapped (or why it could not be)."""
+
+    where: str  # where in the file: "message 3 (byte 1042)", "line 7"
+    key: str  # the source's own id for this version of the record
+    resources: list[dict[str, Any]] | None
+    problem: str | None = None
+    patient_id: str | None = None  # whom the record is about
+    merged_from: str | None = None  # a Patient merged into resources[0]
+    cancels: str | None = None  # an Encounter that must exist to be cancelled
+
+
+def _mapped(where: str, key: str, mapped: Mapped) -> SourceRecord:
+    return SourceRecord(
+        where,
+        key,
+        mapped.resources,
+        patient_id=mapped.patient_id,
+        merged_from=mapped.merged_from,
+        cancels=mapped.cancels,
+    )
+
+
+def hl7v2_record(text: str, source: str, where: str) -> SourceRecord:
+    """One HL7 v2 message's text as a source record."""
+    try:
+        message = parse_message(text)
+    except BrokenMessage as exc:
+        return SourceRecord(where, "", None, str(exc))
+    try:
+        return _mapped(where, message.control_id, map_adt(message, source))
+    except Unmappable as exc:
+        return SourceRecord(where, message.control_id, None, str(exc))
+
+
+def hl7v2_records(stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
+    for number, (position, text) in enumerate(read_messages(stream), start=1):
+        yield hl7v2_record(text, source, f"message {number} (byte {position})")
+
+
+def cld_records(stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
+    """A council's return, a row a record. Every row must be the same
+    council's (LA_Code): a row of another council's is refused, not loaded
+    as this one's."""
+    council_code = None
+    try:
+        for row in read_rows(stream):
+            where = f"line {row.line}"
+            if row.problem is not None:
+                yield SourceRecord(where, "", None, row.problem)
+                continue
+            key = row_key(row.values)
+            code = row.values.get("LA_Code", "").upper()
+            council_code = council_code or code
+            if code and code != council_code:
+                yield SourceRecord(
+                    where, key, None, f"LA_Code {code} is not the return's council ({council_code})"
+                )
+                continue
+            try:
+                yield _mapped(where, key, map_row(row.values, source))
+            except Unmappable as exc:
+                yield SourceRecord(where, key, None, str(exc))
+    except UnreadableReturn as exc:
+        yield SourceRecord("header (line 1)", "", None, str(exc))
+
+
+def json_records(
+    map_record: Callable[[dict[str, Any], str], Mapped],
+    record_key: Callable[[dict[str, Any]], str],
+) -> Callable[[BinaryIO, str], Iterator[SourceRecord]]:
+    """A reader of a JSON format (NDJSON or one document) whose records
+    ``map_record`` maps and ``record_key`` names."""
+
+    def read(stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
+        for where, found in read_json_records(stream):
+            if isinstance(found, str):
+                yield SourceRecord(where, "", None, found)
+                continue
+            try:
+                key = record_key(found)
+                yield _mapped(where, key, map_record(found, source))
+            except Unmappable as exc:
+                yield SourceRecord(where, _safe_key(record_key, found), None, str(exc))
+
+    return read
+
+
+def _safe_key(record_key: Callable[[dict[str, Any]], str], record: dict[str, Any]) -> str:
+    try:
+        return record_key(record)
+    except (Unmappable, KeyError, TypeError, ValueError):
+        return ""
+
+
+Reader = Callable[[BinaryIO, str], Iterator[SourceRecord]]
+
+READERS: dict[str, Reader] = {
+    "hl7v2": hl7v2_records,
+    "cld": cld_records,
+}
+
+FORMATS = tuple(READERS)

@@ -1,0 +1,1 @@
+"""Council adult social care records: Client Level Data (CLD) returns."""
