@@ -35,6 +35,14 @@ SYSTEM_OPERATIONS: list[tuple[str, str, str]] = [
         "what that organisation would see of the person's record and which rule or "
         "Consent provision decided, as counts and decisions, never the data.",
     ),
+    (
+        "ingest",
+        "urn:london-care-gateway:OperationDefinition:ingest",
+        "A registered source pushes its own records in the format it keeps them (?format= "
+        "hl7v2, cld, gp-connect or care-home; or by media type): each is mapped to FHIR and "
+        "loaded as the client's organisation, answered per record (loaded, unchanged or "
+        "rejected with its position and reason) in a Parameters resource.",
+    ),
 ]
 
 

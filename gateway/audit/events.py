@@ -105,6 +105,7 @@ _SUBTYPES = {
     "patient_everything": "operation",
     "access_check": "operation",
     "access_report": "operation",
+    "ingest": "operation",
 }
 
 

@@ -79,9 +79,15 @@ class FhirContext:
             person = person_of(fhirjson.loads(version.content))
         elif version.res_type == "Patient":
             person = version.res_id
-        self.disclosures.wrote(
+        self.wrote_reference(
             f"{version.res_type}/{version.res_id}/_history/{version.version}", person
         )
+
+    def wrote_reference(self, reference: str, person: str | None) -> None:
+        """Note a version (``Patient/1/_history/2``) this request wrote, and
+        whom it is about, for its audit entry."""
+        if self.disclosures is not None:
+            self.disclosures.wrote(reference, person)
 
     def allow_letter(self, res_type: str, permission: str) -> None:
         """``allow`` for the domain's ``Authorize`` callbacks (SMART letters)."""

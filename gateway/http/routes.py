@@ -41,6 +41,7 @@ from gateway.http.negotiation import check_content_type, parse_prefer, return_pr
 from gateway.interactions import access_check as checks
 from gateway.interactions import bundle as bundles
 from gateway.interactions import history as histories
+from gateway.interactions import ingest as ingests
 from gateway.interactions import read as reads
 from gateway.interactions import search as searches
 from gateway.interactions import write
@@ -164,6 +165,29 @@ async def batch_or_transaction(request: Request) -> Response:
         access=context.access,
     )
     return responses.bundle(result)
+
+
+async def ingest(request: Request) -> Response:
+    """A source pushes its own records; each is mapped and loaded."""
+    context = await authenticated(request)
+    fmt = ingests.ingest_format(
+        request.query_params.get("format"), request.headers.get("content-type")
+    )
+    body = await read_body(request.receive, dict(request.headers), context.settings.max_body_bytes)
+    if not body.strip():
+        raise InvalidRequest("the request has no body; send the records", code="GW-0101")
+    answer = await run_in_threadpool(
+        ingests.ingest,
+        context.store,
+        fmt,
+        body,
+        author=context.author,
+        org_kind=context.who.kind.value,
+        authorize=context.allow_letter,
+        access=context.access,
+        wrote=context.wrote_reference,
+    )
+    return responses.FhirResponse(answer)
 
 
 async def system_history(request: Request) -> Response:
@@ -531,4 +555,5 @@ ROUTES: list[BaseRoute] = [
     Route("/fhir/", batch_or_transaction, methods=["POST"]),
     Route("/fhir/_history", system_history, methods=["GET"]),
     Route("/fhir/$access-check", access_check, methods=["POST"]),
+    Route("/fhir/$ingest", ingest, methods=["POST"]),
 ]

@@ -33,6 +33,12 @@ from gateway.loading.sources import READERS, SourceRecord
 from gateway.search.matching import matching_ids
 from gateway.store import Store
 
+# Told each version a record wrote and whom the record is about.
+Wrote = Callable[[str, str | None], None]
+
+# Told after each record: the report so far and how many bytes have been read.
+Progress = Callable[["LoadReport", int], None]
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -50,6 +56,20 @@ class LoadReport:
     written: Counter[str] = field(default_factory=Counter)
     rejections: list[Rejection] = field(default_factory=list)
     probable_matches: int = 0
+    # Each record's outcome, in order, when the caller answers per record.
+    outcomes: list[RecordOutcome] | None = None
+
+    def outcome(self, record: SourceRecord, status: str, reason: str = "") -> None:
+        if self.outcomes is not None:
+            self.outcomes.append(RecordOutcome(record.where, record.key, status, reason))
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    where: str
+    key: str
+    status: str  # loaded, unchanged or rejected
+    reason: str = ""
 
 
 def _same(store: Store, resource: dict[str, Any]) -> bool:
@@ -99,16 +119,19 @@ def load_record(
     *,
     authorize: Authorize = allow_all,
     access: AccessThrough = see_everything,
+    wrote: Wrote = lambda version, patient_id: None,
 ) -> Rejection | None:
     """Write one mapped source record (all its resources in one transaction),
     unless it was loaded before; the rejection, if it was refused. Over the
     API, ``authorize`` and ``access`` are the pushing client's scopes and
-    consent decisions, exactly as for a transaction it sent itself."""
+    consent decisions, exactly as for a transaction it sent itself, and
+    ``wrote`` is told each version written (for the request's audit entry)."""
     source_org = author.org_ods
 
     def reject(reason: str) -> Rejection:
         rejection = Rejection(file, record.where, record.key, reason)
         report.rejections.append(rejection)
+        report.outcome(record, "rejected", reason)
         return rejection
 
     report.records += 1
@@ -116,6 +139,7 @@ def load_record(
         return reject(record.problem or "")
     if record.key and _seen(store, source_org, fmt, record.key):
         report.unchanged += 1  # sent again: it changes nothing twice
+        report.outcome(record, "unchanged")
         return None
     resources = list(record.resources)
     if record.cancels is not None:
@@ -135,14 +159,18 @@ def load_record(
     changed = [r for r in resources if not _same(store, r)]
     if not changed:
         report.unchanged += 1
+        report.outcome(record, "unchanged")
         _remember(store, source_org, fmt, record.key)
         return None
     try:
-        _write_all(store, changed, author, authorize, access)
+        versions = _write_all(store, changed, author, authorize, access)
     except GatewayError as exc:
         return reject(exc.message)
     _remember(store, source_org, fmt, record.key)
+    for version in versions:
+        wrote(version, record.patient_id)
     report.loaded += 1
+    report.outcome(record, "loaded")
     report.written.update(r["resourceType"] for r in changed)
     for patient in (r for r in changed if r["resourceType"] == "Patient"):
         report.probable_matches += note_probable_matches(store, patient)
@@ -155,13 +183,14 @@ def _write_all(
     author: Author,
     authorize: Authorize = allow_all,
     access: AccessThrough = see_everything,
-) -> None:
-    """Write ``resources`` whole, at their ids, in one transaction."""
+) -> list[str]:
+    """Write ``resources`` whole, at their ids, in one transaction; the
+    versions written (``Patient/1/_history/2``)."""
     entries = [
         {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
         for r in resources
     ]
-    bundle.transaction(
+    response = bundle.transaction(
         store,
         {"resourceType": "Bundle", "type": "transaction", "entry": entries},
         base_url="",
@@ -170,6 +199,8 @@ def _write_all(
         author=author,
         access=access,
     )
+    # base_url is "", so each location is "/Type/id/_history/n".
+    return [str(e["response"]["location"]).lstrip("/") for e in response.get("entry", [])]
 
 
 class _UnknownLink(ValueError):
@@ -280,10 +311,6 @@ def author_for(fmt: str, source_org: str) -> Author:
     return Author(source_org.upper(), source_org.upper(), f"load:{fmt}", f"gateway load ({fmt})")
 
 
-# Told after each record: the report so far and how many bytes have been read.
-Progress = Callable[[LoadReport, int], None]
-
-
 def load(
     store: Store,
     fmt: str,
@@ -316,11 +343,22 @@ def load_stream(
     *,
     authorize: Authorize = allow_all,
     access: AccessThrough = see_everything,
+    wrote: Wrote = lambda version, patient_id: None,
     progress: Progress = lambda report, position: None,
 ) -> LoadReport:
     """Load every record of ``stream`` (a file or a request body called
     ``name``) as ``author``'s organisation wrote it."""
     for record in READERS[fmt](stream, author.org_ods):
-        load_record(store, fmt, author, record, report, name, authorize=authorize, access=access)
+        load_record(
+            store,
+            fmt,
+            author,
+            record,
+            report,
+            name,
+            authorize=authorize,
+            access=access,
+            wrote=wrote,
+        )
         progress(report, stream.tell())
     return report
