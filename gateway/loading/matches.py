@@ -47,7 +47,7 @@ def _look_alikes(store: Querier, patient: dict[str, Any]) -> dict[str, str]:
     criteria: list[tuple[str, str]] = []
     for name in patient.get("name", []):
         if family := name.get("family"):
-            criteria.append((f"family:exact={family}", f"same birth date and family name {family}"))
+            criteria.append((f"family={family}", f"same birth date and family name {family}"))
     for address in patient.get("address", []):
         if postcode := address.get("postalCode"):
             criteria.append(

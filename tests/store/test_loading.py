@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from gateway import fhirjson
 from gateway.loading import load
+from gateway.loading.matches import decide, probable_matches
 from gateway.store import Store
+from mappings.identity import mapped_id
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hl7v2"
 FILES = [FIXTURES / "admit.hl7", FIXTURES / "discharge-and-errors.hl7"]
@@ -97,3 +100,83 @@ def test_a_merge_retires_one_record_into_the_other(store: Store, tmp_path: Path)
     ]
     encounter = fhirjson.loads(store.read("Encounter", encounter_id).content or b"")  # type: ignore[union-attr]
     assert encounter["subject"]["reference"] == f"Patient/{survivor['id']}"
+
+
+CLD = Path(__file__).resolve().parents[1] / "fixtures" / "cld"
+
+
+def _patient(store: Store, patient_id: str) -> dict[str, Any]:
+    found = store.read("Patient", patient_id)
+    assert found is not None and found.content is not None
+    return fhirjson.loads(found.content)
+
+
+def test_a_council_return_loads_once_and_links_carers(store: Store) -> None:
+    report = load(store, "cld", "713", [CLD / "return.csv"])
+    assert (report.records, report.loaded, len(report.rejections)) == (5, 5, 0)
+    assert report.written["EpisodeOfCare"] == 1 and report.written["Task"] == 3
+    person = mapped_id("NHS", "Patient", "9990000018")
+    (related,) = store.select(
+        "SELECT res_id FROM resource_current WHERE res_type = 'RelatedPerson'", []
+    )
+    link = fhirjson.loads(store.read("RelatedPerson", str(related[0])).content or b"")  # type: ignore[union-attr]
+    assert link["patient"] == {"reference": f"Patient/{person}"}  # resolved, stored plainly
+    again = load(store, "cld", "713", [CLD / "return.csv"])
+    assert (again.loaded, again.unchanged) == (0, 5)
+
+
+def test_a_carer_of_someone_not_yet_known_is_rejected_with_the_reason(
+    store: Store, tmp_path: Path
+) -> None:
+    lines = (CLD / "return.csv").read_text().splitlines()
+    carer_only = tmp_path / "carer.csv"
+    carer_only.write_text("\n".join([lines[0], lines[4]]) + "\n")
+    report = load(store, "cld", "713", [carer_only])
+    (rejection,) = report.rejections
+    assert rejection.record == "line 2" and "LA100" in rejection.reason
+    assert "not known here yet" in rejection.reason
+    assert store.select("SELECT COUNT(*) FROM resource_current", []) == [(0,)]
+
+
+def test_each_source_adds_what_it_knows_of_a_person(store: Store, tmp_path: Path) -> None:
+    """The hospital knows the name; the council the ethnic category and its
+    own id: the one Patient keeps both, and neither erases the other."""
+    feed = tmp_path / "adt.hl7"
+    feed.write_text(
+        _message(
+            "A28",
+            "M1",
+            "PID|1||9990000018^^^NHS^NH~H1^^^RKE^MR||Murphy^Aoife||19380412|2"
+            "|||1 High St^^London^^ZZ9 1AA",
+        )
+    )
+    load(store, "hl7v2", "RKE", [feed])
+    load(store, "cld", "713", [CLD / "return.csv"])
+    patient = _patient(store, mapped_id("NHS", "Patient", "9990000018"))
+    assert patient["name"][0]["family"] == "Murphy"  # the hospital's, kept
+    assert "extension" in patient  # the council's ethnic category, added
+    systems = [i["system"] for i in patient["identifier"]]
+    assert systems.count("https://fhir.nhs.uk/Id/nhs-number") == 1
+    assert any(s.endswith(":RKE") for s in systems) and any(s.endswith(":713") for s in systems)
+
+
+def test_look_alikes_without_an_nhs_number_are_listed_never_merged(
+    store: Store, tmp_path: Path
+) -> None:
+    feed = tmp_path / "adt.hl7"
+    feed.write_text(
+        _message("A28", "M1", "PID|1||9990000018^^^NHS^NH||Murphy^Aoife||19380412|2")
+        + _message("A28", "M2", "PID|1||H77^^^RKE^MR||MURPHY^A||19380412|2")
+    )
+    report = load(store, "hl7v2", "RKE", [feed])
+    assert report.probable_matches == 1
+    (match,) = probable_matches(store)
+    ids = {match.patient_id, match.candidate_id}
+    assert ids == {mapped_id("NHS", "Patient", "9990000018"), mapped_id("RKE", "Patient", "H77")}
+    assert "family name" in match.reason
+    assert all(_patient(store, i).get("active") is not False for i in ids)  # not merged
+    again = load(store, "hl7v2", "RKE", [feed])
+    assert again.probable_matches == 0 and len(probable_matches(store)) == 1
+
+    assert decide(store, match.candidate_id, match.patient_id, "dismissed", "operator@council")
+    assert probable_matches(store) == [] and len(probable_matches(store, None)) == 1
