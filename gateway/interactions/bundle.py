@@ -420,11 +420,13 @@ def transaction(
     authorize: Authorize = allow_all,
     author: Author | None = None,
     access: AccessThrough = see_everything,
+    also: Callable[[UnitOfWork], None] | None = None,
 ) -> dict[str, Any]:
     """Process a transaction Bundle; all or nothing. ``authorize`` is asked
     about every entry before anything is written; what is written is
     ``author``'s (``gateway.interactions.provenance``); what is read,
-    matched or changed must be visible to the requester (``access``)."""
+    matched or changed must be visible to the requester (``access``).
+    ``also`` is more of the caller's work to commit with it, or not at all."""
     source = author.source if author else None
     _, raw_entries = _parse_bundle(body, base_url)
     parsed = [_parse_entry(i, raw, base_url, "transaction") for i, raw in enumerate(raw_entries)]
@@ -461,6 +463,8 @@ def transaction(
                     ],
                 ) from exc
         written.record(uow, author)
+        if also is not None:
+            also(uow)
         return entries
 
     entries = write.in_unit_of_work(store, attempt)

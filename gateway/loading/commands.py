@@ -92,7 +92,7 @@ def run_load(args: argparse.Namespace, store: Store) -> int:
     print(f"already loaded    {report.unchanged:>8}")
     print(f"rejected          {len(report.rejections):>8}")
     for res_type, count in sorted(report.written.items()):
-        print(f"  {res_type:<20}{count:>6} written")
+        print(f"  {res_type:<26}{count:>6} written")
     if report.probable_matches:
         print(f"probable matches  {report.probable_matches:>8}   (new: see `gateway matches list`)")
     if not report.rejections:

@@ -31,7 +31,7 @@ from gateway.interactions.types import (
 from gateway.loading.matches import note_probable_matches
 from gateway.loading.sources import READERS, SourceRecord
 from gateway.search.matching import matching_ids
-from gateway.store import Store
+from gateway.store import Store, UnitOfWork
 
 # Told each version a record wrote and whom the record is about.
 Wrote = Callable[[str, str | None], None]
@@ -95,18 +95,20 @@ def _seen(store: Store, source_org: str, fmt: str, key: str) -> bool:
     )
 
 
-def _remember(store: Store, source_org: str, fmt: str, key: str) -> None:
-    """Note a source record as loaded. Written after its resources: if the
-    two are ever parted by a crash, loading it again rewrites the same
-    content to the same ids."""
-    if not key or _seen(store, source_org, fmt, key):
-        return
-    with store.unit_of_work() as uow:
-        uow.execute(
-            "INSERT INTO mapping_record (source_org, format, record_key, loaded_at) "
-            "VALUES (?, ?, ?, ?)",
-            [source_org.upper(), fmt, key, fhirjson.instant()],
-        )
+def _remember(source_org: str, fmt: str, key: str) -> Callable[[UnitOfWork], None]:
+    """Note a source record as loaded, in the unit of work that writes it:
+    the two are never parted, so a record is either loaded and noted or
+    neither."""
+
+    def note(uow: UnitOfWork) -> None:
+        if key:
+            uow.execute(
+                "INSERT INTO mapping_record (source_org, format, record_key, loaded_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [source_org.upper(), fmt, key, fhirjson.instant()],
+            )
+
+    return note
 
 
 def load_record(
@@ -155,24 +157,31 @@ def load_record(
         resources = [_linked(store, r) for r in resources]
     except _UnknownLink as exc:
         return reject(str(exc))
-    resources = [_with_what_is_known(store, r) for r in resources]
-    changed = [r for r in resources if not _same(store, r)]
+    merged = [_with_what_is_known(store, r) for r in resources]
+    # A Patient returned as it came had nothing stored: a person new here.
+    new_people = [
+        r
+        for r, m in zip(resources, merged, strict=True)
+        if r["resourceType"] == "Patient" and m is r
+    ]
+    changed = [r for r in merged if not _same(store, r)]
     if not changed:
         report.unchanged += 1
         report.outcome(record, "unchanged")
-        _remember(store, source_org, fmt, record.key)
+        with store.unit_of_work() as uow:
+            _remember(source_org, fmt, record.key)(uow)
         return None
+    remember = _remember(source_org, fmt, record.key)
     try:
-        versions = _write_all(store, changed, author, authorize, access)
+        versions = _write_all(store, changed, author, authorize, access, also=remember)
     except GatewayError as exc:
         return reject(exc.message)
-    _remember(store, source_org, fmt, record.key)
     for version in versions:
         wrote(version, record.patient_id)
     report.loaded += 1
     report.outcome(record, "loaded")
     report.written.update(r["resourceType"] for r in changed)
-    for patient in (r for r in changed if r["resourceType"] == "Patient"):
+    for patient in new_people:
         report.probable_matches += note_probable_matches(store, patient)
     return None
 
@@ -183,6 +192,7 @@ def _write_all(
     author: Author,
     authorize: Authorize = allow_all,
     access: AccessThrough = see_everything,
+    also: Callable[[UnitOfWork], None] | None = None,
 ) -> list[str]:
     """Write ``resources`` whole, at their ids, in one transaction; the
     versions written (``Patient/1/_history/2``)."""
@@ -198,6 +208,7 @@ def _write_all(
         authorize=authorize,
         author=author,
         access=access,
+        also=also,
     )
     # base_url is "", so each location is "/Type/id/_history/n".
     return [str(e["response"]["location"]).lstrip("/") for e in response.get("entry", [])]

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from mappings.carehome.record import map_care_home
+from mappings.carehome.record import record_key as care_home_key
 from mappings.cld.events import map_row, row_key
 from mappings.cld.reader import UnreadableReturn, read_rows
 from mappings.hl7v2.adt import map_adt
@@ -122,6 +124,7 @@ Reader = Callable[[BinaryIO, str], Iterator[SourceRecord]]
 READERS: dict[str, Reader] = {
     "hl7v2": hl7v2_records,
     "cld": cld_records,
+    "care-home": json_records(map_care_home, care_home_key),
 }
 
 FORMATS = tuple(READERS)

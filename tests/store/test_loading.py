@@ -180,3 +180,21 @@ def test_look_alikes_without_an_nhs_number_are_listed_never_merged(
 
     assert decide(store, match.candidate_id, match.patient_id, "dismissed", "operator@council")
     assert probable_matches(store) == [] and len(probable_matches(store, None)) == 1
+
+
+CARE_HOME = Path(__file__).resolve().parents[1] / "fixtures" / "carehome"
+
+
+def test_a_care_home_export_loads_each_resident_and_refuses_a_bad_one(store: Store) -> None:
+    report = load(store, "care-home", "VM4X2", [CARE_HOME / "export.ndjson"])
+    assert (report.records, report.loaded) == (3, 2)
+    (rejection,) = report.rejections
+    assert rejection.record == "line 3" and "Modulus 11" in rejection.reason
+    episodes = store.select(
+        "SELECT res_id FROM resource_current WHERE res_type = 'EpisodeOfCare'", []
+    )
+    assert len(episodes) == 2  # each resident's stay, which the home manages
+    again = load(store, "care-home", "VM4X2", [CARE_HOME / "export.ndjson"])
+    assert (again.loaded, again.unchanged, len(again.rejections)) == (0, 2, 1)
+    elsewhere = load(store, "care-home", "VM9Z9", [CARE_HOME / "export.ndjson"])
+    assert elsewhere.loaded == 0 and len(elsewhere.rejections) == 3

@@ -1,0 +1,159 @@
+"""Speed of loading source records (issue 7's targets).
+
+Run ``python -m bench.mappings`` (``--messages`` and ``--rows`` to change the
+sizes). Each run writes a synthetic file, then loads it into a fresh SQLite
+store exactly as ``gateway load`` does (read, parse, map, validate, label,
+index, store, Provenance: one transaction per record) and prints:
+
+1. HL7 v2 ADT messages per second (target: at least 1,000);
+2. CLD rows per second (target: at least 5,000);
+3. the peak memory of loading a file and of a file four times its size
+   (target: flat as the file grows), measured in a child process each.
+
+Synthetic people are numbered in the 999 test range; every fifth message
+is a discharge of an earlier admission, so updates are timed as well as
+creates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mappings.identity import InvalidNhsNumber, nhs_number
+
+
+def _nhs_numbers(count: int) -> list[str]:
+    found: list[str] = []
+    candidate = 9990000000
+    while len(found) < count:
+        candidate += 1
+        try:
+            found.append(nhs_number(str(candidate)))
+        except InvalidNhsNumber:
+            continue
+    return found
+
+
+def write_hl7(path: Path, messages: int) -> None:
+    people = _nhs_numbers(max(messages // 4, 1))
+    with path.open("w", encoding="latin-1", newline="") as out:
+        for n in range(messages):
+            person = people[n % len(people)]
+            visit = f"V{n // 5 * 5:07d}"
+            event = "A03" if n % 5 == 4 else "A01"
+            day = 1 + n % 28
+            segments = [
+                f"MSH|^~\\&|PAS|RKE|GATEWAY|LONDON|202603{day:02d}101500||ADT^{event}|M{n:08d}|P|2.4",
+                f"EVN|{event}|202603{day:02d}101500",
+                f"PID|1||{person}^^^NHS^NH~H{n % 9000:05d}^^^RKE^MR||Person{n % 97}^Alex||"
+                f"19{40 + n % 50}0{1 + n % 9}1{n % 9}|{1 + n % 2}|||{n} High St^^London^^ZZ9 9ZZ",
+                f"PD1|||Practice^^F8400{n % 10}",
+                "PV1|1|I|W1^B2^3|21||||||||||19|||||"
+                + visit
+                + "|||||||||||||||||||||||||"
+                + f"202603{day:02d}101500"
+                + ("|202603{:02d}160000".format(day) if event == "A03" else ""),
+                f"DG1|1||J18.9^Pneumonia^I10|||A|202603{day:02d}",
+                f"OBX|1|NM|8867-4^Heart rate^LN||{60 + n % 40}|/min|||||F|||202603{day:02d}101500",
+            ]
+            out.write("\r".join(segments) + "\r\n")
+
+
+_CLD_HEADER = (
+    "LA_Code,LA_Person_Unique_Identifier,NHS_Number,GP_Practice_Code,Gender,Ethnicity,"
+    "Date_of_Birth,Postcode,Client_Type,Primary_Support_Reason,Accommodation_Status,"
+    "Has_Unpaid_Carer,Event_Type,Event_Reference,Event_Start_Date,Event_End_Date,"
+    "Event_Outcome,Request_Route_of_Access,Service_Type,Service_Component,"
+    "Provider_CQC_Location_ID,Unit_Cost"
+)
+_EVENTS = ["Request", "Assessment", "Service", "Review"]
+
+
+def write_cld(path: Path, rows: int) -> None:
+    people = _nhs_numbers(max(rows // 4, 1))
+    with path.open("w", encoding="utf-8") as out:
+        out.write(_CLD_HEADER + "\n")
+        for n in range(rows):
+            person = n % len(people)
+            event = _EVENTS[n // len(people) % 4]
+            ended = "" if event == "Service" else f"2026-0{1 + n % 9}-2{n % 8}"
+            route = "Discharge from Hospital" if event == "Request" else ""
+            service = "Long Term Support: Community" if event == "Service" else ""
+            out.write(
+                f"E09000022,LA{person:06d},{people[person]},F8400{person % 10},"
+                f"{'Female' if person % 2 else 'Male'},A,19{40 + person % 50}-01-1{person % 9},"
+                f"ZZ9 {person % 9}AA,Service User,Physical Support: Personal care support,"
+                f"Owner occupier or shared ownership scheme,No,{event},EV{n:08d},"
+                f"2026-0{1 + n % 9}-0{1 + n % 9},{ended},Done,{route},{service},"
+                f"{'Home Support' if service else ''},{'1-1000' if service else ''},12.50\n"
+            )
+
+
+def _load(fmt: str, path: Path, database: Path) -> tuple[int, float, int]:
+    """Records loaded, seconds taken and peak memory (KiB) in a child process."""
+    code = (
+        "import resource, sys, time\n"
+        "from pathlib import Path\n"
+        "from gateway.loading import load\n"
+        "from gateway.store import open_store\n"
+        f"store = open_store('sqlite:///{database}', pool_size=1)\n"
+        "store.migrate()\n"
+        "started = time.perf_counter()\n"
+        f"report = load(store, {fmt!r}, 'RKE' if {fmt!r} == 'hl7v2' else '713', [Path({str(path)!r})])\n"
+        "took = time.perf_counter() - started\n"
+        "assert not report.rejections, report.rejections[:3]\n"
+        "print(report.loaded, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"loading {path.name} failed:\n{done.stderr[-2000:]}")
+    loaded, took, peak = done.stdout.split()
+    return int(loaded), float(took), int(peak)
+
+
+def run(messages: int, rows: int) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        results = {}
+        for fmt, size, writer, target in (
+            ("hl7v2", messages, write_hl7, 1000),
+            ("cld", rows, write_cld, 5000),
+        ):
+            peaks = []
+            for scale in (1, 4):
+                source = root / f"{fmt}-{scale}.dat"
+                writer(source, size * scale)
+                loaded, took, peak = _load(fmt, source, root / f"{fmt}-{scale}.db")
+                peaks.append((source.stat().st_size, peak))
+                if scale == 1:
+                    results[fmt] = (loaded, took)
+                    rate = loaded / took
+                    verdict = "PASS" if rate >= target else "MISS"
+                    print(
+                        f"{fmt:<6} {loaded:>7,} records in {took:6.1f} s: "
+                        f"{rate:7,.0f}/s (target {target:,}) {verdict}"
+                    )
+            (small_bytes, small_peak), (large_bytes, large_peak) = peaks
+            growth = large_peak / small_peak
+            print(
+                f"{fmt:<6} peak memory {small_peak / 1024:6.1f} MiB for {small_bytes / 1e6:.1f} MB, "
+                f"{large_peak / 1024:6.1f} MiB for {large_bytes / 1e6:.1f} MB "
+                f"(x{growth:.2f}) {'PASS' if growth < 1.25 else 'MISS'}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rows", type=int, default=5000)
+    args = parser.parse_args()
+    run(args.messages, args.rows)
+
+
+if __name__ == "__main__":
+    main()
