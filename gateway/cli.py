@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands_loading.add_commands(commands)
     commands.choices["load"].set_defaults(func=cmd_load)
     commands.choices["matches"].set_defaults(func=cmd_matches)
+    commands.choices["archived"].set_defaults(func=cmd_archived)
     mllp = commands.add_parser("mllp", help="receive a hospital's HL7 v2 ADT feed over MLLP")
     mllp.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
     mllp.add_argument("--source-org", required=True, help="the sending hospital's ODS code")
@@ -236,6 +237,14 @@ def cmd_matches(args: argparse.Namespace) -> int:
     store = commands_auth.open_for_command(_settings(args))
     try:
         return commands_loading.run_matches(args, store)
+    finally:
+        store.close()
+
+
+def cmd_archived(args: argparse.Namespace) -> int:
+    store = commands_auth.open_for_command(_settings(args))
+    try:
+        return commands_loading.run_archived(args, store)
     finally:
         store.close()
 

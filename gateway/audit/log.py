@@ -19,7 +19,7 @@ import orjson
 from gateway import fhirjson
 from gateway.audit import merkle
 from gateway.audit.checkpoint import ORIGIN, BadCheckpoint, Checkpoint, Signer, open_note
-from gateway.store import Querier, Store, UnitOfWork
+from gateway.store import Querier, Store, UnitOfWork, as_bytes
 
 _LOCK = "audit log"  # serialises appenders where the database does not (PostgreSQL)
 
@@ -49,12 +49,6 @@ class AuditRecord:
     @cached_property
     def leaf(self) -> bytes:
         return merkle.leaf_hash(self.canonical)
-
-
-def as_bytes(value: object) -> bytes:
-    """A BLOB/BYTEA column's value as bytes, whichever the database."""
-    assert isinstance(value, (bytes, bytearray, memoryview)), type(value)
-    return bytes(value)
 
 
 def _nodes(reader: Querier) -> merkle.NodeSource:

@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway import fhirjson
-from gateway.audit.log import as_bytes
 from gateway.interactions.provenance import ODS_SYSTEM as ODS
-from gateway.store import Querier
+from gateway.store import Querier, as_bytes
 
 _MAX = 5000  # the most recent accesses listed
 

@@ -14,7 +14,7 @@ from gateway.audit import log
 from gateway.audit.events import REQUEST_ID_URL, Asker
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.interactions.provenance import CLIENT_SYSTEM
-from gateway.store import Querier, Store
+from gateway.store import Querier, Store, as_bytes
 
 _MAX_NOTE = 2000
 
@@ -43,7 +43,7 @@ def pending(reader: Querier, limit: int = 500) -> list[Pending]:
         found.append(
             Pending(
                 int(str(index)),
-                fhirjson.loads(log.as_bytes(entry)),
+                fhirjson.loads(as_bytes(entry)),
                 tuple(str(p[0]) for p in people),
                 "emergency access" if emergency else "consent cannot be applied",
             )

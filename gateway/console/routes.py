@@ -23,7 +23,7 @@ from gateway.audit.report import summarise
 from gateway.console import sessions
 from gateway.console.sessions import NotAllowed, Session
 from gateway.errors import Conflict, InvalidRequest, NotFound
-from gateway.store import Store
+from gateway.store import Store, as_bytes
 
 COOKIE = "gw_console"
 _TEMPLATES = Environment(
@@ -188,7 +188,7 @@ def _charts(store: Store) -> tuple[str, str]:
     by_purpose: dict[str, Counter[str]] = defaultdict(Counter)
     withheld: Counter[str] = Counter()
     for (entry,) in rows:
-        flat = summarise(fhirjson.loads(log.as_bytes(entry)))
+        flat = summarise(fhirjson.loads(as_bytes(entry)))
         day = flat["when"][:10]
         by_purpose[flat["purpose"] or "HCOMPL"][day] += 1
         withheld[day] += flat["withheld"]

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from gateway.errors import GatewayError
 from gateway.interactions.provenance import Author
 from gateway.loading.matches import decide, probable_matches
-from gateway.loading.records import LoadReport, load, merge_patients
+from gateway.loading.records import LoadReport, archived, load, merge_patients
 from gateway.loading.sources import FORMATS
 from gateway.store import Store
 
@@ -27,6 +27,14 @@ def add_commands(commands: Any) -> None:
     )
     loader.add_argument("--rejections", type=Path, help="write the rejected records here (CSV)")
     loader.add_argument("files", nargs="+", type=Path)
+
+    archived = commands.add_parser(
+        "archived", help="a loaded source record as it came (an HL7 message with its Z-segments)"
+    )
+    archived.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
+    archived.add_argument("--format", required=True, choices=FORMATS)
+    archived.add_argument("--source-org", required=True, help="the ODS code it came from")
+    archived.add_argument("key", help="the source's id for it (MSH-10, say), as the summary shows")
 
     matches = commands.add_parser(
         "matches", help="records that may be one person, for an operator to merge or dismiss"
@@ -111,6 +119,17 @@ def run_load(args: argparse.Namespace, store: Store) -> int:
 
 def csv_field(value: str) -> str:
     return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\n') else value
+
+
+def run_archived(args: argparse.Namespace, store: Store) -> int:
+    content = archived(store, args.source_org, args.format, args.key)
+    if content is None:
+        print("no such record was loaded from that source", file=sys.stderr)
+        return 1
+    sys.stdout.write(content.decode("utf-8", errors="replace").replace("\r", "\n"))
+    if not content.endswith((b"\n", b"\r")):
+        sys.stdout.write("\n")
+    return 0
 
 
 def run_matches(args: argparse.Namespace, store: Store) -> int:

@@ -31,7 +31,7 @@ from gateway.interactions.types import (
 from gateway.loading.matches import note_probable_matches
 from gateway.loading.sources import READERS, SourceRecord
 from gateway.search.matching import matching_ids
-from gateway.store import Store, UnitOfWork
+from gateway.store import Store, UnitOfWork, as_bytes
 
 # Told each version a record wrote and whom the record is about.
 Wrote = Callable[[str, str | None], None]
@@ -95,17 +95,17 @@ def _seen(store: Store, source_org: str, fmt: str, key: str) -> bool:
     )
 
 
-def _remember(source_org: str, fmt: str, key: str) -> Callable[[UnitOfWork], None]:
-    """Note a source record as loaded, in the unit of work that writes it:
-    the two are never parted, so a record is either loaded and noted or
-    neither."""
+def _remember(source_org: str, fmt: str, record: SourceRecord) -> Callable[[UnitOfWork], None]:
+    """Note a source record as loaded, with its content as it came, in the
+    unit of work that writes it: the two are never parted, so a record is
+    either loaded and noted or neither."""
 
     def note(uow: UnitOfWork) -> None:
-        if key:
+        if record.key:
             uow.execute(
-                "INSERT INTO mapping_record (source_org, format, record_key, loaded_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [source_org.upper(), fmt, key, fhirjson.instant()],
+                "INSERT INTO mapping_record (source_org, format, record_key, loaded_at, content) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [source_org.upper(), fmt, record.key, fhirjson.instant(), record.content],
             )
 
     return note
@@ -169,9 +169,9 @@ def load_record(
         report.unchanged += 1
         report.outcome(record, "unchanged")
         with store.unit_of_work() as uow:
-            _remember(source_org, fmt, record.key)(uow)
+            _remember(source_org, fmt, record)(uow)
         return None
-    remember = _remember(source_org, fmt, record.key)
+    remember = _remember(source_org, fmt, record)
     try:
         versions = _write_all(store, changed, author, authorize, access, also=remember)
     except GatewayError as exc:
@@ -316,6 +316,17 @@ def merge_patients(store: Store, author: Author, keep: str, retire: str) -> None
     if written is None:
         raise ValueError(f"Patient/{retire} is not known")
     _write_all(store, written, author)
+
+
+def archived(store: Store, source_org: str, fmt: str, key: str) -> bytes | None:
+    """A loaded record as its source sent it, if it was loaded."""
+    rows = store.select(
+        "SELECT content FROM mapping_record WHERE source_org = ? AND format = ? AND record_key = ?",
+        [source_org.upper(), fmt, key],
+    )
+    if not rows or rows[0][0] is None:
+        return None
+    return as_bytes(rows[0][0])
 
 
 def author_for(fmt: str, source_org: str) -> Author:

@@ -16,6 +16,7 @@ from gateway.store.base import (
     Store,
     StoredVersion,
     UnitOfWork,
+    as_bytes,
 )
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Store",
     "StoredVersion",
     "UnitOfWork",
+    "as_bytes",
     "open_store",
 ]
 

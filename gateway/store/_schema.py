@@ -528,7 +528,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         version=9,
-        name="probable matches for an operator",
+        name="probable matches for an operator; loaded records archived as they came",
         sqlite=(
             # A Patient loaded without an NHS number that looks like another
             # (same birth date and family name or postcode): listed for an
@@ -544,6 +544,9 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (patient_id, candidate_id)
             )""",
             "CREATE INDEX patient_match_status ON patient_match (status, found_at)",
+            # Each loaded record as it arrived (an HL7 message with its
+            # Z-segments, a CLD row, a JSON record): the source's own words.
+            "ALTER TABLE mapping_record ADD COLUMN content BLOB",
         ),
         postgres=(
             """CREATE TABLE patient_match (
@@ -557,6 +560,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (patient_id, candidate_id)
             )""",
             "CREATE INDEX patient_match_status ON patient_match (status, found_at)",
+            "ALTER TABLE mapping_record ADD COLUMN content BYTEA",
         ),
     ),
 )

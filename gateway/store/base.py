@@ -22,6 +22,12 @@ from typing import Protocol
 from gateway.search.values import SearchValue
 
 
+def as_bytes(value: object) -> bytes:
+    """A BLOB/BYTEA column's value as bytes, whichever the database."""
+    assert isinstance(value, (bytes, bytearray, memoryview)), type(value)
+    return bytes(value)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredVersion:
     """One version of one resource as stored. ``content`` is FHIR JSON bytes

@@ -105,7 +105,7 @@ def test_transaction_honours_conditional_create(client: TestClient) -> None:
     response = client.post(
         "/fhir",
         json=tx(
-            post(patient(), urn, ifNoneExist=f"identifier={NHS}|9000000009"),
+            post(patient(), urn, ifNoneExist=f"identifier={NHS}|9990000042"),
             post(observation(urn)),
         ),
     )
@@ -119,7 +119,7 @@ def test_transaction_honours_conditional_create(client: TestClient) -> None:
 def test_transaction_resolves_conditional_references(client: TestClient) -> None:
     pid = client.post("/fhir/Patient", json=patient()).json()["id"]
     response = client.post(
-        "/fhir", json=tx(post(observation(f"Patient?identifier={NHS}|9000000009")))
+        "/fhir", json=tx(post(observation(f"Patient?identifier={NHS}|9990000042")))
     )
     assert response.status_code == 200, response.text
     assert response.json()["entry"][0]["resource"]["subject"]["reference"] == f"Patient/{pid}"

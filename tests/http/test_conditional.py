@@ -7,7 +7,7 @@ from starlette.testclient import TestClient
 
 from tests.http.test_crud import NHS, patient
 
-IF_NONE_EXIST = {"If-None-Exist": f"identifier={NHS}|9000000009"}
+IF_NONE_EXIST = {"If-None-Exist": f"identifier={NHS}|9990000042"}
 
 
 def test_conditional_create_creates_when_nothing_matches(client: TestClient) -> None:
@@ -47,14 +47,14 @@ def test_conditional_create_ignores_deleted_matches(client: TestClient) -> None:
 
 
 def test_conditional_update_creates_when_nothing_matches(client: TestClient) -> None:
-    response = client.put(f"/fhir/Patient?identifier={NHS}|9000000009", json=patient())
+    response = client.put(f"/fhir/Patient?identifier={NHS}|9990000042", json=patient())
     assert response.status_code == 201
 
 
 def test_conditional_update_updates_the_single_match(client: TestClient) -> None:
     pid = client.post("/fhir/Patient", json=patient()).json()["id"]
     response = client.put(
-        f"/fhir/Patient?identifier={NHS}|9000000009", json=patient(gender="female")
+        f"/fhir/Patient?identifier={NHS}|9990000042", json=patient(gender="female")
     )
     assert response.status_code == 200
     assert response.json()["id"] == pid and response.json()["meta"]["versionId"] == "2"
@@ -62,14 +62,14 @@ def test_conditional_update_updates_the_single_match(client: TestClient) -> None
 
 def test_conditional_update_with_a_different_body_id_is_400(client: TestClient) -> None:
     client.post("/fhir/Patient", json=patient())
-    response = client.put(f"/fhir/Patient?identifier={NHS}|9000000009", json=patient(id="other"))
+    response = client.put(f"/fhir/Patient?identifier={NHS}|9990000042", json=patient(id="other"))
     assert response.status_code == 400
 
 
 def test_conditional_update_with_several_matches_is_412(client: TestClient) -> None:
     client.post("/fhir/Patient", json=patient())
     client.post("/fhir/Patient", json=patient())
-    response = client.put(f"/fhir/Patient?identifier={NHS}|9000000009", json=patient())
+    response = client.put(f"/fhir/Patient?identifier={NHS}|9990000042", json=patient())
     assert response.status_code == 412
 
 

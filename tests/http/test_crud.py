@@ -17,7 +17,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "r4"
 def patient(**extra: object) -> dict[str, object]:
     body: dict[str, object] = {
         "resourceType": "Patient",
-        "identifier": [{"system": NHS, "value": "9000000009"}],
+        "identifier": [{"system": NHS, "value": "9990000042"}],
         "name": [{"family": "Okafor", "given": ["Ada"]}],
         "birthDate": "1941-03-02",
     }

@@ -8,6 +8,7 @@ from typing import Any
 from gateway import fhirjson
 from gateway.loading import load
 from gateway.loading.matches import decide, probable_matches
+from gateway.loading.records import archived
 from gateway.store import Store
 from mappings.identity import mapped_id
 
@@ -66,10 +67,10 @@ def test_a_merge_retires_one_record_into_the_other(store: Store, tmp_path: Path)
                 _message(
                     "A40",
                     "M2",
-                    "PID|1||9434765919^^^NHS^NH~H999^^^RKE^MR||Smith^Jo||19500101|1",
+                    "PID|1||9990000034^^^NHS^NH~H999^^^RKE^MR||Smith^Jo||19500101|1",
                     "MRG|H999^^^RKE^MR",
                 ),
-                _message("A40", "M3", "PID|1||9434765919^^^NHS^NH", "MRG|H000^^^RKE^MR"),
+                _message("A40", "M3", "PID|1||9990000034^^^NHS^NH", "MRG|H000^^^RKE^MR"),
                 _message("A11", "M4", local_only, _pv1("V-never")),
             ]
         ),
@@ -198,3 +199,29 @@ def test_a_care_home_export_loads_each_resident_and_refuses_a_bad_one(store: Sto
     assert (again.loaded, again.unchanged, len(again.rejections)) == (0, 2, 1)
     elsewhere = load(store, "care-home", "VM9Z9", [CARE_HOME / "export.ndjson"])
     assert elsewhere.loaded == 0 and len(elsewhere.rejections) == 3
+
+
+GP = Path(__file__).resolve().parents[1] / "fixtures" / "gpconnect"
+
+
+def test_gp_connect_records_load_as_the_practice_and_once(store: Store) -> None:
+    report = load(store, "gp-connect", "F84003", [GP / "structured-records.ndjson"])
+    assert (report.records, report.loaded) == (3, 2)
+    (rejection,) = report.rejections
+    assert rejection.record == "line 3" and "Modulus 11" in rejection.reason
+    assert report.written["AllergyIntolerance"] >= 2
+    again = load(store, "gp-connect", "F84003", [GP / "structured-records.ndjson"])
+    assert (again.loaded, again.unchanged) == (0, 2)
+    elsewhere = load(store, "gp-connect", "Y00001", [GP / "structured-records.ndjson"])
+    assert elsewhere.loaded == 0
+
+
+def test_a_loaded_message_is_archived_as_it_came(store: Store, tmp_path: Path) -> None:
+    feed = tmp_path / "adt.hl7"
+    feed.write_text(
+        _message("A28", "Z1", "PID|1||9990000018^^^NHS^NH||Murphy^Aoife||19380412|2", "ZPI|1|x")
+    )
+    load(store, "hl7v2", "RKE", [feed])
+    kept = archived(store, "rke", "hl7v2", "Z1")
+    assert kept is not None and b"ZPI|1|x" in kept  # the Z-segment, otherwise ignored
+    assert archived(store, "RKE", "hl7v2", "nope") is None

@@ -30,7 +30,7 @@ def test_escapes_and_separators() -> None:
     assert message.event == "A01" and message.control_id == "MSG0001"
     pid = message.segment("PID")
     assert pid is not None and pid.value(5, 1) == "O^Brien"
-    assert [pid.value(3, 1, n) for n in range(2)] == ["9434765919", "H123456"]
+    assert [pid.value(3, 1, n) for n in range(2)] == ["9990000034", "H123456"]
     assert message.segments[0].field(1) == "|" and message.segments[0].value(12) == "2.4"
 
 
@@ -59,7 +59,7 @@ def test_an_admission_maps_to_uk_core_shapes() -> None:
     by_type = {r["resourceType"]: r for r in mapped.resources}
     patient = by_type["Patient"]
     nhs = patient["identifier"][0]
-    assert nhs["value"] == "9434765919"
+    assert nhs["value"] == "9990000034"
     assert nhs["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "01"
     assert patient["identifier"][1]["value"] == "H123456"
     assert patient["name"][0] == {
@@ -115,7 +115,7 @@ def test_obx_becomes_observations_keyed_by_person_code_and_time() -> None:
     text = (
         "MSH|^~\\&|PAS|RKE|GATEWAY|LONDON|20260715093000||ADT^A08|M9|P|2.4\r"
         "EVN|A08|20260715093000\r"
-        "PID|1||9434765919^^^NHS^NH\r"
+        "PID|1||9990000034^^^NHS^NH\r"
         "OBX|1|NM|27113001^Body weight^SCT||61.5|kg|||||F|||20260714080000\r"
         "OBX|2|ST|^Diet||Soft diet, thickened fluids||||||F\r"
         "OBX|3|NM|^Pulse||fast||||||F\r"
