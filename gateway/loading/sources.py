@@ -13,10 +13,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+import orjson
+
 from mappings.carehome.record import map_care_home
 from mappings.carehome.record import record_key as care_home_key
 from mappings.cld.events import map_row, row_key
 from mappings.cld.reader import UnreadableReturn, read_rows
+from mappings.gpconnect import map_structured_record
+from mappings.gpconnect import record_key as gp_connect_key
 from mappings.hl7v2.adt import map_adt
 from mappings.hl7v2.parser import BrokenMessage, parse_message, read_messages
 from mappings.jsonrecords import read_json_records
@@ -34,9 +38,10 @@ class SourceRecord:
     patient_id: str | None = None  # whom the record is about
     merged_from: str | None = None  # a Patient merged into resources[0]
     cancels: str | None = None  # an Encounter that must exist to be cancelled
+    content: bytes = b""  # the record as it came, archived when it is loaded
 
 
-def _mapped(where: str, key: str, mapped: Mapped) -> SourceRecord:
+def _mapped(where: str, key: str, mapped: Mapped, content: bytes) -> SourceRecord:
     return SourceRecord(
         where,
         key,
@@ -44,6 +49,7 @@ def _mapped(where: str, key: str, mapped: Mapped) -> SourceRecord:
         patient_id=mapped.patient_id,
         merged_from=mapped.merged_from,
         cancels=mapped.cancels,
+        content=content,
     )
 
 
@@ -54,7 +60,8 @@ def hl7v2_record(text: str, source: str, where: str) -> SourceRecord:
     except BrokenMessage as exc:
         return SourceRecord(where, "", None, str(exc))
     try:
-        return _mapped(where, message.control_id, map_adt(message, source))
+        mapped = map_adt(message, source)
+        return _mapped(where, message.control_id, mapped, text.encode("utf-8"))
     except Unmappable as exc:
         return SourceRecord(where, message.control_id, None, str(exc))
 
@@ -84,7 +91,7 @@ def cld_records(stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
                 )
                 continue
             try:
-                yield _mapped(where, key, map_row(row.values, source))
+                yield _mapped(where, key, map_row(row.values, source), orjson.dumps(row.values))
             except Unmappable as exc:
                 yield SourceRecord(where, key, None, str(exc))
     except UnreadableReturn as exc:
@@ -105,7 +112,7 @@ def json_records(
                 continue
             try:
                 key = record_key(found)
-                yield _mapped(where, key, map_record(found, source))
+                yield _mapped(where, key, map_record(found, source), orjson.dumps(found))
             except Unmappable as exc:
                 yield SourceRecord(where, _safe_key(record_key, found), None, str(exc))
 
@@ -124,6 +131,7 @@ Reader = Callable[[BinaryIO, str], Iterator[SourceRecord]]
 READERS: dict[str, Reader] = {
     "hl7v2": hl7v2_records,
     "cld": cld_records,
+    "gp-connect": json_records(map_structured_record, gp_connect_key),
     "care-home": json_records(map_care_home, care_home_key),
 }
 
