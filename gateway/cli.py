@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway import __version__
@@ -114,9 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_commands(commands)
     commands_audit.add_commands(commands)
     commands_loading.add_commands(commands)
-    commands.choices["load"].set_defaults(func=cmd_load)
-    commands.choices["matches"].set_defaults(func=cmd_matches)
-    commands.choices["archived"].set_defaults(func=cmd_archived)
+    commands.choices["load"].set_defaults(func=on_store(commands_loading.run_load))
+    commands.choices["matches"].set_defaults(func=on_store(commands_loading.run_matches))
+    commands.choices["archived"].set_defaults(func=on_store(commands_loading.run_archived))
     mllp = commands.add_parser("mllp", help="receive a hospital's HL7 v2 ADT feed over MLLP")
     mllp.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
     mllp.add_argument("--source-org", required=True, help="the sending hospital's ODS code")
@@ -172,7 +172,7 @@ def _add_client_commands(commands: Any) -> None:
     rotate.add_argument(
         "--retire", action="append", default=[], metavar="KID", help="drop this key (repeatable)"
     )
-    clients.set_defaults(func=cmd_clients)
+    clients.set_defaults(func=on_store(commands_auth.clients))
 
     token = commands.add_parser("token", help="print an access token for a registered client")
     token.add_argument("--client", required=True, metavar="CLIENT_ID")
@@ -201,13 +201,20 @@ def _add_key_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def cmd_clients(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    store = commands_auth.open_for_command(settings)
-    try:
-        return commands_auth.clients(args, store)
-    finally:
-        store.close()
+def on_store(
+    run: Callable[[argparse.Namespace, Store], int],
+) -> Callable[[argparse.Namespace], int]:
+    """A command that ``run``s on the store, opened (and migrated) for it
+    and closed after."""
+
+    def command(args: argparse.Namespace) -> int:
+        store = commands_auth.open_for_command(_settings(args))
+        try:
+            return run(args, store)
+        finally:
+            store.close()
+
+    return command
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -223,30 +230,6 @@ def cmd_token(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
-
-
-def cmd_load(args: argparse.Namespace) -> int:
-    store = commands_auth.open_for_command(_settings(args))
-    try:
-        return commands_loading.run_load(args, store)
-    finally:
-        store.close()
-
-
-def cmd_matches(args: argparse.Namespace) -> int:
-    store = commands_auth.open_for_command(_settings(args))
-    try:
-        return commands_loading.run_matches(args, store)
-    finally:
-        store.close()
-
-
-def cmd_archived(args: argparse.Namespace) -> int:
-    store = commands_auth.open_for_command(_settings(args))
-    try:
-        return commands_loading.run_archived(args, store)
-    finally:
-        store.close()
 
 
 def cmd_mllp(args: argparse.Namespace) -> int:

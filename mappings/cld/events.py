@@ -281,16 +281,12 @@ class _Event:
     start: str
     end: str | None
 
+    def parts(self) -> tuple[dict[str, str], str, dict[str, Any], str, str, str | None]:
+        return self.values, self.council, self.patient, self.key, self.start, self.end
+
 
 def _request(event: _Event) -> dict[str, Any]:
-    values, council, patient, key, start, end = (
-        event.values,
-        event.council,
-        event.patient,
-        event.key,
-        event.start,
-        event.end,
-    )
+    values, council, patient, key, start, end = event.parts()
     route = _coded(values, ROUTES_OF_ACCESS)
     request: dict[str, Any] = {
         "resourceType": "ServiceRequest",
@@ -317,14 +313,7 @@ def _request(event: _Event) -> dict[str, Any]:
 
 
 def _task(row: _Event, event: str) -> dict[str, Any]:
-    values, council, patient, key, start, end = (
-        row.values,
-        row.council,
-        row.patient,
-        row.key,
-        row.start,
-        row.end,
-    )
+    values, council, patient, key, start, end = row.parts()
     if event == "Assessment":
         kind = values.get("Assessment_Type") or "Assessment"
         details = (
@@ -361,14 +350,7 @@ def _task(row: _Event, event: str) -> dict[str, Any]:
 
 
 def _service(event: _Event) -> list[dict[str, Any]]:
-    values, council, patient, key, start, end = (
-        event.values,
-        event.council,
-        event.patient,
-        event.key,
-        event.start,
-        event.end,
-    )
+    values, council, patient, key, start, end = event.parts()
     service_type = _coded(values, SERVICE_TYPES)
     kinds = []
     if service_type is not None:
