@@ -420,13 +420,49 @@ def transaction(
     authorize: Authorize = allow_all,
     author: Author | None = None,
     access: AccessThrough = see_everything,
-    also: Callable[[UnitOfWork], None] | None = None,
 ) -> dict[str, Any]:
     """Process a transaction Bundle; all or nothing. ``authorize`` is asked
     about every entry before anything is written; what is written is
     ``author``'s (``gateway.interactions.provenance``); what is read,
-    matched or changed must be visible to the requester (``access``).
-    ``also`` is more of the caller's work to commit with it, or not at all."""
+    matched or changed must be visible to the requester (``access``)."""
+    attempt = _transaction_work(body, base_url, prefer, authorize, author, access)
+    return _transaction_response(write.in_unit_of_work(store, attempt))
+
+
+def transaction_in(
+    uow: UnitOfWork,
+    body: Any,
+    *,
+    base_url: str,
+    prefer: ReturnPreference,
+    authorize: Authorize = allow_all,
+    author: Author | None = None,
+    access: AccessThrough = see_everything,
+) -> dict[str, Any]:
+    """``transaction``, as part of a larger unit of work the caller commits
+    (or rolls back): a loader's batch of source records."""
+    attempt = _transaction_work(body, base_url, prefer, authorize, author, access)
+    return _transaction_response(attempt(uow))
+
+
+def _transaction_response(entries: list[_Entry]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [e.response for e in entries],
+    }
+
+
+def _transaction_work(
+    body: Any,
+    base_url: str,
+    prefer: ReturnPreference,
+    authorize: Authorize,
+    author: Author | None,
+    access: AccessThrough,
+) -> Callable[[UnitOfWork], list[_Entry]]:
+    """What a transaction does in a unit of work, once its Bundle is parsed,
+    authorised and (where it can be) resolved."""
     source = author.source if author else None
     _, raw_entries = _parse_bundle(body, base_url)
     parsed = [_parse_entry(i, raw, base_url, "transaction") for i, raw in enumerate(raw_entries)]
@@ -463,16 +499,9 @@ def transaction(
                     ],
                 ) from exc
         written.record(uow, author)
-        if also is not None:
-            also(uow)
         return entries
 
-    entries = write.in_unit_of_work(store, attempt)
-    return {
-        "resourceType": "Bundle",
-        "type": "transaction-response",
-        "entry": [e.response for e in entries],
-    }
+    return attempt
 
 
 def batch(

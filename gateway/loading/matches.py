@@ -16,7 +16,7 @@ from typing import Any
 from gateway import fhirjson
 from gateway.errors import GatewayError
 from gateway.search.matching import matching_ids
-from gateway.store import Querier, Store
+from gateway.store import Querier, Store, UnitOfWork
 from mappings.identity import NHS_NUMBER_SYSTEM
 
 # How many look-alikes one record may list: more is a common name and a
@@ -65,26 +65,25 @@ def _look_alikes(store: Querier, patient: dict[str, Any]) -> dict[str, str]:
     return found if len(found) <= _MOST else {}
 
 
-def note_probable_matches(store: Store, patient: dict[str, Any]) -> int:
-    """List, for an operator, the Patients ``patient`` (just written) may be
-    the same person as; how many were new."""
+def note_probable_matches(uow: UnitOfWork, patient: dict[str, Any]) -> int:
+    """List, for an operator, the Patients ``patient`` (just written in
+    ``uow``) may be the same person as; how many were new."""
     noted = 0
-    for candidate_id, reason in _look_alikes(store, patient).items():
-        found = store.read("Patient", candidate_id)
+    for candidate_id, reason in _look_alikes(uow, patient).items():
+        found = uow.read("Patient", candidate_id)
         if found is None or found.content is None:
             continue
         candidate = fhirjson.loads(found.content)
         if _has_nhs_number(patient) and _has_nhs_number(candidate):
             continue  # two NHS numbers are two people
         first, second = sorted((patient["id"], candidate_id))
-        if _listed(store, first, second):
+        if _listed(uow, first, second):
             continue
-        with store.unit_of_work() as uow:
-            uow.execute(
-                "INSERT INTO patient_match (patient_id, candidate_id, reason, found_at, status) "
-                "VALUES (?, ?, ?, ?, 'open')",
-                [first, second, reason, fhirjson.instant()],
-            )
+        uow.execute(
+            "INSERT INTO patient_match (patient_id, candidate_id, reason, found_at, status) "
+            "VALUES (?, ?, ?, ?, 'open')",
+            [first, second, reason, fhirjson.instant()],
+        )
         noted += 1
     return noted
 

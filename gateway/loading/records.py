@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
 from gateway import fhirjson
-from gateway.errors import GatewayError
+from gateway.errors import Conflict, GatewayError
 from gateway.interactions import bundle
 from gateway.interactions.provenance import Author
 from gateway.interactions.types import (
@@ -31,7 +32,7 @@ from gateway.interactions.types import (
 from gateway.loading.matches import note_probable_matches
 from gateway.loading.sources import READERS, SourceRecord
 from gateway.search.matching import matching_ids
-from gateway.store import Store, UnitOfWork, as_bytes
+from gateway.store import Querier, Store, UnitOfWork, as_bytes
 
 # Told each version a record wrote and whom the record is about.
 Wrote = Callable[[str, str | None], None]
@@ -72,7 +73,7 @@ class RecordOutcome:
     reason: str = ""
 
 
-def _same(store: Store, resource: dict[str, Any]) -> bool:
+def _same(store: Querier, resource: dict[str, Any]) -> bool:
     """Whether the stored resource already says this (meta aside)."""
     found = store.read(resource["resourceType"], resource["id"])
     if found is None or found.content is None:
@@ -86,7 +87,7 @@ def _same(store: Store, resource: dict[str, Any]) -> bool:
     )
 
 
-def _seen(store: Store, source_org: str, fmt: str, key: str) -> bool:
+def _seen(store: Querier, source_org: str, fmt: str, key: str) -> bool:
     return bool(
         store.select(
             "SELECT 1 FROM mapping_record WHERE source_org = ? AND format = ? AND record_key = ?",
@@ -95,20 +96,33 @@ def _seen(store: Store, source_org: str, fmt: str, key: str) -> bool:
     )
 
 
-def _remember(source_org: str, fmt: str, record: SourceRecord) -> Callable[[UnitOfWork], None]:
+def _remember(uow: UnitOfWork, source_org: str, fmt: str, record: SourceRecord) -> None:
     """Note a source record as loaded, with its content as it came, in the
     unit of work that writes it: the two are never parted, so a record is
     either loaded and noted or neither."""
+    if record.key:
+        uow.execute(
+            "INSERT INTO mapping_record (source_org, format, record_key, loaded_at, content) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [source_org.upper(), fmt, record.key, fhirjson.instant(), record.content],
+        )
 
-    def note(uow: UnitOfWork) -> None:
-        if record.key:
-            uow.execute(
-                "INSERT INTO mapping_record (source_org, format, record_key, loaded_at, content) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [source_org.upper(), fmt, record.key, fhirjson.instant(), record.content],
-            )
 
-    return note
+@dataclass
+class _Done:
+    """What became of one record, told to the report once it stands."""
+
+    status: str  # loaded, unchanged or rejected
+    reason: str = ""
+    written: list[str] = field(default_factory=list)  # the resource types written
+    versions: list[str] = field(default_factory=list)
+    matches: int = 0
+
+
+# How many records share one commit when a file or a push is loaded: a
+# commit waits for the disk, and one per record was most of the time taken.
+BATCH = 100
+_ATTEMPTS = 3
 
 
 def load_record(
@@ -122,93 +136,135 @@ def load_record(
     authorize: Authorize = allow_all,
     access: AccessThrough = see_everything,
     wrote: Wrote = lambda version, patient_id: None,
+    within: UnitOfWork | None = None,
 ) -> Rejection | None:
-    """Write one mapped source record (all its resources in one transaction),
-    unless it was loaded before; the rejection, if it was refused. Over the
-    API, ``authorize`` and ``access`` are the pushing client's scopes and
-    consent decisions, exactly as for a transaction it sent itself, and
-    ``wrote`` is told each version written (for the request's audit entry)."""
-    source_org = author.org_ods
-
-    def reject(reason: str) -> Rejection:
-        rejection = Rejection(file, record.where, record.key, reason)
-        report.rejections.append(rejection)
-        report.outcome(record, "rejected", reason)
-        return rejection
-
-    report.records += 1
-    if record.resources is None:
-        return reject(record.problem or "")
-    if record.key and _seen(store, source_org, fmt, record.key):
-        report.unchanged += 1  # sent again: it changes nothing twice
-        report.outcome(record, "unchanged")
-        return None
-    resources = list(record.resources)
-    if record.cancels is not None:
-        cancelled = store.read("Encounter", record.cancels)
-        if cancelled is None or cancelled.deleted:
-            return reject("the visit it cancels was never admitted here")
-    if record.merged_from is not None:
-        merged = _merge(store, record.merged_from, resources[0])
-        if merged is None:
-            return reject(f"the record it merges away (Patient/{record.merged_from}) is not known")
-        resources = merged
-    try:
-        resources = [_linked(store, r) for r in resources]
-    except _UnknownLink as exc:
-        return reject(str(exc))
-    merged = [_with_what_is_known(store, r) for r in resources]
-    # A Patient returned as it came had nothing stored: a person new here.
-    new_people = [
-        r
-        for r, m in zip(resources, merged, strict=True)
-        if r["resourceType"] == "Patient" and m is r
-    ]
-    changed = [r for r in merged if not _same(store, r)]
-    if not changed:
-        report.unchanged += 1
-        report.outcome(record, "unchanged")
+    """Write one mapped source record (all its resources, or none), unless
+    it was loaded before; the rejection, if it was refused. ``within`` is a
+    unit of work shared with other records (each is undone alone if it is
+    refused); without one, the record commits on its own. Over the API,
+    ``authorize`` and ``access`` are the pushing client's scopes and consent
+    decisions, exactly as for a transaction it sent itself, and ``wrote`` is
+    told each version written (for the request's audit entry)."""
+    if within is None:
         with store.unit_of_work() as uow:
-            _remember(source_org, fmt, record)(uow)
+            done = _alone(uow, fmt, author, record, authorize, access)
+    else:
+        done = _alone(within, fmt, author, record, authorize, access)
+    report.records += 1
+    report.outcome(record, done.status, done.reason)
+    if done.status == "rejected":
+        rejection = Rejection(file, record.where, record.key, done.reason)
+        report.rejections.append(rejection)
+        return rejection
+    if done.status == "unchanged":
+        report.unchanged += 1
         return None
-    remember = _remember(source_org, fmt, record)
-    try:
-        versions = _write_all(store, changed, author, authorize, access, also=remember)
-    except GatewayError as exc:
-        return reject(exc.message)
-    for version in versions:
+    for version in done.versions:
         wrote(version, record.patient_id)
     report.loaded += 1
-    report.outcome(record, "loaded")
-    report.written.update(r["resourceType"] for r in changed)
-    for patient in new_people:
-        report.probable_matches += note_probable_matches(store, patient)
+    report.written.update(done.written)
+    report.probable_matches += done.matches
     return None
 
 
+def _alone(
+    uow: UnitOfWork,
+    fmt: str,
+    author: Author,
+    record: SourceRecord,
+    authorize: Authorize,
+    access: AccessThrough,
+) -> _Done:
+    """One record inside a savepoint: kept if it loads, undone if it is
+    refused; tried again if a concurrent writer won a race for a version."""
+    for _ in range(_ATTEMPTS):
+        uow.execute("SAVEPOINT source_record", [])
+        try:
+            done = _load(uow, fmt, author, record, authorize, access)
+        except Conflict:
+            uow.execute("ROLLBACK TO SAVEPOINT source_record", [])
+            uow.execute("RELEASE SAVEPOINT source_record", [])
+            continue
+        if done.status == "rejected":
+            uow.execute("ROLLBACK TO SAVEPOINT source_record", [])
+        uow.execute("RELEASE SAVEPOINT source_record", [])
+        return done
+    return _Done("rejected", "other writers kept changing the same resources: send it again")
+
+
+def _load(
+    uow: UnitOfWork,
+    fmt: str,
+    author: Author,
+    record: SourceRecord,
+    authorize: Authorize,
+    access: AccessThrough,
+) -> _Done:
+    source_org = author.org_ods
+    if record.resources is None:
+        return _Done("rejected", record.problem or "")
+    if record.key and _seen(uow, source_org, fmt, record.key):
+        return _Done("unchanged")  # sent again: it changes nothing twice
+    resources = list(record.resources)
+    if record.cancels is not None:
+        cancelled = uow.read("Encounter", record.cancels)
+        if cancelled is None or cancelled.deleted:
+            return _Done("rejected", "the visit it cancels was never admitted here")
+    if record.merged_from is not None:
+        merged = _merge(uow, record.merged_from, resources[0])
+        if merged is None:
+            return _Done(
+                "rejected",
+                f"the record it merges away (Patient/{record.merged_from}) is not known",
+            )
+        resources = merged
+    try:
+        resources = [_linked(uow, r) for r in resources]
+    except _UnknownLink as exc:
+        return _Done("rejected", str(exc))
+    stated = [_with_what_is_known(uow, r) for r in resources]
+    # A Patient returned as it came had nothing stored: a person new here.
+    new_people = [
+        r
+        for r, m in zip(resources, stated, strict=True)
+        if r["resourceType"] == "Patient" and m is r
+    ]
+    changed = [r for r in stated if not _same(uow, r)]
+    if changed:
+        try:
+            versions = _write_all(uow, changed, author, authorize, access)
+        except Conflict:
+            raise
+        except GatewayError as exc:
+            return _Done("rejected", exc.message)
+    _remember(uow, source_org, fmt, record)
+    if not changed:
+        return _Done("unchanged")
+    matches = sum(note_probable_matches(uow, patient) for patient in new_people)
+    return _Done("loaded", "", [r["resourceType"] for r in changed], versions, matches)
+
+
 def _write_all(
-    store: Store,
+    uow: UnitOfWork,
     resources: list[dict[str, Any]],
     author: Author,
     authorize: Authorize = allow_all,
     access: AccessThrough = see_everything,
-    also: Callable[[UnitOfWork], None] | None = None,
 ) -> list[str]:
-    """Write ``resources`` whole, at their ids, in one transaction; the
-    versions written (``Patient/1/_history/2``)."""
+    """Write ``resources`` whole, at their ids, as one transaction Bundle in
+    ``uow``; the versions written (``Patient/1/_history/2``)."""
     entries = [
         {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
         for r in resources
     ]
-    response = bundle.transaction(
-        store,
+    response = bundle.transaction_in(
+        uow,
         {"resourceType": "Bundle", "type": "transaction", "entry": entries},
         base_url="",
         prefer=ReturnPreference.MINIMAL,
         authorize=authorize,
         author=author,
         access=access,
-        also=also,
     )
     # base_url is "", so each location is "/Type/id/_history/n".
     return [str(e["response"]["location"]).lstrip("/") for e in response.get("entry", [])]
@@ -218,7 +274,7 @@ class _UnknownLink(ValueError):
     """A record links to a person the gateway does not know yet."""
 
 
-def _linked(store: Store, resource: dict[str, Any]) -> dict[str, Any]:
+def _linked(store: Querier, resource: dict[str, Any]) -> dict[str, Any]:
     """``resource`` with its links to people named by a source's own id
     (``Patient?identifier=...``) made references to the Patients they name,
     so what is stored, and compared, is a plain reference."""
@@ -236,7 +292,7 @@ def _linked(store: Store, resource: dict[str, Any]) -> dict[str, Any]:
     return {**resource, "patient": {**patient, "reference": f"Patient/{found[0]}"}}
 
 
-def _with_what_is_known(store: Store, resource: dict[str, Any]) -> dict[str, Any]:
+def _with_what_is_known(store: Querier, resource: dict[str, Any]) -> dict[str, Any]:
     """A Patient as this source states it, over what other sources stated.
 
     Every source's record of a person lands on one Patient, and no source
@@ -266,7 +322,9 @@ def _with_what_is_known(store: Store, resource: dict[str, Any]) -> dict[str, Any
 _NOT_REPOINTED = frozenset({"Patient", "Provenance", "AuditEvent"})
 
 
-def _merge(store: Store, retired_id: str, survivor: dict[str, Any]) -> list[dict[str, Any]] | None:
+def _merge(
+    store: Querier, retired_id: str, survivor: dict[str, Any]
+) -> list[dict[str, Any]] | None:
     """A merge as whole resources to write: the retired Patient inactive and
     ``replaced-by`` the survivor, the survivor ``replaces`` it, and every
     record that named the retired one re-pointed to the survivor. ``None``
@@ -307,15 +365,16 @@ def merge_patients(store: Store, author: Author, keep: str, retire: str) -> None
     transaction, as a hospital's merge message does."""
     if keep == retire:
         raise ValueError("a record cannot be merged into itself")
-    found = store.read("Patient", keep)
-    if found is None or found.deleted or found.content is None:
-        raise ValueError(f"Patient/{keep} is not known")
-    survivor = fhirjson.loads(found.content)
-    survivor.pop("meta", None)
-    written = _merge(store, retire, survivor)
-    if written is None:
-        raise ValueError(f"Patient/{retire} is not known")
-    _write_all(store, written, author)
+    with store.unit_of_work() as uow:
+        found = uow.read("Patient", keep)
+        if found is None or found.deleted or found.content is None:
+            raise ValueError(f"Patient/{keep} is not known")
+        survivor = fhirjson.loads(found.content)
+        survivor.pop("meta", None)
+        written = _merge(uow, retire, survivor)
+        if written is None:
+            raise ValueError(f"Patient/{retire} is not known")
+        _write_all(uow, written, author)
 
 
 def archived(store: Store, source_org: str, fmt: str, key: str) -> bytes | None:
@@ -370,17 +429,21 @@ def load_stream(
 ) -> LoadReport:
     """Load every record of ``stream`` (a file or a request body called
     ``name``) as ``author``'s organisation wrote it."""
-    for record in READERS[fmt](stream, author.org_ods):
-        load_record(
-            store,
-            fmt,
-            author,
-            record,
-            report,
-            name,
-            authorize=authorize,
-            access=access,
-            wrote=wrote,
-        )
+    records = READERS[fmt](stream, author.org_ods)
+    while batch := list(islice(records, BATCH)):
+        with store.unit_of_work() as uow:
+            for record in batch:
+                load_record(
+                    store,
+                    fmt,
+                    author,
+                    record,
+                    report,
+                    name,
+                    authorize=authorize,
+                    access=access,
+                    wrote=wrote,
+                    within=uow,
+                )
         progress(report, stream.tell())
     return report
