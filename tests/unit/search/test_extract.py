@@ -122,10 +122,10 @@ def test_patient_identifier() -> None:
 def test_patient_address_parts() -> None:
     """``address`` covers every part; ``address-postalcode`` only the postcode."""
     patient = example("Patient")
-    assert values(patient, "address-postalcode") == strings("N19 5QT")
+    assert values(patient, "address-postalcode") == strings("ZZ9 5QT")
     assert values(patient, "address-city") == strings("London")
     assert values(patient, "address") == strings(
-        "Flat 4", "27 Junction Road", "London", "Islington", "N19 5QT", "GB"
+        "Flat 4", "27 Junction Road", "London", "Islington", "ZZ9 5QT", "GB"
     )
     assert values(patient, "address-use") == [TokenValue("http://hl7.org/fhir/address-use", "home")]
 
