@@ -96,15 +96,29 @@ def _seen(store: Querier, source_org: str, fmt: str, key: str) -> bool:
     )
 
 
-def _remember(uow: UnitOfWork, source_org: str, fmt: str, record: SourceRecord) -> None:
-    """Note a source record as loaded, with its content as it came, in the
-    unit of work that writes it: the two are never parted, so a record is
-    either loaded and noted or neither."""
+def _remember(
+    uow: UnitOfWork,
+    source_org: str,
+    fmt: str,
+    record: SourceRecord,
+    stated: list[dict[str, Any]],
+) -> None:
+    """Note a source record as loaded, with its content as it came, whom it
+    is about and what it stated, in the unit of work that writes it: the two
+    are never parted, so a record is either loaded and noted or neither."""
     if record.key:
         uow.execute(
-            "INSERT INTO mapping_record (source_org, format, record_key, loaded_at, content) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [source_org.upper(), fmt, record.key, fhirjson.instant(), record.content],
+            "INSERT INTO mapping_record (source_org, format, record_key, loaded_at, content, "
+            "patient_id, resources) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [
+                source_org.upper(),
+                fmt,
+                record.key,
+                fhirjson.instant(),
+                record.content,
+                record.patient_id,
+                orjson.dumps([f"{r['resourceType']}/{r['id']}" for r in stated]).decode(),
+            ],
         )
 
 
@@ -230,18 +244,54 @@ def _load(
         if r["resourceType"] == "Patient" and m is r
     ]
     changed = [r for r in stated if not _same(uow, r)]
-    if changed:
+    retired = _left_out(uow, source_org, fmt, record, stated) if record.snapshot else []
+    if changed or retired:
         try:
-            versions = _write_all(uow, changed, author, authorize, access)
+            versions = _write_all(uow, changed, author, authorize, access, retired)
         except Conflict:
             raise
         except GatewayError as exc:
             return _Done("rejected", exc.message)
-    _remember(uow, source_org, fmt, record)
-    if not changed:
+    _remember(uow, source_org, fmt, record, stated)
+    if not (changed or retired):
         return _Done("unchanged")
     matches = sum(note_probable_matches(uow, patient) for patient in new_people)
     return _Done("loaded", "", [r["resourceType"] for r in changed], versions, matches)
+
+
+def _left_out(
+    reader: Querier,
+    source_org: str,
+    fmt: str,
+    record: SourceRecord,
+    stated: list[dict[str, Any]],
+) -> list[str]:
+    """What the source's previous whole record of the person stated and this
+    one leaves out (a stopped medicine, a contact removed), as ``Type/id``:
+    no longer the source's to share, so it is retired (deleted, its history
+    kept). Only what the loader wrote from that source's records is
+    considered, never what anyone wrote otherwise; the Patient, shared by
+    every source, never is."""
+    if record.patient_id is None:
+        return []
+    rows = reader.select(
+        "SELECT resources FROM mapping_record "
+        "WHERE source_org = ? AND format = ? AND patient_id = ? AND resources IS NOT NULL "
+        "ORDER BY loaded_at DESC LIMIT 1",
+        [source_org.upper(), fmt, record.patient_id],
+    )
+    if not rows:
+        return []
+    kept = {f"{r['resourceType']}/{r['id']}" for r in stated}
+    retired = []
+    for named in orjson.loads(str(rows[0][0])):
+        res_type, _, res_id = str(named).partition("/")
+        if named in kept or res_type == "Patient":
+            continue
+        found = reader.read(res_type, res_id)
+        if found is not None and not found.deleted:
+            retired.append(str(named))
+    return retired
 
 
 def _write_all(
@@ -250,13 +300,16 @@ def _write_all(
     author: Author,
     authorize: Authorize = allow_all,
     access: AccessThrough = see_everything,
+    retired: list[str] | None = None,
 ) -> list[str]:
-    """Write ``resources`` whole, at their ids, as one transaction Bundle in
-    ``uow``; the versions written (``Patient/1/_history/2``)."""
-    entries = [
+    """Write ``resources`` whole, at their ids, and delete ``retired``, as
+    one transaction Bundle in ``uow``; the versions written
+    (``Patient/1/_history/2``)."""
+    entries: list[dict[str, Any]] = [
         {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
         for r in resources
     ]
+    entries += [{"request": {"method": "DELETE", "url": url}} for url in retired or []]
     response = bundle.transaction_in(
         uow,
         {"resourceType": "Bundle", "type": "transaction", "entry": entries},
@@ -267,7 +320,11 @@ def _write_all(
         access=access,
     )
     # base_url is "", so each location is "/Type/id/_history/n".
-    return [str(e["response"]["location"]).lstrip("/") for e in response.get("entry", [])]
+    return [
+        str(e["response"]["location"]).lstrip("/")
+        for e in response.get("entry", [])
+        if "location" in e["response"]
+    ]
 
 
 class _UnknownLink(ValueError):

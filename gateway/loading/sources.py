@@ -39,9 +39,14 @@ class SourceRecord:
     merged_from: str | None = None  # a Patient merged into resources[0]
     cancels: str | None = None  # an Encounter that must exist to be cancelled
     content: bytes = b""  # the record as it came, archived when it is loaded
+    # The source's whole record of the person (a care-home export): what an
+    # earlier one stated and this one leaves out is retired.
+    snapshot: bool = False
 
 
-def _mapped(where: str, key: str, mapped: Mapped, content: bytes) -> SourceRecord:
+def _mapped(
+    where: str, key: str, mapped: Mapped, content: bytes, snapshot: bool = False
+) -> SourceRecord:
     return SourceRecord(
         where,
         key,
@@ -50,6 +55,7 @@ def _mapped(where: str, key: str, mapped: Mapped, content: bytes) -> SourceRecor
         merged_from=mapped.merged_from,
         cancels=mapped.cancels,
         content=content,
+        snapshot=snapshot,
     )
 
 
@@ -101,9 +107,12 @@ def cld_records(stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
 def json_records(
     map_record: Callable[[dict[str, Any], str], Mapped],
     record_key: Callable[[dict[str, Any]], str],
+    *,
+    snapshot: bool,
 ) -> Callable[[BinaryIO, str], Iterator[SourceRecord]]:
     """A reader of a JSON format (NDJSON or one document) whose records
-    ``map_record`` maps and ``record_key`` names."""
+    ``map_record`` maps and ``record_key`` names; ``snapshot`` when each is
+    the source's whole record of the person."""
 
     def read(stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
         for where, found in read_json_records(stream):
@@ -112,7 +121,8 @@ def json_records(
                 continue
             try:
                 key = record_key(found)
-                yield _mapped(where, key, map_record(found, source), orjson.dumps(found))
+                mapped = map_record(found, source)
+                yield _mapped(where, key, mapped, orjson.dumps(found), snapshot)
             except Unmappable as exc:
                 yield SourceRecord(where, _safe_key(record_key, found), None, str(exc))
 
@@ -131,8 +141,10 @@ Reader = Callable[[BinaryIO, str], Iterator[SourceRecord]]
 READERS: dict[str, Reader] = {
     "hl7v2": hl7v2_records,
     "cld": cld_records,
-    "gp-connect": json_records(map_structured_record, gp_connect_key),
-    "care-home": json_records(map_care_home, care_home_key),
+    # A GP Connect response holds the clinical areas that were asked for,
+    # not always all of them: what it leaves out is not known to be gone.
+    "gp-connect": json_records(map_structured_record, gp_connect_key, snapshot=False),
+    "care-home": json_records(map_care_home, care_home_key, snapshot=True),
 }
 
 FORMATS = tuple(READERS)

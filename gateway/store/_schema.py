@@ -547,6 +547,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             # Each loaded record as it arrived (an HL7 message with its
             # Z-segments, a CLD row, a JSON record): the source's own words.
             "ALTER TABLE mapping_record ADD COLUMN content BLOB",
+            # Whom a record was about and what it stated (Type/id, JSON): a
+            # source's next whole record of the person retires what it
+            # leaves out.
+            "ALTER TABLE mapping_record ADD COLUMN patient_id TEXT",
+            "ALTER TABLE mapping_record ADD COLUMN resources TEXT",
+            "CREATE INDEX mapping_record_person "
+            "ON mapping_record (source_org, format, patient_id, loaded_at)",
         ),
         postgres=(
             """CREATE TABLE patient_match (
@@ -561,6 +568,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
             "CREATE INDEX patient_match_status ON patient_match (status, found_at)",
             "ALTER TABLE mapping_record ADD COLUMN content BYTEA",
+            "ALTER TABLE mapping_record ADD COLUMN patient_id TEXT",
+            "ALTER TABLE mapping_record ADD COLUMN resources TEXT",
+            "CREATE INDEX mapping_record_person "
+            "ON mapping_record (source_org, format, patient_id, loaded_at)",
         ),
     ),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +226,35 @@ def test_a_loaded_message_is_archived_as_it_came(store: Store, tmp_path: Path) -
     kept = archived(store, "rke", "hl7v2", "Z1")
     assert kept is not None and b"ZPI|1|x" in kept  # the Z-segment, otherwise ignored
     assert archived(store, "RKE", "hl7v2", "nope") is None
+
+
+def test_a_later_export_retires_what_it_leaves_out(store: Store, tmp_path: Path) -> None:
+    """A care-home export is the home's whole record of the resident: a
+    medicine stopped since the last one is no longer in the Red Bag."""
+    first = json.loads((CARE_HOME / "winifred-maddox.json").read_text())
+    load(store, "care-home", "VM4X2", [CARE_HOME / "winifred-maddox.json"])
+    later = {**first, "exportedAt": "2026-07-15T09:00:00+01:00"}
+    later["medications"] = [m for m in first["medications"] if m["id"] != "MAR-881"]
+    (tmp_path / "later.json").write_text(json.dumps(later))
+
+    def statements() -> dict[str, bool]:
+        rows = store.select(
+            "SELECT res_id, deleted FROM resource_current WHERE res_type = 'MedicationStatement'",
+            [],
+        )
+        found = {}
+        for res_id, deleted in rows:
+            content = store.read("MedicationStatement", str(res_id))
+            assert content is not None
+            if content.content is not None:
+                found["Apixaban" in content.content.decode()] = bool(deleted)
+            else:
+                found[True] = True  # the deleted version carries no content
+        return found
+
+    assert statements() == {True: False, False: False}
+    report = load(store, "care-home", "VM4X2", [tmp_path / "later.json"])
+    assert report.loaded == 1 and not report.rejections
+    assert statements() == {True: True, False: False}  # apixaban retired, the rest kept
+    patient = store.select("SELECT deleted FROM resource_current WHERE res_type = 'Patient'", [])
+    assert [bool(d) for (d,) in patient] == [False]
