@@ -22,21 +22,14 @@ import argparse
 import subprocess
 import sys
 import tempfile
+from itertools import islice
 from pathlib import Path
 
-from mappings.identity import InvalidNhsNumber, nhs_number
+from bench._synthetic import nhs_numbers
 
 
 def _nhs_numbers(count: int) -> list[str]:
-    found: list[str] = []
-    candidate = 9990000000
-    while len(found) < count:
-        candidate += 1
-        try:
-            found.append(nhs_number(str(candidate)))
-        except InvalidNhsNumber:
-            continue
-    return found
+    return list(islice(nhs_numbers(seed=7), count))
 
 
 def write_hl7(path: Path, messages: int) -> None:

@@ -75,7 +75,9 @@ async def handle(store: Store, source_org: str, payload: bytes) -> bytes:
         return acknowledgement(
             message, "AR", f"this listener takes messages from {source_org}, not {sender or '?'}"
         )
-    record = loading.hl7v2_record(text, source_org.upper(), f"message {message.control_id}")
+    record = loading.hl7v2_message_record(
+        message, text, source_org.upper(), f"message {message.control_id}"
+    )
     report = loading.LoadReport()
     author = loading.author_for("hl7v2", source_org)
     rejection = await asyncio.to_thread(

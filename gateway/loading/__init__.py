@@ -11,7 +11,7 @@ from gateway.loading.records import (
     load_record,
     load_stream,
 )
-from gateway.loading.sources import FORMATS, SourceRecord, hl7v2_record
+from gateway.loading.sources import FORMATS, SourceRecord, hl7v2_message_record
 
 __all__ = [
     "FORMATS",
@@ -19,7 +19,7 @@ __all__ = [
     "Rejection",
     "SourceRecord",
     "author_for",
-    "hl7v2_record",
+    "hl7v2_message_record",
     "load",
     "load_record",
     "load_stream",

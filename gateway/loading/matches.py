@@ -77,14 +77,11 @@ def note_probable_matches(uow: UnitOfWork, patient: dict[str, Any]) -> int:
         if _has_nhs_number(patient) and _has_nhs_number(candidate):
             continue  # two NHS numbers are two people
         first, second = sorted((patient["id"], candidate_id))
-        if _listed(uow, first, second):
-            continue
-        uow.execute(
+        noted += uow.execute(  # a pair listed before is left as it was decided
             "INSERT INTO patient_match (patient_id, candidate_id, reason, found_at, status) "
-            "VALUES (?, ?, ?, ?, 'open')",
+            "VALUES (?, ?, ?, ?, 'open') ON CONFLICT DO NOTHING",
             [first, second, reason, fhirjson.instant()],
         )
-        noted += 1
     return noted
 
 

@@ -73,15 +73,22 @@ class RecordOutcome:
     reason: str = ""
 
 
-def _same(store: Querier, resource: dict[str, Any]) -> bool:
-    """Whether the stored resource already says this (meta aside)."""
-    found = store.read(resource["resourceType"], resource["id"])
-    if found is None or found.content is None:
-        return False
-    stored = fhirjson.loads(found.content)
+def _stored(reader: Querier, res_type: str, res_id: str) -> dict[str, Any] | None:
+    """The live stored resource, meta aside (the gateway's own: versions,
+    labels, source), or ``None`` when there is none."""
+    found = reader.read(res_type, res_id)
+    if found is None or found.deleted or found.content is None:
+        return None
+    stored: dict[str, Any] = fhirjson.loads(found.content)
     stored.pop("meta", None)
+    return stored
+
+
+def _same(resource: dict[str, Any], stored: dict[str, Any] | None) -> bool:
+    """Whether ``stored`` already says what ``resource`` does (meta aside)."""
+    if stored is None:
+        return False
     mine = {k: v for k, v in resource.items() if k != "meta"}
-    # Labels the gateway added are in meta, which is left out on both sides.
     return orjson.dumps(stored, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
         mine, option=orjson.OPT_SORT_KEYS
     )
@@ -236,14 +243,14 @@ def _load(
         resources = [_linked(uow, r) for r in resources]
     except _UnknownLink as exc:
         return _Done("rejected", str(exc))
-    stated = [_with_what_is_known(uow, r) for r in resources]
-    # A Patient returned as it came had nothing stored: a person new here.
+    before = [_stored(uow, r["resourceType"], r["id"]) for r in resources]
+    stated = [_with_what_is_known(r, b) for r, b in zip(resources, before, strict=True)]
     new_people = [
         r
-        for r, m in zip(resources, stated, strict=True)
-        if r["resourceType"] == "Patient" and m is r
+        for r, b in zip(resources, before, strict=True)
+        if r["resourceType"] == "Patient" and b is None
     ]
-    changed = [r for r in stated if not _same(uow, r)]
+    changed = [r for r, b in zip(stated, before, strict=True) if not _same(r, b)]
     retired = _left_out(uow, source_org, fmt, record, stated) if record.snapshot else []
     if changed or retired:
         try:
@@ -349,21 +356,17 @@ def _linked(store: Querier, resource: dict[str, Any]) -> dict[str, Any]:
     return {**resource, "patient": {**patient, "reference": f"Patient/{found[0]}"}}
 
 
-def _with_what_is_known(store: Querier, resource: dict[str, Any]) -> dict[str, Any]:
-    """A Patient as this source states it, over what other sources stated.
+def _with_what_is_known(resource: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
+    """A Patient as this source states it, over what other sources stated
+    (``stored``).
 
     Every source's record of a person lands on one Patient, and no source
     states everything (a council return has no name; a hospital no ethnic
     category, perhaps). An element this source states replaces the stored
     one; one it leaves out is kept; identifiers are merged, one per system
     and value. Other resources are each one source's own, written whole."""
-    if resource["resourceType"] != "Patient":
+    if resource["resourceType"] != "Patient" or stored is None:
         return resource
-    found = store.read("Patient", resource["id"])
-    if found is None or found.deleted or found.content is None:
-        return resource
-    stored = fhirjson.loads(found.content)
-    stored.pop("meta", None)
     merged = {**stored, **resource}
     identifiers: dict[tuple[Any, Any], dict[str, Any]] = {}
     for identifier in [*stored.get("identifier", []), *resource.get("identifier", [])]:
@@ -386,11 +389,9 @@ def _merge(
     ``replaced-by`` the survivor, the survivor ``replaces`` it, and every
     record that named the retired one re-pointed to the survivor. ``None``
     when the retired Patient is not known."""
-    found = store.read("Patient", retired_id)
-    if found is None or found.content is None:
+    retired = _stored(store, "Patient", retired_id)
+    if retired is None:
         return None
-    retired = fhirjson.loads(found.content)
-    retired.pop("meta", None)
     retired["active"] = False
     retired["link"] = [{"other": {"reference": f"Patient/{survivor['id']}"}, "type": "replaced-by"}]
     survivor = {
@@ -423,11 +424,9 @@ def merge_patients(store: Store, author: Author, keep: str, retire: str) -> None
     if keep == retire:
         raise ValueError("a record cannot be merged into itself")
     with store.unit_of_work() as uow:
-        found = uow.read("Patient", keep)
-        if found is None or found.deleted or found.content is None:
+        survivor = _stored(uow, "Patient", keep)
+        if survivor is None:
             raise ValueError(f"Patient/{keep} is not known")
-        survivor = fhirjson.loads(found.content)
-        survivor.pop("meta", None)
         written = _merge(uow, retire, survivor)
         if written is None:
             raise ValueError(f"Patient/{retire} is not known")

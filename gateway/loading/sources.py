@@ -22,7 +22,7 @@ from mappings.cld.reader import UnreadableReturn, read_rows
 from mappings.gpconnect import map_structured_record
 from mappings.gpconnect import record_key as gp_connect_key
 from mappings.hl7v2.adt import map_adt
-from mappings.hl7v2.parser import BrokenMessage, parse_message, read_messages
+from mappings.hl7v2.parser import BrokenMessage, Message, parse_message, read_messages
 from mappings.jsonrecords import read_json_records
 from mappings.ukcore import Mapped, Unmappable
 
@@ -65,6 +65,11 @@ def hl7v2_record(text: str, source: str, where: str) -> SourceRecord:
         message = parse_message(text)
     except BrokenMessage as exc:
         return SourceRecord(where, "", None, str(exc))
+    return hl7v2_message_record(message, text, source, where)
+
+
+def hl7v2_message_record(message: Message, text: str, source: str, where: str) -> SourceRecord:
+    """A parsed HL7 v2 message (``text`` as it came) as a source record."""
     try:
         mapped = map_adt(message, source)
         return _mapped(where, message.control_id, mapped, text.encode("utf-8"))
