@@ -198,7 +198,13 @@ def residence(record: Record, who: Resident) -> Resource:
         "resourceType": "EpisodeOfCare",
         "id": who.id("EpisodeOfCare", f"residence|{start}"),
         "status": "finished" if end else "active",
-        "type": [{"text": terms.CARE_TYPES[stay.get("careType", "residential")]}],
+        "type": [
+            concept(
+                terms.EPISODE_TYPE,
+                *terms.RESIDENCE,
+                terms.CARE_TYPES[stay.get("careType", "residential")],
+            )
+        ],
         "patient": who.subject,
         "managingOrganization": who.home,
         "period": {"start": start, **({"end": end} if end else {})},

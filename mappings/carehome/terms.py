@@ -24,6 +24,12 @@ REFERENCE_RANGE_MEANING = "http://terminology.hl7.org/CodeSystem/referencerange-
 # EpisodeOfCare has no element for where in the home the person lives; the
 # room is kept in the gateway's own extension rather than dropped.
 ROOM_EXTENSION = "urn:london-care-gateway:care-home-room"
+# What kind of episode a stay is, so that readers (the Red Bag, say) can tell
+# a care-home residence from a council's social care episode without knowing
+# which organisation is which: no national code for "resident of a care
+# home" as an EpisodeOfCare type was found, so the gateway names its own.
+EPISODE_TYPE = "urn:london-care-gateway:episode-type"
+RESIDENCE = ("care-home-residence", "Care home residence")
 
 Code = tuple[str, str]  # (code, display)
 

@@ -263,7 +263,9 @@ def test_the_stay_is_active_until_it_ends() -> None:
     (episode,) = of_type(mapped(obj), "EpisodeOfCare")
     assert episode["status"] == "active" and episode["period"] == {"start": "2023-09-04"}
     assert episode["managingOrganization"]["identifier"]["value"] == HOME
-    assert episode["type"] == [{"text": "Nursing care"}]
+    (kind,) = episode["type"]
+    assert kind["text"] == "Nursing care"
+    assert kind["coding"][0]["code"] == "care-home-residence"
     obj["residence"]["endDate"] = "2026-07-15"
     (ended,) = of_type(mapped(obj), "EpisodeOfCare")
     assert ended["status"] == "finished"
