@@ -19,6 +19,7 @@ from gateway.auth.clients import OrgKind
 from gateway.auth.tokens import Purpose
 from gateway.config import Settings
 from gateway.console import sessions as console_sessions
+from gateway.documents import commands as commands_documents
 from gateway.errors import StoreUnavailable
 from gateway.loading import commands as commands_loading
 from gateway.search.index import ensure_current, reindex
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_client_commands(commands)
     commands_audit.add_commands(commands)
+    commands_documents.add_commands(commands)
     commands_loading.add_commands(commands)
     commands.choices["load"].set_defaults(func=on_store(commands_loading.run_load))
     commands.choices["matches"].set_defaults(func=on_store(commands_loading.run_matches))

@@ -30,14 +30,23 @@ class Settings:
     audit_key: str | None = None
     # Seconds between signed audit checkpoints (one is also signed on shutdown).
     audit_checkpoint_s: float = 10.0
+    # The Ed25519 key (PEM) that signs the FHIR documents the gateway builds,
+    # made there on first start; by default next to a SQLite database, else
+    # var/document-key.pem. Its public key is served at /documents/jwks.json.
+    document_key: str | None = None
 
     def audit_key_path(self) -> str:
-        if self.audit_key:
-            return self.audit_key
+        return self.audit_key or self._beside_database("audit-key.pem")
+
+    def document_key_path(self) -> str:
+        return self.document_key or self._beside_database("document-key.pem")
+
+    def _beside_database(self, name: str) -> str:
+        """``name`` in the SQLite database's directory, else in ``var/``."""
         if self.database_url.startswith("sqlite:///"):
             database = self.database_url.removeprefix("sqlite:///")
-            return os.path.join(os.path.dirname(database) or ".", "audit-key.pem")
-        return os.path.join("var", "audit-key.pem")
+            return os.path.join(os.path.dirname(database) or ".", name)
+        return os.path.join("var", name)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -55,4 +64,5 @@ class Settings:
             audit_checkpoint_s=float(
                 env.get("GATEWAY_AUDIT_CHECKPOINT_SECONDS") or cls.audit_checkpoint_s
             ),
+            document_key=env.get("GATEWAY_DOCUMENT_KEY") or None,
         )

@@ -31,6 +31,10 @@ BASE_URL = "http://testserver/fhir"
 _KEPT_TABLES = ("schema_migration", "gateway_secret")
 # The audit log's signing key for tests: a test key made on first use, outside the tree.
 _TEST_AUDIT_KEY = os.path.join(tempfile.gettempdir(), f"gateway-test-audit-key-{os.getpid()}.pem")
+# And the documents' signing key, likewise.
+TEST_DOCUMENT_KEY = os.path.join(
+    tempfile.gettempdir(), f"gateway-test-document-key-{os.getpid()}.pem"
+)
 # The client every API test calls as, unless it asks for another.
 TEST_CLIENT = "test-system"
 TEST_ORG = "A81001"
@@ -125,7 +129,11 @@ def access_token(
 def make_client(store: Store, *, token: str | None = "", **settings: object) -> TestClient:
     """The API over ``store``, calling with ``token`` (by default one for a
     client allowed everything; ``None``: no Authorization header)."""
-    options: dict[str, object] = {"base_url": BASE_URL, "audit_key": _TEST_AUDIT_KEY}
+    options: dict[str, object] = {
+        "base_url": BASE_URL,
+        "audit_key": _TEST_AUDIT_KEY,
+        "document_key": TEST_DOCUMENT_KEY,
+    }
     options.update(settings)
     app = create_app(Settings(**options), store)  # type: ignore[arg-type]
     if token == "":

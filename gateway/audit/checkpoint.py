@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from gateway.keyfiles import NotAnEd25519Key, load_or_create_ed25519
 
 ORIGIN = "london-care-gateway/audit"
 _ED25519 = b"\x01"
@@ -120,29 +121,7 @@ def open_note(note: str, vkey: str) -> Checkpoint:
 def load_or_create_signer(path: Path, name: str = ORIGIN) -> Signer:
     """The log's signing key from ``path`` (PKCS#8 PEM), created there on
     first use, readable by its owner only."""
-    if path.exists():
-        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(loaded, Ed25519PrivateKey):
-            raise BadCheckpoint(f"{path} does not hold an Ed25519 private key")
-        return Signer(name, loaded)
-    key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    # Written whole under a temporary name, then linked into place only if no
-    # other process (a second worker starting at the same moment) got there
-    # first: every process ends up with the one key on disk.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(pem)
-        out.flush()
-        os.fsync(out.fileno())
     try:
-        os.link(temporary, path)
-    except FileExistsError:
-        return load_or_create_signer(path, name)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return Signer(name, key)
+        return Signer(name, load_or_create_ed25519(path))
+    except NotAnEd25519Key as exc:
+        raise BadCheckpoint(str(exc)) from None

@@ -29,7 +29,8 @@ from gateway.auth.tokens import TokenService, signing_key
 from gateway.config import Settings
 from gateway.console import routes as console
 from gateway.console.sessions import session_key
-from gateway.http import audit, oauth, responses
+from gateway.documents.signature import load_or_create_document_key
+from gateway.http import audit, documents, oauth, responses
 from gateway.http.middleware import RequestContext
 from gateway.http.routes import ROUTES
 from gateway.search import extract
@@ -133,6 +134,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             app.state.tokens = TokenService(key, settings.token_lifetime_s)
             signer = await run_in_threadpool(load_or_create_signer, Path(settings.audit_key_path()))
             app.state.audit_signer = signer
+            app.state.document_signer = await run_in_threadpool(
+                load_or_create_document_key, Path(settings.document_key_path())
+            )
             app.state.console_key = await run_in_threadpool(session_key, app.state.store)
             app.state.audit = AuditWriter(app.state.store, signer, settings.audit_checkpoint_s)
             try:
@@ -150,6 +154,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             *ROUTES,
             *oauth.ROUTES,
             *audit.ROUTES,
+            *documents.ROUTES,
             *console.ROUTES,
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/readyz", _readyz, methods=["GET"]),
