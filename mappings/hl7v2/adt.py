@@ -1,10 +1,10 @@
 """ADT messages (HL7 UK v2.4, ITK) into UK Core shaped FHIR R4 resources.
 
 PID and PD1 give the Patient (one per NHS number across every source), PV1
-the Encounter (its status follows the event), NK1 RelatedPersons, AL1
-AllergyIntolerances and DG1 Conditions. The hospital is the sending facility
-(MSH-4, an ODS code). HL7 times are UK local time: they are read as
-Europe/London and written with their offset.
+and PV2 the Encounter (its status follows the event), NK1 RelatedPersons, AL1
+AllergyIntolerances, DG1 Conditions and PR1 Procedures. The hospital is the
+sending facility (MSH-4, an ODS code). HL7 times are UK local time: they are
+read as Europe/London and written with their offset.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from mappings.identity import InvalidNhsNumber, mapped_id, nhs_number
 from mappings.ukcore import (
     ETHNIC_SYSTEM,
     ETHNIC_URL,
+    ICD10,
     ODS,
+    SNOMED,
+    UKCORE,
     Mapped,
     Unmappable,
     nhs_identifier,
@@ -49,6 +52,48 @@ _CLASS = {
     "B": ("AMB", "ambulatory"),
 }
 _GENDER = {"M": "male", "F": "female", "1": "male", "2": "female", "O": "other"}
+
+# Coding systems as a CE's third component names them (PR1-3, PV2-3), folded
+# (upper case; spaces, hyphens and underscores dropped): the name a reader is
+# shown, and the FHIR system its codes are coded in. ``None``: a system we
+# know but whose FHIR URI no UK Core, HL7 UK or NHS England publication we
+# could find confirms (OPCS-4 is not among UK Core's terminology
+# NamingSystems, simplifier.net/guide/UKNamingSystems); its codes are kept in
+# the words, never claimed as a coding. A system not listed is treated so too.
+_CODING_SYSTEMS: dict[str, tuple[str, str | None]] = {
+    "SCT": ("SNOMED CT", SNOMED),  # HL7 table 0396
+    "SNOMEDCT": ("SNOMED CT", SNOMED),
+    "I10": ("ICD-10", ICD10),  # HL7 table 0396
+    "ICD10": ("ICD-10", ICD10),
+    "OPCS4": ("OPCS-4", None),
+    "OPCS": ("OPCS-4", None),
+}
+# Practitioner identifiers by the XCN's assigning authority: the UK Core
+# identifier NamingSystems (simplifier.net/guide/UKNamingSystems). Any other
+# authority is the hospital's own staff code.
+_PRACTITIONER_SYSTEMS = {
+    "GMC": f"{UKCORE}/Id/gmc-number",
+    "NMC": f"{UKCORE}/Id/nmc-number",
+    "HCPC": f"{UKCORE}/Id/hcpc-number",
+    "GDC": f"{UKCORE}/Id/gdc-number",
+}
+STAFF_ID = "urn:london-care-gateway:staff"
+# PV2-8 and PV2-9: R4 Encounter has no planned dates. R5 added
+# plannedStartDate and plannedEndDate ("or discharge date"); HL7's
+# cross-version extensions carry them in R4 (hl7.fhir.uv.xver-r5.r4), and the
+# HL7 v2-to-FHIR map sends PV2-8 and PV2-9 there. UK Core defines none.
+PLANNED_START_URL = (
+    "http://hl7.org/fhir/5.0/StructureDefinition/extension-Encounter.plannedStartDate"
+)
+PLANNED_END_URL = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Encounter.plannedEndDate"
+# PV2-22 Y (table 0136): keep the visit from users without authority for the
+# patient. The consent engine withholds v3-Confidentiality R from everyone but
+# the record's author, whatever the purpose (consent/README.md).
+RESTRICTED = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+    "code": "R",
+    "display": "restricted",
+}
 
 
 def instant(raw: str) -> str | None:
@@ -193,11 +238,14 @@ def _encounter(message: Message, pv1: Segment, source: str, patient_id: str) -> 
         "subject": {"reference": f"Patient/{patient_id}"},
         "serviceProvider": {"identifier": {"system": ODS, "value": source}},
     }
-    if start or end:
-        encounter["period"] = {
-            **({"start": start} if start else {}),
-            **({"end": end} if end and status == "finished" else {}),
-        }
+    # An end is only the visit's end once it is finished; a period with
+    # neither would be an empty object, which FHIR JSON forbids.
+    period = {
+        **({"start": start} if start else {}),
+        **({"end": end} if end and status == "finished" else {}),
+    }
+    if period:
+        encounter["period"] = period
     ward = " ".join(p for p in (pv1.value(3, 1), pv1.value(3, 2), pv1.value(3, 3)) if p)
     if ward:
         encounter["location"] = [{"location": {"display": ward}}]
@@ -210,7 +258,124 @@ def _encounter(message: Message, pv1: Segment, source: str, patient_id: str) -> 
         encounter["type"] = [{"text": f"admission method {pv1.value(4)}"}]
     if hospitalisation:
         encounter["hospitalization"] = hospitalisation
+    pv2 = message.segment("PV2")
+    if pv2 is not None:
+        if (reason := _coded(pv2, 3)) is not None:
+            encounter["reasonCode"] = [reason]
+        planned = [
+            {"url": url, "valueDateTime": when}
+            for url, number in ((PLANNED_START_URL, 8), (PLANNED_END_URL, 9))
+            if (when := instant(pv2.value(number))) is not None
+        ]
+        if planned:
+            encounter["extension"] = planned
     return encounter
+
+
+def _fold(name: str) -> str:
+    return "".join(c for c in name.upper() if c not in " -_")
+
+
+def _coded(segment: Segment, number: int, words: str = "") -> dict[str, Any] | None:
+    """A CE field (code^text^coding system) as a CodeableConcept: coded when
+    its system is one whose FHIR URI we know; otherwise the code stays in the
+    words with its system's name ("Appendicectomy (OPCS-4 H01.9)").
+    ``words`` stand in for an empty text (PR1-4)."""
+    code, named = segment.value(number, 1), segment.value(number, 3)
+    text = segment.value(number, 2) or words
+    if not code and not text:
+        return None
+    label, system = _CODING_SYSTEMS.get(_fold(named), (named, None))
+    if code and system:
+        return {"coding": [{"system": system, "code": code}], **({"text": text} if text else {})}
+    if code:
+        tag = f"{label} {code}" if label else code
+        text = f"{text} ({tag})" if text else tag
+    return {"text": text}
+
+
+def _performers(segment: Segment, number: int, source: str, function: str) -> list[dict[str, Any]]:
+    """Each XCN of ``segment``-``number`` as a performer, by name and
+    identifier: the feed sends no more of a practitioner than that, and the
+    mapper makes no Practitioner resources."""
+    performers = []
+    for index, _ in enumerate(segment.repetitions(number)):
+        value = segment.value(number, 1, index)
+        name = " ".join(p for p in (segment.value(number, n, index) for n in (6, 3, 2)) if p)
+        if not value and not name:
+            continue
+        actor: dict[str, Any] = {"type": "Practitioner"}
+        if value:
+            authority = segment.value(number, 9, index).split(segment.seps.subcomponent)[0]
+            system = _PRACTITIONER_SYSTEMS.get(authority.upper(), f"{STAFF_ID}:{source.upper()}")
+            actor["identifier"] = {"system": system, "value": value}
+        if name:
+            actor["display"] = name
+        performers.append(
+            {**({"function": {"text": function}} if function else {}), "actor": actor}
+        )
+    return performers
+
+
+def _procedures(
+    message: Message, encounter: dict[str, Any], source: str, patient_id: str
+) -> list[dict[str, Any]]:
+    """PR1 as Procedures of the visit, completed: PR1 records what was done.
+    Keyed by visit, code and time rather than PR1-1, which only numbers the
+    segments of one message: a later message that leaves a procedure out or
+    reorders them must not move one onto another's id."""
+    procedures: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for pr1 in message.all("PR1"):
+        code = _coded(pr1, 3, pr1.value(4))
+        if code is None:
+            continue
+        performed = instant(pr1.value(5))
+        key = "|".join(
+            (
+                encounter["id"],
+                _fold(pr1.value(3, 3)),
+                pr1.value(3, 1) or code["text"],
+                performed or "",
+            )
+        )
+        # The same code at the same time twice (both sides, say): the second
+        # is another procedure, and stays the second when the message is sent again.
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:
+            key = f"{key}|{seen[key]}"
+        procedure: dict[str, Any] = {
+            "resourceType": "Procedure",
+            "id": mapped_id(source, "Procedure", key),
+            "status": "completed",
+            "code": code,
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "encounter": {"reference": f"Encounter/{encounter['id']}"},
+        }
+        if performed is not None:
+            procedure["performedDateTime"] = performed
+        performers: list[dict[str, Any]] = []
+        for performer in _performers(pr1, 11, source, "surgeon") + _performers(pr1, 12, source, ""):
+            # One person named as surgeon (PR1-11) and practitioner (PR1-12) is one performer.
+            if all(performer["actor"] != other["actor"] for other in performers):
+                performers.append(performer)
+        if performers:
+            procedure["performer"] = performers
+        procedures.append(procedure)
+    return procedures
+
+
+def _protect(message: Message, encounter: dict[str, Any], resources: list[dict[str, Any]]) -> None:
+    """PV2-22 Y: the visit and what this message records in it (diagnoses,
+    procedures, results) are labelled restricted. The person's own record
+    (Patient, allergies, contacts) is not the visit's and is left as it is."""
+    pv2 = message.segment("PV2")
+    if pv2 is None or pv2.value(22).upper() != "Y":
+        return
+    in_visit = {"reference": f"Encounter/{encounter['id']}"}
+    for resource in resources:
+        if resource is encounter or resource.get("encounter") == in_visit:
+            resource["meta"] = {"security": [dict(RESTRICTED)]}
 
 
 _OBSERVATION_SYSTEMS = {"SCT": "http://snomed.info/sct", "LN": "http://loinc.org"}
@@ -320,10 +485,14 @@ def map_adt(message: Message, source: str) -> Mapped:
             if (recorded := instant(dg1.value(5))) is not None:
                 condition["recordedDate"] = recorded
             mapped.resources.append(condition)
+        mapped.resources += _procedures(message, encounter, source, patient["id"])
     for obx in message.all("OBX"):
         observation = _observation(message, obx, source, patient["id"], mapped.resources)
         if observation is not None:
             mapped.resources.append(observation)
+    visit = next((r for r in mapped.resources if r["resourceType"] == "Encounter"), None)
+    if visit is not None:
+        _protect(message, visit, mapped.resources)
     for al1 in message.all("AL1"):
         text = al1.value(3, 2) or al1.value(3, 1)
         if not text:

@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conformance.validation import validate_resource
-from mappings.hl7v2.adt import Unmappable, instant, map_adt
+from mappings.hl7v2.adt import instant, map_adt
 from mappings.hl7v2.parser import (
     BrokenMessage,
+    Message,
     Separators,
     parse_message,
     read_messages,
     split_messages,
     unescape,
 )
+from mappings.ukcore import Mapped, Unmappable
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hl7v2"
 
@@ -153,3 +156,192 @@ def test_the_admission_maps_to_the_golden_file() -> None:
     for resources in mapped:
         for resource in resources:
             assert validate_resource(resource, resource["resourceType"]) == [], resource
+
+
+def _segment(name: str, **fields: str) -> str:
+    """A segment with ``f3="..."`` style fields at their numbers."""
+    numbered = {int(key[1:]): value for key, value in fields.items()}
+    return "|".join([name] + [numbered.get(n, "") for n in range(1, max(numbered) + 1)])
+
+
+def _visit(*segments: str, control: str = "M1", event: str = "A08") -> Message:
+    return parse_message(
+        "\r".join(
+            [
+                f"MSH|^~\\&|PAS|RKE|GATEWAY|LONDON|20260716090000||ADT^{event}|{control}|P|2.4",
+                "EVN|A08|20260716090000",
+                "PID|1||9990000034^^^NHS^NH",
+                _segment("PV1", f2="I", f19="V77", f44="20260715100000"),
+                *segments,
+            ]
+        )
+    )
+
+
+def _of(mapped: Mapped, res_type: str) -> list[dict[str, Any]]:
+    return [r for r in mapped.resources if r["resourceType"] == res_type]
+
+
+def test_pr1_becomes_a_completed_procedure_of_the_visit() -> None:
+    mapped = map_adt(
+        _visit(
+            _segment(
+                "PR1",
+                f1="1",
+                f3="W37.1^Primary total prosthetic replacement of hip joint using cement^OPCS4",
+                f5="202607151430",
+                f11="7654321^Khan^Imran^^^Mr^^^GMC",
+                f12="7654321^Khan^Imran^^^Mr^^^GMC~N42^Adeyemi^Tolu^^^^^^RKE",
+            )
+        ),
+        "RKE",
+    )
+    (encounter,) = _of(mapped, "Encounter")
+    (procedure,) = _of(mapped, "Procedure")
+    assert procedure["status"] == "completed"
+    assert procedure["subject"] == {"reference": f"Patient/{mapped.patient_id}"}
+    assert procedure["encounter"] == {"reference": f"Encounter/{encounter['id']}"}
+    assert procedure["performedDateTime"] == "2026-07-15T14:30:00+01:00"  # BST
+    # OPCS-4 has no FHIR system URI we could confirm: the code is kept in the
+    # words with its system's name, and no coding is claimed.
+    assert procedure["code"] == {
+        "text": "Primary total prosthetic replacement of hip joint using cement (OPCS-4 W37.1)"
+    }
+    surgeon, nurse = procedure["performer"]  # the surgeon, named twice, is one performer
+    assert surgeon == {
+        "function": {"text": "surgeon"},
+        "actor": {
+            "type": "Practitioner",
+            "identifier": {"system": "https://fhir.hl7.org.uk/Id/gmc-number", "value": "7654321"},
+            "display": "Mr Imran Khan",
+        },
+    }
+    assert nurse["actor"]["identifier"] == {
+        "system": "urn:london-care-gateway:staff:RKE",
+        "value": "N42",
+    }
+    assert nurse["actor"]["display"] == "Tolu Adeyemi" and "function" not in nurse
+    assert validate_resource(procedure, "Procedure") == []
+
+
+def test_pr1_codes_snomed_keeps_unknown_systems_as_words_and_dates_as_dates() -> None:
+    mapped = map_adt(
+        _visit(
+            _segment("PR1", f1="1", f3="399208008^Plain chest X-ray^SCT", f5="20260715"),
+            _segment("PR1", f1="2", f3="XR123^Chest film^LOCALPAS", f5="2026071509"),
+            _segment("PR1", f1="3", f3="H01.9^^OPCS-4", f4="Appendicectomy", f5="20260715"),
+            _segment("PR1", f1="4", f3="^^SCT"),  # nothing to say: no Procedure
+        ),
+        "RKE",
+    )
+    snomed, local, described = _of(mapped, "Procedure")
+    assert snomed["code"] == {
+        "coding": [{"system": "http://snomed.info/sct", "code": "399208008"}],
+        "text": "Plain chest X-ray",
+    }
+    assert snomed["performedDateTime"] == "2026-07-15"  # a date only stays a date
+    assert local["code"] == {"text": "Chest film (LOCALPAS XR123)"}
+    assert local["performedDateTime"] == "2026-07-15T09:00:00+01:00"
+    assert described["code"] == {"text": "Appendicectomy (OPCS-4 H01.9)"}  # PR1-4's words
+    for procedure in (snomed, local, described):
+        assert "performer" not in procedure
+        assert validate_resource(procedure, "Procedure") == []
+
+
+def test_repeated_pr1_are_distinct_and_keep_their_ids_when_sent_again() -> None:
+    twice = _segment("PR1", f1="1", f3="Z94.1^Bilateral operation^OPCS4", f5="202607151430")
+    other = _segment("PR1", f1="3", f3="W37.1^Hip replacement^OPCS4", f5="202607151430")
+    first = map_adt(_visit(twice, twice.replace("PR1|1", "PR1|2"), other), "RKE")
+    ids = [p["id"] for p in _of(first, "Procedure")]
+    assert len(set(ids)) == 3
+    resent = map_adt(_visit(twice, twice.replace("PR1|1", "PR1|2"), other, control="M2"), "RKE")
+    assert [r["id"] for r in resent.resources] == [r["id"] for r in first.resources]
+    # A later message that leaves one out and numbers the rest anew: each
+    # procedure keeps its own id, none lands on another's.
+    later = map_adt(_visit(other.replace("PR1|3", "PR1|1"), control="M3"), "RKE")
+    assert [p["id"] for p in _of(later, "Procedure")] == [ids[2]]
+
+
+def test_pv2_gives_the_encounter_its_reason_and_planned_dates() -> None:
+    mapped = map_adt(
+        _visit(
+            _segment("PV2", f3="233604007^Pneumonia^SCT", f8="20260715100000", f9="202607221200")
+        ),
+        "RKE",
+    )
+    (encounter,) = _of(mapped, "Encounter")
+    assert encounter["reasonCode"] == [
+        {"coding": [{"system": "http://snomed.info/sct", "code": "233604007"}], "text": "Pneumonia"}
+    ]
+    assert encounter["extension"] == [
+        {
+            "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-Encounter.plannedStartDate",
+            "valueDateTime": "2026-07-15T10:00:00+01:00",
+        },
+        {
+            "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-Encounter.plannedEndDate",
+            "valueDateTime": "2026-07-22T12:00:00+01:00",
+        },
+    ]
+    assert "meta" not in encounter  # PV2-22 not Y: nothing is labelled
+    assert validate_resource(encounter, "Encounter") == []
+    words = map_adt(_visit(_segment("PV2", f3="^Fall at home")), "RKE")
+    assert _of(words, "Encounter")[0]["reasonCode"] == [{"text": "Fall at home"}]
+    assert "reasonCode" not in _of(map_adt(_visit("PV2|"), "RKE"), "Encounter")[0]
+
+
+def test_an_end_before_the_visit_is_finished_leaves_no_empty_period() -> None:
+    """PV1-45 without PV1-44 on an event that does not finish the visit."""
+    admitted = _segment("PV1", f2="I", f19="V77", f44="20260715100000")
+    text = _visit(event="A01").raw.replace(
+        admitted, _segment("PV1", f2="I", f19="V77", f45="20260716")
+    )
+    assert parse_message(text).segment("PV1").value(45) == "20260716"  # type: ignore[union-attr]
+    (encounter,) = _of(map_adt(parse_message(text), "RKE"), "Encounter")
+    assert "period" not in encounter and validate_resource(encounter, "Encounter") == []
+
+
+def test_a_protected_visit_is_withheld_from_all_but_the_hospital() -> None:
+    """PV2-22 Y labels the visit's resources R, which the write path keeps
+    and consent withholds from everyone but their author; the person's own
+    record (Patient, allergies) is not the visit's and stays shared."""
+    # Imported here: the rest of this file needs nothing of the gateway.
+    from consent.engine import decide
+    from consent.model import Person, Requester
+    from gateway.access.facts import facts_of
+    from gateway.interactions.write import prepare
+
+    mapped = map_adt(
+        _visit(
+            _segment("PV2", f22="Y"),
+            "OBX|1|NM|27113001^Body weight^SCT||61.5|kg|||||F",
+            "AL1|1|DA|PEN^Penicillin",
+            "DG1|1||F32.9^Depressive episode, unspecified^I10",
+            _segment("PR1", f1="1", f3="399208008^Plain chest X-ray^SCT", f5="20260715"),
+        ),
+        "RKE",
+    )
+    labelled = {r["resourceType"] for r in mapped.resources if "meta" in r}
+    assert labelled == {"Encounter", "Observation", "Condition", "Procedure"}
+    restricted = {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+        "code": "R",
+        "display": "restricted",
+    }
+    person = Person(mapped.patient_id, relationships=frozenset({"Y03079", "RKE"}))
+    gp = Requester("Y03079", "gp-practice", "TREAT")
+    ambulance = Requester("RRU", "ambulance", "ETREAT")
+    hospital = Requester("RKE", "hospital", "TREAT")
+    now = "2026-07-16T12:00:00.000000Z"
+    for resource in mapped.resources:
+        stored = prepare(resource["resourceType"], resource["id"], resource, "urn:ods:RKE")
+        facts = facts_of(stored.content)
+        if resource["resourceType"] in labelled:
+            assert restricted in stored.content["meta"]["security"]
+            assert decide(gp, person, facts, now).rule == "legally-restricted"
+            assert decide(ambulance, person, facts, now).rule == "legally-restricted"
+        else:
+            assert decide(gp, person, facts, now).permit
+        assert decide(hospital, person, facts, now).rule == "author"
+    open_visit = map_adt(_visit(_segment("PV2", f22="N")), "RKE")
+    assert all("meta" not in r for r in open_visit.resources)
