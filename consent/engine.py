@@ -18,8 +18,8 @@ that applies decides, and names itself in the ``Decision``:
    and names ETREAT among its purposes blocks (``consent``); otherwise
    ``emergency-access``. A dissent that does not name ETREAT does not block.
 6. Under TREAT: without a care relationship, ``no-relationship`` (an
-   ambulance never has one). The person's Consents themselves are shown to
-   those caring for them (``consent-record``). Then the person's active
+   ambulance never has one). The person's privacy Consents themselves are
+   shown to those caring for them (``consent-record``). Then the person's active
    Consents: in each, the
    deepest provision that matches the request and the resource decides;
    across Consents a deny wins (``consent``). Restricted data (PSY, ETH, SEX,
@@ -173,10 +173,11 @@ def decide(
         return Decision(False, "purpose", detail=requester.purpose)
     if requester.org_ods not in person.relationships:
         return Decision(False, "no-relationship")
-    if resource.res_type == "Consent":
-        # The Consents are the policy, not the record: those who care for the
-        # person must see them to honour, change or withdraw them, whatever
-        # they say (a dissent must not hide itself).
+    if resource.sharing_policy:
+        # The privacy Consents are the policy, not the record: those who care
+        # for the person must see them to honour, change or withdraw them,
+        # whatever they say (a dissent must not hide itself). An advance
+        # decision is a Consent too, but it is the record, and shared as such.
         return Decision(True, "consent-record")
     verdicts = _verdicts(person, requester, resource, now)
     for consent, provision in verdicts:

@@ -42,6 +42,9 @@ class ResourceFacts:
     clinical_low: str | None = None
     clinical_high: str | None = None
     author_ods: str | None = None  # from meta.source urn:ods:<code>
+    # A privacy Consent (scope patient-privacy): the policy sharing follows,
+    # not part of the record. An advance decision (scope adr) is the record.
+    sharing_policy: bool = False
 
     @property
     def restricted(self) -> frozenset[str]:

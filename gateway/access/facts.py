@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from consent.model import Coding, ResourceFacts
+from consent.parse import is_privacy_consent
 from gateway.search.compartments import PATIENT_COMPARTMENT
 from gateway.search.extract import extract
 from gateway.search.parameters import parameter
@@ -130,6 +131,7 @@ def facts_of(resource: dict[str, Any], content: bool = True) -> ResourceFacts:
         clinical_low=min(d.low for d in dates) if dates else None,
         clinical_high=max(d.high for d in dates) if dates else None,
         author_ods=author,
+        sharing_policy=res_type == "Consent" and is_privacy_consent(resource),
     )
 
 

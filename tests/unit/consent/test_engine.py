@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any
 
 import pytest
@@ -148,9 +150,18 @@ def test_dissent_from_the_shared_record() -> None:
 
 def test_a_dissent_does_not_hide_itself_from_those_caring() -> None:
     dissent = consent({"type": "deny"})
-    assert rule(gp, person(dissent), resource("Consent")) == (True, "consent-record")
+    policy = dataclasses.replace(resource("Consent"), sharing_policy=True)
+    assert rule(gp, person(dissent), policy) == (True, "consent-record")
     outsider = requester("RXX", "hospital")
-    assert rule(outsider, person(dissent), resource("Consent")) == (False, "no-relationship")
+    assert rule(outsider, person(dissent), policy) == (False, "no-relationship")
+
+
+def test_an_advance_decision_is_the_record_and_a_dissent_covers_it() -> None:
+    """A DNACPR decision is a Consent (scope adr), but it is part of the
+    record, not the sharing policy: a dissent withholds it like the rest."""
+    dissent = consent({"type": "deny"})
+    assert rule(gp, person(dissent), resource("Consent")) == (False, "consent")
+    assert rule(gp, person(), resource("Consent")) == (True, "implied-consent")
 
 
 def test_dissent_towards_one_organisation() -> None:
