@@ -16,7 +16,7 @@ from conformance.registry import TypeInteraction
 from conformance.validation import validate_resource
 from consent.labels import labelled
 from gateway import fhirjson
-from gateway.access.facts import labelling_codes
+from gateway.access.facts import labelling_codes, person_of
 from gateway.access.people import ensure_interpretable
 from gateway.errors import (
     Conflict,
@@ -323,8 +323,31 @@ def record_provenance(
     DELETE), when it was written for an author."""
     if author is None or not written:
         return
-    record = provenance(author, ACTIVITIES[method], written)
-    store_version(uow, prepare("Provenance", new_id(), record), method="POST", fresh_id=True)
+    for group in _shared_alike(written):
+        record = provenance(author, ACTIVITIES[method], group)
+        store_version(uow, prepare("Provenance", new_id(), record), method="POST", fresh_id=True)
+
+
+def _shared_alike(written: list[StoredVersion]) -> list[list[StoredVersion]]:
+    """``written`` in groups that consent treats alike: one person's, with
+    the same security labels. A Provenance is shown only to those who may
+    see all it names, so one naming a mental health record beside an
+    allergy would hide how the allergy came to be from everyone who may see
+    only the allergy. A deletion, whose content is gone, has one of its own."""
+    groups: dict[tuple[Any, ...], list[StoredVersion]] = {}
+    for version in written:
+        if version.content is None:
+            key: tuple[Any, ...] = ("deleted", version.res_type, version.res_id)
+        else:
+            resource = fhirjson.loads(version.content)
+            labels = sorted(
+                (str(label.get("system")), str(label.get("code")))
+                for label in (resource.get("meta") or {}).get("security") or []
+                if isinstance(label, dict)
+            )
+            key = (person_of(resource), tuple(labels))
+        groups.setdefault(key, []).append(version)
+    return list(groups.values())
 
 
 def uow_read(uow: UnitOfWork, res_type: str, res_id: str) -> StoredVersion:

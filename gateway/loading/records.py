@@ -251,19 +251,42 @@ def _load(
         if r["resourceType"] == "Patient" and b is None
     ]
     changed = [r for r, b in zip(stated, before, strict=True) if not _same(r, b)]
+    # A person on file whom the source may not see yet is written after its
+    # other resources, which may be what gives it its relationship (an open
+    # service, a residence); if they do not, the person is left as they are.
+    hidden = [r for r in changed if _hidden_person(uow, r, access)]
+    changed = [r for r in changed if not any(r is h for h in hidden)]
     retired = _left_out(uow, source_org, fmt, record, stated) if record.snapshot else []
-    if changed or retired:
-        try:
+    versions: list[str] = []
+    try:
+        if changed or retired:
             versions = _write_all(uow, changed, author, authorize, access, retired)
-        except Conflict:
-            raise
-        except GatewayError as exc:
-            return _Done("rejected", exc.message)
+        seen_now = [r for r in hidden if not _hidden_person(uow, r, access)]
+        if seen_now:
+            versions += _write_all(uow, seen_now, author, authorize, access)
+            changed += seen_now
+    except Conflict:
+        raise
+    except GatewayError as exc:
+        return _Done("rejected", exc.message)
     _remember(uow, source_org, fmt, record, stated)
     if not (changed or retired):
         return _Done("unchanged")
     matches = sum(note_probable_matches(uow, patient) for patient in new_people)
     return _Done("loaded", "", [r["resourceType"] for r in changed], versions, matches)
+
+
+def _hidden_person(uow: UnitOfWork, resource: dict[str, Any], access: AccessThrough) -> bool:
+    """Whether ``resource`` is a Patient already on file that the pushing
+    source may not see (it has no care relationship with them). Such a
+    person is not written: writing the Patient as the source's would make it
+    the Patient's author, and so show it what others recorded. The source's
+    resources are still linked to them, and what it said of them is kept
+    with its record."""
+    if resource["resourceType"] != "Patient" or access is see_everything:
+        return False
+    found = uow.read("Patient", resource["id"])
+    return found is not None and not access(uow).visible(found)
 
 
 def _left_out(

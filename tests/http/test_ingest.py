@@ -3,6 +3,7 @@ mapped and loaded as their organisation's, answered record by record."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,94 @@ def test_a_hospital_pushes_adt_and_only_as_itself(store: Store) -> None:
         answer = api.post("/fhir/$ingest?format=hl7v2", content=feed).json()
     assert _summary(answer)["loaded"] == 0
     assert all("MSH-4" in r["reason"] for r in _records(answer) if r["outcome"] == "rejected")
+
+
+def _home(store: Store) -> TestClient:
+    token = access_token(store, client_id="home-app", kind="care-home", org="VM4X2")
+    return make_client(store, token=token)
+
+
+def test_a_source_without_a_relationship_adds_its_records_but_not_its_view_of_the_person(
+    store: Store,
+) -> None:
+    """The person is on file from their care home. The council's request
+    row gives it no relationship: its request is stored and linked to them,
+    but the Patient is left as it was (writing it as the council's would
+    make the council its author, and show it what the home recorded). The
+    service row that opens an episode gives it one, and then its view of
+    the person is merged in."""
+    number = "9992345675"  # the care-home fixture's resident
+    with _home(store) as home:
+        pushed = home.post(
+            "/fhir/$ingest?format=care-home",
+            content=(FIXTURES / "carehome" / "winifred-maddox.json").read_bytes(),
+        )
+        assert _summary(pushed.json())["loaded"] == 1
+    person = mapped_id("NHS", "Patient", number)
+    lines = (FIXTURES / "cld" / "return.csv").read_text()
+    lines = lines.replace("999 000 0018", number).replace("9990000018", number)
+    header, request, *rest = lines.splitlines()
+    service = next(line for line in rest if ",Service," in line)
+    with _council(store) as council:
+        answer = council.post(
+            "/fhir/$ingest?format=cld", content=f"{header}\n{request}\n".encode()
+        ).json()
+        assert _summary(answer)["loaded"] == 1
+        assert council.get(f"/fhir/Patient/{person}").status_code == 404
+        (request_id,) = [
+            r[0]
+            for r in store.select(
+                "SELECT res_id FROM resource_current WHERE res_type = 'ServiceRequest'", []
+            )
+        ]
+        stored = council.get(f"/fhir/ServiceRequest/{request_id}").json()
+        assert stored["subject"]["reference"] == f"Patient/{person}"
+        with _home(store) as home:
+            patient = home.get(f"/fhir/Patient/{person}").json()
+        assert patient["meta"]["source"] == "urn:ods:VM4X2"
+        assert patient["meta"]["versionId"] == "1"
+
+        answer = council.post(
+            "/fhir/$ingest?format=cld", content=f"{header}\n{service}\n".encode()
+        ).json()
+        assert _summary(answer)["loaded"] == 1
+        seen = council.get(f"/fhir/Patient/{person}")
+        assert seen.status_code == 200
+        systems = {i["system"] for i in seen.json()["identifier"]}
+        assert any(system.endswith(":713") or "713" in system for system in systems), systems
+
+
+def test_each_provenance_names_records_that_consent_treats_alike(store: Store) -> None:
+    """One hospital message holds a mental health diagnosis and an allergy:
+    they get a Provenance each, so that who may see the allergy sees how it
+    came to be."""
+    feed = "\r".join(
+        [
+            "MSH|^~\\&|PAS|RKE|GATEWAY|LONDON|20261120093000||ADT^A01|PRV0001|P|2.4",
+            "EVN|A01|20261120093000",
+            "PID|1||9990000034^^^NHS^NH||Doe^Jane||19500101|2",
+            "PV1|1|I|W12^B^3^RKE||||||||||||||||V000777",
+            "AL1|1|DA|PEN^Penicillin|SV|Rash",
+            "DG1|1||F32.1^Moderate depressive episode^I10|||A",
+        ]
+    )
+    token = access_token(store, client_id="pas", kind="hospital", org="RKE")
+    with make_client(store, token=token) as api:
+        assert api.post("/fhir/$ingest?format=hl7v2", content=feed.encode()).status_code == 200
+    provenances = [
+        json.loads(bytes(row[0]))
+        for row in store.select(
+            "SELECT v.content FROM resource_current c JOIN resource_version v "
+            "ON v.res_type = c.res_type AND v.res_id = c.res_id AND v.version = c.version "
+            "WHERE c.res_type = 'Provenance'",
+            [],
+        )
+    ]
+    by_target = {
+        t["reference"].split("/")[0]: len(p["target"]) for p in provenances for t in p["target"]
+    }
+    condition = next(
+        p for p in provenances if any("Condition/" in t["reference"] for t in p["target"])
+    )
+    assert [t["reference"].split("/")[0] for t in condition["target"]] == ["Condition"]
+    assert by_target["AllergyIntolerance"] > 1  # with the Patient and the visit
