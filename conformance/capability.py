@@ -24,7 +24,11 @@ class AdvertisedParameter:
 
 # Operations the routes serve: (name, OperationDefinition canonical).
 TYPE_OPERATIONS: dict[str, list[tuple[str, str]]] = {
-    "Patient": [("everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything")],
+    "Patient": [
+        ("everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"),
+        ("summary", "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"),
+        ("red-bag", "urn:london-care-gateway:OperationDefinition:red-bag"),
+    ],
 }
 SYSTEM_OPERATIONS: list[tuple[str, str, str]] = [
     (

@@ -63,6 +63,12 @@ class Disclosures:
     patients: set[str] = field(default_factory=set)
     decisions: Counter[tuple[str, str | None, str | None, bool]] = field(default_factory=Counter)
     written: list[str] = field(default_factory=list)  # versions the request wrote
+    # Documents the request built: (identifier, title, the versions in it).
+    documents: list[tuple[str, str, list[str]]] = field(default_factory=list)
+
+    def sent(self, identifier: str, title: str, entries: list[str]) -> None:
+        """Note a document built for the requester and what was in it."""
+        self.documents.append((identifier, title, entries))
 
     def wrote(self, reference: str, patient_id: str | None) -> None:
         self.written.append(reference)
@@ -106,6 +112,7 @@ _SUBTYPES = {
     "access_check": "operation",
     "access_report": "operation",
     "ingest": "operation",
+    "patient_document": "operation",
 }
 
 
@@ -178,6 +185,16 @@ def request_event(
             {
                 "what": {"reference": reference},
                 "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
+            }
+        )
+    for identifier, title, contents in disclosures.documents:
+        entities.append(
+            {
+                "what": {"identifier": {"system": "urn:ietf:rfc:3986", "value": identifier}},
+                "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
+                "role": {"system": _OBJECT_ROLE, "code": "3", "display": "Report"},
+                "description": title,
+                "detail": [{"type": "entry", "valueString": entry} for entry in contents],
             }
         )
     for (rule, consent_id, provision, permit), count in sorted(

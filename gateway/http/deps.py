@@ -117,10 +117,10 @@ def base_url(request: Request, settings: Settings) -> str:
     return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}/fhir"
 
 
-def _negotiated(request: Request) -> FhirContext:
+def _negotiated(request: Request, html: bool = False) -> FhirContext:
     headers = request.headers
     fmt = request.query_params.get("_format") if request.scope["query_string"] else None
-    check_acceptable(headers.get("accept"), fmt)
+    check_acceptable(headers.get("accept"), fmt, html)
     settings: Settings = request.app.state.settings
     return FhirContext(
         store=request.app.state.store,
@@ -135,11 +135,12 @@ def public(request: Request) -> FhirContext:
     return _negotiated(request)
 
 
-async def authenticated(request: Request) -> FhirContext:
+async def authenticated(request: Request, html: bool = False) -> FhirContext:
     """For every endpoint that reads or writes data: the bearer token must be
     one the gateway issued, unexpired, to a client that is still enabled
-    (checked on every request, so disabling a client stops its tokens at once)."""
-    context = _negotiated(request)
+    (checked on every request, so disabling a client stops its tokens at once).
+    ``html``: the endpoint can answer in HTML too (a document)."""
+    context = _negotiated(request, html)
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized(

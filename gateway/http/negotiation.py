@@ -13,6 +13,7 @@ from gateway.interactions.types import ReturnPreference
 
 _JSON_TYPES = {"application/fhir+json", "application/json", "application/json+fhir"}
 _FORMAT_ALIASES = {"json", *_JSON_TYPES}
+_HTML_ALIASES = {"html", "text/html"}
 
 
 def _media_types(header: str) -> list[str]:
@@ -26,9 +27,25 @@ def _media_types(header: str) -> list[str]:
     return types
 
 
-def check_acceptable(accept: str | None, format_param: str | None) -> None:
+def wants_html(accept: str | None, format_param: str | None) -> bool:
+    """Whether a request that may have HTML (a document) asks for it:
+    ``_format=html`` or ``text/html`` (a browser) preferred to FHIR JSON."""
     if format_param is not None:
-        if format_param.strip().lower().split(";")[0] not in _FORMAT_ALIASES:
+        return format_param.strip().lower().split(";")[0] in _HTML_ALIASES
+    for media in _media_types(accept or ""):
+        if media in _JSON_TYPES:
+            return False
+        if media == "text/html":
+            return True
+    return False
+
+
+def check_acceptable(accept: str | None, format_param: str | None, html: bool = False) -> None:
+    """Refuse (406) a request for anything but FHIR JSON, or HTML where
+    ``html`` allows it."""
+    if format_param is not None:
+        aliases = _FORMAT_ALIASES | _HTML_ALIASES if html else _FORMAT_ALIASES
+        if format_param.strip().lower().split(";")[0] not in aliases:
             raise NotAcceptable(
                 f"_format={format_param!r}: this server produces FHIR JSON only "
                 "(application/fhir+json)",
@@ -39,6 +56,8 @@ def check_acceptable(accept: str | None, format_param: str | None) -> None:
         return
     for media in _media_types(accept):
         if media in _JSON_TYPES or media in ("*/*", "application/*"):
+            return
+        if html and media in ("text/html", "text/*"):
             return
     raise NotAcceptable(
         f"Accept: {accept!r}: this server produces FHIR JSON only (application/fhir+json)",

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from conformance.capability import AdvertisedParameter, capability_statement
@@ -32,19 +32,25 @@ from gateway.audit import report as audit_report
 from gateway.auth.enforce import authorize_search, includable
 from gateway.auth.scopes import Permission
 from gateway.auth.tokens import Purpose
+from gateway.documents import html as document_html
 from gateway.errors import Forbidden, InvalidRequest, NotFound, UnsupportedMediaType
 from gateway.http import audit as audit_http
 from gateway.http import responses
 from gateway.http.deps import FhirContext, authenticated, public
 from gateway.http.middleware import read_body
-from gateway.http.negotiation import check_content_type, parse_prefer, return_preference
+from gateway.http.negotiation import (
+    check_content_type,
+    parse_prefer,
+    return_preference,
+    wants_html,
+)
 from gateway.interactions import access_check as checks
 from gateway.interactions import bundle as bundles
+from gateway.interactions import documents, write
 from gateway.interactions import history as histories
 from gateway.interactions import ingest as ingests
 from gateway.interactions import read as reads
 from gateway.interactions import search as searches
-from gateway.interactions import write
 from gateway.interactions.everything import everything_query
 from gateway.interactions.types import require, supported_type
 from gateway.search.compartments import compartment_members, compartment_parameters
@@ -355,6 +361,61 @@ async def patient_everything(request: Request) -> Response:
     return await _searched(context, query, f"Patient/{patient_id}/$everything")
 
 
+async def patient_document(request: Request) -> Response:
+    """``GET|POST Patient/[id]/$summary`` and ``$red-bag`` (and at the type
+    level, ``Patient/$summary?identifier=<NHS number>``): the document built
+    for the requester, signed, as FHIR JSON or printable HTML."""
+    context = await authenticated(request, html=True)
+    kind = documents.kind_of(_path(request, "operation"))
+    context.allow("Patient", Permission.READ)
+    body = None
+    if request.method == "POST":
+        raw = await read_body(
+            request.receive, dict(request.headers), context.settings.max_body_bytes
+        )
+        if raw.strip():
+            check_content_type(request.headers.get("content-type"))
+            body = fhirjson.loads(raw)
+    params = documents.parameters(list(request.query_params.multi_items()), body)
+    access = context.access()
+    patient_id = request.path_params.get("res_id")
+    if patient_id is not None:
+        if any(name == "identifier" for name, _ in params):
+            raise InvalidRequest(
+                "identifier names the person at the type level (Patient/$summary); "
+                "here the id in the path does",
+                code="GW-0451",
+            )
+        found = await reads.read_async(context.reader, "Patient", patient_id)
+        patient = await _disclosed(context, found, reads.read_answers("Patient", patient_id))
+    else:
+        patient = await run_in_threadpool(
+            documents.identified, context.store, params, access.visible
+        )
+    readable = context.who.scopes.types_allowing(Permission.READ)
+    built = await run_in_threadpool(
+        documents.document,
+        context.store,
+        kind,
+        patient,
+        visible=access.visible,
+        readable=readable.__contains__,
+        base_url=context.base_url,
+    )
+    signed = request.app.state.document_signer.sign(
+        built.bundle, when=built.bundle["timestamp"], who_reference=built.author
+    )
+    if context.disclosures is not None:
+        context.disclosures.sent(built.identifier, kind.title, built.entries)
+    fmt = request.query_params.get("_format")
+    if wants_html(request.headers.get("accept"), fmt):
+        return HTMLResponse(
+            document_html.render(signed),
+            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+        )
+    return responses.bundle(signed)
+
+
 async def access_report(request: Request) -> Response:
     """``GET Patient/[id]/$access-report``: who accessed the person's record,
     when, why and under which rule; for auditors (HCOMPL) and the person's
@@ -522,7 +583,14 @@ class _LogicalId(_ResourceType):
     regex = "[A-Za-z0-9\\-.]{1,64}"
 
 
+class _DocumentOperation(_ResourceType):
+    """The document operations: ``$summary``, ``$red-bag``."""
+
+    regex = "summary|red-bag"
+
+
 register_url_convertor("fhir_type", _ResourceType())
+register_url_convertor("document_operation", _DocumentOperation())
 register_url_convertor("fhir_id", _LogicalId())
 
 _TYPE = "/fhir/{res_type:fhir_type}"
@@ -539,6 +607,16 @@ ROUTES: list[BaseRoute] = [
     Route(_INSTANCE + "/_history", instance_history, methods=["GET"]),
     Route("/fhir/Patient/{res_id:fhir_id}/$everything", patient_everything, methods=["GET"]),
     Route("/fhir/Patient/{res_id:fhir_id}/$access-report", access_report, methods=["GET"]),
+    Route(
+        "/fhir/Patient/{res_id:fhir_id}/${operation:document_operation}",
+        patient_document,
+        methods=["GET", "POST"],
+    ),
+    Route(
+        "/fhir/Patient/${operation:document_operation}",
+        patient_document,
+        methods=["GET", "POST"],
+    ),
     Route(_TYPE, create, methods=["POST"]),
     Route(_TYPE, conditional_update, methods=["PUT"]),
     Route(_TYPE, search_type, methods=["GET"]),

@@ -1,0 +1,406 @@
+"""Builds a document (https://hl7.org/fhir/R4/documents.html) for one
+requester: the person's resources it may see, sorted into the sections of
+the document kind, with a Composition whose narratives are generated from
+those entries.
+
+Everything comes through the search engine with the requester's consent
+check: what it may not see is never read into the document, so nothing
+about it (not even that a section would have held something) can show.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway import __version__, fhirjson
+from gateway.documents import narrative
+from gateway.documents.sections import DocumentKind, Resource, Section, is_residence
+from gateway.errors import Unprocessable
+from gateway.interactions import search as searches
+from gateway.interactions.provenance import ODS_SYSTEM
+from gateway.interactions.types import Visible
+from gateway.search.compartments import PATIENT_COMPARTMENT, compartment_members
+from gateway.search.query import MAX_COUNT, parse_search, parse_system_search
+from gateway.store import Store, StoredVersion
+
+_LOINC = "http://loinc.org"
+_ACT_CLASS = "http://terminology.hl7.org/CodeSystem/v3-ActClass"
+_EMPTY_REASON = "http://terminology.hl7.org/CodeSystem/list-empty-reason"
+_AUTHOR_PREFIX = "urn:ods:"
+# Types that are no one's record but that entries refer to (the medicine a
+# statement is about, the practice that recorded it): brought in when the
+# requester may see them, so the document reads on its own.
+_SUPPORTING = ("Medication", "Organization", "Practitioner", "PractitionerRole", "Location")
+# Not part of a person's summary: the log of who looked, other documents,
+# and the Patient (which is the subject, not a member).
+_NOT_GATHERED = {"AuditEvent", "Composition", "Patient"}
+# A person with more than this many resources the requester may see gets a
+# clear refusal, not a document no one could read: $everything pages them.
+MAX_GATHERED = 10_000
+
+
+@dataclass
+class Document:
+    """A built document and what went into it (for the audit entry)."""
+
+    bundle: dict[str, Any]
+    identifier: str
+    author: str  # the fullUrl of the gateway's Device, who signs it
+    entries: list[str] = field(default_factory=list)  # Type/id/_history/n
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """The person's resources the requester may see, by reference."""
+
+    versions: dict[str, StoredVersion]
+    resources: dict[str, Resource]
+
+
+def _contents(versions: list[StoredVersion]) -> Iterator[tuple[str, StoredVersion, Resource]]:
+    for version in versions:
+        if version.content is not None:
+            yield f"{version.res_type}/{version.res_id}", version, fhirjson.loads(version.content)
+
+
+def gather(
+    store: Store, patient_id: str, *, visible: Visible, readable: Callable[[str], bool]
+) -> Gathered:
+    """Every resource in the person's compartment that the requester may
+    see and read (its token's scopes), and what those refer to of the
+    supporting types."""
+    types = [t for t in PATIENT_COMPARTMENT if t not in _NOT_GATHERED and readable(t)]
+    versions: dict[str, StoredVersion] = {}
+    resources: dict[str, Resource] = {}
+    if types:
+        query = parse_system_search(
+            [("_type", ",".join(types)), ("_count", str(MAX_COUNT))], within=types
+        )
+        query.compartment = ("Patient", patient_id, compartment_members("Patient", query.types))
+        while True:
+            result = searches.search(store, query, visible=visible)
+            for reference, version, resource in _contents(result.matches):
+                versions[reference] = version
+                resources[reference] = resource
+            if len(versions) > MAX_GATHERED:
+                raise Unprocessable(
+                    f"this person's record holds more than {MAX_GATHERED} resources; "
+                    "too many for one document: page through Patient/$everything instead",
+                    code="GW-0440",
+                )
+            if result.next is None:
+                break
+            query.cursor = result.next.encode()
+    if readable("Provenance"):
+        _with_provenance(store, visible, versions, resources)
+    for reference in sorted(_referenced(resources.values())):
+        res_type, _, res_id = reference.partition("/")
+        if reference in versions or not readable(res_type):
+            continue
+        found = store.read(res_type, res_id)
+        if found is not None and not found.deleted and visible(found):
+            for key, version, resource in _contents([found]):
+                versions[key] = version
+                resources[key] = resource
+    return Gathered(versions, resources)
+
+
+_TARGETS_PER_SEARCH = 100
+
+
+def _with_provenance(
+    store: Store,
+    visible: Visible,
+    versions: dict[str, StoredVersion],
+    resources: dict[str, Resource],
+) -> None:
+    """Add the Provenance of what was gathered: only the person's own
+    Patient is a target of every one, so a write of a Task alone is found
+    by its target."""
+    targets = sorted(r for r in resources if not r.startswith("Provenance/"))
+    for start in range(0, len(targets), _TARGETS_PER_SEARCH):
+        chunk = targets[start : start + _TARGETS_PER_SEARCH]
+        query = parse_search(
+            "Provenance", [("target", ",".join(chunk)), ("_count", str(MAX_COUNT))]
+        )
+        while True:
+            result = searches.search(store, query, visible=visible)
+            for reference, version, resource in _contents(result.matches):
+                versions[reference] = version
+                resources[reference] = resource
+            if result.next is None:
+                break
+            query.cursor = result.next.encode()
+
+
+def _references(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str):
+                yield item
+            else:
+                yield from _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references(item)
+
+
+def _referenced(resources: Any) -> set[str]:
+    found = set()
+    for resource in resources:
+        for reference in _references(resource):
+            res_type, _, res_id = reference.partition("/")
+            if res_type in _SUPPORTING and res_id and "/" not in res_id:
+                found.add(reference)
+    return found
+
+
+# -- where each fact came from ----------------------------------------------------------
+
+
+def _author_ods(resource: Resource) -> str | None:
+    source = (resource.get("meta") or {}).get("source")
+    if isinstance(source, str) and source.startswith(_AUTHOR_PREFIX):
+        return source.removeprefix(_AUTHOR_PREFIX)
+    return None
+
+
+def _provenance_names(provenances: list[Resource]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for provenance in provenances:
+        for agent in provenance.get("agent") or []:
+            who = agent.get("who") or {}
+            identifier = who.get("identifier") or {}
+            if identifier.get("system") == ODS_SYSTEM and who.get("display"):
+                names.setdefault(str(identifier.get("value")), str(who["display"]))
+    return names
+
+
+def _origin(resource: Resource, names: dict[str, str]) -> str:
+    """ "Chalk Hill Medical Centre, 2026-03-03": who recorded it, and when
+    the gateway last received it."""
+    ods = _author_ods(resource)
+    who = names.get(ods, ods) if ods else "unknown source"
+    updated = (resource.get("meta") or {}).get("lastUpdated")
+    return f"{who}, {narrative.format_date(updated[:10])}" if isinstance(updated, str) else who
+
+
+# -- the document ---------------------------------------------------------------------
+
+
+def _clinical_date(resource: Resource) -> str:
+    for name in (
+        "effectiveDateTime",
+        "onsetDateTime",
+        "recordedDate",
+        "occurrenceDateTime",
+        "authoredOn",
+        "performedDateTime",
+        "issued",
+        "date",
+        "dateAsserted",
+    ):
+        value = resource.get(name)
+        if isinstance(value, str):
+            return value
+    for name in ("effectivePeriod", "period", "executionPeriod", "performedPeriod"):
+        period = resource.get(name)
+        if isinstance(period, dict) and isinstance(period.get("start"), str):
+            return str(period["start"])
+    return ""
+
+
+def _sorted(references: list[str], resources: dict[str, Resource]) -> list[str]:
+    """Within a section: by type, then newest first."""
+    by_date = sorted(references, key=lambda r: _clinical_date(resources[r]), reverse=True)
+    return sorted(by_date, key=lambda r: resources[r]["resourceType"])
+
+
+def _placed(kind: DocumentKind, gathered: Gathered) -> list[tuple[Section, list[str]]]:
+    """Each gathered resource in the first section that holds it."""
+    placed: list[tuple[Section, list[str]]] = [(section, []) for section in kind.sections]
+    for reference, resource in gathered.resources.items():
+        for section, members in placed:
+            if section.holds(resource):
+                members.append(reference)
+                break
+    return [(s, _sorted(members, gathered.resources)) for s, members in placed]
+
+
+def _key_contacts(patient: Resource, gathered: Gathered) -> list[narrative.Row]:
+    """Who cares for the person, as the records the requester may see say:
+    the registered practice, the homes and councils with an active episode."""
+    rows = [
+        narrative.Row("Registered GP practice", _organisation(gp), "", "")
+        for gp in patient.get("generalPractitioner") or []
+    ]
+    for resource in gathered.resources.values():
+        if resource["resourceType"] == "EpisodeOfCare" and resource.get("status") == "active":
+            manager = resource.get("managingOrganization")
+            kinds = [t.get("text") for t in resource.get("type") or [] if isinstance(t, dict)]
+            label = "Care home" if is_residence(resource) else "Social care"
+            rows.append(
+                narrative.Row(
+                    label,
+                    _organisation(manager),
+                    narrative.format_date((resource.get("period") or {}).get("start", "")),
+                    ", ".join(k for k in kinds if k),
+                )
+            )
+    return rows
+
+
+def _organisation(reference: Any) -> str:
+    if not isinstance(reference, dict):
+        return ""
+    identifier = reference.get("identifier") or {}
+    code = identifier.get("value") if identifier.get("system") == ODS_SYSTEM else None
+    display = reference.get("display")
+    if display and code:
+        return f"{display} ({code})"
+    return str(display or code or reference.get("reference") or "")
+
+
+def _section(
+    section: Section,
+    members: list[str],
+    gathered: Gathered,
+    names: dict[str, str],
+    extra: list[narrative.Row],
+) -> dict[str, Any] | None:
+    if not members and not extra and not section.always:
+        return None
+    entry: dict[str, Any] = {
+        "title": section.title,
+        "code": {
+            "coding": [{"system": section.system, "code": section.code, "display": section.display}]
+        },
+    }
+    if not members and not extra:
+        entry["text"] = {"status": "generated", "div": narrative.empty_div(section.empty)}
+        # "unavailable" whether nothing was recorded or nothing may be shown:
+        # the two must read alike.
+        entry["emptyReason"] = {
+            "coding": [{"system": _EMPTY_REASON, "code": "unavailable", "display": "Unavailable"}],
+            "text": section.empty,
+        }
+        return entry
+    resolve = gathered.resources.get
+    rows = extra + [narrative.summarise(gathered.resources[r], resolve) for r in members]
+    origins = [""] * len(extra) + [_origin(gathered.resources[r], names) for r in members]
+    entry["text"] = {"status": "generated", "div": narrative.section_div(rows, source_of=origins)}
+    if members:
+        entry["entry"] = [{"reference": reference} for reference in members]
+    return entry
+
+
+def gateway_device(base_url: str) -> tuple[str, dict[str, Any]]:
+    """The gateway as the documents' author: one Device, the same in every
+    document it builds at this address."""
+    full_url = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, base_url + '/gateway-device')}"
+    device = {
+        "resourceType": "Device",
+        "deviceName": [{"name": "London care gateway", "type": "user-friendly-name"}],
+        "type": {"text": "FHIR interoperability gateway"},
+        "version": [{"value": __version__}],
+        "url": base_url,
+    }
+    return full_url, device
+
+
+def build(
+    kind: DocumentKind,
+    patient: StoredVersion,
+    gathered: Gathered,
+    *,
+    base_url: str,
+    now: datetime | None = None,
+) -> Document:
+    """The document of ``kind`` about ``patient`` from what was gathered for
+    the requester."""
+    assert patient.content is not None
+    moment = fhirjson.instant(now or datetime.now(UTC))
+    subject = fhirjson.loads(patient.content)
+    patient_ref = f"Patient/{patient.res_id}"
+    provenances = [r for r in gathered.resources.values() if r["resourceType"] == "Provenance"]
+    names = _provenance_names(provenances)
+    placed = _placed(kind, gathered)
+    sections = []
+    in_sections: list[str] = []
+    for section, members in placed:
+        extra = _key_contacts(subject, gathered) if section.key == "care-team" else []
+        built = _section(section, members, gathered, names, extra)
+        if built is not None:
+            sections.append(built)
+            in_sections.extend(members)
+    device_url, device = gateway_device(base_url)
+    identifier = f"urn:uuid:{uuid.uuid4()}"
+    composition = {
+        "resourceType": "Composition",
+        "id": str(uuid.uuid4()),
+        "text": {"status": "generated", "div": narrative.subject_div(subject, kind.title)},
+        "status": "final",
+        "type": {
+            "coding": [{"system": _LOINC, "code": kind.type_code, "display": kind.type_display}]
+        },
+        "subject": {"reference": patient_ref},
+        "date": moment,
+        "author": [{"reference": device_url, "display": "London care gateway"}],
+        "title": kind.title,
+        "event": [
+            {
+                "code": [{"coding": [{"system": _ACT_CLASS, "code": "PCPR"}]}],
+                "period": {"end": moment},
+            }
+        ],
+        "section": sections,
+    }
+    included = {
+        f"{v.res_type}/{v.res_id}/_history/{v.version}"
+        for v in [patient, *(gathered.versions[r] for r in in_sections)]
+    }
+    supporting = sorted(
+        reference
+        for reference, resource in gathered.resources.items()
+        if reference not in in_sections
+        and (resource["resourceType"] in _SUPPORTING or _provenance_of(resource, included))
+    )
+    entries = [
+        {"fullUrl": f"{base_url}/Composition/{composition['id']}", "resource": composition},
+        {"fullUrl": f"{base_url}/{patient_ref}", "resource": subject},
+        {"fullUrl": device_url, "resource": device},
+    ]
+    for reference in [*in_sections, *supporting]:
+        entries.append(
+            {"fullUrl": f"{base_url}/{reference}", "resource": gathered.resources[reference]}
+        )
+    bundle = {
+        "resourceType": "Bundle",
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": identifier},
+        "type": "document",
+        "timestamp": moment,
+        "entry": entries,
+    }
+    versions = [patient, *(gathered.versions[r] for r in [*in_sections, *supporting])]
+    return Document(
+        bundle=bundle,
+        identifier=identifier,
+        author=device_url,
+        entries=[f"{v.res_type}/{v.res_id}/_history/{v.version}" for v in versions],
+    )
+
+
+def _provenance_of(resource: Resource, included: set[str]) -> bool:
+    """A Provenance of a version in the document: how each entry came to be
+    is reachable from the document itself."""
+    if resource["resourceType"] != "Provenance":
+        return False
+    for target in resource.get("target") or []:
+        reference = target.get("reference") if isinstance(target, dict) else None
+        if isinstance(reference, str) and reference in included:
+            return True
+    return False
