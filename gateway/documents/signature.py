@@ -86,12 +86,61 @@ def canonical_json(value: Any) -> bytes:
     escaped only where JSON must (quote, backslash, controls), UTF-8, and
     numbers as ECMAScript prints IEEE 754 doubles. An int beyond what a double
     holds exactly, NaN and the infinities have no such form: ValueError."""
-    parts: list[str] = []
-    _write(value, parts)
     try:
-        return "".join(parts).encode("utf-8")
-    except UnicodeEncodeError as exc:
+        prepared = _prepared(value)
+    except _Unusual:
+        parts: list[str] = []
+        _write(value, parts)
+        try:
+            return "".join(parts).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"a string holds a lone surrogate: {exc}") from None
+    try:
+        return orjson.dumps(prepared, option=orjson.OPT_SORT_KEYS)
+    except TypeError as exc:  # orjson.JSONEncodeError: a lone surrogate
         raise ValueError(f"a string holds a lone surrogate: {exc}") from None
+
+
+class _Unusual(Exception):
+    """A value orjson would not write as RFC 8785 does."""
+
+
+def _prepared(value: Any) -> Any:
+    """``value`` made ready for orjson to write in canonical form, the same
+    object where nothing needs changing (a document is mostly strings).
+
+    orjson escapes strings exactly as RFC 8785 does (tested), and with
+    OPT_SORT_KEYS sorts ASCII member names in UTF-16 order too; its numbers
+    differ (1.0, not 1), so each float is written by ``jcs_number`` and
+    spliced in. A non-ASCII member name, a tuple or a non-JSON value takes
+    the slow path, which handles (or refuses) every case."""
+    if isinstance(value, str) or value is None or value is True or value is False:
+        return value
+    if isinstance(value, dict):
+        copied: dict[str, Any] | None = None
+        for name, item in value.items():
+            if not (isinstance(name, str) and name.isascii()):
+                raise _Unusual
+            ready = _prepared(item)
+            if ready is not item:
+                if copied is None:
+                    copied = dict(value)
+                copied[name] = ready
+        return value if copied is None else copied
+    if isinstance(value, list):
+        listed: list[Any] | None = None
+        for index, item in enumerate(value):
+            ready = _prepared(item)
+            if ready is not item:
+                if listed is None:
+                    listed = list(value)
+                listed[index] = ready
+        return value if listed is None else listed
+    if isinstance(value, int) and abs(value) <= _MAX_EXACT_INTEGER:
+        return value
+    if isinstance(value, int | float):
+        return orjson.Fragment(jcs_number(value))
+    raise _Unusual
 
 
 def _write(value: Any, parts: list[str]) -> None:

@@ -488,3 +488,22 @@ def test_text_is_utf8_unescaped_and_without_whitespace() -> None:
         canonical_json("\ud800")
     with pytest.raises(TypeError):
         canonical_json({"when": object()})
+
+
+def test_the_fast_path_writes_what_the_reference_implementation_writes() -> None:
+    """orjson does the writing when it can; what it writes must be what the
+    member-by-member RFC 8785 writer writes, on real records and on the
+    awkward values (controls, non-BMP text, floats of every layout)."""
+    from gateway.documents import signature
+
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures"
+    records = json.loads((fixtures / "carehome" / "winifred-maddox.expected.json").read_text())
+    awkward = {
+        "text": 'tab\t nl\n \u0001 \u001f \u007f \u2028 é 😀 "q" \\',
+        "numbers": [0, -0.0, 1.0, 37.5, 1e21, 1e-7, 123456789.125, 2**53, -(2**53), 5e-324],
+        "nested": [{"b": 1, "a": [True, False, None, {"z": 0.1}]}],
+    }
+    for value in (records, awkward):
+        parts: list[str] = []
+        signature._write(value, parts)
+        assert signature.canonical_json(value) == "".join(parts).encode("utf-8")
