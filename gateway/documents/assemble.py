@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from gateway import __version__, fhirjson
 from gateway.documents import narrative
 from gateway.documents.sections import DocumentKind, Resource, Section, is_residence
@@ -228,7 +230,26 @@ def _placed(kind: DocumentKind, gathered: Gathered) -> list[tuple[Section, list[
             if section.holds(resource):
                 members.append(reference)
                 break
-    return [(s, _sorted(members, gathered.resources)) for s, members in placed]
+    return [
+        (s, _latest(members, gathered.resources) if s.latest_only else members)
+        for s, members in ((s, _sorted(m, gathered.resources)) for s, m in placed)
+    ]
+
+
+def _latest(references: list[str], resources: dict[str, Resource]) -> list[str]:
+    """The newest of each code, from ``references`` sorted newest first."""
+    seen: set[str] = set()
+    kept = []
+    for reference in references:
+        code = resources[reference].get("code") or {}
+        key = orjson.dumps(
+            sorted((c.get("system"), c.get("code")) for c in code.get("coding") or [])
+            or code.get("text")
+        ).decode()
+        if key not in seen:
+            seen.add(key)
+            kept.append(reference)
+    return kept
 
 
 def _key_contacts(patient: Resource, gathered: Gathered) -> list[narrative.Row]:

@@ -49,6 +49,9 @@ class Section:
     # What an empty section says. It never says why it is empty beyond
     # "nothing is available": hidden data must read the same as no data.
     empty: str = "No information available."
+    # Only the newest of each code (the latest blood pressure, not ten years
+    # of them): what a baseline is.
+    latest_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -283,7 +286,9 @@ RESULTS = Section(
     "Relevant diagnostic tests/laboratory data Narrative",
     _result,
 )
-VITAL_SIGNS = Section("vital-signs", "Vital signs", LOINC, "8716-3", "Vital signs", _vital_sign)
+VITAL_SIGNS = Section(
+    "vital-signs", "Vital signs", LOINC, "8716-3", "Vital signs", _vital_sign, latest_only=True
+)
 PROCEDURES = Section(
     "procedures",
     "Procedures",
@@ -382,6 +387,7 @@ def _required(section: Section, empty: str | None = None) -> Section:
         section.holds,
         always=True,
         empty=empty or section.empty,
+        latest_only=section.latest_only,
     )
 
 
@@ -445,6 +451,7 @@ RED_BAG = DocumentKind(
                     "8716-3",
                     "Vital signs",
                     _vital_sign,
+                    latest_only=True,
                 ),
                 "No baseline observations available.",
             ),
