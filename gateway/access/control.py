@@ -92,6 +92,17 @@ class AccessControl:
             return decided
         for target in provenance.get("target") or []:
             reference = target.get("reference") if isinstance(target, dict) else None
+            known = self._already_decided(reference)
+            if known is not None:
+                if known.permit:
+                    continue
+                return Decision(
+                    False,
+                    "provenance-target",
+                    consent_id=known.consent_id,
+                    provision=known.provision,
+                    detail=f"{reference}: {known.rule}",
+                )
             version = self._target(reference) if isinstance(reference, str) else None
             if version is None:
                 return Decision(False, "provenance-target", detail=f"{reference} is not known")
@@ -107,6 +118,18 @@ class AccessControl:
                     detail=f"{reference}: {found.rule}",
                 )
         return decided
+
+    def _already_decided(self, reference: object) -> Decision | None:
+        """The decision already made on the version ``Type/id/_history/n``
+        names (a document decides a person's records before their
+        Provenance): no need to read it again."""
+        if not isinstance(reference, str):
+            return None
+        res_type, _, rest = reference.partition("/")
+        res_id, _, version_id = rest.partition("/_history/")
+        if not version_id.isdigit():
+            return None
+        return self._decided.get((res_type, res_id, int(version_id)))
 
     def _target(self, reference: str) -> StoredVersion | None:
         """The version a Provenance target names, or for a deletion the last
