@@ -92,23 +92,14 @@ class AccessControl:
             return decided
         for target in provenance.get("target") or []:
             reference = target.get("reference") if isinstance(target, dict) else None
-            known = self._already_decided(reference)
-            if known is not None:
-                if known.permit:
+            found = self._already_decided(reference)
+            if found is None:
+                version = self._target(reference) if isinstance(reference, str) else None
+                if version is None:
+                    return Decision(False, "provenance-target", detail=f"{reference} is not known")
+                if version.res_type == "Provenance":
                     continue
-                return Decision(
-                    False,
-                    "provenance-target",
-                    consent_id=known.consent_id,
-                    provision=known.provision,
-                    detail=f"{reference}: {known.rule}",
-                )
-            version = self._target(reference) if isinstance(reference, str) else None
-            if version is None:
-                return Decision(False, "provenance-target", detail=f"{reference} is not known")
-            if version.res_type == "Provenance":
-                continue
-            found = self.decide(version)
+                found = self.decide(version)
             if not found.permit:
                 return Decision(
                     False,
