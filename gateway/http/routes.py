@@ -402,15 +402,19 @@ async def patient_document(request: Request) -> Response:
         readable=readable.__contains__,
         base_url=context.base_url,
     )
-    signed = request.app.state.document_signer.sign(
-        built.bundle, when=built.bundle["timestamp"], who_reference=built.author
+    # Signing (canonical JSON of the whole document) is CPU work: off the loop.
+    signed = await run_in_threadpool(
+        request.app.state.document_signer.sign,
+        built.bundle,
+        built.bundle["timestamp"],
+        built.author,
     )
     if context.disclosures is not None:
         context.disclosures.sent(built.identifier, kind.title, built.entries)
     fmt = request.query_params.get("_format")
     if wants_html(request.headers.get("accept"), fmt):
         return HTMLResponse(
-            document_html.render(signed),
+            await run_in_threadpool(document_html.render, signed),
             headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
         )
     return responses.bundle(signed)
