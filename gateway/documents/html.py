@@ -32,10 +32,13 @@ from typing import Any
 from gateway.documents.narrative import (
     CLASSES,
     XHTML,
+    codes_in,
+    dicts_in,
     format_date,
     known_as,
     nhs_number,
     patient_name,
+    text_of,
 )
 
 Resource = dict[str, Any]
@@ -80,7 +83,7 @@ class _Entries:
     def __init__(self, bundle: Resource) -> None:
         self.resources: list[Resource] = []
         self._by_ref: dict[str, Resource] = {}
-        for entry in _dicts(bundle.get("entry")):
+        for entry in dicts_in(bundle.get("entry")):
             resource = entry.get("resource")
             if not isinstance(resource, dict):
                 continue
@@ -104,32 +107,13 @@ class _Entries:
         return self._by_ref.get("/".join(path[-2:])) if len(path) >= 2 else None
 
 
-def _dicts(value: Any) -> list[Resource]:
-    if isinstance(value, dict):
-        return [value]
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _codes(value: Any, system: str | None = None) -> set[str]:
-    return {
-        _str(coding.get("code"))
-        for concept in _dicts(value)
-        for coding in _dicts(concept.get("coding"))
-        if system is None or coding.get("system") == system
-    }
-
-
 def _concept(value: Any) -> str:
     if not isinstance(value, dict):
         return ""
-    if _str(value.get("text")):
-        return _str(value["text"])
+    if text_of(value.get("text")):
+        return text_of(value["text"])
     return next(
-        (_str(c.get("display")) for c in _dicts(value.get("coding")) if c.get("display")), ""
+        (text_of(c.get("display")) for c in dicts_in(value.get("coding")) if c.get("display")), ""
     )
 
 
@@ -139,15 +123,17 @@ def _esc(text: str) -> str:
 
 def _sections(composition: Resource) -> Iterator[Resource]:
     """Every section, nested ones after their parent."""
-    stack = list(reversed(_dicts(composition.get("section"))))
+    stack = list(reversed(dicts_in(composition.get("section"))))
     while stack:
         section = stack.pop()
         yield section
-        stack.extend(reversed(_dicts(section.get("section"))))
+        stack.extend(reversed(dicts_in(section.get("section"))))
 
 
 def _comes_first(section: Resource) -> bool:
-    return bool(_codes(section.get("code"), _LOINC) & _FIRST) and bool(_dicts(section.get("entry")))
+    return bool(codes_in(section.get("code"), _LOINC) & _FIRST) and bool(
+        dicts_in(section.get("entry"))
+    )
 
 
 # -- not for attempted CPR ------------------------------------------------------------------
@@ -165,14 +151,14 @@ def _not_for_cpr(resource: Resource) -> str | None:
         refuses_cpr = (
             isinstance(provision, dict)
             and provision.get("type") == "deny"
-            and bool(_codes(provision.get("code"), _SNOMED) & {_CPR})
+            and bool(codes_in(provision.get("code"), _SNOMED) & {_CPR})
         )
-        if not refuses_cpr and "dnr" not in _codes(resource.get("category"), _CONSENT_CATEGORY):
+        if not refuses_cpr and "dnr" not in codes_in(resource.get("category"), _CONSENT_CATEGORY):
             return None
         return format_date(resource.get("dateTime"))
     if (
         res_type in ("Flag", "Condition", "Observation")
-        and _codes(resource.get("code"), _SNOMED) & _NOT_FOR_CPR
+        and codes_in(resource.get("code"), _SNOMED) & _NOT_FOR_CPR
     ):
         period = resource.get("period")
         start = period.get("start") if isinstance(period, dict) else None
@@ -186,7 +172,7 @@ def _cpr_banner(composition: Resource, entries: _Entries) -> str:
     dates: list[str] = []
     found = False
     for section in _sections(composition):
-        for ref in _dicts(section.get("entry")):
+        for ref in dicts_in(section.get("entry")):
             resource = entries.get(ref)
             when = _not_for_cpr(resource) if resource is not None else None
             if when is not None:
@@ -293,8 +279,8 @@ def safe_narrative(div: str) -> str:
 
 def _age(birth: Any, on: Any) -> str:
     try:
-        born = datetime.date.fromisoformat(_str(birth))
-        today = datetime.date.fromisoformat(_str(on)[:10])
+        born = datetime.date.fromisoformat(text_of(birth))
+        today = datetime.date.fromisoformat(text_of(on)[:10])
     except ValueError:
         return ""
     years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
@@ -305,26 +291,26 @@ def _header(composition: Resource, patient: Resource | None, entries: _Entries, 
     patient = patient or {}
     subject = composition.get("subject")
     name = patient_name(patient) or (
-        _str(subject.get("display")) if isinstance(subject, dict) else ""
+        text_of(subject.get("display")) if isinstance(subject, dict) else ""
     )
     called = known_as(patient)
     born = format_date(patient.get("birthDate"))
     age = _age(patient.get("birthDate"), at)
-    gender = _str(patient.get("gender")).capitalize()
+    gender = text_of(patient.get("gender")).capitalize()
     facts = [
         ("NHS number", nhs_number(patient) or "Not recorded"),
         ("Born", f"{born} ({age})" if born and age else born or "Not recorded"),
         ("Gender", gender),
     ]
     authors = []
-    for ref in _dicts(composition.get("author")):
+    for ref in dicts_in(composition.get("author")):
         target = entries.get(ref)
-        author = _str(ref.get("display")) or (
-            _str(target.get("name")) if target is not None else ""
+        author = text_of(ref.get("display")) or (
+            text_of(target.get("name")) if target is not None else ""
         )
         if author:
             authors.append(author)
-    status = _str(composition.get("status"))
+    status = text_of(composition.get("status"))
     warning = (
         f'<span class="doc-status">{_esc(status.replace("-", " ").upper())}</span>'
         if status and status != "final"
@@ -340,7 +326,8 @@ def _header(composition: Resource, patient: Resource | None, entries: _Entries, 
             f"<div><dt>{label}</dt><dd>{_esc(value)}</dd></div>" for label, value in facts if value
         )
         + "</dl>"
-        f'<div class="doc"><span class="title">{_esc(_str(composition.get("title")) or "Document")}'
+        '<div class="doc"><span class="title">'
+        f"{_esc(text_of(composition.get('title')) or 'Document')}"
         f"</span> {warning}<span>{_esc(format_date(composition.get('date')))}</span>"
         + (f"<span>by {_esc(', '.join(authors))}</span>" if authors else "")
         + "</div></header>"
@@ -348,9 +335,9 @@ def _header(composition: Resource, patient: Resource | None, entries: _Entries, 
 
 
 def _section(section: Resource, level: int) -> str:
-    title = _str(section.get("title")) or _concept(section.get("code")) or "Section"
+    title = text_of(section.get("title")) or _concept(section.get("code")) or "Section"
     text = section.get("text")
-    div = _str(text.get("div")) if isinstance(text, dict) else ""
+    div = text_of(text.get("div")) if isinstance(text, dict) else ""
     source = ""
     if div:
         body, source = _narrative(div)
@@ -358,7 +345,7 @@ def _section(section: Resource, level: int) -> str:
         reason = _concept(section.get("emptyReason")) or "No information in this section."
         body = f'<p class="empty">{_esc(reason)}</p>'
     heading = f"h{min(level, 6)}"
-    nested = "".join(_section(inner, level + 1) for inner in _dicts(section.get("section")))
+    nested = "".join(_section(inner, level + 1) for inner in dicts_in(section.get("section")))
     by = f'<span class="source">From {_esc(source)}</span>' if source else ""
     return (
         f'<section class="part"><{heading}><span>{_esc(title)}</span>{by}</{heading}>'
@@ -368,7 +355,7 @@ def _section(section: Resource, level: int) -> str:
 
 def _footer(bundle: Resource) -> str:
     identifier = bundle.get("identifier")
-    value = _str(identifier.get("value")) if isinstance(identifier, dict) else ""
+    value = text_of(identifier.get("value")) if isinstance(identifier, dict) else ""
     built = format_date(bundle.get("timestamp"))
     signed = (
         "signed (verify with <code>gateway documents verify</code>)"
@@ -398,7 +385,7 @@ def render(document: dict[str, Any]) -> str:
     composition = _composition(entries)
     patient = entries.get(composition.get("subject"))
     at = composition.get("date") or document.get("timestamp")
-    top = _dicts(composition.get("section"))
+    top = dicts_in(composition.get("section"))
     first = [s for s in top if _comes_first(s)]
     banner = _cpr_banner(composition, entries)
     alerts = ""
@@ -411,7 +398,7 @@ def render(document: dict[str, Any]) -> str:
         )
     rest = "".join(_section(s, 2) for s in top if not _comes_first(s))
     rest = f'<div class="rest">{rest}</div>' if rest else ""
-    title = _str(composition.get("title")) or "Document"
+    title = text_of(composition.get("title")) or "Document"
     name = patient_name(patient or {})
     return (
         "<!DOCTYPE html>\n"

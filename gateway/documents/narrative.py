@@ -130,8 +130,8 @@ def format_nhs_number(value: str) -> str:
 
 
 def nhs_number(patient: Resource) -> str:
-    for identifier in _dicts(patient.get("identifier")):
-        if identifier.get("system") == NHS_NUMBER_SYSTEM and _str(identifier.get("value")):
+    for identifier in dicts_in(patient.get("identifier")):
+        if identifier.get("system") == NHS_NUMBER_SYSTEM and text_of(identifier.get("value")):
             return format_nhs_number(identifier["value"])
     return ""
 
@@ -142,18 +142,18 @@ def patient_name(patient: Resource) -> str:
     name = _pick_name(patient.get("name"), ("official", "usual"))
     if name is None:
         return ""
-    family = _str(name.get("family"))
+    family = text_of(name.get("family"))
     given = " ".join(_strs(name.get("given")))
     prefix = " ".join(_strs(name.get("prefix")))
     if not family and not given:
-        return _str(name.get("text"))
+        return text_of(name.get("text"))
     shown = f"{family.upper()}, {given}" if family and given else family.upper() or given
     return f"{shown} ({prefix})" if prefix else shown
 
 
 def known_as(patient: Resource) -> str:
     """The name a person is called by, when it is not their official one."""
-    for name in _dicts(patient.get("name")):
+    for name in dicts_in(patient.get("name")):
         if name.get("use") in ("usual", "nickname") and name is not _pick_name(
             patient.get("name"), ("official", "usual")
         ):
@@ -161,7 +161,7 @@ def known_as(patient: Resource) -> str:
     return ""
 
 
-def _str(value: Any) -> str:
+def text_of(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
@@ -177,7 +177,7 @@ def _dict(value: Any) -> Resource:
     return value if isinstance(value, dict) else {}
 
 
-def _dicts(value: Any) -> list[Resource]:
+def dicts_in(value: Any) -> list[Resource]:
     if isinstance(value, dict):
         return [value]
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
@@ -202,34 +202,37 @@ def _concept(value: Any) -> str:
     """A CodeableConcept in words: its text, else a coding's display or code."""
     if not isinstance(value, dict):
         return ""
-    if _str(value.get("text")):
-        return _str(value["text"])
-    codings = _dicts(value.get("coding"))
+    if text_of(value.get("text")):
+        return text_of(value["text"])
+    codings = dicts_in(value.get("coding"))
     for coding in codings:
-        if _str(coding.get("display")):
-            return _str(coding["display"])
+        if text_of(coding.get("display")):
+            return text_of(coding["display"])
     for coding in codings:
-        if _str(coding.get("code")):
-            return _str(coding["code"])
+        if text_of(coding.get("code")):
+            return text_of(coding["code"])
     return ""
 
 
 def _concepts(value: Any) -> list[str]:
-    return [_concept(c) for c in _dicts(value) if _concept(c)]
+    return [_concept(c) for c in dicts_in(value) if _concept(c)]
 
 
-def _codes(value: Any, system: str | None = None) -> set[str]:
+def codes_in(value: Any, system: str | None = None) -> set[str]:
+    """The codes of a CodeableConcept or a list of them (of ``system``,
+    when given), empty ones left out."""
     return {
-        _str(coding.get("code"))
-        for concept in _dicts(value)
-        for coding in _dicts(concept.get("coding"))
-        if system is None or coding.get("system") == system
+        code
+        for concept in dicts_in(value)
+        for coding in dicts_in(concept.get("coding"))
+        if (system is None or coding.get("system") == system)
+        and (code := text_of(coding.get("code")))
     }
 
 
 def _words(code: Any) -> str:
     """A FHIR code for people: ``in-progress`` becomes ``In progress``."""
-    code = _str(code)
+    code = text_of(code)
     if not code:
         return ""
     return _STATUS_WORDS.get(code) or (code[0].upper() + code[1:]).replace("-", " ")
@@ -240,9 +243,9 @@ def _status_of(concept: Any) -> str:
     else its code in words."""
     if not isinstance(concept, dict):
         return ""
-    if _str(concept.get("text")):
-        return _str(concept["text"])
-    codes = sorted(_codes(concept) - {""})
+    if text_of(concept.get("text")):
+        return text_of(concept["text"])
+    codes = sorted(codes_in(concept) - {""})
     return _words(codes[0]) if codes else _concept(concept)
 
 
@@ -253,7 +256,7 @@ def _number(value: Any) -> str:
 
 
 def _unit(quantity: Resource) -> str:
-    unit = _str(quantity.get("unit")) or _str(quantity.get("code"))
+    unit = text_of(quantity.get("unit")) or text_of(quantity.get("code"))
     return _UNITS.get(unit, unit)
 
 
@@ -263,7 +266,7 @@ def _quantity(value: Any) -> str:
     number = _number(value.get("value"))
     if not number:
         return ""
-    number = _str(value.get("comparator")) + number
+    number = text_of(value.get("comparator")) + number
     unit = _unit(value)
     if not unit or unit == "1":
         return number
@@ -280,7 +283,7 @@ def _range(value: Any) -> str:
         return f"{low_n}\u2013{high_n} {unit}".strip()
     if low_n:
         return f"≥{low_n} {unit}".strip()
-    return f"≤{high_n} {unit}".strip() if high_n else _str(value.get("text"))
+    return f"≤{high_n} {unit}".strip() if high_n else text_of(value.get("text"))
 
 
 def _value(element: Resource) -> str:
@@ -288,12 +291,12 @@ def _value(element: Resource) -> str:
     kinds: dict[str, Callable[[Any], str]] = {
         "Quantity": _quantity,
         "CodeableConcept": _concept,
-        "String": _str,
+        "String": text_of,
         "Boolean": lambda v: ("Yes" if v else "No") if isinstance(v, bool) else "",
         "Integer": _number,
         "Range": _range,
         "DateTime": format_date,
-        "Time": _str,
+        "Time": text_of,
         "Period": format_period,
         "Ratio": lambda v: (
             f"{_quantity(v.get('numerator'))}/{_quantity(v.get('denominator'))}"
@@ -310,15 +313,15 @@ def _value(element: Resource) -> str:
 def _human_name(name: Any) -> str:
     if not isinstance(name, dict):
         return ""
-    if _str(name.get("text")):
-        return _str(name["text"])
+    if text_of(name.get("text")):
+        return text_of(name["text"])
     return " ".join(
-        [*_strs(name.get("prefix")), *_strs(name.get("given")), _str(name.get("family"))]
+        [*_strs(name.get("prefix")), *_strs(name.get("given")), text_of(name.get("family"))]
     ).strip()
 
 
 def _pick_name(names: Any, uses: Sequence[str]) -> Resource | None:
-    found = _dicts(names)
+    found = dicts_in(names)
     for use in uses:
         for name in found:
             if name.get("use") == use:
@@ -335,22 +338,22 @@ def _name_of(resource: Resource) -> str:
 
 def _telecom(value: Any) -> str:
     shown = []
-    for point in _dicts(value):
-        number = _str(point.get("value"))
+    for point in dicts_in(value):
+        number = text_of(point.get("value"))
         if number:
-            system = _str(point.get("system"))
+            system = text_of(point.get("system"))
             shown.append(f"{_words(system)} {number}" if system else number)
     return ", ".join(shown)
 
 
 def _address(value: Any) -> str:
-    for address in _dicts(value):
-        if _str(address.get("text")):
-            return _str(address["text"])
+    for address in dicts_in(value):
+        if text_of(address.get("text")):
+            return text_of(address["text"])
         parts = [
             *_strs(address.get("line")),
-            _str(address.get("city")),
-            _str(address.get("postalCode")),
+            text_of(address.get("city")),
+            text_of(address.get("postalCode")),
         ]
         shown = ", ".join(p for p in parts if p)
         if shown:
@@ -359,24 +362,24 @@ def _address(value: Any) -> str:
 
 
 def _identifier(value: Any) -> str:
-    for identifier in _dicts(value):
-        code = _str(identifier.get("value"))
+    for identifier in dicts_in(value):
+        code = text_of(identifier.get("value"))
         if code:
             return f"ODS {code}" if identifier.get("system") == _ODS else code
     return ""
 
 
 def _ods(resource: Resource) -> str:
-    for identifier in _dicts(resource.get("identifier")):
-        if identifier.get("system") == _ODS and _str(identifier.get("value")):
+    for identifier in dicts_in(resource.get("identifier")):
+        if identifier.get("system") == _ODS and text_of(identifier.get("value")):
             return f"ODS {identifier['value'].strip()}"
     return ""
 
 
 def _notes(resource: Resource) -> list[str]:
     shown = []
-    for note in _dicts(resource.get("note")):
-        text = _str(note.get("text"))
+    for note in dicts_in(resource.get("note")):
+        text = text_of(note.get("text"))
         if text:
             when = format_date(note.get("time"))
             shown.append(f"{text} ({when})" if when else text)
@@ -384,7 +387,7 @@ def _notes(resource: Resource) -> list[str]:
 
 
 def _referenced(ref: Any, resolve: Resolve) -> Resource | None:
-    if isinstance(ref, dict) and _str(ref.get("reference")):
+    if isinstance(ref, dict) and text_of(ref.get("reference")):
         return resolve(ref["reference"].strip())
     return None
 
@@ -395,8 +398,8 @@ def _who(ref: Any, resolve: Resolve) -> str:
     means nothing to a reader and is never shown."""
     if not isinstance(ref, dict):
         return ""
-    if _str(ref.get("display")):
-        return _str(ref["display"])
+    if text_of(ref.get("display")):
+        return text_of(ref["display"])
     target = _referenced(ref, resolve)
     if target is not None:
         return _name_of(target) or _describe(target, _nothing).what
@@ -420,22 +423,22 @@ def _medication(resource: Resource, resolve: Resolve) -> str:
 
 def _dosages(value: Any) -> list[str]:
     shown = []
-    for dosage in _dicts(value):
-        text = _str(dosage.get("text"))
+    for dosage in dicts_in(value):
+        text = text_of(dosage.get("text"))
         if not text:
             dose = next(
-                (_quantity(d.get("doseQuantity")) for d in _dicts(dosage.get("doseAndRate"))),
+                (_quantity(d.get("doseQuantity")) for d in dicts_in(dosage.get("doseAndRate"))),
                 "",
             )
             text = _join([dose, _concept(dosage.get("route"))], ", ")
-        instruction = _str(dosage.get("patientInstruction"))
+        instruction = text_of(dosage.get("patientInstruction"))
         shown.append(_join([text, instruction]))
     return shown
 
 
 def _extension(resource: Resource, url_ends: str) -> Resource | None:
-    for extension in _dicts(resource.get("extension")):
-        if _str(extension.get("url")).endswith(url_ends):
+    for extension in dicts_in(resource.get("extension")):
+        if text_of(extension.get("url")).endswith(url_ends):
             return extension
     return None
 
@@ -454,13 +457,15 @@ def _first_date(resource: Resource, *keys: str) -> str:
 
 def _condition(r: Resource, resolve: Resolve) -> Row:
     status = _status_of(r.get("clinicalStatus"))
-    verification = _codes(r.get("verificationStatus"))
+    verification = codes_in(r.get("verificationStatus"))
     if verification & {"provisional", "differential", "unconfirmed", "refuted"}:
         status = _join([status, _status_of(r.get("verificationStatus")).lower()], ", ")
-    onset = _first_date(r, "onsetDateTime", "onsetPeriod") or _str(r.get("onsetString"))
+    onset = _first_date(r, "onsetDateTime", "onsetPeriod") or text_of(r.get("onsetString"))
     if not onset and isinstance(r.get("onsetAge"), dict):
         onset = f"aged {_quantity(r['onsetAge'])}"
-    ended = _first_date(r, "abatementDateTime", "abatementPeriod") or _str(r.get("abatementString"))
+    ended = _first_date(r, "abatementDateTime", "abatementPeriod") or text_of(
+        r.get("abatementString")
+    )
     if onset and ended:
         when = f"{onset} to {ended}"
     elif onset:
@@ -482,17 +487,17 @@ def _condition(r: Resource, resolve: Resolve) -> Row:
 
 def _allergy(r: Resource, resolve: Resolve) -> Row:
     what = _concept(r.get("code")) or _join(
-        [_concept(x.get("substance")) for x in _dicts(r.get("reaction"))], ", "
+        [_concept(x.get("substance")) for x in dicts_in(r.get("reaction"))], ", "
     )
     reactions = []
-    for reaction in _dicts(r.get("reaction")):
+    for reaction in dicts_in(r.get("reaction")):
         shown = _join(
-            [*_concepts(reaction.get("manifestation")), _str(reaction.get("description"))], ", "
+            [*_concepts(reaction.get("manifestation")), text_of(reaction.get("description"))], ", "
         )
-        severity = _str(reaction.get("severity"))
+        severity = text_of(reaction.get("severity"))
         if shown or severity:
             reactions.append(f"{shown} ({severity})" if shown and severity else shown or severity)
-    criticality = _str(r.get("criticality"))
+    criticality = text_of(r.get("criticality"))
     detail = _join(
         [
             *reactions,
@@ -501,9 +506,9 @@ def _allergy(r: Resource, resolve: Resolve) -> Row:
         ]
     )
     status = _status_of(r.get("clinicalStatus"))
-    if _codes(r.get("verificationStatus")) & {"unconfirmed", "refuted", "entered-in-error"}:
+    if codes_in(r.get("verificationStatus")) & {"unconfirmed", "refuted", "entered-in-error"}:
         status = _join([status, _status_of(r.get("verificationStatus")).lower()], ", ")
-    onset = _first_date(r, "onsetDateTime", "onsetPeriod") or _str(r.get("onsetString"))
+    onset = _first_date(r, "onsetDateTime", "onsetPeriod") or text_of(r.get("onsetString"))
     recorded = format_date(r.get("recordedDate"))
     when = (f"Since {onset}" if onset and not onset.startswith("From") else onset) or (
         f"Recorded {recorded}" if recorded else ""
@@ -514,12 +519,12 @@ def _allergy(r: Resource, resolve: Resolve) -> Row:
 def _medication_use(r: Resource, resolve: Resolve) -> Row:
     request = r["resourceType"] == "MedicationRequest"
     dosage = _dosages(r.get("dosageInstruction" if request else "dosage"))
-    course = _COURSE.get(next(iter(_codes(r.get("courseOfTherapyType"))), ""), "")
+    course = _COURSE.get(next(iter(codes_in(r.get("courseOfTherapyType"))), ""), "")
     # A care home's statement derives from the last administration it
     # recorded: when the last dose was given is what a hospital asks first.
     given = [
-        _str(a.get("effectiveDateTime"))
-        for a in (_referenced(ref, resolve) for ref in _dicts(r.get("derivedFrom")))
+        text_of(a.get("effectiveDateTime"))
+        for a in (_referenced(ref, resolve) for ref in dicts_in(r.get("derivedFrom")))
         if a is not None
         and a.get("resourceType") == "MedicationAdministration"
         and a.get("status") == "completed"
@@ -541,33 +546,33 @@ def _medication_use(r: Resource, resolve: Resolve) -> Row:
 
 def _administration(r: Resource, resolve: Resolve) -> Row:
     dosage = _dict(r.get("dosage"))
-    given = _str(dosage.get("text")) or _join(
+    given = text_of(dosage.get("text")) or _join(
         [_quantity(dosage.get("dose")), _concept(dosage.get("route"))], ", "
     )
     detail = _join([f"Last dose given: {given}" if given else "Last dose given", *_notes(r)])
     when = _first_date(r, "effectiveDateTime", "effectivePeriod")
     status = {"completed": "Given", "not-done": "Not given"}.get(
-        _str(r.get("status")), _words(r.get("status"))
+        text_of(r.get("status")), _words(r.get("status"))
     )
     return Row(_medication(r, resolve), detail, when, status)
 
 
 def _immunization(r: Resource, resolve: Resolve) -> Row:
     doses = []
-    for protocol in _dicts(r.get("protocolApplied")):
-        number = _number(protocol.get("doseNumberPositiveInt")) or _str(
+    for protocol in dicts_in(r.get("protocolApplied")):
+        number = _number(protocol.get("doseNumberPositiveInt")) or text_of(
             protocol.get("doseNumberString")
         )
         against = ", ".join(_concepts(protocol.get("targetDisease")))
         doses.append(_join([f"Dose {number}" if number else "", against], " against "))
-    lot = _str(r.get("lotNumber"))
+    lot = text_of(r.get("lotNumber"))
     detail = _join(
         [*doses, _concept(r.get("statusReason")), f"Batch {lot}" if lot else "", *_notes(r)]
     )
     status = {"completed": "Given", "not-done": "Not given"}.get(
-        _str(r.get("status")), _words(r.get("status"))
+        text_of(r.get("status")), _words(r.get("status"))
     )
-    when = _first_date(r, "occurrenceDateTime") or _str(r.get("occurrenceString"))
+    when = _first_date(r, "occurrenceDateTime") or text_of(r.get("occurrenceString"))
     return Row(_concept(r.get("vaccineCode")) or "Vaccine not named", detail, when, status)
 
 
@@ -577,7 +582,7 @@ def _blood_pressure(components: list[Resource]) -> tuple[str, list[Resource]]:
     def find(codes: set[str], word: str) -> Resource | None:
         for component in components:
             code = component.get("code")
-            if _codes(code) & codes or word in _concept(code).lower():
+            if codes_in(code) & codes or word in _concept(code).lower():
                 return component
         return None
 
@@ -600,7 +605,7 @@ def _blood_pressure(components: list[Resource]) -> tuple[str, list[Resource]]:
 def _observation_result(r: Resource, resolve: Resolve, depth: int = 0) -> str:
     """An Observation's value with its components, interpretation, range and,
     for a panel, its members (one level deep, so a loop cannot recurse)."""
-    components = _dicts(r.get("component"))
+    components = dicts_in(r.get("component"))
     pressure, components = _blood_pressure(components)
     # "128/74 mmHg (High)": the value and its interpretation read as one.
     head = _join([pressure, _value(r) or _concept(r.get("dataAbsentReason"))])
@@ -610,14 +615,14 @@ def _observation_result(r: Resource, resolve: Resolve, depth: int = 0) -> str:
         shown = _value(component) or _concept(component.get("dataAbsentReason"))
         label = _concept(component.get("code"))
         parts.append(f"{label}: {shown}" if label and shown else shown)
-    for reference_range in _dicts(r.get("referenceRange"))[:1]:
+    for reference_range in dicts_in(r.get("referenceRange"))[:1]:
         if "low" in reference_range or "high" in reference_range:
             shown = _range(reference_range)
             parts.append(f"range {shown}" if shown else "")
         else:
-            parts.append(_str(reference_range.get("text")))
+            parts.append(text_of(reference_range.get("text")))
     if depth == 0:
-        for member in _dicts(r.get("hasMember")):
+        for member in dicts_in(r.get("hasMember")):
             target = _referenced(member, resolve)
             if target is not None and target.get("resourceType") == "Observation":
                 shown = _observation_result(target, resolve, depth + 1)
@@ -641,10 +646,10 @@ def _observation(r: Resource, resolve: Resolve) -> Row:
 
 def _report(r: Resource, resolve: Resolve) -> Row:
     results = []
-    for ref in _dicts(r.get("result")):
+    for ref in dicts_in(r.get("result")):
         target = _referenced(ref, resolve)
         if target is None:
-            results.append(_str(ref.get("display")))
+            results.append(text_of(ref.get("display")))
             continue
         shown = _observation_result(target, resolve)
         label = _concept(target.get("code"))
@@ -653,8 +658,10 @@ def _report(r: Resource, resolve: Resolve) -> Row:
             results.append(shown)
         else:
             results.append(f"{label}: {shown}" if label and shown else label or shown)
-    conclusion = _str(r.get("conclusion"))
-    performers = ", ".join(_who(p, resolve) for p in _dicts(r.get("performer")) if _who(p, resolve))
+    conclusion = text_of(r.get("conclusion"))
+    performers = ", ".join(
+        _who(p, resolve) for p in dicts_in(r.get("performer")) if _who(p, resolve)
+    )
     detail = _join(
         [
             *results,
@@ -675,31 +682,33 @@ def _procedure(r: Resource, resolve: Resolve) -> Row:
             *_concepts(r.get("bodySite")),
             *_concepts(r.get("reasonCode")),
             _concept(r.get("outcome")),
-            *[_who(p.get("actor"), resolve) for p in _dicts(r.get("performer"))],
+            *[_who(p.get("actor"), resolve) for p in dicts_in(r.get("performer"))],
             _who(r.get("location"), resolve),
             *_notes(r),
         ]
     )
-    when = _first_date(r, "performedDateTime", "performedPeriod") or _str(r.get("performedString"))
+    when = _first_date(r, "performedDateTime", "performedPeriod") or text_of(
+        r.get("performedString")
+    )
     return Row(_concept(r.get("code")) or "Procedure", detail, when, _words(r.get("status")))
 
 
 def _care_plan(r: Resource, resolve: Resolve) -> Row:
     goals = []
-    for ref in _dicts(r.get("goal")):
+    for ref in dicts_in(r.get("goal")):
         target = _referenced(ref, resolve)
         goals.append(
             f"Goal: {_concept(target.get('description'))}"
             if target is not None and _concept(target.get("description"))
-            else _str(ref.get("display"))
+            else text_of(ref.get("display"))
         )
     activities = [
-        _str(a["detail"].get("description")) or _concept(a["detail"].get("code"))
-        for a in _dicts(r.get("activity"))
+        text_of(a["detail"].get("description")) or _concept(a["detail"].get("code"))
+        for a in dicts_in(r.get("activity"))
         if isinstance(a.get("detail"), dict)
     ]
-    detail = _join([_str(r.get("description")), *goals, *activities, *_notes(r)])
-    what = _str(r.get("title")) or _join(_concepts(r.get("category")), ", ") or "Care plan"
+    detail = _join([text_of(r.get("description")), *goals, *activities, *_notes(r)])
+    what = text_of(r.get("title")) or _join(_concepts(r.get("category")), ", ") or "Care plan"
     when = _first_date(r, "period", "created")
     return Row(what, detail, when, _words(r.get("status")))
 
@@ -709,7 +718,7 @@ def _narrative_text(resource: Resource) -> list[str]:
     records whose substance a source wrote only there (a ReSPECT form's
     recommendations). Markup is dropped; the text is escaped again when
     written."""
-    div = _str(_dict(resource.get("text")).get("div"))
+    div = text_of(_dict(resource.get("text")).get("div"))
     if not div:
         return []
     div = re.sub(r"<(script|style)\b.*?</\1\s*>", " ", div, flags=re.IGNORECASE | re.DOTALL)
@@ -724,12 +733,12 @@ def _consent(r: Resource, resolve: Resolve) -> Row:
     parts = [p for p in _narrative_text(r) if p != what]
     if not parts:
         codes = ", ".join(_concepts(provision.get("code")))
-        kind = {"deny": "Refuses", "permit": "Agrees to"}.get(_str(provision.get("type")), "")
+        kind = {"deny": "Refuses", "permit": "Agrees to"}.get(text_of(provision.get("type")), "")
         parts = [f"{kind}: {codes}" if kind and codes else codes]
         source = r.get("sourceAttachment")
-        if isinstance(source, dict) and _str(source.get("title")):
-            parts.append(f"The signed original: {_str(source['title'])}")
-    for actor in _dicts(provision.get("actor")):
+        if isinstance(source, dict) and text_of(source.get("title")):
+            parts.append(f"The signed original: {text_of(source['title'])}")
+    for actor in dicts_in(provision.get("actor")):
         who = _who(actor.get("reference"), resolve)
         role = _concept(actor.get("role"))
         if who:
@@ -738,7 +747,7 @@ def _consent(r: Resource, resolve: Resolve) -> Row:
     valid = format_period(provision.get("period"))
     if valid:
         when_parts.append(f"valid {valid[0].lower() + valid[1:]}")
-    reviewed = [format_date(v.get("verificationDate")) for v in _dicts(r.get("verification"))]
+    reviewed = [format_date(v.get("verificationDate")) for v in dicts_in(r.get("verification"))]
     if any(reviewed):
         when_parts.append(f"verified {[d for d in reviewed if d][-1]}")
     return Row(what, _join(parts), _join(when_parts), _words(r.get("status")))
@@ -757,11 +766,11 @@ def _flag(r: Resource, resolve: Resolve) -> Row:
 
 def _episode(r: Resource, resolve: Resolve) -> Row:
     room = _extension(r, _CARE_HOME_ROOM)
-    teams = [_who(t, resolve) for t in _dicts(r.get("team"))]
+    teams = [_who(t, resolve) for t in dicts_in(r.get("team"))]
     detail = _join(
         [
             _who(r.get("managingOrganization"), resolve),
-            _str(room.get("valueString")) if room else "",
+            text_of(room.get("valueString")) if room else "",
             *teams,
         ]
     )
@@ -770,14 +779,14 @@ def _episode(r: Resource, resolve: Resolve) -> Row:
 
 
 def _service_request(r: Resource, resolve: Resolve) -> Row:
-    priority = _str(r.get("priority"))
+    priority = text_of(r.get("priority"))
     detail = _join(
         [
             *_concepts(r.get("category")),
             _concept(r.get("performerType")),
-            *[_who(p, resolve) for p in _dicts(r.get("performer"))],
+            *[_who(p, resolve) for p in dicts_in(r.get("performer"))],
             *_concepts(r.get("reasonCode")),
-            *[_who(p, resolve) for p in _dicts(r.get("reasonReference"))],
+            *[_who(p, resolve) for p in dicts_in(r.get("reasonReference"))],
             f"Priority {priority}" if priority and priority != "routine" else "",
             *_notes(r),
         ]
@@ -791,7 +800,7 @@ def _service_request(r: Resource, resolve: Resolve) -> Row:
 
 def _task(r: Resource, resolve: Resolve) -> Row:
     code = _concept(r.get("code"))
-    description = _str(r.get("description"))
+    description = text_of(r.get("description"))
     business = _concept(r.get("businessStatus"))
     detail = _join(
         [
@@ -808,13 +817,13 @@ def _task(r: Resource, resolve: Resolve) -> Row:
 
 def _encounter(r: Resource, resolve: Resolve) -> Row:
     kind = _dict(r.get("class"))
-    klass = _str(kind.get("display")) or _str(kind.get("code"))
+    klass = text_of(kind.get("display")) or text_of(kind.get("code"))
     types = _join(_concepts(r.get("type")), ", ")
-    people = [_who(p.get("individual"), resolve) for p in _dicts(r.get("participant"))]
+    people = [_who(p.get("individual"), resolve) for p in dicts_in(r.get("participant"))]
     detail = _join(
         [
             (klass[0].upper() + klass[1:]) if klass and types else "",
-            *[_who(loc.get("location"), resolve) for loc in _dicts(r.get("location"))],
+            *[_who(loc.get("location"), resolve) for loc in dicts_in(r.get("location"))],
             _who(r.get("serviceProvider"), resolve),
             *people,
             *_concepts(r.get("reasonCode")),
@@ -838,7 +847,7 @@ def _related_person(r: Resource, resolve: Resolve) -> Row:
 
 
 def _practitioner(r: Resource, resolve: Resolve) -> Row:
-    qualifications = [_concept(q.get("code")) for q in _dicts(r.get("qualification"))]
+    qualifications = [_concept(q.get("code")) for q in dicts_in(r.get("qualification"))]
     detail = _join([*qualifications, _telecom(r.get("telecom"))])
     return Row(_name_of(r) or "Name not recorded", detail, "", _active(r))
 
@@ -873,7 +882,7 @@ def _location(r: Resource, resolve: Resolve) -> Row:
     detail = _join(
         [
             *_concepts(r.get("type")),
-            _str(r.get("description")),
+            text_of(r.get("description")),
             _address(r.get("address")),
             _telecom(r.get("telecom")),
             _who(r.get("managingOrganization"), resolve),
@@ -884,13 +893,15 @@ def _location(r: Resource, resolve: Resolve) -> Row:
 
 
 def _device(r: Resource, resolve: Resolve) -> Row:
-    names = [_str(n.get("name")) for n in _dicts(r.get("deviceName")) if _str(n.get("name"))]
+    names = [
+        text_of(n.get("name")) for n in dicts_in(r.get("deviceName")) if text_of(n.get("name"))
+    ]
     what = _concept(r.get("type")) or (names[0] if names else "Device")
     detail = _join(
         [
             *names,
-            _str(r.get("manufacturer")),
-            _str(r.get("modelNumber")),
+            text_of(r.get("manufacturer")),
+            text_of(r.get("modelNumber")),
             *_notes(r),
         ]
     )
@@ -901,7 +912,7 @@ def _list(r: Resource, resolve: Resolve) -> Row:
     # Entries grouped under their flag, in the order first seen: "Sent with
     # the resident: glasses; dentures. Kept at the home: walking frame."
     groups: dict[str, list[str]] = {}
-    for entry in _dicts(r.get("entry")):
+    for entry in dicts_in(r.get("entry")):
         if entry.get("deleted") is True:
             continue
         item = entry.get("item")
@@ -917,34 +928,34 @@ def _list(r: Resource, resolve: Resolve) -> Row:
     )
     if not detail:
         detail = _concept(r.get("emptyReason"))
-    what = _str(r.get("title")) or _concept(r.get("code")) or "List"
+    what = text_of(r.get("title")) or _concept(r.get("code")) or "List"
     status = "" if r.get("status") == "current" else _words(r.get("status"))
     return Row(what, _join([detail, *_notes(r)]), format_date(r.get("date")), status)
 
 
 def _document_reference(r: Resource, resolve: Resolve) -> Row:
     titles = [
-        _str(_dict(c.get("attachment")).get("title"))
-        for c in _dicts(r.get("content"))
-        if _str(_dict(c.get("attachment")).get("title"))
+        text_of(_dict(c.get("attachment")).get("title"))
+        for c in dicts_in(r.get("content"))
+        if text_of(_dict(c.get("attachment")).get("title"))
     ]
     what = (
         _concept(r.get("type"))
-        or _str(r.get("description"))
+        or text_of(r.get("description"))
         or (titles[0] if titles else "Document")
     )
     detail = _join(
         [
-            _str(r.get("description")),
+            text_of(r.get("description")),
             *titles,
             *_concepts(r.get("category")),
-            *[_who(a, resolve) for a in _dicts(r.get("author"))],
+            *[_who(a, resolve) for a in dicts_in(r.get("author"))],
             _who(r.get("custodian"), resolve),
         ]
     )
     created = [
         format_date(c["attachment"].get("creation"))
-        for c in _dicts(r.get("content"))
+        for c in dicts_in(r.get("content"))
         if isinstance(c.get("attachment"), dict)
     ]
     when = format_date(r.get("date")) or next((c for c in created if c), "")
@@ -954,13 +965,13 @@ def _document_reference(r: Resource, resolve: Resolve) -> Row:
 
 def _care_team(r: Resource, resolve: Resolve) -> Row:
     members = []
-    for participant in _dicts(r.get("participant")):
+    for participant in dicts_in(r.get("participant")):
         who = _who(participant.get("member"), resolve)
         role = ", ".join(_concepts(participant.get("role")))
         if who or role:
             members.append(f"{who} ({role})" if who and role else who or role)
-    what = _str(r.get("name")) or _join(_concepts(r.get("category")), ", ") or "Care team"
-    detail = _join([*members, *[_who(o, resolve) for o in _dicts(r.get("managingOrganization"))]])
+    what = text_of(r.get("name")) or _join(_concepts(r.get("category")), ", ") or "Care team"
+    detail = _join([*members, *[_who(o, resolve) for o in dicts_in(r.get("managingOrganization"))]])
     return Row(what, detail, format_period(r.get("period")), _words(r.get("status")))
 
 
@@ -985,7 +996,7 @@ def _medication_resource(r: Resource, resolve: Resolve) -> Row:
 
 
 def _goal(r: Resource, resolve: Resolve) -> Row:
-    targets = [_concept(t.get("measure")) for t in _dicts(r.get("target"))]
+    targets = [_concept(t.get("measure")) for t in dicts_in(r.get("target"))]
     when = _first_date(r, "startDate") or format_date(r.get("statusDate"))
     return Row(
         _concept(r.get("description")) or "Goal",
@@ -1003,8 +1014,8 @@ def _first_text(value: Any) -> str:
     found in a resource, depth first, outside its narrative and metadata."""
     if isinstance(value, dict):
         for key in ("text", "display", "title", "name", "description"):
-            if _str(value.get(key)):
-                return _str(value[key])
+            if text_of(value.get(key)):
+                return text_of(value[key])
         for key, inner in value.items():
             if key in _SKIPPED or (key == "text" and isinstance(inner, dict)):
                 continue
@@ -1023,7 +1034,7 @@ def _fallback(r: Resource, resolve: Resolve) -> Row:
     when = _first_date(r, "date", "authoredOn", "recorded", "created", "issued", "period")
     status = r.get("status")
     return Row(
-        _str(r.get("resourceType")) or "Resource",
+        text_of(r.get("resourceType")) or "Resource",
         _first_text(r),
         when,
         _words(status) if isinstance(status, str) else "",
@@ -1063,7 +1074,7 @@ _SUMMARIES: dict[str, Callable[[Resource, Resolve], Row]] = {
 
 
 def _describe(resource: Resource, resolve: Resolve) -> Row:
-    summary = _SUMMARIES.get(_str(resource.get("resourceType")), _fallback)
+    summary = _SUMMARIES.get(text_of(resource.get("resourceType")), _fallback)
     return summary(resource, resolve)
 
 
@@ -1124,8 +1135,8 @@ def subject_div(patient: dict[str, Any], title: str) -> str:
     """The Composition's own narrative: the document's title and who it is
     about, enough to tell the right person from the wrong one."""
     gp = ", ".join(
-        _join([_str(ref.get("display")), _identifier(ref.get("identifier"))], ", ")
-        for ref in _dicts(patient.get("generalPractitioner"))
+        _join([text_of(ref.get("display")), _identifier(ref.get("identifier"))], ", ")
+        for ref in dicts_in(patient.get("generalPractitioner"))
     )
     facts = [
         ("Name", patient_name(patient) or "Not recorded"),

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.documents.narrative import codes_in
+
 Resource = dict[str, Any]
 
 LOINC = "http://loinc.org"
@@ -66,23 +68,6 @@ class DocumentKind:
 # -- what a resource says about itself ---------------------------------------------
 
 
-def _concepts(value: Any) -> list[Resource]:
-    if isinstance(value, dict):
-        return [value]
-    return [c for c in value if isinstance(c, dict)] if isinstance(value, list) else []
-
-
-def _codes(value: Any, system: str | None = None) -> set[str]:
-    return {
-        coding["code"]
-        for concept in _concepts(value)
-        for coding in concept.get("coding") or []
-        if isinstance(coding, dict)
-        and isinstance(coding.get("code"), str)
-        and (system is None or coding.get("system") == system)
-    }
-
-
 def _is(res_type: str, *more: str) -> Callable[[Resource], bool]:
     types = {res_type, *more}
     return lambda resource: resource["resourceType"] in types
@@ -94,12 +79,12 @@ def _status(resource: Resource) -> str | None:
 
 
 def _clinical_status(resource: Resource) -> str | None:
-    found = _codes(resource.get("clinicalStatus"))
+    found = codes_in(resource.get("clinicalStatus"))
     return next(iter(sorted(found)), None)
 
 
 def _entered_in_error(resource: Resource) -> bool:
-    return _status(resource) == "entered-in-error" or "entered-in-error" in _codes(
+    return _status(resource) == "entered-in-error" or "entered-in-error" in codes_in(
         resource.get("verificationStatus")
     )
 
@@ -109,7 +94,7 @@ def _observation_in(*categories: str) -> Callable[[Resource], bool]:
 
     def holds(resource: Resource) -> bool:
         return resource["resourceType"] == "Observation" and bool(
-            _codes(resource.get("category"), _OBSERVATION_CATEGORY) & wanted
+            codes_in(resource.get("category"), _OBSERVATION_CATEGORY) & wanted
         )
 
     return holds
@@ -118,19 +103,19 @@ def _observation_in(*categories: str) -> Callable[[Resource], bool]:
 def _social_care(resource: Resource) -> bool:
     res_type = resource["resourceType"]
     if res_type == "EpisodeOfCare":
-        return RESIDENCE not in _codes(resource.get("type"), EPISODE_TYPE)
+        return RESIDENCE not in codes_in(resource.get("type"), EPISODE_TYPE)
     if res_type == "Task":
         return True
     if res_type == "ServiceRequest":
-        return bool(_codes(resource.get("category"), _CLD_ITEM))
+        return bool(codes_in(resource.get("category"), _CLD_ITEM))
     if res_type == "Condition":
-        return bool(_codes(resource.get("category"), _SUPPORT_REASON_CATEGORY))
+        return bool(codes_in(resource.get("category"), _SUPPORT_REASON_CATEGORY))
     return False
 
 
 def is_residence(resource: Resource) -> bool:
     """A care-home stay (as the care-home mapping types it)."""
-    return resource["resourceType"] == "EpisodeOfCare" and RESIDENCE in _codes(
+    return resource["resourceType"] == "EpisodeOfCare" and RESIDENCE in codes_in(
         resource.get("type"), EPISODE_TYPE
     )
 
@@ -138,8 +123,8 @@ def is_residence(resource: Resource) -> bool:
 def _advance_decision(resource: Resource) -> bool:
     res_type = resource["resourceType"]
     if res_type == "Consent":
-        return "adr" in _codes(resource.get("scope"), _CONSENT_SCOPE)
-    return res_type == "Flag" and _NOT_FOR_CPR in _codes(resource.get("code"), _SNOMED)
+        return "adr" in codes_in(resource.get("scope"), _CONSENT_SCOPE)
+    return res_type == "Flag" and _NOT_FOR_CPR in codes_in(resource.get("code"), _SNOMED)
 
 
 def _allergy(resource: Resource) -> bool:
@@ -188,7 +173,7 @@ def _past_problem(resource: Resource) -> bool:
 
 def _vital_sign(resource: Resource) -> bool:
     return _observation_in("vital-signs")(resource) or (
-        resource["resourceType"] == "Observation" and _ACVPU in _codes(resource.get("code"))
+        resource["resourceType"] == "Observation" and _ACVPU in codes_in(resource.get("code"))
     )
 
 
