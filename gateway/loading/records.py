@@ -32,7 +32,7 @@ from gateway.interactions.types import (
 from gateway.loading.matches import note_probable_matches
 from gateway.loading.sources import READERS, SourceRecord
 from gateway.search.matching import matching_ids
-from gateway.store import Querier, Store, UnitOfWork, as_bytes
+from gateway.store import Querier, Store, StoredVersion, UnitOfWork, as_bytes
 
 # Told each version a record wrote and whom the record is about.
 Wrote = Callable[[str, str | None], None]
@@ -76,7 +76,11 @@ class RecordOutcome:
 def _stored(reader: Querier, res_type: str, res_id: str) -> dict[str, Any] | None:
     """The live stored resource, meta aside (the gateway's own: versions,
     labels, source), or ``None`` when there is none."""
-    found = reader.read(res_type, res_id)
+    return _content(reader.read(res_type, res_id))
+
+
+def _content(found: StoredVersion | None) -> dict[str, Any] | None:
+    """``found``'s resource, meta aside, if it is live."""
     if found is None or found.deleted or found.content is None:
         return None
     stored: dict[str, Any] = fhirjson.loads(found.content)
@@ -243,25 +247,27 @@ def _load(
         resources = [_linked(uow, r) for r in resources]
     except _UnknownLink as exc:
         return _Done("rejected", str(exc))
-    before = [_stored(uow, r["resourceType"], r["id"]) for r in resources]
+    found = [uow.read(r["resourceType"], r["id"]) for r in resources]
+    before = [_content(version) for version in found]
     stated = [_with_what_is_known(r, b) for r, b in zip(resources, before, strict=True)]
     new_people = [
         r
         for r, b in zip(resources, before, strict=True)
         if r["resourceType"] == "Patient" and b is None
     ]
-    changed = [r for r, b in zip(stated, before, strict=True) if not _same(r, b)]
+    changes = [(r, v) for r, b, v in zip(stated, before, found, strict=True) if not _same(r, b)]
     # A person on file whom the source may not see yet is written after its
     # other resources, which may be what gives it its relationship (an open
     # service, a residence); if they do not, the person is left as they are.
-    hidden = [r for r in changed if _hidden_person(uow, r, access)]
-    changed = [r for r in changed if not any(r is h for h in hidden)]
+    unseen = [_hidden_person(uow, r, v, access) for r, v in changes]
+    hidden = [change for change, unseen_now in zip(changes, unseen, strict=True) if unseen_now]
+    changed = [r for (r, _), unseen_now in zip(changes, unseen, strict=True) if not unseen_now]
     retired = _left_out(uow, source_org, fmt, record, stated) if record.snapshot else []
     versions: list[str] = []
     try:
         if changed or retired:
             versions = _write_all(uow, changed, author, authorize, access, retired)
-        seen_now = [r for r in hidden if not _hidden_person(uow, r, access)]
+        seen_now = [r for r, v in hidden if not _hidden_person(uow, r, v, access)]
         if seen_now:
             versions += _write_all(uow, seen_now, author, authorize, access)
             changed += seen_now
@@ -276,17 +282,21 @@ def _load(
     return _Done("loaded", "", [r["resourceType"] for r in changed], versions, matches)
 
 
-def _hidden_person(uow: UnitOfWork, resource: dict[str, Any], access: AccessThrough) -> bool:
+def _hidden_person(
+    uow: UnitOfWork,
+    resource: dict[str, Any],
+    stored: StoredVersion | None,
+    access: AccessThrough,
+) -> bool:
     """Whether ``resource`` is a Patient already on file that the pushing
     source may not see (it has no care relationship with them). Such a
     person is not written: writing the Patient as the source's would make it
     the Patient's author, and so show it what others recorded. The source's
     resources are still linked to them, and what it said of them is kept
     with its record."""
-    if resource["resourceType"] != "Patient" or access is see_everything:
+    if resource["resourceType"] != "Patient" or access is see_everything or stored is None:
         return False
-    found = uow.read("Patient", resource["id"])
-    return found is not None and not access(uow).visible(found)
+    return not access(uow).visible(stored)
 
 
 def _left_out(
