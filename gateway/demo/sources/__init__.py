@@ -1,0 +1,34 @@
+"""Writers of the demo's source files, one module per format: each turns
+people (``gateway.demo.people``) into the files a real system of that kind
+would send, a record at a time, so a million people stream in constant
+memory. None of them writes FHIR except as GP Connect itself is FHIR STU3."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from gateway.demo.people import Person
+
+
+@dataclass
+class SourceFile:
+    """One file written: where (relative to the demo's directory), in which
+    of ``gateway load``'s formats, sent by which organisation, how many
+    source records it holds and how many of them carry a planted defect
+    (and should be refused)."""
+
+    path: Path
+    format: str  # hl7v2, cld, gp-connect, care-home
+    source_org: str
+    records: int = 0
+    defective: int = 0
+
+
+class SourceWriter(Protocol):
+    def add(self, person: Person) -> None:
+        """Write what this kind of source knows of ``person`` (maybe nothing)."""
+
+    def close(self) -> list[SourceFile]:
+        """Finish and close every file; the files written, in load order."""
