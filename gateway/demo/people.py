@@ -498,13 +498,23 @@ _PROVIDERS = (
 def _nhs_pool() -> array[int]:
     """The nine-digit stems 999000000..999999999 that make a valid NHS number
     with their Modulus 11 check digit (about 909,000 of the million)."""
-    pool = array("i")
-    for stem in range(999_000_000, 1_000_000_000):
-        digits = str(stem)
-        total = sum(int(d) * w for d, w in zip(digits, range(10, 1, -1), strict=True))
-        if 11 - total % 11 != 10:
-            pool.append(stem)
-    return pool
+
+    def weighted(n: int, weights: tuple[int, int, int]) -> int:
+        return (n // 100) * weights[0] + (n // 10 % 10) * weights[1] + (n % 10) * weights[2]
+
+    # The digits 9, 9, 9 weigh 10, 9 and 8; the next three 7, 6, 5; the last 4, 3, 2.
+    high = [243 + weighted(n, (7, 6, 5)) for n in range(1_000)]
+    low = [weighted(n, (4, 3, 2)) for n in range(1_000)]
+    # A total of 1 modulo 11 would need the check digit 10: no number has it.
+    return array(
+        "i",
+        (
+            999_000_000 + h * 1_000 + n
+            for h, top in enumerate(high)
+            for n, bottom in enumerate(low)
+            if (top + bottom) % 11 != 1
+        ),
+    )
 
 
 def _with_check_digit(stem: int) -> str:
