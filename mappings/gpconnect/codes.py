@@ -207,3 +207,18 @@ R4_PROBLEM_EXTENSIONS = {
     )
 }
 PROBLEM_SIGNIFICANCE = frozenset({"major", "minor"})
+
+# A person's sharing preference for local shared care records, as English GP
+# systems record it (SNOMED CT coded entries, sent as Observations): refused
+# (a dissent) or given (consent, which withdraws an earlier dissent). The
+# terms are the ones written in the Consent's narrative, whatever display
+# the GP system sent. "Declined consent to share patient data with specified
+# third party" (320011000000108) is not read: nothing in the entry names the
+# third party reliably, so it stays an ordinary Observation.
+SHARING_REFUSED = ("416409005", "Refused consent for upload to local shared electronic record")
+SHARING_GIVEN = ("417528008", "Consent given for upload to local shared electronic record")
+CONSENT_SCOPE = f"{TERMINOLOGY}/consentscope"
+PATIENT_CONSENT = ("59284-0", "Patient Consent")  # LOINC, Consent.category
+SHARED_RECORD_POLICY = (
+    "Local shared care record: records are shared for direct care unless the person dissents"
+)

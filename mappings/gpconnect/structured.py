@@ -5,7 +5,8 @@ The walk: read the response as STU3; find the one Patient and its
 registered practice, which must be the organisation loading it (a practice
 sends only its own records); give every resource carried over its id (the
 Lists are not carried: their items are); then convert each, the Patient
-first.
+first, and last the person's sharing preference for the local shared care
+record, when the GP's coded entries state one, as a privacy Consent.
 
 https://developer.nhs.uk/apis/gpconnect/accessrecord_structured_development_retrieve_patient_record.html
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mappings.gpconnect import clinical, medication, people
+from mappings.gpconnect import clinical, medication, people, sharing
 from mappings.gpconnect.bundle import Item, Json, Response, read_response
 from mappings.gpconnect.codes import R4_TYPES
 from mappings.gpconnect.elements import clean
@@ -41,7 +42,8 @@ CONVERTERS: dict[str, Converter] = {
     "ReferralRequest": clinical.service_request,
     "DocumentReference": clinical.document_reference,
 }
-# The order resources are listed in: who and where first, then the record.
+# The order resources are listed in: who and where first, then the record,
+# then the Consent the record's entries add up to.
 ORDER = (
     "Patient",
     "Organization",
@@ -59,6 +61,7 @@ ORDER = (
     "DiagnosticReport",
     "ServiceRequest",
     "DocumentReference",
+    "Consent",
 )
 
 
@@ -200,5 +203,8 @@ def map_structured_record(bundle: dict[str, Any], source_org: str) -> Mapped:
         key = (resource["resourceType"], resource["id"])
         if resources.setdefault(key, resource) != resource:
             raise Unmappable(f"{item.where} ({item}) says something else than another {key[0]}")
+    consent = sharing.sharing_consent(record, practice_name)
+    if consent is not None:
+        resources[("Consent", consent["id"])] = consent
     ordered = sorted(resources.values(), key=lambda r: ORDER.index(r["resourceType"]))
     return Mapped(record.patient_id, ordered)

@@ -375,3 +375,113 @@ def test_a_token_limited_to_some_types_gets_only_those(resident: Resident) -> No
     assert answer.status_code == 200, answer.text
     types = {r["resourceType"] for r in _resources(answer.json())}
     assert types == {"Composition", "Patient", "Device", "AllergyIntolerance"}
+
+
+# -- a dissent recorded in the GP's record --------------------------------------------
+
+
+def _gp_response(version: str, *entries: tuple[str, str, str]) -> bytes:
+    """The GP's structured record of the resident again, a later version,
+    with its coded entries of the person's sharing preference for the local
+    shared care record (SNOMED CT code, entry id, date) under uncategorised
+    data."""
+    text = (FIXTURES / "gpconnect" / "structured-rich.json").read_text()
+    gp = json.loads(text.replace("9990000042", NHS_NUMBER))
+    gp["meta"]["lastUpdated"] = version
+    for code, entry_id, when in entries:
+        gp["entry"].append(
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "id": entry_id,
+                    "identifier": [
+                        {
+                            "system": "https://fhir.nhs.uk/Id/cross-care-setting-identifier",
+                            "value": f"sharing-{entry_id}",
+                        }
+                    ],
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]},
+                    "subject": {"reference": "Patient/pat-7"},
+                    "effectiveDateTime": when,
+                    "issued": when,
+                }
+            }
+        )
+    return json.dumps(gp).encode()
+
+
+def _consents(resident: Resident, who: str) -> list[dict[str, Any]]:
+    """The resident's privacy Consents ``who`` finds (advance decisions aside)."""
+    found = resident.get(who, f"/fhir/Consent?patient={resident.patient}")
+    assert found.status_code == 200, found.text
+    return [
+        e["resource"]
+        for e in found.json().get("entry", [])
+        if e["search"]["mode"] == "match"
+        and e["resource"]["scope"]["coding"][0]["code"] == "patient-privacy"
+    ]
+
+
+_SEARCHED = ("AllergyIntolerance", "Condition", "Observation", "EpisodeOfCare", "Encounter")
+
+
+def _seen_sources(resident: Resident, who: str) -> set[str]:
+    """Whose records of the resident ``who`` finds by searching."""
+    found: set[str] = set()
+    for res_type in _SEARCHED:
+        answer = resident.get(who, f"/fhir/{res_type}?patient={resident.patient}&_count=100")
+        assert answer.status_code == 200, answer.text
+        found |= {
+            e["resource"]["meta"]["source"].removeprefix("urn:ods:")
+            for e in answer.json().get("entry", [])
+            if e["search"]["mode"] == "match"
+        }
+    return found
+
+
+def test_a_refusal_in_the_gp_record_is_a_dissent_until_consent_is_given_again(
+    resident: Resident,
+) -> None:
+    """The GP's coded refusal of upload to the local shared care record,
+    loaded over ``$ingest``, is a dissent: every organisation caring for the
+    resident finds only its own records, while the crew (ETREAT) still gets
+    everyone's; consent given later withdraws it on the same Consent."""
+    refused = ("416409005", "lscr-refused", "2026-11-21T10:00:00+00:00")
+    given = ("417528008", "lscr-given", "2026-11-28T10:00:00+00:00")
+    everyone = {HOME, GP, COUNCIL, HOSPITAL}
+    assert _seen_sources(resident, "council") == everyone
+
+    resident.push("gp", "gp-connect", _gp_response("2026-11-21T12:00:00+00:00", refused))
+    (dissent,) = _consents(resident, "council")  # shown to those caring, to be withdrawn
+    assert (dissent["status"], dissent["provision"]) == ("active", {"type": "deny"})
+    assert dissent["meta"]["source"] == f"urn:ods:{GP}"
+    # Each organisation caring for the resident now finds only what it wrote;
+    # the Patient is the GP's record, so only the GP gets a summary.
+    for who, own in (("council", COUNCIL), ("hospital", HOSPITAL), ("home", HOME), ("gp", GP)):
+        assert _seen_sources(resident, who) == {own}, who
+    assert resident.get("council", f"/fhir/Patient/{resident.patient}").status_code == 404
+    summary = resident.document("gp", "summary")
+    check_document(summary)
+    assert _sources(summary) == {GP}
+    # The crew still gets the GP's and the others' records: the dissent does
+    # not name ETREAT.
+    red_bag = resident.document("crew", "red-bag")
+    check_document(red_bag)
+    assert {GP, HOME} <= _sources(red_bag)
+
+    resident.push("gp", "gp-connect", _gp_response("2026-11-28T12:00:00+00:00", refused, given))
+    (withdrawn,) = _consents(resident, "council")
+    assert (withdrawn["id"], withdrawn["status"]) == (dissent["id"], "inactive")
+    assert _seen_sources(resident, "council") == everyone
+    assert _sources(resident.document("council", "summary")) == everyone
+
+
+def test_a_first_gp_record_with_a_refusal_loads_with_its_dissent(resident: Resident) -> None:
+    """A person the gateway does not know yet, whose first GP record holds a
+    refusal: the Patient and the dissent load together."""
+    text = (FIXTURES / "gpconnect" / "structured-dissent.json").read_text()
+    resident.push("gp", "gp-connect", text.encode())
+    patient = mapped_id("NHS", "Patient", "9990000085")
+    found = resident.get("gp", f"/fhir/Consent?patient={patient}")
+    assert [e["resource"]["status"] for e in found.json()["entry"]] == ["active"]

@@ -13,6 +13,7 @@ import copy
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +21,22 @@ import pytest
 
 from conformance.registry import RESOURCES
 from conformance.validation import validate_resource
+from consent.engine import decide
+from consent.model import Person, Requester, ResourceFacts
+from consent.parse import instant, parse_consent
 from mappings.gpconnect import map_structured_record, record_key
 from mappings.identity import NHS_NUMBER_SYSTEM, mapped_id
 from mappings.jsonrecords import read_json_records
 from mappings.ukcore import ODS, Unmappable
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "gpconnect"
-GOLDEN = ("structured-rich", "structured-minimal")
+GOLDEN = ("structured-rich", "structured-minimal", "structured-dissent")
 PRACTICE = "F84003"
 SNOMED = "http://snomed.info/sct"
 CCSI = "https://fhir.nhs.uk/Id/cross-care-setting-identifier"
 UK_EXT = "https://fhir.hl7.org.uk/StructureDefinition"
 CARECONNECT = "https://fhir.hl7.org.uk/STU3/StructureDefinition"
+SHARING_REFUSED, SHARING_GIVEN, THIRD_PARTY = "416409005", "417528008", "320011000000108"
 
 Json = dict[str, Any]
 
@@ -87,6 +92,35 @@ def rich() -> list[Json]:
     return mapped(bundle("structured-rich"))
 
 
+def sharing_entry(
+    entry_id: str, code: str, effective: str | None, issued: str | None = None, **more: Any
+) -> Json:
+    """An uncategorised-data entry of the dissent fixture's person."""
+    resource: Json = {
+        "resourceType": "Observation",
+        "id": entry_id,
+        "identifier": [{"system": CCSI, "value": f"sharing-{entry_id}"}],
+        "status": "final",
+        "code": {"coding": [{"system": SNOMED, "code": code}]},
+        "subject": {"reference": "Patient/pat-21"},
+        **more,
+    }
+    if effective is not None:
+        resource["effectiveDateTime"] = effective
+    if issued is not None:
+        resource["issued"] = issued
+    return {"resource": resource}
+
+
+def withdrawn() -> Json:
+    """The dissent fixture with consent given again after the refusal."""
+    obj = bundle("structured-dissent")
+    obj["entry"].append(
+        sharing_entry("given-again", SHARING_GIVEN, "2025-06-03", "2025-06-03T14:05:00+01:00")
+    )
+    return obj
+
+
 def ended_contained() -> Json:
     """The minimal record with its allergy contained in an "Ended
     allergies" List, as early GP Connect responses sent resolved ones."""
@@ -120,7 +154,7 @@ def ndjson_records() -> list[tuple[str, Json | str]]:
 
 
 def valid_examples() -> list[Json]:
-    found = [bundle(name) for name in GOLDEN] + [ended_contained()]
+    found = [bundle(name) for name in GOLDEN] + [ended_contained(), withdrawn()]
     return found + [obj for _, obj in ndjson_records()[:2] if isinstance(obj, dict)]
 
 
@@ -673,3 +707,235 @@ def test_stu3_only_extensions_are_left_behind_and_description_ids_kept() -> None
             "valueString": "Penicillin allergy",
         },
     ]
+
+
+# The sharing preference for the local shared care record
+
+NOW = instant(datetime(2026, 1, 5, 12, 0, tzinfo=UTC))
+COUNCIL, HOSPITAL, AMBULANCE = "713", "RKE", "RRU"
+CONSENT_ID = mapped_id(
+    PRACTICE,
+    "Consent",
+    f"shared-record-preference|{mapped_id('NHS', 'Patient', '9990000085')}",
+)
+
+
+def sharing_consents(obj: Json) -> list[Json]:
+    return of_type(mapped(obj), "Consent")
+
+
+def policy_of(consent: Json) -> Person:
+    """The person as the consent rules see them with ``consent`` on file:
+    cared for by the practice, a council and a hospital."""
+    policy = parse_consent(consent, lambda reference: None)
+    return Person(
+        patient_id=consent["patient"]["reference"].removeprefix("Patient/"),
+        relationships=frozenset({PRACTICE, COUNCIL, HOSPITAL}),
+        consents=(policy,),
+    )
+
+
+def record_of(author: str, res_type: str = "Observation", **more: Any) -> ResourceFacts:
+    return ResourceFacts(res_type=res_type, res_id="r1", author_ods=author, **more)
+
+
+def test_a_refusal_is_an_active_dissent_from_sharing_altogether() -> None:
+    """The latest entry refuses consent for upload to the local shared care
+    record: one Consent (scope patient-privacy, category Patient Consent) by
+    the person, at the practice, dated as the entry, whose provision denies
+    with no actor, purpose or class; the consent rules can interpret it."""
+    resources = mapped(bundle("structured-dissent"))
+    (consent,) = of_type(resources, "Consent")
+    patient = resources[0]
+    assert resources[-1] is consent
+    assert consent["id"] == CONSENT_ID
+    assert consent["status"] == "active"
+    assert codes(consent["scope"]) == {
+        ("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy")
+    }
+    assert [codes(c) for c in consent["category"]] == [{("http://loinc.org", "59284-0")}]
+    assert consent["patient"] == {"reference": f"Patient/{patient['id']}"}
+    assert consent["performer"] == [consent["patient"]]
+    assert consent["organization"] == [
+        {"identifier": {"system": ODS, "value": PRACTICE}, "display": "Larkspur Medical Centre"}
+    ]
+    assert consent["dateTime"] == "2024-02-12T10:15:00Z"
+    assert "local shared care record" in consent["policyRule"]["text"].lower()
+    assert consent["provision"] == {"type": "deny"}
+    assert consent["text"]["status"] == "additional"
+    assert "Refused consent for upload to local shared electronic record" in consent["text"]["div"]
+    assert "416409005" in consent["text"]["div"]
+    policy = parse_consent(consent, lambda reference: None)
+    assert (policy.consent_id, policy.status) == (CONSENT_ID, "active")
+    provision = policy.provision
+    assert provision.type == "deny"
+    assert not (provision.actors or provision.purposes or provision.classes or provision.codes)
+
+
+def test_the_entries_stay_observations_as_they_were() -> None:
+    """The preference's entries, and the third-party one, are carried as the
+    Observations they are, whatever Consent they add up to."""
+    resources = mapped(bundle("structured-dissent"))
+    observations = {next(iter(codes(o["code"])))[1]: o for o in of_type(resources, "Observation")}
+    assert set(observations) == {SHARING_REFUSED, SHARING_GIVEN, THIRD_PARTY}
+    refused = observations[SHARING_REFUSED]
+    assert refused["id"] == mapped_id(
+        PRACTICE, "Observation", f"{CCSI}|f1e2d3c4-b5a6-4978-8a9b-0c1d2e3f4a33"
+    )
+    assert refused["status"] == "final"
+    assert refused["effectiveDateTime"] == "2024-02-12T10:15:00Z"
+    assert observations[THIRD_PARTY]["note"] == [
+        {"text": "Does not want her record shared with the private physiotherapy provider"}
+    ]
+
+
+def test_the_dissent_withholds_from_all_but_the_authors_and_not_in_an_emergency() -> None:
+    """consent.engine reads the dissent as PRODUCT.md says: a council and a
+    hospital caring for the person no longer see the GP's or each other's
+    records; each still sees its own; an ambulance under ETREAT still sees
+    them, as the dissent does not name ETREAT; and the Consent itself is
+    shown to those caring for the person, so it can be withdrawn."""
+    (consent,) = sharing_consents(bundle("structured-dissent"))
+    person = policy_of(consent)
+    council = Requester(COUNCIL, "council", "TREAT")
+    hospital = Requester(HOSPITAL, "hospital", "TREAT")
+    crew = Requester(AMBULANCE, "ambulance", "ETREAT")
+    for requester, author in (
+        (council, PRACTICE),
+        (council, HOSPITAL),
+        (hospital, PRACTICE),
+        (hospital, COUNCIL),
+        (Requester(PRACTICE, "gp-practice", "TREAT"), COUNCIL),
+    ):
+        decided = decide(requester, person, record_of(author), NOW)
+        assert not decided.permit, (requester, author)
+        assert (decided.rule, decided.consent_id, decided.provision) == (
+            "consent",
+            CONSENT_ID,
+            "provision",
+        )
+    assert decide(council, person, record_of(COUNCIL), NOW).rule == "author"
+    assert decide(Requester(PRACTICE, "gp-practice", "TREAT"), person, record_of(PRACTICE), NOW)
+    for author in (PRACTICE, COUNCIL, HOSPITAL):
+        emergency = decide(crew, person, record_of(author), NOW)
+        assert (emergency.permit, emergency.rule) == (True, "emergency-access")
+    policy_record = record_of(PRACTICE, "Consent", sharing_policy=True)
+    shown = decide(council, person, policy_record, NOW)
+    assert (shown.permit, shown.rule) == (True, "consent-record")
+
+
+def test_consent_given_after_a_refusal_withdraws_the_dissent_on_the_same_consent() -> None:
+    """A later response whose latest entry gives consent writes the same
+    Consent, inactive and dated as that entry: what the earlier load wrote
+    is withdrawn, and the rules are back to implied consent."""
+    (consent,) = sharing_consents(withdrawn())
+    assert consent["id"] == CONSENT_ID
+    assert consent["status"] == "inactive"
+    assert consent["dateTime"] == "2025-06-03"
+    assert consent["provision"] == {"type": "deny"}
+    words = consent["text"]["div"]
+    assert "withdrawn" in words and "417528008" in words and "416409005" in words
+    person = policy_of(consent)
+    assert person.consents[0].status == "inactive"
+    decided = decide(Requester(COUNCIL, "council", "TREAT"), person, record_of(PRACTICE), NOW)
+    assert (decided.permit, decided.rule) == (True, "implied-consent")
+    # Refused once more: the same Consent is active again.
+    again = withdrawn()
+    again["entry"].append(sharing_entry("refused-again", SHARING_REFUSED, "2025-09-01"))
+    (consent,) = sharing_consents(again)
+    assert (consent["id"], consent["status"], consent["dateTime"]) == (
+        CONSENT_ID,
+        "active",
+        "2025-09-01",
+    )
+
+
+def test_consent_given_without_a_refusal_writes_no_consent() -> None:
+    """Implied consent is the default: an entry giving consent with no
+    refusal in the response writes no Consent (the entry is still an
+    Observation); nor does a response without any entry, nor the third
+    party entry alone."""
+    obj = bundle("structured-dissent")
+    obj["entry"] = [e for e in obj["entry"] if e["resource"]["id"] != "obs-lscr-refused"]
+    obj["entry"][3]["resource"]["entry"].pop()
+    resources = mapped(obj)
+    assert of_type(resources, "Consent") == []
+    assert len(of_type(resources, "Observation")) == 2
+    for name in ("structured-rich", "structured-minimal"):
+        assert sharing_consents(bundle(name)) == []
+
+
+def test_the_latest_entry_decides_whatever_the_order_they_come_in() -> None:
+    """Entries are ordered by their effective time (a period's start; a
+    date is the start of that day in London), then the time issued, not by
+    where they sit in the response; on a tie a refusal is the later; an
+    entry entered in error does not count; an undated one is the oldest."""
+
+    def status(*entries: Json) -> str | None:
+        obj = bundle("structured-minimal")
+        obj["entry"] += [copy.deepcopy(e) for e in entries]
+        for entry in obj["entry"][4:]:
+            entry["resource"]["subject"] = {"reference": "Patient/pat-11"}
+        found = sharing_consents(obj)
+        reversed_obj = copy.deepcopy(obj)
+        reversed_obj["entry"][4:] = reversed(reversed_obj["entry"][4:])
+        assert sharing_consents(reversed_obj) == found
+        return found[0]["status"] if found else None
+
+    refused = sharing_entry("r", SHARING_REFUSED, "2024-03-01T09:00:00+00:00")
+    assert status(refused) == "active"
+    assert status(refused, sharing_entry("g", SHARING_GIVEN, "2024-03-01T09:30:00+00:00")) == (
+        "inactive"
+    )
+    assert status(refused, sharing_entry("g", SHARING_GIVEN, "2024-02-29")) == "active"
+    # A date is the start of that day in London: 1 July starts at 23:00 UTC
+    # on 30 June, before a refusal made at half past midnight on 1 July.
+    summer = sharing_entry("r", SHARING_REFUSED, "2024-06-30T23:30:00+00:00")
+    assert status(summer, sharing_entry("g", SHARING_GIVEN, "2024-07-01")) == "active"
+    # The same moment: a refusal is taken as the later; the time issued breaks the tie first.
+    assert status(refused, sharing_entry("g", SHARING_GIVEN, "2024-03-01T09:00:00Z")) == "active"
+    assert (
+        status(
+            sharing_entry("r", SHARING_REFUSED, "2024-03-01", "2024-03-01T10:00:00+00:00"),
+            sharing_entry("g", SHARING_GIVEN, "2024-03-01", "2024-03-01T11:00:00+00:00"),
+        )
+        == "inactive"
+    )
+    # A period's start; the time issued when there is no effective time.
+    period = sharing_entry(
+        "g", SHARING_GIVEN, None, effectivePeriod={"start": "2024-04-01T08:00:00Z"}
+    )
+    assert status(refused, period) == "inactive"
+    issued = sharing_entry("g", SHARING_GIVEN, None, "2024-05-01T08:00:00Z")
+    assert status(refused, issued) == "inactive"
+    # Entered in error: as if it were not there.
+    error = sharing_entry("g", SHARING_GIVEN, "2025-01-01")
+    error["resource"]["status"] = "entered-in-error"
+    assert status(refused, error) == "active"
+    erroneous = copy.deepcopy(refused)
+    erroneous["resource"]["status"] = "entered-in-error"
+    assert status(erroneous) is None
+    # An undated refusal is older than any dated entry; alone it still counts.
+    undated = sharing_entry("r", SHARING_REFUSED, None)
+    assert status(undated) == "active"
+    assert status(undated, sharing_entry("g", SHARING_GIVEN, "2020-01-01")) == "inactive"
+
+
+def test_the_consent_keeps_its_id_across_later_responses() -> None:
+    """The Consent's id comes from the practice and the person, not from
+    the entries' ids: a later response with new logical ids, or with the
+    refusal under another identifier, lands on the same Consent; another
+    person's does not."""
+    later = json.loads(
+        json.dumps(bundle("structured-dissent")).replace("obs-lscr-refused", "obs-lscr-9")
+    )
+    later["entry"][-1]["resource"]["identifier"][0]["value"] = "another-entry"
+    assert [c["id"] for c in sharing_consents(later)] == [CONSENT_ID]
+    other = bundle("structured-minimal")
+    other["entry"].append(sharing_entry("r", SHARING_REFUSED, "2024-03-01"))
+    other["entry"][-1]["resource"]["subject"] = {"reference": "Patient/pat-11"}
+    (consent,) = sharing_consents(other)
+    assert consent["id"] != CONSENT_ID
+    assert consent["id"] == mapped_id(
+        PRACTICE, "Consent", f"shared-record-preference|{mapped_id('NHS', 'Patient', '9990000069')}"
+    )
