@@ -16,7 +16,7 @@ and quantities compare with the implicit range of the significant figures for
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -169,6 +169,8 @@ class SqlBuilder:
             )
         if cond.modifier == "missing":
             return head
+        if param.type == "reference" and cond.modifier != "identifier":
+            return f"{head} AND {self._references(t, cond.values)}"
         alternatives = [self._value(param.type, cond.modifier, t, v) for v in cond.values]
         return f"{head} AND ({' OR '.join(alternatives)})"
 
@@ -323,21 +325,65 @@ class SqlBuilder:
         return "(" + " AND ".join(parts or ["1 = 1"]) + ")"
 
     def _reference(self, modifier: str | None, t: str, value: Any) -> str:
-        if modifier == "identifier":
-            assert isinstance(value, TokenCriterion)
-            parts = []
-            if value.code is not None:
-                parts.append(f"{t}.id_value = {self.bind(value.code)}")
-            if value.system:
-                parts.append(f"{t}.id_system = {self.bind(value.system)}")
-            return "(" + " AND ".join(parts or ["1 = 1"]) + ")"
-        assert isinstance(value, ReferenceCriterion)
-        if value.url is not None:
-            return f"{t}.url = {self.bind(value.url)}"
-        clause = f"{t}.target_id = {self.bind(value.target_id)}"
-        if value.target_type is not None:
-            clause += f" AND {t}.target_type = {self.bind(value.target_type)}"
-        return f"({clause})"
+        """``:identifier``; other reference values are matched all at once
+        (``_references``)."""
+        assert modifier == "identifier" and isinstance(value, TokenCriterion)
+        parts = []
+        if value.code is not None:
+            parts.append(f"{t}.id_value = {self.bind(value.code)}")
+        if value.system:
+            parts.append(f"{t}.id_system = {self.bind(value.system)}")
+        return "(" + " AND ".join(parts or ["1 = 1"]) + ")"
+
+    def _references(self, t: str, values: Sequence[Any]) -> str:
+        """Any of ``values`` (``[type]/id``, ``id`` or an absolute URL).
+
+        Ids are grouped by type and led by one ``target_id IN (...)`` of
+        every id, so that the index on ``(res_type, param, target_id,
+        target_type)`` reads only the rows of those ids, on SQLite and
+        PostgreSQL alike; the grouped alternatives after it keep each id to
+        its own type. (An OR of (id, type) pairs made SQLite read every row
+        of the parameter, and PostgreSQL AND those rows with one index scan
+        per pair.)"""
+        urls: dict[str, None] = {}
+        untyped: dict[str | None, None] = {}
+        typed: dict[str, dict[str | None, None]] = {}
+        for value in values:
+            assert isinstance(value, ReferenceCriterion)
+            if value.url is not None:
+                urls[value.url] = None
+            elif value.target_type is None:
+                untyped[value.target_id] = None
+            else:
+                typed.setdefault(value.target_type, {})[value.target_id] = None
+        alternatives = []
+        if urls:
+            alternatives.append(self._in(f"{t}.url", urls))
+        if untyped or typed:
+            every = dict(untyped)
+            for ids in typed.values():
+                every.update(ids)
+            clause = self._in(f"{t}.target_id", every)
+            if typed:
+                kinds = [self._in(f"{t}.target_id", untyped)] if untyped else []
+                # a type named with every id needs no list of its own
+                whole = [k for k, ids in typed.items() if len(ids) == len(every)]
+                if whole:
+                    kinds.append(self._in(f"{t}.target_type", whole))
+                for target_type, ids in typed.items():
+                    if len(ids) < len(every):
+                        of_type = f"{t}.target_type = {self.bind(target_type)}"
+                        kinds.append(f"({of_type} AND {self._in(f'{t}.target_id', ids)})")
+                clause += f" AND ({' OR '.join(kinds)})"
+            alternatives.append(clause)
+        if len(alternatives) == 1:
+            return f"({alternatives[0]})"
+        return "(" + " OR ".join(f"({a})" for a in alternatives or ["1 = 0"]) + ")"
+
+    def _in(self, column: str, values: Collection[Any]) -> str:
+        if len(values) == 1:
+            return f"{column} = {self.bind(next(iter(values)))}"
+        return f"{column} IN ({', '.join(self.bind(v) for v in values)})"
 
     def _date(self, t: str, value: Comparison, low_col: str = "low", high_col: str = "high") -> str:
         lo, hi = f"{t}.{low_col}", f"{t}.{high_col}"

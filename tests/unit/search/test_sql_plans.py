@@ -1,0 +1,68 @@
+"""How SQLite plans reference searches of many values: by the reference
+index, one lookup per id, never a read of every row of the parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.search.paging import page_statement
+from gateway.search.query import parse_search
+from gateway.store import Store, open_store
+
+
+@pytest.fixture
+def sqlite(tmp_path: Path) -> Iterator[Store]:
+    store = open_store(f"sqlite:///{tmp_path}/plans.db")
+    store.migrate()
+    yield store
+    store.close()
+
+
+def _plan(store: Store, res_type: str, params: list[tuple[str, str]]) -> list[str]:
+    statement = page_statement(parse_search(res_type, params), None, 100)
+    rows = store.select("EXPLAIN QUERY PLAN " + statement.sql, statement.params)
+    return [str(row[3]) for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("res_type", "params", "lookup"),
+    [
+        (
+            "Provenance",
+            [("target", "Condition/a,Observation/b,Observation/c,MedicationStatement/d,e")],
+            "(res_type=? AND param=? AND target_id=?)",
+        ),
+        (
+            "Provenance",
+            [("target", ",".join(f"Observation/o{n}" for n in range(100)))],
+            "(res_type=? AND param=? AND target_id=? AND target_type=?)",
+        ),
+        (
+            "Observation",
+            [("subject", "Patient/a,Device/a,Location/b")],
+            "(res_type=? AND param=? AND target_id=?)",
+        ),
+        (
+            "Observation",
+            [("patient", "a,b,c")],
+            "(res_type=? AND param=? AND target_id=? AND target_type=?)",
+        ),
+    ],
+)
+def test_several_reference_values_are_index_lookups(
+    sqlite: Store, res_type: str, params: list[tuple[str, str]], lookup: str
+) -> None:
+    plan = _plan(sqlite, res_type, params)
+    assert f"SEARCH t1 USING INDEX search_reference_lookup {lookup}" in plan, plan
+    assert not any(step.startswith("SCAN") for step in plan), plan
+
+
+def test_a_further_reference_condition_probes_by_owner(sqlite: Store) -> None:
+    plan = _plan(sqlite, "Observation", [("_id", "x,y"), ("subject", "Patient/a,Device/b")])
+    assert (
+        "SEARCH t2 USING INDEX search_reference_owner (res_type=? AND res_id=? AND param=?)" in plan
+    ), plan
+    assert not any(step.startswith("SCAN") for step in plan), plan
