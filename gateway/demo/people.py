@@ -337,6 +337,8 @@ _ADMISSIONS: tuple[tuple[Code, int, str], ...] = (
     (Code("", "Acute appendicitis, unspecified", "K35.8"), 5, "Appendicectomy (OPCS-4 H01.9)"),
     (Code("", "Moderate depressive episode", "F32.1", "PSY"), 18, ""),
 )
+# Under five, none of the above: what young children are most often admitted with.
+_CHILDHOOD_ADMISSION = (Code("", "Acute bronchiolitis, unspecified", "J21.9"), 0, "")
 _WARDS = (
     "Acute Medical Unit",
     "Bevan Ward",
@@ -747,7 +749,7 @@ class _Maker:
             return ()
         found: list[HospitalStay] = []
         for n in range(rng.choice((1, 1, 1, 2))):
-            reasons = [r for r in _ADMISSIONS if age >= r[1]]
+            reasons = [r for r in _ADMISSIONS if age >= r[1]] or [_CHILDHOOD_ADMISSION]
             code, _, procedure = rng.choice(reasons)
             # One stay in six is still going on; the rest ended within the year.
             current = n == 0 and rng.random() < 0.17
