@@ -18,16 +18,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# Serves on loopback with the embedded SQLite store under ./var/. The first
-# run registers a demo GP system (key in var/demo-gp.pem) so that tokens can be
-# had at once: `.venv/bin/gateway token --client demo-gp --key var/demo-gp.pem`.
+# A synthetic London (about 1,000 people across GP practices, councils, care
+# homes, a hospital and the ambulance service) generated, loaded through the
+# real mappings and served on loopback with the embedded SQLite store under
+# ./var/, with one demo client per organisation (keys in var/demo/keys/). It
+# prints a working command for each user's story. Later runs reuse it all.
 run: install
-	mkdir -p var
-	test -f var/demo-gp.pem || $(BIN)/gateway clients add demo-gp --org A81001 \
-		--org-name "Riverside Surgery (demo)" --kind gp-practice --scope "system/*.cruds" \
-		--name "Demo GP system" --generate-key var/demo-gp.pem
-	@echo "access token: $(BIN)/gateway token --client demo-gp --key var/demo-gp.pem"
-	$(BIN)/gateway serve --host $(HOST) --port $(PORT)
+	$(BIN)/gateway demo --host $(HOST) --port $(PORT)
 
 # The console's browser tests drive Debian's chromium through chromium-driver:
 # installed here where missing (as root, with apt); without them those tests are

@@ -19,6 +19,7 @@ from gateway.auth.clients import OrgKind
 from gateway.auth.tokens import Purpose
 from gateway.config import Settings
 from gateway.console import sessions as console_sessions
+from gateway.demo import commands as commands_demo
 from gateway.documents import commands as commands_documents
 from gateway.errors import StoreUnavailable
 from gateway.loading import commands as commands_loading
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands_audit.add_commands(commands)
     commands_documents.add_commands(commands)
     commands_loading.add_commands(commands)
+    commands_demo.add_commands(commands)
+    commands.choices["demo"].set_defaults(func=cmd_demo)
     commands.choices["load"].set_defaults(func=on_store(commands_loading.run_load))
     commands.choices["matches"].set_defaults(func=on_store(commands_loading.run_matches))
     commands.choices["archived"].set_defaults(func=on_store(commands_loading.run_archived))
@@ -217,6 +220,12 @@ def on_store(
             store.close()
 
     return command
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return commands_demo.run(
+        args, _settings(args), commands_auth.open_for_command, lambda: cmd_serve(args)
+    )
 
 
 def cmd_token(args: argparse.Namespace) -> int:

@@ -1,0 +1,215 @@
+"""``gateway demo generate``: the demo's people written as their
+organisations' source files, with a manifest of what was written, whom the
+user stories are about and how many records should be refused.
+
+People stream through every writer one at a time, so memory does not grow
+with ``--people``; only the chosen story people and counters are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from gateway.demo import people as model
+from gateway.demo.people import Person
+from gateway.demo.sources import SourceFile, SourceWriter
+from gateway.demo.sources.carehome import CareHomeWriter
+from gateway.demo.sources.cld import CldWriter
+from gateway.demo.sources.gpconnect import GpConnectWriter
+from gateway.demo.sources.hl7 import AdtWriter
+from gateway.demo.world import BOROUGHS, HOSPITAL
+
+MANIFEST = "manifest.json"
+# The order files are loaded in: the GP's record first, so the Patient is
+# registered with its practice before others add to it.
+LOAD_ORDER = ("gp-connect", "hl7v2", "cld", "care-home")
+
+
+@dataclass(frozen=True)
+class StoryPerson:
+    """Whom one user story is about."""
+
+    nhs_number: str
+    name: str
+    organisation: str  # the ODS code of the organisation whose story it is
+    why: str
+
+
+@dataclass
+class Manifest:
+    seed: int
+    people: int
+    today: str
+    files: list[SourceFile] = field(default_factory=list)
+    stories: dict[str, StoryPerson] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        for entry in data["files"]:
+            entry["path"] = str(entry["path"])
+        return json.dumps(data, indent=2) + "\n"
+
+    @classmethod
+    def read(cls, directory: Path) -> Manifest | None:
+        try:
+            data: dict[str, Any] = json.loads((directory / MANIFEST).read_text("utf-8"))
+            return cls(
+                seed=int(data["seed"]),
+                people=int(data["people"]),
+                today=str(data["today"]),
+                files=[SourceFile(**{**f, "path": Path(f["path"])}) for f in data["files"]],
+                stories={k: StoryPerson(**v) for k, v in data["stories"].items()},
+                counts={str(k): int(v) for k, v in data["counts"].items()},
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def complete(self, directory: Path) -> bool:
+        """Every file it lists is there."""
+        return all((directory / f.path).is_file() for f in self.files)
+
+
+def _clean(person: Person) -> bool:
+    return person.nhs_number is not None and not person.defects and person.dissented is None
+
+
+def _name(person: Person) -> str:
+    return " ".join((person.title, *person.given, person.family)).strip()
+
+
+# Each story wants the first person who shows it well: a clean record
+# (no planted defect, no dissent) with what the story is about.
+_STORIES: dict[str, tuple[str, Callable[[Person], str | None]]] = {
+    "gp-summary": (
+        "registered at the practice, with problems, medicines and a hospital stay",
+        lambda p: (
+            p.practice.ods
+            if len(p.problems) >= 2 and p.medicines and p.stays and p.social_care is None
+            else None
+        ),
+    ),
+    "council-summary": (
+        "an open adult social care case with the council",
+        lambda p: (
+            p.social_care.council.ods
+            if p.social_care and p.social_care.open and p.residence is None and p.problems
+            else None
+        ),
+    ),
+    "red-bag": (
+        "a care-home resident with a DNACPR decision and falls",
+        lambda p: (
+            p.residence.home.ods
+            if p.residence and p.residence.dnacpr and p.residence.falls
+            else None
+        ),
+    ),
+    "dissent": (
+        "refused the shared record at the GP: the council sees only what it recorded itself",
+        lambda p: (
+            p.social_care.council.ods
+            if p.dissented
+            and p.nhs_number
+            and not p.defects
+            and p.social_care
+            and p.social_care.open
+            else None
+        ),
+    ),
+}
+
+
+def _story(name: str, person: Person) -> StoryPerson | None:
+    why, wanted = _STORIES[name]
+    if name != "dissent" and not _clean(person):
+        return None
+    organisation = wanted(person)
+    if organisation is None or person.nhs_number is None:
+        return None
+    return StoryPerson(person.nhs_number, _name(person), organisation, why)
+
+
+def generate(
+    out: Path,
+    count: int,
+    seed: int,
+    today: date,
+    progress: Callable[[int], None] = lambda done: None,
+) -> Manifest:
+    """Write ``count`` people of ``seed`` as source files under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    councils = [borough.council for borough in BOROUGHS]
+    practices = [p for borough in BOROUGHS for p in borough.practices]
+    homes = [h for borough in BOROUGHS for h in borough.homes]
+    writers: list[SourceWriter] = [
+        GpConnectWriter(out, practices, today),
+        AdtWriter(out, HOSPITAL, today),
+        CldWriter(out, councils, today),
+        CareHomeWriter(out, homes, today),
+    ]
+    manifest = Manifest(seed=seed, people=count, today=today.isoformat())
+    counts = manifest.counts
+    for person in model.people(count, seed, today):
+        for writer in writers:
+            writer.add(person)
+        for story in _STORIES:
+            if story not in manifest.stories:
+                found = _story(story, person)
+                if found is not None:
+                    manifest.stories[story] = found
+        _count(counts, person)
+        if person.index % 1_000 == 999:
+            progress(person.index + 1)
+    progress(count)
+    for writer in writers:
+        manifest.files += writer.close()
+    manifest.files.sort(key=lambda f: (LOAD_ORDER.index(f.format), str(f.path)))
+    (out / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+    return manifest
+
+
+def _count(counts: dict[str, int], person: Person) -> None:
+    def add(key: str, n: int = 1) -> None:
+        counts[key] = counts.get(key, 0) + n
+
+    add("people")
+    add("care-home residents", person.residence is not None)
+    add("with a DNACPR decision", bool(person.residence and person.residence.dnacpr))
+    add("open social care cases", bool(person.social_care and person.social_care.open))
+    add("hospital stays", len(person.stays))
+    add("in hospital now", sum(1 for s in person.stays if s.discharged is None))
+    add("dissented from the shared record", person.dissented is not None)
+    add("with restricted data", bool(person.restricted_labels))
+    add("without an NHS number", person.nhs_number is None)
+    add("planted defects", len(person.defects))
+
+
+def main(out: Path, count: int, seed: int, today: date) -> int:
+    """The command: generate, then say what was written and how long it took."""
+    started = time.monotonic()
+
+    def progress(done: int) -> None:
+        if done % 50_000 == 0 or done == count:
+            rate = done / max(time.monotonic() - started, 1e-9)
+            print(f"{done:,} people ({rate:,.0f}/s)", flush=True)
+
+    manifest = generate(out, count, seed, today, progress)
+    took = time.monotonic() - started
+    for source in manifest.files:
+        size = (out / source.path).stat().st_size
+        print(
+            f"{source.path}  {source.format:<10} {source.source_org:<10} "
+            f"{source.records:>9,} records  {source.defective:>5} planted defects  "
+            f"{size / 1e6:,.1f} MB"
+        )
+    for what, n in manifest.counts.items():
+        print(f"  {what:<34}{n:>10,}")
+    print(f"{count:,} people in {took:,.1f} s; manifest: {out / MANIFEST}")
+    return 0

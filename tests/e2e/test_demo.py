@@ -1,0 +1,172 @@
+"""``gateway demo`` from an empty directory: it generates a small London,
+loads it through the mappings, registers the clients, prints one command per
+user story and serves; each printed command, pasted into a shell, works.
+A second run reuses everything and starts at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.postgres import free_port
+
+PEOPLE, SEED = "400", "11"
+
+
+def _environment() -> dict[str, str]:
+    # As on a newcomer's machine: no gateway settings, the default database
+    # (var/gateway.db) in the directory the demo runs in.
+    return {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+
+
+def _demo(directory: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "gateway", "demo", "--people", PEOPLE, "--seed", SEED, *args]
+
+
+def _stories(output: str) -> dict[str, str]:
+    """The printed commands, by the first word of their title."""
+    found: dict[str, str] = {}
+    title = ""
+    for line in output.splitlines():
+        if line.startswith("# ") and not line.startswith("# ("):
+            title = line[2:]
+        elif line.startswith("    ") and title:
+            found[title.split(":")[0] + ("/console" if "console" in title else "")] = line.strip()
+            title = ""
+    return found
+
+
+def _shell(command: str, directory: Path) -> str:
+    done = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {command}"],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_environment(),
+    )
+    assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def _council(command: str) -> str:
+    found = re.search(r"--client demo-council-(\w+)", command)
+    assert found, command
+    return found.group(1).upper()
+
+
+def _document(output: str) -> dict[str, Any]:
+    bundle: dict[str, Any] = json.loads(output)
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "document", output[:500]
+    return bundle
+
+
+def _types(bundle: dict[str, Any]) -> set[str]:
+    return {entry["resource"]["resourceType"] for entry in bundle["entry"]}
+
+
+def _sources(bundle: dict[str, Any]) -> set[str]:
+    return {
+        entry["resource"].get("meta", {}).get("source", "")
+        for entry in bundle["entry"]
+        if entry["resource"]["resourceType"] not in ("Composition", "Provenance", "Device")
+    }
+
+
+def test_the_demo_from_an_empty_directory(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "demo.log"
+    started = time.monotonic()
+    process = subprocess.Popen(
+        _demo(tmp_path, "--port", str(port)),
+        cwd=tmp_path,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=_environment(),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 540
+        while True:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        first_run = time.monotonic() - started
+        output = log.read_text()
+        assert "generating 400 people" in output
+        assert re.search(r"\d+ source records were rejected, as planted", output), output
+        stories = _stories(output)
+        assert set(stories) == {
+            "GP",
+            "Council",
+            "Ambulance",
+            "Auditor",
+            "Consent",
+            "Auditor/console",
+        }, output
+
+        gp = _document(_shell(stories["GP"], tmp_path))
+        # The GP reads more than its own record: the hospital's stay too.
+        assert {"urn:ods:R9D"} <= _sources(gp), _sources(gp)
+        assert "Encounter" in _types(gp)
+
+        council = _document(_shell(stories["Council"], tmp_path))
+        assert "EpisodeOfCare" in _types(council)
+
+        red_bag = _document(_shell(stories["Ambulance"], tmp_path))
+        flags = [e["resource"] for e in red_bag["entry"] if e["resource"]["resourceType"] == "Flag"]
+        assert any("not for" in json.dumps(flag).lower() for flag in flags), flags
+        assert "urn:ods:V9" in " ".join(_sources(red_bag))  # the care home's record
+
+        report = json.loads(_shell(stories["Auditor"], tmp_path))
+        assert report["resourceType"] == "Parameters"
+        emergency = [
+            p
+            for p in report["parameter"]
+            if p["name"] == "organizationSummary"
+            and {"name": "organization", "valueString": "R9A"} in p["part"]
+        ]
+        assert (
+            emergency and {"name": "emergencyAccesses", "valueInteger": 1} in emergency[0]["part"]
+        ), report
+
+        # The person refused the shared record: the council's own record and
+        # nothing else, though the GP and others hold more.
+        dissented = _document(_shell(stories["Consent"], tmp_path))
+        assert _sources(dissented) == {"urn:ods:" + _council(stories["Consent"])}
+
+        link = _shell(stories["Auditor/console"], tmp_path).strip()
+        assert link.startswith(f"{base}/console/login?token=")
+        signed_in = httpx.get(link, follow_redirects=False, timeout=10)
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/console"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+    # Everything is in place: the second run only checks, and is quick.
+    again = time.monotonic()
+    rerun = subprocess.run(
+        _demo(tmp_path, "--no-serve"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_environment(),
+    )
+    took = time.monotonic() - again
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "generating" not in rerun.stdout and "loading" not in rerun.stdout, rerun.stdout
+    assert set(_stories(rerun.stdout)) == set(stories)
+    assert took < max(10.0, first_run / 4), (took, first_run)
