@@ -263,6 +263,13 @@ def stories(prepared: Prepared, base_url: str, database_url: str | None) -> list
                 fetch(AUDITOR, f"/fhir/Patient/{patient}/$access-report", "--purpose", "HCOMPL"),
             )
         )
+        found.append(
+            Story(
+                "Auditor: the emergency-access reviews waiting for the privacy officer",
+                "every ETREAT access, with its reason, until someone reviews it",
+                fetch(AUDITOR, "/audit/reviews", "--purpose", "HCOMPL"),
+            )
+        )
     if (dissent := person("dissent")) is not None:
         who, org = dissent
         found.append(

@@ -39,7 +39,11 @@ def _stories(output: str) -> dict[str, str]:
         if line.startswith("# ") and not line.startswith("# ("):
             title = line[2:]
         elif line.startswith("    ") and title:
-            found[title.split(":")[0] + ("/console" if "console" in title else "")] = line.strip()
+            kind = title.split(":")[0]
+            for detail in ("console", "reviews"):
+                if detail in title:
+                    kind += f"/{detail}"
+            found[kind] = line.strip()
             title = ""
     return found
 
@@ -113,6 +117,7 @@ def test_the_demo_from_an_empty_directory(tmp_path: Path) -> None:
             "Council",
             "Ambulance",
             "Auditor",
+            "Auditor/reviews",
             "Consent",
             "Auditor/console",
         }, output
@@ -141,6 +146,10 @@ def test_the_demo_from_an_empty_directory(tmp_path: Path) -> None:
         assert (
             emergency and {"name": "emergencyAccesses", "valueInteger": 1} in emergency[0]["part"]
         ), report
+
+        waiting = json.loads(_shell(stories["Auditor/reviews"], tmp_path))["pending"]
+        assert [item["organization"] for item in waiting] == ["R9A"], waiting
+        assert waiting[0]["reason"] == "999 call: resident fallen at the care home"
 
         # The person refused the shared record: the council's own record and
         # nothing else, though the GP and others hold more.
