@@ -14,7 +14,6 @@ import orjson
 import pytest
 
 from conformance.validation import validate_resource
-from gateway import fhirjson
 from gateway.demo.people import CARE_HOME_INVALID, Person, people
 from gateway.demo.sources import SourceFile
 from gateway.demo.sources.carehome import CareHomeWriter, home_address
@@ -23,6 +22,7 @@ from gateway.loading.records import LoadReport, load
 from gateway.store import Store, open_store
 from mappings.carehome.record import validate_record
 from mappings.identity import mapped_id
+from tests.unit.demo.stored import stored
 
 TODAY = date(2026, 11, 24)
 HOMES = [h for borough in BOROUGHS for h in borough.homes]
@@ -84,13 +84,6 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Written]:
     store.close()
 
 
-def _stored(store: Store, res_type: str, res_id: str) -> dict[str, Any]:
-    found = store.read(res_type, res_id)
-    assert found is not None and found.content is not None and not found.deleted
-    resource: dict[str, Any] = fhirjson.loads(found.content)
-    return resource
-
-
 def _patient_id(person: Person) -> str:
     stay = person.residence
     assert stay is not None
@@ -105,7 +98,7 @@ def _theirs(store: Store, person: Person, res_type: str) -> list[dict[str, Any]]
         "AND target_type = 'Patient' AND target_id = ?",
         [res_type, _patient_id(person)],
     )
-    return [_stored(store, res_type, str(row[0])) for row in rows]
+    return [stored(store, res_type, str(row[0])) for row in rows]
 
 
 def test_a_file_per_home_with_a_record_per_resident(written: Written) -> None:
@@ -159,7 +152,7 @@ def test_every_stored_resource_is_valid_fhir_r4(written: Written) -> None:
     )
     assert len(rows) > 10 * sum(r.loaded for r in written.reports.values())
     for res_type, res_id in rows:
-        resource = _stored(written.store, str(res_type), str(res_id))
+        resource = stored(written.store, str(res_type), str(res_id))
         assert validate_resource(resource, str(res_type)) == [], resource
 
 
@@ -188,7 +181,7 @@ def test_a_dnacpr_is_an_active_not_for_cpr_flag_and_falls_an_alert(written: Writ
 def test_the_resident_without_an_nhs_number_is_known_by_the_homes_id(written: Written) -> None:
     person = written.unnumbered
     assert person.residence is not None and person.nhs_number is None
-    patient = _stored(written.store, "Patient", _patient_id(person))
+    patient = stored(written.store, "Patient", _patient_id(person))
     assert [i["value"] for i in patient["identifier"]] == [person.residence.resident_id]
     (episode,) = _theirs(written.store, person, "EpisodeOfCare")
     assert episode["status"] == "active"

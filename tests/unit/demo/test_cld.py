@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from gateway import fhirjson
 from gateway.demo.people import CLD_UNKNOWN_VALUE, Person, people
 from gateway.demo.sources import SourceFile
 from gateway.demo.sources.cld import CldWriter
@@ -24,6 +23,7 @@ from gateway.loading.records import LoadReport, load
 from gateway.store import Store, open_store
 from mappings.cld.items import canonical_item
 from mappings.identity import mapped_id
+from tests.unit.demo.stored import live
 
 TODAY = date(2026, 11, 24)
 SEED = 2  # 400 people of seed 2 all generate; the defects are planted below
@@ -76,18 +76,6 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     store.close()
 
 
-def _live(store: Store, res_type: str) -> list[dict[str, Any]]:
-    rows = store.select(
-        "SELECT res_id FROM resource_current WHERE res_type = ? AND deleted = 0", [res_type]
-    )
-    found = []
-    for (res_id,) in rows:
-        stored = store.read(res_type, str(res_id))
-        assert stored is not None and stored.content is not None
-        found.append(fhirjson.loads(stored.content))
-    return found
-
-
 def _rows(loaded: Loaded, written: SourceFile) -> list[dict[str, str]]:
     """A return's rows by canonical item, as the mapping reads the header."""
     with (loaded.out / written.path).open(encoding="utf-8-sig", newline="") as f:
@@ -136,7 +124,7 @@ def test_exactly_the_planted_defects_are_refused(loaded: Loaded) -> None:
 
 def test_open_services_become_active_episodes_managed_by_the_council(loaded: Loaded) -> None:
     refused = {r.key.split("@")[0] for report in loaded.reports.values() for r in report.rejections}
-    episodes = {e["id"]: e for e in _live(loaded.store, "EpisodeOfCare")}
+    episodes = {e["id"]: e for e in live(loaded.store, "EpisodeOfCare")}
     expected_active = 0
     for person in loaded.people:
         care = person.social_care
@@ -163,8 +151,8 @@ def test_open_services_become_active_episodes_managed_by_the_council(loaded: Loa
 
 
 def test_people_and_their_carers_arrive(loaded: Loaded) -> None:
-    patients = {p["id"]: p for p in _live(loaded.store, "Patient")}
-    carers = {r["patient"]["reference"]: r for r in _live(loaded.store, "RelatedPerson")}
+    patients = {p["id"]: p for p in live(loaded.store, "Patient")}
+    carers = {r["patient"]["reference"]: r for r in live(loaded.store, "RelatedPerson")}
     cases = [p for p in loaded.people if p.social_care]
     with_carer = [p for p in cases if p.social_care and p.social_care.carer]
     # Each person supported and each carer (on the council's books) is a Patient.

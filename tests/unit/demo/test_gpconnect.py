@@ -14,7 +14,6 @@ import orjson
 import pytest
 
 from conformance.validation import validate_resource
-from gateway import fhirjson
 from gateway.demo.people import DEPRESSION, GP_BAD_NHS_NUMBER, Person, Problem, people
 from gateway.demo.sources import SourceFile
 from gateway.demo.sources.gpconnect import REFUSED_SHARING, GpConnectWriter
@@ -22,6 +21,7 @@ from gateway.demo.world import BOROUGHS
 from gateway.loading.records import LoadReport, load
 from gateway.store import Store, open_store
 from mappings.identity import mapped_id
+from tests.unit.demo.stored import stored
 
 TODAY = date(2026, 11, 24)
 PRACTICES = [p for borough in BOROUGHS for p in borough.practices]
@@ -81,20 +81,13 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Written]:
     store.close()
 
 
-def _stored(store: Store, res_type: str, res_id: str) -> dict[str, Any]:
-    found = store.read(res_type, res_id)
-    assert found is not None and found.content is not None and not found.deleted
-    resource: dict[str, Any] = fhirjson.loads(found.content)
-    return resource
-
-
 def _with_code(store: Store, res_type: str, code: str) -> list[dict[str, Any]]:
     rows = store.select(
         "SELECT DISTINCT res_id FROM search_token WHERE res_type = ? AND param = 'code' "
         "AND code = ?",
         [res_type, code],
     )
-    return [_stored(store, res_type, str(row[0])) for row in rows]
+    return [stored(store, res_type, str(row[0])) for row in rows]
 
 
 def _patient_id(person: Person) -> str:
@@ -145,13 +138,13 @@ def test_every_stored_resource_is_valid_fhir_r4(written: Written) -> None:
     )
     assert len(rows) > 5 * written.report.loaded
     for res_type, res_id in rows:
-        resource = _stored(written.store, str(res_type), str(res_id))
+        resource = stored(written.store, str(res_type), str(res_id))
         assert validate_resource(resource, str(res_type)) == [], resource
 
 
 def test_the_person_keeps_their_practice_problems_and_medicines(written: Written) -> None:
     person = written.depressed
-    patient = _stored(written.store, "Patient", _patient_id(person))
+    patient = stored(written.store, "Patient", _patient_id(person))
     assert patient["birthDate"] == person.birth_date.isoformat()
     assert patient["name"][0]["family"] == person.family
     assert patient["address"][0]["postalCode"] == person.postcode
@@ -162,7 +155,7 @@ def test_the_person_keeps_their_practice_problems_and_medicines(written: Written
         "AND target_id = ?",
         [patient["id"]],
     )
-    mine = [_stored(written.store, str(t), str(i)) for t, i in rows if t != "Provenance"]
+    mine = [stored(written.store, str(t), str(i)) for t, i in rows if t != "Provenance"]
     assert all((r.get("subject") or r["patient"])["reference"] == subject for r in mine)
     kinds = [r["resourceType"] for r in mine]
     assert kinds.count("Condition") == len(person.problems)
@@ -189,7 +182,7 @@ def test_a_dissent_is_the_coded_entry_and_a_privacy_consent(written: Written) ->
         "AND target_type = 'Patient' AND target_id = ?",
         [patient_id],
     )
-    consents = [_stored(written.store, "Consent", str(row[0])) for row in rows]
+    consents = [stored(written.store, "Consent", str(row[0])) for row in rows]
     (consent,) = [c for c in consents if c["scope"]["coding"][0]["code"] == "patient-privacy"]
     assert consent["status"] == "active" and consent["provision"]["type"] == "deny"
 

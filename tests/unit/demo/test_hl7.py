@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from gateway import fhirjson
 from gateway.demo.people import HL7_BAD_NHS_NUMBER, HL7_BROKEN, Person, people
 from gateway.demo.sources import SourceFile
 from gateway.demo.sources.hl7 import AdtWriter
@@ -21,6 +20,7 @@ from gateway.loading.records import LoadReport, load
 from gateway.store import Store, open_store
 from mappings.hl7v2.parser import BrokenMessage, parse_message, split_messages
 from mappings.identity import mapped_id
+from tests.unit.demo.stored import live
 
 TODAY = date(2026, 11, 24)
 SEED = 2  # 400 people of seed 2 all generate; the defects are planted below
@@ -83,18 +83,6 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     store.close()
 
 
-def _live(store: Store, res_type: str) -> list[dict[str, Any]]:
-    rows = store.select(
-        "SELECT res_id FROM resource_current WHERE res_type = ? AND deleted = 0", [res_type]
-    )
-    found = []
-    for (res_id,) in rows:
-        stored = store.read(res_type, str(res_id))
-        assert stored is not None and stored.content is not None
-        found.append(fhirjson.loads(stored.content))
-    return found
-
-
 def test_the_file_is_where_and_what_the_manifest_says(loaded: Loaded) -> None:
     assert loaded.file.path == Path("hospital") / "R9D-adt.hl7"
     assert (loaded.file.format, loaded.file.source_org) == ("hl7v2", "R9D")
@@ -142,7 +130,7 @@ def test_every_stay_with_a_message_loaded_is_an_encounter(loaded: Loaded) -> Non
             if n == 0 and HL7_BAD_NHS_NUMBER in person.defects and stay.discharged is None:
                 continue
             expected[stay.visit] = "finished" if stay.discharged else "in-progress"
-    encounters = _live(loaded.store, "Encounter")
+    encounters = live(loaded.store, "Encounter")
     assert len(encounters) == len(expected)
     found = {e["identifier"][0]["value"]: e for e in encounters}
     assert {visit: e["status"] for visit, e in found.items()} == expected
@@ -156,7 +144,7 @@ def test_every_stay_with_a_message_loaded_is_an_encounter(loaded: Loaded) -> Non
 
 def test_people_procedures_diagnoses_and_allergies_arrive(loaded: Loaded) -> None:
     store = loaded.store
-    patients = {p["id"]: p for p in _live(store, "Patient")}
+    patients = {p["id"]: p for p in live(store, "Patient")}
     arrived = [
         p
         for p in loaded.people
@@ -182,23 +170,23 @@ def test_people_procedures_diagnoses_and_allergies_arrive(loaded: Loaded) -> Non
         assert (nhs in systems) == (person.nhs_number is not None)
         assert f"urn:london-care-gateway:local-id:{ODS}" in systems
 
-    procedures = _live(store, "Procedure")
+    procedures = live(store, "Procedure")
     done = [s for p in loaded.people for s in p.stays if s.procedure and s.discharged]
     assert len(procedures) == len(done) > 0
     words = {p["code"]["text"] for p in procedures}
     assert words <= {s.procedure for s in done}
     assert all("(OPCS-4 " in w for w in words)
 
-    conditions = _live(store, "Condition")
-    assert len(conditions) == len(_live(store, "Encounter"))
+    conditions = live(store, "Condition")
+    assert len(conditions) == len(live(store, "Encounter"))
     assert all(c["code"]["coding"][0]["system"].endswith("icd-10") for c in conditions)
 
     # Allergies come with admissions: those of everyone with one admission loaded.
     admitted = [p for p in loaded.people if len(p.stays) > (HL7_BAD_NHS_NUMBER in p.defects)]
     allergies = sum(a.category == "medication" for p in admitted for a in p.allergies)
-    assert len(_live(store, "AllergyIntolerance")) == allergies > 0
+    assert len(live(store, "AllergyIntolerance")) == allergies > 0
     contacts = sum(1 for p in admitted if p.contacts)
-    assert len(_live(store, "RelatedPerson")) == contacts > 0
+    assert len(live(store, "RelatedPerson")) == contacts > 0
 
 
 def test_messages_are_hl7_v2_4_with_unique_control_ids(loaded: Loaded) -> None:
