@@ -220,24 +220,20 @@ def stories(prepared: Prepared, base_url: str, database_url: str | None) -> list
         who = chosen[story]
         return who, by_ods[who.organisation]
 
-    if (gp := person("gp-summary")) is not None:
-        who, practice = gp
+    def summary(story: str, title: str) -> None:
+        if (chosen_person := person(story)) is None:
+            return
+        who, org = chosen_person
         found.append(
             Story(
-                f"GP: {practice.name} reads {who.name}'s summary",
-                f"NHS number {who.nhs_number}: {who.why}",
-                fetch(practice, f"/fhir/Patient/$summary?identifier={who.nhs_number}"),
-            )
-        )
-    if (council := person("council-summary")) is not None:
-        who, org = council
-        found.append(
-            Story(
-                f"Council: {org.name} reads {who.name}'s summary",
+                title.format(org=org.name, who=who.name),
                 f"NHS number {who.nhs_number}: {who.why}",
                 fetch(org, f"/fhir/Patient/$summary?identifier={who.nhs_number}"),
             )
         )
+
+    summary("gp-summary", "GP: {org} reads {who}'s summary")
+    summary("council-summary", "Council: {org} reads {who}'s summary")
     if (red_bag := person("red-bag")) is not None:
         who, _ = red_bag
         found.append(
@@ -270,15 +266,7 @@ def stories(prepared: Prepared, base_url: str, database_url: str | None) -> list
                 fetch(AUDITOR, "/audit/reviews", "--purpose", "HCOMPL"),
             )
         )
-    if (dissent := person("dissent")) is not None:
-        who, org = dissent
-        found.append(
-            Story(
-                f"Consent: {org.name} reads the summary of {who.name}, who dissented",
-                f"NHS number {who.nhs_number}: {who.why}",
-                fetch(org, f"/fhir/Patient/$summary?identifier={who.nhs_number}"),
-            )
-        )
+    summary("dissent", "Consent: {org} reads the summary of {who}, who dissented")
     link = [gateway, "console", "login-link", "--client", AUDITOR.client_id, "--url", base]
     if database_url is not None:
         link += ["--database-url", database_url]
