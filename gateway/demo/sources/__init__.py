@@ -6,8 +6,10 @@ memory. None of them writes FHIR except as GP Connect itself is FHIR STU3."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from gateway.demo.people import Person
 
@@ -32,3 +34,21 @@ class SourceWriter(Protocol):
 
     def close(self) -> list[SourceFile]:
         """Finish and close every file; the files written, in load order."""
+
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def london_moment(when: datetime) -> str:
+    """A naive London time (the model's) with its offset, GMT or BST."""
+    return when.replace(tzinfo=LONDON).isoformat(timespec="seconds")
+
+
+def london_at(day: date, hour: int, minute: int = 0) -> str:
+    return london_moment(datetime.combine(day, time(hour, minute)))
+
+
+def wrong_check_digit(number: str) -> str:
+    """``number`` with another last digit: it fails the Modulus 11 check,
+    since only one check digit passes."""
+    return number[:9] + str((int(number[9]) + 1) % 10)

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, Any
-from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -37,13 +36,12 @@ from gateway.demo.people import (
     Residence,
     Vitals,
 )
-from gateway.demo.sources import SourceFile
+from gateway.demo.sources import SourceFile, london_at, london_moment
 from gateway.demo.world import BOROUGHS, Organisation
 
 Json = dict[str, Any]
 
 FORMAT = "care-home"
-LONDON = ZoneInfo("Europe/London")
 _POSTCODE_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
 # The contact words of the person model that are not the format's.
 _RELATIONSHIPS = {
@@ -102,15 +100,6 @@ _DIETS: tuple[tuple[str, str | None, str | None], ...] = (
     ("Soft and bite-sized diet; mildly thick drinks after a swallowing assessment.", "6", "2"),
     ("Diabetic diet; no added sugar.", None, None),
 )
-
-
-def _moment(when: datetime) -> str:
-    """A naive London time with its offset (GMT or BST)."""
-    return when.replace(tzinfo=LONDON).isoformat(timespec="seconds")
-
-
-def _at(day: date, hour: int, minute: int = 0) -> str:
-    return _moment(datetime.combine(day, time(hour, minute)))
 
 
 def home_address(home: Organisation) -> Json:
@@ -189,7 +178,7 @@ class _Record:
         record: Json = {
             "formatVersion": "1",
             "recordId": f"{home.ods}-{stay.resident_id}",
-            "exportedAt": _moment(self.exported),
+            "exportedAt": london_moment(self.exported),
             "careHome": {"odsCode": home.ods, "name": home.name},
             "gpPractice": {"odsCode": person.practice.ods, "name": person.practice.name},
             "resident": self.resident(),
@@ -203,8 +192,8 @@ class _Record:
         if stay.concern:
             record["currentConcern"] = {
                 "description": stay.concern,
-                "onset": _at(self.yesterday, self.rng.randint(14, 20)),
-                "recordedAt": _at(self.exported.date(), 5, 50),
+                "onset": london_at(self.yesterday, self.rng.randint(14, 20)),
+                "recordedAt": london_at(self.exported.date(), 5, 50),
             }
         if person.vitals is not None:
             record["baseline"] = self.baseline(person.vitals)
@@ -325,7 +314,7 @@ class _Record:
         if taken.date() <= self.stay.start:
             taken = datetime.combine(self.stay.start + timedelta(days=1), taken.time())
         return {
-            "takenAt": _moment(taken),
+            "takenAt": london_moment(taken),
             "respiratoryRate": vitals.respiratory_rate,
             "oxygenSaturation": {
                 "percent": vitals.oxygen_saturation,
@@ -361,13 +350,15 @@ class _Record:
             if medicine.as_required:
                 if rng.random() < 0.5:
                     day = self.yesterday - timedelta(days=rng.randint(0, 3))
-                    line["lastGiven"] = _at(day, rng.randint(9, 20), rng.choice((0, 15, 30, 45)))
+                    line["lastGiven"] = london_at(
+                        day, rng.randint(9, 20), rng.choice((0, 15, 30, 45))
+                    )
             elif "night" in dose:
-                line["lastGiven"] = _at(self.yesterday, 21)
+                line["lastGiven"] = london_at(self.yesterday, 21)
             elif "twice" in dose or "three times" in dose:
-                line["lastGiven"] = _at(self.yesterday, 18)
+                line["lastGiven"] = london_at(self.yesterday, 18)
             else:
-                line["lastGiven"] = _at(self.yesterday, 8)
+                line["lastGiven"] = london_at(self.yesterday, 8)
             line["inBag"] = True
             lines.append(line)
         return lines

@@ -31,21 +31,19 @@ import random
 import uuid
 import zlib
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import IO, Any
-from zoneinfo import ZoneInfo
 
 import orjson
 
 from gateway.demo.people import GP_BAD_NHS_NUMBER, Allergy, Medicine, Person, Problem, Vitals
-from gateway.demo.sources import SourceFile
+from gateway.demo.sources import SourceFile, london_at, london_moment, wrong_check_digit
 from gateway.demo.world import Organisation, drama_landline
 
 Json = dict[str, Any]
 
 FORMAT = "gp-connect"
-LONDON = ZoneInfo("Europe/London")
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
@@ -138,27 +136,12 @@ _MINOR = frozenset({"105629000", "417430008"})  # chlamydia, vulnerable adult
 _GUID_SPACE = uuid.UUID("0b6c1d2e-3f40-4a51-9b62-7c8d9e0fa1b2")
 
 
-def _moment(when: datetime) -> str:
-    """A naive London time with its offset (GMT or BST)."""
-    return when.replace(tzinfo=LONDON).isoformat(timespec="seconds")
-
-
-def _at(day: date, hour: int, minute: int = 0) -> str:
-    return _moment(datetime.combine(day, time(hour, minute)))
-
-
 def _coding(code: str, display: str, system: str = SNOMED) -> Json:
     return {"coding": [{"system": system, "code": code, "display": display}]}
 
 
 def _ref(kind: str, logical_id: str) -> Json:
     return {"reference": f"{kind}/{logical_id}"}
-
-
-def bad_check_digit(number: str) -> str:
-    """``number`` with another last digit: as the Modulus 11 check digit is
-    the only one that passes, any other fails."""
-    return number[:9] + str((int(number[9]) + 1) % 10)
 
 
 class _Practice:
@@ -211,7 +194,7 @@ class GpConnectWriter:
         (out / "gp").mkdir(parents=True, exist_ok=True)
         self.today = today
         # When every response was made: the record's version, with Bundle.id.
-        self.answered = _at(today, 7)
+        self.answered = london_at(today, 7)
         self.practices = {p.ods: _Practice(out, p) for p in practices}
         self.skipped = 0  # registered people without an NHS number
 
@@ -307,7 +290,7 @@ class _Bundle:
         assert person.nhs_number is not None
         number = person.nhs_number
         if GP_BAD_NHS_NUMBER in person.defects:
-            number = bad_check_digit(number)
+            number = wrong_check_digit(number)
         name: Json = {"use": "official", "family": person.family, "given": list(person.given)}
         if person.title:
             name["prefix"] = [person.title]
@@ -407,7 +390,7 @@ class _Bundle:
             "criticality": "high" if allergy.severity == "severe" else "low",
             "code": _coding(allergy.snomed, f"Allergy to {allergy.substance.lower()}"),
             "patient": self.patient,
-            "assertedDate": _at(recorded, 10, 5 * (n % 12)),
+            "assertedDate": london_at(recorded, 10, 5 * (n % 12)),
             "recorder": _ref("Practitioner", "prac-gp"),
             "reaction": [
                 {
@@ -427,7 +410,7 @@ class _Bundle:
         else:
             last_issue = self.today - timedelta(days=rng.randint(2, 27))
         last_issue = max(last_issue, started)
-        authorised = _at(started, 9 + n % 8, 10 * (n % 6))
+        authorised = london_at(started, 9 + n % 8, 10 * (n % 6))
         code = _coding(medicine.dmd, medicine.name) if medicine.dmd else {"text": medicine.name}
         dosage = [{"text": medicine.dose}]
         medication: Json = {
@@ -515,7 +498,7 @@ class _Bundle:
             "code": _coding(code.snomed, code.display),
             "subject": self.patient,
             "onsetDateTime": problem.onset.isoformat(),
-            "assertedDate": _at(problem.onset, 9 + n % 8, 5 * (n % 12)),
+            "assertedDate": london_at(problem.onset, 9 + n % 8, 5 * (n % 12)),
             "asserter": _ref("Practitioner", "prac-gp"),
         }
 
@@ -541,7 +524,7 @@ class _Bundle:
         """Blood pressure, pulse, weight, height and BMI as the GP recorded
         them at the person's last check."""
         # When measured, and when the GP system recorded it.
-        taken = (_moment(vitals.taken), _moment(vitals.taken + timedelta(minutes=9)))
+        taken = (london_moment(vitals.taken), london_moment(vitals.taken + timedelta(minutes=9)))
 
         def quantity(value: float, field: str) -> Json:
             _, _, ucum, unit = _VITALS[field]
@@ -589,6 +572,6 @@ class _Bundle:
             "code": _coding(*REFUSED_SHARING),
             "subject": self.patient,
             "effectiveDateTime": day.isoformat(),
-            "issued": _at(day, 11, 20),
+            "issued": london_at(day, 11, 20),
             "performer": [_ref("Practitioner", "prac-gp")],
         }

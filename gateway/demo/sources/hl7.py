@@ -28,7 +28,7 @@ from gateway.demo.people import (
     HospitalStay,
     Person,
 )
-from gateway.demo.sources import SourceFile
+from gateway.demo.sources import SourceFile, wrong_check_digit
 from gateway.demo.world import Organisation
 
 FORMAT = "hl7v2"
@@ -76,13 +76,9 @@ def _ts(moment: datetime) -> str:
     return f"{moment:%Y%m%d%H%M}"
 
 
-def _bad_nhs_number(number: str | None, rng: random.Random) -> str:
-    """``number`` with its check digit changed: it fails Modulus 11, since
-    only one check digit is right."""
-    if number is None:
-        return _NEVER_VALID
-    last = (int(number[-1]) + rng.randint(1, 9)) % 10
-    return number[:-1] + str(last)
+def _bad_nhs_number(number: str | None) -> str:
+    """``number`` with its check digit changed, or one no check digit makes valid."""
+    return _NEVER_VALID if number is None else wrong_check_digit(number)
 
 
 class AdtWriter:
@@ -107,7 +103,7 @@ class AdtWriter:
         rng = random.Random(f"adt:{person.index}")
         bad = HL7_BAD_NHS_NUMBER in person.defects
         for n, stay in enumerate(person.stays):
-            wrong = _bad_nhs_number(person.nhs_number, rng) if bad and n == 0 else None
+            wrong = _bad_nhs_number(person.nhs_number) if bad and n == 0 else None
             self._write(self._admit(person, n, stay, wrong), defective=wrong is not None)
             if stay.discharged is not None:
                 self._write(self._discharge(person, n, stay), defective=False)
