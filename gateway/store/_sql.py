@@ -46,11 +46,11 @@ class Dialect:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
 
 
-def analyze_due(commits: int) -> bool:
-    """Whether planner statistics should be refreshed after this many write
-    transactions in a process: often while a new database grows fastest
+def analyze_due(written: int) -> bool:
+    """Whether planner statistics should be refreshed once this many versions
+    have been written in a process: often while a new database grows fastest
     (stale statistics there cost seconds per search), then every 1,024."""
-    return commits in (16, 64, 256, 512) or commits % 1024 == 0
+    return written in (16, 64, 256, 512) or written % 1024 == 0
 
 
 _VERSION_COLUMNS = "v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.method, v.content"

@@ -47,6 +47,7 @@ def _duplicate_version() -> Exception:
 class _PostgresUnitOfWork:
     def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         self._cur = conn.cursor()
+        self.appended = 0  # versions written: what the statistics schedule counts
 
     def current(self, res_type: str, res_id: str) -> CurrentVersion | None:
         self._cur.execute(_LOCK_CURRENT, (res_type, res_id))
@@ -60,6 +61,7 @@ class _PostgresUnitOfWork:
         return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.vread, (res_type, res_id, version))
 
     def append(self, version: StoredVersion, index: Sequence[IndexEntry]) -> StoredVersion:
+        self.appended += 1
         return _STATEMENTS.append(
             self._cur, version, index, _duplicate_version, psycopg.errors.UniqueViolation
         )
@@ -143,8 +145,8 @@ class PostgresStore:
     def __init__(self, url: str, *, pool_size: int = 16) -> None:
         self.url = url
         self._pool_size = pool_size
-        self._commits = 0
-        self._commits_lock = threading.Lock()
+        self._written = 0  # versions written by this process, for analyze_due
+        self._written_lock = threading.Lock()
         self._analyzing = False
         self._pool: ConnectionPool[psycopg.Connection[tuple[object, ...]]] = ConnectionPool(
             url,
@@ -185,17 +187,21 @@ class PostgresStore:
     @contextmanager
     def unit_of_work(self) -> Iterator[_PostgresUnitOfWork]:
         with self._connection() as conn, conn.transaction():
-            yield _PostgresUnitOfWork(conn)
-        self._count_commit()
+            uow = _PostgresUnitOfWork(conn)
+            yield uow
+        self._count_commit(uow.appended)
 
-    def _count_commit(self) -> None:
+    def _count_commit(self, versions: int) -> None:
         """Refresh planner statistics on a schedule as the database grows,
         in the background. Autovacuum does it too, but only after a tenth of
         a table has changed and a minute has passed: while a new database
-        fills, the planner would meanwhile plan for empty tables."""
-        with self._commits_lock:
-            self._commits += 1
-            due = analyze_due(self._commits)
+        fills, the planner would meanwhile plan for empty tables. The
+        schedule counts versions written, not commits: a loader commits a
+        hundred records at once."""
+        with self._written_lock:
+            before = self._written
+            self._written += max(1, versions)
+            due = any(analyze_due(n) for n in range(before + 1, self._written + 1))
             if not due or self._analyzing:
                 return
             self._analyzing = True
@@ -208,7 +214,7 @@ class PostgresStore:
         except Exception:  # statistics are an optimisation; never fail a caller
             log.warning("ANALYZE failed", exc_info=True)
         finally:
-            with self._commits_lock:
+            with self._written_lock:
                 self._analyzing = False
 
     def read(self, res_type: str, res_id: str) -> StoredVersion | None:
