@@ -98,6 +98,26 @@ def _same(resource: dict[str, Any], stored: dict[str, Any] | None) -> bool:
     )
 
 
+def _labels(security: Any) -> set[tuple[Any, Any]]:
+    return {
+        (label.get("system"), label.get("code"))
+        for label in security or []
+        if isinstance(label, dict)
+    }
+
+
+def _newly_labelled(resource: dict[str, Any], found: StoredVersion | None) -> bool:
+    """Whether the source labels ``resource`` in a way its stored version is
+    not (a hospital visit protected since): a change, though nothing else
+    in it is, or the protection asked for would be ignored. (A label the
+    source no longer states is taken off when the record next changes.)"""
+    stated = _labels((resource.get("meta") or {}).get("security"))
+    if not stated or found is None or found.deleted or found.content is None:
+        return False
+    stored = fhirjson.loads(found.content).get("meta") or {}
+    return not stated <= _labels(stored.get("security"))
+
+
 def _seen(store: Querier, source_org: str, fmt: str, key: str) -> bool:
     return bool(
         store.select(
@@ -255,7 +275,11 @@ def _load(
         for r, b in zip(resources, before, strict=True)
         if r["resourceType"] == "Patient" and b is None
     ]
-    changes = [(r, v) for r, b, v in zip(stated, before, found, strict=True) if not _same(r, b)]
+    changes = [
+        (r, v)
+        for r, b, v in zip(stated, before, found, strict=True)
+        if not _same(r, b) or _newly_labelled(r, v)
+    ]
     # A person on file whom the source may not see yet is written after its
     # other resources, which may be what gives it its relationship (an open
     # service, a residence); if they do not, the person is left as they are.

@@ -104,6 +104,37 @@ def test_a_merge_retires_one_record_into_the_other(store: Store, tmp_path: Path)
     assert encounter["subject"]["reference"] == f"Patient/{survivor['id']}"
 
 
+def test_a_visit_protected_later_is_labelled_though_nothing_else_changed(
+    store: Store, tmp_path: Path
+) -> None:
+    """An A08 that only adds PV2-22 Y to a visit already loaded must label
+    it: comparing content alone would find nothing new and leave the visit
+    visible to everyone the hospital shares with."""
+    person = "PID|1||9990000034^^^NHS^NH||Smith^Jo||19500101|1"
+    protect = "|".join(["PV2"] + [""] * 21 + ["Y"])
+    feed = tmp_path / "feed.hl7"
+    feed.write_text(
+        _message("A01", "P1", person, _pv1("V5"))
+        + _message("A08", "P2", person, _pv1("V5"), protect)
+        + _message("A08", "P3", person, _pv1("V5"), protect),
+        encoding="latin-1",
+    )
+    report = load(store, "hl7v2", "RKE", [feed])
+    assert (report.loaded, report.unchanged, report.rejections) == (2, 1, [])
+    (encounter_id,) = [
+        str(r[0])
+        for r in store.select(
+            "SELECT res_id FROM resource_current WHERE res_type = 'Encounter'", []
+        )
+    ]
+    stored = store.read("Encounter", encounter_id)
+    assert stored is not None and stored.version == 2
+    labels = fhirjson.loads(stored.content or b"")["meta"]["security"]
+    assert {(label["system"], label["code"]) for label in labels} == {
+        ("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "R")
+    }
+
+
 CLD = Path(__file__).resolve().parents[1] / "fixtures" / "cld"
 
 
