@@ -23,9 +23,13 @@ from gateway.auth.clients import ClientRegistration, ClientRegistry, RegistryErr
 from gateway.auth.exchange import ASSERTION_TYPE, OAuthError, exchange, record_first_use
 from gateway.auth.tokens import TokenService, signing_key
 from gateway.config import Settings
+from gateway.search.index import ensure_current
 from gateway.store import Store, open_store
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+_ANY_RESOURCE = "SELECT 1 FROM resource_current LIMIT 1"
 
 
 class CommandError(Exception):
@@ -234,4 +238,9 @@ def token(args: argparse.Namespace, store: Store | None, settings: Settings) -> 
 def open_for_command(settings: Settings) -> Store:
     store = open_store(settings.database_url, pool_size=1)
     store.migrate()
+    if store.index_version() is None and not store.select(_ANY_RESOURCE, []):
+        # A new database is indexed by today's rules from its first write:
+        # record that now, or the first `serve` after a `load` would rebuild
+        # everything the load had just indexed.
+        ensure_current(store)
     return store

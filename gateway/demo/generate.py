@@ -112,14 +112,17 @@ _STORIES: dict[str, tuple[str, Callable[[Person], str | None]]] = {
         ),
     ),
     "dissent": (
-        "refused the shared record at the GP: the council sees only what it recorded itself",
+        "refused the shared record at the GP: it sees only what it recorded itself",
+        # Asked by the source whose record of the person was loaded last (the
+        # home's export comes after the council's return), so that the person
+        # is on file as its record, which a dissent leaves it.
         lambda p: (
-            p.social_care.council.ods
-            if p.dissented
-            and p.nhs_number
-            and not p.defects
-            and p.social_care
-            and p.social_care.open
+            None
+            if not (p.dissented and p.nhs_number and not p.defects)
+            else p.residence.home.ods
+            if p.residence
+            else p.social_care.council.ods
+            if p.social_care and p.social_care.open
             else None
         ),
     ),

@@ -61,8 +61,8 @@ def _shell(command: str, directory: Path) -> str:
     return done.stdout
 
 
-def _council(command: str) -> str:
-    found = re.search(r"--client demo-council-(\w+)", command)
+def _organisation(command: str) -> str:
+    found = re.search(r"--client demo-(?:council|care-home)-(\w+)", command)
     assert found, command
     return found.group(1).upper()
 
@@ -151,10 +151,10 @@ def test_the_demo_from_an_empty_directory(tmp_path: Path) -> None:
         assert [item["organization"] for item in waiting] == ["R9A"], waiting
         assert waiting[0]["reason"] == "999 call: resident fallen at the care home"
 
-        # The person refused the shared record: the council's own record and
+        # The person refused the shared record: the asker's own record and
         # nothing else, though the GP and others hold more.
         dissented = _document(_shell(stories["Consent"], tmp_path))
-        assert _sources(dissented) == {"urn:ods:" + _council(stories["Consent"])}
+        assert _sources(dissented) == {"urn:ods:" + _organisation(stories["Consent"])}
 
         link = _shell(stories["Auditor/console"], tmp_path).strip()
         assert link.startswith(f"{base}/console/login?token=")
