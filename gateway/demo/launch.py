@@ -5,8 +5,9 @@ user's story, one command that works against the running gateway.
 
 A later run finds the files, the loaded records and the clients in place
 and only checks them, so it starts in seconds. What was loaded into which
-database is kept in ``loaded.json`` beside the files, by file digest, and
-trusted only while that database still holds Patients.
+database is kept in ``loaded.json`` beside the files (by file digest, per
+digest of the database URL) and trusted only while that database still
+holds Patients.
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ def prepare(
         or (manifest.people, manifest.seed) != (people, seed)
         or not manifest.complete(directory)
     ):
+        if manifest is not None and store.select(_ANY_PATIENT, []):
+            say(
+                f"note: the database already holds the demo of {manifest.people:,} people "
+                f"(seed {manifest.seed}); the new people join them (`make clean`, or "
+                "another --database-url, for a London of their own)"
+            )
         say(f"generating {people:,} people (seed {seed}) under {directory}/ ...")
         manifest = generate(directory, people, seed, today)
         generated = True
@@ -102,7 +109,9 @@ def _load(
         loaded: dict[str, dict[str, str]] = json.loads(record.read_text("utf-8"))
     except (OSError, ValueError):
         loaded = {}
-    done = loaded.get(database_url, {})
+    # Keyed by a digest of the URL, which may hold a password.
+    database = hashlib.sha256(database_url.encode()).hexdigest()[:16]
+    done = loaded.get(database, {})
     if done and not store.select(_ANY_PATIENT, []):
         done = {}  # the database was emptied or replaced since
     reports: dict[str, LoadReport] = {}
@@ -126,7 +135,7 @@ def _load(
             say(f"    rejected {rejection.record}: {rejection.reason}")
         reports[str(source.path)] = report
         done[str(source.path)] = digest
-        loaded[database_url] = done
+        loaded[database] = done
         record.write_text(json.dumps(loaded, indent=2) + "\n", encoding="utf-8")
     return reports
 
