@@ -3,7 +3,7 @@ person read once, every candidate resource put to ``consent.engine``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -16,9 +16,13 @@ from gateway.access.facts import facts_of, person_of
 from gateway.access.people import load_person
 from gateway.errors import Forbidden
 from gateway.interactions.read import last_content
+from gateway.interactions.types import Visible
 from gateway.store import Querier, StoredVersion
 
 _NO_ONE = Person(patient_id="")
+# The largest version number a batched read asks for (a BIGINT); a target
+# naming a larger one is read on its own, as before.
+_MAX_VERSION = 2**63 - 1
 
 
 class AccessControl:
@@ -42,6 +46,10 @@ class AccessControl:
         self._on_decision = on_decision
         # A search decides a version for its total and again for its page.
         self._decided: dict[tuple[str, str, int], Decision] = {}
+        # Provenance targets read by this request (``Type/id[/_history/n]``:
+        # the version, or for a deletion the content it removed; ``None``
+        # when not known), so that none is read twice.
+        self._targets: dict[str, StoredVersion | None] = {}
 
     @cached_property
     def _now(self) -> str:
@@ -66,22 +74,86 @@ class AccessControl:
         decided = self._decided.get(key)
         if decided is None:
             resource = fhirjson.loads(version.content)
-            facts = facts_of(resource, content=False)
-            patient_id = person_of(resource)
-            if facts.author_ods == self.requester.org_ods:
-                # The author sees it whoever the person is: no need to read them.
-                decided = decide(self.requester, None, facts, self._now)
-            else:
-                person = self._person(patient_id) if patient_id is not None else None
-                if person is not None and person.reads_content:
-                    facts = facts_of(resource)
-                decided = decide(self.requester, person, facts, self._now)
-            if resource["resourceType"] == "Provenance" and decided.rule not in ("audit", "author"):
+            patient_id, decided = self._decide_alone(resource)
+            if self._checks_targets(resource, decided):
                 decided = self._provenance(resource, decided)
             self._decided[key] = decided
             if self._on_decision is not None:
                 self._on_decision(patient_id, decided)
         return decided
+
+    def _decide_alone(self, resource: dict[str, Any]) -> tuple[str | None, Decision]:
+        """The person whose record ``resource`` is, and the decision on it
+        alone (for a Provenance, before its targets are looked at)."""
+        facts = facts_of(resource, content=False)
+        patient_id = person_of(resource)
+        if facts.author_ods == self.requester.org_ods:
+            # The author sees it whoever the person is: no need to read them.
+            return patient_id, decide(self.requester, None, facts, self._now)
+        person = self._person(patient_id) if patient_id is not None else None
+        if person is not None and person.reads_content:
+            facts = facts_of(resource)
+        return patient_id, decide(self.requester, person, facts, self._now)
+
+    @staticmethod
+    def _checks_targets(resource: dict[str, Any], decided: Decision) -> bool:
+        """Whether a decision must still look at what a Provenance is about."""
+        return (
+            resource["resourceType"] == "Provenance"
+            and decided.permit
+            and decided.rule not in ("audit", "author")
+        )
+
+    def prefetch(self, versions: Sequence[StoredVersion]) -> None:
+        """Read at once what deciding ``versions`` (a page of search
+        results, say) will read: the targets of the Provenances among them
+        that their decisions will look at, in one statement or two instead
+        of one per target. Decides nothing: each version is still decided
+        when asked, from the same facts."""
+        wanted: list[str] = []
+        for version in versions:
+            if version.content is not None:
+                # What a target names among the versions themselves need
+                # not be read again.
+                reference = f"{version.res_type}/{version.res_id}/_history/{version.version}"
+                self._targets.setdefault(reference, version)
+        for version in versions:
+            key = (version.res_type, version.res_id, version.version)
+            if version.res_type != "Provenance" or version.content is None or key in self._decided:
+                continue
+            resource = fhirjson.loads(version.content)
+            if self._checks_targets(resource, self._decide_alone(resource)[1]):
+                wanted.extend(_target_references(resource))
+        self._read_targets(wanted)
+
+    def _read_targets(self, references: Iterable[str]) -> None:
+        """Read the Provenance targets ``references`` names that are neither
+        decided nor read yet, at once."""
+        current: dict[str, tuple[str, str]] = {}
+        versions: dict[str, tuple[str, str, int]] = {}
+        for reference in references:
+            if reference in self._targets:
+                continue
+            res_type, res_id, version_id = _parse_target(reference)
+            number = _version_number(version_id)
+            if not version_id:
+                current[reference] = (res_type, res_id)
+            elif number is not None and (res_type, res_id, number) not in self._decided:
+                versions[reference] = (res_type, res_id, number)
+            # A version decided needs no reading; anything else odd is left
+            # to ``_target``, one at a time, as before.
+        read = self._store.read_many(current.values()) if current else {}
+        vread = self._store.vread_many(versions.values()) if versions else {}
+        for reference, key in current.items():
+            self._targets[reference] = self._content_of(read.get(key))
+        for reference, version_key in versions.items():
+            self._targets[reference] = self._content_of(vread.get(version_key))
+
+    def _content_of(self, found: StoredVersion | None) -> StoredVersion | None:
+        """A target version, or for a deletion the last content before it."""
+        if found is not None and found.deleted:
+            return last_content(self._store, found)
+        return found
 
     def _provenance(self, provenance: dict[str, Any], decided: Decision) -> Decision:
         """A Provenance tells what was written, when and by whom: it is shown
@@ -90,6 +162,7 @@ class AccessControl:
         requester may not see."""
         if not decided.permit:
             return decided
+        self._read_targets(_target_references(provenance))
         for target in provenance.get("target") or []:
             reference = target.get("reference") if isinstance(target, dict) else None
             found = self._already_decided(reference)
@@ -125,15 +198,14 @@ class AccessControl:
     def _target(self, reference: str) -> StoredVersion | None:
         """The version a Provenance target names, or for a deletion the last
         content before it."""
-        res_type, _, rest = reference.partition("/")
-        res_id, _, version_id = rest.partition("/_history/")
-        if version_id.isdigit():
-            found = self._store.vread(res_type, res_id, int(version_id))
-        else:
-            found = self._store.read(res_type, res_id)
-        if found is not None and found.deleted:
-            found = last_content(self._store, found)
-        return found
+        if reference not in self._targets:
+            res_type, res_id, version_id = _parse_target(reference)
+            if version_id.isdigit():
+                found = self._store.vread(res_type, res_id, int(version_id))
+            else:
+                found = self._store.read(res_type, res_id)
+            self._targets[reference] = self._content_of(found)
+        return self._targets[reference]
 
     def decided_at_once(self, version: StoredVersion) -> Decision | None:
         """The decision, when it needs nothing more read from the store (the
@@ -179,3 +251,37 @@ class AccessControl:
 
     def visible(self, version: StoredVersion) -> bool:
         return self.decide(version).permit
+
+
+def _target_references(provenance: dict[str, Any]) -> list[str]:
+    return [
+        reference
+        for target in provenance.get("target") or []
+        if isinstance(target, dict) and isinstance(reference := target.get("reference"), str)
+    ]
+
+
+def _parse_target(reference: str) -> tuple[str, str, str]:
+    """``Type/id/_history/n`` as (type, id, n); ``Type/id`` as (type, id,
+    "")."""
+    res_type, _, rest = reference.partition("/")
+    res_id, _, version_id = rest.partition("/_history/")
+    return res_type, res_id, version_id
+
+
+def _version_number(version_id: str) -> int | None:
+    """A version number a batched read may ask for (ASCII digits, within a
+    BIGINT); ``None`` for anything else."""
+    if version_id.isascii() and version_id.isdigit() and int(version_id) <= _MAX_VERSION:
+        return int(version_id)
+    return None
+
+
+def prefetcher(visible: Visible) -> Callable[[Sequence[StoredVersion]], None]:
+    """``AccessControl.prefetch`` of the access control whose ``visible``
+    check this is (what every request's check is); for any other check
+    (the gateway's own ``everything``), nothing to do."""
+    owner = getattr(visible, "__self__", None)
+    if isinstance(owner, AccessControl):
+        return owner.prefetch
+    return lambda versions: None

@@ -5,6 +5,7 @@ episode closed or a Consent withdrawn applies to the very next request."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from consent.model import ConsentPolicy, Person
 from consent.parse import ODS_SYSTEM, Uninterpretable, is_privacy_consent, parse_consent
 from gateway import fhirjson
 from gateway.errors import Unprocessable
-from gateway.search.matching import referring
+from gateway.search.matching import with_referring
 from gateway.store import Querier, Reader, StoredVersion
 
 RECENT_ENCOUNTER = timedelta(days=30)
@@ -21,14 +22,22 @@ _LINKED = ("EpisodeOfCare", "Encounter", "Consent")
 
 
 def _load(store: Reader, res_type: str, res_id: str) -> dict[str, Any] | None:
-    found = store.read(res_type, res_id)
+    return _loaded(store.read(res_type, res_id))
+
+
+def _loaded(found: StoredVersion | None) -> dict[str, Any] | None:
     if found is None or found.deleted or found.content is None:
         return None
     loaded: dict[str, Any] = fhirjson.loads(found.content)
     return loaded
 
 
-def _ods(store: Reader, reference: Any) -> str | None:
+# Organizations read while one person's facts are gathered, by id (``None``:
+# not there), so that each is read once.
+_Organisations = dict[str, dict[str, Any] | None]
+
+
+def _ods(store: Reader, reference: Any, organisations: _Organisations | None = None) -> str | None:
     """The ODS code of an organisation a Reference names, by identifier or by
     reading the Organization it points to."""
     if not isinstance(reference, dict):
@@ -39,12 +48,40 @@ def _ods(store: Reader, reference: Any) -> str | None:
         return str(value).upper() if isinstance(value, str) else None
     target = reference.get("reference")
     if isinstance(target, str) and target.startswith("Organization/"):
-        organisation = _load(store, "Organization", target.removeprefix("Organization/"))
+        res_id = target.removeprefix("Organization/")
+        if organisations is None:
+            organisation = _load(store, "Organization", res_id)
+        else:
+            if res_id not in organisations:
+                organisations[res_id] = _load(store, "Organization", res_id)
+            organisation = organisations[res_id]
         for found in (organisation or {}).get("identifier") or []:
             if isinstance(found, dict) and found.get("system") == ODS_SYSTEM:
                 value = found.get("value")
                 return str(value).upper() if isinstance(value, str) else None
     return None
+
+
+def _read_organisations(
+    store: Reader, references: Sequence[Any], organisations: _Organisations
+) -> None:
+    """Read at once the Organizations that ``_ods`` would read for
+    ``references`` one by one."""
+    wanted = set()
+    for reference in references:
+        if not isinstance(reference, dict):
+            continue
+        identifier = reference.get("identifier")
+        if isinstance(identifier, dict) and identifier.get("system") == ODS_SYSTEM:
+            continue
+        target = reference.get("reference")
+        if isinstance(target, str) and target.startswith("Organization/"):
+            res_id = target.removeprefix("Organization/")
+            if res_id not in organisations:
+                wanted.add(("Organization", res_id))
+    found = store.read_many(wanted) if wanted else {}
+    for key in wanted:
+        organisations[key[1]] = _loaded(found.get(key))
 
 
 def _contents(versions: list[StoredVersion]) -> list[dict[str, Any]]:
@@ -57,20 +94,17 @@ def relationships(
     now: datetime,
     episodes: list[dict[str, Any]],
     encounters: list[dict[str, Any]],
+    organisations: _Organisations | None = None,
 ) -> frozenset[str]:
     """ODS codes of the organisations caring for the person now: the
     registered GP practice, managers of active EpisodesOfCare (social care,
     residence), and hospitals with an Encounter in progress or ended in the
-    last 30 days."""
-    found: set[str] = set()
-    for gp in patient.get("generalPractitioner") or []:
-        if (ods := _ods(store, gp)) is not None:
-            found.add(ods)
+    last 30 days. The Organizations named by reference only are read at
+    once (into ``organisations``, when given)."""
+    caring: list[Any] = list(patient.get("generalPractitioner") or [])
     for episode in episodes:
-        if episode.get("status") != "active":
-            continue
-        if (ods := _ods(store, episode.get("managingOrganization"))) is not None:
-            found.add(ods)
+        if episode.get("status") == "active":
+            caring.append(episode.get("managingOrganization"))
     cutoff = fhirjson.instant(now - RECENT_ENCOUNTER)
     for encounter in encounters:
         status = encounter.get("status")
@@ -80,19 +114,25 @@ def relationships(
             and isinstance(ended, str)
             and fhirjson.instant(fhirjson.parse_instant(ended)) >= cutoff
         )
-        if recent and (ods := _ods(store, encounter.get("serviceProvider"))) is not None:
-            found.add(ods)
-    return frozenset(found)
+        if recent:
+            caring.append(encounter.get("serviceProvider"))
+    known: _Organisations = {} if organisations is None else organisations
+    _read_organisations(store, caring, known)
+    return frozenset(
+        ods for reference in caring if (ods := _ods(store, reference, known)) is not None
+    )
 
 
-def consents(store: Querier, raws: list[dict[str, Any]]) -> tuple[list[ConsentPolicy], list[str]]:
+def consents(
+    store: Querier, raws: list[dict[str, Any]], organisations: _Organisations | None = None
+) -> tuple[list[ConsentPolicy], list[str]]:
     """The person's privacy Consents as policies, and the ids of those that
     cannot be interpreted (which withhold the person's data: see consent)."""
     policies: list[ConsentPolicy] = []
     broken: list[str] = []
 
     def resolve(reference: str) -> str | None:
-        return _ods(store, {"reference": reference})
+        return _ods(store, {"reference": reference}, organisations)
 
     for raw in raws:
         if not is_privacy_consent(raw):
@@ -120,25 +160,28 @@ def ensure_interpretable(reader: Reader, resource: dict[str, Any]) -> None:
 
 def load_person(store: Querier, patient_id: str, now: datetime | None = None) -> Person | None:
     """The person's facts, or ``None`` if there is no such (live) Patient."""
-    patient = _load(store, "Patient", patient_id)
+    # The Patient, and the episodes, encounters and Consents that all name
+    # the person by ``patient``: one statement reads them all.
+    found, linked = with_referring(store, ("Patient", patient_id), "patient", _LINKED, 3 * _MANY)
+    patient = _loaded(found)
     if patient is None:
         return None
-    # Episodes, encounters and Consents all name the person by ``patient``:
-    # one statement reads them all.
-    linked = referring(store, ("Patient", patient_id), "patient", _LINKED, 3 * _MANY)
     by_type: dict[str, list[StoredVersion]] = {t: [] for t in _LINKED}
     for version in linked:
         by_type[version.res_type].append(version)
-    policies, broken = consents(store, _contents(by_type["Consent"]))
+    organisations: _Organisations = {}
+    caring = relationships(
+        store,
+        patient,
+        now or datetime.now(UTC),
+        _contents(by_type["EpisodeOfCare"]),
+        _contents(by_type["Encounter"]),
+        organisations,
+    )
+    policies, broken = consents(store, _contents(by_type["Consent"]), organisations)
     return Person(
         patient_id=patient_id,
-        relationships=relationships(
-            store,
-            patient,
-            now or datetime.now(UTC),
-            _contents(by_type["EpisodeOfCare"]),
-            _contents(by_type["Encounter"]),
-        ),
+        relationships=caring,
         consents=tuple(policies),
         uninterpretable=tuple(broken),
     )

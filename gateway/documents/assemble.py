@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from gateway import __version__, fhirjson
+from gateway.access.control import prefetcher
 from gateway.documents import narrative
 from gateway.documents.sections import DocumentKind, Resource, Section, is_residence
 from gateway.errors import Unprocessable
@@ -26,7 +27,10 @@ from gateway.interactions import search as searches
 from gateway.interactions.provenance import ODS_SYSTEM
 from gateway.interactions.types import Visible
 from gateway.search.compartments import PATIENT_COMPARTMENT, compartment_members
+from gateway.search.extract import extract
+from gateway.search.parameters import parameter
 from gateway.search.query import MAX_COUNT, parse_search, parse_system_search
+from gateway.search.values import ReferenceValue
 from gateway.store import Store, StoredVersion
 
 _LOINC = "http://loinc.org"
@@ -79,8 +83,11 @@ def gather(
     versions: dict[str, StoredVersion] = {}
     resources: dict[str, Resource] = {}
     if types:
+        # No total: every match is read anyway (a total of a search of more
+        # than a page would read them all again, page after page).
         query = parse_system_search(
-            [("_type", ",".join(types)), ("_count", str(MAX_COUNT))], within=types
+            [("_type", ",".join(types)), ("_count", str(MAX_COUNT)), ("_total", "none")],
+            within=types,
         )
         query.compartment = ("Patient", patient_id, compartment_members("Patient", query.types))
         while True:
@@ -99,19 +106,37 @@ def gather(
             query.cursor = result.next.encode()
     if readable("Provenance"):
         _with_provenance(store, visible, versions, resources)
-    for reference in sorted(_referenced(resources.values())):
-        res_type, _, res_id = reference.partition("/")
-        if reference in versions or not readable(res_type):
-            continue
-        found = store.read(res_type, res_id)
-        if found is not None and not found.deleted and visible(found):
-            for key, version, resource in _contents([found]):
-                versions[key] = version
+    wanted = [
+        reference
+        for reference in sorted(_referenced(resources.values()))
+        if reference not in versions and readable(reference.partition("/")[0])
+    ]
+    # One statement for them all; each is then decided in turn, as before.
+    found = store.read_many(_key(reference) for reference in wanted)
+    for reference in wanted:
+        supporting = found.get(_key(reference))
+        if supporting is not None and not supporting.deleted and visible(supporting):
+            for key, kept, resource in _contents([supporting]):
+                versions[key] = kept
                 resources[key] = resource
     return Gathered(versions, resources)
 
 
-_TARGETS_PER_SEARCH = 100
+def _key(reference: str) -> tuple[str, str]:
+    res_type, _, res_id = reference.partition("/")
+    return res_type, res_id
+
+
+# The Provenance used to be found by a search per hundred targets, and the
+# first to name an organisation gives its name in the narratives: they are
+# still gathered in the order those searches gave, each one's new matches
+# (in the database's order of ids) after the last one's.
+_TARGETS_PER_BATCH = 100
+# Targets named in one Provenance search (a whole number of batches): a few
+# statements even for the largest record, each well within SQLite's oldest
+# limit of 999 placeholders (two a target).
+_TARGETS_PER_SEARCH = 4 * _TARGETS_PER_BATCH
+_TARGET = parameter("Provenance", "target")
 
 
 def _with_provenance(
@@ -122,21 +147,44 @@ def _with_provenance(
 ) -> None:
     """Add the Provenance of what was gathered: only the person's own
     Patient is a target of every one, so a write of a Task alone is found
-    by its target."""
+    by its target. The search keeps every match; the requester's check then
+    decides each page, the targets those decisions look at read at once
+    (``AccessControl.prefetch``) rather than one at a time."""
+    assert _TARGET is not None and _TARGETS_PER_SEARCH % _TARGETS_PER_BATCH == 0
+    prefetch = prefetcher(visible)
     targets = sorted(r for r in resources if not r.startswith("Provenance/"))
+    batch_of = {target: index // _TARGETS_PER_BATCH for index, target in enumerate(targets)}
+
+    def first_batch(found: tuple[str, StoredVersion, Resource]) -> int:
+        assert _TARGET is not None
+        return min(
+            (
+                batch_of.get(f"{value.target_type}/{value.target_id}", len(targets))
+                for value in extract(found[2], _TARGET)
+                if isinstance(value, ReferenceValue)
+            ),
+            default=len(targets),
+        )
+
     for start in range(0, len(targets), _TARGETS_PER_SEARCH):
         chunk = targets[start : start + _TARGETS_PER_SEARCH]
         query = parse_search(
-            "Provenance", [("target", ",".join(chunk)), ("_count", str(MAX_COUNT))]
+            "Provenance",
+            [("target", ",".join(chunk)), ("_count", str(MAX_COUNT)), ("_total", "none")],
         )
+        found: list[tuple[str, StoredVersion, Resource]] = []
         while True:
-            result = searches.search(store, query, visible=visible)
-            for reference, version, resource in _contents(result.matches):
-                versions[reference] = version
-                resources[reference] = resource
+            result = searches.search(store, query)
+            prefetch(result.matches)
+            found.extend(_contents([version for version in result.matches if visible(version)]))
             if result.next is None:
                 break
             query.cursor = result.next.encode()
+        # Stable: in the database's order within each batch. One found
+        # before keeps its place.
+        for reference, version, resource in sorted(found, key=first_batch):
+            versions[reference] = version
+            resources[reference] = resource
 
 
 def _references(value: Any) -> Iterator[str]:

@@ -59,31 +59,65 @@ def matching_ids(
     return [str(row[0]) for row in reader.select(statement.sql, statement.params)][:limit]
 
 
-def referring(
-    reader: Querier, target: tuple[str, str], param: str, types: Sequence[str], limit: int
-) -> list[StoredVersion]:
-    """The live resources of ``types`` whose reference parameter ``param``
-    points at ``target`` (type, id), at most ``limit``: one statement, where
-    a search per type would be several."""
+_VERSION_COLUMNS = "c.res_type, c.res_id, v.version, v.last_updated, v.content, c.seq"
+
+
+def _referring_sql(types: Sequence[str]) -> str:
     marks = ", ".join("?" for _ in types)
-    sql = (
-        "SELECT DISTINCT c.res_type, c.res_id, v.version, v.last_updated, v.content, c.seq "
+    return (
+        f"SELECT DISTINCT {_VERSION_COLUMNS} "
         "FROM search_reference r JOIN resource_current c "
         "ON c.res_type = r.res_type AND c.res_id = r.res_id "
         "JOIN resource_version v ON v.seq = c.seq "
         f"WHERE r.target_type = ? AND r.target_id = ? AND r.param = ? AND r.res_type IN ({marks}) "
         "AND c.deleted = ? ORDER BY c.seq LIMIT ?"
     )
-    rows = reader.select(sql, [target[0], target[1], param, *types, False, limit])
-    return [
-        StoredVersion(
-            res_type=str(res_type),
-            res_id=str(res_id),
-            version=int(str(version)),
-            last_updated=str(last_updated),
-            method="GET",
-            content=bytes(content) if content is not None else None,  # type: ignore[call-overload]
-            seq=int(str(seq)),
-        )
-        for res_type, res_id, version, last_updated, content, seq in rows
-    ]
+
+
+def _version(row: Sequence[object]) -> StoredVersion:
+    res_type, res_id, version, last_updated, content, seq = row[:6]
+    return StoredVersion(
+        res_type=str(res_type),
+        res_id=str(res_id),
+        version=int(str(version)),
+        last_updated=str(last_updated),
+        method="GET",
+        content=bytes(content) if content is not None else None,  # type: ignore[call-overload]
+        seq=int(str(seq)),
+    )
+
+
+def referring(
+    reader: Querier, target: tuple[str, str], param: str, types: Sequence[str], limit: int
+) -> list[StoredVersion]:
+    """The live resources of ``types`` whose reference parameter ``param``
+    points at ``target`` (type, id), at most ``limit``: one statement, where
+    a search per type would be several."""
+    rows = reader.select(_referring_sql(types), [target[0], target[1], param, *types, False, limit])
+    return [_version(row) for row in rows]
+
+
+def with_referring(
+    reader: Querier, target: tuple[str, str], param: str, types: Sequence[str], limit: int
+) -> tuple[StoredVersion | None, list[StoredVersion]]:
+    """The latest version of ``target`` (its content as ``read`` gives it,
+    a deletion too; ``None`` if it never existed) and ``referring(...)``,
+    in one statement rather than two."""
+    sql = (
+        f"SELECT {_VERSION_COLUMNS}, 0 AS linked FROM resource_current c "
+        "JOIN resource_version v ON v.seq = c.seq WHERE c.res_type = ? AND c.res_id = ? "
+        f"UNION ALL SELECT q.*, 1 FROM ({_referring_sql(types)}) q"
+    )
+    rows = reader.select(
+        sql, [target[0], target[1], target[0], target[1], param, *types, False, limit]
+    )
+    found = None
+    linked = []
+    for row in rows:
+        if int(str(row[6])):
+            linked.append(_version(row))
+        else:
+            found = _version(row)
+    # A compound statement's order is the database's choice: as ``referring``.
+    linked.sort(key=lambda version: version.seq)
+    return found, linked

@@ -92,9 +92,13 @@ def _in_compartment(query: SearchQuery, types: tuple[str, ...], builder: SqlBuil
     target = ReferenceCriterion(owner_type, owner_id)
     several = len(types) > 1
     alternatives = []
-    for res_type, param in params:
-        if res_type not in types:
-            continue
+    members = [(res_type, param) for res_type, param in params if res_type in types]
+    if several and members and all(param.type == "reference" for _, param in members):
+        # One lookup of the owner's references for every type at once.
+        pairs = [(res_type, param.code) for res_type, param in members]
+        alternatives.append(builder.referring_to(target, pairs, "c.res_type", "c.res_id"))
+        members = []
+    for res_type, param in members:
         # Placeholders are bound in the order they appear in the text.
         of_type = f"c.res_type = {builder.bind(res_type)} AND " if several else ""
         probe = builder.condition(

@@ -127,6 +127,35 @@ class SqlBuilder:
             return f"({type_expr}, {id_expr}) {operator} ({subquery})"
         return f"{id_expr} {operator} ({subquery})"
 
+    def referring_to(
+        self,
+        target: ReferenceCriterion,
+        members: Sequence[tuple[str, str]],
+        type_expr: str,
+        id_expr: str,
+    ) -> str:
+        """SQL true when the resource ``(type_expr, id_expr)`` refers to
+        ``target`` by one of the reference parameters ``members`` names
+        ((type, parameter code) pairs): membership of a compartment of
+        several types, as one lookup of the target's references (the index
+        on ``(target_type, target_id)``) rather than a subquery per pair,
+        which PostgreSQL and SQLite could only OR together over every
+        resource of those types."""
+        r = self.alias("r")
+        # Placeholders are bound in the order they appear in the text.
+        head = (
+            f"SELECT {r}.res_type, {r}.res_id FROM search_reference {r} "
+            f"WHERE {self._references(r, (target,))}"
+        )
+        codes: dict[str, list[str]] = {}
+        for res_type, code in members:
+            codes.setdefault(res_type, []).append(code)
+        kinds = [
+            f"({r}.res_type = {self.bind(res_type)} AND {self._in(f'{r}.param', of_type)})"
+            for res_type, of_type in codes.items()
+        ]
+        return f"({type_expr}, {id_expr}) IN ({head} AND ({' OR '.join(kinds)}))"
+
     def _types(self, types: Sequence[str]) -> str:
         return f"IN ({', '.join(self.bind(t) for t in types)})"
 

@@ -8,7 +8,7 @@ this module imports a driver: backends hand in their cursors.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -54,6 +54,10 @@ def analyze_due(written: int) -> bool:
 
 
 _VERSION_COLUMNS = "v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.method, v.content"
+# Resources a ``read_many`` or ``vread_many`` statement names at most: their
+# placeholders stay far below either database's limit (SQLite's was 999
+# before 3.32).
+_MANY_PER_STATEMENT = 300
 
 
 def to_version(row: Sequence[Any]) -> StoredVersion:
@@ -133,6 +137,15 @@ def _composite_columns(value: CompositeValue) -> tuple[Any, ...]:
     return (*a, b_system, b_code, b_value, b_low, b_high, b_string)
 
 
+# Runs one read-only statement: (SQL, parameters) -> rows.
+Fetch = Callable[[str, list[Any]], Sequence[Sequence[Any]]]
+
+
+def _chunks(keys: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(keys), _MANY_PER_STATEMENT):
+        yield keys[start : start + _MANY_PER_STATEMENT]
+
+
 class Statements:
     """Compiled statements and the small procedures built from them."""
 
@@ -205,6 +218,54 @@ class Statements:
         cur.execute(sql, params)
         row = cur.fetchone()
         return to_version(row) if row is not None else None
+
+    def read_many(
+        self, fetch: Fetch, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredVersion]:
+        """The latest version of each (type, id) that exists, by key, with
+        ``fetch`` running each statement: one per ``_MANY_PER_STATEMENT``
+        keys, a primary key lookup per id (``(res_type = ? AND res_id IN
+        (...)) OR ...``)."""
+        found: dict[tuple[str, str], StoredVersion] = {}
+        for chunk in _chunks(sorted(set(keys))):
+            by_type: dict[str, list[str]] = {}
+            for res_type, res_id in chunk:
+                by_type.setdefault(res_type, []).append(res_id)
+            terms, params = [], []
+            for res_type, ids in by_type.items():
+                terms.append(f"(c.res_type = ? AND c.res_id IN ({', '.join('?' for _ in ids)}))")
+                params.extend([res_type, *ids])
+            sql = (
+                f"SELECT {_VERSION_COLUMNS} FROM resource_current c "
+                f"JOIN resource_version v ON v.seq = c.seq WHERE {' OR '.join(terms)}"
+            )
+            for row in fetch(self._dialect.sql(sql), params):
+                version = to_version(row)
+                found[(version.res_type, version.res_id)] = version
+        return found
+
+    def vread_many(
+        self, fetch: Fetch, keys: Iterable[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], StoredVersion]:
+        """Each (type, id, version) that exists, by key: as ``read_many``,
+        a unique key lookup per version."""
+        found: dict[tuple[str, str, int], StoredVersion] = {}
+        for chunk in _chunks(sorted(set(keys))):
+            by_resource: dict[tuple[str, str], list[int]] = {}
+            for res_type, res_id, number in chunk:
+                by_resource.setdefault((res_type, res_id), []).append(number)
+            terms, params = [], []
+            for (res_type, res_id), numbers in by_resource.items():
+                terms.append(
+                    "(v.res_type = ? AND v.res_id = ? AND "
+                    f"v.version IN ({', '.join('?' for _ in numbers)}))"
+                )
+                params.extend([res_type, res_id, *numbers])
+            sql = f"SELECT {_VERSION_COLUMNS} FROM resource_version v WHERE {' OR '.join(terms)}"
+            for row in fetch(self._dialect.sql(sql), params):
+                version = to_version(row)
+                found[(version.res_type, version.res_id, version.version)] = version
+        return found
 
     def iter_versions(
         self, cur: Cursor, sql: str, params: Sequence[Any]

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from gateway.errors import Conflict, StoreUnavailable
-from gateway.store._sql import Dialect, Statements, analyze_due, to_version
+from gateway.store._sql import Dialect, Fetch, Statements, analyze_due, to_version
 from gateway.store.base import (
     AsyncReader,
     CurrentVersion,
@@ -59,6 +59,21 @@ class _PostgresUnitOfWork:
 
     def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
         return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.vread, (res_type, res_id, version))
+
+    def read_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredVersion]:
+        return _STATEMENTS.read_many(self._fetch, keys)
+
+    def vread_many(
+        self, keys: Iterable[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], StoredVersion]:
+        return _STATEMENTS.vread_many(self._fetch, keys)
+
+    def _fetch(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        # Not prepared: statements of every shape would churn the prepared
+        # statement cache (as PostgresStore.select).
+        self._cur.execute(sql, params, prepare=False)
+        rows: list[tuple[object, ...]] = self._cur.fetchall()
+        return rows
 
     def append(self, version: StoredVersion, index: Sequence[IndexEntry]) -> StoredVersion:
         self.appended += 1
@@ -227,6 +242,22 @@ class PostgresStore:
                 conn.cursor(), _STATEMENTS.vread, (res_type, res_id, version)
             )
 
+    def read_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredVersion]:
+        wanted = list(keys)
+        if not wanted:  # no connection taken for nothing
+            return {}
+        with self._connection() as conn:
+            return _STATEMENTS.read_many(_fetcher(conn), wanted)
+
+    def vread_many(
+        self, keys: Iterable[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], StoredVersion]:
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        with self._connection() as conn:
+            return _STATEMENTS.vread_many(_fetcher(conn), wanted)
+
     def history(self, query: HistoryQuery) -> HistoryPage:
         with self._connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -258,6 +289,18 @@ class PostgresStore:
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _fetcher(conn: psycopg.Connection[tuple[object, ...]]) -> Fetch:
+    """Runs statements of ``read_many`` and ``vread_many`` on one
+    connection, unprepared (as ``PostgresStore.select``)."""
+    cur = conn.cursor()
+
+    def fetch(sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        cur.execute(sql, params, prepare=False)
+        return cur.fetchall()
+
+    return fetch
 
 
 def psycopg_pool_errors() -> tuple[type[Exception], ...]:

@@ -24,7 +24,7 @@ import fcntl
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -73,6 +73,14 @@ class _SQLiteUnitOfWork:
 
     def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
         return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.vread, (res_type, res_id, version))
+
+    def read_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredVersion]:
+        return _STATEMENTS.read_many(self.select, keys)
+
+    def vread_many(
+        self, keys: Iterable[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], StoredVersion]:
+        return _STATEMENTS.vread_many(self.select, keys)
 
     def append(self, version: StoredVersion, index: Sequence[IndexEntry]) -> StoredVersion:
         self.appended += 1
@@ -309,6 +317,14 @@ class SQLiteStore:
         return _STATEMENTS.fetch_version(
             self._conn().cursor(), _STATEMENTS.vread, (res_type, res_id, version)
         )
+
+    def read_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredVersion]:
+        return _STATEMENTS.read_many(self.select, keys)
+
+    def vread_many(
+        self, keys: Iterable[tuple[str, str, int]]
+    ) -> dict[tuple[str, str, int], StoredVersion]:
+        return _STATEMENTS.vread_many(self.select, keys)
 
     def history(self, query: HistoryQuery) -> HistoryPage:
         # A read transaction gives the page and its count one snapshot.

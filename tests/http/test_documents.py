@@ -5,6 +5,7 @@ the document of what it may see, and nothing else."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,11 @@ import pytest
 
 from conformance.validation import validate_resource
 from gateway.auth.tokens import Purpose
+from gateway.documents import assemble
+from gateway.interactions import search as searches
+from gateway.interactions.types import everything
+from gateway.search.compartments import PATIENT_COMPARTMENT
+from gateway.search.query import parse_search
 from gateway.store import Store
 from mappings.identity import mapped_id
 from tests.conftest import access_token, make_client
@@ -375,6 +381,114 @@ def test_a_token_limited_to_some_types_gets_only_those(resident: Resident) -> No
     assert answer.status_code == 200, answer.text
     types = {r["resourceType"] for r in _resources(answer.json())}
     assert types == {"Composition", "Patient", "Device", "AllergyIntolerance"}
+
+
+def test_a_document_reads_as_much_whatever_the_number_of_resources(
+    resident: Resident, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resources a document refers to and the Provenance targets its
+    consent decisions look at are read in batches, not one at a time: ten
+    records more, each changed three times (thirty earlier versions that
+    the Provenance found name), and the store is asked at most once more."""
+    calls: list[str] = []
+    inside: list[str] = []  # SQLite's read_many runs its statements through select
+    for name in ("read", "vread", "read_many", "vread_many", "select"):
+        method = getattr(resident.store, name)
+
+        def counted(*args: Any, _name: str = name, _method: Any = method) -> Any:
+            if not inside:
+                calls.append(_name)
+            inside.append(_name)
+            try:
+                return _method(*args)
+            finally:
+                inside.pop()
+
+        monkeypatch.setattr(resident.store, name, counted)
+
+    def asked(who: str, operation: str) -> list[str]:
+        calls.clear()
+        resident.document(who, operation)
+        return sorted(calls)
+
+    before = {who: asked(who, operation) for who, operation in _REQUESTERS}
+    ids = [f"pulse-{n}" for n in range(10)]
+    for value in range(4):
+        entries = [
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "id": res_id,
+                    "status": "final",
+                    "code": {"coding": [{"system": LOINC, "code": "8867-4"}]},
+                    "subject": {"reference": f"Patient/{resident.patient}"},
+                    "valueQuantity": {"value": 60 + value, "unit": "/min"},
+                },
+                "request": {"method": "PUT", "url": f"Observation/{res_id}"},
+            }
+            for res_id in ids
+        ]
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        answer = resident.api.post("/fhir", json=bundle, headers=resident.headers("gp"))
+        assert answer.status_code == 200, answer.text
+    after = {who: asked(who, operation) for who, operation in _REQUESTERS}
+    for who, found in after.items():
+        assert len(found) <= len(before[who]) + 1, (who, Counter(before[who]), Counter(found))
+        assert "vread" not in found, (who, Counter(found))
+
+
+_REQUESTERS = (("crew", "red-bag"), ("gp", "summary"), ("council", "summary"))
+
+
+@pytest.mark.parametrize("per_search", [400, 200, 100])
+def test_the_provenance_is_gathered_in_the_order_of_a_search_per_hundred_targets(
+    resident: Resident, monkeypatch: pytest.MonkeyPatch, per_search: int
+) -> None:
+    """Few searches find the Provenance of everything gathered; they come in
+    the order a search per hundred targets gave them (each search's new
+    matches by id), which the organisations' names in the narratives follow."""
+    monkeypatch.setattr(assemble, "_TARGETS_PER_SEARCH", per_search)
+    for batch in range(12):
+        entries = [
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": LOINC, "code": "8867-4"}]},
+                    "subject": {"reference": f"Patient/{resident.patient}"},
+                    "valueQuantity": {"value": 60 + batch, "unit": "/min"},
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            }
+            for _ in range(10)
+        ]
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        answer = resident.api.post("/fhir", json=bundle, headers=resident.headers("gp"))
+        assert answer.status_code == 200, answer.text
+    gathered = assemble.gather(
+        resident.store, resident.patient, visible=everything, readable=lambda res_type: True
+    )
+    provenance = [r for r in gathered.versions if r.startswith("Provenance/")]
+    # What the compartment search found (by id), then each search's new matches.
+    own = parse_search("Provenance", [("patient", resident.patient), ("_count", "1000")])
+    expected = [f"Provenance/{v.res_id}" for v in searches.search(resident.store, own).matches]
+    first = len(expected)
+    assert first > 0
+    targets = sorted(
+        r
+        for r, v in gathered.versions.items()
+        if v.res_type in PATIENT_COMPARTMENT and v.res_type != "Provenance"
+    )
+    assert len(targets) > 200
+    for start in range(0, len(targets), 100):
+        query = parse_search(
+            "Provenance", [("target", ",".join(targets[start : start + 100])), ("_count", "1000")]
+        )
+        for match in searches.search(resident.store, query).matches:
+            if f"Provenance/{match.res_id}" not in expected:
+                expected.append(f"Provenance/{match.res_id}")
+    assert provenance == expected
+    assert provenance[first:] != sorted(provenance[first:])  # not merely by id
 
 
 # -- a dissent recorded in the GP's record --------------------------------------------

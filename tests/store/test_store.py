@@ -111,6 +111,61 @@ def test_reads_inside_a_unit_of_work_see_its_own_writes(store: Store) -> None:
         assert matching_ids(uow, "Patient", "identifier=s|1") == ["a"]
 
 
+def test_read_many_and_vread_many_read_what_read_and_vread_do(store: Store) -> None:
+    """Many resources at once, by key, exactly as one read (or vread) each
+    would give them: the latest version (a deletion too), each version
+    asked for; what does not exist is absent. Inside a unit of work too."""
+    _write(store, _version("a", 1, b'{"v":1}'), _version("b", 1, b'{"b":1}'))
+    _write(store, _version("a", 2, b'{"v":2}'), _version("b", 2, None))
+    _write(store, _version("a", 1, b'{"o":1}', res_type="Observation"))
+    keys = [
+        ("Patient", "a"),
+        ("Patient", "b"),
+        ("Observation", "a"),
+        ("Patient", "missing"),
+        ("Condition", "a"),
+        ("Patient", "a"),  # twice: read once
+    ]
+    expected = {key: store.read(*key) for key in keys if store.read(*key) is not None}
+    assert set(expected) == {("Patient", "a"), ("Patient", "b"), ("Observation", "a")}
+    assert store.read_many(keys) == expected
+    assert store.read_many([]) == {}
+    versions = [
+        ("Patient", "a", 1),
+        ("Patient", "a", 2),
+        ("Patient", "b", 2),
+        ("Observation", "a", 1),
+        ("Patient", "a", 3),
+        ("Observation", "b", 1),
+    ]
+    expected_versions = {key: store.vread(*key) for key in versions if store.vread(*key)}
+    assert len(expected_versions) == 4
+    assert store.vread_many(versions) == expected_versions
+    assert store.vread_many([]) == {}
+    with store.unit_of_work() as uow:
+        uow.append(_version("c", 1, b'{"c":1}'), ())
+        assert uow.read_many([("Patient", "c"), ("Patient", "a")]) == {
+            ("Patient", "c"): uow.read("Patient", "c"),
+            ("Patient", "a"): uow.read("Patient", "a"),
+        }
+        assert uow.vread_many([("Patient", "c", 1), ("Patient", "b", 1)]) == {
+            ("Patient", "c", 1): uow.vread("Patient", "c", 1),
+            ("Patient", "b", 1): uow.vread("Patient", "b", 1),
+        }
+
+
+def test_read_many_reads_any_number_of_resources(store: Store) -> None:
+    """More keys than one statement names are read in several."""
+    _write(store, *(_version(f"p{n}", 1, b'{"n":%d}' % n) for n in range(700)))
+    keys = [("Patient", f"p{n}") for n in range(0, 701)]
+    found = store.read_many(keys)
+    assert len(found) == 700 and ("Patient", "p700") not in found
+    assert found[("Patient", "p699")].content == b'{"n":699}'
+    versions = store.vread_many(("Patient", f"p{n}", 1) for n in range(700))
+    assert len(versions) == 700
+    assert versions[("Patient", "p3", 1)].content == b'{"n":3}'
+
+
 def test_criteria_match_tokens_by_system_and_code(store: Store) -> None:
     """Token criteria: system|code, code alone, |code (no system); deleted
     resources and other types never match."""

@@ -1,5 +1,6 @@
 """How SQLite plans reference searches of many values: by the reference
-index, one lookup per id, never a read of every row of the parameter."""
+index, one lookup per id, never a read of every row of the parameter; and
+compartment searches of several types: by the references to the owner."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.search.compartments import PATIENT_COMPARTMENT, compartment_members
 from gateway.search.paging import page_statement
-from gateway.search.query import parse_search
+from gateway.search.query import parse_search, parse_system_search
 from gateway.store import Store, open_store
 
 
@@ -66,3 +68,26 @@ def test_a_further_reference_condition_probes_by_owner(sqlite: Store) -> None:
         "SEARCH t2 USING INDEX search_reference_owner (res_type=? AND res_id=? AND param=?)" in plan
     ), plan
     assert not any(step.startswith("SCAN") for step in plan), plan
+
+
+@pytest.mark.parametrize("with_owner", [False, True])
+def test_a_compartment_of_several_types_is_read_from_the_owners_references(
+    sqlite: Store, with_owner: bool
+) -> None:
+    """A document's or $everything's compartment search looks up the
+    references to the person once (by target), then each resource by key:
+    never every resource of the types searched."""
+    types = [t for t in PATIENT_COMPARTMENT if t not in ("AuditEvent", "Composition")]
+    if not with_owner:
+        types.remove("Patient")
+    query = parse_system_search([("_type", ",".join(types))], within=types)
+    query.compartment = ("Patient", "p1", compartment_members("Patient", query.types))
+    statement = page_statement(query, None, 100)
+    rows = sqlite.select("EXPLAIN QUERY PLAN " + statement.sql, statement.params)
+    plan = [str(row[3]) for row in rows]
+    assert "SEARCH r1 USING INDEX search_reference_target (target_type=? AND target_id=?)" in plan
+    assert "SEARCH c USING PRIMARY KEY (res_type=? AND res_id=?)" in plan, plan
+    assert not any(
+        step.startswith("SCAN") or step == "SEARCH c USING PRIMARY KEY (res_type=?)"
+        for step in plan
+    ), plan

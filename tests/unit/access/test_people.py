@@ -1,0 +1,128 @@
+"""What the access layer reads of a person for the consent rules, on each
+store: the care relationships and Consents, in as few statements as the
+facts allow."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from gateway import fhirjson
+from gateway.access.people import load_person
+from gateway.search.index import index_entries
+from gateway.store import Store, StoredVersion
+
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def _write(store: Store, res_type: str, res_id: str, resource: dict[str, Any] | None) -> None:
+    """A first version of ``resource``, or (``None``) a second that deletes it."""
+    with store.unit_of_work() as uow:
+        uow.append(
+            StoredVersion(
+                res_type=res_type,
+                res_id=res_id,
+                version=1 if resource else 2,
+                last_updated="2026-11-01T00:00:00.000000Z",
+                method="POST" if resource else "DELETE",
+                content=fhirjson.dumps(resource) if resource else None,
+            ),
+            index_entries(resource) if resource else (),
+        )
+
+
+def _put(store: Store, resource: dict[str, Any]) -> None:
+    _write(store, resource["resourceType"], resource["id"], resource)
+
+
+def _organisation(res_id: str, ods: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Organization",
+        "id": res_id,
+        "identifier": [{"system": ODS, "value": ods}],
+    }
+
+
+def _by_reference(res_id: str) -> dict[str, Any]:
+    return {"reference": f"Organization/{res_id}"}
+
+
+@pytest.fixture
+def person(store: Store) -> Store:
+    """A person whose carers are named by reference to Organizations (one
+    twice, one deleted, one never there) and by ODS code."""
+    for res_id, ods in (("gp", "f1"), ("home", "h1"), ("ward", "w1"), ("gone", "g1")):
+        _put(store, _organisation(res_id, ods))
+    _write(store, "Organization", "gone", None)
+    recent = (NOW - timedelta(days=3)).isoformat()
+    long_ago = (NOW - timedelta(days=90)).isoformat()
+    practice_code = {"identifier": {"system": ODS, "value": "x1"}}
+    _put(
+        store,
+        {
+            "resourceType": "Patient",
+            "id": "p1",
+            "generalPractitioner": [_by_reference("gp"), practice_code],
+        },
+    )
+
+    def episode(status: str, manager: str) -> dict[str, Any]:
+        return {
+            "resourceType": "EpisodeOfCare",
+            "status": status,
+            "managingOrganization": _by_reference(manager),
+        }
+
+    def encounter(status: str, provider: str, ended: str | None = None) -> dict[str, Any]:
+        found = {
+            "resourceType": "Encounter",
+            "status": status,
+            "serviceProvider": _by_reference(provider),
+        }
+        return found | ({"period": {"end": ended}} if ended else {})
+
+    linked = [
+        episode("active", "home"),
+        episode("finished", "ward"),
+        episode("active", "gone"),
+        episode("active", "none"),
+        encounter("finished", "ward", recent),
+        encounter("in-progress", "ward"),
+        encounter("finished", "gp", long_ago),
+    ]
+    for number, resource in enumerate(linked):
+        person = "patient" if resource["resourceType"] == "EpisodeOfCare" else "subject"
+        resource.update({"id": f"r{number}", person: {"reference": "Patient/p1"}})
+        _put(store, resource)
+    return store
+
+
+def test_carers_named_by_reference_are_read_at_once(
+    person: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    for name in ("read", "read_many", "select"):
+        method = getattr(person, name)
+
+        def counted(*args: Any, _name: str = name, _method: Any = method) -> Any:
+            calls.append(_name)
+            return _method(*args)
+
+        monkeypatch.setattr(person, name, counted)
+    found = load_person(person, "p1", NOW)
+    assert found is not None
+    # The practice (by reference and by code), the home's active episode,
+    # the ward's recent encounters; not a finished episode's manager, a
+    # deleted or missing Organization, nor an encounter's of long ago.
+    assert found.relationships == {"F1", "X1", "H1", "W1"}
+    assert "read" not in calls
+    assert calls.count("read_many") == 1, calls
+
+
+def test_a_person_not_on_file_has_no_facts(person: Store) -> None:
+    assert load_person(person, "nobody", NOW) is None
+    _write(person, "Patient", "p1", None)
+    assert load_person(person, "p1", NOW) is None
