@@ -16,7 +16,6 @@ from gateway.access.facts import facts_of, person_of
 from gateway.access.people import load_person
 from gateway.errors import Forbidden
 from gateway.interactions.read import last_content
-from gateway.interactions.types import Visible
 from gateway.store import Querier, StoredVersion
 
 _NO_ONE = Person(patient_id="")
@@ -275,13 +274,3 @@ def _version_number(version_id: str) -> int | None:
     if version_id.isascii() and version_id.isdigit() and int(version_id) <= _MAX_VERSION:
         return int(version_id)
     return None
-
-
-def prefetcher(visible: Visible) -> Callable[[Sequence[StoredVersion]], None]:
-    """``AccessControl.prefetch`` of the access control whose ``visible``
-    check this is (what every request's check is); for any other check
-    (the gateway's own ``everything``), nothing to do."""
-    owner = getattr(visible, "__self__", None)
-    if isinstance(owner, AccessControl):
-        return owner.prefetch
-    return lambda versions: None

@@ -10,8 +10,9 @@ about it (not even that a section would have held something) can show.
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,13 +20,12 @@ from typing import Any
 import orjson
 
 from gateway import __version__, fhirjson
-from gateway.access.control import prefetcher
 from gateway.documents import narrative
 from gateway.documents.sections import DocumentKind, Resource, Section, is_residence
 from gateway.errors import Unprocessable
 from gateway.interactions import search as searches
 from gateway.interactions.provenance import ODS_SYSTEM
-from gateway.interactions.types import Visible
+from gateway.interactions.types import Visible, prefetch
 from gateway.search.compartments import PATIENT_COMPARTMENT, compartment_members
 from gateway.search.extract import extract
 from gateway.search.parameters import parameter
@@ -41,6 +41,11 @@ _AUTHOR_PREFIX = "urn:ods:"
 # statement is about, the practice that recorded it): brought in when the
 # requester may see them, so the document reads on its own.
 _SUPPORTING = ("Medication", "Organization", "Practitioner", "PractitionerRole", "Location")
+# A ``reference`` key naming one of them by ``Type/id``, neither versioned
+# nor absolute (``referenced`` checks that the key is not inside a string).
+_SUPPORTING_REFERENCE = re.compile(
+    rb'"reference"\s*:\s*"((?:' + "|".join(_SUPPORTING).encode() + rb')/[^"\\/]+)"'
+)
 # Not part of a person's summary: the log of who looked, other documents,
 # and the Patient (which is the subject, not a member).
 _NOT_GATHERED = {"AuditEvent", "Composition", "Patient"}
@@ -108,7 +113,7 @@ def gather(
         _with_provenance(store, visible, versions, resources)
     wanted = [
         reference
-        for reference in sorted(_referenced(resources.values()))
+        for reference in sorted(referenced(versions.values()))
         if reference not in versions and readable(reference.partition("/")[0])
     ]
     # One statement for them all; each is then decided in turn, as before.
@@ -151,7 +156,6 @@ def _with_provenance(
     decides each page, the targets those decisions look at read at once
     (``AccessControl.prefetch``) rather than one at a time."""
     assert _TARGET is not None and _TARGETS_PER_SEARCH % _TARGETS_PER_BATCH == 0
-    prefetch = prefetcher(visible)
     targets = sorted(r for r in resources if not r.startswith("Provenance/"))
     batch_of = {target: index // _TARGETS_PER_BATCH for index, target in enumerate(targets)}
 
@@ -175,7 +179,7 @@ def _with_provenance(
         found: list[tuple[str, StoredVersion, Resource]] = []
         while True:
             result = searches.search(store, query)
-            prefetch(result.matches)
+            prefetch(visible, result.matches)
             found.extend(_contents([version for version in result.matches if visible(version)]))
             if result.next is None:
                 break
@@ -187,25 +191,24 @@ def _with_provenance(
             resources[reference] = resource
 
 
-def _references(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key == "reference" and isinstance(item, str):
-                yield item
-            else:
-                yield from _references(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _references(item)
-
-
-def _referenced(resources: Any) -> set[str]:
-    found = set()
-    for resource in resources:
-        for reference in _references(resource):
-            res_type, _, res_id = reference.partition("/")
-            if res_type in _SUPPORTING and res_id and "/" not in res_id:
-                found.add(reference)
+def referenced(versions: Iterable[StoredVersion]) -> set[str]:
+    """``Type/id`` of every resource of a supporting type that ``versions``
+    refer to. Read from the stored JSON itself, which the gateway wrote
+    (``fhirjson``: a key or a type name is never escaped, a quote inside a
+    string always is): walking every parsed resource cost a document ~8 ms."""
+    found: set[str] = set()
+    for version in versions:
+        content = version.content
+        if content is None:
+            continue
+        for match in _SUPPORTING_REFERENCE.finditer(content):
+            # A key follows an object's brace or a comma; in a string that
+            # mentions one, a backslash would come first.
+            at = match.start() - 1
+            while at >= 0 and content[at] in b" \t\r\n":
+                at -= 1
+            if at >= 0 and content[at] in b"{,":
+                found.add(match.group(1).decode())
     return found
 
 

@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 from conformance.capability import AdvertisedParameter, capability_statement
 from conformance.registry import RESOURCES, TypeInteraction
 from gateway import __version__, fhirjson
+from gateway.access.control import AccessControl
 from gateway.access.people import registered_practices
 from gateway.audit import report as audit_report
 from gateway.auth.enforce import authorize_search, includable
@@ -69,13 +70,18 @@ async def _json_body(request: Request, context: FhirContext) -> Any:
 
 
 async def _disclosed(
-    context: FhirContext, found: StoredVersion | None, answers: reads.Answers
+    context: FhirContext,
+    found: StoredVersion | None,
+    answers: reads.Answers,
+    access: AccessControl | None = None,
 ) -> StoredVersion:
     """``found`` if consent lets the requester know of it; otherwise the
-    answer for a missing resource, exactly."""
+    answer for a missing resource, exactly. ``access``: the request's
+    decisions so far, when it goes on to decide more (the person is then
+    read once)."""
     if found is None:
         raise answers.missing()
-    access = context.access()
+    access = access or context.access()
     at_once = access.decided_at_once(found)
     if at_once is not None:
         if not at_once.permit:
@@ -387,7 +393,9 @@ async def patient_document(request: Request) -> Response:
                 code="GW-0451",
             )
         found = await reads.read_async(context.reader, "Patient", patient_id)
-        patient = await _disclosed(context, found, reads.read_answers("Patient", patient_id))
+        patient = await _disclosed(
+            context, found, reads.read_answers("Patient", patient_id), access
+        )
     else:
         patient = await run_in_threadpool(
             documents.identified, context.store, params, access.visible

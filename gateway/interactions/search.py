@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 from conformance.registry import TypeInteraction
 from gateway import fhirjson
 from gateway.errors import InvalidRequest
-from gateway.interactions.types import Visible, everything, require
+from gateway.interactions.types import Visible, everything, prefetch, require
 from gateway.search import shaping
 from gateway.search.extract import extract
 from gateway.search.paging import (
@@ -112,9 +112,7 @@ def search(
             result.next = row_position(rows[-1][0], key_count, True)
         if (not forward and more) or (forward and position is not None):
             result.previous = row_position(rows[0][0], key_count, False)
-    result.included = _includes(
-        store, query, result.matches, lambda v: includable(v.res_type) and visible(v)
-    )
+    result.included = _includes(store, query, result.matches, visible, includable)
     return result
 
 
@@ -225,27 +223,27 @@ def _visible_rows(
         statement = page_statement(query, position, wanted - 1)
         key_count = statement.key_count
         rows = store.select(statement.sql, statement.params)
-        for row in rows:
-            version = row_version(row, key_count)
-            if visible(version):
-                found.append((row, version))
+        versions = [row_version(row, key_count) for row in rows]
+        prefetch(visible, versions)
+        found.extend((row, v) for row, v in zip(rows, versions, strict=True) if visible(v))
         if len(rows) < wanted:
             break
         position = row_position(rows[-1], key_count, statement.forward)
     return found[:wanted]
 
 
-def _read_many(store: Store, keys: Sequence[tuple[str, str]]) -> list[StoredVersion]:
-    found = []
-    for res_type, res_id in keys:
-        version = store.read(res_type, res_id)
-        if version is not None and not version.deleted:
-            found.append(version)
-    return found
+def _live(store: Store, keys: Sequence[tuple[str, str]]) -> list[StoredVersion]:
+    """The live resources among ``keys``, in their order, read at once."""
+    found = store.read_many(keys) if keys else {}
+    return [v for key in keys if (v := found.get(key)) is not None and not v.deleted]
 
 
 def _includes(
-    store: Store, query: SearchQuery, matches: list[StoredVersion], visible: Visible
+    store: Store,
+    query: SearchQuery,
+    matches: list[StoredVersion],
+    visible: Visible,
+    includable: Callable[[str], bool],
 ) -> list[StoredVersion]:
     if not matches or not (query.includes or query.revincludes):
         return []
@@ -265,7 +263,9 @@ def _includes(
             if key not in shown:
                 shown.add(key)
                 fresh.append(key)
-        new = [v for v in _read_many(store, fresh) if visible(v)]
+        candidates = [v for v in _live(store, fresh) if includable(v.res_type)]
+        prefetch(visible, candidates)
+        new = [v for v in candidates if visible(v)]
         included.extend(new)
         if not new or len(included) >= _MAX_INCLUDED:
             break

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from conformance.registry import ResourceSupport, TypeInteraction, resource_support
 from gateway.errors import MethodNotAllowed, NotFound
@@ -38,6 +38,24 @@ def allow_all(res_type: str, permission: str) -> None:
 
 # Whether the requester may see a stored version (the consent decision).
 Visible = Callable[[StoredVersion], bool]
+
+
+@runtime_checkable
+class Prefetching(Protocol):
+    """What a consent check is bound to when it can read at once what
+    deciding a batch of versions will read (``AccessControl``)."""
+
+    def prefetch(self, versions: Sequence[StoredVersion], /) -> None: ...
+
+
+def prefetch(visible: Visible, versions: Sequence[StoredVersion]) -> None:
+    """Before ``visible`` decides ``versions`` one by one, let it read what
+    those decisions need in a few statements rather than one per version.
+    Decides nothing; a check with nothing to read (``everything``) is left
+    alone."""
+    owner = getattr(visible, "__self__", None)
+    if isinstance(owner, Prefetching):
+        owner.prefetch(versions)
 
 
 class Access(Protocol):

@@ -1,0 +1,91 @@
+"""What a document brings in besides the person's records: the resources
+of supporting types their stored JSON refers to."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gateway import fhirjson
+from gateway.documents.assemble import referenced
+from gateway.store import StoredVersion
+
+
+def _stored(resource: dict[str, Any]) -> StoredVersion:
+    return StoredVersion(
+        res_type=resource["resourceType"],
+        res_id=resource["id"],
+        version=1,
+        last_updated="2026-11-25T09:00:00.000000Z",
+        method="PUT",
+        content=fhirjson.dumps(resource),
+    )
+
+
+def test_references_to_supporting_types_are_found_at_any_depth() -> None:
+    statement = {
+        "resourceType": "MedicationStatement",
+        "id": "ms1",
+        "subject": {"reference": "Patient/p1"},
+        "medicationReference": {"reference": "Medication/m1", "display": "Amoxicillin"},
+        "informationSource": {"reference": "PractitionerRole/pr1"},
+        "contained": [
+            {"resourceType": "Organization", "performer": [{"reference": "Location/l1"}]}
+        ],
+        "note": [{"authorReference": {"reference": "Practitioner/pa1"}}],
+    }
+    provenance = {
+        "resourceType": "Provenance",
+        "id": "pv1",
+        "target": [{"reference": "MedicationStatement/ms1/_history/1"}],
+        "agent": [{"who": {"reference": "Organization/o1"}}],
+    }
+    assert referenced([_stored(statement), _stored(provenance)]) == {
+        "Medication/m1",
+        "PractitionerRole/pr1",
+        "Location/l1",
+        "Practitioner/pa1",
+        "Organization/o1",
+    }
+
+
+def test_text_that_mentions_a_reference_is_not_one() -> None:
+    observation = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "note": [{"text": 'copied from {"reference":"Organization/secret"}, "reference": "x"'}],
+        "valueString": ',"reference":"Medication/m9"',
+    }
+    assert referenced([_stored(observation)]) == set()
+
+
+def test_versioned_absolute_and_other_references_are_left_out() -> None:
+    condition = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "subject": {"reference": "Patient/p1"},
+        "asserter": {"reference": "Practitioner/pa1/_history/3"},
+        "recorder": {"reference": "https://example.org/fhir/Practitioner/pa2"},
+        "encounter": {"reference": "Encounter/e1"},
+        "evidence": [{"detail": [{"reference": "Organization/"}]}],
+    }
+    deleted = StoredVersion("Condition", "c2", 2, "2026-11-25T09:00:00.000000Z", "DELETE", None)
+    assert referenced([_stored(condition), deleted]) == set()
+
+
+def test_json_with_whitespace_reads_the_same() -> None:
+    practitioner_role = {
+        "resourceType": "PractitionerRole",
+        "id": "pr1",
+        "organization": {"reference": "Organization/o1"},
+        "note": 'see , "reference" : "Location/l9"',
+    }
+    pretty = StoredVersion(
+        "PractitionerRole",
+        "pr1",
+        1,
+        "2026-11-25T09:00:00.000000Z",
+        "PUT",
+        json.dumps(practitioner_role, indent=2).encode(),
+    )
+    assert referenced([pretty]) == {"Organization/o1"}
