@@ -86,22 +86,25 @@ def search(
             return result
         query = linked
     wants_total = query.total != "none" or query.summary == "count"
-    if wants_total and not enforced:
-        result.total = _count(store, query)
+
+    def total() -> int | None:
+        # A count of hidden resources would reveal them: under consent, what
+        # is counted is what the requester may see.
+        return _checked_total(store, query, visible) if enforced else _count(store, query)
+
     if query.summary == "count" or query.count == 0:
-        if enforced and wants_total:
-            result.total = _checked_total(store, query, visible)
+        if wants_total:
+            result.total = total()
         return result
     position = Position.decode(query.cursor) if query.cursor is not None else None
     rows = _visible_rows(store, query, position, visible)
     more = len(rows) > query.count
     rows = rows[: query.count]
-    if enforced and wants_total:
-        # A count of hidden resources would reveal them: count what the
-        # requester may see. When the first page holds every match, that is
-        # the page itself, and nothing more need be read.
+    if wants_total:
+        # When the first page holds every match, the total is the page's
+        # size, and nothing more need be read.
         complete = position is None and not more
-        result.total = len(rows) if complete else _checked_total(store, query, visible)
+        result.total = len(rows) if complete else total()
     forward = position is None or position.forward
     if not forward:
         rows.reverse()
