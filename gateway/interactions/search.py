@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -136,7 +137,7 @@ def _checked_total(store: Store, query: SearchQuery, visible: Visible) -> int | 
 
 def _visible_total(store: Store, query: SearchQuery, visible: Visible) -> int:
     """How many matches the requester may see, reading them all."""
-    return sum(1 for _ in scan(store, query, visible))
+    return sum(1 for _ in scan(store, query, visible, partial(prefetch, visible)))
 
 
 # -- chains and _has under consent ---------------------------------------------------

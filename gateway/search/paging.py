@@ -222,20 +222,24 @@ def row_position(row: Sequence[Any], key_count: int, forward: bool) -> Position:
 
 
 def scan(
-    reader: Querier, query: SearchQuery, keep: Callable[[StoredVersion], bool]
+    reader: Querier,
+    query: SearchQuery,
+    keep: Callable[[StoredVersion], bool],
+    ahead: Callable[[Sequence[StoredVersion]], None] | None = None,
 ) -> Iterator[StoredVersion]:
     """Every match of ``query`` that ``keep`` keeps (the requester may see),
-    read in batches."""
+    read in batches; ``ahead`` is shown each batch before ``keep`` decides
+    it (to read at once what those decisions need)."""
     position: Position | None = None
     batch = 500
     while True:
         statement = page_statement(query, position, batch)
         rows = reader.select(statement.sql, statement.params)
         page = rows[:batch]
-        for row in page:
-            version = row_version(row, statement.key_count)
-            if keep(version):
-                yield version
+        versions = [row_version(row, statement.key_count) for row in page]
+        if ahead is not None:
+            ahead(versions)
+        yield from filter(keep, versions)
         if len(rows) <= batch:
             return
         position = row_position(page[-1], statement.key_count, True)

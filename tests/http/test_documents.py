@@ -390,21 +390,7 @@ def test_a_document_reads_as_much_whatever_the_number_of_resources(
     consent decisions look at are read in batches, not one at a time: ten
     records more, each changed three times (thirty earlier versions that
     the Provenance found name), and the store is asked at most once more."""
-    calls: list[str] = []
-    inside: list[str] = []  # SQLite's read_many runs its statements through select
-    for name in ("read", "vread", "read_many", "vread_many", "select"):
-        method = getattr(resident.store, name)
-
-        def counted(*args: Any, _name: str = name, _method: Any = method) -> Any:
-            if not inside:
-                calls.append(_name)
-            inside.append(_name)
-            try:
-                return _method(*args)
-            finally:
-                inside.pop()
-
-        monkeypatch.setattr(resident.store, name, counted)
+    calls = _store_calls(resident.store, monkeypatch)
 
     def asked(who: str, operation: str) -> list[str]:
         calls.clear()
@@ -438,6 +424,49 @@ def test_a_document_reads_as_much_whatever_the_number_of_resources(
 
 
 _REQUESTERS = (("crew", "red-bag"), ("gp", "summary"), ("council", "summary"))
+
+
+def _store_calls(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the store's reading methods as the request calls them
+    (not those they call themselves), appended as they are called."""
+    calls: list[str] = []
+    inside: list[str] = []  # SQLite's read_many runs its statements through select
+    for name in ("read", "vread", "read_many", "vread_many", "select"):
+        method = getattr(store, name)
+
+        def counted(*args: Any, _name: str = name, _method: Any = method) -> Any:
+            if not inside:
+                calls.append(_name)
+            inside.append(_name)
+            try:
+                return _method(*args)
+            finally:
+                inside.pop()
+
+        monkeypatch.setattr(store, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "search",
+    [
+        "Provenance?patient={patient}&_count=100",
+        "Observation?patient={patient}&_revinclude=Provenance:target&_count=100",
+    ],
+)
+def test_a_search_page_reads_what_its_decisions_need_at_once(
+    resident: Resident, monkeypatch: pytest.MonkeyPatch, search: str
+) -> None:
+    """Provenance written by others is shown only with what it is about:
+    the targets a page's (or its includes') decisions look at are read
+    together, not one statement per Provenance."""
+    calls = _store_calls(resident.store, monkeypatch)
+    answer = resident.get("council", "/fhir/" + search.format(patient=resident.patient))
+    assert answer.status_code == 200, answer.text
+    shown = [e["resource"]["resourceType"] for e in answer.json().get("entry", [])]
+    assert "Provenance" in shown
+    assert "vread" not in calls and "read" not in calls, Counter(calls)
+    assert calls.count("vread_many") <= 2, Counter(calls)
 
 
 @pytest.mark.parametrize("per_search", [400, 200, 100])
