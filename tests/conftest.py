@@ -8,6 +8,8 @@ except under CI (``CI=true``), where that is a failure.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import tempfile
 import time
@@ -35,6 +37,17 @@ _TEST_AUDIT_KEY = os.path.join(tempfile.gettempdir(), f"gateway-test-audit-key-{
 TEST_DOCUMENT_KEY = os.path.join(
     tempfile.gettempdir(), f"gateway-test-document-key-{os.getpid()}.pem"
 )
+
+
+def _remove_test_keys() -> None:
+    for path in (_TEST_AUDIT_KEY, TEST_DOCUMENT_KEY):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+# Made per process (tests, or a benchmark borrowing their fixtures): gone with it.
+atexit.register(_remove_test_keys)
+
 # The client every API test calls as, unless it asks for another.
 TEST_CLIENT = "test-system"
 TEST_ORG = "A81001"
