@@ -455,22 +455,16 @@ def map_adt(message: Message, source: str) -> Mapped:
         if event == "A11":
             mapped.cancels = encounter["id"]
         for index, dg1 in enumerate(message.all("DG1"), start=1):
-            code, text = dg1.value(3, 1), dg1.value(3, 2) or dg1.value(4)
-            if not code and not text:
+            # DG1-4, the description, stands in for DG1-3's text (older feeds).
+            concept = _coded(dg1, 3, words=dg1.value(4))
+            if concept is None:
                 continue
-            system = dg1.value(3, 3).upper()
-            coding = {
-                "system": "http://hl7.org/fhir/sid/icd-10"
-                if system.startswith("I10")
-                else "http://snomed.info/sct",
-                "code": code,
-            }
             condition: dict[str, Any] = {
                 "resourceType": "Condition",
                 "id": mapped_id(source, "Condition", f"{encounter['id']}|{dg1.value(1) or index}"),
                 "subject": subject,
                 "encounter": {"reference": f"Encounter/{encounter['id']}"},
-                "code": {**({"coding": [coding]} if code else {}), "text": text or code},
+                "code": concept,
                 "category": [
                     {
                         "coding": [

@@ -248,6 +248,32 @@ def test_pr1_codes_snomed_keeps_unknown_systems_as_words_and_dates_as_dates() ->
         assert validate_resource(procedure, "Procedure") == []
 
 
+def test_dg1_is_coded_only_in_the_system_it_names() -> None:
+    """A diagnosis's code is claimed in ICD-10 or SNOMED CT only when DG1-3
+    says so; a local or unstated system keeps the code in the words, never
+    as a SNOMED code it is not."""
+    mapped = map_adt(
+        _visit(
+            "DG1|1||J18.9^Pneumonia, unspecified^I10",
+            "DG1|2||233604007^Pneumonia^SCT",
+            "DG1|3||PN01^Chest infection^LOCALPAS",
+            "DG1|4||J44.1^^|Exacerbation of COPD",
+            "DG1|5||^^I10",  # nothing to say: no Condition
+        ),
+        "RKE",
+    )
+    icd10, snomed, local, unstated = _of(mapped, "Condition")
+    assert icd10["code"] == {
+        "coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "J18.9"}],
+        "text": "Pneumonia, unspecified",
+    }
+    assert snomed["code"]["coding"] == [{"system": "http://snomed.info/sct", "code": "233604007"}]
+    assert local["code"] == {"text": "Chest infection (LOCALPAS PN01)"}
+    assert unstated["code"] == {"text": "Exacerbation of COPD (J44.1)"}  # DG1-4's words
+    for condition in (icd10, snomed, local, unstated):
+        assert validate_resource(condition, "Condition") == []
+
+
 def test_repeated_pr1_are_distinct_and_keep_their_ids_when_sent_again() -> None:
     twice = _segment("PR1", f1="1", f3="Z94.1^Bilateral operation^OPCS4", f5="202607151430")
     other = _segment("PR1", f1="3", f3="W37.1^Hip replacement^OPCS4", f5="202607151430")
