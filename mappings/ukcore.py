@@ -45,6 +45,11 @@ class Mapped:
     merged_from: str | None = None
     # A cancellation: the Encounter it cancels must already exist.
     cancels: str | None = None
+    # Resources whose confidentiality the record leaves unstated (an HL7
+    # update without PV2-22), "Type/id": each keeps the labels stored on the
+    # resource named ("Type/id": its own, or its visit's), so that silence
+    # never takes a protection off.
+    labels_from: dict[str, str] = field(default_factory=dict)
 
 
 def checked_nhs_number(raw: str, where: str) -> str:

@@ -106,6 +106,44 @@ def _labels(security: Any) -> set[tuple[Any, Any]]:
     }
 
 
+def _with_labels_kept(
+    reader: Querier,
+    resources: list[dict[str, Any]],
+    found: list[StoredVersion | None],
+    labels_from: dict[str, str],
+) -> list[dict[str, Any]]:
+    """``resources``, those whose confidentiality the record leaves unstated
+    (``labels_from``) with the labels stored on the resource each is tied
+    to added to their own: a visit protected on file stays protected, and
+    a diagnosis added to it is protected too."""
+    on_file: dict[str, StoredVersion | None] = {
+        f"{v.res_type}/{v.res_id}": v for v in found if v is not None
+    }
+    kept = []
+    for resource in resources:
+        tied_to = labels_from.get(f"{resource['resourceType']}/{resource['id']}")
+        if tied_to is None:
+            kept.append(resource)
+            continue
+        if tied_to not in on_file:
+            res_type, _, res_id = tied_to.partition("/")
+            on_file[tied_to] = reader.read(res_type, res_id)
+        version = on_file[tied_to]
+        stored: dict[str, Any] = {}
+        if version is not None and version.content is not None:
+            stored = fhirjson.loads(version.content).get("meta") or {}
+        meta = resource.get("meta") or {}
+        labels = list(meta.get("security") or [])
+        stated = _labels(labels)
+        labels += [
+            label
+            for label in stored.get("security") or []
+            if isinstance(label, dict) and (label.get("system"), label.get("code")) not in stated
+        ]
+        kept.append({**resource, "meta": {**meta, "security": labels}} if labels else resource)
+    return kept
+
+
 def _newly_labelled(resource: dict[str, Any], found: StoredVersion | None) -> bool:
     """Whether the source labels ``resource`` in a way its stored version is
     not (a hospital visit protected since): a change, though nothing else
@@ -268,6 +306,8 @@ def _load(
     except _UnknownLink as exc:
         return _Done("rejected", str(exc))
     found = [uow.read(r["resourceType"], r["id"]) for r in resources]
+    if record.labels_from:
+        resources = _with_labels_kept(uow, resources, found, record.labels_from)
     before = [_content(version) for version in found]
     stated = [_with_what_is_known(r, b) for r, b in zip(resources, before, strict=True)]
     new_people = [

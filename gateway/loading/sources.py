@@ -10,7 +10,7 @@ streamed, so memory stays flat however large the file.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import orjson
@@ -38,6 +38,7 @@ class SourceRecord:
     patient_id: str | None = None  # whom the record is about
     merged_from: str | None = None  # a Patient merged into resources[0]
     cancels: str | None = None  # an Encounter that must exist to be cancelled
+    labels_from: dict[str, str] = field(default_factory=dict)  # as Mapped.labels_from
     content: bytes = b""  # the record as it came, archived when it is loaded
     # The source's whole record of the person (a care-home export): what an
     # earlier one stated and this one leaves out is retired.
@@ -54,6 +55,7 @@ def _mapped(
         patient_id=mapped.patient_id,
         merged_from=mapped.merged_from,
         cancels=mapped.cancels,
+        labels_from=mapped.labels_from,
         content=content,
         snapshot=snapshot,
     )

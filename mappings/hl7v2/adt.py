@@ -365,17 +365,25 @@ def _procedures(
     return procedures
 
 
-def _protect(message: Message, encounter: dict[str, Any], resources: list[dict[str, Any]]) -> None:
+def _protect(message: Message, encounter: dict[str, Any], mapped: Mapped) -> None:
     """PV2-22 Y: the visit and what this message records in it (diagnoses,
     procedures, results) are labelled restricted. The person's own record
-    (Patient, allergies, contacts) is not the visit's and is left as it is."""
+    (Patient, allergies, contacts) is not the visit's and is left as it is.
+
+    Any other value (N, or "" to clear it) states that the visit is not
+    protected. Left empty, as an update that does not touch it may leave
+    it (HL7 v2.5 section 2.5.3: an empty field is no change), it says
+    nothing: the visit's resources keep the labels the visit has on file."""
     pv2 = message.segment("PV2")
-    if pv2 is None or pv2.value(22).upper() != "Y":
-        return
+    stated = pv2.value(22).upper() if pv2 is not None else ""
     in_visit = {"reference": f"Encounter/{encounter['id']}"}
-    for resource in resources:
+    visit = f"Encounter/{encounter['id']}"
+    for resource in mapped.resources:
         if resource is encounter or resource.get("encounter") == in_visit:
-            resource["meta"] = {"security": [dict(RESTRICTED)]}
+            if stated == "Y":
+                resource["meta"] = {"security": [dict(RESTRICTED)]}
+            elif not stated:
+                mapped.labels_from[f"{resource['resourceType']}/{resource['id']}"] = visit
 
 
 _OBSERVATION_SYSTEMS = {"SCT": "http://snomed.info/sct", "LN": "http://loinc.org"}
@@ -486,7 +494,7 @@ def map_adt(message: Message, source: str) -> Mapped:
             mapped.resources.append(observation)
     visit = next((r for r in mapped.resources if r["resourceType"] == "Encounter"), None)
     if visit is not None:
-        _protect(message, visit, mapped.resources)
+        _protect(message, visit, mapped)
     for al1 in message.all("AL1"):
         text = al1.value(3, 2) or al1.value(3, 1)
         if not text:

@@ -135,6 +135,57 @@ def test_a_visit_protected_later_is_labelled_though_nothing_else_changed(
     }
 
 
+def _labels_of(store: Store, res_type: str) -> dict[str, set[str]]:
+    """The confidentiality codes of each current ``res_type``, by id."""
+    found = {}
+    for (res_id,) in store.select(
+        "SELECT res_id FROM resource_current WHERE res_type = ? AND deleted = ?",
+        [res_type, False],
+    ):
+        stored = store.read(res_type, str(res_id))
+        assert stored is not None and stored.content is not None
+        meta = fhirjson.loads(stored.content).get("meta") or {}
+        found[str(res_id)] = {label["code"] for label in meta.get("security") or []}
+    return found
+
+
+def test_an_update_silent_on_protection_keeps_the_visit_protected(
+    store: Store, tmp_path: Path
+) -> None:
+    """An A08 that leaves PV2-22 empty (or sends no PV2) says nothing of the
+    visit's protection: the visit stays labelled, and a diagnosis it adds is
+    labelled too. An explicit N takes the protection off what it changes."""
+    person = "PID|1||9990000034^^^NHS^NH||Smith^Jo||19500101|1"
+
+    def pv2(protection: str) -> str:
+        return "|".join(["PV2"] + [""] * 21 + [protection])
+
+    feed = tmp_path / "feed.hl7"
+    feed.write_text(
+        _message("A01", "S1", person, _pv1("V6"), pv2("Y"))
+        + _message("A08", "S2", person, _pv1("V6"), pv2(""), "DG1|1||J18.9^Pneumonia^I10")
+        + _message("A08", "S3", person, _pv1("V6"), "DG1|2||J44.1^COPD exacerbation^I10"),
+        encoding="latin-1",
+    )
+    report = load(store, "hl7v2", "RKE", [feed])
+    assert (report.loaded, report.rejections) == (3, [])
+    assert list(_labels_of(store, "Encounter").values()) == [{"R"}]
+    assert list(_labels_of(store, "Condition").values()) == [{"R"}, {"R"}]
+
+    opened = tmp_path / "opened.hl7"
+    moved = _pv1("V6").replace("|I|W1|", "|I|W2|")
+    opened.write_text(
+        _message("A08", "S4", person, moved, pv2("N"), "DG1|1||J18.9^Lobar pneumonia^I10"),
+        encoding="latin-1",
+    )
+    assert load(store, "hl7v2", "RKE", [opened]).rejections == []
+    assert list(_labels_of(store, "Encounter").values()) == [set()]
+    conditions = _labels_of(store, "Condition")
+    pneumonia = mapped_id("RKE", "Condition", f"{next(iter(_labels_of(store, 'Encounter')))}|1")
+    assert conditions.pop(pneumonia) == set()  # stated again, now open
+    assert list(conditions.values()) == [{"R"}]  # not sent again: as it was
+
+
 CLD = Path(__file__).resolve().parents[1] / "fixtures" / "cld"
 
 

@@ -371,3 +371,19 @@ def test_a_protected_visit_is_withheld_from_all_but_the_hospital() -> None:
         assert decide(hospital, person, facts, now).rule == "author"
     open_visit = map_adt(_visit(_segment("PV2", f22="N")), "RKE")
     assert all("meta" not in r for r in open_visit.resources)
+    assert open_visit.labels_from == {}
+
+
+def test_a_visit_whose_protection_is_not_stated_keeps_what_is_on_file() -> None:
+    """No PV2, or PV2-22 empty: the visit's resources are tied to the visit's
+    labels on file (the loader adds them); the person's own are not."""
+    for pv2 in ("PV2|||233604007^Pneumonia^SCT", None):
+        segments = [pv2] if pv2 else []
+        mapped = map_adt(
+            _visit(*segments, "DG1|1||J18.9^Pneumonia^I10", "AL1|1|DA|PEN^Penicillin"), "RKE"
+        )
+        (encounter,) = _of(mapped, "Encounter")
+        (condition,) = _of(mapped, "Condition")
+        visit = f"Encounter/{encounter['id']}"
+        assert mapped.labels_from == {visit: visit, f"Condition/{condition['id']}": visit}
+        assert all("meta" not in r for r in mapped.resources)
