@@ -154,6 +154,10 @@ class _Checkpointer:
                 if self._stop.wait(_CHECKPOINT_DELAY_S):
                     return
                 self._wake.clear()
+                if self._stop.is_set():
+                    # ``stop`` came between the wait and the clear: the wake
+                    # it set is gone, and waiting for another would hang it.
+                    return
                 try:
                     _busy, wal_pages, _copied = conn.execute(
                         "PRAGMA wal_checkpoint(PASSIVE)"

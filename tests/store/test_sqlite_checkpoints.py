@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
 
 from gateway.interactions import write
 from gateway.store import open_store
+from gateway.store.sqlite import _Checkpointer
 
 
 def _wal_state(path: Path) -> tuple[int, int]:
@@ -49,3 +51,23 @@ def test_commits_are_checkpointed_in_the_background(tmp_path: Path) -> None:
         assert len(reopened.select("SELECT res_id FROM resource_current", [])) == 20
     finally:
         reopened.close()
+
+
+def test_closing_never_waits_on_a_checkpointer_that_missed_its_stop() -> None:
+    """``stop`` can land between the checkpointer's pause and its clearing
+    of the wake-up (a store closed just after a commit): the checkpointer
+    must still end rather than wait for a wake-up no one will send."""
+    checkpointer = _Checkpointer(
+        lambda: sqlite3.connect(":memory:", check_same_thread=False), contextlib.nullcontext
+    )
+    clear = checkpointer._wake.clear
+
+    def stopped_just_before() -> None:
+        checkpointer._stop.set()  # what ``stop`` does, all of it, then the clear
+        checkpointer._wake.set()
+        clear()
+
+    checkpointer._wake.clear = stopped_just_before  # type: ignore[method-assign]
+    checkpointer.wake()
+    checkpointer._thread.join(timeout=5)  # as ``stop`` joins
+    assert not checkpointer._thread.is_alive()
