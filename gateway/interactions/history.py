@@ -17,7 +17,7 @@ from conformance.registry import TypeInteraction
 from gateway import fhirjson
 from gateway.errors import InvalidRequest, Issue, NotFound
 from gateway.interactions.read import last_content
-from gateway.interactions.types import require
+from gateway.interactions.types import prefetch, require
 from gateway.store import HistoryPage, HistoryQuery, Store, StoredVersion
 
 DEFAULT_PAGE_SIZE = 50
@@ -110,7 +110,9 @@ def history(
         return dataclasses.replace(page, entries=entries, total=len(entries) if whole else None)
     # Across resources, deleted versions carry nothing to decide on: they are
     # left out, as is every version the requester may not see; a count would
-    # reveal them.
+    # reveal them. What the page's decisions read (Provenance targets) is
+    # read at once.
+    prefetch(visible, page.entries)
     return dataclasses.replace(
         page,
         entries=[v for v in page.entries if v.content is not None and visible(v)],

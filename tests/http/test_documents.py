@@ -452,14 +452,15 @@ def _store_calls(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     [
         "Provenance?patient={patient}&_count=100",
         "Observation?patient={patient}&_revinclude=Provenance:target&_count=100",
+        "Provenance/_history?_count=100",
     ],
 )
 def test_a_search_page_reads_what_its_decisions_need_at_once(
     resident: Resident, monkeypatch: pytest.MonkeyPatch, search: str
 ) -> None:
     """Provenance written by others is shown only with what it is about:
-    the targets a page's (or its includes') decisions look at are read
-    together, not one statement per Provenance."""
+    the targets a page's (its includes', a history page's) decisions look
+    at are read together, not one statement per Provenance."""
     calls = _store_calls(resident.store, monkeypatch)
     answer = resident.get("council", "/fhir/" + search.format(patient=resident.patient))
     assert answer.status_code == 200, answer.text
