@@ -202,17 +202,33 @@ async def ingest(request: Request) -> Response:
     return responses.FhirResponse(answer)
 
 
+async def _history(
+    request: Request,
+    context: FhirContext,
+    path: str,
+    res_type: str | None = None,
+    res_id: str | None = None,
+) -> Response:
+    """A page of the history at ``path`` (the server's, a type's or one
+    resource's), of the versions the requester may see."""
+    params = _history_params(request)
+    page = await run_in_threadpool(
+        partial(histories.history, visible=context.access().visible),
+        context.store,
+        params,
+        res_type,
+        res_id,
+    )
+    return responses.bundle(
+        histories.history_bundle(page, params, base_url=context.base_url, path=path)
+    )
+
+
 async def system_history(request: Request) -> Response:
     context = await authenticated(request)
     for res_type in RESOURCES:  # the whole server's history: every type's
         context.allow(res_type, Permission.SEARCH)
-    params = _history_params(request)
-    page = await run_in_threadpool(
-        partial(histories.history, visible=context.access().visible), context.store, params
-    )
-    return responses.bundle(
-        histories.history_bundle(page, params, base_url=context.base_url, path="_history")
-    )
+    return await _history(request, context, "_history")
 
 
 # -- type level --------------------------------------------------------------------
@@ -475,18 +491,7 @@ async def type_history(request: Request) -> Response:
     res_type = _path(request, "res_type")
     supported_type(res_type)
     context.allow(res_type, Permission.SEARCH)
-    params = _history_params(request)
-    page = await run_in_threadpool(
-        partial(histories.history, visible=context.access().visible),
-        context.store,
-        params,
-        res_type,
-    )
-    return responses.bundle(
-        histories.history_bundle(
-            page, params, base_url=context.base_url, path=f"{res_type}/_history"
-        )
-    )
+    return await _history(request, context, f"{res_type}/_history", res_type)
 
 
 # -- instance level ----------------------------------------------------------------
@@ -550,19 +555,7 @@ async def instance_history(request: Request) -> Response:
     res_type, res_id = _path(request, "res_type"), _path(request, "res_id")
     supported_type(res_type)
     context.allow(res_type, Permission.READ)
-    params = _history_params(request)
-    page = await run_in_threadpool(
-        partial(histories.history, visible=context.access().visible),
-        context.store,
-        params,
-        res_type,
-        res_id,
-    )
-    return responses.bundle(
-        histories.history_bundle(
-            page, params, base_url=context.base_url, path=f"{res_type}/{res_id}/_history"
-        )
-    )
+    return await _history(request, context, f"{res_type}/{res_id}/_history", res_type, res_id)
 
 
 async def vread(request: Request) -> Response:
