@@ -372,7 +372,7 @@ def _protect(message: Message, encounter: dict[str, Any], mapped: Mapped) -> Non
 
     Any other value (N, or "" to clear it) states that the visit is not
     protected. Left empty, as an update that does not touch it may leave
-    it (HL7 v2.5 section 2.5.3: an empty field is no change), it says
+    it (in HL7 v2 a field not sent is no change; only "" deletes), it says
     nothing: the visit's resources keep the labels the visit has on file."""
     pv2 = message.segment("PV2")
     stated = pv2.value(22).upper() if pv2 is not None else ""
