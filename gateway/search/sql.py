@@ -370,10 +370,10 @@ class SqlBuilder:
         Ids are grouped by type and led by one ``target_id IN (...)`` of
         every id, so that the index on ``(res_type, param, target_id,
         target_type)`` reads only the rows of those ids, on SQLite and
-        PostgreSQL alike; the grouped alternatives after it keep each id to
-        its own type. (An OR of (id, type) pairs made SQLite read every row
-        of the parameter, and PostgreSQL AND those rows with one index scan
-        per pair.)"""
+        PostgreSQL alike; the condition after it keeps each id to its own
+        type. (An OR of (id, type) pairs made SQLite read every row of the
+        parameter, and PostgreSQL AND those rows with one index scan per
+        pair.)"""
         urls: dict[str, None] = {}
         untyped: dict[str | None, None] = {}
         typed: dict[str, dict[str | None, None]] = {}
@@ -399,10 +399,17 @@ class SqlBuilder:
                 whole = [k for k, ids in typed.items() if len(ids) == len(every)]
                 if whole:
                     kinds.append(self._in(f"{t}.target_type", whole))
-                for target_type, ids in typed.items():
-                    if len(ids) < len(every):
-                        of_type = f"{t}.target_type = {self.bind(target_type)}"
-                        kinds.append(f"({of_type} AND {self._in(f'{t}.target_id', ids)})")
+                pairs = [
+                    f"{target_type}/{res_id}"
+                    for target_type, ids in typed.items()
+                    if len(ids) < len(every)
+                    for res_id in ids
+                ]
+                if pairs:
+                    # No type holds a "/", so "Type/id" names one pair. One
+                    # flat list: an OR of a list per type cost PostgreSQL
+                    # 3.3 ms to plan for 300 targets (1.5 ms so).
+                    kinds.append(self._in(f"({t}.target_type || '/' || {t}.target_id)", pairs))
                 clause += f" AND ({' OR '.join(kinds)})"
             alternatives.append(clause)
         if len(alternatives) == 1:
