@@ -25,7 +25,7 @@ from gateway.documents.sections import DocumentKind, Resource, Section, is_resid
 from gateway.errors import Unprocessable
 from gateway.interactions import search as searches
 from gateway.interactions.provenance import ODS_SYSTEM
-from gateway.interactions.types import Visible, prefetch
+from gateway.interactions.types import Visible
 from gateway.search.compartments import PATIENT_COMPARTMENT, compartment_members
 from gateway.search.extract import extract
 from gateway.search.parameters import parameter
@@ -152,9 +152,8 @@ def _with_provenance(
 ) -> None:
     """Add the Provenance of what was gathered: only the person's own
     Patient is a target of every one, so a write of a Task alone is found
-    by its target. The search keeps every match; the requester's check then
-    decides each page, the targets those decisions look at read at once
-    (``AccessControl.prefetch``) rather than one at a time."""
+    by its target. The search decides each page for the requester, the
+    targets those decisions look at read at once."""
     assert _TARGET is not None and _TARGETS_PER_SEARCH % _TARGETS_PER_BATCH == 0
     targets = sorted(r for r in resources if not r.startswith("Provenance/"))
     batch_of = {target: index // _TARGETS_PER_BATCH for index, target in enumerate(targets)}
@@ -178,9 +177,8 @@ def _with_provenance(
         )
         found: list[tuple[str, StoredVersion, Resource]] = []
         while True:
-            result = searches.search(store, query)
-            prefetch(visible, result.matches)
-            found.extend(_contents([version for version in result.matches if visible(version)]))
+            result = searches.search(store, query, visible=visible)
+            found.extend(_contents(result.matches))
             if result.next is None:
                 break
             query.cursor = result.next.encode()
