@@ -37,28 +37,45 @@ def _loaded(found: StoredVersion | None) -> dict[str, Any] | None:
 _Organisations = dict[str, dict[str, Any] | None]
 
 
-def _ods(store: Reader, reference: Any, organisations: _Organisations | None = None) -> str | None:
-    """The ODS code of an organisation a Reference names, by identifier or by
-    reading the Organization it points to."""
-    if not isinstance(reference, dict):
-        return None
-    identifier = reference.get("identifier")
+def _ods_identifier(reference: Any) -> dict[str, Any] | None:
+    """The ODS identifier a Reference carries, if it carries one."""
+    identifier = reference.get("identifier") if isinstance(reference, dict) else None
     if isinstance(identifier, dict) and identifier.get("system") == ODS_SYSTEM:
-        value = identifier.get("value")
-        return str(value).upper() if isinstance(value, str) else None
+        return identifier
+    return None
+
+
+def _code(identifier: dict[str, Any]) -> str | None:
+    value = identifier.get("value")
+    return str(value).upper() if isinstance(value, str) else None
+
+
+def _organisation_to_read(reference: Any) -> str | None:
+    """The id of the Organization whose identifiers give the ODS code of the
+    organisation ``reference`` names; ``None`` when the Reference carries
+    the code itself or names no Organization."""
+    if not isinstance(reference, dict) or _ods_identifier(reference) is not None:
+        return None
     target = reference.get("reference")
     if isinstance(target, str) and target.startswith("Organization/"):
-        res_id = target.removeprefix("Organization/")
-        if organisations is None:
-            organisation = _load(store, "Organization", res_id)
-        else:
-            if res_id not in organisations:
-                organisations[res_id] = _load(store, "Organization", res_id)
-            organisation = organisations[res_id]
-        for found in (organisation or {}).get("identifier") or []:
-            if isinstance(found, dict) and found.get("system") == ODS_SYSTEM:
-                value = found.get("value")
-                return str(value).upper() if isinstance(value, str) else None
+        return target.removeprefix("Organization/")
+    return None
+
+
+def _ods(store: Reader, reference: Any, organisations: _Organisations | None = None) -> str | None:
+    """The ODS code of an organisation a Reference names, by identifier or by
+    reading the Organization it points to (once, into ``organisations``)."""
+    if (given := _ods_identifier(reference)) is not None:
+        return _code(given)
+    res_id = _organisation_to_read(reference)
+    if res_id is None:
+        return None
+    known = {} if organisations is None else organisations
+    if res_id not in known:
+        known[res_id] = _load(store, "Organization", res_id)
+    for found in (known[res_id] or {}).get("identifier") or []:
+        if isinstance(found, dict) and found.get("system") == ODS_SYSTEM:
+            return _code(found)
     return None
 
 
@@ -67,18 +84,11 @@ def _read_organisations(
 ) -> None:
     """Read at once the Organizations that ``_ods`` would read for
     ``references`` one by one."""
-    wanted = set()
-    for reference in references:
-        if not isinstance(reference, dict):
-            continue
-        identifier = reference.get("identifier")
-        if isinstance(identifier, dict) and identifier.get("system") == ODS_SYSTEM:
-            continue
-        target = reference.get("reference")
-        if isinstance(target, str) and target.startswith("Organization/"):
-            res_id = target.removeprefix("Organization/")
-            if res_id not in organisations:
-                wanted.add(("Organization", res_id))
+    wanted = {
+        ("Organization", res_id)
+        for reference in references
+        if (res_id := _organisation_to_read(reference)) is not None and res_id not in organisations
+    }
     found = store.read_many(wanted) if wanted else {}
     for key in wanted:
         organisations[key[1]] = _loaded(found.get(key))
