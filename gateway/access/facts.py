@@ -178,8 +178,29 @@ def person_of(resource: dict[str, Any]) -> str | None:
             target = reference[8:]
             if _ID.fullmatch(target):
                 return target
+    if res_type == "Provenance" and not _may_name_patient(resource.get("target")):
+        # One write's Provenance names every resource it wrote, hundreds at
+        # times, and seldom the Patient: extraction would parse each.
+        return None
     for code in PATIENT_COMPARTMENT.get(res_type, ())[:1]:
         for value in _values(resource, code):
             if isinstance(value, ReferenceValue) and value.target_type == "Patient":
                 return value.target_id
     return None
+
+
+def _may_name_patient(references: Any) -> bool:
+    """Whether a Patient could be among ``references`` (a Reference or a
+    list of them): a reference to one names the type in its text or in its
+    ``type``; anything unexpected is left to the extraction to judge."""
+    if not isinstance(references, list):
+        references = [references]
+    for reference in references:
+        if not isinstance(reference, dict):
+            return True
+        text = reference.get("reference")
+        if (isinstance(text, str) and "Patient" in text) or reference.get("type") is not None:
+            return True
+        if text is None:
+            return True
+    return False

@@ -27,10 +27,8 @@ from gateway.interactions import search as searches
 from gateway.interactions.provenance import ODS_SYSTEM
 from gateway.interactions.types import Visible
 from gateway.search.compartments import PATIENT_COMPARTMENT, compartment_members
-from gateway.search.extract import extract
-from gateway.search.parameters import parameter
+from gateway.search.extract import parse_reference
 from gateway.search.query import MAX_COUNT, parse_search, parse_system_search
-from gateway.search.values import ReferenceValue
 from gateway.store import Store, StoredVersion
 
 _LOINC = "http://loinc.org"
@@ -141,7 +139,6 @@ _TARGETS_PER_BATCH = 100
 # statements even for the largest record, each well within SQLite's oldest
 # limit of 999 placeholders (two a target).
 _TARGETS_PER_SEARCH = 4 * _TARGETS_PER_BATCH
-_TARGET = parameter("Provenance", "target")
 
 
 def _with_provenance(
@@ -154,20 +151,22 @@ def _with_provenance(
     Patient is a target of every one, so a write of a Task alone is found
     by its target. The search decides each page for the requester, the
     targets those decisions look at read at once."""
-    assert _TARGET is not None and _TARGETS_PER_SEARCH % _TARGETS_PER_BATCH == 0
+    assert _TARGETS_PER_SEARCH % _TARGETS_PER_BATCH == 0
     targets = sorted(r for r in resources if not r.startswith("Provenance/"))
     batch_of = {target: index // _TARGETS_PER_BATCH for index, target in enumerate(targets)}
 
     def first_batch(found: tuple[str, StoredVersion, Resource]) -> int:
-        assert _TARGET is not None
-        return min(
-            (
-                batch_of.get(f"{value.target_type}/{value.target_id}", len(targets))
-                for value in extract(found[2], _TARGET)
-                if isinstance(value, ReferenceValue)
-            ),
-            default=len(targets),
-        )
+        # What the target parameter indexes (``Provenance.target``), read
+        # here without the extraction's values: a write's Provenance may
+        # name hundreds.
+        batches = [len(targets)]
+        for target in found[2].get("target") or []:
+            reference = target.get("reference") if isinstance(target, dict) else None
+            if isinstance(reference, str):
+                res_type, res_id = parse_reference(reference)
+                if res_type is not None:
+                    batches.append(batch_of.get(f"{res_type}/{res_id}", len(targets)))
+        return min(batches)
 
     for start in range(0, len(targets), _TARGETS_PER_SEARCH):
         chunk = targets[start : start + _TARGETS_PER_SEARCH]

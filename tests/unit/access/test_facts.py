@@ -30,6 +30,36 @@ def test_the_person_read_directly_is_the_one_the_compartment_names(
     assert person_of(resource) == (by_extraction[0] if by_extraction else None)
 
 
+@pytest.mark.parametrize(
+    "targets",
+    [
+        [{"reference": "Observation/o-1/_history/1"}, {"reference": "Condition/c-1"}],
+        [{"reference": "Observation/o-1"}, {"reference": "Patient/p-1/_history/2"}],
+        [{"reference": "https://elsewhere.example/fhir/Patient/p-2"}],
+        [{"type": "Patient", "identifier": {"value": "9434765919"}}],
+        [{"reference": "Observation/o-1"}, {"display": "a note"}],
+        [{"reference": "#contained"}],
+        [],
+        {"reference": "Patient/p-3"},
+        "Patient/p-4",
+    ],
+)
+def test_a_provenance_without_a_patient_target_is_no_ones_by_the_shortcut_too(
+    targets: object,
+) -> None:
+    """A Provenance's person is read without extraction when none of its
+    targets can be a Patient; the answer is the extraction's either way."""
+    provenance = {"resourceType": "Provenance", "target": targets}
+    found = parameter("Provenance", "patient")
+    assert found is not None
+    by_extraction = [
+        v.target_id
+        for v in extract(provenance, found)
+        if isinstance(v, ReferenceValue) and v.target_type == "Patient"
+    ]
+    assert person_of(provenance) == (by_extraction[0] if by_extraction else None)
+
+
 def test_no_ones_record_has_no_person() -> None:
     assert person_of({"resourceType": "Organization", "id": "o"}) is None
     assert person_of({"resourceType": "Patient", "id": "p"}) == "p"
