@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +31,35 @@ class CodeLists:
 
     exact: dict[Coding, frozenset[Coding]]
     prefixes: dict[str, tuple[tuple[str, Coding], ...]]  # system: (prefix, label)...
+    # The same, whatever the system, for a code sent without one.
+    _by_code: dict[str, frozenset[Coding]] = field(init=False, repr=False, compare=False)
+    _any_prefix: tuple[tuple[str, Coding], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_code: dict[str, set[Coding]] = {}
+        for (_, code), labels in self.exact.items():
+            by_code.setdefault(code, set()).update(labels)
+        object.__setattr__(self, "_by_code", {c: frozenset(ls) for c, ls in by_code.items()})
+        every = {entry for found in self.prefixes.values() for entry in found}
+        object.__setattr__(self, "_any_prefix", tuple(sorted(every)))
 
     def labels_for(self, codings: Iterable[Coding]) -> frozenset[Coding]:
-        """The labels that ``codings`` call for."""
+        """The labels that ``codings`` call for. A code without a system is
+        read as each listed system would read it: nothing says what it
+        means, and a record the lists cover must not pass unlabelled because
+        its sender left the system out (too many labels withhold a record
+        from some; too few share it with those its person's rules exclude)."""
         found: set[Coding] = set()
         for system, code in codings:
-            found.update(self.exact.get((system, code), ()))
-            if system is not None and system in self.prefixes:
+            if system is None:
+                found.update(self._by_code.get(code, ()))
+                candidates = self._any_prefix
+            else:
+                found.update(self.exact.get((system, code), ()))
+                candidates = self.prefixes.get(system, ())
+            if candidates:
                 bare = code.replace(".", "").upper()
-                found.update(
-                    label for prefix, label in self.prefixes[system] if bare.startswith(prefix)
-                )
+                found.update(label for prefix, label in candidates if bare.startswith(prefix))
         return frozenset(found)
 
 

@@ -454,6 +454,28 @@ def test_records_are_labelled_from_their_codes_whatever_the_source(world: World)
     assert world.ids("gp", f"/fhir/Condition?subject=Patient/{world.patient}") == [world.asthma]
 
 
+def test_a_code_sent_without_its_system_is_labelled_as_any_listed_system_would(
+    world: World,
+) -> None:
+    """A depression diagnosis whose sender left out the code system (ICD-10
+    F32.9, a code and words only) is not shared as if it were unrestricted."""
+    untold = world.post(
+        "home",
+        {
+            "resourceType": "Condition",
+            "subject": world.subject,
+            "code": {"coding": [{"code": "F32.9"}], "text": "Depressive episode"},
+        },
+    )
+    url = f"/fhir/Condition/{untold}"
+    stored = world.get("home", url).json()
+    assert [(s["system"].rsplit("/", 1)[1], s["code"]) for s in stored["meta"]["security"]] == [
+        ("v3-ActCode", "PSY")
+    ]
+    assert world.get("gp", url).status_code == 404
+    assert untold not in world.ids("gp", f"/fhir/Condition?subject=Patient/{world.patient}")
+
+
 def test_everything_holds_only_what_may_be_seen(world: World) -> None:
     url = f"/fhir/Patient/{world.patient}/$everything"
     home = world.get("home", url).json()

@@ -40,7 +40,19 @@ def test_other_codes_and_other_systems_carry_no_label() -> None:
     assert lists.labels_for([("http://loinc.org", "35489007")]) == frozenset()
     # An SNOMED code is never matched by prefix.
     assert lists.labels_for([(SNOMED, "3548")]) == frozenset()
-    assert lists.labels_for([(None, "35489007")]) == frozenset()
+
+
+def test_a_code_without_a_system_is_read_as_every_listed_system_would() -> None:
+    """Nothing says what a code sent without a system means, so a record
+    the lists cover in any system is labelled rather than shared."""
+    lists = code_lists()
+    assert lists.labels_for([(None, "35489007")]) == {(ACT_CODE, "PSY")}  # SNOMED's
+    assert lists.labels_for([(None, "f32.9")]) == {(ACT_CODE, "PSY")}  # ICD-10's
+    assert lists.labels_for([(None, "F640")]) == {(ACT_CODE, "PSY"), (CONFIDENTIALITY, "R")}
+    assert lists.labels_for([(None, "J44.1")]) == frozenset()
+    assert lists.labels_for([(None, "")]) == frozenset()
+    # A system that is named keeps its own meaning: no other system's list.
+    assert lists.labels_for([(SNOMED, "F32.9")]) == frozenset()
 
 
 def test_labels_are_added_to_those_sent_and_none_removed() -> None:
