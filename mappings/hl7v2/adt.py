@@ -276,11 +276,20 @@ def _fold(name: str) -> str:
     return "".join(c for c in name.upper() if c not in " -_")
 
 
-def _coded(segment: Segment, number: int, words: str = "") -> dict[str, Any] | None:
+def _coded(
+    segment: Segment, number: int, words: str = "", *, unnamed_coded: bool = False
+) -> dict[str, Any] | None:
     """A CE field (code^text^coding system) as a CodeableConcept: coded when
     its system is one whose FHIR URI we know; otherwise the code stays in the
     words with its system's name ("Appendicectomy (OPCS-4 H01.9)").
-    ``words`` stand in for an empty text (PR1-4)."""
+    ``words`` stand in for an empty text (PR1-4).
+
+    With ``unnamed_coded``, a code whose system the field leaves empty is a
+    coding without a system (which claims none): the restricted code lists
+    then read it as each of their systems would (``consent.labels``), so a
+    diagnosis sent as "F32.9^Depressive episode^" is labelled, not shared.
+    Not for procedures: an OPCS-4 code read as ICD-10 would label a
+    tonsillectomy (F34.1) as mental health."""
     code, named = segment.value(number, 1), segment.value(number, 3)
     text = segment.value(number, 2) or words
     if not code and not text:
@@ -288,6 +297,8 @@ def _coded(segment: Segment, number: int, words: str = "") -> dict[str, Any] | N
     label, system = _CODING_SYSTEMS.get(_fold(named), (named, None))
     if code and system:
         return {"coding": [{"system": system, "code": code}], **({"text": text} if text else {})}
+    if code and not named and unnamed_coded:
+        return {"coding": [{"code": code}], **({"text": text} if text else {})}
     if code:
         tag = f"{label} {code}" if label else code
         text = f"{text} ({tag})" if text else tag
@@ -464,7 +475,7 @@ def map_adt(message: Message, source: str) -> Mapped:
             mapped.cancels = encounter["id"]
         for index, dg1 in enumerate(message.all("DG1"), start=1):
             # DG1-4, the description, stands in for DG1-3's text (older feeds).
-            concept = _coded(dg1, 3, words=dg1.value(4))
+            concept = _coded(dg1, 3, words=dg1.value(4), unnamed_coded=True)
             if concept is None:
                 continue
             condition: dict[str, Any] = {

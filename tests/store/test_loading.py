@@ -340,3 +340,36 @@ def test_a_later_export_retires_what_it_leaves_out(store: Store, tmp_path: Path)
     assert statements() == {True: True, False: False}  # apixaban retired, the rest kept
     patient = store.select("SELECT deleted FROM resource_current WHERE res_type = 'Patient'", [])
     assert [bool(d) for (d,) in patient] == [False]
+
+
+def test_a_diagnosis_sent_without_its_coding_system_is_labelled_from_its_code(
+    store: Store, tmp_path: Path
+) -> None:
+    """DG1-3 "F32.9^Depressive episode^" names no system: the Condition is
+    still labelled as mental health (the lists read the code as ICD-10 and
+    SNOMED CT would), where a procedure's unnamed code (most likely OPCS-4,
+    whose F34.1 is a tonsillectomy) is left as words and unlabelled."""
+    person = "PID|1||9990000042^^^NHS^NH||Smith^Jo||19500101|1"
+    feed = tmp_path / "feed.hl7"
+    feed.write_text(
+        _message(
+            "A01",
+            "D1",
+            person,
+            _pv1("V7"),
+            "DG1|1||F32.9^Depressive episode^",
+            "DG1|2||J44.1^COPD^",
+            "PR1|1||F34.1^Tonsillectomy^|||20260401100000",
+        ),
+        encoding="latin-1",
+    )
+    report = load(store, "hl7v2", "RKE", [feed])
+    assert (report.loaded, report.rejections) == (1, [])
+    conditions = _labels_of(store, "Condition")
+    by_code = {}
+    for res_id, labels in conditions.items():
+        stored = store.read("Condition", res_id)
+        assert stored is not None
+        by_code[fhirjson.loads(stored.content or b"")["code"]["coding"][0]["code"]] = labels
+    assert by_code == {"F32.9": {"PSY"}, "J44.1": set()}
+    assert list(_labels_of(store, "Procedure").values()) == [set()]

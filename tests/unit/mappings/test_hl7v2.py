@@ -250,8 +250,8 @@ def test_pr1_codes_snomed_keeps_unknown_systems_as_words_and_dates_as_dates() ->
 
 def test_dg1_is_coded_only_in_the_system_it_names() -> None:
     """A diagnosis's code is claimed in ICD-10 or SNOMED CT only when DG1-3
-    says so; a local or unstated system keeps the code in the words, never
-    as a SNOMED code it is not."""
+    says so; a local system keeps the code in the words, never as a SNOMED
+    code it is not; an unstated one is a coding that claims no system."""
     mapped = map_adt(
         _visit(
             "DG1|1||J18.9^Pneumonia, unspecified^I10",
@@ -269,7 +269,7 @@ def test_dg1_is_coded_only_in_the_system_it_names() -> None:
     }
     assert snomed["code"]["coding"] == [{"system": "http://snomed.info/sct", "code": "233604007"}]
     assert local["code"] == {"text": "Chest infection (LOCALPAS PN01)"}
-    assert unstated["code"] == {"text": "Exacerbation of COPD (J44.1)"}  # DG1-4's words
+    assert unstated["code"] == {"coding": [{"code": "J44.1"}], "text": "Exacerbation of COPD"}
     for condition in (icd10, snomed, local, unstated):
         assert validate_resource(condition, "Condition") == []
 
