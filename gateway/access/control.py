@@ -3,13 +3,14 @@ person read once, every candidate resource put to ``consent.engine``."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
 from consent.engine import decide
-from consent.model import Decision, Person, Requester
+from consent.model import Coding, Decision, Person, Requester, ResourceFacts
 from consent.parse import instant
 from gateway import fhirjson
 from gateway.access.facts import facts_of, person_of
@@ -49,6 +50,13 @@ class AccessControl:
         # the version, or for a deletion the content it removed; ``None``
         # when not known), so that none is read twice.
         self._targets: dict[str, StoredVersion | None] = {}
+        # The labels each resource carries now, by (type, id), for versions
+        # not read as its latest: a record labelled restricted later must not
+        # be shared through its earlier versions.
+        self._labels_now: dict[tuple[str, str], frozenset[Coding]] = {}
+        # Latest versions this request has met (search pages), whose labels
+        # are those "now" without reading the resource again.
+        self._latest: dict[tuple[str, str], StoredVersion] = {}
 
     @cached_property
     def _now(self) -> str:
@@ -73,7 +81,7 @@ class AccessControl:
         decided = self._decided.get(key)
         if decided is None:
             resource = fhirjson.loads(version.content)
-            patient_id, decided = self._decide_alone(resource)
+            patient_id, decided = self._decide_alone(resource, self._later_labels(version))
             if self._checks_targets(resource, decided):
                 decided = self._provenance(resource, decided)
             self._decided[key] = decided
@@ -81,18 +89,48 @@ class AccessControl:
                 self._on_decision(patient_id, decided)
         return decided
 
-    def _decide_alone(self, resource: dict[str, Any]) -> tuple[str | None, Decision]:
+    def _decide_alone(
+        self, resource: dict[str, Any], later: frozenset[Coding] = frozenset()
+    ) -> tuple[str | None, Decision]:
         """The person whose record ``resource`` is, and the decision on it
-        alone (for a Provenance, before its targets are looked at)."""
-        facts = facts_of(resource, content=False)
+        alone (for a Provenance, before its targets are looked at), with the
+        ``later`` labels its resource carries now added to its own."""
+        facts = _labelled(facts_of(resource, content=False), later)
         patient_id = person_of(resource)
         if facts.author_ods == self.requester.org_ods:
             # The author sees it whoever the person is: no need to read them.
             return patient_id, decide(self.requester, None, facts, self._now)
         person = self._person(patient_id) if patient_id is not None else None
         if person is not None and person.reads_content:
-            facts = facts_of(resource)
+            facts = _labelled(facts_of(resource), later)
         return patient_id, decide(self.requester, person, facts, self._now)
+
+    def _later_labels(self, version: StoredVersion) -> frozenset[Coding]:
+        """The labels ``version``'s resource carries now, unless ``version``
+        was read as the latest (then its own are those)."""
+        if version.current:
+            return frozenset()
+        key = (version.res_type, version.res_id)
+        if key not in self._labels_now:
+            latest = self._latest.get(key) or self._store.read(*key)
+            self._labels_now[key] = self._labels_of(latest)
+        return self._labels_now[key]
+
+    def _labels_of(self, latest: StoredVersion | None) -> frozenset[Coding]:
+        """The labels of a resource's latest version (for a deletion, of the
+        content it removed)."""
+        found = self._content_of(latest) if latest is not None else None
+        if found is None or found.content is None:
+            return frozenset()
+        return facts_of(fhirjson.loads(found.content), content=False).labels
+
+    def _read_labels_now(self, keys: Iterable[tuple[str, str]]) -> None:
+        """The labels ``keys``' resources carry now, read at once."""
+        wanted = set(keys) - self._labels_now.keys() - self._latest.keys()
+        if wanted:
+            latest = self._store.read_many(wanted)
+            for key in wanted:
+                self._labels_now[key] = self._labels_of(latest.get(key))
 
     @staticmethod
     def _checks_targets(resource: dict[str, Any], decided: Decision) -> bool:
@@ -109,6 +147,12 @@ class AccessControl:
         that their decisions will look at, in one statement or two instead
         of one per target. Decides nothing: each version is still decided
         when asked, from the same facts."""
+        for version in versions:
+            if version.current:
+                self._latest.setdefault((version.res_type, version.res_id), version)
+        self._read_labels_now(
+            (v.res_type, v.res_id) for v in versions if not v.current and v.content is not None
+        )
         wanted: list[str] = []
         for version in versions:
             if version.content is not None:
@@ -121,7 +165,8 @@ class AccessControl:
             if version.res_type != "Provenance" or version.content is None or key in self._decided:
                 continue
             resource = fhirjson.loads(version.content)
-            if self._checks_targets(resource, self._decide_alone(resource)[1]):
+            decided = self._decide_alone(resource, self._later_labels(version))[1]
+            if self._checks_targets(resource, decided):
                 wanted.extend(_target_references(resource))
         self._read_targets(wanted)
 
@@ -141,8 +186,14 @@ class AccessControl:
                 versions[reference] = (res_type, res_id, number)
             # A version decided needs no reading; anything else odd is left
             # to ``_target``, one at a time, as before.
-        read = self._store.read_many(current.values()) if current else {}
+        # A version's decision also looks at the labels its resource carries
+        # now: read with the targets named without a version.
+        now = {(t, i) for t, i, _ in versions.values()}
+        now -= self._labels_now.keys() | self._latest.keys()
+        read = self._store.read_many({*current.values(), *now}) if current or now else {}
         vread = self._store.vread_many(versions.values()) if versions else {}
+        for key in now:
+            self._labels_now[key] = self._labels_of(read.get(key))
         for reference, key in current.items():
             self._targets[reference] = self._content_of(read.get(key))
         for reference, version_key in versions.items():
@@ -220,7 +271,9 @@ class AccessControl:
         if resource["resourceType"] == "Provenance":
             return None  # decided with its targets
         patient_id = person_of(resource)
-        if facts.author_ods == self.requester.org_ods or patient_id is None:
+        # No one's record read as an earlier version: the labels its resource
+        # carries now are still to be read.
+        if facts.author_ods == self.requester.org_ods or (patient_id is None and version.current):
             decided = self._decided[key] = decide(self.requester, None, facts, self._now)
             if self._on_decision is not None:
                 self._on_decision(patient_id, decided)
@@ -274,3 +327,10 @@ def _version_number(version_id: str) -> int | None:
     if version_id.isascii() and version_id.isdigit() and int(version_id) <= _MAX_VERSION:
         return int(version_id)
     return None
+
+
+def _labelled(facts: ResourceFacts, later: frozenset[Coding]) -> ResourceFacts:
+    """``facts`` with the ``later`` labels added to its own."""
+    if later <= facts.labels:
+        return facts
+    return dataclasses.replace(facts, labels=facts.labels | later)

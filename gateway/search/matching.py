@@ -84,6 +84,7 @@ def _version(row: Sequence[object]) -> StoredVersion:
         method="GET",
         content=bytes(content) if content is not None else None,  # type: ignore[call-overload]
         seq=int(str(seq)),
+        current=True,  # both statements read resource_current
     )
 
 

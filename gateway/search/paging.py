@@ -212,6 +212,7 @@ def row_version(row: Sequence[Any], key_count: int) -> StoredVersion:
         method="GET",
         content=bytes(content) if content is not None else None,
         seq=int(row[1]),
+        current=True,  # a search reads resource_current
     )
 
 

@@ -60,7 +60,9 @@ _VERSION_COLUMNS = "v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.me
 _MANY_PER_STATEMENT = 300
 
 
-def to_version(row: Sequence[Any]) -> StoredVersion:
+def to_version(row: Sequence[Any], current: bool = False) -> StoredVersion:
+    """A ``_VERSION_COLUMNS`` row; ``current`` when the statement read the
+    resource's latest version (from ``resource_current``)."""
     content = row[6]
     return StoredVersion(
         seq=int(row[0]),
@@ -70,6 +72,7 @@ def to_version(row: Sequence[Any]) -> StoredVersion:
         last_updated=row[4],
         method=row[5],
         content=bytes(content) if content is not None else None,
+        current=current,
     )
 
 
@@ -214,10 +217,12 @@ class Statements:
 
     # -- reads -----------------------------------------------------------------
 
-    def fetch_version(self, cur: Cursor, sql: str, params: Sequence[Any]) -> StoredVersion | None:
+    def fetch_version(
+        self, cur: Cursor, sql: str, params: Sequence[Any], current: bool = False
+    ) -> StoredVersion | None:
         cur.execute(sql, params)
         row = cur.fetchone()
-        return to_version(row) if row is not None else None
+        return to_version(row, current) if row is not None else None
 
     def read_many(
         self, fetch: Fetch, keys: Iterable[tuple[str, str]]
@@ -240,7 +245,7 @@ class Statements:
                 f"JOIN resource_version v ON v.seq = c.seq WHERE {' OR '.join(terms)}"
             )
             for row in fetch(self._dialect.sql(sql), params):
-                version = to_version(row)
+                version = to_version(row, current=True)
                 found[(version.res_type, version.res_id)] = version
         return found
 
@@ -268,11 +273,11 @@ class Statements:
         return found
 
     def iter_versions(
-        self, cur: Cursor, sql: str, params: Sequence[Any]
+        self, cur: Cursor, sql: str, params: Sequence[Any], current: bool = False
     ) -> Iterator[StoredVersion]:
         cur.execute(sql, params)
         for row in cur.fetchall():
-            yield to_version(row)
+            yield to_version(row, current)
 
     def history(self, cur: Cursor, query: HistoryQuery) -> HistoryPage:
         where: list[str] = []
@@ -400,4 +405,5 @@ class Statements:
             method=version.method,
             content=version.content,
             seq=seq,
+            current=True,
         )

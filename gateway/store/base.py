@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.search.values import SearchValue
@@ -41,6 +41,10 @@ class StoredVersion:
     method: str  # POST, PUT or DELETE: the interaction that made it
     content: bytes | None
     seq: int = 0  # global order of writes; assigned by the store
+    # Read as the resource's latest version (a read, a search, a write just
+    # made); ``False`` where that is not known (a vread, a history page), so
+    # the consent layer decides it with the labels the resource carries now.
+    current: bool = field(default=False, compare=False)
 
     @property
     def deleted(self) -> bool:

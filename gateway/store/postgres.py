@@ -80,7 +80,9 @@ class _PostgresUnitOfWork:
         return CurrentVersion(version=int(row[0]), deleted=bool(row[1])) if row else None  # type: ignore[call-overload]
 
     def read(self, res_type: str, res_id: str) -> StoredVersion | None:
-        return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.read, (res_type, res_id))
+        return _STATEMENTS.fetch_version(
+            self._cur, _STATEMENTS.read, (res_type, res_id), current=True
+        )
 
     def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
         return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.vread, (res_type, res_id, version))
@@ -146,14 +148,16 @@ class _AsyncPostgresReader:
             await self._pool.close()
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
 
-    async def _fetch(self, sql: str, params: Sequence[object]) -> StoredVersion | None:
+    async def _fetch(
+        self, sql: str, params: Sequence[object], current: bool = False
+    ) -> StoredVersion | None:
         try:
             async with self._pool.connection() as conn:
                 cur = await conn.execute(sql, params)
                 row = await cur.fetchone()
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
-        return to_version(row) if row is not None else None
+        return to_version(row, current) if row is not None else None
 
     async def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         try:
@@ -165,7 +169,7 @@ class _AsyncPostgresReader:
             raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
 
     async def read(self, res_type: str, res_id: str) -> StoredVersion | None:
-        return await self._fetch(_STATEMENTS.read, (res_type, res_id))
+        return await self._fetch(_STATEMENTS.read, (res_type, res_id), current=True)
 
     async def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
         return await self._fetch(_STATEMENTS.vread, (res_type, res_id, version))
@@ -254,7 +258,9 @@ class PostgresStore:
 
     def read(self, res_type: str, res_id: str) -> StoredVersion | None:
         with self._connection() as conn:
-            return _STATEMENTS.fetch_version(conn.cursor(), _STATEMENTS.read, (res_type, res_id))
+            return _STATEMENTS.fetch_version(
+                conn.cursor(), _STATEMENTS.read, (res_type, res_id), current=True
+            )
 
     def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
         with self._connection() as conn:
@@ -294,7 +300,7 @@ class PostgresStore:
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
         with self._connection() as conn:
             yield from _STATEMENTS.iter_versions(
-                conn.cursor(), _STATEMENTS.iter_current, (res_type, False)
+                conn.cursor(), _STATEMENTS.iter_current, (res_type, False), current=True
             )
 
     def ping(self) -> None:

@@ -69,7 +69,9 @@ class _SQLiteUnitOfWork:
         return CurrentVersion(version=row[0], deleted=bool(row[1])) if row else None
 
     def read(self, res_type: str, res_id: str) -> StoredVersion | None:
-        return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.read, (res_type, res_id))
+        return _STATEMENTS.fetch_version(
+            self._cur, _STATEMENTS.read, (res_type, res_id), current=True
+        )
 
     def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
         return _STATEMENTS.fetch_version(self._cur, _STATEMENTS.vread, (res_type, res_id, version))
@@ -314,7 +316,7 @@ class SQLiteStore:
 
     def read(self, res_type: str, res_id: str) -> StoredVersion | None:
         return _STATEMENTS.fetch_version(
-            self._conn().cursor(), _STATEMENTS.read, (res_type, res_id)
+            self._conn().cursor(), _STATEMENTS.read, (res_type, res_id), current=True
         )
 
     def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
@@ -348,7 +350,7 @@ class SQLiteStore:
 
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
         return _STATEMENTS.iter_versions(
-            self._conn().cursor(), _STATEMENTS.iter_current, (res_type, False)
+            self._conn().cursor(), _STATEMENTS.iter_current, (res_type, False), current=True
         )
 
     def ping(self) -> None:

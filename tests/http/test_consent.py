@@ -683,3 +683,37 @@ def test_a_social_care_assessment_is_the_persons_record(world: World) -> None:
     assert world.get("hospital", url).status_code == 404
     everything = world.ids("gp", f"/fhir/Patient/{world.patient}/$everything?_type=Task")
     assert everything == [task]
+
+
+def test_an_earlier_version_is_withheld_as_its_record_is_now(world: World) -> None:
+    """The care home first records a low mood (unlabelled, shared with the
+    GP), then codes it as depression (PSY). The GP, who may not see mental
+    health data, no longer sees the record through any version of it:
+    neither by version, nor in its history, nor in the type's or the
+    system's history, nor through the Provenance of its first version."""
+    low_mood = world.condition("366979004", "Low mood")
+    url = f"/fhir/Condition/{low_mood}"
+    assert world.get("gp", url + "/_history/1").status_code == 200
+    answer = world.api.put(
+        url,
+        json={
+            "resourceType": "Condition",
+            "id": low_mood,
+            "subject": world.subject,
+            "code": {"coding": [{"system": SNOMED, "code": "35489007"}], "text": "Depression"},
+            "onsetDateTime": "2024-01-10",
+        },
+        headers=world.headers("home"),
+    )
+    assert answer.status_code == 200, answer.text
+    assert world.get("gp", url).status_code == 404
+    assert world.get("gp", url + "/_history/1").status_code == 404
+    assert world.get("gp", url + "/_history").status_code == 404
+    for history in ("/fhir/Condition/_history", "/fhir/_history"):
+        shown = world.get("gp", history).json()
+        assert low_mood not in {e["resource"]["id"] for e in shown.get("entry", [])}, history
+    # Nor what the Provenance of its first version says it was.
+    assert world.ids("gp", f"/fhir/Provenance?target=Condition/{low_mood}") == []
+    # Its author still sees every version, and what wrote them.
+    assert world.get("home", url + "/_history/1").status_code == 200
+    assert len(world.ids("home", f"/fhir/Provenance?target=Condition/{low_mood}")) == 2

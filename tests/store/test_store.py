@@ -70,6 +70,27 @@ def test_read_returns_the_latest_version_and_vread_any(store: Store) -> None:
     assert store.read("Observation", "a") is None
 
 
+def test_a_version_says_whether_it_was_read_as_the_latest(store: Store) -> None:
+    """What the consent layer relies on to decide an earlier version with
+    the labels its resource carries now: reads, batched reads, searches and
+    fresh writes give the latest version; vreads and history may not."""
+    _write(store, _version("p", 1))
+    with store.unit_of_work() as uow:
+        written = uow.append(_version("p", 2), ())
+        assert written.current
+        assert uow.read("Patient", "p").current  # type: ignore[union-attr]
+        assert not uow.vread("Patient", "p", 2).current  # type: ignore[union-attr]
+    assert store.read("Patient", "p").current  # type: ignore[union-attr]
+    assert store.read_many([("Patient", "p")])[("Patient", "p")].current
+    assert [v.current for v in store.iter_current("Patient")] == [True]
+    assert not store.vread("Patient", "p", 2).current  # type: ignore[union-attr]
+    assert not store.vread_many([("Patient", "p", 1)])[("Patient", "p", 1)].current
+    page = store.history(HistoryQuery(res_type="Patient", res_id="p", count=10))
+    assert [v.current for v in page.entries] == [False, False]
+    # The flag says how it was read, not what it is: equal either way.
+    assert store.read("Patient", "p") == store.vread("Patient", "p", 2)
+
+
 def test_a_delete_is_a_new_version_that_keeps_history(store: Store) -> None:
     """Deleting appends an empty version; earlier versions stay readable."""
     _write(store, _version("a", 1))
