@@ -9,6 +9,7 @@ purpose: every writer (the API, loaders, mappings) must label alike.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ from typing import Any
 from consent.model import Coding
 
 DEFAULT_LISTS = Path(__file__).parent / "data" / "restricted-codes.json"
+# How the lists are read; changed with the reading (2: a code without a
+# system is read as every listed system would), so stored data is relabelled.
+_RULES = 2
 
 
 class BadCodeLists(ValueError):
@@ -42,6 +46,19 @@ class CodeLists:
         object.__setattr__(self, "_by_code", {c: frozenset(ls) for c, ls in by_code.items()})
         every = {entry for found in self.prefixes.values() for entry in found}
         object.__setattr__(self, "_any_prefix", tuple(sorted(every)))
+
+    @property
+    def fingerprint(self) -> str:
+        """Names these lists and the rules reading them: stored data labelled
+        under another fingerprint is labelled again (``gateway relabel``)."""
+        described = {
+            "rules": _RULES,
+            "exact": sorted([*code, *sorted(labels)] for code, labels in self.exact.items()),
+            "prefixes": sorted(
+                [system, *entry] for system, found in self.prefixes.items() for entry in found
+            ),
+        }
+        return hashlib.sha256(json.dumps(described, default=list).encode()).hexdigest()[:16]
 
     def labels_for(self, codings: Iterable[Coding]) -> frozenset[Coding]:
         """The labels that ``codings`` call for. A code without a system is

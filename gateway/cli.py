@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from consent.labels import BadCodeLists, load_code_lists, use_code_lists
 from gateway import __version__
 from gateway.audit import commands as commands_audit
 from gateway.auth import commands as commands_auth
@@ -22,6 +23,7 @@ from gateway.console import sessions as console_sessions
 from gateway.demo import commands as commands_demo
 from gateway.documents import commands as commands_documents
 from gateway.errors import StoreUnavailable
+from gateway.interactions.relabel import ensure_labelled, relabel
 from gateway.loading import commands as commands_loading
 from gateway.search.index import ensure_current, reindex
 from gateway.store import Store, open_store
@@ -30,7 +32,16 @@ from gateway.store import Store, open_store
 def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "database_url", None):
         os.environ["GATEWAY_DATABASE_URL"] = args.database_url
-    return Settings.from_env()
+    settings = Settings.from_env()
+    # Every writer labels alike: a load, an MLLP feed or a relabel run by a
+    # command uses the code lists the server does.
+    try:
+        use_code_lists(
+            load_code_lists(settings.restricted_codes) if settings.restricted_codes else None
+        )
+    except BadCodeLists as exc:
+        raise commands_auth.CommandError(str(exc)) from None
+    return settings
 
 
 def _migrate(settings: Settings) -> list[int]:
@@ -44,6 +55,9 @@ def _migrate(settings: Settings) -> list[int]:
         reindexed = ensure_current(store)
         if reindexed is not None:
             print(f"search index rebuilt: {reindexed} resources", file=sys.stderr)
+        relabelled = ensure_labelled(store)
+        if relabelled is not None:
+            print(f"records relabelled: {relabelled}", file=sys.stderr)
         return applied
     finally:
         store.close()
@@ -62,6 +76,17 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     try:
         store.migrate()
         print(f"search index rebuilt: {reindex(store)} resources")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_relabel(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = open_store(settings.database_url, pool_size=1)
+    try:
+        store.migrate()
+        print(f"records relabelled: {relabel(store)}")
     finally:
         store.close()
     return 0
@@ -112,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = commands.add_parser("reindex", help="rebuild the search index of every live resource")
     rebuild.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
     rebuild.set_defaults(func=cmd_reindex)
+    relabelling = commands.add_parser(
+        "relabel",
+        help="add the labels the restricted code lists in force call for to every live record",
+    )
+    relabelling.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
+    relabelling.set_defaults(func=cmd_relabel)
 
     _add_client_commands(commands)
     commands_audit.add_commands(commands)

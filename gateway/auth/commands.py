@@ -23,6 +23,7 @@ from gateway.auth.clients import ClientRegistration, ClientRegistry, RegistryErr
 from gateway.auth.exchange import ASSERTION_TYPE, OAuthError, exchange, record_first_use
 from gateway.auth.tokens import TokenService, signing_key
 from gateway.config import Settings
+from gateway.interactions.relabel import ensure_labelled
 from gateway.search.index import ensure_current
 from gateway.store import Store, open_store
 
@@ -241,6 +242,7 @@ def open_for_command(settings: Settings) -> Store:
     if store.index_version() is None and not store.select(_ANY_RESOURCE, []):
         # A new database is indexed by today's rules from its first write:
         # record that now, or the first `serve` after a `load` would rebuild
-        # everything the load had just indexed.
+        # everything the load had just indexed (and read it all for labels).
         ensure_current(store)
+        ensure_labelled(store)
     return store

@@ -34,6 +34,7 @@ from gateway.documents.signature import load_or_create_document_key
 from gateway.http import audit, documents, oauth, responses
 from gateway.http.middleware import RequestContext
 from gateway.http.routes import ROUTES
+from gateway.interactions.relabel import ensure_labelled
 from gateway.search import extract
 from gateway.search.index import ensure_current
 from gateway.store import Store, open_store
@@ -127,6 +128,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             if owned:
                 await run_in_threadpool(app.state.store.migrate)
                 await run_in_threadpool(ensure_current, app.state.store)
+                await run_in_threadpool(ensure_labelled, app.state.store)
             await run_in_threadpool(validation.warm_up)
             await run_in_threadpool(extract.warm_up)  # fails at start, not on a write
             # One per event loop: async drivers bind to the loop they start on.

@@ -327,20 +327,18 @@ class Statements:
 
     # -- writes ----------------------------------------------------------------
 
-    def index_version(self, cur: Cursor) -> str | None:
-        cur.execute(
-            self._dialect.sql("SELECT version FROM index_state WHERE name = ?"), ("search",)
-        )
+    def index_version(self, cur: Cursor, name: str = "search") -> str | None:
+        cur.execute(self._dialect.sql("SELECT version FROM index_state WHERE name = ?"), (name,))
         row = cur.fetchone()
         return str(row[0]) if row else None
 
-    def set_index_version(self, cur: Cursor, version: str) -> None:
+    def set_index_version(self, cur: Cursor, version: str, name: str = "search") -> None:
         cur.execute(
             self._dialect.sql(
                 "INSERT INTO index_state (name, version) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET version = excluded.version"
             ),
-            ("search", version),
+            (name, version),
         )
 
     def replace_index(

@@ -157,8 +157,10 @@ class UnitOfWork(Reader, Protocol):
         """Replace a live resource's index rows (reindexing after the
         extraction rules change)."""
 
-    def set_index_version(self, version: str) -> None:
-        """Record which extraction rules the index was built with."""
+    def set_index_version(self, version: str, name: str = "search") -> None:
+        """Record which rules the stored data was last brought up to:
+        ``search``, the index's extraction rules; ``labels``, the restricted
+        code lists (``consent.labels``)."""
 
     def execute(self, sql: str, params: Sequence[object]) -> int:
         """Run one statement over the gateway's own tables (the client
@@ -195,9 +197,9 @@ class Store(Reader, Protocol):
     def history(self, query: HistoryQuery) -> HistoryPage:
         """Versions newest first, as described by the query."""
 
-    def index_version(self) -> str | None:
-        """The extraction rules the index was built with (``None``: never
-        recorded)."""
+    def index_version(self, name: str = "search") -> str | None:
+        """The rules ``name`` the stored data was last brought up to (see
+        ``UnitOfWork.set_index_version``; ``None``: never recorded)."""
 
     def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         """Run a read-only query over the resource and index tables, written

@@ -110,8 +110,8 @@ class _PostgresUnitOfWork:
     def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
         _STATEMENTS.replace_index(self._cur, res_type, res_id, index)
 
-    def set_index_version(self, version: str) -> None:
-        _STATEMENTS.set_index_version(self._cur, version)
+    def set_index_version(self, version: str, name: str = "search") -> None:
+        _STATEMENTS.set_index_version(self._cur, version, name)
 
     def execute(self, sql: str, params: Sequence[object]) -> int:
         self._cur.execute(_DIALECT.sql(sql), params)
@@ -289,9 +289,9 @@ class PostgresStore:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             return _STATEMENTS.history(conn.cursor(), query)
 
-    def index_version(self) -> str | None:
+    def index_version(self, name: str = "search") -> str | None:
         with self._connection() as conn:
-            return _STATEMENTS.index_version(conn.cursor())
+            return _STATEMENTS.index_version(conn.cursor(), name)
 
     def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         with self._connection() as conn:

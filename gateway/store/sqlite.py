@@ -98,8 +98,8 @@ class _SQLiteUnitOfWork:
     def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
         _STATEMENTS.replace_index(self._cur, res_type, res_id, index)
 
-    def set_index_version(self, version: str) -> None:
-        _STATEMENTS.set_index_version(self._cur, version)
+    def set_index_version(self, version: str, name: str = "search") -> None:
+        _STATEMENTS.set_index_version(self._cur, version, name)
 
     def execute(self, sql: str, params: Sequence[object]) -> int:
         self._cur.execute(sql, params)
@@ -341,8 +341,8 @@ class SQLiteStore:
         finally:
             conn.execute("COMMIT")
 
-    def index_version(self) -> str | None:
-        return _STATEMENTS.index_version(self._conn().cursor())
+    def index_version(self, name: str = "search") -> str | None:
+        return _STATEMENTS.index_version(self._conn().cursor(), name)
 
     def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         rows: list[tuple[object, ...]] = self._conn().execute(sql, params).fetchall()
