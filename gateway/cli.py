@@ -70,26 +70,25 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_reindex(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    store = open_store(settings.database_url, pool_size=1)
-    try:
-        store.migrate()
-        print(f"search index rebuilt: {reindex(store)} resources")
-    finally:
-        store.close()
-    return 0
+def _bring_up_to_date(rebuild: Callable[[Store], int], told: str) -> Callable[..., int]:
+    """A command that runs ``rebuild`` over the whole (migrated) store, on
+    demand rather than on the next start, and says how many it did."""
+
+    def command(args: argparse.Namespace) -> int:
+        settings = _settings(args)
+        store = open_store(settings.database_url, pool_size=1)
+        try:
+            store.migrate()
+            print(told.format(rebuild(store)))
+        finally:
+            store.close()
+        return 0
+
+    return command
 
 
-def cmd_relabel(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    store = open_store(settings.database_url, pool_size=1)
-    try:
-        store.migrate()
-        print(f"records relabelled: {relabel(store)}")
-    finally:
-        store.close()
-    return 0
+cmd_reindex = _bring_up_to_date(reindex, "search index rebuilt: {} resources")
+cmd_relabel = _bring_up_to_date(relabel, "records relabelled: {}")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
