@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from consent.engine import decide
@@ -20,6 +20,25 @@ from gateway.interactions.read import last_content
 from gateway.store import Querier, StoredVersion
 
 _NO_ONE = Person(patient_id="")
+# Stored versions whose facts are kept between requests: a few megabytes.
+_FACTS_KEPT = 10_000
+
+# Whose record a stored version is, its facts without content (labels,
+# author) and with it (codes, clinical date).
+StoredFacts = tuple[str | None, ResourceFacts, ResourceFacts]
+
+
+@lru_cache(maxsize=_FACTS_KEPT)
+def stored_facts(content: bytes) -> StoredFacts:
+    """The facts of a stored version, from its bytes: they hold its type, id
+    and version number, and never change, so the facts of the versions read
+    again and again (a person's record, summary after summary) are worked out
+    once. Decisions are not kept: they depend on the requester, the person's
+    Consents and relationships, and the moment."""
+    resource = fhirjson.loads(content)
+    return person_of(resource), facts_of(resource, content=False), facts_of(resource)
+
+
 # The largest version number a batched read asks for (a BIGINT); a target
 # naming a larger one is read on its own, as before.
 _MAX_VERSION = 2**63 - 1
@@ -80,29 +99,29 @@ class AccessControl:
         key = (version.res_type, version.res_id, version.version)
         decided = self._decided.get(key)
         if decided is None:
-            resource = fhirjson.loads(version.content)
-            patient_id, decided = self._decide_alone(resource, self._later_labels(version))
-            if self._checks_targets(resource, decided):
-                decided = self._provenance(resource, decided)
+            stored = stored_facts(version.content)
+            patient_id, decided = self._decide_alone(stored, self._later_labels(version))
+            if self._checks_targets(version.res_type, decided):
+                decided = self._provenance(fhirjson.loads(version.content), decided)
             self._decided[key] = decided
             if self._on_decision is not None:
                 self._on_decision(patient_id, decided)
         return decided
 
     def _decide_alone(
-        self, resource: dict[str, Any], later: frozenset[Coding] = frozenset()
+        self, stored: StoredFacts, later: frozenset[Coding] = frozenset()
     ) -> tuple[str | None, Decision]:
-        """The person whose record ``resource`` is, and the decision on it
-        alone (for a Provenance, before its targets are looked at), with the
-        ``later`` labels its resource carries now added to its own."""
-        facts = _labelled(facts_of(resource, content=False), later)
-        patient_id = person_of(resource)
+        """The person whose record a stored version is, and the decision on
+        it alone (for a Provenance, before its targets are looked at), with
+        the ``later`` labels its resource carries now added to its own."""
+        patient_id, light, full = stored
+        facts = _labelled(light, later)
         if facts.author_ods == self.requester.org_ods:
             # The author sees it whoever the person is: no need to read them.
             return patient_id, decide(self.requester, None, facts, self._now)
         person = self._person(patient_id) if patient_id is not None else None
         if person is not None and person.reads_content:
-            facts = _labelled(facts_of(resource), later)
+            facts = _labelled(full, later)
         return patient_id, decide(self.requester, person, facts, self._now)
 
     def _later_labels(self, version: StoredVersion) -> frozenset[Coding]:
@@ -133,12 +152,10 @@ class AccessControl:
                 self._labels_now[key] = self._labels_of(latest.get(key))
 
     @staticmethod
-    def _checks_targets(resource: dict[str, Any], decided: Decision) -> bool:
+    def _checks_targets(res_type: str, decided: Decision) -> bool:
         """Whether a decision must still look at what a Provenance is about."""
         return (
-            resource["resourceType"] == "Provenance"
-            and decided.permit
-            and decided.rule not in ("audit", "author")
+            res_type == "Provenance" and decided.permit and decided.rule not in ("audit", "author")
         )
 
     def prefetch(self, versions: Sequence[StoredVersion]) -> None:
@@ -164,10 +181,10 @@ class AccessControl:
             key = (version.res_type, version.res_id, version.version)
             if version.res_type != "Provenance" or version.content is None or key in self._decided:
                 continue
-            resource = fhirjson.loads(version.content)
-            decided = self._decide_alone(resource, self._later_labels(version))[1]
-            if self._checks_targets(resource, decided):
-                wanted.extend(_target_references(resource))
+            stored = stored_facts(version.content)
+            decided = self._decide_alone(stored, self._later_labels(version))[1]
+            if self._checks_targets("Provenance", decided):
+                wanted.extend(_target_references(fhirjson.loads(version.content)))
         self._read_targets(wanted)
 
     def _read_targets(self, references: Iterable[str]) -> None:
@@ -266,11 +283,9 @@ class AccessControl:
         key = (version.res_type, version.res_id, version.version)
         if key in self._decided:
             return self._decided[key]
-        resource = fhirjson.loads(version.content)
-        facts = facts_of(resource, content=False)
-        if resource["resourceType"] == "Provenance":
+        if version.res_type == "Provenance":
             return None  # decided with its targets
-        patient_id = person_of(resource)
+        patient_id, facts, _ = stored_facts(version.content)
         # No one's record read as an earlier version: the labels its resource
         # carries now are still to be read.
         if facts.author_ods == self.requester.org_ods or (patient_id is None and version.current):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from consent.model import ACT_CODE
+from gateway import fhirjson
+from gateway.access.control import stored_facts
 from gateway.access.facts import _PERSON_ELEMENT, facts_of, labelling_codes, person_of
 from gateway.search.compartments import PATIENT_COMPARTMENT
 from gateway.search.extract import extract
@@ -97,3 +99,21 @@ def test_labelling_reads_the_main_code_reasons_and_coded_values() -> None:
     assert ("http://snomed.info/sct", "165816005") in labelling_codes(observation)
     assert ("http://loinc.org", "75622-1") in labelling_codes(observation)
     assert labelling_codes(encounter) == [("http://snomed.info/sct", "35489007")]
+
+
+def test_a_stored_versions_facts_are_worked_out_once_from_its_bytes() -> None:
+    """The same bytes give the same facts, kept; other bytes (another
+    version, another label) are worked out afresh, never taken for them."""
+    condition = {
+        "resourceType": "Condition",
+        "id": "c-kept",
+        "meta": {"versionId": "1", "source": "urn:ods:A81001"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "35489007"}]},
+        "subject": {"reference": "Patient/p-1"},
+    }
+    first = fhirjson.dumps(condition)
+    assert stored_facts(first) is stored_facts(bytes(first))
+    person, light, full = stored_facts(first)
+    assert (person, light, full) == ("p-1", facts_of(condition, content=False), facts_of(condition))
+    labelled = {**condition, "meta": {**condition["meta"], "security": [{"code": "PSY"}]}}
+    assert stored_facts(fhirjson.dumps(labelled))[1].labels == {(None, "PSY")}
