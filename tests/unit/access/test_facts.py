@@ -14,6 +14,20 @@ from gateway.search.parameters import parameter
 from gateway.search.values import ReferenceValue
 
 
+def _person_by_extraction(resource: dict[str, object]) -> str | None:
+    """The person the type's first Patient compartment parameter names, by
+    the search extraction (what ``person_of`` must agree with)."""
+    res_type = str(resource["resourceType"])
+    found = parameter(res_type, PATIENT_COMPARTMENT[res_type][0])
+    assert found is not None
+    named = [
+        v.target_id
+        for v in extract(resource, found)
+        if isinstance(v, ReferenceValue) and v.target_type == "Patient"
+    ]
+    return named[0] if named else None
+
+
 @pytest.mark.parametrize("res_type", sorted(_PERSON_ELEMENT))
 @pytest.mark.parametrize(
     "reference", ["Patient/p-1", "http://elsewhere.example/fhir/Patient/p-1", "Group/g-1"]
@@ -22,14 +36,7 @@ def test_the_person_read_directly_is_the_one_the_compartment_names(
     res_type: str, reference: str
 ) -> None:
     resource = {"resourceType": res_type, _PERSON_ELEMENT[res_type]: {"reference": reference}}
-    found = parameter(res_type, PATIENT_COMPARTMENT[res_type][0])
-    assert found is not None
-    by_extraction = [
-        v.target_id
-        for v in extract(resource, found)
-        if isinstance(v, ReferenceValue) and v.target_type == "Patient"
-    ]
-    assert person_of(resource) == (by_extraction[0] if by_extraction else None)
+    assert person_of(resource) == _person_by_extraction(resource)
 
 
 @pytest.mark.parametrize(
@@ -52,14 +59,7 @@ def test_a_provenance_without_a_patient_target_is_no_ones_by_the_shortcut_too(
     """A Provenance's person is read without extraction when none of its
     targets can be a Patient; the answer is the extraction's either way."""
     provenance = {"resourceType": "Provenance", "target": targets}
-    found = parameter("Provenance", "patient")
-    assert found is not None
-    by_extraction = [
-        v.target_id
-        for v in extract(provenance, found)
-        if isinstance(v, ReferenceValue) and v.target_type == "Patient"
-    ]
-    assert person_of(provenance) == (by_extraction[0] if by_extraction else None)
+    assert person_of(provenance) == _person_by_extraction(provenance)
 
 
 def test_no_ones_record_has_no_person() -> None:
