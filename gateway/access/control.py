@@ -73,9 +73,6 @@ class AccessControl:
         # not read as its latest: a record labelled restricted later must not
         # be shared through its earlier versions.
         self._labels_now: dict[tuple[str, str], frozenset[Coding]] = {}
-        # Latest versions this request has met (search pages), whose labels
-        # are those "now" without reading the resource again.
-        self._latest: dict[tuple[str, str], StoredVersion] = {}
 
     @cached_property
     def _now(self) -> str:
@@ -131,8 +128,7 @@ class AccessControl:
             return frozenset()
         key = (version.res_type, version.res_id)
         if key not in self._labels_now:
-            latest = self._latest.get(key) or self._store.read(*key)
-            self._labels_now[key] = self._labels_of(latest)
+            self._labels_now[key] = self._labels_of(self._store.read(*key))
         return self._labels_now[key]
 
     def _labels_of(self, latest: StoredVersion | None) -> frozenset[Coding]:
@@ -141,11 +137,11 @@ class AccessControl:
         found = self._content_of(latest) if latest is not None else None
         if found is None or found.content is None:
             return frozenset()
-        return facts_of(fhirjson.loads(found.content), content=False).labels
+        return stored_facts(found.content)[1].labels
 
     def _read_labels_now(self, keys: Iterable[tuple[str, str]]) -> None:
         """The labels ``keys``' resources carry now, read at once."""
-        wanted = set(keys) - self._labels_now.keys() - self._latest.keys()
+        wanted = set(keys) - self._labels_now.keys()
         if wanted:
             latest = self._store.read_many(wanted)
             for key in wanted:
@@ -165,18 +161,20 @@ class AccessControl:
         of one per target. Decides nothing: each version is still decided
         when asked, from the same facts."""
         for version in versions:
+            if version.content is None:
+                continue
+            # What a target names among the versions themselves need not be
+            # read again; nor the labels a latest version carries now (its
+            # own, from facts its decision works out anyway).
+            reference = f"{version.res_type}/{version.res_id}/_history/{version.version}"
+            self._targets.setdefault(reference, version)
             if version.current:
-                self._latest.setdefault((version.res_type, version.res_id), version)
+                labels = stored_facts(version.content)[1].labels
+                self._labels_now.setdefault((version.res_type, version.res_id), labels)
         self._read_labels_now(
             (v.res_type, v.res_id) for v in versions if not v.current and v.content is not None
         )
         wanted: list[str] = []
-        for version in versions:
-            if version.content is not None:
-                # What a target names among the versions themselves need
-                # not be read again.
-                reference = f"{version.res_type}/{version.res_id}/_history/{version.version}"
-                self._targets.setdefault(reference, version)
         for version in versions:
             key = (version.res_type, version.res_id, version.version)
             if version.res_type != "Provenance" or version.content is None or key in self._decided:
@@ -205,8 +203,7 @@ class AccessControl:
             # to ``_target``, one at a time, as before.
         # A version's decision also looks at the labels its resource carries
         # now: read with the targets named without a version.
-        now = {(t, i) for t, i, _ in versions.values()}
-        now -= self._labels_now.keys() | self._latest.keys()
+        now = {(t, i) for t, i, _ in versions.values()} - self._labels_now.keys()
         read = self._store.read_many({*current.values(), *now}) if current or now else {}
         vread = self._store.vread_many(versions.values()) if versions else {}
         for key in now:

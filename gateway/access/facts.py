@@ -199,8 +199,6 @@ def _may_name_patient(references: Any) -> bool:
         if not isinstance(reference, dict):
             return True
         text = reference.get("reference")
-        if (isinstance(text, str) and "Patient" in text) or reference.get("type") is not None:
-            return True
-        if text is None:
+        if not isinstance(text, str) or "Patient" in text or reference.get("type") is not None:
             return True
     return False
