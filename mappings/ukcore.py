@@ -50,6 +50,11 @@ class Mapped:
     # resource named ("Type/id": its own, or its visit's), so that silence
     # never takes a protection off.
     labels_from: dict[str, str] = field(default_factory=dict)
+    # Resources that state a standing fact as at a date (a person's
+    # accommodation on the day of an event), "Type/id": the element holding
+    # that date. Rows of a return come in any order, so a statement on file
+    # as at a later date is not replaced by an earlier one.
+    dated_by: dict[str, str] = field(default_factory=dict)
 
 
 def checked_nhs_number(raw: str, where: str) -> str:

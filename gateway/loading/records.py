@@ -31,6 +31,7 @@ from gateway.interactions.types import (
 )
 from gateway.loading.matches import note_probable_matches
 from gateway.loading.sources import READERS, SourceRecord
+from gateway.search.extract import date_range
 from gateway.search.matching import matching_ids
 from gateway.store import Querier, Store, StoredVersion, UnitOfWork, as_bytes
 
@@ -154,6 +155,24 @@ def _newly_labelled(resource: dict[str, Any], found: StoredVersion | None) -> bo
         return False
     stored = fhirjson.loads(found.content).get("meta") or {}
     return not stated <= _labels(stored.get("security"))
+
+
+def _outdated(
+    resource: dict[str, Any], stored: dict[str, Any] | None, dated_by: dict[str, str]
+) -> bool:
+    """Whether ``resource`` states a standing fact as at a date before the
+    one its stored version states it as at (``dated_by``, as
+    ``Mapped.dated_by``): the later statement stands, whichever came first."""
+    element = dated_by.get(f"{resource['resourceType']}/{resource['id']}")
+    if element is None or stored is None:
+        return False
+    mine, theirs = resource.get(element), stored.get(element)
+    if not (isinstance(mine, str) and isinstance(theirs, str)):
+        return False
+    try:
+        return date_range(mine).low < date_range(theirs).low
+    except ValueError:
+        return False  # a date on file that cannot be read: the new statement replaces it
 
 
 def _seen(store: Querier, source_org: str, fmt: str, key: str) -> bool:
@@ -318,7 +337,7 @@ def _load(
     changes = [
         (r, v)
         for r, b, v in zip(stated, before, found, strict=True)
-        if not _same(r, b) or _newly_labelled(r, v)
+        if (not _same(r, b) or _newly_labelled(r, v)) and not _outdated(r, b, record.dated_by)
     ]
     # A person on file whom the source may not see yet is written after its
     # other resources, which may be what gives it its relationship (an open

@@ -39,6 +39,7 @@ class SourceRecord:
     merged_from: str | None = None  # a Patient merged into resources[0]
     cancels: str | None = None  # an Encounter that must exist to be cancelled
     labels_from: dict[str, str] = field(default_factory=dict)  # as Mapped.labels_from
+    dated_by: dict[str, str] = field(default_factory=dict)  # as Mapped.dated_by
     content: bytes = b""  # the record as it came, archived when it is loaded
     # The source's whole record of the person (a care-home export): what an
     # earlier one stated and this one leaves out is retired.
@@ -56,6 +57,7 @@ def _mapped(
         merged_from=mapped.merged_from,
         cancels=mapped.cancels,
         labels_from=mapped.labels_from,
+        dated_by=mapped.dated_by,
         content=content,
         snapshot=snapshot,
     )

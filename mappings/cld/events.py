@@ -193,6 +193,7 @@ def _person_facts(
                 ],
                 "code": concept(SUPPORT_REASON_SYSTEM, reason, display),
                 "subject": subject,
+                "recordedDate": when,
             }
         )
     if (status := _coded(values, ACCOMMODATION_STATUSES)) is not None:
@@ -399,6 +400,10 @@ def _event_identifier(council: str, key: str) -> dict[str, str]:
     return {"system": f"urn:london-care-gateway:cld-event:{council.upper()}", "value": key}
 
 
+# The element dating each kind of standing fact a row states.
+_AS_AT = {"Condition": "recordedDate", "Observation": "effectiveDateTime"}
+
+
 def map_row(values: dict[str, str], council: str) -> Mapped:
     """The resources of one CLD row from ``council`` (its ODS code)."""
     event = _coded(values, EVENT_TYPES)
@@ -412,7 +417,8 @@ def map_row(values: dict[str, str], council: str) -> Mapped:
         raise Unmappable(f"Event_End_Date {end} is before Event_Start_Date {start}")
     patient = _patient(values, council)
     key = values.get("Event_Reference") or f"{patient['id']}|{event}|{start}"
-    resources = [patient, *_person_facts(values, council, patient, start)]
+    facts = _person_facts(values, council, patient, start)
+    resources = [patient, *facts]
     resources += _carer_links(values, council, patient)
     row = _Event(values, council, patient, key, start, end)
     if event == "Request":
@@ -421,4 +427,7 @@ def map_row(values: dict[str, str], council: str) -> Mapped:
         resources.append(_task(row, event))
     else:
         resources += _service(row)
-    return Mapped(patient["id"], resources)
+    # What the person's facts are as at the event: a row of an earlier event,
+    # read later, does not undo what a later one said.
+    dated_by = {f"{r['resourceType']}/{r['id']}": _AS_AT[r["resourceType"]] for r in facts}
+    return Mapped(patient["id"], resources, dated_by=dated_by)

@@ -209,6 +209,64 @@ def test_a_council_return_loads_once_and_links_carers(store: Store) -> None:
     assert (again.loaded, again.unchanged) == (0, 5)
 
 
+def test_a_persons_facts_stand_as_at_their_latest_event_whatever_the_row_order(
+    store: Store, tmp_path: Path
+) -> None:
+    """A return lists events in any order: the accommodation and support
+    reason a row states are as at its event, so a row of an earlier event,
+    read after a later one, leaves the later statement standing."""
+    header, request, assessment = (CLD / "return.csv").read_text().splitlines()[:3]
+    moved = assessment.replace("Owner occupier or shared ownership scheme", "Nursing home").replace(
+        "Physical Support: Personal care support", "Support with Memory and Cognition"
+    )
+    returned = tmp_path / "return.csv"
+    returned.write_text("\n".join([header, moved, request]) + "\n")  # the later event first
+    report = load(store, "cld", "713", [returned])
+    assert (report.loaded, report.rejections) == (2, [])
+    person = mapped_id("NHS", "Patient", "9990000018")
+    accommodation = fhirjson.loads(
+        store.read(  # type: ignore[union-attr]
+            "Observation", mapped_id("713", "Observation", f"{person}|Accommodation_Status")
+        ).content
+        or b""
+    )
+    assert accommodation["effectiveDateTime"] == "2026-09-04"
+    assert accommodation["valueCodeableConcept"]["text"] == "Registered nursing home"
+    assert accommodation["meta"]["versionId"] == "1"  # the earlier event changed nothing
+    reason = fhirjson.loads(
+        store.read(  # type: ignore[union-attr]
+            "Condition", mapped_id("713", "Condition", f"{person}|primary-support-reason")
+        ).content
+        or b""
+    )
+    assert reason["recordedDate"] == "2026-09-04"
+    assert reason["code"]["coding"][0]["code"] == "SMC"
+
+    later = tmp_path / "later.csv"  # a later event still moves them on
+    later.write_text(
+        "\n".join(
+            [
+                header,
+                assessment.replace("ASM-1", "ASM-9").replace(
+                    "2026-09-04,2026-09-20", "2026-10-01,2026-10-02"
+                ),
+            ]
+        )
+        + "\n"
+    )
+    load(store, "cld", "713", [later])
+    accommodation = fhirjson.loads(
+        store.read(  # type: ignore[union-attr]
+            "Observation", mapped_id("713", "Observation", f"{person}|Accommodation_Status")
+        ).content
+        or b""
+    )
+    assert accommodation["effectiveDateTime"] == "2026-10-01"
+    assert accommodation["valueCodeableConcept"]["text"] == (
+        "Owner occupier or shared ownership scheme"
+    )
+
+
 def test_a_carer_of_someone_not_yet_known_is_rejected_with_the_reason(
     store: Store, tmp_path: Path
 ) -> None:
