@@ -99,7 +99,10 @@ class AccessControl:
             stored = stored_facts(version.content)
             patient_id, decided = self._decide_alone(stored, self._later_labels(version))
             if self._checks_targets(version.res_type, decided):
-                decided = self._provenance(fhirjson.loads(version.content), decided)
+                # Until decided, a List naming itself (or one naming it back)
+                # is refused, not decided for ever.
+                self._decided[key] = Decision(False, _RULE_NAMED[version.res_type])
+                decided = self._with_what_it_names(fhirjson.loads(version.content), decided)
             self._decided[key] = decided
             if self._on_decision is not None:
                 self._on_decision(patient_id, decided)
@@ -109,7 +112,7 @@ class AccessControl:
         self, stored: StoredFacts, later: frozenset[Coding] = frozenset()
     ) -> tuple[str | None, Decision]:
         """The person whose record a stored version is, and the decision on
-        it alone (for a Provenance, before its targets are looked at), with
+        it alone (for a Provenance or a List, before what it names is looked at), with
         the ``later`` labels its resource carries now added to its own."""
         patient_id, light, full = stored
         facts = _labelled(light, later)
@@ -149,16 +152,19 @@ class AccessControl:
 
     @staticmethod
     def _checks_targets(res_type: str, decided: Decision) -> bool:
-        """Whether a decision must still look at what a Provenance is about."""
+        """Whether a decision must still look at the records a resource names
+        (a Provenance's targets, a List's items)."""
         return (
-            res_type == "Provenance" and decided.permit and decided.rule not in ("audit", "author")
+            res_type in _NAMES_RECORDS
+            and decided.permit
+            and decided.rule not in ("audit", "author")
         )
 
     def prefetch(self, versions: Sequence[StoredVersion]) -> None:
         """Read at once what deciding ``versions`` (a page of search
-        results, say) will read: the targets of the Provenances among them
-        that their decisions will look at, in one statement or two instead
-        of one per target. Decides nothing: each version is still decided
+        results, say) will read: the records the Provenances and Lists among
+        them name that their decisions will look at, in one statement or two
+        instead of one per record. Decides nothing: each version is still decided
         when asked, from the same facts."""
         for version in versions:
             if version.content is None:
@@ -177,17 +183,21 @@ class AccessControl:
         wanted: list[str] = []
         for version in versions:
             key = (version.res_type, version.res_id, version.version)
-            if version.res_type != "Provenance" or version.content is None or key in self._decided:
+            if (
+                version.res_type not in _NAMES_RECORDS
+                or version.content is None
+                or key in self._decided
+            ):
                 continue
             stored = stored_facts(version.content)
             decided = self._decide_alone(stored, self._later_labels(version))[1]
-            if self._checks_targets("Provenance", decided):
-                wanted.extend(_target_references(fhirjson.loads(version.content)))
+            if self._checks_targets(version.res_type, decided):
+                wanted.extend(named_records(fhirjson.loads(version.content)))
         self._read_targets(wanted)
 
     def _read_targets(self, references: Iterable[str]) -> None:
-        """Read the Provenance targets ``references`` names that are neither
-        decided nor read yet, at once."""
+        """Read the records ``references`` names (as a Provenance or a List
+        names them) that are neither decided nor read yet, at once."""
         current: dict[str, tuple[str, str]] = {}
         versions: dict[str, tuple[str, str, int]] = {}
         for reference in references:
@@ -219,28 +229,30 @@ class AccessControl:
             return last_content(self._store, found)
         return found
 
-    def _provenance(self, provenance: dict[str, Any], decided: Decision) -> Decision:
-        """A Provenance tells what was written, when and by whom: it is shown
-        only with everything it is about (each target version, or for a
-        deletion the content it removed), so it never reveals a record the
-        requester may not see."""
+    def _with_what_it_names(self, resource: dict[str, Any], decided: Decision) -> Decision:
+        """A Provenance tells what was written, when and by whom; a List (a
+        GP's medication list) or a Composition indexes records, often with
+        their names as words. Each is shown only with every record it names
+        (for a Provenance each target version, or for a deletion the content
+        it removed), so it never reveals a record the requester may not see."""
         if not decided.permit:
             return decided
-        self._read_targets(_target_references(provenance))
-        for target in provenance.get("target") or []:
-            reference = target.get("reference") if isinstance(target, dict) else None
+        rule = _RULE_NAMED[resource["resourceType"]]
+        references = named_records(resource)
+        self._read_targets(references)
+        for reference in references:
             found = self._already_decided(reference)
             if found is None:
-                version = self._target(reference) if isinstance(reference, str) else None
+                version = self._target(reference)
                 if version is None:
-                    return Decision(False, "provenance-target", detail=f"{reference} is not known")
+                    return Decision(False, rule, detail=f"{reference} is not known")
                 if version.res_type == "Provenance":
                     continue
                 found = self.decide(version)
             if not found.permit:
                 return Decision(
                     False,
-                    "provenance-target",
+                    rule,
                     consent_id=found.consent_id,
                     provision=found.provision,
                     detail=f"{reference}: {found.rule}",
@@ -280,8 +292,8 @@ class AccessControl:
         key = (version.res_type, version.res_id, version.version)
         if key in self._decided:
             return self._decided[key]
-        if version.res_type == "Provenance":
-            return None  # decided with its targets
+        if version.res_type in _NAMES_RECORDS:
+            return None  # decided with what it names
         patient_id, facts, _ = stored_facts(version.content)
         # No one's record read as an earlier version: the labels its resource
         # carries now are still to be read.
@@ -317,12 +329,44 @@ class AccessControl:
         return self.decide(version).permit
 
 
-def _target_references(provenance: dict[str, Any]) -> list[str]:
+# Resources that name other records, and the rule refusing one that names a
+# record the requester may not see.
+_RULE_NAMED = {
+    "Provenance": "provenance-target",
+    "List": "list-item",
+    "Composition": "composition-entry",
+}
+_NAMES_RECORDS = frozenset(_RULE_NAMED)
+
+
+def named_records(resource: dict[str, Any]) -> list[str]:
+    """The records ``resource`` names as what it is about (``Type/id`` or
+    ``Type/id/_history/n``): a Provenance's targets, a List's items, a
+    Composition's section entries (nested sections too). Contained
+    resources (``#id``) are part of the resource itself, not named."""
+    res_type = resource.get("resourceType")
+    if res_type == "Provenance":
+        named = resource.get("target")
+    elif res_type == "List":
+        named = [e.get("item") for e in _dicts(resource.get("entry"))]
+    elif res_type == "Composition":
+        named = []
+        sections = list(_dicts(resource.get("section")))
+        while sections:
+            section = sections.pop()
+            named += section.get("entry") or []
+            sections += _dicts(section.get("section"))
+    else:
+        return []
     return [
         reference
-        for target in provenance.get("target") or []
-        if isinstance(target, dict) and isinstance(reference := target.get("reference"), str)
+        for target in _dicts(named)
+        if isinstance(reference := target.get("reference"), str) and not reference.startswith("#")
     ]
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _parse_target(reference: str) -> tuple[str, str, str]:

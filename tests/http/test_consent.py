@@ -664,6 +664,83 @@ def test_provenance_is_shown_only_with_what_it_is_about(world: World) -> None:
     assert world.get("home", f"/fhir/Provenance/{provenance}").status_code == 200
 
 
+def test_a_list_or_composition_is_shown_only_with_every_record_it_names(
+    world: World,
+) -> None:
+    """A problem list or a summary names its items, often with their words:
+    one naming the PSY-labelled depression must not tell the GP of it,
+    whether read, searched for or included."""
+    entries = [
+        {"item": {"reference": f"Condition/{world.asthma}", "display": "Asthma"}},
+        {"item": {"reference": f"Condition/{world.depression}", "display": "Depression"}},
+    ]
+    problems = world.post(
+        "home",
+        {
+            "resourceType": "List",
+            "status": "current",
+            "mode": "snapshot",
+            "title": "Problems",
+            "subject": world.subject,
+            "entry": entries,
+        },
+    )
+    asthma_only = world.post(
+        "home",
+        {
+            "resourceType": "List",
+            "status": "current",
+            "mode": "snapshot",
+            "subject": world.subject,
+            "entry": entries[:1],
+        },
+    )
+    summary = world.post(
+        "home",
+        {
+            "resourceType": "Composition",
+            "status": "final",
+            "type": {"text": "Care summary"},
+            "subject": world.subject,
+            "date": "2026-11-01",
+            "author": [org(HOME)],
+            "title": "Care summary",
+            "section": [
+                {
+                    "title": "Problems",
+                    "section": [
+                        {
+                            "title": "Mental health",
+                            "entry": [{"reference": f"Condition/{world.depression}"}],
+                        }
+                    ],
+                }
+            ],
+        },
+    )
+    for url in (f"/fhir/List/{problems}", f"/fhir/Composition/{summary}"):
+        assert world.get("home", url).status_code == 200  # their author
+        assert world.get("gp", url).status_code == 404, url
+    assert world.get("gp", f"/fhir/List/{asthma_only}").status_code == 200
+    assert world.ids("gp", f"/fhir/List?subject=Patient/{world.patient}") == [asthma_only]
+    assert world.ids("gp", f"/fhir/List?item=Condition/{world.depression}") == []
+    assert world.ids("gp", f"/fhir/Composition?subject=Patient/{world.patient}") == []
+    included = world.ids("gp", f"/fhir/Condition?_id={world.asthma}&_revinclude=List:item")
+    assert included == sorted([world.asthma, asthma_only])
+    everything = world.ids("gp", f"/fhir/Patient/{world.patient}/$everything?_type=List")
+    assert everything == [asthma_only]
+    # A List naming itself is decided, not chased for ever: its author's alone.
+    itself = {"item": {"reference": f"List/{asthma_only}"}}
+    answer = world.api.put(
+        f"/fhir/List/{asthma_only}",
+        json={**world.get("home", f"/fhir/List/{asthma_only}").json(), "entry": [itself]},
+        headers=world.headers("home"),
+    )
+    assert answer.status_code == 200, answer.text
+    assert world.get("gp", f"/fhir/List/{asthma_only}").status_code == 404
+    assert world.get("home", f"/fhir/List/{asthma_only}").status_code == 200
+
+
 def test_a_social_care_assessment_is_the_persons_record(world: World) -> None:
     """Task is outside R4's patient compartment, but an assessment is the
     person's record: shown as theirs, not as directory data."""
