@@ -33,8 +33,9 @@ LIST_AREAS: dict[str, str] = {
 }
 
 # STU3 resource types and what they become in R4. Anything else in the
-# Bundle (List, Specimen, Appointment...) is not written; references to it
-# keep only what identifies it.
+# Bundle (List, Specimen, Appointment...) is not carried over as it is;
+# references to it keep only what identifies it. (The headings' Lists are
+# written anew, as Lists of what they hold: see ``headings``.)
 R4_TYPES: dict[str, str] = {
     "Patient": "Patient",
     "Organization": "Organization",
@@ -94,6 +95,13 @@ SYSTEMS: dict[str, str] = {
     "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-PrescribingAgency-1": (
         f"{UKCORE}/CodeSystem/UKCore-MedicationPrescribingOrganizationType"
     ),
+    "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-ListEmptyReasonCode-1": (
+        f"{UKCORE}/CodeSystem/UKCore-ListEmptyReasonCode"
+    ),
+    "https://fhir.hl7.org.uk/STU3/CodeSystem/CareConnect-ListEmptyReasonCode-1": (
+        f"{UKCORE}/CodeSystem/UKCore-ListEmptyReasonCode"
+    ),
+    "http://hl7.org/fhir/list-order": f"{TERMINOLOGY}/list-order",
 }
 # HL7 v2 tables and v3 code systems kept their codes and moved.
 V2_TABLE = re.compile(r"^http://hl7\.org/fhir/v2/(\d{4})$")
@@ -182,6 +190,7 @@ EXT_PROBLEM_SIGNIFICANCE = "Extension-CareConnect-ProblemSignificance-1"
 EXT_ACTUAL_PROBLEM = "Extension-CareConnect-ActualProblem-1"
 EXT_RELATED_PROBLEM = "Extension-CareConnect-RelatedProblemHeader-1"
 EXT_RELATED_CONTENT = "Extension-CareConnect-RelatedClinicalContent-1"
+EXT_LIST_WARNING = "Extension-CareConnect-ListWarningCode-1"
 
 # R4 extensions written: UK Core's where it has one, HL7's for the SNOMED
 # CT description id, and GP Connect's own for the problem links, which UK
@@ -196,6 +205,7 @@ R4_PARENT_PRESENT = f"{UK_EXT}/Extension-UKCore-ParentPresent"
 R4_VACCINATION_PROCEDURE = f"{UK_EXT}/Extension-UKCore-VaccinationProcedure"
 R4_SCT_DESC_DISPLAY = f"{UK_EXT}/Extension-UKCore-CodingSCTDescDisplay"
 R4_SCT_DESC_ID = "http://hl7.org/fhir/StructureDefinition/coding-sctdescid"
+R4_LIST_WARNING = f"{UK_EXT}/Extension-UKCore-ListWarningCode"
 CARECONNECT_EXT = "https://fhir.hl7.org.uk/STU3/StructureDefinition"
 R4_PROBLEM_EXTENSIONS = {
     name: f"{CARECONNECT_EXT}/{name}"
@@ -207,6 +217,15 @@ R4_PROBLEM_EXTENSIONS = {
     )
 }
 PROBLEM_SIGNIFICANCE = frozenset({"major", "minor"})
+
+# A heading's warnings that it is incomplete: GP Connect's codes, which UK
+# Core's code system shares, with UK Core's displays.
+LIST_WARNING_SYSTEM = f"{UKCORE}/CodeSystem/UKCore-ListWarningCode"
+LIST_WARNINGS = {
+    "confidential-items": "Confidential Items",
+    "data-in-transit": "Data in Transit",
+    "data-awaiting-filing": "Data Awaiting Filing",
+}
 
 # A person's sharing preference for local shared care records, as English GP
 # systems record it (SNOMED CT coded entries, sent as Observations): refused

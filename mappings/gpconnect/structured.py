@@ -3,10 +3,12 @@ answers with) into UK Core shaped R4 resources, or the reason it cannot be.
 
 The walk: read the response as STU3; find the one Patient and its
 registered practice, which must be the organisation loading it (a practice
-sends only its own records); give every resource carried over its id (the
-Lists are not carried: their items are); then convert each, the Patient
-first, and last the person's sharing preference for the local shared care
-record, when the GP's coded entries state one, as a privacy Consent.
+sends only its own records); give every resource carried over its id; then
+convert each, the Patient first; then each heading (allergies, medications,
+problems...) as a List of what it holds, with the GP system's warnings that
+it is incomplete; and last the person's sharing preference for the local
+shared care record, when the GP's coded entries state one, as a privacy
+Consent.
 
 https://developer.nhs.uk/apis/gpconnect/accessrecord_structured_development_retrieve_patient_record.html
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mappings.gpconnect import clinical, medication, people, sharing
+from mappings.gpconnect import clinical, headings, medication, people, sharing
 from mappings.gpconnect.bundle import Item, Json, Response, read_response
 from mappings.gpconnect.codes import R4_TYPES
 from mappings.gpconnect.elements import clean
@@ -61,6 +63,7 @@ ORDER = (
     "DiagnosticReport",
     "ServiceRequest",
     "DocumentReference",
+    "List",
     "Consent",
 )
 
@@ -203,6 +206,8 @@ def map_structured_record(bundle: dict[str, Any], source_org: str) -> Mapped:
         key = (resource["resourceType"], resource["id"])
         if resources.setdefault(key, resource) != resource:
             raise Unmappable(f"{item.where} ({item}) says something else than another {key[0]}")
+    for listing in headings.heading_lists(record):
+        resources[("List", listing["id"])] = listing
     consent = sharing.sharing_consent(record, practice_name)
     if consent is not None:
         resources[("Consent", consent["id"])] = consent

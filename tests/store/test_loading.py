@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from consent.model import Requester
 from gateway import fhirjson
+from gateway.access.control import AccessControl
 from gateway.loading import load
 from gateway.loading.matches import decide, probable_matches
 from gateway.loading.records import archived
@@ -355,6 +357,42 @@ def test_gp_connect_records_load_as_the_practice_and_once(store: Store) -> None:
     assert (again.loaded, again.unchanged) == (0, 2)
     elsewhere = load(store, "gp-connect", "Y00001", [GP / "structured-records.ndjson"])
     assert elsewhere.loaded == 0
+
+
+def test_a_gp_heading_is_shown_with_its_warnings_only_to_who_may_see_every_item(
+    store: Store, tmp_path: Path
+) -> None:
+    """The problems heading names a depression (PSY by its code) and warns
+    that confidential items were left out: an emergency clinician, who may
+    not see the depression, is not shown the heading either; the practice
+    is, and anyone may see the medications heading and its warning."""
+    obj = json.loads((GP / "structured-rich.json").read_text("utf-8"))
+    for entry in obj["entry"]:
+        if entry["resource"].get("id") == "problem-raised-bp":
+            entry["resource"]["code"] = {
+                "coding": [{"system": "http://snomed.info/sct", "code": "35489007"}],
+                "text": "Depression",
+            }
+    pushed = tmp_path / "record.json"
+    pushed.write_text(json.dumps(obj))
+    report = load(store, "gp-connect", "F84003", [pushed])
+    assert report.loaded == 1 and report.written["List"] == 9
+    lists = {
+        str(row[0]): fhirjson.loads(store.read("List", str(row[0])).content or b"")  # type: ignore[union-attr]
+        for row in store.select("SELECT res_id FROM resource_current WHERE res_type = 'List'", [])
+    }
+    by_code = {r["code"]["coding"][0]["code"]: r for r in lists.values()}
+    problems, medications = by_code["717711000000103"], by_code["933361000000108"]
+    warning = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-ListWarningCode"
+    assert [e["url"] for e in problems["extension"]] == [warning]
+    crew = AccessControl(store, Requester("RRU", "ambulance", "ETREAT"))
+    practice = AccessControl(store, Requester("F84003", "gp-practice", "TREAT"))
+    for listing, crew_sees in ((problems, False), (medications, True)):
+        version = store.read("List", listing["id"])
+        assert version is not None
+        assert crew.visible(version) is crew_sees, listing["title"]
+        assert practice.visible(version)
+    assert crew.decide(store.read("List", problems["id"])).rule == "list-item"  # type: ignore[arg-type]
 
 
 def test_a_loaded_message_is_archived_as_it_came(store: Store, tmp_path: Path) -> None:

@@ -169,7 +169,7 @@ def test_every_resource_is_valid_fhir_r4_of_a_type_the_gateway_serves() -> None:
 
 def test_the_rich_record_covers_every_clinical_area() -> None:
     """The rich example maps to every kind of resource the mapping writes,
-    the Patient first, and no List: their items are what is kept."""
+    the Patient first and the headings' Lists last."""
     resources = rich()
     assert resources[0]["resourceType"] == "Patient"
     kinds = {r["resourceType"] for r in resources}
@@ -190,8 +190,112 @@ def test_the_rich_record_covers_every_clinical_area() -> None:
         "DiagnosticReport",
         "ServiceRequest",
         "DocumentReference",
+        "List",
     }
     assert len(of_type(resources, "Observation")) == 6
+    assert resources[-1]["resourceType"] == "List"
+
+
+# Headings and their warnings
+
+WARNING_URL = f"{UK_EXT}/Extension-UKCore-ListWarningCode"
+WARNING_SYSTEM = "https://fhir.hl7.org.uk/CodeSystem/UKCore-ListWarningCode"
+GPC_WARNING = (
+    "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-ListWarningCode-1"
+)
+
+
+def heading(resources: list[Json], code: str) -> Json:
+    (found,) = [r for r in of_type(resources, "List") if r["code"]["coding"][0]["code"] == code]
+    return found
+
+
+def warnings(listing: Json) -> list[str]:
+    return [
+        coding["code"]
+        for found in listing.get("extension", [])
+        if found["url"] == WARNING_URL
+        for coding in found["valueCodeableConcept"]["coding"]
+        if coding["system"] == WARNING_SYSTEM
+    ]
+
+
+def test_each_heading_is_a_list_of_its_items_with_the_gp_systems_warnings() -> None:
+    """A reader must know a heading is incomplete: confidential items left
+    out, items awaiting filing. The warnings are UK Core's, each once, with
+    the GP system's words kept as notes; the entries name the items carried
+    over, a consultation by its Encounter."""
+    resources = rich()
+    present = {f"{r['resourceType']}/{r['id']}" for r in resources}
+    problems = heading(resources, "717711000000103")
+    assert warnings(problems) == ["confidential-items"]
+    assert problems["note"][0]["text"].startswith("Items excluded due to confidentiality")
+    assert {"status": "current", "mode": "snapshot"}.items() <= problems.items()
+    assert problems["subject"] == {"reference": f"Patient/{resources[0]['id']}"}
+    assert [e["item"]["reference"].split("/")[0] for e in problems["entry"]] == ["Condition"] * 2
+    medications = heading(resources, "933361000000108")
+    assert warnings(medications) == ["data-awaiting-filing"]  # sent twice, kept once
+    consultations = heading(resources, "1149501000000101")
+    assert [e["item"]["reference"].split("/")[0] for e in consultations["entry"]] == ["Encounter"]
+    assert warnings(heading(resources, "886921000000105")) == []
+    for listing in of_type(resources, "List"):
+        assert all(e["item"]["reference"] in present for e in listing.get("entry", []))
+    # The consultation's own structure (its topics and categories) is not a heading.
+    assert len(of_type(resources, "List")) == 9
+
+
+def test_a_heading_is_one_list_per_person_and_practice_whatever_the_response() -> None:
+    """GP Connect's List ids are not persistent: the heading's code keys it,
+    so a later response's heading replaces the earlier one."""
+    obj = bundle("structured-rich")
+    for entry in obj["entry"]:
+        if entry["resource"]["resourceType"] == "List":
+            entry["resource"]["id"] = "renamed-" + entry["resource"]["id"]
+            entry["fullUrl"] = "urn:uuid:" + entry["resource"]["id"]
+    before = {r["id"] for r in of_type(rich(), "List")}
+    assert {r["id"] for r in of_type(mapped(obj), "List")} == before
+
+
+def test_an_empty_heading_keeps_its_reason_and_a_warning_on_nothing_is_kept() -> None:
+    """A heading with nothing recorded says so (UK Core's empty reason); a
+    heading whose only warning is that the record is in transit is kept
+    though it names nothing, so the reader knows to ask."""
+    obj = bundle("structured-rich")
+    for entry in obj["entry"]:
+        listing = entry["resource"]
+        if listing.get("id") == "list-immunisations":
+            listing.pop("entry")
+            listing["emptyReason"] = {
+                "coding": [
+                    {
+                        "system": "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-ListEmptyReasonCode-1",
+                        "code": "no-content-recorded",
+                        "display": "No Content Recorded",
+                    }
+                ]
+            }
+            listing["note"] = [{"text": "Information not available"}]
+        if listing.get("id") == "list-referrals":
+            listing["entry"] = [{"item": {"reference": "Specimen/not-carried"}}]
+            listing["extension"] = [{"url": GPC_WARNING, "valueCode": "data-in-transit"}]
+        if listing.get("id") == "list-investigations":
+            listing["entry"] = [{"item": {"reference": "Specimen/not-carried"}}]
+    resources = mapped(obj)
+    immunisations = heading(resources, "1102181000000102")
+    assert "entry" not in immunisations
+    assert immunisations["emptyReason"]["coding"][0] == {
+        "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-ListEmptyReasonCode",
+        "code": "no-content-recorded",
+        "display": "No Content Recorded",
+    }
+    referrals = heading(resources, "792931000000107")
+    assert warnings(referrals) == ["data-in-transit"] and "entry" not in referrals
+    # Naming only what is not carried over, with nothing to warn of: not kept.
+    assert not [
+        r for r in of_type(resources, "List") if r["code"]["coding"][0]["code"] == "887191000000108"
+    ]
+    for resource in resources:
+        assert validate_resource(resource, resource["resourceType"]) == [], resource
 
 
 # Ids and references
