@@ -21,7 +21,14 @@ import orjson
 
 from gateway import __version__, fhirjson
 from gateway.documents import narrative
-from gateway.documents.sections import DocumentKind, Resource, Section, is_residence
+from gateway.documents.sections import (
+    HEADING_SECTIONS,
+    LIST_WARNING,
+    DocumentKind,
+    Resource,
+    Section,
+    is_residence,
+)
 from gateway.errors import Unprocessable
 from gateway.interactions import search as searches
 from gateway.interactions.provenance import ODS_SYSTEM
@@ -323,6 +330,40 @@ def _key_contacts(patient: Resource, gathered: Gathered) -> list[narrative.Row]:
     return rows
 
 
+def _heading_warnings(
+    gathered: Gathered, names: dict[str, str]
+) -> dict[str, list[tuple[narrative.Row, str]]]:
+    """By section, a row for each warning that a GP record's heading the
+    requester may see is incomplete (confidential items left out, a record
+    in transit), with the GP system's words, and where it came from."""
+    found: dict[str, list[tuple[narrative.Row, str]]] = {}
+    for _, resource in sorted(gathered.resources.items()):
+        if resource["resourceType"] != "List":
+            continue
+        codings = narrative.dicts_in((resource.get("code") or {}).get("coding"))
+        key = next(
+            (HEADING_SECTIONS[c["code"]] for c in codings if c.get("code") in HEADING_SECTIONS),
+            None,
+        )
+        warned = [
+            narrative.text_of(coding.get("display")) or narrative.text_of(coding.get("code"))
+            for extension in narrative.dicts_in(resource.get("extension"))
+            if extension.get("url") == LIST_WARNING
+            for coding in narrative.dicts_in(
+                (extension.get("valueCodeableConcept") or {}).get("coding")
+            )
+        ]
+        if key is None or not warned:
+            continue
+        notes = " ".join(
+            narrative.text_of(note.get("text")) for note in narrative.dicts_in(resource.get("note"))
+        )
+        title = narrative.text_of(resource.get("title")) or "GP record"
+        row = narrative.Row(f"{title} may be incomplete", notes, "", ", ".join(warned))
+        found.setdefault(key, []).append((row, _origin(resource, names)))
+    return found
+
+
 def _organisation(reference: Any) -> str:
     if not isinstance(reference, dict):
         return ""
@@ -339,7 +380,7 @@ def _section(
     members: list[str],
     gathered: Gathered,
     names: dict[str, str],
-    extra: list[narrative.Row],
+    extra: list[tuple[narrative.Row, str]],
 ) -> dict[str, Any] | None:
     if not members and not extra and not section.always:
         return None
@@ -359,8 +400,10 @@ def _section(
         }
         return entry
     resolve = gathered.resources.get
-    rows = extra + [narrative.summarise(gathered.resources[r], resolve) for r in members]
-    origins = [""] * len(extra) + [_origin(gathered.resources[r], names) for r in members]
+    rows = [row for row, _ in extra]
+    rows += [narrative.summarise(gathered.resources[r], resolve) for r in members]
+    origins = [origin for _, origin in extra]
+    origins += [_origin(gathered.resources[r], names) for r in members]
     entry["text"] = {"status": "generated", "div": narrative.section_div(rows, source_of=origins)}
     if members:
         entry["entry"] = [{"reference": reference} for reference in members]
@@ -398,10 +441,12 @@ def build(
     provenances = [r for r in gathered.resources.values() if r["resourceType"] == "Provenance"]
     names = _provenance_names(provenances)
     placed = _placed(kind, gathered)
+    warnings = _heading_warnings(gathered, names)
     sections = []
     in_sections: list[str] = []
     for section, members in placed:
-        extra = _key_contacts(subject, gathered) if section.key == "care-team" else []
+        contacts = _key_contacts(subject, gathered) if section.key == "care-team" else []
+        extra = [(row, "") for row in contacts] + warnings.get(section.key, [])
         built = _section(section, members, gathered, names, extra)
         if built is not None:
             sections.append(built)

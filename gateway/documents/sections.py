@@ -36,6 +36,20 @@ EPISODE_TYPE = "urn:london-care-gateway:episode-type"
 RESIDENCE = "care-home-residence"
 
 
+# The GP record's headings (GP Connect's List codes, SNOMED CT, as mapped)
+# and the section each one's warnings are repeated in: a reader of the
+# section must know that the GP's part of it may be missing items.
+HEADING_SECTIONS = {
+    "886921000000105": "allergies",
+    "933361000000108": "medications",
+    "717711000000103": "problems",
+    "1102181000000102": "immunisations",
+    "887191000000108": "results",
+    "1149501000000101": "encounters",
+}
+LIST_WARNING = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-ListWarningCode"
+
+
 @dataclass(frozen=True)
 class Section:
     key: str

@@ -265,6 +265,20 @@ def test_the_gp_gets_the_summary_of_everything_its_rules_allow(resident: Residen
     }
 
 
+def test_a_gp_headings_warnings_are_repeated_in_its_section(resident: Resident) -> None:
+    """The GP system warned that problems were left out as confidential and
+    that medication items await filing: whoever reads those sections is
+    told, in the GP system's words, not only whoever opens the GP's Lists."""
+    sections = _sections(resident.document("gp", "summary"))
+    problems = sections["Problems"]["text"]["div"]
+    assert "Problems may be incomplete" in problems and "Confidential Items" in problems
+    assert "Items excluded due to confidentiality" in problems
+    medication = sections["Medication"]["text"]["div"]
+    assert "Data Awaiting Filing" in medication
+    assert "Confidential Items" not in medication
+    assert "may be incomplete" not in sections["Allergies and intolerances"]["text"]["div"]
+
+
 def test_a_council_without_a_relationship_gets_404(resident: Resident) -> None:
     for url in (
         f"/fhir/Patient/{resident.patient}/$summary",
