@@ -102,6 +102,7 @@ SYSTEMS: dict[str, str] = {
         f"{UKCORE}/CodeSystem/UKCore-ListEmptyReasonCode"
     ),
     "http://hl7.org/fhir/list-order": f"{TERMINOLOGY}/list-order",
+    "http://hl7.org/fhir/list-empty-reason": f"{TERMINOLOGY}/list-empty-reason",
 }
 # HL7 v2 tables and v3 code systems kept their codes and moved.
 V2_TABLE = re.compile(r"^http://hl7\.org/fhir/v2/(\d{4})$")

@@ -72,7 +72,17 @@ _JOB_ROLE_SYSTEM = "https://fhir.hl7.org.uk/STU3/CodeSystem/CareConnect-SDSJobRo
 _CONDITION_CATEGORY = "http://hl7.org/fhir/condition-category"
 _OBSERVATION_CATEGORY = "http://hl7.org/fhir/observation-category"
 _LIST_ORDER = "http://hl7.org/fhir/list-order"
-_LIST_EMPTY = "http://hl7.org/fhir/list-empty-reason"
+_LIST_EMPTY = "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-ListEmptyReasonCode-1"
+_EXT_WARNING = f"{_STU3}/Extension-CareConnect-GPC-ListWarningCode-1"
+# A heading's warnings that it is incomplete, with the words a GP system
+# puts in the List's note.
+_WARNING_WORDS = {
+    "confidential-items": "Items excluded as confidential or at the patient's wish.",
+    "data-in-transit": "The record from the patient's previous practice has not all "
+    "arrived yet: items recorded there may be missing.",
+    "data-awaiting-filing": "Some items received by the practice await review before "
+    "they are filed: they may be missing here.",
+}
 
 # The List headings asked for (SNOMED CT), as GP Connect answers them.
 _LISTS: dict[str, tuple[str, str]] = {
@@ -240,6 +250,22 @@ class _Bundle:
         self.number = str(1_000_000 + person.index)
         self.patient = _ref("Patient", self.number)
         self.doctor, self.role = practice.doctors[self.rng.randrange(len(practice.doctors))]
+        self.warnings = self._warnings(random.Random(f"gp-connect-warnings:{person.index}"))
+
+    @staticmethod
+    def _warnings(rng: random.Random) -> dict[str, list[str]]:
+        """The headings this record warns are incomplete: a few people
+        moved practice lately (every heading), some have items awaiting
+        filing (medication) or left out as confidential (problems)."""
+        found: dict[str, list[str]] = {area: [] for area in _LISTS}
+        if rng.random() < 0.04:
+            for codes in found.values():
+                codes.append("data-in-transit")
+        if rng.random() < 0.05:
+            found["medications"].append("data-awaiting-filing")
+        if rng.random() < 0.03:
+            found["problems"].append("confidential-items")
+        return found
 
     def id(self, kind: int, n: int = 0) -> str:
         """A GUID of this person's, for item ``n`` of kind ``kind`` (the
@@ -367,10 +393,14 @@ class _Bundle:
             "date": self.answered,
             "orderedBy": {"coding": [{"system": _LIST_ORDER, "code": "event-date"}]},
         }
+        warnings = self.warnings[area]
+        if warnings:
+            resource["extension"] = [{"url": _EXT_WARNING, "valueCode": code} for code in warnings]
+            resource["note"] = [{"text": _WARNING_WORDS[code]} for code in warnings]
         if named:
             resource["entry"] = [{"item": {"reference": ref}} for ref in named]
         else:
-            resource["note"] = [{"text": "Information not available"}]
+            resource.setdefault("note", []).append({"text": "Information not available"})
             resource["emptyReason"] = _coding(
                 "no-content-recorded", "No Content Recorded", _LIST_EMPTY
             )
