@@ -169,12 +169,15 @@ class AccessControl:
         for version in versions:
             if version.content is None:
                 continue
-            # What a target names among the versions themselves need not be
-            # read again; nor the labels a latest version carries now (its
-            # own, from facts its decision works out anyway).
+            # What a Provenance or a List names among the versions
+            # themselves need not be read again; nor the labels a latest
+            # version carries now (its own, from facts its decision works
+            # out anyway).
             reference = f"{version.res_type}/{version.res_id}/_history/{version.version}"
             self._targets.setdefault(reference, version)
             if version.current:
+                # What a List names without a version is its latest.
+                self._targets.setdefault(f"{version.res_type}/{version.res_id}", version)
                 labels = stored_facts(version.content)[1].labels
                 self._labels_now.setdefault((version.res_type, version.res_id), labels)
         self._read_labels_now(
