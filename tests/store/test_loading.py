@@ -191,10 +191,14 @@ def test_an_update_silent_on_protection_keeps_the_visit_protected(
 CLD = Path(__file__).resolve().parents[1] / "fixtures" / "cld"
 
 
-def _patient(store: Store, patient_id: str) -> dict[str, Any]:
-    found = store.read("Patient", patient_id)
+def _current(store: Store, res_type: str, res_id: str) -> dict[str, Any]:
+    found = store.read(res_type, res_id)
     assert found is not None and found.content is not None
     return fhirjson.loads(found.content)
+
+
+def _patient(store: Store, patient_id: str) -> dict[str, Any]:
+    return _current(store, "Patient", patient_id)
 
 
 def test_a_council_return_loads_once_and_links_carers(store: Store) -> None:
@@ -226,20 +230,14 @@ def test_a_persons_facts_stand_as_at_their_latest_event_whatever_the_row_order(
     report = load(store, "cld", "713", [returned])
     assert (report.loaded, report.rejections) == (2, [])
     person = mapped_id("NHS", "Patient", "9990000018")
-    accommodation = fhirjson.loads(
-        store.read(  # type: ignore[union-attr]
-            "Observation", mapped_id("713", "Observation", f"{person}|Accommodation_Status")
-        ).content
-        or b""
+    accommodation = _current(
+        store, "Observation", mapped_id("713", "Observation", f"{person}|Accommodation_Status")
     )
     assert accommodation["effectiveDateTime"] == "2026-09-04"
     assert accommodation["valueCodeableConcept"]["text"] == "Registered nursing home"
     assert accommodation["meta"]["versionId"] == "1"  # the earlier event changed nothing
-    reason = fhirjson.loads(
-        store.read(  # type: ignore[union-attr]
-            "Condition", mapped_id("713", "Condition", f"{person}|primary-support-reason")
-        ).content
-        or b""
+    reason = _current(
+        store, "Condition", mapped_id("713", "Condition", f"{person}|primary-support-reason")
     )
     assert reason["recordedDate"] == "2026-09-04"
     assert reason["code"]["coding"][0]["code"] == "SMC"
@@ -257,11 +255,8 @@ def test_a_persons_facts_stand_as_at_their_latest_event_whatever_the_row_order(
         + "\n"
     )
     load(store, "cld", "713", [later])
-    accommodation = fhirjson.loads(
-        store.read(  # type: ignore[union-attr]
-            "Observation", mapped_id("713", "Observation", f"{person}|Accommodation_Status")
-        ).content
-        or b""
+    accommodation = _current(
+        store, "Observation", mapped_id("713", "Observation", f"{person}|Accommodation_Status")
     )
     assert accommodation["effectiveDateTime"] == "2026-10-01"
     assert accommodation["valueCodeableConcept"]["text"] == (
@@ -378,7 +373,7 @@ def test_a_gp_heading_is_shown_with_its_warnings_only_to_who_may_see_every_item(
     report = load(store, "gp-connect", "F84003", [pushed])
     assert report.loaded == 1 and report.written["List"] == 9
     lists = {
-        str(row[0]): fhirjson.loads(store.read("List", str(row[0])).content or b"")  # type: ignore[union-attr]
+        str(row[0]): _current(store, "List", str(row[0]))
         for row in store.select("SELECT res_id FROM resource_current WHERE res_type = 'List'", [])
     }
     by_code = {r["code"]["coding"][0]["code"]: r for r in lists.values()}
