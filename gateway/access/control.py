@@ -249,8 +249,8 @@ class AccessControl:
                 version = self._target(reference)
                 if version is None:
                     return Decision(False, rule, detail=f"{reference} is not known")
-                if version.res_type == "Provenance":
-                    continue
+                if version.res_type == "Provenance" == resource["resourceType"]:
+                    continue  # what a Provenance says of another is the other's to show
                 found = self.decide(version)
             if not found.permit:
                 return Decision(

@@ -729,6 +729,19 @@ def test_a_list_or_composition_is_shown_only_with_every_record_it_names(
     assert included == sorted([world.asthma, asthma_only])
     everything = world.ids("gp", f"/fhir/Patient/{world.patient}/$everything?_type=List")
     assert everything == [asthma_only]
+    # A List naming the Provenance of the depression's write tells of it too.
+    depression_write = world.ids("home", f"/fhir/Provenance?target=Condition/{world.depression}")
+    provenances = world.post(
+        "home",
+        {
+            "resourceType": "List",
+            "status": "current",
+            "mode": "working",
+            "subject": world.subject,
+            "entry": [{"item": {"reference": f"Provenance/{depression_write[0]}"}}],
+        },
+    )
+    assert world.get("gp", f"/fhir/List/{provenances}").status_code == 404
     # A List naming itself is decided, not chased for ever: its author's alone.
     itself = {"item": {"reference": f"List/{asthma_only}"}}
     answer = world.api.put(
