@@ -55,6 +55,10 @@ class Mapped:
     # that date. Rows of a return come in any order, so a statement on file
     # as at a later date is not replaced by an earlier one.
     dated_by: dict[str, str] = field(default_factory=dict)
+    # The moment the whole record stands as at (a care home's export time,
+    # UTC): one as at an earlier moment than the source's latest record of
+    # the person, loaded after it, changes nothing.
+    as_at: str | None = None
 
 
 def checked_nhs_number(raw: str, where: str) -> str:

@@ -189,15 +189,23 @@ def _remember(
     source_org: str,
     fmt: str,
     record: SourceRecord,
-    stated: list[dict[str, Any]],
+    stated: list[dict[str, Any]] | None,
 ) -> None:
     """Note a source record as loaded, with its content as it came, whom it
-    is about and what it stated, in the unit of work that writes it: the two
-    are never parted, so a record is either loaded and noted or neither."""
+    is about, the moment it stands as at and what it stated (``None``: it
+    was superseded and stated nothing), in the unit of work that writes it:
+    the two are never parted, so a record is either loaded and noted or
+    neither."""
     if record.key:
+        resources = (
+            None
+            if stated is None
+            else orjson.dumps([f"{r['resourceType']}/{r['id']}" for r in stated]).decode()
+        )
         uow.execute(
             "INSERT INTO mapping_record (source_org, format, record_key, loaded_at, content, "
-            "patient_id, resources) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "patient_id, resources, as_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             [
                 source_org.upper(),
                 fmt,
@@ -205,9 +213,25 @@ def _remember(
                 fhirjson.instant(),
                 record.content,
                 record.patient_id,
-                orjson.dumps([f"{r['resourceType']}/{r['id']}" for r in stated]).decode(),
+                resources,
+                record.as_at,
             ],
         )
+
+
+def _superseded_by(reader: Querier, source_org: str, fmt: str, record: SourceRecord) -> str | None:
+    """The moment of the source's latest record of the person, when it is
+    later than ``record``'s (a care home's newer export, loaded first):
+    ``record`` is then out of date as a whole and changes nothing."""
+    if record.as_at is None or record.patient_id is None:
+        return None
+    rows = reader.select(
+        "SELECT MAX(as_at) FROM mapping_record "
+        "WHERE source_org = ? AND format = ? AND patient_id = ? AND as_at IS NOT NULL",
+        [source_org.upper(), fmt, record.patient_id],
+    )
+    latest = rows[0][0] if rows else None
+    return str(latest) if latest is not None and str(latest) > record.as_at else None
 
 
 @dataclass
@@ -307,6 +331,9 @@ def _load(
         return _Done("rejected", record.problem or "")
     if record.key and _seen(uow, source_org, fmt, record.key):
         return _Done("unchanged")  # sent again: it changes nothing twice
+    if (later := _superseded_by(uow, source_org, fmt, record)) is not None:
+        _remember(uow, source_org, fmt, record, None)  # archived, as every record is
+        return _Done("unchanged", f"a later record of the person (as at {later}) is on file")
     resources = list(record.resources)
     if record.cancels is not None:
         cancelled = uow.read("Encounter", record.cancels)

@@ -40,6 +40,7 @@ class SourceRecord:
     cancels: str | None = None  # an Encounter that must exist to be cancelled
     labels_from: dict[str, str] = field(default_factory=dict)  # as Mapped.labels_from
     dated_by: dict[str, str] = field(default_factory=dict)  # as Mapped.dated_by
+    as_at: str | None = None  # as Mapped.as_at
     content: bytes = b""  # the record as it came, archived when it is loaded
     # The source's whole record of the person (a care-home export): what an
     # earlier one stated and this one leaves out is retired.
@@ -58,6 +59,7 @@ def _mapped(
         cancels=mapped.cancels,
         labels_from=mapped.labels_from,
         dated_by=mapped.dated_by,
+        as_at=mapped.as_at,
         content=content,
         snapshot=snapshot,
     )

@@ -574,6 +574,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ON mapping_record (source_org, format, patient_id, loaded_at)",
         ),
     ),
+    Migration(
+        version=10,
+        name="the moment a loaded record stands as at",
+        # A care home's export is its whole record of the resident as at the
+        # export: one older than the latest, loaded after it, changes nothing.
+        sqlite=("ALTER TABLE mapping_record ADD COLUMN as_at TEXT",),
+        postgres=("ALTER TABLE mapping_record ADD COLUMN as_at TEXT",),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

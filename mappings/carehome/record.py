@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from contextlib import suppress
+from datetime import UTC, datetime
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -164,4 +165,7 @@ def map_care_home(obj: dict[str, Any], source_org: str) -> Mapped:
         *sections.care_plan(obj, who),
         *sections.belongings(obj, who),
     ]
-    return Mapped(patient["id"], resources)
+    # The export is the home's whole record of the resident as at its time.
+    exported = datetime.fromisoformat(london_instant(obj["exportedAt"]))
+    as_at = exported.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return Mapped(patient["id"], resources, as_at=as_at)

@@ -68,6 +68,11 @@ ORDER = (
 )
 
 
+# The element dating each kind of statement that a later one replaces only
+# when it is later.
+_AS_AT = {"List": "date", "Consent": "dateTime"}
+
+
 def _the_patient(response: Response) -> Item:
     patients = list(response.of_type("Patient"))
     if not patients:
@@ -212,4 +217,11 @@ def map_structured_record(bundle: dict[str, Any], source_org: str) -> Mapped:
     if consent is not None:
         resources[("Consent", consent["id"])] = consent
     ordered = sorted(resources.values(), key=lambda r: ORDER.index(r["resourceType"]))
-    return Mapped(record.patient_id, ordered)
+    # Responses can be loaded out of order: a heading stands as at its
+    # response, the sharing preference as at the entry that decided it.
+    dated_by = {
+        f"{r['resourceType']}/{r['id']}": _AS_AT[r["resourceType"]]
+        for r in ordered
+        if r["resourceType"] in _AS_AT
+    }
+    return Mapped(record.patient_id, ordered, dated_by=dated_by)

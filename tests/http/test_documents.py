@@ -634,6 +634,23 @@ def test_a_refusal_in_the_gp_record_is_a_dissent_until_consent_is_given_again(
     assert _seen_sources(resident, "council") == everyone
     assert _sources(resident.document("council", "summary")) == everyone
 
+    # An older response pushed late (a retry) does not bring the dissent
+    # back: the preference stands as at the entry that decided it.
+    resident.push("gp", "gp-connect", _gp_response("2026-11-21T18:00:00+00:00", refused))
+    (still,) = _consents(resident, "council")
+    assert (still["status"], still["meta"]["versionId"]) == (
+        "inactive",
+        withdrawn["meta"]["versionId"],
+    )
+    assert _seen_sources(resident, "council") == everyone
+    # A later refusal does.
+    again = ("416409005", "lscr-refused-again", "2026-12-01T10:00:00+00:00")
+    resident.push(
+        "gp", "gp-connect", _gp_response("2026-12-01T12:00:00+00:00", refused, given, again)
+    )
+    (renewed,) = _consents(resident, "council")
+    assert renewed["status"] == "active"
+
 
 def test_a_first_gp_record_with_a_refusal_loads_with_its_dissent(resident: Resident) -> None:
     """A person the gateway does not know yet, whose first GP record holds a

@@ -433,6 +433,36 @@ def test_a_later_export_retires_what_it_leaves_out(store: Store, tmp_path: Path)
     assert [bool(d) for (d,) in patient] == [False]
 
 
+def test_an_earlier_export_loaded_after_a_later_one_changes_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    """Exports can arrive out of order (a retry, a backlog): the home's
+    record as at an earlier moment must not bring back the medicine the
+    later export stopped, nor retire what only the later one states."""
+    first = json.loads((CARE_HOME / "winifred-maddox.json").read_text())
+    later = {**first, "exportedAt": "2026-07-15T09:00:00+01:00"}
+    later["medications"] = [m for m in first["medications"] if m["id"] != "MAR-881"]
+    (tmp_path / "later.json").write_text(json.dumps(later))
+    load(store, "care-home", "VM4X2", [tmp_path / "later.json"])
+    before = store.select("SELECT res_type, res_id, seq FROM resource_current ORDER BY seq", [])
+
+    report = load(store, "care-home", "VM4X2", [CARE_HOME / "winifred-maddox.json"])
+    assert (report.loaded, report.unchanged, report.rejections) == (0, 1, [])
+    assert (
+        store.select("SELECT res_type, res_id, seq FROM resource_current ORDER BY seq", [])
+        == before
+    )
+    assert archived(store, "VM4X2", "care-home", "PTH-RES-0412@2026-07-14T21:40:00+01:00")
+
+    newest = {**later, "exportedAt": "2026-07-16T09:00:00+01:00", "medications": []}
+    (tmp_path / "newest.json").write_text(json.dumps(newest))
+    assert load(store, "care-home", "VM4X2", [tmp_path / "newest.json"]).loaded == 1
+    statements = store.select(
+        "SELECT deleted FROM resource_current WHERE res_type = 'MedicationStatement'", []
+    )
+    assert statements and all(deleted for (deleted,) in statements)  # each one retired
+
+
 def test_a_diagnosis_sent_without_its_coding_system_is_labelled_from_its_code(
     store: Store, tmp_path: Path
 ) -> None:
