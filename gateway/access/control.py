@@ -112,8 +112,9 @@ class AccessControl:
         self, stored: StoredFacts, later: frozenset[Coding] = frozenset()
     ) -> tuple[str | None, Decision]:
         """The person whose record a stored version is, and the decision on
-        it alone (for a Provenance or a List, before what it names is looked at), with
-        the ``later`` labels its resource carries now added to its own."""
+        it alone (for a Provenance or a List, before the records it names
+        are looked at), with the ``later`` labels its resource carries now
+        added to its own."""
         patient_id, light, full = stored
         facts = _labelled(light, later)
         if facts.author_ods == self.requester.org_ods:
@@ -164,8 +165,8 @@ class AccessControl:
         """Read at once what deciding ``versions`` (a page of search
         results, say) will read: the records the Provenances and Lists among
         them name that their decisions will look at, in one statement or two
-        instead of one per record. Decides nothing: each version is still decided
-        when asked, from the same facts."""
+        instead of one per record. Decides nothing: each version is still
+        decided when asked, from the same facts."""
         for version in versions:
             if version.content is None:
                 continue
@@ -357,7 +358,7 @@ def named_records(resource: dict[str, Any]) -> list[str]:
         sections = list(_dicts(resource.get("section")))
         while sections:
             section = sections.pop()
-            named += section.get("entry") or []
+            named += _dicts(section.get("entry"))
             sections += _dicts(section.get("section"))
     else:
         return []
