@@ -381,8 +381,12 @@ def _section(
     gathered: Gathered,
     names: dict[str, str],
     extra: list[tuple[narrative.Row, str]],
+    warnings: list[tuple[narrative.Row, str]],
 ) -> dict[str, Any] | None:
-    if not members and not extra and not section.always:
+    """A section of ``members``, with ``extra`` rows that are not entries
+    (key contacts) and ``warnings`` that the section may be incomplete,
+    which come first and leave a section with nothing else still empty."""
+    if not members and not extra and not warnings and not section.always:
         return None
     entry: dict[str, Any] = {
         "title": section.title,
@@ -390,21 +394,25 @@ def _section(
             "coding": [{"system": section.system, "code": section.code, "display": section.display}]
         },
     }
+    rows = [*warnings, *extra]
     if not members and not extra:
-        entry["text"] = {"status": "generated", "div": narrative.empty_div(section.empty)}
         # "unavailable" whether nothing was recorded or nothing may be shown:
         # the two must read alike.
         entry["emptyReason"] = {
             "coding": [{"system": _EMPTY_REASON, "code": "unavailable", "display": "Unavailable"}],
             "text": section.empty,
         }
-        return entry
+        if not warnings:
+            entry["text"] = {"status": "generated", "div": narrative.empty_div(section.empty)}
+            return entry
+        rows.append((narrative.Row(section.empty), ""))
     resolve = gathered.resources.get
-    rows = [row for row, _ in extra]
-    rows += [narrative.summarise(gathered.resources[r], resolve) for r in members]
-    origins = [origin for _, origin in extra]
-    origins += [_origin(gathered.resources[r], names) for r in members]
-    entry["text"] = {"status": "generated", "div": narrative.section_div(rows, source_of=origins)}
+    rows += [
+        (narrative.summarise(gathered.resources[r], resolve), _origin(gathered.resources[r], names))
+        for r in members
+    ]
+    div = narrative.section_div([row for row, _ in rows], source_of=[origin for _, origin in rows])
+    entry["text"] = {"status": "generated", "div": div}
     if members:
         entry["entry"] = [{"reference": reference} for reference in members]
     return entry
@@ -446,8 +454,8 @@ def build(
     in_sections: list[str] = []
     for section, members in placed:
         contacts = _key_contacts(subject, gathered) if section.key == "care-team" else []
-        extra = [(row, "") for row in contacts] + warnings.get(section.key, [])
-        built = _section(section, members, gathered, names, extra)
+        extra = [(row, "") for row in contacts]
+        built = _section(section, members, gathered, names, extra, warnings.get(section.key, []))
         if built is not None:
             sections.append(built)
             in_sections.extend(members)

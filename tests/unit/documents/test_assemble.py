@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from gateway import fhirjson
-from gateway.documents.assemble import referenced
+from gateway.documents.assemble import Gathered, build, referenced
+from gateway.documents.sections import LIST_WARNING, SUMMARY
 from gateway.store import StoredVersion
 
 
@@ -89,3 +90,46 @@ def test_json_with_whitespace_reads_the_same() -> None:
         json.dumps(practitioner_role, indent=2).encode(),
     )
     assert referenced([pretty]) == {"Organization/o1"}
+
+
+def test_a_heading_warning_leaves_a_section_with_nothing_else_empty() -> None:
+    """The GP warns that its allergies heading may be incomplete (a record
+    in transit) and lists none: the section says both, and stays empty
+    (IPS's emptyReason) rather than reading as if something were listed."""
+    patient = {"resourceType": "Patient", "id": "p1"}
+    heading = {
+        "resourceType": "List",
+        "id": "l1",
+        "meta": {"source": "urn:ods:F84003"},
+        "status": "current",
+        "mode": "snapshot",
+        "title": "Allergies and adverse reactions",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "886921000000105"}]},
+        "subject": {"reference": "Patient/p1"},
+        "extension": [
+            {
+                "url": LIST_WARNING,
+                "valueCodeableConcept": {
+                    "coding": [
+                        {
+                            "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-ListWarningCode",
+                            "code": "data-in-transit",
+                            "display": "Data in Transit",
+                        }
+                    ]
+                },
+            }
+        ],
+        "note": [{"text": "The previous practice's record has not all arrived."}],
+    }
+    gathered = Gathered({"List/l1": _stored(heading)}, {"List/l1": heading})
+    document = build(SUMMARY, _stored(patient), gathered, base_url="http://gateway/fhir")
+    sections = {s["title"]: s for s in document.bundle["entry"][0]["resource"]["section"]}
+    allergies = sections["Allergies and intolerances"]
+    assert allergies["emptyReason"]["coding"][0]["code"] == "unavailable"
+    assert "entry" not in allergies
+    div = allergies["text"]["div"]
+    assert "Allergies and adverse reactions may be incomplete" in div
+    assert "Data in Transit" in div and "has not all arrived" in div
+    assert allergies["emptyReason"]["text"] in div
+    assert "may be incomplete" not in sections["Problems"]["text"]["div"]
