@@ -355,7 +355,10 @@ def _load(
     if record.labels_from:
         resources = _with_labels_kept(uow, resources, found, record.labels_from)
     before = [_content(version) for version in found]
-    stated = [_with_what_is_known(r, b) for r, b in zip(resources, before, strict=True)]
+    stated = [
+        _with_what_is_known(r, b, _keeps_registration(uow, fmt, r, b))
+        for r, b in zip(resources, before, strict=True)
+    ]
     new_people = [
         r
         for r, b in zip(resources, before, strict=True)
@@ -499,18 +502,51 @@ def _linked(store: Querier, resource: dict[str, Any]) -> dict[str, Any]:
     return {**resource, "patient": {**patient, "reference": f"Patient/{found[0]}"}}
 
 
-def _with_what_is_known(resource: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
+# The formats whose statement of the registered practice stands over any
+# other's: the practice's own record, and a hospital's administration system
+# (traced against the NHS spine). Once one of them has been loaded for a
+# person, a council's or a care home's statement (often out of date) no
+# longer changes it: the registered practice is what opens the person's
+# whole record to a GP.
+_STATES_REGISTRATION = ("gp-connect", "hl7v2")
+
+
+def _keeps_registration(
+    reader: Querier, fmt: str, resource: dict[str, Any], stored: dict[str, Any] | None
+) -> bool:
+    """Whether the registered practice on file stands against the one
+    ``resource`` (a Patient, from a source of format ``fmt``) states."""
+    if resource["resourceType"] != "Patient" or stored is None or fmt in _STATES_REGISTRATION:
+        return False
+    stated, on_file = resource.get("generalPractitioner"), stored.get("generalPractitioner")
+    if not stated or not on_file or stated == on_file:
+        return False
+    return bool(
+        reader.select(
+            "SELECT 1 FROM mapping_record WHERE patient_id = ? AND format IN (?, ?) LIMIT 1",
+            [resource["id"], *_STATES_REGISTRATION],
+        )
+    )
+
+
+def _with_what_is_known(
+    resource: dict[str, Any], stored: dict[str, Any] | None, keeps_registration: bool = False
+) -> dict[str, Any]:
     """A Patient as this source states it, over what other sources stated
     (``stored``).
 
     Every source's record of a person lands on one Patient, and no source
     states everything (a council return has no name; a hospital no ethnic
     category, perhaps). An element this source states replaces the stored
-    one; one it leaves out is kept; identifiers are merged, one per system
-    and value. Other resources are each one source's own, written whole."""
+    one, but for the registered practice when ``keeps_registration``
+    (``_keeps_registration``); one it leaves out is kept; identifiers are
+    merged, one per system and value. Other resources are each one source's
+    own, written whole."""
     if resource["resourceType"] != "Patient" or stored is None:
         return resource
     merged = {**stored, **resource}
+    if keeps_registration:
+        merged["generalPractitioner"] = stored["generalPractitioner"]
     identifiers: dict[tuple[Any, Any], dict[str, Any]] = {}
     for identifier in [*stored.get("identifier", []), *resource.get("identifier", [])]:
         slot = (identifier.get("system"), identifier.get("value"))

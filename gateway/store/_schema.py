@@ -582,6 +582,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         sqlite=("ALTER TABLE mapping_record ADD COLUMN as_at TEXT",),
         postgres=("ALTER TABLE mapping_record ADD COLUMN as_at TEXT",),
     ),
+    Migration(
+        version=11,
+        name="loaded records found by person and format",
+        # Whether a practice's own record or a hospital's has been loaded for
+        # a person, whatever the organisation: who says the registered GP.
+        sqlite=("CREATE INDEX mapping_record_patient ON mapping_record (patient_id, format)",),
+        postgres=("CREATE INDEX mapping_record_patient ON mapping_record (patient_id, format)",),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

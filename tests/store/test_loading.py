@@ -299,6 +299,54 @@ def test_each_source_adds_what_it_knows_of_a_person(store: Store, tmp_path: Path
     assert any(s.endswith(":RKE") for s in systems) and any(s.endswith(":713") for s in systems)
 
 
+def _practices(store: Store, patient_id: str) -> list[str]:
+    return [
+        ref["identifier"]["value"]
+        for ref in _patient(store, patient_id).get("generalPractitioner", [])
+        if "identifier" in ref
+    ]
+
+
+def test_a_council_does_not_move_the_registered_practice_the_gp_stated(
+    store: Store, tmp_path: Path
+) -> None:
+    """The registered practice opens the person's whole record to a GP.
+    Once the practice's own record (or a hospital's) says who it is, a
+    council return naming another practice (out of date: the person moved)
+    does not change it; the hospital's feed, traced against the spine, does.
+    For a person no practice or hospital has sent, the council's latest
+    return says."""
+    header, request = (CLD / "return.csv").read_text().splitlines()[:2]
+    number = "9990000042"  # the GP record's person
+    stale = request.replace("999 000 0018", number).replace("F84003", "F84999")
+    (tmp_path / "stale.csv").write_text(f"{header}\n{stale}\n")
+    person = mapped_id("NHS", "Patient", number)
+    load(store, "gp-connect", "F84003", [GP / "structured-rich.json"])
+    assert _practices(store, person) == ["F84003"]
+    assert load(store, "cld", "713", [tmp_path / "stale.csv"]).loaded == 1
+    assert _practices(store, person) == ["F84003"]  # the council's other facts are kept
+    assert "713" in {i["system"].rsplit(":", 1)[-1] for i in _patient(store, person)["identifier"]}
+    feed = tmp_path / "adt.hl7"
+    feed.write_text(
+        _message(
+            "A28",
+            "M7",
+            f"PID|1||{number}^^^NHS^NH||Lindqvist^Priya||19500101|2",
+            "PD1|||Practice^^F84777",
+        )
+    )
+    assert load(store, "hl7v2", "RKE", [feed]).loaded == 1
+    assert _practices(store, person) == ["F84777"]
+
+    council_only = mapped_id("NHS", "Patient", "9990000018")
+    load(store, "cld", "713", [CLD / "return.csv"])
+    assert _practices(store, council_only) == ["F84003"]
+    moved = request.replace("F84003", "F84555").replace("REQ-1", "REQ-2")
+    (tmp_path / "moved.csv").write_text(f"{header}\n{moved}\n")
+    load(store, "cld", "713", [tmp_path / "moved.csv"])
+    assert _practices(store, council_only) == ["F84555"]
+
+
 def test_look_alikes_without_an_nhs_number_are_listed_never_merged(
     store: Store, tmp_path: Path
 ) -> None:
