@@ -13,7 +13,7 @@ from consent.engine import decide
 from consent.model import Coding, Decision, Person, Requester, ResourceFacts
 from consent.parse import instant
 from gateway import fhirjson
-from gateway.access.facts import facts_of, person_of
+from gateway.access.facts import facts_of, named_records, person_of
 from gateway.access.people import load_person
 from gateway.errors import Forbidden
 from gateway.interactions.read import last_content
@@ -339,38 +339,9 @@ _RULE_NAMED = {
     "Provenance": "provenance-target",
     "List": "list-item",
     "Composition": "composition-entry",
+    "Encounter": "encounter-diagnosis",
 }
 _NAMES_RECORDS = frozenset(_RULE_NAMED)
-
-
-def named_records(resource: dict[str, Any]) -> list[str]:
-    """The records ``resource`` names as what it is about (``Type/id`` or
-    ``Type/id/_history/n``): a Provenance's targets, a List's items, a
-    Composition's section entries (nested sections too). Contained
-    resources (``#id``) are part of the resource itself, not named."""
-    res_type = resource.get("resourceType")
-    if res_type == "Provenance":
-        named = resource.get("target")
-    elif res_type == "List":
-        named = [e.get("item") for e in _dicts(resource.get("entry"))]
-    elif res_type == "Composition":
-        named = []
-        sections = list(_dicts(resource.get("section")))
-        while sections:
-            section = sections.pop()
-            named += _dicts(section.get("entry"))
-            sections += _dicts(section.get("section"))
-    else:
-        return []
-    return [
-        reference
-        for target in _dicts(named)
-        if isinstance(reference := target.get("reference"), str) and not reference.startswith("#")
-    ]
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _parse_target(reference: str) -> tuple[str, str, str]:

@@ -202,3 +202,37 @@ def _may_name_patient(references: Any) -> bool:
         if not isinstance(text, str) or "Patient" in text or reference.get("type") is not None:
             return True
     return False
+
+
+def named_records(resource: dict[str, Any]) -> list[str]:
+    """The records ``resource`` names as what it is about (``Type/id`` or
+    ``Type/id/_history/n``): a Provenance's targets, a List's items, a
+    Composition's section entries (nested sections too), an Encounter's
+    diagnoses (a visit naming a mental health diagnosis is as sensitive as
+    it: the high-water mark of what it holds). Contained resources (``#id``)
+    are part of the resource itself, not named."""
+    res_type = resource.get("resourceType")
+    if res_type == "Provenance":
+        named = resource.get("target")
+    elif res_type == "List":
+        named = [e.get("item") for e in _dicts(resource.get("entry"))]
+    elif res_type == "Encounter":
+        named = [d.get("condition") for d in _dicts(resource.get("diagnosis"))]
+    elif res_type == "Composition":
+        named = []
+        sections = list(_dicts(resource.get("section")))
+        while sections:
+            section = sections.pop()
+            named += _dicts(section.get("entry"))
+            sections += _dicts(section.get("section"))
+    else:
+        return []
+    return [
+        reference
+        for target in _dicts(named)
+        if isinstance(reference := target.get("reference"), str) and not reference.startswith("#")
+    ]
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

@@ -16,7 +16,7 @@ from conformance.registry import TypeInteraction
 from conformance.validation import validate_resource
 from consent.labels import labelled
 from gateway import fhirjson
-from gateway.access.facts import labelling_codes, person_of
+from gateway.access.facts import labelling_codes, named_records, person_of
 from gateway.access.people import ensure_interpretable
 from gateway.errors import (
     Conflict,
@@ -333,21 +333,39 @@ def _shared_alike(written: list[StoredVersion]) -> list[list[StoredVersion]]:
     the same security labels. A Provenance is shown only to those who may
     see all it names, so one naming a mental health record beside an
     allergy would hide how the allergy came to be from everyone who may see
-    only the allergy. A deletion, whose content is gone, has one of its own."""
+    only the allergy. A resource shown only with the records it names (a
+    visit with its diagnoses, a List) carries their labels as its own here;
+    one naming a record written before has a group of its own, as has a
+    deletion, whose content is gone."""
+    contents = {
+        f"{v.res_type}/{v.res_id}": fhirjson.loads(v.content)
+        for v in written
+        if v.content is not None
+    }
+    labels = {reference: _labels(resource) for reference, resource in contents.items()}
     groups: dict[tuple[Any, ...], list[StoredVersion]] = {}
     for version in written:
-        if version.content is None:
+        reference = f"{version.res_type}/{version.res_id}"
+        resource = contents.get(reference) if version.content is not None else None
+        if resource is None:
             key: tuple[Any, ...] = ("deleted", version.res_type, version.res_id)
         else:
-            resource = fhirjson.loads(version.content)
-            labels = sorted(
-                (str(label.get("system")), str(label.get("code")))
-                for label in (resource.get("meta") or {}).get("security") or []
-                if isinstance(label, dict)
-            )
-            key = (person_of(resource), tuple(labels))
+            named = [r.split("/_history/")[0] for r in named_records(resource)]
+            if any(r not in labels for r in named):
+                key = ("names", version.res_type, version.res_id)
+            else:
+                high_water = labels[reference].union(*(labels[r] for r in named))
+                key = (person_of(resource), tuple(sorted(high_water)))
         groups.setdefault(key, []).append(version)
     return list(groups.values())
+
+
+def _labels(resource: dict[str, Any]) -> frozenset[tuple[str, str]]:
+    return frozenset(
+        (str(label.get("system")), str(label.get("code")))
+        for label in (resource.get("meta") or {}).get("security") or []
+        if isinstance(label, dict)
+    )
 
 
 def uow_read(uow: UnitOfWork, res_type: str, res_id: str) -> StoredVersion:

@@ -754,6 +754,33 @@ def test_a_list_or_composition_is_shown_only_with_every_record_it_names(
     assert world.get("home", f"/fhir/List/{asthma_only}").status_code == 200
 
 
+def test_a_visit_is_as_sensitive_as_the_diagnoses_it_names(world: World) -> None:
+    """A visit whose diagnoses include the PSY-labelled depression tells of
+    it (the high-water mark of what it holds): the GP, who may not see the
+    depression, is not shown that visit, but is shown one naming asthma."""
+
+    def visit(*conditions: str) -> str:
+        return world.post(
+            "home",
+            {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "AMB",
+                },
+                "subject": world.subject,
+                "diagnosis": [{"condition": {"reference": f"Condition/{c}"}} for c in conditions],
+            },
+        )
+
+    low, high = visit(world.asthma), visit(world.asthma, world.depression)
+    assert world.get("gp", f"/fhir/Encounter/{low}").status_code == 200
+    assert world.get("gp", f"/fhir/Encounter/{high}").status_code == 404
+    assert world.get("home", f"/fhir/Encounter/{high}").status_code == 200  # its author
+    assert world.ids("gp", f"/fhir/Encounter?diagnosis=Condition/{world.asthma}") == [low]
+
+
 def test_a_social_care_assessment_is_the_persons_record(world: World) -> None:
     """Task is outside R4's patient compartment, but an assessment is the
     person's record: shown as theirs, not as directory data."""
