@@ -55,6 +55,11 @@ class Mapped:
     # that date. Rows of a return come in any order, so a statement on file
     # as at a later date is not replaced by an earlier one.
     dated_by: dict[str, str] = field(default_factory=dict)
+    # Resources with a list that gathers across records, "Type/id": (the
+    # list element, the element of an item that names it). A record states
+    # the items it knows (a message's diagnoses of the visit); those on file
+    # that it does not name stay, as the resources they name do.
+    gathered: dict[str, tuple[str, str]] = field(default_factory=dict)
     # The moment the whole record stands as at (a care home's export time,
     # UTC): one as at an earlier moment than the source's latest record of
     # the person, loaded after it, changes nothing.

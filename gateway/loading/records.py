@@ -356,7 +356,9 @@ def _load(
         resources = _with_labels_kept(uow, resources, found, record.labels_from)
     before = [_content(version) for version in found]
     stated = [
-        _with_what_is_known(r, b, _keeps_registration(uow, fmt, r, b))
+        _with_what_is_gathered(
+            _with_what_is_known(r, b, _keeps_registration(uow, fmt, r, b)), b, record.gathered
+        )
         for r, b in zip(resources, before, strict=True)
     ]
     new_people = [
@@ -554,6 +556,28 @@ def _with_what_is_known(
     if identifiers:
         merged["identifier"] = list(identifiers.values())
     return merged
+
+
+def _with_what_is_gathered(
+    resource: dict[str, Any], stored: dict[str, Any] | None, gathered: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """``resource`` with the items of its gathering list (``gathered``, as
+    ``Mapped.gathered``) that are on file and that it does not name kept
+    before its own: a visit's diagnoses from earlier messages stay."""
+    spec = gathered.get(f"{resource['resourceType']}/{resource['id']}")
+    if spec is None or stored is None:
+        return resource
+    element, key = spec
+
+    def named(item: Any) -> Any:
+        return (item.get(key) or {}).get("reference") if isinstance(item, dict) else None
+
+    stated = resource.get(element) or []
+    stated_names = {named(item) for item in stated}
+    kept = [item for item in stored.get(element) or [] if named(item) not in stated_names]
+    if not kept:
+        return resource
+    return {**resource, element: [*kept, *stated]}
 
 
 # What names a person without being their record: these keep pointing at

@@ -41,6 +41,7 @@ class SourceRecord:
     labels_from: dict[str, str] = field(default_factory=dict)  # as Mapped.labels_from
     dated_by: dict[str, str] = field(default_factory=dict)  # as Mapped.dated_by
     as_at: str | None = None  # as Mapped.as_at
+    gathered: dict[str, tuple[str, str]] = field(default_factory=dict)  # as Mapped.gathered
     content: bytes = b""  # the record as it came, archived when it is loaded
     # The source's whole record of the person (a care-home export): what an
     # earlier one stated and this one leaves out is retired.
@@ -60,6 +61,7 @@ def _mapped(
         labels_from=mapped.labels_from,
         dated_by=mapped.dated_by,
         as_at=mapped.as_at,
+        gathered=mapped.gathered,
         content=content,
         snapshot=snapshot,
     )

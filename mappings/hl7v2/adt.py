@@ -272,6 +272,30 @@ def _encounter(message: Message, pv1: Segment, source: str, patient_id: str) -> 
     return encounter
 
 
+# DG1-6, the diagnosis type (HL7 table 0052), as R4's diagnosis roles; a
+# working diagnosis has none, so it says so in words.
+_DIAGNOSIS_ROLE = {"A": ("AD", "Admission diagnosis"), "F": ("DD", "Discharge diagnosis")}
+DIAGNOSIS_ROLE_SYSTEM = "http://terminology.hl7.org/CodeSystem/diagnosis-role"
+
+
+def _diagnosis(dg1: Segment, condition_id: str) -> dict[str, Any]:
+    """One of the visit's diagnoses: the Condition, its role (DG1-6) and its
+    rank (DG1-15, the diagnosis priority: 1 is the primary one)."""
+    diagnosis: dict[str, Any] = {"condition": {"reference": f"Condition/{condition_id}"}}
+    kind = dg1.value(6).upper()
+    if kind in _DIAGNOSIS_ROLE:
+        code, display = _DIAGNOSIS_ROLE[kind]
+        diagnosis["use"] = {
+            "coding": [{"system": DIAGNOSIS_ROLE_SYSTEM, "code": code, "display": display}]
+        }
+    elif kind == "W":
+        diagnosis["use"] = {"text": "Working diagnosis"}
+    priority = dg1.value(15)
+    if priority.isdigit() and int(priority) > 0:
+        diagnosis["rank"] = int(priority)
+    return diagnosis
+
+
 def _fold(name: str) -> str:
     return "".join(c for c in name.upper() if c not in " -_")
 
@@ -498,6 +522,10 @@ def map_adt(message: Message, source: str) -> Mapped:
             if (recorded := instant(dg1.value(5))) is not None:
                 condition["recordedDate"] = recorded
             mapped.resources.append(condition)
+            encounter.setdefault("diagnosis", []).append(_diagnosis(dg1, condition["id"]))
+        # Each message states the diagnoses it carries; those earlier ones
+        # stated stay on the visit, as their Conditions do.
+        mapped.gathered[f"Encounter/{encounter['id']}"] = ("diagnosis", "condition")
         mapped.resources += _procedures(message, encounter, source, patient["id"])
     for obx in message.all("OBX"):
         observation = _observation(message, obx, source, patient["id"], mapped.resources)

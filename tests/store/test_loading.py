@@ -106,6 +106,32 @@ def test_a_merge_retires_one_record_into_the_other(store: Store, tmp_path: Path)
     assert encounter["subject"]["reference"] == f"Patient/{survivor['id']}"
 
 
+def test_a_visit_keeps_the_diagnoses_earlier_messages_gave_it(store: Store, tmp_path: Path) -> None:
+    """Each DG1 is one of the visit's diagnoses (Encounter.diagnosis, its
+    role from DG1-6 and rank from DG1-15); an update that sends another, or
+    none, keeps those sent before, as their Conditions stay."""
+    pid = "PID|1||9990000018^^^NHS^NH||Murphy^Aoife||19380412|2"
+    dg1 = ["DG1", "1", "", "J18.9^Pneumonia^I10", "", "", "A"] + [""] * 8 + ["1"]
+    feed = tmp_path / "adt.hl7"
+    feed.write_text(
+        _message("A01", "D1", pid, _pv1("V1"), "|".join(dg1))
+        + "\n"
+        + _message("A08", "D2", pid, _pv1("V1"), "DG1|2||I10^Hypertension^I10|||W")
+        + "\n"
+        + _message("A08", "D3", pid, _pv1("V1"))
+    )
+    report = load(store, "hl7v2", "RKE", [feed])
+    assert (report.loaded, report.unchanged) == (2, 1)  # the last one changes nothing
+    visit = _current(store, "Encounter", mapped_id("RKE", "Encounter", "V1"))
+    diagnoses = visit["diagnosis"]
+    assert len(diagnoses) == 2
+    named = {d["condition"]["reference"].split("/")[1] for d in diagnoses}
+    codes = {_current(store, "Condition", c)["code"]["coding"][0]["code"] for c in named}
+    assert codes == {"J18.9", "I10"}
+    pneumonia = next(d for d in diagnoses if "rank" in d)
+    assert pneumonia["rank"] == 1 and pneumonia["use"]["coding"][0]["code"] == "AD"
+
+
 def test_a_visit_protected_later_is_labelled_though_nothing_else_changed(
     store: Store, tmp_path: Path
 ) -> None:
