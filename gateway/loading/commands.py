@@ -98,6 +98,8 @@ def run_load(args: argparse.Namespace, store: Store) -> int:
     print(f"records read      {report.records:>8}   ({report.records / max(took, 1e-9):,.0f}/s)")
     print(f"loaded            {report.loaded:>8}")
     print(f"already loaded    {report.unchanged:>8}")
+    if report.superseded:
+        print(f"  of them older   {report.superseded:>8}   (than a record of the person on file)")
     print(f"rejected          {len(report.rejections):>8}")
     for res_type, count in sorted(report.written.items()):
         print(f"  {res_type:<26}{count:>6} written")

@@ -55,6 +55,8 @@ class LoadReport:
     records: int = 0
     loaded: int = 0
     unchanged: int = 0
+    # Of those unchanged, how many were older than a record already loaded.
+    superseded: int = 0
     written: Counter[str] = field(default_factory=Counter)
     rejections: list[Rejection] = field(default_factory=list)
     probable_matches: int = 0
@@ -243,6 +245,7 @@ class _Done:
     written: list[str] = field(default_factory=list)  # the resource types written
     versions: list[str] = field(default_factory=list)
     matches: int = 0
+    superseded: bool = False  # older than the source's latest record of the person
 
 
 # How many records share one commit when a file or a push is loaded: a
@@ -284,6 +287,7 @@ def load_record(
         return rejection
     if done.status == "unchanged":
         report.unchanged += 1
+        report.superseded += int(done.superseded)
         return None
     for version in done.versions:
         wrote(version, record.patient_id)
@@ -333,7 +337,8 @@ def _load(
         return _Done("unchanged")  # sent again: it changes nothing twice
     if (later := _superseded_by(uow, source_org, fmt, record)) is not None:
         _remember(uow, source_org, fmt, record, None)  # archived, as every record is
-        return _Done("unchanged", f"a later record of the person (as at {later}) is on file")
+        reason = f"a later record of the person (as at {later}) is on file"
+        return _Done("unchanged", reason, superseded=True)
     resources = list(record.resources)
     if record.cancels is not None:
         cancelled = uow.read("Encounter", record.cancels)

@@ -521,7 +521,7 @@ def test_an_earlier_export_loaded_after_a_later_one_changes_nothing(
     before = store.select("SELECT res_type, res_id, seq FROM resource_current ORDER BY seq", [])
 
     report = load(store, "care-home", "VM4X2", [CARE_HOME / "winifred-maddox.json"])
-    assert (report.loaded, report.unchanged, report.rejections) == (0, 1, [])
+    assert (report.loaded, report.unchanged, report.superseded, report.rejections) == (0, 1, 1, [])
     assert (
         store.select("SELECT res_type, res_id, seq FROM resource_current ORDER BY seq", [])
         == before
