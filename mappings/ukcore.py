@@ -6,6 +6,7 @@ small element builders the mapped resources are made of.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from mappings.identity import NHS_NUMBER_SYSTEM, InvalidNhsNumber, mapped_id, nhs_number
@@ -60,10 +61,24 @@ class Mapped:
     # the items it knows (a message's diagnoses of the visit); those on file
     # that it does not name stay, as the resources they name do.
     gathered: dict[str, tuple[str, str]] = field(default_factory=dict)
-    # The moment the whole record stands as at (a care home's export time,
-    # UTC): one as at an earlier moment than the source's latest record of
-    # the person, loaded after it, changes nothing.
+    # The moment the record stands as at (a care home's export, a GP
+    # response, an HL7 message: ``utc_moment``). One as at an earlier moment
+    # than the source's latest record of the person, loaded after it, does
+    # not change the person; a whole record (a snapshot) changes nothing.
     as_at: str | None = None
+
+
+def utc_moment(value: str) -> str | None:
+    """A dateTime with a time and an offset (``2026-07-14T21:40:00+01:00``)
+    as the fixed-width UTC moment records are compared by; ``None`` for
+    anything less (a date alone), which dates nothing."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None or "T" not in value:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def checked_nhs_number(raw: str, where: str) -> str:

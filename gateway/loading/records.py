@@ -223,8 +223,9 @@ def _remember(
 
 def _superseded_by(reader: Querier, source_org: str, fmt: str, record: SourceRecord) -> str | None:
     """The moment of the source's latest record of the person, when it is
-    later than ``record``'s (a care home's newer export, loaded first):
-    ``record`` is then out of date as a whole and changes nothing."""
+    later than ``record``'s (a care home's newer export, a hospital's later
+    message, loaded first): what ``record`` says of the person is then out
+    of date, and a whole record (a snapshot) changes nothing."""
     if record.as_at is None or record.patient_id is None:
         return None
     rows = reader.select(
@@ -335,11 +336,16 @@ def _load(
         return _Done("rejected", record.problem or "")
     if record.key and _seen(uow, source_org, fmt, record.key):
         return _Done("unchanged")  # sent again: it changes nothing twice
-    if (later := _superseded_by(uow, source_org, fmt, record)) is not None:
-        _remember(uow, source_org, fmt, record, None)  # archived, as every record is
-        reason = f"a later record of the person (as at {later}) is on file"
-        return _Done("unchanged", reason, superseded=True)
     resources = list(record.resources)
+    if (later := _superseded_by(uow, source_org, fmt, record)) is not None:
+        if record.snapshot:
+            _remember(uow, source_org, fmt, record, None)  # archived, as every record is
+            reason = f"a later record of the person (as at {later}) is on file"
+            return _Done("unchanged", reason, superseded=True)
+        if record.merged_from is None:
+            # The person as the source's later record states them stands; the
+            # rest of this one (a visit, an allergy) follows its own rules.
+            resources = [r for r in resources if r["resourceType"] != "Patient"]
     if record.cancels is not None:
         cancelled = uow.read("Encounter", record.cancels)
         if cancelled is None or cancelled.deleted:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from contextlib import suppress
-from datetime import UTC, datetime
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -21,7 +20,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from mappings.carehome import sections
 from mappings.carehome.sections import Record, Resident
 from mappings.carehome.times import calendar_date, london_instant
-from mappings.ukcore import Mapped, Unmappable, checked_nhs_number, patient_id
+from mappings.ukcore import Mapped, Unmappable, checked_nhs_number, patient_id, utc_moment
 
 # Enough of a refusal to fix the export by; the rest follow once it is.
 _ERRORS_SHOWN = 5
@@ -166,6 +165,5 @@ def map_care_home(obj: dict[str, Any], source_org: str) -> Mapped:
         *sections.belongings(obj, who),
     ]
     # The export is the home's whole record of the resident as at its time.
-    exported = datetime.fromisoformat(london_instant(obj["exportedAt"]))
-    as_at = exported.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    as_at = utc_moment(london_instant(obj["exportedAt"]))
     return Mapped(patient["id"], resources, as_at=as_at)

@@ -23,7 +23,7 @@ from mappings.gpconnect.bundle import Item, Json, Response, read_response
 from mappings.gpconnect.codes import R4_TYPES
 from mappings.gpconnect.elements import clean
 from mappings.gpconnect.references import Record, canonical_hash, identifier_key
-from mappings.ukcore import ODS, Mapped, Unmappable, patient_id
+from mappings.ukcore import ODS, Mapped, Unmappable, patient_id, utc_moment
 
 Converter = Callable[[Item, Record], Json]
 
@@ -224,4 +224,6 @@ def map_structured_record(bundle: dict[str, Any], source_org: str) -> Mapped:
         for r in ordered
         if r["resourceType"] in _AS_AT
     }
-    return Mapped(record.patient_id, ordered, dated_by=dated_by)
+    updated = (bundle.get("meta") or {}).get("lastUpdated")
+    as_at = utc_moment(updated) if isinstance(updated, str) else None
+    return Mapped(record.patient_id, ordered, dated_by=dated_by, as_at=as_at)

@@ -25,6 +25,7 @@ from mappings.ukcore import (
     Mapped,
     Unmappable,
     nhs_identifier,
+    utc_moment,
 )
 
 LONDON = ZoneInfo("Europe/London")
@@ -480,7 +481,8 @@ def map_adt(message: Message, source: str) -> Mapped:
     if sender and sender != source.upper():
         raise Unmappable(f"MSH-4 names {sender}, but the file is loaded as {source}")
     patient = _patient(message, source)
-    mapped = Mapped(patient["id"], [patient])
+    sent = instant(message.segments[0].value(7))  # MSH-7: when the message was made
+    mapped = Mapped(patient["id"], [patient], as_at=utc_moment(sent) if sent else None)
     if event in MERGE_EVENTS:
         mrg = message.segment("MRG")
         retired = _patient_key(mrg, 1, source) if mrg is not None else None

@@ -132,6 +132,36 @@ def test_a_visit_keeps_the_diagnoses_earlier_messages_gave_it(store: Store, tmp_
     assert pneumonia["rank"] == 1 and pneumonia["use"]["coding"][0]["code"] == "AD"
 
 
+def test_a_message_older_than_one_loaded_does_not_turn_the_person_back(
+    store: Store, tmp_path: Path
+) -> None:
+    """A backlog replayed late: the person's details stand as the latest
+    message (MSH-7) states them, while the older message's visit, which no
+    later one spoke of, is still written."""
+
+    def message(control: str, sent: str, street: str, visit: str) -> str:
+        return "\r".join(
+            [
+                f"MSH|^~\\&|PAS|RKE|GATEWAY|LONDON|{sent}||ADT^A01|{control}|P|2.4",
+                f"PID|1||9990000018^^^NHS^NH||Murphy^Aoife||19380412|2|||{street}^^London^^ZZ9 1AA",
+                _pv1(visit),
+            ]
+        )
+
+    feed = tmp_path / "adt.hl7"
+    feed.write_text(
+        message("N2", "20260402100000", "2 New Road", "V2")
+        + "\n"
+        + message("N1", "20260401100000", "1 Old Lane", "V1")
+    )
+    report = load(store, "hl7v2", "RKE", [feed])
+    assert (report.loaded, report.rejections) == (2, [])
+    person = _patient(store, mapped_id("NHS", "Patient", "9990000018"))
+    assert person["address"][0]["line"] == ["2 New Road"]
+    assert person["meta"]["versionId"] == "1"
+    assert _current(store, "Encounter", mapped_id("RKE", "Encounter", "V1"))["status"]
+
+
 def test_a_visit_protected_later_is_labelled_though_nothing_else_changed(
     store: Store, tmp_path: Path
 ) -> None:
