@@ -1,7 +1,9 @@
 """Loading source records (hospital, GP, council and care-home) through the
 same write path as the API. ``sources`` reads each format into mapped
-records; ``records`` writes each as one transaction; ``matches`` lists the
-people who may be one person for an operator."""
+records; ``records`` writes each as one transaction; ``reconcile`` decides
+what of each resource is new against what is on file; ``ledger`` notes every
+record loaded; ``matches`` lists the people who may be one person for an
+operator."""
 
 from gateway.loading.records import (
     LoadReport,

@@ -12,8 +12,9 @@ from typing import Any, TextIO
 
 from gateway.errors import GatewayError
 from gateway.interactions.provenance import Author
+from gateway.loading.ledger import archived
 from gateway.loading.matches import decide, probable_matches
-from gateway.loading.records import LoadReport, archived, load, merge_patients
+from gateway.loading.records import LoadReport, load, merge_patients
 from gateway.loading.sources import FORMATS
 from gateway.store import Store
 

@@ -29,11 +29,20 @@ from gateway.interactions.types import (
     allow_all,
     see_everything,
 )
+from gateway.loading.ledger import left_out, remember, seen, superseded_by
 from gateway.loading.matches import note_probable_matches
+from gateway.loading.reconcile import (
+    keeps_registration,
+    newly_labelled,
+    outdated,
+    same,
+    with_labels_kept,
+    with_what_is_gathered,
+    with_what_is_known,
+)
 from gateway.loading.sources import READERS, SourceRecord
-from gateway.search.extract import date_range
 from gateway.search.matching import matching_ids
-from gateway.store import Querier, Store, StoredVersion, UnitOfWork, as_bytes
+from gateway.store import Querier, Store, StoredVersion, UnitOfWork
 
 # Told each version a record wrote and whom the record is about.
 Wrote = Callable[[str, str | None], None]
@@ -89,152 +98,6 @@ def _content(found: StoredVersion | None) -> dict[str, Any] | None:
     stored: dict[str, Any] = fhirjson.loads(found.content)
     stored.pop("meta", None)
     return stored
-
-
-def _same(resource: dict[str, Any], stored: dict[str, Any] | None) -> bool:
-    """Whether ``stored`` already says what ``resource`` does (meta aside)."""
-    if stored is None:
-        return False
-    mine = {k: v for k, v in resource.items() if k != "meta"}
-    return orjson.dumps(stored, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
-        mine, option=orjson.OPT_SORT_KEYS
-    )
-
-
-def _labels(security: Any) -> set[tuple[Any, Any]]:
-    return {
-        (label.get("system"), label.get("code"))
-        for label in security or []
-        if isinstance(label, dict)
-    }
-
-
-def _with_labels_kept(
-    reader: Querier,
-    resources: list[dict[str, Any]],
-    found: list[StoredVersion | None],
-    labels_from: dict[str, str],
-) -> list[dict[str, Any]]:
-    """``resources``, those whose confidentiality the record leaves unstated
-    (``labels_from``) with the labels stored on the resource each is tied
-    to added to their own: a visit protected on file stays protected, and
-    a diagnosis added to it is protected too."""
-    on_file: dict[str, StoredVersion | None] = {
-        f"{v.res_type}/{v.res_id}": v for v in found if v is not None
-    }
-    kept = []
-    for resource in resources:
-        tied_to = labels_from.get(f"{resource['resourceType']}/{resource['id']}")
-        if tied_to is None:
-            kept.append(resource)
-            continue
-        if tied_to not in on_file:
-            res_type, _, res_id = tied_to.partition("/")
-            on_file[tied_to] = reader.read(res_type, res_id)
-        version = on_file[tied_to]
-        stored: dict[str, Any] = {}
-        if version is not None and version.content is not None:
-            stored = fhirjson.loads(version.content).get("meta") or {}
-        meta = resource.get("meta") or {}
-        labels = list(meta.get("security") or [])
-        stated = _labels(labels)
-        labels += [
-            label
-            for label in stored.get("security") or []
-            if isinstance(label, dict) and (label.get("system"), label.get("code")) not in stated
-        ]
-        kept.append({**resource, "meta": {**meta, "security": labels}} if labels else resource)
-    return kept
-
-
-def _newly_labelled(resource: dict[str, Any], found: StoredVersion | None) -> bool:
-    """Whether the source labels ``resource`` in a way its stored version is
-    not (a hospital visit protected since): a change, though nothing else
-    in it is, or the protection asked for would be ignored. (A label the
-    source no longer states is taken off when the record next changes.)"""
-    stated = _labels((resource.get("meta") or {}).get("security"))
-    if not stated or found is None or found.deleted or found.content is None:
-        return False
-    stored = fhirjson.loads(found.content).get("meta") or {}
-    return not stated <= _labels(stored.get("security"))
-
-
-def _outdated(
-    resource: dict[str, Any], stored: dict[str, Any] | None, dated_by: dict[str, str]
-) -> bool:
-    """Whether ``resource`` states a standing fact as at a date before the
-    one its stored version states it as at (``dated_by``, as
-    ``Mapped.dated_by``): the later statement stands, whichever came first."""
-    element = dated_by.get(f"{resource['resourceType']}/{resource['id']}")
-    if element is None or stored is None:
-        return False
-    mine, theirs = resource.get(element), stored.get(element)
-    if not (isinstance(mine, str) and isinstance(theirs, str)):
-        return False
-    try:
-        return date_range(mine).low < date_range(theirs).low
-    except ValueError:
-        return False  # a date on file that cannot be read: the new statement replaces it
-
-
-def _seen(store: Querier, source_org: str, fmt: str, key: str) -> bool:
-    return bool(
-        store.select(
-            "SELECT 1 FROM mapping_record WHERE source_org = ? AND format = ? AND record_key = ?",
-            [source_org.upper(), fmt, key],
-        )
-    )
-
-
-def _remember(
-    uow: UnitOfWork,
-    source_org: str,
-    fmt: str,
-    record: SourceRecord,
-    stated: list[dict[str, Any]] | None,
-) -> None:
-    """Note a source record as loaded, with its content as it came, whom it
-    is about, the moment it stands as at and what it stated (``None``: it
-    was superseded and stated nothing), in the unit of work that writes it:
-    the two are never parted, so a record is either loaded and noted or
-    neither."""
-    if record.key:
-        resources = (
-            None
-            if stated is None
-            else orjson.dumps([f"{r['resourceType']}/{r['id']}" for r in stated]).decode()
-        )
-        uow.execute(
-            "INSERT INTO mapping_record (source_org, format, record_key, loaded_at, content, "
-            "patient_id, resources, as_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            [
-                source_org.upper(),
-                fmt,
-                record.key,
-                fhirjson.instant(),
-                record.content,
-                record.patient_id,
-                resources,
-                record.as_at,
-            ],
-        )
-
-
-def _superseded_by(reader: Querier, source_org: str, fmt: str, record: SourceRecord) -> str | None:
-    """The moment of the source's latest record of the person, when it is
-    later than ``record``'s (a care home's newer export, a hospital's later
-    message, loaded first): what ``record`` says of the person is then out
-    of date, and a whole record (a snapshot) changes nothing."""
-    if record.as_at is None or record.patient_id is None:
-        return None
-    rows = reader.select(
-        "SELECT MAX(as_at) FROM mapping_record "
-        "WHERE source_org = ? AND format = ? AND patient_id = ? AND as_at IS NOT NULL",
-        [source_org.upper(), fmt, record.patient_id],
-    )
-    latest = rows[0][0] if rows else None
-    return str(latest) if latest is not None and str(latest) > record.as_at else None
 
 
 @dataclass
@@ -334,12 +197,12 @@ def _load(
     source_org = author.org_ods
     if record.resources is None:
         return _Done("rejected", record.problem or "")
-    if record.key and _seen(uow, source_org, fmt, record.key):
+    if record.key and seen(uow, source_org, fmt, record.key):
         return _Done("unchanged")  # sent again: it changes nothing twice
     resources = list(record.resources)
-    if (later := _superseded_by(uow, source_org, fmt, record)) is not None:
+    if (later := superseded_by(uow, source_org, fmt, record)) is not None:
         if record.snapshot:
-            _remember(uow, source_org, fmt, record, None)  # archived, as every record is
+            remember(uow, source_org, fmt, record, None)  # archived, as every record is
             reason = f"a later record of the person (as at {later}) is on file"
             return _Done("unchanged", reason, superseded=True)
         if record.merged_from is None:
@@ -364,11 +227,11 @@ def _load(
         return _Done("rejected", str(exc))
     found = [uow.read(r["resourceType"], r["id"]) for r in resources]
     if record.labels_from:
-        resources = _with_labels_kept(uow, resources, found, record.labels_from)
+        resources = with_labels_kept(uow, resources, found, record.labels_from)
     before = [_content(version) for version in found]
     stated = [
-        _with_what_is_gathered(
-            _with_what_is_known(r, b, _keeps_registration(uow, fmt, r, b)), b, record.gathered
+        with_what_is_gathered(
+            with_what_is_known(r, b, keeps_registration(uow, fmt, r, b)), b, record.gathered
         )
         for r, b in zip(resources, before, strict=True)
     ]
@@ -380,7 +243,7 @@ def _load(
     changes = [
         (r, v)
         for r, b, v in zip(stated, before, found, strict=True)
-        if (not _same(r, b) or _newly_labelled(r, v)) and not _outdated(r, b, record.dated_by)
+        if (not same(r, b) or newly_labelled(r, v)) and not outdated(r, b, record.dated_by)
     ]
     # A person on file whom the source may not see yet is written after its
     # other resources, which may be what gives it its relationship (an open
@@ -388,7 +251,7 @@ def _load(
     unseen = [_hidden_person(uow, r, v, access) for r, v in changes]
     hidden = [change for change, unseen_now in zip(changes, unseen, strict=True) if unseen_now]
     changed = [r for (r, _), unseen_now in zip(changes, unseen, strict=True) if not unseen_now]
-    retired = _left_out(uow, source_org, fmt, record, stated) if record.snapshot else []
+    retired = left_out(uow, source_org, fmt, record, stated) if record.snapshot else []
     versions: list[str] = []
     try:
         if changed or retired:
@@ -401,7 +264,7 @@ def _load(
         raise
     except GatewayError as exc:
         return _Done("rejected", exc.message)
-    _remember(uow, source_org, fmt, record, stated)
+    remember(uow, source_org, fmt, record, stated)
     if not (changed or retired):
         return _Done("unchanged")
     matches = sum(note_probable_matches(uow, patient) for patient in new_people)
@@ -423,41 +286,6 @@ def _hidden_person(
     if resource["resourceType"] != "Patient" or access is see_everything or stored is None:
         return False
     return not access(uow).visible(stored)
-
-
-def _left_out(
-    reader: Querier,
-    source_org: str,
-    fmt: str,
-    record: SourceRecord,
-    stated: list[dict[str, Any]],
-) -> list[str]:
-    """What the source's previous whole record of the person stated and this
-    one leaves out (a stopped medicine, a contact removed), as ``Type/id``:
-    no longer the source's to share, so it is retired (deleted, its history
-    kept). Only what the loader wrote from that source's records is
-    considered, never what anyone wrote otherwise; the Patient, shared by
-    every source, never is."""
-    if record.patient_id is None:
-        return []
-    rows = reader.select(
-        "SELECT resources FROM mapping_record "
-        "WHERE source_org = ? AND format = ? AND patient_id = ? AND resources IS NOT NULL "
-        "ORDER BY loaded_at DESC LIMIT 1",
-        [source_org.upper(), fmt, record.patient_id],
-    )
-    if not rows:
-        return []
-    kept = {f"{r['resourceType']}/{r['id']}" for r in stated}
-    retired = []
-    for named in orjson.loads(str(rows[0][0])):
-        res_type, _, res_id = str(named).partition("/")
-        if named in kept or res_type == "Patient":
-            continue
-        found = reader.read(res_type, res_id)
-        if found is not None and not found.deleted:
-            retired.append(str(named))
-    return retired
 
 
 def _write_all(
@@ -515,82 +343,6 @@ def _linked(store: Querier, resource: dict[str, Any]) -> dict[str, Any]:
     return {**resource, "patient": {**patient, "reference": f"Patient/{found[0]}"}}
 
 
-# The formats whose statement of the registered practice stands over any
-# other's: the practice's own record, and a hospital's administration system
-# (traced against the NHS spine). Once one of them has been loaded for a
-# person, a council's or a care home's statement (often out of date) no
-# longer changes it: the registered practice is what opens the person's
-# whole record to a GP.
-_STATES_REGISTRATION = ("gp-connect", "hl7v2")
-
-
-def _keeps_registration(
-    reader: Querier, fmt: str, resource: dict[str, Any], stored: dict[str, Any] | None
-) -> bool:
-    """Whether the registered practice on file stands against the one
-    ``resource`` (a Patient, from a source of format ``fmt``) states."""
-    if resource["resourceType"] != "Patient" or stored is None or fmt in _STATES_REGISTRATION:
-        return False
-    stated, on_file = resource.get("generalPractitioner"), stored.get("generalPractitioner")
-    if not stated or not on_file or stated == on_file:
-        return False
-    return bool(
-        reader.select(
-            "SELECT 1 FROM mapping_record WHERE patient_id = ? AND format IN (?, ?) LIMIT 1",
-            [resource["id"], *_STATES_REGISTRATION],
-        )
-    )
-
-
-def _with_what_is_known(
-    resource: dict[str, Any], stored: dict[str, Any] | None, keeps_registration: bool = False
-) -> dict[str, Any]:
-    """A Patient as this source states it, over what other sources stated
-    (``stored``).
-
-    Every source's record of a person lands on one Patient, and no source
-    states everything (a council return has no name; a hospital no ethnic
-    category, perhaps). An element this source states replaces the stored
-    one, but for the registered practice when ``keeps_registration``
-    (``_keeps_registration``); one it leaves out is kept; identifiers are
-    merged, one per system and value. Other resources are each one source's
-    own, written whole."""
-    if resource["resourceType"] != "Patient" or stored is None:
-        return resource
-    merged = {**stored, **resource}
-    if keeps_registration:
-        merged["generalPractitioner"] = stored["generalPractitioner"]
-    identifiers: dict[tuple[Any, Any], dict[str, Any]] = {}
-    for identifier in [*stored.get("identifier", []), *resource.get("identifier", [])]:
-        slot = (identifier.get("system"), identifier.get("value"))
-        identifiers[slot] = {**identifiers.get(slot, {}), **identifier}
-    if identifiers:
-        merged["identifier"] = list(identifiers.values())
-    return merged
-
-
-def _with_what_is_gathered(
-    resource: dict[str, Any], stored: dict[str, Any] | None, gathered: dict[str, tuple[str, str]]
-) -> dict[str, Any]:
-    """``resource`` with the items of its gathering list (``gathered``, as
-    ``Mapped.gathered``) that are on file and that it does not name kept
-    before its own: a visit's diagnoses from earlier messages stay."""
-    spec = gathered.get(f"{resource['resourceType']}/{resource['id']}")
-    if spec is None or stored is None:
-        return resource
-    element, key = spec
-
-    def named(item: Any) -> Any:
-        return (item.get(key) or {}).get("reference") if isinstance(item, dict) else None
-
-    stated = resource.get(element) or []
-    stated_names = {named(item) for item in stated}
-    kept = [item for item in stored.get(element) or [] if named(item) not in stated_names]
-    if not kept:
-        return resource
-    return {**resource, element: [*kept, *stated]}
-
-
 # What names a person without being their record: these keep pointing at
 # the record merged away (Provenance and audit say what happened to it).
 _NOT_REPOINTED = frozenset({"Patient", "Provenance", "AuditEvent"})
@@ -645,17 +397,6 @@ def merge_patients(store: Store, author: Author, keep: str, retire: str) -> None
         if written is None:
             raise ValueError(f"Patient/{retire} is not known")
         _write_all(uow, written, author)
-
-
-def archived(store: Store, source_org: str, fmt: str, key: str) -> bytes | None:
-    """A loaded record as its source sent it, if it was loaded."""
-    rows = store.select(
-        "SELECT content FROM mapping_record WHERE source_org = ? AND format = ? AND record_key = ?",
-        [source_org.upper(), fmt, key],
-    )
-    if not rows or rows[0][0] is None:
-        return None
-    return as_bytes(rows[0][0])
 
 
 def author_for(fmt: str, source_org: str) -> Author:

@@ -10,8 +10,8 @@ from consent.model import Requester
 from gateway import fhirjson
 from gateway.access.control import AccessControl
 from gateway.loading import load
+from gateway.loading.ledger import archived
 from gateway.loading.matches import decide, probable_matches
-from gateway.loading.records import archived
 from gateway.store import Store
 from mappings.identity import mapped_id
 

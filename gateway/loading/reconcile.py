@@ -1,0 +1,178 @@
+"""How what a source states now is reconciled with what is on file, one
+resource at a time: whether it says anything new, which of its statements
+are out of date, and what of the stored resource it keeps (another source's
+facts of the person, the registered practice only some sources may move, a
+visit's diagnoses from earlier messages, the labels of a protected visit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway import fhirjson
+from gateway.search.extract import date_range
+from gateway.store import Querier, StoredVersion
+
+
+def same(resource: dict[str, Any], stored: dict[str, Any] | None) -> bool:
+    """Whether ``stored`` already says what ``resource`` does (meta aside)."""
+    if stored is None:
+        return False
+    mine = {k: v for k, v in resource.items() if k != "meta"}
+    return orjson.dumps(stored, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+        mine, option=orjson.OPT_SORT_KEYS
+    )
+
+
+def _labels(security: Any) -> set[tuple[Any, Any]]:
+    return {
+        (label.get("system"), label.get("code"))
+        for label in security or []
+        if isinstance(label, dict)
+    }
+
+
+def with_labels_kept(
+    reader: Querier,
+    resources: list[dict[str, Any]],
+    found: list[StoredVersion | None],
+    labels_from: dict[str, str],
+) -> list[dict[str, Any]]:
+    """``resources``, those whose confidentiality the record leaves unstated
+    (``labels_from``) with the labels stored on the resource each is tied
+    to added to their own: a visit protected on file stays protected, and
+    a diagnosis added to it is protected too."""
+    on_file: dict[str, StoredVersion | None] = {
+        f"{v.res_type}/{v.res_id}": v for v in found if v is not None
+    }
+    kept = []
+    for resource in resources:
+        tied_to = labels_from.get(f"{resource['resourceType']}/{resource['id']}")
+        if tied_to is None:
+            kept.append(resource)
+            continue
+        if tied_to not in on_file:
+            res_type, _, res_id = tied_to.partition("/")
+            on_file[tied_to] = reader.read(res_type, res_id)
+        version = on_file[tied_to]
+        stored: dict[str, Any] = {}
+        if version is not None and version.content is not None:
+            stored = fhirjson.loads(version.content).get("meta") or {}
+        meta = resource.get("meta") or {}
+        labels = list(meta.get("security") or [])
+        stated = _labels(labels)
+        labels += [
+            label
+            for label in stored.get("security") or []
+            if isinstance(label, dict) and (label.get("system"), label.get("code")) not in stated
+        ]
+        kept.append({**resource, "meta": {**meta, "security": labels}} if labels else resource)
+    return kept
+
+
+def newly_labelled(resource: dict[str, Any], found: StoredVersion | None) -> bool:
+    """Whether the source labels ``resource`` in a way its stored version is
+    not (a hospital visit protected since): a change, though nothing else
+    in it is, or the protection asked for would be ignored. (A label the
+    source no longer states is taken off when the record next changes.)"""
+    stated = _labels((resource.get("meta") or {}).get("security"))
+    if not stated or found is None or found.deleted or found.content is None:
+        return False
+    stored = fhirjson.loads(found.content).get("meta") or {}
+    return not stated <= _labels(stored.get("security"))
+
+
+def outdated(
+    resource: dict[str, Any], stored: dict[str, Any] | None, dated_by: dict[str, str]
+) -> bool:
+    """Whether ``resource`` states a standing fact as at a date before the
+    one its stored version states it as at (``dated_by``, as
+    ``Mapped.dated_by``): the later statement stands, whichever came first."""
+    element = dated_by.get(f"{resource['resourceType']}/{resource['id']}")
+    if element is None or stored is None:
+        return False
+    mine, theirs = resource.get(element), stored.get(element)
+    if not (isinstance(mine, str) and isinstance(theirs, str)):
+        return False
+    try:
+        return date_range(mine).low < date_range(theirs).low
+    except ValueError:
+        return False  # a date on file that cannot be read: the new statement replaces it
+
+
+# The formats whose statement of the registered practice stands over any
+# other's: the practice's own record, and a hospital's administration system
+# (traced against the NHS spine). Once one of them has been loaded for a
+# person, a council's or a care home's statement (often out of date) no
+# longer changes it: the registered practice is what opens the person's
+# whole record to a GP.
+_STATES_REGISTRATION = ("gp-connect", "hl7v2")
+
+
+def keeps_registration(
+    reader: Querier, fmt: str, resource: dict[str, Any], stored: dict[str, Any] | None
+) -> bool:
+    """Whether the registered practice on file stands against the one
+    ``resource`` (a Patient, from a source of format ``fmt``) states."""
+    if resource["resourceType"] != "Patient" or stored is None or fmt in _STATES_REGISTRATION:
+        return False
+    stated, on_file = resource.get("generalPractitioner"), stored.get("generalPractitioner")
+    if not stated or not on_file or stated == on_file:
+        return False
+    return bool(
+        reader.select(
+            "SELECT 1 FROM mapping_record WHERE patient_id = ? AND format IN (?, ?) LIMIT 1",
+            [resource["id"], *_STATES_REGISTRATION],
+        )
+    )
+
+
+def with_what_is_known(
+    resource: dict[str, Any], stored: dict[str, Any] | None, keeps_registration: bool = False
+) -> dict[str, Any]:
+    """A Patient as this source states it, over what other sources stated
+    (``stored``).
+
+    Every source's record of a person lands on one Patient, and no source
+    states everything (a council return has no name; a hospital no ethnic
+    category, perhaps). An element this source states replaces the stored
+    one, but for the registered practice when ``keeps_registration``
+    (``keeps_registration``); one it leaves out is kept; identifiers are
+    merged, one per system and value. Other resources are each one source's
+    own, written whole."""
+    if resource["resourceType"] != "Patient" or stored is None:
+        return resource
+    merged = {**stored, **resource}
+    if keeps_registration:
+        merged["generalPractitioner"] = stored["generalPractitioner"]
+    identifiers: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for identifier in [*stored.get("identifier", []), *resource.get("identifier", [])]:
+        slot = (identifier.get("system"), identifier.get("value"))
+        identifiers[slot] = {**identifiers.get(slot, {}), **identifier}
+    if identifiers:
+        merged["identifier"] = list(identifiers.values())
+    return merged
+
+
+def with_what_is_gathered(
+    resource: dict[str, Any], stored: dict[str, Any] | None, gathered: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """``resource`` with the items of its gathering list (``gathered``, as
+    ``Mapped.gathered``) that are on file and that it does not name kept
+    before its own: a visit's diagnoses from earlier messages stay."""
+    spec = gathered.get(f"{resource['resourceType']}/{resource['id']}")
+    if spec is None or stored is None:
+        return resource
+    element, key = spec
+
+    def named(item: Any) -> Any:
+        return (item.get(key) or {}).get("reference") if isinstance(item, dict) else None
+
+    stated = resource.get(element) or []
+    stated_names = {named(item) for item in stated}
+    kept = [item for item in stored.get(element) or [] if named(item) not in stated_names]
+    if not kept:
+        return resource
+    return {**resource, element: [*kept, *stated]}
