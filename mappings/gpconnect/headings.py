@@ -132,7 +132,7 @@ def _warnings(item: Item) -> list[Json]:
         code: Any = value(extension)
         if isinstance(code, dict):  # some suppliers send a Coding
             code = code.get("code")
-        if code in LIST_WARNINGS and code not in codes:
+        if isinstance(code, str) and code in LIST_WARNINGS and code not in codes:
             codes.append(code)
     return [
         {
