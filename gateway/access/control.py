@@ -7,13 +7,13 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from consent.engine import decide
 from consent.model import Coding, Decision, Person, Requester, ResourceFacts
 from consent.parse import instant
 from gateway import fhirjson
-from gateway.access.facts import facts_of, named_records, person_of
+from gateway.access.facts import NAMING_TYPES, facts_of, named_records, person_of
 from gateway.access.people import load_person
 from gateway.errors import Forbidden
 from gateway.interactions.read import last_content
@@ -23,9 +23,14 @@ _NO_ONE = Person(patient_id="")
 # Stored versions whose facts are kept between requests: a few megabytes.
 _FACTS_KEPT = 10_000
 
-# Whose record a stored version is, its facts without content (labels,
-# author) and with it (codes, clinical date).
-StoredFacts = tuple[str | None, ResourceFacts, ResourceFacts]
+
+class StoredFacts(NamedTuple):
+    """What the decisions read of a stored version."""
+
+    person: str | None  # whose record it is
+    light: ResourceFacts  # its facts without content (labels, author)
+    full: ResourceFacts  # and with it (codes, clinical date)
+    named: tuple[str, ...]  # the records it is shown only with (``named_records``)
 
 
 @lru_cache(maxsize=_FACTS_KEPT)
@@ -36,7 +41,12 @@ def stored_facts(content: bytes) -> StoredFacts:
     once. Decisions are not kept: they depend on the requester, the person's
     Consents and relationships, and the moment."""
     resource = fhirjson.loads(content)
-    return person_of(resource), facts_of(resource, content=False), facts_of(resource)
+    return StoredFacts(
+        person_of(resource),
+        facts_of(resource, content=False),
+        facts_of(resource),
+        tuple(named_records(resource)),
+    )
 
 
 # The largest version number a batched read asks for (a BIGINT); a target
@@ -98,11 +108,11 @@ class AccessControl:
         if decided is None:
             stored = stored_facts(version.content)
             patient_id, decided = self._decide_alone(stored, self._later_labels(version))
-            if self._checks_targets(version.res_type, decided):
+            if stored.named and self._checks_targets(decided):
                 # Until decided, a List naming itself (or one naming it back)
                 # is refused, not decided for ever.
                 self._decided[key] = Decision(False, _RULE_NAMED[version.res_type])
-                decided = self._with_what_it_names(fhirjson.loads(version.content), decided)
+                decided = self._with_what_it_names(version.res_type, stored.named, decided)
             self._decided[key] = decided
             if self._on_decision is not None:
                 self._on_decision(patient_id, decided)
@@ -115,7 +125,7 @@ class AccessControl:
         it alone (for a Provenance or a List, before the records it names
         are looked at), with the ``later`` labels its resource carries now
         added to its own."""
-        patient_id, light, full = stored
+        patient_id, light, full, _ = stored
         facts = _labelled(light, later)
         if facts.author_ods == self.requester.org_ods:
             # The author sees it whoever the person is: no need to read them.
@@ -141,7 +151,7 @@ class AccessControl:
         found = self._content_of(latest) if latest is not None else None
         if found is None or found.content is None:
             return frozenset()
-        return stored_facts(found.content)[1].labels
+        return stored_facts(found.content).light.labels
 
     def _read_labels_now(self, keys: Iterable[tuple[str, str]]) -> None:
         """The labels ``keys``' resources carry now, read at once."""
@@ -152,14 +162,10 @@ class AccessControl:
                 self._labels_now[key] = self._labels_of(latest.get(key))
 
     @staticmethod
-    def _checks_targets(res_type: str, decided: Decision) -> bool:
+    def _checks_targets(decided: Decision) -> bool:
         """Whether a decision must still look at the records a resource names
-        (a Provenance's targets, a List's items)."""
-        return (
-            res_type in _NAMES_RECORDS
-            and decided.permit
-            and decided.rule not in ("audit", "author")
-        )
+        (a Provenance's targets, a List's items), if it names any."""
+        return decided.permit and decided.rule not in ("audit", "author")
 
     def prefetch(self, versions: Sequence[StoredVersion]) -> None:
         """Read at once what deciding ``versions`` (a page of search
@@ -179,7 +185,7 @@ class AccessControl:
             if version.current:
                 # What a List names without a version is its latest.
                 self._targets.setdefault(f"{version.res_type}/{version.res_id}", version)
-                labels = stored_facts(version.content)[1].labels
+                labels = stored_facts(version.content).light.labels
                 self._labels_now.setdefault((version.res_type, version.res_id), labels)
         self._read_labels_now(
             (v.res_type, v.res_id) for v in versions if not v.current and v.content is not None
@@ -187,16 +193,14 @@ class AccessControl:
         wanted: list[str] = []
         for version in versions:
             key = (version.res_type, version.res_id, version.version)
-            if (
-                version.res_type not in _NAMES_RECORDS
-                or version.content is None
-                or key in self._decided
-            ):
+            if version.content is None or key in self._decided:
                 continue
             stored = stored_facts(version.content)
+            if not stored.named:
+                continue
             decided = self._decide_alone(stored, self._later_labels(version))[1]
-            if self._checks_targets(version.res_type, decided):
-                wanted.extend(named_records(fhirjson.loads(version.content)))
+            if self._checks_targets(decided):
+                wanted.extend(stored.named)
         self._read_targets(wanted)
 
     def _read_targets(self, references: Iterable[str]) -> None:
@@ -233,7 +237,9 @@ class AccessControl:
             return last_content(self._store, found)
         return found
 
-    def _with_what_it_names(self, resource: dict[str, Any], decided: Decision) -> Decision:
+    def _with_what_it_names(
+        self, res_type: str, references: Sequence[str], decided: Decision
+    ) -> Decision:
         """A Provenance tells what was written, when and by whom; a List (a
         GP's medication list) or a Composition indexes records, often with
         their names as words. Each is shown only with every record it names
@@ -241,8 +247,7 @@ class AccessControl:
         it removed), so it never reveals a record the requester may not see."""
         if not decided.permit:
             return decided
-        rule = _RULE_NAMED[resource["resourceType"]]
-        references = named_records(resource)
+        rule = _RULE_NAMED[res_type]
         self._read_targets(references)
         for reference in references:
             found = self._already_decided(reference)
@@ -250,7 +255,7 @@ class AccessControl:
                 version = self._target(reference)
                 if version is None:
                     return Decision(False, rule, detail=f"{reference} is not known")
-                if version.res_type == "Provenance" == resource["resourceType"]:
+                if version.res_type == "Provenance" == res_type:
                     continue  # what a Provenance says of another is the other's to show
                 found = self.decide(version)
             if not found.permit:
@@ -296,9 +301,10 @@ class AccessControl:
         key = (version.res_type, version.res_id, version.version)
         if key in self._decided:
             return self._decided[key]
-        if version.res_type in _NAMES_RECORDS:
+        stored = stored_facts(version.content)
+        if stored.named:
             return None  # decided with what it names
-        patient_id, facts, _ = stored_facts(version.content)
+        patient_id, facts = stored.person, stored.light
         # No one's record read as an earlier version: the labels its resource
         # carries now are still to be read.
         if facts.author_ods == self.requester.org_ods or (patient_id is None and version.current):
@@ -340,8 +346,10 @@ _RULE_NAMED = {
     "List": "list-item",
     "Composition": "composition-entry",
     "Encounter": "encounter-diagnosis",
+    "DiagnosticReport": "report-result",
+    "Observation": "observation-member",
 }
-_NAMES_RECORDS = frozenset(_RULE_NAMED)
+assert _RULE_NAMED.keys() == NAMING_TYPES, "every kind that names records has its rule"
 
 
 def _parse_target(reference: str) -> tuple[str, str, str]:

@@ -5,6 +5,7 @@ means what the search parameters of that name mean."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from consent.model import Coding, ResourceFacts
@@ -204,32 +205,43 @@ def _may_name_patient(references: Any) -> bool:
     return False
 
 
+def _sections(resource: dict[str, Any]) -> list[Any]:
+    named: list[Any] = []
+    sections = _dicts(resource.get("section"))
+    while sections:
+        section = sections.pop()
+        named += _dicts(section.get("entry"))
+        sections += _dicts(section.get("section"))
+    return named
+
+
+# What each kind of resource that gathers records names: it is shown only
+# with every one of them (the high-water mark of what it holds).
+_NAMED_BY: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
+    "Provenance": lambda r: _dicts(r.get("target")),
+    "List": lambda r: [e.get("item") for e in _dicts(r.get("entry"))],
+    "Composition": _sections,
+    "Encounter": lambda r: [d.get("condition") for d in _dicts(r.get("diagnosis"))],
+    "DiagnosticReport": lambda r: _dicts(r.get("result")),
+    "Observation": lambda r: _dicts(r.get("hasMember")),
+}
+NAMING_TYPES = frozenset(_NAMED_BY)
+
+
 def named_records(resource: dict[str, Any]) -> list[str]:
-    """The records ``resource`` names as what it is about (``Type/id`` or
-    ``Type/id/_history/n``): a Provenance's targets, a List's items, a
-    Composition's section entries (nested sections too), an Encounter's
-    diagnoses (a visit naming a mental health diagnosis is as sensitive as
-    it: the high-water mark of what it holds). Contained resources (``#id``)
-    are part of the resource itself, not named."""
-    res_type = resource.get("resourceType")
-    if res_type == "Provenance":
-        named = resource.get("target")
-    elif res_type == "List":
-        named = [e.get("item") for e in _dicts(resource.get("entry"))]
-    elif res_type == "Encounter":
-        named = [d.get("condition") for d in _dicts(resource.get("diagnosis"))]
-    elif res_type == "Composition":
-        named = []
-        sections = list(_dicts(resource.get("section")))
-        while sections:
-            section = sections.pop()
-            named += _dicts(section.get("entry"))
-            sections += _dicts(section.get("section"))
-    else:
+    """The records ``resource`` names as what it is about or holds
+    (``Type/id`` or ``Type/id/_history/n``): a Provenance's targets, a
+    List's items, a Composition's section entries (nested sections too), an
+    Encounter's diagnoses, a DiagnosticReport's results, an Observation's
+    members. A visit for a mental health diagnosis is as sensitive as the
+    diagnosis. Contained resources (``#id``) are part of the resource
+    itself, not named."""
+    named_by = _NAMED_BY.get(str(resource.get("resourceType")))
+    if named_by is None:
         return []
     return [
         reference
-        for target in _dicts(named)
+        for target in _dicts(named_by(resource))
         if isinstance(reference := target.get("reference"), str) and not reference.startswith("#")
     ]
 

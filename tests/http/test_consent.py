@@ -757,7 +757,8 @@ def test_a_list_or_composition_is_shown_only_with_every_record_it_names(
 def test_a_visit_is_as_sensitive_as_the_diagnoses_it_names(world: World) -> None:
     """A visit whose diagnoses include the PSY-labelled depression tells of
     it (the high-water mark of what it holds): the GP, who may not see the
-    depression, is not shown that visit, but is shown one naming asthma."""
+    depression, is not shown that visit, but is shown one naming asthma.
+    Reports and panels are held to their results and members alike."""
 
     def visit(*conditions: str) -> str:
         return world.post(
@@ -779,6 +780,42 @@ def test_a_visit_is_as_sensitive_as_the_diagnoses_it_names(world: World) -> None
     assert world.get("gp", f"/fhir/Encounter/{high}").status_code == 404
     assert world.get("home", f"/fhir/Encounter/{high}").status_code == 200  # its author
     assert world.ids("gp", f"/fhir/Encounter?diagnosis=Condition/{world.asthma}") == [low]
+
+    # So is a report with its results, and a panel with its members.
+    mood = world.post(
+        "home",
+        {
+            "resourceType": "Observation",
+            "meta": {"security": [{"system": ACT, "code": "PSY"}]},
+            "status": "final",
+            "code": {"text": "PHQ-9 score"},
+            "subject": world.subject,
+            "valueInteger": 19,
+        },
+    )
+    report = world.post(
+        "home",
+        {
+            "resourceType": "DiagnosticReport",
+            "status": "final",
+            "code": {"text": "Mood assessment"},
+            "subject": world.subject,
+            "result": [{"reference": f"Observation/{mood}"}],
+        },
+    )
+    panel = world.post(
+        "home",
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "Wellbeing panel"},
+            "subject": world.subject,
+            "hasMember": [{"reference": f"Observation/{mood}"}],
+        },
+    )
+    for url in (f"/fhir/DiagnosticReport/{report}", f"/fhir/Observation/{panel}"):
+        assert world.get("gp", url).status_code == 404, url
+        assert world.get("home", url).status_code == 200, url
 
 
 def test_a_social_care_assessment_is_the_persons_record(world: World) -> None:

@@ -7,7 +7,13 @@ import pytest
 from consent.model import ACT_CODE
 from gateway import fhirjson
 from gateway.access.control import stored_facts
-from gateway.access.facts import _PERSON_ELEMENT, facts_of, labelling_codes, person_of
+from gateway.access.facts import (
+    _PERSON_ELEMENT,
+    facts_of,
+    labelling_codes,
+    named_records,
+    person_of,
+)
 from gateway.search.compartments import PATIENT_COMPARTMENT
 from gateway.search.extract import extract
 from gateway.search.parameters import parameter
@@ -113,7 +119,44 @@ def test_a_stored_versions_facts_are_worked_out_once_from_its_bytes() -> None:
     }
     first = fhirjson.dumps(condition)
     assert stored_facts(first) is stored_facts(bytes(first))
-    person, light, full = stored_facts(first)
+    person, light, full, named = stored_facts(first)
     assert (person, light, full) == ("p-1", facts_of(condition, content=False), facts_of(condition))
+    assert named == ()
     labelled = {**condition, "meta": {**condition["meta"], "security": [{"code": "PSY"}]}}
-    assert stored_facts(fhirjson.dumps(labelled))[1].labels == {(None, "PSY")}
+    assert stored_facts(fhirjson.dumps(labelled)).light.labels == {(None, "PSY")}
+
+
+def test_what_a_resource_names_is_what_it_is_shown_only_with() -> None:
+    """The kinds that gather records name them; contained ones are their
+    own; a reference without a type and id names nothing to decide."""
+    report = {
+        "resourceType": "DiagnosticReport",
+        "result": [{"reference": "Observation/o1"}, {"reference": "#inline"}, {"display": "x"}],
+    }
+    panel = {"resourceType": "Observation", "hasMember": [{"reference": "Observation/o2"}]}
+    visit = {
+        "resourceType": "Encounter",
+        "diagnosis": [{"condition": {"reference": "Condition/c1"}}],
+    }
+    summary = {
+        "resourceType": "Composition",
+        "section": [
+            {
+                "entry": [{"reference": "Condition/c2"}],
+                "section": [{"entry": [{"reference": "Condition/c3"}]}],
+            }
+        ],
+    }
+    assert named_records(report) == ["Observation/o1"]
+    assert named_records(panel) == ["Observation/o2"]
+    assert named_records(visit) == ["Condition/c1"]
+    assert sorted(named_records(summary)) == ["Condition/c2", "Condition/c3"]
+    assert (
+        named_records(
+            {
+                "resourceType": "Condition",
+                "evidence": [{"detail": [{"reference": "Observation/o3"}]}],
+            }
+        )
+        == []
+    )
