@@ -24,6 +24,18 @@ def seen(store: Querier, source_org: str, fmt: str, key: str) -> bool:
     )
 
 
+def any_loaded(reader: Querier, patient_id: str, formats: tuple[str, ...]) -> bool:
+    """Whether a record of the person in one of ``formats`` has been loaded,
+    from any organisation."""
+    marks = ", ".join("?" for _ in formats)
+    return bool(
+        reader.select(
+            f"SELECT 1 FROM mapping_record WHERE patient_id = ? AND format IN ({marks}) LIMIT 1",
+            [patient_id, *formats],
+        )
+    )
+
+
 def remember(
     uow: UnitOfWork,
     source_org: str,

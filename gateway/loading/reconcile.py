@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from gateway import fhirjson
+from gateway.loading.ledger import any_loaded
 from gateway.search.extract import date_range
 from gateway.store import Querier, StoredVersion
 
@@ -121,12 +122,7 @@ def keeps_registration(
     stated, on_file = resource.get("generalPractitioner"), stored.get("generalPractitioner")
     if not stated or not on_file or stated == on_file:
         return False
-    return bool(
-        reader.select(
-            "SELECT 1 FROM mapping_record WHERE patient_id = ? AND format IN (?, ?) LIMIT 1",
-            [resource["id"], *_STATES_REGISTRATION],
-        )
-    )
+    return any_loaded(reader, resource["id"], _STATES_REGISTRATION)
 
 
 def with_what_is_known(
