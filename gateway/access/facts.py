@@ -103,16 +103,21 @@ def labelling_codes(resource: dict[str, Any]) -> list[Coding]:
     ]
 
 
+def labels_of(resource: dict[str, Any]) -> frozenset[Coding]:
+    """The security labels ``resource`` carries (``meta.security``)."""
+    return frozenset(
+        (label.get("system"), label["code"])
+        for label in (resource.get("meta") or {}).get("security") or []
+        if isinstance(label, dict) and isinstance(label.get("code"), str)
+    )
+
+
 def facts_of(resource: dict[str, Any], content: bool = True) -> ResourceFacts:
     """The facts of ``resource``; without ``content``, its codes and clinical
     date are left out (for a person none of whose Consents looks at them)."""
     res_type = resource["resourceType"]
     meta = resource.get("meta") or {}
-    labels = frozenset(
-        (label.get("system"), label["code"])
-        for label in meta.get("security") or []
-        if isinstance(label, dict) and isinstance(label.get("code"), str)
-    )
+    labels = labels_of(resource)
     dates = (
         [v for v in _values(resource, CLINICAL_DATE.get(res_type)) if isinstance(v, DateRange)]
         if content

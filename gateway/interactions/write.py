@@ -16,7 +16,7 @@ from conformance.registry import TypeInteraction
 from conformance.validation import validate_resource
 from consent.labels import labelled
 from gateway import fhirjson
-from gateway.access.facts import labelling_codes, named_records, person_of
+from gateway.access.facts import labelling_codes, labels_of, named_records, person_of
 from gateway.access.people import ensure_interpretable
 from gateway.errors import (
     Conflict,
@@ -342,7 +342,7 @@ def _shared_alike(written: list[StoredVersion]) -> list[list[StoredVersion]]:
         for v in written
         if v.content is not None
     }
-    labels = {reference: _labels(resource) for reference, resource in contents.items()}
+    labels = {reference: labels_of(resource) for reference, resource in contents.items()}
     groups: dict[tuple[Any, ...], list[StoredVersion]] = {}
     for version in written:
         reference = f"{version.res_type}/{version.res_id}"
@@ -355,17 +355,9 @@ def _shared_alike(written: list[StoredVersion]) -> list[list[StoredVersion]]:
                 key = ("names", version.res_type, version.res_id)
             else:
                 high_water = labels[reference].union(*(labels[r] for r in named))
-                key = (person_of(resource), tuple(sorted(high_water)))
+                key = (person_of(resource), high_water)
         groups.setdefault(key, []).append(version)
     return list(groups.values())
-
-
-def _labels(resource: dict[str, Any]) -> frozenset[tuple[str, str]]:
-    return frozenset(
-        (str(label.get("system")), str(label.get("code")))
-        for label in (resource.get("meta") or {}).get("security") or []
-        if isinstance(label, dict)
-    )
 
 
 def uow_read(uow: UnitOfWork, res_type: str, res_id: str) -> StoredVersion:
