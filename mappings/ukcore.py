@@ -16,6 +16,8 @@ UKCORE = "https://fhir.hl7.org.uk"
 VERIFICATION_URL = f"{UKCORE}/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
 VERIFICATION_SYSTEM = f"{UKCORE}/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
 ETHNIC_URL = f"{UKCORE}/StructureDefinition/Extension-UKCore-EthnicCategory"
+# A List's warning that it is incomplete (items left out, a record in transit).
+LIST_WARNING_URL = f"{UKCORE}/StructureDefinition/Extension-UKCore-ListWarningCode"
 ETHNIC_SYSTEM = f"{UKCORE}/CodeSystem/UKCore-EthnicCategoryEngland"
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"

@@ -23,7 +23,6 @@ from gateway import __version__, fhirjson
 from gateway.documents import narrative
 from gateway.documents.sections import (
     HEADING_SECTIONS,
-    LIST_WARNING,
     DocumentKind,
     Resource,
     Section,
@@ -37,6 +36,7 @@ from gateway.search.compartments import PATIENT_COMPARTMENT, compartment_members
 from gateway.search.extract import parse_reference
 from gateway.search.query import MAX_COUNT, parse_search, parse_system_search
 from gateway.store import Store, StoredVersion
+from mappings.ukcore import LIST_WARNING_URL
 
 _LOINC = "http://loinc.org"
 _ACT_CLASS = "http://terminology.hl7.org/CodeSystem/v3-ActClass"
@@ -348,7 +348,7 @@ def _heading_warnings(
         warned = [
             narrative.text_of(coding.get("display")) or narrative.text_of(coding.get("code"))
             for extension in narrative.dicts_in(resource.get("extension"))
-            if extension.get("url") == LIST_WARNING
+            if extension.get("url") == LIST_WARNING_URL
             for coding in narrative.dicts_in(
                 (extension.get("valueCodeableConcept") or {}).get("coding")
             )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.documents.narrative import codes_in
+from mappings.gpconnect.codes import LIST_AREAS
 
 Resource = dict[str, Any]
 
@@ -36,18 +37,20 @@ EPISODE_TYPE = "urn:london-care-gateway:episode-type"
 RESIDENCE = "care-home-residence"
 
 
-# The GP record's headings (GP Connect's List codes, SNOMED CT, as mapped)
-# and the section each one's warnings are repeated in: a reader of the
-# section must know that the GP's part of it may be missing items.
-HEADING_SECTIONS = {
-    "886921000000105": "allergies",
-    "933361000000108": "medications",
-    "717711000000103": "problems",
-    "1102181000000102": "immunisations",
-    "887191000000108": "results",
-    "1149501000000101": "encounters",
+# The section each GP record heading's warnings are repeated in: a reader of
+# the section must know that the GP's part of it may be missing items. By
+# heading code (SNOMED CT), from the areas the mapping knows them by.
+_SECTION_OF_AREA = {
+    "allergies": "allergies",
+    "medications": "medications",
+    "problems": "problems",
+    "immunisations": "immunisations",
+    "investigations": "results",
+    "consultations": "encounters",
 }
-LIST_WARNING = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-ListWarningCode"
+HEADING_SECTIONS = {
+    code: _SECTION_OF_AREA[area] for code, area in LIST_AREAS.items() if area in _SECTION_OF_AREA
+}
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,6 @@ R4_PARENT_PRESENT = f"{UK_EXT}/Extension-UKCore-ParentPresent"
 R4_VACCINATION_PROCEDURE = f"{UK_EXT}/Extension-UKCore-VaccinationProcedure"
 R4_SCT_DESC_DISPLAY = f"{UK_EXT}/Extension-UKCore-CodingSCTDescDisplay"
 R4_SCT_DESC_ID = "http://hl7.org/fhir/StructureDefinition/coding-sctdescid"
-R4_LIST_WARNING = f"{UK_EXT}/Extension-UKCore-ListWarningCode"
 CARECONNECT_EXT = "https://fhir.hl7.org.uk/STU3/StructureDefinition"
 R4_PROBLEM_EXTENSIONS = {
     name: f"{CARECONNECT_EXT}/{name}"

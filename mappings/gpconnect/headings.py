@@ -23,12 +23,11 @@ from mappings.gpconnect.codes import (
     EXT_LIST_WARNING,
     LIST_WARNING_SYSTEM,
     LIST_WARNINGS,
-    R4_LIST_WARNING,
 )
 from mappings.gpconnect.elements import Shape, extensions, reshape, value
 from mappings.gpconnect.references import Record
 from mappings.identity import mapped_id
-from mappings.ukcore import SNOMED
+from mappings.ukcore import LIST_WARNING_URL, SNOMED
 
 # What of a heading List is carried as it is. ``source`` (who compiled it)
 # and ``encounter`` are not: a heading is the practice's record, not one
@@ -84,17 +83,6 @@ def heading_lists(record: Record) -> list[Json]:
     return lists
 
 
-def warning_codes(listing: Json) -> list[str]:
-    """The warning codes a mapped heading List carries, in order."""
-    return [
-        str(coding["code"])
-        for found in listing.get("extension") or []
-        if isinstance(found, dict) and found.get("url") == R4_LIST_WARNING
-        for coding in (found.get("valueCodeableConcept") or {}).get("coding") or []
-        if coding.get("system") == LIST_WARNING_SYSTEM and "code" in coding
-    ]
-
-
 def _heading_code(item: Item) -> str:
     for coding in (item.resource.get("code") or {}).get("coding") or []:
         if coding.get("system") == SNOMED and isinstance(coding.get("code"), str):
@@ -136,7 +124,7 @@ def _warnings(item: Item) -> list[Json]:
             codes.append(code)
     return [
         {
-            "url": R4_LIST_WARNING,
+            "url": LIST_WARNING_URL,
             "valueCodeableConcept": {
                 "coding": [
                     {"system": LIST_WARNING_SYSTEM, "code": code, "display": LIST_WARNINGS[code]}

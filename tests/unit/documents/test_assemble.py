@@ -8,8 +8,9 @@ from typing import Any
 
 from gateway import fhirjson
 from gateway.documents.assemble import Gathered, build, referenced
-from gateway.documents.sections import LIST_WARNING, SUMMARY
+from gateway.documents.sections import SUMMARY
 from gateway.store import StoredVersion
+from mappings.ukcore import LIST_WARNING_URL
 
 
 def _stored(resource: dict[str, Any]) -> StoredVersion:
@@ -108,7 +109,7 @@ def test_a_heading_warning_leaves_a_section_with_nothing_else_empty() -> None:
         "subject": {"reference": "Patient/p1"},
         "extension": [
             {
-                "url": LIST_WARNING,
+                "url": LIST_WARNING_URL,
                 "valueCodeableConcept": {
                     "coding": [
                         {
