@@ -70,6 +70,16 @@ class Mapped:
     as_at: str | None = None
 
 
+def dated_by(resources: list[dict[str, Any]], elements: dict[str, str]) -> dict[str, str]:
+    """``Mapped.dated_by`` for those of ``resources`` whose type ``elements``
+    names the dating element of."""
+    return {
+        f"{r['resourceType']}/{r['id']}": elements[r["resourceType"]]
+        for r in resources
+        if r["resourceType"] in elements
+    }
+
+
 def utc_moment(value: str) -> str | None:
     """A dateTime with a time and an offset (``2026-07-14T21:40:00+01:00``)
     as the fixed-width UTC moment records are compared by; ``None`` for

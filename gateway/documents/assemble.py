@@ -380,7 +380,7 @@ def _section(
     members: list[str],
     gathered: Gathered,
     names: dict[str, str],
-    extra: list[tuple[narrative.Row, str]],
+    extra: list[narrative.Row],
     warnings: list[tuple[narrative.Row, str]],
 ) -> dict[str, Any] | None:
     """A section of ``members``, with ``extra`` rows that are not entries
@@ -394,7 +394,7 @@ def _section(
             "coding": [{"system": section.system, "code": section.code, "display": section.display}]
         },
     }
-    rows = [*warnings, *extra]
+    rows = [*warnings, *((row, "") for row in extra)]
     if not members and not extra:
         # "unavailable" whether nothing was recorded or nothing may be shown:
         # the two must read alike.
@@ -453,8 +453,7 @@ def build(
     sections = []
     in_sections: list[str] = []
     for section, members in placed:
-        contacts = _key_contacts(subject, gathered) if section.key == "care-team" else []
-        extra = [(row, "") for row in contacts]
+        extra = _key_contacts(subject, gathered) if section.key == "care-team" else []
         built = _section(section, members, gathered, names, extra, warnings.get(section.key, []))
         if built is not None:
             sections.append(built)

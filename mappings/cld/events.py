@@ -45,6 +45,7 @@ from mappings.ukcore import (
     Unmappable,
     checked_nhs_number,
     concept,
+    dated_by,
     local_identifier,
     nhs_identifier,
     organisation,
@@ -429,5 +430,4 @@ def map_row(values: dict[str, str], council: str) -> Mapped:
         resources += _service(row)
     # What the person's facts are as at the event: a row of an earlier event,
     # read later, does not undo what a later one said.
-    dated_by = {f"{r['resourceType']}/{r['id']}": _AS_AT[r["resourceType"]] for r in facts}
-    return Mapped(patient["id"], resources, dated_by=dated_by)
+    return Mapped(patient["id"], resources, dated_by=dated_by(facts, _AS_AT))

@@ -23,7 +23,7 @@ from mappings.gpconnect.bundle import Item, Json, Response, read_response
 from mappings.gpconnect.codes import R4_TYPES
 from mappings.gpconnect.elements import clean
 from mappings.gpconnect.references import Record, canonical_hash, identifier_key
-from mappings.ukcore import ODS, Mapped, Unmappable, patient_id, utc_moment
+from mappings.ukcore import ODS, Mapped, Unmappable, dated_by, patient_id, utc_moment
 
 Converter = Callable[[Item, Record], Json]
 
@@ -219,11 +219,6 @@ def map_structured_record(bundle: dict[str, Any], source_org: str) -> Mapped:
     ordered = sorted(resources.values(), key=lambda r: ORDER.index(r["resourceType"]))
     # Responses can be loaded out of order: a heading stands as at its
     # response, the sharing preference as at the entry that decided it.
-    dated_by = {
-        f"{r['resourceType']}/{r['id']}": _AS_AT[r["resourceType"]]
-        for r in ordered
-        if r["resourceType"] in _AS_AT
-    }
     updated = (bundle.get("meta") or {}).get("lastUpdated")
     as_at = utc_moment(updated) if isinstance(updated, str) else None
-    return Mapped(record.patient_id, ordered, dated_by=dated_by, as_at=as_at)
+    return Mapped(record.patient_id, ordered, dated_by=dated_by(ordered, _AS_AT), as_at=as_at)
