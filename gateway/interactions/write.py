@@ -7,6 +7,8 @@ work the caller holds, which is how a transaction Bundle makes many writes one.
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +55,24 @@ class WriteResult:
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A server-assigned id: a UUIDv7 (RFC 9562 section 5.7), 48 bits of Unix
+    milliseconds then version, variant and 74 random bits.
+
+    Ids that grow with time keep every B-tree keyed by id (versions, current
+    versions, the owner column of each index table) growing at its right
+    edge, so a transaction of new resources dirties a few pages of each
+    instead of one page per resource: with random ids a 100-resource
+    transaction wrote 3.6-7.5 MB of SQLite WAL (more as the store grew), with
+    these 2.0-2.7 MB, and its commit writes and syncs that much less.
+
+    The id tells when the resource was created, to the millisecond, as a
+    HAPI FHIR server's sequential ids tell the order of creation; whoever
+    may see the resource sees its ``meta.lastUpdated`` anyway."""
+    milliseconds = time.time_ns() // 1_000_000
+    raw = bytearray(milliseconds.to_bytes(6, "big") + os.urandom(10))
+    raw[6] = 0x70 | (raw[6] & 0x0F)  # version 7
+    raw[8] = 0x80 | (raw[8] & 0x3F)  # variant 10 (RFC 9562)
+    return str(uuid.UUID(bytes=bytes(raw)))
 
 
 def _within(path_prefix: str, res_type: str, path: str) -> str:
