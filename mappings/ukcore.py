@@ -70,13 +70,17 @@ class Mapped:
     as_at: str | None = None
 
 
+def typed_id(resource: dict[str, Any]) -> str:
+    """``Type/id``: how a record's tables (``Mapped.labels_from`` and the
+    rest) and the loaded-record ledger name a resource."""
+    return f"{resource['resourceType']}/{resource['id']}"
+
+
 def dated_by(resources: list[dict[str, Any]], elements: dict[str, str]) -> dict[str, str]:
     """``Mapped.dated_by`` for those of ``resources`` whose type ``elements``
     names the dating element of."""
     return {
-        f"{r['resourceType']}/{r['id']}": elements[r["resourceType"]]
-        for r in resources
-        if r["resourceType"] in elements
+        typed_id(r): elements[r["resourceType"]] for r in resources if r["resourceType"] in elements
     }
 
 
@@ -161,4 +165,4 @@ def category(system: str, code: str, display: str | None = None) -> list[dict[st
 
 
 def reference(resource: dict[str, Any]) -> dict[str, str]:
-    return {"reference": f"{resource['resourceType']}/{resource['id']}"}
+    return {"reference": typed_id(resource)}

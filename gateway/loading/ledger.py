@@ -6,6 +6,7 @@ the person on file, and what did the source's last whole record state.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ import orjson
 from gateway import fhirjson
 from gateway.loading.sources import SourceRecord
 from gateway.store import Querier, Store, UnitOfWork, as_bytes
+from mappings.ukcore import typed_id
 
 
 def seen(store: Querier, source_org: str, fmt: str, key: str) -> bool:
@@ -49,11 +51,7 @@ def remember(
     the two are never parted, so a record is either loaded and noted or
     neither."""
     if record.key:
-        resources = (
-            None
-            if stated is None
-            else orjson.dumps([f"{r['resourceType']}/{r['id']}" for r in stated]).decode()
-        )
+        resources = None if stated is None else orjson.dumps([typed_id(r) for r in stated]).decode()
         uow.execute(
             "INSERT INTO mapping_record (source_org, format, record_key, loaded_at, content, "
             "patient_id, resources, as_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
@@ -71,20 +69,35 @@ def remember(
         )
 
 
-def superseded_by(reader: Querier, source_org: str, fmt: str, record: SourceRecord) -> str | None:
-    """The moment of the source's latest record of the person, when it is
-    later than ``record``'s (a care home's newer export, a hospital's later
-    message, loaded first): what ``record`` says of the person is then out
+@dataclass(frozen=True)
+class Later:
+    """The source's records of a person later than the one being loaded."""
+
+    moment: str  # the latest one's
+    stated: frozenset[str]  # what any of them stated, as ``Type/id``
+
+
+def superseded_by(reader: Querier, source_org: str, fmt: str, record: SourceRecord) -> Later | None:
+    """The source's records of the person later than ``record`` (a care
+    home's newer export, a hospital's later message), loaded first: what
+    ``record`` says of the person, and of anything they stated, is then out
     of date, and a whole record (a snapshot) changes nothing."""
     if record.as_at is None or record.patient_id is None:
         return None
     rows = reader.select(
-        "SELECT MAX(as_at) FROM mapping_record "
-        "WHERE source_org = ? AND format = ? AND patient_id = ? AND as_at IS NOT NULL",
-        [source_org.upper(), fmt, record.patient_id],
+        "SELECT as_at, resources FROM mapping_record "
+        "WHERE source_org = ? AND format = ? AND patient_id = ? AND as_at > ?",
+        [source_org.upper(), fmt, record.patient_id, record.as_at],
     )
-    latest = rows[0][0] if rows else None
-    return str(latest) if latest is not None and str(latest) > record.as_at else None
+    if not rows:
+        return None
+    stated = frozenset(
+        str(named)
+        for _, resources in rows
+        if resources is not None
+        for named in orjson.loads(str(resources))
+    )
+    return Later(max(str(as_at) for as_at, _ in rows), stated)
 
 
 def left_out(
@@ -110,7 +123,7 @@ def left_out(
     )
     if not rows:
         return []
-    kept = {f"{r['resourceType']}/{r['id']}" for r in stated}
+    kept = {typed_id(r) for r in stated}
     retired = []
     for named in orjson.loads(str(rows[0][0])):
         res_type, _, res_id = str(named).partition("/")

@@ -15,6 +15,7 @@ from gateway import fhirjson
 from gateway.loading.ledger import any_loaded
 from gateway.search.extract import date_range
 from gateway.store import Querier, StoredVersion
+from mappings.ukcore import typed_id
 
 
 def same(resource: dict[str, Any], stored: dict[str, Any] | None) -> bool:
@@ -50,7 +51,7 @@ def with_labels_kept(
     }
     kept = []
     for resource in resources:
-        tied_to = labels_from.get(f"{resource['resourceType']}/{resource['id']}")
+        tied_to = labels_from.get(typed_id(resource))
         if tied_to is None:
             kept.append(resource)
             continue
@@ -91,7 +92,7 @@ def outdated(
     """Whether ``resource`` states a standing fact as at a date before the
     one its stored version states it as at (``dated_by``, as
     ``Mapped.dated_by``): the later statement stands, whichever came first."""
-    element = dated_by.get(f"{resource['resourceType']}/{resource['id']}")
+    element = dated_by.get(typed_id(resource))
     if element is None or stored is None:
         return False
     mine, theirs = resource.get(element), stored.get(element)
@@ -158,17 +159,35 @@ def with_what_is_gathered(
     """``resource`` with the items of its gathering list (``gathered``, as
     ``Mapped.gathered``) that are on file and that it does not name kept
     before its own: a visit's diagnoses from earlier messages stay."""
-    spec = gathered.get(f"{resource['resourceType']}/{resource['id']}")
+    spec = gathered.get(typed_id(resource))
     if spec is None or stored is None:
         return resource
     element, key = spec
-
-    def named(item: Any) -> Any:
-        return (item.get(key) or {}).get("reference") if isinstance(item, dict) else None
-
     stated = resource.get(element) or []
-    stated_names = {named(item) for item in stated}
-    kept = [item for item in stored.get(element) or [] if named(item) not in stated_names]
+    stated_names = {_named(item, key) for item in stated}
+    kept = [item for item in stored.get(element) or [] if _named(item, key) not in stated_names]
     if not kept:
         return resource
     return {**resource, element: [*kept, *stated]}
+
+
+def as_stood(
+    resource: dict[str, Any], stored: dict[str, Any], gathered: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """What stands of ``resource`` when a later record of its source stated
+    it: the version on file, with the items of its gathering list that
+    ``resource`` adds after those on file (a diagnosis that only an update
+    replayed late carried stays with the visit its discharge left)."""
+    spec = gathered.get(typed_id(resource))
+    if spec is None:
+        return stored
+    element, key = spec
+    on_file = stored.get(element) or []
+    names = {_named(item, key) for item in on_file}
+    added = [item for item in resource.get(element) or [] if _named(item, key) not in names]
+    return {**stored, element: [*on_file, *added]} if added else stored
+
+
+def _named(item: Any, key: str) -> Any:
+    """What an item of a gathering list names (a diagnosis, its Condition)."""
+    return (item.get(key) or {}).get("reference") if isinstance(item, dict) else None

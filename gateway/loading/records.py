@@ -32,6 +32,7 @@ from gateway.interactions.types import (
 from gateway.loading.ledger import left_out, remember, seen, superseded_by
 from gateway.loading.matches import note_probable_matches
 from gateway.loading.reconcile import (
+    as_stood,
     keeps_registration,
     newly_labelled,
     outdated,
@@ -43,6 +44,7 @@ from gateway.loading.reconcile import (
 from gateway.loading.sources import READERS, SourceRecord
 from gateway.search.matching import matching_ids
 from gateway.store import Querier, Store, StoredVersion, UnitOfWork
+from mappings.ukcore import typed_id
 
 # Told each version a record wrote and whom the record is about.
 Wrote = Callable[[str, str | None], None]
@@ -200,15 +202,19 @@ def _load(
     if record.key and seen(uow, source_org, fmt, record.key):
         return _Done("unchanged")  # sent again: it changes nothing twice
     resources = list(record.resources)
+    stood: frozenset[str] = frozenset()  # what the source's later records stated
     if (later := superseded_by(uow, source_org, fmt, record)) is not None:
         if record.snapshot:
             remember(uow, source_org, fmt, record, None)  # archived, as every record is
-            reason = f"a later record of the person (as at {later}) is on file"
+            reason = f"a later record of the person (as at {later.moment}) is on file"
             return _Done("unchanged", reason, superseded=True)
         if record.merged_from is None:
-            # The person as the source's later record states them stands; the
-            # rest of this one (a visit, an allergy) follows its own rules.
+            # What the source's later records state stands: the person, a
+            # visit as its discharge left it (an update replayed late must
+            # not admit the person again). The rest of this one (a diagnosis
+            # no later message carried, an allergy) follows its own rules.
             resources = [r for r in resources if r["resourceType"] != "Patient"]
+            stood = later.stated
     if record.cancels is not None:
         cancelled = uow.read("Encounter", record.cancels)
         if cancelled is None or cancelled.deleted:
@@ -226,11 +232,22 @@ def _load(
     except _UnknownLink as exc:
         return _Done("rejected", str(exc))
     found = [uow.read(r["resourceType"], r["id"]) for r in resources]
+    if stood:
+        # One a later record stated that is gone since (a visit cancelled)
+        # stays gone.
+        on_file = [
+            typed_id(r) not in stood or (v is not None and not v.deleted)
+            for r, v in zip(resources, found, strict=True)
+        ]
+        resources = [r for r, kept in zip(resources, on_file, strict=True) if kept]
+        found = [v for v, kept in zip(found, on_file, strict=True) if kept]
     if record.labels_from:
         resources = with_labels_kept(uow, resources, found, record.labels_from)
     before = [_content(version) for version in found]
     stated = [
-        with_what_is_gathered(
+        as_stood(r, b, record.gathered)
+        if b is not None and typed_id(r) in stood
+        else with_what_is_gathered(
             with_what_is_known(r, b, keeps_registration(uow, fmt, r, b)), b, record.gathered
         )
         for r, b in zip(resources, before, strict=True)
@@ -300,8 +317,7 @@ def _write_all(
     one transaction Bundle in ``uow``; the versions written
     (``Patient/1/_history/2``)."""
     entries: list[dict[str, Any]] = [
-        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-        for r in resources
+        {"resource": r, "request": {"method": "PUT", "url": typed_id(r)}} for r in resources
     ]
     entries += [{"request": {"method": "DELETE", "url": url}} for url in retired or []]
     response = bundle.transaction_in(

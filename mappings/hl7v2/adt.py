@@ -25,6 +25,7 @@ from mappings.ukcore import (
     Mapped,
     Unmappable,
     nhs_identifier,
+    typed_id,
     utc_moment,
 )
 
@@ -419,7 +420,7 @@ def _protect(message: Message, encounter: dict[str, Any], mapped: Mapped) -> Non
             if stated == "Y":
                 resource["meta"] = {"security": [dict(RESTRICTED)]}
             elif not stated:
-                mapped.labels_from[f"{resource['resourceType']}/{resource['id']}"] = visit
+                mapped.labels_from[typed_id(resource)] = visit
 
 
 _OBSERVATION_SYSTEMS = {"SCT": "http://snomed.info/sct", "LN": "http://loinc.org"}

@@ -162,6 +162,45 @@ def test_a_message_older_than_one_loaded_does_not_turn_the_person_back(
     assert _current(store, "Encounter", mapped_id("RKE", "Encounter", "V1"))["status"]
 
 
+def test_an_update_replayed_late_leaves_the_visit_as_a_later_discharge_left_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """An A08 sent before the discharge but loaded after it (a backlog) must
+    not admit the person again nor move them back to a ward: the visit
+    stands as the later message stated it. Only the diagnosis no later
+    message carried is added, with its Condition."""
+    pid = "PID|1||9990000018^^^NHS^NH||Murphy^Aoife||19380412|2"
+
+    def message(event: str, control: str, sent: str, *segments: str) -> str:
+        head = f"MSH|^~\\&|PAS|RKE|GATEWAY|LONDON|{sent}||ADT^{event}|{control}|P|2.4"
+        return "\r".join([head, pid, *segments]) + "\r"
+
+    def pv1(ward: str, discharged: str = "") -> str:
+        fields = _pv1("V1").split("|")
+        fields[3] = ward
+        fields[45] = discharged  # PV1-45
+        return "|".join(fields)
+
+    feed = tmp_path / "adt.hl7"
+    feed.write_text(
+        message("A01", "L1", "20260401100000", pv1("W1"))
+        + "\n"
+        + message("A03", "L3", "20260403100000", pv1("W1", "20260403093000"))
+        + "\n"
+        + message("A08", "L2", "20260402100000", pv1("W2"), "DG1|1||I10^Hypertension^I10|||W")
+    )
+    report = load(store, "hl7v2", "RKE", [feed])
+    assert (report.loaded, report.rejections) == (3, [])
+    visit = _current(store, "Encounter", mapped_id("RKE", "Encounter", "V1"))
+    assert visit["status"] == "finished"
+    assert visit["period"]["end"].startswith("2026-04-03")
+    assert "W2" not in json.dumps(visit["location"])
+    (diagnosis,) = visit["diagnosis"]
+    condition = _current(store, "Condition", diagnosis["condition"]["reference"].split("/")[1])
+    assert condition["code"]["coding"][0]["code"] == "I10"
+    assert report.written == {"Patient": 1, "Encounter": 3, "Condition": 1}
+
+
 def test_a_visit_protected_later_is_labelled_though_nothing_else_changed(
     store: Store, tmp_path: Path
 ) -> None:
