@@ -34,6 +34,10 @@ class Settings:
     # made there on first start; by default next to a SQLite database, else
     # var/document-key.pem. Its public key is served at /documents/jwks.json.
     document_key: str | None = None
+    # Milliseconds after its arrival before a 404 leaves: finding a record
+    # and deciding it is hidden takes longer than finding nothing, and the
+    # time to answer must not tell the two apart (PRODUCT.md section 4).
+    not_found_floor_ms: int = 50
 
     def audit_key_path(self) -> str:
         return self.audit_key or self._beside_database("audit-key.pem")
@@ -65,4 +69,5 @@ class Settings:
                 env.get("GATEWAY_AUDIT_CHECKPOINT_SECONDS") or cls.audit_checkpoint_s
             ),
             document_key=env.get("GATEWAY_DOCUMENT_KEY") or None,
+            not_found_floor_ms=int(env.get("GATEWAY_NOT_FOUND_FLOOR_MS") or cls.not_found_floor_ms),
         )

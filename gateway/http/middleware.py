@@ -65,7 +65,7 @@ class RequestContext:
                 if message.get("more_body"):
                     return
                 messages, held = held, None
-                status = await audited(scope, rid, status, messages, send)
+                status = await audited(scope, rid, status, messages, send, started)
                 return
             await send(message)
 
@@ -81,10 +81,14 @@ class RequestContext:
             logs.request_id.reset(token)
 
 
-async def audited(scope: Scope, rid: str, status: int, messages: list[Message], send: Send) -> int:
+async def audited(
+    scope: Scope, rid: str, status: int, messages: list[Message], send: Send, started: float
+) -> int:
     """Send an audited response once its audit entry is durable; if the
     entry cannot be written, send a 500 instead (fail closed: no entry, no
-    data). The status sent."""
+    data). A 404 waits, besides, until the not-found floor has passed since
+    the request arrived (``started``, ``time.perf_counter``). The status
+    sent."""
     asker, disclosures = scope["state"]["audit"]
     endpoint = scope.get("endpoint")
     record = request_event(
@@ -120,9 +124,25 @@ async def audited(scope: Scope, rid: str, status: int, messages: list[Message], 
         )
         await send({"type": "http.response.body", "body": body})
         return 500
+    if status == 404:
+        await _not_found_floor(scope, started)
     for message in messages:
         await send(message)
     return status
+
+
+async def _not_found_floor(scope: Scope, started: float) -> None:
+    """Hold a 404 until ``Settings.not_found_floor_ms`` after the request
+    arrived. A record the requester may not see is read and decided before
+    it is refused, one that does not exist is not, and the difference (a
+    read of the person's relationships, a consent decision: about a
+    millisecond) would otherwise tell a prober which ids exist. Every
+    authenticated 404 passes here: reads, vreads, history, operations on an
+    instance, updates and deletes of what is hidden."""
+    floor_s = scope["app"].state.settings.not_found_floor_ms / 1000
+    remaining = started + floor_s - time.perf_counter()
+    if remaining > 0:
+        await asyncio.sleep(remaining)
 
 
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:

@@ -1,0 +1,44 @@
+"""A 404 takes as long whether the record is hidden or absent: the time to
+answer must not tell a prober which ids exist (PRODUCT.md section 4)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from starlette.testclient import TestClient
+
+from gateway.store import Store
+from tests.conftest import access_token, make_client
+
+FLOOR_MS = 300
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+
+
+def _timed(api: TestClient, path: str, token: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    answer = api.get(path, headers={"Authorization": f"Bearer {token}"})
+    return answer.status_code, time.perf_counter() - started
+
+
+def test_hidden_and_absent_records_are_refused_after_the_same_floor(store: Store) -> None:
+    author = access_token(store, client_id="home", kind="care-home", org="VM123")
+    stranger = access_token(store, client_id="hospital", kind="hospital", org="RKE")
+    with make_client(store, token=None, not_found_floor_ms=FLOOR_MS) as api:
+        created = api.post(
+            "/fhir/Patient",
+            json={"resourceType": "Patient", "gender": "female"},
+            headers={"Authorization": f"Bearer {author}"},
+        )
+        assert created.status_code == 201
+        patient = created.json()["id"]
+
+        shown = _timed(api, f"/fhir/Patient/{patient}", author)
+        hidden = _timed(api, f"/fhir/Patient/{patient}", stranger)
+        absent = _timed(api, f"/fhir/Patient/{uuid.uuid4()}", stranger)
+        hidden_version = _timed(api, f"/fhir/Patient/{patient}/_history/1", stranger)
+
+    assert shown[0] == 200 and shown[1] < FLOOR_MS / 1000  # only refusals wait
+    for status, elapsed in (hidden, absent, hidden_version):
+        assert status == 404
+        assert elapsed >= FLOOR_MS / 1000
