@@ -124,7 +124,7 @@ async def audited(
         )
         await send({"type": "http.response.body", "body": body})
         return 500
-    if status == 404:
+    if status == 404 or disclosures.answered_nothing:
         await _not_found_floor(scope, started)
     for message in messages:
         await send(message)
@@ -132,13 +132,15 @@ async def audited(
 
 
 async def _not_found_floor(scope: Scope, started: float) -> None:
-    """Hold a 404 until ``Settings.not_found_floor_ms`` after the request
-    arrived. A record the requester may not see is read and decided before
-    it is refused, one that does not exist is not, and the difference (a
-    read of the person's relationships, a consent decision: about a
-    millisecond) would otherwise tell a prober which ids exist. Every
-    authenticated 404 passes here: reads, vreads, history, operations on an
-    instance, updates and deletes of what is hidden."""
+    """Hold an answer that shows nothing until ``Settings.not_found_floor_ms``
+    after the request arrived. A record the requester may not see is read
+    and decided before it is refused, one that does not exist is not, and
+    the difference (a read of the person's relationships, a consent
+    decision: about a millisecond a record) would otherwise tell a prober
+    which ids exist, or that a person has records of a kind. Every
+    authenticated 404 passes here (reads, vreads, history, operations on an
+    instance, updates and deletes of what is hidden), as does every search
+    or history page with nothing in it."""
     floor_s = scope["app"].state.settings.not_found_floor_ms / 1000
     remaining = started + floor_s - time.perf_counter()
     if remaining > 0:

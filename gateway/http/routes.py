@@ -100,6 +100,8 @@ async def _searched(context: FhirContext, query: SearchQuery, path: str) -> Resp
         visible=context.access().visible,
         includable=includable(context.who.scopes).__contains__,
     )
+    if not (result.matches or result.included or result.total):
+        context.answered_nothing()
     return responses.bundle(
         searches.searchset_bundle(result, query, base_url=context.base_url, path=path)
     )
@@ -219,6 +221,8 @@ async def _history(
         res_type,
         res_id,
     )
+    if not page.entries:
+        context.answered_nothing()
     return responses.bundle(
         histories.history_bundle(page, params, base_url=context.base_url, path=path)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -15,10 +16,10 @@ FLOOR_MS = 300
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 
 
-def _timed(api: TestClient, path: str, token: str) -> tuple[int, float]:
+def _timed(api: TestClient, path: str, token: str) -> tuple[int, float, dict[str, Any]]:
     started = time.perf_counter()
     answer = api.get(path, headers={"Authorization": f"Bearer {token}"})
-    return answer.status_code, time.perf_counter() - started
+    return answer.status_code, time.perf_counter() - started, answer.json()
 
 
 def test_hidden_and_absent_records_are_refused_after_the_same_floor(store: Store) -> None:
@@ -39,6 +40,37 @@ def test_hidden_and_absent_records_are_refused_after_the_same_floor(store: Store
         hidden_version = _timed(api, f"/fhir/Patient/{patient}/_history/1", stranger)
 
     assert shown[0] == 200 and shown[1] < FLOOR_MS / 1000  # only refusals wait
-    for status, elapsed in (hidden, absent, hidden_version):
+    for status, elapsed, _ in (hidden, absent, hidden_version):
         assert status == 404
+        assert elapsed >= FLOOR_MS / 1000
+
+
+def test_searches_that_show_nothing_wait_out_the_same_floor(store: Store) -> None:
+    """A search whose matches are all withheld reads and decides each of
+    them; one with no matches does not. Both answer an empty page, and
+    neither sooner than the floor, so the time does not tell that a person
+    has records of that kind."""
+    author = access_token(store, client_id="home", kind="care-home", org="VM123")
+    stranger = access_token(store, client_id="hospital", kind="hospital", org="RKE")
+    with make_client(store, token=None, not_found_floor_ms=FLOOR_MS) as api:
+        headers = {"Authorization": f"Bearer {author}"}
+        patient = api.post(
+            "/fhir/Patient", json={"resourceType": "Patient"}, headers=headers
+        ).json()["id"]
+        for text in ("falls", "frailty", "dementia"):
+            condition = {
+                "resourceType": "Condition",
+                "subject": {"reference": f"Patient/{patient}"},
+                "code": {"text": text},
+            }
+            assert api.post("/fhir/Condition", json=condition, headers=headers).status_code == 201
+
+        found = _timed(api, f"/fhir/Condition?subject=Patient/{patient}", author)
+        withheld = _timed(api, f"/fhir/Condition?subject=Patient/{patient}", stranger)
+        none_there = _timed(api, f"/fhir/Condition?subject=Patient/{uuid.uuid4()}", stranger)
+        history = _timed(api, "/fhir/Condition/_history", stranger)
+
+    assert found[0] == 200 and len(found[2]["entry"]) == 3 and found[1] < FLOOR_MS / 1000
+    for status, elapsed, page in (withheld, none_there, history):
+        assert status == 200 and "entry" not in page
         assert elapsed >= FLOOR_MS / 1000
