@@ -65,10 +65,11 @@ class Disclosures:
     written: list[str] = field(default_factory=list)  # versions the request wrote
     # Documents the request built: (identifier, title, the versions in it).
     documents: list[tuple[str, str, list[str]]] = field(default_factory=list)
-    # The answer shows no record (a search or history page with nothing in
-    # it): it waits out the not-found floor as a 404 does, so that what was
-    # read and withheld on the way does not show in its timing.
-    answered_nothing: bool = False
+    # The answer, or an entry of it, found nothing to show (a search or
+    # history page with nothing in it, a batch entry answered 404): it waits
+    # out the not-found floor as a 404 does, so that what was read and
+    # withheld on the way does not show in its timing.
+    found_nothing: bool = False
 
     def sent(self, identifier: str, title: str, entries: list[str]) -> None:
         """Note a document built for the requester and what was in it."""

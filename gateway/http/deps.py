@@ -89,11 +89,11 @@ class FhirContext:
         if self.disclosures is not None:
             self.disclosures.wrote(reference, person)
 
-    def answered_nothing(self) -> None:
-        """Note that this request's answer shows no record (see
-        ``Disclosures.answered_nothing``)."""
+    def found_nothing(self) -> None:
+        """Note that this request's answer, or an entry of it, found nothing
+        to show (see ``Disclosures.found_nothing``)."""
         if self.disclosures is not None:
-            self.disclosures.answered_nothing = True
+            self.disclosures.found_nothing = True
 
     def allow_letter(self, res_type: str, permission: str) -> None:
         """``allow`` for the domain's ``Authorize`` callbacks (SMART letters)."""

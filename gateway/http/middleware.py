@@ -124,7 +124,7 @@ async def audited(
         )
         await send({"type": "http.response.body", "body": body})
         return 500
-    if status == 404 or disclosures.answered_nothing:
+    if status == 404 or disclosures.found_nothing:
         await _not_found_floor(scope, started)
     for message in messages:
         await send(message)
@@ -140,7 +140,8 @@ async def _not_found_floor(scope: Scope, started: float) -> None:
     which ids exist, or that a person has records of a kind. Every
     authenticated 404 passes here (reads, vreads, history, operations on an
     instance, updates and deletes of what is hidden), as does every search
-    or history page with nothing in it."""
+    or history page with nothing in it and every batch with an entry
+    answered 404."""
     floor_s = scope["app"].state.settings.not_found_floor_ms / 1000
     remaining = started + floor_s - time.perf_counter()
     if remaining > 0:

@@ -101,7 +101,7 @@ async def _searched(context: FhirContext, query: SearchQuery, path: str) -> Resp
         includable=includable(context.who.scopes).__contains__,
     )
     if not (result.matches or result.included or result.total):
-        context.answered_nothing()
+        context.found_nothing()
     return responses.bundle(
         searches.searchset_bundle(result, query, base_url=context.base_url, path=path)
     )
@@ -178,6 +178,11 @@ async def batch_or_transaction(request: Request) -> Response:
         author=context.author,
         access=context.access,
     )
+    if any(
+        str(entry.get("response", {}).get("status", "")).startswith("404")
+        for entry in result.get("entry", [])
+    ):
+        context.found_nothing()
     return responses.bundle(result)
 
 
@@ -222,7 +227,7 @@ async def _history(
         res_id,
     )
     if not page.entries:
-        context.answered_nothing()
+        context.found_nothing()
     return responses.bundle(
         histories.history_bundle(page, params, base_url=context.base_url, path=path)
     )

@@ -74,3 +74,34 @@ def test_searches_that_show_nothing_wait_out_the_same_floor(store: Store) -> Non
     for status, elapsed, page in (withheld, none_there, history):
         assert status == 200 and "entry" not in page
         assert elapsed >= FLOOR_MS / 1000
+
+
+def test_a_batch_with_an_entry_not_found_waits_out_the_floor(store: Store) -> None:
+    author = access_token(store, client_id="home", kind="care-home", org="VM123")
+    stranger = access_token(store, client_id="hospital", kind="hospital", org="RKE")
+    with make_client(store, token=None, not_found_floor_ms=FLOOR_MS) as api:
+        patient = api.post(
+            "/fhir/Patient",
+            json={"resourceType": "Patient"},
+            headers={"Authorization": f"Bearer {author}"},
+        ).json()["id"]
+
+        def batch(token: str, *paths: str) -> tuple[list[str], float]:
+            body = {
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [{"request": {"method": "GET", "url": path}} for path in paths],
+            }
+            started = time.perf_counter()
+            answer = api.post("/fhir", json=body, headers={"Authorization": f"Bearer {token}"})
+            elapsed = time.perf_counter() - started
+            assert answer.status_code == 200
+            return [e["response"]["status"][:3] for e in answer.json()["entry"]], elapsed
+
+        shown = batch(author, f"Patient/{patient}")
+        hidden = batch(stranger, f"Patient/{patient}")
+        absent = batch(stranger, f"Patient/{uuid.uuid4()}")
+
+    assert shown[0] == ["200"] and shown[1] < FLOOR_MS / 1000
+    for statuses, elapsed in (hidden, absent):
+        assert statuses == ["404"] and elapsed >= FLOOR_MS / 1000
