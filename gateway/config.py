@@ -34,9 +34,10 @@ class Settings:
     # made there on first start; by default next to a SQLite database, else
     # var/document-key.pem. Its public key is served at /documents/jwks.json.
     document_key: str | None = None
-    # Milliseconds after its arrival before a 404 leaves: finding a record
-    # and deciding it is hidden takes longer than finding nothing, and the
-    # time to answer must not tell the two apart (PRODUCT.md section 4).
+    # Milliseconds after its arrival before a 404, or an answer that found
+    # nothing to show, leaves: finding a record and deciding it is hidden
+    # takes longer than finding nothing, and the time to answer must not
+    # tell the two apart (PRODUCT.md section 4).
     not_found_floor_ms: int = 50
 
     def audit_key_path(self) -> str:

@@ -86,9 +86,9 @@ async def audited(
 ) -> int:
     """Send an audited response once its audit entry is durable; if the
     entry cannot be written, send a 500 instead (fail closed: no entry, no
-    data). A 404 waits, besides, until the not-found floor has passed since
-    the request arrived (``started``, ``time.perf_counter``). The status
-    sent."""
+    data). An answer that found nothing (a 404, an empty search page)
+    waits, besides, until the not-found floor has passed since the request
+    arrived (``started``, ``time.perf_counter``). The status sent."""
     asker, disclosures = scope["state"]["audit"]
     endpoint = scope.get("endpoint")
     record = request_event(
