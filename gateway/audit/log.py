@@ -66,6 +66,26 @@ def _nodes(reader: Querier) -> merkle.NodeSource:
     return node
 
 
+def _frontier(reader: Querier, tree_size: int) -> dict[tuple[int, int], bytes]:
+    """The hashes of ``merkle.frontier(tree_size)``, read in one statement."""
+    wanted = merkle.frontier(tree_size)
+    parts: list[str] = []
+    params: list[object] = []
+    leaves = [index for level, index in wanted if level == 0]
+    if leaves:
+        parts.append("SELECT 0, idx, leaf FROM audit_entry WHERE idx = ?")
+        params += leaves
+    nodes = [(level, index) for level, index in wanted if level > 0]
+    if nodes:
+        pairs = " OR ".join("(level = ? AND idx = ?)" for _ in nodes)
+        parts.append(f"SELECT level, idx, hash FROM audit_node WHERE {pairs}")
+        params += [value for node in nodes for value in node]
+    if not parts:
+        return {}
+    rows = reader.select(" UNION ALL ".join(parts), params)
+    return {(int(str(level)), int(str(idx))): as_bytes(digest) for level, idx, digest in rows}
+
+
 def size(reader: Querier) -> int:
     rows = reader.select("SELECT MAX(idx) FROM audit_entry", [])
     last = rows[0][0] if rows else None
@@ -78,11 +98,16 @@ def append(uow: UnitOfWork, records: Sequence[AuditRecord]) -> list[int]:
         return []
     uow.lock_type(_LOCK)
     start = size(uow)
-    stored = _nodes(uow)
+    # Every left sibling an append needs is either one this batch makes or
+    # one of the subtrees holding the log so far: read those at once.
+    stored = _frontier(uow, start)
     fresh: dict[tuple[int, int], bytes] = {}
 
     def sibling(level: int, index: int) -> bytes:
-        return fresh.get((level, index)) or stored(level, index)
+        found = fresh.get((level, index)) or stored.get((level, index))
+        if found is None:
+            raise LookupError(f"audit tree node ({level}, {index}) is missing")
+        return found
 
     entries: list[list[object]] = []
     patients: list[list[object]] = []

@@ -152,6 +152,18 @@ def verify_consistency(
     return sn == 0 and fr == old_root and sr == new_root
 
 
+def frontier(size: int) -> list[tuple[int, int]]:
+    """The complete subtrees (level, index) that together hold the first
+    ``size`` leaves, largest first: one for each bit set in ``size``. They
+    are the only stored nodes that appending leaves after them needs as
+    left siblings."""
+    return [
+        (level, (size >> level) - 1)
+        for level in reversed(range(size.bit_length()))
+        if size >> level & 1
+    ]
+
+
 def completed_nodes(
     index: int, leaf: bytes, left_siblings: NodeSource
 ) -> list[tuple[int, int, bytes]]:

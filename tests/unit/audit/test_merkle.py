@@ -8,6 +8,7 @@ from gateway.audit.merkle import (
     EMPTY_ROOT,
     completed_nodes,
     consistency_proof,
+    frontier,
     inclusion_proof,
     leaf_hash,
     node_hash,
@@ -116,3 +117,24 @@ def test_out_of_range_requests_are_refused() -> None:
         consistency_proof(tree.node, 5, 4)
     assert not verify_inclusion(leaf_hash(b"entry 0"), 4, 4, [], root(tree.node, 4))
     assert not verify_consistency(3, 2, b"", b"", [])
+
+
+@pytest.mark.parametrize("start", [0, 1, 2, 3, 5, 8, 13, 63, 64, 100, 255])
+def test_appending_needs_no_stored_node_but_the_frontier(start: int) -> None:
+    """Each left sibling that appending a batch after ``start`` leaves
+    needs is made by the batch itself or is one of ``frontier(start)``,
+    so a log reads those alone (in one statement) to append."""
+    held = set(frontier(start))
+    assert sum(1 << level for level, _ in held) == start  # they hold every leaf once
+    made: dict[tuple[int, int], bytes] = {}
+    asked: set[tuple[int, int]] = set()
+
+    def sibling(level: int, index: int) -> bytes:
+        if (level, index) not in made:
+            asked.add((level, index))
+        return made.get((level, index), b"\x00" * 32)
+
+    for index in range(start, start + 300):
+        for level, position, digest in completed_nodes(index, b"\x01" * 32, sibling):
+            made[(level, position)] = digest
+    assert asked == held  # and each of them is needed, within 300 appends
