@@ -13,26 +13,44 @@ from gateway.store import Store
 from tests.conftest import access_token, make_client
 
 FLOOR_MS = 300
-ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 
 
-def _timed(api: TestClient, path: str, token: str) -> tuple[int, float, dict[str, Any]]:
+def _home_and_hospital(store: Store) -> tuple[str, str]:
+    """Tokens of a care home that writes a person's record and of a
+    hospital with no relationship to them."""
+    return (
+        access_token(store, client_id="home", kind="care-home", org="VM123"),
+        access_token(store, client_id="hospital", kind="hospital", org="RKE"),
+    )
+
+
+def _post(api: TestClient, token: str, resource: dict[str, Any]) -> str:
+    answer = api.post(
+        f"/fhir/{resource['resourceType']}",
+        json=resource,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 201
+    return str(answer.json()["id"])
+
+
+def _timed(
+    api: TestClient, path: str, token: str, body: dict[str, Any] | None = None
+) -> tuple[int, float, dict[str, Any]]:
+    """GET ``path`` (POST ``body`` to it, when given): status, seconds, JSON."""
+    headers = {"Authorization": f"Bearer {token}"}
     started = time.perf_counter()
-    answer = api.get(path, headers={"Authorization": f"Bearer {token}"})
+    if body is None:
+        answer = api.get(path, headers=headers)
+    else:
+        answer = api.post(path, json=body, headers=headers)
     return answer.status_code, time.perf_counter() - started, answer.json()
 
 
 def test_hidden_and_absent_records_are_refused_after_the_same_floor(store: Store) -> None:
-    author = access_token(store, client_id="home", kind="care-home", org="VM123")
-    stranger = access_token(store, client_id="hospital", kind="hospital", org="RKE")
+    author, stranger = _home_and_hospital(store)
     with make_client(store, token=None, not_found_floor_ms=FLOOR_MS) as api:
-        created = api.post(
-            "/fhir/Patient",
-            json={"resourceType": "Patient", "gender": "female"},
-            headers={"Authorization": f"Bearer {author}"},
-        )
-        assert created.status_code == 201
-        patient = created.json()["id"]
+        patient = _post(api, author, {"resourceType": "Patient", "gender": "female"})
 
         shown = _timed(api, f"/fhir/Patient/{patient}", author)
         hidden = _timed(api, f"/fhir/Patient/{patient}", stranger)
@@ -50,20 +68,16 @@ def test_searches_that_show_nothing_wait_out_the_same_floor(store: Store) -> Non
     them; one with no matches does not. Both answer an empty page, and
     neither sooner than the floor, so the time does not tell that a person
     has records of that kind."""
-    author = access_token(store, client_id="home", kind="care-home", org="VM123")
-    stranger = access_token(store, client_id="hospital", kind="hospital", org="RKE")
+    author, stranger = _home_and_hospital(store)
     with make_client(store, token=None, not_found_floor_ms=FLOOR_MS) as api:
-        headers = {"Authorization": f"Bearer {author}"}
-        patient = api.post(
-            "/fhir/Patient", json={"resourceType": "Patient"}, headers=headers
-        ).json()["id"]
+        patient = _post(api, author, {"resourceType": "Patient"})
         for text in ("falls", "frailty", "dementia"):
             condition = {
                 "resourceType": "Condition",
                 "subject": {"reference": f"Patient/{patient}"},
                 "code": {"text": text},
             }
-            assert api.post("/fhir/Condition", json=condition, headers=headers).status_code == 201
+            _post(api, author, condition)
 
         found = _timed(api, f"/fhir/Condition?subject=Patient/{patient}", author)
         withheld = _timed(api, f"/fhir/Condition?subject=Patient/{patient}", stranger)
@@ -77,26 +91,19 @@ def test_searches_that_show_nothing_wait_out_the_same_floor(store: Store) -> Non
 
 
 def test_a_batch_with_an_entry_not_found_waits_out_the_floor(store: Store) -> None:
-    author = access_token(store, client_id="home", kind="care-home", org="VM123")
-    stranger = access_token(store, client_id="hospital", kind="hospital", org="RKE")
+    author, stranger = _home_and_hospital(store)
     with make_client(store, token=None, not_found_floor_ms=FLOOR_MS) as api:
-        patient = api.post(
-            "/fhir/Patient",
-            json={"resourceType": "Patient"},
-            headers={"Authorization": f"Bearer {author}"},
-        ).json()["id"]
+        patient = _post(api, author, {"resourceType": "Patient"})
 
-        def batch(token: str, *paths: str) -> tuple[list[str], float]:
+        def batch(token: str, path: str) -> tuple[list[str], float]:
             body = {
                 "resourceType": "Bundle",
                 "type": "batch",
-                "entry": [{"request": {"method": "GET", "url": path}} for path in paths],
+                "entry": [{"request": {"method": "GET", "url": path}}],
             }
-            started = time.perf_counter()
-            answer = api.post("/fhir", json=body, headers={"Authorization": f"Bearer {token}"})
-            elapsed = time.perf_counter() - started
-            assert answer.status_code == 200
-            return [e["response"]["status"][:3] for e in answer.json()["entry"]], elapsed
+            status, elapsed, answer = _timed(api, "/fhir", token, body)
+            assert status == 200
+            return [e["response"]["status"][:3] for e in answer["entry"]], elapsed
 
         shown = batch(author, f"Patient/{patient}")
         hidden = batch(stranger, f"Patient/{patient}")
