@@ -77,6 +77,23 @@ def operation_outcome(error: errors.GatewayError) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": issues}
 
 
+def unexpected() -> dict[str, Any]:
+    """The OperationOutcome for a failure of the gateway's own (a bug), sent
+    with 500. It says nothing of the failure: its details go to the log,
+    tied to the response by the request id."""
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "fatal",
+                "code": "exception",
+                "diagnostics": "GW-0500: internal error; quote the X-Request-Id "
+                "header to the gateway's operators",
+            }
+        ],
+    }
+
+
 def information(message: str, code: str = "informational") -> dict[str, Any]:
     """An OperationOutcome that reports success (``Prefer: return=OperationOutcome``)."""
     return {

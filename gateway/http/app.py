@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from conformance import validation
 from consent.labels import load_code_lists, use_code_lists
-from gateway import errors, fhirjson, logs
+from gateway import errors, fhirjson, logs, outcomes
 from gateway.audit.checkpoint import load_or_create_signer
 from gateway.audit.writer import AuditWriter
 from gateway.auth.tokens import TokenService, signing_key
@@ -77,21 +77,14 @@ async def _routing_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return responses.FhirResponse(
-        {
-            "resourceType": "OperationOutcome",
-            "issue": [
-                {
-                    "severity": "fatal",
-                    "code": "exception",
-                    "diagnostics": "GW-0500: internal error; quote the X-Request-Id "
-                    "header to the gateway's operators",
-                }
-            ],
-        },
-        status_code=500,
+    """The last resort: Starlette installs this handler outside every
+    middleware, so it answers only what ``RequestContext`` (which answers an
+    unexpected error inside the request, with its id and its audit entry)
+    could not: a failure in the middleware itself."""
+    log.exception(
+        "unhandled error outside the request context on %s %s", request.method, request.url.path
     )
+    return responses.FhirResponse(outcomes.unexpected(), status_code=500)
 
 
 async def _healthz(request: Request) -> Response:
@@ -174,6 +167,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         exception_handlers={
             errors.GatewayError: _gateway_error,
             HTTPException: _routing_error,
+            # A bug's 500 is answered inside RequestContext; this only
+            # catches what escapes the middleware itself.
             Exception: _unexpected,
         },
         lifespan=lifespan,

@@ -1,6 +1,6 @@
 """ASGI middleware: request ids, the access log, the audit entry each
-authenticated request must have written before its response leaves, and the
-body size limit.
+authenticated request must have written before its response leaves, the
+answer to an unexpected error, and the body size limit.
 
 Written as plain ASGI rather than Starlette's BaseHTTPMiddleware, which costs a
 task and a queue per request on the hot read path.
@@ -9,9 +9,11 @@ task and a queue per request on the hot read path.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,10 +25,19 @@ from gateway.errors import AuditFailure, PayloadTooLarge
 _AUDIT_TIMEOUT_S = 30.0
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
+log = logging.getLogger("gateway")
+
 
 class RequestContext:
     """Gives each request an id (the client's ``X-Request-Id`` if sane), echoes
-    it on the response and logs one JSON line per request."""
+    it on the response and logs one JSON line per request.
+
+    An exception that escapes the app (a bug: every ``GatewayError`` has been
+    answered inside it) is answered here, as the GW-0500 OperationOutcome, so
+    that its 500 leaves as every other response does: with the request id,
+    and, for an authenticated request, after its audit entry (outcome 8,
+    serious failure). Starlette's own last-resort handler sits outside this
+    middleware and would send it with neither."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -49,6 +60,12 @@ class RequestContext:
         status = 500
 
         held: list[Message] | None = None  # an audited response, until its entry is written
+        begun = False  # whether any of the response has gone to the server
+
+        async def forward(message: Message) -> None:
+            nonlocal begun
+            begun = True
+            await send(message)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, held
@@ -65,12 +82,20 @@ class RequestContext:
                 if message.get("more_body"):
                     return
                 messages, held = held, None
-                status = await audited(scope, rid, status, messages, send, started)
+                status = await audited(scope, rid, status, messages, forward, started)
                 return
-            await send(message)
+            await forward(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                if begun:
+                    raise  # too late for an answer: the server cuts the response off
+                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+                held = None  # what the app had begun to answer, if anything, is not sent
+                for message in _outcome_messages(500, outcomes.unexpected()):
+                    await send_with_id(message)
         finally:
             logs.access_log.write(
                 scope["method"],
@@ -110,25 +135,32 @@ async def audited(
         failure = AuditFailure(
             f"the audit entry could not be written, so nothing is returned: {exc}"
         )
-        body = fhirjson.dumps(outcomes.operation_outcome(failure))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [
-                    (b"content-type", b"application/fhir+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-request-id", rid.encode("latin-1")),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        start, body = _outcome_messages(500, outcomes.operation_outcome(failure))
+        start["headers"].append((b"x-request-id", rid.encode("latin-1")))
+        await send(start)
+        await send(body)
         return 500
     if status == 404 or disclosures.found_nothing:
         await _not_found_floor(scope, started)
     for message in messages:
         await send(message)
     return status
+
+
+def _outcome_messages(status: int, outcome: dict[str, Any]) -> list[Message]:
+    """An OperationOutcome as the two ASGI messages that send it."""
+    body = fhirjson.dumps(outcome)
+    return [
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/fhir+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        },
+        {"type": "http.response.body", "body": body},
+    ]
 
 
 async def _not_found_floor(scope: Scope, started: float) -> None:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
+import orjson
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from gateway import logs
+from gateway.http.deps import authenticated
 from gateway.store import Store
 from tests.conftest import make_client
+from tests.http.test_audit import entries
 from tests.http.test_crud import patient
 
 
@@ -219,3 +228,82 @@ def test_a_transaction_entry_with_a_bad_code_is_422_and_writes_nothing(
     assert response.status_code == 422
     assert _outcome(response.json())["expression"] == ["Bundle.entry[1].resource.gender"]
     assert "entry" not in client.get("/fhir/_history").json()
+
+
+async def _broken(request: Request) -> Response:
+    """A handler with a bug, after authentication when asked to."""
+    if request.query_params.get("authenticated") == "yes":
+        await authenticated(request)
+    raise RuntimeError("the bug's own words")
+
+
+class _Lines(logging.Handler):
+    """Log records as the gateway writes them, formatted as they are logged
+    (the request id is read from the request's context)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logs.JsonFormatter())
+        self.lines: list[dict] = []  # type: ignore[type-arg]
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(orjson.loads(self.format(record)))
+
+
+@pytest.fixture
+def broken(store: Store) -> Iterator[tuple[TestClient, _Lines]]:
+    """The API with one more route, ``/broken``, whose handler raises, and
+    the gateway's log lines."""
+    with make_client(store) as client:
+        app = client.app
+        assert isinstance(app, Starlette)
+        app.router.routes.insert(0, Route("/broken", _broken, methods=["GET"]))
+        lines = _Lines()
+        logger = logging.getLogger("gateway")
+        logger.addHandler(lines)
+        try:
+            yield client, lines
+        finally:
+            logger.removeHandler(lines)
+
+
+def test_a_bug_is_a_500_outcome_with_the_request_id_and_no_details(
+    broken: tuple[TestClient, _Lines],
+) -> None:
+    client, lines = broken
+    response = client.get("/broken", headers={"X-Request-Id": "trace-500"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "trace-500"
+    issue = _outcome(response.json())
+    assert (issue["code"], issue["severity"]) == ("exception", "fatal")
+    assert issue["diagnostics"].startswith("GW-0500")
+    for detail in ("RuntimeError", "own words", "Traceback", "_broken"):
+        assert detail not in response.text
+    logged = [line for line in lines.lines if "exception" in line]
+    assert len(logged) == 1 and logged[0]["request_id"] == "trace-500"
+    assert "RuntimeError: the bug's own words" in logged[0]["exception"]
+
+
+def test_a_bug_in_an_authenticated_request_is_audited_as_a_serious_failure(
+    broken: tuple[TestClient, _Lines], store: Store
+) -> None:
+    """The 500 waits for its audit entry, as every authenticated answer does."""
+    client, _ = broken
+    response = client.get("/broken?authenticated=yes", headers={"X-Request-Id": "trace-8"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "trace-8"
+    assert _outcome(response.json())["diagnostics"].startswith("GW-0500")
+    last = entries(store)[-1]
+    assert (last["request_id"], last["outcome"]) == ("trace-8", "8")
+    assert last["event"]["outcomeDesc"] == "HTTP 500"
+
+
+def test_a_bug_before_authentication_has_an_id_and_no_audit_entry(
+    broken: tuple[TestClient, _Lines], store: Store
+) -> None:
+    client, _ = broken
+    before = len(entries(store))
+    response = client.get("/broken", headers={"X-Request-Id": "bad id\n"})
+    assert response.status_code == 500
+    assert len(response.headers["x-request-id"]) == 32
+    assert len(entries(store)) == before
