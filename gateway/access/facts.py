@@ -13,7 +13,7 @@ from consent.parse import is_privacy_consent
 from gateway.search.compartments import PATIENT_COMPARTMENT
 from gateway.search.extract import extract
 from gateway.search.parameters import parameter
-from gateway.search.values import DateRange, ReferenceValue, TokenValue
+from gateway.store.values import DateRange, ReferenceValue, TokenValue
 
 AUTHOR_PREFIX = "urn:ods:"
 # The search parameter that is each type's own clinical date (the date the

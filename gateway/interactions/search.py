@@ -42,8 +42,8 @@ from gateway.search.query import (
     SearchQuery,
     parse_condition,
 )
-from gateway.search.values import ReferenceValue
 from gateway.store import Store, StoredVersion
+from gateway.store.values import ReferenceValue
 
 _MAX_INCLUDE_ROUNDS = 4  # :iterate depth; FHIR leaves it to the server
 _MAX_INCLUDED = 1000

@@ -4,7 +4,7 @@ https://hl7.org/fhir/R4/search.html. Each parameter's FHIRPath expression
 (https://hl7.org/fhir/R4/fhirpath.html, http://hl7.org/fhirpath/N1/) is
 compiled once per resource type by a small evaluator for the subset that the
 R4 search parameters of the types in scope use, and the nodes it selects are
-turned into the values of ``gateway.search.values`` by the parameter's type
+turned into the values of ``gateway.store.values`` by the parameter's type
 (https://hl7.org/fhir/R4/search.html#ptypes).
 
 The subset: paths from the type (``Patient.name.family``; a path from another
@@ -75,7 +75,7 @@ from itertools import product
 from typing import Any
 
 from gateway.search.parameters import SearchParameter, parameters_for, spec_resource_types
-from gateway.search.values import (
+from gateway.store.values import (
     DateRange,
     NumberValue,
     QuantityValue,

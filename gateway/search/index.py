@@ -18,7 +18,8 @@ from conformance.registry import RESOURCES
 from gateway import fhirjson
 from gateway.search.extract import date_range, extract_composite, index_values
 from gateway.search.parameters import SearchParameter, parameters_for
-from gateway.search.values import (
+from gateway.store.base import IndexEntry, Store
+from gateway.store.values import (
     CompositeValue,
     DateRange,
     QuantityValue,
@@ -27,7 +28,6 @@ from gateway.search.values import (
     StringValue,
     TokenValue,
 )
-from gateway.store.base import IndexEntry, Store
 
 log = logging.getLogger("gateway.search")
 # Bump when extraction changes what it produces for the same definitions.

@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from gateway import fhirjson
 from gateway.errors import InvalidRequest, Issue
 from gateway.search.parameters import SearchParameter, parameter
-from gateway.search.values import DateRange
+from gateway.store.values import DateRange
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 DEFAULT_COUNT = 50

@@ -32,7 +32,7 @@ from gateway.search.query import (
     SortKey,
     TokenCriterion,
 )
-from gateway.search.values import normalise_text
+from gateway.store.values import normalise_text
 
 TABLES = {
     "token": "search_token",

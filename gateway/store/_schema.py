@@ -90,7 +90,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         version=2,
         name="search index tables per parameter type",
         sqlite=(
-            # Index values by parameter type (gateway.search.values), for live
+            # Index values by parameter type (gateway.store.values), for live
             # resources only; replaced with each version, in its unit of work.
             # Text columns hold normalised (case- and accent-folded) forms.
             "DROP TABLE search_token",
@@ -172,7 +172,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
         postgres=(
-            # Index values by parameter type (gateway.search.values), for live
+            # Index values by parameter type (gateway.store.values), for live
             # resources only; replaced with each version, in its unit of work.
             # Text columns hold normalised (case- and accent-folded) forms.
             "DROP TABLE search_token",

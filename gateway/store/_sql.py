@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from gateway.search.values import (
+from gateway.store._schema import MIGRATIONS, SCHEMA_MIGRATION_TABLE
+from gateway.store.base import HistoryPage, HistoryQuery, IndexEntry, StoredVersion
+from gateway.store.values import (
     CompositeValue,
     DateRange,
     NumberValue,
@@ -25,8 +27,6 @@ from gateway.search.values import (
     UriValue,
     normalise_text,
 )
-from gateway.store._schema import MIGRATIONS, SCHEMA_MIGRATION_TABLE
-from gateway.store.base import HistoryPage, HistoryQuery, IndexEntry, StoredVersion
 
 
 class Cursor(Protocol):

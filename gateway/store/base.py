@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateway.search.values import SearchValue
+from gateway.store.values import SearchValue
 
 
 def as_bytes(value: object) -> bytes:
@@ -62,7 +62,7 @@ class CurrentVersion:
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
     """One search index value of a resource: the parameter's code and the
-    value it extracted (``gateway.search.values``)."""
+    value it extracted (``gateway.store.values``)."""
 
     param: str
     value: SearchValue

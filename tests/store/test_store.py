@@ -8,7 +8,6 @@ import pytest
 
 from gateway.errors import Conflict
 from gateway.search.matching import matching_ids
-from gateway.search.values import TokenValue
 from gateway.store import (
     HistoryQuery,
     IndexEntry,
@@ -16,6 +15,7 @@ from gateway.store import (
     StoredVersion,
     open_store,
 )
+from gateway.store.values import TokenValue
 
 
 def _version(

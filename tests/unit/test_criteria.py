@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gateway.search.index import index_entries
-from gateway.search.values import TokenValue
 from gateway.store import IndexEntry
+from gateway.store.values import TokenValue
 
 
 def test_identifiers_are_indexed_as_tokens() -> None:

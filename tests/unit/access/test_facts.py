@@ -17,7 +17,7 @@ from gateway.access.facts import (
 from gateway.search.compartments import PATIENT_COMPARTMENT
 from gateway.search.extract import extract
 from gateway.search.parameters import parameter
-from gateway.search.values import ReferenceValue
+from gateway.store.values import ReferenceValue
 
 
 def _person_by_extraction(resource: dict[str, object]) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.search.extract import HIGH_OPEN, LOW_OPEN, date_range
-from gateway.search.values import DateRange
+from gateway.store.values import DateRange
 
 
 @pytest.mark.parametrize(

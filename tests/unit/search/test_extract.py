@@ -12,7 +12,7 @@ import pytest
 
 from gateway.search.extract import extract, extract_composite, index_values
 from gateway.search.parameters import parameter
-from gateway.search.values import (
+from gateway.store.values import (
     DateRange,
     QuantityValue,
     ReferenceValue,

@@ -1,8 +1,10 @@
 """The values a search parameter extracts from a resource, by parameter type.
 
 https://hl7.org/fhir/R4/search.html#ptypes. Extraction
-(``gateway.search.extract``) turns a resource into these; the index writer
-stores them in one table per type; queries compare against the same shapes.
+(``gateway.search.extract``) turns a resource into these; the store writes
+them into one index table per type; queries compare against the same shapes.
+They are the vocabulary of the store's index, so they live in the store's
+layer: the store writes them without knowing how search finds them.
 """
 
 from __future__ import annotations
