@@ -16,8 +16,7 @@ from gateway import fhirjson
 from gateway.access.facts import NAMING_TYPES, facts_of, named_records, person_of
 from gateway.access.people import load_person
 from gateway.errors import Forbidden
-from gateway.interactions.read import last_content
-from gateway.store import Querier, StoredVersion
+from gateway.store import Querier, StoredVersion, last_content
 
 _NO_ONE = Person(patient_id="")
 # Stored versions whose facts are kept between requests: a few megabytes.

@@ -16,9 +16,8 @@ from urllib.parse import urlencode
 from conformance.registry import TypeInteraction
 from gateway import fhirjson
 from gateway.errors import InvalidRequest, Issue, NotFound
-from gateway.interactions.read import last_content
 from gateway.interactions.types import prefetch, require
-from gateway.store import HistoryPage, HistoryQuery, Store, StoredVersion
+from gateway.store import HistoryPage, HistoryQuery, Store, StoredVersion, last_content
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000

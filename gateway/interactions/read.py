@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from conformance.registry import TypeInteraction
 from gateway.errors import Gone, NotFound
 from gateway.interactions.types import Visible, everything, require
-from gateway.store import AsyncReader, Reader, StoredVersion
+from gateway.store import AsyncReader, Reader, StoredVersion, last_content
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +58,6 @@ def _version_number(res_type: str, res_id: str, version_id: str) -> int:
     if not version_id.isdigit():
         raise NotFound(f"{res_type}/{res_id} has no version {version_id!r}", code="GW-0412")
     return int(version_id)
-
-
-def last_content(reader: Reader, deleted: StoredVersion) -> StoredVersion | None:
-    """The live version a deletion ended."""
-    for number in range(deleted.version - 1, 0, -1):
-        found = reader.vread(deleted.res_type, deleted.res_id, number)
-        if found is not None and not found.deleted:
-            return found
-    return None
 
 
 def disclosed(

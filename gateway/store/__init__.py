@@ -17,6 +17,7 @@ from gateway.store.base import (
     StoredVersion,
     UnitOfWork,
     as_bytes,
+    last_content,
 )
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "StoredVersion",
     "UnitOfWork",
     "as_bytes",
+    "last_content",
     "open_store",
 ]
 

@@ -112,6 +112,17 @@ class Reader(Protocol):
         that do not exist are absent."""
 
 
+def last_content(reader: Reader, deleted: StoredVersion) -> StoredVersion | None:
+    """The live version a deletion ended, or ``None`` if none before it had
+    content. What the resource said last is what decides who may know it
+    was deleted (a read answers Gone only to who could have seen it)."""
+    for number in range(deleted.version - 1, 0, -1):
+        found = reader.vread(deleted.res_type, deleted.res_id, number)
+        if found is not None and not found.deleted:
+            return found
+    return None
+
+
 class Querier(Reader, Protocol):
     """Reading single resources and running search SQL: what the consent
     layer and conditional matching need, from a store or a unit of work."""
