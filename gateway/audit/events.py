@@ -13,8 +13,8 @@ from typing import Any
 
 from consent.model import Decision
 from gateway.audit.log import AuditRecord
-from gateway.interactions.provenance import CLIENT_SYSTEM
-from gateway.interactions.provenance import ODS_SYSTEM as ODS
+from gateway.identifiers import CLIENT_SYSTEM
+from gateway.identifiers import ODS_SYSTEM as ODS
 
 REQUEST_ID_URL = "urn:london-care-gateway:request-id"
 BREAK_GLASS_URL = "urn:london-care-gateway:break-glass-reason"

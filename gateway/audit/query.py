@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from gateway import fhirjson
 from gateway.errors import InvalidRequest, Issue
-from gateway.interactions.provenance import CLIENT_SYSTEM as CLIENT
-from gateway.interactions.provenance import ODS_SYSTEM as ODS
+from gateway.identifiers import CLIENT_SYSTEM as CLIENT
+from gateway.identifiers import ODS_SYSTEM as ODS
 from gateway.store import Querier
 
 _MAX_COUNT = 500

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway import fhirjson
-from gateway.interactions.provenance import ODS_SYSTEM as ODS
+from gateway.identifiers import ODS_SYSTEM as ODS
 from gateway.store import Querier, as_bytes
 
 _MAX = 5000  # the most recent accesses listed

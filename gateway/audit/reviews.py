@@ -13,7 +13,7 @@ from gateway import fhirjson
 from gateway.audit import log
 from gateway.audit.events import REQUEST_ID_URL, Asker
 from gateway.errors import Conflict, InvalidRequest, NotFound
-from gateway.interactions.provenance import CLIENT_SYSTEM
+from gateway.identifiers import CLIENT_SYSTEM
 from gateway.store import Querier, Store, as_bytes
 
 _MAX_NOTE = 2000

@@ -29,8 +29,8 @@ from gateway.documents.sections import (
     is_residence,
 )
 from gateway.errors import Unprocessable
+from gateway.identifiers import ODS_SYSTEM
 from gateway.interactions import search as searches
-from gateway.interactions.provenance import ODS_SYSTEM
 from gateway.interactions.types import Visible
 from gateway.search.compartments import PATIENT_COMPARTMENT, compartment_members
 from gateway.search.extract import parse_reference

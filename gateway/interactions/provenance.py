@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway import fhirjson
+from gateway.identifiers import CLIENT_SYSTEM, ODS_SYSTEM
 from gateway.store import StoredVersion
 
-ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
-CLIENT_SYSTEM = "urn:london-care-gateway:client"
 _ACTIVITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 _AGENT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 ACTIVITIES = {"POST": "CREATE", "PUT": "UPDATE", "DELETE": "DELETE"}
