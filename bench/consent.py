@@ -30,6 +30,7 @@ from consent.parse import parse_consent
 from gateway.access.control import AccessControl
 from gateway.interactions import bundle, search
 from gateway.interactions.types import ReturnPreference
+from gateway.loading.source import ForSource, author_for
 from gateway.search.query import parse_search
 from gateway.store import open_store
 
@@ -159,6 +160,7 @@ def _load(store: Any, patients: int, per_patient: int) -> list[str]:
             )
         answer = bundle.transaction(
             store,
+            ForSource(author_for("bench", "VM123")),
             {"resourceType": "Bundle", "type": "transaction", "entry": entries},
             base_url="http://bench/fhir",
             prefer=ReturnPreference.MINIMAL,
@@ -176,7 +178,7 @@ def bench_paths() -> None:
 
     # 2. per resource, the person's facts already read
     query = parse_search("Observation", [("subject", f"Patient/{patients[0]}"), ("_count", "300")])
-    versions = search.search(store, query).matches
+    versions = search.search(store, query, visible=None, includable=bool).matches
     samples = []
     for _ in range(20):
         control = AccessControl(store, requester)
@@ -201,9 +203,11 @@ def bench_paths() -> None:
             ],
         )
         if enforced:
-            search.search(store, q, visible=AccessControl(store, requester).visible)
+            search.search(
+                store, q, visible=AccessControl(store, requester).visible, includable=bool
+            )
         else:
-            search.search(store, q)
+            search.search(store, q, visible=None, includable=bool)
 
     for enforced in (False, True):
         for pid in patients:
@@ -223,9 +227,11 @@ def bench_paths() -> None:
             "Observation", [("subject", f"Patient/{pid}"), ("_count", "300"), ("_total", "none")]
         )
         if enforced:
-            search.search(store, q, visible=AccessControl(store, requester).visible)
+            search.search(
+                store, q, visible=AccessControl(store, requester).visible, includable=bool
+            )
         else:
-            search.search(store, q)
+            search.search(store, q, visible=None, includable=bool)
 
     plain = [t for pid in patients for t in timed(lambda pid=pid: reading(False, pid), 3)]
     enforced = [t for pid in patients for t in timed(lambda pid=pid: reading(True, pid), 3)]

@@ -3,7 +3,8 @@
 The rules of PRODUCT.md section 4, in the order they are tried; the first
 that applies decides, and names itself in the ``Decision``:
 
-1. ``author``: the organisation that authored a resource always sees it.
+1. ``author``: the organisation that authored a resource always sees it
+   (it wrote the version, or the id is one it assigned itself).
 2. ``legally-restricted``: an ``R``-confidential resource is never shared
    beyond its author, by any rule or purpose.
    ``directory``: what is no one's record (organisations, practitioners,
@@ -138,7 +139,7 @@ def decide(
     ``person`` is ``None`` for what is no one's record (an Organization, a
     Practitioner, a Medication): ``directory``, shared with every client.
     ``now`` is an instant in the engine's form (``YYYY-MM-DDTHH:MM:SS.ffffffZ``)."""
-    if resource.author_ods is not None and resource.author_ods == requester.org_ods:
+    if resource.authored_by(requester.org_ods):
         return Decision(True, "author")
     if resource.legally_restricted:
         return Decision(False, "legally-restricted")

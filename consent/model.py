@@ -29,6 +29,10 @@ class Requester:
     client_id: str = ""
 
 
+# Between an organisation's ODS code and the rest of an id it assigns itself.
+ID_SEPARATOR = "-"
+
+
 @dataclass(frozen=True)
 class ResourceFacts:
     """What the rules look at in one candidate resource."""
@@ -56,6 +60,15 @@ class ResourceFacts:
     @property
     def legally_restricted(self) -> bool:
         return (CONFIDENTIALITY, LEGALLY_RESTRICTED) in self.labels
+
+    def authored_by(self, org_ods: str) -> bool:
+        """Whether ``org_ods`` authored it: it wrote this version
+        (``meta.source``), or the id is one of its own (``<ODS code>-...``,
+        the ids an organisation may assign itself when it creates with
+        PUT: no one else may create there, so it made the record)."""
+        return bool(org_ods) and (
+            self.author_ods == org_ods or self.res_id.startswith(org_ods + ID_SEPARATOR)
+        )
 
 
 @dataclass(frozen=True)

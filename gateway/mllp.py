@@ -79,9 +79,9 @@ async def handle(store: Store, source_org: str, payload: bytes) -> bytes:
         message, text, source_org.upper(), f"message {message.control_id}"
     )
     report = loading.LoadReport()
-    author = loading.author_for("hl7v2", source_org)
+    acting = loading.ForSource(loading.author_for("hl7v2", source_org))
     rejection = await asyncio.to_thread(
-        loading.load_record, store, "hl7v2", author, record, report, "mllp"
+        loading.load_record, store, "hl7v2", acting, record, report, "mllp"
     )
     if rejection is not None:
         return acknowledgement(message, "AE", rejection.reason)

@@ -126,7 +126,7 @@ class AccessControl:
         added to its own."""
         patient_id, light, full, _ = stored
         facts = _labelled(light, later)
-        if facts.author_ods == self.requester.org_ods:
+        if facts.authored_by(self.requester.org_ods):
             # The author sees it whoever the person is: no need to read them.
             return patient_id, decide(self.requester, None, facts, self._now)
         person = self._person(patient_id) if patient_id is not None else None
@@ -306,7 +306,7 @@ class AccessControl:
         patient_id, facts = stored.person, stored.light
         # No one's record read as an earlier version: the labels its resource
         # carries now are still to be read.
-        if facts.author_ods == self.requester.org_ods or (patient_id is None and version.current):
+        if facts.authored_by(self.requester.org_ods) or (patient_id is None and version.current):
             decided = self._decided[key] = decide(self.requester, None, facts, self._now)
             if self._on_decision is not None:
                 self._on_decision(patient_id, decided)

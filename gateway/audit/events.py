@@ -70,6 +70,9 @@ class Disclosures:
     # out the not-found floor as a 404 does, so that what was read and
     # withheld on the way does not show in its timing.
     found_nothing: bool = False
+    # The interaction, where the route alone does not tell it (a Bundle is a
+    # batch or a transaction).
+    interaction: str | None = None
 
     def sent(self, identifier: str, title: str, entries: list[str]) -> None:
         """Note a document built for the requester and what was in it."""
@@ -112,7 +115,7 @@ _SUBTYPES = {
     "instance_history": "history-instance",
     "type_history": "history-type",
     "system_history": "history-system",
-    "batch_or_transaction": "batch",
+    "batch_or_transaction": "batch",  # or "transaction": Disclosures.interaction
     "patient_everything": "operation",
     "access_check": "operation",
     "access_report": "operation",

@@ -101,7 +101,7 @@ def gather(
         )
         query.compartment = ("Patient", patient_id, compartment_members("Patient", query.types))
         while True:
-            result = searches.search(store, query, visible=visible)
+            result = searches.search(store, query, visible=visible, includable=_includes_nothing)
             for reference, version, resource in _contents(result.matches):
                 versions[reference] = version
                 resources[reference] = resource
@@ -183,7 +183,7 @@ def _with_provenance(
         )
         found: list[tuple[str, StoredVersion, Resource]] = []
         while True:
-            result = searches.search(store, query, visible=visible)
+            result = searches.search(store, query, visible=visible, includable=_includes_nothing)
             found.extend(_contents(result.matches))
             if result.next is None:
                 break
@@ -524,4 +524,9 @@ def _provenance_of(resource: Resource, included: set[str]) -> bool:
         reference = target.get("reference") if isinstance(target, dict) else None
         if isinstance(reference, str) and reference in included:
             return True
+    return False
+
+
+def _includes_nothing(res_type: str) -> bool:
+    """These searches name no ``_include``: nothing is included."""
     return False

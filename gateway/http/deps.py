@@ -1,5 +1,7 @@
 """What every FHIR handler does before its work, in one call: the format
-check, the requester check and the request's context (store, base URL)."""
+check, the requester check and the request's context: its base URL and,
+for an authenticated request, the repository bound to the requester
+(``gateway.repository``), the only way the handler reaches resources."""
 
 from __future__ import annotations
 
@@ -9,27 +11,14 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from consent.model import Requester as ConsentRequester
-from gateway import fhirjson
-from gateway.access.control import AccessControl
-from gateway.access.facts import person_of
 from gateway.audit.events import Asker, Disclosures
 from gateway.auth.clients import registration_async
-from gateway.auth.scopes import Permission
 from gateway.auth.tokens import InvalidToken, Requester, TokenService
 from gateway.config import Settings
-from gateway.errors import Forbidden, Unauthorized
+from gateway.errors import Unauthorized
 from gateway.http.negotiation import check_acceptable
-from gateway.interactions.provenance import Author
-from gateway.store import AsyncReader, Querier, Store, StoredVersion
-
-_VERBS = {
-    Permission.CREATE: "creating",
-    Permission.READ: "reading",
-    Permission.UPDATE: "updating",
-    Permission.DELETE: "deleting",
-    Permission.SEARCH: "searching",
-}
+from gateway.repository import Repository
+from gateway.store import AsyncReader, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,75 +27,21 @@ class FhirContext:
     reader: AsyncReader  # reads on the event loop (the hot path)
     settings: Settings
     base_url: str  # the FHIR base, without a trailing slash
-    requester: Requester | None = None  # who is asking; None on public endpoints
-    # What this request's consent decisions said, for its audit entry.
-    disclosures: Disclosures | None = None
+    # The request's repository, bound to who is asking; None on public
+    # endpoints. Everything an authenticated handler does with resources, it
+    # does through this.
+    repository: Repository | None = None
+
+    @property
+    def repo(self) -> Repository:
+        """The repository of an authenticated request."""
+        assert self.repository is not None, "authenticated() was not called"
+        return self.repository
 
     @property
     def who(self) -> Requester:
         """The requester of an authenticated request."""
-        assert self.requester is not None, "authenticated() was not called"
-        return self.requester
-
-    @property
-    def author(self) -> Author:
-        """Whom this request's writes are recorded as authored by."""
-        who = self.who
-        return Author(who.org_ods, who.org_name, who.client_id, who.client_name)
-
-    def access(self, reader: Querier | None = None) -> AccessControl:
-        """The consent decisions of this request (one per request: what the
-        data says now is what counts), from what ``reader`` (by default the
-        store) reads."""
-        who = self.who
-        return AccessControl(
-            reader or self.store,
-            ConsentRequester(
-                org_ods=who.org_ods,
-                kind=who.kind.value,
-                purpose=who.purpose.value,
-                client_id=who.client_id,
-            ),
-            on_decision=self.disclosures.add if self.disclosures is not None else None,
-        )
-
-    def wrote(self, version: StoredVersion) -> None:
-        """Note a version this request wrote, for its audit entry."""
-        if self.disclosures is None:
-            return
-        person = None
-        if version.content is not None:
-            person = person_of(fhirjson.loads(version.content))
-        elif version.res_type == "Patient":
-            person = version.res_id
-        self.wrote_reference(
-            f"{version.res_type}/{version.res_id}/_history/{version.version}", person
-        )
-
-    def wrote_reference(self, reference: str, person: str | None) -> None:
-        """Note a version (``Patient/1/_history/2``) this request wrote, and
-        whom it is about, for its audit entry."""
-        if self.disclosures is not None:
-            self.disclosures.wrote(reference, person)
-
-    def found_nothing(self) -> None:
-        """Note that this request's answer, or an entry of it, found nothing
-        to show (see ``Disclosures.found_nothing``)."""
-        if self.disclosures is not None:
-            self.disclosures.found_nothing = True
-
-    def allow_letter(self, res_type: str, permission: str) -> None:
-        """``allow`` for the domain's ``Authorize`` callbacks (SMART letters)."""
-        self.allow(res_type, Permission(permission))
-
-    def allow(self, res_type: str, permission: Permission) -> None:
-        """Refuse (403) an interaction the token's scopes do not grant."""
-        if not self.who.scopes.allows(res_type, permission):
-            raise Forbidden(
-                f"the access token's scopes ({self.who.scopes}) do not allow "
-                f"{_VERBS[permission]} {res_type}",
-                code="GW-0610",
-            )
+        return self.repo.requester
 
 
 def base_url(request: Request, settings: Settings) -> str:
@@ -174,6 +109,7 @@ async def authenticated(request: Request, html: bool = False) -> FhirContext:
             bearer_error="invalid_token",
         )
     disclosures = Disclosures()
+    repository = Repository(context.store, context.reader, requester, disclosures, context.base_url)
     # The audit entry the middleware writes before the response leaves.
     request.scope.setdefault("state", {})["audit"] = (
         Asker(
@@ -187,4 +123,4 @@ async def authenticated(request: Request, html: bool = False) -> FhirContext:
         ),
         disclosures,
     )
-    return dataclasses.replace(context, requester=requester, disclosures=disclosures)
+    return dataclasses.replace(context, repository=repository)

@@ -118,7 +118,7 @@ async def audited(
     endpoint = scope.get("endpoint")
     record = request_event(
         recorded=fhirjson.instant(),
-        subtype=subtype_of(getattr(endpoint, "__name__", "")),
+        subtype=disclosures.interaction or subtype_of(getattr(endpoint, "__name__", "")),
         status=status,
         asker=asker,
         request_id=rid,

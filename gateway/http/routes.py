@@ -1,7 +1,9 @@
 """The FHIR REST routes: https://hl7.org/fhir/R4/http.html.
 
-Each handler only translates: HTTP in, a call on ``gateway.interactions``, a
-FHIR response out. Errors are raised as ``gateway.errors`` kinds and answered
+Each handler only translates: HTTP in, a call on the request's repository
+(``gateway.repository``, bound to the requester by ``deps.authenticated``), a
+FHIR response out. No handler reads or changes resources, or asks the
+consent layer, any other way. Errors are raised as ``gateway.errors`` kinds and answered
 by the handlers in ``gateway.http.app``.
 
 The routes are plain Starlette routes: they take the request and return a
@@ -14,7 +16,6 @@ would do.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -25,14 +26,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from conformance.capability import AdvertisedParameter, capability_statement
-from conformance.registry import RESOURCES, TypeInteraction
+from conformance.registry import TypeInteraction
 from gateway import __version__, fhirjson
-from gateway.access.control import AccessControl
-from gateway.access.people import registered_practices
-from gateway.audit import report as audit_report
-from gateway.auth.enforce import authorize_search, includable
 from gateway.auth.scopes import Permission
-from gateway.auth.tokens import Purpose
 from gateway.documents import html as document_html
 from gateway.errors import Forbidden, InvalidRequest, NotFound, UnsupportedMediaType
 from gateway.http import audit as audit_http
@@ -45,20 +41,15 @@ from gateway.http.negotiation import (
     return_preference,
     wants_html,
 )
-from gateway.interactions import access_check as checks
 from gateway.interactions import bundle as bundles
-from gateway.interactions import documents, write
-from gateway.interactions import history as histories
-from gateway.interactions import ingest as ingests
-from gateway.interactions import read as reads
-from gateway.interactions import search as searches
-from gateway.interactions.everything import everything_query
-from gateway.interactions.types import require, supported_type
+from gateway.interactions import write
+from gateway.interactions.types import require
+from gateway.operations import documents
+from gateway.operations import ingest as ingests
 from gateway.search.compartments import compartment_members, compartment_parameters
 from gateway.search.parameters import parameters_for
-from gateway.search.query import SearchQuery, parse_search, parse_system_search
+from gateway.search.query import parse_search, parse_system_search
 from gateway.search.sql import SEARCHABLE_TYPES
-from gateway.store import StoredVersion
 
 
 async def _json_body(request: Request, context: FhirContext) -> Any:
@@ -69,44 +60,6 @@ async def _json_body(request: Request, context: FhirContext) -> Any:
     return fhirjson.loads(body)
 
 
-async def _disclosed(
-    context: FhirContext,
-    found: StoredVersion | None,
-    answers: reads.Answers,
-    access: AccessControl | None = None,
-) -> StoredVersion:
-    """``found`` if consent lets the requester know of it; otherwise the
-    answer for a missing resource, exactly. ``access``: the request's
-    decisions so far, when it goes on to decide more (the person is then
-    read once)."""
-    if found is None:
-        raise answers.missing()
-    access = access or context.access()
-    at_once = access.decided_at_once(found)
-    if at_once is not None:
-        if not at_once.permit:
-            raise answers.missing()
-        return found
-    return await run_in_threadpool(reads.disclosed, context.store, found, access.visible, answers)
-
-
-async def _searched(context: FhirContext, query: SearchQuery, path: str) -> Response:
-    """Run ``query`` for the requester (consent decides every candidate; the
-    token's scopes, which types may be included) as the searchset at ``path``."""
-    result = await run_in_threadpool(
-        searches.search,
-        context.store,
-        query,
-        visible=context.access().visible,
-        includable=includable(context.who.scopes).__contains__,
-    )
-    if not (result.matches or result.included or result.total):
-        context.found_nothing()
-    return responses.bundle(
-        searches.searchset_bundle(result, query, base_url=context.base_url, path=path)
-    )
-
-
 def _query_without_format(request: Request) -> str:
     """The query string less ``_format``, as criteria for a conditional write."""
     return "&".join(
@@ -115,7 +68,6 @@ def _query_without_format(request: Request) -> str:
 
 
 def _written(request: Request, context: FhirContext, result: write.WriteResult) -> Response:
-    context.wrote(result.version)
     return responses.written(
         result.version,
         201 if result.created else 200,
@@ -124,13 +76,17 @@ def _written(request: Request, context: FhirContext, result: write.WriteResult) 
     )
 
 
-def _history_params(request: Request) -> histories.HistoryRequest:
-    return histories.parse_history_params(list(request.query_params.multi_items()))
-
-
 def _path(request: Request, name: str) -> str:
     value: str = request.path_params[name]
     return value
+
+
+def _params(request: Request) -> list[tuple[str, str]]:
+    return list(request.query_params.multi_items())
+
+
+def _lenient(request: Request) -> bool:
+    return parse_prefer(request.headers.get("prefer")).get("handling") == "lenient"
 
 
 # -- whole system ------------------------------------------------------------------
@@ -166,24 +122,7 @@ async def batch_or_transaction(request: Request) -> Response:
     context = await authenticated(request)
     body = await _json_body(request, context)
     prefer = return_preference(request.headers.get("prefer"))
-    kind = body.get("type") if isinstance(body, dict) else None
-    process = bundles.transaction if kind == "transaction" else bundles.batch
-    result = await run_in_threadpool(
-        process,
-        context.store,
-        body,
-        base_url=context.base_url,
-        prefer=prefer,
-        authorize=context.allow_letter,
-        author=context.author,
-        access=context.access,
-    )
-    if any(
-        str(entry.get("response", {}).get("status", "")).startswith("404")
-        for entry in result.get("entry", [])
-    ):
-        context.found_nothing()
-    return responses.bundle(result)
+    return responses.bundle(await context.repo.bundle(body, prefer))
 
 
 async def ingest(request: Request) -> Response:
@@ -195,49 +134,12 @@ async def ingest(request: Request) -> Response:
     body = await read_body(request.receive, dict(request.headers), context.settings.max_body_bytes)
     if not body.strip():
         raise InvalidRequest("the request has no body; send the records", code="GW-0101")
-    answer = await run_in_threadpool(
-        ingests.ingest,
-        context.store,
-        fmt,
-        body,
-        author=context.author,
-        org_kind=context.who.kind.value,
-        authorize=context.allow_letter,
-        access=context.access,
-        wrote=context.wrote_reference,
-    )
-    return responses.FhirResponse(answer)
-
-
-async def _history(
-    request: Request,
-    context: FhirContext,
-    path: str,
-    res_type: str | None = None,
-    res_id: str | None = None,
-) -> Response:
-    """A page of the history at ``path`` (the server's, a type's or one
-    resource's), of the versions the requester may see."""
-    params = _history_params(request)
-    page = await run_in_threadpool(
-        partial(histories.history, visible=context.access().visible),
-        context.store,
-        params,
-        res_type,
-        res_id,
-    )
-    if not page.entries:
-        context.found_nothing()
-    return responses.bundle(
-        histories.history_bundle(page, params, base_url=context.base_url, path=path)
-    )
+    return responses.FhirResponse(await context.repo.ingest(fmt, body))
 
 
 async def system_history(request: Request) -> Response:
     context = await authenticated(request)
-    for res_type in RESOURCES:  # the whole server's history: every type's
-        context.allow(res_type, Permission.SEARCH)
-    return await _history(request, context, "_history")
+    return responses.bundle(await context.repo.history(_params(request), "_history"))
 
 
 # -- type level --------------------------------------------------------------------
@@ -247,20 +149,9 @@ async def create(request: Request) -> Response:
     context = await authenticated(request)
     res_type = _path(request, "res_type")
     require(res_type, TypeInteraction.CREATE)
-    context.allow(res_type, Permission.CREATE)
-    if_none_exist = request.headers.get("if-none-exist")
-    if if_none_exist:
-        context.allow(res_type, Permission.SEARCH)
     body = await _json_body(request, context)
-    result = await run_in_threadpool(
-        write.create,
-        context.store,
-        res_type,
-        body,
-        if_none_exist=if_none_exist,
-        author=context.author,
-        access=context.access,
-    )
+    if_none_exist = request.headers.get("if-none-exist") or None
+    result = await context.repo.create(res_type, body, if_none_exist)
     return _written(request, context, result)
 
 
@@ -268,8 +159,6 @@ async def conditional_update(request: Request) -> Response:
     context = await authenticated(request)
     res_type = _path(request, "res_type")
     require(res_type, TypeInteraction.UPDATE)
-    context.allow(res_type, Permission.UPDATE)
-    context.allow(res_type, Permission.SEARCH)
     query = _query_without_format(request)
     if not query:
         raise InvalidRequest(
@@ -277,16 +166,8 @@ async def conditional_update(request: Request) -> Response:
             code="GW-0113",
         )
     body = await _json_body(request, context)
-    result = await run_in_threadpool(
-        write.conditional_update,
-        context.store,
-        res_type,
-        query,
-        body,
-        if_match=bundles.parse_if_match(request.headers.get("if-match")),
-        author=context.author,
-        access=context.access,
-    )
+    if_match = bundles.parse_if_match(request.headers.get("if-match"))
+    result = await context.repo.conditional_update(res_type, query, body, if_match)
     return _written(request, context, result)
 
 
@@ -299,22 +180,19 @@ async def _search(
     compartment: tuple[str, str] | None = None,
 ) -> Response:
     require(res_type, TypeInteraction.SEARCH_TYPE)
-    lenient = parse_prefer(request.headers.get("prefer")).get("handling") == "lenient"
-    query = parse_search(res_type, params, base_url=context.base_url, lenient=lenient)
-    authorize_search(context.who.scopes, query)
+    query = parse_search(res_type, params, base_url=context.base_url, lenient=_lenient(request))
     if compartment is not None:
         owner_type, owner_id = compartment
         codes = compartment_parameters(owner_type, res_type)
         if not codes:
             raise NotFound(f"{res_type} is not in the {owner_type} compartment", code="GW-0340")
         query.compartment = (owner_type, owner_id, compartment_members(owner_type, (res_type,)))
-    return await _searched(context, query, path)
+    return responses.bundle(await context.repo.search(query, path))
 
 
 async def search_system(request: Request) -> Response:
     """``GET [base]?_type=...``: one search across several types."""
     context = await authenticated(request)
-    lenient = parse_prefer(request.headers.get("prefer")).get("handling") == "lenient"
     searchable = context.who.scopes.types_allowing(Permission.SEARCH)
     if not searchable:
         raise Forbidden(
@@ -322,23 +200,18 @@ async def search_system(request: Request) -> Response:
             code="GW-0611",
         )
     query = parse_system_search(
-        list(request.query_params.multi_items()),
-        base_url=context.base_url,
-        lenient=lenient,
-        within=searchable,
+        _params(request), base_url=context.base_url, lenient=_lenient(request), within=searchable
     )
-    authorize_search(context.who.scopes, query)
-    return await _searched(context, query, "")
+    return responses.bundle(await context.repo.search(query, ""))
 
 
 async def search_type(request: Request) -> Response:
     context = await authenticated(request)
     res_type = _path(request, "res_type")
     if res_type == "AuditEvent":  # the entries of the audit log, not stored resources
-        context.allow(res_type, Permission.SEARCH)
+        context.repo.allow(res_type, Permission.SEARCH)
         return await audit_http.search_events(request, context)
-    params = list(request.query_params.multi_items())
-    return await _search(request, context, res_type, params, res_type)
+    return await _search(request, context, res_type, _params(request), res_type)
 
 
 async def search_by_post(request: Request) -> Response:
@@ -356,8 +229,7 @@ async def search_by_post(request: Request) -> Response:
         form = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError as exc:
         raise InvalidRequest("the form body is not UTF-8", code="GW-0103") from exc
-    params = list(request.query_params.multi_items()) + form
-    return await _search(request, context, res_type, params, res_type)
+    return await _search(request, context, res_type, _params(request) + form, res_type)
 
 
 async def compartment_search(request: Request) -> Response:
@@ -365,12 +237,11 @@ async def compartment_search(request: Request) -> Response:
     context = await authenticated(request)
     owner_type, owner_id = _path(request, "owner_type"), _path(request, "owner_id")
     res_type = _path(request, "res_type")
-    params = list(request.query_params.multi_items())
     return await _search(
         request,
         context,
         res_type,
-        params,
+        _params(request),
         f"{owner_type}/{owner_id}/{res_type}",
         compartment=(owner_type, owner_id),
     )
@@ -380,16 +251,7 @@ async def patient_everything(request: Request) -> Response:
     """``GET Patient/[id]/$everything``: the person's record the requester may see."""
     context = await authenticated(request)
     patient_id = _path(request, "res_id")
-    context.allow("Patient", Permission.READ)
-    found = await reads.read_async(context.reader, "Patient", patient_id)
-    await _disclosed(context, found, reads.read_answers("Patient", patient_id))
-    query = everything_query(
-        patient_id,
-        list(request.query_params.multi_items()),
-        base_url=context.base_url,
-        within=context.who.scopes.types_allowing(Permission.SEARCH),
-    )
-    return await _searched(context, query, f"Patient/{patient_id}/$everything")
+    return responses.bundle(await context.repo.everything(patient_id, _params(request)))
 
 
 async def patient_document(request: Request) -> Response:
@@ -397,8 +259,8 @@ async def patient_document(request: Request) -> Response:
     level, ``Patient/$summary?identifier=<NHS number>``): the document built
     for the requester, signed, as FHIR JSON or printable HTML."""
     context = await authenticated(request, html=True)
-    kind = documents.kind_of(_path(request, "operation"))
-    context.allow("Patient", Permission.READ)
+    operation = _path(request, "operation")
+    documents.kind_of(operation)  # 404 for an operation that is not a document
     body = None
     if request.method == "POST":
         raw = await read_body(
@@ -407,34 +269,8 @@ async def patient_document(request: Request) -> Response:
         if raw.strip():
             check_content_type(request.headers.get("content-type"))
             body = fhirjson.loads(raw)
-    params = documents.parameters(list(request.query_params.multi_items()), body)
-    access = context.access()
-    patient_id = request.path_params.get("res_id")
-    if patient_id is not None:
-        if any(name == "identifier" for name, _ in params):
-            raise InvalidRequest(
-                "identifier names the person at the type level (Patient/$summary); "
-                "here the id in the path does",
-                code="GW-0451",
-            )
-        found = await reads.read_async(context.reader, "Patient", patient_id)
-        patient = await _disclosed(
-            context, found, reads.read_answers("Patient", patient_id), access
-        )
-    else:
-        patient = await run_in_threadpool(
-            documents.identified, context.store, params, access.visible
-        )
-    readable = context.who.scopes.types_allowing(Permission.READ)
-    built = await run_in_threadpool(
-        documents.document,
-        context.store,
-        kind,
-        patient,
-        visible=access.visible,
-        readable=readable.__contains__,
-        base_url=context.base_url,
-    )
+    params = documents.parameters(_params(request), body)
+    built = await context.repo.document(operation, request.path_params.get("res_id"), params)
     # Signing (canonical JSON of the whole document) is CPU work: off the loop.
     signed = await run_in_threadpool(
         request.app.state.document_signer.sign,
@@ -442,8 +278,6 @@ async def patient_document(request: Request) -> Response:
         built.bundle["timestamp"],
         built.author,
     )
-    if context.disclosures is not None:
-        context.disclosures.sent(built.identifier, kind.title, built.entries)
     fmt = request.query_params.get("_format")
     if wants_html(request.headers.get("accept"), fmt):
         return HTMLResponse(
@@ -458,22 +292,7 @@ async def access_report(request: Request) -> Response:
     when, why and under which rule; for auditors (HCOMPL) and the person's
     own GP practice (TREAT)."""
     context = await authenticated(request)
-    patient_id = _path(request, "res_id")
-    who = context.who
-    if who.purpose is not Purpose.HCOMPL:
-        practices = await run_in_threadpool(registered_practices, context.store, patient_id)
-        if who.purpose is not Purpose.TREAT or who.org_ods not in practices:
-            raise Forbidden(
-                "a person's access report is for auditors (HCOMPL) and their registered GP "
-                "practice",
-                code="GW-0613",
-            )
-    found = await reads.read_async(context.reader, "Patient", patient_id)
-    if found is None or found.deleted:
-        raise NotFound(f"Patient/{patient_id} is not known", code="GW-0410")
-    if context.disclosures is not None:  # the report is itself an access to the record
-        context.disclosures.patients.add(patient_id)
-    report = await run_in_threadpool(audit_report.access_report, context.store, patient_id)
+    report = await context.repo.access_report(_path(request, "res_id"))
     return responses.FhirResponse(report)
 
 
@@ -481,26 +300,15 @@ async def access_check(request: Request) -> Response:
     """``POST [base]/$access-check``: what an organisation would see of a
     person's record, and why (compliance and audit only)."""
     context = await authenticated(request)
-    if context.who.purpose is not Purpose.HCOMPL:
-        raise Forbidden(
-            "$access-check is for compliance and audit: it needs a token asked for with "
-            "purpose HCOMPL",
-            code="GW-0612",
-        )
-    context.allow("Patient", Permission.READ)
-    context.allow("Consent", Permission.READ)
     body = await _json_body(request, context)
-    question = await run_in_threadpool(checks.parse_question, context.store, body)
-    answer = await run_in_threadpool(checks.access_check, context.store, question)
-    return responses.FhirResponse(answer)
+    return responses.FhirResponse(await context.repo.access_check(body))
 
 
 async def type_history(request: Request) -> Response:
     context = await authenticated(request)
     res_type = _path(request, "res_type")
-    supported_type(res_type)
-    context.allow(res_type, Permission.SEARCH)
-    return await _history(request, context, f"{res_type}/_history", res_type)
+    path = f"{res_type}/_history"
+    return responses.bundle(await context.repo.history(_params(request), path, res_type))
 
 
 # -- instance level ----------------------------------------------------------------
@@ -508,14 +316,11 @@ async def type_history(request: Request) -> Response:
 
 async def read(request: Request) -> Response:
     context = await authenticated(request)
-    res_type = _path(request, "res_type")
-    supported_type(res_type)
-    context.allow(res_type, Permission.READ)
-    res_id = _path(request, "res_id")
-    if res_type == "AuditEvent":
+    res_type, res_id = _path(request, "res_type"), _path(request, "res_id")
+    if res_type == "AuditEvent":  # an entry of the audit log, not a stored resource
+        context.repo.allow(res_type, Permission.READ)
         return await audit_http.read_event(context, res_id)
-    found = await reads.read_async(context.reader, res_type, res_id)
-    found = await _disclosed(context, found, reads.read_answers(res_type, res_id))
+    found = await context.repo.read(res_type, res_id)
     if request.headers.get("if-none-match") == f'W/"{found.version}"':
         return Response(status_code=304, headers=responses.version_headers(found))
     return responses.resource(found)
@@ -525,18 +330,9 @@ async def update(request: Request) -> Response:
     context = await authenticated(request)
     res_type, res_id = _path(request, "res_type"), _path(request, "res_id")
     require(res_type, TypeInteraction.UPDATE)
-    context.allow(res_type, Permission.UPDATE)
     body = await _json_body(request, context)
-    result = await run_in_threadpool(
-        write.update,
-        context.store,
-        res_type,
-        res_id,
-        body,
-        if_match=bundles.parse_if_match(request.headers.get("if-match")),
-        author=context.author,
-        access=context.access,
-    )
+    if_match = bundles.parse_if_match(request.headers.get("if-match"))
+    result = await context.repo.update(res_type, res_id, body, if_match)
     return _written(request, context, result)
 
 
@@ -544,17 +340,7 @@ async def delete(request: Request) -> Response:
     context = await authenticated(request)
     res_type = _path(request, "res_type")
     require(res_type, TypeInteraction.DELETE)
-    context.allow(res_type, Permission.DELETE)
-    deleted = await run_in_threadpool(
-        write.delete,
-        context.store,
-        res_type,
-        _path(request, "res_id"),
-        author=context.author,
-        access=context.access,
-    )
-    if deleted is not None:
-        context.wrote(deleted)
+    deleted = await context.repo.delete(res_type, _path(request, "res_id"))
     headers = {"ETag": f'W/"{deleted.version}"'} if deleted else {}
     return Response(status_code=204, headers=headers)
 
@@ -562,20 +348,15 @@ async def delete(request: Request) -> Response:
 async def instance_history(request: Request) -> Response:
     context = await authenticated(request)
     res_type, res_id = _path(request, "res_type"), _path(request, "res_id")
-    supported_type(res_type)
-    context.allow(res_type, Permission.READ)
-    return await _history(request, context, f"{res_type}/{res_id}/_history", res_type, res_id)
+    path = f"{res_type}/{res_id}/_history"
+    return responses.bundle(await context.repo.history(_params(request), path, res_type, res_id))
 
 
 async def vread(request: Request) -> Response:
     context = await authenticated(request)
     res_type = _path(request, "res_type")
-    supported_type(res_type)
-    context.allow(res_type, Permission.READ)
     res_id, version_id = _path(request, "res_id"), _path(request, "version_id")
-    found = await reads.vread_async(context.reader, res_type, res_id, version_id)
-    found = await _disclosed(context, found, reads.vread_answers(res_type, res_id, version_id))
-    return responses.resource(found)
+    return responses.resource(await context.repo.vread(res_type, res_id, version_id))
 
 
 class _ResourceType(Convertor[str]):

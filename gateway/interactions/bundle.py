@@ -25,16 +25,12 @@ from gateway import fhirjson, outcomes
 from gateway.errors import GatewayError, InvalidRequest, Issue, PreconditionFailed
 from gateway.interactions import read as reads
 from gateway.interactions import write
-from gateway.interactions.provenance import Author
 from gateway.interactions.types import (
     Access,
-    AccessThrough,
+    Acting,
     Authorize,
     ReturnPreference,
     Visible,
-    allow_all,
-    everything,
-    see_everything,
     supported_type,
 )
 from gateway.search.matching import matching_ids
@@ -215,9 +211,9 @@ def _authorized(entry: _Entry, authorize: Authorize) -> None:
 def _resolve(
     uow: UnitOfWork | None,
     entries: list[_Entry],
-    authorize: Authorize = allow_all,
-    source: str | None = None,
-    visible: Visible = everything,
+    authorize: Authorize,
+    source: str,
+    visible: Visible | None,
 ) -> None:
     """Decide the id of every entry that creates or conditionally updates,
     then rewrite references to ``urn:uuid`` full URLs and conditional
@@ -226,7 +222,8 @@ def _resolve(
     Without a unit of work, raises ``_NeedsDatabase`` if any of that takes a
     search (conditional creates, updates and references); a transaction of
     plain creates and updates is resolved before it takes the write lock.
-    Searches find only what the requester may see (``visible``)."""
+    Searches find only what the requester may see (``visible``; ``None``
+    only without a unit of work, where nothing is searched)."""
     seen: dict[str, int] = {}
     by_full_url: dict[str, str] = {}
     for entry in entries:
@@ -234,6 +231,7 @@ def _resolve(
             if entry.if_none_exist:
                 if uow is None:
                     raise _NeedsDatabase
+                assert visible is not None
                 uow.lock_type(entry.res_type)
                 matches = matching_ids(uow, entry.res_type, entry.if_none_exist, visible=visible)
                 if len(matches) > 1:
@@ -251,6 +249,7 @@ def _resolve(
         elif entry.method == "PUT" and entry.res_id is None:
             if uow is None:
                 raise _NeedsDatabase
+            assert visible is not None
             uow.lock_type(entry.res_type)
             matches = matching_ids(uow, entry.res_type, entry.query, visible=visible)
             if len(matches) > 1:
@@ -293,6 +292,7 @@ def _resolve(
                     authorize(ref_type, "s")  # resolving it is a search
                     if uow is None:
                         raise _NeedsDatabase
+                    assert visible is not None
                     found = matching_ids(uow, ref_type, query, visible=visible)
                     if len(found) != 1:
                         raise PreconditionFailed(
@@ -316,13 +316,13 @@ def _resolve(
 
 
 def _resolved_offline(
-    parsed: list[_Entry], authorize: Authorize, source: str | None
+    parsed: list[_Entry], authorize: Authorize, source: str
 ) -> list[_Entry] | None:
     """Copies of ``parsed`` resolved and prepared without the database, or
     ``None`` when resolving them takes a search."""
     entries = [entry.fresh_copy() for entry in parsed]
     try:
-        _resolve(None, entries, authorize, source)
+        _resolve(None, entries, authorize, source, None)
     except _NeedsDatabase:
         return None
     return entries
@@ -381,9 +381,18 @@ class _Written:
         if version is not None:
             self.by_method.setdefault(method, []).append(version)
 
-    def record(self, uow: UnitOfWork, author: Author | None) -> None:
+    def record(self, uow: UnitOfWork, acting: Acting) -> None:
         for method, versions in self.by_method.items():
-            write.record_provenance(uow, author, method, versions)
+            write.record_provenance(uow, acting.author, method, versions)
+
+    @property
+    def versions(self) -> list[StoredVersion]:
+        return [version for versions in self.by_method.values() for version in versions]
+
+    def noted(self, acting: Acting) -> None:
+        """Tell ``acting`` every version written, once they are committed."""
+        for version in self.versions:
+            acting.wrote(version)
 
 
 def _write(
@@ -392,57 +401,59 @@ def _write(
     base_url: str,
     prefer: ReturnPreference,
     written: _Written,
+    acting: Acting,
     access: Access,
 ) -> dict[str, Any]:
     assert entry.target_id is not None or entry.method == "DELETE"
     if entry.method == "DELETE":
         if entry.res_id is None:
             raise _fail(entry.index, "conditional delete is not supported", ".request.url")
-        written.add("DELETE", write.delete_in(uow, entry.res_type, entry.res_id, access))
+        written.add("DELETE", write.delete_in(uow, entry.res_type, entry.res_id, access=access))
         return {"response": {"status": outcomes.status_line(204)}}
     if entry.method == "POST" and entry.matched is not None:
         return _response(200, base_url, entry.matched, prefer)
     assert entry.prepared is not None
     if entry.method == "POST":
-        result = write.create_in(uow, entry.prepared, fresh_id=entry.minted, access=access)
+        result = write.create_in(uow, entry.prepared, access=access, fresh_id=entry.minted)
     else:
-        result = write.update_in(uow, entry.prepared, if_match=entry.if_match, access=access)
+        result = write.update_in(
+            uow, entry.prepared, acting=acting, access=access, if_match=entry.if_match
+        )
     written.add("POST" if result.created else "PUT", result.version)
     return _response(201 if result.created else 200, base_url, result.version, prefer)
 
 
 def transaction(
     store: Store,
+    acting: Acting,
     body: Any,
     *,
     base_url: str,
     prefer: ReturnPreference,
-    authorize: Authorize = allow_all,
-    author: Author | None = None,
-    access: AccessThrough = see_everything,
 ) -> dict[str, Any]:
-    """Process a transaction Bundle; all or nothing. ``authorize`` is asked
-    about every entry before anything is written; what is written is
-    ``author``'s (``gateway.interactions.provenance``); what is read,
-    matched or changed must be visible to the requester (``access``)."""
-    attempt = _transaction_work(body, base_url, prefer, authorize, author, access)
-    return _transaction_response(write.in_unit_of_work(store, attempt))
+    """Process a transaction Bundle for ``acting``; all or nothing. Its
+    scopes are asked about every entry before anything is written; what is
+    read, matched or changed must be visible to it, and what is written is
+    its author's (``gateway.interactions.provenance``)."""
+    attempt = _transaction_work(body, base_url, prefer, acting)
+    entries, written = write.in_unit_of_work(store, attempt)
+    written.noted(acting)
+    return _transaction_response(entries)
 
 
 def transaction_in(
     uow: UnitOfWork,
+    acting: Acting,
     body: Any,
     *,
     base_url: str,
     prefer: ReturnPreference,
-    authorize: Authorize = allow_all,
-    author: Author | None = None,
-    access: AccessThrough = see_everything,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[StoredVersion]]:
     """``transaction``, as part of a larger unit of work the caller commits
-    (or rolls back): a loader's batch of source records."""
-    attempt = _transaction_work(body, base_url, prefer, authorize, author, access)
-    return _transaction_response(attempt(uow))
+    (or rolls back): a loader's batch of source records. The response and
+    the versions written (the caller's to note once they stand)."""
+    entries, written = _transaction_work(body, base_url, prefer, acting)(uow)
+    return _transaction_response(entries), written.versions
 
 
 def _transaction_response(entries: list[_Entry]) -> dict[str, Any]:
@@ -454,38 +465,35 @@ def _transaction_response(entries: list[_Entry]) -> dict[str, Any]:
 
 
 def _transaction_work(
-    body: Any,
-    base_url: str,
-    prefer: ReturnPreference,
-    authorize: Authorize,
-    author: Author | None,
-    access: AccessThrough,
-) -> Callable[[UnitOfWork], list[_Entry]]:
+    body: Any, base_url: str, prefer: ReturnPreference, acting: Acting
+) -> Callable[[UnitOfWork], tuple[list[_Entry], _Written]]:
     """What a transaction does in a unit of work, once its Bundle is parsed,
     authorised and (where it can be) resolved."""
-    source = author.source if author else None
+    source = acting.author.source
     _, raw_entries = _parse_bundle(body, base_url)
     parsed = [_parse_entry(i, raw, base_url, "transaction") for i, raw in enumerate(raw_entries)]
     for entry in parsed:
-        _authorized(entry, authorize)
-    resolved = _resolved_offline(parsed, authorize, source)
+        _authorized(entry, acting.authorize)
+    resolved = _resolved_offline(parsed, acting.authorize, source)
 
-    def attempt(uow: UnitOfWork) -> list[_Entry]:
-        decisions = access(uow)
+    def attempt(uow: UnitOfWork) -> tuple[list[_Entry], _Written]:
+        decisions = acting.access(uow)
         if resolved is not None:
             entries = resolved
         else:
             # Resolution rewrites references in place and assigns new ids:
             # give each attempt fresh copies, so a retry starts clean.
             entries = [entry.fresh_copy() for entry in parsed]
-            _resolve(uow, entries, authorize, source, decisions.visible)
+            _resolve(uow, entries, acting.authorize, source, decisions.visible)
         written = _Written()
         for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
             try:
                 if entry.method in ("GET", "HEAD"):
                     entry.response = _read(uow, entry, base_url, decisions.visible)
                 else:
-                    entry.response = _write(uow, entry, base_url, prefer, written, decisions)
+                    entry.response = _write(
+                        uow, entry, base_url, prefer, written, acting, decisions
+                    )
             except GatewayError as exc:
                 raise dataclasses.replace(
                     exc,
@@ -498,26 +506,24 @@ def _transaction_work(
                         for issue in exc.issues
                     ],
                 ) from exc
-        written.record(uow, author)
-        return entries
+        written.record(uow, acting)
+        return entries, written
 
     return attempt
 
 
 def batch(
     store: Store,
+    acting: Acting,
     body: Any,
     *,
     base_url: str,
     prefer: ReturnPreference,
-    authorize: Authorize = allow_all,
-    author: Author | None = None,
-    access: AccessThrough = see_everything,
 ) -> dict[str, Any]:
-    """Process a batch Bundle; each entry on its own (one that ``authorize``
-    refuses, or that reads or changes what ``access`` hides, is answered
-    with its error)."""
-    source = author.source if author else None
+    """Process a batch Bundle for ``acting``; each entry on its own (one its
+    scopes refuse, or that reads or changes what it may not see, is
+    answered with its error)."""
+    source = acting.author.source
     _, raw_entries = _parse_bundle(body, base_url)
     responses: list[dict[str, Any]] = [{} for _ in raw_entries]
     parsed: list[_Entry] = []
@@ -528,28 +534,31 @@ def batch(
             responses[index] = _error_entry(exc)
     for entry in sorted(parsed, key=lambda e: (_ORDER[e.method], e.index)):
         try:
-            _authorized(entry, authorize)
+            _authorized(entry, acting.authorize)
             if entry.method in ("GET", "HEAD"):
-                responses[entry.index] = _read(store, entry, base_url, access(store).visible)
+                visible = acting.access(store).visible
+                responses[entry.index] = _read(store, entry, base_url, visible)
                 continue
 
-            offline = _resolved_offline([entry], authorize, source)
+            offline = _resolved_offline([entry], acting.authorize, source)
 
             def attempt(
                 uow: UnitOfWork, entry: _Entry = entry, offline: list[_Entry] | None = offline
-            ) -> dict[str, Any]:
-                decisions = access(uow)
+            ) -> tuple[dict[str, Any], _Written]:
+                decisions = acting.access(uow)
                 if offline is not None:
                     target = offline[0]
                 else:
                     target = entry.fresh_copy()
-                    _resolve(uow, [target], authorize, source, decisions.visible)
+                    _resolve(uow, [target], acting.authorize, source, decisions.visible)
                 written = _Written()
-                response = _write(uow, target, base_url, prefer, written, decisions)
-                written.record(uow, author)
-                return response
+                response = _write(uow, target, base_url, prefer, written, acting, decisions)
+                written.record(uow, acting)
+                return response, written
 
-            responses[entry.index] = write.in_unit_of_work(store, attempt)
+            response, written = write.in_unit_of_work(store, attempt)
+            written.noted(acting)
+            responses[entry.index] = response
         except GatewayError as exc:
             responses[entry.index] = _error_entry(exc)
     return {"resourceType": "Bundle", "type": "batch-response", "entry": responses}

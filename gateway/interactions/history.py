@@ -75,8 +75,10 @@ def history(
     res_type: str | None = None,
     res_id: str | None = None,
     *,
-    visible: Callable[[StoredVersion], bool] | None = None,
+    visible: Callable[[StoredVersion], bool] | None,
 ) -> HistoryPage:
+    """A page of history, of the versions ``visible`` lets the requester see
+    (``None`` only for the gateway's own reading, which sees them all)."""
     if res_type is not None:
         require(
             res_type,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from conformance.registry import TypeInteraction
 from gateway.errors import Gone, NotFound
-from gateway.interactions.types import Visible, everything, require
+from gateway.interactions.types import Visible, require
 from gateway.store import AsyncReader, Reader, StoredVersion, last_content
 
 
@@ -31,7 +31,7 @@ class Answers:
 
     def missing(self) -> NotFound:
         if self.version_id is None:
-            return NotFound(f"{self.res_type}/{self.res_id} is not known", code="GW-0410")
+            return not_known(self.res_type, self.res_id)
         return NotFound(
             f"{self.res_type}/{self.res_id} has no version {self.version_id}", code="GW-0412"
         )
@@ -43,6 +43,19 @@ class Answers:
             f"{self.res_type}/{self.res_id} version {self.version_id} is a deletion",
             code="GW-0411",
         )
+
+
+def not_known(res_type: str, res_id: str, *, creating: bool = False) -> NotFound:
+    """The answer for what the requester may not see at ``res_type/res_id``,
+    whether nothing is there or consent hides it; ``creating``: to a write
+    that would have created it there."""
+    message = f"{res_type}/{res_id} is not known"
+    if creating:
+        message += (
+            "; create it with POST, or with PUT at an id of your organisation's own "
+            "(your ODS code, a hyphen, then your id)"
+        )
+    return NotFound(message, code="GW-0410")
 
 
 def read_answers(res_type: str, res_id: str) -> Answers:
@@ -78,7 +91,7 @@ def disclosed(
     return found
 
 
-def read(store: Reader, res_type: str, res_id: str, visible: Visible = everything) -> StoredVersion:
+def read(store: Reader, res_type: str, res_id: str, visible: Visible) -> StoredVersion:
     """The current version, if the requester may see it."""
     require(res_type, TypeInteraction.READ)
     found = store.read(res_type, res_id)
@@ -86,7 +99,7 @@ def read(store: Reader, res_type: str, res_id: str, visible: Visible = everythin
 
 
 def vread(
-    store: Reader, res_type: str, res_id: str, version_id: str, visible: Visible = everything
+    store: Reader, res_type: str, res_id: str, version_id: str, visible: Visible
 ) -> StoredVersion:
     """One version, if the requester may see it."""
     number = _version_number(res_type, res_id, version_id)

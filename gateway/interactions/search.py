@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from conformance.registry import TypeInteraction
 from gateway import fhirjson
 from gateway.errors import InvalidRequest
-from gateway.interactions.types import Visible, everything, prefetch, require
+from gateway.interactions.types import Visible, prefetch, require
 from gateway.search import shaping
 from gateway.search.extract import extract
 from gateway.search.paging import (
@@ -71,17 +71,21 @@ def search(
     store: Store,
     query: SearchQuery,
     *,
-    visible: Visible = everything,
-    includable: Callable[[str], bool] = lambda res_type: True,
+    visible: Visible | None,
+    includable: Callable[[str], bool],
 ) -> SearchResult:
     """One page of matches for ``query``, with its includes and total.
-    ``includable`` says which types may be included (the token's scopes)."""
+    ``visible`` is the requester's consent check (``None`` only for the
+    gateway's own searches, which see every match, as a benchmark's
+    baseline does); ``includable`` says which types may be included (the
+    token's scopes)."""
     for res_type in query.types or (query.res_type,):
         require(res_type, TypeInteraction.SEARCH_TYPE)
     result = SearchResult()
-    enforced = visible is not everything
+    enforced = visible is not None
+    check: Visible = visible if visible is not None else _every
     if enforced and any(c.chain or c.reverse for c in query.conditions):
-        linked = _with_visible_links(store, query, visible)
+        linked = _with_visible_links(store, query, check)
         if linked is None:  # a chain that reaches nothing the requester may see
             result.total = 0 if query.total != "none" or query.summary == "count" else None
             return result
@@ -91,14 +95,14 @@ def search(
     def total() -> int | None:
         # A count of hidden resources would reveal them: under consent, what
         # is counted is what the requester may see.
-        return _checked_total(store, query, visible) if enforced else _count(store, query)
+        return _checked_total(store, query, check) if enforced else _count(store, query)
 
     if query.summary == "count" or query.count == 0:
         if wants_total:
             result.total = total()
         return result
     position = Position.decode(query.cursor) if query.cursor is not None else None
-    rows = _visible_rows(store, query, position, visible)
+    rows = _visible_rows(store, query, position, check)
     more = len(rows) > query.count
     rows = rows[: query.count]
     if wants_total:
@@ -116,8 +120,13 @@ def search(
             result.next = row_position(rows[-1][0], key_count, True)
         if (not forward and more) or (forward and position is not None):
             result.previous = row_position(rows[0][0], key_count, False)
-    result.included = _includes(store, query, result.matches, visible, includable)
+    result.included = _includes(store, query, result.matches, check, includable)
     return result
+
+
+def _every(version: StoredVersion) -> bool:
+    """The gateway's own searches see every match."""
+    return True
 
 
 def _count(store: Store, query: SearchQuery) -> int:

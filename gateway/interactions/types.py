@@ -8,6 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from conformance.registry import ResourceSupport, TypeInteraction, resource_support
 from gateway.errors import MethodNotAllowed, NotFound
+from gateway.interactions.provenance import Author
 from gateway.store import Querier, StoredVersion
 
 
@@ -31,11 +32,6 @@ def require(res_type: str, interaction: TypeInteraction) -> ResourceSupport:
 # on a type, raising ``gateway.errors.Forbidden`` if not.
 Authorize = Callable[[str, str], None]
 
-
-def allow_all(res_type: str, permission: str) -> None:
-    """For callers that act for the gateway itself (loaders, tests)."""
-
-
 # Whether the requester may see a stored version (the consent decision).
 Visible = Callable[[StoredVersion], bool]
 
@@ -51,8 +47,7 @@ class Prefetching(Protocol):
 def prefetch(visible: Visible, versions: Sequence[StoredVersion]) -> None:
     """Before ``visible`` decides ``versions`` one by one, let it read what
     those decisions need in a few statements rather than one per version.
-    Decides nothing; a check with nothing to read (``everything``) is left
-    alone."""
+    Decides nothing; a check with nothing to read is left alone."""
     owner = getattr(visible, "__self__", None)
     if isinstance(owner, Prefetching):
         owner.prefetch(versions)
@@ -69,31 +64,30 @@ class Access(Protocol):
         ``before`` (``None``: nothing live) to ``after`` (``None``: deleted)."""
 
 
-class _Unrestricted:
-    def visible(self, version: StoredVersion) -> bool:
-        return True
+class Acting(Protocol):
+    """Whom a piece of work is done for, as every interaction that reads or
+    changes resources is told it: the request's repository
+    (``gateway.repository``), or the gateway loading a source's records as
+    that source (``gateway.loading.source``). There is no default: each
+    interaction takes one, so nothing runs for no one or for everyone."""
 
-    def check_change(self, before: StoredVersion | None, after: dict[str, Any] | None) -> None:
-        return None
+    @property
+    def author(self) -> Author:
+        """Whom what it writes is authored by (``meta.source``, Provenance)."""
 
+    def authorize(self, res_type: str, permission: str) -> None:
+        """``Authorize``: refuse what the token's scopes do not grant."""
 
-# For callers that act for the gateway itself (loaders, tests, benchmarks).
-UNRESTRICTED: Access = _Unrestricted()
+    def access(self, reader: Querier) -> Access:
+        """Its consent decisions, from what ``reader`` reads (a write decides
+        inside its own unit of work, from the data as the write sees it)."""
 
+    def wrote(self, version: StoredVersion) -> None:
+        """Note a version it wrote, for its audit entry."""
 
-def everything(version: StoredVersion) -> bool:
-    """``Visible`` for callers that act for the gateway itself."""
-    return True
-
-
-# The requester's ``Access``, deciding from what ``Querier`` reads: a write
-# decides inside its own unit of work, from the data as the write sees it.
-AccessThrough = Callable[[Querier], Access]
-
-
-def see_everything(reader: Querier) -> Access:
-    """``AccessThrough`` for callers that act for the gateway itself."""
-    return UNRESTRICTED
+    def may_assign_id(self, res_type: str, res_id: str) -> bool:
+        """Whether it may create ``res_type/res_id`` at an id it chose
+        (update as create), where nothing it may see stands there."""
 
 
 class ReturnPreference(StrEnum):

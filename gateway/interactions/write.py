@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from conformance.registry import TypeInteraction
 from conformance.validation import validate_resource
@@ -24,22 +24,15 @@ from gateway.errors import (
     Conflict,
     InvalidRequest,
     Issue,
-    NotFound,
     PreconditionFailed,
     Unprocessable,
 )
 from gateway.interactions.provenance import ACTIVITIES, Author, provenance
-from gateway.interactions.types import (
-    UNRESTRICTED,
-    Access,
-    AccessThrough,
-    Visible,
-    require,
-    see_everything,
-)
+from gateway.interactions.read import not_known
+from gateway.interactions.types import Access, Acting, Visible, require
 from gateway.search.index import index_entries, last_updated_entry
 from gateway.search.matching import matching_ids
-from gateway.store import IndexEntry, Store, StoredVersion, UnitOfWork
+from gateway.store import IndexEntry, Store, StoredVersion, UnitOfWork, last_content
 
 T = TypeVar("T")
 
@@ -232,9 +225,9 @@ def create_in(
     uow: UnitOfWork,
     prepared: Prepared,
     *,
+    access: Access,
     if_none_exist: str | None = None,
     fresh_id: bool = False,
-    access: Access = UNRESTRICTED,
 ) -> WriteResult:
     """Create the prepared resource (its id is minted by the server, or assigned
     up front by a transaction for ``urn:uuid`` references). With
@@ -248,10 +241,10 @@ def create_in(
         if existing is not None:
             found = uow_read(uow, prepared.res_type, existing)
             return WriteResult(version=found, created=False, matched=True)
-    if fresh_id:
-        access.check_change(None, prepared.content)
-    else:
-        ensure_may_change(uow, access, prepared.res_type, prepared.res_id, prepared.content)
+    if not fresh_id and writable(uow, access, prepared.res_type, prepared.res_id) != _NOTHING:
+        # Only a transaction assigns ids up front, fresh ones: never reached.
+        raise not_known(prepared.res_type, prepared.res_id, creating=True)
+    access.check_change(None, prepared.content)
     return store_version(uow, prepared, method="POST", fresh_id=fresh_id)
 
 
@@ -259,12 +252,20 @@ def update_in(
     uow: UnitOfWork,
     prepared: Prepared,
     *,
+    acting: Acting,
+    access: Access,
     if_match: int | None = None,
-    access: Access = UNRESTRICTED,
 ) -> WriteResult:
-    """Update, or create with the client's id when the resource is new."""
+    """Update, or create at the id given when nothing the requester may see
+    stands there and the id is one it may assign (``Acting.may_assign_id``);
+    anything else at an id it may not see is "not known", whether something
+    is hidden there or nothing is."""
     require(prepared.res_type, TypeInteraction.UPDATE)
-    ensure_may_change(uow, access, prepared.res_type, prepared.res_id, prepared.content)
+    res_type, res_id = prepared.res_type, prepared.res_id
+    live, hidden, revivable = writable(uow, access, res_type, res_id)
+    if live is None and (hidden or not (revivable or acting.may_assign_id(res_type, res_id))):
+        raise not_known(res_type, res_id, creating=True)
+    access.check_change(live, prepared.content)
     return store_version(uow, prepared, method="PUT", expected_version=if_match)
 
 
@@ -274,13 +275,14 @@ def conditional_update_in(
     query: str,
     resource: dict[str, Any],
     *,
+    acting: Acting,
+    access: Access,
     if_match: int | None = None,
-    source: str | None = None,
-    access: Access = UNRESTRICTED,
 ) -> WriteResult:
-    """``PUT [type]?criteria``: update the one match the requester may see,
-    or create when none. The id depends on what matches, so the resource is
-    prepared in here."""
+    """``PUT [type]?criteria``: update the one match the requester may see;
+    with none, create (at the body's id, as ``update_in`` would, or at a new
+    one). The id depends on what matches, so the resource is prepared in
+    here."""
     require(res_type, TypeInteraction.UPDATE)
     match = _single_match(uow, res_type, query, "conditional update", access.visible)
     body_id = resource.get("id")
@@ -290,27 +292,29 @@ def conditional_update_in(
             "criteria matched",
             code="GW-0114",
         )
-    res_id = match or body_id or new_id()
-    prepared = prepare(res_type, res_id, resource, source)
-    ensure_may_change(uow, access, res_type, res_id, prepared.content)
-    return store_version(uow, prepared, method="PUT", expected_version=if_match)
+    prepared = prepare(res_type, match or body_id or new_id(), resource, acting.author.source)
+    if match is None and body_id is None:
+        access.check_change(None, prepared.content)
+        return store_version(uow, prepared, method="PUT", fresh_id=True)
+    return update_in(uow, prepared, acting=acting, access=access, if_match=if_match)
 
 
 def delete_in(
-    uow: UnitOfWork, res_type: str, res_id: str, access: Access = UNRESTRICTED
+    uow: UnitOfWork, res_type: str, res_id: str, *, access: Access
 ) -> StoredVersion | None:
-    """Append a deleted version; ``None`` if there was nothing live to delete
-    (deleting twice, or something never created, succeeds and writes nothing)."""
+    """Append a deleted version; ``None`` if there was nothing live the
+    requester may see to delete (deleting twice, something never created or
+    something hidden all succeed and write nothing, alike)."""
     require(res_type, TypeInteraction.DELETE)
-    ensure_may_change(uow, access, res_type, res_id, None)
-    previous = uow.current(res_type, res_id)
-    if previous is None or previous.deleted:
+    live = writable(uow, access, res_type, res_id).live
+    if live is None:
         return None
+    access.check_change(live, None)
     return uow.append(
         StoredVersion(
             res_type=res_type,
             res_id=res_id,
-            version=previous.version + 1,
+            version=live.version + 1,
             last_updated=fhirjson.instant(),
             method="DELETE",
             content=None,
@@ -319,28 +323,39 @@ def delete_in(
     )
 
 
-def ensure_may_change(
-    uow: UnitOfWork, access: Access, res_type: str, res_id: str, after: dict[str, Any] | None
-) -> None:
-    """Refuse to change what the requester may not see, answering as a read
-    of it would (404: changing it would disclose it, its id and version, and
-    overwrite what the requester does not know), and any change the
-    requester may not make (``Access.check_change``)."""
-    if access is UNRESTRICTED:
-        return
+class Standing(NamedTuple):
+    """What stands at an id, as a write by the requester sees it."""
+
+    live: StoredVersion | None  # the live version it may see and change
+    hidden: bool  # something it may not see: a live version, or a deletion of one
+    revivable: bool  # a deletion of what it could see: it may write over it
+
+
+_NOTHING = Standing(None, hidden=False, revivable=False)
+
+
+def writable(uow: UnitOfWork, access: Access, res_type: str, res_id: str) -> Standing:
+    """What stands at ``res_type/res_id`` for a write. Callers answer the
+    hidden exactly as the missing: a write must not tell them apart, nor
+    overwrite what the requester does not know."""
     current = uow.read(res_type, res_id)
-    live = current if current is not None and not current.deleted else None
-    if live is not None and not access.visible(live):
-        raise NotFound(f"{res_type}/{res_id} is not known", code="GW-0410")
-    access.check_change(live, after)
+    if current is None:
+        return Standing(None, hidden=False, revivable=False)
+    if current.deleted:
+        last = last_content(uow, current)
+        seen = last is None or access.visible(last)
+        return Standing(None, hidden=not seen, revivable=seen)
+    if not access.visible(current):
+        return Standing(None, hidden=True, revivable=False)
+    return Standing(current, hidden=False, revivable=False)
 
 
 def record_provenance(
-    uow: UnitOfWork, author: Author | None, method: str, written: list[StoredVersion]
+    uow: UnitOfWork, author: Author, method: str, written: list[StoredVersion]
 ) -> None:
     """The Provenance of what one request wrote by ``method`` (POST, PUT or
-    DELETE), when it was written for an author."""
-    if author is None or not written:
+    DELETE)."""
+    if not written:
         return
     for group in _shared_alike(written):
         record = provenance(author, ACTIVITIES[method], group)
@@ -410,87 +425,108 @@ def in_unit_of_work(store: Store, work: Callable[[UnitOfWork], T]) -> T:
 
 def create(
     store: Store,
+    acting: Acting,
     res_type: str,
     body: Any,
     *,
     if_none_exist: str | None = None,
-    author: Author | None = None,
-    access: AccessThrough = see_everything,
 ) -> WriteResult:
     require(res_type, TypeInteraction.CREATE)
-    source = author.source if author else None
-    prepared = prepare(res_type, new_id(), checked_resource(body, res_type), source)
+    acting.authorize(res_type, "c")
+    if if_none_exist:
+        acting.authorize(res_type, "s")
+    resource = checked_resource(body, res_type)
+    prepared = prepare(res_type, new_id(), resource, acting.author.source)
 
     def work(uow: UnitOfWork) -> WriteResult:
         result = create_in(
-            uow, prepared, if_none_exist=if_none_exist, fresh_id=True, access=access(uow)
+            uow, prepared, access=acting.access(uow), if_none_exist=if_none_exist, fresh_id=True
         )
         if not result.matched:
-            record_provenance(uow, author, "POST", [result.version])
+            record_provenance(uow, acting.author, "POST", [result.version])
         return result
 
-    return in_unit_of_work(store, work)
+    return _noted(acting, in_unit_of_work(store, work))
 
 
 def update(
     store: Store,
+    acting: Acting,
     res_type: str,
     res_id: str,
     body: Any,
     *,
     if_match: int | None = None,
-    author: Author | None = None,
-    access: AccessThrough = see_everything,
 ) -> WriteResult:
     require(res_type, TypeInteraction.UPDATE)
+    acting.authorize(res_type, "u")
     resource = checked_resource(body, res_type, url_id=res_id)
-    prepared = prepare(res_type, res_id, resource, author.source if author else None)
+    prepared = prepare(res_type, res_id, resource, acting.author.source)
 
     def work(uow: UnitOfWork) -> WriteResult:
-        result = update_in(uow, prepared, if_match=if_match, access=access(uow))
-        record_provenance(uow, author, "POST" if result.created else "PUT", [result.version])
+        result = update_in(
+            uow, prepared, acting=acting, access=acting.access(uow), if_match=if_match
+        )
+        record_provenance(uow, acting.author, _method(result), [result.version])
         return result
 
-    return in_unit_of_work(store, work)
+    return _noted(acting, in_unit_of_work(store, work))
 
 
 def conditional_update(
     store: Store,
+    acting: Acting,
     res_type: str,
     query: str,
     body: Any,
     *,
     if_match: int | None = None,
-    author: Author | None = None,
-    access: AccessThrough = see_everything,
 ) -> WriteResult:
     require(res_type, TypeInteraction.UPDATE)
+    acting.authorize(res_type, "u")
+    acting.authorize(res_type, "s")
     resource = checked_resource(body, res_type)
-    source = author.source if author else None
 
     def work(uow: UnitOfWork) -> WriteResult:
         result = conditional_update_in(
-            uow, res_type, query, resource, if_match=if_match, source=source, access=access(uow)
+            uow,
+            res_type,
+            query,
+            resource,
+            acting=acting,
+            access=acting.access(uow),
+            if_match=if_match,
         )
-        record_provenance(uow, author, "POST" if result.created else "PUT", [result.version])
+        record_provenance(uow, acting.author, _method(result), [result.version])
         return result
 
-    return in_unit_of_work(store, work)
+    return _noted(acting, in_unit_of_work(store, work))
 
 
-def delete(
-    store: Store,
-    res_type: str,
-    res_id: str,
-    *,
-    author: Author | None = None,
-    access: AccessThrough = see_everything,
-) -> StoredVersion | None:
+def delete(store: Store, acting: Acting, res_type: str, res_id: str) -> StoredVersion | None:
+    """The deletion written, or ``None`` when there was nothing live the
+    requester may see there."""
     require(res_type, TypeInteraction.DELETE)
+    acting.authorize(res_type, "d")
 
     def work(uow: UnitOfWork) -> StoredVersion | None:
-        deleted = delete_in(uow, res_type, res_id, access(uow))
-        record_provenance(uow, author, "DELETE", [deleted] if deleted else [])
+        deleted = delete_in(uow, res_type, res_id, access=acting.access(uow))
+        record_provenance(uow, acting.author, "DELETE", [deleted] if deleted else [])
         return deleted
 
-    return in_unit_of_work(store, work)
+    deleted = in_unit_of_work(store, work)
+    if deleted is not None:
+        acting.wrote(deleted)
+    return deleted
+
+
+def _method(result: WriteResult) -> str:
+    """The Provenance activity of a PUT: a create when nothing stood there."""
+    return "POST" if result.created else "PUT"
+
+
+def _noted(acting: Acting, result: WriteResult) -> WriteResult:
+    """``result``, its version noted for the audit entry when it wrote one."""
+    if not result.matched:
+        acting.wrote(result.version)
+    return result

@@ -5,18 +5,13 @@ what of each resource is new against what is on file; ``ledger`` notes every
 record loaded; ``matches`` lists the people who may be one person for an
 operator."""
 
-from gateway.loading.records import (
-    LoadReport,
-    Rejection,
-    author_for,
-    load,
-    load_record,
-    load_stream,
-)
+from gateway.loading.records import LoadReport, Rejection, load, load_record, load_stream
+from gateway.loading.source import ForSource, author_for
 from gateway.loading.sources import FORMATS, SourceRecord, hl7v2_message_record
 
 __all__ = [
     "FORMATS",
+    "ForSource",
     "LoadReport",
     "Rejection",
     "SourceRecord",

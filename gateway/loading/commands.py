@@ -15,6 +15,7 @@ from gateway.interactions.provenance import Author
 from gateway.loading.ledger import archived
 from gateway.loading.matches import decide, probable_matches
 from gateway.loading.records import LoadReport, load, merge_patients
+from gateway.loading.source import ForSource
 from gateway.loading.sources import FORMATS
 from gateway.store import Store
 
@@ -155,7 +156,7 @@ def run_matches(args: argparse.Namespace, store: Store) -> int:
         return 0
     try:
         operator = Author("GATEWAY", "London Care Gateway", f"operator:{args.operator}", "operator")
-        merge_patients(store, operator, args.keep, args.other)
+        merge_patients(store, ForSource(operator), args.keep, args.other)
     except (GatewayError, ValueError) as exc:
         print(f"not merged: {exc}", file=sys.stderr)
         return 1

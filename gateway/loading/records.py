@@ -21,14 +21,7 @@ import orjson
 from gateway import fhirjson
 from gateway.errors import Conflict, GatewayError
 from gateway.interactions import bundle
-from gateway.interactions.provenance import Author
-from gateway.interactions.types import (
-    AccessThrough,
-    Authorize,
-    ReturnPreference,
-    allow_all,
-    see_everything,
-)
+from gateway.interactions.types import Acting, ReturnPreference
 from gateway.loading.ledger import left_out, remember, seen, superseded_by
 from gateway.loading.matches import note_probable_matches
 from gateway.loading.reconcile import (
@@ -41,13 +34,11 @@ from gateway.loading.reconcile import (
     with_what_is_gathered,
     with_what_is_known,
 )
+from gateway.loading.source import ForSource, author_for
 from gateway.loading.sources import READERS, SourceRecord
 from gateway.search.matching import matching_ids
 from gateway.store import Querier, Store, StoredVersion, UnitOfWork
 from mappings.ukcore import typed_id
-
-# Told each version a record wrote and whom the record is about.
-Wrote = Callable[[str, str | None], None]
 
 # Told after each record: the report so far and how many bytes have been read.
 Progress = Callable[["LoadReport", int], None]
@@ -109,7 +100,7 @@ class _Done:
     status: str  # loaded, unchanged or rejected
     reason: str = ""
     written: list[str] = field(default_factory=list)  # the resource types written
-    versions: list[str] = field(default_factory=list)
+    versions: list[StoredVersion] = field(default_factory=list)
     matches: int = 0
     superseded: bool = False  # older than the source's latest record of the person
 
@@ -123,28 +114,27 @@ _ATTEMPTS = 3
 def load_record(
     store: Store,
     fmt: str,
-    author: Author,
+    acting: Acting,
     record: SourceRecord,
     report: LoadReport,
     file: str,
     *,
-    authorize: Authorize = allow_all,
-    access: AccessThrough = see_everything,
-    wrote: Wrote = lambda version, patient_id: None,
     within: UnitOfWork | None = None,
 ) -> Rejection | None:
     """Write one mapped source record (all its resources, or none), unless
     it was loaded before; the rejection, if it was refused. ``within`` is a
     unit of work shared with other records (each is undone alone if it is
-    refused); without one, the record commits on its own. Over the API,
-    ``authorize`` and ``access`` are the pushing client's scopes and consent
-    decisions, exactly as for a transaction it sent itself, and ``wrote`` is
-    told each version written (for the request's audit entry)."""
+    refused); without one, the record commits on its own. ``acting`` is
+    the source organisation: the gateway loading its file
+    (``gateway.loading.source``), or over the API the pushing client's
+    repository, whose scopes and consent decisions apply exactly as for a
+    transaction it sent itself; it is told each version written (for the
+    audit entry)."""
     if within is None:
         with store.unit_of_work() as uow:
-            done = _alone(uow, fmt, author, record, authorize, access)
+            done = _alone(uow, fmt, acting, record)
     else:
-        done = _alone(within, fmt, author, record, authorize, access)
+        done = _alone(within, fmt, acting, record)
     report.records += 1
     report.outcome(record, done.status, done.reason)
     if done.status == "rejected":
@@ -156,27 +146,20 @@ def load_record(
         report.superseded += int(done.superseded)
         return None
     for version in done.versions:
-        wrote(version, record.patient_id)
+        acting.wrote(version)
     report.loaded += 1
     report.written.update(done.written)
     report.probable_matches += done.matches
     return None
 
 
-def _alone(
-    uow: UnitOfWork,
-    fmt: str,
-    author: Author,
-    record: SourceRecord,
-    authorize: Authorize,
-    access: AccessThrough,
-) -> _Done:
+def _alone(uow: UnitOfWork, fmt: str, acting: Acting, record: SourceRecord) -> _Done:
     """One record inside a savepoint: kept if it loads, undone if it is
     refused; tried again if a concurrent writer won a race for a version."""
     for _ in range(_ATTEMPTS):
         uow.execute("SAVEPOINT source_record", [])
         try:
-            done = _load(uow, fmt, author, record, authorize, access)
+            done = _load(uow, fmt, acting, record)
         except Conflict:
             uow.execute("ROLLBACK TO SAVEPOINT source_record", [])
             uow.execute("RELEASE SAVEPOINT source_record", [])
@@ -188,15 +171,8 @@ def _alone(
     return _Done("rejected", "other writers kept changing the same resources: send it again")
 
 
-def _load(
-    uow: UnitOfWork,
-    fmt: str,
-    author: Author,
-    record: SourceRecord,
-    authorize: Authorize,
-    access: AccessThrough,
-) -> _Done:
-    source_org = author.org_ods
+def _load(uow: UnitOfWork, fmt: str, acting: Acting, record: SourceRecord) -> _Done:
+    source_org = acting.author.org_ods
     if record.resources is None:
         return _Done("rejected", record.problem or "")
     if record.key and seen(uow, source_org, fmt, record.key):
@@ -265,17 +241,17 @@ def _load(
     # A person on file whom the source may not see yet is written after its
     # other resources, which may be what gives it its relationship (an open
     # service, a residence); if they do not, the person is left as they are.
-    unseen = [_hidden_person(uow, r, v, access) for r, v in changes]
+    unseen = [_hidden_person(uow, r, v, acting) for r, v in changes]
     hidden = [change for change, unseen_now in zip(changes, unseen, strict=True) if unseen_now]
     changed = [r for (r, _), unseen_now in zip(changes, unseen, strict=True) if not unseen_now]
     retired = left_out(uow, source_org, fmt, record, stated) if record.snapshot else []
-    versions: list[str] = []
+    versions: list[StoredVersion] = []
     try:
         if changed or retired:
-            versions = _write_all(uow, changed, author, authorize, access, retired)
-        seen_now = [r for r, v in hidden if not _hidden_person(uow, r, v, access)]
+            versions = _write_all(uow, changed, acting, retired)
+        seen_now = [r for r, v in hidden if not _hidden_person(uow, r, v, acting)]
         if seen_now:
-            versions += _write_all(uow, seen_now, author, authorize, access)
+            versions += _write_all(uow, seen_now, acting)
             changed += seen_now
     except Conflict:
         raise
@@ -292,7 +268,7 @@ def _hidden_person(
     uow: UnitOfWork,
     resource: dict[str, Any],
     stored: StoredVersion | None,
-    access: AccessThrough,
+    acting: Acting,
 ) -> bool:
     """Whether ``resource`` is a Patient already on file that the pushing
     source may not see (it has no care relationship with them). Such a
@@ -300,41 +276,31 @@ def _hidden_person(
     the Patient's author, and so show it what others recorded. The source's
     resources are still linked to them, and what it said of them is kept
     with its record."""
-    if resource["resourceType"] != "Patient" or access is see_everything or stored is None:
+    if resource["resourceType"] != "Patient" or stored is None:
         return False
-    return not access(uow).visible(stored)
+    return not acting.access(uow).visible(stored)
 
 
 def _write_all(
     uow: UnitOfWork,
     resources: list[dict[str, Any]],
-    author: Author,
-    authorize: Authorize = allow_all,
-    access: AccessThrough = see_everything,
+    acting: Acting,
     retired: list[str] | None = None,
-) -> list[str]:
+) -> list[StoredVersion]:
     """Write ``resources`` whole, at their ids, and delete ``retired``, as
-    one transaction Bundle in ``uow``; the versions written
-    (``Patient/1/_history/2``)."""
+    one transaction Bundle in ``uow``; the versions written."""
     entries: list[dict[str, Any]] = [
         {"resource": r, "request": {"method": "PUT", "url": typed_id(r)}} for r in resources
     ]
     entries += [{"request": {"method": "DELETE", "url": url}} for url in retired or []]
-    response = bundle.transaction_in(
+    _, written = bundle.transaction_in(
         uow,
+        acting,
         {"resourceType": "Bundle", "type": "transaction", "entry": entries},
         base_url="",
         prefer=ReturnPreference.MINIMAL,
-        authorize=authorize,
-        author=author,
-        access=access,
     )
-    # base_url is "", so each location is "/Type/id/_history/n".
-    return [
-        str(e["response"]["location"]).lstrip("/")
-        for e in response.get("entry", [])
-        if "location" in e["response"]
-    ]
+    return written
 
 
 class _UnknownLink(ValueError):
@@ -399,7 +365,7 @@ def _merge(
     return written
 
 
-def merge_patients(store: Store, author: Author, keep: str, retire: str) -> None:
+def merge_patients(store: Store, acting: Acting, keep: str, retire: str) -> None:
     """An operator's merge: ``retire`` becomes inactive and replaced by
     ``keep``, and everything that named it is re-pointed, in one
     transaction, as a hospital's merge message does."""
@@ -412,11 +378,7 @@ def merge_patients(store: Store, author: Author, keep: str, retire: str) -> None
         written = _merge(uow, retire, survivor)
         if written is None:
             raise ValueError(f"Patient/{retire} is not known")
-        _write_all(uow, written, author)
-
-
-def author_for(fmt: str, source_org: str) -> Author:
-    return Author(source_org.upper(), source_org.upper(), f"load:{fmt}", f"gateway load ({fmt})")
+        _write_all(uow, written, acting)
 
 
 def load(
@@ -426,8 +388,9 @@ def load(
     paths: Iterable[Path],
     progress: Progress = lambda report, position: None,
 ) -> LoadReport:
-    """Load every record of ``paths`` as ``source_org`` wrote it."""
-    author = author_for(fmt, source_org)
+    """Load every record of ``paths`` as ``source_org`` wrote it: the gateway
+    acting for that source."""
+    acting = ForSource(author_for(fmt, source_org))
     report = LoadReport()
     done = 0  # bytes of the files already loaded
     for path in paths:
@@ -436,7 +399,7 @@ def load(
             progress(report, before + position)
 
         with path.open("rb") as stream:
-            load_stream(store, fmt, author, stream, report, str(path), progress=told)
+            load_stream(store, fmt, acting, stream, report, str(path), progress=told)
         done += path.stat().st_size
     return report
 
@@ -444,33 +407,19 @@ def load(
 def load_stream(
     store: Store,
     fmt: str,
-    author: Author,
+    acting: Acting,
     stream: BinaryIO,
     report: LoadReport,
     name: str,
     *,
-    authorize: Authorize = allow_all,
-    access: AccessThrough = see_everything,
-    wrote: Wrote = lambda version, patient_id: None,
     progress: Progress = lambda report, position: None,
 ) -> LoadReport:
     """Load every record of ``stream`` (a file or a request body called
-    ``name``) as ``author``'s organisation wrote it."""
-    records = READERS[fmt](stream, author.org_ods)
+    ``name``) as ``acting``'s organisation wrote it."""
+    records = READERS[fmt](stream, acting.author.org_ods)
     while batch := list(islice(records, BATCH)):
         with store.unit_of_work() as uow:
             for record in batch:
-                load_record(
-                    store,
-                    fmt,
-                    author,
-                    record,
-                    report,
-                    name,
-                    authorize=authorize,
-                    access=access,
-                    wrote=wrote,
-                    within=uow,
-                )
+                load_record(store, fmt, acting, record, report, name, within=uow)
         progress(report, stream.tell())
     return report

@@ -79,14 +79,14 @@ def test_transaction_rolls_back_when_a_late_entry_fails(client: TestClient) -> N
 def test_transaction_processes_deletes_posts_puts_then_gets(client: TestClient) -> None:
     """Whatever the Bundle order, the GET sees the PUT and the DELETE ran first."""
     doomed = client.post("/fhir/Patient", json=patient()).json()["id"]
-    client.put("/fhir/Patient/kept", json=patient(id="kept"))
+    kept = client.post("/fhir/Patient", json=patient()).json()["id"]
     response = client.post(
         "/fhir",
         json=tx(
-            {"request": {"method": "GET", "url": "Patient/kept"}},
+            {"request": {"method": "GET", "url": f"Patient/{kept}"}},
             {
-                "resource": patient(id="kept", gender="other"),
-                "request": {"method": "PUT", "url": "Patient/kept"},
+                "resource": patient(id=kept, gender="other"),
+                "request": {"method": "PUT", "url": f"Patient/{kept}"},
             },
             {"request": {"method": "DELETE", "url": f"Patient/{doomed}"}},
         ),

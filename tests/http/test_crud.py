@@ -8,7 +8,9 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from gateway.interactions import write
 from tests.conftest import BASE_URL, TEST_ORG
+from tests.support.acting import as_source
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "r4"
@@ -76,11 +78,19 @@ def test_update_creates_a_new_version_and_vread_reads_each(client: TestClient) -
     assert client.get(f"/fhir/Patient/{pid}/_history/x").status_code == 404
 
 
-def test_update_as_create_keeps_the_client_id(client: TestClient) -> None:
-    response = client.put("/fhir/Patient/care-home-42", json=patient(id="care-home-42"))
+def test_update_as_create_keeps_the_client_id_within_its_own_ids(client: TestClient) -> None:
+    """A client creates with PUT at an id of its organisation's own
+    (``<ODS code>-...``); anywhere else, what it may not see (nothing, or a
+    record consent hides) is "not known" alike, and nothing is created."""
+    own = f"{TEST_ORG}-care-home-42"
+    response = client.put(f"/fhir/Patient/{own}", json=patient(id=own))
     assert response.status_code == 201
-    assert response.json()["id"] == "care-home-42"
-    assert client.get("/fhir/Patient/care-home-42").status_code == 200
+    assert response.json()["id"] == own
+    assert client.get(f"/fhir/Patient/{own}").status_code == 200
+    elsewhere = client.put("/fhir/Patient/care-home-42", json=patient(id="care-home-42"))
+    assert elsewhere.status_code == 404
+    assert elsewhere.json()["issue"][0]["code"] == "not-found"
+    assert client.get("/fhir/Patient/care-home-42").status_code == 404
 
 
 def test_update_whose_body_id_differs_from_the_url_is_400(client: TestClient) -> None:
@@ -107,7 +117,8 @@ def test_if_match_with_a_stale_version_is_412_and_writes_nothing(client: TestCli
 
 
 def test_if_match_on_a_resource_that_does_not_exist_is_412(client: TestClient) -> None:
-    response = client.put("/fhir/Patient/new", json=patient(id="new"), headers={"If-Match": '"1"'})
+    new = f"{TEST_ORG}-new"
+    response = client.put(f"/fhir/Patient/{new}", json=patient(id=new), headers={"If-Match": '"1"'})
     assert response.status_code == 412
 
 
@@ -208,7 +219,9 @@ def test_an_r4_example_of_every_type_round_trips(client: TestClient) -> None:
             {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "Y03079"}
         ],
     }
-    assert client.put("/fhir/Organization/archway-medical-centre", json=archway).status_code == 201
+    # Loaded at the ids the examples name, as the practice's own records.
+    store = client.app.state.store  # type: ignore[attr-defined]
+    write.update(store, as_source(TEST_ORG), "Organization", archway["id"], archway)
     # The Consent example's person, registered with the test client's practice:
     # only an organisation caring for a person may record their Consent.
     amara = {
@@ -223,7 +236,7 @@ def test_an_r4_example_of_every_type_round_trips(client: TestClient) -> None:
             }
         ],
     }
-    assert client.put("/fhir/Patient/amara-okafor", json=amara).status_code == 201
+    write.update(store, as_source(TEST_ORG), "Patient", "amara-okafor", amara)
     for path in sorted(FIXTURES.glob("*.json")):
         example = json.loads(path.read_text())
         res_type = example["resourceType"]
@@ -245,12 +258,14 @@ def test_racing_update_as_creates_of_one_id_all_succeed_in_turn(client: TestClie
     after it, and every version is kept; none sees a spurious conflict."""
     from concurrent.futures import ThreadPoolExecutor
 
+    raced = f"{TEST_ORG}-raced"
+
     def put(n: int) -> int:
-        body = patient(id="raced", birthDate=f"19{40 + n}-01-01")
-        return client.put("/fhir/Patient/raced", json=body).status_code
+        body = patient(id=raced, birthDate=f"19{40 + n}-01-01")
+        return client.put(f"/fhir/Patient/{raced}", json=body).status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(put, range(8)))
     assert sorted(statuses) == [200] * 7 + [201]
-    history = client.get("/fhir/Patient/raced/_history").json()
+    history = client.get(f"/fhir/Patient/{raced}/_history").json()
     assert history["total"] == 8

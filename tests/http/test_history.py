@@ -6,14 +6,20 @@ from urllib.parse import urlsplit
 
 from starlette.testclient import TestClient
 
-from gateway.interactions import write
 from gateway.store import Store
 from tests.conftest import TEST_ORG
 from tests.http.test_crud import patient
+from tests.support.acting import stored
 
 
 def _authored() -> dict:  # type: ignore[type-arg]
     return {**patient(), "meta": {"source": f"urn:ods:{TEST_ORG}"}}
+
+
+def _stored(store: Store) -> str:
+    """A Patient written straight to the store, with no Provenance beside it;
+    authored by the test client's organisation, so it sees it."""
+    return stored(store, _authored()).res_id
 
 
 def _follow(client: TestClient, url: str) -> dict:  # type: ignore[type-arg]
@@ -53,7 +59,7 @@ def test_system_history_pages_with_stable_next_and_previous_links(
 ) -> None:
     # Written straight to the store, so no Provenance joins them in the
     # history; authored by the test client's organisation, so it sees them.
-    ids = [write.create(store, "Patient", _authored()).version.res_id for _ in range(5)]
+    ids = [_stored(store) for _ in range(5)]
     first = client.get("/fhir/_history?_count=2").json()
     assert [e["resource"]["id"] for e in first["entry"]] == ids[::-1][:2]
     assert _link(first, "previous") is None
@@ -70,7 +76,7 @@ def test_system_history_pages_with_stable_next_and_previous_links(
 
 
 def test_history_since_filters_by_last_updated(client: TestClient, store: Store) -> None:
-    write.create(store, "Patient", _authored())
+    _stored(store)
     assert "entry" not in client.get("/fhir/_history?_since=2999-01-01").json()
     assert len(client.get("/fhir/_history?_since=2000-01-01T00:00:00Z").json()["entry"]) == 1
 

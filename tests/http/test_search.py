@@ -9,15 +9,23 @@ from urllib.parse import urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import BASE_URL
+from gateway.interactions import write
+from tests.conftest import BASE_URL, TEST_ORG
+from tests.support.acting import as_source
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 SNOMED = "http://snomed.info/sct"
 
 
 def _put(client: TestClient, resource: dict[str, Any]) -> None:
-    response = client.put(f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource)
-    assert response.status_code in (200, 201), response.text
+    """Load ``resource`` at its id as the test client's organisation's own
+    record (so the client sees it as its author), as ``gateway load`` writes
+    a source's records: a client itself may create at an id of its choosing
+    only within its own ids (``<ODS>-...``), and these tests are about
+    search, not ids."""
+    store = client.app.state.store  # type: ignore[attr-defined]
+    res_type = resource["resourceType"]
+    write.update(store, as_source(TEST_ORG), res_type, resource["id"], resource)
 
 
 @pytest.fixture

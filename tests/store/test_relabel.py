@@ -9,12 +9,13 @@ from gateway import fhirjson
 from gateway.interactions.provenance import Author
 from gateway.interactions.relabel import ensure_labelled
 from gateway.interactions.write import create
+from gateway.loading.source import ForSource
 from gateway.search.matching import matching_ids
 from gateway.store import Store
 
 SNOMED = "http://snomed.info/sct"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-HOME = Author("H81001", "Elm House", "home", "Elm House records")
+HOME = ForSource(Author("H81001", "Elm House", "home", "Elm House records"))
 # Lists that know nothing of depression: what a gateway ran with before.
 NARROW = {
     "systems": {"snomed": [SNOMED], "icd10": ["http://hl7.org/fhir/sid/icd-10"]},
@@ -36,8 +37,8 @@ def test_records_stored_under_narrower_lists_are_labelled_once_they_grow(store: 
     asthma is left alone, and a second start relabels nothing."""
     try:
         use_code_lists(parse_code_lists(NARROW))
-        depression = create(store, "Condition", _condition("35489007"), author=HOME).version
-        asthma = create(store, "Condition", _condition("195967001"), author=HOME).version
+        depression = create(store, HOME, "Condition", _condition("35489007")).version
+        asthma = create(store, HOME, "Condition", _condition("195967001")).version
         assert ensure_labelled(store) == 0  # the narrow lists are recorded as applied
         assert ensure_labelled(store) is None
     finally:

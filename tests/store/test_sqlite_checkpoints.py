@@ -7,9 +7,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from gateway.interactions import write
 from gateway.store import open_store
 from gateway.store.sqlite import _Checkpointer
+from tests.support.acting import stored
 
 
 def _wal_state(path: Path) -> tuple[int, int]:
@@ -31,9 +31,7 @@ def test_commits_are_checkpointed_in_the_background(tmp_path: Path) -> None:
     try:
         store.migrate()
         for n in range(20):
-            write.create(
-                store, "Patient", {"resourceType": "Patient", "name": [{"family": f"F{n}"}]}
-            )
+            stored(store, {"resourceType": "Patient", "name": [{"family": f"F{n}"}]})
         with store.unit_of_work() as uow:  # the commits themselves never checkpoint
             assert uow.select("PRAGMA wal_autocheckpoint", []) == [(0,)]
         deadline = time.monotonic() + 5

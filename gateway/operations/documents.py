@@ -84,7 +84,7 @@ def identified(store: Store, params: Sequence[tuple[str, str]], visible: Visible
     if "|" not in value:
         value = f"{NHS_NUMBER}|{value}"
     query = parse_search("Patient", [("identifier", value), ("_count", "10")])
-    found = searches.search(store, query, visible=visible).matches
+    found = searches.search(store, query, visible=visible, includable=_includes_nothing).matches
     if len(found) > 1:
         active = [
             v for v in found if v.content and fhirjson.loads(v.content).get("active") is not False
@@ -113,3 +113,8 @@ def document(
     the requester see and its token lets it read."""
     gathered = gather(store, patient.res_id, visible=visible, readable=readable)
     return build(kind, patient, gathered, base_url=base_url)
+
+
+def _includes_nothing(res_type: str) -> bool:
+    """These searches name no ``_include``: nothing is included."""
+    return False

@@ -16,9 +16,8 @@ import io
 from typing import Any
 
 from gateway.errors import Forbidden, UnsupportedMediaType
-from gateway.interactions.provenance import Author
-from gateway.interactions.types import AccessThrough, Authorize
-from gateway.loading.records import LoadReport, Wrote, load_stream
+from gateway.interactions.types import Acting
+from gateway.loading.records import LoadReport, load_stream
 from gateway.loading.sources import FORMATS
 from gateway.store import Store
 
@@ -62,19 +61,9 @@ def ingest_format(named: str | None, content_type: str | None) -> str:
     return found
 
 
-def ingest(
-    store: Store,
-    fmt: str,
-    body: bytes,
-    *,
-    author: Author,
-    org_kind: str,
-    authorize: Authorize,
-    access: AccessThrough,
-    wrote: Wrote,
-) -> dict[str, Any]:
-    """Load the records of ``body`` as ``author``'s organisation; the
-    Parameters that answer for each."""
+def ingest(store: Store, acting: Acting, org_kind: str, fmt: str, body: bytes) -> dict[str, Any]:
+    """Load the records of ``body`` as ``acting``'s organisation (of kind
+    ``org_kind``) wrote them; the Parameters that answer for each."""
     if PUSHED_BY.get(fmt) != org_kind:
         raise Forbidden(
             f"a {org_kind} does not keep {fmt} records: only a {PUSHED_BY.get(fmt)} pushes them",
@@ -82,20 +71,10 @@ def ingest(
         )
     # Every format writes the people its records are about: a token that may
     # not is refused outright, rather than record by record.
-    authorize("Patient", "c")
-    authorize("Patient", "u")
+    acting.authorize("Patient", "c")
+    acting.authorize("Patient", "u")
     report = LoadReport(outcomes=[])
-    load_stream(
-        store,
-        fmt,
-        author,
-        io.BytesIO(body),
-        report,
-        "request",
-        authorize=authorize,
-        access=access,
-        wrote=wrote,
-    )
+    load_stream(store, fmt, acting, io.BytesIO(body), report, "request")
     return _parameters(report)
 
 

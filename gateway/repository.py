@@ -1,0 +1,406 @@
+"""The request's repository: the only way a request reads, searches, writes
+or runs an operation on resources.
+
+One is built per authenticated request from its verified token
+(``gateway.http.deps``) and bound to that requester: its organisation and
+kind, client, scopes, purpose and break-glass reason. Every method
+
+1. checks the token's scopes for what it does (403 otherwise),
+2. hands the work to ``gateway.interactions`` or ``gateway.operations`` with
+   itself as the ``Acting`` party, so that every candidate resource is put to
+   the consent engine (``gateway.access.control``) and every write is
+   authored, checked and Provenanced as the requester's,
+3. and adds what happened (the people touched, each decision, the versions
+   written, the documents sent) to the request's pending audit entry, which
+   the HTTP layer makes durable before any answer leaves.
+
+Nothing below the HTTP layer takes a requester, a scope check or a consent
+check on its own; they take a repository. The only other ``Acting`` party is
+the gateway loading a source's records as that source
+(``gateway.loading.source``). Medplum binds its repository to a login the
+same way; HAPI FHIR wires its consent service in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from conformance.registry import RESOURCES
+from consent.model import Requester as ConsentRequester
+from gateway import fhirjson
+from gateway.access.control import AccessControl
+from gateway.access.facts import person_of
+from gateway.access.people import registered_practices
+from gateway.access.purposes import require_access_report, require_compliance
+from gateway.audit import report as audit_report
+from gateway.audit.events import Disclosures
+from gateway.auth.enforce import authorize_search, includable
+from gateway.auth.scopes import Permission
+from gateway.auth.tokens import Requester
+from gateway.documents.assemble import Document
+from gateway.errors import Forbidden, InvalidRequest
+from gateway.interactions import bundle as bundles
+from gateway.interactions import history as histories
+from gateway.interactions import read as reads
+from gateway.interactions import search as searches
+from gateway.interactions import write
+from gateway.interactions.everything import everything_query
+from gateway.interactions.provenance import Author
+from gateway.interactions.types import ReturnPreference, supported_type
+from gateway.operations import access_check as checks
+from gateway.operations import documents
+from gateway.operations import ingest as ingests
+from gateway.search.query import SearchQuery
+from gateway.store import AsyncReader, Querier, Store, StoredVersion
+
+T = TypeVar("T")
+
+_VERBS = {
+    Permission.CREATE: "creating",
+    Permission.READ: "reading",
+    Permission.UPDATE: "updating",
+    Permission.DELETE: "deleting",
+    Permission.SEARCH: "searching",
+}
+
+
+async def _off_loop(work: Callable[[], T]) -> T:
+    """Run blocking store work in the thread pool, off the event loop."""
+    return await anyio.to_thread.run_sync(work)
+
+
+class Repository:
+    """One requester's view of the resources, for one request. Not shared
+    between requests: a Consent changed between two requests applies to the
+    second."""
+
+    def __init__(
+        self,
+        store: Store,
+        reader: AsyncReader,
+        requester: Requester,
+        disclosures: Disclosures,
+        base_url: str,
+    ) -> None:
+        self._store = store
+        self._reader = reader
+        self.requester = requester
+        self._disclosures = disclosures
+        self.base_url = base_url
+        self._author = Author(
+            requester.org_ods, requester.org_name, requester.client_id, requester.client_name
+        )
+        self._consent_requester = ConsentRequester(
+            org_ods=requester.org_ods,
+            kind=requester.kind.value,
+            purpose=requester.purpose.value,
+            client_id=requester.client_id,
+        )
+
+    # -- Acting: what the interactions ask of the party they work for ----------
+
+    @property
+    def author(self) -> Author:
+        return self._author
+
+    def authorize(self, res_type: str, permission: str) -> None:
+        self.allow(res_type, Permission(permission))
+
+    def allow(self, res_type: str, permission: Permission) -> None:
+        """Refuse (403) an interaction the token's scopes do not grant."""
+        if not self.requester.scopes.allows(res_type, permission):
+            raise Forbidden(
+                f"the access token's scopes ({self.requester.scopes}) do not allow "
+                f"{_VERBS[permission]} {res_type}",
+                code="GW-0610",
+            )
+
+    def access(self, reader: Querier | None = None) -> AccessControl:
+        """This request's consent decisions, from what ``reader`` (by default
+        the store) reads; each decision is noted for the audit entry."""
+        return AccessControl(
+            reader or self._store, self._consent_requester, on_decision=self._disclosures.add
+        )
+
+    def wrote(self, version: StoredVersion) -> None:
+        """Note a version this request wrote, and whose record it is."""
+        person = None
+        if version.content is not None:
+            person = person_of(fhirjson.loads(version.content))
+        elif version.res_type == "Patient":
+            person = version.res_id
+        self._disclosures.wrote(
+            f"{version.res_type}/{version.res_id}/_history/{version.version}", person
+        )
+
+    def may_assign_id(self, res_type: str, res_id: str) -> bool:
+        """A client creates at an id of its choosing (update as create) only
+        within its organisation's own ids, ``<ODS code>-<its id>``: anywhere
+        else the answer could not be the same for an id where a hidden
+        record stands and one where nothing does."""
+        return res_id.startswith(self.requester.org_ods + "-")
+
+    def found_nothing(self) -> None:
+        """Note that the answer, or an entry of it, found nothing to show:
+        it waits out the not-found floor (``gateway.http.middleware``)."""
+        self._disclosures.found_nothing = True
+
+    # -- read and vread ----------------------------------------------------------
+
+    async def read(self, res_type: str, res_id: str) -> StoredVersion:
+        """``GET [type]/[id]``: the current version, if the requester may see it."""
+        supported_type(res_type)
+        self.allow(res_type, Permission.READ)
+        found = await reads.read_async(self._reader, res_type, res_id)
+        return await self._disclosed(found, reads.read_answers(res_type, res_id))
+
+    async def vread(self, res_type: str, res_id: str, version_id: str) -> StoredVersion:
+        """``GET [type]/[id]/_history/[vid]``."""
+        supported_type(res_type)
+        self.allow(res_type, Permission.READ)
+        found = await reads.vread_async(self._reader, res_type, res_id, version_id)
+        return await self._disclosed(found, reads.vread_answers(res_type, res_id, version_id))
+
+    async def _disclosed(
+        self,
+        found: StoredVersion | None,
+        answers: reads.Answers,
+        access: AccessControl | None = None,
+    ) -> StoredVersion:
+        """``found`` if consent lets the requester know of it; otherwise the
+        answer for a missing resource, exactly. A decision that needs nothing
+        more read is taken on the event loop."""
+        if found is None:
+            raise answers.missing()
+        access = access or self.access()
+        at_once = access.decided_at_once(found)
+        if at_once is not None:
+            if not at_once.permit:
+                raise answers.missing()
+            return found
+        return await _off_loop(
+            partial(reads.disclosed, self._store, found, access.visible, answers)
+        )
+
+    # -- search and history ----------------------------------------------------
+
+    async def search(self, query: SearchQuery, path: str) -> dict[str, Any]:
+        """A searchset page of what the requester may see (consent decides
+        every candidate; the token's scopes, which types it may search and
+        include)."""
+        authorize_search(self.requester.scopes, query)
+        access = self.access()
+        result = await _off_loop(
+            partial(
+                searches.search,
+                self._store,
+                query,
+                visible=access.visible,
+                includable=includable(self.requester.scopes).__contains__,
+            )
+        )
+        if not (result.matches or result.included or result.total):
+            self.found_nothing()
+        return searches.searchset_bundle(result, query, base_url=self.base_url, path=path)
+
+    async def history(
+        self,
+        params: Sequence[tuple[str, str]],
+        path: str,
+        res_type: str | None = None,
+        res_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A page of the history at ``path`` (the server's, a type's or one
+        resource's), of the versions the requester may see."""
+        if res_type is None:
+            for each in RESOURCES:  # the whole server's: every type's
+                self.allow(each, Permission.SEARCH)
+        else:
+            supported_type(res_type)
+            self.allow(res_type, Permission.READ if res_id else Permission.SEARCH)
+        request = histories.parse_history_params(params)
+        visible = self.access().visible
+        page = await _off_loop(
+            partial(histories.history, self._store, request, res_type, res_id, visible=visible)
+        )
+        if not page.entries:
+            self.found_nothing()
+        return histories.history_bundle(page, request, base_url=self.base_url, path=path)
+
+    # -- writes --------------------------------------------------------------------
+
+    async def create(
+        self, res_type: str, body: Any, if_none_exist: str | None
+    ) -> write.WriteResult:
+        """``POST [type]``, conditional with ``If-None-Exist``."""
+        return await _off_loop(
+            partial(write.create, self._store, self, res_type, body, if_none_exist=if_none_exist)
+        )
+
+    async def update(
+        self, res_type: str, res_id: str, body: Any, if_match: int | None
+    ) -> write.WriteResult:
+        """``PUT [type]/[id]``."""
+        return await _off_loop(
+            partial(write.update, self._store, self, res_type, res_id, body, if_match=if_match)
+        )
+
+    async def conditional_update(
+        self, res_type: str, query: str, body: Any, if_match: int | None
+    ) -> write.WriteResult:
+        """``PUT [type]?criteria``."""
+        return await _off_loop(
+            partial(
+                write.conditional_update,
+                self._store,
+                self,
+                res_type,
+                query,
+                body,
+                if_match=if_match,
+            )
+        )
+
+    async def delete(self, res_type: str, res_id: str) -> StoredVersion | None:
+        """``DELETE [type]/[id]``: the deletion written, or ``None`` when
+        nothing the requester may see stood there (answered alike)."""
+        deleted = await _off_loop(partial(write.delete, self._store, self, res_type, res_id))
+        if deleted is None:
+            self.found_nothing()
+        return deleted
+
+    async def bundle(self, body: Any, prefer: ReturnPreference) -> dict[str, Any]:
+        """``POST [base]``: a batch or a transaction, every entry for this
+        requester."""
+        kind = body.get("type") if isinstance(body, dict) else None
+        process = bundles.transaction if kind == "transaction" else bundles.batch
+        self._disclosures.interaction = "transaction" if kind == "transaction" else "batch"
+        answer = await _off_loop(
+            partial(process, self._store, self, body, base_url=self.base_url, prefer=prefer)
+        )
+        for entry in answer.get("entry", []):
+            response = entry.get("response", {})
+            status = str(response.get("status", ""))
+            # A 404, or a deletion of nothing the requester may see.
+            if status.startswith("404") or (status.startswith("204") and "etag" not in response):
+                self.found_nothing()
+        return answer
+
+    # -- operations ----------------------------------------------------------------
+
+    async def everything(
+        self, patient_id: str, params: Sequence[tuple[str, str]]
+    ) -> dict[str, Any]:
+        """``Patient/[id]/$everything``: the person's record the requester may see."""
+        await self.read("Patient", patient_id)
+        query = everything_query(
+            patient_id,
+            list(params),
+            base_url=self.base_url,
+            within=self.requester.scopes.types_allowing(Permission.SEARCH),
+        )
+        return await self.search(query, f"Patient/{patient_id}/$everything")
+
+    async def document(
+        self,
+        operation: str,
+        patient_id: str | None,
+        params: Sequence[tuple[str, str]],
+    ) -> Document:
+        """``$summary`` or ``$red-bag`` of the person ``patient_id`` names (or,
+        at the type level, the ``identifier`` parameter), built of what the
+        requester may see and its token may read. The document and what is in
+        it are noted for the audit entry."""
+        kind = documents.kind_of(operation)
+        self.allow("Patient", Permission.READ)
+        access = self.access()
+        if patient_id is not None:
+            if any(name == "identifier" for name, _ in params):
+                raise InvalidRequest(
+                    "identifier names the person at the type level (Patient/$summary); "
+                    "here the id in the path does",
+                    code="GW-0451",
+                )
+            found = await reads.read_async(self._reader, "Patient", patient_id)
+            patient = await self._disclosed(
+                found, reads.read_answers("Patient", patient_id), access
+            )
+        else:
+            patient = await _off_loop(
+                partial(documents.identified, self._store, params, access.visible)
+            )
+        readable = self.requester.scopes.types_allowing(Permission.READ)
+        built = await _off_loop(
+            partial(
+                documents.document,
+                self._store,
+                kind,
+                patient,
+                visible=access.visible,
+                readable=readable.__contains__,
+                base_url=self.base_url,
+            )
+        )
+        self._disclosures.sent(built.identifier, kind.title, built.entries)
+        return built
+
+    async def ingest(self, fmt: str, body: bytes) -> dict[str, Any]:
+        """``$ingest``: the requester's organisation pushes its own records,
+        mapped to ids of its own (``_Pushing``)."""
+        kind = self.requester.kind.value
+        pushing = _Pushing(self)
+        return await _off_loop(partial(ingests.ingest, self._store, pushing, kind, fmt, body))
+
+    async def access_report(self, patient_id: str) -> dict[str, Any]:
+        """``Patient/[id]/$access-report``: who saw the person's record, for
+        auditors and the person's own GP practice."""
+        practices = await _off_loop(partial(registered_practices, self._store, patient_id))
+        require_access_report(self._consent_requester, practices)
+        found = await reads.read_async(self._reader, "Patient", patient_id)
+        if found is None or found.deleted:
+            raise reads.not_known("Patient", patient_id)
+        self._disclosures.patients.add(patient_id)  # the report is itself an access
+        return await _off_loop(partial(audit_report.access_report, self._store, patient_id))
+
+    async def access_check(self, body: Any) -> dict[str, Any]:
+        """``$access-check``: what an organisation would see of a person's
+        record, and why (compliance and audit only)."""
+        require_compliance(self._consent_requester, "$access-check")
+        self.allow("Patient", Permission.READ)
+        self.allow("Consent", Permission.READ)
+        question = await _off_loop(partial(checks.parse_question, self._store, body))
+        self._disclosures.patients.add(question.patient_id)
+        return await _off_loop(partial(checks.access_check, self._store, question))
+
+
+class _Pushing:
+    """The request's repository as a source pushing its records: the same
+    scopes, consent decisions, author and audit entry, but the records land
+    at the ids the gateway's mappings derive from the source's own keys
+    (keyed with the deployment's secret, and named for the source), not at
+    ids the client chose, so it may create there. What stands there hidden
+    is reconciled by the loader as for any source (``gateway.loading``)."""
+
+    def __init__(self, repository: Repository) -> None:
+        self._repository = repository
+
+    @property
+    def author(self) -> Author:
+        return self._repository.author
+
+    def authorize(self, res_type: str, permission: str) -> None:
+        self._repository.authorize(res_type, permission)
+
+    def access(self, reader: Querier) -> AccessControl:
+        return self._repository.access(reader)
+
+    def wrote(self, version: StoredVersion) -> None:
+        self._repository.wrote(version)
+
+    def may_assign_id(self, res_type: str, res_id: str) -> bool:
+        return True
+
