@@ -236,6 +236,22 @@ def _add_key_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_ANY_RESOURCE = "SELECT 1 FROM resource_current LIMIT 1"
+
+
+def _open_migrated(settings: Settings) -> Store:
+    """The store a command works on, migrated. A new database is indexed
+    by today's rules from its first write: that is recorded now, or the
+    first ``serve`` after a ``load`` would rebuild everything the load had
+    just indexed (and read it all for labels)."""
+    store = open_store(settings.database_url, pool_size=1)
+    store.migrate()
+    if store.index_version() is None and not store.select(_ANY_RESOURCE, []):
+        ensure_current(store)
+        ensure_labelled(store)
+    return store
+
+
 def on_store(
     run: Callable[[argparse.Namespace, Store], int],
 ) -> Callable[[argparse.Namespace], int]:
@@ -243,7 +259,7 @@ def on_store(
     and closed after."""
 
     def command(args: argparse.Namespace) -> int:
-        store = commands_auth.open_for_command(_settings(args))
+        store = _open_migrated(_settings(args))
         try:
             return run(args, store)
         finally:
@@ -253,15 +269,13 @@ def on_store(
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return commands_demo.run(
-        args, _settings(args), commands_auth.open_for_command, lambda: cmd_serve(args)
-    )
+    return commands_demo.run(args, _settings(args), _open_migrated, lambda: cmd_serve(args))
 
 
 def cmd_token(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        store: Store | None = commands_auth.open_for_command(settings)
+        store: Store | None = _open_migrated(settings)
     except StoreUnavailable:
         if not args.url:
             raise
@@ -279,7 +293,7 @@ def cmd_mllp(args: argparse.Namespace) -> int:
     from gateway import mllp
 
     settings = _settings(args)
-    store = commands_auth.open_for_command(settings)
+    store = _open_migrated(settings)
     print(f"listening for {args.source_org.upper()} on {args.host}:{args.port}", flush=True)
     try:
         asyncio.run(mllp.serve(store, args.source_org, args.host, args.port))
@@ -292,7 +306,7 @@ def cmd_mllp(args: argparse.Namespace) -> int:
 
 def cmd_console(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    store = commands_auth.open_for_command(settings)
+    store = _open_migrated(settings)
     try:
         secret = console_sessions.mint_login_link(store, args.client)
     except console_sessions.NotAllowed as exc:
@@ -306,7 +320,7 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    store = commands_auth.open_for_command(settings)
+    store = _open_migrated(settings)
     try:
         return commands_audit.run(args, store, settings)
     finally:

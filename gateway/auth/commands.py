@@ -23,14 +23,9 @@ from gateway.auth.clients import ClientRegistration, ClientRegistry, RegistryErr
 from gateway.auth.exchange import ASSERTION_TYPE, OAuthError, exchange, record_first_use
 from gateway.auth.tokens import TokenService, signing_key
 from gateway.config import Settings
-from gateway.interactions.relabel import ensure_labelled
-from gateway.search.index import ensure_current
-from gateway.store import Store, open_store
+from gateway.store import Store
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-
-
-_ANY_RESOURCE = "SELECT 1 FROM resource_current LIMIT 1"
 
 
 class CommandError(Exception):
@@ -234,15 +229,3 @@ def token(args: argparse.Namespace, store: Store | None, settings: Settings) -> 
         file=sys.stderr,
     )
     return 0
-
-
-def open_for_command(settings: Settings) -> Store:
-    store = open_store(settings.database_url, pool_size=1)
-    store.migrate()
-    if store.index_version() is None and not store.select(_ANY_RESOURCE, []):
-        # A new database is indexed by today's rules from its first write:
-        # record that now, or the first `serve` after a `load` would rebuild
-        # everything the load had just indexed (and read it all for labels).
-        ensure_current(store)
-        ensure_labelled(store)
-    return store
