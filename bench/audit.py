@@ -26,13 +26,21 @@ import tempfile
 import time
 from pathlib import Path
 
+from consent.model import Requester
 from gateway.audit import log, merkle
 from gateway.audit.checkpoint import load_or_create_signer
-from gateway.audit.events import Asker, Disclosures, request_event
+from gateway.audit.events import Disclosures, request_event
 from gateway.audit.writer import AuditWriter
 from gateway.store import Store, UnitOfWork, open_store
 
-ASKER = Asker("gp-system", "GP system", "A81001", "Riverside Surgery", "gp-practice", "TREAT")
+ASKER = Requester(
+    org_ods="A81001",
+    kind="gp-practice",
+    purpose="TREAT",
+    client_id="gp-system",
+    client_name="GP system",
+    org_name="Riverside Surgery",
+)
 
 
 def record(n: int) -> log.AuditRecord:

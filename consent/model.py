@@ -21,12 +21,18 @@ Coding = tuple[str | None, str]  # (system, code)
 
 @dataclass(frozen=True)
 class Requester:
-    """Who asks: their organisation (ODS code), its kind, and the purpose."""
+    """Who asks: their organisation (ODS code), its kind, and the purpose;
+    the client system asking for it, and the break-glass reason given with
+    ETREAT. The one requester type: the rules read the first three, the
+    audit entry all of them."""
 
     org_ods: str
     kind: str  # gp-practice, council, care-home, hospital, ambulance, auditor
     purpose: str  # TREAT, ETREAT, HCOMPL
     client_id: str = ""
+    client_name: str = ""
+    org_name: str = ""
+    reason: str | None = None
 
 
 # Between an organisation's ODS code and the rest of an id it assigns itself.

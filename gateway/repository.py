@@ -30,7 +30,6 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from conformance.registry import RESOURCES
-from consent.model import Requester as ConsentRequester
 from gateway import fhirjson
 from gateway.access.control import AccessControl
 from gateway.access.facts import person_of
@@ -40,7 +39,7 @@ from gateway.audit import report as audit_report
 from gateway.audit.events import Disclosures
 from gateway.auth.enforce import authorize_search, includable
 from gateway.auth.scopes import Permission
-from gateway.auth.tokens import Requester
+from gateway.auth.tokens import AccessGrant
 from gateway.documents.assemble import Document
 from gateway.errors import Forbidden, InvalidRequest
 from gateway.interactions import bundle as bundles
@@ -82,24 +81,17 @@ class Repository:
         self,
         store: Store,
         reader: AsyncReader,
-        requester: Requester,
+        grant: AccessGrant,
         disclosures: Disclosures,
         base_url: str,
     ) -> None:
         self._store = store
         self._reader = reader
-        self.requester = requester
+        self.requester = grant.requester
+        self.scopes = grant.scopes
         self._disclosures = disclosures
         self.base_url = base_url
-        self._author = Author(
-            requester.org_ods, requester.org_name, requester.client_id, requester.client_name
-        )
-        self._consent_requester = ConsentRequester(
-            org_ods=requester.org_ods,
-            kind=requester.kind.value,
-            purpose=requester.purpose.value,
-            client_id=requester.client_id,
-        )
+        self._author = Author.of(grant.requester)
 
     # -- Acting: what the interactions ask of the party they work for ----------
 
@@ -112,9 +104,9 @@ class Repository:
 
     def allow(self, res_type: str, permission: Permission) -> None:
         """Refuse (403) an interaction the token's scopes do not grant."""
-        if not self.requester.scopes.allows(res_type, permission):
+        if not self.scopes.allows(res_type, permission):
             raise Forbidden(
-                f"the access token's scopes ({self.requester.scopes}) do not allow "
+                f"the access token's scopes ({self.scopes}) do not allow "
                 f"{_VERBS[permission]} {res_type}",
                 code="GW-0610",
             )
@@ -123,7 +115,7 @@ class Repository:
         """This request's consent decisions, from what ``reader`` (by default
         the store) reads; each decision is noted for the audit entry."""
         return AccessControl(
-            reader or self._store, self._consent_requester, on_decision=self._disclosures.add
+            reader or self._store, self.requester, on_decision=self._disclosures.add
         )
 
     def wrote(self, version: StoredVersion) -> None:
@@ -192,7 +184,7 @@ class Repository:
         """A searchset page of what the requester may see (consent decides
         every candidate; the token's scopes, which types it may search and
         include)."""
-        authorize_search(self.requester.scopes, query)
+        authorize_search(self.scopes, query)
         access = self.access()
         result = await _off_loop(
             partial(
@@ -200,7 +192,7 @@ class Repository:
                 self._store,
                 query,
                 visible=access.visible,
-                includable=includable(self.requester.scopes).__contains__,
+                includable=includable(self.scopes).__contains__,
             )
         )
         if not (result.matches or result.included or result.total):
@@ -301,7 +293,7 @@ class Repository:
             patient_id,
             list(params),
             base_url=self.base_url,
-            within=self.requester.scopes.types_allowing(Permission.SEARCH),
+            within=self.scopes.types_allowing(Permission.SEARCH),
         )
         return await self.search(query, f"Patient/{patient_id}/$everything")
 
@@ -333,7 +325,7 @@ class Repository:
             patient = await _off_loop(
                 partial(documents.identified, self._store, params, access.visible)
             )
-        readable = self.requester.scopes.types_allowing(Permission.READ)
+        readable = self.scopes.types_allowing(Permission.READ)
         built = await _off_loop(
             partial(
                 documents.document,
@@ -351,7 +343,7 @@ class Repository:
     async def ingest(self, fmt: str, body: bytes) -> dict[str, Any]:
         """``$ingest``: the requester's organisation pushes its own records,
         mapped to ids of its own (``_Pushing``)."""
-        kind = self.requester.kind.value
+        kind = self.requester.kind
         pushing = _Pushing(self)
         return await _off_loop(partial(ingests.ingest, self._store, pushing, kind, fmt, body))
 
@@ -359,7 +351,7 @@ class Repository:
         """``Patient/[id]/$access-report``: who saw the person's record, for
         auditors and the person's own GP practice."""
         practices = await _off_loop(partial(registered_practices, self._store, patient_id))
-        require_access_report(self._consent_requester, practices)
+        require_access_report(self.requester, practices)
         found = await reads.read_async(self._reader, "Patient", patient_id)
         if found is None or found.deleted:
             raise reads.not_known("Patient", patient_id)
@@ -369,7 +361,7 @@ class Repository:
     async def access_check(self, body: Any) -> dict[str, Any]:
         """``$access-check``: what an organisation would see of a person's
         record, and why (compliance and audit only)."""
-        require_compliance(self._consent_requester, "$access-check")
+        require_compliance(self.requester, "$access-check")
         self.allow("Patient", Permission.READ)
         self.allow("Consent", Permission.READ)
         question = await _off_loop(partial(checks.parse_question, self._store, body))
@@ -403,4 +395,3 @@ class _Pushing:
 
     def may_assign_id(self, res_type: str, res_id: str) -> bool:
         return True
-

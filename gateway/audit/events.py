@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from consent.model import Decision
+from consent.model import Decision, Requester
 from gateway.audit.log import AuditRecord
 from gateway.identifiers import CLIENT_SYSTEM
 from gateway.identifiers import ODS_SYSTEM as ODS
@@ -40,19 +40,6 @@ ACTIONS = {
     "update": "U",
     "delete": "D",
 }
-
-
-@dataclass(frozen=True)
-class Asker:
-    """Who made the request (from the access token)."""
-
-    client_id: str
-    client_name: str
-    org_ods: str
-    org_name: str
-    kind: str
-    purpose: str
-    reason: str | None = None
 
 
 @dataclass
@@ -142,7 +129,7 @@ def request_event(
     recorded: str,
     subtype: str,
     status: int,
-    asker: Asker,
+    asker: Requester,
     request_id: str,
     method: str,
     path: str,

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from consent.model import Requester
 from gateway import fhirjson
 from gateway.audit import log
-from gateway.audit.events import REQUEST_ID_URL, Asker
+from gateway.audit.events import REQUEST_ID_URL
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.identifiers import CLIENT_SYSTEM
 from gateway.store import Querier, Store, as_bytes
@@ -51,7 +52,7 @@ def pending(reader: Querier, limit: int = 500) -> list[Pending]:
     return found
 
 
-def review(store: Store, index: int, reviewer: Asker, note: str, request_id: str) -> int:
+def review(store: Store, index: int, reviewer: Requester, note: str, request_id: str) -> int:
     """Mark the emergency access at ``index`` reviewed; the review's own
     index in the log."""
     note = note.strip()

@@ -21,6 +21,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from consent.model import Requester
 from gateway.auth import keys
 from gateway.auth.clients import ClientRegistration, OrgKind
 from gateway.auth.scopes import Scopes
@@ -44,17 +45,12 @@ class Purpose(StrEnum):
 
 
 @dataclass(frozen=True)
-class Requester:
-    """Who is asking, as their access token says."""
+class AccessGrant:
+    """What a verified access token grants: who is asking (the requester the
+    consent rules and the audit entry read), the scopes, and until when."""
 
-    client_id: str
-    client_name: str
-    org_ods: str
-    org_name: str
-    kind: OrgKind
+    requester: Requester
     scopes: Scopes
-    purpose: Purpose
-    reason: str | None
     token_id: str
     expires_at: int
 
@@ -88,7 +84,7 @@ class TokenService:
         self._key = key
         self._public = key.public_key()
         self.lifetime_s = lifetime_s
-        self._verified: OrderedDict[str, Requester] = OrderedDict()
+        self._verified: OrderedDict[str, AccessGrant] = OrderedDict()
 
     def issue(
         self,
@@ -117,7 +113,7 @@ class TokenService:
             claims["break_glass_reason"] = reason
         return jwt.encode(claims, self._key, algorithm=SIGNING_ALGORITHM), self.lifetime_s
 
-    def verify(self, token: str, now: int) -> Requester:
+    def verify(self, token: str, now: int) -> AccessGrant:
         """The requester a token names; ``InvalidToken`` if it is not one of
         ours, has been altered, or has expired. Whether its client is still
         enabled is the caller's to check, on every use."""
@@ -132,7 +128,7 @@ class TokenService:
             raise InvalidToken("the access token has expired")
         return known
 
-    def _decode(self, token: str) -> Requester:
+    def _decode(self, token: str) -> AccessGrant:
         try:
             claims = jwt.decode(
                 token,
@@ -142,15 +138,18 @@ class TokenService:
                 issuer=ISSUER,
                 options={"require": ["exp", "iat", "sub", "jti", "scope"], "verify_exp": False},
             )
-            return Requester(
+            requester = Requester(
                 client_id=str(claims["sub"]),
                 client_name=str(claims.get("client_name", claims["sub"])),
                 org_ods=str(claims["org"]),
                 org_name=str(claims["org_name"]),
-                kind=OrgKind(claims["org_kind"]),
-                scopes=Scopes.parse(str(claims["scope"])),
-                purpose=Purpose(claims["purpose_of_use"]),
+                kind=OrgKind(claims["org_kind"]).value,
+                purpose=Purpose(claims["purpose_of_use"]).value,
                 reason=claims.get("break_glass_reason"),
+            )
+            return AccessGrant(
+                requester=requester,
+                scopes=Scopes.parse(str(claims["scope"])),
                 token_id=str(claims["jti"]),
                 expires_at=int(claims["exp"]),
             )

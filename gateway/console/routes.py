@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from consent.model import Requester
 from gateway import fhirjson
 from gateway.audit import log, report, reviews
-from gateway.audit.events import Asker, Disclosures
+from gateway.audit.events import Disclosures
 from gateway.audit.query import AuditQuery, find
 from gateway.audit.report import summarise
 from gateway.console import sessions
@@ -60,7 +61,7 @@ def _signed_in(request: Request) -> tuple[Session, bytes]:
     session = sessions.open_cookie(store, key, request.cookies.get(COOKIE))
     # Recorded in the audit log like any API request (see gateway.http.middleware).
     request.scope.setdefault("state", {})["audit"] = (
-        Asker(
+        Requester(
             client_id=session.client_id,
             client_name=session.client_name,
             org_ods=session.org_ods,

@@ -14,12 +14,12 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import fhirjson
+from gateway.access.purposes import require_compliance
 from gateway.audit import log, merkle, reviews
 from gateway.audit.query import find as find_entries
 from gateway.audit.query import parse_audit_query
 from gateway.audit.report import summarise
-from gateway.auth.tokens import Purpose
-from gateway.errors import Forbidden, InvalidRequest, NotFound
+from gateway.errors import InvalidRequest, NotFound
 from gateway.http import responses
 from gateway.http.deps import FhirContext, authenticated
 from gateway.store import Store
@@ -30,12 +30,7 @@ def _b64(digest: bytes) -> str:
 
 
 def _require_auditor(context: FhirContext) -> None:
-    if context.who.purpose is not Purpose.HCOMPL:
-        raise Forbidden(
-            "the audit log's entries and proofs are for compliance and audit: ask for a "
-            "token with purpose HCOMPL",
-            code="GW-0612",
-        )
+    require_compliance(context.who, "the audit log's entries and proofs")
 
 
 async def _auditor(request: Request) -> FhirContext:

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from gateway.audit.events import Asker, Disclosures
+from consent.model import Requester
+from gateway.audit.events import Disclosures
 from gateway.auth.clients import registration_async
-from gateway.auth.tokens import InvalidToken, Requester, TokenService
+from gateway.auth.scopes import Scopes
+from gateway.auth.tokens import InvalidToken, TokenService
 from gateway.config import Settings
 from gateway.errors import Unauthorized
 from gateway.http.negotiation import check_acceptable
@@ -42,6 +44,11 @@ class FhirContext:
     def who(self) -> Requester:
         """The requester of an authenticated request."""
         return self.repo.requester
+
+    @property
+    def scopes(self) -> Scopes:
+        """What the token of an authenticated request grants."""
+        return self.repo.scopes
 
 
 def base_url(request: Request, settings: Settings) -> str:
@@ -98,9 +105,10 @@ async def authenticated(request: Request, html: bool = False) -> FhirContext:
         )
     tokens: TokenService = request.app.state.tokens
     try:
-        requester = tokens.verify(token.strip(), int(time.time()))
+        grant = tokens.verify(token.strip(), int(time.time()))
     except InvalidToken as exc:
         raise Unauthorized(str(exc), code="GW-0603", bearer_error="invalid_token") from None
+    requester = grant.requester
     client = await registration_async(context.reader, requester.client_id)
     if client is None or client.disabled:
         raise Unauthorized(
@@ -109,18 +117,7 @@ async def authenticated(request: Request, html: bool = False) -> FhirContext:
             bearer_error="invalid_token",
         )
     disclosures = Disclosures()
-    repository = Repository(context.store, context.reader, requester, disclosures, context.base_url)
+    repository = Repository(context.store, context.reader, grant, disclosures, context.base_url)
     # The audit entry the middleware writes before the response leaves.
-    request.scope.setdefault("state", {})["audit"] = (
-        Asker(
-            client_id=requester.client_id,
-            client_name=requester.client_name,
-            org_ods=requester.org_ods,
-            org_name=requester.org_name,
-            kind=requester.kind.value,
-            purpose=requester.purpose.value,
-            reason=requester.reason,
-        ),
-        disclosures,
-    )
+    request.scope.setdefault("state", {})["audit"] = (requester, disclosures)
     return dataclasses.replace(context, repository=repository)

@@ -193,10 +193,10 @@ async def _search(
 async def search_system(request: Request) -> Response:
     """``GET [base]?_type=...``: one search across several types."""
     context = await authenticated(request)
-    searchable = context.who.scopes.types_allowing(Permission.SEARCH)
+    searchable = context.scopes.types_allowing(Permission.SEARCH)
     if not searchable:
         raise Forbidden(
-            f"the access token's scopes ({context.who.scopes}) allow searching no type",
+            f"the access token's scopes ({context.scopes}) allow searching no type",
             code="GW-0611",
         )
     query = parse_system_search(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from consent.model import Requester
 from gateway import fhirjson
 from gateway.identifiers import CLIENT_SYSTEM, ODS_SYSTEM
 from gateway.store import StoredVersion
@@ -31,6 +32,14 @@ class Author:
     org_name: str
     client_id: str
     client_name: str
+
+    @classmethod
+    def of(cls, requester: Requester) -> Author:
+        """The author of what ``requester`` writes: its organisation, through
+        its client."""
+        return cls(
+            requester.org_ods, requester.org_name, requester.client_id, requester.client_name
+        )
 
     @property
     def source(self) -> str:

@@ -146,9 +146,9 @@ def test_data_and_tokens_survive_a_restart(store_url: str, tmp_path: Path) -> No
     auth = {"Authorization": f"Bearer {token_for(store_url, 'gp-system', key)}"}
     first = _start(store_url, tmp_path)
     try:
-        response = httpx.put(
-            f"{first.base}/fhir/Patient/kept",
-            json={"resourceType": "Patient", "id": "kept"},
+        response = httpx.put(  # at an id of the practice's own
+            f"{first.base}/fhir/Patient/A81001-kept",
+            json={"resourceType": "Patient", "id": "A81001-kept"},
             headers=auth,
         )
         assert response.status_code == 201
@@ -156,7 +156,8 @@ def test_data_and_tokens_survive_a_restart(store_url: str, tmp_path: Path) -> No
         _stop(first)
     second = _start(store_url, tmp_path)
     try:
-        assert httpx.get(f"{second.base}/fhir/Patient/kept", headers=auth).status_code == 200
+        kept = httpx.get(f"{second.base}/fhir/Patient/A81001-kept", headers=auth)
+        assert kept.status_code == 200
     finally:
         _stop(second)
 

@@ -411,7 +411,7 @@ def test_a_document_reads_as_much_whatever_the_number_of_resources(
         return sorted(calls)
 
     before = {who: asked(who, operation) for who, operation in _REQUESTERS}
-    ids = [f"pulse-{n}" for n in range(10)]
+    ids = [f"{GP}-pulse-{n}" for n in range(10)]  # the GP's own ids
     for value in range(4):
         entries = [
             {
