@@ -54,6 +54,15 @@ def _none(_: str) -> Sequence[Any]:
     return ()
 
 
+# Where a client may create with PUT: a write must answer alike for an id
+# where a record it may not see stands and one where nothing does.
+_UPDATE_CREATE = (
+    "Update as create only at ids of the client organisation's own: "
+    "`<ODS code>-<id>`. Elsewhere, an update where nothing the client may see "
+    "stands is 404, whether nothing is there or consent hides what is."
+)
+
+
 def capability_statement(
     *,
     base_url: str,
@@ -83,6 +92,8 @@ def capability_statement(
         }
         if support.profile:
             entry["profile"] = support.profile
+        if support.supports(TypeInteraction.UPDATE):
+            entry["documentation"] = _UPDATE_CREATE
         if support.type in TYPE_OPERATIONS:
             entry["operation"] = [
                 {"name": name, "definition": definition}
