@@ -54,7 +54,7 @@ from gateway.operations import access_check as checks
 from gateway.operations import documents
 from gateway.operations import ingest as ingests
 from gateway.search.query import SearchQuery
-from gateway.store import AsyncReader, Querier, Store, StoredVersion
+from gateway.store import AsyncReader, Querier, Store, StoredVersion, UnitOfWork
 
 T = TypeVar("T")
 
@@ -135,6 +135,9 @@ class Repository:
         else the answer could not be the same for an id where a hidden
         record stands and one where nothing does."""
         return res_id.startswith(self.requester.org_ods + "-")
+
+    def committing(self, uow: UnitOfWork) -> None:
+        return None  # the request's entry is written before its answer leaves
 
     def found_nothing(self) -> None:
         """Note that the answer, or an entry of it, found nothing to show:
@@ -395,3 +398,6 @@ class _Pushing:
 
     def may_assign_id(self, res_type: str, res_id: str) -> bool:
         return True
+
+    def committing(self, uow: UnitOfWork) -> None:
+        self._repository.committing(uow)

@@ -290,3 +290,70 @@ def token_event(
         outcome=outcome,
         emergency=purpose == "ETREAT" and error is None,
     )
+
+
+def load_event(
+    *,
+    recorded: str,
+    org_ods: str,
+    org_name: str,
+    client_id: str,
+    client_name: str,
+    written: list[tuple[str, str | None]],
+) -> AuditRecord:
+    """The AuditEvent of the gateway loading a source's records as that
+    source (a file, an MLLP feed, an operator's merge): DICOM's Import,
+    naming the source organisation, the loader, the people whose records
+    were written and each version (``written``: reference and person)."""
+    patients = sorted({person for _, person in written if person})
+    entities: list[dict[str, Any]] = [
+        {
+            "what": {"reference": f"Patient/{patient_id}"},
+            "type": {"system": _ENTITY_TYPE, "code": "1", "display": "Person"},
+            "role": {"system": _OBJECT_ROLE, "code": "1", "display": "Patient"},
+        }
+        for patient_id in patients
+    ]
+    entities += [
+        {
+            "what": {"reference": reference},
+            "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
+        }
+        for reference, _ in written
+    ]
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "type": {"system": _DCM, "code": "110107", "display": "Import"},
+        "subtype": [{"system": _DCM, "code": "110107", "display": "Import"}],
+        "action": "C",
+        "recorded": recorded,
+        "outcome": "0",
+        "agent": [
+            {
+                "type": {"text": "source"},
+                "who": {
+                    "identifier": {"system": ODS, "value": org_ods},
+                    "display": org_name,
+                },
+                "requestor": True,
+            },
+            {
+                "type": {"coding": [{"system": _DCM, "code": "110150", "display": "Application"}]},
+                "who": {
+                    "identifier": {"system": CLIENT_SYSTEM, "value": client_id},
+                    "display": client_name,
+                },
+                "requestor": False,
+            },
+        ],
+        "source": {"site": "london-care-gateway", "observer": {"display": "London care gateway"}},
+        "entity": entities,
+    }
+    return AuditRecord(
+        event=event,
+        patients=tuple(patients),
+        org_ods=org_ods,
+        client_id=client_id,
+        subtype="load",
+        outcome="0",
+    )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from gateway import fhirjson, outcomes
@@ -389,10 +389,29 @@ class _Written:
     def versions(self) -> list[StoredVersion]:
         return [version for versions in self.by_method.values() for version in versions]
 
-    def noted(self, acting: Acting) -> None:
-        """Tell ``acting`` every version written, once they are committed."""
+    def noted(self, uow: UnitOfWork, acting: Acting) -> None:
+        """Tell ``acting`` every version written, and let it record in
+        ``uow`` what must commit with them."""
         for version in self.versions:
             acting.wrote(version)
+        acting.committing(uow)
+
+
+W = TypeVar("W")
+
+
+def _noting(
+    attempt: Callable[[UnitOfWork], tuple[W, _Written]], acting: Acting
+) -> Callable[[UnitOfWork], tuple[W, _Written]]:
+    """``attempt``, noting what it wrote as its last step (a retry after a
+    lost race starts again before it)."""
+
+    def noted(uow: UnitOfWork) -> tuple[W, _Written]:
+        answer, written = attempt(uow)
+        written.noted(uow, acting)
+        return answer, written
+
+    return noted
 
 
 def _write(
@@ -436,8 +455,7 @@ def transaction(
     read, matched or changed must be visible to it, and what is written is
     its author's (``gateway.interactions.provenance``)."""
     attempt = _transaction_work(body, base_url, prefer, acting)
-    entries, written = write.in_unit_of_work(store, attempt)
-    written.noted(acting)
+    entries, _ = write.in_unit_of_work(store, _noting(attempt, acting))
     return _transaction_response(entries)
 
 
@@ -556,8 +574,7 @@ def batch(
                 written.record(uow, acting)
                 return response, written
 
-            response, written = write.in_unit_of_work(store, attempt)
-            written.noted(acting)
+            response, _ = write.in_unit_of_work(store, _noting(attempt, acting))
             responses[entry.index] = response
         except GatewayError as exc:
             responses[entry.index] = _error_entry(exc)

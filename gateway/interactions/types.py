@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 from conformance.registry import ResourceSupport, TypeInteraction, resource_support
 from gateway.errors import MethodNotAllowed, NotFound
 from gateway.interactions.provenance import Author
-from gateway.store import Querier, StoredVersion
+from gateway.store import Querier, StoredVersion, UnitOfWork
 
 
 def supported_type(res_type: str) -> ResourceSupport:
@@ -88,6 +88,11 @@ class Acting(Protocol):
     def may_assign_id(self, res_type: str, res_id: str) -> bool:
         """Whether it may create ``res_type/res_id`` at an id it chose
         (update as create), where nothing it may see stands there."""
+
+    def committing(self, uow: UnitOfWork) -> None:
+        """Record in ``uow``, before it commits, what must commit with the
+        versions it was told of: the gateway's audit entry of a load. A
+        request's entry is written by the HTTP layer for the whole request."""
 
 
 class ReturnPreference(StrEnum):

@@ -444,9 +444,9 @@ def create(
         )
         if not result.matched:
             record_provenance(uow, acting.author, "POST", [result.version])
-        return result
+        return _noted(uow, acting, result)
 
-    return _noted(acting, in_unit_of_work(store, work))
+    return in_unit_of_work(store, work)
 
 
 def update(
@@ -468,9 +468,9 @@ def update(
             uow, prepared, acting=acting, access=acting.access(uow), if_match=if_match
         )
         record_provenance(uow, acting.author, _method(result), [result.version])
-        return result
+        return _noted(uow, acting, result)
 
-    return _noted(acting, in_unit_of_work(store, work))
+    return in_unit_of_work(store, work)
 
 
 def conditional_update(
@@ -498,9 +498,9 @@ def conditional_update(
             if_match=if_match,
         )
         record_provenance(uow, acting.author, _method(result), [result.version])
-        return result
+        return _noted(uow, acting, result)
 
-    return _noted(acting, in_unit_of_work(store, work))
+    return in_unit_of_work(store, work)
 
 
 def delete(store: Store, acting: Acting, res_type: str, res_id: str) -> StoredVersion | None:
@@ -511,13 +511,13 @@ def delete(store: Store, acting: Acting, res_type: str, res_id: str) -> StoredVe
 
     def work(uow: UnitOfWork) -> StoredVersion | None:
         deleted = delete_in(uow, res_type, res_id, access=acting.access(uow))
-        record_provenance(uow, acting.author, "DELETE", [deleted] if deleted else [])
+        if deleted is not None:
+            record_provenance(uow, acting.author, "DELETE", [deleted])
+            acting.wrote(deleted)
+            acting.committing(uow)
         return deleted
 
-    deleted = in_unit_of_work(store, work)
-    if deleted is not None:
-        acting.wrote(deleted)
-    return deleted
+    return in_unit_of_work(store, work)
 
 
 def _method(result: WriteResult) -> str:
@@ -525,8 +525,11 @@ def _method(result: WriteResult) -> str:
     return "POST" if result.created else "PUT"
 
 
-def _noted(acting: Acting, result: WriteResult) -> WriteResult:
-    """``result``, its version noted for the audit entry when it wrote one."""
+def _noted(uow: UnitOfWork, acting: Acting, result: WriteResult) -> WriteResult:
+    """``result``, its version noted for the audit entry when it wrote one,
+    and what must commit with it recorded in ``uow`` (the last step of the
+    work: a retry after a lost race starts again before it)."""
     if not result.matched:
         acting.wrote(result.version)
+        acting.committing(uow)
     return result

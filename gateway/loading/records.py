@@ -129,12 +129,16 @@ def load_record(
     (``gateway.loading.source``), or over the API the pushing client's
     repository, whose scopes and consent decisions apply exactly as for a
     transaction it sent itself; it is told each version written (for the
-    audit entry)."""
+    audit entry) and records what must commit with them
+    (``Acting.committing``) in the unit of work that commits them."""
     if within is None:
         with store.unit_of_work() as uow:
             done = _alone(uow, fmt, acting, record)
+            _noted(acting, done)
+            acting.committing(uow)
     else:
         done = _alone(within, fmt, acting, record)
+        _noted(acting, done)
     report.records += 1
     report.outcome(record, done.status, done.reason)
     if done.status == "rejected":
@@ -145,12 +149,17 @@ def load_record(
         report.unchanged += 1
         report.superseded += int(done.superseded)
         return None
-    for version in done.versions:
-        acting.wrote(version)
     report.loaded += 1
     report.written.update(done.written)
     report.probable_matches += done.matches
     return None
+
+
+def _noted(acting: Acting, done: _Done) -> None:
+    """Tell ``acting`` the versions a record wrote, once it stands."""
+    if done.status == "loaded":
+        for version in done.versions:
+            acting.wrote(version)
 
 
 def _alone(uow: UnitOfWork, fmt: str, acting: Acting, record: SourceRecord) -> _Done:
@@ -378,7 +387,9 @@ def merge_patients(store: Store, acting: Acting, keep: str, retire: str) -> None
         written = _merge(uow, retire, survivor)
         if written is None:
             raise ValueError(f"Patient/{retire} is not known")
-        _write_all(uow, written, acting)
+        for version in _write_all(uow, written, acting):
+            acting.wrote(version)
+        acting.committing(uow)
 
 
 def load(
@@ -421,5 +432,6 @@ def load_stream(
         with store.unit_of_work() as uow:
             for record in batch:
                 load_record(store, fmt, acting, record, report, name, within=uow)
+            acting.committing(uow)
         progress(report, stream.tell())
     return report

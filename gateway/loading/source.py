@@ -7,16 +7,21 @@ This is the one kind of ``Acting`` besides the request's repository
 writes as the source (``meta.source``, Provenance), may write whatever the
 source's records state (the source is the author of those records, and its
 file is not a request under a token's scopes), and sees what is on file to
-reconcile the records with it. What a load wrote is told by its
-``LoadReport`` and its ledger (``gateway.loading.ledger``).
+reconcile the records with it. What it wrote is audited as the gateway
+acting for the source: one entry per unit of work, committed with the
+versions it names (``Acting.committing``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from gateway import fhirjson
+from gateway.access.facts import person_of
+from gateway.audit import log
+from gateway.audit.events import load_event
 from gateway.interactions.provenance import Author
-from gateway.store import Querier, StoredVersion
+from gateway.store import Querier, StoredVersion, UnitOfWork
 
 
 def author_for(fmt: str, source_org: str) -> Author:
@@ -44,6 +49,8 @@ class ForSource:
 
     def __init__(self, author: Author) -> None:
         self._author = author
+        # Versions written since the last unit of work committed, and whose.
+        self._written: list[tuple[str, str | None]] = []
 
     @property
     def author(self) -> Author:
@@ -56,7 +63,27 @@ class ForSource:
         return _SOURCE_ACCESS
 
     def wrote(self, version: StoredVersion) -> None:
-        return None  # counted by the load's report, record by record
+        person = version.res_id if version.res_type == "Patient" else None
+        if version.content is not None:
+            person = person_of(fhirjson.loads(version.content))
+        reference = f"{version.res_type}/{version.res_id}/_history/{version.version}"
+        self._written.append((reference, person))
 
     def may_assign_id(self, res_type: str, res_id: str) -> bool:
         return True  # mapped ids: the same record loads to the same resource
+
+    def committing(self, uow: UnitOfWork) -> None:
+        """The load's audit entry, in the unit of work of what it names."""
+        if not self._written:
+            return
+        written, self._written = self._written, []
+        author = self._author
+        record = load_event(
+            recorded=fhirjson.instant(),
+            org_ods=author.org_ods,
+            org_name=author.org_name,
+            client_id=author.client_id,
+            client_name=author.client_name,
+            written=written,
+        )
+        log.append(uow, [record])
