@@ -8,10 +8,17 @@ that applies decides, and names itself in the ``Decision``:
 2. ``legally-restricted``: an ``R``-confidential resource is never shared
    beyond its author, by any rule or purpose.
    ``directory``: what is no one's record (organisations, practitioners,
-   locations, medications) is shared with every client.
+   locations, medications) is shared with every client, unless it carries a
+   restricted label (PSY, ETH, SEX, SDV).
 3. ``audit`` / ``audit-scope``: an auditor, under HCOMPL only, sees Patient
    demographics, Consent, AuditEvent and Provenance, and nothing else; no one
    else may use HCOMPL.
+   With no person on file whose record it is: ``person-unknown`` for a
+   record naming a person not yet known (by an identifier no single Patient
+   carries, or a Patient not on file), ``no-person`` for a clinical record
+   (a kind always a person's) that names no one, or a restricted one naming
+   no one: its author's alone until the person is known (and the gateway
+   resolves who that is afresh for each decision).
 4. ``consent-uninterpretable``: while any of the person's Consents cannot be
    interpreted, their data is withheld from everyone but its authors.
 5. Under ETREAT (ambulance and hospital only, ``emergency-kind`` otherwise):
@@ -39,6 +46,8 @@ from collections.abc import Iterable
 
 from consent.model import (
     ACT_CODE,
+    DIRECTORY,
+    PERSON,
     Coding,
     ConsentPolicy,
     Decision,
@@ -136,14 +145,17 @@ def decide(
     requester: Requester, person: Person | None, resource: ResourceFacts, now: str
 ) -> Decision:
     """Permit or deny, and which rule or Consent provision decided.
-    ``person`` is ``None`` for what is no one's record (an Organization, a
-    Practitioner, a Medication): ``directory``, shared with every client.
+    ``person`` is ``None`` when no person on file is the one whose record the
+    resource is: then what is no one's record (``resource.whose`` is
+    DIRECTORY: an Organization, a Practitioner, a Medication) is shared with
+    every client (``directory``) unless it is restricted, and anything else
+    is its author's alone (``person-unknown``, ``no-person``).
     ``now`` is an instant in the engine's form (``YYYY-MM-DDTHH:MM:SS.ffffffZ``)."""
     if resource.authored_by(requester.org_ods):
         return Decision(True, "author")
     if resource.legally_restricted:
         return Decision(False, "legally-restricted")
-    if person is None:
+    if person is None and resource.whose == DIRECTORY and not resource.restricted:
         return Decision(True, "directory")
     if requester.kind == "auditor" or requester.purpose == "HCOMPL":
         if (
@@ -153,6 +165,12 @@ def decide(
         ):
             return Decision(True, "audit")
         return Decision(False, "audit-scope")
+    if person is None:
+        # Whose it is cannot be told (yet): shared with no one but its author,
+        # so that it reaches only those the person's own rules let see it.
+        if resource.whose == PERSON:
+            return Decision(False, "person-unknown", detail="no Patient on file is named")
+        return Decision(False, "no-person", detail="names no person")
     if person.uninterpretable:
         return Decision(
             False,

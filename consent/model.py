@@ -18,6 +18,11 @@ LEGALLY_RESTRICTED = "R"
 
 Coding = tuple[str | None, str]  # (system, code)
 
+# Whose record a resource says it is (``ResourceFacts.whose``).
+PERSON = "person"  # a person's: it names them, by id or by identifier
+NO_PERSON = "no-person"  # a kind of record always a person's (a clinical one), naming none
+DIRECTORY = "directory"  # no one's: an Organization, a Medication, a Location...
+
 
 @dataclass(frozen=True)
 class Requester:
@@ -55,6 +60,10 @@ class ResourceFacts:
     # A privacy Consent (scope patient-privacy): the policy sharing follows,
     # not part of the record. An advance decision (scope adr) is the record.
     sharing_policy: bool = False
+    # Whose record it says it is: PERSON, NO_PERSON or DIRECTORY. Decided
+    # with no person on file (``decide``'s ``person`` is ``None``), only a
+    # DIRECTORY resource is shared; the others are their author's alone.
+    whose: str = DIRECTORY
 
     @property
     def restricted(self) -> frozenset[str]:

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from consent.model import Coding, ResourceFacts
+from consent.model import DIRECTORY, NO_PERSON, PERSON, Coding, ResourceFacts
 from consent.parse import is_privacy_consent
 from gateway.search.compartments import PATIENT_COMPARTMENT
 from gateway.search.extract import extract
 from gateway.search.parameters import parameter
 from gateway.store.values import DateRange, ReferenceValue, TokenValue
+from mappings.identity import NHS_NUMBER_SYSTEM
 
 AUTHOR_PREFIX = "urn:ods:"
 # The search parameter that is each type's own clinical date (the date the
@@ -112,9 +113,12 @@ def labels_of(resource: dict[str, Any]) -> frozenset[Coding]:
     )
 
 
-def facts_of(resource: dict[str, Any], content: bool = True) -> ResourceFacts:
+def facts_of(
+    resource: dict[str, Any], content: bool = True, whose: str | None = None
+) -> ResourceFacts:
     """The facts of ``resource``; without ``content``, its codes and clinical
-    date are left out (for a person none of whose Consents looks at them)."""
+    date are left out (for a person none of whose Consents looks at them).
+    ``whose`` is ``whose_record(resource).whose``, when the caller has it."""
     res_type = resource["resourceType"]
     meta = resource.get("meta") or {}
     labels = labels_of(resource)
@@ -138,6 +142,7 @@ def facts_of(resource: dict[str, Any], content: bool = True) -> ResourceFacts:
         clinical_high=max(d.high for d in dates) if dates else None,
         author_ods=author,
         sharing_policy=res_type == "Consent" and is_privacy_consent(resource),
+        whose=whose if whose is not None else whose_record(resource).whose,
     )
 
 
@@ -192,6 +197,82 @@ def person_of(resource: dict[str, Any]) -> str | None:
         for value in _values(resource, code):
             if isinstance(value, ReferenceValue) and value.target_type == "Patient":
                 return value.target_id
+    return None
+
+
+# The kinds of record that are always a person's, whether or not they name
+# them: the Patient compartment's and those naming their person by an element
+# of their own (``_PERSON_ELEMENT``). Not a Device, which names no one when it
+# is not assigned to anyone (equipment), nor a Provenance, which is decided by
+# the records it is about (``named_records``).
+PERSONAL_TYPES = (frozenset(PATIENT_COMPARTMENT) | frozenset(_PERSON_ELEMENT)) - {
+    "Device",
+    "Provenance",
+}
+
+
+class Whose(NamedTuple):
+    """Whose record a resource says it is: the id of the Patient it names
+    (``person_of``); the identifier it names its person by where it names no
+    Patient by id (a logical reference: resolved to the Patient that carries
+    it, when there is one); and ``ResourceFacts.whose``."""
+
+    patient_id: str | None
+    identifier: Coding | None
+    whose: str
+
+
+def whose_record(resource: dict[str, Any]) -> Whose:
+    """Whose record ``resource`` is, as far as it says itself."""
+    patient_id = person_of(resource)
+    if patient_id is not None:
+        return Whose(patient_id, None, PERSON)
+    identifier = person_identifier(resource)
+    if identifier is not None:
+        return Whose(None, identifier, PERSON)
+    if resource["resourceType"] in PERSONAL_TYPES:
+        return Whose(None, None, NO_PERSON)
+    return Whose(None, None, DIRECTORY)
+
+
+def person_element(res_type: str) -> str | None:
+    """The element by which a ``res_type`` names its person (``subject``,
+    ``patient``, ``for``), where it has one of its own."""
+    return _PERSON_ELEMENT.get(res_type)
+
+
+def person_reference(resource: dict[str, Any]) -> dict[str, Any] | None:
+    """The Reference naming the person whose record ``resource`` is, where
+    its type names them by an element of its own, if it is there."""
+    element = person_element(resource["resourceType"])
+    reference = resource.get(element) if element is not None else None
+    return reference if isinstance(reference, dict) else None
+
+
+def _typed_patient(kind: Any) -> bool:
+    return kind == "Patient" or (
+        isinstance(kind, str) and kind.endswith("/StructureDefinition/Patient")
+    )
+
+
+def person_identifier(resource: dict[str, Any]) -> Coding | None:
+    """The identifier, as (system, value), by which ``resource`` names its
+    person where it names them by identifier alone (a logical reference,
+    with no ``reference``): an NHS number, or any identifier of a Reference
+    typed ``Patient``. ``None`` when it names its person by id, or names
+    none (a reference typed as anything else names no person)."""
+    reference = person_reference(resource)
+    if reference is None or reference.get("reference") is not None:
+        return None
+    identifier = reference.get("identifier")
+    if not isinstance(identifier, dict):
+        return None
+    system, value = identifier.get("system"), identifier.get("value")
+    kind = reference.get("type")
+    if not isinstance(value, str) or not value:
+        return None
+    if _typed_patient(kind) or (kind is None and system == NHS_NUMBER_SYSTEM):
+        return (system if isinstance(system, str) else None, value)
     return None
 
 

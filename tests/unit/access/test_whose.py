@@ -1,0 +1,103 @@
+"""Whose record a resource says it is: a Patient by id, a person by
+identifier (resolved later), a clinical record naming no one, or no one's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from consent.model import DIRECTORY, NO_PERSON, PERSON
+from gateway.access.facts import (
+    _PERSON_ELEMENT,
+    PERSONAL_TYPES,
+    facts_of,
+    person_identifier,
+    whose_record,
+)
+
+NHS = "https://fhir.nhs.uk/Id/nhs-number"
+BY_NHS_NUMBER = {"identifier": {"system": NHS, "value": "9990000018"}}
+
+
+@pytest.mark.parametrize("res_type", sorted(_PERSON_ELEMENT))
+def test_a_person_named_by_nhs_number_alone_is_named_by_identifier(res_type: str) -> None:
+    resource = {"resourceType": res_type, _PERSON_ELEMENT[res_type]: BY_NHS_NUMBER}
+    assert person_identifier(resource) == (NHS, "9990000018")
+    assert whose_record(resource) == (None, (NHS, "9990000018"), PERSON)
+    assert facts_of(resource).whose == PERSON
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        # typed Patient: any identifier system names the person
+        (
+            {"type": "Patient", "identifier": {"system": "urn:mrn", "value": "42"}},
+            ("urn:mrn", "42"),
+        ),
+        (
+            {
+                "type": "http://hl7.org/fhir/StructureDefinition/Patient",
+                "identifier": {"system": "urn:mrn", "value": "42"},
+            },
+            ("urn:mrn", "42"),
+        ),
+        ({"type": "Patient", "identifier": {"value": "42"}}, (None, "42")),
+        # untyped: only an NHS number says it is a person
+        ({"identifier": {"system": "urn:mrn", "value": "42"}}, None),
+        # typed as anything else: not a person
+        ({"type": "Group", "identifier": {"system": NHS, "value": "9990000018"}}, None),
+        # a literal reference decides; the identifier beside it is kept, not read
+        ({"reference": "Patient/p-1", **BY_NHS_NUMBER}, None),
+        ({"identifier": {"system": NHS}}, None),
+        ({"identifier": {"system": NHS, "value": ""}}, None),
+        ({"display": "Ada"}, None),
+    ],
+)
+def test_which_logical_references_name_a_person(subject: Any, expected: object) -> None:
+    assert person_identifier({"resourceType": "Condition", "subject": subject}) == expected
+
+
+def test_a_literal_patient_is_the_person() -> None:
+    condition = {"resourceType": "Condition", "subject": {"reference": "Patient/p-1"}}
+    assert whose_record(condition) == ("p-1", None, PERSON)
+    assert whose_record({"resourceType": "Patient", "id": "p-2"}) == ("p-2", None, PERSON)
+
+
+@pytest.mark.parametrize("res_type", sorted(PERSONAL_TYPES - {"Patient"}))
+def test_a_clinical_record_naming_no_one_is_still_a_persons(res_type: str) -> None:
+    assert whose_record({"resourceType": res_type}) == (None, None, NO_PERSON)
+    assert facts_of({"resourceType": res_type}).whose == NO_PERSON
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [{"reference": "Group/g-1"}, {"reference": "Device/d-1"}, {"display": "the ward"}],
+)
+def test_a_clinical_record_about_something_else_names_no_person(subject: Any) -> None:
+    observation = {"resourceType": "Observation", "subject": subject}
+    assert whose_record(observation).whose == NO_PERSON
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        {"resourceType": "Organization"},
+        {"resourceType": "Practitioner"},
+        {"resourceType": "Location"},
+        {"resourceType": "Medication"},
+        {"resourceType": "Device"},  # equipment assigned to no one
+        {"resourceType": "Provenance", "target": [{"reference": "Organization/o-1"}]},
+    ],
+)
+def test_what_is_no_ones_record(resource: dict[str, Any]) -> None:
+    assert whose_record(resource) == (None, None, DIRECTORY)
+
+
+def test_a_device_or_provenance_naming_a_patient_is_theirs() -> None:
+    device = {"resourceType": "Device", "patient": {"reference": "Patient/p-1"}}
+    provenance = {"resourceType": "Provenance", "target": [{"reference": "Patient/p-1"}]}
+    assert whose_record(device) == whose_record(provenance) == ("p-1", None, PERSON)
+    implant = {"resourceType": "Device", "patient": BY_NHS_NUMBER}
+    assert whose_record(implant) == (None, (NHS, "9990000018"), PERSON)
