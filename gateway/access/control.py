@@ -13,8 +13,16 @@ from consent.engine import decide
 from consent.model import Coding, Decision, Person, Requester, ResourceFacts
 from consent.parse import instant
 from gateway import fhirjson
-from gateway.access.facts import NAMING_TYPES, facts_of, named_records, person_of
+from gateway.access.facts import (
+    NAMING_TYPES,
+    facts_of,
+    named_records,
+    person_identifier,
+    person_of,
+    whose_record,
+)
 from gateway.access.people import load_person
+from gateway.access.subjects import patient_by_identifier
 from gateway.errors import Forbidden
 from gateway.store import Querier, StoredVersion, last_content
 
@@ -30,6 +38,9 @@ class StoredFacts(NamedTuple):
     light: ResourceFacts  # its facts without content (labels, author)
     full: ResourceFacts  # and with it (codes, clinical date)
     named: tuple[str, ...]  # the records it is shown only with (``named_records``)
+    # The identifier it names its person by, where it names no Patient by id
+    # (a person not known when it was written): resolved when it is decided.
+    identifier: Coding | None = None
 
 
 @lru_cache(maxsize=_FACTS_KEPT)
@@ -40,11 +51,13 @@ def stored_facts(content: bytes) -> StoredFacts:
     once. Decisions are not kept: they depend on the requester, the person's
     Consents and relationships, and the moment."""
     resource = fhirjson.loads(content)
+    whose = whose_record(resource)
     return StoredFacts(
-        person_of(resource),
-        facts_of(resource, content=False),
-        facts_of(resource),
+        whose.patient_id,
+        facts_of(resource, content=False, whose=whose.whose),
+        facts_of(resource, whose=whose.whose),
         tuple(named_records(resource)),
+        whose.identifier,
     )
 
 
@@ -68,7 +81,9 @@ class AccessControl:
         self._store = store
         self.requester = requester
         self._moment = now or datetime.now(UTC)
-        self._people: dict[str, Person] = {}
+        self._people: dict[str, Person | None] = {}
+        # The Patient each identifier a record names its person by resolves to.
+        self._identified: dict[Coding, str | None] = {}
         # Told of every decision made (once per version), with the person's
         # id: what the request's audit entry records.
         self._on_decision = on_decision
@@ -92,12 +107,24 @@ class AccessControl:
         return self._person(patient_id)
 
     def _person(self, patient_id: str) -> Person:
+        # A person not (or no longer) on file: no one has a relationship with
+        # them and no Consent of theirs can permit.
+        return self._on_file(patient_id) or Person(patient_id=patient_id)
+
+    def _on_file(self, patient_id: str) -> Person | None:
+        """The person, or ``None`` when there is no such live Patient."""
         if patient_id not in self._people:
-            found = load_person(self._store, patient_id, self._moment)
-            # A record of a person not (or no longer) on file: no one has a
-            # relationship with them and no Consent of theirs can permit.
-            self._people[patient_id] = found or Person(patient_id=patient_id)
+            self._people[patient_id] = load_person(self._store, patient_id, self._moment)
         return self._people[patient_id]
+
+    def _identified_by(self, identifier: Coding | None) -> str | None:
+        """The id of the one live Patient carrying ``identifier``, now."""
+        if identifier is None:
+            return None
+        if identifier not in self._identified:
+            found = patient_by_identifier(self._store, identifier)
+            self._identified[identifier] = found
+        return self._identified[identifier]
 
     def decide(self, version: StoredVersion) -> Decision:
         if version.content is None:
@@ -124,12 +151,15 @@ class AccessControl:
         it alone (for a Provenance or a List, before the records it names
         are looked at), with the ``later`` labels its resource carries now
         added to its own."""
-        patient_id, light, full, _ = stored
+        patient_id, light, full = stored.person, stored.light, stored.full
         facts = _labelled(light, later)
         if facts.authored_by(self.requester.org_ods):
             # The author sees it whoever the person is: no need to read them.
             return patient_id, decide(self.requester, None, facts, self._now)
-        person = self._person(patient_id) if patient_id is not None else None
+        if patient_id is None:
+            # Named by identifier: that person's record once they are known.
+            patient_id = self._identified_by(stored.identifier)
+        person = self._on_file(patient_id) if patient_id is not None else None
         if person is not None and person.reads_content:
             facts = _labelled(full, later)
         return patient_id, decide(self.requester, person, facts, self._now)
@@ -305,8 +335,11 @@ class AccessControl:
             return None  # decided with what it names
         patient_id, facts = stored.person, stored.light
         # No one's record read as an earlier version: the labels its resource
-        # carries now are still to be read.
-        if facts.authored_by(self.requester.org_ods) or (patient_id is None and version.current):
+        # carries now are still to be read; one naming its person by
+        # identifier: who that is.
+        if facts.authored_by(self.requester.org_ods) or (
+            patient_id is None and stored.identifier is None and version.current
+        ):
             decided = self._decided[key] = decide(self.requester, None, facts, self._now)
             if self._on_decision is not None:
                 self._on_decision(patient_id, decided)
@@ -323,7 +356,7 @@ class AccessControl:
         ):
             if content is None or content.get("resourceType") != "Consent":
                 continue
-            patient_id = person_of(content)
+            patient_id = person_of(content) or self._identified_by(person_identifier(content))
             caring = patient_id is not None and (
                 self.requester.org_ods in self.person(patient_id).relationships
             )

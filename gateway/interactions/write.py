@@ -20,6 +20,7 @@ from consent.labels import labelled
 from gateway import fhirjson
 from gateway.access.facts import labelling_codes, labels_of, named_records, person_of
 from gateway.access.people import ensure_interpretable
+from gateway.access.subjects import with_person_resolved
 from gateway.errors import (
     Conflict,
     InvalidRequest,
@@ -190,6 +191,9 @@ def store_version(
             f"but it has {found}",
             code="GW-0412",
         )
+    named = with_person_resolved(uow, prepared.content)
+    if named is not None:  # a person named by identifier: by their Patient's id too
+        prepared = Prepared(res_type, res_id, named, index_entries(named))
     if res_type == "Consent":
         ensure_interpretable(uow, prepared.content)
     version = previous.version + 1 if previous else 1

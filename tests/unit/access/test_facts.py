@@ -119,9 +119,9 @@ def test_a_stored_versions_facts_are_worked_out_once_from_its_bytes() -> None:
     }
     first = fhirjson.dumps(condition)
     assert stored_facts(first) is stored_facts(bytes(first))
-    person, light, full, named = stored_facts(first)
+    person, light, full, named, identifier = stored_facts(first)
     assert (person, light, full) == ("p-1", facts_of(condition, content=False), facts_of(condition))
-    assert named == ()
+    assert named == () and identifier is None
     labelled = {**condition, "meta": {**condition["meta"], "security": [{"code": "PSY"}]}}
     assert stored_facts(fhirjson.dumps(labelled)).light.labels == {(None, "PSY")}
 
