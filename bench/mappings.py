@@ -104,14 +104,17 @@ def _load(fmt: str, path: Path, warmup: Path, database: Path) -> tuple[int, floa
         "import time\n"
         "from pathlib import Path\n"
         "from gateway.loading import load\n"
+        "from gateway.loading.ids import use_store_id_key\n"
         "from gateway.store import open_store\n"
         # Imports and the models' first use, once per process, in a store of
         # their own: what follows is the rate a large file loads at.
         f"warm = open_store('sqlite:///{warm}', pool_size=1)\n"
         "warm.migrate()\n"
+        "use_store_id_key(warm)\n"
         f"load(warm, {fmt!r}, {_SOURCES[fmt]!r}, [Path({str(warmup)!r})])\n"
         f"store = open_store('sqlite:///{database}', pool_size=1)\n"
         "store.migrate()\n"
+        "use_store_id_key(store)\n"
         "started = time.perf_counter()\n"
         f"report = load(store, {fmt!r}, {_SOURCES[fmt]!r}, [Path({str(path)!r})])\n"
         "took = time.perf_counter() - started\n"
@@ -126,8 +129,10 @@ def _peak_reading(fmt: str, path: Path) -> int:
     in a child process: what grows with the file, if anything does. (The
     store's share is bounded by its page cache, 64 MiB a connection.)"""
     (peak,) = _child(
-        "import resource\n"
+        "import resource, secrets\n"
         "from gateway.loading.sources import READERS\n"
+        "from mappings.identity import use_id_key\n"
+        "use_id_key(secrets.token_bytes(32))\n"
         f"with open({str(path)!r}, 'rb') as stream:\n"
         f"    for record in READERS[{fmt!r}](stream, {_SOURCES[fmt]!r}):\n"
         "        assert record.resources, record.problem\n"

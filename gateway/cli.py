@@ -25,6 +25,7 @@ from gateway.documents import commands as commands_documents
 from gateway.errors import StoreUnavailable
 from gateway.interactions.relabel import ensure_labelled, relabel
 from gateway.loading import commands as commands_loading
+from gateway.loading.ids import ensure_keyed_ids
 from gateway.search.index import ensure_current, reindex
 from gateway.store import Store, open_store
 
@@ -52,6 +53,9 @@ def _migrate(settings: Settings) -> list[int]:
     store = open_store(settings.database_url, pool_size=1)
     try:
         applied = store.migrate()
+        moved = ensure_keyed_ids(store)
+        if moved:
+            print(f"mapped ids keyed: {moved} resources", file=sys.stderr)
         reindexed = ensure_current(store)
         if reindexed is not None:
             print(f"search index rebuilt: {reindexed} resources", file=sys.stderr)
@@ -240,12 +244,15 @@ _ANY_RESOURCE = "SELECT 1 FROM resource_current LIMIT 1"
 
 
 def _open_migrated(settings: Settings) -> Store:
-    """The store a command works on, migrated. A new database is indexed
-    by today's rules from its first write: that is recorded now, or the
-    first ``serve`` after a ``load`` would rebuild everything the load had
-    just indexed (and read it all for labels)."""
+    """The store a command works on, migrated, with its key for mapped ids
+    in force (and a store written before ids were keyed moved to them)
+    before anything maps: a load, the demo, an MLLP feed. A new database is
+    indexed by today's rules from its first write: that is recorded now, or
+    the first ``serve`` after a ``load`` would rebuild everything the load
+    had just indexed (and read it all for labels)."""
     store = open_store(settings.database_url, pool_size=1)
     store.migrate()
+    ensure_keyed_ids(store)
     if store.index_version() is None and not store.select(_ANY_RESOURCE, []):
         ensure_current(store)
         ensure_labelled(store)

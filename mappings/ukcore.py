@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mappings.identity import NHS_NUMBER_SYSTEM, InvalidNhsNumber, mapped_id, nhs_number
+from mappings.identity import (
+    NHS_NUMBER_SYSTEM,
+    InvalidNhsNumber,
+    id_basis,
+    mapped_id,
+    nhs_number,
+)
 
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 UKCORE = "https://fhir.hl7.org.uk"
@@ -108,10 +114,20 @@ def checked_nhs_number(raw: str, where: str) -> str:
 def patient_id(source_org: str, number: str | None, local_id: str | None) -> str:
     """One Patient per NHS number whatever the source; else one per the
     source's own id for the person."""
+    return mapped_id(*_patient_key(source_org, number, local_id))
+
+
+def patient_basis(source_org: str, number: str | None, local_id: str | None) -> str:
+    """The basis of ``patient_id``: what the key of a record of the person
+    embeds (``mappings.identity``)."""
+    return id_basis(*_patient_key(source_org, number, local_id))
+
+
+def _patient_key(source_org: str, number: str | None, local_id: str | None) -> tuple[str, str, str]:
     if number:
-        return mapped_id("NHS", "Patient", number)
+        return "NHS", "Patient", number
     if local_id:
-        return mapped_id(source_org, "Patient", local_id)
+        return source_org, "Patient", local_id
     raise Unmappable("the record has neither an NHS number nor the source's id for the person")
 
 

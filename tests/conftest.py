@@ -25,11 +25,15 @@ from gateway.auth.scopes import Scopes
 from gateway.auth.tokens import Purpose, TokenService, signing_key
 from gateway.config import Settings
 from gateway.http.app import create_app
+from gateway.loading.ids import SECRET_NAME as ID_KEY_SECRET
+from gateway.loading.ids import id_key
 from gateway.store import Store, open_store
+from mappings.identity import use_id_key
+from tests.support.ids import TEST_ID_KEY
 from tests.support.postgres import Cluster, ClusterUnavailable, start_cluster
 
 BASE_URL = "http://testserver/fhir"
-# Kept between tests: the schema's own record, and the gateway's signing key.
+# Kept between tests: the schema's own record, and the gateway's keys.
 _KEPT_TABLES = ("schema_migration", "gateway_secret")
 # The audit log's signing key for tests: a test key made on first use, outside the tree.
 _TEST_AUDIT_KEY = os.path.join(tempfile.gettempdir(), f"gateway-test-audit-key-{os.getpid()}.pem")
@@ -47,6 +51,31 @@ def _remove_test_keys() -> None:
 
 # Made per process (tests, or a benchmark borrowing their fixtures): gone with it.
 atexit.register(_remove_test_keys)
+
+# Mapped ids are keyed with the TEST key from the start: tests compute
+# expected ids at import. Every store the `store` fixture gives keeps the
+# same key, so an app over it (which puts its store's key in force) agrees.
+use_id_key(TEST_ID_KEY)
+
+
+@pytest.fixture(autouse=True)
+def _test_id_key() -> Iterator[None]:
+    """Each test starts and ends with the TEST key in force, whatever store
+    an app or a command it ran put in force."""
+    use_id_key(TEST_ID_KEY)
+    yield
+    use_id_key(TEST_ID_KEY)
+
+
+def keep_test_id_key(store: Store) -> None:
+    """Give a new store the TEST key as its key for mapped ids."""
+    with store.unit_of_work() as uow:
+        uow.execute(
+            "INSERT INTO gateway_secret (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            [ID_KEY_SECRET, TEST_ID_KEY.hex()],
+        )
+    assert id_key(store) == TEST_ID_KEY
+
 
 # The client every API test calls as, unless it asks for another.
 TEST_CLIENT = "test-system"
@@ -70,6 +99,7 @@ def pg_store(pg_cluster: Cluster) -> Iterator[Store]:
     """One migrated PostgreSQL database for the session, emptied per test."""
     store = open_store(pg_cluster.create_database("gateway_test"))
     store.migrate()
+    keep_test_id_key(store)
     yield store
     store.close()
 
@@ -103,6 +133,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         sqlite = open_store(f"sqlite:///{tmp_path}/gateway.db")
         sqlite.migrate()
+        keep_test_id_key(sqlite)
         yield sqlite
         sqlite.close()
         return

@@ -35,6 +35,7 @@ from gateway.http import audit, documents, oauth, responses
 from gateway.http.middleware import RequestContext
 from gateway.http.routes import ROUTES
 from gateway.interactions.relabel import ensure_labelled
+from gateway.loading.ids import ensure_keyed_ids, use_store_id_key
 from gateway.search import extract
 from gateway.search.index import ensure_current
 from gateway.store import Store, open_store
@@ -120,8 +121,12 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         try:
             if owned:
                 await run_in_threadpool(app.state.store.migrate)
+                # Before anything maps: the store's key in force, its ids keyed.
+                await run_in_threadpool(ensure_keyed_ids, app.state.store)
                 await run_in_threadpool(ensure_current, app.state.store)
                 await run_in_threadpool(ensure_labelled, app.state.store)
+            else:
+                await run_in_threadpool(use_store_id_key, app.state.store)
             await run_in_threadpool(validation.warm_up)
             await run_in_threadpool(extract.warm_up)  # fails at start, not on a write
             # One per event loop: async drivers bind to the loop they start on.

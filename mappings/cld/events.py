@@ -49,6 +49,7 @@ from mappings.ukcore import (
     local_identifier,
     nhs_identifier,
     organisation,
+    patient_basis,
     patient_id,
     reference,
 )
@@ -117,7 +118,9 @@ def _ods(values: dict[str, str], item: str) -> str | None:
     return code
 
 
-def _patient(values: dict[str, str], council: str) -> dict[str, Any]:
+def _patient(values: dict[str, str], council: str) -> tuple[dict[str, Any], str]:
+    """The row's Patient, and its basis: what the keys of the person's
+    records embed (``mappings.identity``)."""
     number = (
         checked_nhs_number(values["NHS_Number"], "NHS_Number") if "NHS_Number" in values else None
     )
@@ -155,17 +158,22 @@ def _patient(values: dict[str, str], council: str) -> dict[str, Any]:
         patient["extension"] = [
             {"url": ETHNIC_URL, "valueCodeableConcept": concept(ETHNIC_SYSTEM, ethnic)}
         ]
-    return patient
+    return patient, patient_basis(council, number, local)
 
 
 def _social_history(
-    council: str, patient: dict[str, Any], item: str, when: str, value: dict[str, Any]
+    council: str,
+    patient: dict[str, Any],
+    person: str,
+    item: str,
+    when: str,
+    value: dict[str, Any],
 ) -> dict[str, Any]:
     """What the council last recorded of ``item``: one Observation per person
-    and item, updated as later rows say otherwise."""
+    (``person``, their basis) and item, updated as later rows say otherwise."""
     return {
         "resourceType": "Observation",
-        "id": mapped_id(council, "Observation", f"{patient['id']}|{item}"),
+        "id": mapped_id(council, "Observation", f"{person}|{item}"),
         "status": "final",
         "category": [concept(OBSERVATION_CATEGORY, "social-history", "Social History")],
         "code": concept(CLD_ITEM_SYSTEM, item, item.replace("_", " ").lower().capitalize()),
@@ -177,7 +185,7 @@ def _social_history(
 
 
 def _person_facts(
-    values: dict[str, str], council: str, patient: dict[str, Any], when: str
+    values: dict[str, str], council: str, patient: dict[str, Any], person: str, when: str
 ) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     subject = reference(patient)
@@ -187,7 +195,7 @@ def _person_facts(
         found.append(
             {
                 "resourceType": "Condition",
-                "id": mapped_id(council, "Condition", f"{patient['id']}|primary-support-reason"),
+                "id": mapped_id(council, "Condition", f"{person}|primary-support-reason"),
                 "clinicalStatus": concept(CONDITION_CLINICAL, "active"),
                 "category": [
                     concept(SUPPORT_REASON_CATEGORY_SYSTEM, group, display.split(":")[0]),
@@ -202,6 +210,7 @@ def _person_facts(
             _social_history(
                 council,
                 patient,
+                person,
                 "Accommodation_Status",
                 when,
                 {"valueCodeableConcept": concept(CLD_VALUE_SYSTEM, fold_code(status), status)},
@@ -217,7 +226,7 @@ def _person_facts(
                 )
             }
         )
-        found.append(_social_history(council, patient, "Has_Unpaid_Carer", when, value))
+        found.append(_social_history(council, patient, person, "Has_Unpaid_Carer", when, value))
     return found
 
 
@@ -227,7 +236,7 @@ def fold_code(value: str) -> str:
 
 
 def _carer_links(
-    values: dict[str, str], council: str, patient: dict[str, Any]
+    values: dict[str, str], council: str, patient: dict[str, Any], person: str
 ) -> list[dict[str, Any]]:
     """A carer's row names up to three people they care for: the carer is a
     RelatedPerson on each of their records, found by the council's own id
@@ -235,7 +244,9 @@ def _carer_links(
     client_type = _coded(values, CLIENT_TYPES)
     if client_type is None or not client_type.startswith("Carer"):
         return []
-    carer_key = values.get("LA_Person_Unique_Identifier") or patient["id"]
+    local = values.get("LA_Person_Unique_Identifier")
+    carer_key = local or patient["id"]
+    id_key = local or person  # the basis, where the id's key names the Patient
     links = []
     for item in ("Linked_Person_ID", "Linked_Person_ID_2", "Linked_Person_ID_3"):
         cared_for = values.get(item)
@@ -244,7 +255,7 @@ def _carer_links(
         identifier = local_identifier(council, cared_for)
         related: dict[str, Any] = {
             "resourceType": "RelatedPerson",
-            "id": mapped_id(council, "RelatedPerson", f"{carer_key}|cares-for|{cared_for}"),
+            "id": mapped_id(council, "RelatedPerson", f"{id_key}|cares-for|{cared_for}"),
             "identifier": [local_identifier(council, carer_key)],
             "patient": {
                 "reference": f"Patient?identifier={identifier['system']}|{identifier['value']}"
@@ -279,7 +290,8 @@ class _Event:
     values: dict[str, str]
     council: str
     patient: dict[str, Any]
-    key: str
+    key: str  # the event's identifier
+    id_key: str  # what its resources' ids are made from: the same, naming the person by basis
     start: str
     end: str | None
 
@@ -292,7 +304,7 @@ def _request(event: _Event) -> dict[str, Any]:
     route = _coded(values, ROUTES_OF_ACCESS)
     request: dict[str, Any] = {
         "resourceType": "ServiceRequest",
-        "id": mapped_id(council, "ServiceRequest", key),
+        "id": mapped_id(council, "ServiceRequest", event.id_key),
         "identifier": [_event_identifier(council, key)],
         # CLD returns only requests whose outcome is settled; one without an
         # end date is still being worked on.
@@ -330,7 +342,7 @@ def _task(row: _Event, event: str) -> dict[str, Any]:
         )
     task: dict[str, Any] = {
         "resourceType": "Task",
-        "id": mapped_id(council, "Task", key),
+        "id": mapped_id(council, "Task", row.id_key),
         "identifier": [_event_identifier(council, key)],
         "status": "completed" if end else "in-progress",
         "intent": "order",
@@ -361,7 +373,7 @@ def _service(event: _Event) -> list[dict[str, Any]]:
         kinds.append({"text": component})
     episode: dict[str, Any] = {
         "resourceType": "EpisodeOfCare",
-        "id": mapped_id(council, "EpisodeOfCare", key),
+        "id": mapped_id(council, "EpisodeOfCare", event.id_key),
         "identifier": [_event_identifier(council, key)],
         # An open service is active: the council's care relationship.
         "status": "finished" if end else "active",
@@ -382,7 +394,7 @@ def _service(event: _Event) -> list[dict[str, Any]]:
         member["display"] = provider_name
     team: dict[str, Any] = {
         "resourceType": "CareTeam",
-        "id": mapped_id(council, "CareTeam", key),
+        "id": mapped_id(council, "CareTeam", event.id_key),
         "status": "inactive" if end else "active",
         "name": values.get("Event_Description") or "Social care service",
         "subject": reference(patient),
@@ -416,12 +428,14 @@ def map_row(values: dict[str, str], council: str) -> Mapped:
     end = _date(values, "Event_End_Date")
     if end is not None and end < start:
         raise Unmappable(f"Event_End_Date {end} is before Event_Start_Date {start}")
-    patient = _patient(values, council)
-    key = values.get("Event_Reference") or f"{patient['id']}|{event}|{start}"
-    facts = _person_facts(values, council, patient, start)
+    patient, person = _patient(values, council)
+    named = values.get("Event_Reference")
+    key = named or f"{patient['id']}|{event}|{start}"
+    id_key = named or f"{person}|{event}|{start}"
+    facts = _person_facts(values, council, patient, person, start)
     resources = [patient, *facts]
-    resources += _carer_links(values, council, patient)
-    row = _Event(values, council, patient, key, start, end)
+    resources += _carer_links(values, council, patient, person)
+    row = _Event(values, council, patient, key, id_key, start, end)
     if event == "Request":
         resources.append(_request(row))
     elif event in ("Assessment", "Review"):

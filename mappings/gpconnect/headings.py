@@ -68,7 +68,7 @@ def heading_lists(record: Record) -> list[Json]:
             continue  # it named only what is not carried over: nothing to say
         listing: Json = {
             "resourceType": "List",
-            "id": mapped_id(record.source, "List", f"{record.patient_id}|heading|{code}"),
+            "id": mapped_id(record.source, "List", f"{record.patient_basis}|heading|{code}"),
             "status": "current",
             "mode": "snapshot",
             **reshape(item, HEADING, record),

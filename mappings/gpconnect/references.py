@@ -15,6 +15,7 @@ https://hl7.org/fhir/R4/references.html#Reference
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,16 +23,20 @@ import orjson
 
 from mappings.gpconnect.bundle import Item, Json, Response
 from mappings.gpconnect.codes import PREFERRED_IDENTIFIERS
-from mappings.identity import mapped_id
+from mappings.identity import id_basis, mapped_id
 from mappings.ukcore import Unmappable
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where one STU3 resource goes: its R4 type and id."""
+    """Where one STU3 resource goes: its R4 type and id, and the id's basis
+    (what a key made from this resource embeds: ``mappings.identity``)."""
 
     type: str
     id: str
+    basis: str
 
     @property
     def reference(self) -> str:
@@ -88,13 +93,15 @@ class Record:
     response: Response
     patient: Item
     patient_id: str
+    # Its basis: what the keys of the person's records embed (mappings.identity).
+    patient_basis: str
     # Allergies listed under "Ended allergies": resolved whatever they say.
     ended: set[int] = field(default_factory=set)
     _targets: dict[int, Target] = field(default_factory=dict)
     _keys: dict[tuple[str, str], Item] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._targets[self.patient.index] = Target("Patient", self.patient_id)
+        self._targets[self.patient.index] = Target("Patient", self.patient_id, self.patient_basis)
 
     def logical_key(self, item: Item) -> str:
         """The key of a resource without a business identifier: its logical
@@ -116,9 +123,28 @@ class Record:
                 f"{other.where} ({other}) and {item.where} ({item}) are both "
                 f"{r4_type} {key.split('|')[-1]!r}, but differ: identifiers must be unique"
             )
-        target = Target(r4_type, mapped_id(self.source, r4_type, key))
+        target = Target(
+            r4_type, mapped_id(self.source, r4_type, key), id_basis(self.source, r4_type, key)
+        )
         self._targets[item.index] = target
         return target
+
+    def with_bases(self, value: Any) -> Any:
+        """``value`` (JSON) with the id of every resource given one so far
+        in its strings as that id's basis: what a key made from content
+        hashes, so that the id it gives is its basis keyed."""
+        bases = {target.id: target.basis for target in self._targets.values()}
+
+        def based(found: Any) -> Any:
+            if isinstance(found, str):
+                return _UUID.sub(lambda made: bases.get(made.group(), made.group()), found)
+            if isinstance(found, list):
+                return [based(item) for item in found]
+            if isinstance(found, dict):
+                return {based(key): based(item) for key, item in found.items()}
+            return found
+
+        return based(value)
 
     def target(self, item: Item) -> Target | None:
         return self._targets.get(item.index)

@@ -124,7 +124,7 @@ def entries(record: Record) -> list[Entry]:
 
 def consent_id(record: Record) -> str:
     """The one Consent per person the practice's entries make."""
-    return mapped_id(record.source, "Consent", f"{CONSENT_KEY}|{record.patient_id}")
+    return mapped_id(record.source, "Consent", f"{CONSENT_KEY}|{record.patient_basis}")
 
 
 def _said(entry: Entry, where: str) -> str:

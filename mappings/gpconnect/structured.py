@@ -23,7 +23,15 @@ from mappings.gpconnect.bundle import Item, Json, Response, read_response
 from mappings.gpconnect.codes import R4_TYPES
 from mappings.gpconnect.elements import clean
 from mappings.gpconnect.references import Record, canonical_hash, identifier_key
-from mappings.ukcore import ODS, Mapped, Unmappable, dated_by, patient_id, utc_moment
+from mappings.ukcore import (
+    ODS,
+    Mapped,
+    Unmappable,
+    dated_by,
+    patient_basis,
+    patient_id,
+    utc_moment,
+)
 
 Converter = Callable[[Item, Record], Json]
 
@@ -131,7 +139,7 @@ def _role_key(item: Item, record: Record) -> str:
     for name in ("practitioner", "organization"):
         found = record.resolve(item.resource.get(name), item)
         target = record.target(found) if found is not None else None
-        parts.append(target.id if target is not None else "")
+        parts.append(target.basis if target is not None else "")
     codes = sorted(
         f"{coding.get('system')}|{coding.get('code')}"
         for concept in item.resource.get("code") or []
@@ -164,7 +172,7 @@ def _place(record: Record) -> dict[int, Json]:
     for item in medicines:
         content = medication.medication_content(item, record)
         target = record.assign(
-            item, "Medication", "content|" + canonical_hash(content), check=False
+            item, "Medication", "content|" + canonical_hash(record.with_bases(content)), check=False
         )
         converted[item.index] = {"resourceType": "Medication", "id": target.id, **content}
     return converted
@@ -192,7 +200,13 @@ def map_structured_record(bundle: dict[str, Any], source_org: str) -> Mapped:
             f"the person is registered at {practice} (Patient.managingOrganization), but the "
             f"record is loaded as {source}: a practice sends only its own records"
         )
-    record = Record(source, response, patient, patient_id(source, number, patient.id))
+    record = Record(
+        source,
+        response,
+        patient,
+        patient_id(source, number, patient.id),
+        patient_basis(source, number, patient.id),
+    )
     record.ended = _ended_allergies(response)
     converted = _place(record)
     resources: dict[tuple[str, str], Json] = {}

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mappings.hl7v2.parser import Message, Segment
-from mappings.identity import InvalidNhsNumber, mapped_id, nhs_number
+from mappings.identity import InvalidNhsNumber, id_basis, mapped_id, nhs_number
 from mappings.ukcore import (
     ETHNIC_SYSTEM,
     ETHNIC_URL,
@@ -148,7 +148,9 @@ def _patient_key(segment: Segment, number: int, source: str) -> str | None:
     return mapped_id(source, "Patient", local) if local else None
 
 
-def _patient(message: Message, source: str) -> dict[str, Any]:
+def _patient(message: Message, source: str) -> tuple[dict[str, Any], str]:
+    """PID as the Patient, and its basis: what the keys of the person's
+    records embed (``mappings.identity``)."""
     pid = message.segment("PID")
     if pid is None:
         raise Unmappable("no PID segment")
@@ -174,11 +176,11 @@ def _patient(message: Message, source: str) -> dict[str, Any]:
         identifiers.insert(0, nhs_identifier(number, verified))
     if not identifiers:
         raise Unmappable("PID-3 has neither an NHS number nor a local identifier")
-    key = number or identifiers[0]["value"]
+    # One Patient per NHS number, whatever the source; else per local id.
+    person = ("NHS" if number else source, "Patient", number or identifiers[0]["value"])
     patient: dict[str, Any] = {
         "resourceType": "Patient",
-        # One Patient per NHS number, whatever the source; else per local id.
-        "id": mapped_id("NHS" if number else source, "Patient", key),
+        "id": mapped_id(*person),
         "identifier": identifiers,
     }
     family, given = pid.value(5, 1), [g for g in (pid.value(5, 2), pid.value(5, 3)) if g]
@@ -222,10 +224,14 @@ def _patient(message: Message, source: str) -> dict[str, Any]:
         patient["generalPractitioner"] = [
             {"identifier": {"system": ODS, "value": practice.upper()}}
         ]
-    return patient
+    return patient, id_basis(*person)
 
 
-def _encounter(message: Message, pv1: Segment, source: str, patient_id: str) -> dict[str, Any]:
+def _encounter(
+    message: Message, pv1: Segment, source: str, patient_id: str
+) -> tuple[dict[str, Any], str]:
+    """PV1 as the visit's Encounter, and its basis: what the keys of the
+    visit's records embed."""
     visit = pv1.value(19) or message.control_id
     event = message.event
     start, end = instant(pv1.value(44)), instant(pv1.value(45))
@@ -271,7 +277,7 @@ def _encounter(message: Message, pv1: Segment, source: str, patient_id: str) -> 
         ]
         if planned:
             encounter["extension"] = planned
-    return encounter
+    return encounter, id_basis(source, "Encounter", visit)
 
 
 # DG1-6, the diagnosis type (HL7 table 0052), as R4's diagnosis roles; a
@@ -355,12 +361,13 @@ def _performers(segment: Segment, number: int, source: str, function: str) -> li
 
 
 def _procedures(
-    message: Message, encounter: dict[str, Any], source: str, patient_id: str
+    message: Message, encounter: dict[str, Any], visit: str, source: str, patient_id: str
 ) -> list[dict[str, Any]]:
     """PR1 as Procedures of the visit, completed: PR1 records what was done.
     Keyed by visit, code and time rather than PR1-1, which only numbers the
     segments of one message: a later message that leaves a procedure out or
-    reorders them must not move one onto another's id."""
+    reorders them must not move one onto another's id. ``visit``: the
+    Encounter's basis."""
     procedures: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for pr1 in message.all("PR1"):
@@ -370,7 +377,7 @@ def _procedures(
         performed = instant(pr1.value(5))
         key = "|".join(
             (
-                encounter["id"],
+                visit,
                 _fold(pr1.value(3, 3)),
                 pr1.value(3, 1) or code["text"],
                 performed or "",
@@ -428,11 +435,16 @@ _OBSERVATION_STATUS = {"F": "final", "P": "preliminary", "C": "corrected", "X": 
 
 
 def _observation(
-    message: Message, obx: Segment, source: str, patient_id: str, so_far: list[dict[str, Any]]
+    message: Message,
+    obx: Segment,
+    source: str,
+    patient_id: str,
+    person: str,
+    so_far: list[dict[str, Any]],
 ) -> dict[str, Any] | None:
     """OBX as an Observation: numbers with their unit, coded values, text.
-    Keyed by person, code and time, so the same result sent again in a later
-    message is the same Observation."""
+    Keyed by person (``person``, their basis), code and time, so the same
+    result sent again in a later message is the same Observation."""
     code, text, system = obx.value(3, 1), obx.value(3, 2), obx.value(3, 3).upper()
     raw = obx.value(5)
     if not (code or text) or not raw:
@@ -445,7 +457,7 @@ def _observation(
         concept["coding"] = [{"system": _OBSERVATION_SYSTEMS[system], "code": code}]
     observation: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": mapped_id(source, "Observation", f"{patient_id}|{system}|{code or text}|{when}"),
+        "id": mapped_id(source, "Observation", f"{person}|{system}|{code or text}|{when}"),
         "status": _OBSERVATION_STATUS.get(obx.value(11).upper(), "final"),
         "code": concept,
         "subject": {"reference": f"Patient/{patient_id}"},
@@ -481,7 +493,7 @@ def map_adt(message: Message, source: str) -> Mapped:
     sender = message.segments[0].value(4).upper()
     if sender and sender != source.upper():
         raise Unmappable(f"MSH-4 names {sender}, but the file is loaded as {source}")
-    patient = _patient(message, source)
+    patient, person = _patient(message, source)
     sent = instant(message.segments[0].value(7))  # MSH-7: when the message was made
     mapped = Mapped(patient["id"], [patient], as_at=utc_moment(sent) if sent else None)
     if event in MERGE_EVENTS:
@@ -496,7 +508,7 @@ def map_adt(message: Message, source: str) -> Mapped:
     subject = {"reference": f"Patient/{patient['id']}"}
     pv1 = message.segment("PV1")
     if event in VISIT_EVENTS and pv1 is not None:
-        encounter = _encounter(message, pv1, source, patient["id"])
+        encounter, visit_basis = _encounter(message, pv1, source, patient["id"])
         mapped.resources.append(encounter)
         if event == "A11":
             mapped.cancels = encounter["id"]
@@ -507,7 +519,7 @@ def map_adt(message: Message, source: str) -> Mapped:
                 continue
             condition: dict[str, Any] = {
                 "resourceType": "Condition",
-                "id": mapped_id(source, "Condition", f"{encounter['id']}|{dg1.value(1) or index}"),
+                "id": mapped_id(source, "Condition", f"{visit_basis}|{dg1.value(1) or index}"),
                 "subject": subject,
                 "encounter": {"reference": f"Encounter/{encounter['id']}"},
                 "code": concept,
@@ -529,9 +541,9 @@ def map_adt(message: Message, source: str) -> Mapped:
         # Each message states the diagnoses it carries; those earlier ones
         # stated stay on the visit, as their Conditions do.
         mapped.gathered[f"Encounter/{encounter['id']}"] = ("diagnosis", "condition")
-        mapped.resources += _procedures(message, encounter, source, patient["id"])
+        mapped.resources += _procedures(message, encounter, visit_basis, source, patient["id"])
     for obx in message.all("OBX"):
-        observation = _observation(message, obx, source, patient["id"], mapped.resources)
+        observation = _observation(message, obx, source, patient["id"], person, mapped.resources)
         if observation is not None:
             mapped.resources.append(observation)
     visit = next((r for r in mapped.resources if r["resourceType"] == "Encounter"), None)
@@ -543,9 +555,7 @@ def map_adt(message: Message, source: str) -> Mapped:
             continue
         allergy: dict[str, Any] = {
             "resourceType": "AllergyIntolerance",
-            "id": mapped_id(
-                source, "AllergyIntolerance", f"{patient['id']}|{al1.value(3, 1) or text}"
-            ),
+            "id": mapped_id(source, "AllergyIntolerance", f"{person}|{al1.value(3, 1) or text}"),
             "patient": subject,
             "code": {"text": text},
             "clinicalStatus": {
@@ -574,7 +584,7 @@ def map_adt(message: Message, source: str) -> Mapped:
             continue
         related: dict[str, Any] = {
             "resourceType": "RelatedPerson",
-            "id": mapped_id(source, "RelatedPerson", f"{patient['id']}|{nk1.value(1) or index}"),
+            "id": mapped_id(source, "RelatedPerson", f"{person}|{nk1.value(1) or index}"),
             "patient": subject,
             "name": [
                 {**({"family": family} if family else {}), **({"given": [given]} if given else {})}

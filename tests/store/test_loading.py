@@ -13,7 +13,7 @@ from gateway.loading import load
 from gateway.loading.ledger import archived
 from gateway.loading.matches import decide, probable_matches
 from gateway.store import Store
-from mappings.identity import mapped_id
+from mappings.identity import id_basis, mapped_id
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hl7v2"
 FILES = [FIXTURES / "admit.hl7", FIXTURES / "discharge-and-errors.hl7"]
@@ -278,7 +278,7 @@ def test_an_update_silent_on_protection_keeps_the_visit_protected(
     assert load(store, "hl7v2", "RKE", [opened]).rejections == []
     assert list(_labels_of(store, "Encounter").values()) == [set()]
     conditions = _labels_of(store, "Condition")
-    pneumonia = mapped_id("RKE", "Condition", f"{next(iter(_labels_of(store, 'Encounter')))}|1")
+    pneumonia = mapped_id("RKE", "Condition", f"{id_basis('RKE', 'Encounter', 'V6')}|1")
     assert conditions.pop(pneumonia) == set()  # stated again, now open
     assert list(conditions.values()) == [{"R"}]  # not sent again: as it was
 
@@ -324,7 +324,7 @@ def test_a_persons_facts_stand_as_at_their_latest_event_whatever_the_row_order(
     returned.write_text("\n".join([header, moved, request]) + "\n")  # the later event first
     report = load(store, "cld", "713", [returned])
     assert (report.loaded, report.rejections) == (2, [])
-    person = mapped_id("NHS", "Patient", "9990000018")
+    person = id_basis("NHS", "Patient", "9990000018")  # what the keys of their records embed
     accommodation = _current(
         store, "Observation", mapped_id("713", "Observation", f"{person}|Accommodation_Status")
     )

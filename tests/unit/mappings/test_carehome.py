@@ -3,6 +3,9 @@ and the mapping to UK Core shaped resources, against golden files.
 
 ``UPDATE_GOLDEN=1 pytest tests/unit/mappings/test_carehome.py`` rewrites the
 ``*.expected.json`` files from the mapper; read the diff before keeping it.
+Golden files hold each id's basis (the id before ids were keyed,
+``mappings.identity``); tests/unit/test_keyed_ids.py checks that the keyed
+ids are those bases keyed.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from mappings.carehome.times import london_instant
 from mappings.identity import NHS_NUMBER_SYSTEM
 from mappings.jsonrecords import read_json_records
 from mappings.ukcore import Unmappable
+from tests.support.ids import unkeyed
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "carehome"
 GOLDEN = ("winifred-maddox", "albert-nkemelu")
@@ -62,7 +66,9 @@ def refusal(obj: dict[str, Any], source: str = HOME) -> str:
 @pytest.mark.parametrize("name", GOLDEN)
 def test_maps_to_the_golden_resources(name: str) -> None:
     """The mapping of each example record is the reviewed expected output."""
-    text = json.dumps(mapped(record(name)), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    with unkeyed():
+        resources = mapped(record(name))
+    text = json.dumps(resources, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     expected = FIXTURES / f"{name}.expected.json"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         expected.write_text(text, "utf-8")

@@ -21,6 +21,7 @@ from mappings.hl7v2.parser import (
     unescape,
 )
 from mappings.ukcore import Mapped, Unmappable
+from tests.support.ids import unkeyed
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hl7v2"
 
@@ -141,12 +142,14 @@ def test_obx_becomes_observations_keyed_by_person_code_and_time() -> None:
 
 def test_the_admission_maps_to_the_golden_file() -> None:
     """Every message of the fixtures that maps, as resources: reviewed once
-    by eye, then held still (``UPDATE_GOLDEN=1`` rewrites it on purpose)."""
+    by eye, then held still (``UPDATE_GOLDEN=1`` rewrites it on purpose).
+    It holds each id's basis: tests/unit/test_keyed_ids.py checks the keyed ids."""
     mapped = []
     for name in ("admit.hl7", "discharge-and-errors.hl7"):
         for text in messages(name):
             try:
-                mapped.append(map_adt(parse_message(text), "RKE").resources)
+                with unkeyed():
+                    mapped.append(map_adt(parse_message(text), "RKE").resources)
             except (Unmappable, BrokenMessage):
                 continue
     golden = FIXTURES / "admit-and-discharge.expected.json"
