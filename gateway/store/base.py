@@ -177,7 +177,8 @@ class UnitOfWork(Reader, Protocol):
         """Run one statement over the gateway's own tables (the client
         registry, the assertions seen, its secrets), written with ``?``
         placeholders; returns the number of rows it changed. Resources and
-        their index are written through ``append`` only."""
+        their index are written through ``append`` only, but for the one
+        move of a store's mapped ids to keyed ones (``gateway.loading.ids``)."""
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         """``execute`` once per row of parameters, in one call (the audit
