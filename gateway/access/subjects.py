@@ -38,7 +38,9 @@ def patient_by_identifier(reader: Querier, identifier: Coding) -> str | None:
     system, value = identifier
     if not system or _SPECIAL.intersection(system + value):
         return None
-    found = matching_ids(reader, "Patient", urlencode({"identifier": f"{system}|{value}"}))
+    found = matching_ids(
+        reader, "Patient", urlencode({"identifier": f"{system}|{value}"}), visible=None
+    )
     return found[0] if len(found) == 1 else None
 
 

@@ -56,7 +56,13 @@ def _look_alikes(store: Querier, patient: dict[str, Any]) -> dict[str, str]:
     found: dict[str, str] = {}
     for criterion, reason in criteria:
         try:
-            ids = matching_ids(store, "Patient", f"birthdate={born}&{criterion}", limit=_MOST + 1)
+            ids = matching_ids(
+                store,
+                "Patient",
+                f"birthdate={born}&{criterion}",
+                visible=None,
+                limit=_MOST + 1,
+            )
         except GatewayError:
             continue  # a value the search grammar refuses matches nothing
         for candidate in ids:

@@ -324,7 +324,7 @@ def _linked(store: Querier, resource: dict[str, Any]) -> dict[str, Any]:
     if not (isinstance(patient, dict) and str(patient.get("reference", "")).startswith("Patient?")):
         return resource
     query = str(patient["reference"]).removeprefix("Patient?")
-    found = matching_ids(store, "Patient", query)
+    found = matching_ids(store, "Patient", query, visible=None)
     if len(found) != 1:
         value = query.rpartition("|")[2]
         raise _UnknownLink(

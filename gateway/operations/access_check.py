@@ -79,7 +79,7 @@ def _patient_id(store: Store, parameters: dict[str, dict[str, Any]]) -> str:
     if kind == "Identifier" and isinstance(value, dict):
         system, number = value.get("system", NHS_NUMBER), value.get("value")
         if isinstance(number, str):
-            ids = matching_ids(store, "Patient", f"identifier={system}|{number}")
+            ids = matching_ids(store, "Patient", f"identifier={system}|{number}", visible=None)
             if not ids:
                 raise NotFound(f"no Patient has the identifier {system}|{number}", code="GW-0410")
             if len(ids) > 1:

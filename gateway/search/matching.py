@@ -31,13 +31,16 @@ def matching_ids(
     reader: Querier,
     res_type: str,
     criteria: str,
+    *,
+    visible: Callable[[StoredVersion], bool] | None,
     limit: int = 2,
-    visible: Callable[[StoredVersion], bool] | None = None,
 ) -> list[str]:
     """The ids of up to ``limit`` live ``res_type`` resources matching
     ``criteria`` (a query string such as ``identifier=sys|123``); with
     ``visible``, only of those the requester may see: what it may not see
-    is not there for it, so a conditional write never reveals it."""
+    is not there for it, so a conditional write never reveals it. ``None``
+    only for the gateway's own look-ups (whose record a write is, a load
+    reconciling with what is on file), which must say so."""
     pairs = [(name, value) for name, value in parse_qsl(criteria, keep_blank_values=True)]
     pairs = [(name, value) for name, value in pairs if name != "_format"]
     for name, _ in pairs:

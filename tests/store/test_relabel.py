@@ -53,10 +53,14 @@ def test_records_stored_under_narrower_lists_are_labelled_once_they_grow(store: 
     assert content["meta"]["source"] == "urn:ods:H81001"  # still the home's record
     assert content["code"] == _condition("35489007")["code"]
     assert store.read("Condition", asthma.res_id).version == 1  # type: ignore[union-attr]
-    assert matching_ids(store, "Condition", f"_security={ACT_CODE}|PSY") == [depression.res_id]
+    assert matching_ids(store, "Condition", f"_security={ACT_CODE}|PSY", visible=None) == [
+        depression.res_id
+    ]
     # One Provenance for each version: the home's, then the gateway's.
     said = {}
-    for res_id in matching_ids(store, "Provenance", f"target=Condition/{depression.res_id}"):
+    for res_id in matching_ids(
+        store, "Provenance", f"target=Condition/{depression.res_id}", visible=None
+    ):
         found = fhirjson.loads(store.read("Provenance", res_id).content or b"")  # type: ignore[union-attr]
         said[found["target"][0]["reference"].rpartition("/")[2]] = found
     assert sorted(said) == ["1", "2"]
