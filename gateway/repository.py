@@ -84,9 +84,16 @@ class Repository:
         grant: AccessGrant,
         disclosures: Disclosures,
         base_url: str,
+        *,
+        pushing: bool = False,
     ) -> None:
+        """``pushing``: the requester is a source pushing its records
+        (``$ingest``), which land at the ids the gateway's mappings derive
+        from its own keys rather than at ids it chose."""
         self._store = store
         self._reader = reader
+        self._grant = grant
+        self._pushing = pushing
         self.requester = grant.requester
         self.scopes = grant.scopes
         self._disclosures = disclosures
@@ -133,8 +140,12 @@ class Repository:
         """A client creates at an id of its choosing (update as create) only
         within its organisation's own ids, ``<ODS code>-<its id>``: anywhere
         else the answer could not be the same for an id where a hidden
-        record stands and one where nothing does."""
-        return res_id.startswith(self.requester.org_ods + "-")
+        record stands and one where nothing does. A source's pushed records
+        land at the ids the mappings derive from its own keys (keyed with the
+        deployment's secret, named for the source), not at ids it chose: what
+        stands there hidden is reconciled by the loader as for any source
+        (``gateway.loading``)."""
+        return self._pushing or res_id.startswith(self.requester.org_ods + "-")
 
     def committing(self, uow: UnitOfWork) -> None:
         return None  # the request's entry is written before its answer leaves
@@ -345,9 +356,16 @@ class Repository:
 
     async def ingest(self, fmt: str, body: bytes) -> dict[str, Any]:
         """``$ingest``: the requester's organisation pushes its own records,
-        mapped to ids of its own (``_Pushing``)."""
+        as this request's repository but landing at mapped ids."""
+        pushing = Repository(
+            self._store,
+            self._reader,
+            self._grant,
+            self._disclosures,
+            self.base_url,
+            pushing=True,
+        )
         kind = self.requester.kind
-        pushing = _Pushing(self)
         return await _off_loop(partial(ingests.ingest, self._store, pushing, kind, fmt, body))
 
     async def access_report(self, patient_id: str) -> dict[str, Any]:
@@ -370,34 +388,3 @@ class Repository:
         question = await _off_loop(partial(checks.parse_question, self._store, body))
         self._disclosures.patients.add(question.patient_id)
         return await _off_loop(partial(checks.access_check, self._store, question))
-
-
-class _Pushing:
-    """The request's repository as a source pushing its records: the same
-    scopes, consent decisions, author and audit entry, but the records land
-    at the ids the gateway's mappings derive from the source's own keys
-    (keyed with the deployment's secret, and named for the source), not at
-    ids the client chose, so it may create there. What stands there hidden
-    is reconciled by the loader as for any source (``gateway.loading``)."""
-
-    def __init__(self, repository: Repository) -> None:
-        self._repository = repository
-
-    @property
-    def author(self) -> Author:
-        return self._repository.author
-
-    def authorize(self, res_type: str, permission: str) -> None:
-        self._repository.authorize(res_type, permission)
-
-    def access(self, reader: Querier) -> AccessControl:
-        return self._repository.access(reader)
-
-    def wrote(self, version: StoredVersion) -> None:
-        self._repository.wrote(version)
-
-    def may_assign_id(self, res_type: str, res_id: str) -> bool:
-        return True
-
-    def committing(self, uow: UnitOfWork) -> None:
-        self._repository.committing(uow)
