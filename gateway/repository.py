@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import anyio.to_thread
 
@@ -35,8 +35,9 @@ from gateway.access.control import AccessControl
 from gateway.access.facts import person_of
 from gateway.access.people import registered_practices
 from gateway.access.purposes import require_access_report, require_compliance
+from gateway.audit import log
 from gateway.audit import report as audit_report
-from gateway.audit.events import Disclosures
+from gateway.audit.events import Disclosures, request_event
 from gateway.auth.enforce import authorize_search, includable
 from gateway.auth.scopes import Permission
 from gateway.auth.tokens import AccessGrant
@@ -72,6 +73,16 @@ async def _off_loop(work: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(work)
 
 
+class RequestLine(NamedTuple):
+    """What the audit entry says of the request itself."""
+
+    request_id: str
+    method: str
+    path: str
+    query: str
+    subtype: str  # its interaction (``gateway.audit.events.subtype_of``)
+
+
 class Repository:
     """One requester's view of the resources, for one request. Not shared
     between requests: a Consent changed between two requests applies to the
@@ -84,6 +95,7 @@ class Repository:
         grant: AccessGrant,
         disclosures: Disclosures,
         base_url: str,
+        line: RequestLine,
         *,
         pushing: bool = False,
     ) -> None:
@@ -93,6 +105,7 @@ class Repository:
         self._store = store
         self._reader = reader
         self._grant = grant
+        self._line = line
         self._pushing = pushing
         self.requester = grant.requester
         self.scopes = grant.scopes
@@ -148,7 +161,27 @@ class Repository:
         return self._pushing or res_id.startswith(self.requester.org_ods + "-")
 
     def committing(self, uow: UnitOfWork) -> None:
-        return None  # the request's entry is written before its answer leaves
+        """The request's audit entry so far, appended in the unit of work of
+        the writes it names: they commit together or not at all (PRODUCT.md
+        section 5). What the request does after it (the reads of a batch)
+        goes into the entry the HTTP layer writes before the answer leaves;
+        when there is nothing more, that entry is not written."""
+        if not self._disclosures.written:
+            return
+        line = self._line
+        record = request_event(
+            recorded=fhirjson.instant(),
+            subtype=self._disclosures.interaction or line.subtype,
+            status=None,
+            asker=self.requester,
+            request_id=line.request_id,
+            method=line.method,
+            path=line.path,
+            query=line.query,
+            disclosures=self._disclosures,
+        )
+        log.append(uow, [record])
+        self._disclosures.logged()
 
     def found_nothing(self) -> None:
         """Note that the answer, or an entry of it, found nothing to show:
@@ -363,6 +396,7 @@ class Repository:
             self._grant,
             self._disclosures,
             self.base_url,
+            self._line,
             pushing=True,
         )
         kind = self.requester.kind

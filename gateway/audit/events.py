@@ -60,6 +60,9 @@ class Disclosures:
     # The interaction, where the route alone does not tell it (a Bundle is a
     # batch or a transaction).
     interaction: str | None = None
+    # Entries already written in the unit of work of the writes they name
+    # (``logged``): the request's own entry then covers only what came after.
+    logged_entries: int = 0
 
     def sent(self, identifier: str, title: str, entries: list[str]) -> None:
         """Note a document built for the requester and what was in it."""
@@ -84,6 +87,20 @@ class Disclosures:
     @property
     def withheld(self) -> int:
         return sum(n for (_, _, _, permit), n in self.decisions.items() if not permit)
+
+    @property
+    def pending(self) -> bool:
+        """Whether anything is noted that no entry has named yet."""
+        return bool(self.patients or self.decisions or self.written or self.documents)
+
+    def logged(self) -> None:
+        """What is noted so far is in an entry written with the writes it
+        names: start afresh for what the request does after."""
+        self.patients.clear()
+        self.decisions.clear()
+        self.written.clear()
+        self.documents.clear()
+        self.logged_entries += 1
 
 
 # The route handler (gateway.http.routes) that served a request: its
@@ -128,7 +145,7 @@ def request_event(
     *,
     recorded: str,
     subtype: str,
-    status: int,
+    status: int | None,
     asker: Requester,
     request_id: str,
     method: str,
@@ -136,7 +153,10 @@ def request_event(
     query: str,
     disclosures: Disclosures,
 ) -> AuditRecord:
-    """The AuditEvent of one FHIR request."""
+    """The AuditEvent of one FHIR request; with no ``status``, of the part of
+    it that a unit of work committed (a write: written in that unit of work,
+    before the answer's status is known)."""
+    outcome = _outcome(status) if status is not None else "0"
     purpose = [{"coding": [{"system": _ACT_REASON, "code": asker.purpose}]}]
     client: dict[str, Any] = {
         "type": {"coding": [{"system": _DCM, "code": "110150", "display": "Application"}]},
@@ -215,8 +235,8 @@ def request_event(
         "subtype": [{"system": _INTERACTION, "code": subtype}],
         "action": ACTIONS.get(subtype, "E"),
         "recorded": recorded,
-        "outcome": _outcome(status),
-        "outcomeDesc": f"HTTP {status}",
+        "outcome": outcome,
+        "outcomeDesc": f"HTTP {status}" if status is not None else "committed",
         "purposeOfEvent": purpose,
         "agent": [client, organisation],
         "source": {
@@ -240,7 +260,7 @@ def request_event(
         client_id=asker.client_id,
         purpose=asker.purpose,
         subtype=subtype,
-        outcome=_outcome(status),
+        outcome=outcome,
         emergency=asker.purpose == "ETREAT",
         alert=any(rule == "consent-uninterpretable" for rule, *_ in disclosures.decisions),
     )

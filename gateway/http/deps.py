@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from consent.model import Requester
-from gateway.audit.events import Disclosures
+from gateway.audit.events import Disclosures, subtype_of
 from gateway.auth.clients import registration_async
 from gateway.auth.scopes import Scopes
 from gateway.auth.tokens import InvalidToken, TokenService
 from gateway.config import Settings
 from gateway.errors import Unauthorized
 from gateway.http.negotiation import check_acceptable
-from gateway.repository import Repository
+from gateway.repository import Repository, RequestLine
 from gateway.store import AsyncReader, Store
 
 
@@ -117,7 +117,17 @@ async def authenticated(request: Request, html: bool = False) -> FhirContext:
             bearer_error="invalid_token",
         )
     disclosures = Disclosures()
-    repository = Repository(context.store, context.reader, grant, disclosures, context.base_url)
+    scope = request.scope
+    line = RequestLine(
+        request_id=scope["state"]["request_id"],
+        method=scope["method"],
+        path=scope["path"],
+        query=scope.get("query_string", b"").decode("latin-1"),
+        subtype=subtype_of(getattr(scope.get("endpoint"), "__name__", "")),
+    )
+    repository = Repository(
+        context.store, context.reader, grant, disclosures, context.base_url, line
+    )
     # The audit entry the middleware writes before the response leaves.
     request.scope.setdefault("state", {})["audit"] = (requester, disclosures)
     return dataclasses.replace(context, repository=repository)

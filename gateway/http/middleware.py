@@ -115,31 +115,34 @@ async def audited(
     waits, besides, until the not-found floor has passed since the request
     arrived (``started``, ``time.perf_counter``). The status sent."""
     asker, disclosures = scope["state"]["audit"]
-    endpoint = scope.get("endpoint")
-    record = request_event(
-        recorded=fhirjson.instant(),
-        subtype=disclosures.interaction or subtype_of(getattr(endpoint, "__name__", "")),
-        status=status,
-        asker=asker,
-        request_id=rid,
-        method=scope["method"],
-        path=scope["path"],
-        query=scope.get("query_string", b"").decode("latin-1"),
-        disclosures=disclosures,
-    )
-    try:
-        await asyncio.wait_for(
-            asyncio.wrap_future(scope["app"].state.audit.submit([record])), _AUDIT_TIMEOUT_S
+    # A write's entry is written in the write's own transaction; the request
+    # needs one of its own only for what it did besides, or for a failure.
+    if disclosures.pending or not disclosures.logged_entries or status >= 400:
+        endpoint = scope.get("endpoint")
+        record = request_event(
+            recorded=fhirjson.instant(),
+            subtype=disclosures.interaction or subtype_of(getattr(endpoint, "__name__", "")),
+            status=status,
+            asker=asker,
+            request_id=rid,
+            method=scope["method"],
+            path=scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"),
+            disclosures=disclosures,
         )
-    except Exception as exc:  # AuditUnavailable, or no audit log at all
-        failure = AuditFailure(
-            f"the audit entry could not be written, so nothing is returned: {exc}"
-        )
-        start, body = _outcome_messages(500, outcomes.operation_outcome(failure))
-        start["headers"].append((b"x-request-id", rid.encode("latin-1")))
-        await send(start)
-        await send(body)
-        return 500
+        try:
+            await asyncio.wait_for(
+                asyncio.wrap_future(scope["app"].state.audit.submit([record])), _AUDIT_TIMEOUT_S
+            )
+        except Exception as exc:  # AuditUnavailable, or no audit log at all
+            failure = AuditFailure(
+                f"the audit entry could not be written, so nothing is returned: {exc}"
+            )
+            start, body = _outcome_messages(500, outcomes.operation_outcome(failure))
+            start["headers"].append((b"x-request-id", rid.encode("latin-1")))
+            await send(start)
+            await send(body)
+            return 500
     if status == 404 or disclosures.found_nothing:
         await _not_found_floor(scope, started)
     for message in messages:
