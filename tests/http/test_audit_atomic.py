@@ -4,6 +4,7 @@ in the write's own transaction, so no write is ever stored without it."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -77,3 +78,48 @@ def test_a_write_whose_entry_cannot_be_written_is_not_stored(
         e for e in entries(world.store) if e["request_id"] == answer.headers["x-request-id"]
     ]
     assert failure["outcome"] == "8"
+
+
+def test_a_database_turned_read_only_mid_write_leaves_no_write_unaudited(
+    world: World, request: pytest.FixtureRequest
+) -> None:
+    """PostgreSQL turned read-only for a moment (as a failover or a full
+    disk leaves it) while writes arrive: each write is refused whole, none
+    is stored without its entry, and once writable again they succeed."""
+    if "postgres" not in type(world.store).__name__.lower():
+        pytest.skip("turning the whole server read-only is PostgreSQL's")
+    import psycopg
+
+    cluster = request.getfixturevalue("pg_cluster")
+
+    def server(sql: str) -> None:
+        with psycopg.connect(cluster.url, autocommit=True) as conn:
+            conn.execute(sql)
+            conn.execute("SELECT pg_reload_conf()")
+        time.sleep(0.3)  # every backend takes the reloaded setting
+
+    new = {"resourceType": "Condition", "subject": world.subject, "code": {"text": "Gout"}}
+    home = world.headers("home")
+    before = _count(world.store, "Condition")
+    server("ALTER SYSTEM SET default_transaction_read_only = on")
+    try:
+        statuses = [
+            world.api.post("/fhir/Condition", json=new, headers=home).status_code for _ in range(3)
+        ]
+    finally:
+        server("ALTER SYSTEM RESET default_transaction_read_only")
+    assert all(status >= 500 for status in statuses), statuses
+    assert _count(world.store, "Condition") == before
+    assert world.api.post("/fhir/Condition", json=new, headers=home).status_code == 201
+    stored = {
+        f"Condition/{res_id}/_history/{version}"
+        for res_id, version in world.store.select(
+            "SELECT res_id, version FROM resource_version WHERE res_type = 'Condition'", []
+        )
+    }
+    named = {
+        e.get("what", {}).get("reference")
+        for entry in entries(world.store)
+        for e in entry["event"]["entity"]
+    }
+    assert stored <= named
