@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consent.model import Decision, Requester
+from gateway.audit.columns import NO_CLIENT, REQUEST_ID_URL
 from gateway.audit.log import AuditRecord
 from gateway.identifiers import CLIENT_SYSTEM
 from gateway.identifiers import ODS_SYSTEM as ODS
 
-REQUEST_ID_URL = "urn:london-care-gateway:request-id"
 BREAK_GLASS_URL = "urn:london-care-gateway:break-glass-reason"
 _REST = {
     "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
@@ -252,18 +252,7 @@ def request_event(
         },
         "entity": entities,
     }
-    return AuditRecord(
-        event=event,
-        request_id=request_id,
-        patients=tuple(sorted(disclosures.patients)),
-        org_ods=asker.org_ods,
-        client_id=asker.client_id,
-        purpose=asker.purpose,
-        subtype=subtype,
-        outcome=outcome,
-        emergency=asker.purpose == "ETREAT",
-        alert=any(rule == "consent-uninterpretable" for rule, *_ in disclosures.decisions),
-    )
+    return AuditRecord(event)
 
 
 def token_event(
@@ -281,7 +270,7 @@ def token_event(
     claimed to be: a refused one may not be who it says."""
     agent: dict[str, Any] = {
         "type": {"coding": [{"system": _DCM, "code": "110150", "display": "Application"}]},
-        "who": {"identifier": {"system": CLIENT_SYSTEM, "value": client_id or "(none given)"}},
+        "who": {"identifier": {"system": CLIENT_SYSTEM, "value": client_id or NO_CLIENT}},
         "requestor": True,
     }
     if purpose:
@@ -301,15 +290,7 @@ def token_event(
         "agent": [agent],
         "source": {"site": "london-care-gateway", "observer": {"display": "London care gateway"}},
     }
-    return AuditRecord(
-        event=event,
-        request_id=request_id,
-        client_id=client_id,
-        purpose=purpose,
-        subtype="token",
-        outcome=outcome,
-        emergency=purpose == "ETREAT" and error is None,
-    )
+    return AuditRecord(event)
 
 
 def load_event(
@@ -369,11 +350,4 @@ def load_event(
         "source": {"site": "london-care-gateway", "observer": {"display": "London care gateway"}},
         "entity": entities,
     }
-    return AuditRecord(
-        event=event,
-        patients=tuple(patients),
-        org_ods=org_ods,
-        client_id=client_id,
-        subtype="load",
-        outcome="0",
-    )
+    return AuditRecord(event)

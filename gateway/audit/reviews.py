@@ -12,12 +12,13 @@ from typing import Any
 from consent.model import Requester
 from gateway import fhirjson
 from gateway.audit import log
-from gateway.audit.events import REQUEST_ID_URL
+from gateway.audit.columns import AUDIT_ENTRY_SYSTEM, ENTITY_TYPE, REQUEST_ID_URL, columns_of
 from gateway.errors import Conflict, InvalidRequest, NotFound
-from gateway.identifiers import CLIENT_SYSTEM
+from gateway.identifiers import CLIENT_SYSTEM, ODS_SYSTEM
 from gateway.store import Querier, Store, as_bytes
 
 _MAX_NOTE = 2000
+_OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def review(store: Store, index: int, reviewer: Requester, note: str, request_id:
         if uow.select("SELECT 1 FROM audit_review WHERE idx = ?", [index]):
             raise Conflict(f"emergency access {index} has already been reviewed", code="GW-0922")
         now = fhirjson.instant()
-        event = {
+        event: dict[str, Any] = {
             "resourceType": "AuditEvent",
             "extension": [{"url": REQUEST_ID_URL, "valueString": request_id}],
             "type": {
@@ -115,28 +116,37 @@ def review(store: Store, index: int, reviewer: Requester, note: str, request_id:
                 {
                     "what": {
                         "identifier": {
-                            "system": "urn:london-care-gateway:audit-entry",
+                            "system": AUDIT_ENTRY_SYSTEM,
                             "value": str(index),
                         }
                     }
                 }
             ],
         }
-        people = uow.select("SELECT patient_id FROM audit_patient WHERE idx = ?", [index])
-        (review_index,) = log.append(
-            uow,
-            [
-                log.AuditRecord(
-                    event=event,
-                    request_id=request_id,
-                    patients=tuple(str(p[0]) for p in people),
-                    org_ods=reviewer.org_ods,
-                    client_id=reviewer.client_id,
-                    purpose=reviewer.purpose,
-                    subtype="review",
-                )
-            ],
+        # The people of the entry reviewed, as its signed entry names them,
+        # and the reviewer's organisation: the review's own columns are read
+        # from what it says (``columns.columns_of``).
+        reviewed = log.entry(uow, index)
+        people = columns_of(reviewed).patients if reviewed is not None else ()
+        event["agent"].append(
+            {
+                "type": {"text": reviewer.kind},
+                "who": {
+                    "identifier": {"system": ODS_SYSTEM, "value": reviewer.org_ods},
+                    "display": reviewer.org_name,
+                },
+                "requestor": False,
+            }
         )
+        event["entity"] += [
+            {
+                "what": {"reference": f"Patient/{patient_id}"},
+                "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
+                "role": {"system": _OBJECT_ROLE, "code": "1", "display": "Patient"},
+            }
+            for patient_id in people
+        ]
+        (review_index,) = log.append(uow, [log.AuditRecord(event)])
         uow.execute(
             "INSERT INTO audit_review (idx, review_idx, reviewer, reviewed_at, note) "
             "VALUES (?, ?, ?, ?, ?)",

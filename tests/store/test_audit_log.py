@@ -4,22 +4,43 @@ and verification that names the first entry tampered with."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gateway.audit import log, merkle
+from consent.model import Requester
+from gateway.audit import log, merkle, reviews
 from gateway.audit.checkpoint import load_or_create_signer, open_note
+from gateway.audit.columns import AUDIT_ENTRY_SYSTEM, REQUEST_ID_URL, columns_of
+from gateway.audit.events import Disclosures, load_event, request_event, token_event
+from gateway.identifiers import CLIENT_SYSTEM
 from gateway.store import Store
 
 pytestmark = pytest.mark.usefixtures("store")
 
 
-def record(n: int) -> log.AuditRecord:
-    return log.AuditRecord(
-        event={"resourceType": "AuditEvent", "recorded": f"2026-01-01T00:00:{n % 60:02d}Z", "n": n},
-        patients=(f"p{n % 3}",),
-        org_ods="A81001",
+ASKER = Requester(
+    org_ods="A81001",
+    kind="gp-practice",
+    purpose="TREAT",
+    client_id="gp-system",
+    client_name="GP system",
+    org_name="Riverside Surgery",
+)
+
+
+def record(n: int, asker: Requester = ASKER, **disclosed: Any) -> log.AuditRecord:
+    disclosures = Disclosures(patients={f"p{n % 3}"}, **disclosed)
+    return request_event(
+        recorded=f"2026-01-01T00:00:{n % 60:02d}Z",
         subtype="read",
+        status=200,
+        asker=asker,
+        request_id=f"request-{n}",
+        method="GET",
+        path=f"/fhir/Patient/p{n % 3}",
+        query="",
+        disclosures=disclosures,
     )
 
 
@@ -144,3 +165,300 @@ def test_an_altered_checkpoint_is_found(signed: tuple[Store, str, str]) -> None:
     )
     finding = log.verify(store, vkey).findings[0]
     assert "checkpoint at size 8" in finding.problem
+
+
+# -- the columns auditors read are the signed entry's ----------------------------------
+
+_FORGED: dict[str, object] = {
+    "recorded": "2020-01-01T00:00:00Z",
+    "request_id": "forged",
+    "org_ods": "X99999",
+    "client_id": "someone-else",
+    "purpose": "HCOMPL",
+    "subtype": "search-type",
+    "outcome": "8",
+    "emergency": True,
+    "alert": True,
+}
+
+
+@pytest.mark.parametrize("column", sorted(_FORGED))
+def test_each_column_is_checked_against_the_signed_entry(
+    signed: tuple[Store, str, str], column: str
+) -> None:
+    store, vkey, _ = signed
+    _tamper(store, f"UPDATE audit_entry SET {column} = ? WHERE idx = 5", [_FORGED[column]])
+    result = log.verify(store, vkey)
+    assert [f.index for f in result.findings] == [5]
+    assert f"entry 5: column {column} says " in result.findings[0].problem
+
+
+def test_an_emergency_access_hidden_from_the_review_queue_is_found(store: Store) -> None:
+    """The attack the columns check is for: the ambulance crew's emergency
+    access unmarked and its person's row deleted."""
+    crew = Requester(
+        org_ods="RRU01", kind="ambulance", purpose="ETREAT", client_id="crew", client_name="Crew"
+    )
+    uninterpretable = Disclosures(patients={"p9"})
+    uninterpretable.decisions[("consent-uninterpretable", "c1", None, False)] += 1
+    with store.unit_of_work() as uow:
+        log.append(uow, [record(n) for n in range(3)])
+        log.append(uow, [record(3, crew)])
+        log.append(uow, [request_event(**{**_request(4), "disclosures": uninterpretable})])
+    assert log.verify(store, "").findings == []  # no checkpoints yet: no key needed
+    _tamper(store, "UPDATE audit_entry SET emergency = ? WHERE emergency = ?", [False, True])
+    _tamper(store, "UPDATE audit_entry SET alert = ? WHERE idx = 4", [False])
+    _tamper(store, "DELETE FROM audit_patient WHERE idx = 3", [])
+    problems = [(f.index, f.problem) for f in log.verify(store, "").findings]
+    assert problems == [
+        (3, "entry 3: column emergency says 0, the signed entry says 1"),
+        (
+            3,
+            "entry 3: the audit_patient row for Patient/p0 is missing (deleted), "
+            "though the signed entry names them",
+        ),
+        (4, "entry 4: column alert says 0, the signed entry says 1"),
+    ]
+
+
+def _request(n: int) -> dict[str, Any]:
+    return {
+        "recorded": "2026-01-01T00:00:00Z",
+        "subtype": "read",
+        "status": 200,
+        "asker": ASKER,
+        "request_id": f"request-{n}",
+        "method": "GET",
+        "path": "/fhir/Patient",
+        "query": "",
+        "disclosures": Disclosures(),
+    }
+
+
+def test_audit_patient_rows_are_checked_both_ways(signed: tuple[Store, str, str]) -> None:
+    store, vkey, _ = signed
+    _tamper(store, "DELETE FROM audit_patient WHERE idx = 2", [])  # names p2
+    _tamper(store, "INSERT INTO audit_patient (patient_id, idx) VALUES (?, ?)", ["p9", 6])
+    _tamper(store, "UPDATE audit_patient SET idx = 11 WHERE idx = 9", [])  # p1 moved to 11
+    _tamper(store, "INSERT INTO audit_patient (patient_id, idx) VALUES (?, ?)", ["p1", 99])
+    problems = [(f.index, f.problem) for f in log.verify(store, vkey).findings]
+    assert problems == [
+        (
+            2,
+            "entry 2: the audit_patient row for Patient/p2 is missing (deleted), "
+            "though the signed entry names them",
+        ),
+        (6, "entry 6: an audit_patient row names Patient/p9, the signed entry does not"),
+        (
+            9,
+            "entry 9: the audit_patient row for Patient/p1 is missing (deleted), "
+            "though the signed entry names them",
+        ),
+        (11, "entry 11: an audit_patient row names Patient/p1, the signed entry does not"),
+        (99, "entry 99: an audit_patient row names Patient/p1, but there is no entry 99"),
+    ]
+
+
+@pytest.mark.parametrize(("level", "index", "first"), [(1, 3, 6), (2, 1, 4), (4, 0, 0)])
+def test_a_changed_tree_node_is_named(
+    signed: tuple[Store, str, str], level: int, index: int, first: int
+) -> None:
+    store, vkey, _ = signed
+    _tamper(
+        store,
+        "UPDATE audit_node SET hash = ? WHERE level = ? AND idx = ?",
+        [b"\0" * 32, level, index],
+    )
+    findings = log.verify(store, vkey).findings
+    assert [(f.index, f.problem) for f in findings] == [
+        (
+            first,
+            f"tree node (level {level}, index {index}), over entries {first} to "
+            f"{first + 2**level - 1} was changed",
+        )
+    ]
+
+
+def test_a_deleted_or_added_tree_node_is_named(signed: tuple[Store, str, str]) -> None:
+    store, vkey, _ = signed
+    _tamper(store, "DELETE FROM audit_node WHERE level = 2 AND idx = 2", [])
+    _tamper(store, "INSERT INTO audit_node (level, idx, hash) VALUES (1, 8, ?)", [b"\0" * 32])
+    problems = [(f.index, f.problem) for f in log.verify(store, vkey).findings]
+    assert problems == [
+        (8, "tree node (level 2, index 2), over entries 8 to 11 is missing"),
+        (
+            16,
+            "tree node (level 1, index 8), over entries 16 to 17 is stored, "
+            "but the log has only 16 entries",
+        ),
+    ]
+
+
+def _move(store: Store, table: str, old: int, new: int) -> None:
+    _tamper(store, f"UPDATE {table} SET idx = ? WHERE idx = ?", [new, old])
+
+
+def _swap_rows(store: Store, i: int, j: int) -> None:
+    """Exchange two entries whole: bytes, leaf hash, columns and people."""
+    for table in ("audit_entry", "audit_patient"):
+        _move(store, table, i, -1)
+        _move(store, table, j, i)
+        _move(store, table, -1, j)
+
+
+@pytest.mark.parametrize(("i", "j"), [(4, 5), (3, 10), (0, 15)])
+def test_exchanged_entries_are_named_exactly(
+    signed: tuple[Store, str, str], i: int, j: int
+) -> None:
+    """Whole rows exchanged, leaf hashes and all: the tree nodes stored when
+    they were appended still say which stood where."""
+    store, vkey, _ = signed
+    _swap_rows(store, i, j)
+    findings = log.verify(store, vkey).findings
+    assert (findings[0].index, findings[0].problem) == (i, f"entries {i} and {j} were exchanged")
+    # Only the checkpoint's root besides, listed after what the nodes tell.
+    assert all("checkpoint" in f.problem for f in findings[1:])
+
+
+def test_reordered_entry_bytes_are_named_exactly(signed: tuple[Store, str, str]) -> None:
+    store, vkey, _ = signed
+    two, nine = log.entry(store, 2), log.entry(store, 9)
+    _tamper(store, "UPDATE audit_entry SET entry = ? WHERE idx = 2", [nine])
+    _tamper(store, "UPDATE audit_entry SET entry = ? WHERE idx = 9", [two])
+    findings = log.verify(store, vkey).findings
+    assert findings[0].problem.startswith("entries 2 and 9 were exchanged")
+
+
+@pytest.mark.parametrize("at", [6, 7])
+def test_an_inserted_entry_is_named(signed: tuple[Store, str, str], at: int) -> None:
+    """A forged entry slipped in at ``at``, the later ones renumbered."""
+    store, vkey, _ = signed
+    for table in ("audit_entry", "audit_patient"):
+        _tamper(store, f"UPDATE {table} SET idx = idx + 1000 WHERE idx >= ?", [at])
+        _tamper(store, f"UPDATE {table} SET idx = idx - 999 WHERE idx >= 1000", [])
+    forged = record(500)
+    columns = forged.columns
+    _tamper(
+        store,
+        "INSERT INTO audit_entry (idx, recorded, request_id, org_ods, client_id, purpose, "
+        "subtype, outcome, emergency, alert, entry, leaf) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [at, *columns.values(), forged.canonical, forged.leaf],
+    )
+    _tamper(store, "INSERT INTO audit_patient (patient_id, idx) VALUES (?, ?)", ["p2", at])
+    findings = log.verify(store, vkey).findings
+    assert (findings[0].index, findings[0].problem) == (
+        at,
+        f"an entry was inserted at {at}: the entries signed from {at} on stand one place later",
+    )
+
+
+def test_entries_written_before_columns_were_derived_still_verify(store: Store) -> None:
+    """What the code before this check stored beside each kind of entry is
+    what the entry says: logs written then verify."""
+    crew = Requester(
+        org_ods="RRU01", kind="ambulance", purpose="ETREAT", client_id="crew", client_name="Crew"
+    )
+    uninterpretable = Disclosures(patients={"p1", "p2"})
+    uninterpretable.decisions[("consent-uninterpretable", "c1", None, False)] += 1
+    uninterpretable.decisions[("gp-own-patients", None, None, True)] += 2
+    token = {"recorded": "2026-01-01T00:00:00Z", "request_id": "t", "reason": None}
+    old_review = {
+        "resourceType": "AuditEvent",
+        "extension": [{"url": REQUEST_ID_URL, "valueString": "review-1"}],
+        "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110100"},
+        "subtype": [{"system": "urn:london-care-gateway:audit", "code": "review"}],
+        "action": "U",
+        "recorded": "2026-01-02T00:00:00Z",
+        "outcome": "0",
+        "outcomeDesc": "called the crew",
+        "agent": [
+            {
+                "who": {"identifier": {"system": CLIENT_SYSTEM, "value": "officer"}},
+                "requestor": True,
+                "purposeOfUse": [{"coding": [{"system": "x", "code": "HCOMPL"}]}],
+            }
+        ],
+        "source": {"site": "london-care-gateway"},
+        "entity": [{"what": {"identifier": {"system": AUDIT_ENTRY_SYSTEM, "value": "1"}}}],
+    }
+    # (the entry, the columns and people the code before stored with it)
+    written: list[tuple[log.AuditRecord, tuple[object, ...], set[str]]] = [
+        (
+            request_event(**{**_request(0), "status": 404}),
+            ("request-0", "A81001", "gp-system", "TREAT", "read", "4", False, False),
+            set(),
+        ),
+        (
+            request_event(**{**_request(1), "asker": crew, "disclosures": uninterpretable}),
+            ("request-1", "RRU01", "crew", "ETREAT", "read", "0", True, True),
+            {"p1", "p2"},
+        ),
+        (
+            token_event(**token, client_id="crew", purpose="ETREAT", granted="x", error=None),
+            ("t", None, "crew", "ETREAT", "token", "0", True, False),
+            set(),
+        ),
+        (
+            token_event(**token, client_id="crew", purpose="ETREAT", granted=None, error="no"),
+            ("t", None, "crew", "ETREAT", "token", "4", False, False),
+            set(),
+        ),
+        (
+            token_event(**token, client_id=None, purpose="", granted=None, error="no"),
+            ("t", None, None, "", "token", "4", False, False),
+            set(),
+        ),
+        (
+            load_event(
+                recorded="2026-01-01T00:00:00Z",
+                org_ods="RRU01",
+                org_name="Ambulance",
+                client_id="loader",
+                client_name="Loader",
+                written=[("Patient/p3/_history/1", "p3"), ("Observation/o/_history/1", "p3")],
+            ),
+            (None, "RRU01", "loader", None, "load", "0", False, False),
+            {"p3"},
+        ),
+        (
+            log.AuditRecord(old_review),
+            ("review-1", "X26", "officer", "HCOMPL", "review", "0", False, False),
+            {"p1", "p2"},
+        ),
+    ]
+    with store.unit_of_work() as uow:
+        # Appended as the code before did: the columns it was given, not derived.
+        for index, (entry, columns, people) in enumerate(written):
+            uow.execute(
+                "INSERT INTO audit_entry (idx, recorded, request_id, org_ods, client_id, "
+                "purpose, subtype, outcome, emergency, alert, entry, leaf) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [index, entry.event["recorded"], *columns, entry.canonical, entry.leaf],
+            )
+            for patient_id in people:
+                uow.execute(
+                    "INSERT INTO audit_patient (patient_id, idx) VALUES (?, ?)", [patient_id, index]
+                )
+        nodes: dict[tuple[int, int], bytes] = {}
+        for index, (entry, _, _) in enumerate(written):
+            for level, position, digest in merkle.completed_nodes(
+                index, entry.leaf, lambda lv, ix: nodes[(lv, ix)]
+            ):
+                nodes[(level, position)] = digest
+                if level:
+                    uow.execute(
+                        "INSERT INTO audit_node (level, idx, hash) VALUES (?, ?, ?)",
+                        [level, position, digest],
+                    )
+    assert log.verify(store, "").findings == []
+    # And a review written now names its organisation and people itself.
+    officer = Requester(
+        org_ods="X26", kind="auditor", purpose="HCOMPL", client_id="officer", client_name="O"
+    )
+    review_index = reviews.review(store, 1, officer, "called the crew", "review-2")
+    written_now = log.entry(store, review_index)
+    assert written_now is not None
+    now = columns_of(written_now)
+    assert (now.org_ods, now.patients, now.patients_of) == ("X26", ("p1", "p2"), None)
+    assert log.verify(store, "").findings == []
