@@ -12,7 +12,12 @@ from typing import Any, TextIO
 import orjson
 
 from gateway.audit import log, merkle
-from gateway.audit.checkpoint import load_or_create_signer
+from gateway.audit.checkpoint import (
+    BadCheckpoint,
+    load_or_create_signer,
+    open_note,
+    parse_verifier_key,
+)
 from gateway.config import Settings
 from gateway.store import Store
 
@@ -42,7 +47,14 @@ def add_commands(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, store: Store, settings: Settings) -> int:
-    signer = load_or_create_signer(Path(settings.audit_key_path()))
+    if args.action == "verify":
+        return _verify(args, store, settings)
+    try:
+        signer = load_or_create_signer(Path(settings.audit_key_path()))
+    except (OSError, ValueError) as exc:
+        path = settings.audit_key_path()
+        print(f"the audit signing key {path} cannot be read: {_reason(exc)}", file=sys.stderr)
+        return 1
     if args.action == "public-key":
         print(signer.verifier_key())
         return 0
@@ -50,26 +62,72 @@ def run(args: argparse.Namespace, store: Store, settings: Settings) -> int:
         note = log.sign_checkpoint(store, signer)
         print(note if note is not None else "the audit log is empty: nothing to sign")
         return 0
-    if args.action == "verify":
-        held = [path.read_text(encoding="utf-8") for path in args.checkpoint]
-        result = log.verify(store, args.key or signer.verifier_key(), held)
-        if result.intact:
-            print(
-                f"audit log intact: {result.entries} entries, "
-                f"{result.checkpoints} checkpoints verified"
-            )
-            return 0
-        first = result.findings[0]
-        print(f"audit log NOT intact: first bad entry {first.index}: {first.problem}")
-        for finding in result.findings[1:]:
-            print(f"  also: entry {finding.index}: {finding.problem}")
-        return 1
     if args.action == "export":
         if args.out:
             with args.out.open("w", encoding="utf-8") as out:
                 return _export(store, out)
         return _export(store, sys.stdout)
     raise AssertionError(args.action)
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, without the file name the message already gives."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
+def _verify(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    """Verify the log; exit 1 naming the first bad entry, or saying which
+    checkpoint file or key could not be used (never a traceback)."""
+    problems: list[str] = []
+    if args.key:
+        vkey = args.key
+        try:
+            parse_verifier_key(vkey)
+        except BadCheckpoint as exc:
+            print(f"audit log NOT verified: the key given with --key is unusable: {exc}")
+            return 1
+    else:
+        path = Path(settings.audit_key_path())
+        try:
+            vkey = load_or_create_signer(path).verifier_key()
+        except (OSError, ValueError) as exc:
+            print(
+                f"audit log NOT verified: the audit signing key {path} cannot be read "
+                f"({_reason(exc)}); give the verifier key with --key"
+            )
+            return 1
+    held: list[str] = []
+    for file in args.checkpoint:
+        try:
+            note = file.read_text(encoding="utf-8")
+            open_note(note, vkey)
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"checkpoint {file} cannot be read: {_reason(exc)}")
+        except BadCheckpoint as exc:
+            problems.append(f"checkpoint {file} cannot be used: {exc}")
+        else:
+            held.append(note)
+    result = log.verify(store, vkey, held)
+    if result.intact and not problems:
+        print(
+            f"audit log intact: {result.entries} entries, {result.checkpoints} checkpoints verified"
+        )
+        return 0
+    for problem in problems:
+        print(f"audit log NOT verified: {problem}")
+    if result.findings:
+        first = result.findings[0]
+        print(f"audit log NOT intact: first bad entry {first.index}: {first.problem}")
+        for finding in result.findings[1:]:
+            print(f"  also: entry {finding.index}: {finding.problem}")
+    else:
+        print(
+            f"the rest of the log checked out: {result.entries} entries, "
+            f"{result.checkpoints} checkpoints"
+        )
+    return 1
 
 
 def _b64(digest: bytes) -> str:

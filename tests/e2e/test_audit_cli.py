@@ -14,9 +14,11 @@ from pathlib import Path
 
 import httpx
 
-from gateway.audit import merkle
-from gateway.audit.checkpoint import open_note
+from gateway.audit import log, merkle
+from gateway.audit.checkpoint import ORIGIN, Checkpoint, load_or_create_signer, open_note
+from gateway.store import open_store
 from tests.e2e.test_server import _start, _stop, register, token_for
+from tests.store.test_audit_log import record
 
 
 def audit(database_url: str, key: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -69,3 +71,74 @@ def test_recorded_verified_exported_and_tamper_evident(tmp_path: Path) -> None:
     caught = audit(url, key, "verify")
     assert caught.returncode == 1
     assert "first bad entry 2" in caught.stdout
+
+
+def _small_log(tmp_path: Path) -> tuple[str, Path, str]:
+    """A log of five entries with a checkpoint; (database url, key, the note)."""
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    key = tmp_path / "audit-key.pem"
+    store = open_store(url)
+    try:
+        store.migrate()
+        with store.unit_of_work() as uow:
+            log.append(uow, [record(n) for n in range(5)])
+        note = log.sign_checkpoint(store, load_or_create_signer(key))
+    finally:
+        store.close()
+    assert note is not None
+    return url, key, note
+
+
+def _refused(run: subprocess.CompletedProcess[str], *words: str) -> None:
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out
+    assert "Traceback" not in out, out
+    for word in words:
+        assert word in out, out
+
+
+def test_unusable_checkpoints_and_keys_are_findings_not_tracebacks(tmp_path: Path) -> None:
+    url, key, note = _small_log(tmp_path)
+    assert audit(url, key, "verify").returncode == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    foreign = load_or_create_signer(other / "key.pem").sign(
+        Checkpoint(ORIGIN, 5, open_note(note, audit(url, key, "public-key").stdout).root)
+    )
+    (tmp_path / "foreign.note").write_text(foreign)
+    (tmp_path / "malformed.note").write_text("london-care-gateway/audit\nfive\n")
+    (tmp_path / "binary.note").write_bytes(b"\xff\xfe\x00")
+
+    _refused(
+        audit(url, key, "verify", "--checkpoint", str(tmp_path / "foreign.note")),
+        "foreign.note cannot be used: no signature by london-care-gateway/audit",
+    )
+    _refused(
+        audit(url, key, "verify", "--checkpoint", str(tmp_path / "malformed.note")),
+        "malformed.note cannot be used: a checkpoint has its text, a blank line",
+    )
+    _refused(
+        audit(url, key, "verify", "--checkpoint", str(tmp_path / "binary.note")),
+        "binary.note cannot be read",
+    )
+    _refused(
+        audit(url, key, "verify", "--checkpoint", str(tmp_path / "absent.note")),
+        "absent.note cannot be read: No such file or directory",
+    )
+    _refused(audit(url, key, "verify", "--key", "not-a-key"), "the key given with --key")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key\n")
+    _refused(audit(url, garbage, "verify"), "garbage.pem cannot be read", "--key")
+    _refused(audit(url, tmp_path / "other", "verify"), "cannot be read", "Is a directory")
+    # Signed by another key: the stored checkpoint itself is a finding.
+    _refused(audit(url, other / "key.pem", "verify"), "checkpoint at size 5: no signature by")
+
+
+def test_a_tampered_column_is_named_by_the_command(tmp_path: Path) -> None:
+    url, key, _ = _small_log(tmp_path)
+    with sqlite3.connect(tmp_path / "gateway.db") as db:
+        db.execute("UPDATE audit_entry SET emergency = 1 WHERE idx = 3")
+    _refused(
+        audit(url, key, "verify"),
+        "first bad entry 3: entry 3: column emergency says 1, the signed entry says 0",
+    )
