@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from consent.model import Requester
 from gateway.audit import log, merkle
 from gateway.audit.checkpoint import Checkpoint, Signer, load_or_create_signer
+from gateway.audit.events import Disclosures, request_event
 from gateway.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,12 +43,28 @@ class Exported:
     work: Path
 
 
+ASKER = Requester(
+    org_ods="A81001",
+    kind="gp-practice",
+    purpose="TREAT",
+    client_id="gp-system",
+    client_name="GP system",
+    org_name="Riverside Surgery",
+)
+
+
 def _record(n: int) -> log.AuditRecord:
-    return log.AuditRecord(
-        event={"resourceType": "AuditEvent", "recorded": f"2026-01-01T00:00:{n % 60:02d}Z", "n": n},
-        patients=(f"p{n % 3}",),
-        org_ods="A81001",
+    """The entry a read of a Patient writes, as request ``request-<n>``."""
+    return request_event(
+        recorded=f"2026-01-01T00:00:{n % 60:02d}Z",
         subtype="read",
+        status=200,
+        asker=ASKER,
+        request_id=f"request-{n}",
+        method="GET",
+        path=f"/fhir/Patient/p{n % 3}",
+        query="",
+        disclosures=Disclosures(patients={f"p{n % 3}"}),
     )
 
 
@@ -176,15 +194,14 @@ Tamper = Callable[[list[Line]], list[Line]]
 
 def _change_a_byte(entries: list[Line]) -> list[Line]:
     content = bytearray(base64.b64decode(entries[7]["canonical"]))
-    at = content.index(b'"n":7') + 4
-    content[at] = ord("8")  # entry 7 now says n=8
+    content[content.index(b"request-7") + 8] = ord("8")  # entry 7 now names request-8
     entries[7] = _with_bytes(entries[7], bytes(content))
     return entries
 
 
 def _change_a_byte_only(entries: list[Line]) -> list[Line]:
     content = bytearray(base64.b64decode(entries[7]["canonical"]))
-    content[content.index(b'"n":7') + 4] = ord("8")
+    content[content.index(b"request-7") + 8] = ord("8")
     entries[7] = {**entries[7], "canonical": base64.b64encode(bytes(content)).decode()}
     return entries
 
@@ -218,7 +235,7 @@ def _truncate(entries: list[Line]) -> list[Line]:
 
 
 def _readable_copy_only(entries: list[Line]) -> list[Line]:
-    entries[9] = {**entries[9], "entry": {**entries[9]["entry"], "n": 99}}
+    entries[9] = {**entries[9], "entry": {**entries[9]["entry"], "recorded": "2020-01-01"}}
     return entries
 
 
