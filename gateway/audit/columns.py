@@ -34,8 +34,7 @@ state it: that one column is not checked for them (``unstated``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -63,8 +62,9 @@ NAMES = (
 )
 
 
-@dataclass(frozen=True)
-class Columns:
+class Columns(NamedTuple):
+    """The columns in ``NAMES`` order (``values()``), then the people."""
+
     recorded: str
     request_id: str | None
     org_ods: str | None
@@ -78,53 +78,27 @@ class Columns:
     # An old review naming no Person: its people are those of this entry.
     patients_of: int | None = None
     # Columns the entry does not state (old reviews' org_ods): not checked.
-    unstated: frozenset[str] = field(default_factory=frozenset)
+    unstated: frozenset[str] = frozenset()
 
     def values(self) -> tuple[object, ...]:
         """The column values in ``NAMES`` order."""
-        return (
-            self.recorded,
-            self.request_id,
-            self.org_ods,
-            self.client_id,
-            self.purpose,
-            self.subtype,
-            self.outcome,
-            self.emergency,
-            self.alert,
-        )
+        return self[:9]
 
 
 class NotAnAuditEntry(ValueError):
     """Bytes that are not a JSON AuditEvent as the log writes them."""
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def _code(concepts: Any) -> str | None:
     """The first coding's code of the first CodeableConcept in a list."""
-    for concept in _list(concepts):
-        for coding in _list(_dict(concept).get("coding")):
-            return _str(_dict(coding).get("code"))
+    for concept in concepts or ():
+        for coding in concept.get("coding") or ():
+            return _text(coding.get("code"))
     return None
 
 
-def _agent_identified(agents: list[Any], system: str) -> str | None:
-    for agent in agents:
-        identifier = _dict(_dict(_dict(agent).get("who")).get("identifier"))
-        if identifier.get("system") == system:
-            return _str(identifier.get("value"))
-    return None
+def _text(value: Any) -> str | None:
+    return value if type(value) is str else None
 
 
 def columns_of(entry: bytes) -> Columns:
@@ -140,58 +114,67 @@ def columns_of(entry: bytes) -> Columns:
 
 def columns_of_event(event: dict[str, Any]) -> Columns:
     """``columns_of`` an entry already parsed (the same derivation)."""
-    agents = _list(event.get("agent"))
-    kind = _str(_dict(event.get("type")).get("code"))
+    try:
+        return _columns(event)
+    except (AttributeError, TypeError, IndexError, ValueError) as exc:
+        raise NotAnAuditEntry(f"not shaped as the log writes AuditEvents: {exc}") from None
+
+
+def _columns(event: dict[str, Any]) -> Columns:
+    kind = (event.get("type") or {}).get("code")
     if kind == _DCM_LOGIN:
         subtype = "token"
     elif kind == _DCM_IMPORT:
         subtype = "load"
     else:
-        subtype = _str(_dict(next(iter(_list(event.get("subtype"))), None)).get("code")) or ""
+        subtypes = event.get("subtype") or ()
+        subtype = (_text(subtypes[0].get("code")) if subtypes else None) or ""
     request_id = None
-    for extension in _list(event.get("extension")):
-        if _dict(extension).get("url") == REQUEST_ID_URL:
-            request_id = _str(_dict(extension).get("valueString"))
+    for extension in event.get("extension") or ():
+        if extension.get("url") == REQUEST_ID_URL:
+            request_id = _text(extension.get("valueString"))
             break
+    # The first agent identified by an ODS code, the first by a client id,
+    # and the first requesting agent's purpose of use.
+    org_ods = client_id = requestor_purpose = None
+    found_org = found_client = found_requestor = False
+    for agent in event.get("agent") or ():
+        identifier = (agent.get("who") or {}).get("identifier") or {}
+        system = identifier.get("system")
+        if system == ODS_SYSTEM and not found_org:
+            found_org, org_ods = True, _text(identifier.get("value"))
+        elif system == CLIENT_SYSTEM and not found_client:
+            found_client, client_id = True, _text(identifier.get("value"))
+        if agent.get("requestor") is True and not found_requestor:
+            found_requestor, requestor_purpose = True, _code(agent.get("purposeOfUse"))
     stated_purpose = _code(event.get("purposeOfEvent"))
-    purpose = stated_purpose
-    if purpose is None:
-        for agent in agents:
-            if _dict(agent).get("requestor") is True:
-                purpose = _code(_dict(agent).get("purposeOfUse"))
-                break
-    outcome = _str(event.get("outcome")) or ""
+    purpose = stated_purpose if stated_purpose is not None else requestor_purpose
+    outcome = _text(event.get("outcome")) or ""
     emergency = stated_purpose == "ETREAT" or (
         subtype == "token" and purpose == "ETREAT" and outcome == "0"
     )
-    client_id = _agent_identified(agents, CLIENT_SYSTEM)
     patients: set[str] = set()
     alert = False
     reviewed: int | None = None
-    for entity in _list(event.get("entity")):
-        entity = _dict(entity)
-        what = _dict(entity.get("what"))
-        kind_of = _dict(entity.get("type"))
-        if kind_of.get("system") == ENTITY_TYPE and kind_of.get("code") == "1":
-            reference = _str(what.get("reference")) or ""
+    for entity in event.get("entity") or ():
+        what = entity.get("what") or {}
+        kind_of = entity.get("type") or {}
+        if kind_of.get("code") == "1" and kind_of.get("system") == ENTITY_TYPE:
+            reference = _text(what.get("reference")) or ""
             if reference.startswith("Patient/"):
-                patients.add(reference.removeprefix("Patient/"))
+                patients.add(reference[8:])
         elif entity.get("description") == "consent decision":
             alert = alert or any(
-                _dict(detail).get("type") == "rule"
-                and _dict(detail).get("valueString") == UNINTERPRETABLE
-                for detail in _list(entity.get("detail"))
+                detail.get("type") == "rule" and detail.get("valueString") == UNINTERPRETABLE
+                for detail in entity.get("detail") or ()
             )
-        identifier = _dict(what.get("identifier"))
-        if identifier.get("system") == AUDIT_ENTRY_SYSTEM:
-            value = _str(identifier.get("value")) or ""
+        identifier = what.get("identifier") if subtype == "review" else None
+        if identifier and identifier.get("system") == AUDIT_ENTRY_SYSTEM:
+            value = _text(identifier.get("value")) or ""
             reviewed = int(value) if value.isdigit() else None
-    org_ods = _agent_identified(agents, ODS_SYSTEM)
-    unstated: frozenset[str] = frozenset()
-    if subtype == "review" and org_ods is None:
-        unstated = frozenset({"org_ods"})
+    review = subtype == "review"
     return Columns(
-        recorded=_str(event.get("recorded")) or "",
+        recorded=_text(event.get("recorded")) or "",
         request_id=request_id,
         org_ods=org_ods,
         client_id=None if client_id == NO_CLIENT else client_id,
@@ -201,6 +184,10 @@ def columns_of_event(event: dict[str, Any]) -> Columns:
         emergency=emergency,
         alert=alert,
         patients=tuple(sorted(patients)),
-        patients_of=reviewed if subtype == "review" and not patients else None,
-        unstated=unstated,
+        patients_of=reviewed if review and not patients else None,
+        unstated=_ORG_UNSTATED if review and org_ods is None else _NOTHING,
     )
+
+
+_ORG_UNSTATED = frozenset({"org_ods"})
+_NOTHING: frozenset[str] = frozenset()

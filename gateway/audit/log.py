@@ -260,6 +260,26 @@ class _Frontier:
         return digest
 
 
+def _alike(values: Sequence[object], first: int = 1) -> tuple[object, ...]:
+    """Column values as compared: no value and an empty one alike in the
+    columns that may have none (a token request's empty purpose), 0/1 and
+    booleans alike."""
+    recorded, request_id, org, client, purpose, subtype, outcome, emergency, alert = values[
+        first : first + 9
+    ]
+    return (
+        recorded,
+        request_id or None,
+        org or None,
+        client or None,
+        purpose or None,
+        subtype,
+        outcome,
+        None if emergency is None else bool(emergency),
+        None if alert is None else bool(alert),
+    )
+
+
 def _show(value: object) -> str:
     if value is None:
         return "nothing"
@@ -387,6 +407,17 @@ class _Checker:
             self.finding("columns", index, f"entry {index} is not an AuditEvent: {exc}")
             return
         values = signed.values()
+        if signed.unstated or _alike(row) != _alike(values, 0):  # else all alike, at once
+            self._differing(index, row, signed, values)
+        names = set(
+            signed.patients if signed.patients_of is None else _people(self.reader, signed, {})
+        )
+        if names != stored:
+            self._people_differ(index, names, stored)
+
+    def _differing(
+        self, index: int, row: tuple[object, ...], signed: Columns, values: tuple[object, ...]
+    ) -> None:
         for offset, name in enumerate(NAMES):
             value = row[1 + offset]
             if name in signed.unstated:
@@ -406,9 +437,8 @@ class _Checker:
                     f"entry {index}: column {name} says {_show(value)}, "
                     f"the signed entry says {_show(says)}",
                 )
-        names = set(
-            signed.patients if signed.patients_of is None else _people(self.reader, signed, {})
-        )
+
+    def _people_differ(self, index: int, names: set[str], stored: set[str]) -> None:
         for patient_id in sorted(names - stored):
             self.finding(
                 "patients",
