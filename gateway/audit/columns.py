@@ -98,7 +98,11 @@ def _code(concepts: Any) -> str | None:
 
 
 def _text(value: Any) -> str | None:
-    return value if type(value) is str else None
+    if type(value) is str:
+        return value
+    # A str subclass (an enum) in an event not yet serialised is, in its
+    # canonical JSON, a plain string: read it as that.
+    return str.__str__(value) if isinstance(value, str) else None
 
 
 def columns_of(entry: bytes) -> Columns:
@@ -113,7 +117,9 @@ def columns_of(entry: bytes) -> Columns:
 
 
 def columns_of_event(event: dict[str, Any]) -> Columns:
-    """``columns_of`` an entry already parsed (the same derivation)."""
+    """``columns_of`` an entry already parsed, or an event of JSON values
+    about to be serialised as its canonical JSON (``log.AuditRecord``, which
+    so spares appending a parse): the same derivation."""
     try:
         return _columns(event)
     except (AttributeError, TypeError, IndexError, ValueError) as exc:

@@ -19,7 +19,7 @@ import orjson
 from gateway import fhirjson
 from gateway.audit import merkle
 from gateway.audit.checkpoint import ORIGIN, BadCheckpoint, Checkpoint, Signer, open_note
-from gateway.audit.columns import NAMES, Columns, NotAnAuditEntry, columns_of
+from gateway.audit.columns import NAMES, Columns, NotAnAuditEntry, columns_of, columns_of_event
 from gateway.store import Querier, Store, UnitOfWork, as_bytes
 
 _LOCK = "audit log"  # serialises appenders where the database does not (PostgreSQL)
@@ -44,8 +44,9 @@ class AuditRecord:
 
     @cached_property
     def columns(self) -> Columns:
-        """The columns and people of the entry, read back from its bytes."""
-        return columns_of(self.canonical)
+        """The columns and people of the entry: what ``verify`` reads back from
+        its canonical bytes, read here from the event those bytes serialise."""
+        return columns_of_event(self.event)
 
 
 def _nodes(reader: Querier) -> merkle.NodeSource:
