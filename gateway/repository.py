@@ -11,8 +11,10 @@ kind, client, scopes, purpose and break-glass reason. Every method
    the consent engine (``gateway.access.control``) and every write is
    authored, checked and Provenanced as the requester's,
 3. and adds what happened (the people touched, each decision, the versions
-   written, the documents sent) to the request's pending audit entry, which
-   the HTTP layer makes durable before any answer leaves.
+   written, the documents sent) to the request's audit entry: a write's
+   entry is appended in the write's own transaction (``committing``), and
+   the HTTP layer makes durable, before any answer leaves, an entry for
+   whatever else the request did.
 
 Nothing below the HTTP layer takes a requester, a scope check or a consent
 check on its own; they take a repository. The only other ``Acting`` party is
