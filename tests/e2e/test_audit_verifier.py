@@ -20,11 +20,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from consent.model import Requester
 from gateway.audit import log, merkle
 from gateway.audit.checkpoint import Checkpoint, Signer, load_or_create_signer
-from gateway.audit.events import Disclosures, request_event
 from gateway.store import open_store
+from tests.store.test_audit_log import record  # a read of a Patient, as request-<n>
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tools" / "verify_audit_log.py"
@@ -41,31 +40,6 @@ class Exported:
     held: Path  # a checkpoint an auditor kept from when the log had 5 entries
     signer: Signer
     work: Path
-
-
-ASKER = Requester(
-    org_ods="A81001",
-    kind="gp-practice",
-    purpose="TREAT",
-    client_id="gp-system",
-    client_name="GP system",
-    org_name="Riverside Surgery",
-)
-
-
-def _record(n: int) -> log.AuditRecord:
-    """The entry a read of a Patient writes, as request ``request-<n>``."""
-    return request_event(
-        recorded=f"2026-01-01T00:00:{n % 60:02d}Z",
-        subtype="read",
-        status=200,
-        asker=ASKER,
-        request_id=f"request-{n}",
-        method="GET",
-        path=f"/fhir/Patient/p{n % 3}",
-        query="",
-        disclosures=Disclosures(patients={f"p{n % 3}"}),
-    )
 
 
 def _gateway_audit(url: str, key: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -93,7 +67,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
         written = 0
         for count in (5, 18, 17):
             with store.unit_of_work() as uow:
-                log.append(uow, [_record(written + i) for i in range(count)])
+                log.append(uow, [record(written + i) for i in range(count)])
             written += count
             note = log.sign_checkpoint(store, signer)
             assert note is not None
