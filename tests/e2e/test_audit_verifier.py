@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import base64
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from gateway.audit import log, merkle
 from gateway.audit.checkpoint import Checkpoint, Signer, load_or_create_signer
 from gateway.store import open_store
+from tests.e2e.test_audit_cli import audit  # `gateway audit ...` as an operator runs it
 from tests.store.test_audit_log import record  # a read of a Patient, as request-<n>
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,17 +40,6 @@ class Exported:
     held: Path  # a checkpoint an auditor kept from when the log had 5 entries
     signer: Signer
     work: Path
-
-
-def _gateway_audit(url: str, key: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", "audit", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env={**os.environ, "GATEWAY_DATABASE_URL": url, "GATEWAY_AUDIT_KEY": str(key)},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +65,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     finally:
         store.close()
     export = work / "audit.ndjson"
-    done = _gateway_audit(url, key, "export", "--out", str(export))
+    done = audit(url, key, "export", "--out", str(export))
     assert done.returncode == 0, done.stdout + done.stderr
-    vkey = _gateway_audit(url, key, "public-key").stdout.strip()
+    vkey = audit(url, key, "public-key").stdout.strip()
     assert vkey == signer.verifier_key()
     pem = work / "audit-public.pem"
     pem.write_bytes(
