@@ -12,7 +12,8 @@ kind, client, scopes, purpose and break-glass reason. Every method
    authored, checked and Provenanced as the requester's,
 3. and adds what happened (the people touched, each decision, the versions
    written, the documents sent) to the request's audit entry: a write's
-   entry is appended in the write's own transaction (``committing``), and
+   entry is staged in the write's own transaction (``committing``;
+   ``gateway.audit.staging``), and
    the HTTP layer makes durable, before any answer leaves, an entry for
    whatever else the request did.
 
@@ -37,8 +38,8 @@ from gateway.access.control import AccessControl
 from gateway.access.facts import person_of
 from gateway.access.people import registered_practices
 from gateway.access.purposes import require_access_report, require_compliance
-from gateway.audit import log
 from gateway.audit import report as audit_report
+from gateway.audit import staging
 from gateway.audit.events import Disclosures, request_event
 from gateway.auth.enforce import authorize_search, includable
 from gateway.auth.scopes import Permission
@@ -163,7 +164,7 @@ class Repository:
         return self._pushing or res_id.startswith(self.requester.org_ods + "-")
 
     def committing(self, uow: UnitOfWork) -> None:
-        """The request's audit entry so far, appended in the unit of work of
+        """The request's audit entry so far, staged in the unit of work of
         the writes it names: they commit together or not at all (PRODUCT.md
         section 5). What the request does after it (the reads of a batch)
         goes into the entry the HTTP layer writes before the answer leaves;
@@ -182,7 +183,7 @@ class Repository:
             query=line.query,
             disclosures=self._disclosures,
         )
-        log.append(uow, [record])
+        staging.stage(uow, [record])
         self._disclosures.logged()
 
     def found_nothing(self) -> None:

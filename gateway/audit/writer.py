@@ -4,6 +4,11 @@ and then releases every request whose entry it made durable. A request
 waits for that (fail closed: no entry, no response), but shares the commit
 with its neighbours, so the log keeps pace with the reads it records.
 
+Each of its transactions also moves into the log the entries that writes
+have staged in their own transactions (``gateway.audit.staging``): a write
+waits for that (``sequenced``) so that its answer, too, leaves with its
+entry in the log. It does so once on starting, for what a crash left.
+
 The same thread signs a checkpoint every ``checkpoint_every`` seconds when
 the log has grown, and once more when the writer closes.
 """
@@ -17,7 +22,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from gateway.audit import log
+from gateway.audit import log, staging
 from gateway.audit.checkpoint import Signer
 from gateway.store import Store
 
@@ -33,6 +38,9 @@ class AuditUnavailable(RuntimeError):
 class _Pending:
     records: list[log.AuditRecord]
     done: Future[list[int]]
+    # A write's ticket: no entry of its own, but a transaction must run to
+    # move the entry it staged into the log.
+    sequencing: bool = False
 
 
 class AuditWriter:
@@ -63,7 +71,19 @@ class AuditWriter:
         """``submit`` and wait."""
         return self.submit(records).result()
 
+    def sequenced(self) -> Future[list[int]]:
+        """A future that resolves once every entry staged before the call is
+        in the log (``gateway.audit.staging``), or fails with
+        ``AuditUnavailable``."""
+        done: Future[list[int]] = Future()
+        if self._closed or not self._thread.is_alive():
+            done.set_exception(AuditUnavailable("the audit log is closed"))
+        else:
+            self._queue.put(_Pending([], done, sequencing=True))
+        return done
+
     def _run(self) -> None:
+        self._commit([_Pending([], Future(), sequencing=True)])  # what a crash left staged
         signed_at = time.monotonic()
         stopping = False
         while not stopping:
@@ -83,7 +103,7 @@ class AuditWriter:
                     stopping = True
                 else:
                     batch.append(more)
-            self._commit([p for p in batch if p.records])
+            self._commit([p for p in batch if p.records or p.sequencing])
             if stopping or time.monotonic() - signed_at >= self._every:
                 self._sign()
                 signed_at = time.monotonic()
@@ -93,6 +113,7 @@ class AuditWriter:
             return
         try:
             with self._store.unit_of_work() as uow:
+                staging.sequence(uow)
                 indexes = log.append(uow, [r for p in batch for r in p.records])
         except Exception as exc:  # the database's failure is the requests' failure
             _log.error("audit entries could not be written: %s", exc)

@@ -115,7 +115,7 @@ async def audited(
     waits, besides, until the not-found floor has passed since the request
     arrived (``started``, ``time.perf_counter``). The status sent."""
     asker, disclosures = scope["state"]["audit"]
-    # A write's entry is written in the write's own transaction; the request
+    # A write's entry is staged in the write's own transaction; the request
     # needs one of its own only for what it did besides, or for a failure.
     if disclosures.pending or not disclosures.logged_entries or status >= 400:
         endpoint = scope.get("endpoint")
@@ -143,11 +143,27 @@ async def audited(
             await send(start)
             await send(body)
             return 500
+    else:
+        await _sequenced(scope)
     if status == 404 or disclosures.found_nothing:
         await _not_found_floor(scope, started)
     for message in messages:
         await send(message)
     return status
+
+
+async def _sequenced(scope: Scope) -> None:
+    """Wait until the entry a write staged with its data is in the log
+    (``gateway.audit.staging``), so the answer leaves with it there. If it
+    cannot be moved now the answer still leaves: the entry is committed
+    with the write, and the audit writer moves it when the log can take it
+    (at the latest on the next start)."""
+    try:
+        await asyncio.wait_for(
+            asyncio.wrap_future(scope["app"].state.audit.sequenced()), _AUDIT_TIMEOUT_S
+        )
+    except Exception as exc:
+        log.warning("a write's staged audit entry is not yet in the log: %s", exc)
 
 
 def _outcome_messages(status: int, outcome: dict[str, Any]) -> list[Message]:

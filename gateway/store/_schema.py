@@ -599,6 +599,26 @@ MIGRATIONS: tuple[Migration, ...] = (
         sqlite=("CREATE INDEX audit_patient_entry ON audit_patient (idx, patient_id)",),
         postgres=("CREATE INDEX audit_patient_entry ON audit_patient (idx, patient_id)",),
     ),
+    Migration(
+        version=13,
+        name="audit entries staged by the writes they record",
+        # A write stages its entry in its own transaction, taking no lock;
+        # the audit writer moves staged entries into the log in batches
+        # (``gateway.audit.staging``). Appending in the write's transaction
+        # instead would hold the log's lock through every write's commit.
+        sqlite=(
+            """CREATE TABLE audit_staged (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                entry BLOB NOT NULL
+            )""",
+        ),
+        postgres=(
+            """CREATE TABLE audit_staged (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                entry BYTEA NOT NULL
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

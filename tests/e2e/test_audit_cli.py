@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.audit import log, merkle
+from gateway.audit import log, merkle, staging
 from gateway.audit.checkpoint import ORIGIN, Checkpoint, load_or_create_signer, open_note
 from gateway.store import open_store
 from tests.e2e.test_server import _start, _stop, register, token_for
@@ -142,3 +142,19 @@ def test_a_tampered_column_is_named_by_the_command(tmp_path: Path) -> None:
         audit(url, key, "verify"),
         "first bad entry 3: entry 3: column emergency says 1, the signed entry says 0",
     )
+
+
+def test_staged_entries_are_reported_and_a_forged_one_is_a_finding(tmp_path: Path) -> None:
+    url, key, _ = _small_log(tmp_path)
+    store = open_store(url)
+    try:
+        with store.unit_of_work() as uow:
+            staging.stage(uow, [record(5)])
+    finally:
+        store.close()
+    waiting = audit(url, key, "verify")
+    assert waiting.returncode == 0, waiting.stdout
+    assert "1 entries staged by writes, not yet in the log" in waiting.stdout
+    with sqlite3.connect(tmp_path / "gateway.db") as db:
+        db.execute("INSERT INTO audit_staged (entry) VALUES (?)", [b"[1, 2]"])
+    _refused(audit(url, key, "verify"), "is not an AuditEvent, so the log can never take it")

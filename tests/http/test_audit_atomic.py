@@ -1,6 +1,7 @@
 """A write and its audit entry commit together or not at all (PRODUCT.md
-section 5): the entry of a create, update, delete or transaction is written
-in the write's own transaction, so no write is ever stored without it."""
+section 5): the entry of a create, update, delete or transaction is staged
+in the write's own transaction (``gateway.audit.staging``) and moved into
+the log before the answer leaves, so no write is ever stored without it."""
 
 from __future__ import annotations
 
@@ -37,10 +38,10 @@ def test_a_create_and_its_entry_are_one_transaction(world: World) -> None:
 
 
 class _Broken:
-    """The audit log as a full disk leaves it: nothing can be appended."""
+    """The audit tables as a full disk leaves them: nothing can be staged."""
 
     @staticmethod
-    def append(uow: Any, records: Any) -> list[int]:
+    def stage(uow: Any, records: Any) -> None:
         raise OSError("database or disk is full")
 
 
@@ -50,7 +51,7 @@ def test_a_write_whose_entry_cannot_be_written_is_not_stored(
 ) -> None:
     before = {t: _count(world.store, t) for t in ("Condition", "Provenance")}
     asthma = world.get("home", f"/fhir/Condition/{world.asthma}").json()
-    monkeypatch.setattr(repository, "log", _Broken)
+    monkeypatch.setattr(repository, "staging", _Broken)
     home = world.headers("home")
     new = {"resourceType": "Condition", "subject": world.subject, "code": {"text": "Gout"}}
     if kind == "create":
