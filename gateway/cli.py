@@ -14,6 +14,7 @@ from typing import Any
 
 from consent.labels import BadCodeLists, load_code_lists, use_code_lists
 from gateway import __version__
+from gateway.access.index import ensure_current, reindex
 from gateway.audit import commands as commands_audit
 from gateway.auth import commands as commands_auth
 from gateway.auth.clients import OrgKind
@@ -26,7 +27,6 @@ from gateway.errors import StoreUnavailable
 from gateway.interactions.relabel import ensure_labelled, relabel
 from gateway.loading import commands as commands_loading
 from gateway.loading.ids import ensure_keyed_ids
-from gateway.search.index import ensure_current, reindex
 from gateway.store import Store, open_store
 
 

@@ -243,6 +243,7 @@ class Repository:
                 query,
                 visible=access.visible,
                 includable=includable(self.scopes).__contains__,
+                prefilter=access.scope,
             )
         )
         if not (result.matches or result.included or result.total):

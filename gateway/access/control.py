@@ -22,6 +22,7 @@ from gateway.access.facts import (
     whose_record,
 )
 from gateway.access.people import load_person
+from gateway.access.scope import Scope
 from gateway.access.subjects import patient_by_identifier
 from gateway.errors import Forbidden
 from gateway.store import Querier, StoredVersion, last_content
@@ -101,6 +102,12 @@ class AccessControl:
     @cached_property
     def _now(self) -> str:
         return instant(self._moment)
+
+    @cached_property
+    def scope(self) -> Scope:
+        """What this requester could ever be shown now, as SQL: a search's
+        pre-filter, derived from the rules these decisions apply."""
+        return Scope(self.requester, self._moment)
 
     def person(self, patient_id: str) -> Person:
         """What the data says about the person now, as the decisions see it."""

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from consent.model import ConsentPolicy, Person
 from consent.parse import ODS_SYSTEM, Uninterpretable, is_privacy_consent, parse_consent
 from gateway import fhirjson
-from gateway.errors import Unprocessable
+from gateway.errors import InvalidRequest, Unprocessable
 from gateway.search.matching import with_referring
 from gateway.store import Querier, Reader, StoredVersion
 
@@ -62,6 +62,14 @@ def _organisation_to_read(reference: Any) -> str | None:
     return None
 
 
+def named_organisation(reference: Any) -> tuple[str | None, str | None]:
+    """How ``reference`` names an organisation, as ``_ods`` reads it: (the
+    ODS code it carries, the id of the Organization whose code it is)."""
+    if (given := _ods_identifier(reference)) is not None:
+        return _code(given), None
+    return None, _organisation_to_read(reference)
+
+
 def _ods(store: Reader, reference: Any, organisations: _Organisations | None = None) -> str | None:
     """The ODS code of an organisation a Reference names, by identifier or by
     reading the Organization it points to (once, into ``organisations``)."""
@@ -73,10 +81,7 @@ def _ods(store: Reader, reference: Any, organisations: _Organisations | None = N
     known = {} if organisations is None else organisations
     if res_id not in known:
         known[res_id] = _load(store, "Organization", res_id)
-    for found in (known[res_id] or {}).get("identifier") or []:
-        if isinstance(found, dict) and found.get("system") == ODS_SYSTEM:
-            return _code(found)
-    return None
+    return ods_of_organisation(known[res_id])
 
 
 def _read_organisations(
@@ -98,6 +103,61 @@ def _contents(versions: list[StoredVersion]) -> list[dict[str, Any]]:
     return [fhirjson.loads(v.content) for v in versions if v.content is not None]
 
 
+class CareClaim(NamedTuple):
+    """One organisation a resource says cares for its person: the Reference
+    naming it, and until when (``None``: for as long as the resource says
+    so; a finished Encounter's claim lapses ``RECENT_ENCOUNTER`` after it)."""
+
+    organisation: Any
+    until: str | None
+
+
+# An Encounter's end that cannot be read: its claim is kept for the search
+# pre-filter (which must keep whatever might be shown) and never counts as
+# recent for a decision.
+UNREADABLE_END = "unreadable"
+
+
+def care_claims(resource: dict[str, Any]) -> list[CareClaim]:
+    """The care relationships a Patient, EpisodeOfCare or Encounter states:
+    the registered GP practice, the manager of an active episode (social
+    care, residence), the provider of an Encounter in progress or finished.
+    The one reading of these rules: a decision (``relationships``) and the
+    search pre-filter's index (``gateway.access.index``) both use it."""
+    res_type = resource.get("resourceType")
+    if res_type == "Patient":
+        return [CareClaim(gp, None) for gp in resource.get("generalPractitioner") or []]
+    if res_type == "EpisodeOfCare":
+        if resource.get("status") == "active":
+            return [CareClaim(resource.get("managingOrganization"), None)]
+        return []
+    if res_type == "Encounter":
+        status = resource.get("status")
+        provider = resource.get("serviceProvider")
+        if status == "in-progress":
+            return [CareClaim(provider, None)]
+        ended = (resource.get("period") or {}).get("end")
+        if status == "finished" and isinstance(ended, str):
+            try:
+                until = fhirjson.instant(fhirjson.parse_instant(ended) + RECENT_ENCOUNTER)
+            except (InvalidRequest, ValueError, OverflowError):
+                until = UNREADABLE_END
+            return [CareClaim(provider, until)]
+    return []
+
+
+def _holds(claim: CareClaim, now: str) -> bool:
+    return claim.until is None or (claim.until != UNREADABLE_END and claim.until >= now)
+
+
+def ods_of_organisation(organisation: dict[str, Any] | None) -> str | None:
+    """The ODS code an Organization carries: its first ODS identifier's."""
+    for found in (organisation or {}).get("identifier") or []:
+        if isinstance(found, dict) and found.get("system") == ODS_SYSTEM:
+            return _code(found)
+    return None
+
+
 def relationships(
     store: Querier,
     patient: dict[str, Any],
@@ -109,23 +169,15 @@ def relationships(
     """ODS codes of the organisations caring for the person now: the
     registered GP practice, managers of active EpisodesOfCare (social care,
     residence), and hospitals with an Encounter in progress or ended in the
-    last 30 days. The Organizations named by reference only are read at
-    once (into ``organisations``, when given)."""
-    caring: list[Any] = list(patient.get("generalPractitioner") or [])
-    for episode in episodes:
-        if episode.get("status") == "active":
-            caring.append(episode.get("managingOrganization"))
-    cutoff = fhirjson.instant(now - RECENT_ENCOUNTER)
-    for encounter in encounters:
-        status = encounter.get("status")
-        ended = (encounter.get("period") or {}).get("end")
-        recent = status == "in-progress" or (
-            status == "finished"
-            and isinstance(ended, str)
-            and fhirjson.instant(fhirjson.parse_instant(ended)) >= cutoff
-        )
-        if recent:
-            caring.append(encounter.get("serviceProvider"))
+    last 30 days (``care_claims``). The Organizations named by reference
+    only are read at once (into ``organisations``, when given)."""
+    moment = fhirjson.instant(now)
+    caring = [
+        claim.organisation
+        for resource in (patient, *episodes, *encounters)
+        for claim in care_claims(resource)
+        if _holds(claim, moment)
+    ]
     known: _Organisations = {} if organisations is None else organisations
     _read_organisations(store, caring, known)
     return frozenset(

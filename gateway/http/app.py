@@ -24,6 +24,7 @@ from starlette.routing import Route
 from conformance import validation
 from consent.labels import load_code_lists, use_code_lists
 from gateway import errors, fhirjson, logs, outcomes
+from gateway.access.index import ensure_current
 from gateway.audit.checkpoint import load_or_create_signer
 from gateway.audit.writer import AuditWriter
 from gateway.auth.tokens import TokenService, signing_key
@@ -37,7 +38,6 @@ from gateway.http.routes import ROUTES
 from gateway.interactions.relabel import ensure_labelled
 from gateway.loading.ids import ensure_keyed_ids, use_store_id_key
 from gateway.search import extract
-from gateway.search.index import ensure_current
 from gateway.store import Store, open_store
 
 log = logging.getLogger("gateway")

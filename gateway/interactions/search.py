@@ -6,9 +6,11 @@ total when asked, and ``self``/``next``/``previous`` links holding keyset
 positions (``gateway.search.paging``).
 
 Every candidate passes through a ``Visible`` check before it is counted or
-shown: today everything is visible; the consent layer supplies the check, so
-that a page is filled with resources the requester may see, and includes and
-totals never reveal the others.
+shown: the consent layer supplies the check, so that a page is filled with
+resources the requester may see, and includes and totals never reveal the
+others. With it comes a ``Prefilter`` (``gateway.access.scope``): what the
+requester could ever be shown, as SQL, so that the rows read and decided
+are about those of the requester's own population, not the whole store.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from gateway.search import shaping
 from gateway.search.extract import extract
 from gateway.search.paging import (
     Position,
+    Prefilter,
     count_statement,
     page_statement,
     row_position,
@@ -65,6 +68,12 @@ class SearchResult:
 # Beyond this many matches a total is not given when consent filters the
 # results: each would have to be read and decided to count it.
 _MAX_CHECKED_TOTAL = 10_000
+# The most rows one page reads and decides to fill itself under consent: a
+# search whose matches the requester mostly may not see is refused past it,
+# rather than holding a worker while it reads the store.
+MAX_SCANNED = 20_000
+# A page reads its rows in batches that double, from what it shows.
+_MAX_BATCH = 1000
 
 
 def search(
@@ -73,19 +82,22 @@ def search(
     *,
     visible: Visible | None,
     includable: Callable[[str], bool],
+    prefilter: Prefilter | None = None,
 ) -> SearchResult:
     """One page of matches for ``query``, with its includes and total.
     ``visible`` is the requester's consent check (``None`` only for the
     gateway's own searches, which see every match, as a benchmark's
-    baseline does); ``includable`` says which types may be included (the
-    token's scopes)."""
+    baseline does); ``prefilter`` the SQL form of what it could ever
+    permit, which narrows what is read (never what is decided);
+    ``includable`` says which types may be included (the token's
+    scopes)."""
     for res_type in query.types or (query.res_type,):
         require(res_type, TypeInteraction.SEARCH_TYPE)
     result = SearchResult()
     enforced = visible is not None
     check: Visible = visible if visible is not None else _every
     if enforced and any(c.chain or c.reverse for c in query.conditions):
-        linked = _with_visible_links(store, query, check)
+        linked = _with_visible_links(store, query, check, prefilter)
         if linked is None:  # a chain that reaches nothing the requester may see
             result.total = 0 if query.total != "none" or query.summary == "count" else None
             return result
@@ -95,14 +107,16 @@ def search(
     def total() -> int | None:
         # A count of hidden resources would reveal them: under consent, what
         # is counted is what the requester may see.
-        return _checked_total(store, query, check) if enforced else _count(store, query)
+        if enforced:
+            return _checked_total(store, query, check, prefilter)
+        return _count(store, query, None)
 
     if query.summary == "count" or query.count == 0:
         if wants_total:
             result.total = total()
         return result
     position = Position.decode(query.cursor) if query.cursor is not None else None
-    rows = _visible_rows(store, query, position, check)
+    rows = _visible_rows(store, query, position, check, prefilter if enforced else None)
     more = len(rows) > query.count
     rows = rows[: query.count]
     if wants_total:
@@ -129,24 +143,29 @@ def _every(version: StoredVersion) -> bool:
     return True
 
 
-def _count(store: Store, query: SearchQuery) -> int:
-    sql, params = count_statement(query)
+def _count(store: Store, query: SearchQuery, prefilter: Prefilter | None) -> int:
+    sql, params = count_statement(query, prefilter)
     (total,) = store.select(sql, params)[0]
     assert isinstance(total, int)
     return total
 
 
-def _checked_total(store: Store, query: SearchQuery, visible: Visible) -> int | None:
+def _checked_total(
+    store: Store, query: SearchQuery, visible: Visible, prefilter: Prefilter | None
+) -> int | None:
     """How many matches the requester may see, reading them all; ``None``
     (no total given) when there are too many to check."""
-    if _count(store, query) > _MAX_CHECKED_TOTAL:
+    if _count(store, query, prefilter) > _MAX_CHECKED_TOTAL:
         return None
-    return _visible_total(store, query, visible)
+    return _visible_total(store, query, visible, prefilter)
 
 
-def _visible_total(store: Store, query: SearchQuery, visible: Visible) -> int:
+def _visible_total(
+    store: Store, query: SearchQuery, visible: Visible, prefilter: Prefilter | None
+) -> int:
     """How many matches the requester may see, reading them all."""
-    return sum(1 for _ in scan(store, query, visible, partial(prefetch, visible)))
+    ahead = partial(prefetch, visible)
+    return sum(1 for _ in scan(store, query, visible, ahead, prefilter))
 
 
 # -- chains and _has under consent ---------------------------------------------------
@@ -157,12 +176,15 @@ def _visible_total(store: Store, query: SearchQuery, visible: Visible) -> int:
 # by the resources it reaches that the requester may see.
 
 
-def _with_visible_links(store: Store, query: SearchQuery, visible: Visible) -> SearchQuery | None:
+def _with_visible_links(
+    store: Store, query: SearchQuery, visible: Visible, prefilter: Prefilter | None
+) -> SearchQuery | None:
     """``query`` with every chain and _has resolved for the requester;
     ``None`` when one of them reaches nothing visible (no match at all)."""
     conditions = []
     for condition in query.conditions:
-        resolved = _visible_link(store, query.types or (query.res_type,), condition, visible)
+        types = query.types or (query.res_type,)
+        resolved = _visible_link(store, types, condition, visible, prefilter)
         if resolved is None:
             return None
         conditions.append(resolved)
@@ -170,12 +192,16 @@ def _with_visible_links(store: Store, query: SearchQuery, visible: Visible) -> S
 
 
 def _visible_link(
-    store: Store, types: Sequence[str], condition: Condition, visible: Visible
+    store: Store,
+    types: Sequence[str],
+    condition: Condition,
+    visible: Visible,
+    prefilter: Prefilter | None,
 ) -> Condition | None:
     if condition.chain is not None:
         assert condition.param is not None
         target, inner = condition.chain
-        ids = [v.res_id for v in _linked(store, target, inner, visible)]
+        ids = [v.res_id for v in _linked(store, target, inner, visible, prefilter)]
         if not ids:
             return None
         values = tuple(ReferenceCriterion(target, res_id) for res_id in ids)
@@ -186,7 +212,7 @@ def _visible_link(
         assert reference is not None
         targets = {
             value.target_id
-            for source in _linked(store, source_type, inner, visible)
+            for source in _linked(store, source_type, inner, visible, prefilter)
             if source.content is not None
             for value in extract(fhirjson.loads(source.content), reference)
             if isinstance(value, ReferenceValue) and value.target_type in types and value.target_id
@@ -197,10 +223,12 @@ def _visible_link(
     return condition
 
 
-def _linked(store: Store, res_type: str, inner: Condition, visible: Visible) -> list[StoredVersion]:
+def _linked(
+    store: Store, res_type: str, inner: Condition, visible: Visible, prefilter: Prefilter | None
+) -> list[StoredVersion]:
     """The ``res_type`` resources meeting ``inner`` that the requester may see."""
     query = SearchQuery(res_type=res_type, conditions=[inner], total="none")
-    linked = _with_visible_links(store, query, visible)
+    linked = _with_visible_links(store, query, visible, prefilter)
     if linked is None:
         return []
     too_broad = InvalidRequest(
@@ -218,7 +246,7 @@ def _linked(store: Store, res_type: str, inner: Condition, visible: Visible) -> 
         return visible(version)
 
     found: list[StoredVersion] = []
-    for version in scan(store, linked, counted):
+    for version in scan(store, linked, counted, prefilter=prefilter):
         found.append(version)
         if len(found) > _MAX_LINKED:
             raise too_broad
@@ -226,22 +254,38 @@ def _linked(store: Store, res_type: str, inner: Condition, visible: Visible) -> 
 
 
 def _visible_rows(
-    store: Store, query: SearchQuery, position: Position | None, visible: Visible
+    store: Store,
+    query: SearchQuery,
+    position: Position | None,
+    visible: Visible,
+    prefilter: Prefilter | None,
 ) -> list[tuple[Sequence[Any], StoredVersion]]:
     """Up to ``count + 1`` visible rows (with their versions) from
-    ``position``, reading further while the check hides some."""
+    ``position``, reading on from the last row read while the check hides
+    some, in batches that double; refused past ``MAX_SCANNED`` rows."""
     wanted = query.count + 1
+    batch = wanted
+    scanned = 0
     found: list[tuple[Sequence[Any], StoredVersion]] = []
     while len(found) < wanted:
-        statement = page_statement(query, position, wanted - 1)
+        statement = page_statement(query, position, batch - 1, prefilter)
         key_count = statement.key_count
         rows = store.select(statement.sql, statement.params)
         versions = [row_version(row, key_count) for row in rows]
         prefetch(visible, versions)
         found.extend((row, v) for row, v in zip(rows, versions, strict=True) if visible(v))
-        if len(rows) < wanted:
+        scanned += len(rows)
+        if len(rows) < batch:
             break
+        if len(found) < wanted and scanned >= MAX_SCANNED:
+            raise InvalidRequest(
+                f"this search reads more than {MAX_SCANNED} resources the requester may not "
+                "see to fill a page; narrow it (by patient, code or date, say)",
+                code="GW-0327",
+                issue_type="too-costly",
+            )
         position = row_position(rows[-1], key_count, statement.forward)
+        batch = min(batch * 2, max(_MAX_BATCH, wanted))
     return found[:wanted]
 
 

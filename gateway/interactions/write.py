@@ -19,6 +19,7 @@ from conformance.validation import validate_resource
 from consent.labels import labelled
 from gateway import fhirjson
 from gateway.access.facts import labelling_codes, labels_of, named_records, person_of
+from gateway.access.index import entries as index_entries
 from gateway.access.people import ensure_interpretable
 from gateway.access.subjects import with_person_resolved
 from gateway.errors import (
@@ -31,7 +32,7 @@ from gateway.errors import (
 from gateway.interactions.provenance import ACTIVITIES, Author, provenance
 from gateway.interactions.read import not_known
 from gateway.interactions.types import Access, Acting, Visible, require
-from gateway.search.index import index_entries, last_updated_entry
+from gateway.search.index import last_updated_entry
 from gateway.search.matching import matching_ids
 from gateway.store import IndexEntry, Store, StoredVersion, UnitOfWork, last_content
 

@@ -45,8 +45,8 @@ from typing import Any
 import orjson
 
 from gateway import fhirjson
+from gateway.access.index import entries as index_entries
 from gateway.identifiers import CLIENT_SYSTEM
-from gateway.search.index import index_entries
 from gateway.store import Querier, Store, UnitOfWork, as_bytes
 from mappings.identity import ID_KEY_BYTES, keyed_id, use_id_key
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -83,42 +84,56 @@ def index_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def reindex(store: Store, batch: int = 500) -> int:
-    """Rebuild every live resource's index rows; returns how many. Each batch
-    commits on its own, so a reindex interrupted part-way resumes cleanly
-    (it runs again on the next start, as the version is recorded last)."""
+Extract = Callable[[dict[str, Any]], list[IndexEntry]]
+
+
+def reindex(
+    store: Store, batch: int = 500, *, entries: Extract = index_entries, version: str | None = None
+) -> int:
+    """Rebuild every live resource's index rows with ``entries`` (the rows
+    of a resource: ``gateway.access.index`` adds the access facts to the
+    search values), and record ``version`` (by default ``index_version()``);
+    returns how many. Each batch commits on its own, so a reindex
+    interrupted part-way resumes cleanly (it runs again on the next start,
+    as the version is recorded last)."""
     done = 0
     for res_type in RESOURCES:
         pending: list[tuple[str, dict[str, Any]]] = []
-        for version in store.iter_current(res_type):
-            assert version.content is not None
-            pending.append((version.res_id, fhirjson.loads(version.content)))
+        for stored in store.iter_current(res_type):
+            assert stored.content is not None
+            pending.append((stored.res_id, fhirjson.loads(stored.content)))
             if len(pending) >= batch:
-                done += _reindex_batch(store, res_type, pending)
+                done += _reindex_batch(store, res_type, pending, entries)
                 pending = []
-        done += _reindex_batch(store, res_type, pending)
+        done += _reindex_batch(store, res_type, pending, entries)
     with store.unit_of_work() as uow:
-        uow.set_index_version(index_version())
+        uow.set_index_version(version or index_version())
     return done
 
 
-def _reindex_batch(store: Store, res_type: str, batch: list[tuple[str, dict[str, Any]]]) -> int:
+def _reindex_batch(
+    store: Store, res_type: str, batch: list[tuple[str, dict[str, Any]]], entries: Extract
+) -> int:
     if not batch:
         return 0
-    entries = [(res_id, index_entries(resource)) for res_id, resource in batch]
+    rows = [(res_id, entries(resource)) for res_id, resource in batch]
     with store.unit_of_work() as uow:
-        for res_id, index in entries:
+        for res_id, index in rows:
             uow.replace_index(res_type, res_id, index)
     return len(batch)
 
 
-def ensure_current(store: Store) -> int | None:
-    """Reindex if the store's index was built with other rules; returns the
-    number of resources reindexed, or ``None`` if nothing was needed."""
-    if store.index_version() == index_version():
+def ensure_current(
+    store: Store, *, entries: Extract = index_entries, version: str | None = None
+) -> int | None:
+    """Reindex if the store's index was built with other rules (``version``,
+    by default ``index_version()``); returns the number of resources
+    reindexed, or ``None`` if nothing was needed."""
+    wanted = version or index_version()
+    if store.index_version() == wanted:
         return None
     log.info("search index out of date: reindexing")
-    count = reindex(store)
+    count = reindex(store, entries=entries, version=wanted)
     log.info("search index rebuilt", extra={"resources": count})
     return count
 

@@ -66,10 +66,18 @@ class PageStatement:
     forward: bool  # False: rows come newest-last and must be reversed
 
 
-def _filtered(query: SearchQuery, builder: SqlBuilder) -> str:
+# What a requester could ever be shown, as SQL (``gateway.access.scope``):
+# given the builder, the types searched and the columns naming a candidate
+# (type, id), a condition true for every candidate some rule could show.
+Prefilter = Callable[[SqlBuilder, Sequence[str], str, str], str]
+
+
+def _filtered(query: SearchQuery, builder: SqlBuilder, prefilter: Prefilter | None) -> str:
     types = query.types or (query.res_type,)
     where = [f"c.res_type IN ({', '.join('?' for _ in types)})", "c.deleted = ?"]
     builder.params.extend([*types, False])
+    if prefilter is not None:
+        where.append(prefilter(builder, types, "c.res_type", "c.res_id"))
     driver = None
     if query.compartment is not None:
         where.append(_in_compartment(query, types, builder))
@@ -111,9 +119,12 @@ def _in_compartment(query: SearchQuery, types: tuple[str, ...], builder: SqlBuil
     return "(" + " OR ".join(alternatives or ["1 = 0"]) + ")"
 
 
-def count_statement(query: SearchQuery) -> tuple[str, list[Any]]:
+def count_statement(
+    query: SearchQuery, prefilter: Prefilter | None = None
+) -> tuple[str, list[Any]]:
+    """How many resources match ``query`` (of those ``prefilter`` keeps)."""
     builder = SqlBuilder()
-    where = _filtered(query, builder)
+    where = _filtered(query, builder, prefilter)
     return f"SELECT COUNT(*) FROM resource_current c WHERE {where}", builder.params
 
 
@@ -128,14 +139,19 @@ def _sort_keys(query: SearchQuery, builder: SqlBuilder) -> list[tuple[str, bool]
     return keys
 
 
-def page_statement(query: SearchQuery, position: Position | None, limit: int) -> PageStatement:
+def page_statement(
+    query: SearchQuery,
+    position: Position | None,
+    limit: int,
+    prefilter: Prefilter | None = None,
+) -> PageStatement:
     """The rows of one page (``limit`` of them, plus one to tell whether more
     follow): ``(res_id, seq, sort keys..., version, last_updated, content,
-    res_type)``."""
+    res_type)``, of those ``prefilter`` keeps."""
     builder = SqlBuilder()
     keys = _sort_keys(query, builder)
     key_columns = "".join(f", {expr} AS k{i}" for i, (expr, _) in enumerate(keys))
-    inner_where = _filtered(query, builder)
+    inner_where = _filtered(query, builder, prefilter)
     inner = (
         f"SELECT c.res_type, c.res_id, c.seq{key_columns} "
         f"FROM resource_current c WHERE {inner_where}"
@@ -227,14 +243,15 @@ def scan(
     query: SearchQuery,
     keep: Callable[[StoredVersion], bool],
     ahead: Callable[[Sequence[StoredVersion]], None] | None = None,
+    prefilter: Prefilter | None = None,
 ) -> Iterator[StoredVersion]:
-    """Every match of ``query`` that ``keep`` keeps (the requester may see),
-    read in batches; ``ahead`` is shown each batch before ``keep`` decides
-    it (to read at once what those decisions need)."""
+    """Every match of ``query`` that ``prefilter`` and then ``keep`` keep
+    (the requester may see), read in batches; ``ahead`` is shown each batch
+    before ``keep`` decides it (to read at once what those decisions need)."""
     position: Position | None = None
     batch = 500
     while True:
-        statement = page_statement(query, position, batch)
+        statement = page_statement(query, position, batch, prefilter)
         rows = reader.select(statement.sql, statement.params)
         page = rows[:batch]
         versions = [row_version(row, statement.key_count) for row in page]

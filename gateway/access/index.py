@@ -1,0 +1,117 @@
+"""The facts the consent rules read, indexed with each version, so a search
+can leave out in SQL what its requester could never be shown
+(``gateway.access.scope``).
+
+Beside a resource's search values (``gateway.search.index``) it carries, as
+index rows under parameter codes no client may search by (``_access-*``):
+
+- ``_access-whose``: ``person``, ``identified`` (a person named by
+  identifier alone), ``no-person`` or ``directory`` (``whose_record``);
+- ``_access-person``: the Patient whose record it is;
+- ``_access-author``: the organisation that wrote it (``meta.source``);
+- ``_access-label``: ``R`` when legally restricted, ``restricted`` when it
+  carries a restricted-data label;
+- ``_access-carer`` / ``_access-carer-org``: the organisations a Patient,
+  EpisodeOfCare or Encounter says care for its person (by ODS code, or the
+  Organization named), and ``_access-care-until`` when that lapses;
+- ``_access-ods``: an Organization's ODS code.
+
+Each is read with the very functions a decision uses (``facts_of``,
+``whose_record``, ``care_claims``, ``ods_of_organisation``), and written in
+the unit of work of its version, so the index never disagrees with the data.
+None depends on the moment or on another resource: what changes with time
+(a lapsed Encounter) or elsewhere (an Organization's code) is compared when
+the search runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from consent.model import PERSON
+from gateway.access.facts import facts_of, whose_record
+from gateway.access.people import care_claims, named_organisation, ods_of_organisation
+from gateway.search import index as search_index
+from gateway.store import IndexEntry, Store
+from gateway.store.values import DateRange, ReferenceValue, TokenValue
+
+WHOSE = "_access-whose"
+PERSON_OF = "_access-person"
+AUTHOR = "_access-author"
+LABEL = "_access-label"
+CARER = "_access-carer"
+CARER_ORG = "_access-carer-org"
+CARE_UNTIL = "_access-care-until"
+ODS = "_access-ods"
+# ``WHOSE`` of a record naming its person by an identifier alone: whose it
+# is is resolved afresh for each decision, so a search cannot leave it out.
+IDENTIFIED = "identified"
+LEGALLY_RESTRICTED = "R"
+RESTRICTED = "restricted"
+
+
+def _token(param: str, code: str) -> IndexEntry:
+    return IndexEntry(param, TokenValue(None, code))
+
+
+def access_entries(resource: dict[str, Any]) -> list[IndexEntry]:
+    """The ``_access-*`` rows of ``resource``."""
+    whose = whose_record(resource)
+    facts = facts_of(resource, content=False, whose=whose.whose)
+    kind = IDENTIFIED if whose.whose == PERSON and whose.patient_id is None else whose.whose
+    entries = [_token(WHOSE, kind)]
+    if whose.patient_id is not None:
+        entries.append(IndexEntry(PERSON_OF, ReferenceValue(None, "Patient", whose.patient_id)))
+    if facts.author_ods:
+        entries.append(_token(AUTHOR, facts.author_ods))
+    if facts.legally_restricted:
+        entries.append(_token(LABEL, LEGALLY_RESTRICTED))
+    if facts.restricted:
+        entries.append(_token(LABEL, RESTRICTED))
+    for claim in care_claims(resource):
+        code, organisation = named_organisation(claim.organisation)
+        if code is not None:
+            entries.append(_token(CARER, code))
+        elif organisation is not None:
+            entries.append(
+                IndexEntry(CARER_ORG, ReferenceValue(None, "Organization", organisation))
+            )
+        if claim.until is not None:
+            # An unreadable end is kept as never lapsing: the pre-filter
+            # keeps what a decision might show, the decision refuses it.
+            until = claim.until if claim.until[:1].isdigit() else "9999-12-31T23:59:59.999999Z"
+            entries.append(IndexEntry(CARE_UNTIL, DateRange(until, until)))
+    if resource.get("resourceType") == "Organization":
+        code = ods_of_organisation(resource)
+        if code is not None:
+            entries.append(_token(ODS, code))
+    return entries
+
+
+def entries(resource: dict[str, Any]) -> list[IndexEntry]:
+    """Every index row of ``resource``: its search values and its access facts."""
+    return [*search_index.index_entries(resource), *access_entries(resource)]
+
+
+@cache
+def version() -> str:
+    """A fingerprint of the rules both kinds of row are built with: a store
+    built with others is reindexed before it serves."""
+    digest = hashlib.sha256(search_index.index_version().encode())
+    for module in ("index.py", "facts.py", "people.py"):
+        digest.update(resources.files("gateway.access").joinpath(module).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def reindex(store: Store) -> int:
+    """Rebuild every live resource's index rows; how many."""
+    return search_index.reindex(store, entries=entries, version=version())
+
+
+def ensure_current(store: Store) -> int | None:
+    """Reindex if the store's index was built with other rules; how many
+    resources, or ``None`` if nothing was needed."""
+    return search_index.ensure_current(store, entries=entries, version=version())

@@ -1,0 +1,198 @@
+"""What of the store a requester could ever be shown, as SQL: the search
+pre-filter.
+
+A search must cost about what its page and the requester's own population
+cost, not what the store holds. So before the consent engine decides each
+row, the search statement leaves out, from indexed facts alone
+(``gateway.access.index``), every resource the engine would refuse whoever
+the person and whatever their Consents say. The engine stays the single
+authority: each row the pre-filter keeps is still decided by it
+(``AccessControl``); the pre-filter only ever keeps more.
+
+It follows ``consent.engine.decide`` rule by rule, keeping a row when any
+rule could permit it:
+
+- ``author``: the requester wrote it, or assigned its id (``<ODS>-...``);
+- ``legally-restricted``: an R-labelled row is its author's alone;
+- ``directory``: no one's record, not restricted: shared with everyone;
+- ``audit``: an auditor under HCOMPL sees the kinds of ``AUDITOR_TYPES``;
+- under ETREAT (ambulance, hospital): any person's record, named by id or
+  by identifier, that carries no restricted label;
+- under TREAT: the records of the people the requester's organisation has
+  a care relationship with now (the requester's population: a registered
+  GP practice, an active episode, an Encounter in progress or recent, by
+  ODS code or through an Organization carrying it), and records naming
+  their person by identifier alone (whose they are is resolved afresh for
+  each decision). Consents, restricted labels and the uninterpretable hold
+  only ever refuse more, and are left to the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from consent.engine import AUDITOR_TYPES, EMERGENCY_KINDS
+from consent.model import DIRECTORY, ID_SEPARATOR, PERSON, Requester
+from gateway import fhirjson
+from gateway.access import index
+from gateway.search.sql import SqlBuilder
+
+# The kinds of resource that state care relationships (``care_claims``), and
+# the parameter naming their person that a decision reads them by.
+_CLAIMING = ("Patient", "EpisodeOfCare", "Encounter")
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class Scope:
+    """The pre-filter of one requester at one moment: called with a
+    statement's builder, the types searched and the columns naming each
+    candidate, it gives the SQL condition (``gateway.search.paging``)."""
+
+    def __init__(self, requester: Requester, now: datetime) -> None:
+        self.requester = requester
+        self._now = fhirjson.instant(now)
+
+    def __call__(
+        self, builder: SqlBuilder, types: Sequence[str], type_expr: str, id_expr: str
+    ) -> str:
+        """SQL true for every resource ``(type_expr, id_expr)``, one of
+        ``types``, that some rule could show the requester."""
+        b = builder
+        several = len(types) > 1
+        key = f"({type_expr}, {id_expr})" if several else id_expr
+        # Placeholders are bound in the order they appear in the text.
+        org = self.requester.org_ods
+        shown: list[str] = []
+        if org:
+            prefix = b.bind(_like_prefix(org + ID_SEPARATOR))
+            shown.append(f"{id_expr} LIKE {prefix} ESCAPE '\\'")
+            authored = _Rows(b, types, several).token(index.AUTHOR, (org,))
+            shown.append(f"{key} IN ({authored})")
+        legal = b.alias("l")
+        not_legally_restricted = (
+            f"NOT EXISTS (SELECT 1 FROM search_token {legal} WHERE {legal}.res_type = "
+            f"{type_expr} AND {legal}.res_id = {id_expr} AND {legal}.param = "
+            f"{b.bind(index.LABEL)} AND {legal}.code = {b.bind(index.LEGALLY_RESTRICTED)})"
+        )
+        beyond_author = " OR ".join(
+            f"{key} IN ({rows})" for rows in self._beyond_author(_Rows(b, types, several))
+        )
+        shown.append(f"({not_legally_restricted} AND ({beyond_author}))")
+        return "(" + " OR ".join(shown) + ")"
+
+    def _beyond_author(self, rows: _Rows) -> list[str]:
+        """Statements of the rows a rule besides ``author`` could show, if
+        not legally restricted (which the caller checks). Each is written
+        only if used: writing one binds its values."""
+        requester = self.requester
+        if requester.purpose == "ETREAT" and requester.kind in EMERGENCY_KINDS:
+            # Not an auditor's kind: the audit rules never reach ETREAT.
+            return [rows.unrestricted((DIRECTORY, PERSON, index.IDENTIFIED))]
+        found = [rows.unrestricted((DIRECTORY,))]
+        if requester.kind == "auditor" or requester.purpose == "HCOMPL":
+            audited = [t for t in rows.types if t in AUDITOR_TYPES]
+            if requester.kind == "auditor" and requester.purpose == "HCOMPL" and audited:
+                found.append(rows.every(audited))
+        elif requester.purpose == "TREAT":
+            found.append(rows.token(index.WHOSE, (index.IDENTIFIED,)))
+            found.append(rows.of_people(self._population))
+        return found
+
+    def _population(self, b: SqlBuilder) -> str:
+        """The ids of the people the requester's organisation cares for now
+        (``Person.relationships``): each Patient, EpisodeOfCare or
+        Encounter claiming care by it, by its ODS code or naming an
+        Organization carrying that code, and not lapsed; read as the
+        Patient itself, or the Patient the others name by ``patient``, as
+        a decision reads them (``load_person``)."""
+        patients = (
+            f"SELECT k.res_id FROM ({self._claims(b)}) k WHERE k.res_type = {b.bind('Patient')}"
+        )
+        p = b.alias("p")
+        named = (
+            f"SELECT {p}.target_id FROM search_reference {p} WHERE {p}.res_type IN "
+            f"({b.bind('EpisodeOfCare')}, {b.bind('Encounter')}) AND {p}.param = "
+            f"{b.bind('patient')} AND {p}.target_type = {b.bind('Patient')} "
+            f"AND ({p}.res_type, {p}.res_id) IN ({self._claims(b)})"
+        )
+        return f"{patients} UNION {named}"
+
+    def _claims(self, b: SqlBuilder) -> str:
+        """(type, id) of the resources claiming care by the requester's
+        organisation now."""
+        org = self.requester.org_ods
+        c, o, g, k, u = (b.alias(x) for x in "cogku")
+        claiming = ", ".join(b.bind(t) for t in _CLAIMING)
+        by_code = (
+            f"SELECT {c}.res_type, {c}.res_id FROM search_token {c} WHERE {c}.res_type IN "
+            f"({claiming}) AND {c}.param = {b.bind(index.CARER)} AND {c}.code = {b.bind(org)}"
+        )
+        claiming = ", ".join(b.bind(t) for t in _CLAIMING)
+        by_organisation = (
+            f"SELECT {o}.res_type, {o}.res_id FROM search_reference {o} WHERE {o}.res_type IN "
+            f"({claiming}) AND {o}.param = {b.bind(index.CARER_ORG)} "
+            f"AND {o}.target_type = {b.bind('Organization')} AND {o}.target_id IN ("
+            f"SELECT {g}.res_id FROM search_token {g} WHERE {g}.res_type = "
+            f"{b.bind('Organization')} AND {g}.param = {b.bind(index.ODS)} "
+            f"AND {g}.code = {b.bind(org)})"
+        )
+        return (
+            f"SELECT {k}.res_type, {k}.res_id FROM ({by_code} UNION {by_organisation}) {k} "
+            f"WHERE NOT EXISTS (SELECT 1 FROM search_date {u} WHERE {u}.res_type = "
+            f"{k}.res_type AND {u}.res_id = {k}.res_id AND {u}.param = "
+            f"{b.bind(index.CARE_UNTIL)} AND {u}.high < {b.bind(self._now)})"
+        )
+
+
+class _Rows:
+    """Statements selecting candidates (their id, or type and id when
+    several types are searched) from the access rows."""
+
+    def __init__(self, builder: SqlBuilder, types: Sequence[str], several: bool) -> None:
+        self.builder = builder
+        self.types = types
+        self._several = several
+
+    def _head(self, table: str, alias: str, types: Sequence[str]) -> str:
+        b = self.builder
+        columns = f"{alias}.res_type, {alias}.res_id" if self._several else f"{alias}.res_id"
+        kinds = ", ".join(b.bind(t) for t in types)
+        return f"SELECT {columns} FROM {table} {alias} WHERE {alias}.res_type IN ({kinds})"
+
+    def token(self, param: str, codes: Sequence[str]) -> str:
+        b = self.builder
+        t = b.alias("a")
+        head = f"{self._head('search_token', t, self.types)} AND {t}.param = {b.bind(param)}"
+        return f"{head} AND {t}.code IN ({', '.join(b.bind(code) for code in codes)})"
+
+    def unrestricted(self, kinds: Sequence[str]) -> str:
+        """Rows whose record is of one of ``kinds`` (``_access-whose``) and
+        that carry no restricted-data label."""
+        b = self.builder
+        t = b.alias("w")
+        r = b.alias("r")
+        return (
+            f"{self._head('search_token', t, self.types)} AND {t}.param = "
+            f"{b.bind(index.WHOSE)} AND {t}.code IN ({', '.join(b.bind(k) for k in kinds)}) "
+            f"AND NOT EXISTS (SELECT 1 FROM search_token {r} WHERE {r}.res_type = {t}.res_type "
+            f"AND {r}.res_id = {t}.res_id AND {r}.param = {b.bind(index.LABEL)} "
+            f"AND {r}.code = {b.bind(index.RESTRICTED)})"
+        )
+
+    def every(self, types: Sequence[str]) -> str:
+        return self._head("resource_current", self.builder.alias("e"), types)
+
+    def of_people(self, people: Callable[[SqlBuilder], str]) -> str:
+        """The records of the people ``people`` selects (it writes a
+        statement of Patient ids, binding its values after these)."""
+        b = self.builder
+        t = b.alias("p")
+        head = self._head("search_reference", t, self.types)
+        return (
+            f"{head} AND {t}.param = {b.bind(index.PERSON_OF)} "
+            f"AND {t}.target_type = {b.bind('Patient')} AND {t}.target_id IN ({people(b)})"
+        )
