@@ -5,7 +5,8 @@ loads 1,000,000 resources into each store; at the write path's present rate
 with every search parameter indexed (about 300-400 resources/s with one loader
 on two cores) that is 45 to 60 minutes of loading per store, plus the
 measurements. ``--resources 20000
---checkpoints 10000,20000`` is a quick check.
+--checkpoints 10000,20000`` is a quick check. Search under consent, for
+requesters who see a share of the people, is ``bench.search_consent``'s.
 
 Method
 ------
