@@ -36,6 +36,7 @@ from gateway.search.paging import (
     row_position,
     row_version,
     scan,
+    sorted_by_index,
 )
 from gateway.search.parameters import parameter
 from gateway.search.query import (
@@ -74,6 +75,9 @@ _MAX_CHECKED_TOTAL = 10_000
 MAX_SCANNED = 20_000
 # A page reads its rows in batches that double, from what it shows.
 _MAX_BATCH = 1000
+# From this many candidates a sorted page reads them in the sort index's
+# order, stopping at the page; below it, it reads them all and sorts them.
+_SORT_BY_INDEX_FROM = 2000
 
 
 def search(
@@ -109,14 +113,18 @@ def search(
         # is counted is what the requester may see.
         if enforced:
             return _checked_total(store, query, check, prefilter)
-        return _count(store, query, None)
+        return _count(store, query, None, None)
 
     if query.summary == "count" or query.count == 0:
         if wants_total:
             result.total = total()
         return result
     position = Position.decode(query.cursor) if query.cursor is not None else None
-    rows = _visible_rows(store, query, position, check, prefilter if enforced else None)
+    narrowing = prefilter if enforced else None
+    by_index = sorted_by_index(query) and (
+        _count(store, query, narrowing, _SORT_BY_INDEX_FROM) >= _SORT_BY_INDEX_FROM
+    )
+    rows = _visible_rows(store, query, position, check, narrowing, by_index)
     more = len(rows) > query.count
     rows = rows[: query.count]
     if wants_total:
@@ -143,8 +151,11 @@ def _every(version: StoredVersion) -> bool:
     return True
 
 
-def _count(store: Store, query: SearchQuery, prefilter: Prefilter | None) -> int:
-    sql, params = count_statement(query, prefilter)
+def _count(
+    store: Store, query: SearchQuery, prefilter: Prefilter | None, at_most: int | None
+) -> int:
+    """How many candidates match, up to ``at_most`` (when given)."""
+    sql, params = count_statement(query, prefilter, at_most)
     (total,) = store.select(sql, params)[0]
     assert isinstance(total, int)
     return total
@@ -155,7 +166,7 @@ def _checked_total(
 ) -> int | None:
     """How many matches the requester may see, reading them all; ``None``
     (no total given) when there are too many to check."""
-    if _count(store, query, prefilter) > _MAX_CHECKED_TOTAL:
+    if _count(store, query, prefilter, _MAX_CHECKED_TOTAL + 1) > _MAX_CHECKED_TOTAL:
         return None
     return _visible_total(store, query, visible, prefilter)
 
@@ -259,16 +270,18 @@ def _visible_rows(
     position: Position | None,
     visible: Visible,
     prefilter: Prefilter | None,
+    by_index: bool,
 ) -> list[tuple[Sequence[Any], StoredVersion]]:
     """Up to ``count + 1`` visible rows (with their versions) from
     ``position``, reading on from the last row read while the check hides
-    some, in batches that double; refused past ``MAX_SCANNED`` rows."""
+    some, in batches that double; refused past ``MAX_SCANNED`` rows.
+    ``by_index``: in the sort index's order (``page_statement``)."""
     wanted = query.count + 1
     batch = wanted
     scanned = 0
     found: list[tuple[Sequence[Any], StoredVersion]] = []
     while len(found) < wanted:
-        statement = page_statement(query, position, batch - 1, prefilter)
+        statement = page_statement(query, position, batch - 1, prefilter, by_index=by_index)
         key_count = statement.key_count
         rows = store.select(statement.sql, statement.params)
         versions = [row_version(row, key_count) for row in rows]

@@ -32,7 +32,7 @@ from gateway.errors import (
 from gateway.interactions.provenance import ACTIVITIES, Author, provenance
 from gateway.interactions.read import not_known
 from gateway.interactions.types import Access, Acting, Visible, require
-from gateway.search.index import last_updated_entry
+from gateway.search.index import last_updated_entries
 from gateway.search.matching import matching_ids
 from gateway.store import IndexEntry, Store, StoredVersion, UnitOfWork, last_content
 
@@ -209,7 +209,7 @@ def store_version(
             method=method,
             content=fhirjson.dumps({**prepared.content, "meta": meta}),
         ),
-        [*prepared.index, last_updated_entry(last_updated)],
+        [*prepared.index, *last_updated_entries(last_updated)],
     )
     return WriteResult(version=stored, created=previous is None or previous.deleted)
 

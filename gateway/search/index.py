@@ -26,13 +26,15 @@ from gateway.store.values import (
     QuantityValue,
     ReferenceValue,
     SearchValue,
+    SortValue,
     StringValue,
     TokenValue,
+    normalise_text,
 )
 
 log = logging.getLogger("gateway.search")
 # Bump when extraction changes what it produces for the same definitions.
-EXTRACTION_RULES = "1"
+EXTRACTION_RULES = "2"  # 2: sort keys
 
 
 OF_TYPE = ":of-type"
@@ -61,14 +63,62 @@ def index_entries(resource: dict[str, Any]) -> list[IndexEntry]:
             if isinstance(coding, dict) and coding.get("system") and coding.get("code"):
                 typed = f"{coding['system']}|{coding['code']}|{identifier['value']}"
                 entries.append(IndexEntry("identifier" + OF_TYPE, TokenValue(None, typed)))
-    return entries
+    return entries + sort_entries(entries)
 
 
-def last_updated_entry(instant: str) -> IndexEntry:
-    """The ``_lastUpdated`` value of a version stamped at ``instant``: the one
-    index value the store sets itself, so writers can extract the rest of a
-    resource's values before they take the write lock."""
-    return IndexEntry(LAST_UPDATED, date_range(instant))
+def last_updated_entries(instant: str) -> list[IndexEntry]:
+    """The ``_lastUpdated`` value (and sort key) of a version stamped at
+    ``instant``: the one index value the store sets itself, so writers can
+    extract the rest of a resource's values before they take the write lock."""
+    value = date_range(instant)
+    return [
+        IndexEntry(LAST_UPDATED, value),
+        IndexEntry(LAST_UPDATED, SortValue(value.low, value.low)),
+    ]
+
+
+# The parameters a sort reads in index order (``gateway.search.paging``):
+# the common ones, of the kinds whose sort key is text. Any other sort works
+# out each candidate's key.
+SORTED_BY_INDEX = frozenset(
+    {
+        "_lastUpdated",
+        "date",
+        "birthdate",
+        "name",
+        "family",
+        "given",
+        "identifier",
+        "onset-date",
+        "authoredon",
+        "authored",
+        "period",
+        "effective",
+        "issued",
+    }
+)
+
+
+def _sort_key(value: SearchValue) -> str | None:
+    """What a sort compares of a value, as ``SqlBuilder.sort_expression``
+    reads it from the value's own table."""
+    if isinstance(value, TokenValue):
+        return value.code
+    if isinstance(value, StringValue):
+        return normalise_text(value.value)
+    if isinstance(value, DateRange):
+        return value.low
+    return None
+
+
+def sort_entries(entries: list[IndexEntry]) -> list[IndexEntry]:
+    """One ``SortValue`` for each parameter of ``SORTED_BY_INDEX`` among
+    ``entries`` that has a key: its least and greatest."""
+    keys: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry.param in SORTED_BY_INDEX and (key := _sort_key(entry.value)) is not None:
+            keys.setdefault(entry.param, []).append(key)
+    return [IndexEntry(param, SortValue(min(found), max(found))) for param, found in keys.items()]
 
 
 @cache

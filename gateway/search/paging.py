@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import InvalidRequest, Issue
+from gateway.search.index import SORTED_BY_INDEX
 from gateway.search.query import Condition, ReferenceCriterion, SearchQuery
 from gateway.search.sql import SqlBuilder, selectivity
 from gateway.store import Querier, StoredVersion
@@ -120,12 +121,19 @@ def _in_compartment(query: SearchQuery, types: tuple[str, ...], builder: SqlBuil
 
 
 def count_statement(
-    query: SearchQuery, prefilter: Prefilter | None = None
+    query: SearchQuery, prefilter: Prefilter | None = None, at_most: int | None = None
 ) -> tuple[str, list[Any]]:
-    """How many resources match ``query`` (of those ``prefilter`` keeps)."""
+    """How many resources match ``query`` (of those ``prefilter`` keeps);
+    no more than ``at_most``, when given, so that the count stops there."""
     builder = SqlBuilder()
     where = _filtered(query, builder, prefilter)
-    return f"SELECT COUNT(*) FROM resource_current c WHERE {where}", builder.params
+    if at_most is None:
+        return f"SELECT COUNT(*) FROM resource_current c WHERE {where}", builder.params
+    return (
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM resource_current c WHERE {where} "
+        f"LIMIT {int(at_most)}) n",
+        builder.params,
+    )
 
 
 def _sort_keys(query: SearchQuery, builder: SqlBuilder) -> list[tuple[str, bool]]:
@@ -139,15 +147,34 @@ def _sort_keys(query: SearchQuery, builder: SqlBuilder) -> list[tuple[str, bool]
     return keys
 
 
+def sorted_by_index(query: SearchQuery) -> bool:
+    """Whether a page of ``query`` can read its rows in the order of the
+    sort index (``search_sort``): one type, one sort key, one the index
+    keeps (``SORTED_BY_INDEX``)."""
+    return (
+        len(query.types) <= 1
+        and len(query.sort) == 1
+        and query.sort[0].param.code in SORTED_BY_INDEX
+        and query.compartment is None
+    )
+
+
 def page_statement(
     query: SearchQuery,
     position: Position | None,
     limit: int,
     prefilter: Prefilter | None = None,
+    *,
+    by_index: bool = False,
 ) -> PageStatement:
     """The rows of one page (``limit`` of them, plus one to tell whether more
     follow): ``(res_id, seq, sort keys..., version, last_updated, content,
-    res_type)``, of those ``prefilter`` keeps."""
+    res_type)``, of those ``prefilter`` keeps. ``by_index`` reads them in
+    the order of the sort index, where ``sorted_by_index`` allows: best when
+    many rows match, as the database stops at the page; when few do,
+    reading them and sorting them is cheaper."""
+    if by_index and sorted_by_index(query):
+        return _by_sort_index(query, position, limit, prefilter)
     builder = SqlBuilder()
     keys = _sort_keys(query, builder)
     key_columns = "".join(f", {expr} AS k{i}" for i, (expr, _) in enumerate(keys))
@@ -175,6 +202,68 @@ def page_statement(
         f"ORDER BY {', '.join(order)} LIMIT {int(limit) + 1}"
     )
     return PageStatement(sql, builder.params, len(keys), forward)
+
+
+def _by_sort_index(
+    query: SearchQuery, position: Position | None, limit: int, prefilter: Prefilter | None
+) -> PageStatement:
+    """``page_statement`` for one sort key the sort index keeps: the rows
+    with a key, read from the index in order, then those without, by id;
+    each part stops at the page, and the two are merged as the generic
+    statement orders them (missing keys last, ties by id)."""
+    builder = SqlBuilder()
+    key = query.sort[0]
+    column = "desc_key" if key.descending else "asc_key"
+    forward = position is None or position.forward
+    # The direction the key is read in: a page back reads the order reversed.
+    descending = key.descending == forward
+    key_order = "DESC" if descending else "ASC"
+    id_order = "ASC" if forward else "DESC"
+    parts: list[str] = []
+    at = position.keys[0] if position is not None else None
+    if position is None or at is not None or not forward:
+        # Rows with a key: none follow a position among the rows without.
+        # (Placeholders are bound in the order they appear in the text.)
+        where = _filtered(query, builder, prefilter)
+        s = builder.alias("s")
+        head = (
+            f"SELECT c.res_type, c.res_id, c.seq, {s}.{column} AS k0 FROM search_sort {s} "
+            f"JOIN resource_current c ON c.res_type = {s}.res_type AND c.res_id = {s}.res_id "
+            f"WHERE {where} AND {s}.res_type = {builder.bind(query.res_type)} "
+            f"AND {s}.param = {builder.bind(key.param.code)} AND {s}.{column} IS NOT NULL"
+        )
+        if position is not None and at is not None:
+            beyond = "<" if descending else ">"
+            value = builder.bind(at)
+            head += (
+                f" AND ({s}.{column} {beyond} {value} OR ({s}.{column} = {builder.bind(at)} "
+                f"AND c.res_id {'>' if forward else '<'} {builder.bind(position.res_id)}))"
+            )
+        parts.append(
+            f"{head} ORDER BY {s}.{column} {key_order}, c.res_id {id_order} LIMIT {int(limit) + 1}"
+        )
+    if position is None or forward or at is None:
+        # Rows without a key: after every row with one, going forward.
+        where = _filtered(query, builder, prefilter)
+        m = builder.alias("m")
+        head = (
+            f"SELECT c.res_type, c.res_id, c.seq, NULL AS k0 FROM resource_current c "
+            f"WHERE {where} AND NOT EXISTS (SELECT 1 FROM search_sort {m} WHERE "
+            f"{m}.res_type = c.res_type AND {m}.res_id = c.res_id "
+            f"AND {m}.param = {builder.bind(key.param.code)} AND {m}.{column} IS NOT NULL)"
+        )
+        if position is not None and at is None:
+            head += f" AND c.res_id {'>' if forward else '<'} {builder.bind(position.res_id)}"
+        parts.append(f"{head} ORDER BY c.res_id {id_order} LIMIT {int(limit) + 1}")
+    union = " UNION ALL ".join(f"SELECT * FROM ({part}) p{i}" for i, part in enumerate(parts))
+    nulls = "ASC" if forward else "DESC"
+    sql = (
+        f"SELECT q.res_id, q.seq, q.k0, v.version, v.last_updated, v.content, q.res_type "
+        f"FROM ({union}) q JOIN resource_version v ON v.seq = q.seq "
+        f"ORDER BY (q.k0 IS NULL) {nulls}, q.k0 {key_order}, q.res_id {id_order} "
+        f"LIMIT {int(limit) + 1}"
+    )
+    return PageStatement(sql, builder.params, 1, forward)
 
 
 def _after(keys: list[tuple[str, bool]], builder: SqlBuilder, position: Position) -> str:

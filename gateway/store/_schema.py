@@ -619,6 +619,37 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=14,
+        name="sort keys read in index order",
+        # One row per resource and sortable parameter: the least and the
+        # greatest of its values, so that ``_sort`` reads an index in order
+        # and stops at the page. Filled as resources are (re)indexed.
+        sqlite=(
+            """CREATE TABLE search_sort (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                asc_key TEXT,
+                desc_key TEXT
+            )""",
+            "CREATE INDEX search_sort_asc ON search_sort (res_type, param, asc_key, res_id)",
+            "CREATE INDEX search_sort_desc ON search_sort (res_type, param, desc_key, res_id)",
+            "CREATE INDEX search_sort_owner ON search_sort (res_type, res_id)",
+        ),
+        postgres=(
+            """CREATE TABLE search_sort (
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                param TEXT NOT NULL,
+                asc_key TEXT,
+                desc_key TEXT
+            )""",
+            "CREATE INDEX search_sort_asc ON search_sort (res_type, param, asc_key, res_id)",
+            "CREATE INDEX search_sort_desc ON search_sort (res_type, param, desc_key, res_id)",
+            "CREATE INDEX search_sort_owner ON search_sort (res_type, res_id)",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

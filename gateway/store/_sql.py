@@ -22,6 +22,7 @@ from gateway.store.values import (
     QuantityValue,
     ReferenceValue,
     SearchValue,
+    SortValue,
     StringValue,
     TokenValue,
     UriValue,
@@ -91,6 +92,7 @@ _INDEX_LAYOUT: dict[type, tuple[str, tuple[str, ...]]] = {
         "search_composite",
         ("a_system", "a_code", "b_system", "b_code", "b_value", "b_low", "b_high", "b_string"),
     ),
+    SortValue: ("search_sort", ("asc_key", "desc_key")),
 }
 INDEX_TABLES = tuple(table for table, _ in _INDEX_LAYOUT.values())
 
@@ -119,6 +121,8 @@ def _index_columns(value: SearchValue) -> tuple[Any, ...]:
         return (float(value.value),)
     if isinstance(value, CompositeValue):
         return _composite_columns(value)
+    if isinstance(value, SortValue):
+        return (value.first, value.last)
     return (value.value,)
 
 

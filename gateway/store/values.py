@@ -93,6 +93,17 @@ class CompositeValue:
     second: TokenValue | QuantityValue | DateRange | StringValue
 
 
+@dataclass(frozen=True, slots=True)
+class SortValue:
+    """A resource's one sort key for a parameter, both ways: the least of
+    its values (what an ascending ``_sort`` orders by) and the greatest (a
+    descending one). Kept beside the values so that a sort reads an index
+    in order instead of working out every candidate's key."""
+
+    first: str | None
+    last: str | None
+
+
 SearchValue = (
     TokenValue
     | StringValue
@@ -102,4 +113,5 @@ SearchValue = (
     | NumberValue
     | UriValue
     | CompositeValue
+    | SortValue
 )
