@@ -122,21 +122,31 @@ def columns_of_event(event: dict[str, Any]) -> Columns:
     so spares appending a parse): the same derivation."""
     try:
         return _columns(event)
+    except KeyError as exc:  # an object where a list belongs
+        raise NotAnAuditEntry(
+            f"not shaped as the log writes AuditEvents: no element {exc}"
+        ) from None
     except (AttributeError, TypeError, IndexError, ValueError) as exc:
         raise NotAnAuditEntry(f"not shaped as the log writes AuditEvents: {exc}") from None
 
 
+# ``log.verify`` derives the columns of every entry of the log: this is its
+# inner loop, so it reads each element once, and only where it is needed.
+
+
 def _columns(event: dict[str, Any]) -> Columns:
-    kind = (event.get("type") or {}).get("code")
+    get = event.get
+    kind = (get("type") or {}).get("code")
     if kind == _DCM_LOGIN:
         subtype = "token"
     elif kind == _DCM_IMPORT:
         subtype = "load"
     else:
-        subtypes = event.get("subtype") or ()
+        subtypes = get("subtype") or ()
         subtype = (_text(subtypes[0].get("code")) if subtypes else None) or ""
+    review = subtype == "review"
     request_id = None
-    for extension in event.get("extension") or ():
+    for extension in get("extension") or ():
         if extension.get("url") == REQUEST_ID_URL:
             request_id = _text(extension.get("valueString"))
             break
@@ -144,29 +154,25 @@ def _columns(event: dict[str, Any]) -> Columns:
     # and the first requesting agent's purpose of use.
     org_ods = client_id = requestor_purpose = None
     found_org = found_client = found_requestor = False
-    for agent in event.get("agent") or ():
+    for agent in get("agent") or ():
         identifier = (agent.get("who") or {}).get("identifier") or {}
         system = identifier.get("system")
         if system == ODS_SYSTEM and not found_org:
             found_org, org_ods = True, _text(identifier.get("value"))
         elif system == CLIENT_SYSTEM and not found_client:
             found_client, client_id = True, _text(identifier.get("value"))
-        if agent.get("requestor") is True and not found_requestor:
+        if not found_requestor and agent.get("requestor") is True:
             found_requestor, requestor_purpose = True, _code(agent.get("purposeOfUse"))
-    stated_purpose = _code(event.get("purposeOfEvent"))
+    stated_purpose = _code(get("purposeOfEvent"))
     purpose = stated_purpose if stated_purpose is not None else requestor_purpose
-    outcome = _text(event.get("outcome")) or ""
-    emergency = stated_purpose == "ETREAT" or (
-        subtype == "token" and purpose == "ETREAT" and outcome == "0"
-    )
+    outcome = _text(get("outcome")) or ""
     patients: set[str] = set()
     alert = False
     reviewed: int | None = None
-    for entity in event.get("entity") or ():
-        what = entity.get("what") or {}
+    for entity in get("entity") or ():
         kind_of = entity.get("type") or {}
         if kind_of.get("code") == "1" and kind_of.get("system") == ENTITY_TYPE:
-            reference = _text(what.get("reference")) or ""
+            reference = _text((entity.get("what") or {}).get("reference")) or ""
             if reference.startswith("Patient/"):
                 patients.add(reference[8:])
         elif entity.get("description") == "consent decision":
@@ -174,24 +180,27 @@ def _columns(event: dict[str, Any]) -> Columns:
                 detail.get("type") == "rule" and detail.get("valueString") == UNINTERPRETABLE
                 for detail in entity.get("detail") or ()
             )
-        identifier = what.get("identifier") if subtype == "review" else None
-        if identifier and identifier.get("system") == AUDIT_ENTRY_SYSTEM:
-            value = _text(identifier.get("value")) or ""
-            reviewed = int(value) if value.isdigit() else None
-    review = subtype == "review"
-    return Columns(
-        recorded=_text(event.get("recorded")) or "",
-        request_id=request_id,
-        org_ods=org_ods,
-        client_id=None if client_id == NO_CLIENT else client_id,
-        purpose=purpose,
-        subtype=subtype,
-        outcome=outcome,
-        emergency=emergency,
-        alert=alert,
-        patients=tuple(sorted(patients)),
-        patients_of=reviewed if review and not patients else None,
-        unstated=_ORG_UNSTATED if review and org_ods is None else _NOTHING,
+        if review:
+            identifier = (entity.get("what") or {}).get("identifier")
+            if identifier and identifier.get("system") == AUDIT_ENTRY_SYSTEM:
+                value = _text(identifier.get("value")) or ""
+                reviewed = int(value) if value.isdigit() else None
+    return Columns._make(  # in the fields' order: a third of the cost of keywords
+        (
+            _text(get("recorded")) or "",
+            request_id,
+            org_ods,
+            None if client_id == NO_CLIENT else client_id,
+            purpose,
+            subtype,
+            outcome,
+            stated_purpose == "ETREAT"  # emergency
+            or (subtype == "token" and purpose == "ETREAT" and outcome == "0"),
+            alert,
+            tuple(sorted(patients)) if len(patients) > 1 else tuple(patients),
+            reviewed if review and not patients else None,  # patients_of
+            _ORG_UNSTATED if review and org_ods is None else _NOTHING,  # unstated
+        )
     )
 
 

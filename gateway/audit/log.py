@@ -205,10 +205,14 @@ def checkpoints(reader: Querier) -> list[tuple[int, bytes, str]]:
 
 # -- verification ---------------------------------------------------------------------
 
-_BATCH = 5000
+_BATCH = 10_000  # entries read per statement
 _MOST = 100  # findings of one kind listed; the rest are counted
 _EXPLAIN = 512  # tree nodes that disagree with their entries, explained one by one
 _FIRST = -(2**62)  # before any index, negative ones (inserted rows) included
+_ENTRIES = (
+    "SELECT idx, recorded, request_id, org_ods, client_id, purpose, subtype, outcome, "
+    "emergency, alert, entry, leaf FROM audit_entry WHERE idx > ? ORDER BY idx LIMIT ?"
+)
 
 
 @dataclass(frozen=True)
@@ -232,31 +236,33 @@ class Verification:
 
 class _Frontier:
     """The roots of the complete subtrees on the right edge of a growing
-    tree: enough to give the tree head at any size."""
+    tree, largest first (their levels are the bits set in ``size``): enough
+    to give the tree head at any size."""
 
     def __init__(self) -> None:
-        self.stack: list[tuple[int, bytes]] = []  # (level, hash), left to right
+        self.stack: list[bytes] = []
         self.size = 0
 
-    def add(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
-        """Add the next leaf; the complete subtrees (level >= 1, index,
-        hash) it completes."""
-        index, level, digest = self.size, 0, leaf
-        made: list[tuple[int, int, bytes]] = []
-        while self.stack and self.stack[-1][0] == level:
-            _, left = self.stack.pop()
-            digest = merkle.node_hash(left, digest)
-            level += 1
-            made.append((level, index >> level, digest))
-        self.stack.append((level, digest))
-        self.size += 1
-        return made
+    def extend(self, leaves: Sequence[bytes], made: dict[tuple[int, int], bytes]) -> None:
+        """Add ``leaves`` in order; each complete subtree they complete
+        (level >= 1, index) goes into ``made`` with its hash, in the order
+        completed."""
+        stack, index = self.stack, self.size
+        for leaf in leaves:
+            digest, level, position = leaf, 0, index
+            while position & 1:  # one subtree completed per trailing 1 bit of the index
+                digest = merkle.node_hash(stack.pop(), digest)
+                level, position = level + 1, position >> 1
+                made[(level, position)] = digest
+            stack.append(digest)
+            index += 1
+        self.size = index
 
     def root(self) -> bytes:
         if not self.stack:
             return merkle.EMPTY_ROOT
-        digest = self.stack[-1][1]
-        for _, left in reversed(self.stack[:-1]):
+        digest = self.stack[-1]
+        for left in reversed(self.stack[:-1]):
             digest = merkle.node_hash(left, digest)
         return digest
 
@@ -301,11 +307,15 @@ _Holds = Callable[[int, "bytes | None", "bytes | None"], bool]
 class _Checker:
     """One pass over the log in index order, in batches: each entry's leaf,
     columns and people against its signed bytes, each stored tree node
-    against the tree recomputed from the entries, each checkpoint's root."""
+    against the tree recomputed from the entries, each checkpoint's root.
+
+    An entry, a node or a checkpoint that disagrees is looked at as the
+    findings need it; those that agree are compared a batch at a time."""
 
     def __init__(self, reader: Querier, heads: dict[int, list[tuple[bytes, str]]]) -> None:
         self.reader = reader
         self.heads = heads
+        self.sizes = sorted(heads, reverse=True)  # of the heads the pass has not reached
         self.frontier = _Frontier()
         self.found: list[tuple[str, int, Finding]] = []  # (kind, order, finding)
         self.counted: dict[str, int] = {}
@@ -327,53 +337,39 @@ class _Checker:
 
     # -- the pass
 
-    def run(self, batch: int = _BATCH) -> None:
-        after = _FIRST
+    def run(self) -> None:
+        after: object = _FIRST
+        batch = _BATCH
         while not self.broken:
-            rows = self.reader.select(
-                "SELECT idx, recorded, request_id, org_ods, client_id, purpose, subtype, "
-                "outcome, emergency, alert, entry, leaf FROM audit_entry "
-                "WHERE idx > ? ORDER BY idx LIMIT ?",
-                [after, batch],
-            )
+            rows = self.reader.select(_ENTRIES, [after, batch])
             if not rows:
                 return
             self.batch(rows)
             if len(rows) < batch:
                 return
-            after = int(str(rows[-1][0]))
+            after = rows[-1][0]
 
     def batch(self, rows: list[tuple[object, ...]]) -> None:
-        low, high = int(str(rows[0][0])), int(str(rows[-1][0]))
-        people: dict[int, set[str]] = {}
-        for index, patient_id in self.reader.select(
-            "SELECT idx, patient_id FROM audit_patient WHERE idx >= ? AND idx <= ?", [low, high]
+        """The entries of ``rows`` (``_ENTRIES``) that follow on from those
+        checked before: their leaves, columns, people and tree nodes."""
+        start = self.frontier.size
+        rows = self.following(rows)
+        if not rows:
+            return
+        last = start + len(rows) - 1
+        contents = [as_bytes(row[10]) for row in rows]
+        leaves = [merkle.leaf_hash(content) for content in contents]
+        self.leaves(start, rows, leaves)
+        people = self.stored_people(start, last)
+        self.columns(start, rows, contents, people)
+        self.tree(start, leaves, self.stored_nodes(start, last))
+        if self.broken:
+            return
+        for index, names in sorted(  # rows for indexes the log lacks
+            (int(str(index)), sorted({str(name) for name in names}))
+            for index, names in people.items()
         ):
-            people.setdefault(int(str(index)), set()).add(str(patient_id))
-        nodes = self.stored_nodes(max(low, 0), high)
-        for row in rows:
-            index = int(str(row[0]))
-            expected = self.frontier.size
-            if index != expected:
-                if index > expected:
-                    problem = f"entries {expected} to {index - 1} are missing (deleted)"
-                else:
-                    problem = f"an entry was inserted at index {index}, before the log begins"
-                self.finding("sequence", expected, problem)
-                self.broken = True
-                return
-            content = as_bytes(row[10])
-            leaf = merkle.leaf_hash(content)
-            stored_leaf = as_bytes(row[11]) if row[11] is not None else b""
-            if stored_leaf != leaf:
-                if len(self.moved) < _EXPLAIN:
-                    self.moved.append((index, leaf, stored_leaf))
-                else:
-                    self.finding("leaves", index, f"entry {index} was changed or replaced")
-            self.columns(index, row, content, people.pop(index, set()))
-            self.tree(index, leaf, nodes)
-        for index, names in sorted(people.items()):  # rows for indexes the log lacks
-            for patient_id in sorted(names):
+            for patient_id in names:
                 self.finding(
                     "patients",
                     index,
@@ -381,7 +377,54 @@ class _Checker:
                     f"but there is no entry {index}",
                 )
 
-    def stored_nodes(self, low: int, high: int) -> dict[tuple[int, int], bytes]:
+    def following(self, rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+        """``rows`` up to the first whose index does not follow on from the
+        entries before it, which is a finding that stops the pass."""
+        start = self.frontier.size
+        indexes = [row[0] for row in rows]
+        if indexes == list(range(start, start + len(rows))):
+            return rows
+        offset = next(n for n, index in enumerate(indexes) if index != start + n)
+        index, expected = int(str(indexes[offset])), start + offset
+        if index > expected:
+            problem = f"entries {expected} to {index - 1} are missing (deleted)"
+        else:
+            problem = f"an entry was inserted at index {index}, before the log begins"
+        self.finding("sequence", expected, problem)
+        self.broken = True
+        return rows[:offset]
+
+    def leaves(self, start: int, rows: list[tuple[object, ...]], leaves: list[bytes]) -> None:
+        """Each entry's bytes against the leaf hash stored with it."""
+        if [row[11] for row in rows] == leaves:
+            return
+        for index, (row, leaf) in enumerate(zip(rows, leaves, strict=True), start):
+            stored = as_bytes(row[11]) if row[11] is not None else b""
+            if stored != leaf:
+                if len(self.moved) < _EXPLAIN:
+                    self.moved.append((index, leaf, stored))
+                else:
+                    self.finding("leaves", index, f"entry {index} was changed or replaced")
+
+    def stored_people(self, first: int, last: int) -> dict[object, tuple[object, ...]]:
+        """The people rows of the entries ``first`` to ``last``: by index,
+        the people named, in order."""
+        rows = self.reader.select(
+            "SELECT idx, patient_id FROM audit_patient WHERE idx >= ? AND idx <= ? "
+            "ORDER BY idx, patient_id",
+            [first, last],
+        )
+        people: dict[object, tuple[object, ...]] = {
+            index: (patient_id,) for index, patient_id in rows
+        }
+        if len(people) < len(rows):  # entries naming several
+            named: dict[object, list[object]] = {}
+            for index, patient_id in rows:
+                named.setdefault(index, []).append(patient_id)
+            people = {index: tuple(names) for index, names in named.items()}
+        return people
+
+    def stored_nodes(self, low: int, high: int) -> dict[tuple[object, object], object]:
         """The stored nodes completed by the leaves ``low`` to ``high``."""
         parts: list[str] = []
         params: list[object] = []
@@ -397,24 +440,31 @@ class _Checker:
         if not parts:
             return {}
         rows = self.reader.select(" UNION ALL ".join(parts), params)
-        return {(int(str(lv)), int(str(ix))): as_bytes(digest) for lv, ix, digest in rows}
+        return {(level, index): digest for level, index, digest in rows}
 
     def columns(
-        self, index: int, row: tuple[object, ...], content: bytes, stored: set[str]
+        self,
+        start: int,
+        rows: list[tuple[object, ...]],
+        contents: list[bytes],
+        people: dict[object, tuple[object, ...]],
     ) -> None:
-        try:
-            signed = columns_of(content)
-        except NotAnAuditEntry as exc:
-            self.finding("columns", index, f"entry {index} is not an AuditEvent: {exc}")
-            return
-        values = signed.values()
-        if signed.unstated or _alike(row) != _alike(values, 0):  # else all alike, at once
-            self._differing(index, row, signed, values)
-        names = set(
-            signed.patients if signed.patients_of is None else _people(self.reader, signed, {})
-        )
-        if names != stored:
-            self._people_differ(index, names, stored)
+        """Each entry's columns and people rows against what its signed
+        bytes say; the people rows it has are taken out of ``people``."""
+        for index, (row, content) in enumerate(zip(rows, contents, strict=True), start):
+            stored = people.pop(index, ())
+            try:
+                signed = columns_of(content)
+            except NotAnAuditEntry as exc:
+                self.finding("columns", index, f"entry {index} is not an AuditEvent: {exc}")
+                continue
+            values = signed.values()
+            # Columns as stored equal to what the entry says are alike; others
+            # may still be (an empty purpose for none, 1 for true).
+            if signed.unstated or (row[1:10] != values and _alike(row) != _alike(values, 0)):
+                self._differing(index, row, signed, values)
+            if signed.patients_of is not None or stored != signed.patients:
+                self._people(index, signed, stored)
 
     def _differing(
         self, index: int, row: tuple[object, ...], signed: Columns, values: tuple[object, ...]
@@ -439,7 +489,11 @@ class _Checker:
                     f"the signed entry says {_show(says)}",
                 )
 
-    def _people_differ(self, index: int, names: set[str], stored: set[str]) -> None:
+    def _people(self, index: int, signed: Columns, rows: Sequence[object]) -> None:
+        names = set(
+            signed.patients if signed.patients_of is None else _people(self.reader, signed, {})
+        )
+        stored = {str(patient_id) for patient_id in rows}
         for patient_id in sorted(names - stored):
             self.finding(
                 "patients",
@@ -455,24 +509,28 @@ class _Checker:
                 "the signed entry does not",
             )
 
-    def tree(self, index: int, leaf: bytes, nodes: dict[tuple[int, int], bytes]) -> None:
-        made = self.frontier.add(leaf)
-        for level, position, digest in made:
-            stored = nodes.get((level, position))
-            if stored is None:
-                self.missing_nodes.add((level, position))
-            elif stored != digest:
-                if len(self.bad_nodes) < _EXPLAIN:
-                    self.bad_nodes[(level, position)] = stored
-                else:
-                    self.finding("nodes", position << level, f"{_span(level, position)} differs")
-        if index & 1:  # a pair completed: keep its leaves if they are wanted
-            pair = index >> 1
-            if (1, pair) in self.bad_nodes or (1, pair - 1) in self.bad_nodes:
-                self.leaf_at[index - 1], self.leaf_at[index] = self.previous, leaf
-        self.previous = leaf
-        size = self.frontier.size
-        for root, what in self.heads.get(size, ()):
+    def tree(
+        self, start: int, leaves: list[bytes], stored: dict[tuple[object, object], object]
+    ) -> None:
+        """The tree grown by ``leaves``: the nodes they complete against the
+        ``stored`` ones, the head at each checkpoint's size they reach
+        against its root."""
+        made: dict[tuple[int, int], bytes] = {}
+        done = start
+        while self.sizes and self.sizes[-1] <= start + len(leaves):
+            size = self.sizes.pop()
+            if size > start:  # (a head of no entries is reached by none)
+                self.frontier.extend(leaves[done - start : size - start], made)
+                self.checkpoint(size)
+                done = size
+        self.frontier.extend(leaves[done - start :], made)
+        if self.bad_nodes or not made.items() <= stored.items():
+            self.nodes(start, leaves, made, stored)
+        self.previous = leaves[-1]
+
+    def checkpoint(self, size: int) -> None:
+        """The heads at ``size`` against the tree of the entries so far."""
+        for root, what in self.heads[size]:
             if self.frontier.root() != root and not self.rewritten:
                 self.rewritten = True
                 self.finding(
@@ -481,8 +539,40 @@ class _Checker:
                     f"the {what} does not match the entries: one of entries "
                     f"{self.last_good} to {size - 1} was changed, inserted or reordered",
                 )
-        if size in self.heads and not self.rewritten:
+        if not self.rewritten:
             self.last_good = size
+
+    def nodes(
+        self,
+        start: int,
+        leaves: list[bytes],
+        made: dict[tuple[int, int], bytes],
+        stored: dict[tuple[object, object], object],
+    ) -> None:
+        """The nodes ``leaves`` completed (``made``) one by one, as each leaf
+        completes them: those stored differently or not at all, and the
+        leaves the explanations need (those of each pair whose node, or the
+        node before it, differs)."""
+        previous = self.previous
+        for index, leaf in enumerate(leaves, start):
+            level, position = 0, index
+            while position & 1:
+                level, position = level + 1, position >> 1
+                found = stored.get((level, position))
+                if found is None:
+                    self.missing_nodes.add((level, position))
+                elif found != made[(level, position)]:
+                    if len(self.bad_nodes) < _EXPLAIN:
+                        self.bad_nodes[(level, position)] = as_bytes(found)
+                    else:
+                        self.finding(
+                            "nodes", position << level, f"{_span(level, position)} differs"
+                        )
+            if index & 1:
+                pair = index >> 1
+                if (1, pair) in self.bad_nodes or (1, pair - 1) in self.bad_nodes:
+                    self.leaf_at[index - 1], self.leaf_at[index] = previous, leaf
+            previous = leaf
 
     # -- after the pass
 

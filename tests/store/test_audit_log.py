@@ -3,6 +3,7 @@ and verification that names the first entry tampered with."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -329,28 +330,68 @@ def test_reordered_entry_bytes_are_named_exactly(signed: tuple[Store, str, str])
     assert findings[0].problem.startswith("entries 2 and 9 were exchanged")
 
 
-@pytest.mark.parametrize("at", [6, 7])
-def test_an_inserted_entry_is_named(signed: tuple[Store, str, str], at: int) -> None:
-    """A forged entry slipped in at ``at``, the later ones renumbered."""
-    store, vkey, _ = signed
+def _insert_forged(store: Store, at: int) -> None:
     for table in ("audit_entry", "audit_patient"):
         _tamper(store, f"UPDATE {table} SET idx = idx + 1000 WHERE idx >= ?", [at])
         _tamper(store, f"UPDATE {table} SET idx = idx - 999 WHERE idx >= 1000", [])
     forged = record(500)
-    columns = forged.columns
     _tamper(
         store,
         "INSERT INTO audit_entry (idx, recorded, request_id, org_ods, client_id, purpose, "
         "subtype, outcome, emergency, alert, entry, leaf) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [at, *columns.values(), forged.canonical, forged.leaf],
+        [at, *forged.columns.values(), forged.canonical, forged.leaf],
     )
+
+
+@pytest.mark.parametrize("at", [6, 7])
+def test_an_inserted_entry_is_named(signed: tuple[Store, str, str], at: int) -> None:
+    """A forged entry slipped in at ``at``, the later ones renumbered."""
+    store, vkey, _ = signed
+    _insert_forged(store, at)
     _tamper(store, "INSERT INTO audit_patient (patient_id, idx) VALUES (?, ?)", ["p2", at])
     findings = log.verify(store, vkey).findings
     assert (findings[0].index, findings[0].problem) == (
         at,
         f"an entry was inserted at {at}: the entries signed from {at} on stand one place later",
     )
+
+
+def _many_kinds(store: Store) -> None:
+    """Entries exchanged, a node changed and one deleted, a column and a
+    person's row changed: findings about pairs, nodes and checkpoints
+    whose entries lie on both sides of a batch's end."""
+    _swap_rows(store, 3, 10)
+    _tamper(store, "UPDATE audit_node SET hash = ? WHERE level = 2 AND idx = 3", [b"\0" * 32])
+    _tamper(store, "DELETE FROM audit_node WHERE level = 1 AND idx = 6", [])
+    _tamper(store, "UPDATE audit_entry SET purpose = ? WHERE idx = 7", ["HCOMPL"])
+    _tamper(store, "UPDATE audit_patient SET patient_id = ? WHERE idx = 8", ["p9"])
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        _many_kinds,
+        lambda store: _insert_forged(store, 7),
+        lambda store: _move(store, "audit_entry", 9, 30),
+    ],
+    ids=["many-kinds", "inserted", "deleted"],
+)
+def test_the_findings_do_not_depend_on_the_batches_read(
+    signed: tuple[Store, str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tamper: Callable[[Store], None],
+) -> None:
+    """Verify reads the log a batch of entries at a time: a batch of one,
+    two, three, five, eight or all of them finds the same, in the same
+    order."""
+    store, vkey, _ = signed
+    tamper(store)
+    whole = log.verify(store, vkey).findings
+    assert whole
+    for batch in (1, 2, 3, 5, 8):
+        monkeypatch.setattr(log, "_BATCH", batch)
+        assert log.verify(store, vkey).findings == whole, batch
 
 
 def test_entries_written_before_columns_were_derived_still_verify(store: Store) -> None:
