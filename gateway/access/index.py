@@ -14,7 +14,12 @@ index rows under parameter codes no client may search by (``_access-*``):
 - ``_access-carer`` / ``_access-carer-org``: the organisations a Patient,
   EpisodeOfCare or Encounter says care for its person (by ODS code, or the
   Organization named), and ``_access-care-until`` when that lapses;
-- ``_access-ods``: an Organization's ODS code.
+- ``_access-ods``: an Organization's ODS code;
+- on an active privacy Consent: ``_access-held`` when it cannot be
+  interpreted whatever the Organizations it names (its person's records
+  are withheld from all but their authors), and ``_access-denies`` (an ODS
+  code, or ``*`` for everyone) with ``_access-deny-window`` when its whole
+  provision refuses those organisations every record for direct care.
 
 Each is read with the very functions a decision uses (``facts_of``,
 ``whose_record``, ``care_claims``, ``ods_of_organisation``), and written in
@@ -32,6 +37,7 @@ from importlib import resources
 from typing import Any
 
 from consent.model import PERSON
+from consent.parse import Uninterpretable, is_privacy_consent, parse_consent
 from gateway.access.facts import facts_of, whose_record
 from gateway.access.people import care_claims, named_organisation, ods_of_organisation
 from gateway.search import index as search_index
@@ -46,6 +52,12 @@ CARER = "_access-carer"
 CARER_ORG = "_access-carer-org"
 CARE_UNTIL = "_access-care-until"
 ODS = "_access-ods"
+HELD = "_access-held"
+DENIES = "_access-denies"
+DENY_WINDOW = "_access-deny-window"
+EVERYONE = "*"
+_OPEN_LOW = "0001-01-01T00:00:00.000000Z"
+_OPEN_HIGH = "9999-12-31T23:59:59.999999Z"
 # ``WHOSE`` of a record naming its person by an identifier alone: whose it
 # is is resolved afresh for each decision, so a search cannot leave it out.
 IDENTIFIED = "identified"
@@ -88,7 +100,38 @@ def access_entries(resource: dict[str, Any]) -> list[IndexEntry]:
         code = ods_of_organisation(resource)
         if code is not None:
             entries.append(_token(ODS, code))
+    if resource.get("resourceType") == "Consent":
+        entries += _consent_entries(resource)
     return entries
+
+
+def _consent_entries(consent: dict[str, Any]) -> list[IndexEntry]:
+    """What an active privacy Consent says of its person's sharing, as far as
+    it can be told from the Consent alone: an actor it names by reference is
+    read as an organisation no requester is (resolved only when decided), so
+    what is said here is never more than a decision finds."""
+    if consent.get("status") != "active" or not is_privacy_consent(consent):
+        return []
+    try:
+        policy = parse_consent(consent, lambda reference: "")
+    except Uninterpretable:
+        return [_token(HELD, "held")]
+    root = policy.provision
+    wholly = (
+        root.type == "deny"
+        and not root.provisions
+        and not (root.classes or root.labels or root.codes or root.data)
+        and root.data_period == (None, None)
+        and (not root.purposes or "TREAT" in root.purposes)
+    )
+    if not wholly:
+        return []
+    refused = sorted(code for code in root.actors if code) if root.actors else [EVERYONE]
+    if not refused:
+        return []
+    low, high = root.period
+    window = DateRange(low or _OPEN_LOW, high or _OPEN_HIGH)
+    return [*(_token(DENIES, code) for code in refused), IndexEntry(DENY_WINDOW, window)]
 
 
 def entries(resource: dict[str, Any]) -> list[IndexEntry]:

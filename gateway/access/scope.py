@@ -23,8 +23,10 @@ rule could permit it:
   GP practice, an active episode, an Encounter in progress or recent, by
   ODS code or through an Organization carrying it), and records naming
   their person by identifier alone (whose they are is resolved afresh for
-  each decision). Consents, restricted labels and the uninterpretable hold
-  only ever refuse more, and are left to the engine.
+  each decision); less the people whose records are held (a Consent that
+  cannot be interpreted) or whose Consent wholly refuses the organisation
+  (or everyone) for direct care now. What else Consents and restricted
+  labels refuse is left to the engine.
 """
 
 from __future__ import annotations
@@ -99,8 +101,41 @@ class Scope:
                 found.append(rows.every(audited))
         elif requester.purpose == "TREAT":
             found.append(rows.token(index.WHOSE, (index.IDENTIFIED,)))
-            found.append(rows.of_people(self._population))
+            # A person's privacy Consents are shown to those caring for them
+            # whatever they refuse (``consent-record``): where Consents are
+            # searched, only the people whose records are held are left out.
+            refusing = "Consent" not in rows.types
+            found.append(rows.of_people(self._population, lambda b: self._withheld(b, refusing)))
         return found
+
+    def _withheld(self, b: SqlBuilder, refusing: bool) -> str:
+        """The ids of people among whose records the requester could be
+        shown none but its own: an active Consent of theirs cannot be
+        interpreted, or (``refusing``) wholly refuses the requester's
+        organisation, or everyone, for direct care now
+        (``gateway.access.index``)."""
+        h, x, w, d = (b.alias(a) for a in "hxwd")
+        # Placeholders are bound in the order they appear in the text.
+        head = (
+            f"SELECT {d}.target_id FROM search_reference {d} WHERE {d}.res_type = "
+            f"{b.bind('Consent')} AND {d}.param = {b.bind('patient')} AND {d}.target_type = "
+            f"{b.bind('Patient')} AND {d}.target_id IS NOT NULL AND {d}.res_id IN "
+        )
+        consents = (
+            f"SELECT {h}.res_id FROM search_token {h} WHERE {h}.res_type = {b.bind('Consent')} "
+            f"AND {h}.param = {b.bind(index.HELD)}"
+        )
+        if refusing:
+            consents += (
+                f" UNION SELECT {x}.res_id FROM search_token {x} WHERE {x}.res_type = "
+                f"{b.bind('Consent')} AND {x}.param = {b.bind(index.DENIES)} AND {x}.code IN "
+                f"({b.bind(self.requester.org_ods)}, {b.bind(index.EVERYONE)}) "
+                f"AND EXISTS (SELECT 1 FROM search_date {w} "
+                f"WHERE {w}.res_type = {x}.res_type AND {w}.res_id = {x}.res_id "
+                f"AND {w}.param = {b.bind(index.DENY_WINDOW)} "
+                f"AND {w}.low <= {b.bind(self._now)} AND {w}.high > {b.bind(self._now)})"
+            )
+        return f"{head}({consents})"
 
     def _population(self, b: SqlBuilder) -> str:
         """The ids of the people the requester's organisation cares for now
@@ -186,13 +221,17 @@ class _Rows:
     def every(self, types: Sequence[str]) -> str:
         return self._head("resource_current", self.builder.alias("e"), types)
 
-    def of_people(self, people: Callable[[SqlBuilder], str]) -> str:
-        """The records of the people ``people`` selects (it writes a
-        statement of Patient ids, binding its values after these)."""
+    def of_people(
+        self, people: Callable[[SqlBuilder], str], but: Callable[[SqlBuilder], str]
+    ) -> str:
+        """The records of the people ``people`` selects, but not of those
+        ``but`` does (each writes a statement of Patient ids, binding its
+        values as it goes: in the order of the text)."""
         b = self.builder
         t = b.alias("p")
         head = self._head("search_reference", t, self.types)
         return (
             f"{head} AND {t}.param = {b.bind(index.PERSON_OF)} "
-            f"AND {t}.target_type = {b.bind('Patient')} AND {t}.target_id IN ({people(b)})"
+            f"AND {t}.target_type = {b.bind('Patient')} AND {t}.target_id IN ({people(b)}) "
+            f"AND {t}.target_id NOT IN ({but(b)})"
         )

@@ -34,8 +34,16 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 CODES = ("A1", "B2", "C3", "D4")
 KINDS = ("gp-practice", "council", "care-home", "hospital", "ambulance", "auditor")
 PURPOSES = ("TREAT", "ETREAT", "HCOMPL")
-TYPES = ("Patient", "Observation", "Condition", "EpisodeOfCare", "Encounter", "Organization")
-SEEDS = range(3)
+TYPES = (
+    "Patient",
+    "Observation",
+    "Condition",
+    "EpisodeOfCare",
+    "Encounter",
+    "Organization",
+    "Consent",
+)
+SEEDS = range(5)
 
 
 class _World:
@@ -74,11 +82,13 @@ class _World:
                 entries(resource),
             )
 
-    def organisation_reference(self) -> dict[str, Any]:
-        """An organisation named each way a Reference can name one."""
+    def organisation_reference(self, ways: int = 4) -> dict[str, Any]:
+        """An organisation named each way a Reference can name one (the
+        first ``ways`` of: by ODS code, by an Organization, by one that is
+        not there, a Practitioner)."""
         rng = self.rng
         code = rng.choice(CODES)
-        way = rng.randrange(4)
+        way = rng.randrange(ways)
         if way == 0:
             return {"identifier": {"system": ODS, "value": rng.choice((code, code.lower()))}}
         if way == 1:
@@ -86,6 +96,60 @@ class _World:
         if way == 2:
             return {"reference": "Organization/org-missing"}
         return {"reference": "Practitioner/someone"}
+
+    def consent(self, person: str) -> dict[str, Any]:
+        """A privacy Consent of the person: refusing some organisations, or
+        everyone, for a while or for good; with exceptions, or for some
+        purposes or kinds of record only; or one that cannot be applied."""
+        rng = self.rng
+        provision: dict[str, Any] = {"type": rng.choice(("deny", "deny", "permit"))}
+        if rng.random() < 0.6:
+            role = {
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                "code": "IRCP",
+            }
+            provision["actor"] = [
+                {"role": {"coding": [role]}, "reference": self.organisation_reference(2)}
+                for _ in range(rng.randrange(1, 3))
+            ]
+        if rng.random() < 0.4:
+            provision["period"] = rng.choice(
+                (
+                    {"start": "2026-01-01", "end": "2026-12-31"},
+                    {"end": "2026-11-01"},
+                    {"start": "2027-01-01"},
+                )
+            )
+        if rng.random() < 0.3:
+            provision["purpose"] = [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                    "code": rng.choice(("TREAT", "ETREAT")),
+                }
+            ]
+        if rng.random() < 0.15:
+            provision["class"] = [
+                {"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}
+            ]
+        if rng.random() < 0.25:
+            provision["provision"] = [{"type": "permit", "class": provision.get("class", [])}]
+        if rng.random() < 0.05:
+            provision["somethingUnknown"] = True  # cannot be applied: withholds
+        return {
+            "resourceType": "Consent",
+            "status": rng.choice(("active", "active", "inactive")),
+            "scope": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                        "code": "patient-privacy",
+                    }
+                ]
+            },
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": f"Patient/{person}"},
+            "provision": provision,
+        }
 
     def build(self) -> None:
         rng = self.rng
@@ -157,6 +221,8 @@ class _World:
                     "identifier": {"system": NHS_NUMBER_SYSTEM, "value": "9990009999"}
                 }
             self.put(record)
+        for _ in range(16):
+            self.put(self.consent(rng.choice(people)))
         # No one's records, and ids an organisation assigned itself.
         for _ in range(4):
             self.put({"resourceType": "Organization", "name": "a directory entry"})
