@@ -66,4 +66,10 @@ def parse_instant(value: str) -> datetime:
                 moment = moment.replace(tzinfo=UTC)
     except ValueError as exc:
         raise InvalidRequest(f"{value!r} is not a FHIR instant", code="GW-0303") from exc
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        raise InvalidRequest(
+            f"{value!r} is outside the instants this server handles (years 1 to 9999 in UTC)",
+            code="GW-0303",
+        ) from None

@@ -11,6 +11,7 @@ from gateway import fhirjson
 from gateway.errors import InvalidRequest, Issue
 from gateway.identifiers import CLIENT_SYSTEM as CLIENT
 from gateway.identifiers import ODS_SYSTEM as ODS
+from gateway.integers import whole_number
 from gateway.store import Querier
 
 _MAX_COUNT = 500
@@ -82,13 +83,15 @@ def parse_audit_query(params: Sequence[tuple[str, str]]) -> AuditQuery:
                 raise _bad(name, "true or false")
             found["emergency"] = value == "true"
         elif name == "_count":
-            if not value.isdigit() or not 0 < int(value) <= _MAX_COUNT:
-                raise _bad(name, f"a number from 1 to {_MAX_COUNT}")
-            found["count"] = int(value)
+            count = whole_number(value)
+            if count is None or not 0 < count <= _MAX_COUNT:
+                raise _bad(name, f"a number from 1 to {_MAX_COUNT}, not {value!r}")
+            found["count"] = count
         elif name == "_cursor":
-            if not value.isdigit():
-                raise _bad(name, "not a cursor this server gave")
-            found["before"] = int(value)
+            before = whole_number(value)
+            if before is None:
+                raise _bad(name, f"{value!r} is not a cursor this server gave")
+            found["before"] = before
         else:
             raise _bad(name, "not supported for AuditEvent")
     return AuditQuery(**found)  # type: ignore[arg-type]

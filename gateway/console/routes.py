@@ -24,6 +24,7 @@ from gateway.audit.report import summarise
 from gateway.console import sessions
 from gateway.console.sessions import NotAllowed, Session
 from gateway.errors import Conflict, InvalidRequest, NotFound
+from gateway.integers import MAX_BIGINT, whole_number
 from gateway.store import Store, as_bytes
 
 COOKIE = "gw_console"
@@ -144,7 +145,7 @@ def _filters(request: Request) -> tuple[AuditQuery, dict[str, str]]:
             if until
             else None
         ),
-        before=int(cursor) if cursor and cursor.isdigit() else None,
+        before=whole_number(cursor) if cursor else None,  # a cursor not ours: the first page
     )
     return query, given
 
@@ -283,7 +284,9 @@ async def mark_reviewed(request: Request) -> Response:
         sessions.check_csrf(key, session, form.get("csrf"))
     except NotAllowed as exc:
         return _refused(str(exc))
-    index = int(request.path_params["index"])
+    index: int = request.path_params["index"]  # {index:int}: digits, however many
+    if index > MAX_BIGINT:
+        return _refused(f"entry {index} is not waiting for review", 400)
     asker, _ = request.scope["state"]["audit"]
     try:
         await run_in_threadpool(

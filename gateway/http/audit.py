@@ -22,6 +22,7 @@ from gateway.audit.report import summarise
 from gateway.errors import InvalidRequest, NotFound
 from gateway.http import responses
 from gateway.http.deps import FhirContext, authenticated
+from gateway.integers import MAX_BIGINT, whole_number
 from gateway.store import Store
 
 
@@ -41,9 +42,21 @@ async def _auditor(request: Request) -> FhirContext:
 
 def _number(request: Request, name: str) -> int:
     raw = request.query_params.get(name)
-    if raw is None or not raw.isdigit():
-        raise InvalidRequest(f"{name!r} must be given as a whole number", code="GW-0901")
-    return int(raw)
+    number = None if raw is None else whole_number(raw)
+    if number is None:
+        raise InvalidRequest(
+            f"{name!r} must be given as a whole number from 0 to {MAX_BIGINT}"
+            + ("" if raw is None else f", not {raw!r}"),
+            code="GW-0901",
+        )
+    return number
+
+
+def _index(request: Request) -> int | None:
+    """The log index in the path (``{index:int}``: digits), or ``None`` for
+    one past any the log can hold."""
+    index: int = request.path_params["index"]
+    return index if index <= MAX_BIGINT else None
 
 
 async def public_key(request: Request) -> Response:
@@ -60,10 +73,10 @@ async def latest_checkpoint(request: Request) -> Response:
 
 async def entry(request: Request) -> Response:
     context = await _auditor(request)
-    index = int(request.path_params["index"])
-    found = await run_in_threadpool(log.entry, context.store, index)
+    index = _index(request)
+    found = None if index is None else await run_in_threadpool(log.entry, context.store, index)
     if found is None:
-        raise NotFound(f"the audit log has no entry {index}", code="GW-0903")
+        raise NotFound(f"the audit log has no entry {request.path_params['index']}", code="GW-0903")
     return responses.FhirResponse(fhirjson.loads(found))
 
 
@@ -156,12 +169,11 @@ async def search_events(request: Request, context: FhirContext) -> Response:
 async def read_event(context: FhirContext, res_id: str) -> Response:
     """``GET /fhir/AuditEvent/[id]``: one logged entry (auditors only)."""
     _require_auditor(context)
-    found = (
-        await run_in_threadpool(log.entry, context.store, int(res_id)) if res_id.isdigit() else None
-    )
-    if found is None:
+    index = whole_number(res_id)
+    found = None if index is None else await run_in_threadpool(log.entry, context.store, index)
+    if index is None or found is None:
         raise NotFound(f"AuditEvent/{res_id} is not known", code="GW-0410")
-    return responses.FhirResponse(_as_resource(int(res_id), found))
+    return responses.FhirResponse(_as_resource(index, found))
 
 
 async def review_queue(request: Request) -> Response:
@@ -196,7 +208,11 @@ async def mark_reviewed(request: Request) -> Response:
     if not isinstance(note, str):
         raise InvalidRequest('send {"note": "..."}', code="GW-0920")
     asker, _ = request.scope["state"]["audit"]
-    index = int(request.path_params["index"])
+    index = _index(request)
+    if index is None:
+        raise NotFound(
+            f"entry {request.path_params['index']} is not waiting for review", code="GW-0921"
+        )
     review_index = await run_in_threadpool(
         reviews.review,
         context.store,

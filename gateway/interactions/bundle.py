@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from gateway import fhirjson, outcomes
 from gateway.errors import GatewayError, InvalidRequest, Issue, PreconditionFailed
+from gateway.integers import whole_number
 from gateway.interactions import read as reads
 from gateway.interactions import write
 from gateway.interactions.types import (
@@ -79,10 +80,10 @@ def parse_if_match(value: str | None) -> int | None:
     """``W/"3"``, ``"3"`` or ``3`` → 3."""
     if value is None:
         return None
-    text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    version = whole_number(value.strip().removeprefix("W/").strip('"'))
+    if version is None:
         raise InvalidRequest(f"If-Match {value!r} is not a version ETag", code="GW-0120")
-    return int(text)
+    return version
 
 
 def _fail(index: int, message: str, path: str = "") -> InvalidRequest:

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from conformance.registry import TypeInteraction
 from gateway import fhirjson
 from gateway.errors import InvalidRequest, Issue, NotFound
+from gateway.integers import MAX_BIGINT, is_digits, whole_number
 from gateway.interactions.types import prefetch, require
 from gateway.store import HistoryPage, HistoryQuery, Store, StoredVersion, last_content
 
@@ -38,7 +39,7 @@ def _bad(name: str, message: str) -> InvalidRequest:
     return InvalidRequest(
         f"history parameter {name!r}: {message}",
         code="GW-0310",
-        issues=[Issue("value", message, (name,))],
+        issues=[Issue("value", f"history parameter {name!r}: {message}", (name,))],
     )
 
 
@@ -53,19 +54,22 @@ def parse_history_params(params: Sequence[tuple[str, str]]) -> HistoryRequest:
                 issues=[Issue("not-supported", f"unknown parameter {name!r}", (name,))],
             )
         if name == "_count":
-            if not value.isdigit():
-                raise _bad(name, "must be a non-negative integer")
-            count = min(int(value), MAX_PAGE_SIZE)
+            number = whole_number(value)
+            if number is None:
+                if is_digits(value):
+                    raise _bad(name, f"{value!r} is out of range (at most {MAX_BIGINT})")
+                raise _bad(name, f"must be a non-negative integer, not {value!r}")
+            count = min(number, MAX_PAGE_SIZE)
         elif name == "_since":
             since = fhirjson.instant(fhirjson.parse_instant(value))
         elif name == "_cursor":
-            direction, digits = value[:1], value[1:]
-            if direction not in ("a", "b") or not digits.isdigit():
-                raise _bad(name, "is not a page cursor this server issued")
+            direction, seq = value[:1], whole_number(value[1:])
+            if direction not in ("a", "b") or seq is None:
+                raise _bad(name, f"{value!r} is not a page cursor this server issued")
             if direction == "b":
-                before = int(digits)
+                before = seq
             else:
-                after = int(digits)
+                after = seq
     return HistoryRequest(count=count, since=since, before_seq=before, after_seq=after)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from conformance.registry import TypeInteraction
 from gateway.errors import Gone, NotFound
+from gateway.integers import whole_number
 from gateway.interactions.types import Visible, require
 from gateway.store import AsyncReader, Reader, StoredVersion, last_content
 
@@ -67,10 +68,15 @@ def vread_answers(res_type: str, res_id: str, version_id: str) -> Answers:
 
 
 def _version_number(res_type: str, res_id: str, version_id: str) -> int:
+    """The version number ``version_id`` names. A version id no version can
+    have (not a number, or one past any the databases hold) is answered as
+    an unknown version, before anything is read: alike for every resource,
+    hidden, missing or not."""
     require(res_type, TypeInteraction.VREAD)
-    if not version_id.isdigit():
+    number = whole_number(version_id)
+    if number is None:
         raise NotFound(f"{res_type}/{res_id} has no version {version_id!r}", code="GW-0412")
-    return int(version_id)
+    return number
 
 
 def disclosed(

@@ -38,9 +38,10 @@ LAYERS = (
     "gateway.search",
     "gateway.store",
     # The kernel: error kinds and their outcomes, JSON, settings, logging,
-    # key files, identifier systems; and the package itself (its version).
+    # key files, identifier systems, request integers; and the package
+    # itself (its version).
     "gateway.errors : gateway.outcomes : gateway.fhirjson : gateway.config : gateway.logs"
-    " : gateway.keyfiles : gateway.identifiers : gateway.__init__",
+    " : gateway.keyfiles : gateway.identifiers : gateway.integers : gateway.__init__",
     # Independent of the gateway and of each other.
     "consent | mappings",
     "conformance",
