@@ -74,8 +74,13 @@ def _json_rules(value: Any, path: str) -> Iterator[ValidationIssue]:
             yield ValidationIssue(path, "empty arrays are not allowed in FHIR JSON", "structure")
         for index, item in enumerate(value):
             yield from _json_rules(item, f"{path}[{index}]")
-    elif isinstance(value, str) and not value.strip():
-        yield ValidationIssue(path, "empty or blank strings are not allowed", "value")
+    elif isinstance(value, str):
+        if not value.strip():
+            yield ValidationIssue(path, "empty or blank strings are not allowed", "value")
+        elif "\x00" in value:
+            # No FHIR string holds U+0000 (XML cannot carry it; PostgreSQL
+            # text cannot store it).
+            yield ValidationIssue(path, "contains the character U+0000 (NUL)", "value")
 
 
 # -- primitive JSON types ---------------------------------------------------------

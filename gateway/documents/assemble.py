@@ -180,6 +180,7 @@ def _with_provenance(
         query = parse_search(
             "Provenance",
             [("target", ",".join(chunk)), ("_count", str(MAX_COUNT)), ("_total", "none")],
+            bounded=False,  # sized here, not by a request
         )
         found: list[tuple[str, StoredVersion, Resource]] = []
         while True:

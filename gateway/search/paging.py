@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import InvalidRequest, Issue
+from gateway.integers import MAX_BIGINT
 from gateway.search.index import SORTED_BY_INDEX
 from gateway.search.query import Condition, ReferenceCriterion, SearchQuery
 from gateway.search.sql import SqlBuilder, selectivity
@@ -41,14 +42,42 @@ class Position:
     def decode(cls, text: str) -> Position:
         try:
             payload = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            keys = payload["k"]
-            if not isinstance(keys, list) or not all(
-                k is None or isinstance(k, (str, int, float)) for k in keys
-            ):
+            keys, res_id = payload["k"], payload["i"]
+            if not isinstance(keys, list) or not all(map(_bindable, keys)):
                 raise TypeError("bad keys")
-            return cls(bool(payload["f"]), tuple(keys), str(payload["i"]))
+            if not _bindable(res_id) or not isinstance(res_id, str):
+                raise TypeError("bad id")
+            return cls(bool(payload["f"]), tuple(keys), res_id)
         except (ValueError, KeyError, TypeError) as exc:
             raise _bad_cursor() from exc
+
+
+def _bindable(value: object) -> bool:
+    """Whether a cursor's value is one both databases take as a parameter:
+    no NUL in text (PostgreSQL), no integer past 64 bits (SQLite)."""
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -MAX_BIGINT - 1 <= value <= MAX_BIGINT
+    return value is None or isinstance(value, float)
+
+
+def _fits(query: SearchQuery, position: Position) -> bool:
+    """Whether a cursor holds a value for each of the search's sort keys
+    (and, over several types, the type), each of its key's kind: a number
+    for a number or quantity parameter, else text. PostgreSQL compares no
+    others."""
+    kinds = [key.param.type for key in query.sort]
+    if len(query.types) > 1:
+        kinds.append("string")  # the type, after the sort keys
+    if len(position.keys) != len(kinds):
+        return False
+    for kind, value in zip(kinds, position.keys, strict=True):
+        if value is not None and isinstance(value, str) == (kind in ("number", "quantity")):
+            return False
+    return True
 
 
 def _bad_cursor() -> InvalidRequest:
@@ -173,6 +202,8 @@ def page_statement(
     the order of the sort index, where ``sorted_by_index`` allows: best when
     many rows match, as the database stops at the page; when few do,
     reading them and sorting them is cheaper."""
+    if position is not None and not _fits(query, position):
+        raise _bad_cursor()
     if by_index and sorted_by_index(query):
         return _by_sort_index(query, position, limit, prefilter)
     builder = SqlBuilder()

@@ -20,12 +20,25 @@ from decimal import Decimal, InvalidOperation
 
 from gateway import fhirjson
 from gateway.errors import InvalidRequest, Issue
+from gateway.integers import MAX_BIGINT, is_digits, whole_number
+from gateway.search.extract import HIGH_OPEN, LOW_OPEN
 from gateway.search.parameters import SearchParameter, parameter
 from gateway.store.values import DateRange
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
+# A search's size, bounded: each alternative deepens the SQL expression a
+# parameter becomes (SQLite refuses a tree over 1000 deep, at about 500
+# alternatives), and the time to plan and run a search grows faster than
+# its alternatives do (measured on SQLite: 1,000 in all took a second,
+# 10,000 over a minute).
+MAX_VALUES = 100  # comma-separated alternatives of one parameter
+MAX_TERMS = 200  # alternatives of all the search's parameters together
+MAX_PARAMETERS = 50  # parameters (names, repeats included) in one search
+# Search values hold no control characters (the parser uses some as markers;
+# PostgreSQL text holds no NUL): tab, CR and LF aside.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 RESULT_PARAMETERS = frozenset(
     {
         "_count",
@@ -220,21 +233,30 @@ def date_range(text: str) -> DateRange:
             sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
         )
     low = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
-    if fraction:
-        high = low + timedelta(microseconds=1)
-    elif parts["second"]:
-        high = low + timedelta(seconds=1)
-    elif parts["minute"]:
-        high = low + timedelta(minutes=1)
-    elif parts["hour"]:
-        high = low + timedelta(hours=1)
-    elif parts["day"]:
-        high = low + timedelta(days=1)
-    elif parts["month"]:
-        high = low.replace(year=year + (month == 12), month=month % 12 + 1)
-    else:
-        high = low.replace(year=year + 1)
-    return DateRange(fhirjson.instant(low), fhirjson.instant(high))
+    # A range reaching past year 9999 (or, in UTC, before year 1) ends there,
+    # as the values indexed from resources do (``extract.date_range``).
+    try:
+        if fraction:
+            high = fhirjson.instant(low + timedelta(microseconds=1))
+        elif parts["second"]:
+            high = fhirjson.instant(low + timedelta(seconds=1))
+        elif parts["minute"]:
+            high = fhirjson.instant(low + timedelta(minutes=1))
+        elif parts["hour"]:
+            high = fhirjson.instant(low + timedelta(hours=1))
+        elif parts["day"]:
+            high = fhirjson.instant(low + timedelta(days=1))
+        elif parts["month"]:
+            high = fhirjson.instant(low.replace(year=year + (month == 12), month=month % 12 + 1))
+        else:
+            high = fhirjson.instant(low.replace(year=year + 1))
+    except (OverflowError, ValueError):  # year 10000, or year 0 in UTC
+        high = LOW_OPEN if year == 1 else HIGH_OPEN
+    try:
+        low_text = fhirjson.instant(low)
+    except OverflowError:
+        low_text = LOW_OPEN if year == 1 else HIGH_OPEN
+    return DateRange(low_text, high)
 
 
 def _prefixed(value: str) -> tuple[str, str]:
@@ -243,31 +265,58 @@ def _prefixed(value: str) -> tuple[str, str]:
     return "eq", value
 
 
-def _number_range(text: str) -> tuple[Decimal, Decimal]:
+def _number_range(name: str, kind: str, raw: str, text: str) -> tuple[Decimal, Decimal]:
     """The implicit range of a number's significant figures: 100 is
-    [99.5, 100.5), 1e2 is [50, 150)."""
-    number = Decimal(text)
+    [99.5, 100.5), 1e2 is [50, 150). Only a finite decimal has one."""
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise _bad(
+            name, f"{raw!r} is not a valid {kind} value: {text!r} is not a decimal"
+        ) from None
+    if not number.is_finite():
+        raise _bad(name, f"{raw!r} is not a valid {kind} value: {text!r} is not a finite number")
     exponent = number.as_tuple().exponent
     assert isinstance(exponent, int)
-    half = Decimal(5).scaleb(exponent - 1)
-    return number - half, number + half
+    try:
+        half = Decimal(5).scaleb(exponent - 1)
+        return number - half, number + half
+    except ArithmeticError:  # decimal's Overflow, InvalidOperation...: an exponent past 10**6
+        raise _bad(name, f"{raw!r} is not a valid {kind} value: {text!r} is out of range") from None
 
 
 def _comparison(name: str, param: SearchParameter, raw: str) -> Comparison:
     prefix, text = _prefixed(raw)
-    try:
-        if param.type == "date":
+    if param.type == "date":
+        try:
             span = date_range(text)
-            return Comparison(prefix, span.low, span.high)
-        if param.type == "number":
-            low, high = _number_range(text)
-            return Comparison(prefix, low, high)
-        number, _, rest = text.partition("|")
-        low, high = _number_range(number)
-        system, _, code = rest.partition("|") if rest else ("", "", "")
-        return Comparison(prefix, low, high, system or None, code or None)
-    except (ValueError, InvalidOperation) as exc:
-        raise _bad(name, f"{raw!r} is not a valid {param.type} value") from exc
+        except ValueError as exc:
+            raise _bad(name, f"{raw!r} is not a valid date value") from exc
+        if prefix == "ap":
+            _approximable(name, raw, span)
+        return Comparison(prefix, span.low, span.high)
+    if param.type == "number":
+        low, high = _number_range(name, param.type, raw, text)
+        return Comparison(prefix, low, high)
+    number, _, rest = text.partition("|")
+    low, high = _number_range(name, param.type, raw, number)
+    system, _, code = rest.partition("|") if rest else ("", "", "")
+    return Comparison(prefix, low, high, system or None, code or None)
+
+
+def _approximable(name: str, raw: str, span: DateRange) -> None:
+    """``ap`` widens a date by a tenth of its distance from now
+    (``gateway.search.sql``): refuse a date so far off that the widened
+    range leaves the years 1 to 9999 the server can represent."""
+    from gateway.search.sql import _approximately  # sql imports this module
+
+    try:
+        _approximately(span.low, span.high)
+    except (OverflowError, InvalidRequest):
+        raise _bad(
+            name,
+            f"{raw!r}: ap widens this date past the years 1 to 9999 this server can search",
+        ) from None
 
 
 def _reference(name: str, param: SearchParameter, raw: str, base_url: str) -> ReferenceCriterion:
@@ -353,12 +402,18 @@ def _composite(name: str, param: SearchParameter, raw: str, base_url: str) -> Co
 
 
 def _known(res_type: str, code: str, name: str) -> SearchParameter:
+    """The parameter ``code`` of ``res_type``, as named in the query
+    parameter ``name`` (the same, or one that holds it: ``_include``,
+    ``_has:...``, ``code:modifier``)."""
     found = parameter(res_type, code)
     if found is None:
+        if code == name:
+            message = f"unknown search parameter {name!r} for {res_type}"
+            diagnostics = f"unknown search parameter {name!r}"
+        else:
+            message = diagnostics = f"{name!r}: {code!r} is not a search parameter of {res_type}"
         raise InvalidRequest(
-            f"unknown search parameter {name!r} for {res_type}",
-            code="GW-0321",
-            issues=[Issue("not-supported", f"unknown search parameter {name!r}", (name,))],
+            message, code="GW-0321", issues=[Issue("not-supported", diagnostics, (name,))]
         )
     return found
 
@@ -419,7 +474,15 @@ def _parse_sort(res_type: str, raw: str) -> list[SortKey]:
     for item in raw.split(","):
         descending = item.startswith("-")
         code = item[1:] if descending else item
-        param = _known(res_type, code, "_sort")
+        if not code:
+            raise _bad(
+                "_sort",
+                f"{raw!r} has an empty sort key: name search parameters of {res_type}, "
+                "comma-separated, each with - before it to sort descending",
+            )
+        param = parameter(res_type, code)
+        if param is None:
+            raise _bad("_sort", f"{code!r} is not a search parameter of {res_type}", "GW-0321")
         if param.type in ("composite", "special"):
             raise _bad("_sort", f"cannot sort by the {param.type} parameter {code!r}")
         keys.append(SortKey(param, descending))
@@ -489,10 +552,24 @@ def parse_search(
     *,
     base_url: str = "",
     lenient: bool = False,
+    bounded: bool = True,
 ) -> SearchQuery:
+    """The search ``params`` ask for. ``bounded``: within the size a
+    request's search may have (``MAX_PARAMETERS``, ``MAX_VALUES``,
+    ``MAX_TERMS``); only the gateway's own searches, sized by their
+    callers, are not."""
     query = SearchQuery(res_type=res_type)
+    if bounded:
+        _check_size(params)
     for name, raw in params:
         try:
+            control = _CONTROL.search(name) or _CONTROL.search(raw)
+            if control:
+                raise _bad(
+                    name,
+                    f"contains the control character U+{ord(control.group()):04X}, "
+                    "which no search value holds",
+                )
             _apply(query, res_type, name, raw, base_url)
         except InvalidRequest:
             if not lenient:
@@ -501,11 +578,45 @@ def parse_search(
     return query
 
 
+def _check_size(params: Sequence[tuple[str, str]]) -> None:
+    if len(params) > MAX_PARAMETERS:
+        raise _too_costly(
+            f"the search has {len(params)} parameters; at most {MAX_PARAMETERS} are allowed"
+        )
+    terms = 0
+    for name, raw in params:
+        if name in RESULT_PARAMETERS:
+            continue
+        count = len(_split_values(raw))
+        if count > MAX_VALUES:
+            raise _too_costly(
+                f"search parameter {name!r}: has {count} comma-separated values; "
+                f"at most {MAX_VALUES} are allowed",
+                name,
+            )
+        terms += count
+    if terms > MAX_TERMS:
+        raise _too_costly(
+            f"the search has {terms} values in all (its parameters' comma-separated "
+            f"alternatives together); at most {MAX_TERMS} are allowed"
+        )
+
+
+def _too_costly(message: str, name: str | None = None) -> InvalidRequest:
+    expression = (name,) if name else ()
+    return InvalidRequest(
+        message, code="GW-0324", issues=[Issue("too-costly", message, expression)]
+    )
+
+
 def _apply(query: SearchQuery, res_type: str, name: str, raw: str, base_url: str) -> None:
     if name == "_count":
-        if not raw.isdigit():
-            raise _bad(name, "must be a non-negative integer")
-        query.count = min(int(raw), MAX_COUNT)
+        count = whole_number(raw)
+        if count is None:
+            if is_digits(raw):
+                raise _bad(name, f"{raw!r} is out of range (at most {MAX_BIGINT})")
+            raise _bad(name, f"must be a non-negative integer, not {raw!r}")
+        query.count = min(count, MAX_COUNT)
     elif name == "_sort":
         query.sort = _parse_sort(res_type, raw)
     elif name == "_total":
