@@ -98,12 +98,16 @@ cmd_relabel = _bring_up_to_date(relabel, "records relabelled: {}")
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway.http.protocols import FhirHttpToolsProtocol
+
     settings = _settings(args)
     # Migrate once here, not in each worker, so workers never race on schema.
     _migrate(settings)
     uvicorn.run(
         "gateway.http.app:app_from_environment",
         factory=True,
+        # uvicorn's own, answering what it cannot parse as FHIR does.
+        http=FhirHttpToolsProtocol,
         host=args.host,
         port=args.port,
         workers=args.workers,

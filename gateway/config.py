@@ -17,6 +17,11 @@ class Settings:
     # each request when unset.
     base_url: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024
+    # The longest URL (path and query) and the most header bytes (names and
+    # values) a request may have: answered 414 and 431 before routing. A
+    # search too long for a URL is sent as POST [type]/_search.
+    max_url_bytes: int = 8 * 1024
+    max_header_bytes: int = 64 * 1024
     # Lifetime of the access tokens the gateway issues, in seconds.
     token_lifetime_s: int = 300
     log_level: str = "INFO"
@@ -61,6 +66,8 @@ class Settings:
             database_url=env.get("GATEWAY_DATABASE_URL") or DEFAULT_DATABASE_URL,
             base_url=base_url.rstrip("/") if base_url else None,
             max_body_bytes=int(env.get("GATEWAY_MAX_BODY_BYTES") or cls.max_body_bytes),
+            max_url_bytes=int(env.get("GATEWAY_MAX_URL_BYTES") or cls.max_url_bytes),
+            max_header_bytes=int(env.get("GATEWAY_MAX_HEADER_BYTES") or cls.max_header_bytes),
             token_lifetime_s=int(env.get("GATEWAY_TOKEN_LIFETIME") or cls.token_lifetime_s),
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "INFO").upper(),
             db_pool_size=int(env.get("GATEWAY_DB_POOL_SIZE") or cls.db_pool_size),

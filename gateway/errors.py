@@ -17,7 +17,9 @@ status codes and OperationOutcome resources.
     ├── Gone                    410  the resource was deleted
     ├── PreconditionFailed      412  If-Match did not match, or a conditional matched many
     ├── PayloadTooLarge         413  the body is over the configured limit
+    ├── UriTooLong              414  the URL is over the configured limit
     ├── UnsupportedMediaType    415  the body is not FHIR JSON
+    ├── HeadersTooLarge         431  the request's headers are over the configured limit
     ├── Unprocessable           422  valid FHIR that breaks a business rule
     └── StoreUnavailable        503  the database cannot be reached
 """
@@ -104,6 +106,16 @@ class PreconditionFailed(GatewayError):
 
 @dataclass
 class PayloadTooLarge(GatewayError):
+    issue_type: str = "too-long"
+
+
+@dataclass
+class UriTooLong(GatewayError):
+    issue_type: str = "too-long"
+
+
+@dataclass
+class HeadersTooLarge(GatewayError):
     issue_type: str = "too-long"
 
 

@@ -1,6 +1,7 @@
 """ASGI middleware: request ids, the access log, the audit entry each
 authenticated request must have written before its response leaves, the
-answer to an unexpected error, and the body size limit.
+answer to an unexpected error, and the limits on a request's size (its URL
+and headers before routing, its body as it is read).
 
 Written as plain ASGI rather than Starlette's BaseHTTPMiddleware, which costs a
 task and a queue per request on the hot read path.
@@ -19,7 +20,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import fhirjson, logs, outcomes
 from gateway.audit.events import request_event, subtype_of
-from gateway.errors import AuditFailure, PayloadTooLarge
+from gateway.errors import (
+    AuditFailure,
+    GatewayError,
+    HeadersTooLarge,
+    InvalidRequest,
+    PayloadTooLarge,
+    UriTooLong,
+)
 
 # A request waits at most this long for its audit entry, then fails closed.
 _AUDIT_TIMEOUT_S = 30.0
@@ -37,7 +45,10 @@ class RequestContext:
     that its 500 leaves as every other response does: with the request id,
     and, for an authenticated request, after its audit entry (outcome 8,
     serious failure). Starlette's own last-resort handler sits outside this
-    middleware and would send it with neither."""
+    middleware and would send it with neither.
+
+    A request over the size limits (``refused``) is answered here, before
+    it is routed."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -88,7 +99,14 @@ class RequestContext:
 
         try:
             try:
-                await self.app(scope, receive, send_with_id)
+                refusal = refused(scope)
+                if refusal is None:
+                    await self.app(scope, receive, send_with_id)
+                else:
+                    for message in _outcome_messages(
+                        outcomes.status_of(refusal), outcomes.operation_outcome(refusal)
+                    ):
+                        await send_with_id(message)
             except Exception:
                 if begun:
                     raise  # too late for an answer: the server cuts the response off
@@ -104,6 +122,36 @@ class RequestContext:
                 round((time.perf_counter() - started) * 1000, 3),
             )
             logs.request_id.reset(token)
+
+
+def refused(scope: Scope) -> GatewayError | None:
+    """Why a request is refused before it is routed, if it is: a URL or
+    headers longer than the settings allow, or a NUL in its path or query
+    (no FHIR value holds one, and PostgreSQL text cannot)."""
+    settings = scope["app"].state.settings
+    query: bytes = scope.get("query_string", b"")
+    path: bytes = scope.get("raw_path") or scope["path"].encode()
+    url = len(path) + (len(query) + 1 if query else 0)
+    if url > settings.max_url_bytes:
+        return UriTooLong(
+            f"the URL is {url} bytes long; this server takes at most "
+            f"{settings.max_url_bytes} (send a long search as POST [type]/_search, "
+            "its parameters in the body)",
+            code="GW-0304",
+        )
+    headers = sum(len(name) + len(value) for name, value in scope["headers"])
+    if headers > settings.max_header_bytes:
+        return HeadersTooLarge(
+            f"the request's headers are {headers} bytes long; this server takes at most "
+            f"{settings.max_header_bytes}",
+            code="GW-0305",
+        )
+    if b"%00" in query or "\x00" in scope["path"]:
+        return InvalidRequest(
+            "the URL holds a NUL character (%00), which no path or parameter value may hold",
+            code="GW-0306",
+        )
+    return None
 
 
 async def audited(

@@ -25,8 +25,10 @@ def test_every_error_kind_has_a_status() -> None:
         410,
         412,
         413,
+        414,
         415,
         422,
+        431,
         500,
         503,
     }
