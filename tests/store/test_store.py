@@ -352,9 +352,9 @@ def test_writes_index_what_a_rebuild_would(store: Store) -> None:
     """Writers extract index values before they take the write lock and the
     store stamps ``_lastUpdated``: the rows must be exactly those a rebuild
     from the stored version makes, for creates, updates and transactions."""
+    from gateway.access.index import reindex
     from gateway.interactions import bundle, write
     from gateway.interactions.types import ReturnPreference
-    from gateway.search.index import reindex
 
     created = write.create(
         store,
