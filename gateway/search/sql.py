@@ -200,6 +200,16 @@ class SqlBuilder:
             return head
         if param.type == "reference" and cond.modifier != "identifier":
             return f"{head} AND {self._references(t, cond.values)}"
+        if param.type == "token" and cond.modifier is None and len(cond.values) > 1:
+            codes = [v.code for v in cond.values if isinstance(v, TokenCriterion)]
+            if len(codes) == len(cond.values) and all(
+                v.system is None and v.code is not None
+                for v in cond.values
+                if isinstance(v, TokenCriterion)
+            ):
+                # Codes of any system (an ``_id`` list, say): one IN, not an
+                # OR per value, which SQLite nests past its depth limit.
+                return f"{head} AND {self._in(f'{t}.code', dict.fromkeys(codes))}"
         alternatives = [self._value(param.type, cond.modifier, t, v) for v in cond.values]
         return f"{head} AND ({' OR '.join(alternatives)})"
 
