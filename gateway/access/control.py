@@ -312,17 +312,21 @@ class AccessControl:
             return None
         res_type, _, rest = reference.partition("/")
         res_id, _, version_id = rest.partition("/_history/")
-        if not version_id.isdigit():
+        number = _version_number(version_id)
+        if number is None:
             return None
-        return self._decided.get((res_type, res_id, int(version_id)))
+        return self._decided.get((res_type, res_id, number))
 
     def _target(self, reference: str) -> StoredVersion | None:
         """The version a Provenance target names, or for a deletion the last
         content before it."""
         if reference not in self._targets:
             res_type, res_id, version_id = _parse_target(reference)
-            if version_id.isdigit():
-                found = self._store.vread(res_type, res_id, int(version_id))
+            number = _version_number(version_id)
+            if number is not None:
+                found = self._store.vread(res_type, res_id, number)
+            elif version_id:
+                found = None  # a version no store can hold: not known
             else:
                 found = self._store.read(res_type, res_id)
             self._targets[reference] = self._content_of(found)

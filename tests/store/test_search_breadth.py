@@ -1,6 +1,8 @@
-"""A search whose criteria are resolved to many ids (a ``_has`` matching
-hundreds of resources) answers on each store, rather than building an SQL
-expression deeper than SQLite takes."""
+"""Searches and decisions over broad or odd data answer on each store: a
+search whose criteria are resolved to many ids (a ``_has`` matching
+hundreds of resources) rather than building an SQL expression deeper than
+SQLite takes; a Provenance naming a version no store can hold is refused,
+not a crash."""
 
 from __future__ import annotations
 
@@ -47,3 +49,30 @@ def test_a_has_reaching_hundreds_of_resources_answers(store: Store) -> None:
     )
     assert result.total == PEOPLE
     assert len(result.matches) == query.count
+
+
+def test_a_provenance_naming_a_version_past_64_bits_is_refused(store: Store) -> None:
+    provenance = {
+        "resourceType": "Provenance",
+        "id": "prov",
+        "meta": {"source": "urn:ods:B2"},
+        "target": [{"reference": "Observation/o1/_history/99999999999999999999"}],
+        "recorded": "2026-01-01T00:00:00Z",
+        "agent": [{"who": {"display": "someone"}}],
+    }
+    with store.unit_of_work() as uow:
+        uow.append(
+            StoredVersion(
+                "Provenance",
+                "prov",
+                1,
+                "2026-01-01T00:00:00.000000Z",
+                "PUT",
+                fhirjson.dumps(provenance),
+            ),
+            entries(provenance),
+        )
+    found = store.read("Provenance", "prov")
+    assert found is not None
+    decision = AccessControl(store, Requester("A1", "gp-practice", "TREAT")).decide(found)
+    assert not decision.permit and decision.rule == "provenance-target"
