@@ -59,6 +59,8 @@ _VERSION_COLUMNS = "v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.me
 # placeholders stay far below either database's limit (SQLite's was 999
 # before 3.32).
 _MANY_PER_STATEMENT = 300
+# Live versions a rebuild reads at once (``Statements.iter_current``).
+_ITER_PAGE = 500
 
 
 def to_version(row: Sequence[Any], current: bool = False) -> StoredVersion:
@@ -189,10 +191,10 @@ class Statements:
             )
             for kind, (table, columns) in _INDEX_LAYOUT.items()
         }
-        self.iter_current = s(
+        self.iter_current_page = s(
             f"SELECT {_VERSION_COLUMNS} FROM resource_current c "
             "JOIN resource_version v ON v.seq = c.seq "
-            "WHERE c.res_type = ? AND c.deleted = ? ORDER BY c.res_id"
+            "WHERE c.res_type = ? AND c.deleted = ? AND c.res_id > ? ORDER BY c.res_id LIMIT ?"
         )
 
     # -- schema ----------------------------------------------------------------
@@ -275,6 +277,20 @@ class Statements:
                 version = to_version(row)
                 found[(version.res_type, version.res_id, version.version)] = version
         return found
+
+    def iter_current(self, fetch: Fetch, res_type: str) -> Iterator[StoredVersion]:
+        """Every live version of ``res_type``, by id, read a page at a time
+        with ``fetch`` (each page on a connection checked out for it alone):
+        a rebuild that writes between pages holds no connection and no
+        more than a page in memory, however large the type."""
+        after = ""
+        while True:
+            rows = fetch(self.iter_current_page, [res_type, False, after, _ITER_PAGE])
+            for row in rows:
+                yield to_version(row, current=True)
+            if len(rows) < _ITER_PAGE:
+                return
+            after = str(rows[-1][2])
 
     def iter_versions(
         self, cur: Cursor, sql: str, params: Sequence[Any], current: bool = False

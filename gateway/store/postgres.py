@@ -298,10 +298,11 @@ class PostgresStore:
             return _select(conn, _DIALECT.sql(sql), params)
 
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
-        with self._connection() as conn:
-            yield from _STATEMENTS.iter_versions(
-                conn.cursor(), _STATEMENTS.iter_current, (res_type, False), current=True
-            )
+        def fetch(sql: str, params: list[object]) -> list[tuple[object, ...]]:
+            with self._connection() as conn:
+                return _select(conn, sql, params)
+
+        return _STATEMENTS.iter_current(fetch, res_type)
 
     def ping(self) -> None:
         with self._connection() as conn:

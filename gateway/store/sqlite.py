@@ -349,9 +349,11 @@ class SQLiteStore:
         return rows
 
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
-        return _STATEMENTS.iter_versions(
-            self._conn().cursor(), _STATEMENTS.iter_current, (res_type, False), current=True
-        )
+        def fetch(sql: str, params: list[object]) -> list[tuple[object, ...]]:
+            rows: list[tuple[object, ...]] = self._conn().execute(sql, params).fetchall()
+            return rows
+
+        return _STATEMENTS.iter_current(fetch, res_type)
 
     def ping(self) -> None:
         try:

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from gateway import fhirjson
 from gateway.errors import Conflict
 from gateway.search.matching import matching_ids
 from gateway.store import (
@@ -416,3 +417,34 @@ def test_writes_index_what_a_rebuild_would(store: Store) -> None:
     assert any("_lastUpdated" in row for rows in before.values() for row in rows)
     reindex(store)
     assert {key: _index_rows(store, *key) for key in written} == before
+
+
+def test_a_rebuild_of_a_large_type_runs_on_one_connection(store_url: str) -> None:
+    """``gateway migrate`` opens the store with one connection: a rebuild
+    reads a page at a time, holding none between pages, so its writes can
+    have it (PostgreSQL waited for a second connection past 500 resources)."""
+    from gateway.access.index import entries, reindex
+
+    store = open_store(store_url, pool_size=1)
+    try:
+        store.migrate()
+        with store.unit_of_work() as uow:
+            for n in range(1201):
+                patient = {"resourceType": "Patient", "id": f"p{n:05d}", "gender": "other"}
+                uow.append(
+                    StoredVersion(
+                        "Patient",
+                        patient["id"],
+                        1,
+                        "2026-01-01T00:00:00.000000Z",
+                        "PUT",
+                        fhirjson.dumps(patient),
+                    ),
+                    entries(patient),
+                )
+        assert reindex(store) == 1201
+        assert [v.res_id for v in store.iter_current("Patient")] == [
+            f"p{n:05d}" for n in range(1201)
+        ]
+    finally:
+        store.close()
