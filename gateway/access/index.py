@@ -5,9 +5,10 @@ can leave out in SQL what its requester could never be shown
 Beside a resource's search values (``gateway.search.index``) it carries, as
 index rows under parameter codes no client may search by (``_access-*``):
 
-- ``_access-whose``: ``person``, ``identified`` (a person named by
-  identifier alone), ``no-person`` or ``directory`` (``whose_record``);
-- ``_access-person``: the Patient whose record it is;
+- ``_access-person``: the Patient whose record it is; or, for a record
+  naming no Patient by id, ``_access-whose``: ``identified`` (a person
+  named by identifier alone), ``no-person`` or ``directory``
+  (``whose_record``);
 - ``_access-author``: the organisation that wrote it (``meta.source``);
 - ``_access-label``: ``R`` when legally restricted, ``restricted`` when it
   carries a restricted-data label;
@@ -73,10 +74,13 @@ def access_entries(resource: dict[str, Any]) -> list[IndexEntry]:
     """The ``_access-*`` rows of ``resource``."""
     whose = whose_record(resource)
     facts = facts_of(resource, content=False, whose=whose.whose)
-    kind = IDENTIFIED if whose.whose == PERSON and whose.patient_id is None else whose.whose
-    entries = [_token(WHOSE, kind)]
+    entries: list[IndexEntry] = []
     if whose.patient_id is not None:
+        # A person's record, by far the most: its person says it all.
         entries.append(IndexEntry(PERSON_OF, ReferenceValue(None, "Patient", whose.patient_id)))
+    else:
+        kind = IDENTIFIED if whose.whose == PERSON else whose.whose
+        entries.append(_token(WHOSE, kind))
     if facts.author_ods:
         entries.append(_token(AUTHOR, facts.author_ods))
     if facts.legally_restricted:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from consent.engine import AUDITOR_TYPES, EMERGENCY_KINDS
-from consent.model import DIRECTORY, ID_SEPARATOR, PERSON, Requester
+from consent.model import DIRECTORY, ID_SEPARATOR, NO_PERSON, Requester
 from gateway import fhirjson
 from gateway.access import index
 from gateway.search.sql import SqlBuilder
@@ -93,7 +93,7 @@ class Scope:
         requester = self.requester
         if requester.purpose == "ETREAT" and requester.kind in EMERGENCY_KINDS:
             # Not an auditor's kind: the audit rules never reach ETREAT.
-            return [rows.unrestricted((DIRECTORY, PERSON, index.IDENTIFIED))]
+            return [rows.unrestricted_but(NO_PERSON)]
         found = [rows.unrestricted((DIRECTORY,))]
         if requester.kind == "auditor" or requester.purpose == "HCOMPL":
             audited = [t for t in rows.types if t in AUDITOR_TYPES]
@@ -215,6 +215,20 @@ class _Rows:
             f"{b.bind(index.WHOSE)} AND {t}.code IN ({', '.join(b.bind(k) for k in kinds)}) "
             f"AND NOT EXISTS (SELECT 1 FROM search_token {r} WHERE {r}.res_type = {t}.res_type "
             f"AND {r}.res_id = {t}.res_id AND {r}.param = {b.bind(index.LABEL)} "
+            f"AND {r}.code = {b.bind(index.RESTRICTED)})"
+        )
+
+    def unrestricted_but(self, kind: str) -> str:
+        """Rows carrying no restricted-data label whose record is not of
+        ``kind`` (``_access-whose``)."""
+        b = self.builder
+        e, w, r = b.alias("e"), b.alias("w"), b.alias("r")
+        return (
+            f"{self._head('resource_current', e, self.types)} AND NOT EXISTS (SELECT 1 FROM "
+            f"search_token {w} WHERE {w}.res_type = {e}.res_type AND {w}.res_id = {e}.res_id "
+            f"AND {w}.param = {b.bind(index.WHOSE)} AND {w}.code = {b.bind(kind)}) "
+            f"AND NOT EXISTS (SELECT 1 FROM search_token {r} WHERE {r}.res_type = {e}.res_type "
+            f"AND {r}.res_id = {e}.res_id AND {r}.param = {b.bind(index.LABEL)} "
             f"AND {r}.code = {b.bind(index.RESTRICTED)})"
         )
 

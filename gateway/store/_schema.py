@@ -631,11 +631,11 @@ MIGRATIONS: tuple[Migration, ...] = (
                 res_id TEXT NOT NULL,
                 param TEXT NOT NULL,
                 asc_key TEXT,
-                desc_key TEXT
-            )""",
+                desc_key TEXT,
+                PRIMARY KEY (res_type, res_id, param)
+            ) WITHOUT ROWID""",
             "CREATE INDEX search_sort_asc ON search_sort (res_type, param, asc_key, res_id)",
             "CREATE INDEX search_sort_desc ON search_sort (res_type, param, desc_key, res_id)",
-            "CREATE INDEX search_sort_owner ON search_sort (res_type, res_id)",
         ),
         postgres=(
             """CREATE TABLE search_sort (
@@ -643,11 +643,11 @@ MIGRATIONS: tuple[Migration, ...] = (
                 res_id TEXT NOT NULL,
                 param TEXT NOT NULL,
                 asc_key TEXT,
-                desc_key TEXT
+                desc_key TEXT,
+                PRIMARY KEY (res_type, res_id, param)
             )""",
             "CREATE INDEX search_sort_asc ON search_sort (res_type, param, asc_key, res_id)",
             "CREATE INDEX search_sort_desc ON search_sort (res_type, param, desc_key, res_id)",
-            "CREATE INDEX search_sort_owner ON search_sort (res_type, res_id)",
         ),
     ),
 )

@@ -72,12 +72,22 @@ def test_a_record_says_whose_it_is_who_wrote_it_and_its_labels() -> None:
         }
     )
     assert rows == {
-        ("_access-whose", "person"),
         ("_access-person", "Patient/p1"),
         ("_access-author", "A81001"),
         ("_access-label", "R"),
         ("_access-label", "restricted"),
     }
+
+
+def test_a_record_naming_no_patient_by_id_says_whose_kind_it_is() -> None:
+    named = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "subject": {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "1"}},
+    }
+    assert ("_access-whose", "identified") in _rows(named)
+    assert ("_access-whose", "no-person") in _rows({"resourceType": "Condition", "id": "c2"})
+    assert _rows({"resourceType": "Medication", "id": "m1"}) == {("_access-whose", "directory")}
 
 
 def test_care_claims_by_code_by_organisation_and_until_when() -> None:
