@@ -10,6 +10,8 @@ index rows under parameter codes no client may search by (``_access-*``):
   named by identifier alone), ``no-person`` or ``directory``
   (``whose_record``);
 - ``_access-author``: the organisation that wrote it (``meta.source``);
+- ``_access-owner``: the organisation whose own id it has (``<ODS>-...``:
+  the first part of the id, where it reads as an ODS code);
 - ``_access-label``: ``R`` when legally restricted, ``restricted`` when it
   carries a restricted-data label;
 - ``_access-carer`` / ``_access-carer-org``: the organisations a Patient,
@@ -33,11 +35,12 @@ the search runs.
 from __future__ import annotations
 
 import hashlib
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from consent.model import PERSON
+from consent.model import ID_SEPARATOR, PERSON
 from consent.parse import Uninterpretable, is_privacy_consent, parse_consent
 from gateway.access.facts import facts_of, whose_record
 from gateway.access.people import care_claims, named_organisation, ods_of_organisation
@@ -48,6 +51,9 @@ from gateway.store.values import DateRange, ReferenceValue, TokenValue
 WHOSE = "_access-whose"
 PERSON_OF = "_access-person"
 AUTHOR = "_access-author"
+OWNER = "_access-owner"
+# An ODS code as an id's first part names it (``ResourceFacts.authored_by``).
+OWNER_CODE = re.compile(r"[A-Z0-9]{1,16}")
 LABEL = "_access-label"
 CARER = "_access-carer"
 CARER_ORG = "_access-carer-org"
@@ -83,6 +89,9 @@ def access_entries(resource: dict[str, Any]) -> list[IndexEntry]:
         entries.append(_token(WHOSE, kind))
     if facts.author_ods:
         entries.append(_token(AUTHOR, facts.author_ods))
+    owner, separator, _ = facts.res_id.partition(ID_SEPARATOR)
+    if separator and OWNER_CODE.fullmatch(owner):
+        entries.append(_token(OWNER, owner))
     if facts.legally_restricted:
         entries.append(_token(LABEL, LEGALLY_RESTRICTED))
     if facts.restricted:

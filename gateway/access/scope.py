@@ -66,25 +66,31 @@ class Scope:
         b = builder
         several = len(types) > 1
         key = f"({type_expr}, {id_expr})" if several else id_expr
-        # Placeholders are bound in the order they appear in the text.
+        rows = _Rows(b, types, several)
+        # One IN of a UNION: the database reads the few rows it names and
+        # fetches the candidates by key, rather than probing every
+        # candidate with each rule. Placeholders are bound in text order.
         org = self.requester.org_ods
-        shown: list[str] = []
+        statements: list[str] = []
+        slow_own_ids = ""
         if org:
-            prefix = b.bind(_like_prefix(org + ID_SEPARATOR))
-            shown.append(f"{id_expr} LIKE {prefix} ESCAPE '\\'")
-            authored = _Rows(b, types, several).token(index.AUTHOR, (org,))
-            shown.append(f"{key} IN ({authored})")
-        legal = b.alias("l")
-        not_legally_restricted = (
-            f"NOT EXISTS (SELECT 1 FROM search_token {legal} WHERE {legal}.res_type = "
-            f"{type_expr} AND {legal}.res_id = {id_expr} AND {legal}.param = "
-            f"{b.bind(index.LABEL)} AND {legal}.code = {b.bind(index.LEGALLY_RESTRICTED)})"
+            statements.append(rows.token(index.AUTHOR, (org,)))
+            if index.OWNER_CODE.fullmatch(org):
+                statements.append(rows.token(index.OWNER, (org,)))
+            else:  # no code of that form is indexed: read the ids themselves
+                prefix = b.bind(_like_prefix(org + ID_SEPARATOR))
+                slow_own_ids = f"{id_expr} LIKE {prefix} ESCAPE '\\' OR "
+        z, legal = b.alias("z"), b.alias("l")
+        beyond_author = " UNION ".join(self._beyond_author(rows))
+        columns = f"{z}.res_type, {z}.res_id" if several else f"{z}.res_id"
+        same_type = f"= {z}.res_type" if several else rows.kinds()
+        statements.append(
+            f"SELECT {columns} FROM ({beyond_author}) {z} WHERE NOT EXISTS (SELECT 1 FROM "
+            f"search_token {legal} WHERE {legal}.res_type {same_type} AND {legal}.res_id = "
+            f"{z}.res_id AND {legal}.param = {b.bind(index.LABEL)} AND {legal}.code = "
+            f"{b.bind(index.LEGALLY_RESTRICTED)})"
         )
-        beyond_author = " OR ".join(
-            f"{key} IN ({rows})" for rows in self._beyond_author(_Rows(b, types, several))
-        )
-        shown.append(f"({not_legally_restricted} AND ({beyond_author}))")
-        return "(" + " OR ".join(shown) + ")"
+        return f"({slow_own_ids}{key} IN ({' UNION '.join(statements)}))"
 
     def _beyond_author(self, rows: _Rows) -> list[str]:
         """Statements of the rows a rule besides ``author`` could show, if
@@ -191,6 +197,10 @@ class _Rows:
         self.builder = builder
         self.types = types
         self._several = several
+
+    def kinds(self) -> str:
+        """``IN (...)`` of the types searched."""
+        return f"IN ({', '.join(self.builder.bind(t) for t in self.types)})"
 
     def _head(self, table: str, alias: str, types: Sequence[str]) -> str:
         b = self.builder

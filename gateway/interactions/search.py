@@ -68,7 +68,7 @@ class SearchResult:
 
 # Beyond this many matches a total is not given when consent filters the
 # results: each would have to be read and decided to count it.
-_MAX_CHECKED_TOTAL = 10_000
+_MAX_CHECKED_TOTAL = 200
 # The most rows one page reads and decides to fill itself under consent: a
 # search whose matches the requester mostly may not see is refused past it,
 # rather than holding a worker while it reads the store.

@@ -34,7 +34,7 @@ from gateway.store.values import (
 
 log = logging.getLogger("gateway.search")
 # Bump when extraction changes what it produces for the same definitions.
-EXTRACTION_RULES = "2"  # 2: sort keys
+EXTRACTION_RULES = "3"  # 2: sort keys; 3: a row for a missing one
 
 
 OF_TYPE = ":of-type"
@@ -63,7 +63,7 @@ def index_entries(resource: dict[str, Any]) -> list[IndexEntry]:
             if isinstance(coding, dict) and coding.get("system") and coding.get("code"):
                 typed = f"{coding['system']}|{coding['code']}|{identifier['value']}"
                 entries.append(IndexEntry("identifier" + OF_TYPE, TokenValue(None, typed)))
-    return entries + sort_entries(entries)
+    return entries + sort_entries(resource["resourceType"], entries)
 
 
 def last_updated_entries(instant: str) -> list[IndexEntry]:
@@ -98,14 +98,31 @@ def _sort_key(value: SearchValue) -> str | None:
     return None
 
 
-def sort_entries(entries: list[IndexEntry]) -> list[IndexEntry]:
-    """One ``SortValue`` for each parameter of ``SORTED_BY_INDEX`` among
-    ``entries`` that has a key: its least and greatest."""
+def sort_entries(res_type: str, entries: list[IndexEntry]) -> list[IndexEntry]:
+    """One ``SortValue`` for each parameter of ``SORTED_BY_INDEX`` that
+    ``res_type`` defines: the least and greatest of its keys among
+    ``entries``, or none (a row all the same, so that a sort finds the
+    resources without a key in the index too, in order). ``_lastUpdated``
+    is the store's to give (``last_updated_entries``)."""
     keys: dict[str, list[str]] = {}
     for entry in entries:
         if entry.param in SORTED_BY_INDEX and (key := _sort_key(entry.value)) is not None:
             keys.setdefault(entry.param, []).append(key)
-    return [IndexEntry(param, SortValue(min(found), max(found))) for param, found in keys.items()]
+    found = [IndexEntry(param, SortValue(min(some), max(some))) for param, some in keys.items()]
+    found += [
+        IndexEntry(param, SortValue(None, None))
+        for param in _sorted_params(res_type)
+        if param not in keys
+    ]
+    return found
+
+
+@cache
+def _sorted_params(res_type: str) -> tuple[str, ...]:
+    """The parameters of ``SORTED_BY_INDEX`` ``res_type`` defines, but
+    ``_lastUpdated``, which every version carries."""
+    defined = parameters_for(res_type)
+    return tuple(sorted(p for p in SORTED_BY_INDEX if p in defined and p != LAST_UPDATED))
 
 
 @cache

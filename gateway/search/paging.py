@@ -274,14 +274,15 @@ def _by_sort_index(
             f"{head} ORDER BY {s}.{column} {key_order}, c.res_id {id_order} LIMIT {int(limit) + 1}"
         )
     if position is None or forward or at is None:
-        # Rows without a key: after every row with one, going forward.
+        # Rows without a key (their sort row's key is empty): after every
+        # row with one, going forward; by id.
         where = _filtered(query, builder, prefilter)
         m = builder.alias("m")
         head = (
-            f"SELECT c.res_type, c.res_id, c.seq, NULL AS k0 FROM resource_current c "
-            f"WHERE {where} AND NOT EXISTS (SELECT 1 FROM search_sort {m} WHERE "
-            f"{m}.res_type = c.res_type AND {m}.res_id = c.res_id "
-            f"AND {m}.param = {builder.bind(key.param.code)} AND {m}.{column} IS NOT NULL)"
+            f"SELECT c.res_type, c.res_id, c.seq, NULL AS k0 FROM search_sort {m} "
+            f"JOIN resource_current c ON c.res_type = {m}.res_type AND c.res_id = {m}.res_id "
+            f"WHERE {where} AND {m}.res_type = {builder.bind(query.res_type)} "
+            f"AND {m}.param = {builder.bind(key.param.code)} AND {m}.{column} IS NULL"
         )
         if position is not None and at is None:
             head += f" AND c.res_id {'>' if forward else '<'} {builder.bind(position.res_id)}"

@@ -47,8 +47,8 @@ def test_a_has_reaching_hundreds_of_resources_answers(store: Store) -> None:
     result = searches.search(
         store, query, visible=control.visible, includable=bool, prefilter=control.scope
     )
-    assert result.total == PEOPLE
-    assert len(result.matches) == query.count
+    assert len(result.matches) == query.count and result.next is not None
+    assert result.total is None  # more than a search decides to count them
 
 
 def test_a_provenance_naming_a_version_past_64_bits_is_refused(store: Store) -> None:
