@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -96,18 +96,33 @@ class PageStatement:
     forward: bool  # False: rows come newest-last and must be reversed
 
 
-# What a requester could ever be shown, as SQL (``gateway.access.scope``):
-# given the builder, the types searched and the columns naming a candidate
-# (type, id), a condition true for every candidate some rule could show.
-Prefilter = Callable[[SqlBuilder, Sequence[str], str, str], str]
+class Prefilter(Protocol):
+    """What a requester could ever be shown, as SQL (``gateway.access.scope``):
+    given the builder, the types searched and the columns naming a candidate
+    (type, id), a condition true for every candidate some rule could show.
+    ``probing``: written to test candidates one by one as they are read in
+    an index's order (a page that stops early), rather than to drive the
+    statement from the few rows the rules name."""
+
+    def __call__(
+        self,
+        builder: SqlBuilder,
+        types: Sequence[str],
+        type_expr: str,
+        id_expr: str,
+        *,
+        probing: bool = False,
+    ) -> str: ...
 
 
-def _filtered(query: SearchQuery, builder: SqlBuilder, prefilter: Prefilter | None) -> str:
+def _filtered(
+    query: SearchQuery, builder: SqlBuilder, prefilter: Prefilter | None, probing: bool = False
+) -> str:
     types = query.types or (query.res_type,)
     where = [f"c.res_type IN ({', '.join('?' for _ in types)})", "c.deleted = ?"]
     builder.params.extend([*types, False])
     if prefilter is not None:
-        where.append(prefilter(builder, types, "c.res_type", "c.res_id"))
+        where.append(prefilter(builder, types, "c.res_type", "c.res_id", probing=probing))
     driver = None
     if query.compartment is not None:
         where.append(_in_compartment(query, types, builder))
@@ -255,7 +270,7 @@ def _by_sort_index(
     if position is None or at is not None or not forward:
         # Rows with a key: none follow a position among the rows without.
         # (Placeholders are bound in the order they appear in the text.)
-        where = _filtered(query, builder, prefilter)
+        where = _filtered(query, builder, prefilter, probing=True)
         s = builder.alias("s")
         head = (
             f"SELECT c.res_type, c.res_id, c.seq, {s}.{column} AS k0 FROM search_sort {s} "
@@ -276,7 +291,7 @@ def _by_sort_index(
     if position is None or forward or at is None:
         # Rows without a key (their sort row's key is empty): after every
         # row with one, going forward; by id.
-        where = _filtered(query, builder, prefilter)
+        where = _filtered(query, builder, prefilter, probing=True)
         m = builder.alias("m")
         head = (
             f"SELECT c.res_type, c.res_id, c.seq, NULL AS k0 FROM search_sort {m} "
