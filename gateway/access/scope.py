@@ -39,10 +39,14 @@ from consent.model import DIRECTORY, ID_SEPARATOR, NO_PERSON, Requester
 from gateway import fhirjson
 from gateway.access import index
 from gateway.search.sql import SqlBuilder
+from gateway.store import Querier
 
 # The kinds of resource that state care relationships (``care_claims``), and
 # the parameter naming their person that a decision reads them by.
 _CLAIMING = ("Patient", "EpisodeOfCare", "Encounter")
+# From this many people in its care, a requester's searches test candidates
+# one by one as they are read, rather than first reading all it may see.
+BROAD_FROM = 100
 
 
 def _like_prefix(text: str) -> str:
@@ -100,6 +104,23 @@ class Scope:
             f"{b.bind(index.LEGALLY_RESTRICTED)})"
         )
         return f"({slow_own_ids}{key} IN ({' UNION '.join(statements)}))"
+
+    def broad(self, reader: Querier) -> bool:
+        """Whether the requester may see much of the store: every person's
+        records (ETREAT, an auditor's kinds), or the records of at least
+        ``BROAD_FROM`` people in its care now."""
+        requester = self.requester
+        if requester.purpose == "ETREAT" and requester.kind in EMERGENCY_KINDS:
+            return True
+        if requester.kind == "auditor" and requester.purpose == "HCOMPL":
+            return True
+        if requester.purpose != "TREAT" or requester.kind == "auditor":
+            return False
+        b = SqlBuilder()
+        people = self._population(b)
+        sql = f"SELECT COUNT(*) FROM ({people} LIMIT {BROAD_FROM}) n"
+        (found,) = reader.select(sql, b.params)[0]
+        return int(str(found)) >= BROAD_FROM
 
     def _probe(self, b: SqlBuilder, types: Sequence[str], type_expr: str, id_expr: str) -> str:
         """The pre-filter as tests of one candidate: what a page read in an

@@ -107,12 +107,15 @@ def search(
             return result
         query = linked
     wants_total = query.total != "none" or query.summary == "count"
+    # A requester who may see much is best served testing candidates one by
+    # one as they are read; one who sees little, by reading what it sees.
+    broad = enforced and prefilter is not None and prefilter.broad(store)
 
     def total() -> int | None:
         # A count of hidden resources would reveal them: under consent, what
         # is counted is what the requester may see.
         if enforced:
-            return _checked_total(store, query, check, prefilter)
+            return _checked_total(store, query, check, prefilter, broad)
         return _count(store, query, None, None)
 
     if query.summary == "count" or query.count == 0:
@@ -121,10 +124,13 @@ def search(
         return result
     position = Position.decode(query.cursor) if query.cursor is not None else None
     narrowing = prefilter if enforced else None
-    by_index = sorted_by_index(query) and (
-        _count(store, query, narrowing, _SORT_BY_INDEX_FROM) >= _SORT_BY_INDEX_FROM
-    )
-    rows = _visible_rows(store, query, position, check, narrowing, by_index)
+    if narrowing is not None:
+        by_index = broad and sorted_by_index(query)
+    else:
+        by_index = sorted_by_index(query) and (
+            _count(store, query, None, _SORT_BY_INDEX_FROM) >= _SORT_BY_INDEX_FROM
+        )
+    rows = _visible_rows(store, query, position, check, narrowing, by_index, broad)
     more = len(rows) > query.count
     rows = rows[: query.count]
     if wants_total:
@@ -152,31 +158,44 @@ def _every(version: StoredVersion) -> bool:
 
 
 def _count(
-    store: Store, query: SearchQuery, prefilter: Prefilter | None, at_most: int | None
+    store: Store,
+    query: SearchQuery,
+    prefilter: Prefilter | None,
+    at_most: int | None,
+    probing: bool = False,
 ) -> int:
     """How many candidates match, up to ``at_most`` (when given)."""
-    sql, params = count_statement(query, prefilter, at_most)
+    sql, params = count_statement(query, prefilter, at_most, probing=probing)
     (total,) = store.select(sql, params)[0]
     assert isinstance(total, int)
     return total
 
 
 def _checked_total(
-    store: Store, query: SearchQuery, visible: Visible, prefilter: Prefilter | None
+    store: Store,
+    query: SearchQuery,
+    visible: Visible,
+    prefilter: Prefilter | None,
+    probing: bool = False,
 ) -> int | None:
     """How many matches the requester may see, reading them all; ``None``
     (no total given) when there are too many to check."""
-    if _count(store, query, prefilter, _MAX_CHECKED_TOTAL + 1) > _MAX_CHECKED_TOTAL:
+    limit = _MAX_CHECKED_TOTAL + 1
+    if _count(store, query, prefilter, limit, probing) > _MAX_CHECKED_TOTAL:
         return None
-    return _visible_total(store, query, visible, prefilter)
+    return _visible_total(store, query, visible, prefilter, probing)
 
 
 def _visible_total(
-    store: Store, query: SearchQuery, visible: Visible, prefilter: Prefilter | None
+    store: Store,
+    query: SearchQuery,
+    visible: Visible,
+    prefilter: Prefilter | None,
+    probing: bool = False,
 ) -> int:
     """How many matches the requester may see, reading them all."""
     ahead = partial(prefetch, visible)
-    return sum(1 for _ in scan(store, query, visible, ahead, prefilter))
+    return sum(1 for _ in scan(store, query, visible, ahead, prefilter, probing))
 
 
 # -- chains and _has under consent ---------------------------------------------------
@@ -271,6 +290,7 @@ def _visible_rows(
     visible: Visible,
     prefilter: Prefilter | None,
     by_index: bool,
+    probing: bool = False,
 ) -> list[tuple[Sequence[Any], StoredVersion]]:
     """Up to ``count + 1`` visible rows (with their versions) from
     ``position``, reading on from the last row read while the check hides
@@ -281,7 +301,9 @@ def _visible_rows(
     scanned = 0
     found: list[tuple[Sequence[Any], StoredVersion]] = []
     while len(found) < wanted:
-        statement = page_statement(query, position, batch - 1, prefilter, by_index=by_index)
+        statement = page_statement(
+            query, position, batch - 1, prefilter, by_index=by_index, probing=probing
+        )
         key_count = statement.key_count
         rows = store.select(statement.sql, statement.params)
         versions = [row_version(row, key_count) for row in rows]

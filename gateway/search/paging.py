@@ -114,6 +114,11 @@ class Prefilter(Protocol):
         probing: bool = False,
     ) -> str: ...
 
+    def broad(self, reader: Querier) -> bool:
+        """Whether the requester may see so much that candidates are best
+        tested one by one (``probing``) than driven from what it sees."""
+        ...
+
 
 def _filtered(
     query: SearchQuery, builder: SqlBuilder, prefilter: Prefilter | None, probing: bool = False
@@ -165,12 +170,16 @@ def _in_compartment(query: SearchQuery, types: tuple[str, ...], builder: SqlBuil
 
 
 def count_statement(
-    query: SearchQuery, prefilter: Prefilter | None = None, at_most: int | None = None
+    query: SearchQuery,
+    prefilter: Prefilter | None = None,
+    at_most: int | None = None,
+    *,
+    probing: bool = False,
 ) -> tuple[str, list[Any]]:
     """How many resources match ``query`` (of those ``prefilter`` keeps);
     no more than ``at_most``, when given, so that the count stops there."""
     builder = SqlBuilder()
-    where = _filtered(query, builder, prefilter)
+    where = _filtered(query, builder, prefilter, probing)
     if at_most is None:
         return f"SELECT COUNT(*) FROM resource_current c WHERE {where}", builder.params
     return (
@@ -210,6 +219,7 @@ def page_statement(
     prefilter: Prefilter | None = None,
     *,
     by_index: bool = False,
+    probing: bool = False,
 ) -> PageStatement:
     """The rows of one page (``limit`` of them, plus one to tell whether more
     follow): ``(res_id, seq, sort keys..., version, last_updated, content,
@@ -224,7 +234,7 @@ def page_statement(
     builder = SqlBuilder()
     keys = _sort_keys(query, builder)
     key_columns = "".join(f", {expr} AS k{i}" for i, (expr, _) in enumerate(keys))
-    inner_where = _filtered(query, builder, prefilter)
+    inner_where = _filtered(query, builder, prefilter, probing)
     inner = (
         f"SELECT c.res_type, c.res_id, c.seq{key_columns} "
         f"FROM resource_current c WHERE {inner_where}"
@@ -380,6 +390,7 @@ def scan(
     keep: Callable[[StoredVersion], bool],
     ahead: Callable[[Sequence[StoredVersion]], None] | None = None,
     prefilter: Prefilter | None = None,
+    probing: bool = False,
 ) -> Iterator[StoredVersion]:
     """Every match of ``query`` that ``prefilter`` and then ``keep`` keep
     (the requester may see), read in batches; ``ahead`` is shown each batch
@@ -387,7 +398,7 @@ def scan(
     position: Position | None = None
     batch = 500
     while True:
-        statement = page_statement(query, position, batch, prefilter)
+        statement = page_statement(query, position, batch, prefilter, probing=probing)
         rows = reader.select(statement.sql, statement.params)
         page = rows[:batch]
         versions = [row_version(row, statement.key_count) for row in page]
