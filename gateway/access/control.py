@@ -21,7 +21,7 @@ from gateway.access.facts import (
     person_of,
     whose_record,
 )
-from gateway.access.people import load_person
+from gateway.access.people import load_people, load_person
 from gateway.access.scope import Scope
 from gateway.access.subjects import patient_by_identifier
 from gateway.errors import Forbidden
@@ -226,6 +226,7 @@ class AccessControl:
         self._read_labels_now(
             (v.res_type, v.res_id) for v in versions if not v.current and v.content is not None
         )
+        self._read_people(versions)
         wanted: list[str] = []
         for version in versions:
             key = (version.res_type, version.res_id, version.version)
@@ -238,6 +239,21 @@ class AccessControl:
             if self._checks_targets(decided):
                 wanted.extend(stored.named)
         self._read_targets(wanted)
+
+    def _read_people(self, versions: Sequence[StoredVersion]) -> None:
+        """Read at once the people whose records ``versions`` are, where
+        their decisions will need them (not the requester's own records)."""
+        org = self.requester.org_ods
+        wanted = {
+            stored.person
+            for version in versions
+            if version.content is not None
+            and (stored := stored_facts(version.content)).person is not None
+            and stored.person not in self._people
+            and not stored.light.authored_by(org)
+        }
+        if len(wanted) > 1:
+            self._people.update(load_people(self._store, sorted(wanted), self._moment))
 
     def _read_targets(self, references: Iterable[str]) -> None:
         """Read the records ``references`` names (as a Provenance or a List

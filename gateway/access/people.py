@@ -13,7 +13,7 @@ from consent.model import ConsentPolicy, Person
 from consent.parse import ODS_SYSTEM, Uninterpretable, is_privacy_consent, parse_consent
 from gateway import fhirjson
 from gateway.errors import InvalidRequest, Unprocessable
-from gateway.search.matching import with_referring
+from gateway.search.matching import referring_each, with_referring
 from gateway.store import Querier, Reader, StoredVersion
 
 RECENT_ENCOUNTER = timedelta(days=30)
@@ -225,17 +225,55 @@ def load_person(store: Querier, patient_id: str, now: datetime | None = None) ->
     # The Patient, and the episodes, encounters and Consents that all name
     # the person by ``patient``: one statement reads them all.
     found, linked = with_referring(store, ("Patient", patient_id), "patient", _LINKED, 3 * _MANY)
+    return _person(store, patient_id, found, linked, now or datetime.now(UTC), {})
+
+
+def load_people(
+    store: Querier, patient_ids: Sequence[str], now: datetime | None = None
+) -> dict[str, Person | None]:
+    """``load_person`` of each of ``patient_ids``, read together (a page of
+    search results names many people): two statements for them all, where
+    a person with more linked records than one reads is read alone."""
+    moment = now or datetime.now(UTC)
+    ids = sorted(set(patient_ids))
+    if not ids:
+        return {}
+    linked = referring_each(store, "Patient", ids, "patient", _LINKED, 3 * _MANY * len(ids))
+    if linked is None:
+        return {patient_id: load_person(store, patient_id, moment) for patient_id in ids}
+    patients = store.read_many([("Patient", patient_id) for patient_id in ids])
+    organisations: _Organisations = {}
+    people: dict[str, Person | None] = {}
+    for patient_id in ids:
+        if len(linked[patient_id]) >= 3 * _MANY:  # as many as one reads: read alone
+            people[patient_id] = load_person(store, patient_id, moment)
+            continue
+        found = patients.get(("Patient", patient_id))
+        people[patient_id] = _person(
+            store, patient_id, found, linked[patient_id], moment, organisations
+        )
+    return people
+
+
+def _person(
+    store: Querier,
+    patient_id: str,
+    found: StoredVersion | None,
+    linked: list[StoredVersion],
+    now: datetime,
+    organisations: _Organisations,
+) -> Person | None:
+    """The person from their Patient and the records naming them."""
     patient = _loaded(found)
     if patient is None:
         return None
     by_type: dict[str, list[StoredVersion]] = {t: [] for t in _LINKED}
     for version in linked:
         by_type[version.res_type].append(version)
-    organisations: _Organisations = {}
     caring = relationships(
         store,
         patient,
-        now or datetime.now(UTC),
+        now,
         _contents(by_type["EpisodeOfCare"]),
         _contents(by_type["Encounter"]),
         organisations,

@@ -125,3 +125,35 @@ def with_referring(
     # A compound statement's order is the database's choice: as ``referring``.
     linked.sort(key=lambda version: version.seq)
     return found, linked
+
+
+def referring_each(
+    reader: Querier,
+    target_type: str,
+    target_ids: Sequence[str],
+    param: str,
+    types: Sequence[str],
+    limit: int,
+) -> dict[str, list[StoredVersion]] | None:
+    """``referring`` for several targets of one type at once: each target's
+    live resources, in write order. ``None`` when there are more than
+    ``limit`` in all (read them target by target then)."""
+    ids = sorted(set(target_ids))
+    found: dict[str, list[StoredVersion]] = {target: [] for target in ids}
+    if not ids:
+        return found
+    marks = ", ".join("?" for _ in types)
+    sql = (
+        f"SELECT DISTINCT {_VERSION_COLUMNS}, r.target_id "
+        "FROM search_reference r JOIN resource_current c "
+        "ON c.res_type = r.res_type AND c.res_id = r.res_id "
+        "JOIN resource_version v ON v.seq = c.seq "
+        f"WHERE r.target_type = ? AND r.target_id IN ({', '.join('?' for _ in ids)}) "
+        f"AND r.param = ? AND r.res_type IN ({marks}) AND c.deleted = ? ORDER BY c.seq LIMIT ?"
+    )
+    rows = reader.select(sql, [target_type, *ids, param, *types, False, limit + 1])
+    if len(rows) > limit:
+        return None
+    for row in rows:
+        found[str(row[6])].append(_version(row))
+    return found

@@ -22,6 +22,7 @@ from consent.model import ACT_CODE, CONFIDENTIALITY, Requester
 from gateway import fhirjson
 from gateway.access.control import AccessControl
 from gateway.access.index import entries
+from gateway.access.people import load_people, load_person
 from gateway.access.scope import Scope
 from gateway.interactions import search as searches
 from gateway.search.index import last_updated_entries
@@ -304,3 +305,15 @@ def test_the_prefilter_leaves_out_what_a_requester_has_no_relationship_with(
         fhirjson.loads(v.content or b"{}").get("subject", {}).get("identifier") is not None
         for v in kept
     ), "only records naming their person by identifier, resolved at decision time"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_people_read_together_are_the_people_read_one_by_one(store: Store, seed: int) -> None:
+    """A page's people are read at once (``AccessControl.prefetch``): each
+    must be exactly what reading them alone gives, Consents in order."""
+    world = _World(store, random.Random(seed))
+    world.build()
+    ids = [*world.nhs, "not-on-file"]
+    together = load_people(store, ids, NOW)
+    assert together == {patient_id: load_person(store, patient_id, NOW) for patient_id in ids}
+    assert any(person is not None and person.consents for person in together.values())
