@@ -38,7 +38,7 @@ from consent.engine import AUDITOR_TYPES, EMERGENCY_KINDS
 from consent.model import DIRECTORY, ID_SEPARATOR, NO_PERSON, Requester
 from gateway import fhirjson
 from gateway.access import index
-from gateway.search.sql import SqlBuilder
+from gateway.search.sql import SqlBuilder, like_escape
 from gateway.store import Querier
 
 # The kinds of resource that state care relationships (``care_claims``), and
@@ -49,8 +49,21 @@ _CLAIMING = ("Patient", "EpisodeOfCare", "Encounter")
 BROAD_FROM = 100
 
 
-def _like_prefix(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def _own_ids(b: SqlBuilder, id_expr: str, org: str) -> str:
+    """SQL true for an id the organisation assigned itself (``<ODS>-...``),
+    read from the id itself: for a code ``_access-owner`` does not index."""
+    return f"{id_expr} LIKE {b.bind(like_escape(org + ID_SEPARATOR) + '%')} ESCAPE '\\'"
+
+
+def _not_legally_restricted(b: SqlBuilder, of_type: str, id_expr: str) -> str:
+    """SQL true for a resource (``res_type {of_type}``, ``id_expr``) that
+    carries no R label. ``of_type`` binds its values first, as its text comes first."""
+    legal = b.alias("l")
+    return (
+        f"NOT EXISTS (SELECT 1 FROM search_token {legal} WHERE {legal}.res_type {of_type} "
+        f"AND {legal}.res_id = {id_expr} AND {legal}.param = {b.bind(index.LABEL)} "
+        f"AND {legal}.code = {b.bind(index.LEGALLY_RESTRICTED)})"
+    )
 
 
 class Scope:
@@ -91,18 +104,13 @@ class Scope:
             if index.OWNER_CODE.fullmatch(org):
                 statements.append(rows.token(index.OWNER, (org,)))
             else:  # no code of that form is indexed: read the ids themselves
-                prefix = b.bind(_like_prefix(org + ID_SEPARATOR))
-                slow_own_ids = f"{id_expr} LIKE {prefix} ESCAPE '\\' OR "
-        z, legal = b.alias("z"), b.alias("l")
+                slow_own_ids = f"{_own_ids(b, id_expr, org)} OR "
+        z = b.alias("z")
         beyond_author = " UNION ".join(self._beyond_author(rows))
         columns = f"{z}.res_type, {z}.res_id" if several else f"{z}.res_id"
         same_type = f"= {z}.res_type" if several else rows.kinds()
-        statements.append(
-            f"SELECT {columns} FROM ({beyond_author}) {z} WHERE NOT EXISTS (SELECT 1 FROM "
-            f"search_token {legal} WHERE {legal}.res_type {same_type} AND {legal}.res_id = "
-            f"{z}.res_id AND {legal}.param = {b.bind(index.LABEL)} AND {legal}.code = "
-            f"{b.bind(index.LEGALLY_RESTRICTED)})"
-        )
+        unlabelled = _not_legally_restricted(b, same_type, f"{z}.res_id")
+        statements.append(f"SELECT {columns} FROM ({beyond_author}) {z} WHERE {unlabelled}")
         return f"({slow_own_ids}{key} IN ({' UNION '.join(statements)}))"
 
     def broad(self, reader: Querier) -> bool:
@@ -134,14 +142,8 @@ class Scope:
             if index.OWNER_CODE.fullmatch(org):
                 terms.append(f"EXISTS ({rows.token(index.OWNER, (org,))})")
             else:
-                prefix = b.bind(_like_prefix(org + ID_SEPARATOR))
-                terms.append(f"{id_expr} LIKE {prefix} ESCAPE '\\'")
-        legal = b.alias("l")
-        not_legally_restricted = (
-            f"NOT EXISTS (SELECT 1 FROM search_token {legal} WHERE {legal}.res_type = "
-            f"{type_expr} AND {legal}.res_id = {id_expr} AND {legal}.param = "
-            f"{b.bind(index.LABEL)} AND {legal}.code = {b.bind(index.LEGALLY_RESTRICTED)})"
-        )
+                terms.append(_own_ids(b, id_expr, org))
+        not_legally_restricted = _not_legally_restricted(b, f"= {type_expr}", id_expr)
         beyond = " OR ".join(f"EXISTS ({rule})" for rule in self._beyond_author(rows))
         terms.append(f"({not_legally_restricted} AND ({beyond}))")
         return "(" + " OR ".join(terms) + ")"

@@ -59,7 +59,8 @@ _SORT_COLUMN = {
 }
 
 
-def _like_escape(text: str) -> str:
+def like_escape(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (``ESCAPE '\\'``)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -276,7 +277,7 @@ class SqlBuilder:
                 return f"{t}.exact = {self.bind(value)}"
             folded = normalise_text(value)
             if modifier == "contains":
-                pattern = f"%{_like_escape(folded)}%"
+                pattern = f"%{like_escape(folded)}%"
                 return f"{t}.value LIKE {self.bind(pattern)} ESCAPE '\\'"
             return f"({t}.value >= {self.bind(folded)} AND {t}.value < {self.bind(folded + _TOP)})"
         if kind == "token":
@@ -348,7 +349,7 @@ class SqlBuilder:
     def _token(self, modifier: str | None, t: str, value: Any) -> str:
         if modifier == "text":
             assert isinstance(value, str)
-            pattern = f"%{_like_escape(normalise_text(value))}%"
+            pattern = f"%{like_escape(normalise_text(value))}%"
             return f"{t}.text LIKE {self.bind(pattern)} ESCAPE '\\'"
         if isinstance(value, OfTypeCriterion):
             typed = f"{value.type_system}|{value.type_code}|{value.value}"
