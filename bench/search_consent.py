@@ -1096,7 +1096,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--requesters",
         default=",".join(a.key for a in AUDIENCES),
-        help="comma-separated, of: " + ", ".join(f"{a.key} ({a.about})" for a in AUDIENCES),
+        # argparse %-formats help text, and the requesters' keys are percentages.
+        help="comma-separated, of: "
+        + ", ".join(f"{a.key} ({a.about})" for a in AUDIENCES).replace("%", "%%"),
     )
     parser.add_argument(
         "--no-unenforced",
