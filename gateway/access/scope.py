@@ -47,6 +47,8 @@ _CLAIMING = ("Patient", "EpisodeOfCare", "Encounter")
 # From this many people in its care, a requester's searches test candidates
 # one by one as they are read, rather than first reading all it may see.
 BROAD_FROM = 100
+# How many of its claims of care are read to judge that.
+_BREADTH_SAMPLE = 4 * BROAD_FROM
 
 
 def _own_ids(b: SqlBuilder, id_expr: str, org: str) -> str:
@@ -124,9 +126,21 @@ class Scope:
             return True
         if requester.purpose != "TREAT" or requester.kind == "auditor":
             return False
+        # Judged from a sample of its claims of care, read as they are
+        # found: how many people they name. Reading every person in its care
+        # to count them would cost what the pre-filter saves. A misjudgement
+        # costs time, never a wrong answer (both plans keep the same rows),
+        # and the sample errs towards reading what the requester sees.
         b = SqlBuilder()
-        people = self._population(b)
-        sql = f"SELECT COUNT(*) FROM ({people} LIMIT {BROAD_FROM}) n"
+        r = b.alias("r")
+        claimants = (
+            f"SELECT CASE WHEN k.res_type = {b.bind('Patient')} THEN k.res_id ELSE "
+            f"(SELECT {r}.target_id FROM search_reference {r} WHERE {r}.res_type = k.res_type "
+            f"AND {r}.res_id = k.res_id AND {r}.param = {b.bind('patient')} AND "
+            f"{r}.target_type = {b.bind('Patient')} LIMIT 1) END AS person "
+            f"FROM ({self._claims(b, distinct=False)}) k LIMIT {_BREADTH_SAMPLE}"
+        )
+        sql = f"SELECT COUNT(DISTINCT n.person) FROM ({claimants}) n"
         (found,) = reader.select(sql, b.params)[0]
         return int(str(found)) >= BROAD_FROM
 
@@ -167,8 +181,79 @@ class Scope:
             # whatever they refuse (``consent-record``): where Consents are
             # searched, only the people whose records are held are left out.
             refusing = "Consent" not in rows.types
-            found.append(rows.of_people(self._population, lambda b: self._withheld(b, refusing)))
+            if rows.probing:
+                found.append(rows.of_person(lambda b, person: self._admits(b, person, refusing)))
+            else:
+                found.append(
+                    rows.of_people(self._population, lambda b: self._withheld(b, refusing))
+                )
         return found
+
+    def _admits(self, b: SqlBuilder, person: str, refusing: bool) -> str:
+        """SQL true when the Patient whose id is the column ``person`` is in
+        the requester's care now and not withheld: ``_population`` and
+        ``_withheld`` as a test of one person, a few index probes, where
+        they read every person in its care (a whole population, to test a
+        page of twenty)."""
+        e = b.alias("e")
+        own_claim = self._claim(b, lambda: b.bind("Patient"), person)
+        named = (
+            f"EXISTS (SELECT 1 FROM search_reference {e} WHERE {e}.res_type IN "
+            f"({b.bind('EpisodeOfCare')}, {b.bind('Encounter')}) AND {e}.param = "
+            f"{b.bind('patient')} AND {e}.target_id = {person} AND {e}.target_type = "
+            f"{b.bind('Patient')} AND {self._claim(b, lambda: f'{e}.res_type', f'{e}.res_id')})"
+        )
+        withheld = self._withholds(b, person, refusing)
+        return f"(({own_claim}) OR {named}) AND NOT {withheld}"
+
+    def _claim(self, b: SqlBuilder, kind: Callable[[], str], res_id: str) -> str:
+        """SQL true when the resource ``(kind(), res_id)`` claims care by the
+        requester's organisation now (``_claims`` for one resource);
+        ``kind`` writes the type's SQL at each use (a placeholder is bound
+        once per use)."""
+        org = self.requester.org_ods
+        c, o, g, u = (b.alias(x) for x in "cogu")
+        return (
+            f"(EXISTS (SELECT 1 FROM search_token {c} WHERE {c}.res_type = {kind()} "
+            f"AND {c}.res_id = {res_id} AND {c}.param = {b.bind(index.CARER)} "
+            f"AND {c}.code = {b.bind(org)}) "
+            f"OR EXISTS (SELECT 1 FROM search_reference {o} WHERE {o}.res_type = {kind()} "
+            f"AND {o}.res_id = {res_id} AND {o}.param = {b.bind(index.CARER_ORG)} "
+            f"AND {o}.target_type = {b.bind('Organization')} AND {o}.target_id IN ("
+            f"SELECT {g}.res_id FROM search_token {g} WHERE {g}.res_type = "
+            f"{b.bind('Organization')} AND {g}.param = {b.bind(index.ODS)} "
+            f"AND {g}.code = {b.bind(org)}))) "
+            f"AND NOT EXISTS (SELECT 1 FROM search_date {u} WHERE {u}.res_type = {kind()} "
+            f"AND {u}.res_id = {res_id} AND {u}.param = {b.bind(index.CARE_UNTIL)} "
+            f"AND {u}.high < {b.bind(self._now)})"
+        )
+
+    def _withholds(self, b: SqlBuilder, person: str, refusing: bool) -> str:
+        """SQL true when the Patient whose id is the column ``person`` is
+        withheld from the requester (``_withheld`` for one person)."""
+        d, h, x, w = (b.alias(a) for a in "dhxw")
+        # Placeholders are bound in the order they appear in the text.
+        head = (
+            f"EXISTS (SELECT 1 FROM search_reference {d} WHERE {d}.res_type = "
+            f"{b.bind('Consent')} AND {d}.param = {b.bind('patient')} AND {d}.target_type = "
+            f"{b.bind('Patient')} AND {d}.target_id = {person} AND ("
+        )
+        held = (
+            f"EXISTS (SELECT 1 FROM search_token {h} WHERE {h}.res_type = {b.bind('Consent')} "
+            f"AND {h}.res_id = {d}.res_id AND {h}.param = {b.bind(index.HELD)})"
+        )
+        refused = ""
+        if refusing:
+            refused = (
+                f" OR EXISTS (SELECT 1 FROM search_token {x} WHERE {x}.res_type = "
+                f"{b.bind('Consent')} AND {x}.res_id = {d}.res_id AND {x}.param = "
+                f"{b.bind(index.DENIES)} AND {x}.code IN "
+                f"({b.bind(self.requester.org_ods)}, {b.bind(index.EVERYONE)}) "
+                f"AND EXISTS (SELECT 1 FROM search_date {w} WHERE {w}.res_type = {x}.res_type "
+                f"AND {w}.res_id = {x}.res_id AND {w}.param = {b.bind(index.DENY_WINDOW)} "
+                f"AND {w}.low <= {b.bind(self._now)} AND {w}.high > {b.bind(self._now)}))"
+            )
+        return f"{head}{held}{refused}))"
 
     def _withheld(self, b: SqlBuilder, refusing: bool) -> str:
         """The ids of people among whose records the requester could be
@@ -218,11 +303,13 @@ class Scope:
         )
         return f"{patients} UNION {named}"
 
-    def _claims(self, b: SqlBuilder) -> str:
+    def _claims(self, b: SqlBuilder, *, distinct: bool = True) -> str:
         """(type, id) of the resources claiming care by the requester's
-        organisation now."""
+        organisation now; not ``distinct``: one naming it both ways comes
+        twice, and rows are given as they are found."""
         org = self.requester.org_ods
         c, o, g, k, u = (b.alias(x) for x in "cogku")
+        union = "UNION" if distinct else "UNION ALL"
         claiming = ", ".join(b.bind(t) for t in _CLAIMING)
         by_code = (
             f"SELECT {c}.res_type, {c}.res_id FROM search_token {c} WHERE {c}.res_type IN "
@@ -238,7 +325,7 @@ class Scope:
             f"AND {g}.code = {b.bind(org)})"
         )
         return (
-            f"SELECT {k}.res_type, {k}.res_id FROM ({by_code} UNION {by_organisation}) {k} "
+            f"SELECT {k}.res_type, {k}.res_id FROM ({by_code} {union} {by_organisation}) {k} "
             f"WHERE NOT EXISTS (SELECT 1 FROM search_date {u} WHERE {u}.res_type = "
             f"{k}.res_type AND {u}.res_id = {k}.res_id AND {u}.param = "
             f"{b.bind(index.CARE_UNTIL)} AND {u}.high < {b.bind(self._now)})"
@@ -315,6 +402,23 @@ class _Rows:
 
     def every(self, types: Sequence[str]) -> str:
         return self._head("resource_current", self.builder.alias("e"), types)
+
+    @property
+    def probing(self) -> bool:
+        """Whether each statement tests one candidate (``owner``)."""
+        return self._owner is not None
+
+    def of_person(self, admits: Callable[[SqlBuilder, str], str]) -> str:
+        """The candidate's row naming its person, where ``admits`` (SQL on
+        the column of that person's id, binding its values as it writes)
+        holds: a probe's form of ``of_people``."""
+        b = self.builder
+        t = b.alias("p")
+        head = self._head("search_reference", t, self.types)
+        return (
+            f"{head} AND {t}.param = {b.bind(index.PERSON_OF)} "
+            f"AND {t}.target_type = {b.bind('Patient')} AND {admits(b, f'{t}.target_id')}"
+        )
 
     def of_people(
         self, people: Callable[[SqlBuilder], str], but: Callable[[SqlBuilder], str]

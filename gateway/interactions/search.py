@@ -69,6 +69,9 @@ class SearchResult:
 # Beyond this many matches a total is not given when consent filters the
 # results: each would have to be read and decided to count it.
 _MAX_CHECKED_TOTAL = 200
+# Nor when the pre-filter tests candidates one by one and there are more than
+# this many to test.
+_MAX_PROBED_TOTAL = 1000
 # The most rows one page reads and decides to fill itself under consent: a
 # search whose matches the requester mostly may not see is refused past it,
 # rather than holding a worker while it reads the store.
@@ -181,6 +184,10 @@ def _checked_total(
     """How many matches the requester may see, reading them all; ``None``
     (no total given) when there are too many to check."""
     limit = _MAX_CHECKED_TOTAL + 1
+    # Tested one by one, candidates the requester may not see cost as much
+    # as those it may: past a bound, too many to count at a page's cost.
+    if probing and _count(store, query, None, _MAX_PROBED_TOTAL + 1) > _MAX_PROBED_TOTAL:
+        return None
     if _count(store, query, prefilter, limit, probing) > _MAX_CHECKED_TOTAL:
         return None
     return _visible_total(store, query, visible, prefilter, probing)

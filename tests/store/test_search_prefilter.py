@@ -288,7 +288,28 @@ def test_the_prefilter_keeps_all_the_engine_shows_and_search_shows_just_that(
             )
             found = {(v.res_type, v.res_id) for v in result.matches}
             assert found == shown, (requester, query.types or query.res_type)
+            # The same search with the pre-filter as tests of each
+            # candidate (a requester judged broad), with a total.
+            probed_result = searches.search(
+                store, query, visible=control.visible, includable=bool, prefilter=_Broad(scope)
+            )
+            assert {(v.res_type, v.res_id) for v in probed_result.matches} == shown
+            assert probed_result.total in (len(shown), None)
     assert shown_somewhere > 0  # the worlds show something to someone
+
+
+class _Broad:
+    """A scope whose requester is judged broad, whatever its population:
+    its searches test candidates one by one."""
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def __call__(self, *args: Any, **kwargs: Any) -> str:
+        return self._scope(*args, **kwargs)
+
+    def broad(self, reader: object) -> bool:
+        return True
 
 
 def test_the_prefilter_leaves_out_what_a_requester_has_no_relationship_with(
