@@ -31,6 +31,9 @@ rule could permit it:
 
 from __future__ import annotations
 
+import math
+import time
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -44,11 +47,34 @@ from gateway.store import Querier
 # The kinds of resource that state care relationships (``care_claims``), and
 # the parameter naming their person that a decision reads them by.
 _CLAIMING = ("Patient", "EpisodeOfCare", "Encounter")
-# From this many people in its care, a requester's searches test candidates
-# one by one as they are read, rather than first reading all it may see.
+# From this many people in its care (at least), a requester's searches test
+# candidates one by one as they are read, rather than first reading all it
+# may see. Testing costs what the page costs times how many people are on
+# file per person the requester sees; reading costs what its population
+# holds: they cross near ``_CROSSING`` times the square root of the people
+# on file (measured on a store of 20,000 people and one of 2,000).
 BROAD_FROM = 100
-# How many of its claims of care are read to judge that.
-_BREADTH_SAMPLE = 4 * BROAD_FROM
+_CROSSING = 2.5
+# How long a count of the people on file informs that choice, in seconds: it
+# picks a plan, never what a search shows.
+_PEOPLE_COUNTED_FOR = 60.0
+_people_on_file: weakref.WeakKeyDictionary[Querier, tuple[float, int]] = weakref.WeakKeyDictionary()
+
+
+def broad_from(reader: Querier) -> int:
+    """How many people in its care make a requester broad, on this store."""
+    now = time.monotonic()
+    counted = _people_on_file.get(reader)
+    if counted is None or now - counted[0] > _PEOPLE_COUNTED_FOR:
+        b = SqlBuilder()
+        sql = (
+            f"SELECT COUNT(*) FROM resource_current WHERE res_type = {b.bind('Patient')} "
+            f"AND deleted = {b.bind(False)}"
+        )
+        (people,) = reader.select(sql, b.params)[0]
+        counted = (now, int(str(people)))
+        _people_on_file[reader] = counted
+    return max(BROAD_FROM, math.ceil(_CROSSING * math.sqrt(counted[1])))
 
 
 def _own_ids(b: SqlBuilder, id_expr: str, org: str) -> str:
@@ -118,7 +144,7 @@ class Scope:
     def broad(self, reader: Querier) -> bool:
         """Whether the requester may see much of the store: every person's
         records (ETREAT, an auditor's kinds), or the records of at least
-        ``BROAD_FROM`` people in its care now."""
+        ``broad_from`` people in its care now."""
         requester = self.requester
         if requester.purpose == "ETREAT" and requester.kind in EMERGENCY_KINDS:
             return True
@@ -131,6 +157,7 @@ class Scope:
         # to count them would cost what the pre-filter saves. A misjudgement
         # costs time, never a wrong answer (both plans keep the same rows),
         # and the sample errs towards reading what the requester sees.
+        wanted = broad_from(reader)
         b = SqlBuilder()
         r = b.alias("r")
         claimants = (
@@ -138,11 +165,11 @@ class Scope:
             f"(SELECT {r}.target_id FROM search_reference {r} WHERE {r}.res_type = k.res_type "
             f"AND {r}.res_id = k.res_id AND {r}.param = {b.bind('patient')} AND "
             f"{r}.target_type = {b.bind('Patient')} LIMIT 1) END AS person "
-            f"FROM ({self._claims(b, distinct=False)}) k LIMIT {_BREADTH_SAMPLE}"
+            f"FROM ({self._claims(b, distinct=False)}) k LIMIT {2 * wanted}"
         )
         sql = f"SELECT COUNT(DISTINCT n.person) FROM ({claimants}) n"
         (found,) = reader.select(sql, b.params)[0]
-        return int(str(found)) >= BROAD_FROM
+        return int(str(found)) >= wanted
 
     def _probe(self, b: SqlBuilder, types: Sequence[str], type_expr: str, id_expr: str) -> str:
         """The pre-filter as tests of one candidate: what a page read in an

@@ -293,10 +293,13 @@ def _by_sort_index(
             value = builder.bind(at)
             head += (
                 f" AND ({s}.{column} {beyond} {value} OR ({s}.{column} = {builder.bind(at)} "
-                f"AND c.res_id {'>' if forward else '<'} {builder.bind(position.res_id)}))"
+                f"AND {s}.res_id {'>' if forward else '<'} {builder.bind(position.res_id)}))"
             )
+        # Ordered by the sort row's own columns, so that the index gives the
+        # order whole (ties on a common key, a surname, are not sorted apart).
         parts.append(
-            f"{head} ORDER BY {s}.{column} {key_order}, c.res_id {id_order} LIMIT {int(limit) + 1}"
+            f"{head} ORDER BY {s}.{column} {key_order}, {s}.res_id {id_order} "
+            f"LIMIT {int(limit) + 1}"
         )
     if position is None or forward or at is None:
         # Rows without a key (their sort row's key is empty): after every
@@ -310,8 +313,8 @@ def _by_sort_index(
             f"AND {m}.param = {builder.bind(key.param.code)} AND {m}.{column} IS NULL"
         )
         if position is not None and at is None:
-            head += f" AND c.res_id {'>' if forward else '<'} {builder.bind(position.res_id)}"
-        parts.append(f"{head} ORDER BY c.res_id {id_order} LIMIT {int(limit) + 1}")
+            head += f" AND {m}.res_id {'>' if forward else '<'} {builder.bind(position.res_id)}"
+        parts.append(f"{head} ORDER BY {m}.res_id {id_order} LIMIT {int(limit) + 1}")
     union = " UNION ALL ".join(f"SELECT * FROM ({part}) p{i}" for i, part in enumerate(parts))
     nulls = "ASC" if forward else "DESC"
     sql = (
