@@ -302,15 +302,16 @@ def _by_sort_index(
             f"LIMIT {int(limit) + 1}"
         )
     if position is None or forward or at is None:
-        # Rows without a key (their sort row's key is empty): after every
-        # row with one, going forward; by id.
+        # Rows without a key (their sort row's keys are empty, both: the
+        # index of them is on ``asc_key``): after every row with one, going
+        # forward; by id.
         where = _filtered(query, builder, prefilter, probing=True)
         m = builder.alias("m")
         head = (
             f"SELECT c.res_type, c.res_id, c.seq, NULL AS k0 FROM search_sort {m} "
             f"JOIN resource_current c ON c.res_type = {m}.res_type AND c.res_id = {m}.res_id "
             f"WHERE {where} AND {m}.res_type = {builder.bind(query.res_type)} "
-            f"AND {m}.param = {builder.bind(key.param.code)} AND {m}.{column} IS NULL"
+            f"AND {m}.param = {builder.bind(key.param.code)} AND {m}.asc_key IS NULL"
         )
         if position is not None and at is None:
             head += f" AND {m}.res_id {'>' if forward else '<'} {builder.bind(position.res_id)}"

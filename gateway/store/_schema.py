@@ -650,6 +650,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX search_sort_desc ON search_sort (res_type, param, desc_key, res_id)",
         ),
     ),
+    Migration(
+        version=15,
+        name="resources without a sort key, by id",
+        # A sort's resources without a key come last, by id: read from an
+        # index of them alone. PostgreSQL read them from the primary key
+        # instead, filtering out every resource that has a key (a whole type)
+        # to find none. Both keys are empty together (``SortValue``).
+        sqlite=(
+            "CREATE INDEX search_sort_missing ON search_sort (res_type, param, res_id) "
+            "WHERE asc_key IS NULL",
+        ),
+        postgres=(
+            "CREATE INDEX search_sort_missing ON search_sort (res_type, param, res_id) "
+            "WHERE asc_key IS NULL",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (
