@@ -244,55 +244,15 @@ def load_people(
     patients = store.read_many([("Patient", patient_id) for patient_id in ids])
     organisations: _Organisations = {}
     people: dict[str, Person | None] = {}
-    records: dict[str, _Records] = {}
     for patient_id in ids:
         if len(linked[patient_id]) >= 3 * _MANY:  # as many as one reads: read alone
             people[patient_id] = load_person(store, patient_id, moment)
-        elif (read := _records(patients.get(("Patient", patient_id)), linked[patient_id])) is None:
-            people[patient_id] = None
-        else:
-            records[patient_id] = read
-    # The Organizations the page's people's claims name by reference: read
-    # at once for them all, not person by person.
-    instant = fhirjson.instant(moment)
-    caring = [c.organisation for r in records.values() for c in r.claims() if _holds(c, instant)]
-    _read_organisations(store, caring, organisations)
-    for patient_id, read in records.items():
-        people[patient_id] = _person_of(store, patient_id, read, moment, organisations)
+            continue
+        found = patients.get(("Patient", patient_id))
+        people[patient_id] = _person(
+            store, patient_id, found, linked[patient_id], moment, organisations
+        )
     return people
-
-
-class _Records(NamedTuple):
-    """What a decision reads of a person: their Patient, and the records
-    naming them that state care or consent."""
-
-    patient: dict[str, Any]
-    episodes: list[dict[str, Any]]
-    encounters: list[dict[str, Any]]
-    consents: list[dict[str, Any]]
-
-    def claims(self) -> list[CareClaim]:
-        return [
-            claim
-            for resource in (self.patient, *self.episodes, *self.encounters)
-            for claim in care_claims(resource)
-        ]
-
-
-def _records(found: StoredVersion | None, linked: list[StoredVersion]) -> _Records | None:
-    """The person's records, parsed; ``None`` when their Patient is not on file."""
-    patient = _loaded(found)
-    if patient is None:
-        return None
-    by_type: dict[str, list[StoredVersion]] = {t: [] for t in _LINKED}
-    for version in linked:
-        by_type[version.res_type].append(version)
-    return _Records(
-        patient,
-        _contents(by_type["EpisodeOfCare"]),
-        _contents(by_type["Encounter"]),
-        _contents(by_type["Consent"]),
-    )
 
 
 def _person(
@@ -304,15 +264,21 @@ def _person(
     organisations: _Organisations,
 ) -> Person | None:
     """The person from their Patient and the records naming them."""
-    read = _records(found, linked)
-    return None if read is None else _person_of(store, patient_id, read, now, organisations)
-
-
-def _person_of(
-    store: Querier, patient_id: str, read: _Records, now: datetime, organisations: _Organisations
-) -> Person:
-    caring = relationships(store, read.patient, now, read.episodes, read.encounters, organisations)
-    policies, broken = consents(store, read.consents, organisations)
+    patient = _loaded(found)
+    if patient is None:
+        return None
+    by_type: dict[str, list[StoredVersion]] = {t: [] for t in _LINKED}
+    for version in linked:
+        by_type[version.res_type].append(version)
+    caring = relationships(
+        store,
+        patient,
+        now,
+        _contents(by_type["EpisodeOfCare"]),
+        _contents(by_type["Encounter"]),
+        organisations,
+    )
+    policies, broken = consents(store, _contents(by_type["Consent"]), organisations)
     return Person(
         patient_id=patient_id,
         relationships=caring,
