@@ -6,17 +6,25 @@ episode closed or a Consent withdrawn applies to the very next request."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from consent.model import ConsentPolicy, Person
-from consent.parse import ODS_SYSTEM, Uninterpretable, is_privacy_consent, parse_consent
+from consent.parse import Uninterpretable, is_privacy_consent, parse_consent
 from gateway import fhirjson
-from gateway.errors import InvalidRequest, Unprocessable
+from gateway.access.claims import (
+    CareClaim,
+    care_claims,
+    code_of,
+    holds,
+    ods_identifier,
+    ods_of_organisation,
+    organisation_to_read,
+)
+from gateway.errors import Unprocessable
 from gateway.search.matching import referring_each, with_referring
 from gateway.store import Querier, Reader, StoredVersion
 
-RECENT_ENCOUNTER = timedelta(days=30)
 _MANY = 1000  # episodes, encounters or Consents of one person read at most
 _LINKED = ("EpisodeOfCare", "Encounter", "Consent")
 
@@ -37,45 +45,12 @@ def _loaded(found: StoredVersion | None) -> dict[str, Any] | None:
 _Organisations = dict[str, dict[str, Any] | None]
 
 
-def _ods_identifier(reference: Any) -> dict[str, Any] | None:
-    """The ODS identifier a Reference carries, if it carries one."""
-    identifier = reference.get("identifier") if isinstance(reference, dict) else None
-    if isinstance(identifier, dict) and identifier.get("system") == ODS_SYSTEM:
-        return identifier
-    return None
-
-
-def _code(identifier: dict[str, Any]) -> str | None:
-    value = identifier.get("value")
-    return str(value).upper() if isinstance(value, str) else None
-
-
-def _organisation_to_read(reference: Any) -> str | None:
-    """The id of the Organization whose identifiers give the ODS code of the
-    organisation ``reference`` names; ``None`` when the Reference carries
-    the code itself or names no Organization."""
-    if not isinstance(reference, dict) or _ods_identifier(reference) is not None:
-        return None
-    target = reference.get("reference")
-    if isinstance(target, str) and target.startswith("Organization/"):
-        return target.removeprefix("Organization/")
-    return None
-
-
-def named_organisation(reference: Any) -> tuple[str | None, str | None]:
-    """How ``reference`` names an organisation, as ``_ods`` reads it: (the
-    ODS code it carries, the id of the Organization whose code it is)."""
-    if (given := _ods_identifier(reference)) is not None:
-        return _code(given), None
-    return None, _organisation_to_read(reference)
-
-
 def _ods(store: Reader, reference: Any, organisations: _Organisations | None = None) -> str | None:
     """The ODS code of an organisation a Reference names, by identifier or by
     reading the Organization it points to (once, into ``organisations``)."""
-    if (given := _ods_identifier(reference)) is not None:
-        return _code(given)
-    res_id = _organisation_to_read(reference)
+    if (given := ods_identifier(reference)) is not None:
+        return code_of(given)
+    res_id = organisation_to_read(reference)
     if res_id is None:
         return None
     known = {} if organisations is None else organisations
@@ -92,7 +67,7 @@ def _read_organisations(
     wanted = {
         ("Organization", res_id)
         for reference in references
-        if (res_id := _organisation_to_read(reference)) is not None and res_id not in organisations
+        if (res_id := organisation_to_read(reference)) is not None and res_id not in organisations
     }
     found = store.read_many(wanted) if wanted else {}
     for key in wanted:
@@ -101,61 +76,6 @@ def _read_organisations(
 
 def _contents(versions: list[StoredVersion]) -> list[dict[str, Any]]:
     return [fhirjson.loads(v.content) for v in versions if v.content is not None]
-
-
-class CareClaim(NamedTuple):
-    """One organisation a resource says cares for its person: the Reference
-    naming it, and until when (``None``: for as long as the resource says
-    so; a finished Encounter's claim lapses ``RECENT_ENCOUNTER`` after it)."""
-
-    organisation: Any
-    until: str | None
-
-
-# An Encounter's end that cannot be read: its claim is kept for the search
-# pre-filter (which must keep whatever might be shown) and never counts as
-# recent for a decision.
-UNREADABLE_END = "unreadable"
-
-
-def care_claims(resource: dict[str, Any]) -> list[CareClaim]:
-    """The care relationships a Patient, EpisodeOfCare or Encounter states:
-    the registered GP practice, the manager of an active episode (social
-    care, residence), the provider of an Encounter in progress or finished.
-    The one reading of these rules: a decision (``relationships``) and the
-    search pre-filter's index (``gateway.access.index``) both use it."""
-    res_type = resource.get("resourceType")
-    if res_type == "Patient":
-        return [CareClaim(gp, None) for gp in resource.get("generalPractitioner") or []]
-    if res_type == "EpisodeOfCare":
-        if resource.get("status") == "active":
-            return [CareClaim(resource.get("managingOrganization"), None)]
-        return []
-    if res_type == "Encounter":
-        status = resource.get("status")
-        provider = resource.get("serviceProvider")
-        if status == "in-progress":
-            return [CareClaim(provider, None)]
-        ended = (resource.get("period") or {}).get("end")
-        if status == "finished" and isinstance(ended, str):
-            try:
-                until = fhirjson.instant(fhirjson.parse_instant(ended) + RECENT_ENCOUNTER)
-            except (InvalidRequest, ValueError, OverflowError):
-                until = UNREADABLE_END
-            return [CareClaim(provider, until)]
-    return []
-
-
-def _holds(claim: CareClaim, now: str) -> bool:
-    return claim.until is None or (claim.until != UNREADABLE_END and claim.until >= now)
-
-
-def ods_of_organisation(organisation: dict[str, Any] | None) -> str | None:
-    """The ODS code an Organization carries: its first ODS identifier's."""
-    for found in (organisation or {}).get("identifier") or []:
-        if isinstance(found, dict) and found.get("system") == ODS_SYSTEM:
-            return _code(found)
-    return None
 
 
 def relationships(
@@ -176,7 +96,7 @@ def relationships(
         claim.organisation
         for resource in (patient, *episodes, *encounters)
         for claim in care_claims(resource)
-        if _holds(claim, moment)
+        if holds(claim, moment)
     ]
     known: _Organisations = {} if organisations is None else organisations
     _read_organisations(store, caring, known)
@@ -244,15 +164,55 @@ def load_people(
     patients = store.read_many([("Patient", patient_id) for patient_id in ids])
     organisations: _Organisations = {}
     people: dict[str, Person | None] = {}
+    records: dict[str, _Records] = {}
     for patient_id in ids:
         if len(linked[patient_id]) >= 3 * _MANY:  # as many as one reads: read alone
             people[patient_id] = load_person(store, patient_id, moment)
-            continue
-        found = patients.get(("Patient", patient_id))
-        people[patient_id] = _person(
-            store, patient_id, found, linked[patient_id], moment, organisations
-        )
+        elif (read := _records(patients.get(("Patient", patient_id)), linked[patient_id])) is None:
+            people[patient_id] = None
+        else:
+            records[patient_id] = read
+    # The Organizations the page's people's claims name by reference: read
+    # at once for them all, not person by person.
+    instant = fhirjson.instant(moment)
+    caring = [c.organisation for r in records.values() for c in r.claims() if holds(c, instant)]
+    _read_organisations(store, caring, organisations)
+    for patient_id, read in records.items():
+        people[patient_id] = _person_of(store, patient_id, read, moment, organisations)
     return people
+
+
+class _Records(NamedTuple):
+    """What a decision reads of a person: their Patient, and the records
+    naming them that state care or consent."""
+
+    patient: dict[str, Any]
+    episodes: list[dict[str, Any]]
+    encounters: list[dict[str, Any]]
+    consents: list[dict[str, Any]]
+
+    def claims(self) -> list[CareClaim]:
+        return [
+            claim
+            for resource in (self.patient, *self.episodes, *self.encounters)
+            for claim in care_claims(resource)
+        ]
+
+
+def _records(found: StoredVersion | None, linked: list[StoredVersion]) -> _Records | None:
+    """The person's records, parsed; ``None`` when their Patient is not on file."""
+    patient = _loaded(found)
+    if patient is None:
+        return None
+    by_type: dict[str, list[StoredVersion]] = {t: [] for t in _LINKED}
+    for version in linked:
+        by_type[version.res_type].append(version)
+    return _Records(
+        patient,
+        _contents(by_type["EpisodeOfCare"]),
+        _contents(by_type["Encounter"]),
+        _contents(by_type["Consent"]),
+    )
 
 
 def _person(
@@ -264,21 +224,15 @@ def _person(
     organisations: _Organisations,
 ) -> Person | None:
     """The person from their Patient and the records naming them."""
-    patient = _loaded(found)
-    if patient is None:
-        return None
-    by_type: dict[str, list[StoredVersion]] = {t: [] for t in _LINKED}
-    for version in linked:
-        by_type[version.res_type].append(version)
-    caring = relationships(
-        store,
-        patient,
-        now,
-        _contents(by_type["EpisodeOfCare"]),
-        _contents(by_type["Encounter"]),
-        organisations,
-    )
-    policies, broken = consents(store, _contents(by_type["Consent"]), organisations)
+    read = _records(found, linked)
+    return None if read is None else _person_of(store, patient_id, read, now, organisations)
+
+
+def _person_of(
+    store: Querier, patient_id: str, read: _Records, now: datetime, organisations: _Organisations
+) -> Person:
+    caring = relationships(store, read.patient, now, read.episodes, read.encounters, organisations)
+    policies, broken = consents(store, read.consents, organisations)
     return Person(
         patient_id=patient_id,
         relationships=caring,
