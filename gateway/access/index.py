@@ -15,8 +15,9 @@ index rows under parameter codes no client may search by (``_access-*``):
 - ``_access-label``: ``R`` when legally restricted, ``restricted`` when it
   carries a restricted-data label;
 - ``_access-carer`` / ``_access-carer-org``: the organisations a Patient,
-  EpisodeOfCare or Encounter says care for its person (by ODS code, or the
-  Organization named), and ``_access-care-until`` when that lapses;
+  EpisodeOfCare or Encounter says care for its person (the code: an ODS
+  code, or the id of the Organization named; the system: the Patient cared
+  for), and ``_access-care-until`` when that lapses;
 - ``_access-ods``: an Organization's ODS code;
 - on an active privacy Consent: ``_access-held`` when it cannot be
   interpreted whatever the Organizations it names (its person's records
@@ -45,6 +46,8 @@ from consent.parse import Uninterpretable, is_privacy_consent, parse_consent
 from gateway.access.claims import care_claims, named_organisation, ods_of_organisation
 from gateway.access.facts import facts_of, whose_record
 from gateway.search import index as search_index
+from gateway.search.extract import extract
+from gateway.search.parameters import parameter
 from gateway.store import IndexEntry, Store
 from gateway.store.values import DateRange, ReferenceValue, TokenValue
 
@@ -98,12 +101,13 @@ def access_entries(resource: dict[str, Any]) -> list[IndexEntry]:
         entries.append(_token(LABEL, RESTRICTED))
     for claim in care_claims(resource):
         code, organisation = named_organisation(claim.organisation)
-        if code is not None:
-            entries.append(_token(CARER, code))
-        elif organisation is not None:
-            entries.append(
-                IndexEntry(CARER_ORG, ReferenceValue(None, "Organization", organisation))
-            )
+        for person in _cared_for(resource):
+            # Keyed by the person too, so that whether one person is in an
+            # organisation's care is one look-up (``gateway.access.scope``).
+            if code is not None:
+                entries.append(IndexEntry(CARER, TokenValue(person, code)))
+            elif organisation is not None:
+                entries.append(IndexEntry(CARER_ORG, TokenValue(person, organisation)))
         if claim.until is not None:
             # An unreadable end is kept as never lapsing: the pre-filter
             # keeps what a decision might show, the decision refuses it.
@@ -116,6 +120,27 @@ def access_entries(resource: dict[str, Any]) -> list[IndexEntry]:
     if resource.get("resourceType") == "Consent":
         entries += _consent_entries(resource)
     return entries
+
+
+def _cared_for(resource: dict[str, Any]) -> list[str]:
+    """The Patients a claim of care in ``resource`` is about, as a decision
+    finds them (``load_person``): a Patient itself, or the Patients an
+    EpisodeOfCare or Encounter names by ``patient``."""
+    res_type = str(resource.get("resourceType"))
+    if res_type == "Patient":
+        return [str(resource["id"])] if resource.get("id") else []
+    definition = parameter(res_type, "patient")
+    if definition is None:
+        return []
+    return sorted(
+        {
+            value.target_id
+            for value in extract(resource, definition)
+            if isinstance(value, ReferenceValue)
+            and value.target_type == "Patient"
+            and value.target_id
+        }
+    )
 
 
 def _consent_entries(consent: dict[str, Any]) -> list[IndexEntry]:

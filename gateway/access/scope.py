@@ -159,14 +159,7 @@ class Scope:
         # and the sample errs towards reading what the requester sees.
         wanted = broad_from(reader)
         b = SqlBuilder()
-        r = b.alias("r")
-        claimants = (
-            f"SELECT CASE WHEN k.res_type = {b.bind('Patient')} THEN k.res_id ELSE "
-            f"(SELECT {r}.target_id FROM search_reference {r} WHERE {r}.res_type = k.res_type "
-            f"AND {r}.res_id = k.res_id AND {r}.param = {b.bind('patient')} AND "
-            f"{r}.target_type = {b.bind('Patient')} LIMIT 1) END AS person "
-            f"FROM ({self._claims(b, distinct=False)}) k LIMIT {2 * wanted}"
-        )
+        claimants = f"{self._claims(b, distinct=False)} LIMIT {2 * wanted}"
         sql = f"SELECT COUNT(DISTINCT n.person) FROM ({claimants}) n"
         (found,) = reader.select(sql, b.params)[0]
         return int(str(found)) >= wanted
@@ -222,38 +215,9 @@ class Scope:
         ``_withheld`` as a test of one person, a few index probes, where
         they read every person in its care (a whole population, to test a
         page of twenty)."""
-        e = b.alias("e")
-        own_claim = self._claim(b, lambda: b.bind("Patient"), person)
-        named = (
-            f"EXISTS (SELECT 1 FROM search_reference {e} WHERE {e}.res_type IN "
-            f"({b.bind('EpisodeOfCare')}, {b.bind('Encounter')}) AND {e}.param = "
-            f"{b.bind('patient')} AND {e}.target_id = {person} AND {e}.target_type = "
-            f"{b.bind('Patient')} AND {self._claim(b, lambda: f'{e}.res_type', f'{e}.res_id')})"
-        )
+        cared_for = self._claims(b, distinct=False, person=person)
         withheld = self._withholds(b, person, refusing)
-        return f"(({own_claim}) OR {named}) AND NOT {withheld}"
-
-    def _claim(self, b: SqlBuilder, kind: Callable[[], str], res_id: str) -> str:
-        """SQL true when the resource ``(kind(), res_id)`` claims care by the
-        requester's organisation now (``_claims`` for one resource);
-        ``kind`` writes the type's SQL at each use (a placeholder is bound
-        once per use)."""
-        org = self.requester.org_ods
-        c, o, g, u = (b.alias(x) for x in "cogu")
-        return (
-            f"(EXISTS (SELECT 1 FROM search_token {c} WHERE {c}.res_type = {kind()} "
-            f"AND {c}.res_id = {res_id} AND {c}.param = {b.bind(index.CARER)} "
-            f"AND {c}.code = {b.bind(org)}) "
-            f"OR EXISTS (SELECT 1 FROM search_reference {o} WHERE {o}.res_type = {kind()} "
-            f"AND {o}.res_id = {res_id} AND {o}.param = {b.bind(index.CARER_ORG)} "
-            f"AND {o}.target_type = {b.bind('Organization')} AND {o}.target_id IN ("
-            f"SELECT {g}.res_id FROM search_token {g} WHERE {g}.res_type = "
-            f"{b.bind('Organization')} AND {g}.param = {b.bind(index.ODS)} "
-            f"AND {g}.code = {b.bind(org)}))) "
-            f"AND NOT EXISTS (SELECT 1 FROM search_date {u} WHERE {u}.res_type = {kind()} "
-            f"AND {u}.res_id = {res_id} AND {u}.param = {b.bind(index.CARE_UNTIL)} "
-            f"AND {u}.high < {b.bind(self._now)})"
-        )
+        return f"EXISTS ({cared_for}) AND NOT {withheld}"
 
     def _withholds(self, b: SqlBuilder, person: str, refusing: bool) -> str:
         """SQL true when the Patient whose id is the column ``person`` is
@@ -313,50 +277,46 @@ class Scope:
 
     def _population(self, b: SqlBuilder) -> str:
         """The ids of the people the requester's organisation cares for now
-        (``Person.relationships``): each Patient, EpisodeOfCare or
-        Encounter claiming care by it, by its ODS code or naming an
-        Organization carrying that code, and not lapsed; read as the
-        Patient itself, or the Patient the others name by ``patient``, as
-        a decision reads them (``load_person``)."""
-        patients = (
-            f"SELECT k.res_id FROM ({self._claims(b)}) k WHERE k.res_type = {b.bind('Patient')}"
-        )
-        p = b.alias("p")
-        named = (
-            f"SELECT {p}.target_id FROM search_reference {p} WHERE {p}.res_type IN "
-            f"({b.bind('EpisodeOfCare')}, {b.bind('Encounter')}) AND {p}.param = "
-            f"{b.bind('patient')} AND {p}.target_type = {b.bind('Patient')} "
-            f"AND ({p}.res_type, {p}.res_id) IN ({self._claims(b)})"
-        )
-        return f"{patients} UNION {named}"
+        (``Person.relationships``)."""
+        return self._claims(b)
 
-    def _claims(self, b: SqlBuilder, *, distinct: bool = True) -> str:
-        """(type, id) of the resources claiming care by the requester's
-        organisation now; not ``distinct``: one naming it both ways comes
-        twice, and rows are given as they are found."""
+    def _claims(self, b: SqlBuilder, *, distinct: bool = True, person: str | None = None) -> str:
+        """The Patient (column ``person``) of each claim of care by the
+        requester's organisation now: a Patient, EpisodeOfCare or Encounter
+        naming it by its ODS code or by an Organization carrying that code,
+        not lapsed, about the person a decision reads it for (the index
+        keys each claim by them). Not ``distinct``: a person comes once per
+        claim, as found. With ``person`` (a column): that person's claims
+        only, a test of one person."""
         org = self.requester.org_ods
-        c, o, g, k, u = (b.alias(x) for x in "cogku")
-        union = "UNION" if distinct else "UNION ALL"
-        claiming = ", ".join(b.bind(t) for t in _CLAIMING)
-        by_code = (
-            f"SELECT {c}.res_type, {c}.res_id FROM search_token {c} WHERE {c}.res_type IN "
-            f"({claiming}) AND {c}.param = {b.bind(index.CARER)} AND {c}.code = {b.bind(org)}"
-        )
-        claiming = ", ".join(b.bind(t) for t in _CLAIMING)
+        c, o, g = (b.alias(x) for x in "cog")
+
+        def claiming(alias: str, param: str) -> str:
+            kinds = ", ".join(b.bind(t) for t in _CLAIMING)
+            return (
+                f"SELECT {alias}.system AS person FROM search_token {alias} "
+                f"WHERE {alias}.res_type IN ({kinds}) AND {alias}.param = {b.bind(param)}"
+            )
+
+        def about(alias: str) -> str:
+            # Placeholders are bound in the order they appear in the text.
+            whom = f" AND {alias}.system = {person}" if person is not None else ""
+            u = b.alias("u")
+            return (
+                f"{whom} AND NOT EXISTS (SELECT 1 FROM search_date {u} WHERE {u}.res_type = "
+                f"{alias}.res_type AND {u}.res_id = {alias}.res_id AND {u}.param = "
+                f"{b.bind(index.CARE_UNTIL)} AND {u}.high < {b.bind(self._now)})"
+            )
+
+        by_code = f"{claiming(c, index.CARER)} AND {c}.code = {b.bind(org)}{about(c)}"
         by_organisation = (
-            f"SELECT {o}.res_type, {o}.res_id FROM search_reference {o} WHERE {o}.res_type IN "
-            f"({claiming}) AND {o}.param = {b.bind(index.CARER_ORG)} "
-            f"AND {o}.target_type = {b.bind('Organization')} AND {o}.target_id IN ("
+            f"{claiming(o, index.CARER_ORG)} AND {o}.code IN ("
             f"SELECT {g}.res_id FROM search_token {g} WHERE {g}.res_type = "
             f"{b.bind('Organization')} AND {g}.param = {b.bind(index.ODS)} "
-            f"AND {g}.code = {b.bind(org)})"
+            f"AND {g}.code = {b.bind(org)}){about(o)}"
         )
-        return (
-            f"SELECT {k}.res_type, {k}.res_id FROM ({by_code} {union} {by_organisation}) {k} "
-            f"WHERE NOT EXISTS (SELECT 1 FROM search_date {u} WHERE {u}.res_type = "
-            f"{k}.res_type AND {u}.res_id = {k}.res_id AND {u}.param = "
-            f"{b.bind(index.CARE_UNTIL)} AND {u}.high < {b.bind(self._now)})"
-        )
+        union = "UNION" if distinct else "UNION ALL"
+        return f"{by_code} {union} {by_organisation}"
 
 
 class _Rows:

@@ -31,6 +31,15 @@ def _rows(resource: dict[str, Any]) -> set[tuple[str, object]]:
     return found
 
 
+def _claims(resource: dict[str, Any]) -> set[tuple[str, str | None, str]]:
+    """(param, person, organisation) of each claim of care ``resource`` makes."""
+    return {
+        (entry.param, entry.value.system, entry.value.code)
+        for entry in access_entries(resource)
+        if entry.param.startswith("_access-carer") and isinstance(entry.value, TokenValue)
+    }
+
+
 def _consent(provision: dict[str, Any], status: str = "active") -> dict[str, Any]:
     return {
         "resourceType": "Consent",
@@ -99,10 +108,21 @@ def test_care_claims_by_code_by_organisation_and_until_when() -> None:
             {"reference": "Organization/gp2"},
         ],
     }
-    assert {r for r in _rows(patient) if r[0].startswith("_access-carer")} == {
-        ("_access-carer", "A81001"),
-        ("_access-carer-org", "Organization/gp2"),
+    assert _claims(patient) == {
+        ("_access-carer", "p1", "A81001"),
+        ("_access-carer-org", "p1", "gp2"),
     }
+    episode = {
+        "resourceType": "EpisodeOfCare",
+        "id": "ep1",
+        "status": "active",
+        "patient": {"reference": "Patient/p2"},
+        "managingOrganization": {"reference": "Organization/council"},
+    }
+    assert _claims(episode) == {("_access-carer-org", "p2", "council")}
+    # A claim about no Patient named by id is about no one a decision finds.
+    unnamed = {**episode, "patient": {"identifier": {"system": ODS, "value": "x"}}}
+    assert _claims(unnamed) == set()
     finished = {
         "resourceType": "Encounter",
         "id": "e1",
