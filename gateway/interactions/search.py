@@ -312,7 +312,7 @@ def _visible_rows(
             query, position, batch - 1, prefilter, by_index=by_index, probing=probing
         )
         key_count = statement.key_count
-        rows = store.select(statement.sql, statement.params)
+        rows = store.select(statement.sql, statement.params, reuse_plan=statement.by_index)
         versions = [row_version(row, key_count) for row in rows]
         prefetch(visible, versions)
         found.extend((row, v) for row, v in zip(rows, versions, strict=True) if visible(v))

@@ -94,6 +94,9 @@ class PageStatement:
     params: list[Any]
     key_count: int
     forward: bool  # False: rows come newest-last and must be reversed
+    # Read in the sort index's order: one plan whatever the values
+    # (``Querier.select``'s ``reuse_plan``).
+    by_index: bool = False
 
 
 class Prefilter(Protocol):
@@ -324,7 +327,7 @@ def _by_sort_index(
         f"ORDER BY (q.k0 IS NULL) {nulls}, q.k0 {key_order}, q.res_id {id_order} "
         f"LIMIT {int(limit) + 1}"
     )
-    return PageStatement(sql, builder.params, 1, forward)
+    return PageStatement(sql, builder.params, 1, forward, by_index=True)
 
 
 def _after(keys: list[tuple[str, bool]], builder: SqlBuilder, position: Position) -> str:

@@ -56,15 +56,21 @@ def _numbered(sql: str) -> str:
 
 
 def _select(
-    conn: psycopg.Connection[tuple[object, ...]], sql: str, params: Sequence[object]
+    conn: psycopg.Connection[tuple[object, ...]],
+    sql: str,
+    params: Sequence[object],
+    reuse_plan: bool = False,
 ) -> list[tuple[object, ...]]:
-    """Rows of a read-only statement (``%s`` placeholders), never prepared:
-    a prepared search gets a generic plan, blind to which of its conditions
-    is narrow, and PostgreSQL then drove a patient's Observation search from
-    every heart-rate reading (1.4 s instead of 5 ms at 300,000 resources);
-    statements of every shape would also churn the prepared statement cache."""
+    """Rows of a read-only statement (``%s`` placeholders), not prepared
+    unless ``reuse_plan``: a prepared search gets a generic plan, blind to
+    which of its conditions is narrow, and PostgreSQL then drove a patient's
+    Observation search from every heart-rate reading (1.4 s instead of 5 ms
+    at 300,000 resources); statements of every shape would also churn the
+    prepared statement cache. A page read in the sort index's order has one
+    plan whatever its values, and planning its consent probes took longer
+    (9 ms) than running them."""
     with psycopg.RawCursor(conn) as cur:
-        cur.execute(_numbered(sql), params, prepare=False)
+        cur.execute(_numbered(sql), params, prepare=reuse_plan)
         return cur.fetchall()
 
 
@@ -104,8 +110,10 @@ class _PostgresUnitOfWork:
             self._cur, version, index, _duplicate_version, psycopg.errors.UniqueViolation
         )
 
-    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
-        return _select(self._conn, _DIALECT.sql(sql), params)
+    def select(
+        self, sql: str, params: Sequence[object], *, reuse_plan: bool = False
+    ) -> list[tuple[object, ...]]:
+        return _select(self._conn, _DIALECT.sql(sql), params, reuse_plan)
 
     def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
         _STATEMENTS.replace_index(self._cur, res_type, res_id, index)
@@ -293,9 +301,11 @@ class PostgresStore:
         with self._connection() as conn:
             return _STATEMENTS.index_version(conn.cursor(), name)
 
-    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+    def select(
+        self, sql: str, params: Sequence[object], *, reuse_plan: bool = False
+    ) -> list[tuple[object, ...]]:
         with self._connection() as conn:
-            return _select(conn, _DIALECT.sql(sql), params)
+            return _select(conn, _DIALECT.sql(sql), params, reuse_plan)
 
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
         def fetch(sql: str, params: list[object]) -> list[tuple[object, ...]]:
