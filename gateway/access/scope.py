@@ -61,6 +61,19 @@ _PEOPLE_COUNTED_FOR = 60.0
 _people_on_file: weakref.WeakKeyDictionary[Querier, tuple[float, int]] = weakref.WeakKeyDictionary()
 
 
+# Each organisation's breadth, by store: (when judged, broad).
+_breadth: weakref.WeakKeyDictionary[Querier, dict[str, tuple[float, bool]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def forget_breadth(reader: Querier) -> None:
+    """Judge breadth afresh on this store: after its data is replaced
+    wholesale (a restore, or a test's next world), rather than a minute on."""
+    _people_on_file.pop(reader, None)
+    _breadth.pop(reader, None)
+
+
 def broad_from(reader: Querier) -> int:
     """How many people in its care make a requester broad, on this store."""
     now = time.monotonic()
@@ -157,12 +170,21 @@ class Scope:
         # to count them would cost what the pre-filter saves. A misjudgement
         # costs time, never a wrong answer (both plans keep the same rows),
         # and the sample errs towards reading what the requester sees.
+        # Judged at most once a minute per organisation and store, as the
+        # people on file are counted: it picks a plan, never what is shown.
+        now = time.monotonic()
+        judged = _breadth.setdefault(reader, {})
+        known = judged.get(requester.org_ods)
+        if known is not None and now - known[0] <= _PEOPLE_COUNTED_FOR:
+            return known[1]
         wanted = broad_from(reader)
         b = SqlBuilder()
         claimants = f"{self._claims(b, distinct=False)} LIMIT {2 * wanted}"
         sql = f"SELECT COUNT(DISTINCT n.person) FROM ({claimants}) n"
         (found,) = reader.select(sql, b.params)[0]
-        return int(str(found)) >= wanted
+        is_broad = int(str(found)) >= wanted
+        judged[requester.org_ods] = (now, is_broad)
+        return is_broad
 
     def _probe(self, b: SqlBuilder, types: Sequence[str], type_expr: str, id_expr: str) -> str:
         """The pre-filter as tests of one candidate: what a page read in an

@@ -12,7 +12,7 @@ from typing import Any
 from consent.model import Requester
 from gateway import fhirjson
 from gateway.access.index import entries
-from gateway.access.scope import BROAD_FROM, Scope
+from gateway.access.scope import BROAD_FROM, Scope, forget_breadth
 from gateway.store import Store, StoredVersion
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -21,6 +21,7 @@ COUNCIL = Requester(org_ods="E09000007", kind="council", purpose="TREAT")
 
 
 def _put(store: Store, resources: list[dict[str, Any]]) -> None:
+    forget_breadth(store)  # a store shared between tests holds a new world
     with store.unit_of_work() as uow:
         for resource in resources:
             uow.append(
@@ -70,6 +71,22 @@ def test_many_claims_on_a_few_people_are_not_many_people(store: Store) -> None:
 def test_claims_that_lapsed_do_not_count(store: Store) -> None:
     count = 2 * BROAD_FROM
     _put(store, [*_people(count), *(_episode(n, n, "finished") for n in range(count))])
+    assert not Scope(COUNCIL, NOW).broad(store)
+
+
+def test_breadth_is_judged_once_a_minute_not_per_search(store: Store) -> None:
+    """It picks a plan, never what is shown: judged again only after a while."""
+    _put(store, [*_people(BROAD_FROM), *(_episode(n, n) for n in range(BROAD_FROM))])
+    scope = Scope(COUNCIL, NOW)
+    assert scope.broad(store)
+    with store.unit_of_work() as uow:
+        for n in range(BROAD_FROM):
+            uow.execute(
+                "DELETE FROM search_token WHERE res_type = ? AND res_id = ?",
+                ("EpisodeOfCare", f"episode-{n}"),
+            )
+    assert Scope(COUNCIL, NOW).broad(store)  # as judged a moment ago
+    forget_breadth(store)
     assert not Scope(COUNCIL, NOW).broad(store)
 
 
