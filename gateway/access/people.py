@@ -79,29 +79,18 @@ def _contents(versions: list[StoredVersion]) -> list[dict[str, Any]]:
 
 
 def relationships(
-    store: Querier,
-    patient: dict[str, Any],
-    now: datetime,
-    episodes: list[dict[str, Any]],
-    encounters: list[dict[str, Any]],
-    organisations: _Organisations | None = None,
+    store: Querier, claims: list[CareClaim], now: str, organisations: _Organisations
 ) -> frozenset[str]:
-    """ODS codes of the organisations caring for the person now: the
-    registered GP practice, managers of active EpisodesOfCare (social care,
-    residence), and hospitals with an Encounter in progress or ended in the
-    last 30 days (``care_claims``). The Organizations named by reference
-    only are read at once (into ``organisations``, when given)."""
-    moment = fhirjson.instant(now)
-    caring = [
-        claim.organisation
-        for resource in (patient, *episodes, *encounters)
-        for claim in care_claims(resource)
-        if holds(claim, moment)
-    ]
-    known: _Organisations = {} if organisations is None else organisations
-    _read_organisations(store, caring, known)
+    """ODS codes of the organisations caring for the person at the instant
+    ``now``, from their claims of care (``care_claims`` of their Patient,
+    EpisodesOfCare and Encounters): the registered GP practice, managers of
+    active episodes (social care, residence), and hospitals with an
+    Encounter in progress or ended in the last 30 days. The Organizations
+    named by reference only are read at once (into ``organisations``)."""
+    caring = [claim.organisation for claim in claims if holds(claim, now)]
+    _read_organisations(store, caring, organisations)
     return frozenset(
-        ods for reference in caring if (ods := _ods(store, reference, known)) is not None
+        ods for reference in caring if (ods := _ods(store, reference, organisations)) is not None
     )
 
 
@@ -175,10 +164,10 @@ def load_people(
     # The Organizations the page's people's claims name by reference: read
     # at once for them all, not person by person.
     instant = fhirjson.instant(moment)
-    caring = [c.organisation for r in records.values() for c in r.claims() if holds(c, instant)]
+    caring = [c.organisation for r in records.values() for c in r.claims if holds(c, instant)]
     _read_organisations(store, caring, organisations)
     for patient_id, read in records.items():
-        people[patient_id] = _person_of(store, patient_id, read, moment, organisations)
+        people[patient_id] = _person_of(store, patient_id, read, instant, organisations)
     return people
 
 
@@ -186,17 +175,8 @@ class _Records(NamedTuple):
     """What a decision reads of a person: their Patient, and the records
     naming them that state care or consent."""
 
-    patient: dict[str, Any]
-    episodes: list[dict[str, Any]]
-    encounters: list[dict[str, Any]]
+    claims: list[CareClaim]  # of the Patient and of their episodes and Encounters
     consents: list[dict[str, Any]]
-
-    def claims(self) -> list[CareClaim]:
-        return [
-            claim
-            for resource in (self.patient, *self.episodes, *self.encounters)
-            for claim in care_claims(resource)
-        ]
 
 
 def _records(found: StoredVersion | None, linked: list[StoredVersion]) -> _Records | None:
@@ -207,12 +187,9 @@ def _records(found: StoredVersion | None, linked: list[StoredVersion]) -> _Recor
     by_type: dict[str, list[StoredVersion]] = {t: [] for t in _LINKED}
     for version in linked:
         by_type[version.res_type].append(version)
-    return _Records(
-        patient,
-        _contents(by_type["EpisodeOfCare"]),
-        _contents(by_type["Encounter"]),
-        _contents(by_type["Consent"]),
-    )
+    stating = (patient, *_contents(by_type["EpisodeOfCare"]), *_contents(by_type["Encounter"]))
+    claims = [claim for resource in stating for claim in care_claims(resource)]
+    return _Records(claims, _contents(by_type["Consent"]))
 
 
 def _person(
@@ -225,13 +202,16 @@ def _person(
 ) -> Person | None:
     """The person from their Patient and the records naming them."""
     read = _records(found, linked)
-    return None if read is None else _person_of(store, patient_id, read, now, organisations)
+    if read is None:
+        return None
+    return _person_of(store, patient_id, read, fhirjson.instant(now), organisations)
 
 
 def _person_of(
-    store: Querier, patient_id: str, read: _Records, now: datetime, organisations: _Organisations
+    store: Querier, patient_id: str, read: _Records, now: str, organisations: _Organisations
 ) -> Person:
-    caring = relationships(store, read.patient, now, read.episodes, read.encounters, organisations)
+    """The person from their records, at the instant ``now``."""
+    caring = relationships(store, read.claims, now, organisations)
     policies, broken = consents(store, read.consents, organisations)
     return Person(
         patient_id=patient_id,
