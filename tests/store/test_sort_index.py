@@ -6,16 +6,21 @@ in order instead of sorting every match."""
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from consent.model import Requester
 from gateway import fhirjson
 from gateway.access.index import entries
+from gateway.access.scope import Scope
 from gateway.search.index import last_updated_entries
 from gateway.search.paging import Position, page_statement, row_position
 from gateway.search.query import SearchQuery, parse_search
 from gateway.store import Store, StoredVersion
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def _put(store: Store, resources: list[dict[str, Any]]) -> None:
@@ -120,3 +125,28 @@ def test_postgres_reads_the_sort_index_in_order(store: Store) -> None:
                 line for line in keyed.splitlines() if line.strip().startswith("->  Sort ")
             ]
             assert not full_sorts, plan
+            # The rows without a key come from an index of them alone, not
+            # from every row of the type filtered down to them.
+            keyless = plan.split("Subquery Scan on p1")[1]
+            assert "search_sort_missing" in keyless, plan
+
+
+def test_sqlite_reads_ties_in_the_index_order(store: Store) -> None:
+    """An ascending sort's ties (a date many share) come in the index's own
+    order, by id: SQLite does not sort each group of equal keys apart."""
+    if "sqlite" not in type(store).__name__.lower():
+        pytest.skip("the plan checked is SQLite's")
+    _put(store, _observations(random.Random(4), 300))
+    query = parse_search("Observation", [("_sort", "date"), ("_count", "20")])
+    # As a consent-filtered page reads it: each row tested as it is read.
+    council = Scope(Requester(org_ods="E09000007", kind="council", purpose="TREAT"), NOW)
+    statement = page_statement(query, None, 20, council, by_index=True)
+    plan = [
+        str(row[-1])
+        for row in store.select("EXPLAIN QUERY PLAN " + statement.sql, statement.params)
+    ]
+    # The rows with a key: read from the index over the key, in its order
+    # (no sort of them before they are merged with the keyless rows).
+    keyed = plan[: plan.index("SCAN p0")]
+    assert any("search_sort_asc" in step and "asc_key>?" in step for step in keyed), plan
+    assert not any("B-TREE" in step for step in keyed), plan
