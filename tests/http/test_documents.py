@@ -447,12 +447,12 @@ def _store_calls(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     for name in ("read", "vread", "read_many", "vread_many", "select"):
         method = getattr(store, name)
 
-        def counted(*args: Any, _name: str = name, _method: Any = method) -> Any:
+        def counted(*args: Any, _name: str = name, _method: Any = method, **options: Any) -> Any:
             if not inside:
                 calls.append(_name)
             inside.append(_name)
             try:
-                return _method(*args)
+                return _method(*args, **options)
             finally:
                 inside.pop()
 

@@ -107,9 +107,9 @@ def test_carers_named_by_reference_are_read_at_once(
     for name in ("read", "read_many", "select"):
         method = getattr(person, name)
 
-        def counted(*args: Any, _name: str = name, _method: Any = method) -> Any:
+        def counted(*args: Any, _name: str = name, _method: Any = method, **options: Any) -> Any:
             calls.append(_name)
-            return _method(*args)
+            return _method(*args, **options)
 
         monkeypatch.setattr(person, name, counted)
     found = load_person(person, "p1", NOW)
