@@ -44,8 +44,7 @@ from gateway.access import index
 from gateway.search.sql import SqlBuilder, like_escape
 from gateway.store import Querier
 
-# The kinds of resource that state care relationships (``care_claims``), and
-# the parameter naming their person that a decision reads them by.
+# The kinds of resource that state care relationships (``care_claims``).
 _CLAIMING = ("Patient", "EpisodeOfCare", "Encounter")
 # From this many people in its care (at least), a requester's searches test
 # candidates one by one as they are read, rather than first reading all it
@@ -55,12 +54,11 @@ _CLAIMING = ("Patient", "EpisodeOfCare", "Encounter")
 # on file (measured on a store of 20,000 people and one of 2,000).
 BROAD_FROM = 100
 _CROSSING = 2.5
-# How long a count of the people on file informs that choice, in seconds: it
-# picks a plan, never what a search shows.
+# How long a count of the people on file, and an organisation's breadth,
+# inform that choice, in seconds: they pick a plan, never what is shown.
 _PEOPLE_COUNTED_FOR = 60.0
+# The people on file, by store: (when counted, how many).
 _people_on_file: weakref.WeakKeyDictionary[Querier, tuple[float, int]] = weakref.WeakKeyDictionary()
-
-
 # Each organisation's breadth, by store: (when judged, broad).
 _breadth: weakref.WeakKeyDictionary[Querier, dict[str, tuple[float, bool]]] = (
     weakref.WeakKeyDictionary()
@@ -169,9 +167,8 @@ class Scope:
         # found: how many people they name. Reading every person in its care
         # to count them would cost what the pre-filter saves. A misjudgement
         # costs time, never a wrong answer (both plans keep the same rows),
-        # and the sample errs towards reading what the requester sees.
-        # Judged at most once a minute per organisation and store, as the
-        # people on file are counted: it picks a plan, never what is shown.
+        # and the sample errs towards reading what the requester sees. At
+        # most once a minute per organisation and store.
         now = time.monotonic()
         judged = _breadth.setdefault(reader, {})
         known = judged.get(requester.org_ods)
