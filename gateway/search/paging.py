@@ -235,12 +235,26 @@ def page_statement(
     if by_index and sorted_by_index(query):
         return _by_sort_index(query, position, limit, prefilter)
     builder = SqlBuilder()
-    keys = _sort_keys(query, builder)
+    sort_row = ""
+    if sorted_by_index(query):
+        # The one key the sort index keeps, read from its row: a column,
+        # where working it out from the values took a subquery per
+        # candidate (which PostgreSQL ran twice, for the key and for
+        # whether it is missing). Placeholders are bound in text order.
+        key = query.sort[0]
+        k = builder.alias("k")
+        keys = [(f"{k}.{'desc_key' if key.descending else 'asc_key'}", key.descending)]
+        sort_row = (
+            f" LEFT JOIN search_sort {k} ON {k}.res_type = c.res_type "
+            f"AND {k}.res_id = c.res_id AND {k}.param = {builder.bind(key.param.code)}"
+        )
+    else:
+        keys = _sort_keys(query, builder)
     key_columns = "".join(f", {expr} AS k{i}" for i, (expr, _) in enumerate(keys))
     inner_where = _filtered(query, builder, prefilter, probing)
     inner = (
         f"SELECT c.res_type, c.res_id, c.seq{key_columns} "
-        f"FROM resource_current c WHERE {inner_where}"
+        f"FROM resource_current c{sort_row} WHERE {inner_where}"
     )
     forward = position is None or position.forward
     outer_where = ""

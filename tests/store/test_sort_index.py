@@ -18,6 +18,7 @@ from gateway.access.scope import Scope
 from gateway.search.index import last_updated_entries
 from gateway.search.paging import Position, page_statement, row_position
 from gateway.search.query import SearchQuery, parse_search
+from gateway.search.sql import SqlBuilder
 from gateway.store import Store, StoredVersion
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -77,12 +78,33 @@ def _walk(store: Store, query: SearchQuery, by_index: bool, forward: bool) -> li
         position = row_position(rows[-1], statement.key_count, forward)
 
 
+def _by_values(store: Store, query: SearchQuery) -> list[str]:
+    """Every id in the order the sort's values give, worked out here from
+    each resource's index values (the least of them going up, the greatest
+    going down; missing last; ties by id): what the sort index must agree
+    with."""
+    builder = SqlBuilder()
+    key = query.sort[0]
+    expression = builder.sort_expression(key, "c.res_type", "c.res_id")
+    rows = store.select(
+        f"SELECT c.res_id, {expression} FROM resource_current c WHERE c.res_type = 'Observation'",
+        builder.params,
+    )
+    keyed = sorted((str(r[1]), str(r[0])) for r in rows if r[1] is not None)
+    if key.descending:
+        keyed.sort(key=lambda pair: pair[1])
+        keyed.sort(key=lambda pair: pair[0], reverse=True)
+    missing = sorted(str(r[0]) for r in rows if r[1] is None)
+    return [res_id for _, res_id in keyed] + missing
+
+
 @pytest.mark.parametrize("sort", ["-date", "date", "_lastUpdated", "-_lastUpdated"])
 def test_the_sort_index_orders_pages_as_the_generic_statement(store: Store, sort: str) -> None:
     _put(store, _observations(random.Random(7), 120))
     query = parse_search("Observation", [("_sort", sort), ("_count", "7")])
     generic = _walk(store, query, by_index=False, forward=True)
     assert len(generic) == 120
+    assert generic == _by_values(store, query)
     assert _walk(store, query, by_index=True, forward=True) == generic
     # Back from the end, position by position, as ``previous`` links go.
     last = page_statement(query, None, 1000)
