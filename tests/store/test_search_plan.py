@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consent.model import Requester
-from gateway import fhirjson
-from gateway.access.index import entries
 from gateway.access.scope import BROAD_FROM, Scope, forget_breadth
-from gateway.store import Store, StoredVersion
+from gateway.store import Store
+from tests.support.indexed import put_indexed
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
@@ -22,19 +21,7 @@ COUNCIL = Requester(org_ods="E09000007", kind="council", purpose="TREAT")
 
 def _put(store: Store, resources: list[dict[str, Any]]) -> None:
     forget_breadth(store)  # a store shared between tests holds a new world
-    with store.unit_of_work() as uow:
-        for resource in resources:
-            uow.append(
-                StoredVersion(
-                    resource["resourceType"],
-                    resource["id"],
-                    1,
-                    "2026-01-01T00:00:00.000000Z",
-                    "PUT",
-                    fhirjson.dumps(resource),
-                ),
-                entries(resource),
-            )
+    put_indexed(store, resources)
 
 
 def _episode(number: int, person: int, status: str = "active") -> dict[str, Any]:
