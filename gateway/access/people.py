@@ -172,10 +172,10 @@ def load_people(
 
 
 class _Records(NamedTuple):
-    """What a decision reads of a person: their Patient, and the records
-    naming them that state care or consent."""
+    """What a decision reads of a person, parsed: the claims of care their
+    Patient, episodes and Encounters make, and their Consents."""
 
-    claims: list[CareClaim]  # of the Patient and of their episodes and Encounters
+    claims: list[CareClaim]
     consents: list[dict[str, Any]]
 
 
