@@ -223,14 +223,12 @@ class Scope:
             if rows.probing:
                 found.append(rows.of_person(lambda b, person: self._admits(b, person, refusing)))
             else:
-                found.append(
-                    rows.of_people(self._population, lambda b: self._withheld(b, refusing))
-                )
+                found.append(rows.of_people(self._claims, lambda b: self._withheld(b, refusing)))
         return found
 
     def _admits(self, b: SqlBuilder, person: str, refusing: bool) -> str:
         """SQL true when the Patient whose id is the column ``person`` is in
-        the requester's care now and not withheld: ``_population`` and
+        the requester's care now and not withheld: ``_claims`` and
         ``_withheld`` as a test of one person, a few index probes, where
         they read every person in its care (a whole population, to test a
         page of twenty)."""
@@ -294,19 +292,16 @@ class Scope:
             )
         return f"{head}({consents})"
 
-    def _population(self, b: SqlBuilder) -> str:
-        """The ids of the people the requester's organisation cares for now
-        (``Person.relationships``)."""
-        return self._claims(b)
-
     def _claims(self, b: SqlBuilder, *, distinct: bool = True, person: str | None = None) -> str:
-        """The Patient (column ``person``) of each claim of care by the
-        requester's organisation now: a Patient, EpisodeOfCare or Encounter
-        naming it by its ODS code or by an Organization carrying that code,
-        not lapsed, about the person a decision reads it for (the index
-        keys each claim by them). Not ``distinct``: a person comes once per
-        claim, as found. With ``person`` (a column): that person's claims
-        only, a test of one person."""
+        """The people the requester's organisation cares for now (its
+        population, ``Person.relationships``): the Patient (column
+        ``person``) of each claim of care by it now, a Patient,
+        EpisodeOfCare or Encounter naming it by its ODS code or by an
+        Organization carrying that code, not lapsed, about the person a
+        decision reads it for (the index keys each claim by them). Not
+        ``distinct``: a person comes once per claim, as found. With
+        ``person`` (a column): that person's claims only, a test of one
+        person."""
         org = self.requester.org_ods
         c, o, g = (b.alias(x) for x in "cog")
 
