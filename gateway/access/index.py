@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -49,7 +51,7 @@ from gateway.search import index as search_index
 from gateway.search.extract import extract
 from gateway.search.parameters import parameter
 from gateway.store import IndexEntry, Store
-from gateway.store.values import DateRange, ReferenceValue, TokenValue
+from gateway.store.values import DateRange, ReferenceValue, SortValue, TokenValue
 
 WHOSE = "_access-whose"
 PERSON_OF = "_access-person"
@@ -174,7 +176,37 @@ def _consent_entries(consent: dict[str, Any]) -> list[IndexEntry]:
 
 def entries(resource: dict[str, Any]) -> list[IndexEntry]:
     """Every index row of ``resource``: its search values and its access facts."""
-    return [*search_index.index_entries(resource), *access_entries(resource)]
+    return _keyed_by_person([*search_index.index_entries(resource), *access_entries(resource)])
+
+
+def stamped(index: Sequence[IndexEntry], instant: str) -> list[IndexEntry]:
+    """A version's rows ``index`` (``entries``) with those of its stamp, as
+    the store gives it: its last-updated value and sort key (``instant``),
+    that key also keyed by the person whose record it is."""
+    return _keyed_by_person([*index, *search_index.last_updated_entries(instant)])
+
+
+def _keyed_by_person(index: Sequence[IndexEntry]) -> list[IndexEntry]:
+    """``index`` with each of its sort keys keyed by the person whose record
+    it is (its ``_access-person``), so that the records of the few people a
+    requester cares for are read in order person by person
+    (``gateway.search.paging``) rather than all read and then sorted."""
+    person = next(
+        (
+            e.value.target_id
+            for e in index
+            if e.param == PERSON_OF and isinstance(e.value, ReferenceValue)
+        ),
+        None,
+    )
+    if person is None:
+        return list(index)
+    return [
+        IndexEntry(e.param, replace(e.value, person=person))
+        if isinstance(e.value, SortValue)
+        else e
+        for e in index
+    ]
 
 
 @cache

@@ -27,6 +27,13 @@ rule could permit it:
   cannot be interpreted) or whose Consent wholly refuses the organisation
   (or everyone) for direct care now. What else Consents and restricted
   labels refuse is left to the engine.
+
+A search reads the records of those people (``Scope.people``) in one of
+three ways, by what costs least: for a requester caring for few, by person
+(a sorted page from each person's sort keys, ``search_sort.person``; a count
+from each person's records, ``Scope.records``); for one caring for many, by
+testing each candidate as it is read in the sort index's order
+(``probing``); otherwise as one list, read whole.
 """
 
 from __future__ import annotations
@@ -122,10 +129,13 @@ class Scope:
         id_expr: str,
         *,
         probing: bool = False,
+        people: bool = True,
     ) -> str:
         """SQL true for every resource ``(type_expr, id_expr)``, one of
         ``types``, that some rule could show the requester; ``probing``:
-        as tests of each candidate in turn (``gateway.search.paging``)."""
+        as tests of each candidate in turn (``gateway.search.paging``).
+        Not ``people``: but the records of the requester's people
+        (``people``), which the caller reads by person."""
         if probing:
             return self._probe(builder, types, type_expr, id_expr)
         b = builder
@@ -145,7 +155,7 @@ class Scope:
             else:  # no code of that form is indexed: read the ids themselves
                 slow_own_ids = f"{_own_ids(b, id_expr, org)} OR "
         z = b.alias("z")
-        beyond_author = " UNION ".join(self._beyond_author(rows))
+        beyond_author = " UNION ".join(self._beyond_author(rows, people))
         columns = f"{z}.res_type, {z}.res_id" if several else f"{z}.res_id"
         same_type = f"= {z}.res_type" if several else rows.kinds()
         unlabelled = _not_legally_restricted(b, same_type, f"{z}.res_id")
@@ -201,10 +211,53 @@ class Scope:
         terms.append(f"({not_legally_restricted} AND ({beyond}))")
         return "(" + " OR ".join(terms) + ")"
 
-    def _beyond_author(self, rows: _Rows) -> list[str]:
+    def people(self, builder: SqlBuilder, types: Sequence[str]) -> str | None:
+        """A statement of the ids of the people whose records of ``types``
+        the requester's care relationships open to it (its population, less
+        those withheld: the records themselves still closed if legally
+        restricted); ``None`` where no such rule shows it records. What a
+        search reads by person (``gateway.search.paging``), leaving them
+        out of the pre-filter (``people=False``)."""
+        if not self._cares:
+            return None
+        return self._people(builder, refusing="Consent" not in types)
+
+    def _people(self, b: SqlBuilder, refusing: bool) -> str:
+        """``people``: those in the requester's care (``_claims``) but not
+        withheld from it (``_withheld``)."""
+        people = self._claims(b)
+        withheld = self._withheld(b, refusing)
+        return f"SELECT n.person FROM ({people}) n WHERE n.person NOT IN ({withheld})"
+
+    def records(self, builder: SqlBuilder, types: Sequence[str]) -> str | None:
+        """A statement of the records ``(res_type, res_id)`` of ``types``
+        of the people of ``people`` that carry no R label: those the rule
+        of its care relationships opens. ``None`` as ``people``."""
+        b = builder
+        p = b.alias("p")
+        # Placeholders are bound in the order they appear in the text.
+        head = f"SELECT {p}.res_type, {p}.res_id FROM search_reference {p} WHERE {p}.target_id IN ("
+        people = self.people(b, types)
+        if people is None:
+            return None
+        kinds = ", ".join(b.bind(t) for t in types)
+        return (
+            f"{head}{people}) AND {p}.res_type IN ({kinds}) AND {p}.param = "
+            f"{b.bind(index.PERSON_OF)} AND {p}.target_type = {b.bind('Patient')} "
+            f"AND {_not_legally_restricted(b, f'= {p}.res_type', f'{p}.res_id')}"
+        )
+
+    @property
+    def _cares(self) -> bool:
+        """Whether the requester is shown records by whom it cares for."""
+        requester = self.requester
+        return requester.purpose == "TREAT" and requester.kind != "auditor"
+
+    def _beyond_author(self, rows: _Rows, people: bool = True) -> list[str]:
         """Statements of the rows a rule besides ``author`` could show, if
-        not legally restricted (which the caller checks). Each is written
-        only if used: writing one binds its values."""
+        not legally restricted (which the caller checks); not ``people``:
+        but the records of the requester's people. Each is written only if
+        used: writing one binds its values."""
         requester = self.requester
         if requester.purpose == "ETREAT" and requester.kind in EMERGENCY_KINDS:
             # Not an auditor's kind: the audit rules never reach ETREAT.
@@ -222,8 +275,8 @@ class Scope:
             refusing = "Consent" not in rows.types
             if rows.probing:
                 found.append(rows.of_person(lambda b, person: self._admits(b, person, refusing)))
-            else:
-                found.append(rows.of_people(self._claims, lambda b: self._withheld(b, refusing)))
+            elif people:
+                found.append(rows.of_people(lambda b: self._people(b, refusing)))
         return found
 
     def _admits(self, b: SqlBuilder, person: str, refusing: bool) -> str:
@@ -421,17 +474,14 @@ class _Rows:
             f"AND {t}.target_type = {b.bind('Patient')} AND {admits(b, f'{t}.target_id')}"
         )
 
-    def of_people(
-        self, people: Callable[[SqlBuilder], str], but: Callable[[SqlBuilder], str]
-    ) -> str:
-        """The records of the people ``people`` selects, but not of those
-        ``but`` does (each writes a statement of Patient ids, binding its
-        values as it goes: in the order of the text)."""
+    def of_people(self, people: Callable[[SqlBuilder], str]) -> str:
+        """The records of the people ``people`` selects (it writes a
+        statement of Patient ids, binding its values as it goes: in the
+        order of the text)."""
         b = self.builder
         t = b.alias("p")
         head = self._head("search_reference", t, self.types)
         return (
             f"{head} AND {t}.param = {b.bind(index.PERSON_OF)} "
-            f"AND {t}.target_type = {b.bind('Patient')} AND {t}.target_id IN ({people(b)}) "
-            f"AND {t}.target_id NOT IN ({but(b)})"
+            f"AND {t}.target_type = {b.bind('Patient')} AND {t}.target_id IN ({people(b)})"
         )

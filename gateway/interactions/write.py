@@ -20,6 +20,7 @@ from consent.labels import labelled
 from gateway import fhirjson
 from gateway.access.facts import labelling_codes, labels_of, named_records, person_of
 from gateway.access.index import entries as index_entries
+from gateway.access.index import stamped
 from gateway.access.people import ensure_interpretable
 from gateway.access.subjects import with_person_resolved
 from gateway.errors import (
@@ -32,7 +33,6 @@ from gateway.errors import (
 from gateway.interactions.provenance import ACTIVITIES, Author, provenance
 from gateway.interactions.read import not_known
 from gateway.interactions.types import Access, Acting, Visible, require
-from gateway.search.index import last_updated_entries
 from gateway.search.matching import matching_ids
 from gateway.store import IndexEntry, Store, StoredVersion, UnitOfWork, last_content
 
@@ -209,7 +209,7 @@ def store_version(
             method=method,
             content=fhirjson.dumps({**prepared.content, "meta": meta}),
         ),
-        [*prepared.index, *last_updated_entries(last_updated)],
+        stamped(prepared.index, last_updated),
     )
     return WriteResult(version=stored, created=previous is None or previous.deleted)
 

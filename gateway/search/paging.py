@@ -115,22 +115,42 @@ class Prefilter(Protocol):
         id_expr: str,
         *,
         probing: bool = False,
-    ) -> str: ...
+        people: bool = True,
+    ) -> str:
+        """Not ``people``: but the records of the requester's people
+        (``people``), which the statement reads by person."""
+        ...
 
     def broad(self, reader: Querier) -> bool:
         """Whether the requester may see so much that candidates are best
         tested one by one (``probing``) than driven from what it sees."""
         ...
 
+    def people(self, builder: SqlBuilder, types: Sequence[str]) -> str | None:
+        """A statement of the ids of the people whose records (of
+        ``types``) the requester may be shown for being theirs, whatever
+        else closes them; ``None`` when it is shown none for that."""
+        ...
+
+    def records(self, builder: SqlBuilder, types: Sequence[str]) -> str | None:
+        """A statement of the records (type and id) of those people that
+        some rule could show the requester; ``None`` as ``people``."""
+        ...
+
 
 def _filtered(
-    query: SearchQuery, builder: SqlBuilder, prefilter: Prefilter | None, probing: bool = False
+    query: SearchQuery,
+    builder: SqlBuilder,
+    prefilter: Prefilter | None,
+    probing: bool = False,
+    people: bool = True,
 ) -> str:
     types = query.types or (query.res_type,)
     where = [f"c.res_type IN ({', '.join('?' for _ in types)})", "c.deleted = ?"]
     builder.params.extend([*types, False])
     if prefilter is not None:
-        where.append(prefilter(builder, types, "c.res_type", "c.res_id", probing=probing))
+        kept = prefilter(builder, types, "c.res_type", "c.res_id", probing=probing, people=people)
+        where.append(kept)
     driver = None
     if query.compartment is not None:
         where.append(_in_compartment(query, types, builder))
@@ -182,6 +202,10 @@ def count_statement(
     """How many resources match ``query`` (of those ``prefilter`` keeps);
     no more than ``at_most``, when given, so that the count stops there."""
     builder = SqlBuilder()
+    if prefilter is not None and not probing:
+        by_person = _count_by_person(query, builder, prefilter, at_most)
+        if by_person is not None:
+            return by_person, builder.params
     where = _filtered(query, builder, prefilter, probing)
     if at_most is None:
         return f"SELECT COUNT(*) FROM resource_current c WHERE {where}", builder.params
@@ -190,6 +214,31 @@ def count_statement(
         f"LIMIT {int(at_most)}) n",
         builder.params,
     )
+
+
+def _count_by_person(
+    query: SearchQuery, builder: SqlBuilder, prefilter: Prefilter, at_most: int | None
+) -> str | None:
+    """``count_statement`` for a requester shown records for whose they
+    are: the records of its people, read by person (each part stopping at
+    ``at_most``), and those any other rule could show it, less repeats.
+    Where one list of both was read whole before the count could stop."""
+    types = query.types or (query.res_type,)
+    records = prefilter.records(builder, types)
+    if records is None:
+        return None
+    limit = "" if at_most is None else f" LIMIT {int(at_most)}"
+    theirs = (
+        f"SELECT c.res_type, c.res_id FROM ({records}) r JOIN resource_current c "
+        f"ON c.res_type = r.res_type AND c.res_id = r.res_id "
+        f"WHERE {_filtered(query, builder, None)}{limit}"
+    )
+    others = (
+        f"SELECT c.res_type, c.res_id FROM resource_current c "
+        f"WHERE {_filtered(query, builder, prefilter, people=False)}{limit}"
+    )
+    both = f"SELECT * FROM ({theirs}) t UNION SELECT * FROM ({others}) o"
+    return f"SELECT COUNT(*) FROM (SELECT 1 FROM ({both}) b{limit}) n"
 
 
 def _sort_keys(query: SearchQuery, builder: SqlBuilder) -> list[tuple[str, bool]]:
@@ -234,7 +283,37 @@ def page_statement(
         raise _bad_cursor()
     if by_index and sorted_by_index(query):
         return _by_sort_index(query, position, limit, prefilter)
+    if prefilter is not None and not probing and sorted_by_index(query):
+        by_person = _by_person(query, position, limit, prefilter)
+        if by_person is not None:
+            return by_person
     builder = SqlBuilder()
+    inner, keys = _candidates(query, builder, prefilter, probing)
+    forward = position is None or position.forward
+    outer_where = ""
+    if position is not None:
+        if len(position.keys) != len(keys):
+            raise _bad_cursor()
+        outer_where = "WHERE " + _after(keys, builder, position)
+    order = _order(keys, forward)
+    sort_columns = "".join(f", q.k{i}" for i in range(len(keys)))
+    sql = (
+        f"SELECT q.res_id, q.seq{sort_columns}, v.version, v.last_updated, v.content, "
+        f"q.res_type FROM ({inner}) q JOIN resource_version v ON v.seq = q.seq {outer_where} "
+        f"ORDER BY {order} LIMIT {int(limit) + 1}"
+    )
+    return PageStatement(sql, builder.params, len(keys), forward)
+
+
+def _candidates(
+    query: SearchQuery,
+    builder: SqlBuilder,
+    prefilter: Prefilter | None,
+    probing: bool = False,
+    people: bool = True,
+) -> tuple[str, list[tuple[str, bool]]]:
+    """A statement of the candidates ``(res_type, res_id, seq, k0...)``
+    with their sort keys, unordered, and (expression, descending) of each key."""
     sort_row = ""
     if sorted_by_index(query):
         # The one key the sort index keeps, read from its row: a column,
@@ -251,30 +330,80 @@ def page_statement(
     else:
         keys = _sort_keys(query, builder)
     key_columns = "".join(f", {expr} AS k{i}" for i, (expr, _) in enumerate(keys))
-    inner_where = _filtered(query, builder, prefilter, probing)
+    where = _filtered(query, builder, prefilter, probing, people)
     inner = (
         f"SELECT c.res_type, c.res_id, c.seq{key_columns} "
-        f"FROM resource_current c{sort_row} WHERE {inner_where}"
+        f"FROM resource_current c{sort_row} WHERE {where}"
     )
-    forward = position is None or position.forward
-    outer_where = ""
-    if position is not None:
-        if len(position.keys) != len(keys):
-            raise _bad_cursor()
-        outer_where = "WHERE " + _after(keys, builder, position)
+    return inner, keys
+
+
+def _order(keys: Sequence[tuple[str, bool]], forward: bool) -> str:
+    """ORDER BY of rows ``q`` with keys ``k0...``: missing keys last, ties
+    by id; reversed going back (``forward`` false)."""
     order = []
     for i, (_, key_descending) in enumerate(keys):
         descending = key_descending != (not forward)
         order.append(f"(q.k{i} IS NULL) {'ASC' if forward else 'DESC'}")
         order.append(f"q.k{i} {'DESC' if descending else 'ASC'}")
     order.append(f"q.res_id {'ASC' if forward else 'DESC'}")
-    sort_columns = "".join(f", q.k{i}" for i in range(len(keys)))
-    sql = (
-        f"SELECT q.res_id, q.seq{sort_columns}, v.version, v.last_updated, v.content, "
-        f"q.res_type FROM ({inner}) q JOIN resource_version v ON v.seq = q.seq {outer_where} "
-        f"ORDER BY {', '.join(order)} LIMIT {int(limit) + 1}"
+    return ", ".join(order)
+
+
+def _by_person(
+    query: SearchQuery, position: Position | None, limit: int, prefilter: Prefilter
+) -> PageStatement | None:
+    """``page_statement`` for one sort key the sort index keeps, for a
+    requester shown records for whose they are (``Prefilter.people``):
+    its people's sort rows read person by person (``search_sort.person``)
+    and the page taken from them, and the rows any other rule could show
+    it, merged. Where the candidates of every person it cares for were
+    read, their keys found and all sorted, to show twenty.
+
+    Those rows are not tested for legal restriction (which the engine
+    refuses, as the pre-filter would), so that the page is taken from the
+    index alone; ``None`` where no such rule applies."""
+    builder = SqlBuilder()
+    key = query.sort[0]
+    column = "desc_key" if key.descending else "asc_key"
+    types = (query.res_type,)
+    forward = position is None or position.forward
+    keys = [(column, key.descending)]
+    if position is not None and len(position.keys) != 1:
+        raise _bad_cursor()
+    s = builder.alias("s")
+    # Placeholders are bound in the order they appear in the text.
+    people = prefilter.people(builder, types)
+    if people is None:
+        return None
+    rows = (
+        f"SELECT {s}.res_type, {s}.res_id, {s}.{column} AS k0 FROM search_sort {s} "
+        f"WHERE {s}.person IN ({people}) AND {s}.res_type = {builder.bind(query.res_type)} "
+        f"AND {s}.param = {builder.bind(key.param.code)}"
     )
-    return PageStatement(sql, builder.params, len(keys), forward)
+    for condition in query.conditions:
+        probe = builder.condition(condition, types, f"{s}.res_type", f"{s}.res_id", drives=False)
+        rows += f" AND {probe}"
+    order = _order(keys, forward)
+    page = f"LIMIT {int(limit) + 1}"
+
+    def after() -> str:
+        return "" if position is None else f" WHERE {_after(keys, builder, position)}"
+
+    first = f"SELECT q.res_type, q.res_id, q.k0 FROM ({rows}) q{after()} ORDER BY {order} {page}"
+    theirs = (
+        f"SELECT c.res_type, c.res_id, c.seq, q.k0 FROM ({first}) q JOIN resource_current c "
+        f"ON c.res_type = q.res_type AND c.res_id = q.res_id "
+        f"WHERE c.deleted = {builder.bind(False)}"
+    )
+    inner, _ = _candidates(query, builder, prefilter, people=False)
+    others = f"SELECT * FROM ({inner}) q{after()} ORDER BY {order} {page}"
+    both = f"SELECT * FROM ({theirs}) t UNION SELECT * FROM ({others}) o"
+    sql = (
+        f"SELECT q.res_id, q.seq, q.k0, v.version, v.last_updated, v.content, q.res_type "
+        f"FROM ({both}) q JOIN resource_version v ON v.seq = q.seq ORDER BY {order} {page}"
+    )
+    return PageStatement(sql, builder.params, 1, forward)
 
 
 def _by_sort_index(

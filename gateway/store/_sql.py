@@ -94,7 +94,7 @@ _INDEX_LAYOUT: dict[type, tuple[str, tuple[str, ...]]] = {
         "search_composite",
         ("a_system", "a_code", "b_system", "b_code", "b_value", "b_low", "b_high", "b_string"),
     ),
-    SortValue: ("search_sort", ("asc_key", "desc_key")),
+    SortValue: ("search_sort", ("asc_key", "desc_key", "person")),
 }
 INDEX_TABLES = tuple(table for table, _ in _INDEX_LAYOUT.values())
 
@@ -124,7 +124,7 @@ def _index_columns(value: SearchValue) -> tuple[Any, ...]:
     if isinstance(value, CompositeValue):
         return _composite_columns(value)
     if isinstance(value, SortValue):
-        return (value.first, value.last)
+        return (value.first, value.last, value.person)
     return (value.value,)
 
 

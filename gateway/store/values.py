@@ -98,10 +98,14 @@ class SortValue:
     """A resource's one sort key for a parameter, both ways: the least of
     its values (what an ascending ``_sort`` orders by) and the greatest (a
     descending one). Kept beside the values so that a sort reads an index
-    in order instead of working out every candidate's key."""
+    in order instead of working out every candidate's key. ``person``: the
+    Patient whose record the resource is, where it is one, so that the
+    records of a requester's people are read in order person by person
+    (``gateway.search.paging``)."""
 
     first: str | None
     last: str | None
+    person: str | None = None
 
 
 SearchValue = (

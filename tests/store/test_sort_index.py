@@ -13,9 +13,8 @@ import pytest
 
 from consent.model import Requester
 from gateway import fhirjson
-from gateway.access.index import entries
+from gateway.access.index import entries, stamped
 from gateway.access.scope import Scope
-from gateway.search.index import last_updated_entries
 from gateway.search.paging import Position, page_statement, row_position
 from gateway.search.query import SearchQuery, parse_search
 from gateway.search.sql import SqlBuilder
@@ -37,7 +36,7 @@ def _put(store: Store, resources: list[dict[str, Any]]) -> None:
                     method="PUT",
                     content=fhirjson.dumps(resource),
                 ),
-                [*entries(resource), *last_updated_entries(stamp)],
+                stamped(entries(resource), stamp),
             )
 
 
@@ -172,3 +171,65 @@ def test_sqlite_reads_ties_in_the_index_order(store: Store) -> None:
     keyed = plan[: plan.index("SCAN p0")]
     assert any("search_sort_asc" in step and "asc_key>?" in step for step in keyed), plan
     assert not any("B-TREE" in step for step in keyed), plan
+
+
+def _people_and_their_observations(cared_for: int, others: int) -> list[dict[str, Any]]:
+    """Patients (the first ``cared_for`` registered with practice F1, the
+    rest elsewhere), each with six Observations."""
+    rng = random.Random(11)
+    found: list[dict[str, Any]] = []
+    for n in range(cared_for + others):
+        practice = "F1" if n < cared_for else "F2"
+        found.append(
+            {
+                "resourceType": "Patient",
+                "id": f"person-{n}",
+                "generalPractitioner": [{"identifier": {"system": ODS_SYSTEM, "value": practice}}],
+            }
+        )
+        for k, observation in enumerate(_observations(rng, 6)):
+            observation["id"] = f"obs-{n}-{k}"
+            observation["subject"] = {"reference": f"Patient/person-{n}"}
+            found.append(observation)
+    return found
+
+
+ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
+
+
+def test_a_page_for_few_people_reads_their_sort_keys_alone(store: Store) -> None:
+    """A practice caring for few people: its sorted page is taken from its
+    people's sort keys, read person by person from the index of them
+    (``search_sort_person``); only the page's rows are then fetched, where
+    every record of theirs was read and its key found."""
+    _put(store, _people_and_their_observations(cared_for=12, others=600))
+    practice = Scope(Requester(org_ods="F1", kind="gp-practice", purpose="TREAT"), NOW)
+    query = parse_search("Observation", [("_sort", "-date"), ("_count", "20")])
+    statement = page_statement(query, None, 20, practice)
+    rows = store.select(statement.sql, statement.params)
+    assert len(rows) == 21
+    assert {str(row[0]).startswith("obs-") for row in rows} == {True}
+    if "sqlite" in type(store).__name__.lower():
+        plan = [
+            str(row[-1])
+            for row in store.select("EXPLAIN QUERY PLAN " + statement.sql, statement.params)
+        ]
+        assert any("COVERING INDEX search_sort_person" in step for step in plan), plan
+        return
+    import psycopg
+
+    with psycopg.connect(store.url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+        explained = conn.execute(
+            "EXPLAIN ANALYZE " + statement.sql.replace("?", "%s"), statement.params
+        )
+        plan = "\n".join(str(row[0]) for row in explained)
+    assert "search_sort_person" in plan, plan
+    fetched = [
+        line for line in plan.splitlines() if "on resource_current " in line and "actual" in line
+    ]
+    assert fetched, plan
+    for line in fetched:  # the page's rows, not each of the 72 records of its people
+        loops = int(line.rsplit("loops=", 1)[1].rstrip(")"))
+        rows_each = int(line.split("rows=")[-1].split()[0])
+        assert loops * rows_each <= 21, plan
