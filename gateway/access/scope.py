@@ -130,14 +130,17 @@ class Scope:
         *,
         probing: bool = False,
         people: bool = True,
+        person: str | None = None,
     ) -> str:
         """SQL true for every resource ``(type_expr, id_expr)``, one of
         ``types``, that some rule could show the requester; ``probing``:
         as tests of each candidate in turn (``gateway.search.paging``).
         Not ``people``: but the records of the requester's people
-        (``people``), which the caller reads by person."""
+        (``people``), which the caller reads by person. ``person``: a
+        probed candidate's person, as a column of the statement (its sort
+        row's), read there rather than looked up."""
         if probing:
-            return self._probe(builder, types, type_expr, id_expr)
+            return self._probe(builder, types, type_expr, id_expr, person)
         b = builder
         several = len(types) > 1
         key = f"({type_expr}, {id_expr})" if several else id_expr
@@ -193,7 +196,14 @@ class Scope:
         judged[requester.org_ods] = (now, is_broad)
         return is_broad
 
-    def _probe(self, b: SqlBuilder, types: Sequence[str], type_expr: str, id_expr: str) -> str:
+    def _probe(
+        self,
+        b: SqlBuilder,
+        types: Sequence[str],
+        type_expr: str,
+        id_expr: str,
+        person: str | None = None,
+    ) -> str:
         """The pre-filter as tests of one candidate: what a page read in an
         index's order needs, stopping at the page, where one IN would first
         read every row the rules name (a whole population)."""
@@ -207,8 +217,11 @@ class Scope:
             else:
                 terms.append(_own_ids(b, id_expr, org))
         not_legally_restricted = _not_legally_restricted(b, f"= {type_expr}", id_expr)
-        beyond = " OR ".join(f"EXISTS ({rule})" for rule in self._beyond_author(rows))
-        terms.append(f"({not_legally_restricted} AND ({beyond}))")
+        rules = self._beyond_author(rows, people=person is None)
+        beyond = [f"EXISTS ({rule})" for rule in rules]
+        if person is not None and self._cares:
+            beyond.append(self._admits(b, person, refusing="Consent" not in types))
+        terms.append(f"({not_legally_restricted} AND ({' OR '.join(beyond)}))")
         return "(" + " OR ".join(terms) + ")"
 
     def people(self, builder: SqlBuilder, types: Sequence[str]) -> str | None:
@@ -273,9 +286,11 @@ class Scope:
             # whatever they refuse (``consent-record``): where Consents are
             # searched, only the people whose records are held are left out.
             refusing = "Consent" not in rows.types
-            if rows.probing:
+            if not people:
+                pass  # the caller reads them by person
+            elif rows.probing:
                 found.append(rows.of_person(lambda b, person: self._admits(b, person, refusing)))
-            elif people:
+            else:
                 found.append(rows.of_people(lambda b: self._people(b, refusing)))
         return found
 
@@ -287,7 +302,7 @@ class Scope:
         page of twenty)."""
         cared_for = self._claims(b, distinct=False, person=person)
         withheld = self._withholds(b, person, refusing)
-        return f"EXISTS ({cared_for}) AND NOT {withheld}"
+        return f"(EXISTS ({cared_for}) AND NOT {withheld})"
 
     def _withholds(self, b: SqlBuilder, person: str, refusing: bool) -> str:
         """SQL true when the Patient whose id is the column ``person`` is

@@ -33,6 +33,7 @@ from gateway.search.paging import (
     Prefilter,
     count_statement,
     page_statement,
+    read_page,
     row_position,
     row_version,
     scan,
@@ -312,7 +313,7 @@ def _visible_rows(
             query, position, batch - 1, prefilter, by_index=by_index, probing=probing
         )
         key_count = statement.key_count
-        rows = store.select(statement.sql, statement.params, reuse_plan=statement.by_index)
+        rows = read_page(store, statement)
         versions = [row_version(row, key_count) for row in rows]
         prefetch(visible, versions)
         found.extend((row, v) for row, v in zip(rows, versions, strict=True) if visible(v))

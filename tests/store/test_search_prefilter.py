@@ -289,6 +289,8 @@ def test_the_prefilter_keeps_all_the_engine_shows_and_search_shows_just_that(
                 rows = store.select(by_person.sql, by_person.params)
                 assert shown <= {(str(row[-1]), str(row[0])) for row in rows}
                 _assert_pages_show_in_order(store, query.res_type, control, scope, shown)
+                # And tested one by one as read in the sort index's order.
+                _assert_pages_show_in_order(store, query.res_type, control, _Broad(scope), shown)
             statement = page_statement(query, None, 1000, scope)
             assert statement.sql.count("?") == len(statement.params)
             result = searches.search(
@@ -310,7 +312,7 @@ def _assert_pages_show_in_order(
     store: Store,
     res_type: str,
     control: AccessControl,
-    scope: Scope,
+    scope: Scope | _Broad,
     shown: set[tuple[str, str]],
 ) -> None:
     """A sorted search, followed page by page both ways, shows exactly

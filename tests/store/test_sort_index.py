@@ -15,7 +15,7 @@ from consent.model import Requester
 from gateway import fhirjson
 from gateway.access.index import entries, stamped
 from gateway.access.scope import Scope
-from gateway.search.paging import Position, page_statement, row_position
+from gateway.search.paging import PageStatement, Position, page_statement, read_page, row_position
 from gateway.search.query import SearchQuery, parse_search
 from gateway.search.sql import SqlBuilder
 from gateway.store import Store, StoredVersion
@@ -61,13 +61,20 @@ def _observations(rng: random.Random, count: int) -> list[dict[str, Any]]:
     return found
 
 
+def _rows(store: Store, statement: PageStatement) -> list[tuple[Any, ...]]:
+    """A page's rows: its statement's, which its parts read in turn give too."""
+    rows = [tuple(row) for row in store.select(statement.sql, statement.params)]
+    assert [tuple(row) for row in read_page(store, statement)] == rows
+    return rows
+
+
 def _walk(store: Store, query: SearchQuery, by_index: bool, forward: bool) -> list[str]:
     """Every id, page by page, from the start (or back from past the end)."""
     seen: list[str] = []
     position: Position | None = None
     while True:
         statement = page_statement(query, position, query.count, by_index=by_index)
-        rows = store.select(statement.sql, statement.params)
+        rows = _rows(store, statement)
         more = len(rows) > query.count
         rows = rows[: query.count]
         ids = [str(row[0]) for row in rows]
@@ -114,7 +121,7 @@ def test_the_sort_index_orders_pages_as_the_generic_statement(store: Store, sort
         position: Position | None = end
         while position is not None:
             statement = page_statement(query, position, 7, by_index=by_index)
-            page = store.select(statement.sql, statement.params)
+            page = _rows(store, statement)
             back.extend(str(row[0]) for row in page[:7])
             position = row_position(page[6], 1, False) if len(page) > 7 else None
         assert list(reversed(back)) == generic, by_index
