@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from consent.model import ConsentPolicy, Person
 from consent.parse import Uninterpretable, is_privacy_consent, parse_consent
 from gateway import fhirjson
+from gateway.access import index
 from gateway.access.claims import (
     CareClaim,
     care_claims,
@@ -144,10 +145,13 @@ def load_people(
     search results names many people): two statements for them all, where
     a person with more linked records than one reads is read alone."""
     moment = now or datetime.now(UTC)
+    instant = fhirjson.instant(moment)
     ids = sorted(set(patient_ids))
     if not ids:
         return {}
-    linked = referring_each(store, "Patient", ids, "patient", _LINKED, 3 * _MANY * len(ids))
+    linked = referring_each(
+        store, "Patient", ids, "patient", _LINKED, 3 * _MANY * len(ids), _bearing(instant)
+    )
     if linked is None:
         return {patient_id: load_person(store, patient_id, moment) for patient_id in ids}
     patients = store.read_many([("Patient", patient_id) for patient_id in ids])
@@ -163,12 +167,27 @@ def load_people(
             records[patient_id] = read
     # The Organizations the page's people's claims name by reference: read
     # at once for them all, not person by person.
-    instant = fhirjson.instant(moment)
     caring = [c.organisation for r in records.values() for c in r.claims if holds(c, instant)]
     _read_organisations(store, caring, organisations)
     for patient_id, read in records.items():
         people[patient_id] = _person_of(store, patient_id, read, instant, organisations)
     return people
+
+
+def _bearing(now: str) -> tuple[str, list[Any]]:
+    """An SQL condition on a row ``r`` naming a person (its record's type
+    and id, the person's id) true for the records a decision at ``now``
+    finds anything in: a Consent, or an episode or Encounter whose claim of
+    care on them has not lapsed, as the access index says (written with
+    each version by the same ``care_claims``). Where every Encounter of
+    the person's history was read, and parsed, to find none current."""
+    condition = (
+        "(r.res_type = ? OR EXISTS (SELECT 1 FROM search_token t WHERE t.res_type = r.res_type "
+        "AND t.res_id = r.res_id AND t.param IN (?, ?) AND t.system = r.target_id "
+        "AND NOT EXISTS (SELECT 1 FROM search_date u WHERE u.res_type = t.res_type "
+        "AND u.res_id = t.res_id AND u.param = ? AND u.high < ?)))"
+    )
+    return condition, ["Consent", index.CARER, index.CARER_ORG, index.CARE_UNTIL, now]
 
 
 class _Records(NamedTuple):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import islice
+from typing import Any
 from urllib.parse import parse_qsl
 
 from gateway.errors import InvalidRequest, Issue
@@ -134,24 +135,30 @@ def referring_each(
     param: str,
     types: Sequence[str],
     limit: int,
+    only: tuple[str, Sequence[Any]] | None = None,
 ) -> dict[str, list[StoredVersion]] | None:
     """``referring`` for several targets of one type at once: each target's
     live resources, in write order. ``None`` when there are more than
-    ``limit`` in all (read them target by target then)."""
+    ``limit`` in all (read them target by target then). ``only``: an SQL
+    condition on each referring row ``r`` (``res_type``, ``res_id``,
+    ``target_id``) it must meet, and its values."""
     ids = sorted(set(target_ids))
     found: dict[str, list[StoredVersion]] = {target: [] for target in ids}
     if not ids:
         return found
     marks = ", ".join("?" for _ in types)
+    condition, values = only if only is not None else ("1 = 1", ())
     sql = (
         f"SELECT DISTINCT {_VERSION_COLUMNS}, r.target_id "
         "FROM search_reference r JOIN resource_current c "
         "ON c.res_type = r.res_type AND c.res_id = r.res_id "
         "JOIN resource_version v ON v.seq = c.seq "
         f"WHERE r.target_type = ? AND r.target_id IN ({', '.join('?' for _ in ids)}) "
-        f"AND r.param = ? AND r.res_type IN ({marks}) AND c.deleted = ? ORDER BY c.seq LIMIT ?"
+        f"AND r.param = ? AND r.res_type IN ({marks}) AND c.deleted = ? AND {condition} "
+        "ORDER BY c.seq LIMIT ?"
     )
-    rows = reader.select(sql, [target_type, *ids, param, *types, False, limit + 1])
+    params = [target_type, *ids, param, *types, False, *values, limit + 1]
+    rows = reader.select(sql, params)
     if len(rows) > limit:
         return None
     for row in rows:

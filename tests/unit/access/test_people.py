@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from gateway import fhirjson
-from gateway.access.people import load_person
-from gateway.search.index import index_entries
+from gateway.access.index import entries
+from gateway.access.people import load_people, load_person
 from gateway.store import Store, StoredVersion
 
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
@@ -30,7 +30,7 @@ def _write(store: Store, res_type: str, res_id: str, resource: dict[str, Any] | 
                 method="POST" if resource else "DELETE",
                 content=fhirjson.dumps(resource) if resource else None,
             ),
-            index_entries(resource) if resource else (),
+            entries(resource) if resource else (),
         )
 
 
@@ -120,6 +120,28 @@ def test_carers_named_by_reference_are_read_at_once(
     assert found.relationships == {"F1", "X1", "H1", "W1"}
     assert "read" not in calls
     assert calls.count("read_many") == 1, calls
+
+
+def test_people_read_together_read_only_what_bears_on_a_decision_now(
+    person: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page's people are read without the records whose claim of care has
+    lapsed or that claim none (a finished episode, an Encounter of long
+    ago): the access index says so. What is found is what reading every
+    record finds."""
+    read: list[str] = []
+    select = person.select
+
+    def recorded(*args: Any, **options: Any) -> Any:
+        rows = select(*args, **options)
+        read.extend(str(row[1]) for row in rows if row[0] in ("EpisodeOfCare", "Encounter"))
+        return rows
+
+    monkeypatch.setattr(person, "select", recorded)
+    together = load_people(person, ["p1"], NOW)
+    assert sorted(read) == ["r0", "r2", "r3", "r4", "r5"]
+    monkeypatch.setattr(person, "select", select)
+    assert together == {"p1": load_person(person, "p1", NOW)}
 
 
 def test_a_person_not_on_file_has_no_facts(person: Store) -> None:
