@@ -115,6 +115,11 @@ class DefinedList:
         """The canonical value ``raw`` spells, or ``None``."""
         return self._by_folded.get(fold(raw))
 
+    @property
+    def canonical(self) -> frozenset[str]:
+        """Every value of the list, as the mapping names it."""
+        return frozenset(self._by_folded.values())
+
 
 EVENT_TYPES = DefinedList(
     "Event_Type",
