@@ -39,6 +39,9 @@ _LOINC = "http://loinc.org"
 _SNOMED = "http://snomed.info/sct"
 _LAST_ISSUE = "Extension-UKCore-MedicationStatementLastIssueDate"
 _CARE_HOME_ROOM = "urn:london-care-gateway:care-home-room"
+# How a hospital stay began and ended, as UK Core extends Encounter.
+_ADMISSION_METHOD = "Extension-UKCore-AdmissionMethod"
+_DISCHARGE_METHOD = "Extension-UKCore-DischargeMethod"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _FHIR_DATE = re.compile(
     r"(\d{4})(?:-(\d{2})(?:-(\d{2})"
@@ -818,8 +821,17 @@ def _task(r: Resource, resolve: Resolve) -> Row:
 def _encounter(r: Resource, resolve: Resolve) -> Row:
     kind = _dict(r.get("class"))
     klass = text_of(kind.get("display")) or text_of(kind.get("code"))
-    types = _join(_concepts(r.get("type")), ", ")
+    stay = _dict(r.get("hospitalization"))
+    admission = _extension(stay, _ADMISSION_METHOD)
+    discharge = _extension(r, _DISCHARGE_METHOD)
+    # A hospital stay says how it began (UK Core's admission method) where
+    # a type would say what kind of visit it was.
+    types = _join(_concepts(r.get("type")), ", ") or (
+        _concept(admission.get("valueCodeableConcept")) if admission else ""
+    )
     people = [_who(p.get("individual"), resolve) for p in dicts_in(r.get("participant"))]
+    admitted_from = _concept(stay.get("admitSource"))
+    discharged_to = _concept(stay.get("dischargeDisposition"))
     detail = _join(
         [
             (klass[0].upper() + klass[1:]) if klass and types else "",
@@ -827,6 +839,9 @@ def _encounter(r: Resource, resolve: Resolve) -> Row:
             _who(r.get("serviceProvider"), resolve),
             *people,
             *_concepts(r.get("reasonCode")),
+            f"Admitted from: {admitted_from}" if admitted_from else "",
+            _concept(discharge.get("valueCodeableConcept")) if discharge else "",
+            f"Discharged to: {discharged_to}" if discharged_to else "",
         ]
     )
     what = types or (klass[0].upper() + klass[1:] if klass else "Encounter")

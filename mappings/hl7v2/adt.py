@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from mappings.codelists import code_list
 from mappings.hl7v2.parser import Message, Segment
 from mappings.identity import InvalidNhsNumber, id_basis, mapped_id, nhs_number
 from mappings.ukcore import (
-    ETHNIC_SYSTEM,
     ETHNIC_URL,
     ICD10,
     ODS,
@@ -45,6 +45,9 @@ _STATUS = {
     "A11": "cancelled",
     "A13": "in-progress",  # a discharge cancelled
 }
+# PV1-2 (HL7 v2 table 0004) as the v3 ActCode class R4's Encounter.class is
+# bound to. A class with none (C, N, U, or the site's own) keeps its table
+# 0004 coding: the binding is extensible.
 _CLASS = {
     "I": ("IMP", "inpatient encounter"),
     "E": ("EMER", "emergency"),
@@ -80,6 +83,13 @@ _PRACTITIONER_SYSTEMS = {
     "GDC": f"{UKCORE}/Id/gdc-number",
 }
 STAFF_ID = "urn:london-care-gateway:staff"
+# UK Core's homes for the NHS Data Dictionary's admission method (on
+# Encounter.hospitalization) and discharge method (on the Encounter); the
+# source of admission and the discharge destination are R4's own
+# hospitalization.admitSource and dischargeDisposition, which UK Core binds
+# to those lists.
+ADMISSION_METHOD_URL = f"{UKCORE}/StructureDefinition/Extension-UKCore-AdmissionMethod"
+DISCHARGE_METHOD_URL = f"{UKCORE}/StructureDefinition/Extension-UKCore-DischargeMethod"
 # PV2-8 and PV2-9: R4 Encounter has no planned dates. R5 added
 # plannedStartDate and plannedEndDate ("or discharge date"); HL7's
 # cross-version extensions carry them in R4 (hl7.fhir.uv.xver-r5.r4), and the
@@ -120,6 +130,13 @@ def instant(raw: str) -> str | None:
         offset = f"{zone[:3]}:{zone[3:5]}"
         return moment.strftime("%Y-%m-%dT%H:%M:%S") + offset
     return moment.replace(tzinfo=LONDON).isoformat()
+
+
+def _code(segment: Segment, number: int) -> str:
+    """The code of a coded field (its first component): "" when it is
+    empty or HL7's null, ``""``, which deletes the value."""
+    code = segment.value(number).strip()
+    return "" if code == '""' else code
 
 
 def _date(raw: str) -> str | None:
@@ -210,12 +227,13 @@ def _patient(message: Message, source: str) -> tuple[dict[str, Any], str]:
         ]
     if (died := pid.value(29)) and (when := instant(died)):
         patient["deceasedDateTime"] = when
-    ethnic = pid.value(22)
-    if ethnic:
+    if ethnic := _code(pid, 22):
         patient["extension"] = [
             {
                 "url": ETHNIC_URL,
-                "valueCodeableConcept": {"coding": [{"system": ETHNIC_SYSTEM, "code": ethnic}]},
+                "valueCodeableConcept": code_list("ethnic-category").concept(
+                    ethnic, pid.value(22, 2)
+                ),
             }
         ]
     pd1 = message.segment("PD1")
@@ -236,13 +254,12 @@ def _encounter(
     event = message.event
     start, end = instant(pv1.value(44)), instant(pv1.value(45))
     status = _STATUS.get(event) or ("finished" if end else "in-progress")
-    code, display = _CLASS.get(pv1.value(2).upper(), ("AMB", "ambulatory"))
     encounter: dict[str, Any] = {
         "resourceType": "Encounter",
         "id": mapped_id(source, "Encounter", visit),
         "identifier": [{"system": f"urn:london-care-gateway:visit:{source}", "value": visit}],
         "status": status,
-        "class": {"system": ACT_CODE, "code": code, "display": display},
+        "class": _class(_code(pv1, 2)),
         "subject": {"reference": f"Patient/{patient_id}"},
         "serviceProvider": {"identifier": {"system": ODS, "value": source}},
     }
@@ -257,27 +274,66 @@ def _encounter(
     ward = " ".join(p for p in (pv1.value(3, 1), pv1.value(3, 2), pv1.value(3, 3)) if p)
     if ward:
         encounter["location"] = [{"location": {"display": ward}}]
-    hospitalisation: dict[str, Any] = {}
-    if pv1.value(14):
-        hospitalisation["admitSource"] = {"text": pv1.value(14)}
-    if pv1.value(36):
-        hospitalisation["dischargeDisposition"] = {"text": pv1.value(36)}
-    if pv1.value(4):
-        encounter["type"] = [{"text": f"admission method {pv1.value(4)}"}]
+    extensions, hospitalisation = _admission_and_discharge(pv1)
     if hospitalisation:
         encounter["hospitalization"] = hospitalisation
     pv2 = message.segment("PV2")
     if pv2 is not None:
         if (reason := _coded(pv2, 3)) is not None:
             encounter["reasonCode"] = [reason]
-        planned = [
+        extensions += [
             {"url": url, "valueDateTime": when}
             for url, number in ((PLANNED_START_URL, 8), (PLANNED_END_URL, 9))
             if (when := instant(pv2.value(number))) is not None
         ]
-        if planned:
-            encounter["extension"] = planned
+    if extensions:
+        encounter["extension"] = extensions
     return encounter, id_basis(source, "Encounter", visit)
+
+
+def _class(raw: str) -> dict[str, str]:
+    """PV1-2 as Encounter.class: v3 ActCode where the patient class has a
+    match, else its HL7 v2 table 0004 coding (display only when the table
+    lists the code). R4 requires a class: none sent is table 0004's U,
+    unknown, rather than a class the message does not state."""
+    kind = raw.upper()
+    if kind in _CLASS:
+        code, display = _CLASS[kind]
+        return {"system": ACT_CODE, "code": code, "display": display}
+    return code_list("patient-class").coding(kind or "U")
+
+
+def _admission_and_discharge(pv1: Segment) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The Encounter's extensions and its hospitalization from the NHS Data
+    Dictionary codes of PV1-4 (admission method), PV1-14 (source of
+    admission) and PV1-36, coded with their displays.
+
+    PV1-36 carries the discharge destination in some feeds (UK Core binds
+    dischargeDisposition to it) and the discharge method in others (NHS
+    England's ADT specification). The two lists share no code (methods are
+    one digit, destinations two), so the code says which it is: a discharge
+    method goes to UK Core's DischargeMethod extension; anything else is the
+    discharge destination, shown as not in that list when it is not."""
+    extensions: list[dict[str, Any]] = []
+    hospitalisation: dict[str, Any] = {}
+    if method := _code(pv1, 4):
+        hospitalisation["extension"] = [
+            {
+                "url": ADMISSION_METHOD_URL,
+                "valueCodeableConcept": code_list("admission-method").concept(method),
+            }
+        ]
+    if admitted_from := _code(pv1, 14):
+        hospitalisation["admitSource"] = code_list("source-of-admission").concept(admitted_from)
+    if discharge := _code(pv1, 36):
+        destinations, methods = code_list("discharge-destination"), code_list("discharge-method")
+        if destinations.display(discharge) is None and methods.display(discharge) is not None:
+            extensions.append(
+                {"url": DISCHARGE_METHOD_URL, "valueCodeableConcept": methods.concept(discharge)}
+            )
+        else:
+            hospitalisation["dischargeDisposition"] = destinations.concept(discharge)
+    return extensions, hospitalisation
 
 
 # DG1-6, the diagnosis type (HL7 table 0052), as R4's diagnosis roles; a

@@ -366,8 +366,13 @@ def test_encounters_from_a_practice_and_a_hospital() -> None:
     assert "Larkspur Medical Centre - Dalston branch" in surgery.detail
     assert (surgery.when, surgery.status) == ("15 Sep 2025 10:30\u201310:45", "Finished")
     admitted = summarise(HOSPITAL[1], nothing)
+    # The admission method's words (UK Core's extension) say what the stay was.
+    assert admitted.what.startswith("Emergency Admission: Emergency Care Department")
     assert admitted.detail.startswith("Inpatient encounter; W12 B 3")
+    assert "Admitted from: Usual place of residence" in admitted.detail
     assert (admitted.when, admitted.status) == ("From 15 Mar 2026 09:30", "In progress")
+    discharged = [r for r in HOSPITAL if r["resourceType"] == "Encounter"][-1]
+    assert "Discharged to: Usual place of residence" in summarise(discharged, nothing).detail
 
 
 def test_people_and_organisations() -> None:

@@ -390,3 +390,167 @@ def test_a_visit_whose_protection_is_not_stated_keeps_what_is_on_file() -> None:
         visit = f"Encounter/{encounter['id']}"
         assert mapped.labels_from == {visit: visit, f"Condition/{condition['id']}": visit}
         assert all("meta" not in r for r in mapped.resources)
+
+
+# -- NHS codes with their words (mappings/codelists) -------------------------------------
+
+UKCORE_CS = "https://fhir.hl7.org.uk/CodeSystem"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+PATIENT_CLASS = "http://terminology.hl7.org/CodeSystem/v2-0004"
+ADMISSION_METHOD = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-AdmissionMethod"
+DISCHARGE_METHOD = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-DischargeMethod"
+
+
+def _stay(event: str, ethnic: str = "", **pv1: str) -> Mapped:
+    """An A01, A03 or A08 of visit V88, PV1's fields as given (``f4="21"``)
+    and PID-22 the ethnic category."""
+    fields = {"f2": "I", "f19": "V88", "f44": "20260715100000", **pv1}
+    if event == "A03":
+        fields.setdefault("f45", "20260720110000")
+    pid = _segment("PID", f1="1", f3="9990000034^^^NHS^NH", f22=ethnic)
+    return map_adt(
+        parse_message(
+            "\r".join(
+                [
+                    f"MSH|^~\\&|PAS|RKE|GATEWAY|LONDON|20260720120000||ADT^{event}|M{event}|P|2.4",
+                    f"EVN|{event}|20260720120000",
+                    pid,
+                    _segment("PV1", **fields),
+                ]
+            )
+        ),
+        "RKE",
+    )
+
+
+def _words(system: str, code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": system, "code": code, "display": display}], "text": display}
+
+
+def test_an_admission_codes_its_nhs_codes_with_their_words() -> None:
+    """A01: admission method on UK Core's extension of the hospitalization,
+    source of admission as admitSource, the ethnic category on the Patient:
+    each the NHS Data Dictionary's code with its words, never the bare code."""
+    mapped = _stay("A01", ethnic="M", f4="11", f14="85")
+    (patient,) = _of(mapped, "Patient")
+    (encounter,) = _of(mapped, "Encounter")
+    assert patient["extension"] == [
+        {
+            "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory",
+            "valueCodeableConcept": _words(
+                f"{UKCORE_CS}/UKCore-EthnicCategoryEngland",
+                "M",
+                "Black or Black British - Caribbean",
+            ),
+        }
+    ]
+    assert encounter["class"] == {
+        "system": ACT_CODE,
+        "code": "IMP",
+        "display": "inpatient encounter",
+    }
+    assert encounter["hospitalization"] == {
+        "extension": [
+            {
+                "url": ADMISSION_METHOD,
+                "valueCodeableConcept": _words(
+                    f"{UKCORE_CS}/UKCore-AdmissionMethodEngland",
+                    "11",
+                    "Elective Admission: Waiting list",
+                ),
+            }
+        ],
+        "admitSource": _words(
+            f"{UKCORE_CS}/UKCore-SourceOfAdmissionEngland",
+            "85",
+            "Non-NHS (other than Local Authority) run Care Home",
+        ),
+    }
+    assert "type" not in encounter and "extension" not in encounter
+    for resource in (patient, encounter):
+        assert validate_resource(resource, resource["resourceType"]) == []
+
+
+def test_a_discharge_codes_its_destination_or_its_method() -> None:
+    """A03: PV1-36 holds a discharge destination (two digits) in some feeds
+    and a discharge method (one digit) in others; the code says which."""
+    (to_home,) = _of(_stay("A03", f4="21", f36="54"), "Encounter")
+    assert to_home["status"] == "finished"
+    assert to_home["hospitalization"]["dischargeDisposition"] == _words(
+        f"{UKCORE_CS}/UKCore-DischargeDestinationEngland", "54", "NHS run Care Home"
+    )
+    assert "extension" not in to_home
+    (died,) = _of(_stay("A03", f4="21", f36="4"), "Encounter")
+    assert died["extension"] == [
+        {
+            "url": DISCHARGE_METHOD,
+            "valueCodeableConcept": _words(
+                f"{UKCORE_CS}/UKCore-DischargeMethodEngland", "4", "Patient died"
+            ),
+        }
+    ]
+    assert "dischargeDisposition" not in died["hospitalization"]
+    for encounter in (to_home, died):
+        assert validate_resource(encounter, "Encounter") == []
+
+
+def test_a_code_not_in_its_list_keeps_its_code_and_gets_no_words() -> None:
+    """Not an error: the message loads, each code is kept in its list's
+    system without a display, and the text says it is not in the list."""
+    mapped = _stay("A03", ethnic="9^Not given", f2="Z", f4="2E", f14="40", f36="2")
+    (patient,) = _of(mapped, "Patient")
+    (encounter,) = _of(mapped, "Encounter")
+    ethnic = patient["extension"][0]["valueCodeableConcept"]
+    stay = encounter["hospitalization"]
+    method = stay["extension"][0]["valueCodeableConcept"]
+    concepts = {
+        "UKCore-EthnicCategoryEngland": (ethnic, "9", "Ethnic category"),
+        "UKCore-AdmissionMethodEngland": (method, "2E", "Admission method"),
+        "UKCore-SourceOfAdmissionEngland": (stay["admitSource"], "40", "Source of admission"),
+        # 2, the Dictionary's retired discharge method, is in neither list.
+        "UKCore-DischargeDestinationEngland": (
+            stay["dischargeDisposition"],
+            "2",
+            "Discharge destination",
+        ),
+    }
+    for system, (concept, code, subject) in concepts.items():
+        assert concept["coding"] == [{"system": f"{UKCORE_CS}/{system}", "code": code}]
+        assert f"{subject} code {code}: not in the NHS Data Dictionary " in concept["text"]
+    assert ethnic["text"].startswith("Not given (Ethnic category code 9: not in ")
+    assert encounter["class"] == {"system": PATIENT_CLASS, "code": "Z"}
+    assert "extension" not in encounter
+    for resource in (patient, encounter):
+        assert validate_resource(resource, resource["resourceType"]) == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "expected"),
+    [
+        ("E", {"system": ACT_CODE, "code": "EMER", "display": "emergency"}),
+        ("o", {"system": ACT_CODE, "code": "AMB", "display": "ambulatory"}),
+        ("P", {"system": ACT_CODE, "code": "PRENC", "display": "pre-admission"}),
+        # No v3 class fits: table 0004's own coding, with its words.
+        ("C", {"system": PATIENT_CLASS, "code": "C", "display": "Commercial Account"}),
+        ("N", {"system": PATIENT_CLASS, "code": "N", "display": "Not Applicable"}),
+        # None sent (or HL7's null): unknown, not a class the message never stated.
+        ("", {"system": PATIENT_CLASS, "code": "U", "display": "Unknown"}),
+        ('""', {"system": PATIENT_CLASS, "code": "U", "display": "Unknown"}),
+        # A site's own class: its code, no words.
+        ("Q", {"system": PATIENT_CLASS, "code": "Q"}),
+    ],
+)
+def test_the_patient_class_is_v3_where_it_maps_else_table_0004(
+    sent: str, expected: dict[str, str]
+) -> None:
+    (encounter,) = _of(_stay("A01", f2=sent), "Encounter")
+    assert encounter["class"] == expected
+    assert validate_resource(encounter, "Encounter") == []
+
+
+def test_hl7_null_in_a_coded_field_states_nothing() -> None:
+    """``""`` deletes a value in HL7 v2: no coding of the two quotes."""
+    mapped = _stay("A08", ethnic='""', f4='""', f14='""', f36='""')
+    (encounter,) = _of(mapped, "Encounter")
+    assert "hospitalization" not in encounter and "extension" not in encounter
+    assert "extension" not in _of(mapped, "Patient")[0]
