@@ -35,10 +35,10 @@ from mappings.cld.items import (
     SUPPORT_REASONS,
     DefinedList,
 )
+from mappings.codelists import code_list
 from mappings.identity import mapped_id
 from mappings.ukcore import (
     CONDITION_CLINICAL,
-    ETHNIC_SYSTEM,
     ETHNIC_URL,
     OBSERVATION_CATEGORY,
     Mapped,
@@ -155,9 +155,9 @@ def _patient(values: dict[str, str], council: str) -> tuple[dict[str, Any], str]
     if (practice := _ods(values, "GP_Practice_Code")) is not None:
         patient["generalPractitioner"] = [organisation(practice)]
     if (ethnic := _coded(values, ETHNICITIES)) is not None:
-        patient["extension"] = [
-            {"url": ETHNIC_URL, "valueCodeableConcept": concept(ETHNIC_SYSTEM, ethnic)}
-        ]
+        # Every value of the CLD list folds onto a code of the NHS list.
+        category = code_list("ethnic-category").concept(ethnic)
+        patient["extension"] = [{"url": ETHNIC_URL, "valueCodeableConcept": category}]
     return patient, patient_basis(council, number, local)
 
 

@@ -182,3 +182,32 @@ def test_a_return_saved_by_a_spreadsheet_is_read() -> None:
     (row,) = list(read_rows(io.BytesIO(body)))
     assert row.values["NHS_Number"] == "9990000018"
     assert row.values["Event_Description"] == "Café club"
+
+
+@pytest.mark.parametrize(
+    ("sent", "code", "words"),
+    [
+        ("White: Irish", "B", "White - Irish"),
+        ("Other ethnic group: Arab", "S", "Other Ethnic Groups - Any other ethnic group"),
+        ("Undeclared / Not known", "99", "Not known"),
+        ("z", "Z", "Not stated"),
+    ],
+)
+def test_the_ethnicity_is_the_nhs_code_with_its_words(sent: str, code: str, words: str) -> None:
+    values = {"NHS_Number": "9990000018", "Event_Type": "Review", "Event_Start_Date": "2026-01-01"}
+    (patient, *_) = map_row({**values, "Ethnicity": sent}, COUNCIL).resources
+    assert patient["extension"] == [
+        {
+            "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory",
+            "valueCodeableConcept": {
+                "coding": [
+                    {
+                        "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland",
+                        "code": code,
+                        "display": words,
+                    }
+                ],
+                "text": words,
+            },
+        }
+    ]
