@@ -578,11 +578,9 @@ class Budgeted:
         self._check()
         return self._store.vread_many(keys)
 
-    def select(
-        self, sql: str, params: Sequence[object], *, reuse_plan: bool = False
-    ) -> list[tuple[object, ...]]:
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         self._check()
-        return self._store.select(sql, params, reuse_plan=reuse_plan)
+        return self._store.select(sql, params)
 
     async def open_async_reader(self) -> AsyncReader:
         return await self._store.open_async_reader()

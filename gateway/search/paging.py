@@ -94,8 +94,7 @@ class PageStatement:
     params: list[Any]
     key_count: int
     forward: bool  # False: rows come newest-last and must be reversed
-    # Read in the sort index's order: one plan whatever the values
-    # (``Querier.select``'s ``reuse_plan``).
+    # Read in the sort index's order.
     by_index: bool = False
     # The same rows as statements run in turn until ``wanted`` are read
     # (``read_page``), where that costs less than the one statement.
@@ -107,10 +106,10 @@ def read_page(reader: Querier, statement: PageStatement) -> list[Sequence[Any]]:
     """The rows of ``statement``: of its parts in turn, where it has them,
     no more read once it has its rows."""
     if not statement.parts:
-        return list(reader.select(statement.sql, statement.params, reuse_plan=statement.by_index))
+        return list(reader.select(statement.sql, statement.params))
     rows: list[Sequence[Any]] = []
     for sql, params in statement.parts:
-        rows.extend(reader.select(sql, params, reuse_plan=statement.by_index))
+        rows.extend(reader.select(sql, params))
         if len(rows) >= statement.wanted:
             break
     return rows[: statement.wanted]

@@ -18,6 +18,19 @@ class Migration:
     postgres: tuple[str, ...]
 
 
+# The index tables, each keyed by a resource's type and a parameter.
+_PARAMETER_TABLES = (
+    "search_token",
+    "search_string",
+    "search_date",
+    "search_reference",
+    "search_quantity",
+    "search_number",
+    "search_uri",
+    "search_composite",
+    "search_sort",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=1,
@@ -682,6 +695,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE search_sort ADD COLUMN person TEXT",
             "CREATE INDEX search_sort_person "
             "ON search_sort (res_type, param, person, asc_key, desc_key, res_id)",
+        ),
+    ),
+    Migration(
+        version=17,
+        name="statistics of the parameters each type has",
+        # PostgreSQL took a type and a parameter as independent, so it
+        # expected a few hundred Patients' name rows among millions where
+        # there are tens of thousands, and sorted them all to show twenty
+        # rather than reading the sort index in order (0.6 s, not 15 ms).
+        # SQLite's sampled statistics already count them together.
+        sqlite=(),
+        postgres=tuple(
+            statement
+            for table in _PARAMETER_TABLES
+            for statement in (
+                f"CREATE STATISTICS {table}_kinds (mcv, dependencies) "
+                f"ON res_type, param FROM {table}",
+                f"ANALYZE {table}",
+            )
         ),
     ),
 )

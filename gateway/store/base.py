@@ -127,14 +127,8 @@ class Querier(Reader, Protocol):
     """Reading single resources and running search SQL: what the consent
     layer and conditional matching need, from a store or a unit of work."""
 
-    def select(
-        self, sql: str, params: Sequence[object], *, reuse_plan: bool = False
-    ) -> list[tuple[object, ...]]:
-        """Rows of a read-only statement (the search engine's SQL).
-        ``reuse_plan``: the statement's text alone decides its best plan,
-        whatever its values (a page read in an index's order), so a
-        database that plans each statement may plan it once per connection
-        and reuse the plan."""
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        """Rows of a read-only statement (the search engine's SQL)."""
 
 
 class AsyncReader(Protocol):
@@ -167,9 +161,7 @@ class UnitOfWork(Reader, Protocol):
         ``gateway.errors.Conflict`` if that version already exists (a
         concurrent writer won). Returns the version with its ``seq``."""
 
-    def select(
-        self, sql: str, params: Sequence[object], *, reuse_plan: bool = False
-    ) -> list[tuple[object, ...]]:
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         """As ``Store.select``, inside this unit of work (seeing its writes)."""
 
     def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
@@ -221,13 +213,10 @@ class Store(Reader, Protocol):
         """The rules ``name`` the stored data was last brought up to (see
         ``UnitOfWork.set_index_version``; ``None``: never recorded)."""
 
-    def select(
-        self, sql: str, params: Sequence[object], *, reuse_plan: bool = False
-    ) -> list[tuple[object, ...]]:
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         """Run a read-only query over the resource and index tables, written
         with ``?`` placeholders (``gateway.search.sql`` builds them). The one
-        door through which search reaches the database. ``reuse_plan``: as
-        ``Querier.select``."""
+        door through which search reaches the database."""
 
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
         """Every live resource of a type (maintenance and export)."""

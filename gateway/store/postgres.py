@@ -45,6 +45,20 @@ def _duplicate_version() -> Exception:
     )
 
 
+# Each connection's settings. No JIT compilation: a page read in the sort
+# index's order stops at the page, but is costed as the whole scan it might
+# read, and PostgreSQL spent 80 ms compiling a statement that ran in 5.
+_SETTINGS = "SET jit = off"
+
+
+def _configure(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    conn.execute(_SETTINGS)
+
+
+async def _configure_async(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+    await conn.execute(_SETTINGS)
+
+
 @lru_cache(maxsize=256)
 def _numbered(sql: str) -> str:
     """``sql``'s ``%s`` placeholders as PostgreSQL's own ``$1, $2, ...``,
@@ -59,18 +73,15 @@ def _select(
     conn: psycopg.Connection[tuple[object, ...]],
     sql: str,
     params: Sequence[object],
-    reuse_plan: bool = False,
 ) -> list[tuple[object, ...]]:
-    """Rows of a read-only statement (``%s`` placeholders), not prepared
-    unless ``reuse_plan``: a prepared search gets a generic plan, blind to
-    which of its conditions is narrow, and PostgreSQL then drove a patient's
-    Observation search from every heart-rate reading (1.4 s instead of 5 ms
-    at 300,000 resources); statements of every shape would also churn the
-    prepared statement cache. A page read in the sort index's order has one
-    plan whatever its values, and planning its consent probes took longer
-    (9 ms) than running them."""
+    """Rows of a read-only statement (``%s`` placeholders), never prepared:
+    a prepared search gets a generic plan, blind to which of its conditions
+    is narrow, and PostgreSQL then drove a patient's Observation search from
+    every heart-rate reading (1.4 s instead of 5 ms at 300,000 resources),
+    and a consent-probed page from every Patient (0.3 s instead of 6 ms);
+    statements of every shape would also churn the prepared statement cache."""
     with psycopg.RawCursor(conn) as cur:
-        cur.execute(_numbered(sql), params, prepare=reuse_plan)
+        cur.execute(_numbered(sql), params, prepare=False)
         return cur.fetchall()
 
 
@@ -110,10 +121,8 @@ class _PostgresUnitOfWork:
             self._cur, version, index, _duplicate_version, psycopg.errors.UniqueViolation
         )
 
-    def select(
-        self, sql: str, params: Sequence[object], *, reuse_plan: bool = False
-    ) -> list[tuple[object, ...]]:
-        return _select(self._conn, _DIALECT.sql(sql), params, reuse_plan)
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        return _select(self._conn, _DIALECT.sql(sql), params)
 
     def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
         _STATEMENTS.replace_index(self._cur, res_type, res_id, index)
@@ -146,6 +155,7 @@ class _AsyncPostgresReader:
                 open=False,
                 timeout=10,
                 kwargs={"autocommit": True},
+                configure=_configure_async,
             )
         )
 
@@ -206,6 +216,7 @@ class PostgresStore:
             # Reads are single statements: autocommit spares them a BEGIN and a
             # COMMIT round trip each. Units of work open explicit transactions.
             kwargs={"autocommit": True},
+            configure=_configure,
         )
         try:
             self._pool.open(wait=True, timeout=10)
@@ -301,11 +312,9 @@ class PostgresStore:
         with self._connection() as conn:
             return _STATEMENTS.index_version(conn.cursor(), name)
 
-    def select(
-        self, sql: str, params: Sequence[object], *, reuse_plan: bool = False
-    ) -> list[tuple[object, ...]]:
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         with self._connection() as conn:
-            return _select(conn, _DIALECT.sql(sql), params, reuse_plan)
+            return _select(conn, _DIALECT.sql(sql), params)
 
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
         def fetch(sql: str, params: list[object]) -> list[tuple[object, ...]]:

@@ -90,10 +90,7 @@ class _SQLiteUnitOfWork:
             self._cur, version, index, _duplicate_version, sqlite3.IntegrityError
         )
 
-    def select(
-        self, sql: str, params: Sequence[object], *, reuse_plan: bool = False
-    ) -> list[tuple[object, ...]]:
-        # SQLite plans as it prepares, cheaply, and keeps prepared statements.
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         self._cur.execute(sql, params)
         rows: list[tuple[object, ...]] = self._cur.fetchall()
         return rows
@@ -347,9 +344,7 @@ class SQLiteStore:
     def index_version(self, name: str = "search") -> str | None:
         return _STATEMENTS.index_version(self._conn().cursor(), name)
 
-    def select(
-        self, sql: str, params: Sequence[object], *, reuse_plan: bool = False
-    ) -> list[tuple[object, ...]]:
+    def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         rows: list[tuple[object, ...]] = self._conn().execute(sql, params).fetchall()
         return rows
 
