@@ -240,3 +240,15 @@ def test_a_page_for_few_people_reads_their_sort_keys_alone(store: Store) -> None
         loops = int(line.rsplit("loops=", 1)[1].rstrip(")"))
         rows_each = int(line.split("rows=")[-1].split()[0])
         assert loops * rows_each <= 21, plan
+
+
+def test_postgres_plans_search_statements_as_the_short_reads_they_are(store: Store) -> None:
+    """No JIT compilation on the store's connections (a page is costed as the
+    whole scan it stops early in), and statistics of each index table's types
+    and parameters together (PostgreSQL otherwise takes them as independent
+    and misjudges how many rows a type's parameter has)."""
+    if "postgres" not in type(store).__name__.lower():
+        pytest.skip("PostgreSQL's settings")
+    assert store.select("SHOW jit", []) == [("off",)]
+    kinds = {str(row[0]) for row in store.select("SELECT stxname FROM pg_statistic_ext", [])}
+    assert {"search_sort_kinds", "search_token_kinds", "search_reference_kinds"} <= kinds
