@@ -130,17 +130,14 @@ class Scope:
         *,
         probing: bool = False,
         people: bool = True,
-        person: str | None = None,
     ) -> str:
         """SQL true for every resource ``(type_expr, id_expr)``, one of
         ``types``, that some rule could show the requester; ``probing``:
         as tests of each candidate in turn (``gateway.search.paging``).
         Not ``people``: but the records of the requester's people
-        (``people``), which the caller reads by person. ``person``: a
-        probed candidate's person, as a column of the statement (its sort
-        row's), read there rather than looked up."""
+        (``people``), which the caller reads by person."""
         if probing:
-            return self._probe(builder, types, type_expr, id_expr, person)
+            return self._probe(builder, types, type_expr, id_expr)
         b = builder
         several = len(types) > 1
         key = f"({type_expr}, {id_expr})" if several else id_expr
@@ -196,14 +193,7 @@ class Scope:
         judged[requester.org_ods] = (now, is_broad)
         return is_broad
 
-    def _probe(
-        self,
-        b: SqlBuilder,
-        types: Sequence[str],
-        type_expr: str,
-        id_expr: str,
-        person: str | None = None,
-    ) -> str:
+    def _probe(self, b: SqlBuilder, types: Sequence[str], type_expr: str, id_expr: str) -> str:
         """The pre-filter as tests of one candidate: what a page read in an
         index's order needs, stopping at the page, where one IN would first
         read every row the rules name (a whole population)."""
@@ -217,11 +207,8 @@ class Scope:
             else:
                 terms.append(_own_ids(b, id_expr, org))
         not_legally_restricted = _not_legally_restricted(b, f"= {type_expr}", id_expr)
-        rules = self._beyond_author(rows, people=person is None)
-        beyond = [f"EXISTS ({rule})" for rule in rules]
-        if person is not None and self._cares:
-            beyond.append(self._admits(b, person, refusing="Consent" not in types))
-        terms.append(f"({not_legally_restricted} AND ({' OR '.join(beyond)}))")
+        beyond = " OR ".join(f"EXISTS ({rule})" for rule in self._beyond_author(rows))
+        terms.append(f"({not_legally_restricted} AND ({beyond}))")
         return "(" + " OR ".join(terms) + ")"
 
     def people(self, builder: SqlBuilder, types: Sequence[str]) -> str | None:
@@ -302,7 +289,7 @@ class Scope:
         page of twenty)."""
         cared_for = self._claims(b, distinct=False, person=person)
         withheld = self._withholds(b, person, refusing)
-        return f"(EXISTS ({cared_for}) AND NOT {withheld})"
+        return f"EXISTS ({cared_for}) AND NOT {withheld}"
 
     def _withholds(self, b: SqlBuilder, person: str, refusing: bool) -> str:
         """SQL true when the Patient whose id is the column ``person`` is

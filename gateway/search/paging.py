@@ -132,11 +132,9 @@ class Prefilter(Protocol):
         *,
         probing: bool = False,
         people: bool = True,
-        person: str | None = None,
     ) -> str:
         """Not ``people``: but the records of the requester's people
-        (``people``), which the statement reads by person. ``person``: a
-        probed candidate's person, as a column (``search_sort.person``)."""
+        (``people``), which the statement reads by person."""
         ...
 
     def broad(self, reader: Querier) -> bool:
@@ -162,7 +160,6 @@ def _filtered(
     prefilter: Prefilter | None,
     probing: bool = False,
     people: bool = True,
-    person: str | None = None,
 ) -> str:
     types = query.types or (query.res_type,)
     where = [f"c.res_type IN ({', '.join('?' for _ in types)})", "c.deleted = ?"]
@@ -176,7 +173,6 @@ def _filtered(
                 "c.res_id",
                 probing=probing,
                 people=people,
-                person=person,
             )
         )
     driver = None
@@ -455,7 +451,7 @@ def _by_sort_index(
         # Rows with a key: none follow a position among the rows without.
         # (Placeholders are bound in the order they appear in the text.)
         s = builder.alias("s")
-        where = _filtered(query, builder, prefilter, probing=True, person=f"{s}.person")
+        where = _filtered(query, builder, prefilter, probing=True)
         head = (
             f"SELECT c.res_type, c.res_id, c.seq, {s}.{column} AS k0 FROM search_sort {s} "
             f"JOIN resource_current c ON c.res_type = {s}.res_type AND c.res_id = {s}.res_id "
@@ -483,7 +479,7 @@ def _by_sort_index(
         # index of them is on ``asc_key``): after every row with one, going
         # forward; by id.
         m = builder.alias("m")
-        where = _filtered(query, builder, prefilter, probing=True, person=f"{m}.person")
+        where = _filtered(query, builder, prefilter, probing=True)
         head = (
             f"SELECT c.res_type, c.res_id, c.seq, NULL AS k0 FROM search_sort {m} "
             f"JOIN resource_current c ON c.res_type = {m}.res_type AND c.res_id = {m}.res_id "
