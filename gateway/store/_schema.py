@@ -716,6 +716,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             )
         ),
     ),
+    Migration(
+        version=18,
+        name="live resources by type",
+        # Whether a search has more than so many candidates (before deciding
+        # to withhold a total) counts a type's live resources up to a bound.
+        # PostgreSQL read the table from its start to find them: 11 ms to
+        # count a thousand Patients among a million resources, 0.3 ms from
+        # this index alone. SQLite reads its primary key, which holds
+        # ``deleted`` already.
+        sqlite=(),
+        postgres=(
+            "CREATE INDEX resource_current_live ON resource_current (res_type, res_id) "
+            "WHERE NOT deleted",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

@@ -252,3 +252,9 @@ def test_postgres_plans_search_statements_as_the_short_reads_they_are(store: Sto
     assert store.select("SHOW jit", []) == [("off",)]
     kinds = {str(row[0]) for row in store.select("SELECT stxname FROM pg_statistic_ext", [])}
     assert {"search_sort_kinds", "search_token_kinds", "search_reference_kinds"} <= kinds
+    # And live resources by type, so that counting a type's candidates up
+    # to a bound reads an index, not the table from its start.
+    live = store.select(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'resource_current_live'", []
+    )
+    assert live and "WHERE (NOT deleted)" in str(live[0][0])
