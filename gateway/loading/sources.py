@@ -3,7 +3,8 @@ mapped source records (or the reason a record could not be mapped).
 
 The formats: ``hl7v2`` (a hospital's ADT messages), ``cld`` (a council's
 Client Level Data return), ``gp-connect`` (GP Connect structured record
-Bundles) and ``care-home`` (the care-home record export). Reading is
+Bundles), ``care-home`` (the care-home record export) and ``organisations``
+(the operator's directory of organisations, a CSV). Reading is
 streamed, so memory stays flat however large the file.
 """
 
@@ -19,6 +20,7 @@ from mappings.carehome.record import map_care_home
 from mappings.carehome.record import record_key as care_home_key
 from mappings.cld.events import map_row, row_key
 from mappings.cld.reader import UnreadableReturn, read_rows
+from mappings.directory import UnreadableDirectory, read_directory
 from mappings.gpconnect import map_structured_record
 from mappings.gpconnect import record_key as gp_connect_key
 from mappings.hl7v2.adt import map_adt
@@ -117,6 +119,17 @@ def cld_records(stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
         yield SourceRecord("header (line 1)", "", None, str(exc))
 
 
+def directory_records(stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
+    """The operator's organisation directory (``mappings.directory``), a
+    row a record: each row's Organization, or why the row was refused."""
+    try:
+        for row in read_directory(stream):
+            resources = None if row.organization is None else [row.organization]
+            yield SourceRecord(row.where, row.key, resources, row.problem, content=row.content)
+    except UnreadableDirectory as exc:
+        yield SourceRecord("header (line 1)", "", None, str(exc))
+
+
 def json_records(
     map_record: Callable[[dict[str, Any], str], Mapped],
     record_key: Callable[[dict[str, Any]], str],
@@ -158,6 +171,8 @@ READERS: dict[str, Reader] = {
     # not always all of them: what it leaves out is not known to be gone.
     "gp-connect": json_records(map_structured_record, gp_connect_key, snapshot=False),
     "care-home": json_records(map_care_home, care_home_key, snapshot=True),
+    # The operator's organisation directory: ODS code, name, kind, address.
+    "organisations": directory_records,
 }
 
 FORMATS = tuple(READERS)

@@ -64,6 +64,11 @@ def ingest_format(named: str | None, content_type: str | None) -> str:
 def ingest(store: Store, acting: Acting, org_kind: str, fmt: str, body: bytes) -> dict[str, Any]:
     """Load the records of ``body`` as ``acting``'s organisation (of kind
     ``org_kind``) wrote them; the Parameters that answer for each."""
+    if fmt not in PUSHED_BY:
+        raise Forbidden(
+            f"{fmt} records are loaded by the gateway's operator (gateway load), not pushed",
+            code="GW-0614",
+        )
     if PUSHED_BY.get(fmt) != org_kind:
         raise Forbidden(
             f"a {org_kind} does not keep {fmt} records: only a {PUSHED_BY.get(fmt)} pushes them",

@@ -35,6 +35,8 @@ LAYERS = (
     "gateway.interactions",
     # One requester's decisions; the tamper-evident log.
     "gateway.access | gateway.audit",
+    # ODS code to organisation name, kind and address, from what is on file.
+    "gateway.directory",
     "gateway.search",
     "gateway.store",
     # The kernel: error kinds and their outcomes, JSON, settings, logging,
