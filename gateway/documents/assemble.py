@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from gateway import __version__, fhirjson
+from gateway.directory import Organisation
 from gateway.documents import narrative
 from gateway.documents.sections import (
     HEADING_SECTIONS,
@@ -239,10 +240,11 @@ def _provenance_names(provenances: list[Resource]) -> dict[str, str]:
 
 
 def _origin(resource: Resource, names: dict[str, str]) -> str:
-    """ "Chalk Hill Medical Centre, 2026-03-03": who recorded it, and when
-    the gateway last received it."""
+    """ "Chalk Hill Medical Centre (F81001), 3 Mar 2026": who recorded it
+    (the directory's name, else the one its Provenance gave), and when the
+    gateway last received it."""
     ods = _author_ods(resource)
-    who = names.get(ods, ods) if ods else "unknown source"
+    who = narrative.organisation(ods, names.get(ods)) if ods else "unknown source"
     updated = (resource.get("meta") or {}).get("lastUpdated")
     return f"{who}, {narrative.format_date(updated[:10])}" if isinstance(updated, str) else who
 
@@ -312,7 +314,7 @@ def _key_contacts(patient: Resource, gathered: Gathered) -> list[narrative.Row]:
     """Who cares for the person, as the records the requester may see say:
     the registered practice, the homes and councils with an active episode."""
     rows = [
-        narrative.Row("Registered GP practice", _organisation(gp), "", "")
+        narrative.Row("Registered GP practice", _organisation(gp, gathered.resources), "", "")
         for gp in patient.get("generalPractitioner") or []
     ]
     for resource in gathered.resources.values():
@@ -323,7 +325,7 @@ def _key_contacts(patient: Resource, gathered: Gathered) -> list[narrative.Row]:
             rows.append(
                 narrative.Row(
                     label,
-                    _organisation(manager),
+                    _organisation(manager, gathered.resources),
                     narrative.format_date((resource.get("period") or {}).get("start", "")),
                     ", ".join(k for k in kinds if k),
                 )
@@ -365,15 +367,20 @@ def _heading_warnings(
     return found
 
 
-def _organisation(reference: Any) -> str:
+def _organisation(reference: Any, resources: dict[str, Resource]) -> str:
+    """An organisation a record names, in words: by its ODS code through
+    the directory, else the Organization it points at in the document."""
     if not isinstance(reference, dict):
         return ""
     identifier = reference.get("identifier") or {}
     code = identifier.get("value") if identifier.get("system") == ODS_SYSTEM else None
     display = reference.get("display")
-    if display and code:
-        return f"{display} ({code})"
-    return str(display or code or reference.get("reference") or "")
+    if isinstance(code, str) and code:
+        return narrative.organisation(code, display if isinstance(display, str) else None)
+    target = resources.get(str(reference.get("reference") or ""))
+    if target is not None and target.get("resourceType") == "Organization":
+        return narrative.summarise(target, resources.get).what
+    return str(display or "")
 
 
 def _section(
@@ -440,9 +447,23 @@ def build(
     *,
     base_url: str,
     now: datetime | None = None,
+    organisations: Mapping[str, Organisation] | None = None,
 ) -> Document:
     """The document of ``kind`` about ``patient`` from what was gathered for
-    the requester."""
+    the requester; ``organisations``: the directory's answers for the codes
+    it names (``gateway.directory.look_up``), so each reads as a name."""
+    with narrative.organisations_known(organisations or {}):
+        return _build(kind, patient, gathered, base_url=base_url, now=now)
+
+
+def _build(
+    kind: DocumentKind,
+    patient: StoredVersion,
+    gathered: Gathered,
+    *,
+    base_url: str,
+    now: datetime | None,
+) -> Document:
     assert patient.content is not None
     moment = fhirjson.instant(now or datetime.now(UTC))
     subject = fhirjson.loads(patient.content)

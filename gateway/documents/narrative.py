@@ -20,10 +20,15 @@ from __future__ import annotations
 import datetime
 import html
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
+from gateway import directory
+from gateway.directory import Organisation
 from mappings.identity import NHS_NUMBER_SYSTEM
 
 Resource = dict[str, Any]
@@ -35,6 +40,11 @@ XHTML = "http://www.w3.org/1999/xhtml"
 CLASSES = frozenset({"rows", "what", "detail", "when", "status", "from", "empty", "subject"})
 
 _ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+# The organisation directory's answers for the codes the document names
+# (``gateway.directory``), for the narratives being written; none known
+# outside ``organisations_known``.
+_NOTHING_KNOWN: Mapping[str, Organisation] = MappingProxyType({})
+_KNOWN: ContextVar[Mapping[str, Organisation]] = ContextVar("organisations_known")
 _LOINC = "http://loinc.org"
 _SNOMED = "http://snomed.info/sct"
 _LAST_ISSUE = "Extension-UKCore-MedicationStatementLastIssueDate"
@@ -364,11 +374,37 @@ def _address(value: Any) -> str:
     return ""
 
 
+@contextmanager
+def organisations_known(known: Mapping[str, Organisation]) -> Iterator[None]:
+    """Within it, an organisation named by its ODS code reads as the
+    directory's ``known`` name with the code beside it."""
+    token = _KNOWN.set(known)
+    try:
+        yield
+    finally:
+        _KNOWN.reset(token)
+
+
+def organisation(code: str, display: str | None = None) -> str:
+    """The organisation of ODS ``code`` in words: ``Primrose Row Surgery
+    (F99C02)``; ``display`` (a name a record gave it) when the directory
+    does not know it, else the code, saying so."""
+    return directory.shown(code, _KNOWN.get(_NOTHING_KNOWN), display or None)
+
+
 def _identifier(value: Any) -> str:
     for identifier in dicts_in(value):
         code = text_of(identifier.get("value"))
         if code:
-            return f"ODS {code}" if identifier.get("system") == _ODS else code
+            return organisation(code) if identifier.get("system") == _ODS else code
+    return ""
+
+
+def _ods_code(ref: Any) -> str:
+    """The ODS code a Reference names by identifier, or ``""``."""
+    identifier = ref.get("identifier") if isinstance(ref, dict) else None
+    if isinstance(identifier, dict) and identifier.get("system") == _ODS:
+        return text_of(identifier.get("value"))
     return ""
 
 
@@ -401,6 +437,8 @@ def _who(ref: Any, resolve: Resolve) -> str:
     means nothing to a reader and is never shown."""
     if not isinstance(ref, dict):
         return ""
+    if code := _ods_code(ref):
+        return organisation(code, text_of(ref.get("display")))
     if text_of(ref.get("display")):
         return text_of(ref["display"])
     target = _referenced(ref, resolve)
@@ -1150,7 +1188,9 @@ def subject_div(patient: dict[str, Any], title: str) -> str:
     """The Composition's own narrative: the document's title and who it is
     about, enough to tell the right person from the wrong one."""
     gp = ", ".join(
-        _join([text_of(ref.get("display")), _identifier(ref.get("identifier"))], ", ")
+        organisation(code, text_of(ref.get("display")))
+        if (code := _ods_code(ref))
+        else text_of(ref.get("display"))
         for ref in dicts_in(patient.get("generalPractitioner"))
     )
     facts = [

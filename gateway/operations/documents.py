@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway import fhirjson
+from gateway.directory import codes_named_in, look_up
 from gateway.documents.assemble import Document, build, gather
 from gateway.documents.sections import KINDS, DocumentKind
 from gateway.errors import InvalidRequest, Issue, NotFound, Unprocessable
@@ -112,7 +113,10 @@ def document(
     """The ``kind`` of document about ``patient``, of what ``visible`` lets
     the requester see and its token lets it read."""
     gathered = gather(store, patient.res_id, visible=visible, readable=readable)
-    return build(kind, patient, gathered, base_url=base_url)
+    # Every organisation it names, looked up at once: each reads as a name.
+    named = codes_named_in([patient.content, *(v.content for v in gathered.versions.values())])
+    organisations = look_up(store, named)
+    return build(kind, patient, gathered, base_url=base_url, organisations=organisations)
 
 
 def _includes_nothing(res_type: str) -> bool:

@@ -7,8 +7,10 @@ import json
 from typing import Any
 
 from gateway import fhirjson
+from gateway.directory import Organisation
 from gateway.documents.assemble import Gathered, build, referenced
 from gateway.documents.sections import SUMMARY
+from gateway.identifiers import ODS_SYSTEM
 from gateway.store import StoredVersion
 from mappings.ukcore import LIST_WARNING_URL
 
@@ -134,3 +136,52 @@ def test_a_heading_warning_leaves_a_section_with_nothing_else_empty() -> None:
     assert "Data in Transit" in div and "has not all arrived" in div
     assert allergies["emptyReason"]["text"] in div
     assert "may be incomplete" not in sections["Problems"]["text"]["div"]
+
+
+def test_organisations_read_as_the_directorys_names_with_their_codes() -> None:
+    """The registered practice, the council of an open episode and the
+    From column name each organisation with its code beside it; a code
+    the directory does not know is shown as such, and the page still builds."""
+    patient = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "generalPractitioner": [
+            {"identifier": {"system": ODS_SYSTEM, "value": "F99C02"}, "display": "ODS F99C02"}
+        ],
+    }
+    episode = {
+        "resourceType": "EpisodeOfCare",
+        "id": "e1",
+        "meta": {"source": "urn:ods:E09000007"},
+        "status": "active",
+        "patient": {"reference": "Patient/p1"},
+        "managingOrganization": {"identifier": {"system": ODS_SYSTEM, "value": "E09000007"}},
+        "period": {"start": "2026-01-05"},
+    }
+    condition = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "meta": {"source": "urn:ods:Q9Q99"},
+        "subject": {"reference": "Patient/p1"},
+        "code": {"text": "Asthma"},
+    }
+    gathered = Gathered(
+        {"EpisodeOfCare/e1": _stored(episode), "Condition/c1": _stored(condition)},
+        {"EpisodeOfCare/e1": episode, "Condition/c1": condition},
+    )
+    known = {
+        "F99C02": Organisation("F99C02", "Primrose Row Surgery", "GP practice"),
+        "E09000007": Organisation("E09000007", "Camden Council", "Council"),
+    }
+    document = build(
+        SUMMARY, _stored(patient), gathered, base_url="http://gateway/fhir", organisations=known
+    )
+    composition = document.bundle["entry"][0]["resource"]
+    text = " ".join(
+        [composition["text"]["div"], *(s["text"]["div"] for s in composition["section"])]
+    )
+    assert "Primrose Row Surgery (F99C02)" in text
+    assert "Camden Council (E09000007)" in text
+    assert "Q9Q99 (organisation not in the directory)" in text
+    assert "ODS F99C02" not in text
+    assert ">F99C02<" not in text and ">E09000007<" not in text

@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 
+from gateway.directory import Organisation
 from gateway.documents.narrative import (
     Row,
     empty_div,
     format_date,
+    organisation,
+    organisations_known,
     section_div,
     subject_div,
     summarise,
@@ -334,7 +337,7 @@ def test_flags_show_their_text_and_period() -> None:
 def test_an_episode_of_care_names_the_home_and_room() -> None:
     assert summarise(one(CARE_HOME, "EpisodeOfCare"), nothing) == Row(
         "Nursing care",
-        "Plane Tree House Nursing Home; Room 12 (Bluebell wing)",
+        "Plane Tree House Nursing Home (VM4X2); Room 12 (Bluebell wing)",
         "From 4 Sep 2023",
         "Active",
     )
@@ -356,7 +359,10 @@ def test_a_council_request_and_assessment() -> None:
     assessment = next(r for r in COUNCIL if r["resourceType"] == "Task")
     row = summarise(assessment, nothing)
     assert row.what == "Long Term Support Assessment"
-    assert "Care Act eligibility assessment; Outcome: Long Term Support; ODS 713" in row.detail
+    assert (
+        "Care Act eligibility assessment; Outcome: Long Term Support; "
+        "713 (organisation not in the directory)" in row.detail
+    )
     assert (row.when, row.status) == ("4 Sep 2026 to 20 Sep 2026", "Completed")
 
 
@@ -574,7 +580,7 @@ def test_the_subject_narrative_identifies_the_person() -> None:
         "Date of birth": "2 Nov 1934",
         "Gender": "Female",
         "Address": "Plane Tree House, 14 Chalk Hill Road, Sutton, QQ1 4AB",
-        "Registered GP": "Chalk Hill Medical Centre, ODS F84003",
+        "Registered GP": "Chalk Hill Medical Centre (F84003)",
     }
     assert "Red Bag: hospital transfer record" in div
 
@@ -584,3 +590,17 @@ def test_the_subject_narrative_of_a_person_with_little_recorded() -> None:
     text = "".join(check_narrative(div).itertext())
     assert "<Unknown>" in text and "<Summary>" in text
     assert "NHS numberNot recorded" in text
+
+
+def test_an_organisation_named_by_its_code_reads_as_the_directorys_name() -> None:
+    """Within ``organisations_known``, a code reads as the directory's name
+    with the code beside it, above the name a record gave; a code it does
+    not know reads as the code, saying so."""
+    known = {"F84003": Organisation("F84003", "Chalk Hill Surgery", "GP practice")}
+    with organisations_known(known):
+        div = subject_div(CARE_HOME[0], "Red Bag")
+        assert organisation("f84003") == "Chalk Hill Surgery (F84003)"
+        assert organisation("Q1X", "Somewhere") == "Somewhere (Q1X)"
+        assert organisation("Q1X") == "Q1X (organisation not in the directory)"
+    assert "Chalk Hill Surgery (F84003)" in div
+    assert organisation("F84003") == "F84003 (organisation not in the directory)"
