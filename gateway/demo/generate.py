@@ -8,6 +8,7 @@ with ``--people``; only the chosen story people and counters are kept.
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from collections.abc import Callable
@@ -23,12 +24,14 @@ from gateway.demo.sources.carehome import CareHomeWriter
 from gateway.demo.sources.cld import CldWriter
 from gateway.demo.sources.gpconnect import GpConnectWriter
 from gateway.demo.sources.hl7 import AdtWriter
-from gateway.demo.world import BOROUGHS, HOSPITAL
+from gateway.demo.world import AUDITOR, BOROUGHS, HOSPITAL, organisations
 
 MANIFEST = "manifest.json"
-# The order files are loaded in: the GP's record first, so the Patient is
-# registered with its practice before others add to it.
-LOAD_ORDER = ("gp-connect", "hl7v2", "cld", "care-home")
+# The order files are loaded in: the directory of organisations first, so
+# every organisation the records name has a name; then the GP's record, so
+# the Patient is registered with its practice before others add to it.
+LOAD_ORDER = ("organisations", "gp-connect", "hl7v2", "cld", "care-home")
+DIRECTORY = Path("organisations.csv")
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,11 @@ class Manifest:
             return None
 
     def complete(self, directory: Path) -> bool:
-        """Every file it lists is there."""
-        return all((directory / f.path).is_file() for f in self.files)
+        """Every file it lists is there, the directory of organisations among
+        them (a demo written before there was one is written again)."""
+        return any(f.format == "organisations" for f in self.files) and all(
+            (directory / f.path).is_file() for f in self.files
+        )
 
 
 def _clean(person: Person) -> bool:
@@ -173,9 +179,23 @@ def generate(
     progress(count)
     for writer in writers:
         manifest.files += writer.close()
+    manifest.files.append(write_directory(out / DIRECTORY))
     manifest.files.sort(key=lambda f: (LOAD_ORDER.index(f.format), str(f.path)))
     (out / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
     return manifest
+
+
+def write_directory(path: Path) -> SourceFile:
+    """The operator's directory of the demo's organisations, as ``gateway
+    load --format organisations`` reads it, loaded as the privacy office."""
+    written = organisations()
+    with path.open("w", encoding="utf-8", newline="") as out:
+        rows = csv.writer(out, lineterminator="\n")
+        rows.writerow(["ods_code", "name", "kind", "address"])
+        for organisation in written:
+            where = f"{organisation.borough}, London" if organisation.borough else "London"
+            rows.writerow([organisation.ods, organisation.name, organisation.kind, where])
+    return SourceFile(path.relative_to(path.parent), "organisations", AUDITOR.ods, len(written))
 
 
 def _count(counts: dict[str, int], person: Person) -> None:
