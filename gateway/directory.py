@@ -134,6 +134,18 @@ def named_code(reference: Any) -> str | None:
     return None
 
 
+def name_of(code: str, known: Mapping[str, Organisation], given: str | None = None) -> str:
+    """The name to show beside ``code``: the directory's; else ``given``
+    (the name a record or a log entry carried), when it is a name and not
+    the code again; else that the directory does not know it."""
+    found = known.get(code.strip().upper())
+    if found is not None:
+        return found.name
+    if given and given.strip() and given.strip().upper() != code.strip().upper():
+        return given.strip()
+    return f"({NOT_IN_DIRECTORY})"
+
+
 def codes_named_in(contents: Iterable[bytes | None]) -> set[str]:
     """The ODS codes stored resources ``contents`` name (their authors and
     their ODS identifiers), found without parsing them: what a page or a

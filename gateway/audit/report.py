@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway import fhirjson
+from gateway.directory import look_up, name_of
 from gateway.identifiers import ODS_SYSTEM as ODS
 from gateway.store import Querier, as_bytes
 
@@ -86,7 +87,21 @@ def accesses(reader: Querier, patient_id: str) -> list[dict[str, Any]]:
         "WHERE p.patient_id = ? AND e.subtype <> 'token' ORDER BY e.idx DESC LIMIT ?",
         [patient_id, _MAX],
     )
-    return [summarise(fhirjson.loads(as_bytes(row[0]))) for row in rows]
+    return named(reader, [summarise(fhirjson.loads(as_bytes(row[0]))) for row in rows])
+
+
+def named(reader: Querier, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``found`` (as ``summarise`` gives them), each ``organizationName``
+    the organisation directory's name for its code (one look-up for them
+    all); where the directory does not know the code, the name the entry
+    logged, unless that was only the code again (a source's load)."""
+    known = look_up(reader, {access["organization"] for access in found if access["organization"]})
+    for access in found:
+        if access["organization"]:
+            access["organizationName"] = name_of(
+                access["organization"], known, access["organizationName"]
+            )
+    return found
 
 
 def by_organisation(found: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -214,8 +214,8 @@ async def timeline(request: Request) -> Response:
     def gather() -> tuple[list[dict[str, Any]], int | None, tuple[str, str]]:
         page, cursor = find(store, query)
         rows = []
-        for index, entry in page:
-            flat = summarise(fhirjson.loads(entry))
+        flats = report.named(store, [summarise(fhirjson.loads(entry)) for _, entry in page])
+        for (index, _), flat in zip(page, flats, strict=True):
             rows.append(
                 {
                     "index": index,
@@ -250,10 +250,11 @@ async def review_page(request: Request) -> Response:
         session, key = _signed_in(request)
     except NotAllowed as exc:
         return _refused(str(exc))
-    waiting = await run_in_threadpool(reviews.pending, request.app.state.store)
+    store: Store = request.app.state.store
+    waiting = await run_in_threadpool(reviews.pending, store)
+    flats = await run_in_threadpool(report.named, store, [summarise(i.event) for i in waiting])
     items = []
-    for item in waiting:
-        flat = summarise(item.event)
+    for item, flat in zip(waiting, flats, strict=True):
         items.append(
             {
                 "index": item.index,

@@ -4,9 +4,11 @@ before its response does; without one, no data leaves."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from gateway.audit import log
+from gateway.loading import load
 from gateway.store import Store
 from tests.conftest import make_client
 from tests.http.test_consent import World
@@ -304,3 +306,26 @@ def test_a_consent_that_cannot_be_applied_alerts_the_privacy_officer(world: Worl
     queue = world.api.get("/audit/reviews", headers=_auditor(world)).json()["pending"]
     assert [item["why"] for item in queue] == ["consent cannot be applied"]
     assert queue[0]["organization"] == "A81001" and queue[0]["patients"] == [world.patient]
+
+
+def test_the_access_report_names_organisations_from_the_directory(
+    world: World, tmp_path: Path
+) -> None:
+    """An organisation the directory knows reads by the directory's name;
+    one it does not know keeps the name its access was logged with."""
+    directory = tmp_path / "organisations.csv"
+    directory.write_text(
+        "ods_code,name,kind,address\nRKE,Whittington Health (directory),hospital,\n",
+        encoding="utf-8",
+    )
+    assert load(world.store, "organisations", "X9P01", [directory]).loaded == 1
+    world.get("hospital", f"/fhir/Condition/{world.asthma}")
+    world.get("ambulance", f"/fhir/Patient/{world.patient}")
+    report = world.get("gp", f"/fhir/Patient/{world.patient}/$access-report").json()
+    names = {
+        _parts(p)["organization"]: _parts(p)["organizationName"]
+        for p in report["parameter"]
+        if p["name"] == "organizationSummary"
+    }
+    assert names["RKE"] == "Whittington Health (directory)"
+    assert names["RRU"] and names["RRU"] != "RRU"

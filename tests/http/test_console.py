@@ -4,11 +4,13 @@ cookie, CSRF on every form, the pages, and that using it is audited."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from gateway.console import sessions
 from gateway.console.sessions import NotAllowed
+from gateway.loading import load
 from tests.conftest import access_token
 from tests.http.test_consent import AUDITOR, World
 
@@ -87,3 +89,19 @@ def test_verification_from_the_console(world: World) -> None:
     page = world.api.get("/console/verify").text
     result = world.api.post("/console/verify", data={"csrf": _csrf(page)})
     assert result.status_code == 200 and "Intact" in result.text
+
+
+def test_the_console_names_organisations_from_the_directory(world: World, tmp_path: Path) -> None:
+    """The timeline, the review queue and a person's report name each
+    organisation as the directory does, with its code beside it."""
+    directory = tmp_path / "organisations.csv"
+    directory.write_text(
+        "ods_code,name,kind,address\nRRU,London Ambulance (directory),ambulance,\n",
+        encoding="utf-8",
+    )
+    assert load(world.store, "organisations", "X9P01", [directory]).loaded == 1
+    world.get("ambulance", f"/fhir/Patient/{world.patient}")
+    _signed_in(world)
+    for page in ("/console", "/console/reviews", f"/console/people/{world.patient}"):
+        text = world.api.get(page).text
+        assert "London Ambulance (directory)" in text, page
