@@ -45,7 +45,7 @@ def ingest_format(named: str | None, content_type: str | None) -> str:
     if named:
         if named not in FORMATS:
             raise UnsupportedMediaType(
-                f"format {named!r} is not one this gateway reads ({', '.join(FORMATS)})",
+                f"format {named!r} is not one this gateway reads ({', '.join(PUSHED_BY)})",
                 code="GW-0140",
             )
         return named
@@ -53,7 +53,7 @@ def ingest_format(named: str | None, content_type: str | None) -> str:
     found = _BY_MEDIA_TYPE.get(media_type)
     if found is None or found not in FORMATS:
         raise UnsupportedMediaType(
-            f"say which format the body is in: ?format= one of {', '.join(FORMATS)}, "
+            f"say which format the body is in: ?format= one of {', '.join(PUSHED_BY)}, "
             "or a media type of text/csv (CLD), application/hl7-v2 (ADT) or "
             "application/fhir+json (GP Connect)",
             code="GW-0141",

@@ -91,6 +91,19 @@ def test_only_the_kind_of_organisation_that_keeps_a_format_pushes_it(store: Stor
     ]
 
 
+def test_no_client_pushes_the_organisation_directory(store: Store) -> None:
+    """The directory names organisations for every reader: only the
+    operator loads it (``gateway load``), never a client's push."""
+    body = b"ods_code,name,kind,address\nE09000007,Not the council,council,\n"
+    with _council(store) as api:
+        refused = api.post("/fhir/$ingest?format=organisations", content=body)
+    assert refused.status_code == 403
+    assert "gateway load" in refused.json()["issue"][0]["diagnostics"]
+    assert store.select(
+        "SELECT COUNT(*) FROM resource_current WHERE res_type = 'Organization'", []
+    ) == [(0,)]
+
+
 def test_a_token_that_may_not_write_is_refused(store: Store) -> None:
     body = (FIXTURES / "cld" / "return.csv").read_bytes()
     with _council(store, scopes="system/*.rs") as api:
