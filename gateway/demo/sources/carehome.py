@@ -389,13 +389,12 @@ class _Record:
 
     def falls(self) -> Json:
         falls = self.stay.falls
+        # Written as a carer writes a date, and as documents show dates.
         if len(falls) == 1:
-            said = f"Fell on {falls[0].isoformat()}."
+            said = f"Fell on {_written(falls[0])}."
         else:
             count = {2: "Two", 3: "Three"}.get(len(falls), str(len(falls)))
-            said = (
-                f"{count} falls since {falls[0].isoformat()}, the last on {falls[-1].isoformat()}."
-            )
+            said = f"{count} falls since {_written(falls[0])}, the last on {_written(falls[-1])}."
         plan = (
             "Walks with a frame; sensor mat beside the bed at night."
             if "walking-frame" in self.aids
@@ -444,3 +443,11 @@ class _Record:
             "lastReviewed": reviewed.isoformat(),
             "goals": ["To stay as independent as possible and keep in touch with family"],
         }
+
+
+def _written(day: date) -> str:
+    """``21 Oct 2026``: a date as a person writes it in a note."""
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
