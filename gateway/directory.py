@@ -125,15 +125,6 @@ def shown(code: str, known: Mapping[str, Organisation], display: str | None = No
     return f"{code} ({NOT_IN_DIRECTORY})"
 
 
-def named_code(reference: Any) -> str | None:
-    """The ODS code a Reference names by identifier, if it names one."""
-    identifier = reference.get("identifier") if isinstance(reference, dict) else None
-    if isinstance(identifier, dict) and identifier.get("system") == ODS_SYSTEM:
-        value = identifier.get("value")
-        return value.upper() if isinstance(value, str) and value else None
-    return None
-
-
 def name_of(code: str, known: Mapping[str, Organisation], given: str | None = None) -> str:
     """The name to show beside ``code``: the directory's; else ``given``
     (the name a record or a log entry carried), when it is a name and not
