@@ -233,19 +233,13 @@ class Scope:
         """A statement of the records ``(res_type, res_id)`` of ``types``
         of the people of ``people`` that carry no R label: those the rule
         of its care relationships opens. ``None`` as ``people``."""
-        b = builder
-        p = b.alias("p")
-        # Placeholders are bound in the order they appear in the text.
-        head = f"SELECT {p}.res_type, {p}.res_id FROM search_reference {p} WHERE {p}.target_id IN ("
-        people = self.people(b, types)
-        if people is None:
+        if not self._cares:
             return None
-        kinds = ", ".join(b.bind(t) for t in types)
-        return (
-            f"{head}{people}) AND {p}.res_type IN ({kinds}) AND {p}.param = "
-            f"{b.bind(index.PERSON_OF)} AND {p}.target_type = {b.bind('Patient')} "
-            f"AND {_not_legally_restricted(b, f'= {p}.res_type', f'{p}.res_id')}"
-        )
+        refusing = "Consent" not in types
+        theirs = _Rows(builder, types, True).of_people(lambda b: self._people(b, refusing))
+        r = builder.alias("r")
+        unlabelled = _not_legally_restricted(builder, f"= {r}.res_type", f"{r}.res_id")
+        return f"SELECT {r}.res_type, {r}.res_id FROM ({theirs}) {r} WHERE {unlabelled}"
 
     @property
     def _cares(self) -> bool:
