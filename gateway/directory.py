@@ -7,15 +7,16 @@ Organizations are found by the ODS code the access index keeps for each
 (``gateway.access.index.ODS``, a token row of live resources only): one
 statement per page of codes, however many are asked for. Where several
 live Organizations carry one code, the one written last that has a name
-answers. An organisation's name is not a person's record: anyone who is
-shown a code may be told whose it is.
+answers, with the kind and address of an earlier one where it gives none.
+An organisation's name is not a person's record: anyone who is shown a code
+may be told whose it is.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway import fhirjson
@@ -74,8 +75,19 @@ def look_up(reader: Querier, codes: Iterable[str]) -> dict[str, Organisation]:
             if content is None:
                 continue
             organisation = _organisation(str(code), fhirjson.loads(as_bytes(content)))
-            if organisation is not None:
-                found[organisation.code] = organisation  # the last written wins
+            if organisation is None:
+                continue
+            # The last written wins, but a kind or an address it leaves out
+            # is taken from an earlier one: a practice's own record of itself
+            # seldom says that it is a GP practice, the operator's list does.
+            earlier = found.get(organisation.code)
+            if earlier is not None:
+                organisation = replace(
+                    organisation,
+                    kind=organisation.kind or earlier.kind,
+                    address=organisation.address or earlier.address,
+                )
+            found[organisation.code] = organisation
     return found
 
 

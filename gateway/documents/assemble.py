@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from gateway import __version__, fhirjson
 from gateway.directory import Organisation
 from gateway.documents import narrative
+from gateway.documents.reconcile import Origins, reconcile, recorded_on
 from gateway.documents.sections import (
     HEADING_SECTIONS,
     DocumentKind,
@@ -42,6 +41,7 @@ from mappings.ukcore import LIST_WARNING_URL
 _LOINC = "http://loinc.org"
 _ACT_CLASS = "http://terminology.hl7.org/CodeSystem/v3-ActClass"
 _EMPTY_REASON = "http://terminology.hl7.org/CodeSystem/list-empty-reason"
+_NARRATIVE_LINK = "http://hl7.org/fhir/StructureDefinition/narrativeLink"
 _AUTHOR_PREFIX = "urn:ods:"
 # Types that are no one's record but that entries refer to (the medicine a
 # statement is about, the practice that recorded it): brought in when the
@@ -239,14 +239,24 @@ def _provenance_names(provenances: list[Resource]) -> dict[str, str]:
     return names
 
 
-def _origin(resource: Resource, names: dict[str, str]) -> str:
-    """ "Chalk Hill Medical Centre (F81001), 3 Mar 2026": who recorded it
-    (the directory's name, else the one its Provenance gave), and when the
-    gateway last received it."""
-    ods = _author_ods(resource)
-    who = narrative.organisation(ods, names.get(ods)) if ods else "unknown source"
-    updated = (resource.get("meta") or {}).get("lastUpdated")
-    return f"{who}, {narrative.format_date(updated[:10])}" if isinstance(updated, str) else who
+def _origins(names: dict[str, str], organisations: Mapping[str, Organisation]) -> Origins:
+    """Who recorded each entry: the directory's name for its author, else the
+    one its Provenance gave; and what kind of organisation that is."""
+
+    def shown(resource: Resource) -> str:
+        ods = _author_ods(resource)
+        return narrative.organisation(ods, names.get(ods)) if ods else "unknown source"
+
+    def kind(resource: Resource) -> str:
+        ods = _author_ods(resource)
+        found = organisations.get(ods.upper()) if ods else None
+        return found.kind if found is not None else ""
+
+    return Origins(shown, kind)
+
+
+def _source(resource: Resource, origins: Origins) -> list[narrative.Source]:
+    return [narrative.Source(origins.shown(resource), recorded_on(resource))]
 
 
 # -- the document ---------------------------------------------------------------------
@@ -288,26 +298,7 @@ def _placed(kind: DocumentKind, gathered: Gathered) -> list[tuple[Section, list[
             if section.holds(resource):
                 members.append(reference)
                 break
-    return [
-        (s, _latest(members, gathered.resources) if s.latest_only else members)
-        for s, members in ((s, _sorted(m, gathered.resources)) for s, m in placed)
-    ]
-
-
-def _latest(references: list[str], resources: dict[str, Resource]) -> list[str]:
-    """The newest of each code, from ``references`` sorted newest first."""
-    seen: set[str] = set()
-    kept = []
-    for reference in references:
-        code = resources[reference].get("code") or {}
-        key = orjson.dumps(
-            sorted((c.get("system"), c.get("code")) for c in code.get("coding") or [])
-            or code.get("text")
-        ).decode()
-        if key not in seen:
-            seen.add(key)
-            kept.append(reference)
-    return kept
+    return [(section, _sorted(members, gathered.resources)) for section, members in placed]
 
 
 def _key_contacts(patient: Resource, gathered: Gathered) -> list[narrative.Row]:
@@ -334,12 +325,12 @@ def _key_contacts(patient: Resource, gathered: Gathered) -> list[narrative.Row]:
 
 
 def _heading_warnings(
-    gathered: Gathered, names: dict[str, str]
-) -> dict[str, list[tuple[narrative.Row, str]]]:
+    gathered: Gathered, origins: Origins
+) -> dict[str, list[tuple[narrative.Row, list[narrative.Source]]]]:
     """By section, a row for each warning that a GP record's heading the
     requester may see is incomplete (confidential items left out, a record
     in transit), with the GP system's words, and where it came from."""
-    found: dict[str, list[tuple[narrative.Row, str]]] = {}
+    found: dict[str, list[tuple[narrative.Row, list[narrative.Source]]]] = {}
     for _, resource in sorted(gathered.resources.items()):
         if resource["resourceType"] != "List":
             continue
@@ -363,7 +354,7 @@ def _heading_warnings(
         )
         title = narrative.text_of(resource.get("title")) or "GP record"
         row = narrative.Row(f"{title} may be incomplete", notes, "", ", ".join(warned))
-        found.setdefault(key, []).append((row, _origin(resource, names)))
+        found.setdefault(key, []).append((row, _source(resource, origins)))
     return found
 
 
@@ -387,13 +378,15 @@ def _section(
     section: Section,
     members: list[str],
     gathered: Gathered,
-    names: dict[str, str],
+    origins: Origins,
     extra: list[narrative.Row],
-    warnings: list[tuple[narrative.Row, str]],
-) -> dict[str, Any] | None:
-    """A section of ``members``, with ``extra`` rows that are not entries
-    (key contacts) and ``warnings`` that the section may be incomplete,
-    which come first and leave a section with nothing else still empty."""
+    warnings: list[tuple[narrative.Row, list[narrative.Source]]],
+) -> tuple[dict[str, Any], list[str]] | None:
+    """A section of ``members``, reconciled: one row for each fact, however
+    many sources state it. ``extra`` rows are not entries (key contacts),
+    and ``warnings`` that the section may be incomplete come first and
+    leave a section with nothing else still empty. With the section, the
+    entries it lists (a baseline lists only the newest of each)."""
     if not members and not extra and not warnings and not section.always:
         return None
     entry: dict[str, Any] = {
@@ -402,7 +395,7 @@ def _section(
             "coding": [{"system": section.system, "code": section.code, "display": section.display}]
         },
     }
-    rows = [*warnings, *((row, "") for row in extra)]
+    rows = [*warnings, *((row, []) for row in extra)]
     if not members and not extra:
         # "unavailable" whether nothing was recorded or nothing may be shown:
         # the two must read alike.
@@ -412,18 +405,35 @@ def _section(
         }
         if not warnings:
             entry["text"] = {"status": "generated", "div": narrative.empty_div(section.empty)}
-            return entry
-        rows.append((narrative.Row(section.empty), ""))
-    resolve = gathered.resources.get
-    rows += [
-        (narrative.summarise(gathered.resources[r], resolve), _origin(gathered.resources[r], names))
-        for r in members
-    ]
-    div = narrative.section_div([row for row, _ in rows], source_of=[origin for _, origin in rows])
+            return entry, []
+        rows.append((narrative.Row(section.empty), []))
+    facts = reconcile(members, gathered.resources, origins, latest_only=section.latest_only)
+    ids = [""] * len(rows) + [f"{section.key}-{n}" for n in range(1, len(facts) + 1)]
+    rows += [(fact.row, list(fact.sources)) for fact in facts]
+    conflicting = [False] * (len(rows) - len(facts)) + [fact.conflicting for fact in facts]
+    div = narrative.section_div(
+        [row for row, _ in rows],
+        source_of=[sources for _, sources in rows],
+        ids=[identifier or f"{section.key}-note-{n}" for n, identifier in enumerate(ids)],
+        conflicting=conflicting,
+    )
     entry["text"] = {"status": "generated", "div": div}
-    if members:
-        entry["entry"] = [{"reference": reference} for reference in members]
-    return entry
+    # Each entry points at the row that stands for it (and the others it
+    # was reconciled with), as FHIR's narrativeLink extension says.
+    listed = [
+        (reference, f"{section.key}-{n}")
+        for n, fact in enumerate(facts, start=1)
+        for reference in fact.members
+    ]
+    if listed:
+        entry["entry"] = [
+            {
+                "extension": [{"url": _NARRATIVE_LINK, "valueUrl": f"#{row_id}"}],
+                "reference": reference,
+            }
+            for reference, row_id in listed
+        ]
+    return entry, [reference for reference, _ in listed]
 
 
 def gateway_device(base_url: str) -> tuple[str, dict[str, Any]]:
@@ -452,8 +462,9 @@ def build(
     """The document of ``kind`` about ``patient`` from what was gathered for
     the requester; ``organisations``: the directory's answers for the codes
     it names (``gateway.directory.look_up``), so each reads as a name."""
-    with narrative.organisations_known(organisations or {}):
-        return _build(kind, patient, gathered, base_url=base_url, now=now)
+    known = organisations or {}
+    with narrative.organisations_known(known):
+        return _build(kind, patient, gathered, base_url=base_url, now=now, organisations=known)
 
 
 def _build(
@@ -463,23 +474,24 @@ def _build(
     *,
     base_url: str,
     now: datetime | None,
+    organisations: Mapping[str, Organisation],
 ) -> Document:
     assert patient.content is not None
     moment = fhirjson.instant(now or datetime.now(UTC))
     subject = fhirjson.loads(patient.content)
     patient_ref = f"Patient/{patient.res_id}"
     provenances = [r for r in gathered.resources.values() if r["resourceType"] == "Provenance"]
-    names = _provenance_names(provenances)
+    origins = _origins(_provenance_names(provenances), organisations)
     placed = _placed(kind, gathered)
-    warnings = _heading_warnings(gathered, names)
+    warnings = _heading_warnings(gathered, origins)
     sections = []
     in_sections: list[str] = []
     for section, members in placed:
         extra = _key_contacts(subject, gathered) if section.key == "care-team" else []
-        built = _section(section, members, gathered, names, extra, warnings.get(section.key, []))
+        built = _section(section, members, gathered, origins, extra, warnings.get(section.key, []))
         if built is not None:
-            sections.append(built)
-            in_sections.extend(members)
+            sections.append(built[0])
+            in_sections.extend(built[1])
     device_url, device = gateway_device(base_url)
     identifier = f"urn:uuid:{uuid.uuid4()}"
     composition = {

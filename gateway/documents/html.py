@@ -228,11 +228,11 @@ def _has_class(element: ET.Element, name: str) -> bool:
 
 
 def _fold_source(root: ET.Element) -> str:
-    """The one source of a narrative whose rows table has the same From in
-    every row, taken out of the table to be shown once by the section's
-    title ("" when the rows differ): forty rows from one care home would
-    otherwise repeat its name forty times and push the page onto a second
-    sheet."""
+    """The one organisation that recorded every row of a narrative's rows
+    table, taken out of the table to be shown once by the section's title
+    ("" when the rows name others or several): forty rows from one care home
+    would otherwise repeat its name forty times and push the page onto a
+    second sheet. Each row's own Date says when."""
     tables = [t for t in root.iter() if _local(t) == "table" and _has_class(t, "rows")]
     if len(tables) != 1:
         return ""
@@ -243,12 +243,26 @@ def _fold_source(root: ET.Element) -> str:
         for cell in row
         if _local(cell) in ("td", "th") and _has_class(cell, "from")
     ]
-    texts = {"".join(cell.itertext()).strip() for _, cell in cells if _local(cell) == "td"}
-    if len(texts) != 1:
+    named: set[str] = set()
+    for _, cell in cells:
+        if _local(cell) != "td":
+            continue
+        organisations = [
+            "".join(span.itertext()).strip()
+            for span in cell.iter()
+            if _local(span) == "span" and _has_class(span, "org")
+        ]
+        # A cell written before sources were marked up: its text is the source.
+        if not organisations and "".join(cell.itertext()).strip():
+            organisations = ["".join(cell.itertext()).strip()]
+        if len(organisations) != 1:
+            return ""
+        named.add(organisations[0])
+    if len(named) != 1:
         return ""
     for row, cell in cells:
         row.remove(cell)
-    return texts.pop()
+    return named.pop()
 
 
 def _narrative(div: str) -> tuple[str, str]:

@@ -1,11 +1,13 @@
-"""Human-readable narratives for the documents' sections: one row per resource,
-and the XHTML ``div`` a section or a Composition carries.
+"""Human-readable narratives for the documents' sections: one row per resource
+(or per fact several resources state, as ``reconcile`` groups them), and the
+XHTML ``div`` a section or a Composition carries.
 
 https://hl7.org/fhir/R4/narrative.html: a narrative is a ``div`` in the XHTML
 namespace using a limited subset of XHTML (no scripts, no event attributes, no
 forms). Everything here is written from a small set of elements (div, p, h1,
-table, thead, tbody, tr, th, td, b) and one attribute (``class``, from
-``CLASSES``), and every piece of text from a resource goes through
+table, thead, tbody, tr, th, td, span) and two attributes (``class``, from
+``CLASSES``, and a row's ``id``, which the entries it stands for point at),
+and every piece of text from a resource goes through
 ``html.escape``: a record can say ``<script>`` and it is shown, never run.
 
 A row says what a reader in a hurry needs (an ambulance crew reads a Red Bag in
@@ -37,7 +39,9 @@ Resolve = Callable[[str], dict[str, Any] | None]
 XHTML = "http://www.w3.org/1999/xhtml"
 # The only class names a narrative uses; the printable page styles these and
 # drops any other class a stored narrative brings.
-CLASSES = frozenset({"rows", "what", "detail", "when", "status", "from", "empty", "subject"})
+CLASSES = frozenset(
+    {"rows", "what", "detail", "when", "status", "from", "org", "conflict", "empty", "subject"}
+)
 
 _ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 # The organisation directory's answers for the codes the document names
@@ -46,6 +50,7 @@ _ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 _NOTHING_KNOWN: Mapping[str, Organisation] = MappingProxyType({})
 _KNOWN: ContextVar[Mapping[str, Organisation]] = ContextVar("organisations_known")
 _LOINC = "http://loinc.org"
+_UCUM = "http://unitsofmeasure.org"
 _SNOMED = "http://snomed.info/sct"
 _LAST_ISSUE = "Extension-UKCore-MedicationStatementLastIssueDate"
 _CARE_HOME_ROOM = "urn:london-care-gateway:care-home-room"
@@ -67,8 +72,8 @@ _UNITS = {
     "10*9/L": "\u00d710\u2079/L",
     "10*12/L": "\u00d710\u00b9\u00b2/L",
 }
-_SYSTOLIC = {"8480-6", "271649006", "72313002"}
-_DIASTOLIC = {"8462-4", "271650006", "1091811000000102"}
+SYSTOLIC = {"8480-6", "271649006", "72313002"}
+DIASTOLIC = {"8462-4", "271650006", "1091811000000102"}
 _COURSE = {"acute": "Acute", "continuous": "Repeat", "seasonal": "Seasonal"}
 _STATUS_WORDS = {
     "not-done": "Not done",
@@ -80,12 +85,21 @@ _STATUS_WORDS = {
 
 @dataclass(frozen=True)
 class Row:
-    """One resource in a few words, as plain text (escaped when written)."""
+    """One resource (or one fact several resources state) in a few words,
+    as plain text (escaped when written)."""
 
     what: str
     detail: str = ""
     when: str = ""
     status: str = ""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Who recorded a fact, and when: one name in a row's From."""
+
+    organisation: str  # as a reader sees it: "Primrose Row Surgery (F99C02)"
+    on: str = ""  # the date it recorded the fact, as shown; "" when it gave none
 
 
 # -- values ------------------------------------------------------------------------------
@@ -269,7 +283,12 @@ def _number(value: Any) -> str:
 
 
 def _unit(quantity: Resource) -> str:
-    unit = text_of(quantity.get("unit")) or text_of(quantity.get("code"))
+    # A UCUM code with a unit for people ("Cel": °C) says it, whatever words
+    # the source wrote ("C").
+    code = text_of(quantity.get("code"))
+    if code in _UNITS and quantity.get("system") == _UCUM:
+        return _UNITS[code]
+    unit = text_of(quantity.get("unit")) or code
     return _UNITS.get(unit, unit)
 
 
@@ -627,7 +646,7 @@ def _blood_pressure(components: list[Resource]) -> tuple[str, list[Resource]]:
                 return component
         return None
 
-    systolic, diastolic = find(_SYSTOLIC, "systolic"), find(_DIASTOLIC, "diastolic")
+    systolic, diastolic = find(SYSTOLIC, "systolic"), find(DIASTOLIC, "diastolic")
     if systolic is None or diastolic is None or systolic is diastolic:
         return "", components
     high, low = _dict(systolic.get("valueQuantity")), _dict(diastolic.get("valueQuantity"))
@@ -1137,6 +1156,50 @@ def summarise(resource: dict[str, Any], resolve: Callable[[str], dict[str, Any] 
     return _describe(resource, resolve)
 
 
+# -- the words of a row that stands for several resources (``reconcile``) -------------
+
+
+def concept_text(value: Any) -> str:
+    """A CodeableConcept in words."""
+    return _concept(value)
+
+
+def medication_name(resource: Resource, resolve: Resolve) -> str:
+    """The medicine a statement, request or administration is about."""
+    return _medication(resource, resolve)
+
+
+def dosage_text(resource: Resource) -> str:
+    """A statement's or request's dosage instructions in words."""
+    key = "dosageInstruction" if resource.get("resourceType") == "MedicationRequest" else "dosage"
+    return _join(_dosages(resource.get(key)))
+
+
+def course_text(resource: Resource) -> str:
+    """``Repeat``, ``Acute``: the course of therapy, when stated."""
+    return _COURSE.get(next(iter(sorted(codes_in(resource.get("courseOfTherapyType")))), ""), "")
+
+
+def last_issued(resource: Resource) -> str:
+    """When a GP statement says the prescription was last issued, as written."""
+    issued = _extension(resource, _LAST_ISSUE)
+    return text_of(issued.get("valueDateTime")) if issued is not None else ""
+
+
+def notes_of(resource: Resource) -> list[str]:
+    return _notes(resource)
+
+
+def in_words(code: Any) -> str:
+    """A FHIR code for people: ``in-progress`` becomes ``In progress``."""
+    return _words(code)
+
+
+def join(parts: Iterable[str], sep: str = "; ") -> str:
+    """Non-empty parts once each, in order."""
+    return _join(parts, sep)
+
+
 # -- XHTML -------------------------------------------------------------------------------
 
 
@@ -1153,26 +1216,49 @@ def _div(inner: str) -> str:
 _COLUMNS = (("what", "What"), ("detail", "Detail"), ("when", "Date"), ("status", "Status"))
 
 
-def section_div(rows: Sequence[Row], *, source_of: Sequence[str] | None = None) -> str:
+def _sources_cell(sources: Sequence[Source]) -> str:
+    return "; ".join(
+        f'<span class="org">{_esc(source.organisation)}</span>'
+        + (f", {_esc(source.on)}" if source.on else "")
+        for source in sources
+    )
+
+
+def section_div(
+    rows: Sequence[Row],
+    *,
+    source_of: Sequence[Sequence[Source]] | None = None,
+    ids: Sequence[str] | None = None,
+    conflicting: Sequence[bool] | None = None,
+) -> str:
     """A section's narrative: a table of What / Detail / Date / Status, and
-    From (one entry per row: the source organisation and date) when
-    ``source_of`` is given. No rows give the empty narrative."""
-    if source_of is not None and len(source_of) != len(rows):
-        raise ValueError(f"source_of has {len(source_of)} entries for {len(rows)} rows")
+    From (for each row, every organisation that recorded it, with when)
+    when ``source_of`` is given. ``ids`` name the rows, so that the entries
+    a row stands for can point at it; a row ``conflicting`` is one whose
+    sources disagree. No rows give the empty narrative."""
+    for name, given in (("source_of", source_of), ("ids", ids), ("conflicting", conflicting)):
+        if given is not None and len(given) != len(rows):
+            raise ValueError(f"{name} has {len(given)} entries for {len(rows)} rows")
     if not rows:
         return empty_div("None recorded")
     columns = [*_COLUMNS, ("from", "From")] if source_of is not None else list(_COLUMNS)
     head = "".join(f'<th class="{key}">{label}</th>' for key, label in columns)
     body = []
     for index, row in enumerate(rows):
-        values = [row.what, row.detail, row.when, row.status]
-        if source_of is not None:
-            values.append(source_of[index])
         cells = "".join(
             f'<td class="{key}">{_esc(value)}</td>'
-            for (key, _), value in zip(columns, values, strict=True)
+            for (key, _), value in zip(
+                _COLUMNS, [row.what, row.detail, row.when, row.status], strict=True
+            )
         )
-        body.append(f"<tr>{cells}</tr>")
+        if source_of is not None:
+            cells += f'<td class="from">{_sources_cell(source_of[index])}</td>'
+        attributes = ""
+        if ids is not None:
+            attributes += f' id="{_esc(ids[index])}"'
+        if conflicting is not None and conflicting[index]:
+            attributes += ' class="conflict"'
+        body.append(f"<tr{attributes}>{cells}</tr>")
     return _div(
         f'<table class="rows"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
     )

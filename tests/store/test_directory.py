@@ -170,3 +170,25 @@ def test_the_codes_a_stored_resource_names_are_found_without_parsing() -> None:
         b'"y":{"system":"urn:other","value":"NOTME"}}'
     )
     assert codes_named_in([content, None]) == {"F99C01", "F99C02", "V9C01"}
+
+
+def test_a_practices_own_record_of_itself_keeps_the_directorys_kind(
+    store: Store, tmp_path: Path
+) -> None:
+    load(store, "organisations", "X9P01", [_csv(tmp_path, GOOD)])
+    # Written later, by the practice: its name, and nothing of its kind.
+    write.create(
+        store,
+        as_source("F99C02"),
+        "Organization",
+        {
+            "resourceType": "Organization",
+            "identifier": [
+                {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "F99C02"}
+            ],
+            "name": "Primrose Row Surgery (Dr Okafor and partners)",
+        },
+    )
+    found = look_up(store, ["F99C02"])["F99C02"]
+    assert found.name == "Primrose Row Surgery (Dr Okafor and partners)"
+    assert (found.kind, found.address) == ("GP practice", "3 Primrose Row, Camden, QC1 2AB")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.documents.html import render, safe_narrative
-from gateway.documents.narrative import empty_div, section_div, subject_div, summarise
+from gateway.documents.narrative import Source, empty_div, section_div, subject_div, summarise
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 LOINC = "http://loinc.org"
@@ -238,15 +238,20 @@ def test_a_source_common_to_every_row_is_shown_once_by_the_title() -> None:
     document = red_bag()
     allergies = document["entry"][0]["resource"]["section"][0]
     rows = [summarise(r, resolve) for r in of_type("AllergyIntolerance")]
-    source = "Plane Tree House Nursing Home, 14 Jul 2026"
-    allergies["text"]["div"] = section_div(rows, source_of=[source] * len(rows))
+    source = "Plane Tree House Nursing Home (V9P01)"
+    dated = [[Source(source, f"{day} Jul 2026")] for day in range(len(rows))]
+    allergies["text"]["div"] = section_div(rows, source_of=dated)
     page = render(document)
     assert page.count(source) == 1
     assert f'<span class="source">From {source}</span>' in page
     assert '<td class="from">' not in page
-    # Rows from different sources keep their column.
-    allergies["text"]["div"] = section_div(rows, source_of=["A", "B", "B"])
-    assert render(document).count('<td class="from">') == 3
+    # Rows from different sources keep their column, as does a row from two.
+    for sources in (
+        [[Source("A")], [Source("B")], [Source("B")]],
+        [[Source(source)], [Source(source)], [Source(source), Source("B")]],
+    ):
+        allergies["text"]["div"] = section_div(rows, source_of=sources)
+        assert render(document).count('<td class="from">') == 3
 
 
 def test_nested_sections_and_a_preliminary_document() -> None:

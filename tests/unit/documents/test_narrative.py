@@ -15,6 +15,7 @@ import pytest
 from gateway.directory import Organisation
 from gateway.documents.narrative import (
     Row,
+    Source,
     empty_div,
     format_date,
     organisation,
@@ -31,7 +32,7 @@ ALLOWED_ELEMENTS = {
     "div", "p", "table", "thead", "tbody", "tr", "th", "td", "span", "b", "i", "ul", "li", "br",
     "h1", "h2", "h3", "h4", "h5", "h6",
 }  # fmt: skip
-ALLOWED_ATTRIBUTES = {"class"}
+ALLOWED_ATTRIBUTES = {"class", "id"}
 
 Resource = dict[str, Any]
 
@@ -527,15 +528,35 @@ def test_a_section_is_a_table_of_what_detail_date_and_status() -> None:
 def test_a_section_says_where_each_row_came_from() -> None:
     rows = [Row("Penicillin", "Rash"), Row("Strawberries", "Itchy mouth", "", "Resolved")]
     sources = [
-        "Chalk Hill Medical Centre, 3 Mar 2026",
-        "Plane Tree House Nursing Home, 14 Jul 2026",
+        [Source("Chalk Hill Medical Centre (F81001)", "3 Mar 2026")],
+        [
+            Source("Plane Tree House Nursing Home (V9P01)", "14 Jul 2026"),
+            Source("Chalk Hill Medical Centre (F81001)"),
+        ],
     ]
-    div = section_div(rows, source_of=sources)
+    div = section_div(rows, source_of=sources, ids=["allergies-1", "allergies-2"])
     root = check_narrative(div)
     assert [th.text for th in root.iter(f"{XHTML}th")][-1] == "From"
-    assert [row[-1] for row in cells(div)] == sources
-    with pytest.raises(ValueError, match="source_of"):
-        section_div(rows, source_of=sources[:1])
+    assert [row[-1] for row in cells(div)] == [
+        "Chalk Hill Medical Centre (F81001), 3 Mar 2026",
+        "Plane Tree House Nursing Home (V9P01), 14 Jul 2026; Chalk Hill Medical Centre (F81001)",
+    ]
+    assert [tr.get("id") for tr in root.iter(f"{XHTML}tr")] == [None, "allergies-1", "allergies-2"]
+    organisations = [span.text for span in root.iter(f"{XHTML}span")]
+    assert organisations == [
+        "Chalk Hill Medical Centre (F81001)",
+        "Plane Tree House Nursing Home (V9P01)",
+        "Chalk Hill Medical Centre (F81001)",
+    ]
+    for name, given in (("source_of", {"source_of": sources[:1]}), ("ids", {"ids": ["a"]})):
+        with pytest.raises(ValueError, match=name):
+            section_div(rows, **given)  # type: ignore[arg-type]
+
+
+def test_a_row_whose_sources_differ_is_marked() -> None:
+    rows = [Row("Apixaban 5mg tablets", "Doses differ"), Row("Paracetamol")]
+    root = check_narrative(section_div(rows, conflicting=[True, False]))
+    assert [tr.get("class") for tr in root.iter(f"{XHTML}tr")] == [None, "conflict", None]
 
 
 def test_a_record_written_as_markup_is_shown_as_text() -> None:
@@ -545,7 +566,7 @@ def test_a_record_written_as_markup_is_shown_as_text() -> None:
         "note": [{"text": 'Fish & chips "quoted" <b onclick="x()">bold</b>\nnext line\x01'}],
     }
     row = summarise(hostile, nothing)
-    div = section_div([row], source_of=["<img src=x onerror=alert(1)>"])
+    div = section_div([row], source_of=[[Source("<img src=x onerror=alert(1)>")]])
     root = check_narrative(div)
     assert "<script" not in div and "<img" not in div and 'onclick="' not in div
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in div

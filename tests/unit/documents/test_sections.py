@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.documents.assemble import Gathered, _placed
+from gateway.documents.reconcile import Origins, reconcile
 from gateway.documents.sections import RED_BAG, SUMMARY, DocumentKind
 from gateway.store import StoredVersion
 
@@ -31,7 +32,14 @@ def _gathered(*resources: dict[str, Any]) -> Gathered:
 
 
 def _sections(kind: DocumentKind, gathered: Gathered) -> dict[str, list[str]]:
-    return {section.key: members for section, members in _placed(kind, gathered) if members}
+    """The entries each section lists: a baseline only the newest of each."""
+    anyone = Origins(shown=lambda resource: "a source", kind=lambda resource: "")
+    listed = {}
+    for section, members in _placed(kind, gathered):
+        facts = reconcile(members, gathered.resources, anyone, latest_only=section.latest_only)
+        if facts:
+            listed[section.key] = [reference for fact in facts for reference in fact.members]
+    return listed
 
 
 def _blood_pressure(when: str, rid: str) -> dict[str, Any]:
