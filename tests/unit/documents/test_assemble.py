@@ -185,3 +185,59 @@ def test_organisations_read_as_the_directorys_names_with_their_codes() -> None:
     assert "Q9Q99 (organisation not in the directory)" in text
     assert "ODS F99C02" not in text
     assert ">F99C02<" not in text and ">E09000007<" not in text
+
+
+def test_a_fact_from_two_sources_is_one_row_and_both_stay_entries_linked_to_it() -> None:
+    patient = {"resourceType": "Patient", "id": "p1"}
+    weight = {
+        "resourceType": "Observation",
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "vital-signs",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "27113001"}]},
+        "effectiveDateTime": "2026-07-31T09:00:00+01:00",
+        "valueQuantity": {"value": 61.2, "unit": "kg", "code": "kg"},
+    }
+    practice = {**weight, "id": "w-gp", "meta": {"source": "urn:ods:F99C02"}}
+    home = {
+        **weight,
+        "id": "w-home",
+        "meta": {"source": "urn:ods:V9C02"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+    }
+    gathered = Gathered(
+        {f"Observation/{o['id']}": _stored(o) for o in (practice, home)},
+        {f"Observation/{o['id']}": o for o in (practice, home)},
+    )
+    known = {
+        "F99C02": Organisation("F99C02", "Primrose Row Surgery", "GP practice"),
+        "V9C02": Organisation("V9C02", "Canal Side Nursing Home", "Care home"),
+    }
+    document = build(
+        SUMMARY, _stored(patient), gathered, base_url="http://gateway/fhir", organisations=known
+    )
+    composition = document.bundle["entry"][0]["resource"]
+    [vitals] = [s for s in composition["section"] if s["title"] == "Vital signs"]
+    div = vitals["text"]["div"]
+    assert div.count("61.2 kg") == 1
+    assert (
+        "Primrose Row Surgery (F99C02)</span>, 31 Jul 2026; "
+        '<span class="org">Canal Side Nursing Home (V9C02)</span>, 31 Jul 2026'
+    ) in div
+    # Nothing is merged in the data: both are entries, and each points at the row.
+    assert [e["reference"] for e in vitals["entry"]] == ["Observation/w-gp", "Observation/w-home"]
+    links = {e["extension"][0]["valueUrl"] for e in vitals["entry"]}
+    assert links == {"#vital-signs-1"} and 'id="vital-signs-1"' in div
+    in_bundle = {e["fullUrl"] for e in document.bundle["entry"]}
+    assert {"http://gateway/fhir/Observation/w-gp", "http://gateway/fhir/Observation/w-home"} <= (
+        in_bundle
+    )
