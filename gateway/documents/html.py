@@ -9,8 +9,9 @@ browser too), so it can be saved, mailed, printed on one A4 sheet for a typical
 care-home resident, or read on a phone in an ambulance.
 
 What must not be missed comes first: the sections of advance directives
-(LOINC 42348-3) and alerts (LOINC 104605-1) that hold entries are drawn in a
-red box above everything else, headed by "Not for attempted CPR" when the
+(LOINC 42348-3) and alerts (LOINC 104605-1) that hold entries, and allergies
+(LOINC 48765-2) whatever they hold, are drawn in a red box above everything
+else, headed by "Not for attempted CPR" when the
 document lists an active do-not-attempt-CPR decision.
 
 Section narratives are embedded after a second pass through a whitelist: a
@@ -40,16 +41,14 @@ from gateway.documents.narrative import (
     patient_name,
     text_of,
 )
+from gateway.documents.sections import not_for_cpr
 
 Resource = dict[str, Any]
 
 _LOINC = "http://loinc.org"
 _FIRST = {"42348-3", "104605-1"}  # advance directives, alerts
-_SNOMED = "http://snomed.info/sct"
-# "Not for resuscitation" and "Not for attempted cardiopulmonary resuscitation".
-_NOT_FOR_CPR = {"304253006", "450476008"}
-_CONSENT_CATEGORY = "http://terminology.hl7.org/CodeSystem/consentcategorycodes"
-_CPR = "89666000"  # a Consent (a ReSPECT form) whose provision denies it is a DNACPR too
+_ALLERGIES = "48765-2"
+_FIRST_ORDER = ("42348-3", "104605-1", _ALLERGIES)
 
 # FHIR's narrative elements (narrative.html#xhtml) less a, img: a page with no
 # external resources neither links out nor loads pictures. Their text is kept.
@@ -131,41 +130,18 @@ def _sections(composition: Resource) -> Iterator[Resource]:
 
 
 def _comes_first(section: Resource) -> bool:
-    return bool(codes_in(section.get("code"), _LOINC) & _FIRST) and bool(
-        dicts_in(section.get("entry"))
-    )
+    codes = codes_in(section.get("code"), _LOINC)
+    # Allergies whether or not any are listed: that none is known is as
+    # much for the crew to read first as that one is.
+    return _ALLERGIES in codes or bool(codes & _FIRST and dicts_in(section.get("entry")))
+
+
+def _first_order(section: Resource) -> int:
+    codes = codes_in(section.get("code"), _LOINC)
+    return next((n for n, code in enumerate(_FIRST_ORDER) if code in codes), len(_FIRST_ORDER))
 
 
 # -- not for attempted CPR ------------------------------------------------------------------
-
-
-def _not_for_cpr(resource: Resource) -> str | None:
-    """The date of an active do-not-attempt-CPR decision this resource records
-    ("" when undated), or None when it records none."""
-    status = resource.get("status")
-    if status is not None and status != "active":
-        return None
-    res_type = resource.get("resourceType")
-    if res_type == "Consent":
-        provision = resource.get("provision")
-        refuses_cpr = (
-            isinstance(provision, dict)
-            and provision.get("type") == "deny"
-            and bool(codes_in(provision.get("code"), _SNOMED) & {_CPR})
-        )
-        if not refuses_cpr and "dnr" not in codes_in(resource.get("category"), _CONSENT_CATEGORY):
-            return None
-        return format_date(resource.get("dateTime"))
-    if (
-        res_type in ("Flag", "Condition", "Observation")
-        and codes_in(resource.get("code"), _SNOMED) & _NOT_FOR_CPR
-    ):
-        period = resource.get("period")
-        start = period.get("start") if isinstance(period, dict) else None
-        return format_date(
-            start or resource.get("recordedDate") or resource.get("effectiveDateTime")
-        )
-    return None
 
 
 def _cpr_banner(composition: Resource, entries: _Entries) -> str:
@@ -174,7 +150,7 @@ def _cpr_banner(composition: Resource, entries: _Entries) -> str:
     for section in _sections(composition):
         for ref in dicts_in(section.get("entry")):
             resource = entries.get(ref)
-            when = _not_for_cpr(resource) if resource is not None else None
+            when = not_for_cpr(resource) if resource is not None else None
             if when is not None:
                 found = True
                 if when and when not in dates:
@@ -400,7 +376,8 @@ def render(document: dict[str, Any]) -> str:
     patient = entries.get(composition.get("subject"))
     at = composition.get("date") or document.get("timestamp")
     top = dicts_in(composition.get("section"))
-    first = [s for s in top if _comes_first(s)]
+    # In the box: advance decisions, then alerts, then allergies.
+    first = sorted((s for s in top if _comes_first(s)), key=_first_order)
     banner = _cpr_banner(composition, entries)
     alerts = ""
     if first or banner:

@@ -21,6 +21,7 @@ What counts as the same:
   chest infections years apart are two problems);
 - allergies: the same concept;
 - contacts (RelatedPerson): the same name;
+- a DNACPR decision: one, whether a form or an alert records it, on one date;
 - anything else: the same words in every column.
 """
 
@@ -37,6 +38,7 @@ import orjson
 
 from gateway.documents import narrative
 from gateway.documents.narrative import Resource, Row, Source, codes_in, dicts_in, text_of
+from gateway.documents.sections import not_for_cpr
 
 Resolve = Callable[[str], Resource | None]
 
@@ -70,9 +72,15 @@ _KIND_WORDS = (
     ("care-home", ("care home", "nursing home", "residential")),
     ("council", ("council", "local authority", "social care")),
 )
-# Within one organisation's record of a medicine: the prescription, then
-# what is taken, then each dose given.
-_MEDICINE_ORDER = {"MedicationRequest": 0, "MedicationStatement": 1, "MedicationAdministration": 2}
+# Within one organisation's record of a fact: the prescription, then what is
+# taken, then each dose given; a DNACPR form before the alert that points at it.
+_WITHIN_ONE_SOURCE = {
+    "MedicationRequest": 0,
+    "MedicationStatement": 1,
+    "MedicationAdministration": 2,
+    "Consent": 0,
+    "Flag": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -279,6 +287,11 @@ def _onset(resource: Resource) -> str:
 def _keys(resource: Resource, resolve: Resolve) -> Iterable[Any]:
     """What makes two entries one fact (see the module's docstring)."""
     res_type = resource["resourceType"]
+    decided = not_for_cpr(resource)
+    if decided is not None:
+        # A DNACPR decision is one, whether a form (Consent) or an alert
+        # (Flag) records it, as long as they date it alike.
+        return [("not-for-cpr", decided)]
     if res_type in _MEDICINES:
         return (("medicine", key) for key in _medicine_keys(resource, resolve))
     if res_type == "Observation":
@@ -337,6 +350,7 @@ def _dated(resource: Resource) -> str:
         "occurrenceDateTime",
         "performedDateTime",
         "onsetDateTime",
+        "dateTime",
         "date",
     ):
         value = resource.get(name)
@@ -368,7 +382,7 @@ def _ordered(members: list[str], resources: Mapping[str, Resource], origins: Ori
         kind = kind_key(origins.kind(resource))
         return (
             order.index(kind) if kind in order else len(order),
-            _MEDICINE_ORDER.get(resource["resourceType"], 0),
+            _WITHIN_ONE_SOURCE.get(resource["resourceType"], 0),
         )
 
     return sorted(by_date, key=rank)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.documents.narrative import codes_in
+from gateway.documents.narrative import codes_in, format_date
 from mappings.gpconnect.codes import LIST_AREAS
 
 Resource = dict[str, Any]
@@ -26,6 +26,10 @@ _OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-categ
 _CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 _SNOMED = "http://snomed.info/sct"
 _NOT_FOR_CPR = "304253006"
+# "Not for resuscitation" and "Not for attempted cardiopulmonary resuscitation".
+_NOT_FOR_ANY_CPR = {_NOT_FOR_CPR, "450476008"}
+_CONSENT_CATEGORY = "http://terminology.hl7.org/CodeSystem/consentcategorycodes"
+_CPR = "89666000"  # a Consent (a ReSPECT form) whose provision denies it is a DNACPR too
 _ACVPU = "1104441000000107"
 # How the council and care-home mappings mark social care, so that it is
 # told apart from health care by what the record says, not who sent it.
@@ -142,6 +146,35 @@ def _advance_decision(resource: Resource) -> bool:
     if res_type == "Consent":
         return "adr" in codes_in(resource.get("scope"), _CONSENT_SCOPE)
     return res_type == "Flag" and _NOT_FOR_CPR in codes_in(resource.get("code"), _SNOMED)
+
+
+def not_for_cpr(resource: Resource) -> str | None:
+    """The date of an active do-not-attempt-CPR decision this resource records
+    ("" when undated), or None when it records none."""
+    status = resource.get("status")
+    if status is not None and status != "active":
+        return None
+    res_type = resource.get("resourceType")
+    if res_type == "Consent":
+        provision = resource.get("provision")
+        refuses_cpr = (
+            isinstance(provision, dict)
+            and provision.get("type") == "deny"
+            and bool(codes_in(provision.get("code"), _SNOMED) & {_CPR})
+        )
+        if not refuses_cpr and "dnr" not in codes_in(resource.get("category"), _CONSENT_CATEGORY):
+            return None
+        return format_date(resource.get("dateTime"))
+    if (
+        res_type in ("Flag", "Condition", "Observation")
+        and codes_in(resource.get("code"), _SNOMED) & _NOT_FOR_ANY_CPR
+    ):
+        period = resource.get("period")
+        start = period.get("start") if isinstance(period, dict) else None
+        return format_date(
+            start or resource.get("recordedDate") or resource.get("effectiveDateTime")
+        )
+    return None
 
 
 def _allergy(resource: Resource) -> bool:
@@ -431,6 +464,9 @@ RED_BAG = DocumentKind(
         for section, empty in (
             (ADVANCE_DECISIONS, None),
             (ALERTS, "No alerts or risks available."),
+            (ALLERGIES, None),
+            (MEDICATIONS, None),
+            (PROBLEMS, None),
             (
                 Section(
                     "about-me",
@@ -442,9 +478,6 @@ RED_BAG = DocumentKind(
                 ),
                 "Nothing about the person's wishes and preferences is available.",
             ),
-            (MEDICATIONS, None),
-            (ALLERGIES, None),
-            (PROBLEMS, None),
             (
                 Section(
                     "baseline",

@@ -188,7 +188,7 @@ def test_section_narratives_are_shown(page: str) -> None:
     assert "No information available." in page
 
 
-def test_no_box_and_no_banner_without_a_decision_or_alerts() -> None:
+def test_no_box_and_no_banner_without_a_decision_alerts_or_allergies() -> None:
     document = red_bag()
     composition = document["entry"][0]["resource"]
     composition["section"] = [
@@ -198,7 +198,15 @@ def test_no_box_and_no_banner_without_a_decision_or_alerts() -> None:
     assert "Not for attempted CPR" not in page
     assert 'class="first"' in page  # the alerts still come first
 
-    composition["section"] = composition["section"][:1]
+    # Allergies come first whatever they hold: that none is known matters too.
+    composition["section"] = [
+        s for s in composition["section"] if s["code"]["coding"][0]["code"] == "48765-2"
+    ]
+    composition["section"][0].pop("entry", None)
+    assert 'class="first"' in render(document)
+    composition["section"] = [
+        s for s in red_bag()["entry"][0]["resource"]["section"] if s["title"] == "Medication"
+    ]
     assert 'class="first"' not in render(document)
 
 

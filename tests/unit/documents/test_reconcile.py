@@ -302,3 +302,40 @@ def test_other_entries_are_one_row_only_when_every_column_reads_the_same() -> No
 )
 def test_the_directorys_words_for_a_kind(words: str, key: str) -> None:
     assert kind_key(words) == key
+
+
+def test_a_dnacpr_form_and_its_alert_are_one_decision_shown_by_the_form() -> None:
+    form = _by(
+        "V9C02",
+        {
+            "resourceType": "Consent",
+            "status": "active",
+            "dateTime": "2026-10-22",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/consentcategorycodes",
+                            "code": "dnr",
+                        }
+                    ]
+                }
+            ],
+            "scope": {"coding": [{"code": "adr"}]},
+        },
+    )
+    alert = _by(
+        "V9C02",
+        {
+            "resourceType": "Flag",
+            "status": "active",
+            "period": {"start": "2026-10-22"},
+            "code": {"coding": [{"system": SNOMED, "code": "304253006"}]},
+        },
+    )
+    older = _by("F99C02", {**alert, "period": {"start": "2021-03-01"}})
+    rows = _rows(alert, form, older)
+    assert [row.members for row in rows] == [
+        (f"Consent/{form['id']}", f"Flag/{alert['id']}"),
+        (f"Flag/{older['id']}",),
+    ]
