@@ -9,12 +9,14 @@ stream in constant memory and any one of them can be made again on its own.
 
 from __future__ import annotations
 
+import math
 import random
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cache
+from typing import Any, TypeVar
 
 from gateway.demo.world import (
     BOROUGHS,
@@ -82,6 +84,12 @@ class Vitals:
     oxygen_saturation: int
     weight_kg: float
     height_cm: int
+
+    @property
+    def bmi(self) -> float:
+        """Body mass index as a GP system works it out from the weight and
+        height it holds, to one decimal place."""
+        return round(self.weight_kg / (self.height_cm / 100) ** 2, 1)
 
 
 @dataclass(frozen=True)
@@ -493,6 +501,49 @@ _PROVIDERS = (
 )
 
 
+# --- Body size and vital signs -----------------------------------------------
+# Height, weight and BMI follow the Health Survey for England (NHS Digital,
+# HSE 2019, adults 16 and over): mean height 175.5 cm (sd 7.2) for men and
+# 161.9 cm (sd 6.6) for women, a few centimetres less over 75; mean BMI about
+# 27 to 28 (sd about 5), lower in the young, lower and narrower in the very
+# old and in care homes (where weight loss is common). Weight comes from
+# height and BMI, so the three agree.
+_HEIGHT_CM = {"male": (175.5, 7.2), "female": (161.9, 6.6)}
+_SHORTER_OVER_75_CM = {"male": 4.0, "female": 3.5}
+# (youngest age, mean BMI, sd)
+_BMI_BY_AGE: tuple[tuple[int, float, float], ...] = (
+    (16, 24.0, 4.5),
+    (25, 26.4, 5.0),
+    (35, 27.5, 5.2),
+    (45, 28.2, 5.2),
+    (55, 28.6, 5.0),
+    (65, 28.5, 4.8),
+    (75, 27.4, 4.5),
+    (85, 25.6, 4.2),
+)
+_BMI_IN_CARE_HOME = (24.8, 4.3)
+_BMI_RANGE = (15.5, 50.0)  # what is drawn beyond these is set to them
+# Blood pressure by age and sex, near the same survey's means:
+# (youngest age, systolic men, systolic women, diastolic men, diastolic women)
+_BLOOD_PRESSURE: tuple[tuple[int, int, int, int, int], ...] = (
+    (16, 124, 113, 68, 68),
+    (25, 125, 114, 73, 71),
+    (35, 126, 117, 78, 74),
+    (45, 130, 123, 80, 76),
+    (55, 134, 130, 78, 75),
+    (65, 137, 135, 75, 73),
+    (75, 138, 139, 70, 70),
+)
+
+
+_Row = TypeVar("_Row", bound=tuple[Any, ...])
+
+
+def _by_age(table: tuple[_Row, ...], age: int) -> _Row:
+    """The row of ``table`` (ordered by youngest age) that ``age`` falls in."""
+    return [row for row in table if age >= row[0]][-1]
+
+
 # --- NHS numbers ----------------------------------------------------------
 
 
@@ -631,7 +682,7 @@ class _Maker:
             medicines=medicines,
             allergies=allergies,
             contacts=contacts,
-            vitals=self.vitals(age) if age >= 16 else None,
+            vitals=self.vitals(age, gender, problems, residence) if age >= 16 else None,
             stays=self.stays(age, residence),
             social_care=social_care,
             residence=residence,
@@ -724,20 +775,65 @@ class _Maker:
             )
         return tuple(chosen)
 
-    def vitals(self, age: int) -> Vitals:
+    def vitals(
+        self, age: int, gender: str, problems: list[Problem], residence: Residence | None
+    ) -> Vitals:
+        """Measurements of the person's last check, plausible for their
+        age, sex and problems (see the tables above)."""
         rng = self.rng
+        codes = {p.code for p in problems}
+        mean, sd = _HEIGHT_CM[gender]
+        if age >= 75:
+            mean -= _SHORTER_OVER_75_CM[gender]
+        height = round(_clamp(rng.normalvariate(mean, sd), mean - 3 * sd, mean + 3 * sd))
+        _, bmi_mean, bmi_sd = _by_age(_BMI_BY_AGE, age)
+        if residence is not None:
+            bmi_mean, bmi_sd = _BMI_IN_CARE_HOME
+        # BMI leans to the right (more people well above the mean than well
+        # below it): a log-normal of that mean and sd.
+        sigma = math.sqrt(math.log(1 + (bmi_sd / bmi_mean) ** 2))
+        bmi = _clamp(rng.lognormvariate(math.log(bmi_mean) - sigma**2 / 2, sigma), *_BMI_RANGE)
+        weight = round(bmi * (height / 100) ** 2, 1)
+        _, systolic_men, systolic_women, diastolic_men, diastolic_women = _by_age(
+            _BLOOD_PRESSURE, age
+        )
+        male = gender == "male"
+        treated = 6 if HYPERTENSION in codes else 0  # treated, and still a little higher
+        systolic = round(
+            _clamp(
+                rng.normalvariate((systolic_men if male else systolic_women) + treated, 14), 95, 185
+            )
+        )
+        diastolic = round(
+            _clamp(
+                rng.normalvariate((diastolic_men if male else diastolic_women) + treated / 2, 9),
+                50,
+                min(105, systolic - 25),
+            )
+        )
+        if ATRIAL_FIBRILLATION in codes:
+            pulse = round(_clamp(rng.normalvariate(84, 14), 55, 125))
+        else:
+            pulse = round(_clamp(rng.normalvariate(72, 10), 50, 105))
+        breathless = bool(codes & {COPD, HEART_FAILURE})
+        if COPD in codes:
+            saturation = rng.randint(90, 95)
+        else:
+            saturation = rng.randint(94, 98) if age >= 70 else rng.randint(96, 99)
         return Vitals(
             taken=datetime.combine(
                 self.days_ago(400, 1), time(rng.randint(8, 17), rng.choice((0, 15, 30, 45)))
             ),
-            systolic=rng.randint(105, 165 if age > 50 else 140),
-            diastolic=rng.randint(62, 95),
-            pulse=rng.randint(56, 98),
-            respiratory_rate=rng.randint(12, 20),
-            temperature=round(rng.uniform(36.1, 37.3), 1),
-            oxygen_saturation=rng.randint(93, 99),
-            weight_kg=round(rng.uniform(48, 105), 1),
-            height_cm=rng.randint(150, 192),
+            systolic=systolic,
+            diastolic=diastolic,
+            pulse=pulse,
+            respiratory_rate=rng.randint(16, 22) if breathless else rng.randint(12, 18),
+            temperature=round(
+                _clamp(rng.normalvariate(36.5 if age >= 80 else 36.7, 0.25), 35.8, 37.4), 1
+            ),
+            oxygen_saturation=saturation,
+            weight_kg=weight,
+            height_cm=height,
         )
 
     def stays(self, age: int, residence: Residence | None) -> tuple[HospitalStay, ...]:
@@ -905,3 +1001,7 @@ class _Maker:
             events=tuple(events),
             carer=carer,
         )
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)

@@ -563,7 +563,6 @@ class _Bundle:
         def mmhg(value: int) -> Json:
             return {"value": value, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"}
 
-        bmi = round(vitals.weight_kg / (vitals.height_cm / 100) ** 2, 1)
         found = [
             self._observation(
                 0,
@@ -580,7 +579,7 @@ class _Bundle:
                 ("pulse", vitals.pulse),
                 ("weight", vitals.weight_kg),
                 ("height", vitals.height_cm),
-                ("bmi", bmi),
+                ("bmi", vitals.bmi),
             ),
             start=1,
         ):
