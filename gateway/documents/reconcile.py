@@ -454,22 +454,32 @@ def _values_differ(said: list[Resource], resolve: Resolve, origins: Origins) -> 
     return Row(first.what, f"Sources differ: {each}", first.when, first.status), True
 
 
+# What a problem's or an allergy's sources can disagree on; an element one
+# source leaves out is no disagreement.
+_STATED = (
+    lambda r: tuple(sorted(codes_in(r.get("clinicalStatus")))),
+    lambda r: tuple(sorted(codes_in(r.get("verificationStatus")))),
+    lambda r: text_of(r.get("criticality")),
+)
+
+
 def _statuses_differ(said: list[Resource], resolve: Resolve, origins: Origins) -> tuple[Row, bool]:
-    """One problem or allergy: its row, or each status (and criticality)
-    with who recorded it when they differ."""
+    """One problem or allergy: its row, or what each source says of its
+    status and criticality, when two of them state different ones."""
     first = narrative.summarise(said[0], resolve)
-    versions = _versions(
-        said,
-        lambda r: (tuple(sorted(codes_in(r.get("clinicalStatus")))), text_of(r.get("criticality"))),
-    )
-    if len(versions) == 1:
+    differ = any(len({value for r in said if (value := element(r))}) > 1 for element in _STATED)
+    if not differ:
         return first, False
+    versions = _versions(said, lambda r: tuple(element(r) for element in _STATED))
     each = "; ".join(
-        f"{narrative.summarise(version[0], resolve).status or 'status not given'}"
-        + (
-            f", criticality {text_of(version[0].get('criticality'))}"
-            if version[0].get("criticality")
-            else ""
+        narrative.join(
+            [
+                narrative.summarise(version[0], resolve).status or "status not given",
+                f"criticality {text_of(version[0].get('criticality'))}"
+                if version[0].get("criticality")
+                else "",
+            ],
+            ", ",
         )
         + f" ({_names(version, origins)})"
         for version in versions

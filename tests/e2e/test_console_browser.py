@@ -5,8 +5,6 @@ Screenshots are kept under test-artifacts/console/."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,37 +12,14 @@ import httpx
 import pytest
 
 from tests.e2e.test_server import _start, _stop, gateway_command, register, token_for
+from tests.support.browser import chromium
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 
 
-def _driver_or_skip() -> object:
-    driver_path = shutil.which("chromedriver")
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not driver_path or not browser:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(
-                "chromium and chromium-driver are needed (Debian: chromium chromium-driver)"
-            )
-        pytest.skip("chromium-driver is not installed")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(driver_path), options=options)
-
-
 @pytest.fixture
 def browser() -> Iterator[object]:
-    driver = _driver_or_skip()
+    driver = chromium()
     driver.implicitly_wait(10)  # type: ignore[attr-defined]  # pages load after each click
     yield driver
     driver.quit()  # type: ignore[attr-defined]

@@ -339,3 +339,17 @@ def test_a_dnacpr_form_and_its_alert_are_one_decision_shown_by_the_form() -> Non
         (f"Consent/{form['id']}", f"Flag/{alert['id']}"),
         (f"Flag/{older['id']}",),
     ]
+
+
+def test_what_one_source_leaves_out_is_no_disagreement() -> None:
+    penicillin = {"coding": [{"system": SNOMED, "code": "91936005", "display": "Penicillin"}]}
+    active = {"coding": [{"code": "active"}]}
+    [row] = _rows(
+        _by("F99C02", {"resourceType": "AllergyIntolerance", "code": penicillin,
+                       "criticality": "high", "clinicalStatus": active,
+                       "verificationStatus": {"coding": [{"code": "confirmed"}]}}),
+        _by("V9C02", {"resourceType": "AllergyIntolerance", "code": penicillin,
+                      "clinicalStatus": active}),
+    )  # fmt: skip
+    assert not row.conflicting
+    assert row.row.status == "Active"
