@@ -165,6 +165,10 @@ class _Record:
         self.exported = exported
         self.yesterday = exported.date() - timedelta(days=1)
         self.rng = random.Random(f"care-home:{person.index}")
+        # The last full day of the MAR chart: yesterday, or the day before
+        # the resident went into hospital.
+        admitted = [s.admitted.date() for s in person.stays if s.discharged is None]
+        self.last_round = min([self.yesterday, *(day - timedelta(days=1) for day in admitted)])
         codes = {p.code for p in person.problems if p.active}
         self.dementia = next((c for c in (DEMENTIA, VASCULAR_DEMENTIA) if c in codes), None)
         self.copd = COPD in codes
@@ -335,8 +339,9 @@ class _Record:
 
     def medications(self) -> list[Json]:
         """The MAR chart: the last dose of each regular medicine given the
-        day before the export, at the round its instructions name; an "as
-        required" one given in the last few days, or not lately."""
+        day before the export (or before the resident went into hospital),
+        at the round its instructions name; an "as required" one given in
+        the few days before, or not lately."""
         rng = self.rng
         lines = []
         for n, medicine in enumerate(self.person.medicines):
@@ -349,16 +354,16 @@ class _Record:
             dose = medicine.dose.lower()
             if medicine.as_required:
                 if rng.random() < 0.5:
-                    day = self.yesterday - timedelta(days=rng.randint(0, 3))
+                    day = max(self.last_round - timedelta(days=rng.randint(0, 3)), self.stay.start)
                     line["lastGiven"] = london_at(
                         day, rng.randint(9, 20), rng.choice((0, 15, 30, 45))
                     )
             elif "night" in dose:
-                line["lastGiven"] = london_at(self.yesterday, 21)
+                line["lastGiven"] = london_at(self.last_round, 21)
             elif "twice" in dose or "three times" in dose:
-                line["lastGiven"] = london_at(self.yesterday, 18)
+                line["lastGiven"] = london_at(self.last_round, 18)
             else:
-                line["lastGiven"] = london_at(self.yesterday, 8)
+                line["lastGiven"] = london_at(self.last_round, 8)
             line["inBag"] = True
             lines.append(line)
         return lines

@@ -57,7 +57,14 @@ _RELATIONSHIPS = {
     "nephew": "EXF",
     "friend": "FND",
     "parent": "PAR",
+    "mother": "MTH",
+    "father": "FTH",
+    "sister": "SIS",
+    "brother": "BRO",
 }
+# Source of admission and discharge destination (NHS Data Dictionary): a
+# private dwelling, or a care home not run by the NHS or a council.
+_HOME, _CARE_HOME = "19", "85"
 # MSH-9.3, the message structure of each event (HL7 v2.4).
 _STRUCTURES = {"A01": "ADT_A01", "A03": "ADT_A03", "A08": "ADT_A01"}
 # HL7 table 0128 (allergy severity).
@@ -159,11 +166,11 @@ class AdtWriter:
         fields[0], fields[1], fields[2] = "PV1", "1", "I"
         fields[3] = f"{_text(stay.ward)}^^^{self.hospital.ods}"
         fields[4] = "21"  # admission method: emergency, via A&E
-        fields[14] = "85" if person.residence is not None else "19"  # care home, or home
+        fields[14] = _where(person, stay.admitted)  # source of admission
         fields[19] = stay.visit
         fields[44] = _ts(stay.admitted)
         if discharged and stay.discharged is not None:
-            fields[36] = "19"  # discharge destination: usual place of residence
+            fields[36] = _where(person, stay.discharged)  # discharge destination
             fields[45] = _ts(stay.discharged)
         return "|".join(fields).rstrip("|")
 
@@ -238,6 +245,13 @@ class AdtWriter:
             f"PID|1||||{_text(person.family)}^{given}||{person.birth_date:%Y%m%d}",
             self._pv1(person, stay, stay.discharged is not None),
         ]
+
+
+def _where(person: Person, moment: datetime) -> str:
+    """Where the person came from, or went to, at ``moment``: the care home
+    once their stay there had begun, else their own home."""
+    stay = person.residence
+    return _CARE_HOME if stay is not None and moment.date() >= stay.start else _HOME
 
 
 def _nk1(contact: Contact) -> str:

@@ -1,13 +1,14 @@
 """The demo's people as a clinician would read them: body sizes near the
 Health Survey for England's, a BMI that is the weight over the height
-squared, and vital signs that fit the person's age. Read from the files the
-demo writes where the sources say it, from the people where they do not."""
+squared, and vital signs that fit the person's age; a hospital and a care
+home that say where a resident was when. Read from the files the demo
+writes where the sources say it, from the people where they do not."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -143,3 +144,45 @@ def test_blood_pressure_and_other_vitals_are_plausible(demo: Demo) -> None:
     young = mean(p.vitals.systolic for p in measured if p.vitals and p.age(TODAY) < 35)
     old = mean(p.vitals.systolic for p in measured if p.vitals and p.age(TODAY) >= 75)
     assert old - young >= 10, (young, old)
+
+
+def test_the_hospital_says_whether_a_resident_came_from_the_home(demo: Demo) -> None:
+    """PV1-14 (source of admission) and PV1-36 (discharge destination): the
+    care home (85) once the person's stay there had begun, else home (19)."""
+    starts = {p.nhs_number: p.residence.start for p in demo.people if p.residence is not None}
+    seen: dict[str, int] = {}
+    for path in _files(demo, "hl7v2"):
+        for message in path.read_bytes().decode("latin-1").split("\r\n"):
+            segments = {s.split("|", 1)[0]: s.split("|") for s in message.split("\r") if s}
+            if "PV1" not in segments or "PID" not in segments:
+                continue
+            pid, pv1 = segments["PID"], segments["PV1"]
+            number = pid[3].split("^")[0] if len(pid) > 3 else ""
+            moved_in = starts.get(number)
+            for at, code in ((44, 14), (45, 36)):
+                if len(pv1) <= at or not pv1[at]:
+                    continue
+                when = datetime.strptime(pv1[at], "%Y%m%d%H%M").date()
+                expected = "85" if moved_in is not None and when >= moved_in else "19"
+                assert pv1[code] == expected, (number, moved_in, pv1[at], pv1[code])
+                seen[expected] = seen.get(expected, 0) + 1
+    assert seen.get("85", 0) >= 10 and seen.get("19", 0) >= 100, seen
+
+
+def test_in_hospital_now_the_home_gave_no_dose_after_admission(demo: Demo) -> None:
+    admitted = {
+        p.residence.resident_id: min(s.admitted for s in p.stays if s.discharged is None)
+        for p in demo.people
+        if p.residence is not None and any(s.discharged is None for s in p.stays)
+    }
+    checked = 0
+    for record in _lines(demo, "care-home"):
+        went_in = admitted.get(record["resident"]["residentId"])
+        if went_in is None:
+            continue
+        for line in record.get("medications", []):
+            if "lastGiven" in line:
+                given = datetime.fromisoformat(line["lastGiven"]).replace(tzinfo=None)
+                assert given < went_in, (record["recordId"], line)
+                checked += 1
+    assert checked >= 3
