@@ -6,8 +6,9 @@ organisations``), so it is as current as they are.
 Organizations are found by the ODS code the access index keeps for each
 (``gateway.access.index.ODS``, a token row of live resources only): one
 statement per page of codes, however many are asked for. Where several
-live Organizations carry one code, the one written last that has a name
-answers, with the kind and address of an earlier one where it gives none.
+live Organizations carry one code, the operator's directory entry answers
+(else the one written last that has a name), with the kind and address of
+another where it gives none.
 An organisation's name is not a person's record: anyone who is shown a code
 may be told whose it is.
 """
@@ -22,6 +23,7 @@ from typing import Any
 from gateway import fhirjson
 from gateway.identifiers import ODS_SYSTEM
 from gateway.store import Querier, as_bytes
+from mappings.directory import DIRECTORY_TAG
 
 # The parameter under which the access index keeps an Organization's ODS
 # code (``gateway.access.index.ODS``; a test checks they agree). Named here
@@ -60,6 +62,7 @@ def look_up(reader: Querier, codes: Iterable[str]) -> dict[str, Organisation]:
     case); a code it does not know is absent."""
     wanted = sorted({code.strip().upper() for code in codes if code and code.strip()})
     found: dict[str, Organisation] = {}
+    operators: dict[str, bool] = {}  # whether the one found is the operator's entry
     for start in range(0, len(wanted), PAGE):
         page = wanted[start : start + PAGE]
         marks = ", ".join("?" for _ in page)
@@ -74,13 +77,21 @@ def look_up(reader: Querier, codes: Iterable[str]) -> dict[str, Organisation]:
         for code, content in rows:
             if content is None:
                 continue
-            organisation = _organisation(str(code), fhirjson.loads(as_bytes(content)))
+            resource = fhirjson.loads(as_bytes(content))
+            organisation = _organisation(str(code), resource)
             if organisation is None:
                 continue
-            # The last written wins, but a kind or an address it leaves out
-            # is taken from an earlier one: a practice's own record of itself
-            # seldom says that it is a GP practice, the operator's list does.
             earlier = found.get(organisation.code)
+            by_operator = _by_operator(resource)
+            if earlier is not None and operators[organisation.code] and not by_operator:
+                # The operator's entry stands over a source's record written
+                # since; the source's fills only what the entry leaves out.
+                organisation, earlier = earlier, organisation
+            else:
+                operators[organisation.code] = by_operator
+            # The last written wins, but a kind or an address it leaves out
+            # is taken from another: a practice's own record of itself
+            # seldom says that it is a GP practice, the operator's list does.
             if earlier is not None:
                 organisation = replace(
                     organisation,
@@ -89,6 +100,18 @@ def look_up(reader: Querier, codes: Iterable[str]) -> dict[str, Organisation]:
                 )
             found[organisation.code] = organisation
     return found
+
+
+def _by_operator(resource: dict[str, Any]) -> bool:
+    """Whether ``resource`` is the operator's directory entry (``gateway load
+    --format organisations``)."""
+    tags = (resource.get("meta") or {}).get("tag") or []
+    return any(
+        isinstance(tag, dict)
+        and tag.get("system") == DIRECTORY_TAG["system"]
+        and tag.get("code") == DIRECTORY_TAG["code"]
+        for tag in tags
+    )
 
 
 def _organisation(code: str, resource: dict[str, Any]) -> Organisation | None:

@@ -39,6 +39,13 @@ _POSTCODE = re.compile(r"[A-Z]{1,2}[0-9][0-9A-Z]? ?[0-9][A-Z]{2}", re.IGNORECASE
 # Every directory row maps to one id per code, whoever loads it: a re-load,
 # or another operator's file, updates the one Organization.
 _ID_OWNER = "DIRECTORY"
+# Marks an Organization as the operator's directory entry: its name, kind and
+# address stand over what a source's own record of the organisation says.
+DIRECTORY_TAG = {
+    "system": "urn:london-care-gateway:organisation-directory",
+    "code": "operator",
+    "display": "The operator's organisation directory",
+}
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,10 @@ def map_row(values: dict[str, str]) -> dict[str, Any]:
     organization: dict[str, Any] = {
         "resourceType": "Organization",
         "id": mapped_id(_ID_OWNER, "organisation", code),
-        "meta": {"profile": ["https://fhir.hl7.org.uk/StructureDefinition/UKCore-Organization"]},
+        "meta": {
+            "profile": ["https://fhir.hl7.org.uk/StructureDefinition/UKCore-Organization"],
+            "tag": [dict(DIRECTORY_TAG)],
+        },
         "identifier": [{"system": ODS, "value": code}],
         "active": True,
         "type": [

@@ -14,6 +14,7 @@ from gateway.directory import (
     look_up,
     shown,
 )
+from gateway.identifiers import ODS_SYSTEM
 from gateway.interactions import write
 from gateway.loading import load
 from gateway.store import Store
@@ -172,23 +173,48 @@ def test_the_codes_a_stored_resource_names_are_found_without_parsing() -> None:
     assert codes_named_in([content, None]) == {"F99C01", "F99C02", "V9C01"}
 
 
-def test_a_practices_own_record_of_itself_keeps_the_directorys_kind(
-    store: Store, tmp_path: Path
-) -> None:
-    load(store, "organisations", "X9P01", [_csv(tmp_path, GOOD)])
-    # Written later, by the practice: its name, and nothing of its kind.
+def _practice_writes_itself(store: Store, name: str) -> None:
+    """The practice's own record of itself, as a source sends it: a name and
+    nothing of its kind or address."""
     write.create(
         store,
         as_source("F99C02"),
         "Organization",
         {
             "resourceType": "Organization",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "F99C02"}
-            ],
-            "name": "Primrose Row Surgery (Dr Okafor and partners)",
+            "identifier": [{"system": ODS_SYSTEM, "value": "F99C02"}],
+            "name": name,
         },
     )
+
+
+def test_the_operators_entry_stands_over_a_sources_record_of_the_organisation(
+    store: Store, tmp_path: Path
+) -> None:
+    load(store, "organisations", "X9P01", [_csv(tmp_path, GOOD)])
+    _practice_writes_itself(store, "Primrose Row Surgery (Dr Okafor and partners)")
+    assert look_up(store, ["F99C02"])["F99C02"] == Organisation(
+        "F99C02", "Primrose Row Surgery", "GP practice", "3 Primrose Row, Camden, QC1 2AB"
+    )
+
+
+def test_without_an_operators_entry_the_last_written_answers_its_gaps_filled(
+    store: Store, tmp_path: Path
+) -> None:
+    write.create(
+        store,
+        as_source("X9P01"),
+        "Organization",
+        {
+            "resourceType": "Organization",
+            "identifier": [{"system": ODS_SYSTEM, "value": "F99C02"}],
+            "name": "Primrose Row",
+            "type": [{"text": "GP practice"}],
+        },
+    )
+    _practice_writes_itself(store, "Primrose Row Surgery (Dr Okafor and partners)")
     found = look_up(store, ["F99C02"])["F99C02"]
-    assert found.name == "Primrose Row Surgery (Dr Okafor and partners)"
-    assert (found.kind, found.address) == ("GP practice", "3 Primrose Row, Camden, QC1 2AB")
+    assert (found.name, found.kind) == (
+        "Primrose Row Surgery (Dr Okafor and partners)",
+        "GP practice",
+    )
