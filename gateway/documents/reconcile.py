@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 import orjson
@@ -122,10 +123,11 @@ def reconcile(
     """The rows of a section holding ``references`` (in the section's order;
     a row sits where its first entry did). ``latest_only``: only the newest
     row of each measurement or concept (a baseline)."""
-    groups = _grouped(references, resources)
+    summarised: dict[str, Row] = {}  # each entry's own row, written once
+    groups = _grouped(references, resources, summarised)
     if latest_only:
         groups = _newest(groups, resources)
-    return [_reconciled(group, resources, origins) for group in groups]
+    return [_reconciled(group, resources, origins, summarised) for group in groups]
 
 
 # -- what is the same ------------------------------------------------------------------
@@ -284,7 +286,7 @@ def _onset(resource: Resource) -> str:
     return onset[:10] if isinstance(onset, str) else ""
 
 
-def _keys(resource: Resource, resolve: Resolve) -> Iterable[Any]:
+def _keys(resource: Resource, resolve: Resolve, row: Callable[[], Row]) -> Iterable[Any]:
     """What makes two entries one fact (see the module's docstring)."""
     res_type = resource["resourceType"]
     decided = not_for_cpr(resource)
@@ -305,14 +307,17 @@ def _keys(resource: Resource, resolve: Resolve) -> Iterable[Any]:
         return (("condition", key, when) for key in _concept_keys(resource.get("code")))
     if res_type == "RelatedPerson":
         return (("contact", key) for key in _name_keys(resource))
-    row = narrative.summarise(resource, resolve)
-    return [("same", res_type, row.what, row.detail, row.when, row.status)]
+    shown = row()
+    return [("same", res_type, shown.what, shown.detail, shown.when, shown.status)]
 
 
-def _grouped(references: Sequence[str], resources: Mapping[str, Resource]) -> list[list[str]]:
+def _grouped(
+    references: Sequence[str], resources: Mapping[str, Resource], summarised: dict[str, Row]
+) -> list[list[str]]:
     groups = _Groups(len(references))
     for at, reference in enumerate(references):
-        groups.join(at, _keys(resources[reference], resources.get))
+        row = partial(_row, reference, resources, summarised)
+        groups.join(at, _keys(resources[reference], resources.get, row))
     return [[references[at] for at in members] for members in groups.groups()]
 
 
@@ -410,8 +415,18 @@ def _names(said: Iterable[Resource], origins: Origins) -> str:
 # -- how it reads ----------------------------------------------------------------------
 
 
+def _row(reference: str, resources: Mapping[str, Resource], summarised: dict[str, Row]) -> Row:
+    row = summarised.get(reference)
+    if row is None:
+        row = summarised[reference] = narrative.summarise(resources[reference], resources.get)
+    return row
+
+
 def _reconciled(
-    group: list[str], resources: Mapping[str, Resource], origins: Origins
+    group: list[str],
+    resources: Mapping[str, Resource],
+    origins: Origins,
+    summarised: dict[str, Row],
 ) -> Reconciled:
     members = _ordered(group, resources, origins)
     resolve = resources.get
@@ -419,7 +434,7 @@ def _reconciled(
     sources = _sources(members, resources, origins)
     said = [resources[r] for r in members]
     if len(members) == 1:
-        row, conflicting = narrative.summarise(first, resolve), False
+        row, conflicting = _row(members[0], resources, summarised), False
     elif any(resource["resourceType"] in _MEDICINES for resource in said):
         row, conflicting = _medicine(said, resolve, origins)
     elif first["resourceType"] == "Observation":
@@ -427,7 +442,7 @@ def _reconciled(
     elif first["resourceType"] in ("Condition", "AllergyIntolerance"):
         row, conflicting = _statuses_differ(said, resolve, origins)
     else:
-        row, conflicting = narrative.summarise(first, resolve), False
+        row, conflicting = _row(members[0], resources, summarised), False
     return Reconciled(tuple(members), row, sources, conflicting)
 
 
