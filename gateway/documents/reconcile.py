@@ -44,6 +44,9 @@ from gateway.documents.sections import not_for_cpr
 Resolve = Callable[[str], Resource | None]
 
 _CURRENT_PROBLEM = {"active", "recurrence", "relapse"}
+# "No known allergy" and its kin (SNOMED CT): a statement that there is none.
+_NO_KNOWN_ALLERGY = {"716186003", "409137002", "428607008", "1066541000000109"}
+_SNOMED = "http://snomed.info/sct"
 _MEDICINES = {"MedicationStatement", "MedicationRequest", "MedicationAdministration"}
 
 # Codes (LOINC, SNOMED CT) that name one measurement of a vital sign: a
@@ -127,7 +130,44 @@ def reconcile(
     groups = _grouped(references, resources, summarised)
     if latest_only:
         groups = _newest(groups, resources)
-    return [_reconciled(group, resources, origins, summarised) for group in groups]
+    rows = [_reconciled(group, resources, origins, summarised) for group in groups]
+    return _no_known_allergy_checked(rows, resources, origins)
+
+
+def _no_known_allergy(resource: Resource) -> bool:
+    return resource["resourceType"] == "AllergyIntolerance" and bool(
+        codes_in(resource.get("code"), _SNOMED) & _NO_KNOWN_ALLERGY
+    )
+
+
+def _no_known_allergy_checked(
+    rows: list[Reconciled], resources: Mapping[str, Resource], origins: Origins
+) -> list[Reconciled]:
+    """A source's "no known allergy" beside another's allergy is a
+    disagreement a reader must see: the row says who records allergies."""
+    allergic = [
+        resources[row.members[0]]
+        for row in rows
+        if resources[row.members[0]]["resourceType"] == "AllergyIntolerance"
+        and not _no_known_allergy(resources[row.members[0]])
+        and not codes_in(resources[row.members[0]].get("clinicalStatus")) & {"inactive", "resolved"}
+    ]
+    if not allergic:
+        return rows
+    checked = []
+    for row in rows:
+        if _no_known_allergy(resources[row.members[0]]):
+            detail = narrative.join(
+                [row.row.detail, f"Sources differ: {_names(allergic, origins)} record allergies"]
+            )
+            row = Reconciled(
+                row.members,
+                Row(row.row.what, detail, row.row.when, "Check: sources differ"),
+                row.sources,
+                True,
+            )
+        checked.append(row)
+    return checked
 
 
 # -- what is the same ------------------------------------------------------------------

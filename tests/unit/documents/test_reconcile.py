@@ -353,3 +353,17 @@ def test_what_one_source_leaves_out_is_no_disagreement() -> None:
     )  # fmt: skip
     assert not row.conflicting
     assert row.row.status == "Active"
+
+
+def test_no_known_allergy_beside_an_allergy_says_who_records_one() -> None:
+    none_known = {"coding": [{"system": SNOMED, "code": "716186003"}], "text": "No known allergy"}
+    penicillin = {"coding": [{"system": SNOMED, "code": "91936005"}], "text": "Penicillin"}
+    rows = _rows(
+        _by("V9C02", {"resourceType": "AllergyIntolerance", "code": none_known}),
+        _by("F99C02", {"resourceType": "AllergyIntolerance", "code": penicillin}),
+    )
+    assert [row.conflicting for row in rows] == [True, False]
+    assert rows[0].row.detail == ("Sources differ: Primrose Row Surgery (F99C02) record allergies")
+    # Only "no known allergy": nothing to check.
+    [alone] = _rows(_by("V9C02", {"resourceType": "AllergyIntolerance", "code": none_known}))
+    assert not alone.conflicting
