@@ -731,6 +731,43 @@ MIGRATIONS: tuple[Migration, ...] = (
             "WHERE NOT deleted",
         ),
     ),
+    Migration(
+        version=19,
+        name="which source gave each element of a person",
+        # Every source's record of a person lands on one Patient, merged
+        # element by element with a precedence (``gateway.loading.person``):
+        # the source (organisation, format, record and its moment) whose
+        # value of each element is on file, and a digest of that value, so a
+        # value written since by anyone else is not taken for the source's.
+        # Kept beside the Patient, never in it: which organisations hold a
+        # record of a person is not for every reader.
+        sqlite=(
+            """CREATE TABLE patient_element_source (
+                patient_id TEXT NOT NULL,
+                element TEXT NOT NULL,
+                source_org TEXT NOT NULL,
+                format TEXT NOT NULL,
+                record_key TEXT NOT NULL,
+                as_at TEXT,
+                loaded_at TEXT NOT NULL,
+                digest TEXT NOT NULL,
+                PRIMARY KEY (patient_id, element)
+            ) WITHOUT ROWID""",
+        ),
+        postgres=(
+            """CREATE TABLE patient_element_source (
+                patient_id TEXT NOT NULL,
+                element TEXT NOT NULL,
+                source_org TEXT NOT NULL,
+                format TEXT NOT NULL,
+                record_key TEXT NOT NULL,
+                as_at TEXT,
+                loaded_at TEXT NOT NULL,
+                digest TEXT NOT NULL,
+                PRIMARY KEY (patient_id, element)
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (
