@@ -1,8 +1,9 @@
 """How what a source states now is reconciled with what is on file, one
 resource at a time: whether it says anything new, which of its statements
-are out of date, and what of the stored resource it keeps (another source's
-facts of the person, the registered practice only some sources may move, a
-visit's diagnoses from earlier messages, the labels of a protected visit).
+are out of date, and what of the stored resource it keeps (a visit's
+diagnoses from earlier messages, the labels of a protected visit). The
+person, whom every source shares, is merged element by element
+(``gateway.loading.person``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any
 import orjson
 
 from gateway import fhirjson
-from gateway.loading.ledger import any_loaded
 from gateway.search.extract import date_range
 from gateway.store import Querier, StoredVersion
 from mappings.ukcore import typed_id
@@ -102,55 +102,6 @@ def outdated(
         return date_range(mine).low < date_range(theirs).low
     except ValueError:
         return False  # a date on file that cannot be read: the new statement replaces it
-
-
-# The formats whose statement of the registered practice stands over any
-# other's: the practice's own record, and a hospital's administration system
-# (traced against the NHS spine). Once one of them has been loaded for a
-# person, a council's or a care home's statement (often out of date) no
-# longer changes it: the registered practice is what opens the person's
-# whole record to a GP.
-_STATES_REGISTRATION = ("gp-connect", "hl7v2")
-
-
-def keeps_registration(
-    reader: Querier, fmt: str, resource: dict[str, Any], stored: dict[str, Any] | None
-) -> bool:
-    """Whether the registered practice on file stands against the one
-    ``resource`` (a Patient, from a source of format ``fmt``) states."""
-    if resource["resourceType"] != "Patient" or stored is None or fmt in _STATES_REGISTRATION:
-        return False
-    stated, on_file = resource.get("generalPractitioner"), stored.get("generalPractitioner")
-    if not stated or not on_file or stated == on_file:
-        return False
-    return any_loaded(reader, resource["id"], _STATES_REGISTRATION)
-
-
-def with_what_is_known(
-    resource: dict[str, Any], stored: dict[str, Any] | None, keeps_registration: bool = False
-) -> dict[str, Any]:
-    """A Patient as this source states it, over what other sources stated
-    (``stored``).
-
-    Every source's record of a person lands on one Patient, and no source
-    states everything (a council return has no name; a hospital no ethnic
-    category, perhaps). An element this source states replaces the stored
-    one, but for the registered practice when ``keeps_registration``
-    (``keeps_registration``); one it leaves out is kept; identifiers are
-    merged, one per system and value. Other resources are each one source's
-    own, written whole."""
-    if resource["resourceType"] != "Patient" or stored is None:
-        return resource
-    merged = {**stored, **resource}
-    if keeps_registration:
-        merged["generalPractitioner"] = stored["generalPractitioner"]
-    identifiers: dict[tuple[Any, Any], dict[str, Any]] = {}
-    for identifier in [*stored.get("identifier", []), *resource.get("identifier", [])]:
-        slot = (identifier.get("system"), identifier.get("value"))
-        identifiers[slot] = {**identifiers.get(slot, {}), **identifier}
-    if identifiers:
-        merged["identifier"] = list(identifiers.values())
-    return merged
 
 
 def with_what_is_gathered(

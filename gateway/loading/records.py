@@ -24,15 +24,14 @@ from gateway.interactions import bundle
 from gateway.interactions.types import Acting, ReturnPreference
 from gateway.loading.ledger import left_out, remember, seen, superseded_by
 from gateway.loading.matches import note_probable_matches
+from gateway.loading.person import Source, note_given, sources_on_file, with_what_is_known
 from gateway.loading.reconcile import (
     as_stood,
-    keeps_registration,
     newly_labelled,
     outdated,
     same,
     with_labels_kept,
     with_what_is_gathered,
-    with_what_is_known,
 )
 from gateway.loading.source import ForSource, author_for
 from gateway.loading.sources import READERS, SourceRecord
@@ -229,14 +228,20 @@ def _load(uow: UnitOfWork, fmt: str, acting: Acting, record: SourceRecord) -> _D
     if record.labels_from:
         resources = with_labels_kept(uow, resources, found, record.labels_from)
     before = [_content(version) for version in found]
-    stated = [
-        as_stood(r, b, record.gathered)
-        if b is not None and typed_id(r) in stood
-        else with_what_is_gathered(
-            with_what_is_known(r, b, keeps_registration(uow, fmt, r, b)), b, record.gathered
-        )
-        for r, b in zip(resources, before, strict=True)
-    ]
+    by = Source(source_org.upper(), fmt, record.key, record.as_at)
+    person: dict[str, Any] | None = None  # the person as this record leaves them
+    given: dict[str, str] = {}  # the elements of the person it gave
+    stated = []
+    for r, b in zip(resources, before, strict=True):
+        if b is not None and typed_id(r) in stood:
+            stated.append(as_stood(r, b, record.gathered))
+        elif r["resourceType"] == "Patient" and r["id"] == record.patient_id:
+            known = with_what_is_known(r, b, by, sources_on_file(uow, r["id"], b))
+            person, given = known.resource, known.given
+            stated.append(person)
+        else:
+            # Another Patient (one a merge retires) is written as it is given.
+            stated.append(with_what_is_gathered(r, b, record.gathered))
     new_people = [
         r
         for r, b in zip(resources, before, strict=True)
@@ -267,10 +272,29 @@ def _load(uow: UnitOfWork, fmt: str, acting: Acting, record: SourceRecord) -> _D
     except GatewayError as exc:
         return _Done("rejected", exc.message)
     remember(uow, source_org, fmt, record, stated)
+    if person is not None and _taken(uow, person, changes, changed, acting):
+        note_given(uow, person["id"], by, given)
     if not (changed or retired):
         return _Done("unchanged")
     matches = sum(note_probable_matches(uow, patient) for patient in new_people)
     return _Done("loaded", "", [r["resourceType"] for r in changed], versions, matches)
+
+
+def _taken(
+    uow: UnitOfWork,
+    person: dict[str, Any],
+    changes: list[tuple[dict[str, Any], StoredVersion | None]],
+    written: list[dict[str, Any]],
+    acting: Acting,
+) -> bool:
+    """Whether the source's view of ``person`` was taken: written, or, where
+    it changed nothing, one the source may see (a source that does not yet
+    care for the person gives none of their elements)."""
+    if any(r is person for r in written):
+        return True
+    if any(r is person for r, _ in changes):
+        return False  # a person the source may not see, left as they were
+    return not _hidden_person(uow, person, uow.read("Patient", person["id"]), acting)
 
 
 def _hidden_person(

@@ -9,8 +9,10 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from gateway.loading.person import element_sources
 from gateway.store import Store
 from mappings.identity import mapped_id
+from mappings.ukcore import LOCAL_ID
 from tests.conftest import access_token, make_client
 from tests.http.test_audit import entries
 
@@ -183,6 +185,7 @@ def test_a_source_without_a_relationship_adds_its_records_but_not_its_view_of_th
             patient = home.get(f"/fhir/Patient/{person}").json()
         assert patient["meta"]["source"] == "urn:ods:VM4X2"
         assert patient["meta"]["versionId"] == "1"
+        assert {s.org for s in element_sources(store, person).values()} == {"VM4X2"}
 
         answer = council.post(
             "/fhir/$ingest?format=cld", content=f"{header}\n{service}\n".encode()
@@ -192,6 +195,8 @@ def test_a_source_without_a_relationship_adds_its_records_but_not_its_view_of_th
         assert seen.status_code == 200
         systems = {i["system"] for i in seen.json()["identifier"]}
         assert any(system.endswith(":713") or "713" in system for system in systems), systems
+        sources = element_sources(store, person)
+        assert sources[f"identifier:{LOCAL_ID}:713|LA100"].format == "cld"
 
 
 def test_each_provenance_names_records_that_consent_treats_alike(store: Store) -> None:

@@ -12,8 +12,10 @@ from gateway.access.control import AccessControl
 from gateway.loading import load
 from gateway.loading.ledger import archived
 from gateway.loading.matches import decide, probable_matches
+from gateway.loading.person import Source, element_sources
 from gateway.store import Store
-from mappings.identity import id_basis, mapped_id
+from mappings.identity import NHS_NUMBER_SYSTEM, id_basis, mapped_id
+from mappings.ukcore import ETHNIC_URL, LOCAL_ID
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hl7v2"
 FILES = [FIXTURES / "admit.hl7", FIXTURES / "discharge-and-errors.hl7"]
@@ -402,15 +404,16 @@ def _practices(store: Store, patient_id: str) -> list[str]:
     ]
 
 
-def test_a_council_does_not_move_the_registered_practice_the_gp_stated(
+def test_only_the_practice_moves_the_registered_practice_it_stated(
     store: Store, tmp_path: Path
 ) -> None:
     """The registered practice opens the person's whole record to a GP.
-    Once the practice's own record (or a hospital's) says who it is, a
-    council return naming another practice (out of date: the person moved)
-    does not change it; the hospital's feed, traced against the spine, does.
-    For a person no practice or hospital has sent, the council's latest
-    return says."""
+    Once the practice's own record says who it is, neither a council return
+    nor a hospital's feed naming another practice (out of date: the person
+    moved) changes it; the record of the practice they moved to does. For
+    a person no practice has sent, the hospital's feed stands over the
+    council's return, and for a person neither has sent, the council's
+    latest return says."""
     header, request = (CLD / "return.csv").read_text().splitlines()[:2]
     number = "9990000042"  # the GP record's person
     stale = request.replace("999 000 0018", number).replace("F84003", "F84999")
@@ -431,15 +434,114 @@ def test_a_council_does_not_move_the_registered_practice_the_gp_stated(
         )
     )
     assert load(store, "hl7v2", "RKE", [feed]).loaded == 1
+    assert _practices(store, person) == ["F84003"]
+    moved = tmp_path / "moved.json"
+    moved.write_text(
+        (GP / "structured-rich.json")
+        .read_text()
+        .replace("F84003", "F84777")
+        .replace("2025-11-03T09:15:27", "2026-05-01T09:00:00")
+    )
+    assert load(store, "gp-connect", "F84777", [moved]).loaded == 1
     assert _practices(store, person) == ["F84777"]
+
+    hospital_only = "9990000026"
+    feed.write_text(
+        _message(
+            "A28",
+            "M8",
+            f"PID|1||{hospital_only}^^^NHS^NH||Osei^Kwame||19400101|1",
+            "PD1|||^^F84555",
+        )
+    )
+    load(store, "hl7v2", "RKE", [feed])
+    row = request.replace("999 000 0018", hospital_only).replace("LA100", "LA200")
+    (tmp_path / "later.csv").write_text(f"{header}\n{row.replace('REQ-1', 'REQ-7')}\n")
+    load(store, "cld", "713", [tmp_path / "later.csv"])
+    assert _practices(store, mapped_id("NHS", "Patient", hospital_only)) == ["F84555"]
 
     council_only = mapped_id("NHS", "Patient", "9990000018")
     load(store, "cld", "713", [CLD / "return.csv"])
     assert _practices(store, council_only) == ["F84003"]
-    moved = request.replace("F84003", "F84555").replace("REQ-1", "REQ-2")
-    (tmp_path / "moved.csv").write_text(f"{header}\n{moved}\n")
+    moved_row = request.replace("F84003", "F84555").replace("REQ-1", "REQ-2")
+    (tmp_path / "moved.csv").write_text(f"{header}\n{moved_row}\n")
     load(store, "cld", "713", [tmp_path / "moved.csv"])
     assert _practices(store, council_only) == ["F84555"]
+
+
+def test_the_person_keeps_each_element_from_the_source_that_ranks_highest(
+    store: Store, tmp_path: Path
+) -> None:
+    """The tester's case: the practice names itself, the GP and the ethnic
+    category; a hospital's ADT and a care home's export of the same person,
+    later, name the practice by its bare ODS code (and the hospital another
+    category). The Patient keeps the practice's names and category, takes
+    the hospital's later name and address (the practice's and the
+    hospital's rank alike for who the person is), none of the home's, and
+    every identifier; and which source gave each element is recorded."""
+    number = "9990000042"
+    person = mapped_id("NHS", "Patient", number)
+    load(store, "gp-connect", "F84003", [GP / "structured-rich.json"])
+    practice = _patient(store, person)
+    pid = ["PID", "1", "", f"{number}^^^NHS^NH~H42^^^RKE^MR", "", "THORNBURY^Margaret"]
+    pid += ["", "19481102", "F", "", "", "3 New Road^^London^^E8 7ZZ"] + [""] * 10 + ["C"]
+    feed = tmp_path / "adt.hl7"
+    feed.write_text(_message("A28", "H1", "|".join(pid), "PD1|||^^F84003"))
+    assert load(store, "hl7v2", "RKE", [feed]).loaded == 1
+    export = {
+        "formatVersion": "1",
+        "recordId": "PTH-RES-42",
+        "exportedAt": "2026-04-10T07:15:00Z",
+        "careHome": {"odsCode": "VM4X2"},
+        "gpPractice": {"odsCode": "F84003"},
+        "resident": {
+            "nhsNumber": number,
+            "nhsNumberVerification": "02",
+            "residentId": "RES-42",
+            "name": {"given": ["Maggie"], "family": "Thornbury"},
+            "birthDate": "1948-11-02",
+            "gender": "female",
+            "address": {"lines": ["Plane Tree House"], "postcode": "E8 1XX"},
+        },
+        "residence": {"startDate": "2026-03-01"},
+    }
+    (tmp_path / "export.ndjson").write_text(json.dumps(export) + "\n")
+    assert load(store, "care-home", "VM4X2", [tmp_path / "export.ndjson"]).loaded == 1
+
+    patient = _patient(store, person)
+    assert patient["generalPractitioner"] == practice["generalPractitioner"]
+    assert [g.get("display") for g in patient["generalPractitioner"]] == [
+        "Larkspur Medical Centre",
+        "Dr Samuel Achterberg",
+    ]
+    assert patient["extension"] == practice["extension"]  # ethnic category A, the practice's
+    assert patient["name"] == [{"use": "official", "family": "THORNBURY", "given": ["Margaret"]}]
+    assert patient["address"][0]["postalCode"] == "E8 7ZZ"
+    assert patient["telecom"] == practice["telecom"]  # no one else said it
+    nhs = next(i for i in patient["identifier"] if i["system"] == NHS_NUMBER_SYSTEM)
+    assert nhs == practice["identifier"][0]  # verified (01) as the practice said, not 02
+    assert {i["system"].rsplit(":", 1)[-1] for i in patient["identifier"][1:]} == {
+        "F84003",
+        "RKE",
+        "VM4X2",
+    }
+
+    def record(fmt: str) -> str:
+        (row,) = store.select("SELECT record_key FROM mapping_record WHERE format = ?", [fmt])
+        return str(row[0])
+
+    gp = Source("F84003", "gp-connect", record("gp-connect"), "2025-11-03T09:15:27.000000Z")
+    hospital = Source("RKE", "hl7v2", "H1", "2026-04-01T09:00:00.000000Z")
+    home = Source("VM4X2", "care-home", record("care-home"), "2026-04-10T07:15:00.000000Z")
+    sources = element_sources(store, person)
+    assert sources["generalPractitioner"] == gp
+    assert sources[f"extension:{ETHNIC_URL}"] == gp
+    assert sources["telecom"] == gp
+    assert sources["name"] == sources["address"] == sources["birthDate"] == hospital
+    assert sources[f"identifier:{LOCAL_ID}:VM4X2|RES-42"] == home
+    assert home not in {sources[e] for e in sources if not e.startswith("identifier:")}
+    # Kept beside the Patient, not in it.
+    assert "RKE" not in json.dumps({k: v for k, v in patient.items() if k != "identifier"})
 
 
 def test_look_alikes_without_an_nhs_number_are_listed_never_merged(
