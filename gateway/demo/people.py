@@ -13,7 +13,7 @@ import math
 import random
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from typing import Any, TypeVar
@@ -160,17 +160,62 @@ class Belonging:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """What a stay in a care home is, as each source says it: the home's
+    record (its ``careType``) and the council's service for it (CLD
+    ``Service_Type`` and ``Service_Component``), with the
+    ``Accommodation_Status`` the council gives the person while there
+    (``None``: a short stay leaves the person's own home theirs)."""
+
+    care_type: str
+    service_type: str
+    service_component: str
+    accommodation: str | None
+
+
+# One decision per resident, which every source follows. A permanent place is
+# long-term support in a care home or a nursing home; respite is a short
+# stay, of days or weeks, that gives the person's unpaid carer a break, so the
+# council records it as support to the carer that involves the person
+# cared for (the CLD service component "Carer Respite").
+PLACEMENTS: dict[str, Placement] = {
+    "residential": Placement(
+        "residential",
+        "Long Term Support: Residential Care",
+        "Residential Care",
+        "Registered care home",
+    ),
+    "nursing": Placement(
+        "nursing", "Long Term Support: Nursing Care", "Nursing Care", "Registered nursing home"
+    ),
+    "respite": Placement(
+        "respite", "Carer Support: Support involving the person cared-for", "Carer Respite", None
+    ),
+}
+RESPITE_LONGEST_DAYS = 28  # a respite stay in the demo is planned for up to four weeks
+
+
+@dataclass(frozen=True)
 class Residence:
     home: Organisation
     resident_id: str
     start: date
     room: str
-    care_type: str  # residential, nursing, respite
+    care_type: str  # a key of PLACEMENTS: residential, nursing, respite
     dnacpr: date | None
     falls: tuple[date, ...]
     belongings: tuple[Belonging, ...]
     about_me: str
     concern: str = ""  # what staff are worried about now, if anything
+
+    @property
+    def placement(self) -> Placement:
+        return PLACEMENTS[self.care_type]
+
+    @property
+    def permanent(self) -> bool:
+        """A place to live, not a short stay: the home is the person's address."""
+        return self.care_type != "respite"
 
 
 @dataclass(frozen=True)
@@ -234,6 +279,7 @@ OSTEOARTHRITIS = Code("396275006", "Osteoarthritis", "M19.9")
 CKD = Code("709044004", "Chronic kidney disease", "N18.9")
 HYPOTHYROIDISM = Code("40930008", "Hypothyroidism", "E03.9")
 STROKE = Code("230690007", "Cerebrovascular accident", "I64")
+MYOCARDIAL_INFARCTION = Code("22298006", "Myocardial infarction", "I21.9")
 DEMENTIA = Code("26929004", "Alzheimer's disease", "G30.9")
 VASCULAR_DEMENTIA = Code("429998004", "Vascular dementia", "F01.9")
 PARKINSONS = Code("49049000", "Parkinson's disease", "G20")
@@ -307,7 +353,15 @@ _TREATMENTS: dict[Code, tuple[Medicine, ...]] = {
     HYPOTHYROIDISM: (
         Medicine("Levothyroxine sodium 50microgram tablets", "One tablet in the morning", "oral"),
     ),
-    STROKE: (Medicine("Atorvastatin 20mg tablets", "One tablet at night", "oral", "320000009"),),
+    STROKE: (
+        Medicine("Clopidogrel 75mg tablets", "One tablet once a day", "oral"),
+        Medicine("Atorvastatin 20mg tablets", "One tablet at night", "oral", "320000009"),
+    ),
+    MYOCARDIAL_INFARCTION: (
+        Medicine("Aspirin 75mg dispersible tablets", "One tablet once a day", "oral"),
+        Medicine("Atorvastatin 80mg tablets", "One tablet at night", "oral"),
+        Medicine("Bisoprolol 2.5mg tablets", "One tablet in the morning", "oral"),
+    ),
     DEMENTIA: (Medicine("Donepezil 10mg tablets", "One tablet at night", "oral"),),
     PARKINSONS: (
         Medicine("Co-careldopa 25mg/100mg tablets", "One tablet three times a day", "oral"),
@@ -329,24 +383,60 @@ _ALLERGIES: tuple[tuple[Allergy, float], ...] = (
     (Allergy("Aspirin", "293586001", "medication", "Wheeze", "moderate"), 0.01),
 )
 
-# Reasons people are admitted (ICD-10 as PAS systems code them), by age.
-_ADMISSIONS: tuple[tuple[Code, int, str], ...] = (
-    (Code("", "Pneumonia, unspecified", "J18.9"), 60, ""),
-    (Code("", "Fracture of neck of femur", "S72.0"), 75, "Hemiarthroplasty of hip (OPCS-4 W46.1)"),
-    (Code("", "Urinary tract infection, site not specified", "N39.0"), 65, ""),
-    (
+# Medicines that thin the blood another way: not given beside an
+# anticoagulant, which does that job (apixaban for atrial fibrillation).
+_ANTIPLATELETS = frozenset({"Clopidogrel 75mg tablets", "Aspirin 75mg dispersible tablets"})
+_ANTICOAGULANTS = frozenset({"Apixaban 5mg tablets"})
+
+
+@dataclass(frozen=True)
+class _Admission:
+    """A reason people are admitted, as a PAS codes it (ICD-10), and whom
+    to: from ``youngest`` to ``oldest``, only people with the long-term
+    problem it is a flare of (``needs``); one it ``leaves`` goes on the GP's
+    problem list from that day."""
+
+    code: Code
+    youngest: int
+    procedure: str = ""  # words, with the OPCS-4 code in brackets
+    oldest: int = 150
+    needs: Code | None = None
+    leaves: Code | None = None
+
+
+_ADMISSIONS: tuple[_Admission, ...] = (
+    _Admission(Code("", "Pneumonia, unspecified", "J18.9"), 60),
+    _Admission(
+        Code("", "Fracture of neck of femur", "S72.0"),
+        75,
+        "Hemiarthroplasty of hip (OPCS-4 W46.1)",
+    ),
+    _Admission(Code("", "Urinary tract infection, site not specified", "N39.0"), 65),
+    _Admission(
         Code("", "Acute myocardial infarction, unspecified", "I21.9"),
         50,
         "Percutaneous coronary intervention (OPCS-4 K75.1)",
+        leaves=MYOCARDIAL_INFARCTION,
     ),
-    (Code("", "Chronic obstructive pulmonary disease with acute exacerbation", "J44.1"), 55, ""),
-    (Code("", "Syncope and collapse", "R55"), 18, ""),
-    (Code("", "Cerebral infarction, unspecified", "I63.9"), 60, ""),
-    (Code("", "Acute appendicitis, unspecified", "K35.8"), 5, "Appendicectomy (OPCS-4 H01.9)"),
-    (Code("", "Moderate depressive episode", "F32.1", "PSY"), 18, ""),
+    _Admission(
+        Code("", "Chronic obstructive pulmonary disease with acute exacerbation", "J44.1"),
+        55,
+        needs=COPD,
+    ),
+    _Admission(Code("", "Heart failure, unspecified", "I50.9"), 70, needs=HEART_FAILURE),
+    _Admission(Code("", "Syncope and collapse", "R55"), 18),
+    _Admission(Code("", "Cerebral infarction, unspecified", "I63.9"), 60, leaves=STROKE),
+    _Admission(
+        Code("", "Acute appendicitis, unspecified", "K35.8"), 5, "Appendicectomy (OPCS-4 H01.9)"
+    ),
+    _Admission(Code("", "Moderate depressive episode", "F32.1", "PSY"), 18, needs=DEPRESSION),
+    _Admission(Code("", "Acute severe asthma", "J46"), 2, needs=ASTHMA),
+    # What young children are most often admitted with.
+    _Admission(Code("", "Acute bronchiolitis, unspecified", "J21.9"), 0, oldest=1),
+    _Admission(Code("", "Gastroenteritis and colitis of unspecified origin", "A09.9"), 0, oldest=4),
 )
-# Under five, none of the above: what young children are most often admitted with.
-_CHILDHOOD_ADMISSION = (Code("", "Acute bronchiolitis, unspecified", "J21.9"), 0, "")
+_HIP_FRACTURE = _ADMISSIONS[1].code
+_LEAVES = {a.code: a.leaves for a in _ADMISSIONS if a.leaves is not None}
 _WARDS = (
     "Acute Medical Unit",
     "Bevan Ward",
@@ -492,8 +582,46 @@ _ACCOMMODATION = (
     "Settled mainstream housing with family / friends",
     "Sheltered housing / extra care housing / other sheltered housing",
 )
-_RELATIONSHIPS = ("daughter", "son", "wife", "husband", "niece", "nephew", "friend")
+# Whom an adult names as a contact, by their age: parents and siblings when
+# young, a partner, then grown-up children; nieces and nephews when old.
+_RELATIONSHIPS_BY_AGE: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (18, ("mother", "father", "sister", "brother", "friend")),
+    (25, ("partner", "partner", "mother", "father", "sister", "brother", "friend")),
+    (45, ("partner", "partner", "daughter", "son", "sister", "brother", "friend")),
+    (75, ("partner", "daughter", "daughter", "son", "son", "niece", "nephew", "friend")),
+)
+_MEN = frozenset({"husband", "son", "nephew", "brother", "father"})
+# How much older (+) or younger (-) than the person a contact of each kind
+# is, in years: where an unpaid carer's birth date comes from.
+_AGE_GAP: dict[str, tuple[int, int]] = {
+    "wife": (-6, 4),
+    "husband": (-4, 6),
+    "daughter": (-40, -22),
+    "son": (-40, -22),
+    "niece": (-45, -20),
+    "nephew": (-45, -20),
+    "sister": (-10, 10),
+    "brother": (-10, 10),
+    "mother": (20, 38),
+    "father": (22, 42),
+    "friend": (-15, 15),
+}
 _POSTCODE_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"  # the letters a postcode's unit may use
+# What matters to a resident (About Me), by their sex where the words need it.
+_ABOUT_ME: dict[str, tuple[str, ...]] = {
+    "female": ("Her family and the garden; tea with milk and one sugar.",),
+    "male": ("His allotment, the cricket on the radio and his grandchildren's visits.",),
+    "": (
+        "Music from the 1960s, a quiet room and being called by their first name.",
+        "Church on Sundays, phone calls with family abroad and a warm drink at night.",
+    ),
+}
+_FOUND_ON_THE_FLOOR = "Found on the floor last night, complaining of hip pain."
+_CONCERNS = (
+    "More confused than usual since yesterday, new cough.",
+    _FOUND_ON_THE_FLOOR,
+    "Not eating or drinking well for two days.",
+)
 _PROVIDERS = (
     "1-100000001|Northern Heights Home Care (demo)",
     "1-100000002|Riverside Support Services (demo)",
@@ -603,6 +731,18 @@ def person(index: int, seed: int, today: date) -> Person:
     return _Maker(index, seed, today).make()
 
 
+@dataclass(frozen=True)
+class _Request:
+    """How the council first heard of a person: when, in the words of the
+    case record, by which CLD route of access, and the first day a service
+    could start (the day they left hospital, when a ward asked)."""
+
+    day: date
+    description: str
+    route: str
+    ready: date
+
+
 class _Maker:
     def __init__(self, index: int, seed: int, today: date) -> None:
         self.index = index
@@ -612,14 +752,29 @@ class _Maker:
     def days_ago(self, most: int, least: int = 0) -> date:
         return self.today - timedelta(days=self.rng.randint(least, max(least, most)))
 
+    def day_between(self, first: date, last: date) -> date:
+        """A day from ``first`` to ``last``, both included; ``first`` when
+        ``last`` comes before it."""
+        return first + timedelta(days=self.rng.randint(0, max(0, (last - first).days)))
+
+    @staticmethod
+    def birthday(birth: date, years: int) -> date:
+        """The day someone born on ``birth`` turns ``years`` (a 29 February
+        birthday falls on 1 March)."""
+        try:
+            return birth.replace(year=birth.year + years)
+        except ValueError:
+            return date(birth.year + years, 3, 1)
+
     def make(self) -> Person:
         rng = self.rng
+        today = self.today
         borough = BOROUGHS[self.index % len(BOROUGHS)]
         # Care homes need old people: one in twelve is 80 or over, as in a
         # borough with several homes; the rest span every age.
         elderly = rng.random() < 0.16
         age = rng.randint(78, 101) if elderly else min(int(rng.triangular(0, 95, 35)), 95)
-        birth = self.today - timedelta(days=age * 365 + rng.randint(0, 364))
+        birth = today - timedelta(days=age * 365 + rng.randint(0, 364))
         gender = rng.choice(("female", "male"))
         given_names = _GIVEN_FEMALE if gender == "female" else _GIVEN_MALE
         given = (rng.choice(given_names),) + (
@@ -637,33 +792,54 @@ class _Maker:
         practice = rng.choice(borough.practices)
         nhs = nhs_number_of(self.index)
 
+        contacts = self.contacts(age, gender, family)
         problems = self.problems(age, birth)
-        residence = self.residence(age, borough, problems, elderly) if elderly else None
+        residence = self.residence(gender, borough, contacts) if elderly else None
         demented = any(p.code in (DEMENTIA, VASCULAR_DEMENTIA) for p in problems)
         if residence is not None and not demented and rng.random() < 0.7:
             problems.append(
                 Problem(rng.choice((DEMENTIA, VASCULAR_DEMENTIA)), self.days_ago(2_500, 400))
             )
         if rng.random() < 0.01 and age >= 18:
-            problems.append(Problem(VULNERABLE_ADULT, self.days_ago(900, 30)))
-        medicines = tuple(
-            Medicine(
-                m.name, m.dose, m.route, m.dmd, m.as_required, max(p.onset, self.days_ago(3_000))
+            flagged = self.day_between(
+                max(self.birthday(birth, 18), today - timedelta(days=900)),
+                today - timedelta(days=30),
             )
-            for p in problems
-            if p.active
-            for m in _TREATMENTS.get(p.code, ())
-        )
+            problems.append(Problem(VULNERABLE_ADULT, flagged))
+        stays = self.stays(age, birth, residence, problems)
+        # What a stay leaves on the GP's problem list (a heart attack, a
+        # stroke), once the discharge summary has told the GP.
+        known = {p.code for p in problems}
+        for stay in stays:
+            left = _LEAVES.get(stay.diagnoses[0])
+            if left is not None and left not in known and stay.discharged is not None:
+                problems.append(Problem(left, stay.admitted.date()))
+                known.add(left)
+        if residence is not None:
+            residence = self.settled(residence, stays)
+        # None for a baby under one, nor recorded before six months old.
         allergies = tuple(
             Allergy(
-                a.substance, a.snomed, a.category, a.reaction, a.severity, self.days_ago(7_000, 30)
+                a.substance,
+                a.snomed,
+                a.category,
+                a.reaction,
+                a.severity,
+                self.day_between(
+                    max(birth + timedelta(days=182), today - timedelta(days=7_000)),
+                    today - timedelta(days=30),
+                ),
             )
             for a, share in _ALLERGIES
-            if rng.random() < share
+            if rng.random() < share and age >= 1
         )
-        contacts = self.contacts(age, family)
-        social_care = self.social_care(age, borough, problems, residence)
-        dissented = self.days_ago(2_000, 10) if rng.random() < 0.03 else None
+        medicines = self.medicines(problems, allergies)
+        social_care = self.social_care(age, birth, borough, problems, residence, stays, contacts)
+        dissented = (
+            self.day_between(max(birth, today - timedelta(days=2_000)), today - timedelta(days=10))
+            if rng.random() < 0.03
+            else None
+        )
         defects = frozenset(d for d in DEFECTS if rng.random() < 0.004)
         return Person(
             index=self.index,
@@ -683,7 +859,7 @@ class _Maker:
             allergies=allergies,
             contacts=contacts,
             vitals=self.vitals(age, gender, problems, residence) if age >= 16 else None,
-            stays=self.stays(age, residence),
+            stays=stays,
             social_care=social_care,
             residence=residence,
             dissented=dissented,
@@ -700,15 +876,55 @@ class _Maker:
                 found.append(Problem(code, onset, active=code is not CHLAMYDIA))
         return found
 
+    def medicines(
+        self, problems: list[Problem], allergies: tuple[Allergy, ...]
+    ) -> tuple[Medicine, ...]:
+        """What the active problems are treated with: each drug once (a
+        stroke and a heart attack both want a statin), none the person is
+        allergic to, and no antiplatelet beside an anticoagulant."""
+        allergic = {a.substance.lower() for a in allergies}
+        found: dict[str, Medicine] = {}
+        for problem in problems:
+            if not problem.active:
+                continue
+            for m in _TREATMENTS.get(problem.code, ()):
+                drug = m.name.split()[0].lower()
+                if drug in found or drug in allergic:
+                    continue
+                started = max(problem.onset, self.days_ago(3_000))
+                found[drug] = Medicine(m.name, m.dose, m.route, m.dmd, m.as_required, started)
+        if any(m.name in _ANTICOAGULANTS for m in found.values()):
+            found = {k: m for k, m in found.items() if m.name not in _ANTIPLATELETS}
+        return tuple(found.values())
+
     def residence(
-        self, age: int, borough: Borough, problems: list[Problem], elderly: bool
+        self, gender: str, borough: Borough, contacts: tuple[Contact, ...]
     ) -> Residence | None:
         rng = self.rng
-        if not elderly or rng.random() > 0.5:
+        today = self.today
+        if rng.random() > 0.5:
             return None
         home = rng.choice(borough.homes)
-        start = self.days_ago(2_200, 20)
-        falls = tuple(sorted(self.days_ago(300, 1) for _ in range(rng.choice((0, 0, 1, 2, 3)))))
+        # The one decision about the stay that every source follows
+        # (PLACEMENTS). Respite gives someone at home a break, so it needs
+        # someone at home; it began days or weeks ago and has not yet ended.
+        roll = rng.random()
+        if roll < 0.12 and contacts:
+            care_type = "respite"
+            start = self.days_ago(RESPITE_LONGEST_DAYS - 1, 2)
+            count = rng.choice((0, 0, 0, 1))
+        else:
+            care_type = "nursing" if roll < 0.56 else "residential"
+            start = self.days_ago(2_200, 20)
+            count = rng.choice((0, 0, 1, 2, 3))
+        # Falls the home recorded: since the resident arrived.
+        falls = {
+            self.day_between(
+                max(start + timedelta(days=1), today - timedelta(days=300)),
+                today - timedelta(days=1),
+            )
+            for _ in range(count)
+        }
         belongings = [
             Belonging(
                 "glasses",
@@ -726,52 +942,65 @@ class _Maker:
                 Belonging("walking-frame", "Four-wheeled walker", sent_with_resident=False)
             )
         belongings.append(Belonging("clothing", "Two nightclothes, dressing gown and slippers"))
-        about = rng.choice(
-            (
-                "Her family and the garden; tea with milk and one sugar.",
-                "His allotment, the cricket on the radio and his grandchildren's visits.",
-                "Music from the 1960s, a quiet room and being called by their first name.",
-                "Church on Sundays, phone calls with family abroad and a warm drink at night.",
-            )
-        )
-        concern = (
-            rng.choice(
-                (
-                    "More confused than usual since yesterday, new cough.",
-                    "Found on the floor this morning, complaining of hip pain.",
-                    "Not eating or drinking well for two days.",
-                )
-            )
-            if rng.random() < 0.15
-            else ""
-        )
+        about = rng.choice(_ABOUT_ME[gender] + _ABOUT_ME[""])
+        concern = rng.choice(_CONCERNS) if rng.random() < 0.15 else ""
+        if concern == _FOUND_ON_THE_FLOOR:
+            falls.add(today - timedelta(days=1))
         return Residence(
             home=home,
             resident_id=f"RES-{self.index:07d}",
             start=start,
             room=f"Room {rng.randint(1, 40)}",
-            care_type=rng.choice(("residential", "nursing", "nursing", "respite")),
+            care_type=care_type,
             dnacpr=self.days_ago(700, 5) if rng.random() < 0.55 else None,
-            falls=falls,
+            falls=tuple(sorted(falls)),
             belongings=tuple(belongings),
             about_me=about,
             concern=concern,
         )
 
-    def contacts(self, age: int, family: str) -> tuple[Contact, ...]:
+    def settled(self, residence: Residence, stays: tuple[HospitalStay, ...]) -> Residence:
+        """The stay as the hospital's record leaves it: a hip broken while
+        living at the home was a fall there that day, and staff have no
+        worry of today about a resident who is in hospital."""
+        falls = set(residence.falls)
+        for stay in stays:
+            if stay.diagnoses[0] == _HIP_FRACTURE and stay.admitted.date() > residence.start:
+                falls.add(stay.admitted.date())
+        away = any(stay.discharged is None for stay in stays)
+        return replace(
+            residence, falls=tuple(sorted(falls)), concern="" if away else residence.concern
+        )
+
+    def contacts(self, age: int, gender: str, family: str) -> tuple[Contact, ...]:
         rng = self.rng
         if age < 18:
             parent = rng.choice(_GIVEN_FEMALE + _GIVEN_MALE)
             return (Contact(parent, family, "parent", drama_mobile(self.index + 500), True),)
+        _, pool = _by_age(_RELATIONSHIPS_BY_AGE, age)
+        # Most partners are of the other sex.
+        other = rng.random() < 0.93
+        partner = "husband" if (gender == "female") == other else "wife"
+        kinds: list[str] = []
+        for _ in range(rng.choice((0, 1, 1, 2))):
+            kind = rng.choice(pool)
+            kind = partner if kind == "partner" else kind
+            if kind in kinds and kind in ("wife", "husband", "mother", "father"):
+                continue  # one of each
+            kinds.append(kind)
+        # A partner is the next of kin, and named first.
+        kinds.sort(key=lambda kind: kind not in ("wife", "husband"))
         chosen: list[Contact] = []
-        for n in range(rng.choice((0, 1, 1, 2))):
-            relationship = rng.choice(_RELATIONSHIPS)
-            given = rng.choice(
-                _GIVEN_MALE if relationship in ("son", "husband", "nephew") else _GIVEN_FEMALE
-            )
-            surname = family if relationship != "friend" else rng.choice(_FAMILY)
+        for n, kind in enumerate(kinds):
+            if kind == "friend":
+                names = rng.choice((_GIVEN_FEMALE, _GIVEN_MALE))
+            else:
+                names = _GIVEN_MALE if kind in _MEN else _GIVEN_FEMALE
+            taken = {c.given for c in chosen}
+            contact_given = rng.choice([g for g in names if g not in taken])
+            surname = family if kind != "friend" else rng.choice(_FAMILY)
             chosen.append(
-                Contact(given, surname, relationship, drama_mobile(self.index * 3 + n), n == 0)
+                Contact(contact_given, surname, kind, drama_mobile(self.index * 3 + n), n == 0)
             )
         return tuple(chosen)
 
@@ -836,54 +1065,133 @@ class _Maker:
             height_cm=height,
         )
 
-    def stays(self, age: int, residence: Residence | None) -> tuple[HospitalStay, ...]:
+    def stays(
+        self, age: int, birth: date, residence: Residence | None, problems: list[Problem]
+    ) -> tuple[HospitalStay, ...]:
         rng = self.rng
+        today = self.today
         share = (
             0.12 + (0.25 if age >= 75 else 0.0) + (0.1 if residence and residence.falls else 0.0)
         )
         if rng.random() > share:
             return ()
+        codes = {p.code for p in problems}
+        reasons = [
+            a
+            for a in _ADMISSIONS
+            if a.youngest <= age <= a.oldest and (a.needs is None or a.needs in codes)
+        ]
+        # Each reason once: an appendix comes out only once.
+        chosen = rng.sample(reasons, min(len(reasons), rng.choice((1, 1, 1, 2))))
         found: list[HospitalStay] = []
-        for n in range(rng.choice((1, 1, 1, 2))):
-            reasons = [r for r in _ADMISSIONS if age >= r[1]] or [_CHILDHOOD_ADMISSION]
-            code, _, procedure = rng.choice(reasons)
+        for n, reason in enumerate(chosen):
             # One stay in six is still going on; the rest ended within the year.
             current = n == 0 and rng.random() < 0.17
-            admitted_on = self.days_ago(6, 0) if current else self.days_ago(360, 8)
+            first = max(birth, today - timedelta(days=6 if current else 360))
+            if current and residence is not None:
+                first = max(first, residence.start + timedelta(days=1))
+            # Admitted by yesterday: nothing the sources say happens later
+            # than the early morning of the demo's day, when they answer.
+            last = today - timedelta(days=1 if current else 8)
             admitted = datetime.combine(
-                admitted_on, time(rng.randint(0, 23), rng.choice((5, 20, 35, 50)))
+                self.day_between(first, last),
+                time(rng.randint(0, 23), rng.choice((5, 20, 35, 50))),
             )
             discharged = (
                 None
                 if current
                 else admitted + timedelta(days=rng.randint(1, 12), hours=rng.randint(1, 9))
             )
-            if discharged is not None and discharged.date() >= self.today:
+            if discharged is not None and discharged.date() >= today:
                 discharged = None
+            if (
+                residence is not None
+                and admitted.date() < residence.start
+                and (discharged is None or discharged.date() >= residence.start)
+            ):
+                # In hospital when the stay at the home began: a permanent
+                # place may begin the day they leave hospital for it; a
+                # respite stay would not have, so there was no such stay.
+                if discharged is None or not residence.permanent:
+                    continue
+                discharged = datetime.combine(
+                    residence.start, time(rng.randint(11, 16), rng.choice((0, 30)))
+                )
             found.append(
                 HospitalStay(
                     visit=f"V{self.index:07d}{n}",
                     admitted=admitted,
                     discharged=discharged,
                     ward=rng.choice(_WARDS),
-                    diagnoses=(code,),
-                    procedure=procedure,
+                    diagnoses=(reason.code,),
+                    procedure=reason.procedure,
                     protected=rng.random() < 0.02,
                 )
             )
         return tuple(sorted(found, key=lambda s: s.admitted))
 
+    def request(
+        self, first: date, last: date, stays: tuple[HospitalStay, ...], ward_last: date
+    ) -> _Request:
+        """How the council first heard of the person, on a day from ``first``
+        to ``last``: from a ward while they were in hospital (up to
+        ``ward_last``), or from the community. The hospital's feed holds only
+        the last year's stays, so a request older than that may have come
+        from the hospital without a stay to show for it; a newer one only
+        from a stay that is there."""
+        rng = self.rng
+        settled = self.today - timedelta(days=30)  # a service has had time to start since
+        wards = [
+            s
+            for s in stays
+            if s.discharged is not None
+            and s.admitted.date() <= ward_last
+            and first < s.discharged.date() <= settled
+        ]
+        if wards and rng.random() < 0.7:
+            stay = rng.choice(wards)
+            assert stay.discharged is not None
+            left = stay.discharged.date()
+            day = self.day_between(
+                max(first, stay.admitted.date()), min(ward_last, left - timedelta(days=1))
+            )
+            return _Request(day, "Hospital contact", "Discharge from Hospital", left)
+        day = self.day_between(first, last)
+        if day < self.today - timedelta(days=400) and rng.random() < 0.35:
+            if rng.random() < 0.7:
+                return _Request(day, "Hospital contact", "Discharge from Hospital", day)
+            return _Request(
+                day,
+                "Referral from the emergency department",
+                "Diversion from Hospital Services",
+                day,
+            )
+        description = rng.choice(
+            ("Referral from GP", "Family contacted the council", "Self-referral")
+        )
+        return _Request(day, description, "Community / Other route", day)
+
     def social_care(
-        self, age: int, borough: Borough, problems: list[Problem], residence: Residence | None
+        self,
+        age: int,
+        birth: date,
+        borough: Borough,
+        problems: list[Problem],
+        residence: Residence | None,
+        stays: tuple[HospitalStay, ...],
+        contacts: tuple[Contact, ...],
     ) -> SocialCare | None:
         rng = self.rng
+        today = self.today
         if age < 18:
             return None
         codes = {p.code for p in problems}
         share = 0.04 + (0.2 if age >= 75 else 0.0) + (0.6 if residence else 0.0)
         if codes & {SCHIZOPHRENIA, OPIOIDS, ALCOHOL}:
             share += 0.3
-        if rng.random() > share:
+        # A respite stay is the council's support to the carer: always on its books.
+        respite = residence is not None and not residence.permanent
+        if rng.random() > share and not respite:
             return None
         if codes & {DEMENTIA, VASCULAR_DEMENTIA}:
             reason = "Support with Memory and Cognition"
@@ -901,31 +1209,50 @@ class _Maker:
                 )
             )
         ref = f"{self.index:07d}"
-        requested = (
-            self.days_ago(1_500, 40)
-            if residence is None
-            else residence.start - timedelta(days=rng.randint(20, 60))
+        adult = self.birthday(birth, 18)
+        placed = residence if residence is not None and residence.permanent else None
+        day = timedelta(days=1)
+        # The first request: weeks before a permanent place began (a ward's
+        # referral may come days before); for others, up to four years ago
+        # (months before a respite stay: they were supported at home first).
+        if placed is not None:
+            first, last = placed.start - timedelta(days=60), placed.start - timedelta(days=20)
+            ward_last = placed.start - 2 * day
+        else:
+            first = today - timedelta(days=1_500)
+            last = today - timedelta(days=40)
+            if residence is not None:
+                last = residence.start - timedelta(days=120)
+            ward_last = last
+        if adult > last:
+            return None  # not an adult long enough to have been helped yet
+        asked = self.request(max(first, adult), last, stays, ward_last)
+        from_ward = asked.route == "Discharge from Hospital" and asked.ready > asked.day
+        assessed = asked.day + timedelta(
+            days=rng.randint(1, 5) if from_ward else rng.randint(3, 14)
         )
-        assessed = requested + timedelta(days=rng.randint(3, 14))
-        service_start = assessed + timedelta(days=rng.randint(1, 14))
+        if placed is not None:
+            service_start = placed.start
+            assessed = min(assessed, service_start - day)
+        else:
+            service_start = max(assessed + timedelta(days=rng.randint(1, 14)), asked.ready)
+        assessment_end = min(assessed + timedelta(days=rng.randint(1, 14)), service_start - day)
         events = [
             CareEvent(
                 "Request",
                 f"REQ-{ref}",
-                rng.choice(
-                    ("Hospital contact", "Referral from GP", "Family contacted the council")
-                ),
-                requested,
-                requested + timedelta(days=2),
+                asked.description,
+                asked.day,
+                min(asked.day + 2 * day, assessed),
                 outcome="Progress to Assessment",
-                route_of_access=rng.choice(("Discharge from Hospital", "Community / Other route")),
+                route_of_access=asked.route,
             ),
             CareEvent(
                 "Assessment",
                 f"ASM-{ref}",
                 "Care Act eligibility assessment",
                 assessed,
-                service_start - timedelta(days=1),
+                assessment_end,
                 outcome="Long Term Support",
                 assessment_type="Long Term Support Assessment",
                 method=rng.choice(("Face to face", "Telephone")),
@@ -934,74 +1261,146 @@ class _Maker:
         # The case stays open while a service runs: most do; some have ended.
         ended = rng.random() < 0.2 and residence is None
         end = (
-            min(
-                service_start + timedelta(days=rng.randint(60, 400)), self.today - timedelta(days=1)
-            )
+            min(service_start + timedelta(days=rng.randint(60, 400)), today - day)
             if ended
             else None
         )
-        if residence is not None:
-            service_type = (
-                "Long Term Support: Nursing Care"
-                if residence.care_type == "nursing"
-                else "Long Term Support: Residential Care"
-            )
-            cqc_id = f"1-9{sum(map(ord, residence.home.ods)):08d}"
-            component, provider = "Residential Care", f"{cqc_id}|{residence.home.name}"
-        else:
-            service_type, component, provider = (
-                "Long Term Support: Community",
-                "Home Support",
-                rng.choice(_PROVIDERS),
-            )
-        events.append(
-            CareEvent(
-                "Service",
-                f"SVC-{ref}",
-                "Care home placement" if residence else "Home support: personal care",
-                max(service_start, residence.start) if residence else service_start,
-                end,
-                service_type=service_type,
-                service_component=component,
-                provider=provider,
-            )
-        )
-        review = service_start + timedelta(days=42)
-        if review < self.today and end is None:
+        if placed is not None:
+            placement = placed.placement
             events.append(
                 CareEvent(
-                    "Review",
-                    f"REV-{ref}",
-                    "6-week review",
-                    review,
-                    review,
-                    outcome="No change in package",
-                    method="Face to face",
+                    "Service",
+                    f"SVC-{ref}",
+                    "Nursing home placement"
+                    if placed.care_type == "nursing"
+                    else "Care home placement",
+                    service_start,
+                    None,
+                    service_type=placement.service_type,
+                    service_component=placement.service_component,
+                    provider=_provider(placed.home),
                 )
             )
-        carer = None
-        if rng.random() < 0.25:
-            carer_gender = rng.choice(("female", "male"))
-            carer = Carer(
-                person_id=f"LAC{ref}",
-                given=rng.choice(_GIVEN_FEMALE if carer_gender == "female" else _GIVEN_MALE),
-                family=rng.choice(_FAMILY),
-                gender=carer_gender,
-                birth_date=self.today - timedelta(days=rng.randint(30, 75) * 365),
-                assessed=assessed + timedelta(days=rng.randint(1, 20)),
+        else:
+            events.append(
+                CareEvent(
+                    "Service",
+                    f"SVC-{ref}",
+                    "Home support: personal care",
+                    service_start,
+                    end,
+                    service_type="Long Term Support: Community",
+                    service_component="Home Support",
+                    provider=rng.choice(_PROVIDERS),
+                )
             )
+        events += self.reviews(ref, service_start, end)
+        carer = None
+        if contacts and (respite or rng.random() < 0.3):
+            if respite and residence is not None:
+                # The carer asked for the break a few weeks before it.
+                carer_assessed = residence.start - timedelta(days=rng.randint(14, 45))
+            else:
+                carer_assessed = assessed + timedelta(days=rng.randint(1, 20))
+            carer = self.carer(ref, birth, contacts[0], carer_assessed)
+        if respite and residence is not None:
+            placement = residence.placement
+            events.append(
+                CareEvent(
+                    "Service",
+                    f"SVC-{ref}-R",
+                    "Respite stay in a care home",
+                    residence.start,
+                    None,
+                    service_type=placement.service_type,
+                    service_component=placement.service_component,
+                    provider=_provider(residence.home),
+                )
+            )
+        # Where the person lives: the home of a permanent place; their own
+        # home otherwise, a respite stay included.
+        if placed is not None and placed.placement.accommodation is not None:
+            accommodation = placed.placement.accommodation
+        else:
+            accommodation = rng.choice(_ACCOMMODATION)
         return SocialCare(
             council=borough.council,
             person_id=f"LA{ref}",
             support_reason=reason,
-            accommodation="Registered nursing home"
-            if residence and residence.care_type == "nursing"
-            else ("Registered care home" if residence else rng.choice(_ACCOMMODATION)),
+            accommodation=accommodation,
             has_unpaid_carer="Yes" if carer else rng.choice(("No", "Unknown")),
             events=tuple(events),
             carer=carer,
         )
 
+    def reviews(self, ref: str, start: date, end: date | None) -> list[CareEvent]:
+        """The council's reviews of a service: six weeks in, then the latest
+        yearly one, while the service ran."""
+        until = end or self.today
+        found = []
+        six_weeks = start + timedelta(days=42)
+        if six_weeks < until:
+            found.append(
+                CareEvent(
+                    "Review",
+                    f"REV-{ref}",
+                    "6-week review",
+                    six_weeks,
+                    six_weeks,
+                    outcome="No change in package",
+                    method="Face to face",
+                )
+            )
+        years = (until - start).days // 365
+        if years >= 1:
+            yearly = start + timedelta(days=365 * years - self.rng.randint(0, 20))
+            found.append(
+                CareEvent(
+                    "Review",
+                    f"REV-{ref}-{years}",
+                    "Annual review",
+                    yearly,
+                    yearly,
+                    outcome="No change in package",
+                    method=self.rng.choice(("Face to face", "Telephone")),
+                )
+            )
+        return found
+
+    def carer(self, ref: str, birth: date, contact: Contact, assessed: date) -> Carer:
+        """The person's unpaid carer as the council knows them: their first
+        contact, of an age that fits how they are related, adult and alive."""
+        rng = self.rng
+        low, high = _AGE_GAP.get(contact.relationship, (-15, 15))
+        born = birth - timedelta(days=round(rng.randint(low, high) * 365.25) + rng.randint(0, 364))
+        born = _clamp_date(
+            born, self.today - timedelta(days=92 * 365), self.birthday(self.today, -18)
+        )
+        if contact.relationship in _MEN:
+            gender = "male"
+        elif contact.relationship == "friend":
+            gender = "male" if contact.given in _GIVEN_MALE else "female"
+        else:
+            gender = "female"
+        return Carer(
+            person_id=f"LAC{ref}",
+            given=contact.given,
+            family=contact.family,
+            gender=gender,
+            birth_date=born,
+            assessed=assessed,
+        )
+
 
 def _clamp(value: float, low: float, high: float) -> float:
     return min(max(value, low), high)
+
+
+def _clamp_date(value: date, low: date, high: date) -> date:
+    return min(max(value, low), high)
+
+
+def _provider(home: Organisation) -> str:
+    """A care home as a CLD provider: its CQC location id (invented from its
+    ODS code) and name."""
+    return f"1-9{sum(map(ord, home.ods)):08d}|{home.name}"

@@ -271,8 +271,18 @@ class _Record:
             resident["knownAs"] = person.given[1]  # goes by their middle name
         resident["birthDate"] = person.birth_date.isoformat()
         resident["gender"] = person.gender
-        resident["address"] = self.home.address
+        resident["address"] = self.home.address if self.stay.permanent else self.own_address()
         return resident
+
+    def own_address(self) -> Json:
+        """Where a resident on a short stay lives, and goes back to."""
+        *lines, town, postcode = self.person.address
+        return {
+            "lines": lines,
+            "town": town,
+            "district": f"London Borough of {self.person.borough.name}",
+            "postcode": postcode,
+        }
 
     def about_me(self) -> Json:
         ways = []

@@ -386,11 +386,18 @@ def _event_values(event: CareEvent, rng: random.Random, day: _Day) -> dict[str, 
     return values
 
 
+# What a week in a care home costs the council, by the service component.
+_WEEKLY_COSTS = {
+    "Residential Care": (950, 1_350),
+    "Nursing Care": (1_150, 1_650),
+    "Carer Respite": (950, 1_400),
+}
+
+
 def _costs(event: CareEvent, rng: random.Random) -> dict[str, str]:
     """What the council pays: read by the mapping, never shared."""
-    if event.service_component == "Residential Care":
-        nursing = "Nursing" in event.service_type
-        weekly = rng.randint(1_150, 1_650) if nursing else rng.randint(950, 1_350)
+    if (weekly_range := _WEEKLY_COSTS.get(event.service_component)) is not None:
+        weekly = rng.randint(*weekly_range)
         return {
             "Delivery_Mechanism": "CASSR Commissioned support only",
             "Unit_Cost": f"{weekly}.00",

@@ -130,22 +130,23 @@ def test_open_services_become_active_episodes_managed_by_the_council(loaded: Loa
         care = person.social_care
         if care is None:
             continue
-        service = next(e for e in care.events if e.kind == "Service")
-        key = mapped_id(care.council.ods, "EpisodeOfCare", service.reference)
-        if service.reference in refused:
-            assert key not in episodes
-            continue
-        episode = episodes[key]
-        assert episode["status"] == ("active" if care.open else "finished")
-        assert episode["managingOrganization"]["identifier"]["value"] == care.council.ods
-        assert episode["period"]["start"] == service.start.isoformat()
         patient = (
             mapped_id("NHS", "Patient", person.nhs_number)
             if person.nhs_number
             else mapped_id(care.council.ods, "Patient", care.person_id)
         )
-        assert episode["patient"]["reference"] == f"Patient/{patient}"
-        expected_active += care.open
+        # Each service its own episode (a respite stay beside care at home).
+        for service in (e for e in care.events if e.kind == "Service"):
+            key = mapped_id(care.council.ods, "EpisodeOfCare", service.reference)
+            if service.reference in refused:
+                assert key not in episodes
+                continue
+            episode = episodes[key]
+            assert episode["status"] == ("active" if service.end is None else "finished")
+            assert episode["managingOrganization"]["identifier"]["value"] == care.council.ods
+            assert episode["period"]["start"] == service.start.isoformat()
+            assert episode["patient"]["reference"] == f"Patient/{patient}"
+            expected_active += service.end is None
     active = [e for e in episodes.values() if e["status"] == "active"]
     assert len(active) == expected_active > 0
 

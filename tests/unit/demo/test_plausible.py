@@ -1,14 +1,18 @@
-"""The demo's people as a clinician would read them: body sizes near the
-Health Survey for England's, a BMI that is the weight over the height
-squared, and vital signs that fit the person's age; a hospital and a care
-home that say where a resident was when. Read from the files the demo
-writes where the sources say it, from the people where they do not."""
+"""The demo's people as a clinician or a social worker would read them: body
+sizes near the Health Survey for England's, a BMI that is the weight over the
+height squared, vital signs that fit the person's age; one kind of placement
+per care-home resident in every source, respite that is short, hospital
+routes only for hospital contacts, a hospital and a care home that say where
+a resident was when, and no date before birth or after the demo's day. Read
+from the files the demo writes where the sources say it, from the people
+where they do not."""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -17,7 +21,14 @@ import orjson
 import pytest
 
 from gateway.demo.generate import Manifest, generate
-from gateway.demo.people import Person, people
+from gateway.demo.people import CLD_UNKNOWN_VALUE, Person, people
+from mappings.cld.items import (
+    ACCOMMODATION_STATUSES,
+    EVENT_TYPES,
+    ROUTES_OF_ACCESS,
+    SERVICE_TYPES,
+    canonical_item,
+)
 
 TODAY = date(2026, 11, 24)
 SEED = 7
@@ -28,6 +39,16 @@ SURVEY_HEIGHT = {"male": 175.5, "female": 161.9}
 HEIGHTS = {"male": (150, 200), "female": (138, 186)}  # cm: no one outside these
 WEIGHTS = (30.0, 200.0)  # kg
 BMIS = (15.0, 50.0)
+# The council's service for each kind of care-home stay (CLD Service_Type
+# codes) and whether the person's accommodation is then the home.
+SERVICE_FOR = {"residential": "LTS-RS", "nursing": "LTS-NC", "respite": "CS-SIPC"}
+ACCOMMODATION_FOR = {
+    "residential": "Registered care home",
+    "nursing": "Registered nursing home",
+}
+CARE_HOMES = frozenset(ACCOMMODATION_FOR.values())
+HOSPITAL_ROUTES = frozenset({"Discharge from Hospital", "Diversion from Hospital Services"})
+RESPITE_LONGEST = timedelta(days=28)
 SNOMED_WEIGHT, SNOMED_HEIGHT, SNOMED_BMI = "27113001", "50373000", "60621009"
 
 
@@ -53,6 +74,13 @@ def _lines(demo: Demo, kind: str) -> Iterator[dict[str, Any]]:
     for path in _files(demo, kind):
         for line in path.read_bytes().splitlines():
             yield orjson.loads(line)
+
+
+def _day(text: str) -> date:
+    """A CLD date, ISO or as UK spreadsheets write it."""
+    if "/" in text:
+        return datetime.strptime(text, "%d/%m/%Y").date()
+    return date.fromisoformat(text)
 
 
 def _age(birth: date) -> int:
@@ -146,6 +174,114 @@ def test_blood_pressure_and_other_vitals_are_plausible(demo: Demo) -> None:
     assert old - young >= 10, (young, old)
 
 
+@pytest.fixture(scope="module")
+def council_rows(demo: Demo) -> list[dict[str, str]]:
+    """Every row of every council's return, by canonical item, with coded
+    values read onto their defined lists as the mapping reads them."""
+    found = []
+    for path in _files(demo, "cld"):
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f)
+            header = [canonical_item(name) or name for name in next(reader)]
+            for row in reader:
+                values = dict(zip(header, row, strict=True))
+                for item, listed in (
+                    ("Event_Type", EVENT_TYPES),
+                    ("Service_Type", SERVICE_TYPES),
+                    ("Request_Route_of_Access", ROUTES_OF_ACCESS),
+                    ("Accommodation_Status", ACCOMMODATION_STATUSES),
+                ):
+                    if values.get(item):
+                        values[item] = listed.value(values[item]) or f"unlisted: {values[item]}"
+                values["NHS_Number"] = values.get("NHS_Number", "").replace(" ", "")
+                found.append(values)
+    return found
+
+
+def test_the_home_and_the_council_agree_on_each_placement(
+    demo: Demo, council_rows: list[dict[str, str]]
+) -> None:
+    spoilt = {p.nhs_number for p in demo.people if CLD_UNKNOWN_VALUE in p.defects}
+    compared: dict[str, int] = {}
+    for record in _lines(demo, "care-home"):
+        number = record["resident"].get("nhsNumber", "").replace(" ", "")
+        if not number or number in spoilt:
+            continue
+        kind = record["residence"]["careType"]
+        rows = [r for r in council_rows if r["NHS_Number"] == number]
+        services = [
+            r
+            for r in rows
+            if r["Event_Type"] == "Service"
+            and r["Provider_CQC_Location_Name"] == record["careHome"]["name"]
+        ]
+        if not rows:
+            continue  # paying for themselves: the council does not know them
+        (service,) = services
+        assert service["Service_Type"] == SERVICE_FOR[kind], (number, kind, service)
+        assert _day(service["Event_Start_Date"]) == date.fromisoformat(
+            record["residence"]["startDate"]
+        )
+        accommodation = {r["Accommodation_Status"] for r in rows}
+        if kind in ACCOMMODATION_FOR:
+            assert accommodation == {ACCOMMODATION_FOR[kind]}, (number, accommodation)
+        else:
+            assert not accommodation & CARE_HOMES, (number, accommodation)
+        compared[kind] = compared.get(kind, 0) + 1
+    # Enough of each kind to mean something.
+    assert compared.get("residential", 0) >= 20 and compared.get("nursing", 0) >= 20, compared
+    assert compared.get("respite", 0) >= 5, compared
+
+
+def test_respite_is_a_short_stay(demo: Demo, council_rows: list[dict[str, str]]) -> None:
+    stays = [r for r in _lines(demo, "care-home") if r["residence"]["careType"] == "respite"]
+    assert len(stays) >= 5
+    for record in stays:
+        started = date.fromisoformat(record["residence"]["startDate"])
+        ended = date.fromisoformat(record["residence"].get("endDate", TODAY.isoformat()))
+        assert timedelta(0) < ended - started <= RESPITE_LONGEST, record["residence"]
+    respite = [r for r in council_rows if r.get("Service_Type") == SERVICE_FOR["respite"]]
+    assert len(respite) >= 5
+    for row in respite:
+        started = _day(row["Event_Start_Date"])
+        ended = _day(row["Event_End_Date"]) if row["Event_End_Date"] else TODAY
+        assert ended - started <= RESPITE_LONGEST, row
+
+
+def test_every_hospital_contact_came_by_a_hospital_route(
+    demo: Demo, council_rows: list[dict[str, str]]
+) -> None:
+    requests = [r for r in council_rows if r["Event_Type"] == "Request"]
+    hospital = [r for r in requests if r["Event_Description"] == "Hospital contact"]
+    assert len(hospital) >= 20
+    for row in hospital:
+        assert row["Request_Route_of_Access"] in HOSPITAL_ROUTES, row
+    # And a hospital route is a contact from the hospital.
+    for row in requests:
+        if row["Request_Route_of_Access"] in HOSPITAL_ROUTES:
+            assert row["Event_Description"] != "Referral from GP", row
+
+
+def test_a_recent_discharge_request_has_its_stay_in_the_hospitals_feed(demo: Demo) -> None:
+    """The hospital's feed holds the last year's stays: a council request
+    from a ward in that year falls during one of them."""
+    checked = 0
+    for person in demo.people:
+        care = person.social_care
+        if care is None:
+            continue
+        for event in care.events:
+            recent = event.start > TODAY - timedelta(days=365)
+            if event.kind == "Request" and event.route_of_access in HOSPITAL_ROUTES and recent:
+                assert any(
+                    s.admitted.date() <= event.start < s.discharged.date()
+                    for s in person.stays
+                    if s.discharged is not None
+                ), (person.index, event)
+                checked += 1
+    assert checked >= 5
+
+
 def test_the_hospital_says_whether_a_resident_came_from_the_home(demo: Demo) -> None:
     """PV1-14 (source of admission) and PV1-36 (discharge destination): the
     care home (85) once the person's stay there had begun, else home (19)."""
@@ -169,6 +305,53 @@ def test_the_hospital_says_whether_a_resident_came_from_the_home(demo: Demo) -> 
     assert seen.get("85", 0) >= 10 and seen.get("19", 0) >= 100, seen
 
 
+def _dates(person: Person) -> Iterator[tuple[str, date]]:
+    """Every date the sources state about the person, named."""
+    yield from (("problem", p.onset) for p in person.problems)
+    yield from (("medicine", m.started) for m in person.medicines if m.started)
+    yield from (("allergy", a.recorded) for a in person.allergies if a.recorded)
+    for stay in person.stays:
+        yield "admitted", stay.admitted.date()
+        if stay.discharged is not None:
+            yield "discharged", stay.discharged.date()
+    if person.vitals is not None:
+        yield "vitals", person.vitals.taken.date()
+    if person.residence is not None:
+        yield "moved in", person.residence.start
+        yield from (("fall", day) for day in person.residence.falls)
+        if person.residence.dnacpr is not None:
+            yield "dnacpr", person.residence.dnacpr
+    if person.social_care is not None:
+        for event in person.social_care.events:
+            yield event.kind, event.start
+            if event.end is not None:
+                yield event.kind, event.end
+        if person.social_care.carer is not None:
+            yield "carer assessed", person.social_care.carer.assessed
+    if person.dissented is not None:
+        yield "dissented", person.dissented
+
+
+def test_no_date_is_before_birth_or_after_today(demo: Demo) -> None:
+    for person in demo.people:
+        for what, day in _dates(person):
+            assert person.birth_date <= day <= TODAY, (person.index, what, day)
+
+
+def test_care_home_events_fall_within_the_stay(demo: Demo) -> None:
+    for person in demo.people:
+        stay = person.residence
+        if stay is None:
+            continue
+        assert all(stay.start < fall < TODAY for fall in stay.falls), person.index
+        for hospital in person.stays:
+            # Never in hospital on the day a stay at the home began, unless
+            # leaving hospital for a permanent place that day.
+            left = hospital.discharged.date() if hospital.discharged else TODAY
+            if hospital.admitted.date() < stay.start <= left:
+                assert stay.permanent and left == stay.start, person.index
+
+
 def test_in_hospital_now_the_home_gave_no_dose_after_admission(demo: Demo) -> None:
     admitted = {
         p.residence.resident_id: min(s.admitted for s in p.stays if s.discharged is None)
@@ -180,9 +363,66 @@ def test_in_hospital_now_the_home_gave_no_dose_after_admission(demo: Demo) -> No
         went_in = admitted.get(record["resident"]["residentId"])
         if went_in is None:
             continue
+        assert "currentConcern" not in record
         for line in record.get("medications", []):
             if "lastGiven" in line:
                 given = datetime.fromisoformat(line["lastGiven"]).replace(tzinfo=None)
                 assert given < went_in, (record["recordId"], line)
                 checked += 1
     assert checked >= 3
+
+
+def test_contacts_and_carers_fit_the_person(demo: Demo) -> None:
+    for person in demo.people:
+        age = person.age(TODAY)
+        kinds = [c.relationship for c in person.contacts]
+        if age < 30:
+            assert not {"son", "daughter"} & set(kinds), (person.index, age, kinds)
+        assert sum(k in ("wife", "husband") for k in kinds) <= 1
+        if {"wife", "husband"} & set(kinds):
+            assert kinds[0] in ("wife", "husband")  # the partner is the next of kin
+        given = [c.given for c in person.contacts]
+        assert len(set(given)) == len(given), (person.index, given)
+        carer = person.social_care.carer if person.social_care else None
+        if carer is not None:
+            assert 18 <= _age(carer.birth_date) <= 95, (person.index, carer)
+            assert (carer.given, carer.family) == (
+                person.contacts[0].given,
+                person.contacts[0].family,
+            )
+
+
+def test_medicines_and_admissions_fit_the_problems(demo: Demo) -> None:
+    antiplatelets = ("Clopidogrel", "Aspirin")
+    for person in demo.people:
+        names = [m.name for m in person.medicines]
+        drugs = [name.split()[0] for name in names]
+        assert len(set(drugs)) == len(drugs), (person.index, names)  # one statin, not two
+        if "Apixaban" in drugs:
+            assert not set(antiplatelets) & set(drugs), (person.index, names)
+        allergic = {a.substance for a in person.allergies}
+        assert not allergic & set(drugs), (person.index, names)
+        problems = {p.code.display for p in person.problems}
+        reasons = [s.diagnoses[0].display for s in person.stays]
+        assert len(set(reasons)) == len(reasons), (person.index, reasons)  # one appendix
+        for reason, needs in (
+            ("Chronic obstructive pulmonary disease with acute exacerbation", "Chronic"),
+            ("Moderate depressive episode", "Depressive disorder"),
+            ("Acute severe asthma", "Asthma"),
+        ):
+            if reason in reasons:
+                assert any(p.startswith(needs) for p in problems), (person.index, reason)
+        for stay in person.stays:
+            if stay.diagnoses[0].icd10 == "I21.9" and stay.discharged is not None:
+                assert "Myocardial infarction" in problems, person.index
+
+
+def test_about_me_speaks_of_the_resident_as_they_are(demo: Demo) -> None:
+    for person in demo.people:
+        if person.residence is None:
+            continue
+        words = person.residence.about_me.split()
+        if person.gender == "male":
+            assert "Her" not in words, person.index
+        else:
+            assert "His" not in words, person.index
