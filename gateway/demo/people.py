@@ -20,10 +20,12 @@ from typing import Any, TypeVar
 
 from gateway.demo.world import (
     BOROUGHS,
+    POSTCODE_LETTERS,
     Borough,
     Organisation,
     drama_landline,
     drama_mobile,
+    home_address,
 )
 
 
@@ -228,7 +230,7 @@ class Person:
     gender: str  # male, female
     birth_date: date
     borough: Borough
-    address: tuple[str, ...]  # lines, then the postcode last
+    address: tuple[str, ...]  # lines (a care home: its name first), the town, the postcode
     phone: str
     ethnicity: str  # NHS ethnic category code: A, B, ... Z
     practice: Organisation
@@ -606,7 +608,6 @@ _AGE_GAP: dict[str, tuple[int, int]] = {
     "father": (22, 42),
     "friend": (-15, 15),
 }
-_POSTCODE_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"  # the letters a postcode's unit may use
 # What matters to a resident (About Me), by their sex where the words need it.
 _ABOUT_ME: dict[str, tuple[str, ...]] = {
     "female": ("Her family and the garden; tea with milk and one sugar.",),
@@ -785,9 +786,9 @@ class _Maker:
             "" if age < 18 else ("Mr" if gender == "male" else rng.choice(("Mrs", "Ms", "Miss")))
         )
         house = rng.randint(1, 180)
-        unit = "".join(rng.choices(_POSTCODE_LETTERS, k=2))
+        unit = "".join(rng.choices(POSTCODE_LETTERS, k=2))
         postcode = f"{borough.postcode_area}{rng.randint(1, 9)} {rng.randint(1, 9)}{unit}"
-        address = (f"{house} {rng.choice(borough.streets)}", "London", postcode)
+        address: tuple[str, ...] = (f"{house} {rng.choice(borough.streets)}", "London", postcode)
         phone = drama_mobile(self.index) if rng.random() < 0.7 else drama_landline(self.index)
         practice = rng.choice(borough.practices)
         nhs = nhs_number_of(self.index)
@@ -841,6 +842,9 @@ class _Maker:
             else None
         )
         defects = frozenset(d for d in DEFECTS if rng.random() < 0.004)
+        if residence is not None and residence.permanent:
+            # A permanent resident lives at the home: every source has its address.
+            address = home_address(residence.home)
         return Person(
             index=self.index,
             nhs_number=nhs,

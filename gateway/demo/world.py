@@ -7,6 +7,7 @@ letter or a low digit), postcode areas that do not exist (``QC``, ``QI``,
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 
@@ -101,3 +102,27 @@ def drama_landline(n: int) -> str:
 
 def drama_mobile(n: int) -> str:
     return f"07700 900{n % 1000:03d}"
+
+
+POSTCODE_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"  # the letters a postcode's unit may use
+
+
+def borough_of(organisation: Organisation) -> Borough:
+    return next((b for b in BOROUGHS if b.name == organisation.borough), BOROUGHS[0])
+
+
+def home_address(home: Organisation) -> tuple[str, ...]:
+    """A care home's address, invented from its borough: its name and a
+    number on one of the borough's streets, the town, then a postcode in the
+    borough's (invented) area; the home's residents live there."""
+    borough = borough_of(home)
+    crc = zlib.crc32(home.ods.encode())
+    position = borough.homes.index(home) if home in borough.homes else crc
+    street = borough.streets[position % len(borough.streets)]
+    unit = POSTCODE_LETTERS[crc % 20] + POSTCODE_LETTERS[(crc // 20) % 20]
+    return (
+        home.name.removesuffix(" (demo)"),
+        f"{1 + crc % 60} {street}",
+        "London",
+        f"{borough.postcode_area}{1 + (crc // 400) % 9} {1 + (crc // 3600) % 9}{unit}",
+    )

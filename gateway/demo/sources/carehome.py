@@ -19,7 +19,6 @@ the record is refused with the JSON path of the error.
 from __future__ import annotations
 
 import random
-import zlib
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import IO, Any
 
 import orjson
 
+from gateway.demo import world
 from gateway.demo.people import (
     CARE_HOME_INVALID,
     COPD,
@@ -37,12 +37,11 @@ from gateway.demo.people import (
     Vitals,
 )
 from gateway.demo.sources import SourceFile, london_at, london_moment
-from gateway.demo.world import BOROUGHS, Organisation
+from gateway.demo.world import Organisation, borough_of
 
 Json = dict[str, Any]
 
 FORMAT = "care-home"
-_POSTCODE_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
 # The contact words of the person model that are not the format's.
 _RELATIONSHIPS = {
     "parent": "other-relative",
@@ -103,18 +102,13 @@ _DIETS: tuple[tuple[str, str | None, str | None], ...] = (
 
 
 def home_address(home: Organisation) -> Json:
-    """The home's address, invented from its borough: a number on one of the
-    borough's streets and a postcode in the borough's (invented) area."""
-    borough = next((b for b in BOROUGHS if b.name == home.borough), BOROUGHS[0])
-    crc = zlib.crc32(home.ods.encode())
-    position = borough.homes.index(home) if home in borough.homes else crc
-    street = borough.streets[position % len(borough.streets)]
-    unit = _POSTCODE_LETTERS[crc % 20] + _POSTCODE_LETTERS[(crc // 20) % 20]
+    """The home's address, in the format's words (``world.home_address``)."""
+    *lines, town, postcode = world.home_address(home)
     return {
-        "lines": [home.name.removesuffix(" (demo)"), f"{1 + crc % 60} {street}"],
-        "town": "London",
-        "district": f"London Borough of {borough.name}",
-        "postcode": f"{borough.postcode_area}{1 + (crc // 400) % 9} {1 + (crc // 3600) % 9}{unit}",
+        "lines": lines,
+        "town": town,
+        "district": f"London Borough of {borough_of(home).name}",
+        "postcode": postcode,
     }
 
 

@@ -144,14 +144,15 @@ class AdtWriter:
         if nhs_number is not None:
             ids.insert(0, f"{nhs_number}^^^NHS^NH")
         given = "^".join(_text(g) for g in (*person.given, "")[:2])
-        line, city, postcode = person.address[0], person.address[-2], person.postcode
+        *lines, city, postcode = person.address
         fields = [""] * 33
         fields[0], fields[1] = "PID", "1"
         fields[3] = "~".join(ids)
         fields[5] = f"{_text(person.family)}^{given}^^{_text(person.title)}"
         fields[7] = f"{person.birth_date:%Y%m%d}"
         fields[8] = "F" if person.gender == "female" else "M"
-        fields[11] = f"{_text(line)}^^{_text(city)}^^{postcode}^GBR^H"
+        street, other = (*lines, "")[:2]  # XAD-1 and XAD-2: a care home's name, then the street
+        fields[11] = f"{_text(street)}^{_text(other)}^{_text(city)}^^{postcode}^GBR^H"
         kind = "CP" if person.phone.startswith("07") else "PH"
         fields[13] = f"{person.phone}^PRN^{kind}"
         fields[22] = person.ethnicity

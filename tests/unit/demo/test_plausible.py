@@ -22,6 +22,7 @@ import pytest
 
 from gateway.demo.generate import Manifest, generate
 from gateway.demo.people import CLD_UNKNOWN_VALUE, Person, people
+from gateway.demo.world import home_address
 from mappings.cld.items import (
     ACCOMMODATION_STATUSES,
     EVENT_TYPES,
@@ -231,6 +232,52 @@ def test_the_home_and_the_council_agree_on_each_placement(
     # Enough of each kind to mean something.
     assert compared.get("residential", 0) >= 20 and compared.get("nursing", 0) >= 20, compared
     assert compared.get("respite", 0) >= 5, compared
+
+
+def test_a_permanent_resident_lives_at_the_home_in_every_source(
+    demo: Demo, council_rows: list[dict[str, str]]
+) -> None:
+    """The GP, the hospital, the council and the home all give the home's
+    address for someone who lives there; one on respite keeps their own."""
+    homes = {
+        p.nhs_number: home_address(p.residence.home)
+        for p in demo.people
+        if p.residence is not None and p.residence.permanent and p.nhs_number
+    }
+    found: dict[str, set[tuple[str, str]]] = {number: set() for number in homes}
+    for bundle in _lines(demo, "gp-connect"):
+        resources = [entry["resource"] for entry in bundle["entry"]]
+        patient = next(r for r in resources if r["resourceType"] == "Patient")
+        number = patient["identifier"][0]["value"]
+        if number in found:
+            address = patient["address"][0]
+            found[number].add(("gp", f"{address['line'][0]}|{address['postalCode']}"))
+    for path in _files(demo, "hl7v2"):
+        for segment in path.read_bytes().decode("latin-1").replace("\r\n", "\r").split("\r"):
+            fields = segment.split("|")
+            if fields[0] == "PID" and len(fields) > 11:
+                number = fields[3].split("^")[0]
+                if number in found:
+                    xad = fields[11].split("^")
+                    found[number].add(("hospital", f"{xad[0]}|{xad[4]}"))
+    for row in council_rows:
+        if row["NHS_Number"] in found:
+            found[row["NHS_Number"]].add(("council", f"|{row['Postcode']}"))
+    for record in _lines(demo, "care-home"):
+        number = record["resident"].get("nhsNumber", "").replace(" ", "")
+        if number in found:
+            address = record["resident"]["address"]
+            found[number].add(("home", f"{address['lines'][0]}|{address['postcode']}"))
+    sources: set[str] = set()
+    for number, said in found.items():
+        name, *_, postcode = homes[number]
+        for source, where in said:
+            assert where in (f"{name}|{postcode}", f"|{postcode}"), (number, source, where)
+            sources.add(source)
+    assert sources == {"gp", "hospital", "council", "home"}
+    for person in demo.people:
+        if person.residence is not None and not person.residence.permanent:
+            assert person.postcode != home_address(person.residence.home)[-1]
 
 
 def test_respite_is_a_short_stay(demo: Demo, council_rows: list[dict[str, str]]) -> None:
