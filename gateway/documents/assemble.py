@@ -305,7 +305,12 @@ def _key_contacts(patient: Resource, gathered: Gathered) -> list[narrative.Row]:
     """Who cares for the person, as the records the requester may see say:
     the registered practice, the homes and councils with an active episode."""
     rows = [
-        narrative.Row("Registered GP practice", _organisation(gp, gathered.resources), "", "")
+        narrative.Row(
+            "Registered GP" if _names_a_person(gp) else "Registered GP practice",
+            _organisation(gp, gathered.resources),
+            "",
+            "",
+        )
         for gp in patient.get("generalPractitioner") or []
     ]
     for resource in gathered.resources.values():
@@ -356,6 +361,17 @@ def _heading_warnings(
         row = narrative.Row(f"{title} may be incomplete", notes, "", ", ".join(warned))
         found.setdefault(key, []).append((row, _source(resource, origins)))
     return found
+
+
+def _names_a_person(reference: Any) -> bool:
+    """Whether a ``generalPractitioner`` reference is to the GP (a
+    Practitioner or their role), not the practice."""
+    if not isinstance(reference, dict):
+        return False
+    target = str(reference.get("reference") or "")
+    return reference.get("type") in ("Practitioner", "PractitionerRole") or target.startswith(
+        ("Practitioner/", "PractitionerRole/")
+    )
 
 
 def _organisation(reference: Any, resources: dict[str, Resource]) -> str:

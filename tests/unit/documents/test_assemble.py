@@ -241,3 +241,27 @@ def test_a_fact_from_two_sources_is_one_row_and_both_stay_entries_linked_to_it()
     assert {"http://gateway/fhir/Observation/w-gp", "http://gateway/fhir/Observation/w-home"} <= (
         in_bundle
     )
+
+
+def test_the_registered_gp_and_the_practice_are_two_contacts_each_named_for_what_it_is() -> None:
+    patient = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "generalPractitioner": [
+            {"identifier": {"system": ODS_SYSTEM, "value": "F99C02"}},
+            {"reference": "Practitioner/gp1", "display": "Dr Aoife Delahunt"},
+        ],
+    }
+    known = {"F99C02": Organisation("F99C02", "Primrose Row Surgery", "GP practice")}
+    document = build(
+        SUMMARY,
+        _stored(patient),
+        Gathered({}, {}),
+        base_url="http://gateway/fhir",
+        organisations=known,
+    )
+    composition = document.bundle["entry"][0]["resource"]
+    [contacts] = [s for s in composition["section"] if s["title"] == "Care team and key contacts"]
+    div = contacts["text"]["div"]
+    assert 'Registered GP practice</td><td class="detail">Primrose Row Surgery (F99C02)' in div
+    assert 'Registered GP</td><td class="detail">Dr Aoife Delahunt' in div
