@@ -1043,7 +1043,13 @@ def _care_team(r: Resource, resolve: Resolve) -> Row:
         if who or role:
             members.append(f"{who} ({role})" if who and role else who or role)
     what = text_of(r.get("name")) or _join(_concepts(r.get("category")), ", ") or "Care team"
-    detail = _join([*members, *[_who(o, resolve) for o in dicts_in(r.get("managingOrganization"))]])
+    # The managing organisation, unless a member already names it.
+    managing = [
+        who
+        for who in (_who(o, resolve) for o in dicts_in(r.get("managingOrganization")))
+        if who and not any(member.startswith(f"{who} (") or member == who for member in members)
+    ]
+    detail = _join([*members, *managing])
     return Row(what, detail, format_period(r.get("period")), _words(r.get("status")))
 
 

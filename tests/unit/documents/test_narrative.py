@@ -24,6 +24,7 @@ from gateway.documents.narrative import (
     subject_div,
     summarise,
 )
+from gateway.identifiers import ODS_SYSTEM
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 XHTML = "{http://www.w3.org/1999/xhtml}"
@@ -411,6 +412,20 @@ def test_a_care_team_lists_its_members_and_roles() -> None:
     row = summarise(team, nothing)
     assert row.what == "Home support: personal care"
     assert "Riverside Home Care (Care provider)" in row.detail
+    # The council manages the team and is a member of it: named once.
+    council = {
+        "identifier": {"system": ODS_SYSTEM, "value": "E09000007"},
+        "display": "Camden Council",
+    }
+    both = {
+        **team,
+        "participant": [
+            *team["participant"],
+            {"member": council, "role": [{"text": "Commissioning council"}]},
+        ],
+        "managingOrganization": [council],
+    }
+    assert summarise(both, nothing).detail.count("Camden Council") == 1
 
 
 def test_devices_and_belongings() -> None:
