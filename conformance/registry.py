@@ -17,6 +17,7 @@ class TypeInteraction(StrEnum):
     READ = "read"
     VREAD = "vread"
     UPDATE = "update"
+    PATCH = "patch"
     DELETE = "delete"
     HISTORY_INSTANCE = "history-instance"
     HISTORY_TYPE = "history-type"

@@ -52,6 +52,7 @@ from gateway.interactions import read as reads
 from gateway.interactions import search as searches
 from gateway.interactions import write
 from gateway.interactions.everything import everything_query
+from gateway.interactions.patching import JsonPatch
 from gateway.interactions.provenance import Author
 from gateway.interactions.types import ReturnPreference, supported_type
 from gateway.operations import access_check as checks
@@ -304,6 +305,30 @@ class Repository:
                 res_type,
                 query,
                 body,
+                if_match=if_match,
+            )
+        )
+
+    async def patch(
+        self, res_type: str, res_id: str, patch: JsonPatch, if_match: int | None
+    ) -> write.WriteResult:
+        """``PATCH [type]/[id]``."""
+        return await _off_loop(
+            partial(write.patch, self._store, self, res_type, res_id, patch, if_match=if_match)
+        )
+
+    async def conditional_patch(
+        self, res_type: str, query: str, patch: JsonPatch, if_match: int | None
+    ) -> write.WriteResult:
+        """``PATCH [type]?criteria``."""
+        return await _off_loop(
+            partial(
+                write.conditional_patch,
+                self._store,
+                self,
+                res_type,
+                query,
+                patch,
                 if_match=if_match,
             )
         )

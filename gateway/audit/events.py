@@ -38,6 +38,7 @@ ACTIONS = {
     "history-type": "R",
     "history-system": "R",
     "update": "U",
+    "patch": "U",
     "delete": "D",
 }
 
@@ -111,6 +112,8 @@ _SUBTYPES = {
     "create": "create",
     "update": "update",
     "conditional_update": "update",
+    "patch": "patch",
+    "conditional_patch": "patch",
     "delete": "delete",
     "search_type": "search-type",
     "search_by_post": "search-type",

@@ -42,7 +42,8 @@ from gateway.http.negotiation import (
     wants_html,
 )
 from gateway.interactions import bundle as bundles
-from gateway.interactions import write
+from gateway.interactions import patching, write
+from gateway.interactions.patching import JsonPatch
 from gateway.interactions.types import require
 from gateway.operations import documents
 from gateway.operations import ingest as ingests
@@ -336,6 +337,46 @@ async def update(request: Request) -> Response:
     return _written(request, context, result)
 
 
+async def _patch_body(request: Request, context: FhirContext) -> JsonPatch:
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media != patching.MEDIA_TYPE:
+        raise UnsupportedMediaType(
+            f"Content-Type {request.headers.get('content-type')!r} is not a patch the gateway "
+            f"takes: send a JSON Patch as {patching.MEDIA_TYPE}",
+            code="GW-0415",
+        )
+    body = await read_body(request.receive, dict(request.headers), context.settings.max_body_bytes)
+    if not body.strip():
+        raise InvalidRequest("the request has no body; send a JSON Patch", code="GW-0101")
+    return patching.parse(fhirjson.loads(body))
+
+
+async def patch(request: Request) -> Response:
+    context = await authenticated(request)
+    res_type, res_id = _path(request, "res_type"), _path(request, "res_id")
+    require(res_type, TypeInteraction.PATCH)
+    document = await _patch_body(request, context)
+    if_match = bundles.parse_if_match(request.headers.get("if-match"))
+    result = await context.repo.patch(res_type, res_id, document, if_match)
+    return _written(request, context, result)
+
+
+async def conditional_patch(request: Request) -> Response:
+    context = await authenticated(request)
+    res_type = _path(request, "res_type")
+    require(res_type, TypeInteraction.PATCH)
+    query = _query_without_format(request)
+    if not query:
+        raise InvalidRequest(
+            f"PATCH {res_type} needs search criteria (conditional patch) or an id in the URL",
+            code="GW-0113",
+        )
+    document = await _patch_body(request, context)
+    if_match = bundles.parse_if_match(request.headers.get("if-match"))
+    result = await context.repo.conditional_patch(res_type, query, document, if_match)
+    return _written(request, context, result)
+
+
 async def delete(request: Request) -> Response:
     context = await authenticated(request)
     res_type = _path(request, "res_type")
@@ -398,6 +439,7 @@ ROUTES: list[BaseRoute] = [
     Route(_INSTANCE, read, methods=["GET"]),
     Route(_INSTANCE, update, methods=["PUT"]),
     Route(_INSTANCE, delete, methods=["DELETE"]),
+    Route(_INSTANCE, patch, methods=["PATCH"]),
     Route(_INSTANCE + "/_history/{version_id}", vread, methods=["GET"]),
     Route(_INSTANCE + "/_history", instance_history, methods=["GET"]),
     Route("/fhir/Patient/{res_id:fhir_id}/$everything", patient_everything, methods=["GET"]),
@@ -414,6 +456,7 @@ ROUTES: list[BaseRoute] = [
     ),
     Route(_TYPE, create, methods=["POST"]),
     Route(_TYPE, conditional_update, methods=["PUT"]),
+    Route(_TYPE, conditional_patch, methods=["PATCH"]),
     Route(_TYPE, search_type, methods=["GET"]),
     Route(_TYPE + "/_search", search_by_post, methods=["POST"]),
     Route(

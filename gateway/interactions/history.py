@@ -134,7 +134,7 @@ def _entry(base_url: str, version: StoredVersion) -> dict[str, Any]:
     if version.content is not None:
         entry["resource"] = fhirjson.fragment(version.content)
     entry["request"] = {"method": version.method, "url": request_url}
-    status = {"POST": "201 Created", "PUT": "200 OK", "DELETE": "204 No Content"}
+    status = {"POST": "201 Created", "PUT": "200 OK", "PATCH": "200 OK", "DELETE": "204 No Content"}
     entry["response"] = {
         "status": status.get(version.method, "200 OK"),
         "etag": f'W/"{version.version}"',

@@ -1,6 +1,6 @@
-"""create, update, delete and their conditional forms.
+"""create, update, patch, delete and their conditional forms.
 
-https://hl7.org/fhir/R4/http.html#create, #update, #delete, #cond-update. Each
+https://hl7.org/fhir/R4/http.html#create, #update, #patch, #delete, #cond-update. Each
 public function opens one unit of work; the ``*_in`` forms run inside a unit of
 work the caller holds, which is how a transaction Bundle makes many writes one.
 """
@@ -27,14 +27,23 @@ from gateway.errors import (
     Conflict,
     InvalidRequest,
     Issue,
+    NotFound,
     PreconditionFailed,
     Unprocessable,
 )
+from gateway.interactions.patching import JsonPatch
 from gateway.interactions.provenance import ACTIVITIES, Author, provenance
 from gateway.interactions.read import not_known
 from gateway.interactions.types import Access, Acting, Visible, require
 from gateway.search.matching import matching_ids
-from gateway.store import IndexEntry, Store, StoredVersion, UnitOfWork, last_content
+from gateway.store import (
+    CurrentVersion,
+    IndexEntry,
+    Store,
+    StoredVersion,
+    UnitOfWork,
+    last_content,
+)
 
 T = TypeVar("T")
 
@@ -179,19 +188,7 @@ def store_version(
     version to look up (were there one, appending version 1 would conflict)."""
     res_type, res_id = prepared.res_type, prepared.res_id
     previous = None if fresh_id else uow.current(res_type, res_id)
-    if expected_version is not None and (
-        previous is None or previous.deleted or previous.version != expected_version
-    ):
-        found = (
-            "no current version"
-            if previous is None or previous.deleted
-            else (f"version {previous.version}")
-        )
-        raise PreconditionFailed(
-            f"If-Match asked for version {expected_version} of {res_type}/{res_id}, "
-            f"but it has {found}",
-            code="GW-0412",
-        )
+    _check_if_match(res_type, res_id, previous, expected_version)
     named = with_person_resolved(uow, prepared.content)
     if named is not None:  # a person named by identifier: by their Patient's id too
         prepared = Prepared(res_type, res_id, named, index_entries(named))
@@ -212,6 +209,28 @@ def store_version(
         stamped(prepared.index, last_updated),
     )
     return WriteResult(version=stored, created=previous is None or previous.deleted)
+
+
+def _check_if_match(
+    res_type: str,
+    res_id: str,
+    previous: CurrentVersion | StoredVersion | None,
+    expected_version: int | None,
+) -> None:
+    """``PreconditionFailed`` unless ``previous`` is the version If-Match asked for."""
+    if expected_version is None or (
+        previous is not None and not previous.deleted and previous.version == expected_version
+    ):
+        return
+    found = (
+        "no current version"
+        if previous is None or previous.deleted
+        else f"version {previous.version}"
+    )
+    raise PreconditionFailed(
+        f"If-Match asked for version {expected_version} of {res_type}/{res_id}, but it has {found}",
+        code="GW-0412",
+    )
 
 
 def _single_match(
@@ -302,6 +321,51 @@ def conditional_update_in(
         access.check_change(None, prepared.content)
         return store_version(uow, prepared, method="PUT", fresh_id=True)
     return update_in(uow, prepared, acting=acting, access=access, if_match=if_match)
+
+
+def patch_in(
+    uow: UnitOfWork,
+    res_type: str,
+    res_id: str,
+    patch: JsonPatch,
+    *,
+    acting: Acting,
+    access: Access,
+    if_match: int | None = None,
+) -> WriteResult:
+    """The live version the requester may see, changed by ``patch`` and
+    written as an update; anything else at the id is "not known", whether
+    something is hidden there or nothing is. A patch never creates."""
+    require(res_type, TypeInteraction.PATCH)
+    live = writable(uow, access, res_type, res_id).live
+    if live is None or live.content is None:
+        raise not_known(res_type, res_id)
+    # A stale client learns that first, not that its patch no longer applies.
+    _check_if_match(res_type, res_id, live, if_match)
+    patched = patch.apply(fhirjson.loads(live.content))
+    resource = checked_resource(patched, res_type, url_id=res_id)
+    prepared = prepare(res_type, res_id, resource, acting.author.source)
+    access.check_change(live, prepared.content)
+    return store_version(uow, prepared, method="PATCH", expected_version=if_match)
+
+
+def conditional_patch_in(
+    uow: UnitOfWork,
+    res_type: str,
+    query: str,
+    patch: JsonPatch,
+    *,
+    acting: Acting,
+    access: Access,
+    if_match: int | None = None,
+) -> WriteResult:
+    """``PATCH [type]?criteria``: patch the one match the requester may see;
+    with none, the criteria name nothing it may know of."""
+    require(res_type, TypeInteraction.PATCH)
+    match = _single_match(uow, res_type, query, "conditional patch", access.visible)
+    if match is None:
+        raise NotFound(f"no {res_type} the criteria {query!r} match is known", code="GW-0416")
+    return patch_in(uow, res_type, match, patch, acting=acting, access=access, if_match=if_match)
 
 
 def delete_in(
@@ -503,6 +567,62 @@ def conditional_update(
             if_match=if_match,
         )
         record_provenance(uow, acting.author, _method(result), [result.version])
+        return _noted(uow, acting, result)
+
+    return in_unit_of_work(store, work)
+
+
+def patch(
+    store: Store,
+    acting: Acting,
+    res_type: str,
+    res_id: str,
+    patch: JsonPatch,
+    *,
+    if_match: int | None = None,
+) -> WriteResult:
+    """``PATCH [type]/[id]``. The requester must be allowed to read what it
+    changes as well as to change it: a ``test`` operation reads."""
+    require(res_type, TypeInteraction.PATCH)
+    acting.authorize(res_type, "r")
+    acting.authorize(res_type, "u")
+
+    def work(uow: UnitOfWork) -> WriteResult:
+        result = patch_in(
+            uow,
+            res_type,
+            res_id,
+            patch,
+            acting=acting,
+            access=acting.access(uow),
+            if_match=if_match,
+        )
+        record_provenance(uow, acting.author, "PATCH", [result.version])
+        return _noted(uow, acting, result)
+
+    return in_unit_of_work(store, work)
+
+
+def conditional_patch(
+    store: Store,
+    acting: Acting,
+    res_type: str,
+    query: str,
+    patch: JsonPatch,
+    *,
+    if_match: int | None = None,
+) -> WriteResult:
+    """``PATCH [type]?criteria``."""
+    require(res_type, TypeInteraction.PATCH)
+    acting.authorize(res_type, "r")
+    acting.authorize(res_type, "u")
+    acting.authorize(res_type, "s")
+
+    def work(uow: UnitOfWork) -> WriteResult:
+        result = conditional_patch_in(
+            uow, res_type, query, patch, acting=acting, access=acting.access(uow), if_match=if_match
+        )
+        record_provenance(uow, acting.author, "PATCH", [result.version])
         return _noted(uow, acting, result)
 
     return in_unit_of_work(store, work)

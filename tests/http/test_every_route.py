@@ -125,6 +125,24 @@ PROBES: dict[tuple[str, str], Probe] = {
         ),
         wrote=["Condition/{asthma}/_history/2"],
     ),
+    ("PATCH", "/fhir/{res_type:fhir_type}/{res_id:fhir_id}"): Probe(
+        "patch",
+        lambda w: w.api.patch(
+            f"/fhir/Condition/{w.asthma}",
+            content=b'[{"op": "replace", "path": "/onsetDateTime", "value": "2024-01-13"}]',
+            headers={**w.headers("home"), "Content-Type": "application/json-patch+json"},
+        ),
+        wrote=["Condition/{asthma}/_history/2"],
+    ),
+    ("PATCH", "/fhir/{res_type:fhir_type}"): Probe(
+        "patch",
+        lambda w: w.api.patch(
+            f"/fhir/Condition?_id={w.asthma}",
+            content=b'[{"op": "replace", "path": "/onsetDateTime", "value": "2024-01-14"}]',
+            headers={**w.headers("home"), "Content-Type": "application/json-patch+json"},
+        ),
+        wrote=["Condition/{asthma}/_history/2"],
+    ),
     ("DELETE", "/fhir/{res_type:fhir_type}/{res_id:fhir_id}"): Probe(
         "delete",
         lambda w: w.api.delete(f"/fhir/Condition/{w.asthma}", headers=w.headers("home")),

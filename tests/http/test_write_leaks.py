@@ -6,6 +6,7 @@ the request id, the same body once the id asked for is made neutral."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -221,3 +222,41 @@ def test_a_deletion_of_a_hidden_record_is_not_revived(world: World) -> None:
         url, json=_condition(world, world.asthma), headers=world.headers("home")
     )
     assert revived.status_code == 201
+
+
+def test_patch_of_a_hidden_record_answers_as_for_a_missing_one(world: World) -> None:
+    """``PATCH [type]/[id]``, with and without ``If-Match``, and with a
+    ``test`` that would tell a stored value if it were applied."""
+    for patch, extra in (
+        ([{"op": "replace", "path": "/onsetDateTime", "value": "2019-01-01"}], {}),
+        ([{"op": "test", "path": "/onsetDateTime", "value": "2024-01-10"}], {}),
+        ([{"op": "remove", "path": "/onsetDateTime"}], {"If-Match": 'W/"1"'}),
+    ):
+        answer = _alike(
+            world,
+            lambda res_id, patch=patch, extra=extra: world.api.patch(  # type: ignore[misc]
+                f"/fhir/Condition/{res_id}",
+                content=json.dumps(patch),
+                headers={
+                    **_hospital(world),
+                    **extra,
+                    "Content-Type": "application/json-patch+json",
+                },
+            ),
+            world.asthma,
+            "0192a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+        )
+        assert answer.status_code == 404
+    _unchanged(world)
+
+
+def test_conditional_patch_matching_only_a_hidden_record_answers_as_matching_nothing(
+    world: World,
+) -> None:
+    patch = json.dumps([{"op": "replace", "path": "/onsetDateTime", "value": "2019-01-01"}])
+    headers = {**_hospital(world), "Content-Type": "application/json-patch+json"}
+    hidden = world.api.patch("/fhir/Condition?code=195967001", content=patch, headers=headers)
+    missing = world.api.patch("/fhir/Condition?code=100000009", content=patch, headers=headers)
+    assert hidden.status_code == missing.status_code == 404
+    assert _shape(hidden, "195967001") == _shape(missing, "100000009")
+    _unchanged(world)
