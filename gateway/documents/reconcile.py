@@ -27,7 +27,6 @@ What counts as the same:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -127,9 +126,8 @@ def reconcile(
     a row sits where its first entry did). ``latest_only``: only the newest
     row of each measurement or concept (a baseline)."""
     summarised: dict[str, Row] = {}  # each entry's own row, written once
-    groups = _grouped(references, resources, summarised)
-    if latest_only:
-        groups = _newest(groups, resources)
+    grouping = _grouped(references, resources, summarised)
+    groups = _newest(grouping) if latest_only else grouping.groups
     rows = [_reconciled(group, resources, origins, summarised) for group in groups]
     return _no_known_allergy_checked(rows, resources, origins)
 
@@ -201,8 +199,12 @@ class _Groups:
         return sorted(found.values(), key=lambda members: members[0])
 
 
+_PUNCTUATION = str.maketrans(".,;:", "    ")
+
+
 def _normal(text: str) -> str:
-    return re.sub(r"[\s.,;:]+", " ", text.lower()).strip()
+    """Words as compared: lower case, punctuation and runs of space as one space."""
+    return " ".join(text.lower().translate(_PUNCTUATION).split())
 
 
 def _concept_keys(concept: Any) -> set[Any]:
@@ -237,16 +239,21 @@ def _medicine_keys(resource: Resource, resolve: Resolve) -> set[Any]:
 
 
 def _measurement_keys(resource: Resource) -> set[Any]:
-    keys = _concept_keys(resource.get("code"))
-    measured = {
-        _MEASUREMENT_OF[key[2]] for key in keys if key[0] == "code" and key[2] in _MEASUREMENT_OF
+    """What an observation measures: a vital sign's measurement, else its
+    codes, else (uncoded) its words."""
+    code = resource.get("code")
+    coded = {
+        ("code", text_of(coding.get("system")), value)
+        for concept in dicts_in(code)
+        for coding in dicts_in(concept.get("coding"))
+        if (value := text_of(coding.get("code")))
     }
+    measured = {_MEASUREMENT_OF[key[2]] for key in coded if key[2] in _MEASUREMENT_OF}
     if measured:
         # A vital sign is known by its measurement alone: "Body height" and
         # "Body height measure" are one.
         return {("measurement", index) for index in measured}
-    coded = {key for key in keys if key[0] == "code"}
-    return coded or keys
+    return coded or _concept_keys(code)
 
 
 def _moment(resource: Resource) -> str:
@@ -326,7 +333,22 @@ def _onset(resource: Resource) -> str:
     return onset[:10] if isinstance(onset, str) else ""
 
 
-def _keys(resource: Resource, resolve: Resolve, row: Callable[[], Row]) -> Iterable[Any]:
+def _concept(resource: Resource, resolve: Resolve) -> set[Any]:
+    """What an entry is about, whenever it was: its measurement, medicine or
+    concept (empty when it names none)."""
+    res_type = resource["resourceType"]
+    if res_type in _MEDICINES:
+        return _medicine_keys(resource, resolve)
+    if res_type == "Observation":
+        return _measurement_keys(resource)
+    if res_type == "RelatedPerson":
+        return _name_keys(resource)
+    return _concept_keys(resource.get("code"))
+
+
+def _keys(
+    resource: Resource, concept: set[Any], moment: str, row: Callable[[], Row]
+) -> Iterable[Any]:
     """What makes two entries one fact (see the module's docstring)."""
     res_type = resource["resourceType"]
     decided = not_for_cpr(resource)
@@ -335,48 +357,63 @@ def _keys(resource: Resource, resolve: Resolve, row: Callable[[], Row]) -> Itera
         # (Flag) records it, as long as they date it alike.
         return [("not-for-cpr", decided)]
     if res_type in _MEDICINES:
-        return (("medicine", key) for key in _medicine_keys(resource, resolve))
+        return (("medicine", key) for key in concept)
     if res_type == "Observation":
-        moment = _moment(resource)
-        return (("observation", key, moment) for key in _measurement_keys(resource))
+        return (("observation", key, moment) for key in concept)
     if res_type == "AllergyIntolerance":
-        return (("allergy", key) for key in _concept_keys(resource.get("code")))
+        return (("allergy", key) for key in concept)
     if res_type == "Condition":
         current = bool(codes_in(resource.get("clinicalStatus")) & _CURRENT_PROBLEM)
         when = "current" if current else _onset(resource)
-        return (("condition", key, when) for key in _concept_keys(resource.get("code")))
+        return (("condition", key, when) for key in concept)
     if res_type == "RelatedPerson":
-        return (("contact", key) for key in _name_keys(resource))
+        return (("contact", key) for key in concept)
     shown = row()
     return [("same", res_type, shown.what, shown.detail, shown.when, shown.status)]
 
 
+@dataclass
+class _Grouping:
+    """A section's entries in groups, and what was worked out on the way:
+    each entry's concept and moment, which a baseline needs again."""
+
+    groups: list[list[str]]
+    concepts: dict[str, set[Any]]
+    moments: dict[str, str]
+
+
 def _grouped(
     references: Sequence[str], resources: Mapping[str, Resource], summarised: dict[str, Row]
-) -> list[list[str]]:
+) -> _Grouping:
     groups = _Groups(len(references))
+    concepts: dict[str, set[Any]] = {}
+    moments: dict[str, str] = {}
     for at, reference in enumerate(references):
+        resource = resources[reference]
+        concept = concepts[reference] = _concept(resource, resources.get)
+        moment = moments[reference] = _moment(resource) or _dated(resource)
         row = partial(_row, reference, resources, summarised)
-        groups.join(at, _keys(resources[reference], resources.get, row))
-    return [[references[at] for at in members] for members in groups.groups()]
+        groups.join(at, _keys(resource, concept, moment, row))
+    found = [[references[at] for at in members] for members in groups.groups()]
+    return _Grouping(found, concepts, moments)
 
 
-def _newest(groups: list[list[str]], resources: Mapping[str, Resource]) -> list[list[str]]:
-    """Of the groups of each measurement or concept, the newest."""
-    newest: dict[Any, tuple[str, int]] = {}
+def _newest(grouping: _Grouping) -> list[list[str]]:
+    """Of the groups of one measurement or concept, the newest: groups that
+    share one are a family, of which the group with the latest moment stays."""
+    groups = grouping.groups
+    families = _Groups(len(groups))
     for index, group in enumerate(groups):
-        first = resources[group[0]]
-        keys = (
-            _measurement_keys(first)
-            if first["resourceType"] == "Observation"
-            else _concept_keys(first.get("code"))
-        ) or {("group", index)}
-        moment = max(_moment(resources[r]) or _dated(resources[r]) for r in group)
-        key = min(keys, key=repr)
-        best = newest.get(key)
-        if best is None or moment > best[0]:
-            newest[key] = (moment, index)
-    return [groups[index] for index in sorted(index for _, index in newest.values())]
+        families.join(index, (key for r in group for key in grouping.concepts[r]))
+    kept = []
+    for family in families.groups():
+        kept.append(
+            max(
+                family,
+                key=lambda index: (max(grouping.moments[r] for r in groups[index]), -index),
+            )
+        )
+    return [groups[index] for index in sorted(kept)]
 
 
 # -- who said it, and when -------------------------------------------------------------
