@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.registry import RESOURCES, SYSTEM_INTERACTIONS, TypeInteraction
+from conformance.registry import OPERATIONS, RESOURCES, SYSTEM_INTERACTIONS, TypeInteraction
 
 
 @dataclass(frozen=True)
@@ -20,34 +20,6 @@ class AdvertisedParameter:
     name: str
     type: str
     definition: str | None = None
-
-
-# Operations the routes serve: (name, OperationDefinition canonical).
-TYPE_OPERATIONS: dict[str, list[tuple[str, str]]] = {
-    "Patient": [
-        ("everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"),
-        ("summary", "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"),
-        ("red-bag", "urn:london-care-gateway:OperationDefinition:red-bag"),
-    ],
-}
-SYSTEM_OPERATIONS: list[tuple[str, str, str]] = [
-    (
-        "access-check",
-        "urn:london-care-gateway:OperationDefinition:access-check",
-        "Compliance and audit (purpose HCOMPL) only: given a person (patient), an "
-        "organisation (organization, its ODS code), a purpose and optionally a resource, "
-        "what that organisation would see of the person's record and which rule or "
-        "Consent provision decided, as counts and decisions, never the data.",
-    ),
-    (
-        "ingest",
-        "urn:london-care-gateway:OperationDefinition:ingest",
-        "A registered source pushes its own records in the format it keeps them (?format= "
-        "hl7v2, cld, gp-connect or care-home; or by media type): each is mapped to FHIR and "
-        "loaded as the client's organisation, answered per record (loaded, unchanged or "
-        "rejected with its position and reason) in a Parameters resource.",
-    ),
-]
 
 
 def _none(_: str) -> Sequence[Any]:
@@ -88,16 +60,18 @@ def capability_statement(
             "conditionalUpdate": support.conditional_update
             and support.supports(TypeInteraction.UPDATE),
             "conditionalDelete": "not-supported",
-            "conditionalRead": "not-supported",
+            # If-None-Match on a read answers 304; If-Modified-Since is not read.
+            "conditionalRead": "not-match",
         }
         if support.profile:
             entry["profile"] = support.profile
         if support.supports(TypeInteraction.UPDATE):
             entry["documentation"] = _UPDATE_CREATE
-        if support.type in TYPE_OPERATIONS:
+        operations = [o for o in OPERATIONS if support.type in o.types]
+        if operations:
             entry["operation"] = [
-                {"name": name, "definition": definition}
-                for name, definition in TYPE_OPERATIONS[support.type]
+                {"name": o.name, "definition": o.definition, "documentation": o.documentation}
+                for o in operations
             ]
         if support.supports(TypeInteraction.SEARCH_TYPE):
             references = reference_parameters(support.type)
@@ -129,8 +103,9 @@ def capability_statement(
                 "resource": resources,
                 "interaction": [{"code": i.value} for i in sorted(SYSTEM_INTERACTIONS)],
                 "operation": [
-                    {"name": name, "definition": definition, "documentation": documentation}
-                    for name, definition, documentation in SYSTEM_OPERATIONS
+                    {"name": o.name, "definition": o.definition, "documentation": o.documentation}
+                    for o in OPERATIONS
+                    if not o.types
                 ],
             }
         ],

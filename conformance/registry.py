@@ -119,5 +119,72 @@ SYSTEM_INTERACTIONS: frozenset[SystemInteraction] = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class Operation:
+    """An operation the routes serve: on the resource types named, or on the
+    whole system when none are."""
+
+    name: str
+    definition: str  # the OperationDefinition's canonical URL
+    documentation: str = ""
+    types: tuple[str, ...] = ()
+
+
+_WRITABLE = tuple(r.type for r in RESOURCES.values() if TypeInteraction.CREATE in r.interactions)
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "everything",
+        "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+        "Everything in the person's record the requester may see, paged.",
+        ("Patient",),
+    ),
+    Operation(
+        "summary",
+        "http://hl7.org/fhir/uv/ips/OperationDefinition/summary",
+        "The person's summary as a signed FHIR document (IPS-shaped), of what the requester "
+        "may see; also Patient/$summary?identifier=<NHS number>.",
+        ("Patient",),
+    ),
+    Operation(
+        "red-bag",
+        "urn:london-care-gateway:OperationDefinition:red-bag",
+        "A care-home resident's hospital transfer record (the Red Bag) as a signed FHIR "
+        "document; also Patient/$red-bag?identifier=<NHS number>.",
+        ("Patient",),
+    ),
+    Operation(
+        "access-report",
+        "urn:london-care-gateway:OperationDefinition:access-report",
+        "Who accessed the person's record, when and why, from the audit log: for auditors "
+        "(purpose HCOMPL) and the person's registered practice.",
+        ("Patient",),
+    ),
+    Operation(
+        "validate",
+        "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+        "Whether a create, update (POST [type]/[id]/$validate) or delete (mode=delete) "
+        "would be accepted, checked as the write itself would be and rolled back.",
+        _WRITABLE,
+    ),
+    Operation(
+        "access-check",
+        "urn:london-care-gateway:OperationDefinition:access-check",
+        "Compliance and audit (purpose HCOMPL) only: given a person (patient), an "
+        "organisation (organization, its ODS code), a purpose and optionally a resource, "
+        "what that organisation would see of the person's record and which rule or "
+        "Consent provision decided, as counts and decisions, never the data.",
+    ),
+    Operation(
+        "ingest",
+        "urn:london-care-gateway:OperationDefinition:ingest",
+        "A registered source pushes its own records in the format it keeps them (?format= "
+        "hl7v2, cld, gp-connect or care-home; or by media type): each is mapped to FHIR and "
+        "loaded as the client's organisation, answered per record (loaded, unchanged or "
+        "rejected with its position and reason) in a Parameters resource.",
+    ),
+)
+
+
 def resource_support(res_type: str) -> ResourceSupport | None:
     return RESOURCES.get(res_type)

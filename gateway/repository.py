@@ -58,6 +58,7 @@ from gateway.interactions.types import ReturnPreference, supported_type
 from gateway.operations import access_check as checks
 from gateway.operations import documents
 from gateway.operations import ingest as ingests
+from gateway.operations import validate as validation
 from gateway.search.query import SearchQuery
 from gateway.store import AsyncReader, Querier, Store, StoredVersion, UnitOfWork
 
@@ -430,6 +431,26 @@ class Repository:
         )
         kind = self.requester.kind
         return await _off_loop(partial(ingests.ingest, self._store, pushing, kind, fmt, body))
+
+    async def validate(
+        self, res_type: str, res_id: str | None, body: Any, query: list[tuple[str, str]]
+    ) -> dict[str, Any]:
+        """``[type]/$validate`` and ``[type]/[id]/$validate``: whether the
+        write the request describes would be accepted, run and rolled back."""
+        supported_type(res_type)
+        request = validation.parse(body, query)
+        resource = request.resource
+        if isinstance(resource, dict) and resource.get("resourceType") == res_type:
+            # Whom the resource asked about is a record of (the entry names them).
+            person = person_of(resource)
+            if person:
+                self._disclosures.patients.add(person)
+        validated = await _off_loop(
+            partial(validation.validate, self._store, self, res_type, res_id, request)
+        )
+        if validated.not_found:
+            self.found_nothing()
+        return validated.outcome
 
     async def access_report(self, patient_id: str) -> dict[str, Any]:
         """``Patient/[id]/$access-report``: who saw the person's record, for

@@ -126,6 +126,7 @@ _SUBTYPES = {
     "patient_everything": "operation",
     "access_check": "operation",
     "access_report": "operation",
+    "validate": "operation",
     "ingest": "operation",
     "patient_document": "operation",
 }

@@ -305,6 +305,20 @@ async def access_check(request: Request) -> Response:
     return responses.FhirResponse(await context.repo.access_check(body))
 
 
+async def validate(request: Request) -> Response:
+    """``POST [type]/$validate`` and ``POST [type]/[id]/$validate``."""
+    context = await authenticated(request)
+    res_type = _path(request, "res_type")
+    res_id = request.path_params.get("res_id")
+    raw = await read_body(request.receive, dict(request.headers), context.settings.max_body_bytes)
+    body = None
+    if raw.strip():  # none for a delete
+        check_content_type(request.headers.get("content-type"))
+        body = fhirjson.loads(raw)
+    outcome = await context.repo.validate(res_type, res_id, body, _params(request))
+    return responses.FhirResponse(outcome)
+
+
 async def type_history(request: Request) -> Response:
     context = await authenticated(request)
     res_type = _path(request, "res_type")
@@ -455,6 +469,8 @@ ROUTES: list[BaseRoute] = [
         methods=["GET", "POST"],
     ),
     Route(_TYPE, create, methods=["POST"]),
+    Route(_TYPE + "/$validate", validate, methods=["POST"]),
+    Route(_INSTANCE + "/$validate", validate, methods=["POST"]),
     Route(_TYPE, conditional_update, methods=["PUT"]),
     Route(_TYPE, conditional_patch, methods=["PATCH"]),
     Route(_TYPE, search_type, methods=["GET"]),

@@ -143,6 +143,19 @@ PROBES: dict[tuple[str, str], Probe] = {
         ),
         wrote=["Condition/{asthma}/_history/2"],
     ),
+    ("POST", "/fhir/{res_type:fhir_type}/{res_id:fhir_id}/$validate"): Probe(
+        "operation",
+        lambda w: w.api.post(
+            f"/fhir/Condition/{w.asthma}/$validate?mode=delete", headers=w.headers("home")
+        ),
+    ),
+    ("POST", "/fhir/{res_type:fhir_type}/$validate"): Probe(
+        "operation",
+        lambda w: w.api.post(
+            "/fhir/Condition/$validate", json=_condition(w), headers=w.headers("home")
+        ),
+        decides=False,
+    ),
     ("DELETE", "/fhir/{res_type:fhir_type}/{res_id:fhir_id}"): Probe(
         "delete",
         lambda w: w.api.delete(f"/fhir/Condition/{w.asthma}", headers=w.headers("home")),
