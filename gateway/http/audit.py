@@ -77,7 +77,7 @@ async def entry(request: Request) -> Response:
     found = None if index is None else await run_in_threadpool(log.entry, context.store, index)
     if found is None:
         raise NotFound(f"the audit log has no entry {request.path_params['index']}", code="GW-0903")
-    return responses.FhirResponse(fhirjson.loads(found))
+    return responses.PlainJsonResponse(fhirjson.loads(found))
 
 
 async def inclusion(request: Request) -> Response:
@@ -100,7 +100,7 @@ async def inclusion(request: Request) -> Response:
             "proof": [_b64(p) for p in proof],
         }
 
-    return responses.FhirResponse(await run_in_threadpool(prove))
+    return responses.PlainJsonResponse(await run_in_threadpool(prove))
 
 
 async def consistency(request: Request) -> Response:
@@ -122,7 +122,7 @@ async def consistency(request: Request) -> Response:
             "proof": [_b64(p) for p in proof],
         }
 
-    return responses.FhirResponse(await run_in_threadpool(prove))
+    return responses.PlainJsonResponse(await run_in_threadpool(prove))
 
 
 def _as_resource(index: int, entry: bytes) -> dict[str, object]:
@@ -196,7 +196,7 @@ async def review_queue(request: Request) -> Response:
                 "why": item.why,
             }
         )
-    return responses.FhirResponse({"pending": items})
+    return responses.PlainJsonResponse({"pending": items})
 
 
 async def mark_reviewed(request: Request) -> Response:
@@ -221,7 +221,7 @@ async def mark_reviewed(request: Request) -> Response:
         note,
         request.scope["state"].get("request_id", ""),
     )
-    return responses.FhirResponse({"reviewed": index, "reviewEntry": review_index})
+    return responses.PlainJsonResponse({"reviewed": index, "reviewEntry": review_index})
 
 
 ROUTES: list[BaseRoute] = [

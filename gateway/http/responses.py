@@ -31,6 +31,13 @@ class FhirResponse(Response):
         return fhirjson.dumps(content)
 
 
+class PlainJsonResponse(FhirResponse):
+    """JSON that is not a FHIR resource (a proof, a review queue), so not
+    ``application/fhir+json``."""
+
+    media_type = "application/json"
+
+
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 

@@ -485,6 +485,7 @@ ROUTES: list[BaseRoute] = [
     Route("/fhir", batch_or_transaction, methods=["POST"]),
     Route("/fhir", search_system, methods=["GET"]),
     Route("/fhir/", batch_or_transaction, methods=["POST"]),
+    Route("/fhir/", search_system, methods=["GET"]),
     Route("/fhir/_history", system_history, methods=["GET"]),
     Route("/fhir/$access-check", access_check, methods=["POST"]),
     Route("/fhir/$ingest", ingest, methods=["POST"]),

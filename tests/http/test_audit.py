@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.audit import log
+from gateway.auth.tokens import Purpose
 from gateway.loading import load
 from gateway.store import Store
-from tests.conftest import make_client
+from tests.conftest import access_token, make_client
 from tests.http.test_consent import World
 
 
@@ -329,3 +330,17 @@ def test_the_access_report_names_organisations_from_the_directory(
     }
     assert names["RKE"] == "Whittington Health (directory)"
     assert names["RRU"] and names["RRU"] != "RRU"
+
+
+def test_what_is_not_a_fhir_resource_is_not_sent_as_one(world: World) -> None:
+    token = access_token(
+        world.store, client_id="auditor", kind="auditor", org="AUD01", purpose=Purpose.HCOMPL
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    world.get("gp", f"/fhir/Condition/{world.asthma}")
+    for path in ("/audit/reviews", "/audit/entries/0", "/audit/proof/inclusion?index=0&size=1"):
+        answer = world.api.get(path, headers=headers)
+        assert answer.status_code == 200, (path, answer.text)
+        assert answer.headers["content-type"].startswith("application/json"), path
+    event = world.api.get("/fhir/AuditEvent/0", headers=headers)
+    assert event.headers["content-type"].startswith("application/fhir+json")

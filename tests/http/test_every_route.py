@@ -262,6 +262,9 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("GET", "/fhir"): Probe(
         "search-system", lambda w: w.get("gp", f"/fhir?_type=Condition&_id={w.asthma}")
     ),
+    ("GET", "/fhir/"): Probe(
+        "search-system", lambda w: w.get("gp", f"/fhir/?_type=Condition&_id={w.asthma}")
+    ),
     ("GET", "/fhir/_history"): Probe("history-system", lambda w: w.get("gp", "/fhir/_history")),
     ("POST", "/fhir/$access-check"): Probe(
         "operation",

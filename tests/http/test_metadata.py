@@ -60,3 +60,10 @@ def test_it_lists_each_types_search_parameters_with_their_types(client: TestClie
     assert params["general-practitioner"] == "reference"
     assert params["_id"] == "token" and params["_lastUpdated"] == "date"
     assert "Patient:general-practitioner" in patient["searchInclude"]
+
+
+def test_the_base_answers_alike_with_and_without_its_slash(client: TestClient) -> None:
+    bare, slashed = client.get("/fhir?_count=1"), client.get("/fhir/?_count=1")
+    assert bare.status_code == slashed.status_code == 200
+    assert bare.json()["type"] == slashed.json()["type"] == "searchset"
+    assert bare.headers["content-type"] == slashed.headers["content-type"]
