@@ -25,16 +25,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from conformance.issues import ValidationIssue as ValidationIssue  # re-exported
+
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-
-
-@dataclass(frozen=True)
-class ValidationIssue:
-    """One problem, with the element path in FHIRPath style (``Patient.name[0].family``)."""
-
-    path: str
-    message: str
-    code: str = "invalid"  # OperationOutcome issue type: structure, required, value, invalid
 
 
 @cache
