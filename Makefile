@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export GATEWAY_DATABASE_URL ?= sqlite:///var/gateway.db
 
-.PHONY: install browser run test lint typecheck bench bench-search bench-consent clean
+.PHONY: install browser run test lint typecheck bench bench-search bench-consent bench-validation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench-search: install
 # each with and without enforcement.
 bench-consent: install
 	$(BIN)/python -m bench.consent
+
+# The validator generated from the R4 definitions against fhir.resources'
+# models, per resource, back to back in one process.
+bench-validation: install
+	$(BIN)/python -m bench.validation
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
