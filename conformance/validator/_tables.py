@@ -35,6 +35,9 @@ PROHIBITED = 5  # max 0 in a profile (SimpleQuantity.comparator)
 # shape (https://hl7.org/fhir/R4/domainresource.html#invs).
 STRUCTURAL_INVARIANTS = frozenset({"ele-1", "ext-1", "dom-2", "dom-4", "dom-5"})
 
+# Invariants of a resource that do not apply to it when it is contained.
+_NOT_CONTAINED = frozenset({"dom-6"})
+
 # Types whose values a binding can apply to, and how a binding reads them.
 _BOUND_CODES = frozenset({"code", "uri", "string"})
 
@@ -122,6 +125,7 @@ class Table:
         "constraints",
         "elements",
         "evaluated",
+        "evaluated_contained",
         "is_extension",
         "is_resource",
         "path",
@@ -138,7 +142,8 @@ class Table:
         self.is_extension = False
         self.binding: Binding | None = None  # a binding of the type itself (Age units)
         self.constraints: tuple[Constraint, ...] = ()  # the type's own invariants
-        self.evaluated: tuple[Constraint, ...] = ()
+        self.evaluated: tuple[Constraint, ...] = ()  # those left to an evaluator
+        self.evaluated_contained: tuple[Constraint, ...] = ()  # and for a contained one
 
     def __repr__(self) -> str:
         return f"Table({self.type!r} at {self.path!r}, {len(self.elements)} properties)"
@@ -259,6 +264,9 @@ class _Compiler:
         result.is_extension = self.name == "Extension"
         result.constraints = _constraints(root.get("constraint", []), self.defined)
         result.evaluated = _evaluated(result.constraints)
+        result.evaluated_contained = tuple(
+            c for c in result.evaluated if c.key not in _NOT_CONTAINED
+        )
         if "binding" in root:
             result.binding = binding(root["binding"]["strength"], root["binding"]["valueSet"])
         self._fill(result, root["path"])

@@ -58,14 +58,18 @@ def _compiled_for(invariants: Invariants) -> dict[str, Any]:
     return _compiled_by_evaluator.setdefault(invariants, {})
 
 
-def resource(value: Any, res_type: str, path: str, ctx: Context) -> None:
+def resource(value: Any, res_type: str, path: str, ctx: Context, contained: bool = False) -> None:
     """Walks a resource already known to be an object of ``res_type``."""
     saved = ctx.resource
     ctx.resource = value
     compiled = table(res_type)
     walk(value, compiled, path, ctx)
-    if ctx.invariants is not None and compiled.evaluated:
-        _invariants(compiled.evaluated, value, path, ctx)
+    if ctx.invariants is not None:
+        # dom-6 (a resource should have narrative) is not for contained
+        # resources, which "do not have narrative" (DomainResource.text).
+        evaluated = compiled.evaluated_contained if contained else compiled.evaluated
+        if evaluated:
+            _invariants(evaluated, value, path, ctx)
     ctx.resource = saved
 
 
@@ -91,9 +95,10 @@ def _inner_resource(element: Element, value: Any, path: str, ctx: Context) -> No
         )
         issues.append(ValidationIssue(f"{path}.resourceType", message, "structure"))
         return
-    if element.path.endswith(".contained"):
+    contained = element.path.endswith(".contained")
+    if contained:
         _contained_rules(value, path, ctx)
-    resource(value, declared, path, ctx)
+    resource(value, declared, path, ctx, contained)
 
 
 def not_supported(res_type: str, path: str) -> ValidationIssue:

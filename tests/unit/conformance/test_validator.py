@@ -646,12 +646,15 @@ def test_invariants_are_evaluated_when_an_evaluator_is_given() -> None:
 
 
 def test_contained_resource_is_its_invariants_resource() -> None:
-    """%resource for a contained resource's elements is the contained resource."""
-    evaluator = Evaluator({})
+    """%resource for a contained resource's elements is the contained resource,
+    and dom-6 (narrative) is not asked of it: contained resources have none."""
+    dom_6 = next(c for c in table("Patient").constraints if c.key == "dom-6")
+    evaluator = Evaluator({dom_6.expression: True})
     contained = {"resourceType": "Organization", "id": "o", "name": "A"}
-    validate(patient(contained=[contained]), "Patient", invariants=evaluator)
+    issues = validate(patient(contained=[contained]), "Patient", invariants=evaluator)
     org_calls = [r for e, f, r in evaluator.calls if f is contained]
     assert org_calls and all(r is contained for r in org_calls)
+    assert [(i.path, i.key, i.severity) for i in issues] == [("Patient", "dom-6", "warning")]
 
 
 def test_warning_invariant_and_failing_evaluator() -> None:
