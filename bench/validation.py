@@ -13,9 +13,9 @@ process and back to back, three ways of validating it:
   new      ``conformance.validator.validate(resource, type)``: structure,
            cardinality, types and formats, bindings, references, contained
            rules, with no invariant evaluator (the FHIRPath half is not in yet);
-  model    ``conformance.validation._model(type).model_validate(resource)``:
+  model    ``conformance.r4b._model(type).model_validate(resource)``:
            fhir.resources' R4B pydantic model alone;
-  today    ``conformance.validation.validate_resource``: the model and the
+  today    ``conformance.r4b.validate_resource``: the model and the
            gateway's own checks around it (what the write paths run now).
 
 Each is warmed up (tables compiled, models built), then timed in ``--rounds``
@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.rest_core import observation, patient
-from conformance.validation import _model, validate_resource
+from conformance.r4b import _model, validate_resource
 from conformance.validator import validate, warm_up
 
 TARGET_RATIO = 3.0

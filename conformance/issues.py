@@ -1,7 +1,7 @@
 """What a validator reports: one issue per problem, as an OperationOutcome
 issue would carry it (https://hl7.org/fhir/R4/operationoutcome.html).
 
-Kept apart from both validators (``conformance.validation``, the models';
+Kept apart from both validators (``conformance.r4b``, the models';
 ``conformance.validator``, the StructureDefinitions') so that neither needs
 the other to say what it found.
 """

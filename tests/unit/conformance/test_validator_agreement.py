@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conformance.validation import validate_resource
+from conformance.r4b import validate_resource
 from conformance.validator import validate
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
