@@ -328,6 +328,11 @@ def _dissent(subject: str, refused: str) -> dict[str, Any]:
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"reference": subject},
         "dateTime": "2024-01-15T10:00:00Z",
+        "policyRule": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}
+            ]
+        },
         "provision": {
             "type": "deny",
             "actor": [{"role": _RECIPIENT, "reference": {"identifier": _identifier(refused)}}],

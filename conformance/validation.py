@@ -1,7 +1,9 @@
 """Validation of FHIR R4 JSON resources on every write path and every mapping
 output: the validator generated from the R4 (4.0.1) definitions
-(``conformance.validator``), its errors only. A warning (an extensible
-binding not met, say) does not refuse a write.
+(``conformance.validator``), with every invariant of the base resources and
+data types evaluated by the FHIRPath compiler (``conformance.fhirpath``); its
+errors only. A warning (an extensible binding not met, a resource without
+narrative) does not refuse a write.
 
 Beyond the definitions, FHIR JSON has rules of its own
 (https://hl7.org/fhir/R4/json.html), which the generated validator applies:
@@ -12,14 +14,26 @@ no ``null`` values, no empty strings, arrays or objects, and ids of at most
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-from conformance import validator
+from conformance import fhirpath, validator
 from conformance.issues import ValidationIssue
 
 __all__ = ["ID_PATTERN", "ValidationIssue", "validate_resource", "warm_up"]
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def _invariant(expression: str) -> Callable[[Any, Any, Any], bool]:
+    """The verdict of one invariant (``conformance.validator``'s hook):
+    compiled once, held when it does not evaluate to false."""
+    compiled = fhirpath.compile(expression)
+
+    def holds(focus: Any, resource: Any, root: Any) -> bool:
+        return compiled.holds(focus, resource, root)
+
+    return holds
 
 
 def warm_up() -> None:
@@ -43,4 +57,5 @@ def validate_resource(resource: Any, res_type: str) -> list[ValidationIssue]:
                 "invalid",
             )
         ]
-    return [i for i in validator.validate(resource, res_type) if i.severity == "error"]
+    issues = validator.validate(resource, res_type, invariants=_invariant)
+    return [issue for issue in issues if issue.severity == "error"]

@@ -41,7 +41,7 @@ Invariants: each ``Element`` of a compiled ``Table`` (``table(type_name)``)
 carries its ``constraints`` (key, severity, human, FHIRPath expression),
 its own and those of its type; a ``Table`` carries the type's. Pass
 ``invariants``, a function from a FHIRPath expression to a predicate
-``(focus, resource) -> bool``, and each invariant outside
+``(focus, resource, root) -> bool`` (``%resource``, ``%rootResource``), and each invariant outside
 ``STRUCTURAL_INVARIANTS`` is evaluated on every value of its element with
 the resource that holds it (a contained resource, or a Bundle entry's, is
 its own ``resource``; for a primitive the focus is the JSON value). Each

@@ -388,4 +388,5 @@ def compile_all() -> list[Table]:
     ]
 
 
-Invariants = Callable[[str], Callable[[Any, Any], bool]]
+# A FHIRPath expression to a predicate of (focus, %resource, %rootResource).
+Invariants = Callable[[str], Callable[[Any, Any, Any], bool]]

@@ -42,13 +42,14 @@ _LITERAL_REFERENCE = re.compile(
 class Context:
     """What one validation carries down the walk."""
 
-    __slots__ = ("compiled", "invariants", "issues", "resource")
+    __slots__ = ("compiled", "invariants", "issues", "resource", "root")
 
     def __init__(self, invariants: Invariants | None, resource: dict[str, Any]) -> None:
         self.issues: list[ValidationIssue] = []
         self.invariants = invariants
         self.compiled: dict[str, Any] = _compiled_for(invariants) if invariants else {}
-        self.resource = resource
+        self.resource = resource  # %resource: the one holding what is walked
+        self.root = resource  # %rootResource: the one validated
 
 
 _compiled_by_evaluator: dict[Any, dict[str, Any]] = {}
@@ -565,7 +566,7 @@ def _invariants(constraints: tuple[Constraint, ...], focus: Any, path: str, ctx:
         if run is None:
             run = compiled[constraint.expression] = evaluator(constraint.expression)
         try:
-            holds = run(focus, ctx.resource)
+            holds = run(focus, ctx.resource, ctx.root)
         except Exception as exc:  # an evaluator's failure is reported, not raised
             ctx.issues.append(
                 ValidationIssue(

@@ -238,6 +238,8 @@ def _privacy_consent(world: World, provision: dict[str, Any]) -> dict[str, Any]:
         },
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": world.subject,
+        # ppc-1: the rule the provisions follow.
+        "policyRule": {"coding": [{"system": ACT, "code": "OPTIN"}]},
         "provision": provision,
     }
 

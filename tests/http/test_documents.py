@@ -308,6 +308,11 @@ def test_after_a_dissent_the_gp_summary_holds_only_what_the_gp_wrote(resident: R
         },
         "category": [{"coding": [{"system": LOINC, "code": "59284-0"}]}],
         "patient": {"reference": f"Patient/{resident.patient}"},
+        "policyRule": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}
+            ]
+        },
         "provision": {"type": "deny"},
     }
     answer = resident.api.post("/fhir/Consent", json=dissent, headers=resident.headers("gp"))

@@ -170,6 +170,11 @@ def test_a_restricted_letter_by_nhs_number_follows_the_persons_rules(world: Peop
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         # Named by NHS number too: resolved to the person, whose GP records it.
         "patient": by_nhs_number(number),
+        "policyRule": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}
+            ]
+        },
         "provision": {
             "type": "permit",
             "actor": [actor(org(COUNCIL))],

@@ -603,7 +603,7 @@ class Evaluator:
     def __call__(self, expression: str) -> Callable[[Any, Any], bool]:
         self.compiled.append(expression)
 
-        def run(focus: Any, resource: Any) -> bool:
+        def run(focus: Any, resource: Any, root: Any) -> bool:
             self.calls.append((expression, focus, resource))
             if expression in self.raising:
                 raise ValueError("unsupported")
