@@ -31,6 +31,7 @@ http://hl7.org/fhirpath/N1/, https://hl7.org/fhir/R4/fhirpath.html
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -112,6 +113,19 @@ class Expression:
             value_sets,
         )
         return self._truth(items, env) is not False
+
+    def predicate(self) -> Callable[[Any, Any, Any], bool]:
+        """``holds`` as a plain function of (focus, %resource, %rootResource),
+        for a validator that evaluates it on every value: no keyword
+        arguments, no resolver or value sets, nothing looked up per call."""
+        truth = self._truth
+
+        def holds(focus: Any, resource: Any, root: Any) -> bool:
+            items = focus if type(focus) is list else ([] if focus is None else [focus])
+            env = Env(items, focus, resource, root, None, None, None, None)
+            return truth(items, env) is not False
+
+        return holds
 
     def run(
         self,
