@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from conformance.validation import validate_resource
 from gateway import fhirjson
 from gateway.directory import codes_named_in, look_up
 from gateway.documents.assemble import Document, build, gather
@@ -116,7 +117,21 @@ def document(
     # Every organisation it names, looked up at once: each reads as a name.
     named = codes_named_in([patient.content, *(v.content for v in gathered.versions.values())])
     organisations = look_up(store, named)
-    return build(kind, patient, gathered, base_url=base_url, organisations=organisations)
+    built = build(kind, patient, gathered, base_url=base_url, organisations=organisations)
+    # What the gateway assembles is checked as any write is: a document that
+    # is not valid FHIR is the gateway's fault, and is not served.
+    problems = validate_resource(built.bundle, "Bundle")
+    if problems:
+        raise DocumentNotValid(
+            f"the {kind.name} document built is not valid FHIR R4: "
+            + "; ".join(f"{p.path}: {p.message}" for p in problems[:10])
+        )
+    return built
+
+
+class DocumentNotValid(RuntimeError):
+    """A document the gateway built fails validation: a fault of the
+    gateway's, answered 500 with the issues in the log, never served."""
 
 
 def _includes_nothing(res_type: str) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from conformance.validation import validate_resource
 from gateway import fhirjson
 from gateway.demo.generate import DIRECTORY
 from gateway.demo.launch import prepare
@@ -175,6 +176,13 @@ def test_no_document_shows_one_medicine_problem_allergy_or_observation_twice(
                 assert len(readings) == len(set(readings)), (built.nhs_number, readings)
                 shown += len(rows)
     assert shown > PEOPLE  # the check looked at something
+
+
+def test_every_document_is_valid_fhir_r4(documents: list[Built]) -> None:
+    """Structure, bindings and every invariant of R4's definitions (the
+    gateway also refuses to serve one that is not: test_documents)."""
+    for built in documents:
+        assert validate_resource(built.bundle, "Bundle") == [], built.nhs_number
 
 
 def test_every_source_stays_an_entry_linked_to_a_row_that_exists(documents: list[Built]) -> None:

@@ -667,3 +667,25 @@ def test_a_first_gp_record_with_a_refusal_loads_with_its_dissent(resident: Resid
     patient = mapped_id("NHS", "Patient", "9990000085")
     found = resident.get("gp", f"/fhir/Consent?patient={patient}")
     assert [e["resource"]["status"] for e in found.json()["entry"]] == ["active"]
+
+
+def test_a_document_the_gateway_built_wrongly_is_not_served(
+    resident: Resident, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every document is validated before it is served (every demo person's
+    are, in tests/e2e/test_demo_documents.py); one that fails is the
+    gateway's fault: 500, its issues in the log, nothing of it sent."""
+    from gateway.operations import documents
+
+    real_build = documents.build
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        made = real_build(*args, **kwargs)
+        made.bundle["entry"][0]["resource"]["status"] = "nearly-final"
+        return made
+
+    monkeypatch.setattr(documents, "build", broken)
+    answer = resident.get("gp", f"/fhir/Patient/{resident.patient}/$summary")
+    assert answer.status_code == 500
+    assert answer.json()["issue"][0]["code"] == "exception"
+    assert "nearly-final" not in answer.text
