@@ -42,7 +42,7 @@ _LITERAL_REFERENCE = re.compile(
 class Context:
     """What one validation carries down the walk."""
 
-    __slots__ = ("compiled", "invariants", "issues", "resource", "root")
+    __slots__ = ("compiled", "depth", "invariants", "issues", "resource", "root", "too_deep")
 
     def __init__(self, invariants: Invariants | None, resource: dict[str, Any]) -> None:
         self.issues: list[ValidationIssue] = []
@@ -50,6 +50,8 @@ class Context:
         self.compiled: dict[str, Any] = _compiled_for(invariants) if invariants else {}
         self.resource = resource  # %resource: the one holding what is walked
         self.root = resource  # %rootResource: the one validated
+        self.depth = 0  # objects walked into, from the root
+        self.too_deep = False
 
 
 _compiled_by_evaluator: dict[Any, dict[str, Any]] = {}
@@ -65,7 +67,7 @@ def resource(value: Any, res_type: str, path: str, ctx: Context, contained: bool
     ctx.resource = value
     compiled = table(res_type)
     walk(value, compiled, path, ctx)
-    if ctx.invariants is not None:
+    if ctx.invariants is not None and not ctx.too_deep:
         # dom-6 (a resource should have narrative) is not for contained
         # resources, which "do not have narrative" (DomainResource.text).
         evaluated = compiled.evaluated_contained if contained else compiled.evaluated
@@ -143,9 +145,35 @@ def _contained_rules(value: dict[str, Any], path: str, ctx: Context) -> None:
                 )
 
 
+# Objects nested deeper than this are refused, not walked: no FHIR resource
+# needs it (a Bundle's contained extension on a component is some 15 deep),
+# and a body built to be deeper would exhaust the stack of whatever walks it
+# next (the walk here, the JSON writer, the index).
+MAX_DEPTH = 64
+
+
 def walk(obj: dict[str, Any], compiled: Table, path: str, ctx: Context) -> None:
     """Checks every property of an object against its table, then what the
     table requires of the object as a whole."""
+    if ctx.depth >= MAX_DEPTH:
+        if not ctx.too_deep:
+            ctx.too_deep = True
+            ctx.issues.append(
+                ValidationIssue(
+                    path,
+                    f"is nested more than {MAX_DEPTH} objects deep, the most the gateway takes",
+                    "too-costly",
+                )
+            )
+        return
+    ctx.depth += 1
+    try:
+        _walk(obj, compiled, path, ctx)
+    finally:
+        ctx.depth -= 1
+
+
+def _walk(obj: dict[str, Any], compiled: Table, path: str, ctx: Context) -> None:
     issues = ctx.issues
     elements = compiled.elements
     chosen: dict[str, Element] | None = None

@@ -307,3 +307,21 @@ def test_a_bug_before_authentication_has_an_id_and_no_audit_entry(
     assert response.status_code == 500
     assert len(response.headers["x-request-id"]) == 32
     assert len(entries(store)) == before
+
+
+def test_a_body_nested_too_deep_is_400_whatever_its_depth(client: TestClient) -> None:
+    """Nested far deeper than a resource needs: a clear 400 naming the limit
+    (the JSON parser's own for the deepest), never a 500."""
+    for depth in (100, 300, 600):
+        body = (
+            '{"resourceType":"Patient","extension":['
+            + '{"url":"http://x","extension":[' * (depth - 1)
+            + '{"url":"http://x","valueString":"x"}'
+            + "]}" * (depth - 1)
+            + "]}"
+        )
+        answer = client.post(
+            "/fhir/Patient", content=body, headers={"Content-Type": "application/fhir+json"}
+        )
+        assert answer.status_code == 400, (depth, answer.text[:300])
+        assert "deep" in answer.text or "depth" in answer.text

@@ -691,3 +691,25 @@ def test_first_use_from_many_threads_sees_only_whole_tables() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda r: errors(validate(r, r["resourceType"])), resources * 4))
     assert results == [[]] * len(results)
+
+
+def test_a_resource_nested_too_deep_is_refused_not_walked() -> None:
+    """A body built to nest deeper than any resource needs is one issue at the
+    depth it went too far, whatever its depth, and no RecursionError."""
+    from conformance.validation import validate_resource
+    from conformance.validator._walk import MAX_DEPTH
+
+    for depth in (MAX_DEPTH + 1, 150, 400):
+        resource: dict[str, Any] = {"resourceType": "Patient", "extension": []}
+        current = resource
+        for _ in range(depth):
+            inner: dict[str, Any] = {"url": "http://example.org/x", "extension": []}
+            current["extension"].append(inner)
+            current = inner
+        current["valueString"] = "x"
+        del current["extension"]
+        issues = validate_resource(resource, "Patient")
+        assert [issue.code for issue in issues] == ["too-costly"], depth
+        assert f"more than {MAX_DEPTH} objects deep" in issues[0].message
+    shallow = {"resourceType": "Patient", "extension": [{"url": "http://x", "valueString": "a"}]}
+    assert validate_resource(shallow, "Patient") == []
