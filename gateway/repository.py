@@ -52,7 +52,7 @@ from gateway.interactions import read as reads
 from gateway.interactions import search as searches
 from gateway.interactions import write
 from gateway.interactions.everything import everything_query
-from gateway.interactions.patching import JsonPatch
+from gateway.interactions.patching import Patch
 from gateway.interactions.provenance import Author
 from gateway.interactions.types import ReturnPreference, supported_type
 from gateway.operations import access_check as checks
@@ -311,7 +311,7 @@ class Repository:
         )
 
     async def patch(
-        self, res_type: str, res_id: str, patch: JsonPatch, if_match: int | None
+        self, res_type: str, res_id: str, patch: Patch, if_match: int | None
     ) -> write.WriteResult:
         """``PATCH [type]/[id]``."""
         return await _off_loop(
@@ -319,7 +319,7 @@ class Repository:
         )
 
     async def conditional_patch(
-        self, res_type: str, query: str, patch: JsonPatch, if_match: int | None
+        self, res_type: str, query: str, patch: Patch, if_match: int | None
     ) -> write.WriteResult:
         """``PATCH [type]?criteria``."""
         return await _off_loop(

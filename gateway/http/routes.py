@@ -43,7 +43,7 @@ from gateway.http.negotiation import (
 )
 from gateway.interactions import bundle as bundles
 from gateway.interactions import patching, write
-from gateway.interactions.patching import JsonPatch
+from gateway.interactions.patching import Patch
 from gateway.interactions.types import require
 from gateway.operations import documents
 from gateway.operations import ingest as ingests
@@ -351,18 +351,25 @@ async def update(request: Request) -> Response:
     return _written(request, context, result)
 
 
-async def _patch_body(request: Request, context: FhirContext) -> JsonPatch:
+async def _patch_body(request: Request, context: FhirContext) -> Patch:
+    """A JSON Patch (``application/json-patch+json``) or a FHIRPath Patch (a
+    Parameters resource, ``application/fhir+json``)."""
     media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if media != patching.MEDIA_TYPE:
+    fhirpath_patch = media in ("application/fhir+json", "application/json")
+    if media != patching.MEDIA_TYPE and not fhirpath_patch:
         raise UnsupportedMediaType(
             f"Content-Type {request.headers.get('content-type')!r} is not a patch the gateway "
-            f"takes: send a JSON Patch as {patching.MEDIA_TYPE}",
+            f"takes: send a JSON Patch as {patching.MEDIA_TYPE}, or a FHIRPath Patch "
+            "(Parameters) as application/fhir+json",
             code="GW-0415",
         )
     body = await read_body(request.receive, dict(request.headers), context.settings.max_body_bytes)
     if not body.strip():
-        raise InvalidRequest("the request has no body; send a JSON Patch", code="GW-0101")
-    return patching.parse(fhirjson.loads(body))
+        raise InvalidRequest("the request has no body; send a patch", code="GW-0101")
+    parsed = fhirjson.loads(body)
+    if fhirpath_patch:
+        return patching.parse_fhirpath_patch(parsed)
+    return patching.parse(parsed)
 
 
 async def patch(request: Request) -> Response:

@@ -31,7 +31,7 @@ from gateway.errors import (
     PreconditionFailed,
     Unprocessable,
 )
-from gateway.interactions.patching import JsonPatch
+from gateway.interactions.patching import Patch
 from gateway.interactions.provenance import ACTIVITIES, Author, provenance
 from gateway.interactions.read import not_known
 from gateway.interactions.types import Access, Acting, Visible, require
@@ -327,7 +327,7 @@ def patch_in(
     uow: UnitOfWork,
     res_type: str,
     res_id: str,
-    patch: JsonPatch,
+    patch: Patch,
     *,
     acting: Acting,
     access: Access,
@@ -353,7 +353,7 @@ def conditional_patch_in(
     uow: UnitOfWork,
     res_type: str,
     query: str,
-    patch: JsonPatch,
+    patch: Patch,
     *,
     acting: Acting,
     access: Access,
@@ -577,7 +577,7 @@ def patch(
     acting: Acting,
     res_type: str,
     res_id: str,
-    patch: JsonPatch,
+    patch: Patch,
     *,
     if_match: int | None = None,
 ) -> WriteResult:
@@ -608,7 +608,7 @@ def conditional_patch(
     acting: Acting,
     res_type: str,
     query: str,
-    patch: JsonPatch,
+    patch: Patch,
     *,
     if_match: int | None = None,
 ) -> WriteResult:

@@ -122,9 +122,13 @@ def test_what_is_not_a_json_patch_is_refused_with_the_reason(client: TestClient)
         answer = _patch(client, url, operations)
         assert answer.status_code == status, (operations, answer.text)
         assert says in answer.json()["issue"][0]["diagnostics"], answer.text
-    wrong_type = client.patch(url, json=[{"op": "remove", "path": "/gender"}])
+    wrong_type = client.patch(url, content=b"gender=male", headers={"Content-Type": "text/plain"})
     assert wrong_type.status_code == 415
     assert PATCH in wrong_type.json()["issue"][0]["diagnostics"]
+    # FHIR JSON is a FHIRPath Patch, which is a Parameters resource.
+    not_parameters = client.patch(url, json=[{"op": "remove", "path": "/gender"}])
+    assert not_parameters.status_code == 400
+    assert "Parameters" in not_parameters.json()["issue"][0]["diagnostics"]
     broken = client.patch(url, content=b"[{", headers={"Content-Type": PATCH})
     assert broken.status_code == 400
     assert client.get(url).json()["meta"]["versionId"] == "1"
@@ -202,3 +206,86 @@ def test_patching_needs_leave_to_read_as_well_as_to_update(store: Store) -> None
             [{"op": "test", "path": "/birthDate", "value": "1941-03-02"}],
         )
     assert answer.status_code == 403
+
+
+# -- FHIRPath Patch --------------------------------------------------------------------
+
+
+def _operation(kind: str, path: str, **parts: Any) -> dict[str, Any]:
+    found = [{"name": "type", "valueCode": kind}, {"name": "path", "valueString": path}]
+    for name, value in parts.items():
+        found.append({"name": name, **value})
+    return {"name": "operation", "part": found}
+
+
+def _fhirpath_patch(client: TestClient, url: str, *operations: dict[str, Any]) -> httpx.Response:
+    return client.patch(url, json={"resourceType": "Parameters", "parameter": list(operations)})
+
+
+def test_a_fhirpath_patch_adds_inserts_replaces_moves_and_deletes(client: TestClient) -> None:
+    created = _patient(client)
+    url = f"/fhir/Patient/{created['id']}"
+    answer = _fhirpath_patch(
+        client,
+        url,
+        _operation("replace", "Patient.birthDate", value={"valueDate": "1941-03-03"}),
+        _operation(
+            "add", "Patient", name={"valueString": "deceased"}, value={"valueBoolean": False}
+        ),
+        _operation(
+            "add",
+            "Patient",
+            name={"valueString": "telecom"},
+            value={"valueContactPoint": {"system": "phone", "value": "020 7946 0000"}},
+        ),
+        _operation(
+            "insert",
+            "Patient.name[0].given",
+            index={"valueInteger": 0},
+            value={"valueString": "Joan"},
+        ),
+        _operation(
+            "move",
+            "Patient.name[0].given",
+            source={"valueInteger": 1},
+            destination={"valueInteger": 0},
+        ),
+        _operation("delete", "Patient.gender"),
+        _operation("delete", "Patient.identifier.where(system='nowhere')"),
+    )
+    assert answer.status_code == 200, answer.text
+    patched = answer.json()
+    assert patched["birthDate"] == "1941-03-03"
+    assert patched["deceasedBoolean"] is False
+    assert patched["telecom"] == [{"system": "phone", "value": "020 7946 0000"}]
+    assert patched["name"][0]["given"] == ["Ada", "Joan"]
+    assert "gender" not in patched
+    assert patched["meta"]["versionId"] == "2"
+
+
+def test_a_fhirpath_patch_that_does_not_apply_is_422_or_400(client: TestClient) -> None:
+    created = _patient(client)
+    url = f"/fhir/Patient/{created['id']}"
+    not_one = _fhirpath_patch(
+        client,
+        url,
+        _operation("replace", "Patient.name | Patient.identifier", value={"valueString": "X"}),
+    )
+    assert not_one.status_code == 422, not_one.text
+    twice = _fhirpath_patch(
+        client,
+        url,
+        _operation(
+            "add", "Patient", name={"valueString": "birthDate"}, value={"valueDate": "1950"}
+        ),
+    )
+    assert twice.status_code == 422 and "does not repeat" in twice.text
+    bad_path = _fhirpath_patch(client, url, _operation("delete", "Patient.name.where("))
+    assert bad_path.status_code == 400 and "not FHIRPath" in bad_path.text
+    bad_type = _fhirpath_patch(client, url, _operation("merge", "Patient.name"))
+    assert bad_type.status_code == 400
+    invalid = _fhirpath_patch(
+        client, url, _operation("replace", "Patient.gender", value={"valueCode": "mail"})
+    )
+    assert invalid.status_code in (400, 422) and "Patient.gender" in invalid.text
+    assert client.get(url).json()["meta"]["versionId"] == "1"

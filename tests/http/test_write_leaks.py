@@ -260,3 +260,29 @@ def test_conditional_patch_matching_only_a_hidden_record_answers_as_matching_not
     assert hidden.status_code == missing.status_code == 404
     assert _shape(hidden, "195967001") == _shape(missing, "100000009")
     _unchanged(world)
+
+
+def test_a_fhirpath_patch_of_a_hidden_record_answers_as_for_a_missing_one(world: World) -> None:
+    patch = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {
+                "name": "operation",
+                "part": [
+                    {"name": "type", "valueCode": "replace"},
+                    {"name": "path", "valueString": "Condition.onset"},
+                    {"name": "value", "valueDateTime": "2019-01-01"},
+                ],
+            }
+        ],
+    }
+    answer = _alike(
+        world,
+        lambda res_id: world.api.patch(
+            f"/fhir/Condition/{res_id}", json=patch, headers=_hospital(world)
+        ),
+        world.asthma,
+        "0192a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+    )
+    assert answer.status_code == 404
+    _unchanged(world)
