@@ -10,8 +10,9 @@ newline and return). The date types must also be real calendar dates ("Dates
 SHALL be valid dates"), which the regexes do not check.
 
 A check takes the JSON value and returns ``None`` when it is valid, else why
-not (a message for the issue). The gateway refuses blank strings and the
-character U+0000 in any string, as it always has (``conformance.validation``).
+not (a message for the issue). The gateway refuses blank strings and control
+characters (below U+0020 but tab, return and line feed) in any string, and a
+code with whitespace other than single spaces.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from decimal import Decimal
 from typing import Any
 
 Check = Callable[[Any], str | None]
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_OTHER_WHITESPACE = re.compile("[\t\n\r\x0b\x0c]")
 
 INT32_MAX = 2**31 - 1
 # R4 says a string "SHALL NOT exceed 1MB in size" (``string.value`` has a
@@ -94,6 +98,7 @@ def _decimal(value: Any) -> str | None:
 def _string(type_name: str, regex: str | None, max_bytes: int | None) -> Check:
     match = re.compile(regex, re.ASCII).fullmatch if regex else None
     dates = type_name in _DATE_TYPES
+    single_spaces = type_name == "code"
     long_chars = max_bytes // _BYTES_PER_CHARACTER if max_bytes else None
 
     def check(value: Any) -> str | None:
@@ -101,10 +106,20 @@ def _string(type_name: str, regex: str | None, max_bytes: int | None) -> Check:
             return f"must be a JSON string ({type_name}), not {json_name(value)}"
         if not value or value.isspace():
             return "empty or blank strings are not allowed"
-        if "\x00" in value:
-            # No FHIR string holds U+0000 (XML cannot carry it; PostgreSQL
-            # text cannot store it).
-            return "contains the character U+0000 (NUL)"
+        # isprintable() is false for every control character (and for tab and
+        # line breaks, and some rarer characters): only then look closer.
+        if not value.isprintable() and _CONTROL.search(value) is not None:
+            # R4 asks that strings hold no character below U+0020 but tab,
+            # return and line feed; XML 1.0, R4's other normative format,
+            # cannot carry one, so a resource holding it could not be
+            # exchanged as XML (and PostgreSQL text cannot store U+0000).
+            found = _CONTROL.search(value)
+            assert found is not None
+            return f"contains the control character U+{ord(found.group()):04X}"
+        if single_spaces and not value.isprintable() and _OTHER_WHITESPACE.search(value):
+            # "no whitespace other than single spaces in the contents" (R4's
+            # code; the 4.0.1 regex lets a tab or line break through).
+            return f"{_quoted(value)} is not a valid {type_name}: only single spaces may separate"
         if match is not None and match(value) is None:
             return f"{_quoted(value)} is not a valid {type_name}"
         if dates and not _real_date(value):

@@ -50,7 +50,6 @@ NOT_CHECKED = "an R4 rule Medplum's validator does not check"
 LENIENT = "a Medplum leniency or bug"
 MEDPLUM_R4 = "Medplum's edits of R4"
 STRICTER = "Medplum stricter than R4"
-GATEWAY_GAP = "a gap in the gateway's validator (open)"
 
 
 # The resources the challenges are made of.
@@ -408,21 +407,6 @@ _NINE_DIGITS = (
 )
 
 KNOWN_DIFFERENCES: dict[str, Difference] = {
-    "a string with a control character": Difference(
-        GATEWAY_GAP,
-        True,
-        "R4's datatypes page asks that strings not contain characters below U+0020 other "
-        "than tab, carriage return and line feed, and XML 1.0 cannot carry them at all; Medplum "
-        "refuses them. The gateway refuses only U+0000 (for the same reason) and lets the "
-        "others through: it should refuse them too",
-    ),
-    "a code with a tab": Difference(
-        GATEWAY_GAP,
-        True,
-        "R4 defines code as 'no whitespace other than single spaces in the contents'; its "
-        "regex ([^\\s]+(\\s[^\\s]+)*) allows a tab, the gateway follows the regex, and later "
-        "FHIR releases corrected it to Medplum's ([^\\s]+( [^\\s]+)*)",
-    ),
     "an empty string": Difference(NOT_CHECKED, False, _EMPTY),
     "an empty object": Difference(NOT_CHECKED, False, _EMPTY),
     "an empty object inside another": Difference(NOT_CHECKED, False, _EMPTY),

@@ -713,3 +713,21 @@ def test_a_resource_nested_too_deep_is_refused_not_walked() -> None:
         assert f"more than {MAX_DEPTH} objects deep" in issues[0].message
     shallow = {"resourceType": "Patient", "extension": [{"url": "http://x", "valueString": "a"}]}
     assert validate_resource(shallow, "Patient") == []
+
+
+def test_control_characters_and_whitespace_inside_a_code_are_refused() -> None:
+    """R4 asks that strings hold no character below U+0020 but tab, return
+    and line feed (XML cannot carry one), and defines a code as having no
+    whitespace but single spaces, which its 4.0.1 regex does not enforce."""
+    from conformance.validation import validate_resource
+
+    control = validate_resource(
+        {"resourceType": "Patient", "name": [{"family": "Oka\u0001for"}]}, "Patient"
+    )
+    assert [(i.path, i.message) for i in control] == [
+        ("Patient.name[0].family", "contains the control character U+0001")
+    ]
+    tab = validate_resource({"resourceType": "Patient", "gender": "ma\tle"}, "Patient")
+    assert [i.path for i in tab] == ["Patient.gender"]
+    kept = {"resourceType": "Patient", "name": [{"text": "Ada\tOkafor\r\nof Archway"}]}
+    assert validate_resource(kept, "Patient") == []
