@@ -92,12 +92,18 @@ __all__ = [
 
 
 def validate(
-    resource: Any, res_type: str, invariants: Invariants | None = None
+    resource: Any,
+    res_type: str,
+    invariants: Invariants | None = None,
+    extensions: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> list[ValidationIssue]:
     """Every issue with ``resource`` (parsed JSON) as a FHIR R4 ``res_type``; [] if none.
 
     Warnings (extensible bindings, warning invariants) do not make a resource
     invalid: a resource is valid when no issue has severity ``error``.
+    ``extensions``: a list to add every extension object walked to, with its
+    path (``Patient.identifier[0].extension[0]``), for a profile's checks of
+    extensions to use without walking the resource again.
     """
     if res_type in not_r4():
         return [not_supported(res_type, res_type)]
@@ -118,7 +124,7 @@ def validate(
                 "invalid",
             )
         ]
-    ctx = Context(invariants, resource)
+    ctx = Context(invariants, resource, extensions)
     _walk_resource(resource, res_type, res_type, ctx)
     return ctx.issues
 

@@ -42,10 +42,27 @@ _LITERAL_REFERENCE = re.compile(
 class Context:
     """What one validation carries down the walk."""
 
-    __slots__ = ("compiled", "depth", "invariants", "issues", "resource", "root", "too_deep")
+    __slots__ = (
+        "compiled",
+        "depth",
+        "extensions",
+        "invariants",
+        "issues",
+        "resource",
+        "root",
+        "too_deep",
+    )
 
-    def __init__(self, invariants: Invariants | None, resource: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        invariants: Invariants | None,
+        resource: dict[str, Any],
+        extensions: list[tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
         self.issues: list[ValidationIssue] = []
+        # Where asked for: every extension walked, with its path, for the
+        # profiles' checks of extensions (conformance.profiles).
+        self.extensions = extensions
         self.invariants = invariants
         self.compiled: dict[str, Any] = _compiled_for(invariants) if invariants else {}
         self.resource = resource  # %resource: the one holding what is walked
@@ -302,6 +319,8 @@ def _walk(obj: dict[str, Any], compiled: Table, path: str, ctx: Context) -> None
                 )
             )
     if compiled.is_extension:
+        if ctx.extensions is not None:
+            ctx.extensions.append((path, obj))
         has_value = chosen is not None and "value" in chosen
         if has_value == ("extension" in obj):
             issues.append(
