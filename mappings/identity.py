@@ -44,7 +44,10 @@ class InvalidNhsNumber(ValueError):
 def nhs_number(raw: str) -> str:
     """The ten digits of a valid NHS number, or ``InvalidNhsNumber``."""
     digits = _SEPARATORS.sub("", raw)
-    if not re.fullmatch(r"\d{10}", digits):
+    # ASCII digits: Python's \d also takes other scripts' digits (fullwidth
+    # ones, say), which int() reads but no system that receives the number
+    # would, and which UK Core's NHS number check refuses.
+    if not re.fullmatch(r"[0-9]{10}", digits):
         raise InvalidNhsNumber(f"{raw!r} is not ten digits")
     if len(set(digits)) == 1:
         raise InvalidNhsNumber(f"{raw!r} is one digit repeated, which is never issued")

@@ -20,6 +20,7 @@ def test_valid_numbers_are_normalised(raw: str) -> None:
         "943476591",  # nine digits
         "99900000340",  # eleven
         "94347A5919",
+        "\uff19\uff14\uff13\uff14\uff17\uff16\uff15\uff19\uff11\uff19",  # fullwidth digits
         "",
         "0000000000",
     ],
