@@ -21,4 +21,5 @@ class ValidationIssue:
     # structure, required, value, invalid, code-invalid, invariant, too-long, ...
     code: str = "invalid"
     severity: str = "error"  # OperationOutcome issue severity: error or warning
-    key: str | None = None  # the invariant's key (ele-1, obs-6), for an invariant's issue
+    key: str | None = None  # the invariant's key (ele-1, obs-6), or a profile rule's
+    profile: str | None = None  # the canonical URL (|version) of the profile whose rule it is

@@ -1,7 +1,8 @@
 """Validation of FHIR R4 JSON resources on every write path and every mapping
 output: the validator generated from the R4 (4.0.1) definitions
 (``conformance.validator``), with every invariant of the base resources and
-data types evaluated by the FHIRPath compiler (``conformance.fhirpath``); its
+data types evaluated by the FHIRPath compiler (``conformance.fhirpath``), and
+the UK Core profiles a resource claims (``conformance.profiles``); their
 errors only. A warning (an extensible binding not met, a resource without
 narrative) does not refuse a write.
 
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from conformance import fhirpath, validator
+from conformance import fhirpath, profiles, validator
 from conformance.issues import ValidationIssue
 
 __all__ = ["ID_PATTERN", "ValidationIssue", "validate_resource", "warm_up"]
@@ -98,15 +99,26 @@ def _invariant(expression: str) -> Callable[[Any, Any, Any], bool]:
 
 
 def warm_up() -> None:
-    """Compile every type's tables now, so that the first write of each type
-    is not the one that pays for it."""
+    """Compile every type's tables and the UK Core profiles' now, so that the
+    first write of each type is not the one that pays for it."""
     validator.warm_up()
+    profiles.warm_up()
 
 
-def validate_resource(resource: Any, res_type: str) -> list[ValidationIssue]:
-    """All the errors of ``resource`` as a FHIR R4 ``res_type``; empty if it
-    is valid. ``res_type`` must be a type the caller already knows is in
-    scope."""
+def validate_resource(
+    resource: Any, res_type: str, *, profile: str | None = None, warnings: bool = False
+) -> list[ValidationIssue]:
+    """All the errors of ``resource`` as a FHIR R4 ``res_type``, and as each
+    UK Core profile its ``meta.profile`` claims (``conformance.profiles``);
+    empty if it is valid. ``res_type`` must be a type the caller already
+    knows is in scope.
+
+    ``profile``: a profile's canonical URL to validate against as well
+    (``$validate``'s ``profile``); one the gateway does not have is an
+    error. ``warnings``: the warnings too (extensible bindings not met, a
+    claim of a profile the gateway does not know), which never refuse a
+    write and are left out unless asked for.
+    """
     if not isinstance(resource, dict):
         return [ValidationIssue(res_type, "a resource must be a JSON object", "structure")]
     declared = resource.get("resourceType")
@@ -118,5 +130,13 @@ def validate_resource(resource: Any, res_type: str) -> list[ValidationIssue]:
                 "invalid",
             )
         ]
-    issues = validator.validate(resource, res_type, invariants=_invariant)
+    if profile is None and not profiles.may_claim(resource, res_type):
+        issues = validator.validate(resource, res_type, invariants=_invariant)
+    else:
+        # The walk collects the extensions, which the profiles' checks use.
+        walked: list[tuple[str, dict[str, Any]]] = []
+        issues = validator.validate(resource, res_type, _invariant, walked)
+        profiles.check(resource, res_type, issues, profile=profile, extensions=walked)
+    if warnings:
+        return issues
     return [issue for issue in issues if issue.severity == "error"]
