@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from conformance import profiles
 from conformance.registry import OPERATIONS, RESOURCES, SYSTEM_INTERACTIONS, TypeInteraction
 
 
@@ -65,6 +66,11 @@ def capability_statement(
         }
         if support.profile:
             entry["profile"] = support.profile
+        # The profiles a resource of the type is checked against when it
+        # claims them, or $validate is asked to (conformance.profiles).
+        supported = profiles.supported(support.type)
+        if supported:
+            entry["supportedProfile"] = list(supported)
         if support.supports(TypeInteraction.UPDATE):
             entry["documentation"] = _UPDATE_CREATE
         operations = [o for o in OPERATIONS if support.type in o.types]

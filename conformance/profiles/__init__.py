@@ -23,6 +23,7 @@ extensions. The public surface::
     profiles.check(resource, "Patient", issues)             # meta.profile's claims
     profiles.check(resource, "Patient", issues, profile=url)  # and one asked for
     profiles.supported("Patient")   # ("https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient",)
+    profiles.validates(url, "Patient")  # R4's Patient or a tabled profile of it
 
 ``check`` adds ``conformance.issues.ValidationIssue``s carrying the element
 path, the rule's key and the profile's canonical URL (``url|version``).
@@ -39,7 +40,7 @@ from __future__ import annotations
 from typing import Any
 
 from conformance.issues import ValidationIssue
-from conformance.profiles._check import CORE
+from conformance.profiles._check import CORE, _resolve
 from conformance.profiles._check import check as _check_claims
 from conformance.profiles._tables import (
     ExtensionDefinition,
@@ -64,6 +65,7 @@ __all__ = [
     "profiles",
     "source",
     "supported",
+    "validates",
     "warm_up",
 ]
 
@@ -100,6 +102,14 @@ def supported(res_type: str) -> tuple[str, ...]:
     """The canonical URLs of the profiles of ``res_type`` the gateway
     validates against."""
     return tuple(p.url for p in profiles().values() if p.type == res_type)
+
+
+def validates(canonical: str, res_type: str) -> bool:
+    """Whether the gateway validates a ``res_type`` against the profile
+    ``canonical`` (``url`` or ``url|version``): R4's own definition of the
+    type, or a profile of it in the tables, in the version tabled."""
+    profile, problem = _resolve(canonical, res_type)
+    return profile is not None or problem is None
 
 
 def warm_up() -> None:

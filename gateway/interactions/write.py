@@ -90,12 +90,19 @@ def _within(path_prefix: str, res_type: str, path: str) -> str:
 
 
 def checked_resource(
-    body: Any, res_type: str, *, url_id: str | None = None, path_prefix: str = ""
+    body: Any,
+    res_type: str,
+    *,
+    url_id: str | None = None,
+    path_prefix: str = "",
+    profile: str | None = None,
 ) -> dict[str, Any]:
     """The body as a valid ``res_type``, or ``InvalidRequest`` listing every
     problem with its element path. With ``url_id`` (update) the body's id must
-    be present and equal to it."""
-    issues = validate_resource(body, res_type)
+    be present and equal to it. Valid means as R4 and as every UK Core profile
+    its ``meta.profile`` claims, and with ``profile`` (``$validate``'s) as
+    that profile too."""
+    issues = validate_resource(body, res_type, profile=profile)
     if issues:
         # A resource that parses but uses a code outside a required binding
         # breaks the base profile: 422. Anything structural: 400.

@@ -10,6 +10,12 @@ drift between the two. A write that would be refused answers ``200`` with
 the refusal's issues, as the operation defines; only a request that cannot
 be understood is a ``4xx``. An update or delete aimed at a record the
 requester may not see answers exactly as one aimed at nothing.
+
+``profile``: R4's definition of the type, or a UK Core profile the gateway
+has (``conformance.profiles``), which the write's check then applies as it
+applies the profiles a resource claims; any other is ``not-supported``.
+What validation only warns of (an extensible binding not met, a claim of a
+profile the gateway does not know) follows the verdict as warnings.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.registry import RESOURCES
+from conformance import profiles
+from conformance.validation import validate_resource
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.interactions import write
 from gateway.interactions.read import not_known
@@ -99,9 +106,11 @@ def validate(
     profile_issue = _profile_issue(res_type, request.profile)
     if profile_issue is not None:
         issues.append(profile_issue)
+    # A UK Core profile asked for is checked by the write itself, as a claim is.
+    profile = request.profile if profile_issue is None else None
     not_found = False
     try:
-        _dry_run(store, lambda uow: _write(uow, acting, res_type, res_id, mode, request))
+        _dry_run(store, lambda uow: _write(uow, acting, res_type, res_id, mode, request, profile))
     except NotFound as refused:
         not_found = True
         issues += _issues(refused)
@@ -115,7 +124,28 @@ def validate(
                 "diagnostics": f"the {mode} would be accepted",
             }
         )
+    if mode != "delete":
+        issues += _warnings(request.resource, res_type, profile)
     return Validated({"resourceType": "OperationOutcome", "issue": issues}, not_found)
+
+
+def _warnings(resource: Any, res_type: str, profile: str | None) -> list[dict[str, Any]]:
+    """What validation warns of, which would not refuse the write: an
+    extensible binding not met, a claim of a profile the gateway does not
+    know (``conformance.validation``)."""
+    if not isinstance(resource, dict) or resource.get("resourceType") != res_type:
+        return []
+    found = validate_resource(resource, res_type, profile=profile, warnings=True)
+    return [
+        {
+            "severity": "warning",
+            "code": issue.code,
+            "diagnostics": f"GW-0145: {issue.message}",
+            "expression": [issue.path],
+        }
+        for issue in found
+        if issue.severity == "warning"
+    ]
 
 
 def _has_id(request: ValidateRequest) -> bool:
@@ -138,9 +168,11 @@ def _write(
     res_id: str | None,
     mode: str,
     request: ValidateRequest,
+    profile: str | None,
 ) -> None:
     """The write itself, as ``gateway.interactions.write`` makes it, less
-    what only a real write does (Provenance, the audit's note of it)."""
+    what only a real write does (Provenance, the audit's note of it); the
+    resource checked against ``profile`` as well, where one is asked for."""
     access = acting.access(uow)
     if mode == "delete":
         assert res_id is not None
@@ -152,34 +184,29 @@ def _write(
         return
     if mode == "create":
         acting.authorize(res_type, "c")
-        resource = write.checked_resource(request.resource, res_type)
+        resource = write.checked_resource(request.resource, res_type, profile=profile)
         prepared = write.prepare(res_type, write.new_id(), resource, acting.author.source)
         write.create_in(uow, prepared, access=access, fresh_id=True)
         return
     acting.authorize(res_type, "u")
     target = res_id or str(request.resource.get("id") or "")
-    resource = write.checked_resource(request.resource, res_type, url_id=target)
+    resource = write.checked_resource(request.resource, res_type, url_id=target, profile=profile)
     prepared = write.prepare(res_type, target, resource, acting.author.source)
     write.update_in(uow, prepared, acting=acting, access=access)
 
 
 def _profile_issue(res_type: str, profile: str | None) -> dict[str, Any] | None:
     """An issue when ``profile`` is not one the gateway validates against:
-    the base definition of the type, or the UK Core profile it is shaped
-    after."""
-    if profile is None:
+    the base definition of the type, or a UK Core profile of it in the
+    tables (``conformance.profiles``)."""
+    if profile is None or profiles.validates(profile, res_type):
         return None
-    support = RESOURCES.get(res_type)
-    known = {_BASE_PROFILE + res_type}
-    if support is not None and support.profile:
-        known.add(support.profile)
-    if profile.split("|")[0] in known:
-        return None
+    known = [_BASE_PROFILE + res_type, *profiles.supported(res_type)]
     return {
         "severity": "error",
         "code": "not-supported",
         "diagnostics": f"GW-0144: the gateway does not validate against the profile {profile!r}; "
-        f"it knows {', '.join(sorted(known))}",
+        f"it knows {', '.join(known)}",
     }
 
 

@@ -136,3 +136,85 @@ def test_an_update_or_delete_of_a_hidden_record_answers_as_of_a_missing_one(
         assert _issues(hidden)[0]["code"] == "not-found"
     kept = world.get("home", f"/fhir/Condition/{world.asthma}").json()
     assert kept["meta"]["versionId"] == "1"
+
+
+UK_CORE = "https://fhir.hl7.org.uk/StructureDefinition/"
+
+
+def test_a_uk_core_profile_asked_for_is_checked_as_the_write_would(client: TestClient) -> None:
+    """profile=UKCore-Patient: the NHS number must be ten digits with its
+    Modulus 11 check digit, an issue at its element naming the profile; the
+    same Patient claiming nothing would be accepted as R4 alone."""
+    patient = _patient(identifier=[{"system": NHS, "value": "9990000043"}])
+    assert _issues(client.post("/fhir/Patient/$validate", json=patient))[0]["code"] == (
+        "informational"
+    )
+    url = f"/fhir/Patient/$validate?profile={UK_CORE}UKCore-Patient"
+    (issue,) = _issues(client.post(url, json=patient))
+    assert (issue["severity"], issue["expression"]) == ("error", ["Patient.identifier[0].value"])
+    assert f"{UK_CORE}UKCore-Patient|2.5.0" in issue["diagnostics"]
+    assert "Modulus 11" in issue["diagnostics"]
+    # As Parameters, with the version the gateway has.
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "resource", "resource": _patient()},
+            {"name": "profile", "valueCanonical": f"{UK_CORE}UKCore-Patient|2.5.0"},
+        ],
+    }
+    assert _issues(client.post("/fhir/Patient/$validate", json=parameters))[0]["code"] == (
+        "informational"
+    )
+
+
+def test_a_profile_not_in_uk_core_2_0_1_is_not_supported(client: TestClient) -> None:
+    """UKCore-Task is not in the UK Core version the gateway has (2.0.1), nor
+    is another version of one it has."""
+    task = {"resourceType": "Task", "status": "requested", "intent": "order"}
+    for profile in (f"{UK_CORE}UKCore-Task", f"{UK_CORE}UKCore-Patient|1.0.0"):
+        res_type = "Task" if "Task" in profile else "Patient"
+        body = task if res_type == "Task" else _patient()
+        issues = _issues(client.post(f"/fhir/{res_type}/$validate?profile={profile}", json=body))
+        assert issues[0]["code"] == "not-supported", issues
+
+
+def test_a_claim_is_checked_and_an_unknown_one_only_warned_of(client: TestClient) -> None:
+    """meta.profile: UKCore-Patient is checked (the write would be refused);
+    a profile the gateway does not know is a warning after the write's
+    acceptance, and the write itself is accepted."""
+    claiming = _patient(
+        meta={"profile": [f"{UK_CORE}UKCore-Patient"]},
+        identifier=[{"system": NHS, "value": "999000004"}],
+    )
+    (issue,) = _issues(client.post("/fhir/Patient/$validate", json=claiming))
+    assert issue["severity"] == "error" and issue["expression"] == ["Patient.identifier[0].value"]
+    assert client.post("/fhir/Patient", json=claiming).status_code == 400
+    unknown = _patient(meta={"profile": ["https://example.org/StructureDefinition/OurPatient"]})
+    accepted, warned = _issues(client.post("/fhir/Patient/$validate", json=unknown))
+    assert accepted["code"] == "informational"
+    assert (warned["severity"], warned["code"], warned["expression"]) == (
+        "warning",
+        "not-supported",
+        ["Patient.meta.profile[0]"],
+    )
+    assert client.post("/fhir/Patient", json=unknown).status_code == 201
+
+
+def test_every_profile_the_capability_statement_names_is_validated(client: TestClient) -> None:
+    """The CapabilityStatement's supportedProfile tells the truth: $validate
+    takes each, for its type."""
+    statement = client.get("/fhir/metadata").json()
+    named = [
+        (entry["type"], profile)
+        for entry in statement["rest"][0]["resource"]
+        for profile in entry.get("supportedProfile", ())
+    ]
+    assert (
+        "Patient",
+        f"{UK_CORE}UKCore-Patient",
+    ) in named and len(named) == 20
+    for res_type, profile in named:
+        answer = client.post(
+            f"/fhir/{res_type}/$validate?profile={profile}", json={"resourceType": res_type}
+        )
+        assert all(i["code"] != "not-supported" for i in _issues(answer)), (res_type, profile)
