@@ -136,7 +136,7 @@ def validate_resource(
         # The walk collects the extensions, which the profiles' checks use.
         walked: list[tuple[str, dict[str, Any]]] = []
         issues = validator.validate(resource, res_type, _invariant, walked)
-        profiles.check(resource, res_type, issues, profile=profile, extensions=walked)
+        profiles.check_claims(resource, res_type, issues, profile, walked)
     if warnings:
         return issues
     return [issue for issue in issues if issue.severity == "error"]

@@ -25,6 +25,11 @@ extensions. The public surface::
     profiles.supported("Patient")   # ("https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient",)
     profiles.validates(url, "Patient")  # R4's Patient or a tabled profile of it
 
+(``check_claims(resource, res_type, issues, profile, extensions)`` is
+``check`` for a caller that already knows the resource may claim a profile
+and has its extensions from the base validator's walk, as
+``conformance.validation`` has.)
+
 ``check`` adds ``conformance.issues.ValidationIssue``s carrying the element
 path, the rule's key and the profile's canonical URL (``url|version``).
 Errors are what the profile requires; warnings are extensible bindings not
@@ -41,7 +46,7 @@ from typing import Any
 
 from conformance.issues import ValidationIssue
 from conformance.profiles._check import CORE, _resolve
-from conformance.profiles._check import check as _check_claims
+from conformance.profiles._check import check as check_claims
 from conformance.profiles._tables import (
     ExtensionDefinition,
     Profile,
@@ -59,6 +64,7 @@ __all__ = [
     "Profile",
     "Rule",
     "check",
+    "check_claims",
     "extensions",
     "is_nhs_number",
     "may_claim",
@@ -85,7 +91,7 @@ def check(
     ``may_claim``); without them, the resource is walked here to find them."""
     if profile is None and not may_claim(resource, res_type):
         return  # nothing claimed here or inside: the write path's usual case
-    _check_claims(resource, res_type, issues, profile, extensions)
+    check_claims(resource, res_type, issues, profile, extensions)
 
 
 def may_claim(resource: dict[str, Any], res_type: str) -> bool:

@@ -20,6 +20,10 @@ from conformance.profiles._tables import (
 
 CORE = "http://hl7.org/fhir/StructureDefinition/"
 
+# The extension objects of a resource, each with its FHIRPath path
+# (Patient.identifier[0].extension[0]), as the base validator's walk passes them.
+Walked = list[tuple[str, dict[str, Any]]]
+
 
 def check(
     resource: dict[str, Any],
@@ -33,23 +37,11 @@ def check(
     it (contained resources, a Bundle's entries). ``walked``: its extension
     objects with their paths, as the base validator collected them; None to
     find them here."""
-    lazily = _Walked(resource, res_type, walked)
-    _resource(resource, res_type, res_type, out, profile, lazily)
-    _inside(resource, res_type, res_type, out, lazily)
-
-
-class _Walked:
-    """The extensions of the resource checked, found once when first needed."""
-
-    __slots__ = ("found", "res_type", "resource")
-
-    def __init__(self, resource: dict[str, Any], res_type: str, found: Walked | None) -> None:
-        self.resource, self.res_type, self.found = resource, res_type, found
-
-    def get(self) -> Walked:
-        if self.found is None:
-            self.found = walk_extensions(self.resource, self.res_type)
-        return self.found
+    if walked is None:
+        walked = walk_extensions(resource, res_type)
+    _resource(resource, res_type, res_type, out, profile, walked)
+    if "contained" in resource or res_type == "Bundle":
+        _inside(resource, res_type, res_type, out, walked)
 
 
 def _inside(
@@ -57,7 +49,7 @@ def _inside(
     res_type: str,
     path: str,
     out: list[ValidationIssue],
-    walked: _Walked,
+    walked: Walked,
 ) -> None:
     """The resources ``resource`` holds: contained ones and a Bundle's entries."""
     contained = resource.get("contained")
@@ -75,7 +67,7 @@ def _inside(
 
 
 def _nested(
-    resource: dict[str, Any], path: str, out: list[ValidationIssue], walked: _Walked
+    resource: dict[str, Any], path: str, out: list[ValidationIssue], walked: Walked
 ) -> None:
     res_type = resource.get("resourceType")
     if res_type.__class__ is not str or res_type not in validator.resource_types():
@@ -90,7 +82,7 @@ def _resource(
     path: str,
     out: list[ValidationIssue],
     asked: str | None,
-    walked: _Walked,
+    walked: Walked,
 ) -> None:
     meta = resource.get("meta")
     claims = meta.get("profile") if meta.__class__ is dict else None
@@ -100,45 +92,42 @@ def _resource(
     if claims.__class__ is list:
         for index, claim in enumerate(claims):
             if claim.__class__ is str:
-                _choose(claim, res_type, f"{path}.meta.profile[{index}]", False, chosen, out)
+                found, problem = _resolve(claim, res_type)
+                if found is not None:
+                    if found not in chosen:
+                        chosen.append(found)
+                elif problem is not None:
+                    _not_checked(problem, f"{path}.meta.profile[{index}]", False, out)
     if asked is not None:
-        _choose(asked, res_type, path, True, chosen, out)
+        found, problem = _resolve(asked, res_type)
+        if found is not None:
+            if found not in chosen:
+                chosen.append(found)
+        elif problem is not None:
+            _not_checked(problem, path, True, out)
+    if not chosen:
+        return
     for profile in chosen:
         for check_ in profile.checks:
             check_(resource, path, resource, out)
         if profile.run is not None:
             profile.run(resource, path, resource, out)
-    if chosen:
-        _extensions(res_type, path, walked.get(), resource, out)
+    if walked:
+        _extensions(res_type, path, walked, resource, out)
 
 
-def _choose(
-    claim: str,
-    res_type: str,
-    path: str,
-    asked: bool,
-    chosen: list[Profile],
-    out: list[ValidationIssue],
+def _not_checked(
+    problem: tuple[str, str, str | None], path: str, asked: bool, out: list[ValidationIssue]
 ) -> None:
-    """Adds the profile ``claim`` names to ``chosen``, or says why not."""
-    profile, problem = _resolve(claim, res_type)
-    if profile is not None:
-        if profile not in chosen:
-            chosen.append(profile)
-        return
-    if problem is None:
-        return  # the base definition, which the base validator applies
+    """A claim (or a profile asked for) that names no profile of the tables."""
     message, code, canonical = problem
     if code == "not-supported":
         # A client may claim profiles the gateway does not know: a warning.
         # One asked for that it cannot check is an error: the answer asked
         # for cannot be given.
         message += ": cannot be checked" if asked else ": not checked"
-        out.append(
-            ValidationIssue(
-                path, message, code, severity="error" if asked else "warning", profile=canonical
-            )
-        )
+        severity = "error" if asked else "warning"
+        out.append(ValidationIssue(path, message, code, severity=severity, profile=canonical))
     else:
         out.append(ValidationIssue(path, message, code, profile=canonical))
 
@@ -168,8 +157,6 @@ def _resolve(
 
 # Extensions ------------------------------------------------------------------
 
-# An extension object with its FHIRPath path (Patient.identifier[0].extension[0]).
-Walked = list[tuple[str, dict[str, Any]]]
 _INDEX = re.compile(r"\[[0-9]+\]")
 
 
@@ -205,38 +192,23 @@ def _extensions(
     and how many of each an element has."""
     known = extensions()
     own = path + "."
-    inner = (
-        (f"{path}.contained[", f"{path}.entry[")
-        if res_type == "Bundle"
-        else (f"{path}.contained[",)
-    )
+    inner: tuple[str, ...] = ()
+    if "contained" in resource:
+        inner = (f"{path}.contained[",)
+    if res_type == "Bundle":
+        inner = (*inner, f"{path}.entry[")
     counts: dict[tuple[str, str], int] | None = None
     for at, extension in walked:
         definition = known.get(extension.get("url"))  # type: ignore[arg-type]
-        if definition is None or not at.startswith(own) or at.startswith(inner):
+        if definition is None or not at.startswith(own) or (inner and at.startswith(inner)):
             continue
-        holder, _, last = at[len(path) :].rpartition(".")
-        modifier = last.startswith("modifierExtension")
-        if modifier or not _context(definition.url, res_type, holder):
-            _misplaced(definition, res_type, holder, at, modifier, out)
+        if not _placed(definition.url, res_type, at[len(path) :]):
+            _misplaced(definition, res_type, at, path, out)
         if definition.max is not None:
             counts = counts if counts is not None else {}
             group = (definition.url, at.rpartition("[")[0])
             counts[group] = counts.get(group, 0) + 1
-        values = definition.values
-        if values:
-            for name in values:
-                value = extension.get(name)
-                if value is not None:
-                    bound = definition.checks.get(name)
-                    if bound is not None:
-                        bound(value, f"{at}.{name}", resource, out)
-                    if definition.no_extensions and "extension" in extension:
-                        _complex(definition, extension, at, out)
-                    break
-            else:
-                _complex(definition, extension, at, out)
-        else:
+        if definition.simple is None or not definition.simple(extension, at, resource, out):
             _complex(definition, extension, at, out)
     if counts is not None:
         for (url, array), count in counts.items():
@@ -248,21 +220,31 @@ def _extensions(
                 out.append(rule.issue(array, message, "structure"))
 
 
+@lru_cache(maxsize=4096)
+def _placed(url: str, res_type: str, below: str) -> bool:
+    """Whether the extension at ``below`` (its path below the resource's:
+    ``.identifier[0].extension[0]``) is in one of its contexts and not a
+    modifier extension. Cached: the same places come up resource after
+    resource."""
+    holder, _, last = below.rpartition(".")
+    return not last.startswith("modifierExtension") and _context(url, res_type, holder) is not False
+
+
 def _misplaced(
     definition: ExtensionDefinition,
     res_type: str,
-    holder: str,
     at: str,
-    modifier: bool,
+    path: str,
     out: list[ValidationIssue],
 ) -> None:
     """An extension used where its definition does not allow it, or as a
     modifier extension, which none of the package's is."""
+    holder, _, last = at[len(path) :].rpartition(".")
     if _context(definition.url, res_type, holder) is False:
         names = ", ".join(sorted(definition.contexts))
         rule = definition.rule("context", f"may be used on {names} only")
         out.append(rule.issue(at, f"{definition.name} is not allowed here", "structure"))
-    if modifier:
+    if last.startswith("modifierExtension"):
         rule = definition.rule("modifier", "is not a modifier extension")
         out.append(rule.issue(at, f"{definition.name} {rule.human}", "structure"))
 
@@ -274,7 +256,7 @@ def _context(url: str, res_type: str, holder: str) -> bool | None:
     path from the resource (``Patient.identifier``), its path in the type
     that defines it (``ContactPoint.system``) or its type (``Coding``); None
     when the holder cannot be told (the base validator reports what is wrong
-    with it). Cached: the same holders come up resource after resource."""
+    with it)."""
     contexts = extensions()[url].contexts
     if not holder:
         return res_type in contexts or "Resource" in contexts or "DomainResource" in contexts
@@ -300,7 +282,8 @@ def _complex(
     complex extension, and for a simple one whose value is not of a type it
     allows or that has sub-extensions it may not."""
     if definition.values:
-        _value(definition, definition.values, definition.checks, extension, at, out)
+        if not any(name in extension for name in definition.values):
+            _value(definition, definition.values, definition.checks, extension, at, out)
         if definition.no_extensions and "extension" in extension:
             rule = definition.rule("extension", "has no sub-extensions")
             message = f"{definition.name} {rule.human}"

@@ -36,7 +36,6 @@ Loc: TypeAlias = "str | tuple[Loc, str, int | None]"
 Check = Callable[[Any, Loc, dict[str, Any], list[ValidationIssue]], None]
 
 _CODED = frozenset({"code", "string", "uri"})
-_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 
 
 def path_of(loc: Loc) -> str:
@@ -58,13 +57,11 @@ def is_nhs_number(value: str) -> bool:
     0 for 11, and no NHS number where that is 10."""
     if len(value) != 10 or not value.isascii() or not value.isdigit():
         return False
-    total = 0
-    for digit, weight in zip(value, _WEIGHTS, strict=False):
-        total += (ord(digit) - 48) * weight
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == ord(value[9]) - 48
+    d = value.encode("ascii")  # the digits' code points: 48 + the digit
+    total = 10 * d[0] + 9 * d[1] + 8 * d[2] + 7 * d[3] + 6 * d[4]
+    total += 5 * d[5] + 4 * d[6] + 3 * d[7] + 2 * d[8] - 48 * 54  # 54: the weights' sum
+    check = (11 - total % 11) % 11
+    return check != 10 and check == d[9] - 48
 
 
 _FORMATS: dict[str, Callable[[str], bool]] = {"nhs-number": is_nhs_number}
@@ -200,6 +197,7 @@ class Step:
         "children",
         "element",
         "key",
+        "match",
         "max",
         "max_rule",
         "min",
@@ -215,6 +213,7 @@ class Step:
         self.table = table  # the R4 table of its values, for the steps below
         self.type_code = type_code
         self.where: Callable[[Any], bool] | None = None
+        self.match: tuple[str, str] | None = None  # a one-property discriminator
         self.min = 0
         self.max: int | None = None
         self.min_rule: Rule | None = None
@@ -260,30 +259,82 @@ Runner = Callable[[dict[str, Any], Loc, dict[str, Any], list[ValidationIssue]], 
 
 
 def _runner(steps: list[Step]) -> Runner | None:
-    """One function running ``steps`` under an object, each step a closure
-    specialised to what it has to do, so that an element a profile
-    constrains but the resource lacks costs one dictionary lookup."""
-    runners = tuple(_step_runner(step) for step in steps)
-    if not runners:
+    """One function running ``steps`` under an object, written out as
+    Python source and compiled once per profile (as ``dataclasses`` writes
+    its methods): each element the profile constrains is a dictionary
+    lookup, a slice's discriminator an inline comparison, and what a value
+    is checked for a call, so that checking a profile costs a few calls
+    rather than one per element and slice."""
+    if not steps:
         return None
-    if len(runners) == 1:
-        return runners[0]
-
-    def run_all(
-        obj: dict[str, Any], loc: Loc, resource: dict[str, Any], out: list[ValidationIssue]
-    ) -> None:
-        for run in runners:
-            run(obj, loc, resource, out)
-
-    return run_all
+    names: dict[str, Any] = {}
+    lines = ["def run(obj, loc, resource, out):"]
+    _write_steps(steps, "obj", "loc", 1, lines, names)
+    source = "\n".join(lines)
+    exec(compile(source, "<conformance.profiles>", "exec"), names)
+    run: Runner = names["run"]
+    return run
 
 
-def _step_runner(step: Step) -> Runner:
-    key, low, high, where = step.key, step.min, step.max, step.where
-    min_rule, max_rule = step.min_rule, step.max_rule
-    checks = tuple(step.checks)
-    below = _runner(step.children)
-    visit = bool(checks) or below is not None
+def _write_steps(
+    steps: list[Step], obj: str, loc: str, depth: int, lines: list[str], names: dict[str, Any]
+) -> None:
+    for step in steps:
+        _write_step(step, obj, loc, depth, lines, names)
+
+
+def _write_step(
+    step: Step, obj: str, loc: str, depth: int, lines: list[str], names: dict[str, Any]
+) -> None:
+    n = len(names)
+    pad = "    " * depth
+    key = repr(step.key)
+    counted = f"counted_{n}"
+    names[counted] = _counted(step)
+    checks = [f"check_{n}_{k}" for k in range(len(step.checks))]
+    names.update(zip(checks, step.checks, strict=True))
+    raw, values, index, value, at, count = (f"{v}_{n}" for v in ("raw", "vs", "i", "v", "at", "c"))
+    lines.append(f"{pad}{raw} = {obj}.get({key})")
+    if step.min:
+        lines += [f"{pad}if {raw} is None:", f"{pad}    {counted}({loc}, 0, out)"]
+    lines += [f"{pad}if {raw} is not None:"]
+    pad += "    "
+    lines += [
+        f"{pad}listed_{n} = {raw}.__class__ is list",
+        f"{pad}{values} = {raw} if listed_{n} else ({raw},)",
+        f"{pad}{count} = 0",
+        f"{pad}for {index}, {value} in enumerate({values}):",
+    ]
+    pad += "    "
+    if step.match is not None:
+        prop, wanted = step.match
+        lines.append(
+            f"{pad}if {value}.__class__ is not dict or {value}.get({prop!r}) != {wanted!r}:"
+        )
+        lines.append(f"{pad}    continue")
+    elif step.where is not None:
+        names[f"where_{n}"] = step.where
+        lines += [f"{pad}if not where_{n}({value}):", f"{pad}    continue"]
+    lines.append(f"{pad}{count} += 1")
+    if checks or step.children:
+        lines.append(f"{pad}{at} = ({loc}, {key}, {index} if listed_{n} else None)")
+        lines += [f"{pad}{check}({value}, {at}, resource, out)" for check in checks]
+        if step.children:
+            lines.append(f"{pad}if {value}.__class__ is dict:")
+            _write_steps(step.children, value, at, depth + 3, lines, names)
+    pad = pad[:-4]
+    bounds = []
+    if step.min:
+        bounds.append(f"{count} < {step.min}")
+    if step.max is not None:
+        bounds.append(f"{count} > {step.max}")
+    if bounds:
+        lines += [f"{pad}if {' or '.join(bounds)}:", f"{pad}    {counted}({loc}, {count}, out)"]
+
+
+def _counted(step: Step) -> Callable[[Loc, int, list[ValidationIssue]], None]:
+    """The issue of a step's values being too few or too many."""
+    key, low, high, min_rule, max_rule = step.key, step.min, step.max, step.min_rule, step.max_rule
 
     def counted(loc: Loc, count: int, out: list[ValidationIssue]) -> None:
         if count < low:
@@ -294,55 +345,7 @@ def _step_runner(step: Step) -> Runner:
             message = f"{max_rule.human}, not {count}"
             out.append(max_rule.issue((loc, key, None), message, "structure"))
 
-    def run(
-        obj: dict[str, Any], loc: Loc, resource: dict[str, Any], out: list[ValidationIssue]
-    ) -> None:
-        raw = obj.get(key)
-        if raw is None:
-            if low:
-                counted(loc, 0, out)
-            return
-        if raw.__class__ is not list:
-            if where is not None and not where(raw):
-                if low:
-                    counted(loc, 0, out)
-                return
-            if low > 1:
-                counted(loc, 1, out)
-            if visit:
-                single: Loc = (loc, key, None)
-                for check in checks:
-                    check(raw, single, resource, out)
-                if below is not None and raw.__class__ is dict:
-                    below(raw, single, resource, out)
-            return
-        if where is None:
-            count = len(raw)
-            if count < low or (high is not None and count > high):
-                counted(loc, count, out)
-            if not visit:
-                return
-            for index, value in enumerate(raw):
-                at: Loc = (loc, key, index)
-                for check in checks:
-                    check(value, at, resource, out)
-                if below is not None and value.__class__ is dict:
-                    below(value, at, resource, out)
-            return
-        count = 0
-        for index, value in enumerate(raw):
-            if where(value):
-                count += 1
-                if visit:
-                    at = (loc, key, index)
-                    for check in checks:
-                        check(value, at, resource, out)
-                    if below is not None and value.__class__ is dict:
-                        below(value, at, resource, out)
-        if count < low or (high is not None and count > high):
-            counted(loc, count, out)
-
-    return run
+    return counted
 
 
 @dataclass
@@ -457,7 +460,10 @@ def _step(
             if slice_name is not None:
                 if element_id not in slices:
                     raise ValueError(f"{profile.name}: {element_id} has no discriminator")
-                found.where = _discriminator(slices[element_id])
+                discriminator = slices[element_id]
+                found.where = _discriminator(discriminator)
+                if len(discriminator) == 1 and "." not in next(iter(discriminator)):
+                    found.match = next(iter(discriminator.items()))
             by_id[element_id] = found
             siblings.append(found)
         step = found
@@ -532,6 +538,7 @@ class ExtensionDefinition:
         "max",
         "name",
         "no_extensions",
+        "simple",
         "subs",
         "url",
         "values",
@@ -551,6 +558,29 @@ class ExtensionDefinition:
         subs = spec.get("extensions")
         self.no_extensions = subs == {}  # Extension.extension max 0
         self.subs = {name: SubExtension(name, sub, self) for name, sub in (subs or {}).items()}
+        self.simple = self._simple()
+
+    def _simple(self) -> Callable[[dict[str, Any], str, dict[str, Any], list[Any]], bool] | None:
+        """For an extension with one value type, the check of an instance
+        that has it (its binding): True when that is all there is to check,
+        False to check the instance in full."""
+        if len(self.values) != 1:
+            return None
+        (name,) = self.values
+        bound = self.checks.get(name)
+        no_extensions = self.no_extensions
+
+        def simple(
+            extension: dict[str, Any], at: str, resource: dict[str, Any], out: list[Any]
+        ) -> bool:
+            value = extension.get(name)
+            if value is None:
+                return False
+            if bound is not None:
+                bound(value, (at, name, None), resource, out)
+            return not (no_extensions and "extension" in extension)
+
+        return simple
 
     def rule(self, what: str, human: str, severity: str = "error") -> Rule:
         return Rule(f"{self.url}|{self.version}", f"{self.name} {what}", self.url, human, severity)
