@@ -1,8 +1,10 @@
 """batch and transaction Bundles: https://hl7.org/fhir/R4/http.html#transaction.
 
 A transaction is one unit of work: every entry succeeds or nothing is written.
-Entries are processed in the order the specification sets (DELETE, POST, PUT,
-GET) whatever their order in the Bundle, and answered in the Bundle's order.
+Entries are processed in the order the specification sets (DELETE, POST, PUT
+and PATCH, GET) whatever their order in the Bundle, and answered in the
+Bundle's order. A PATCH entry carries its change as R4 says: a Binary holding
+a JSON Patch, or a Parameters resource (FHIRPath Patch).
 Before anything is written, every ``urn:uuid:`` full URL and every conditional
 reference (``Patient?identifier=...``) is resolved to a real id and references
 are rewritten to it; conditional creates (``ifNoneExist``) and conditional
@@ -15,6 +17,8 @@ response and does not affect the others.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,8 +28,9 @@ from urllib.parse import urlsplit
 from gateway import fhirjson, outcomes
 from gateway.errors import GatewayError, InvalidRequest, Issue, PreconditionFailed
 from gateway.integers import whole_number
+from gateway.interactions import patching, write
 from gateway.interactions import read as reads
-from gateway.interactions import write
+from gateway.interactions.patching import Patch
 from gateway.interactions.types import (
     Access,
     Acting,
@@ -37,7 +42,7 @@ from gateway.interactions.types import (
 from gateway.search.matching import matching_ids
 from gateway.store import Reader, Store, StoredVersion, UnitOfWork
 
-_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
 
 @dataclass
@@ -56,6 +61,7 @@ class _Entry:
     matched: StoredVersion | None = None  # conditional create that found a match
     minted: bool = False  # target_id was newly made for this entry
     prepared: write.Prepared | None = None  # the resource to write, once resolved
+    patch: Patch | None = None  # a PATCH entry's change
     response: dict[str, Any] = field(default_factory=dict)
 
     def fresh_copy(self) -> _Entry:
@@ -136,6 +142,13 @@ def _parse_entry(index: int, raw: Any, base_url: str, kind: str) -> _Entry:
             )
         except InvalidRequest as exc:
             raise dataclasses.replace(exc, message=f"entry {index}: {exc.message}") from None
+    patch = None
+    if method == "PATCH":
+        if res_id is None or parts.query:
+            raise _fail(index, "a PATCH entry names the resource: [type]/[id]", ".request.url")
+        supported_type(res_type)
+        patch = _entry_patch(index, resource)
+        resource = None  # the change, not a resource to write
     full_url = raw.get("fullUrl")
     if full_url is not None and not isinstance(full_url, str):
         raise _fail(index, "fullUrl must be a string", ".fullUrl")
@@ -151,7 +164,32 @@ def _parse_entry(index: int, raw: Any, base_url: str, kind: str) -> _Entry:
         resource=resource,
         if_none_exist=if_none_exist if isinstance(if_none_exist, str) else None,
         if_match=parse_if_match(request.get("ifMatch")),
+        patch=patch,
     )
+
+
+def _entry_patch(index: int, resource: Any) -> Patch:
+    """A PATCH entry's change, as R4 puts one in a Bundle: a Binary holding a
+    JSON Patch, or a Parameters resource that is a FHIRPath Patch."""
+    kind = resource.get("resourceType") if isinstance(resource, dict) else None
+    if kind == "Binary" and resource.get("contentType") == patching.MEDIA_TYPE:
+        try:
+            raw = base64.b64decode(str(resource.get("data")), validate=True)
+        except (binascii.Error, ValueError):
+            raise _fail(index, "the Binary's data is not base64", ".resource.data") from None
+    elif kind != "Parameters":
+        raise _fail(
+            index,
+            "a PATCH entry's resource is a Binary of contentType application/json-patch+json, "
+            "or a Parameters resource (FHIRPath Patch)",
+            ".resource",
+        )
+    try:
+        if kind == "Parameters":
+            return patching.parse_fhirpath_patch(resource)
+        return patching.parse(fhirjson.loads(raw))
+    except InvalidRequest as exc:
+        raise dataclasses.replace(exc, message=f"entry {index}: {exc.message}") from None
 
 
 def _parse_bundle(body: Any, base_url: str) -> tuple[str, list[Any]]:
@@ -196,6 +234,8 @@ def _permissions(entry: _Entry) -> list[tuple[str, str]]:
         return [(entry.res_type, "s" if entry.res_id is None else "r")]
     if entry.method == "DELETE":
         return [(entry.res_type, "d")]
+    if entry.method == "PATCH":
+        return [(entry.res_type, "r"), (entry.res_type, "u")]  # a test operation reads
     if entry.method == "POST":
         return [(entry.res_type, "c")] + ([(entry.res_type, "s")] if entry.if_none_exist else [])
     return [(entry.res_type, "u")] + ([(entry.res_type, "s")] if entry.res_id is None else [])
@@ -430,6 +470,19 @@ def _write(
             raise _fail(entry.index, "conditional delete is not supported", ".request.url")
         written.add("DELETE", write.delete_in(uow, entry.res_type, entry.res_id, access=access))
         return {"response": {"status": outcomes.status_line(204)}}
+    if entry.method == "PATCH":
+        assert entry.patch is not None and entry.target_id is not None
+        patched = write.patch_in(
+            uow,
+            entry.res_type,
+            entry.target_id,
+            entry.patch,
+            acting=acting,
+            access=access,
+            if_match=entry.if_match,
+        )
+        written.add("PATCH", patched.version)
+        return _response(200, base_url, patched.version, prefer)
     if entry.method == "POST" and entry.matched is not None:
         return _response(200, base_url, entry.matched, prefer)
     assert entry.prepared is not None

@@ -3,6 +3,7 @@ on an instance and conditionally, decided and recorded as an update is."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -289,3 +290,76 @@ def test_a_fhirpath_patch_that_does_not_apply_is_422_or_400(client: TestClient) 
     )
     assert invalid.status_code in (400, 422) and "Patient.gender" in invalid.text
     assert client.get(url).json()["meta"]["versionId"] == "1"
+
+
+# -- in a batch or a transaction ------------------------------------------------------
+
+
+def _binary(operations: list[dict[str, Any]]) -> dict[str, Any]:
+    data = base64.b64encode(json.dumps(operations).encode()).decode()
+    return {"resourceType": "Binary", "contentType": PATCH, "data": data}
+
+
+def test_patches_in_a_transaction_are_all_or_nothing(client: TestClient) -> None:
+    first, second = _patient(client), _patient(client)
+    fhirpath_patch = {
+        "resourceType": "Parameters",
+        "parameter": [
+            _operation("replace", "Patient.birthDate", value={"valueDate": "1950-01-01"})
+        ],
+    }
+    transaction = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": _binary([{"op": "replace", "path": "/gender", "value": "other"}]),
+                "request": {"method": "PATCH", "url": f"Patient/{first['id']}", "ifMatch": 'W/"1"'},
+            },
+            {
+                "resource": fhirpath_patch,
+                "request": {"method": "PATCH", "url": f"Patient/{second['id']}"},
+            },
+        ],
+    }
+    answer = client.post("/fhir", json=transaction)
+    assert answer.status_code == 200, answer.text
+    assert [e["response"]["status"] for e in answer.json()["entry"]] == ["200 OK", "200 OK"]
+    assert client.get(f"/fhir/Patient/{first['id']}").json()["gender"] == "other"
+    assert client.get(f"/fhir/Patient/{second['id']}").json()["birthDate"] == "1950-01-01"
+    # One that fails (a stale If-Match) undoes the other.
+    transaction["entry"][1]["request"]["ifMatch"] = 'W/"1"'
+    failed = client.post("/fhir", json=transaction)
+    assert failed.status_code == 412
+    assert client.get(f"/fhir/Patient/{first['id']}").json()["meta"]["versionId"] == "2"
+
+
+def test_a_batch_answers_each_patch_and_refuses_what_is_not_one(client: TestClient) -> None:
+    created = _patient(client)
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "resource": _binary([{"op": "test", "path": "/gender", "value": "male"}]),
+                "request": {"method": "PATCH", "url": f"Patient/{created['id']}"},
+            },
+            {
+                "resource": {"resourceType": "Patient"},
+                "request": {"method": "PATCH", "url": f"Patient/{created['id']}"},
+            },
+            {
+                "resource": _binary([{"op": "replace", "path": "/gender", "value": "male"}]),
+                "request": {"method": "PATCH", "url": "Patient?family=Okafor"},
+            },
+            {
+                "resource": _binary([{"op": "replace", "path": "/gender", "value": "male"}]),
+                "request": {"method": "PATCH", "url": f"Patient/{created['id']}"},
+            },
+        ],
+    }
+    answer = client.post("/fhir", json=batch)
+    assert answer.status_code == 200, answer.text
+    statuses = [e["response"]["status"] for e in answer.json()["entry"]]
+    assert statuses == ["422 Unprocessable Entity", "400 Bad Request", "400 Bad Request", "200 OK"]
+    assert client.get(f"/fhir/Patient/{created['id']}").json()["gender"] == "male"

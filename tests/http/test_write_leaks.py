@@ -6,6 +6,7 @@ the request id, the same body once the id asked for is made neutral."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable
@@ -285,4 +286,34 @@ def test_a_fhirpath_patch_of_a_hidden_record_answers_as_for_a_missing_one(world:
         "0192a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
     )
     assert answer.status_code == 404
+    _unchanged(world)
+
+
+def test_a_patch_entry_of_a_batch_answers_alike_for_hidden_and_missing(world: World) -> None:
+    data = base64.b64encode(
+        json.dumps([{"op": "test", "path": "/onsetDateTime", "value": "2024-01-10"}]).encode()
+    ).decode()
+
+    def batch(res_id: str) -> httpx.Response:
+        return world.api.post(
+            "/fhir",
+            json={
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [
+                    {
+                        "resource": {
+                            "resourceType": "Binary",
+                            "contentType": "application/json-patch+json",
+                            "data": data,
+                        },
+                        "request": {"method": "PATCH", "url": f"Condition/{res_id}"},
+                    }
+                ],
+            },
+            headers=_hospital(world),
+        )
+
+    answer = _alike(world, batch, world.asthma, "0192a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+    assert answer.json()["entry"][0]["response"]["status"].startswith("404")
     _unchanged(world)
