@@ -35,6 +35,7 @@ from gateway.interactions.patching import Patch
 from gateway.interactions.provenance import ACTIVITIES, Author, provenance
 from gateway.interactions.read import not_known
 from gateway.interactions.types import Access, Acting, Visible, require
+from gateway.notifications import outbox
 from gateway.search.matching import matching_ids
 from gateway.store import (
     CurrentVersion,
@@ -202,6 +203,12 @@ def store_version(
     if res_type == "Consent":
         ensure_interpretable(uow, prepared.content)
     version = previous.version + 1 if previous else 1
+    watched = outbox.watches(res_type)
+    before = (
+        outbox.before_of(uow, res_type, res_id)
+        if watched and previous is not None and not previous.deleted
+        else None
+    )
     last_updated = fhirjson.instant()
     meta = {**prepared.content["meta"], "versionId": str(version), "lastUpdated": last_updated}
     stored = uow.append(
@@ -215,6 +222,9 @@ def store_version(
         ),
         stamped(prepared.index, last_updated),
     )
+    if watched:
+        # The events this change is, on file with it or not at all.
+        outbox.record(uow, before, prepared.content, stored)
     return WriteResult(version=stored, created=previous is None or previous.deleted)
 
 

@@ -768,6 +768,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=20,
+        name="the outbox of care-pathway events",
+        # One row per event a write is (``gateway.notifications``), written
+        # in the write's own unit of work: on file exactly when its change is.
+        sqlite=(
+            """CREATE TABLE notification_event (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                topic TEXT NOT NULL,
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                patient_id TEXT,
+                occurred TEXT NOT NULL
+            )""",
+        ),
+        postgres=(
+            """CREATE TABLE notification_event (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                topic TEXT NOT NULL,
+                res_type TEXT NOT NULL,
+                res_id TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                patient_id TEXT,
+                occurred TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

@@ -33,6 +33,8 @@ LAYERS = (
     # Plain functions over a store: read, write, history, bundle, search,
     # told what the requester may do and see.
     "gateway.interactions",
+    # The care-pathway events a write is, and the outbox they are kept in.
+    "gateway.notifications",
     # One requester's decisions; the tamper-evident log.
     "gateway.access | gateway.audit",
     # ODS code to organisation name, kind and address, from what is on file.

@@ -1,0 +1,76 @@
+"""The outbox: every event a write is (``topics``), recorded in the unit of
+work of that write, so that an event is on file exactly when its change is:
+a change rolled back leaves no event, and a change committed cannot lose its
+event to a crash before delivery. Events are numbered in the order they were
+recorded; what is delivered to whom, and when, is decided from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import fhirjson
+from gateway.access.facts import person_of
+from gateway.notifications import topics
+from gateway.store import Querier, StoredVersion, UnitOfWork
+
+
+@dataclass(frozen=True)
+class Event:
+    """One recorded event: its number, topic, the version it is about and
+    whose record that is."""
+
+    number: int
+    topic: str  # the topic's canonical URL
+    res_type: str
+    res_id: str
+    version: int
+    patient_id: str | None
+    occurred: str
+
+
+def watches(res_type: str) -> bool:
+    """Whether a write of ``res_type`` may be an event (only then is the
+    version before it read)."""
+    return res_type in topics.WATCHED
+
+
+def before_of(uow: UnitOfWork, res_type: str, res_id: str) -> dict[str, Any] | None:
+    """The live version a write replaces, as a topic compares it."""
+    found = uow.read(res_type, res_id)
+    if found is None or found.deleted or found.content is None:
+        return None
+    content: dict[str, Any] = fhirjson.loads(found.content)
+    return content
+
+
+def record(
+    uow: UnitOfWork, before: dict[str, Any] | None, after: dict[str, Any], stored: StoredVersion
+) -> None:
+    """Note every event the write of ``stored`` (whose content is ``after``)
+    is, in the write's own unit of work."""
+    happened = topics.events(before, after)
+    if not happened:
+        return
+    patient_id = person_of(after) or None
+    for topic in happened:
+        uow.execute(
+            "INSERT INTO notification_event (topic, res_type, res_id, version, patient_id, "
+            "occurred) VALUES (?, ?, ?, ?, ?, ?)",
+            [topic.url, stored.res_type, stored.res_id, stored.version, patient_id,
+             stored.last_updated],
+        )  # fmt: skip
+
+
+def since(reader: Querier, number: int, limit: int = 1000) -> list[Event]:
+    """The events recorded after event ``number``, oldest first."""
+    rows = reader.select(
+        "SELECT seq, topic, res_type, res_id, version, patient_id, occurred "
+        "FROM notification_event WHERE seq > ? ORDER BY seq LIMIT ?",
+        [number, limit],
+    )
+    return [
+        Event(int(seq), str(topic), str(t), str(i), int(v), str(p) if p else None, str(o))  # type: ignore[call-overload]
+        for seq, topic, t, i, v, p, o in rows
+    ]
