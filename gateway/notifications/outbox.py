@@ -3,6 +3,14 @@ work of that write, so that an event is on file exactly when its change is:
 a change rolled back leaves no event, and a change committed cannot lose its
 event to a crash before delivery. Events are numbered in the order they were
 recorded; what is delivered to whom, and when, is decided from here.
+
+On PostgreSQL an event's number is taken when it is inserted, not when its
+transaction commits: two writers may commit in the other order, so a reader
+that has seen event 12 may later find an 11. Whatever delivers from here must
+read only up to a number no transaction still in flight can fall below (for
+example, the outbox's numbers taken under a lock, or a read that waits out
+the transactions open when it started); SQLite has one writer at a time and
+commits in number order.
 """
 
 from __future__ import annotations
