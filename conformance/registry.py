@@ -49,7 +49,9 @@ _READ_ONLY = frozenset(
 @dataclass(frozen=True)
 class ResourceSupport:
     """One resource type: what may be done with it and which UK Core profile
-    it is shaped after."""
+    it is shaped after (none where UK Core 2.0.1, the version the gateway
+    checks, has none: Flag, DocumentReference, Task, Device, and the types
+    UK Core never profiled)."""
 
     type: str
     interactions: frozenset[TypeInteraction]
@@ -88,8 +90,8 @@ RESOURCES: dict[str, ResourceSupport] = {
         ResourceSupport("CarePlan", _ALL),
         ResourceSupport("CareTeam", _ALL),
         ResourceSupport("ServiceRequest", _ALL, _UK_CORE + "ServiceRequest"),
-        ResourceSupport("Flag", _ALL, _UK_CORE + "Flag"),
-        ResourceSupport("DocumentReference", _ALL, _UK_CORE + "DocumentReference"),
+        ResourceSupport("Flag", _ALL),
+        ResourceSupport("DocumentReference", _ALL),
         ResourceSupport("Consent", _ALL),
         ResourceSupport("Provenance", _ALL),
         ResourceSupport(
@@ -102,9 +104,9 @@ RESOURCES: dict[str, ResourceSupport] = {
         # For the social care and care-home mappings: assessments and reviews
         # (Task), doses given (MedicationAdministration), aids (Device) and
         # lists such as a resident's belongings (List).
-        ResourceSupport("Task", _ALL, _UK_CORE + "Task"),
+        ResourceSupport("Task", _ALL),
         ResourceSupport("MedicationAdministration", _ALL, _UK_CORE + "MedicationAdministration"),
-        ResourceSupport("Device", _ALL, _UK_CORE + "Device"),
+        ResourceSupport("Device", _ALL),
         ResourceSupport("List", _ALL, _UK_CORE + "List"),
     )
 }
