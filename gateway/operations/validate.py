@@ -71,7 +71,7 @@ def parse(body: Any, query: list[tuple[str, str]]) -> ValidateRequest:
         resource = None
         for parameter in body.get("parameter") or []:
             if not isinstance(parameter, dict):
-                raise InvalidRequest("Parameters.parameter must be objects", code="GW-0140")
+                raise InvalidRequest("Parameters.parameter must be objects", code="GW-0150")
             name = parameter.get("name")
             if name == "resource":
                 resource = parameter.get("resource")
@@ -82,12 +82,12 @@ def parse(body: Any, query: list[tuple[str, str]]) -> ValidateRequest:
             else:
                 raise InvalidRequest(
                     f"$validate takes the parameters resource, mode and profile, not {name!r}",
-                    code="GW-0140",
+                    code="GW-0150",
                 )
     if mode is not None and mode not in MODES:
-        raise InvalidRequest(f"mode {mode!r} is not one of {', '.join(MODES)}", code="GW-0141")
+        raise InvalidRequest(f"mode {mode!r} is not one of {', '.join(MODES)}", code="GW-0151")
     if mode != "delete" and resource is None:
-        raise InvalidRequest("$validate needs the resource to check", code="GW-0142")
+        raise InvalidRequest("$validate needs the resource to check", code="GW-0152")
     return ValidateRequest(resource, mode, profile)
 
 
@@ -100,7 +100,7 @@ def validate(
     if res_id is None and (mode == "delete" or (mode == "update" and not _has_id(request))):
         raise InvalidRequest(
             f"$validate in mode {mode} names the resource: POST [type]/[id]/$validate",
-            code="GW-0143",
+            code="GW-0153",
         )
     issues: list[dict[str, Any]] = []
     profile_issue = _profile_issue(res_type, request.profile)
@@ -140,7 +140,7 @@ def _warnings(resource: Any, res_type: str, profile: str | None) -> list[dict[st
         {
             "severity": "warning",
             "code": issue.code,
-            "diagnostics": f"GW-0145: {issue.message}",
+            "diagnostics": f"GW-0155: {issue.message}",
             "expression": [issue.path],
         }
         for issue in found
@@ -205,7 +205,7 @@ def _profile_issue(res_type: str, profile: str | None) -> dict[str, Any] | None:
     return {
         "severity": "error",
         "code": "not-supported",
-        "diagnostics": f"GW-0144: the gateway does not validate against the profile {profile!r}; "
+        "diagnostics": f"GW-0154: the gateway does not validate against the profile {profile!r}; "
         f"it knows {', '.join(known)}",
     }
 
