@@ -2,9 +2,11 @@
 on one Patient (by NHS number), merged element by element with a stated
 precedence, and the gateway keeps which source gave each element.
 
-An element is a top-level element of the Patient (``name``, ``address``,
+An element is a top-level element of the Patient (``address``,
 ``generalPractitioner``; a choice such as ``deceased[x]`` is one element
-whichever type it takes), an extension by its URL (the ethnic category),
+whichever type it takes), the names of one ``use`` (the official name and
+the name a person is known by are two: a care home's "known as" stands
+beside the practice's official name), an extension by its URL (the ethnic category),
 an identifier by its system and value, or an extension of an identifier by
 its URL (the NHS number's verification status). What a source states of an
 element replaces what is on file when the source ranks at least as high for
@@ -45,8 +47,9 @@ from mappings.ukcore import ETHNIC_URL, ODS
 
 Json = dict[str, Any]
 
-# An element, as the merge keys it: ("name",), ("deceased[x]",),
-# ("extension", url), ("identifier", system, value), or
+# An element, as the merge keys it: ("address",), ("deceased[x]",),
+# ("name", use) ("" for names of no use), ("extension", url),
+# ("identifier", system, value), or
 # ("identifier", system, value, url) for an extension of an identifier.
 Element = tuple[str, ...]
 
@@ -104,10 +107,12 @@ def rank(element: Element, fmt: str) -> int:
 
 
 def name(element: Element) -> str:
-    """How ``patient_element_source`` names an element: ``name``,
-    ``extension:<url>``, ``identifier:<system>|<value>``, and
+    """How ``patient_element_source`` names an element: ``address``,
+    ``name:<use>``, ``extension:<url>``, ``identifier:<system>|<value>``, and
     ``identifier:<system>|<value> extension:<url>``."""
     kind, *rest = element
+    if kind == "name":
+        return f"name:{rest[0]}"
     if kind == "extension":
         return f"extension:{rest[0]}"
     if kind == "identifier":
@@ -132,6 +137,10 @@ def elements(patient: Json) -> dict[Element, Any]:
         if key == "extension" and isinstance(value, list):
             for url, listed in _by_url(value).items():
                 found["extension", url] = listed
+        elif key == "name" and isinstance(value, list):
+            for human_name in value:
+                use = human_name.get("use") if isinstance(human_name, dict) else None
+                found.setdefault(("name", str(use or "")), []).append(human_name)
         elif key == "identifier" and isinstance(value, list):
             for identifier in value:
                 slot = (
@@ -168,8 +177,8 @@ def composed(resource: Json, found: Mapping[Element, Any]) -> Json:
                 patient.update(value)
             else:
                 patient[kind] = value
-        elif kind == "extension":
-            patient.setdefault("extension", []).extend(value)
+        elif kind in ("extension", "name"):
+            patient.setdefault(kind, []).extend(value)
         else:
             slot = element[:3]
             if slot not in identifiers:

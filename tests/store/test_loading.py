@@ -537,7 +537,7 @@ def test_the_person_keeps_each_element_from_the_source_that_ranks_highest(
     assert sources["generalPractitioner"] == gp
     assert sources[f"extension:{ETHNIC_URL}"] == gp
     assert sources["telecom"] == gp
-    assert sources["name"] == sources["address"] == sources["birthDate"] == hospital
+    assert sources["name:official"] == sources["address"] == sources["birthDate"] == hospital
     assert sources[f"identifier:{LOCAL_ID}:VM4X2|RES-42"] == home
     assert home not in {sources[e] for e in sources if not e.startswith("identifier:")}
     # Kept beside the Patient, not in it.

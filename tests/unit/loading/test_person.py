@@ -91,8 +91,8 @@ def test_a_lower_source_never_replaces_a_higher_ones_value() -> None:
     assert person.patient is not None
     assert person.patient["name"] == _named("Thornbury")
     assert person.patient["birthDate"] == "1948-11-02"
-    assert "name" not in given and "birthDate" not in given
-    assert person.source(("name",)) == GP
+    assert "name:official" not in given and "birthDate" not in given
+    assert person.source(("name", "official")) == GP
     assert person.source(("gender",)) == HOME  # no one higher had said it
     person.states(COUNCIL, _patient(name=_named("Thornberry")))
     assert person.patient["name"] == _named("Thornbury")
@@ -123,14 +123,15 @@ def test_the_practice_and_the_hospital_are_alike_for_identity_and_the_later_stan
         "telecom": ([{"value": "1"}], [{"value": "2"}], [{"value": "3"}]),
     }
     gp, hospital, earlier = values[element]
-    assert rank((element,), "gp-connect") == rank((element,), "hl7v2")
+    key = ("name", "official") if element == "name" else (element,)
+    assert rank(key, "gp-connect") == rank(key, "hl7v2")
     person = _OnFile()
     person.states(GP, _patient(**{element: gp}))
     person.states(HOSPITAL, _patient(**{element: hospital}))  # as at a later moment
     assert person.patient is not None and person.patient[element] == hospital
     person.states(HOSPITAL_EARLIER, _patient(**{element: earlier}))  # loaded late
     assert person.patient[element] == hospital
-    assert person.source((element,)) == HOSPITAL
+    assert person.source(key) == HOSPITAL
 
 
 def test_of_two_lower_sources_alike_the_later_loaded_stands_when_one_has_no_moment() -> None:
@@ -306,7 +307,7 @@ def test_a_first_statement_gives_every_element_it_states() -> None:
     resource = _patient(name=_named("A"), extension=[_ethnic("A")])
     merged = with_what_is_known(resource, None, GP, {})
     assert merged.resource == resource
-    assert set(merged.given) == {"name", f"extension:{ETHNIC_URL}", NHS_SLOT}
+    assert set(merged.given) == {"name:official", f"extension:{ETHNIC_URL}", NHS_SLOT}
 
 
 def test_a_patient_is_its_elements() -> None:
@@ -323,3 +324,17 @@ def test_a_patient_is_its_elements() -> None:
     found = elements(resource)
     assert ("multipleBirth[x]",) in found and ("meta",) not in found
     assert composed(resource, found) == resource
+
+
+def test_names_are_elements_by_their_use_so_a_known_as_name_stands_beside_the_official() -> None:
+    """A care home's "known as" name is no rival of the practice's official
+    name: it is kept beside it; its official name still ranks below."""
+    person = _OnFile()
+    person.states(GP, _patient(name=_named("Thornbury")))
+    known_as = {"use": "usual", "given": ["Maggie"]}
+    given = person.states(HOME, _patient(name=[{"use": "official", "family": "X"}, known_as]))
+    assert person.patient is not None
+    assert person.patient["name"] == [*_named("Thornbury"), known_as]
+    assert "name:usual" in given and "name:official" not in given
+    assert person.source(("name", "usual")) == HOME
+    assert person.source(("name", "official")) == GP
