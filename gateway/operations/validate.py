@@ -26,6 +26,7 @@ from typing import Any
 
 from conformance import profiles
 from conformance.validation import validate_resource
+from gateway import outcomes
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.interactions import write
 from gateway.interactions.read import not_known
@@ -211,14 +212,7 @@ def _profile_issue(res_type: str, profile: str | None) -> dict[str, Any] | None:
 
 
 def _issues(refused: GatewayError) -> list[dict[str, Any]]:
-    issues = []
-    for issue in refused.issues:
-        entry: dict[str, Any] = {
-            "severity": issue.severity,
-            "code": issue.code,
-            "diagnostics": f"{refused.code}: {issue.diagnostics}",
-        }
-        if issue.expression:
-            entry["expression"] = list(issue.expression)
-        issues.append(entry)
+    """A refusal's issues, as the OperationOutcome of the write itself
+    would carry them."""
+    issues: list[dict[str, Any]] = outcomes.operation_outcome(refused)["issue"]
     return issues
