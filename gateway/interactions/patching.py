@@ -242,13 +242,14 @@ def _apply_fhirpath(document: dict[str, Any], operation: FhirPathOperation) -> N
     if operation.type == "add":
         container = _one_object(document, operation.path)
         assert operation.name is not None and operation.value_key is not None
-        key = _element_key(document, container, operation.name, operation.value_key)
+        table = _table_of(document, container)
+        key = _element_key(table, operation.name, operation.value_key)
         existing = container.get(key)
         if isinstance(existing, list):
             existing.append(operation.value)
         elif existing is not None:
             raise _CannotApply(f"{operation.name} already has a value and does not repeat")
-        elif _repeats(document, container, key):
+        elif _repeats(table, key):
             container[key] = [operation.value]
         else:
             container[key] = operation.value
@@ -334,16 +335,26 @@ def _present_key(container: dict[str, Any], name: str) -> str | None:
 
 
 def _place_of(document: Any, target: dict[str, Any]) -> tuple[Any, Any]:
-    stack: list[Any] = [document]
+    steps = _path_to(document, target)
+    if not steps:
+        raise _CannotApply("the element named is not part of the resource")
+    return steps[-1]
+
+
+def _path_to(document: Any, target: dict[str, Any]) -> list[tuple[Any, Any]] | None:
+    """The steps from the resource down to ``target``, each (the object or
+    list it is taken from, its key or index), found by identity; None when
+    ``target`` is not in the resource."""
+    stack: list[tuple[Any, list[tuple[Any, Any]]]] = [(document, [])]
     while stack:
-        node = stack.pop()
+        node, steps = stack.pop()
+        if node is target:
+            return steps
         pairs = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, value in pairs:
-            if value is target:
-                return node, key
-            if isinstance(value, dict | list):
-                stack.append(value)
-    raise _CannotApply("the element named is not part of the resource")
+        stack.extend(
+            (value, [*steps, (node, key)]) for key, value in pairs if isinstance(value, dict | list)
+        )
+    return None
 
 
 def _remove(parent: Any, key: Any) -> None:
@@ -354,20 +365,17 @@ def _remove(parent: Any, key: Any) -> None:
     parent.pop(f"_{key}", None)
 
 
-def _element_key(
-    document: dict[str, Any], container: dict[str, Any], name: str, value_key: str
-) -> str:
-    """The JSON property ``name`` is written as in ``container``: the name,
-    or for a choice element the name and the value's type (deceasedBoolean)."""
-    table = _table_of(document, container)
+def _element_key(table: Any, name: str, value_key: str) -> str:
+    """The JSON property ``name`` is written as in an object of ``table``:
+    the name, or for a choice element the name and the value's type
+    (deceasedBoolean)."""
     if table is None or name in table.elements:
         return name
     choice = name + value_key.removeprefix("value")
     return choice if choice in table.elements else name
 
 
-def _repeats(document: dict[str, Any], container: dict[str, Any], key: str) -> bool:
-    table = _table_of(document, container)
+def _repeats(table: Any, key: str) -> bool:
     element = table.elements.get(key) if table is not None else None
     return bool(element is not None and element.many)
 
@@ -377,37 +385,21 @@ def _table_of(document: dict[str, Any], container: dict[str, Any]) -> Any:
     the properties that lead to it; None where it cannot be told."""
     if not isinstance(document.get("resourceType"), str):
         return None
-    chain = _keys_to(document, container)
-    if chain is None:
+    steps = _path_to(document, container)
+    if steps is None:
         return None
     try:
         current = validator.table(document["resourceType"])
     except KeyError:
         return None
-    for key in chain:
+    for parent, key in steps:
+        if not isinstance(parent, dict):
+            continue  # a list's index: the element is the list's
         element = current.elements.get(key)
         if element is None or element.table is None:
             return None
         current = element.table
     return current
-
-
-def _keys_to(document: dict[str, Any], target: dict[str, Any]) -> list[str] | None:
-    """The object properties from the resource to ``target`` (list indices left out)."""
-    stack: list[tuple[Any, list[str]]] = [(document, [])]
-    while stack:
-        node, keys = stack.pop()
-        if node is target:
-            return keys
-        if isinstance(node, dict):
-            stack.extend(
-                (value, [*keys, key])
-                for key, value in node.items()
-                if isinstance(value, dict | list)
-            )
-        elif isinstance(node, list):
-            stack.extend((value, keys) for value in node if isinstance(value, dict | list))
-    return None
 
 
 # Either kind of patch: each applies itself to a resource.
