@@ -424,21 +424,21 @@ def _section(
             return entry, []
         rows.append((narrative.Row(section.empty), []))
     facts = reconcile(members, gathered.resources, origins, latest_only=section.latest_only)
-    ids = [""] * len(rows) + [f"{section.key}-{n}" for n in range(1, len(facts) + 1)]
+    notes = len(rows)  # the warnings and key contacts before the facts
+    fact_ids = [f"{section.key}-{n}" for n in range(1, len(facts) + 1)]
     rows += [(fact.row, list(fact.sources)) for fact in facts]
-    conflicting = [False] * (len(rows) - len(facts)) + [fact.conflicting for fact in facts]
     div = narrative.section_div(
         [row for row, _ in rows],
         source_of=[sources for _, sources in rows],
-        ids=[identifier or f"{section.key}-note-{n}" for n, identifier in enumerate(ids)],
-        conflicting=conflicting,
+        ids=[f"{section.key}-note-{n}" for n in range(notes)] + fact_ids,
+        conflicting=[False] * notes + [fact.conflicting for fact in facts],
     )
     entry["text"] = {"status": "generated", "div": div}
     # Each entry points at the row that stands for it (and the others it
     # was reconciled with), as FHIR's narrativeLink extension says.
     listed = [
-        (reference, f"{section.key}-{n}")
-        for n, fact in enumerate(facts, start=1)
+        (reference, row_id)
+        for fact, row_id in zip(facts, fact_ids, strict=True)
         for reference in fact.members
     ]
     if listed:
