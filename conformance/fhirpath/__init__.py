@@ -99,18 +99,8 @@ class Expression:
         value_sets: ValueSets | None = None,
     ) -> bool:
         """The invariant's verdict: False only when it evaluates to ``false``."""
-        items = focus if type(focus) is list else ([] if focus is None else [focus])
-        if resource is None and type(focus) is dict and "resourceType" in focus:
-            resource = focus
-        env = Env(
-            items,
-            focus,
-            resource,
-            resource if root_resource is None else root_resource,
-            resolver,
-            None,
-            None,
-            value_sets,
+        items, env = _environment(
+            focus, resource, root_resource, resolver=resolver, value_sets=value_sets
         )
         return self._truth(items, env) is not False
 
@@ -140,18 +130,15 @@ class Expression:
         value_sets: ValueSets | None = None,
     ) -> list[Any]:
         """The result collection, shared with the compiled code: do not change it."""
-        items = focus if type(focus) is list else ([] if focus is None else [focus])
-        if resource is None and type(focus) is dict and "resourceType" in focus:
-            resource = focus
-        env = Env(
-            items,
-            focus if context is None else context,
+        items, env = _environment(
+            focus,
             resource,
-            resource if root_resource is None else root_resource,
-            resolver,
-            tracer,
-            variables,
-            value_sets,
+            root_resource,
+            context=context,
+            resolver=resolver,
+            tracer=tracer,
+            variables=variables,
+            value_sets=value_sets,
         )
         return self._fn(items, env)
 
@@ -186,6 +173,36 @@ class Expression:
                 value_sets=value_sets,
             )
         )
+
+
+def _environment(
+    focus: Any,
+    resource: Any,
+    root_resource: Any,
+    *,
+    context: Any = None,
+    resolver: Resolver | None = None,
+    tracer: Tracer | None = None,
+    variables: dict[str, Any] | None = None,
+    value_sets: ValueSets | None = None,
+) -> tuple[list[Any], Env]:
+    """The input collection and the environment of an evaluation on
+    ``focus``: ``%resource`` the focus itself when it is a resource and none
+    is given, ``%rootResource`` ``%resource`` when none is given."""
+    items = focus if type(focus) is list else ([] if focus is None else [focus])
+    if resource is None and type(focus) is dict and "resourceType" in focus:
+        resource = focus
+    env = Env(
+        items,
+        focus if context is None else context,
+        resource,
+        resource if root_resource is None else root_resource,
+        resolver,
+        tracer,
+        variables,
+        value_sets,
+    )
+    return items, env
 
 
 @lru_cache(maxsize=2048)
