@@ -209,6 +209,13 @@ PERSONAL_TYPES = (frozenset(PATIENT_COMPARTMENT) | frozenset(_PERSON_ELEMENT)) -
     "Device",
     "Provenance",
 }
+# The kinds that are no one's record and yet not the directory's: a
+# Subscription is one client's standing request, saying which events it is
+# told of and where, with the headers to send (a credential among them).
+# Decided as a record naming no person, it is its author's alone under every
+# purpose, emergency access included, and no search's SQL lets it through to
+# anyone else (``gateway.access.scope``).
+AUTHORS_OWN_TYPES = frozenset({"Subscription"})
 
 
 class Whose(NamedTuple):
@@ -230,7 +237,8 @@ def whose_record(resource: dict[str, Any]) -> Whose:
     identifier = person_identifier(resource)
     if identifier is not None:
         return Whose(None, identifier, PERSON)
-    if resource["resourceType"] in PERSONAL_TYPES:
+    res_type = resource["resourceType"]
+    if res_type in PERSONAL_TYPES or res_type in AUTHORS_OWN_TYPES:
         return Whose(None, None, NO_PERSON)
     return Whose(None, None, DIRECTORY)
 

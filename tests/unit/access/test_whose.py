@@ -1,5 +1,6 @@
 """Whose record a resource says it is: a Patient by id, a person by
-identifier (resolved later), a clinical record naming no one, or no one's."""
+identifier (resolved later), a clinical record naming no one, no one's, or
+(a Subscription) its author's alone."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from typing import Any
 
 import pytest
 
-from consent.model import DIRECTORY, NO_PERSON, PERSON
+from consent.engine import decide
+from consent.model import DIRECTORY, NO_PERSON, PERSON, Requester
 from gateway.access.facts import (
     _PERSON_ELEMENT,
+    AUTHORS_OWN_TYPES,
     PERSONAL_TYPES,
     facts_of,
     person_identifier,
     whose_record,
 )
+from tests.unit.consent.test_engine import HOME, NOW, auditor, requester
+from tests.unit.consent.test_no_person import EVERYONE_BUT_THE_AUTHOR
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 BY_NHS_NUMBER = {"identifier": {"system": NHS, "value": "9990000018"}}
@@ -101,3 +106,43 @@ def test_a_device_or_provenance_naming_a_patient_is_theirs() -> None:
     assert whose_record(device) == whose_record(provenance) == ("p-1", None, PERSON)
     implant = {"resourceType": "Device", "patient": BY_NHS_NUMBER}
     assert whose_record(implant) == (None, (NHS, "9990000018"), PERSON)
+
+
+def _subscription(author: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Subscription",
+        "id": "s-1",
+        "meta": {"source": f"urn:ods:{author}"},
+        "status": "active",
+        "reason": "Admissions of my residents",
+        "criteria": "urn:london-care-gateway:SubscriptionTopic:admission",
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": "https://home.example/fhir-notify",
+            "header": ["Authorization: Bearer x"],
+        },
+    }
+
+
+def test_a_subscription_names_no_person_yet_is_not_the_directorys() -> None:
+    """A Subscription is no one's record, but its endpoint and headers (a
+    credential among them) are not shared as an Organization is."""
+    subscription = _subscription(HOME)
+    assert whose_record(subscription) == (None, None, NO_PERSON)
+    assert facts_of(subscription).whose == NO_PERSON
+    assert "Subscription" in AUTHORS_OWN_TYPES and "Subscription" not in PERSONAL_TYPES
+
+
+@pytest.mark.parametrize(
+    "who",
+    [*EVERYONE_BUT_THE_AUTHOR, auditor],
+    ids=lambda r: f"{r.kind}-{r.purpose}",
+)
+def test_a_subscription_is_seen_by_its_author_alone(who: Requester) -> None:
+    """Not by another organisation for direct care, nor under emergency
+    access (ETREAT), nor by an auditor: only the organisation that wrote it."""
+    facts = facts_of(_subscription(HOME))
+    assert decide(requester(HOME, "care-home"), None, facts, NOW).rule == "author"
+    decision = decide(who, None, facts, NOW)
+    assert not decision.permit
+    assert decision.rule == ("audit-scope" if who is auditor else "no-person")
