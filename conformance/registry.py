@@ -51,7 +51,7 @@ class ResourceSupport:
     """One resource type: what may be done with it and which UK Core profile
     it is shaped after (none where UK Core 2.0.1, the version the gateway
     checks, has none: Flag, DocumentReference, Task, Device, and the types
-    UK Core never profiled)."""
+    UK Core never profiled, Subscription among them)."""
 
     type: str
     interactions: frozenset[TypeInteraction]
@@ -108,6 +108,11 @@ RESOURCES: dict[str, ResourceSupport] = {
         ResourceSupport("MedicationAdministration", _ALL, _UK_CORE + "MedicationAdministration"),
         ResourceSupport("Device", _ALL),
         ResourceSupport("List", _ALL, _UK_CORE + "List"),
+        # A client's standing request to be told of care-pathway events
+        # (issue 27), shaped after the Subscriptions Backport IG's
+        # backport-subscription profile, which UK Core does not profile. It
+        # is its author organisation's alone (``gateway.access.facts``).
+        ResourceSupport("Subscription", _ALL),
     )
 }
 

@@ -48,7 +48,7 @@ def test_only_base_specification_definitions_are_kept() -> None:
     """Every url is HL7's own; nothing from the vendoring package's extras."""
     urls = [p.url for p in all_parameters()]
     assert all(u.startswith("http://hl7.org/fhir/SearchParameter/") for u in urls)
-    assert len(urls) == len(set(urls)) == 393  # for the 30 types in scope
+    assert len(urls) == len(set(urls)) == 399  # for the 31 types in scope
     assert "http://hl7.org/fhir/SearchParameter/DeviceDefinition-classification" not in urls
 
 
@@ -101,8 +101,21 @@ def test_parameter_counts_per_type() -> None:
         "Provenance": 16,
         "RelatedPerson": 23,
         "ServiceRequest": 28,
+        "Subscription": 12,
         "Task": 25,
     }
+
+
+def test_a_subscription_is_searched_by_its_r4_parameters() -> None:
+    """Subscription has R4's own six (https://hl7.org/fhir/R4/subscription.html#search):
+    ``url`` is the channel's endpoint, ``type`` and ``payload`` the channel's
+    type and MIME type; a backport ``criteria`` is the topic's canonical URL."""
+    codes = set(parameters_for("Subscription")) - COMMON
+    assert codes == {"contact", "criteria", "payload", "status", "type", "url"}
+    url = parameter("Subscription", "url")
+    assert url is not None and url.expression == "Subscription.channel.endpoint"
+    status = parameter("Subscription", "status")
+    assert status is not None and status.type == "token"
 
 
 def test_a_shared_definition_keeps_its_published_expression() -> None:
