@@ -287,6 +287,40 @@ def test_primitive_extensions_are_checked_as_elements() -> None:
     ]
 
 
+# The Subscriptions Backport IG's channel type, for a channel R4's code list lacks.
+CHANNEL_TYPE = {
+    "url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-channel-type",
+    "valueCoding": {"system": "urn:london-care-gateway:CodeSystem:channel-type", "code": "pull"},
+}
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({"type": "rest-hook"}, []),
+        ({"_type": {"extension": [CHANNEL_TYPE]}}, []),
+        ({"type": "rest-hook", "_type": {"extension": [CHANNEL_TYPE]}}, []),
+        ({"_type": {"id": "t", "extension": [CHANNEL_TYPE]}}, []),
+        ({}, [("Subscription.channel.type", "required")]),
+        ({"_type": {"id": "t"}}, [("Subscription.channel.type", "invariant")]),
+    ],
+)
+def test_a_required_primitive_is_present_with_extensions_and_no_value(
+    given: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    """A primitive may carry extensions and no value (``_type`` without
+    ``type``, json.html#primitive), and is then present: it meets a 1..1
+    element's cardinality, as the backport's ``backport-channel-type`` needs
+    of Subscription.channel.type. With neither a value nor an extension (an
+    id alone) it is not (ele-1)."""
+
+    def channel_type(resource: dict[str, Any]) -> None:
+        del resource["channel"]["type"]
+        resource["channel"].update(copy.deepcopy(given))
+
+    assert errors(validate(mutated("Subscription", channel_type), "Subscription")) == expected
+
+
 def test_extensions_have_a_value_or_extensions_not_both() -> None:
     """ext-1, and ele-1 on an element with nothing but an id, by shape."""
     issues = validate(
