@@ -190,6 +190,20 @@ OPERATIONS: tuple[Operation, ...] = (
         "loaded as the client's organisation, answered per record (loaded, unchanged or "
         "rejected with its position and reason) in a Parameters resource.",
     ),
+    Operation(
+        "status",
+        "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
+        "Where a Subscription's delivery stands (its subscriber only): status, events "
+        "numbered, the last error.",
+        ("Subscription",),
+    ),
+    Operation(
+        "events",
+        "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events",
+        "A Subscription's events by number (eventsSinceNumber, eventsUntilNumber, content), "
+        "for its subscriber: the pull channel, and recovery of missed notifications.",
+        ("Subscription",),
+    ),
 )
 
 

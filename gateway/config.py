@@ -44,6 +44,14 @@ class Settings:
     # takes longer than finding nothing, and the time to answer must not
     # tell the two apart (PRODUCT.md section 4).
     not_found_floor_ms: int = 50
+    # Notifications (``gateway.notifications``): whether this process runs
+    # the delivery worker (one of a deployment's processes works at a time,
+    # whichever holds the lease); failures in a row before a Subscription
+    # goes to error; whether rest-hook endpoints on the gateway's own host
+    # may be called (a local receiver, as the demo's: never in production).
+    notify: bool = True
+    notify_max_failures: int = 10
+    notify_allow_loopback: bool = False
 
     def audit_key_path(self) -> str:
         return self.audit_key or self._beside_database("audit-key.pem")
@@ -78,4 +86,18 @@ class Settings:
             ),
             document_key=env.get("GATEWAY_DOCUMENT_KEY") or None,
             not_found_floor_ms=int(env.get("GATEWAY_NOT_FOUND_FLOOR_MS") or cls.not_found_floor_ms),
+            notify=_flag(env.get("GATEWAY_NOTIFY"), cls.notify),
+            notify_max_failures=int(
+                env.get("GATEWAY_NOTIFY_MAX_FAILURES") or cls.notify_max_failures
+            ),
+            notify_allow_loopback=_flag(
+                env.get("GATEWAY_NOTIFY_ALLOW_LOOPBACK"), cls.notify_allow_loopback
+            ),
         )
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    """An on/off setting: 1, true, yes or on; 0, false, no or off."""
+    if not value:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")

@@ -58,6 +58,7 @@ from gateway.interactions.types import ReturnPreference, supported_type
 from gateway.operations import access_check as checks
 from gateway.operations import documents
 from gateway.operations import ingest as ingests
+from gateway.operations import subscription_status as subscription_operations
 from gateway.operations import validate as validation
 from gateway.search.query import SearchQuery
 from gateway.store import AsyncReader, Querier, Store, StoredVersion, UnitOfWork
@@ -472,3 +473,51 @@ class Repository:
         question = await _off_loop(partial(checks.parse_question, self._store, body))
         self._disclosures.patients.add(question.patient_id)
         return await _off_loop(partial(checks.access_check, self._store, question))
+
+    # -- subscriptions -------------------------------------------------------------
+
+    async def _own_subscription(self, sub_id: str) -> StoredVersion:
+        """The Subscription ``sub_id``, if the requester may see it (its
+        subscriber may; anyone else is answered as for none there)."""
+        self.allow("Subscription", Permission.READ)
+        found = await reads.read_async(self._reader, "Subscription", sub_id)
+        return await self._disclosed(found, reads.read_answers("Subscription", sub_id))
+
+    async def subscription_status(self, sub_id: str) -> dict[str, Any]:
+        """``Subscription/[id]/$status``."""
+        found = await self._own_subscription(sub_id)
+        return await _off_loop(
+            partial(subscription_operations.status, self._store, found, self.base_url)
+        )
+
+    async def subscription_events(
+        self, sub_id: str, params: Sequence[tuple[str, str]]
+    ) -> dict[str, Any]:
+        """``Subscription/[id]/$events``: its events again, each as consent
+        lets the requester see it now; the versions given are noted for the
+        audit entry as a notification's are."""
+        request = subscription_operations.parse_events_request(params)
+        found = await self._own_subscription(sub_id)
+        access = self.access()
+        fetched = await _off_loop(
+            partial(
+                subscription_operations.events,
+                self._store,
+                found,
+                request,
+                self.base_url,
+                may_see=access.visible,
+                may_read=lambda res_type: self.scopes.allows(res_type, Permission.READ),
+            )
+        )
+        for event in fetched.events:
+            if event.patient_id:
+                self._disclosures.patients.add(event.patient_id)
+        if fetched.events:
+            first, last = fetched.events[0].number, fetched.events[-1].number
+            self._disclosures.sent(
+                f"Subscription/{sub_id}/$events",
+                f"events {first} to {last}",
+                [event.focus for event in fetched.events],
+            )
+        return fetched.bundle

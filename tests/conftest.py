@@ -177,6 +177,8 @@ def make_client(store: Store, *, token: str | None = "", **settings: object) -> 
         "base_url": BASE_URL,
         "audit_key": _TEST_AUDIT_KEY,
         "document_key": TEST_DOCUMENT_KEY,
+        # Tests that deliver notifications run the worker's passes themselves.
+        "notify": False,
     }
     options.update(settings)
     app = create_app(Settings(**options), store)  # type: ignore[arg-type]

@@ -129,6 +129,8 @@ _SUBTYPES = {
     "validate": "operation",
     "ingest": "operation",
     "patient_document": "operation",
+    "subscription_status": "operation",
+    "subscription_events": "operation",
 }
 
 
@@ -351,6 +353,84 @@ def load_event(
                 "requestor": False,
             },
         ],
+        "source": {"site": "london-care-gateway", "observer": {"display": "London care gateway"}},
+        "entity": entities,
+    }
+    return AuditRecord(event)
+
+
+NOTIFICATION_SUBTYPE = {"system": "urn:london-care-gateway:audit-subtype", "code": "notification"}
+
+
+def notification_event(
+    *,
+    recorded: str,
+    recipient: Requester,
+    subscription_id: str,
+    channel: str,
+    numbers: tuple[int, int],
+    delivered: list[tuple[str, str | None]],
+) -> AuditRecord:
+    """The AuditEvent of notifications delivered to a subscriber (sent on
+    its channel and acknowledged, or fetched with ``$events``): DICOM's
+    Export, naming the recipient organisation and client, the Subscription,
+    the event numbers, the people and each version told of (``delivered``:
+    reference and person). The access report lists it as the recipient's
+    access to each person's record."""
+    first, last = numbers
+    client: dict[str, Any] = {
+        "type": {"coding": [{"system": _DCM, "code": "110150", "display": "Application"}]},
+        "who": {
+            "identifier": {"system": CLIENT_SYSTEM, "value": recipient.client_id},
+            "display": recipient.client_name,
+        },
+        "requestor": True,
+        "purposeOfUse": [{"coding": [{"system": _ACT_REASON, "code": recipient.purpose}]}],
+    }
+    organisation = {
+        "type": {"text": recipient.kind},
+        "who": {
+            "identifier": {"system": ODS, "value": recipient.org_ods},
+            "display": recipient.org_name,
+        },
+        "requestor": False,
+    }
+    entities: list[dict[str, Any]] = [
+        {
+            "what": {"reference": f"Patient/{patient_id}"},
+            "type": {"system": _ENTITY_TYPE, "code": "1", "display": "Person"},
+            "role": {"system": _OBJECT_ROLE, "code": "1", "display": "Patient"},
+        }
+        for patient_id in sorted({person for _, person in delivered if person})
+    ]
+    entities.append(
+        {
+            "what": {"reference": f"Subscription/{subscription_id}"},
+            "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
+            "role": {"system": _OBJECT_ROLE, "code": "24", "display": "Query"},
+            "description": f"notifications {first} to {last} by {channel}",
+            "detail": [
+                {"type": "shown", "valueString": str(len(delivered))},
+                {"type": "withheld", "valueString": "0"},
+            ],
+        }
+    )
+    entities += [
+        {
+            "what": {"reference": reference},
+            "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
+        }
+        for reference, _ in delivered
+    ]
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "type": {"system": _DCM, "code": "110106", "display": "Export"},
+        "subtype": [NOTIFICATION_SUBTYPE],
+        "action": "R",
+        "recorded": recorded,
+        "outcome": "0",
+        "purposeOfEvent": [{"coding": [{"system": _ACT_REASON, "code": recipient.purpose}]}],
+        "agent": [client, organisation],
         "source": {"site": "london-care-gateway", "observer": {"display": "London care gateway"}},
         "entity": entities,
     }

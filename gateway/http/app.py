@@ -37,6 +37,8 @@ from gateway.http.middleware import RequestContext
 from gateway.http.routes import ROUTES
 from gateway.interactions.relabel import ensure_labelled
 from gateway.loading.ids import ensure_keyed_ids, use_store_id_key
+from gateway.notifications.delivery import Policy
+from gateway.notifications.worker import NotificationWorker
 from gateway.search import extract
 from gateway.store import Store, open_store
 
@@ -140,6 +142,17 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             )
             app.state.console_key = await run_in_threadpool(session_key, app.state.store)
             app.state.audit = AuditWriter(app.state.store, signer, settings.audit_checkpoint_s)
+            app.state.notifications = NotificationWorker(
+                app.state.store,
+                app.state.document_signer,
+                base_url=settings.base_url,
+                policy=Policy(
+                    max_failures=settings.notify_max_failures,
+                    allow_loopback=settings.notify_allow_loopback,
+                ),
+            )
+            if settings.notify:
+                app.state.notifications.start()
             # What start-up made (models, search parameters, code lists) lives
             # as long as the process: out of the collector's sight, so a full
             # collection (measured: 60-80 ms pauses under a document build's
@@ -151,6 +164,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             try:
                 yield
             finally:
+                await run_in_threadpool(app.state.notifications.stop)
                 await run_in_threadpool(app.state.audit.close)
                 await app.state.reader.aclose()
         finally:

@@ -47,6 +47,7 @@ from gateway.interactions.patching import Patch
 from gateway.interactions.types import require
 from gateway.operations import documents
 from gateway.operations import ingest as ingests
+from gateway.operations import subscription_status as subscription_operations
 from gateway.search.compartments import compartment_members, compartment_parameters
 from gateway.search.parameters import parameters_for
 from gateway.search.query import parse_search, parse_system_search
@@ -453,6 +454,35 @@ register_url_convertor("fhir_id", _LogicalId())
 _TYPE = "/fhir/{res_type:fhir_type}"
 _INSTANCE = _TYPE + "/{res_id:fhir_id}"
 
+
+async def _operation_params(request: Request, context: Any) -> list[tuple[str, str]]:
+    """An operation's parameters: the query's, and a POSTed Parameters
+    resource's primitive values."""
+    params = _params(request)
+    if request.method == "POST":
+        raw = await read_body(
+            request.receive, dict(request.headers), context.settings.max_body_bytes
+        )
+        if raw.strip():
+            check_content_type(request.headers.get("content-type"))
+            params += subscription_operations.body_parameters(fhirjson.loads(raw))
+    return params
+
+
+async def subscription_status(request: Request) -> Response:
+    """``GET|POST Subscription/[id]/$status``: where its delivery stands."""
+    context = await authenticated(request)
+    return responses.bundle(await context.repo.subscription_status(_path(request, "res_id")))
+
+
+async def subscription_events(request: Request) -> Response:
+    """``GET|POST Subscription/[id]/$events``: its events, fetched."""
+    context = await authenticated(request)
+    params = await _operation_params(request, context)
+    sub_id = _path(request, "res_id")
+    return responses.bundle(await context.repo.subscription_events(sub_id, params))
+
+
 # Starlette takes the first route whose path and method match (answering 405
 # when only a path does). The convertors keep the patterns from overlapping,
 # so the order is free: the hottest first.
@@ -473,6 +503,16 @@ ROUTES: list[BaseRoute] = [
     Route(
         "/fhir/Patient/${operation:document_operation}",
         patient_document,
+        methods=["GET", "POST"],
+    ),
+    Route(
+        "/fhir/Subscription/{res_id:fhir_id}/$status",
+        subscription_status,
+        methods=["GET", "POST"],
+    ),
+    Route(
+        "/fhir/Subscription/{res_id:fhir_id}/$events",
+        subscription_events,
         methods=["GET", "POST"],
     ),
     Route(_TYPE, create, methods=["POST"]),

@@ -35,7 +35,8 @@ from gateway.interactions.patching import Patch
 from gateway.interactions.provenance import ACTIVITIES, Author, provenance
 from gateway.interactions.read import not_known
 from gateway.interactions.types import Access, Acting, Visible, require
-from gateway.notifications import outbox
+from gateway.notifications import outbox, state
+from gateway.notifications import subscriptions as subscription_requests
 from gateway.search.matching import matching_ids
 from gateway.store import (
     CurrentVersion,
@@ -202,6 +203,8 @@ def store_version(
         prepared = Prepared(res_type, res_id, named, index_entries(named))
     if res_type == "Consent":
         ensure_interpretable(uow, prepared.content)
+    elif res_type == "Subscription":
+        subscription_requests.read(prepared.content)  # deliverable as asked, or refused
     version = previous.version + 1 if previous else 1
     watched = outbox.watches(res_type)
     before = (
@@ -443,6 +446,8 @@ def record_provenance(
     DELETE)."""
     if not written:
         return
+    # A Subscription's subscriber is the client that wrote it.
+    state.noted(uow, author.client_id, written)
     for group in _shared_alike(written):
         record = provenance(author, ACTIVITIES[method], group)
         store_version(uow, prepare("Provenance", new_id(), record), method="POST", fresh_id=True)

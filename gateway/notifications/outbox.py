@@ -82,3 +82,23 @@ def since(reader: Querier, number: int, limit: int = 1000) -> list[Event]:
         Event(int(seq), str(topic), str(t), str(i), int(v), str(p) if p else None, str(o))  # type: ignore[call-overload]
         for seq, topic, t, i, v, p, o in rows
     ]
+
+
+def record_event(uow: UnitOfWork, topic: topics.Topic, stored: StoredVersion) -> None:
+    """Note an event its loader decides (``topic.happened`` is ``None``),
+    about ``stored``, in the loader's unit of work."""
+    patient_id = stored.res_id if stored.res_type == "Patient" else None
+    if stored.content is not None and patient_id is None:
+        patient_id = person_of(fhirjson.loads(stored.content)) or None
+    uow.execute(
+        "INSERT INTO notification_event (topic, res_type, res_id, version, patient_id, "
+        "occurred) VALUES (?, ?, ?, ?, ?, ?)",
+        [topic.url, stored.res_type, stored.res_id, stored.version, patient_id,
+         fhirjson.instant()],
+    )  # fmt: skip
+
+
+def taken(uow: UnitOfWork, events: list[Event]) -> None:
+    """Take ``events`` off the outbox: the worker has numbered them for
+    every subscriber, in this unit of work."""
+    uow.execute_many("DELETE FROM notification_event WHERE seq = ?", [[e.number] for e in events])

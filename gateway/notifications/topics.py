@@ -33,7 +33,11 @@ class Topic:
     key: str
     title: str
     resource_type: str
-    happened: Callable[[Resource | None, Resource], bool]
+    # Decided from a write's before and after; ``None`` for a topic its
+    # loader records (``outbox.record_event``).
+    happened: Callable[[Resource | None, Resource], bool] | None
+    # The filter keys a Subscription to it may use (``subscriptions``).
+    filters: tuple[str, ...] = ("patient", "relationship")
 
     @property
     def url(self) -> str:
@@ -87,19 +91,28 @@ def _died(before: Resource | None, after: Resource) -> bool:
     return _deceased(after) and not _deceased(before)
 
 
+_ENCOUNTER_FILTERS = ("patient", "relationship", "class")
 TOPICS: tuple[Topic, ...] = (
-    Topic("admission", "Admission to hospital", "Encounter", _admitted),
-    Topic("discharge", "Discharge from hospital", "Encounter", _discharged),
-    Topic("ae-attendance", "Attendance at A&E", "Encounter", _attended),
+    Topic("admission", "Admission to hospital", "Encounter", _admitted, _ENCOUNTER_FILTERS),
+    Topic("discharge", "Discharge from hospital", "Encounter", _discharged, _ENCOUNTER_FILTERS),
+    Topic("ae-attendance", "Attendance at A&E", "Encounter", _attended, _ENCOUNTER_FILTERS),
     Topic("death", "Death", "Patient", _died),
+    # A care home's record of a resident loaded with a change (its focus:
+    # the Patient; the record itself is read with Patient/[id]/$red-bag).
+    Topic("red-bag", "Care home's Red Bag record changed", "Patient", None),
 )
 BY_URL = {topic.url: topic for topic in TOPICS}
+RED_BAG = BY_URL[PREFIX + "red-bag"]
 # The types a topic watches: only their writes are looked at.
-WATCHED = frozenset(topic.resource_type for topic in TOPICS)
+WATCHED = frozenset(topic.resource_type for topic in TOPICS if topic.happened)
 
 
 def events(before: Resource | None, after: Resource) -> list[Topic]:
     """The topics a change of a resource (``before``: ``None`` when it is
     new, or was deleted) is an event of."""
     res_type = after.get("resourceType")
-    return [t for t in TOPICS if t.resource_type == res_type and t.happened(before, after)]
+    return [
+        t
+        for t in TOPICS
+        if t.resource_type == res_type and t.happened is not None and t.happened(before, after)
+    ]

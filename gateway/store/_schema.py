@@ -31,6 +31,45 @@ _PARAMETER_TABLES = (
     "search_sort",
 )
 
+_SUBSCRIBER_TABLES = (
+    # Each Subscription's delivery: its subscriber (the client that wrote it),
+    # where its events stand (the last numbered, the last acknowledged), and
+    # its failures and next attempt.
+    """CREATE TABLE subscription_state (
+        sub_id TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        created TEXT NOT NULL,
+        status TEXT NOT NULL,
+        numbered BIGINT NOT NULL DEFAULT 0,
+        acknowledged BIGINT NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_attempt DOUBLE PRECISION NOT NULL DEFAULT 0,
+        last_sent DOUBLE PRECISION NOT NULL DEFAULT 0,
+        last_error TEXT
+    )""",
+    # The events consent let each subscriber be told of, numbered per
+    # subscription with no gaps.
+    """CREATE TABLE subscription_notification (
+        sub_id TEXT NOT NULL,
+        number BIGINT NOT NULL,
+        topic TEXT NOT NULL,
+        res_type TEXT NOT NULL,
+        res_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        patient_id TEXT,
+        occurred TEXT NOT NULL,
+        delivered TEXT,
+        PRIMARY KEY (sub_id, number)
+    )""",
+    # Who works the outbox now: one process of a deployment at a time.
+    """CREATE TABLE notification_lease (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires DOUBLE PRECISION NOT NULL
+    )""",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=1,
@@ -795,6 +834,15 @@ MIGRATIONS: tuple[Migration, ...] = (
                 occurred TEXT NOT NULL
             )""",
         ),
+    ),
+    Migration(
+        version=21,
+        name="subscriptions' deliveries",
+        # The worker (``gateway.notifications.worker``) takes each event off
+        # the outbox, numbers it for every subscriber consent lets know of
+        # it, and delivers in number order.
+        sqlite=_SUBSCRIBER_TABLES,
+        postgres=_SUBSCRIBER_TABLES,
     ),
 )
 

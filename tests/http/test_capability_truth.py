@@ -53,6 +53,8 @@ SERVES: dict[str, tuple[str, str]] = {
     "patient_document": ("operation", "summary"),
     "access_report": ("operation", "access-report"),
     "validate": ("operation", "validate"),
+    "subscription_status": ("operation", "status"),
+    "subscription_events": ("operation", "events"),
     "access_check": ("system-operation", "access-check"),
     "ingest": ("system-operation", "ingest"),
     "metadata": ("metadata", "capabilities"),
@@ -256,6 +258,13 @@ def test_the_declared_operations_answer(store: Store, capability: dict[str, Any]
             answer = gp.post(url, json=patient) if name == "validate" else gp.get(url)
             assert answer.status_code == 200, (name, answer.text)
         assert gp.get(f"/fhir/Patient/{patient['id']}/$meta").status_code in (404, 405)
+        made = gp.post("/fhir/Subscription", json=_example("Subscription"))
+        assert made.status_code == 201, made.text
+        for operation in _declared(capability)["Subscription"]["operation"]:
+            if operation["name"] == "validate":
+                continue  # above, as for every type
+            answer = gp.get(f"/fhir/Subscription/{made.json()['id']}/${operation['name']}")
+            assert answer.status_code == 200, (operation["name"], answer.text)
         assert gp.post("/fhir/$export").status_code in (404, 405)
     auditor = access_token(
         store, client_id="auditor", kind="auditor", org="AUD01", purpose=Purpose.HCOMPL

@@ -18,9 +18,10 @@ import pytest
 from starlette.routing import Route
 
 from gateway.auth.tokens import Purpose
-from tests.conftest import access_token
+from gateway.documents.signature import load_or_create_document_key
+from tests.conftest import TEST_DOCUMENT_KEY, access_token
 from tests.http.test_audit import entries
-from tests.http.test_consent import HOME, SNOMED, World
+from tests.http.test_consent import ACT, HOME, SNOMED, World
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -38,6 +39,11 @@ NO_PERSONS = {
     ("GET", "/console/login"): "the console's sign-in page",
     ("POST", "/console/logout"): "the console's sign-out",
     ("GET", "/console/signed-out"): "the console's signed-out page",
+    ("GET", "/fhir/Subscription/{res_id:fhir_id}/$status"): (
+        "a Subscription's delivery state: its subscriber's alone, no one's record "
+        "(test_notifications)"
+    ),
+    ("POST", "/fhir/Subscription/{res_id:fhir_id}/$status"): "as GET",
 }
 # Views of the audit log itself, for auditors only (HCOMPL, or a console
 # session): audited, and tested with the log (test_audit, test_console).
@@ -106,6 +112,34 @@ def _council_return(world: World) -> httpx.Response:
         content=body,
         headers={"Authorization": f"Bearer {token}", "content-type": "text/csv"},
     )
+
+
+def _events(world: World, method: str) -> httpx.Response:
+    """The GP's pull subscription to admissions, told of one of the person's."""
+    from gateway.notifications.worker import NotificationWorker
+    from tests.http.test_notifications import subscription
+
+    sub = world.post("gp", subscription("admission", None))
+    world.post(
+        "hospital",
+        {
+            "resourceType": "Encounter",
+            "status": "in-progress",
+            "class": {"system": ACT, "code": "IMP"},
+            "subject": world.subject,
+        },
+    )
+    worker = NotificationWorker(world.store, load_or_create_document_key(Path(TEST_DOCUMENT_KEY)))
+    worker.run_once()
+    worker.stop()
+    url = f"/fhir/Subscription/{sub}/$events"
+    if method == "GET":
+        return world.get("gp", url + "?content=full-resource")
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "eventsSinceNumber", "valueString": "1"}],
+    }
+    return world.api.post(url, json=body, headers=world.headers("gp"))
 
 
 def _fresh_condition(world: World) -> str:
@@ -289,6 +323,12 @@ PROBES: dict[tuple[str, str], Probe] = {
         decides=False,
     ),
     ("POST", "/fhir/$ingest"): Probe("operation", _council_return, wrote=["Patient/"]),
+    ("GET", "/fhir/Subscription/{res_id:fhir_id}/$events"): Probe(
+        "operation", lambda w: _events(w, "GET")
+    ),
+    ("POST", "/fhir/Subscription/{res_id:fhir_id}/$events"): Probe(
+        "operation", lambda w: _events(w, "POST")
+    ),
 }
 
 

@@ -1,0 +1,240 @@
+"""Sending notifications on the rest-hook channel, and recording what was
+delivered.
+
+Each pass sends, per subscription due, one Bundle: the handshake of a
+Subscription not yet active, else its oldest unacknowledged events in number
+order (up to its ``max-count``), else a heartbeat when its period has passed
+quietly. The Bundle is POSTed to the endpoint with the Subscription's
+headers and a detached JWS of the body (``X-Signature``), signed with the
+gateway's document key, whose public key ``/documents/jwks.json`` serves.
+
+A 2xx acknowledges every event in the Bundle: they are marked delivered and
+their audit entry staged in one unit of work, so an acknowledged event is
+never sent again and every delivered one is on the audit log. Anything else
+(a refusal, a timeout, no answer) is a failure: the same events are sent
+again after an exponential backoff, and the Subscription goes to ``error``
+after the configured number of failures in a row. A crash after the
+subscriber acknowledged but before that was recorded sends those events
+again: delivery is at least once, and the event numbers let a receiver
+de-duplicate.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import logging
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from gateway import fhirjson
+from gateway.audit import staging
+from gateway.audit.events import notification_event
+from gateway.auth.clients import ClientRegistry
+from gateway.documents.signature import DocumentSigner
+from gateway.notifications import bundles, state
+from gateway.notifications.fanout import Subscriber, subscriber_of
+from gateway.notifications.subscriptions import REST_HOOK
+from gateway.store import Querier, Store, UnitOfWork
+
+log = logging.getLogger("gateway.notifications")
+SIGNATURE_HEADER = "X-Signature"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How hard the worker tries: the failures in a row before a
+    Subscription goes to ``error``, the first and the longest wait between
+    attempts, each attempt's timeout, and whether endpoints on the
+    gateway's own host (loopback) may be called (a local receiver, the
+    demo's; never in production, where it would let a subscriber reach
+    what listens only there)."""
+
+    max_failures: int = 10
+    backoff_s: float = 1.0
+    max_backoff_s: float = 600.0
+    timeout_s: float = 10.0
+    allow_loopback: bool = False
+
+
+def _blocked(endpoint: str, allow_loopback: bool) -> str | None:
+    """Why the gateway will not call ``endpoint``, or ``None``: plain http
+    beyond loopback, or an address on this host or link-local (the cloud
+    metadata service) unless loopback is allowed."""
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, parts.port or 443)}
+    except OSError as error:
+        return f"the endpoint's host {host!r} cannot be resolved ({error})"
+    local = False
+    for address in addresses:
+        ip = ipaddress.ip_address(str(address).split("%")[0])
+        if ip.is_link_local or ip.is_unspecified:
+            return f"the endpoint resolves to {ip}, which the gateway does not call"
+        local = local or ip.is_loopback
+    if local and not allow_loopback:
+        return "the endpoint is on the gateway's own host, which it does not call"
+    if parts.scheme != "https" and not local:
+        return "the endpoint is not https"
+    return None
+
+
+def signature_of(signer: DocumentSigner, body: bytes) -> str:
+    """A detached JWS (RFC 7515 appendix F) of ``body``: header..signature."""
+    header = {"alg": "EdDSA", "kid": signer.kid, "typ": "JOSE"}
+    protected = _b64(orjson.dumps(header))
+    signing_input = f"{protected}.{_b64(body)}".encode("ascii")
+    return f"{protected}..{_b64(signer.key.sign(signing_input))}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """What one subscription is sent in one attempt."""
+
+    subscriber: Subscriber
+    kind: str
+    events: list[bundles.Notified]
+    body: bytes
+
+
+def notified(
+    reader: Querier, sub_id: str, after: int, until: int, limit: int
+) -> list[bundles.Notified]:
+    """The subscription's numbered events after ``after``, with their versions."""
+    found = state.numbered(reader, sub_id, after, until, limit)
+    versions = reader.vread_many((n.res_type, n.res_id, n.version) for n in found)
+    return [
+        bundles.Notified(
+            n.number,
+            n.occurred,
+            f"{n.res_type}/{n.res_id}/_history/{n.version}",
+            versions.get((n.res_type, n.res_id, n.version)),
+            n.patient_id,
+        )
+        for n in found
+    ]
+
+
+def _due(subscriber: Subscriber, now: float) -> str | None:
+    current = subscriber.state
+    subscription = subscriber.subscription
+    if subscription.channel != REST_HOOK or current.next_attempt > now:
+        return None
+    if current.status == state.REQUESTED:
+        return bundles.HANDSHAKE
+    if current.numbered > current.acknowledged:
+        return bundles.EVENT
+    heartbeat = subscription.heartbeat_s
+    if heartbeat and now - current.last_sent >= heartbeat:
+        return bundles.HEARTBEAT
+    return None
+
+
+def parcels(
+    store: Store,
+    registry: ClientRegistry,
+    holder: str,
+    now: float,
+    lease_s: float,
+    base_url: str | None,
+) -> list[Parcel]:
+    """What is due to be sent now, read under the lease."""
+    with store.unit_of_work() as uow:
+        if not state.hold(uow, holder, now, lease_s):
+            return []
+        due: list[Parcel] = []
+        for current in state.delivering(uow):
+            subscriber = subscriber_of(uow, registry, current)
+            if subscriber is None or (kind := _due(subscriber, now)) is None:
+                continue
+            events: list[bundles.Notified] = []
+            if kind == bundles.EVENT:
+                events = notified(
+                    uow,
+                    current.sub_id,
+                    current.acknowledged,
+                    current.numbered,
+                    subscriber.subscription.max_count,
+                )
+            bundle = bundles.notification(subscriber.subscription, current, kind, events, base_url)
+            due.append(Parcel(subscriber, kind, events, fhirjson.dumps(bundle)))
+        return due
+
+
+def send(
+    client: httpx.Client, signer: DocumentSigner, parcel: Parcel, policy: Policy
+) -> str | None:
+    """POST ``parcel``; ``None`` when acknowledged (2xx), else why not."""
+    subscription = parcel.subscriber.subscription
+    assert subscription.endpoint is not None
+    blocked = _blocked(subscription.endpoint, policy.allow_loopback)
+    if blocked is not None:
+        return blocked
+    headers = {name: value for name, value in subscription.headers}
+    headers["Content-Type"] = "application/fhir+json"
+    headers[SIGNATURE_HEADER] = signature_of(signer, parcel.body)
+    try:
+        answer = client.post(
+            subscription.endpoint, content=parcel.body, headers=headers, timeout=policy.timeout_s
+        )
+    except httpx.HTTPError as error:
+        return f"{type(error).__name__}: {error}"[:300]
+    if 200 <= answer.status_code < 300:
+        return None
+    return f"the endpoint answered {answer.status_code}"
+
+
+def recorded(
+    store: Store,
+    holder: str,
+    parcel: Parcel,
+    error: str | None,
+    now: float,
+    policy: Policy,
+    lease_s: float,
+) -> None:
+    """Record how an attempt went, with the audit entry of what it
+    delivered, under the lease (a process that lost it records nothing: its
+    successor sends again)."""
+    current = parcel.subscriber.state
+    with store.unit_of_work() as uow:
+        if not state.hold(uow, holder, now, lease_s):
+            return
+        if error is not None:
+            wait = min(policy.backoff_s * 2**current.failures, policy.max_backoff_s)
+            give_up = current.failures + 1 >= policy.max_failures
+            state.failed(uow, current, error, now, retry_in=wait, give_up=give_up)
+            log.warning(
+                "notification not delivered",
+                extra={"subscription": current.sub_id, "error": error, "gave_up": give_up},
+            )
+            return
+        last = parcel.events[-1].number if parcel.events else current.acknowledged
+        state.delivered(uow, current, last, now)
+        if parcel.events:
+            stage_delivered(uow, parcel.subscriber, parcel.events, REST_HOOK)
+
+
+def stage_delivered(
+    uow: UnitOfWork, subscriber: Subscriber, events: Sequence[bundles.Notified], channel: str
+) -> None:
+    """Stage the audit entry of ``events`` delivered to ``subscriber``."""
+    record = notification_event(
+        recorded=fhirjson.instant(),
+        recipient=subscriber.requester,
+        subscription_id=subscriber.state.sub_id,
+        channel=channel,
+        numbers=(events[0].number, events[-1].number),
+        delivered=[(event.focus, event.patient_id) for event in events],
+    )
+    staging.stage(uow, [record])

@@ -1,0 +1,106 @@
+"""The delivery worker: a thread in each gateway process, of which one at a
+time (the holder of the lease in ``notification_lease``) takes events off
+the outbox, numbers them for their subscribers (``fanout``) and sends what
+is due (``delivery``). Several processes on one PostgreSQL behave as one: a
+process that stops renewing the lease (killed, paused) is succeeded by
+another once it runs out, and nothing it had not recorded is lost, since
+each step commits what it did in the unit of work that checks the lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import httpx
+
+from gateway.auth.clients import ClientRegistry
+from gateway.documents.signature import DocumentSigner
+from gateway.notifications import delivery, fanout
+from gateway.store import Store
+
+log = logging.getLogger("gateway.notifications")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What one pass did."""
+
+    events: int  # taken off the outbox
+    sent: int  # Bundles acknowledged
+    failed: int  # attempts that failed
+
+
+class NotificationWorker:
+    """Works the outbox every ``poll_s`` seconds, sooner when ``wake`` is
+    called, while it holds the lease (``lease_s`` seconds, renewed each pass)."""
+
+    def __init__(
+        self,
+        store: Store,
+        signer: DocumentSigner,
+        *,
+        base_url: str | None = None,
+        policy: delivery.Policy | None = None,
+        poll_s: float = 0.5,
+        lease_s: float = 10.0,
+    ) -> None:
+        self._store = store
+        self._signer = signer
+        self._base_url = base_url
+        self.policy = policy or delivery.Policy()
+        self._poll_s = poll_s
+        self._lease_s = lease_s
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._registry = ClientRegistry(store)
+        self._http = httpx.Client(follow_redirects=False)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self, now: float | None = None) -> Progress:
+        """One pass: number what waits on the outbox, then send what is due."""
+        moment = time.time() if now is None else now
+        events = 0
+        while taken := fanout.assign(
+            self._store, self._registry, self.holder, moment, self._lease_s
+        ):
+            events += taken
+        sent = failed = 0
+        for parcel in delivery.parcels(
+            self._store, self._registry, self.holder, moment, self._lease_s, self._base_url
+        ):
+            error = delivery.send(self._http, self._signer, parcel, self.policy)
+            delivery.recorded(
+                self._store, self.holder, parcel, error, time.time(), self.policy, self._lease_s
+            )
+            sent, failed = (sent + 1, failed) if error is None else (sent, failed + 1)
+        return Progress(events, sent, failed)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="notifications", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.policy.timeout_s + 5)
+        self._http.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # the next pass tries again; the outbox keeps everything
+                log.exception("notification pass failed")
+            self._wake.wait(self._poll_s)
+            self._wake.clear()

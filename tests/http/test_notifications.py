@@ -1,0 +1,258 @@
+"""Notifications end to end: Subscriptions written through the API, changes
+written through the API, the delivery worker's passes, and a real HTTP
+receiver on loopback; consent deciding each notification per recipient."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gateway.audit import staging
+from gateway.documents.signature import load_or_create_document_key
+from gateway.notifications.delivery import SIGNATURE_HEADER, Policy
+from gateway.notifications.subscriptions import (
+    CHANNEL_SYSTEM,
+    CHANNEL_TYPE_URL,
+    FILTER_URL,
+    PAYLOAD_URL,
+)
+from gateway.notifications.topics import PREFIX
+from gateway.notifications.worker import NotificationWorker
+from gateway.store import Store, as_bytes
+from tests.conftest import BASE_URL, TEST_DOCUMENT_KEY
+from tests.http.test_consent import ACT, GP, World
+from tests.support.receiver import Receiver, receiver
+
+
+def subscription(
+    topic: str,
+    endpoint: str | None,
+    *,
+    filters: tuple[str, ...] = (),
+    payload: str = "id-only",
+    heartbeat: int | None = None,
+) -> dict[str, Any]:
+    channel: dict[str, Any] = {
+        "payload": "application/fhir+json",
+        "_payload": {"extension": [{"url": PAYLOAD_URL, "valueCode": payload}]},
+    }
+    if endpoint is None:
+        channel["_type"] = {
+            "extension": [
+                {"url": CHANNEL_TYPE_URL, "valueCoding": {"system": CHANNEL_SYSTEM, "code": "pull"}}
+            ]
+        }
+    else:
+        channel.update(type="rest-hook", endpoint=endpoint, header=["X-Home-Key: secret-1"])
+    if heartbeat:
+        channel["extension"] = [
+            {
+                "url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+                "backport-heartbeat-period",
+                "valueUnsignedInt": heartbeat,
+            }
+        ]
+    resource: dict[str, Any] = {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "care pathway events",
+        "criteria": PREFIX + topic,
+        "channel": channel,
+    }
+    if filters:
+        resource["_criteria"] = {
+            "extension": [{"url": FILTER_URL, "valueString": f} for f in filters]
+        }
+    return resource
+
+
+class Pathway(World):
+    """The consent tests' world, with a hospital that admits the person and
+    a worker delivering to a receiver on loopback."""
+
+    def __init__(self, store: Store, hook: Receiver) -> None:
+        super().__init__(store)
+        self.hook = hook
+        signer = load_or_create_document_key(Path(TEST_DOCUMENT_KEY))
+        self.public = signer.key.public_key()
+        self.worker = NotificationWorker(
+            store, signer, base_url=BASE_URL, policy=Policy(allow_loopback=True, backoff_s=1.0)
+        )
+
+    def subscribe(self, who: str, resource: dict[str, Any]) -> str:
+        return self.post(who, resource)
+
+    def stay(self, status: str, *, klass: str = "IMP", labels: tuple[str, ...] = ()) -> str:
+        encounter: dict[str, Any] = {
+            "resourceType": "Encounter",
+            "status": status,
+            "class": {"system": ACT, "code": klass},
+            "subject": self.subject,
+        }
+        if labels:
+            encounter["meta"] = {"security": [{"system": ACT, "code": c} for c in labels]}
+        return self.post("hospital", encounter)
+
+    def discharge(self, encounter_id: str) -> None:
+        current = self.get("hospital", f"/fhir/Encounter/{encounter_id}").json()
+        answer = self.api.put(
+            f"/fhir/Encounter/{encounter_id}",
+            json={**current, "status": "finished"},
+            headers=self.headers("hospital"),
+        )
+        assert answer.status_code == 200, answer.text
+
+
+@pytest.fixture
+def pathway(store: Store) -> Iterator[Pathway]:
+    with receiver() as hook:
+        built = Pathway(store, hook)
+        yield built
+        built.worker.stop()
+        built.api.__exit__(None, None, None)
+
+
+def _verify(public: Ed25519PublicKey, body: bytes, signature: str) -> None:
+    protected, empty, signed = signature.split(".")
+    assert empty == ""
+    payload = base64.urlsafe_b64encode(body).rstrip(b"=").decode()
+    public.verify(
+        base64.urlsafe_b64decode(signed + "=" * (-len(signed) % 4)),
+        f"{protected}.{payload}".encode(),
+    )
+
+
+def test_a_registered_practice_hears_of_the_admission_signed_and_once(pathway: Pathway) -> None:
+    hook = pathway.hook
+    gp = pathway.subscribe(
+        "gp",
+        subscription(
+            "admission",
+            hook.url + "/gp",
+            filters=("Encounter?relationship=registered",),
+            payload="full-resource",
+        ),
+    )
+    pathway.worker.run_once()
+    (handshake,) = hook.of("/gp")
+    assert handshake.status["type"] == "handshake"
+    assert handshake.headers["x-home-key"] == "secret-1"
+    assert pathway.get("gp", f"/fhir/Subscription/{gp}/$status").json()["entry"][0]["resource"][
+        "parameter"
+    ][2] == {"name": "status", "valueCode": "active"}
+
+    stay = pathway.stay("in-progress")
+    progress = pathway.worker.run_once()
+    assert progress.events == 1 and progress.sent == 1
+    (told,) = hook.of("/gp", "event-notification")
+    _verify(pathway.public, told.body, told.headers[SIGNATURE_HEADER.lower()])
+    (event,) = told.status["notification-event"]
+    assert event["event-number"] == "1"
+    assert event["focus"]["reference"] == f"{BASE_URL}/Encounter/{stay}/_history/1"
+    assert told.status["topic"] == PREFIX + "admission"
+    assert told.bundle["type"] == "history"
+    assert told.bundle["entry"][1]["resource"]["id"] == stay  # full-resource
+    # Acknowledged: the next pass sends nothing again.
+    assert pathway.worker.run_once().sent == 0
+    assert len(hook.of("/gp", "event-notification")) == 1
+
+
+def test_consent_decides_each_recipient(pathway: Pathway) -> None:
+    hook = pathway.hook
+    for who in ("gp", "council", "ambulance"):
+        pathway.subscribe(who, subscription("admission", f"{hook.url}/{who}"))
+    pathway.worker.run_once()
+    pathway.stay("in-progress", labels=("PSY",))  # restricted: its author's alone
+    pathway.stay("in-progress")
+    pathway.worker.run_once()
+    for who in ("gp", "council"):
+        (told,) = hook.of(f"/{who}", "event-notification")
+        (event,) = told.status["notification-event"]
+        # Numbered 1: nothing was spent on the withheld admission.
+        assert event["event-number"] == "1", who
+    # No relationship: a subscription never breaks the glass.
+    assert hook.of("/ambulance", "event-notification") == []
+
+
+def test_a_failing_endpoint_is_retried_then_put_in_error(pathway: Pathway) -> None:
+    hook = pathway.hook
+    pathway.subscribe("gp", subscription("admission", hook.url + "/gp"))
+    pathway.worker.run_once()
+    hook.answers = [500, 503]
+    stay = pathway.stay("in-progress")
+    first = pathway.worker.run_once()
+    assert first.failed == 1 and first.sent == 0
+    assert pathway.worker.run_once(time.time() + 0.5).sent == 0  # backing off
+    assert pathway.worker.run_once(time.time() + 1.5).failed == 1  # second failure
+    assert pathway.worker.run_once(time.time() + 10).sent == 1
+    (told,) = hook.of("/gp", "event-notification")
+    assert told.status["notification-event"][0]["focus"]["reference"].endswith(
+        f"Encounter/{stay}/_history/1"
+    )
+
+
+def test_a_pull_subscriber_fetches_its_events(pathway: Pathway) -> None:
+    sub = pathway.subscribe(
+        "council", subscription("discharge", None, filters=("Encounter?class=IMP",))
+    )
+    stay = pathway.stay("in-progress")
+    pathway.discharge(stay)
+    pathway.stay("finished", klass="EMER")  # another class: filtered out
+    pathway.worker.run_once()
+    answer = pathway.get("council", f"/fhir/Subscription/{sub}/$events?content=full-resource")
+    assert answer.status_code == 200, answer.text
+    bundle = answer.json()
+    assert bundle["type"] == "history"
+    parameters = {p["name"]: p for p in bundle["entry"][0]["resource"]["parameter"]}
+    assert parameters["type"]["valueCode"] == "query-event"
+    assert parameters["events-since-subscription-start"]["valueString"] == "1"
+    assert bundle["entry"][1]["resource"]["status"] == "finished"
+    # The subscriber's alone: anyone else is told exactly what a missing one gets.
+    hidden = pathway.get("gp", f"/fhir/Subscription/{sub}/$events")
+    missing = pathway.get("gp", "/fhir/Subscription/no-such-subscription/$events")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.content.replace(sub.encode(), b"X") == missing.content.replace(
+        b"no-such-subscription", b"X"
+    )
+
+
+def test_a_subscription_the_gateway_cannot_deliver_is_refused(pathway: Pathway) -> None:
+    bad_topic = subscription("admission", "https://gp.example/hook")
+    bad_topic["criteria"] = PREFIX + "no-such-topic"
+    bad_filter = subscription("death", "https://gp.example/hook", filters=("Patient?class=IMP",))
+    for resource in (bad_topic, bad_filter):
+        answer = pathway.api.post(
+            "/fhir/Subscription", json=resource, headers=pathway.headers("gp")
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["resourceType"] == "OperationOutcome"
+
+
+def test_delivered_notifications_are_in_the_access_report(pathway: Pathway) -> None:
+    pathway.subscribe("gp", subscription("admission", pathway.hook.url + "/gp"))
+    pathway.worker.run_once()
+    stay = pathway.stay("in-progress")
+    pathway.worker.run_once()
+    staging.sequence_now(pathway.store)  # as the audit writer does, every few milliseconds
+    report = pathway.get("gp", f"/fhir/Patient/{pathway.patient}/$access-report").json()
+    accesses = [
+        {
+            part["name"]: next(v for k, v in part.items() if k.startswith("value"))
+            for part in p["part"]
+        }
+        for p in report["parameter"]
+        if p["name"] == "access"
+    ]
+    (told,) = [a for a in accesses if a["interaction"] == "notification"]
+    assert told["organization"]["value"] == GP and told["purpose"] == "TREAT"
+    assert told["shown"] == 1
+    entry = pathway.store.select(
+        "SELECT entry FROM audit_entry WHERE subtype = 'notification'", []
+    )[0][0]
+    assert f"Encounter/{stay}/_history/1".encode() in as_bytes(entry)
