@@ -31,14 +31,14 @@ from gateway.auth.tokens import TokenService, signing_key
 from gateway.config import Settings
 from gateway.console import routes as console
 from gateway.console.sessions import session_key
+from gateway.delivery.sending import Policy
+from gateway.delivery.worker import NotificationWorker
 from gateway.documents.signature import load_or_create_document_key
 from gateway.http import audit, documents, oauth, responses
 from gateway.http.middleware import RequestContext
 from gateway.http.routes import ROUTES
 from gateway.interactions.relabel import ensure_labelled
 from gateway.loading.ids import ensure_keyed_ids, use_store_id_key
-from gateway.notifications.delivery import Policy
-from gateway.notifications.worker import NotificationWorker
 from gateway.search import extract
 from gateway.store import Store, open_store
 

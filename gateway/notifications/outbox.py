@@ -84,18 +84,21 @@ def since(reader: Querier, number: int, limit: int = 1000) -> list[Event]:
     ]
 
 
-def record_event(uow: UnitOfWork, topic: topics.Topic, stored: StoredVersion) -> None:
-    """Note an event its loader decides (``topic.happened`` is ``None``),
-    about ``stored``, in the loader's unit of work."""
-    patient_id = stored.res_id if stored.res_type == "Patient" else None
-    if stored.content is not None and patient_id is None:
-        patient_id = person_of(fhirjson.loads(stored.content)) or None
-    uow.execute(
-        "INSERT INTO notification_event (topic, res_type, res_id, version, patient_id, "
-        "occurred) VALUES (?, ?, ?, ?, ?, ?)",
-        [topic.url, stored.res_type, stored.res_id, stored.version, patient_id,
-         fhirjson.instant()],
-    )  # fmt: skip
+def record_loaded(uow: UnitOfWork, fmt: str, patient_id: str | None) -> None:
+    """Note every event that a source record of format ``fmt``, loaded with
+    a change, is (a care home's record: a new Red Bag), about the person's
+    Patient as it stands, in the load's unit of work."""
+    wanted = [topic for topic in topics.TOPICS if fmt in topic.loaded_from]
+    person = uow.read("Patient", patient_id) if wanted and patient_id else None
+    if person is None or person.deleted:
+        return
+    for topic in wanted:
+        uow.execute(
+            "INSERT INTO notification_event (topic, res_type, res_id, version, patient_id, "
+            "occurred) VALUES (?, ?, ?, ?, ?, ?)",
+            [topic.url, "Patient", person.res_id, person.version, person.res_id,
+             fhirjson.instant()],
+        )  # fmt: skip
 
 
 def taken(uow: UnitOfWork, events: list[Event]) -> None:

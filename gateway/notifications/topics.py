@@ -33,11 +33,14 @@ class Topic:
     key: str
     title: str
     resource_type: str
-    # Decided from a write's before and after; ``None`` for a topic its
-    # loader records (``outbox.record_event``).
+    # Decided from a write's before and after; ``None`` for a topic of
+    # source records loaded (``loaded_from``).
     happened: Callable[[Resource | None, Resource], bool] | None
     # The filter keys a Subscription to it may use (``subscriptions``).
     filters: tuple[str, ...] = ("patient", "relationship")
+    # The source formats a record of which, loaded with a change, is an
+    # event about its person (``outbox.record_loaded``).
+    loaded_from: frozenset[str] = frozenset()
 
     @property
     def url(self) -> str:
@@ -99,10 +102,15 @@ TOPICS: tuple[Topic, ...] = (
     Topic("death", "Death", "Patient", _died),
     # A care home's record of a resident loaded with a change (its focus:
     # the Patient; the record itself is read with Patient/[id]/$red-bag).
-    Topic("red-bag", "Care home's Red Bag record changed", "Patient", None),
+    Topic(
+        "red-bag",
+        "Care home's Red Bag record changed",
+        "Patient",
+        None,
+        loaded_from=frozenset({"care-home"}),
+    ),
 )
 BY_URL = {topic.url: topic for topic in TOPICS}
-RED_BAG = BY_URL[PREFIX + "red-bag"]
 # The types a topic watches: only their writes are looked at.
 WATCHED = frozenset(topic.resource_type for topic in TOPICS if topic.happened)
 

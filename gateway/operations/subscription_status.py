@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway import fhirjson
+from gateway.delivery import bundles, sending
 from gateway.errors import InvalidRequest
 from gateway.integers import whole_number
-from gateway.notifications import bundles, delivery, state, subscriptions
+from gateway.notifications import state, subscriptions
 from gateway.notifications.subscriptions import PAYLOADS
 from gateway.store import Store, StoredVersion
 
@@ -128,7 +129,7 @@ def events(
     current = state.of(store, found.res_id) or state.never_noted(found)
     since = max(request.since if request.since is not None else current.numbered - 9, 1)
     until = min(request.until if request.until is not None else current.numbered, current.numbered)
-    fetched = delivery.notified(store, found.res_id, since - 1, until, _MAX_EVENTS)
+    fetched = sending.notified(store, found.res_id, since - 1, until, _MAX_EVENTS)
     payload = request.content or subscription.payload
     shown = [
         bundles.Notified(

@@ -116,7 +116,7 @@ def _council_return(world: World) -> httpx.Response:
 
 def _events(world: World, method: str) -> httpx.Response:
     """The GP's pull subscription to admissions, told of one of the person's."""
-    from gateway.notifications.worker import NotificationWorker
+    from gateway.delivery.worker import NotificationWorker
     from tests.http.test_notifications import subscription
 
     sub = world.post("gp", subscription("admission", None))

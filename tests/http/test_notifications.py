@@ -14,8 +14,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit import staging
+from gateway.delivery.sending import SIGNATURE_HEADER, Policy
+from gateway.delivery.worker import NotificationWorker
 from gateway.documents.signature import load_or_create_document_key
-from gateway.notifications.delivery import SIGNATURE_HEADER, Policy
 from gateway.notifications.subscriptions import (
     CHANNEL_SYSTEM,
     CHANNEL_TYPE_URL,
@@ -23,7 +24,6 @@ from gateway.notifications.subscriptions import (
     PAYLOAD_URL,
 )
 from gateway.notifications.topics import PREFIX
-from gateway.notifications.worker import NotificationWorker
 from gateway.store import Store, as_bytes
 from tests.conftest import BASE_URL, TEST_DOCUMENT_KEY
 from tests.http.test_consent import ACT, GP, World

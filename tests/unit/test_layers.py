@@ -27,6 +27,9 @@ LAYERS = (
     # FHIR operations that need loading, documents or the client registry,
     # which interactions may not import; the synthetic London.
     "gateway.operations | gateway.demo",
+    # Telling subscribers of care-pathway events, as consent decides for
+    # each (their clients, the documents' signing key).
+    "gateway.delivery",
     # Who is asking (above search: scopes narrow a parsed search); source
     # files and pushes; $summary and $red-bag.
     "gateway.auth | gateway.loading | gateway.documents",

@@ -36,9 +36,10 @@ from gateway import fhirjson
 from gateway.audit import staging
 from gateway.audit.events import notification_event
 from gateway.auth.clients import ClientRegistry
+from gateway.delivery import bundles
+from gateway.delivery.fanout import Subscriber, subscriber_of
 from gateway.documents.signature import DocumentSigner
-from gateway.notifications import bundles, state
-from gateway.notifications.fanout import Subscriber, subscriber_of
+from gateway.notifications import state
 from gateway.notifications.subscriptions import REST_HOOK
 from gateway.store import Querier, Store, UnitOfWork
 

@@ -1,7 +1,7 @@
 """The delivery worker: a thread in each gateway process, of which one at a
 time (the holder of the lease in ``notification_lease``) takes events off
 the outbox, numbers them for their subscribers (``fanout``) and sends what
-is due (``delivery``). Several processes on one PostgreSQL behave as one: a
+is due (``sending``). Several processes on one PostgreSQL behave as one: a
 process that stops renewing the lease (killed, paused) is succeeded by
 another once it runs out, and nothing it had not recorded is lost, since
 each step commits what it did in the unit of work that checks the lease.
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import httpx
 
 from gateway.auth.clients import ClientRegistry
+from gateway.delivery import fanout, sending
 from gateway.documents.signature import DocumentSigner
-from gateway.notifications import delivery, fanout
 from gateway.store import Store
 
 log = logging.getLogger("gateway.notifications")
@@ -46,14 +46,14 @@ class NotificationWorker:
         signer: DocumentSigner,
         *,
         base_url: str | None = None,
-        policy: delivery.Policy | None = None,
+        policy: sending.Policy | None = None,
         poll_s: float = 0.5,
         lease_s: float = 10.0,
     ) -> None:
         self._store = store
         self._signer = signer
         self._base_url = base_url
-        self.policy = policy or delivery.Policy()
+        self.policy = policy or sending.Policy()
         self._poll_s = poll_s
         self._lease_s = lease_s
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -72,11 +72,11 @@ class NotificationWorker:
         ):
             events += taken
         sent = failed = 0
-        for parcel in delivery.parcels(
+        for parcel in sending.parcels(
             self._store, self._registry, self.holder, moment, self._lease_s, self._base_url
         ):
-            error = delivery.send(self._http, self._signer, parcel, self.policy)
-            delivery.recorded(
+            error = sending.send(self._http, self._signer, parcel, self.policy)
+            sending.recorded(
                 self._store, self.holder, parcel, error, time.time(), self.policy, self._lease_s
             )
             sent, failed = (sent + 1, failed) if error is None else (sent, failed + 1)
