@@ -35,6 +35,7 @@ from gateway.loading.reconcile import (
 )
 from gateway.loading.source import ForSource, author_for
 from gateway.loading.sources import READERS, SourceRecord
+from gateway.notifications import outbox
 from gateway.search.matching import matching_ids
 from gateway.store import Querier, Store, StoredVersion, UnitOfWork
 from mappings.ukcore import typed_id
@@ -276,6 +277,7 @@ def _load(uow: UnitOfWork, fmt: str, acting: Acting, record: SourceRecord) -> _D
         note_given(uow, person["id"], by, given)
     if not (changed or retired):
         return _Done("unchanged")
+    outbox.record_loaded(uow, fmt, record.patient_id)
     matches = sum(note_probable_matches(uow, patient) for patient in new_people)
     return _Done("loaded", "", [r["resourceType"] for r in changed], versions, matches)
 

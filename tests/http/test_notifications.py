@@ -26,7 +26,7 @@ from gateway.notifications.subscriptions import (
 from gateway.notifications.topics import PREFIX
 from gateway.store import Store, as_bytes
 from tests.conftest import BASE_URL, TEST_DOCUMENT_KEY
-from tests.http.test_consent import ACT, GP, World
+from tests.http.test_consent import ACT, GP, World, _privacy_consent
 from tests.support.receiver import Receiver, receiver
 
 
@@ -256,3 +256,79 @@ def test_delivered_notifications_are_in_the_access_report(pathway: Pathway) -> N
         "SELECT entry FROM audit_entry WHERE subtype = 'notification'", []
     )[0][0]
     assert f"Encounter/{stay}/_history/1".encode() in as_bytes(entry)
+
+
+def test_a_dissenting_persons_events_reach_only_their_authors(pathway: Pathway) -> None:
+    hook = pathway.hook
+    for who in ("gp", "council", "hospital"):
+        pathway.subscribe(who, subscription("admission", f"{hook.url}/{who}"))
+    pathway.worker.run_once()
+    pathway.post("gp", _privacy_consent(pathway, {"type": "deny"}))
+    pathway.stay("in-progress")
+    pathway.worker.run_once()
+    assert hook.of("/gp", "event-notification") == []
+    assert hook.of("/council", "event-notification") == []
+    (told,) = hook.of("/hospital", "event-notification")  # the hospital wrote it
+    assert told.status["notification-event"][0]["event-number"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("topic", "change"),
+    [
+        ("discharge", "discharge"),
+        ("ae-attendance", "attend"),
+        ("death", "die"),
+    ],
+)
+def test_each_topic_is_told(pathway: Pathway, topic: str, change: str) -> None:
+    hook = pathway.hook
+    pathway.subscribe("gp", subscription(topic, hook.url + "/gp", payload="full-resource"))
+    pathway.worker.run_once()
+    if change == "discharge":
+        pathway.discharge(pathway.stay("in-progress"))
+        expected = "Encounter"
+    elif change == "attend":
+        pathway.stay("arrived", klass="EMER")
+        expected = "Encounter"
+    else:
+        current = pathway.get("home", f"/fhir/Patient/{pathway.patient}").json()
+        died = {**current, "deceasedDateTime": "2026-12-01T10:00:00Z"}
+        answer = pathway.api.put(
+            f"/fhir/Patient/{pathway.patient}", json=died, headers=pathway.headers("home")
+        )
+        assert answer.status_code == 200, answer.text
+        expected = "Patient"
+    pathway.worker.run_once()
+    (told,) = hook.of("/gp", "event-notification")
+    assert told.status["topic"] == PREFIX + topic
+    assert told.bundle["entry"][1]["resource"]["resourceType"] == expected
+
+
+def test_an_empty_payload_says_only_that_something_happened(pathway: Pathway) -> None:
+    hook = pathway.hook
+    pathway.subscribe("gp", subscription("admission", hook.url + "/gp", payload="empty"))
+    pathway.worker.run_once()
+    stay = pathway.stay("in-progress")
+    pathway.worker.run_once()
+    (told,) = hook.of("/gp", "event-notification")
+    assert len(told.bundle["entry"]) == 1  # the status alone
+    assert stay.encode() not in told.body
+    assert told.status["notification-event"][0]["event-number"] == "1"
+
+
+def test_events_are_sent_in_order_and_heartbeats_fill_the_quiet(pathway: Pathway) -> None:
+    hook = pathway.hook
+    pathway.subscribe("gp", subscription("admission", hook.url + "/gp", heartbeat=60))
+    pathway.worker.run_once()
+    stays = [pathway.stay("in-progress") for _ in range(3)]
+    pathway.worker.run_once()
+    numbers = [
+        (e["event-number"], e["focus"]["reference"].split("/")[-3])
+        for told in hook.of("/gp", "event-notification")
+        for e in told.status["notification-event"]
+    ]
+    assert numbers == [("1", stays[0]), ("2", stays[1]), ("3", stays[2])]
+    assert pathway.worker.run_once(time.time() + 30).sent == 0
+    assert pathway.worker.run_once(time.time() + 61).sent == 1
+    (beat,) = hook.of("/gp", "heartbeat")
+    assert beat.status["events-since-subscription-start"] == "3"

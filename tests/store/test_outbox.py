@@ -3,18 +3,22 @@ write is, recorded in the write's unit of work, on each store."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway.errors import PreconditionFailed
 from gateway.interactions import bundle, write
 from gateway.interactions.types import ReturnPreference
+from gateway.loading.records import load
 from gateway.notifications import outbox
 from gateway.notifications.topics import PREFIX, events
 from gateway.store import Store
 from tests.support.acting import as_source
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 HOSPITAL = "R9D"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
@@ -147,3 +151,21 @@ def test_which_changes_are_which_events(
     before: dict[str, Any] | None, after: dict[str, Any], expected: list[str]
 ) -> None:
     assert [topic.key for topic in events(before, after)] == expected
+
+
+def test_a_care_homes_record_loaded_with_a_change_is_a_red_bag_event(
+    store: Store, tmp_path: Path
+) -> None:
+    record = FIXTURES / "carehome" / "albert-nkemelu.json"
+    export = tmp_path / "export.ndjson"
+    export.write_bytes(orjson.dumps(orjson.loads(record.read_bytes())) + b"\n")
+    report = load(store, "care-home", "VM4X2", [export])
+    assert report.loaded == 1, report.rejections
+    (event,) = outbox.since(store, 0)
+    assert event.topic == PREFIX + "red-bag"
+    assert (event.res_type, event.res_id) == ("Patient", event.patient_id)
+    patient = store.read("Patient", event.res_id)
+    assert patient is not None and event.version == patient.version
+    # The same export again changes nothing: no second event.
+    assert load(store, "care-home", "VM4X2", [export]).unchanged == 1
+    assert len(outbox.since(store, 0)) == 1
