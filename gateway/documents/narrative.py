@@ -591,7 +591,8 @@ def _medication_use(r: Resource, resolve: Resolve) -> Row:
     ]
     # The latest as written (ISO text sorts by time within one offset).
     last = f"Last dose given {format_date(max(given))}" if any(given) else ""
-    detail = _join([course, *dosage, _concept(r.get("statusReason")), *_notes(r), last])
+    # A request's reason is one concept, a statement's a list of them.
+    detail = _join([course, *dosage, *_concepts(r.get("statusReason")), *_notes(r), last])
     if request:
         when = format_date(r.get("authoredOn"))
     else:
@@ -1168,6 +1169,11 @@ def summarise(resource: dict[str, Any], resolve: Callable[[str], dict[str, Any] 
 def concept_text(value: Any) -> str:
     """A CodeableConcept in words."""
     return _concept(value)
+
+
+def concepts_text(value: Any) -> list[str]:
+    """A CodeableConcept, or a list of them, in words: one for each that has any."""
+    return _concepts(value)
 
 
 def medication_name(resource: Resource, resolve: Resolve) -> str:

@@ -617,7 +617,7 @@ def _medicine(said: list[Resource], resolve: Resolve, origins: Origins) -> tuple
         )
         last = f"Last dose given {when_given}" if when_given else "Last dose given"
     notes = [note for r in (*stated, *given) for note in narrative.notes_of(r)]
-    reasons = [narrative.concept_text(r.get("statusReason")) for r in stated]
+    reasons = [reason for r in stated for reason in narrative.concepts_text(r.get("statusReason"))]
     detail = narrative.join([dose, course, last, *reasons, *notes])
     statuses = _versions(stated, lambda r: narrative.in_words(r.get("status")))
     if len(statuses) > 1:

@@ -24,6 +24,7 @@ from gateway.documents.narrative import (
     subject_div,
     summarise,
 )
+from gateway.documents.reconcile import Origins, reconcile
 from gateway.identifiers import ODS_SYSTEM
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -201,6 +202,24 @@ def test_a_prescription_shows_course_dosage_reason_and_date() -> None:
         "2 Dec 2024 16:45",
         "Completed",
     )
+
+
+def test_a_statement_gives_each_reason_for_its_status() -> None:
+    """A statement's statusReason is a list (a request's is one concept):
+    each reason is shown, as one row for the medicine shows them too."""
+    statement = {
+        "resourceType": "MedicationStatement",
+        "status": "stopped",
+        "medicationCodeableConcept": {"text": "Amlodipine 5mg tablets"},
+        "statusReason": [{"text": "Low blood pressure on standing"}, {"text": "Falls"}],
+    }
+    assert "Low blood pressure on standing; Falls" in summarise(statement, nothing).detail
+    (fact,) = reconcile(
+        ["MedicationStatement/a", "MedicationStatement/b"],
+        {"MedicationStatement/a": statement, "MedicationStatement/b": dict(statement)},
+        Origins(lambda resource: "Whittington Hospital (RKE)", lambda resource: "Hospital"),
+    )
+    assert "Low blood pressure on standing; Falls" in fact.row.detail
 
 
 def test_an_administration_is_the_last_dose_given() -> None:
