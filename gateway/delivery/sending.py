@@ -39,6 +39,9 @@ from gateway.auth.clients import ClientRegistry
 from gateway.delivery import bundles
 from gateway.delivery.fanout import Subscriber, subscriber_of
 from gateway.documents.signature import DocumentSigner
+from gateway.errors import PreconditionFailed
+from gateway.interactions import write
+from gateway.interactions.provenance import Author, provenance
 from gateway.notifications import state
 from gateway.notifications.subscriptions import REST_HOOK
 from gateway.store import Querier, Store, UnitOfWork
@@ -206,7 +209,8 @@ def recorded(
 ) -> None:
     """Record how an attempt went, with the audit entry of what it
     delivered, under the lease (a process that lost it records nothing: its
-    successor sends again)."""
+    successor sends again). A Subscription made active by its handshake, or
+    put in error, says so itself in a new version."""
     current = parcel.subscriber.state
     with store.unit_of_work() as uow:
         if not state.hold(uow, holder, now, lease_s):
@@ -214,16 +218,51 @@ def recorded(
         if error is not None:
             wait = min(policy.backoff_s * 2**current.failures, policy.max_backoff_s)
             give_up = current.failures + 1 >= policy.max_failures
-            state.failed(uow, current, error, now, retry_in=wait, give_up=give_up)
+            if state.failed(uow, current, error, now, retry_in=wait, give_up=give_up) and give_up:
+                _say_status(uow, current.sub_id, state.ERROR, error)
             log.warning(
                 "notification not delivered",
                 extra={"subscription": current.sub_id, "error": error, "gave_up": give_up},
             )
             return
         last = parcel.events[-1].number if parcel.events else current.acknowledged
-        state.delivered(uow, current, last, now)
+        if not state.delivered(uow, current, last, now):
+            return  # changed or switched off meanwhile: sent again as it now asks
+        if current.status == state.REQUESTED:
+            _say_status(uow, current.sub_id, state.ACTIVE)
         if parcel.events:
             stage_delivered(uow, parcel.subscriber, parcel.events, REST_HOOK)
+
+
+# Who changes a Subscription's status: the gateway, keeping its subscriber
+# as its author (meta.source), so that it stays its subscriber's to see.
+NOTIFIER = Author(
+    "GATEWAY", "London Care Gateway", "gateway:notifications", "gateway notifications"
+)
+_ERROR_URL = "urn:london-care-gateway:subscription-error"
+
+
+def _say_status(uow: UnitOfWork, sub_id: str, status: str, error: str | None = None) -> None:
+    """Write the Subscription's new ``status`` (and the error that put it
+    there) as a new version, unless it changed since it was read."""
+    found = uow.read("Subscription", sub_id)
+    if found is None or found.content is None:
+        return
+    resource = fhirjson.loads(found.content)
+    resource["status"] = status
+    if error is None:
+        resource.pop("error", None)
+    else:
+        resource["error"] = error[:500]  # R4: the latest error note
+    prepared = write.prepare("Subscription", sub_id, resource)
+    try:
+        result = write.store_version(uow, prepared, method="PUT", expected_version=found.version)
+    except PreconditionFailed:
+        return
+    record = provenance(NOTIFIER, "UPDATE", [result.version])
+    write.store_version(
+        uow, write.prepare("Provenance", write.new_id(), record), method="POST", fresh_id=True
+    )
 
 
 def stage_delivered(

@@ -25,6 +25,7 @@ from gateway.documents.signature import DocumentSigner
 from gateway.store import Store
 
 log = logging.getLogger("gateway.notifications")
+_ROUNDS = 10  # the most Bundles one subscription is sent in one pass
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,22 @@ class NotificationWorker:
         ):
             events += taken
         sent = failed = 0
-        for parcel in sending.parcels(
-            self._store, self._registry, self.holder, moment, self._lease_s, self._base_url
-        ):
-            error = sending.send(self._http, self._signer, parcel, self.policy)
-            sending.recorded(
-                self._store, self.holder, parcel, error, time.time(), self.policy, self._lease_s
-            )
-            sent, failed = (sent + 1, failed) if error is None else (sent, failed + 1)
+        # Again while anything was acknowledged: a handshake's events, and
+        # more than one Bundle's worth, go out in this pass, not the next.
+        for _ in range(_ROUNDS):
+            acknowledged = 0
+            for parcel in sending.parcels(
+                self._store, self._registry, self.holder, moment, self._lease_s, self._base_url
+            ):
+                error = sending.send(self._http, self._signer, parcel, self.policy)
+                sending.recorded(
+                    self._store, self.holder, parcel, error, moment, self.policy, self._lease_s
+                )
+                acknowledged += error is None
+                failed += error is not None
+            sent += acknowledged
+            if not acknowledged:
+                break
         return Progress(events, sent, failed)
 
     def wake(self) -> None:

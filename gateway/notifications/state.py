@@ -160,30 +160,37 @@ def set_status(uow: UnitOfWork, sub_id: str, status: str) -> None:
     uow.execute("UPDATE subscription_state SET status = ? WHERE sub_id = ?", [status, sub_id])
 
 
-def delivered(uow: UnitOfWork, state: State, last: int, now: float) -> None:
-    """Events up to ``last`` were acknowledged by the subscriber at ``now``."""
-    uow.execute(
+def delivered(uow: UnitOfWork, state: State, last: int, now: float) -> bool:
+    """Events up to ``last`` were acknowledged by the subscriber at ``now``;
+    ``False`` (nothing recorded) if its status changed since it was read."""
+    changed = uow.execute(
         "UPDATE subscription_state SET status = ?, acknowledged = ?, failures = 0, "
-        "next_attempt = 0, last_sent = ?, last_error = NULL WHERE sub_id = ?",
-        [ACTIVE, max(last, state.acknowledged), now, state.sub_id],
+        "next_attempt = 0, last_sent = ?, last_error = NULL WHERE sub_id = ? AND status = ?",
+        [ACTIVE, max(last, state.acknowledged), now, state.sub_id, state.status],
     )
+    if not changed:
+        return False
     if last > state.acknowledged:
         uow.execute(
             "UPDATE subscription_notification SET delivered = ? "
             "WHERE sub_id = ? AND number > ? AND number <= ?",
             [fhirjson.instant(), state.sub_id, state.acknowledged, last],
         )
+    return True
 
 
 def failed(
     uow: UnitOfWork, state: State, error: str, now: float, *, retry_in: float, give_up: bool
-) -> None:
-    """A delivery failed: try again in ``retry_in`` seconds, or stop (``error``)."""
-    uow.execute(
+) -> bool:
+    """A delivery failed: try again in ``retry_in`` seconds, or stop (``error``);
+    ``False`` (nothing recorded) if its status changed since it was read."""
+    changed = uow.execute(
         "UPDATE subscription_state SET status = ?, failures = failures + 1, next_attempt = ?, "
-        "last_error = ? WHERE sub_id = ?",
-        [ERROR if give_up else state.status, now + retry_in, error[:500], state.sub_id],
-    )
+        "last_error = ? WHERE sub_id = ? AND status = ?",
+        [ERROR if give_up else state.status, now + retry_in, error[:500], state.sub_id,
+         state.status],
+    )  # fmt: skip
+    return bool(changed)
 
 
 # -- the lease ------------------------------------------------------------------

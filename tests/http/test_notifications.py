@@ -142,6 +142,10 @@ def test_a_registered_practice_hears_of_the_admission_signed_and_once(pathway: P
     pathway.worker.run_once()
     (handshake,) = hook.of("/gp")
     assert handshake.status["type"] == "handshake"
+    # Active, as the Subscription itself now says, still its subscriber's alone.
+    made = pathway.get("gp", f"/fhir/Subscription/{gp}")
+    assert made.json()["status"] == "active" and made.json()["meta"]["versionId"] == "2"
+    assert pathway.get("council", f"/fhir/Subscription/{gp}").status_code == 404
     assert handshake.headers["x-home-key"] == "secret-1"
     assert pathway.get("gp", f"/fhir/Subscription/{gp}/$status").json()["entry"][0]["resource"][
         "parameter"
@@ -182,7 +186,7 @@ def test_consent_decides_each_recipient(pathway: Pathway) -> None:
 
 def test_a_failing_endpoint_is_retried_then_put_in_error(pathway: Pathway) -> None:
     hook = pathway.hook
-    pathway.subscribe("gp", subscription("admission", hook.url + "/gp"))
+    sub = pathway.subscribe("gp", subscription("admission", hook.url + "/gp"))
     pathway.worker.run_once()
     hook.answers = [500, 503]
     stay = pathway.stay("in-progress")
@@ -195,6 +199,29 @@ def test_a_failing_endpoint_is_retried_then_put_in_error(pathway: Pathway) -> No
     assert told.status["notification-event"][0]["focus"]["reference"].endswith(
         f"Encounter/{stay}/_history/1"
     )
+    # Failing every time: in error after the configured number of failures.
+    pathway.worker.policy = Policy(allow_loopback=True, max_failures=2, backoff_s=1.0)
+    hook.answers = [500] * 5
+    pathway.stay("in-progress")
+    assert pathway.worker.run_once().failed == 1
+    assert pathway.worker.run_once(time.time() + 5).failed == 1
+    assert pathway.worker.run_once(time.time() + 50).failed == 0  # given up
+    resource = pathway.get("gp", f"/fhir/Subscription/{sub}").json()
+    assert resource["status"] == "error" and "500" in resource["error"]
+    status = pathway.get("gp", f"/fhir/Subscription/{sub}/$status").json()
+    parameters = {p["name"]: p for p in status["entry"][0]["resource"]["parameter"]}
+    assert parameters["status"]["valueCode"] == "error"
+    assert "500" in parameters["error"]["valueCodeableConcept"]["text"]
+    # The subscriber asks again: a handshake, then what waited is sent.
+    hook.answers = []
+    answer = pathway.api.put(
+        f"/fhir/Subscription/{sub}",
+        json={**resource, "status": "requested"},
+        headers=pathway.headers("gp"),
+    )
+    assert answer.status_code == 200, answer.text
+    pathway.worker.run_once()
+    assert [r.status["type"] for r in hook.of("/gp")][-2:] == ["handshake", "event-notification"]
 
 
 def test_a_pull_subscriber_fetches_its_events(pathway: Pathway) -> None:
