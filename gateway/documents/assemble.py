@@ -19,10 +19,13 @@ from typing import Any
 
 from gateway import __version__, fhirjson
 from gateway.directory import Organisation
-from gateway.documents import narrative
-from gateway.documents.reconcile import Origins, reconcile, recorded_on
+from gateway.documents import narrative, stay
+from gateway.documents.reconcile import Origins, Reconciled, reconcile, recorded_on
 from gateway.documents.sections import (
     HEADING_SECTIONS,
+    LATEST_STAY,
+    MEDICINES_STARTED,
+    MEDICINES_STOPPED,
     DocumentKind,
     Resource,
     Section,
@@ -52,9 +55,11 @@ _SUPPORTING = ("Medication", "Organization", "Practitioner", "PractitionerRole",
 _SUPPORTING_REFERENCE = re.compile(
     rb'"reference"\s*:\s*"((?:' + "|".join(_SUPPORTING).encode() + rb')/[^"\\/]+)"'
 )
-# Not part of a person's summary: the log of who looked, other documents,
-# and the Patient (which is the subject, not a member).
-_NOT_GATHERED = {"AuditEvent", "Composition", "Patient"}
+# Not part of a person's summary: the log of who looked and the Patient
+# (which is the subject, not a member). Other documents' Compositions are
+# gathered for the latest hospital stay, where a discharge summary sent as
+# one is listed; no other section holds them.
+_NOT_GATHERED = {"AuditEvent", "Patient"}
 # A person with more than this many resources the requester may see gets a
 # clear refusal, not a document no one could read: $everything pages them.
 MAX_GATHERED = 10_000
@@ -405,28 +410,56 @@ def _section(
     entries it lists (a baseline lists only the newest of each)."""
     if not members and not extra and not warnings and not section.always:
         return None
-    entry: dict[str, Any] = {
+    empty = not members and not extra
+    if empty and not warnings:
+        return _empty(section), []
+    entry = _headed(section)
+    rows = [*warnings, *((row, []) for row in extra)]
+    if empty:
+        entry["emptyReason"] = _empty_reason(section)
+        rows.append((narrative.Row(section.empty), []))
+    facts = reconcile(members, gathered.resources, origins, latest_only=section.latest_only)
+    return entry, _listed(entry, section, rows, facts)
+
+
+def _headed(section: Section) -> dict[str, Any]:
+    return {
         "title": section.title,
         "code": {
             "coding": [{"system": section.system, "code": section.code, "display": section.display}]
         },
     }
-    rows = [*warnings, *((row, []) for row in extra)]
-    if not members and not extra:
-        # "unavailable" whether nothing was recorded or nothing may be shown:
-        # the two must read alike.
-        entry["emptyReason"] = {
-            "coding": [{"system": _EMPTY_REASON, "code": "unavailable", "display": "Unavailable"}],
-            "text": section.empty,
-        }
-        if not warnings:
-            entry["text"] = {"status": "generated", "div": narrative.empty_div(section.empty)}
-            return entry, []
-        rows.append((narrative.Row(section.empty), []))
-    facts = reconcile(members, gathered.resources, origins, latest_only=section.latest_only)
+
+
+def _empty_reason(section: Section) -> dict[str, Any]:
+    """ "unavailable" whether nothing was recorded or nothing may be shown:
+    the two must read alike."""
+    return {
+        "coding": [{"system": _EMPTY_REASON, "code": "unavailable", "display": "Unavailable"}],
+        "text": section.empty,
+    }
+
+
+def _empty(section: Section) -> dict[str, Any]:
+    """A section with nothing in it, saying so."""
+    entry = _headed(section)
+    entry["emptyReason"] = _empty_reason(section)
+    entry["text"] = {"status": "generated", "div": narrative.empty_div(section.empty)}
+    return entry
+
+
+def _listed(
+    entry: dict[str, Any],
+    section: Section,
+    rows: list[tuple[narrative.Row, list[narrative.Source]]],
+    facts: list[Reconciled],
+) -> list[str]:
+    """``entry``'s narrative (the note ``rows``, then a row for each fact)
+    and its entries, each linked to the row that stands for it; the
+    references listed."""
     notes = len(rows)  # the warnings and key contacts before the facts
     fact_ids = [f"{section.key}-{n}" for n in range(1, len(facts) + 1)]
-    rows += [(fact.row, list(fact.sources)) for fact in facts]
+    rows = [*rows, *((fact.row, list(fact.sources)) for fact in facts)]
     div = narrative.section_div(
         [row for row, _ in rows],
         source_of=[sources for _, sources in rows],
@@ -449,7 +482,44 @@ def _section(
             }
             for reference, row_id in listed
         ]
-    return entry, [reference for reference, _ in listed]
+    return [reference for reference, _ in listed]
+
+
+def _latest_stay(gathered: Gathered, origins: Origins) -> tuple[dict[str, Any], list[str]] | None:
+    """The latest hospital stay the requester may see, if any: the stay,
+    what the hospital sent about it and, once the person is discharged, the
+    medicines it started and stopped. Built from the gathered records
+    alone, so a stay, a record or a medicine hidden from the requester is
+    neither listed nor counted, and names no hospital."""
+    resources = gathered.resources
+    found = stay.latest_stay(resources, lambda reference: _organisation(reference, resources))
+    if found is None:
+        return None
+    encounter = resources[found.encounter]
+    the_stay = Reconciled(
+        (found.encounter,),
+        stay.stay_row(found, encounter, resources.get),
+        tuple(_source(encounter, origins)),
+        False,
+    )
+    sent = stay.with_roles(encounter, reconcile(stay.sent(found, resources), resources, origins))
+    entry = _headed(LATEST_STAY)
+    listed = _listed(entry, LATEST_STAY, [], [the_stay, *sent])
+    if found.discharged:
+        changes = stay.changes(found, resources, origins)
+        parts = []
+        for section, facts in (
+            (MEDICINES_STARTED, changes.started),
+            (MEDICINES_STOPPED, changes.stopped),
+        ):
+            if not facts:
+                parts.append(_empty(section))
+                continue
+            part = _headed(section)
+            listed += _listed(part, section, [], facts)
+            parts.append(part)
+        entry["section"] = parts
+    return entry, listed
 
 
 def gateway_device(base_url: str) -> tuple[str, dict[str, Any]]:
@@ -503,11 +573,19 @@ def _build(
     sections = []
     in_sections: list[str] = []
     for section, members in placed:
-        extra = _key_contacts(subject, gathered) if section.key == "care-team" else []
-        built = _section(section, members, gathered, origins, extra, warnings.get(section.key, []))
+        if section.key == LATEST_STAY.key:
+            built = _latest_stay(gathered, origins)
+        else:
+            extra = _key_contacts(subject, gathered) if section.key == "care-team" else []
+            built = _section(
+                section, members, gathered, origins, extra, warnings.get(section.key, [])
+            )
         if built is not None:
             sections.append(built[0])
             in_sections.extend(built[1])
+    # An entry of two sections (a medicine the stay started is a current
+    # one too) is in the Bundle once.
+    in_sections = list(dict.fromkeys(in_sections))
     device_url, device = gateway_device(base_url)
     identifier = f"urn:uuid:{uuid.uuid4()}"
     composition = {

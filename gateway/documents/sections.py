@@ -412,6 +412,51 @@ BELONGINGS = Section(
 )
 
 
+def _built_apart(resource: Resource) -> bool:
+    """A section built from something other than each record's kind: none
+    is placed in it as a kind (see ``assemble``)."""
+    return False
+
+
+# The person's latest inpatient stay (``stay``): where and when, where they
+# went, and what the hospital sent. LOINC's hospital course (the part of a
+# discharge summary that tells the stay), not 18842-5, the discharge
+# summary itself: that is a kind of document, which a letter the hospital
+# sent and listed here may be, and it could not say "in hospital since".
+LATEST_STAY = Section(
+    "hospital-stay",
+    "Latest hospital stay",
+    LOINC,
+    "8648-8",
+    "Hospital course Narrative",
+    _built_apart,
+)
+# Within it once the person is discharged, what a home must change on the
+# MAR chart. LOINC's hospital discharge medications (10183-2) are the whole
+# list they leave with; these are the changes, which no LOINC or IPS code
+# names.
+MEDICINES_STARTED = Section(
+    "medicines-started",
+    "Medicines started in hospital",
+    SECTION_SYSTEM,
+    "medicines-started",
+    "Medicines started during a hospital stay",
+    _built_apart,
+    always=True,
+    empty="No record of a medicine started in hospital is available.",
+)
+MEDICINES_STOPPED = Section(
+    "medicines-stopped",
+    "Medicines stopped in hospital",
+    SECTION_SYSTEM,
+    "medicines-stopped",
+    "Medicines stopped during a hospital stay",
+    _built_apart,
+    always=True,
+    empty="No record of a medicine stopped in hospital is available.",
+)
+
+
 def _required(section: Section, empty: str | None = None) -> Section:
     return Section(
         section.key,
@@ -435,6 +480,7 @@ SUMMARY = DocumentKind(
         ALLERGIES,
         MEDICATIONS,
         PROBLEMS,
+        LATEST_STAY,
         ADVANCE_DECISIONS,
         ALERTS,
         IMMUNISATIONS,
@@ -453,20 +499,23 @@ SUMMARY = DocumentKind(
     ),
 )
 
-# In the order a crew reads a Red Bag: what not to do first.
+# In the order a crew reads a Red Bag: what not to do first. Every part is
+# there, empty or not, but the latest hospital stay: there is none to show
+# until the person has been in hospital, and it follows what it changed.
 RED_BAG = DocumentKind(
     name="red-bag",
     title="Red Bag: hospital transfer record",
     type_code="18761-7",
     type_display="Provider-unspecified transfer summary",
     sections=tuple(
-        _required(section, empty)
+        section if section is LATEST_STAY else _required(section, empty)
         for section, empty in (
             (ADVANCE_DECISIONS, None),
             (ALERTS, "No alerts or risks available."),
             (ALLERGIES, None),
             (MEDICATIONS, None),
             (PROBLEMS, None),
+            (LATEST_STAY, None),
             (
                 Section(
                     "about-me",
