@@ -430,6 +430,9 @@ header.band .doc .title { font-weight: bold }
   display: flex; flex-wrap: wrap; align-items: baseline; gap: 0 12px }
 .dnacpr strong { font-size: 16pt; text-transform: uppercase; letter-spacing: .02em }
 section.part { margin: 3px 0 0 }
+/* A part of a section (a stay's medicines changed) reads as its part, not
+   as the next section: set in under a rule. */
+section.part section.part { margin-left: 2px; padding-left: 6px; border-left: 2px solid #8fb3dc }
 h2, h3, h4, h5, h6 { font-size: 10pt; margin: 4px 0 1px; padding-bottom: 1px;
   border-bottom: 1.5px solid #005eb8; break-after: avoid; page-break-after: avoid }
 h3, h4, h5, h6 { font-size: 9.5pt; border-bottom-width: 1px }
