@@ -22,10 +22,12 @@ import httpx
 from gateway.auth.clients import ClientRegistry
 from gateway.delivery import fanout, sending
 from gateway.documents.signature import DocumentSigner
+from gateway.notifications import outbox, state
 from gateway.store import Store
 
 log = logging.getLogger("gateway.notifications")
 _ROUNDS = 10  # the most Bundles one subscription is sent in one pass
+_LOOK_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,19 @@ class NotificationWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._looked = 0.0  # when every Subscription was last looked at
 
     def run_once(self, now: float | None = None) -> Progress:
-        """One pass: number what waits on the outbox, then send what is due."""
+        """One pass: number what waits on the outbox, then send what is due.
+        When nothing waits it reads and writes nothing more, so an idle
+        gateway commits nothing; every few seconds it looks at every
+        Subscription all the same, for heartbeats due."""
         moment = time.time() if now is None else now
+        if moment - self._looked < _LOOK_EVERY_S and not (
+            outbox.waiting(self._store) or state.due(self._store, moment)
+        ):
+            return Progress(0, 0, 0)
+        self._looked = moment
         events = 0
         while taken := fanout.assign(
             self._store, self._registry, self.holder, moment, self._lease_s

@@ -101,6 +101,11 @@ def record_loaded(uow: UnitOfWork, fmt: str, patient_id: str | None) -> None:
         )  # fmt: skip
 
 
+def waiting(reader: Querier) -> bool:
+    """Whether any event waits on the outbox."""
+    return bool(reader.select("SELECT 1 FROM notification_event LIMIT 1", []))
+
+
 def taken(uow: UnitOfWork, events: list[Event]) -> None:
     """Take ``events`` off the outbox: the worker has numbered them for
     every subscriber, in this unit of work."""

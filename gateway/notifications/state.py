@@ -105,6 +105,18 @@ def delivering(reader: Querier) -> list[State]:
     return [_state(row) for row in rows]
 
 
+def due(reader: Querier, now: float) -> bool:
+    """Whether a Subscription waits for its handshake or has events to be
+    sent, and may be tried now (heartbeats aside)."""
+    return bool(
+        reader.select(
+            "SELECT 1 FROM subscription_state WHERE next_attempt <= ? AND "
+            "(status = ? OR (status = ? AND numbered > acknowledged)) LIMIT 1",
+            [now, REQUESTED, ACTIVE],
+        )
+    )
+
+
 def every(reader: Querier) -> list[State]:
     rows = reader.select(f"SELECT {_COLUMNS} FROM subscription_state ORDER BY created", [])
     return [_state(row) for row in rows]
