@@ -21,6 +21,7 @@ from gateway.auth.clients import OrgKind
 from gateway.auth.tokens import Purpose
 from gateway.config import Settings
 from gateway.console import sessions as console_sessions
+from gateway.delivery import commands as commands_subscriptions
 from gateway.demo import commands as commands_demo
 from gateway.documents import commands as commands_documents
 from gateway.errors import StoreUnavailable
@@ -160,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.choices["load"].set_defaults(func=on_store(commands_loading.run_load))
     commands.choices["matches"].set_defaults(func=on_store(commands_loading.run_matches))
     commands.choices["archived"].set_defaults(func=on_store(commands_loading.run_archived))
+    commands_subscriptions.add_commands(commands)
+    commands.choices["subscriptions"].set_defaults(func=on_store(commands_subscriptions.run))
     mllp = commands.add_parser("mllp", help="receive a hospital's HL7 v2 ADT feed over MLLP")
     mllp.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
     mllp.add_argument("--source-org", required=True, help="the sending hospital's ODS code")
