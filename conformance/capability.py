@@ -36,6 +36,12 @@ _UPDATE_CREATE = (
 )
 
 
+_TOPIC_CANONICAL = (
+    "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+    "capabilitystatement-subscriptiontopic-canonical"
+)
+
+
 def capability_statement(
     *,
     base_url: str,
@@ -44,10 +50,13 @@ def capability_statement(
     search_parameters: Callable[[str], Sequence[AdvertisedParameter]] = _none,
     reference_parameters: Callable[[str], Sequence[str]] = _none,
     token_endpoint: str | None = None,
+    subscription_topics: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A CapabilityStatement (kind ``instance``) for the server at ``base_url``;
     with ``token_endpoint``, its ``rest.security`` says SMART Backend Services
-    (https://hl7.org/fhir/smart-app-launch/conformance.html#using-cors)."""
+    (https://hl7.org/fhir/smart-app-launch/conformance.html#using-cors). The
+    ``subscription_topics`` (canonical URLs) are listed on Subscription, as
+    the Subscriptions Backport IG asks."""
     resources: list[dict[str, Any]] = []
     for support in RESOURCES.values():
         entry: dict[str, Any] = {
@@ -64,6 +73,10 @@ def capability_statement(
             # If-None-Match on a read answers 304; If-Modified-Since is not read.
             "conditionalRead": "not-match",
         }
+        if support.type == "Subscription" and subscription_topics:
+            entry["extension"] = [
+                {"url": _TOPIC_CANONICAL, "valueCanonical": url} for url in subscription_topics
+            ]
         if support.profile:
             entry["profile"] = support.profile
         # The profiles a resource of the type is checked against when it

@@ -66,7 +66,7 @@ class Policy:
     allow_loopback: bool = False
 
 
-def _blocked(endpoint: str, allow_loopback: bool) -> str | None:
+def why_not_called(endpoint: str, allow_loopback: bool) -> str | None:
     """Why the gateway will not call ``endpoint``, or ``None``: plain http
     beyond loopback, or an address on this host or link-local (the cloud
     metadata service) unless loopback is allowed."""
@@ -181,21 +181,28 @@ def send(
     """POST ``parcel``; ``None`` when acknowledged (2xx), else why not."""
     subscription = parcel.subscriber.subscription
     assert subscription.endpoint is not None
-    blocked = _blocked(subscription.endpoint, policy.allow_loopback)
+    blocked = why_not_called(subscription.endpoint, policy.allow_loopback)
     if blocked is not None:
         return blocked
     headers = {name: value for name, value in subscription.headers}
     headers["Content-Type"] = "application/fhir+json"
     headers[SIGNATURE_HEADER] = signature_of(signer, parcel.body)
     try:
-        answer = client.post(
-            subscription.endpoint, content=parcel.body, headers=headers, timeout=policy.timeout_s
-        )
+        # Streamed and never read: only the status matters, and a body an
+        # endpoint sends back (however large) is left unread.
+        with client.stream(
+            "POST",
+            subscription.endpoint,
+            content=parcel.body,
+            headers=headers,
+            timeout=policy.timeout_s,
+        ) as answer:
+            status = answer.status_code
     except httpx.HTTPError as error:
         return f"{type(error).__name__}: {error}"[:300]
-    if 200 <= answer.status_code < 300:
+    if 200 <= status < 300:
         return None
-    return f"the endpoint answered {answer.status_code}"
+    return f"the endpoint answered {status}"
 
 
 def recorded(

@@ -45,6 +45,7 @@ from gateway.interactions import bundle as bundles
 from gateway.interactions import patching, write
 from gateway.interactions.patching import Patch
 from gateway.interactions.types import require
+from gateway.notifications import topics
 from gateway.operations import documents
 from gateway.operations import ingest as ingests
 from gateway.operations import subscription_status as subscription_operations
@@ -116,6 +117,7 @@ async def metadata(request: Request) -> Response:
         search_parameters=_advertised,
         reference_parameters=_references,
         token_endpoint=context.base_url.removesuffix("/fhir") + "/auth/token",
+        subscription_topics=[topic.url for topic in topics.TOPICS],
     )
     return responses.FhirResponse(body)
 

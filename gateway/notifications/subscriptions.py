@@ -43,6 +43,10 @@ RELATIONSHIPS = {
     "care": None,  # any kind: a hospital's patients, an ambulance service's
 }
 _MAX_NOTIFICATION_EVENTS = 100
+# Headers the gateway sets on every notification, or that HTTP itself owns.
+_GATEWAYS_HEADERS = frozenset(
+    {"host", "content-type", "content-length", "transfer-encoding", "connection", "x-signature"}
+)
 
 
 @dataclass(frozen=True)
@@ -169,9 +173,16 @@ def _headers(channel: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     for index, header in enumerate(channel.get("header") or []):
         name, colon, value = str(header).partition(":")
         name = name.strip()
-        if not colon or not name or not name.replace("-", "").isalnum() or "\n" in value:
+        if (
+            not colon
+            or not name.replace("-", "").isascii()
+            or not name.replace("-", "").isalnum()
+            or name.lower() in _GATEWAYS_HEADERS
+            or any(c in value for c in "\r\n\0")
+        ):
             raise _refused(
-                f"a header is 'Name: value', not {header!r}",
+                f"a header is 'Name: value' (not one the gateway sets: "
+                f"{', '.join(sorted(_GATEWAYS_HEADERS))}), not {header!r}",
                 f"Subscription.channel.header[{index}]",
                 "GW-0164",
             )

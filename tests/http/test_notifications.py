@@ -359,3 +359,30 @@ def test_events_are_sent_in_order_and_heartbeats_fill_the_quiet(pathway: Pathway
     assert pathway.worker.run_once(time.time() + 61).sent == 1
     (beat,) = hook.of("/gp", "heartbeat")
     assert beat.status["events-since-subscription-start"] == "3"
+
+
+def test_the_capability_statement_lists_the_topics(pathway: Pathway) -> None:
+    statement = pathway.api.get("/fhir/metadata").json()
+    (entry,) = [r for r in statement["rest"][0]["resource"] if r["type"] == "Subscription"]
+    listed = {e["valueCanonical"] for e in entry["extension"]}
+    assert listed == {PREFIX + key for key in ("admission", "discharge", "ae-attendance",
+                                                "death", "red-bag")}  # fmt: skip
+    assert {o["name"] for o in entry["operation"]} >= {"status", "events"}
+
+
+def test_status_answers_alike_for_hidden_and_missing(pathway: Pathway) -> None:
+    sub = pathway.subscribe("gp", subscription("admission", None))
+    for method in ("GET", "POST"):
+        hidden = pathway.api.request(
+            method, f"/fhir/Subscription/{sub}/$status", headers=pathway.headers("council")
+        )
+        missing = pathway.api.request(
+            method, "/fhir/Subscription/nothing-here/$status", headers=pathway.headers("council")
+        )
+        assert hidden.status_code == missing.status_code == 404
+        assert hidden.content.replace(sub.encode(), b"X") == missing.content.replace(
+            b"nothing-here", b"X"
+        )
+        assert {k: v for k, v in hidden.headers.items() if k != "x-request-id"} == {
+            k: v for k, v in missing.headers.items() if k != "x-request-id"
+        } | {"content-length": hidden.headers["content-length"]}
