@@ -78,11 +78,16 @@ class AccessControl:
         requester: Requester,
         now: datetime | None = None,
         on_decision: Callable[[str | None, Decision], None] | None = None,
+        people: dict[str, Person | None] | None = None,
     ) -> None:
+        """``people``: what the data says of each person, read once and
+        shared by the decisions of several requesters at one moment (a
+        notification put to every subscriber); it does not depend on who
+        asks."""
         self._store = store
         self.requester = requester
         self._moment = now or datetime.now(UTC)
-        self._people: dict[str, Person | None] = {}
+        self._people: dict[str, Person | None] = {} if people is None else people
         # The Patient each identifier a record names its person by resolves to.
         self._identified: dict[Coding, str | None] = {}
         # Told of every decision made (once per version), with the person's

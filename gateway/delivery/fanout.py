@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from consent.model import Requester
+from consent.model import Person, Requester
 from gateway import fhirjson
 from gateway.access.control import AccessControl
 from gateway.auth.clients import ClientRegistration, ClientRegistry
@@ -55,11 +56,16 @@ class Subscriber:
 
 
 def subscriber_of(
-    uow: UnitOfWork, registry: ClientRegistry, current: state.State
+    uow: UnitOfWork,
+    registry: ClientRegistry,
+    current: state.State,
+    people: dict[str, Person | None] | None = None,
+    moment: datetime | None = None,
 ) -> Subscriber | None:
     """The Subscription ``current`` is the state of, as its client would
     act now; ``None`` when it is gone or cannot be delivered (its client
-    disabled)."""
+    disabled). ``people``: the facts of the people decided on, shared with
+    the other subscribers decided at the same ``moment``."""
     found = uow.read("Subscription", current.sub_id)
     client = registry.get(current.client_id)
     if found is None or found.content is None or client is None or client.disabled:
@@ -76,7 +82,8 @@ def subscriber_of(
         client_name=client.name,
         org_name=client.org_name,
     )
-    return Subscriber(subscription, current, client, AccessControl(uow, requester), [])
+    access = AccessControl(uow, requester, now=moment, people=people)
+    return Subscriber(subscription, current, client, access, [])
 
 
 def _class_of(resource: dict[str, Any]) -> str | None:
@@ -123,10 +130,13 @@ def assign(store: Store, registry: ClientRegistry, holder: str, now: float, leas
         events = outbox.since(uow, 0, _BATCH)
         if not events:
             return 0
+        # Each person's facts read once for every subscriber, at one moment.
+        people: dict[str, Person | None] = {}
+        moment = datetime.now(UTC)
         subscribers = [
             s
             for current in state.delivering(uow)
-            if (s := subscriber_of(uow, registry, current)) is not None
+            if (s := subscriber_of(uow, registry, current, people, moment)) is not None
         ]
         by_topic: dict[str, list[Subscriber]] = defaultdict(list)
         for subscriber in subscribers:
