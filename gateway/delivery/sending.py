@@ -132,10 +132,12 @@ def notified(
 def _due(subscriber: Subscriber, now: float) -> str | None:
     current = subscriber.state
     subscription = subscriber.subscription
-    if subscription.channel != REST_HOOK or current.next_attempt > now:
+    if current.next_attempt > now:
         return None
     if current.status == state.REQUESTED:
-        return bundles.HANDSHAKE
+        return bundles.HANDSHAKE  # on the pull channel, activation alone
+    if subscription.channel != REST_HOOK:
+        return None  # fetched with $events
     if current.numbered > current.acknowledged:
         return bundles.EVENT
     heartbeat = subscription.heartbeat_s
@@ -180,6 +182,8 @@ def send(
 ) -> str | None:
     """POST ``parcel``; ``None`` when acknowledged (2xx), else why not."""
     subscription = parcel.subscriber.subscription
+    if subscription.channel != REST_HOOK:
+        return None  # the pull channel's handshake: nothing to send
     assert subscription.endpoint is not None
     blocked = why_not_called(subscription.endpoint, policy.allow_loopback)
     if blocked is not None:

@@ -232,6 +232,8 @@ def test_a_pull_subscriber_fetches_its_events(pathway: Pathway) -> None:
     pathway.discharge(stay)
     pathway.stay("finished", klass="EMER")  # another class: filtered out
     pathway.worker.run_once()
+    # Nothing to shake hands with: active at once, as it says itself.
+    assert pathway.get("council", f"/fhir/Subscription/{sub}").json()["status"] == "active"
     answer = pathway.get("council", f"/fhir/Subscription/{sub}/$events?content=full-resource")
     assert answer.status_code == 200, answer.text
     bundle = answer.json()
