@@ -54,6 +54,9 @@ class Medicine:
     dmd: str | None = None
     as_required: bool = False
     started: date | None = None
+    # The day a hospital stopped it (the stay's discharge), and why in words.
+    stopped: date | None = None
+    why_stopped: str = ""
 
 
 @dataclass(frozen=True)
@@ -439,6 +442,13 @@ _ADMISSIONS: tuple[_Admission, ...] = (
 )
 _HIP_FRACTURE = _ADMISSIONS[1].code
 _LEAVES = {a.code: a.leaves for a in _ADMISSIONS if a.leaves is not None}
+# A fall, a collapse or an infection that left the blood pressure low: in
+# someone of 75 or over, the hospital stops the amlodipine at discharge
+# rather than risk the next fall (ICD-10: hip fracture, syncope, pneumonia,
+# urinary infection). What the GP records once the discharge summary comes.
+_STOPS_BLOOD_PRESSURE_TABLETS = frozenset({"S72.0", "R55", "J18.9", "N39.0"})
+_AMLODIPINE = "Amlodipine 5mg tablets"
+_WHY_STOPPED = "Stopped in hospital: blood pressure low on standing"
 _WARDS = (
     "Acute Medical Unit",
     "Bevan Ward",
@@ -834,7 +844,7 @@ class _Maker:
             for a, share in _ALLERGIES
             if rng.random() < share and age >= 1
         )
-        medicines = self.medicines(problems, allergies)
+        medicines = self.stopped_in_hospital(self.medicines(problems, allergies), age, stays)
         social_care = self.social_care(age, birth, borough, problems, residence, stays, contacts)
         dissented = (
             self.day_between(max(birth, today - timedelta(days=2_000)), today - timedelta(days=10))
@@ -900,6 +910,32 @@ class _Maker:
         if any(m.name in _ANTICOAGULANTS for m in found.values()):
             found = {k: m for k, m in found.items() if m.name not in _ANTIPLATELETS}
         return tuple(found.values())
+
+    @staticmethod
+    def stopped_in_hospital(
+        medicines: tuple[Medicine, ...], age: int, stays: tuple[HospitalStay, ...]
+    ) -> tuple[Medicine, ...]:
+        """The amlodipine a hospital stopped (``_STOPS_BLOOD_PRESSURE_TABLETS``)
+        at the end of the last stay that would, if the person was taking it
+        by then. Draws nothing: everyone else's record is as it was."""
+        ended = [
+            stay
+            for stay in stays
+            if stay.discharged is not None
+            and stay.diagnoses[0].icd10 in _STOPS_BLOOD_PRESSURE_TABLETS
+        ]
+        if age < 75 or not ended:
+            return medicines
+        stay = ended[-1]
+        assert stay.discharged is not None
+        return tuple(
+            replace(medicine, stopped=stay.discharged.date(), why_stopped=_WHY_STOPPED)
+            if medicine.name == _AMLODIPINE
+            and medicine.started is not None
+            and medicine.started <= stay.admitted.date()
+            else medicine
+            for medicine in medicines
+        )
 
     def residence(
         self, gender: str, borough: Borough, contacts: tuple[Contact, ...]

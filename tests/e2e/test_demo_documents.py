@@ -35,7 +35,14 @@ BASE = "http://gateway.test/fhir"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "documents"
 # Sections where two rows for one fact would be a duplicate a reader must
 # reconcile by eye; observations are one fact per measurement and moment.
-ONE_ROW_PER_CONCEPT = {"medications", "allergies", "problems", "past-problems"}
+ONE_ROW_PER_CONCEPT = {
+    "medications",
+    "allergies",
+    "problems",
+    "past-problems",
+    "medicines-started",
+    "medicines-stopped",
+}
 OBSERVATIONS = {"vital-signs", "baseline", "results"}
 # How an HL7 v2 code would read had it no words: "admission method 21".
 RAW_HL7 = re.compile(
@@ -127,7 +134,12 @@ def _rows(div: str) -> dict[str, list[str]]:
 
 
 def _sections(bundle: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for section in _composition(bundle)["section"]:
+    """Every section by the key its rows are named with, a section's parts
+    (the latest hospital stay's medicines) after it."""
+    parts = list(reversed(_composition(bundle)["section"]))
+    while parts:
+        section = parts.pop()
+        parts.extend(reversed(section.get("section", [])))
         key = section["text"]["div"] and next(
             (
                 e["extension"][0]["valueUrl"][1:].rsplit("-", 1)[0]
@@ -231,6 +243,26 @@ def test_every_organisation_shown_has_a_name_and_no_hl7_code_is_raw(
             for coding in coded:
                 if coding.get("code"):
                     assert coding.get("display"), (built.nhs_number, coding)
+
+
+def test_a_resident_back_from_hospital_has_the_stay_and_its_medicines_changed(
+    documents: list[Built],
+) -> None:
+    """The demo shows issue 27's round trip: a Red Bag whose latest stay is
+    a discharge with medicines started (the GP's record of what the
+    hospital began) and one with a medicine the hospital stopped."""
+    found: dict[str, int] = {}
+    for built in documents:
+        if built.kind != "red-bag":
+            continue
+        for key, section in _sections(built.bundle):
+            if key in ("hospital-stay", "medicines-started", "medicines-stopped"):
+                found[key] = found.get(key, 0) + 1
+                if key == "hospital-stay":
+                    assert "Discharged to: " in section["text"]["div"] or (
+                        "In hospital since" in section["text"]["div"]
+                    )
+    assert found.get("medicines-started") and found.get("medicines-stopped"), found
 
 
 def test_a_red_bag_on_a_phone_shows_the_dnacpr_and_allergies_on_its_first_screen(

@@ -349,6 +349,8 @@ class _Record:
         rng = self.rng
         lines = []
         for n, medicine in enumerate(self.person.medicines):
+            if medicine.stopped is not None:
+                continue  # off the chart since the resident came back from hospital
             line: Json = {"id": self.item_id("MAR", n), "name": medicine.name}
             if medicine.dmd:
                 line["dmdCode"] = medicine.dmd

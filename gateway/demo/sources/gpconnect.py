@@ -62,6 +62,7 @@ _EXT_LAST_ISSUE = f"{_STU3}/Extension-CareConnect-GPC-MedicationStatementLastIss
 _EXT_AGENCY = f"{_STU3}/Extension-CareConnect-GPC-PrescribingAgency-1"
 _EXT_REPEAT = f"{_STU3}/Extension-CareConnect-GPC-MedicationRepeatInformation-1"
 _EXT_PRESCRIPTION_TYPE = f"{_STU3}/Extension-CareConnect-GPC-PrescriptionType-1"
+_EXT_STATUS_REASON = f"{_STU3}/Extension-CareConnect-GPC-MedicationStatusReason-1"
 _VERIFICATION_SYSTEM = (
     "https://fhir.hl7.org.uk/STU3/CodeSystem/CareConnect-NHSNumberVerificationStatus-1"
 )
@@ -432,7 +433,9 @@ class _Bundle:
 
     def medicine(self, n: int, medicine: Medicine) -> list[Json]:
         """The Medication, its authorisation (plan) and the summary of the
-        course (statement), which points at the plan."""
+        course (statement), which points at the plan. One a hospital
+        stopped is stopped in both, as GP Connect says it: the statement's
+        end, the plan's status reason with the day it changed."""
         rng = self.rng
         started = medicine.started or self.today - timedelta(days=rng.randint(30, 900))
         if medicine.as_required:
@@ -440,6 +443,8 @@ class _Bundle:
         else:
             last_issue = self.today - timedelta(days=rng.randint(2, 27))
         last_issue = max(last_issue, started)
+        if medicine.stopped is not None:
+            last_issue = min(last_issue, medicine.stopped)
         authorised = london_at(started, 9 + n % 8, 10 * (n % 6))
         code = _coding(medicine.dmd, medicine.name) if medicine.dmd else {"text": medicine.name}
         dosage = [{"text": medicine.dose}]
@@ -472,6 +477,9 @@ class _Bundle:
             "taken": "unk",
             "dosage": dosage,
         }
+        if medicine.stopped is not None:
+            statement["status"] = "stopped"
+            statement["effectivePeriod"]["end"] = medicine.stopped.isoformat()
         issued = min(max((last_issue - started).days // 28, 0), 12)
         plan: Json = {
             "resourceType": "MedicationRequest",
@@ -508,6 +516,20 @@ class _Bundle:
                 },
             },
         }
+        if medicine.stopped is not None:
+            plan["status"] = "stopped"
+            plan["extension"].append(
+                {
+                    "url": _EXT_STATUS_REASON,
+                    "extension": [
+                        {"url": "statusChangeDate", "valueDateTime": medicine.stopped.isoformat()},
+                        {
+                            "url": "statusReason",
+                            "valueCodeableConcept": {"text": medicine.why_stopped},
+                        },
+                    ],
+                }
+            )
         return [medication, statement, plan]
 
     def problem(self, n: int, problem: Problem) -> Json:

@@ -20,6 +20,7 @@ from gateway.demo.sources.gpconnect import REFUSED_SHARING, GpConnectWriter
 from gateway.demo.world import BOROUGHS
 from gateway.loading.records import LoadReport, load
 from gateway.store import Store, open_store
+from mappings.gpconnect import map_structured_record
 from mappings.identity import mapped_id
 from tests.unit.demo.stored import stored
 
@@ -196,3 +197,26 @@ def test_writing_is_deterministic(tmp_path: Path) -> None:
         assert (tmp_path / "one" / file.path).read_bytes() == (
             tmp_path / "two" / file.path
         ).read_bytes()
+
+
+def test_a_medicine_a_hospital_stopped_is_stopped_in_the_gp_record(tmp_path: Path) -> None:
+    """The GP's record once the discharge summary came: the course's
+    statement ended on the day, its authorisation stopped with the
+    hospital's reason, mapped as UK Core shaped R4."""
+    person = next(p for p in people(400, 1, TODAY) if p.medicines and p.nhs_number)
+    why = "Low blood pressure"
+    stopped = replace(person.medicines[0], stopped=date(2026, 11, 23), why_stopped=why)
+    person = replace(person, medicines=(stopped, *person.medicines[1:]), defects=frozenset())
+    files, _ = _write(tmp_path, [person])
+    (file,) = [f for f in files if f.source_org == person.practice.ods]
+    (line,) = (tmp_path / file.path).read_bytes().splitlines()
+    mapped = map_structured_record(orjson.loads(line), file.source_org)
+    statements = [r for r in mapped.resources if r["resourceType"] == "MedicationStatement"]
+    plans = [r for r in mapped.resources if r.get("intent") == "plan"]
+    assert statements[0]["status"] == "stopped"
+    assert statements[0]["effectivePeriod"]["end"] == "2026-11-23"
+    assert plans[0]["status"] == "stopped"
+    assert plans[0]["statusReason"] == {"text": why}
+    assert {r["status"] for r in statements[1:] + plans[1:]} <= {"active"}
+    for resource in (statements[0], plans[0]):
+        assert validate_resource(resource, resource["resourceType"]) == []

@@ -356,6 +356,7 @@ def _dates(person: Person) -> Iterator[tuple[str, date]]:
     """Every date the sources state about the person, named."""
     yield from (("problem", p.onset) for p in person.problems)
     yield from (("medicine", m.started) for m in person.medicines if m.started)
+    yield from (("medicine stopped", m.stopped) for m in person.medicines if m.stopped)
     yield from (("allergy", a.recorded) for a in person.allergies if a.recorded)
     for stay in person.stays:
         yield "admitted", stay.admitted.date()
@@ -462,6 +463,27 @@ def test_medicines_and_admissions_fit_the_problems(demo: Demo) -> None:
         for stay in person.stays:
             if stay.diagnoses[0].icd10 == "I21.9" and stay.discharged is not None:
                 assert "Myocardial infarction" in problems, person.index
+
+
+def test_a_medicine_a_hospital_stopped_was_taken_before_the_stay_that_stopped_it(
+    demo: Demo,
+) -> None:
+    """Stopped on the day of a discharge from a stay that began after it
+    was started: what the Red Bag's latest hospital stay shows as stopped."""
+    stopped = 0
+    for person in demo.people:
+        for medicine in person.medicines:
+            if medicine.stopped is None:
+                continue
+            stopped += 1
+            (stay,) = [
+                s
+                for s in person.stays
+                if s.discharged is not None and s.discharged.date() == medicine.stopped
+            ]
+            assert medicine.started is not None and medicine.started <= stay.admitted.date()
+            assert medicine.why_stopped, person.index
+    assert stopped
 
 
 def test_about_me_speaks_of_the_resident_as_they_are(demo: Demo) -> None:
