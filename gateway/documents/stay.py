@@ -17,7 +17,8 @@ named or dated here either.
 - **What the hospital sent**: the records that name the stay (a diagnosis,
   a procedure, a discharge summary's DocumentReference or Composition), and
   the hospital's own records (``meta.source``) dated from the day of
-  admission on that name no other encounter.
+  admission on, of no other stay (naming no encounter but this one or a
+  visit the requester may see).
 - **Medicines started** (once discharged): a medicine that one of its
   sources says began during the stay, or that the hospital prescribed from
   the day of admission on, or that names the stay; unless a source says the
@@ -107,6 +108,7 @@ def _day(value: Any) -> str:
 
 
 def author_ods(resource: Resource) -> str:
+    """The ODS code of the organisation that wrote a record (upper case), or ""."""
     source = (resource.get("meta") or {}).get("source")
     if isinstance(source, str) and source.startswith(_AUTHOR_PREFIX):
         return source.removeprefix(_AUTHOR_PREFIX).upper()
