@@ -352,9 +352,12 @@ def described(found: Overview, sent: Sequence[Sent]) -> list[str]:
     fact("last sent", current["lastSent"] or "never")
     fact("last error", current["lastError"] or "none")
     notifications = facts["notifications"]
-    lines.append(f"last {len(notifications)} notifications" if notifications else "notifications")
-    if not notifications:
-        lines.append("  none numbered yet")
+    if notifications:
+        lines.append(f"notifications (the last {len(notifications)} of {current['numbered']})")
+    else:
+        lines.append("notifications")
+        numbered = current["numbered"]
+        lines.append(f"  {numbered} numbered, none listed" if numbered else "  none numbered yet")
     for told in notifications:
         if told["delivered"]:
             how = f"delivered {told['delivered']}"

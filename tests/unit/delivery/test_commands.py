@@ -115,5 +115,6 @@ def test_a_deleted_subscription_keeps_its_state() -> None:
     assert lines[0] == "Subscription/sub-1 (deleted: version 2)"
     text = "\n".join(lines)
     assert "problem       deleted by its subscriber" in text
-    assert "none numbered yet" in text
+    assert "  3 numbered, none listed" in text
+    assert "none numbered yet" in "\n".join(described(replace(gone, state=_state(numbered=0)), []))
     assert summary(gone)["status"] == "off"
