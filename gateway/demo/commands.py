@@ -4,6 +4,7 @@ story, serve) and ``gateway demo generate`` (only write its source files)."""
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from datetime import date
@@ -11,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import DEFAULT_DATABASE_URL, Settings
-from gateway.demo import generate, launch
+from gateway.demo import generate, launch, notify
+from gateway.demo.receiver import Receiver
 from gateway.store import Store
 
 DEFAULT_PEOPLE = 1_000
 DEFAULT_SEED = 2026
 DEFAULT_DIRECTORY = Path("var/demo")
+RECEIVED = "notifications.log"  # in the demo's directory: what its receiver was sent
 
 
 def _day(text: str) -> date:
@@ -91,10 +94,53 @@ def run(
         )
     base = f"http://{args.host}:{args.port}"
     database = None if settings.database_url == DEFAULT_DATABASE_URL else settings.database_url
+    received = args.dir / RECEIVED if notify.ready(args.dir, prepared.manifest) else None
     print(f"\nThe gateway serves {base}/fhir. Try, in another terminal, from this directory:\n")
-    for story in launch.stories(prepared, base, database):
+    for story in launch.stories(prepared, base, database, received):
         print(f"# {story.title}\n# ({story.about})\n    {story.command}\n")
+    if received is None:
+        print(
+            f"(The files in {args.dir}/ were generated before the demo had notifications: "
+            "`make clean` and run it again to see them.)\n"
+        )
     if args.no_serve:
         return 0
     print("Ctrl-C stops the gateway.", flush=True)
-    return serve()
+    if received is None:
+        return serve()
+    return _serve_with_subscribers(args, settings, open_store, serve, prepared, received)
+
+
+def _serve_with_subscribers(
+    args: argparse.Namespace,
+    settings: Settings,
+    open_store: Callable[[Settings], Store],
+    serve: Callable[[], int],
+    prepared: launch.Prepared,
+    received: Path,
+) -> int:
+    """Serve, with the demo's receiver listening on loopback and, once the
+    gateway is up, a care home and a council subscribed to it and an
+    admission and discharge loaded (``notify``); both stop with the demo."""
+    listening = f"http://{_loopback(args.host)}:{args.port}"
+    receiver = Receiver(received, f"{listening}/documents/jwks.json", say=_say)
+    receiver.start()
+    # The receiver is on this host, which the gateway calls only when told
+    # to: this process's server only, never a deployment's.
+    os.environ["GATEWAY_NOTIFY_ALLOW_LOOPBACK"] = "1"
+    notify.start(
+        args.dir, prepared.manifest, listening, receiver, lambda: open_store(settings), _say
+    )
+    try:
+        return serve()
+    finally:
+        receiver.stop()
+
+
+def _loopback(host: str) -> str:
+    """Where this host reaches a server bound to ``host``."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)

@@ -13,18 +13,19 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
 from typing import Any
 
 from gateway.demo import people as model
-from gateway.demo.people import Person
+from gateway.demo.people import Code, HospitalStay, Person
 from gateway.demo.sources import SourceFile, SourceWriter
 from gateway.demo.sources.carehome import CareHomeWriter
 from gateway.demo.sources.cld import CldWriter
 from gateway.demo.sources.gpconnect import GpConnectWriter
 from gateway.demo.sources.hl7 import AdtWriter
-from gateway.demo.world import AUDITOR, BOROUGHS, HOSPITAL, organisations
+from gateway.demo.world import AUDITOR, BOROUGHS, HOSPITAL, borough_of, organisations
 
 MANIFEST = "manifest.json"
 # The order files are loaded in: the directory of organisations first, so
@@ -32,6 +33,10 @@ MANIFEST = "manifest.json"
 # the Patient is registered with its practice before others add to it.
 LOAD_ORDER = ("organisations", "gp-connect", "hl7v2", "cld", "care-home")
 DIRECTORY = Path("organisations.csv")
+# The story of a person whose admission and discharge the demo loads once the
+# gateway serves (``AdtWriter.write_apart``), so that the care home and the
+# council subscribed to them are told of both.
+NOTIFIED = "notifications"
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,22 @@ _STORIES: dict[str, tuple[str, Callable[[Person], str | None]]] = {
             else None
         ),
     ),
+    NOTIFIED: (
+        "lives in a care home and has an open social care case: the home and the council "
+        "are told when the hospital admits and discharges them",
+        # A home of the council's borough, so that the council that
+        # subscribes is the home's (``notify.subscribers``); out of hospital now.
+        lambda p: (
+            p.residence.home.ods
+            if p.residence
+            and p.residence.permanent
+            and p.social_care
+            and p.social_care.open
+            and p.social_care.council == borough_of(p.residence.home).council
+            and all(stay.discharged is not None for stay in p.stays)
+            else None
+        ),
+    ),
     "dissent": (
         "refused the shared record at the GP: it sees only what it recorded itself",
         # Asked by the source whose record of the person was loaded last (the
@@ -145,6 +166,29 @@ def _story(name: str, person: Person) -> StoryPerson | None:
     return StoryPerson(person.nhs_number, _name(person), organisation, why)
 
 
+# The stay the demo loads once it serves: a urinary infection, among the
+# commonest reasons a care home's resident is admitted, from the evening
+# before last to yesterday morning.
+_INFECTION = Code("", "Urinary tract infection, site not specified", "N39.0")
+
+
+def _stay_apart(person: Person, today: date) -> HospitalStay | None:
+    """The ``NOTIFIED`` person's next stay, or ``None`` when their last
+    stay, or their move into the home, ends too late for it."""
+    admitted = datetime.combine(today - timedelta(days=2), clock(21, 40))
+    ended = [stay.discharged for stay in person.stays if stay.discharged is not None]
+    moved = person.residence.start if person.residence else today
+    if moved >= admitted.date() or any(d >= admitted - timedelta(days=7) for d in ended):
+        return None
+    return HospitalStay(
+        visit=f"V{person.index:07d}{len(person.stays)}",
+        admitted=admitted,
+        discharged=datetime.combine(today - timedelta(days=1), clock(11, 20)),
+        ward="Acute Medical Unit",
+        diagnoses=(_INFECTION,),
+    )
+
+
 def generate(
     out: Path,
     count: int,
@@ -157,9 +201,10 @@ def generate(
     councils = [borough.council for borough in BOROUGHS]
     practices = [p for borough in BOROUGHS for p in borough.practices]
     homes = [h for borough in BOROUGHS for h in borough.homes]
+    adt = AdtWriter(out, HOSPITAL, today)
     writers: list[SourceWriter] = [
         GpConnectWriter(out, practices, today),
-        AdtWriter(out, HOSPITAL, today),
+        adt,
         CldWriter(out, councils, today),
         CareHomeWriter(out, homes, today),
     ]
@@ -171,6 +216,11 @@ def generate(
         for story in _STORIES:
             if story not in manifest.stories:
                 found = _story(story, person)
+                if found is not None and story == NOTIFIED:
+                    stay = _stay_apart(person, today)
+                    if stay is None:
+                        continue
+                    adt.write_apart(out, person, stay)
                 if found is not None:
                     manifest.stories[story] = found
         _count(counts, person)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from gateway.auth import keys
 from gateway.auth.clients import ClientRegistry, new_registration
-from gateway.demo.generate import Manifest, StoryPerson, generate
-from gateway.demo.world import AMBULANCE, AUDITOR, Organisation, organisations
+from gateway.demo.generate import NOTIFIED, Manifest, StoryPerson, generate
+from gateway.demo.world import AMBULANCE, AUDITOR, Organisation, borough_of, organisations
 from gateway.loading.commands import ProgressBar
 from gateway.loading.records import LoadReport, load
 from gateway.store import Store
@@ -193,8 +193,15 @@ def _gateway_command() -> str:
         return str(beside)
 
 
-def stories(prepared: Prepared, base_url: str, database_url: str | None) -> list[Story]:
-    """One command per user story, to copy and paste while the gateway runs."""
+def stories(
+    prepared: Prepared,
+    base_url: str,
+    database_url: str | None,
+    notifications: Path | None = None,
+) -> list[Story]:
+    """One command per user story, to copy and paste while the gateway runs;
+    with ``notifications``, the file the demo's receiver writes what its
+    subscribers are told to (``gateway.demo.notify``)."""
     by_ods = {o.ods: o for o in organisations()}
     gateway = _gateway_command()
     directory = prepared.directory
@@ -276,9 +283,29 @@ def stories(prepared: Prepared, base_url: str, database_url: str | None) -> list
             )
         )
     summary("dissent", "Consent: {org} reads the summary of {who}, who dissented")
+    database = ["--database-url", database_url] if database_url is not None else []
+    if notifications is not None and (told := person(NOTIFIED)) is not None:
+        who, home = told
+        found.append(
+            Story(
+                f"Notifications: what {home.name} and {borough_of(home).council.name} were "
+                f"told of {who.name}'s admission and discharge",
+                f"NHS number {who.nhs_number}: {who.why}; loaded a minute or so after the "
+                "gateway starts, a line per notification the demo's receiver took, "
+                "its signature checked",
+                f"tail -n 20 {shlex.quote(str(notifications))}",
+            )
+        )
+        found.append(
+            Story(
+                "Operator: every Subscription and where its delivery stands",
+                "subscriber, topic, channel, status, events numbered and acknowledged; "
+                "`subscriptions show ID` for one, `subscriptions disable ID` stops it",
+                " ".join(shlex.quote(w) for w in [gateway, "subscriptions", "list", *database]),
+            )
+        )
     link = [gateway, "console", "login-link", "--client", AUDITOR.client_id, "--url", base]
-    if database_url is not None:
-        link += ["--database-url", database_url]
+    link += database
     found.append(
         Story(
             "Auditor: the web console (a one-time login link; open it in a browser)",

@@ -85,6 +85,30 @@ def _sources(bundle: dict[str, Any]) -> set[str]:
     }
 
 
+def _told(
+    received: Path, process: subprocess.Popen[bytes], log: Path, seconds: float = 120
+) -> dict[tuple[str, str], str]:
+    """The receiver's line for each (kind of subscriber, topic) of an event
+    whose signature checked, once there is one for each of the four."""
+    deadline = time.monotonic() + seconds
+    found: dict[tuple[str, str], str] = {}
+    lines: list[str] = []
+    while len(found) < 4:
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "\n".join([*lines, log.read_text()])
+        time.sleep(0.5)
+        lines = received.read_text().splitlines() if received.exists() else []
+        for line in lines:
+            told = re.search(
+                r"/demo-(care-home|council)-\w+  event-notification  (admission|discharge)  "
+                r"event 1: Encounter/\S+  signature ok$",
+                line,
+            )
+            if told:
+                found[(told.group(1), told.group(2))] = line
+    return found
+
+
 def test_the_demo_from_an_empty_directory(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "demo.log"
@@ -119,6 +143,8 @@ def test_the_demo_from_an_empty_directory(tmp_path: Path) -> None:
             "Auditor",
             "Auditor/reviews",
             "Consent",
+            "Notifications",
+            "Operator",
             "Auditor/console",
         }, output
 
@@ -156,6 +182,20 @@ def test_the_demo_from_an_empty_directory(tmp_path: Path) -> None:
         dissented = _document(_shell(stories["Consent"], tmp_path))
         assert _sources(dissented) == {"urn:ods:" + _organisation(stories["Consent"])}
 
+        # A care home and a council subscribed once the gateway served, and
+        # were each told of the admission and the discharge, signed.
+        received = tmp_path / "var" / "demo" / "notifications.log"
+        told = _told(received, process, log)
+        assert set(told) == {
+            (subscriber, topic)
+            for subscriber in ("care-home", "council")
+            for topic in ("admission", "discharge")
+        }, told
+        tail = _shell(stories["Notifications"], tmp_path)
+        assert all(line in tail for line in told.values()), tail
+        listed = _shell(stories["Operator"], tmp_path).splitlines()[1:]
+        assert len(listed) == 4 and all(" active " in line for line in listed), listed
+
         link = _shell(stories["Auditor/console"], tmp_path).strip()
         assert link.startswith(f"{base}/console/login?token=")
         signed_in = httpx.get(link, follow_redirects=False, timeout=10)
@@ -179,3 +219,30 @@ def test_the_demo_from_an_empty_directory(tmp_path: Path) -> None:
     assert "generating" not in rerun.stdout and "loading" not in rerun.stdout, rerun.stdout
     assert set(_stories(rerun.stdout)) == set(stories)
     assert took < max(10.0, first_run / 4), (took, first_run)
+
+    # Served again, its subscribers subscribe again to the receiver's new
+    # port: their own Subscriptions changed, no others added beside them.
+    log = tmp_path / "again.log"
+    process = subprocess.Popen(
+        _demo(tmp_path, "--port", str(port)),
+        cwd=tmp_path,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=_environment(),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while (
+            log.read_text().count("  handshake  ") < 4
+            or "discharge was loaded on an earlier run" not in log.read_text()
+        ):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        time.sleep(1)  # were anything else sent, it would be by now
+        assert log.read_text().count("notification received:") == 4, log.read_text()
+        listed = _shell(stories["Operator"], tmp_path).splitlines()[1:]
+        assert len(listed) == 4, listed
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

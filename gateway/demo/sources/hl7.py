@@ -79,6 +79,15 @@ def _text(value: str) -> str:
     return value.translate(_ESCAPES) if _SPECIAL.intersection(value) else value
 
 
+def apart(hospital: Organisation) -> tuple[Path, Path]:
+    """Where ``AdtWriter.write_apart`` puts an admission and a discharge
+    (relative to the demo's directory)."""
+    return (
+        Path("hospital") / f"{hospital.ods}-adt-admission.hl7",
+        Path("hospital") / f"{hospital.ods}-adt-discharge.hl7",
+    )
+
+
 def _ts(moment: datetime) -> str:
     return f"{moment:%Y%m%d%H%M}"
 
@@ -120,6 +129,19 @@ class AdtWriter:
     def close(self) -> list[SourceFile]:
         self._file.close()
         return [SourceFile(self.path, FORMAT, self.hospital.ods, self._records, self._defective)]
+
+    # --- Apart from the feed ----------------------------------------------
+
+    def write_apart(self, out: Path, person: Person, stay: HospitalStay) -> None:
+        """The admission (A01) and discharge (A03) of ``person``'s next
+        ``stay``, each in a file of its own beside the feed and not in it
+        (``apart``): the demo loads them once the gateway serves, so that
+        its subscribers are told of both as they happen."""
+        n = len(person.stays)
+        messages = (self._admit(person, n, stay, None), self._discharge(person, n, stay))
+        for path, segments in zip(apart(self.hospital), messages, strict=True):
+            with (out / path).open("w", encoding="latin-1", errors="replace", newline="") as file:
+                file.write("\r".join(segments) + "\r\n")
 
     # --- Messages ---------------------------------------------------------
 
