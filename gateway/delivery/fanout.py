@@ -49,6 +49,7 @@ class Subscriber:
     client: ClientRegistration
     access: AccessControl
     events: list[Event]
+    version: int = 0  # of the Subscription, as read
 
     @property
     def requester(self) -> Requester:
@@ -83,7 +84,7 @@ def subscriber_of(
         org_name=client.org_name,
     )
     access = AccessControl(uow, requester, now=moment, people=people)
-    return Subscriber(subscription, current, client, access, [])
+    return Subscriber(subscription, current, client, access, [], found.version)
 
 
 def _class_of(resource: dict[str, Any]) -> str | None:

@@ -100,7 +100,7 @@ def latest(reader: Querier, sub_id: str, limit: int) -> list[Sent]:
 def operator_author(operator: str) -> Author:
     """Who writes what an operator's command changes: the gateway, naming
     the operator, as ``gateway matches merge`` does."""
-    return Author("GATEWAY", "London Care Gateway", f"operator:{operator}", "operator")
+    return Author.gateway(f"operator:{operator}", "operator")
 
 
 @dataclass(frozen=True)

@@ -224,8 +224,8 @@ def recorded(
     put in error, says so itself in a new version."""
     current = parcel.subscriber.state
     with store.unit_of_work() as uow:
-        if not state.hold(uow, holder, now, lease_s):
-            return
+        if not state.hold(uow, holder, now, lease_s) or not _as_sent(uow, parcel):
+            return  # another's now, or changed since: tried again as it now is
         if error is not None:
             wait = min(policy.backoff_s * 2**current.failures, policy.max_backoff_s)
             give_up = current.failures + 1 >= policy.max_failures
@@ -245,11 +245,17 @@ def recorded(
             stage_delivered(uow, parcel.subscriber, parcel.events, REST_HOOK)
 
 
+def _as_sent(uow: UnitOfWork, parcel: Parcel) -> bool:
+    """Whether the Subscription is still the version the parcel was made
+    for: a handshake with an endpoint since changed must not make it
+    active, nor a failure there count against the new one."""
+    found = uow.read("Subscription", parcel.subscriber.state.sub_id)
+    return found is not None and found.version == parcel.subscriber.version
+
+
 # Who changes a Subscription's status: the gateway, keeping its subscriber
 # as its author (meta.source), so that it stays its subscriber's to see.
-NOTIFIER = Author(
-    "GATEWAY", "London Care Gateway", "gateway:notifications", "gateway notifications"
-)
+NOTIFIER = Author.gateway("gateway:notifications", "gateway notifications")
 _ERROR_URL = "urn:london-care-gateway:subscription-error"
 
 

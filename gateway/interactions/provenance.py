@@ -21,6 +21,9 @@ from gateway.store import StoredVersion
 
 _ACTIVITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 _AGENT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+# The author of what the gateway writes itself (relabelling, a
+# Subscription's status, an operator's merge).
+GATEWAY_ODS = "GATEWAY"
 ACTIVITIES = {"POST": "CREATE", "PUT": "UPDATE", "PATCH": "UPDATE", "DELETE": "DELETE"}
 
 
@@ -40,6 +43,16 @@ class Author:
         return cls(
             requester.org_ods, requester.org_name, requester.client_id, requester.client_name
         )
+
+    @classmethod
+    def gateway(cls, client_id: str, client_name: str) -> Author:
+        """The gateway itself, writing for ``client_id`` (one of its own
+        jobs, or an operator's command): never a registered client."""
+        return cls(GATEWAY_ODS, "London Care Gateway", client_id, client_name)
+
+    @property
+    def is_gateway(self) -> bool:
+        return self.org_ods == GATEWAY_ODS
 
     @property
     def source(self) -> str:

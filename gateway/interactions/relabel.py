@@ -28,7 +28,7 @@ from gateway.store import Store, StoredVersion
 
 log = logging.getLogger("gateway.relabel")
 
-GATEWAY = Author("GATEWAY", "London Care Gateway", "gateway:relabel", "gateway relabel")
+GATEWAY = Author.gateway("gateway:relabel", "gateway relabel")
 _STATE = "labels"
 
 

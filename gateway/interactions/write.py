@@ -446,8 +446,10 @@ def record_provenance(
     DELETE)."""
     if not written:
         return
-    # A Subscription's subscriber is the client that wrote it.
-    state.noted(uow, author.client_id, written)
+    # A Subscription's subscriber is the client that wrote it (the gateway
+    # writing one, its status say, changes no subscriber).
+    if not author.is_gateway:
+        state.noted(uow, author.client_id, written)
     for group in _shared_alike(written):
         record = provenance(author, ACTIVITIES[method], group)
         store_version(uow, prepare("Provenance", new_id(), record), method="POST", fresh_id=True)

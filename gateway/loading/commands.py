@@ -155,7 +155,7 @@ def run_matches(args: argparse.Namespace, store: Store) -> int:
         print("dismissed: they stay two records")
         return 0
     try:
-        operator = Author("GATEWAY", "London Care Gateway", f"operator:{args.operator}", "operator")
+        operator = Author.gateway(f"operator:{args.operator}", "operator")
         merge_patients(store, ForSource(operator), args.keep, args.other)
     except (GatewayError, ValueError) as exc:
         print(f"not merged: {exc}", file=sys.stderr)

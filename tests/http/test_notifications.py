@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit import staging
+from gateway.delivery import sending
 from gateway.delivery.sending import SIGNATURE_HEADER, Policy
 from gateway.delivery.worker import NotificationWorker
 from gateway.documents.signature import load_or_create_document_key
@@ -388,3 +389,22 @@ def test_status_answers_alike_for_hidden_and_missing(pathway: Pathway) -> None:
         assert {k: v for k, v in hidden.headers.items() if k != "x-request-id"} == {
             k: v for k, v in missing.headers.items() if k != "x-request-id"
         } | {"content-length": hidden.headers["content-length"]}
+
+
+def test_a_handshake_with_an_endpoint_since_changed_activates_nothing(pathway: Pathway) -> None:
+    hook = pathway.hook
+    sub = pathway.subscribe("gp", subscription("admission", hook.url + "/old"))
+    parcels = sending.parcels(
+        pathway.store, pathway.worker._registry, pathway.worker.holder, time.time(), 10, BASE_URL
+    )
+    (handshake,) = parcels
+    current = pathway.get("gp", f"/fhir/Subscription/{sub}").json()
+    moved = {**current, "channel": {**current["channel"], "endpoint": hook.url + "/new"}}
+    answer = pathway.api.put(f"/fhir/Subscription/{sub}", json=moved, headers=pathway.headers("gp"))
+    assert answer.status_code == 200, answer.text
+    sending.recorded(
+        pathway.store, pathway.worker.holder, handshake, None, time.time(), Policy(), 10
+    )
+    assert pathway.get("gp", f"/fhir/Subscription/{sub}").json()["status"] == "requested"
+    pathway.worker.run_once()
+    assert [r.status["type"] for r in hook.of("/new")] == ["handshake"]
