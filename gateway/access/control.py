@@ -67,6 +67,19 @@ def stored_facts(content: bytes) -> StoredFacts:
 _MAX_VERSION = 2**63 - 1
 
 
+@dataclasses.dataclass
+class SharedFacts:
+    """What decisions read that does not depend on who asks: each person's
+    relationships and Consents, the labels each resource carries now and
+    the records others name."""
+
+    people: dict[str, Person | None] = dataclasses.field(default_factory=dict)
+    labels_now: dict[tuple[str, str], frozenset[Coding]] = dataclasses.field(default_factory=dict)
+    # Records named by others (a Provenance's targets, a List's items), by
+    # reference: the version, or for a deletion the content it removed.
+    targets: dict[str, StoredVersion | None] = dataclasses.field(default_factory=dict)
+
+
 class AccessControl:
     """Decides, for one requester at one moment, which stored versions it may
     see. Not shared between requests: a Consent changed between two requests
@@ -78,16 +91,16 @@ class AccessControl:
         requester: Requester,
         now: datetime | None = None,
         on_decision: Callable[[str | None, Decision], None] | None = None,
-        people: dict[str, Person | None] | None = None,
+        shared: SharedFacts | None = None,
     ) -> None:
-        """``people``: what the data says of each person, read once and
-        shared by the decisions of several requesters at one moment (a
-        notification put to every subscriber); it does not depend on who
-        asks."""
+        """``shared``: what the data says, read once for the decisions of
+        several requesters at one moment (a notification put to every
+        subscriber); it does not depend on who asks."""
         self._store = store
         self.requester = requester
         self._moment = now or datetime.now(UTC)
-        self._people: dict[str, Person | None] = {} if people is None else people
+        shared = shared or SharedFacts()
+        self._people = shared.people
         # The Patient each identifier a record names its person by resolves to.
         self._identified: dict[Coding, str | None] = {}
         # Told of every decision made (once per version), with the person's
@@ -98,11 +111,11 @@ class AccessControl:
         # Provenance targets read by this request (``Type/id[/_history/n]``:
         # the version, or for a deletion the content it removed; ``None``
         # when not known), so that none is read twice.
-        self._targets: dict[str, StoredVersion | None] = {}
+        self._targets = shared.targets
         # The labels each resource carries now, by (type, id), for versions
         # not read as its latest: a record labelled restricted later must not
         # be shared through its earlier versions.
-        self._labels_now: dict[tuple[str, str], frozenset[Coding]] = {}
+        self._labels_now = shared.labels_now
 
     @cached_property
     def _now(self) -> str:

@@ -9,6 +9,7 @@ meaningful.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
@@ -142,6 +143,19 @@ class ClientRegistry:
     def get(self, client_id: str) -> ClientRegistration | None:
         rows = self._store.select(_SELECT, [client_id])
         return ClientRegistration.from_json(str(rows[0][0])) if rows else None
+
+    def many(self, client_ids: Iterable[str]) -> dict[str, ClientRegistration]:
+        """The registrations of ``client_ids`` that exist, by id, read at once."""
+        wanted = sorted(set(client_ids))
+        if not wanted:
+            return {}
+        rows = self._store.select(
+            "SELECT registration FROM auth_client WHERE client_id IN "
+            f"({', '.join('?' for _ in wanted)})",
+            wanted,
+        )
+        found = [_parsed(str(row[0])) for row in rows]
+        return {registration.client_id: registration for registration in found}
 
     def all(self) -> list[ClientRegistration]:
         rows = self._store.select("SELECT registration FROM auth_client ORDER BY client_id", [])

@@ -37,7 +37,7 @@ from gateway.audit import staging
 from gateway.audit.events import notification_event
 from gateway.auth.clients import ClientRegistry
 from gateway.delivery import bundles
-from gateway.delivery.fanout import Subscriber, subscriber_of
+from gateway.delivery.fanout import Subscriber, subscribers
 from gateway.documents.signature import DocumentSigner
 from gateway.errors import PreconditionFailed
 from gateway.interactions import write
@@ -147,53 +147,53 @@ def _due(subscriber: Subscriber, now: float) -> str | None:
 
 
 def parcels(
-    store: Store,
-    registry: ClientRegistry,
-    holder: str,
-    now: float,
-    lease_s: float,
-    base_url: str | None,
+    reader: Querier, registry: ClientRegistry, now: float, base_url: str | None
 ) -> list[Parcel]:
-    """What is due to be sent now, read under the lease."""
-    with store.unit_of_work() as uow:
-        if not state.hold(uow, holder, now, lease_s):
-            return []
-        due: list[Parcel] = []
-        for current in state.delivering(uow):
-            subscriber = subscriber_of(uow, registry, current)
-            if subscriber is None or (kind := _due(subscriber, now)) is None:
-                continue
-            events: list[bundles.Notified] = []
-            if kind == bundles.EVENT:
-                events = notified(
-                    uow,
-                    current.sub_id,
-                    current.acknowledged,
-                    current.numbered,
-                    subscriber.subscription.max_count,
-                )
-            bundle = bundles.notification(subscriber.subscription, current, kind, events, base_url)
-            due.append(Parcel(subscriber, kind, events, fhirjson.dumps(bundle)))
-        return due
+    """What is due to be sent now (read as any request reads: the lease is
+    checked when what was sent is recorded)."""
+    due: list[Parcel] = []
+    for subscriber in subscribers(reader, registry, state.delivering(reader)):
+        kind = _due(subscriber, now)
+        if kind is None:
+            continue
+        current = subscriber.state
+        events: list[bundles.Notified] = []
+        if kind == bundles.EVENT:
+            events = notified(
+                reader,
+                current.sub_id,
+                current.acknowledged,
+                current.numbered,
+                subscriber.subscription.max_count,
+            )
+        bundle = bundles.notification(subscriber.subscription, current, kind, events, base_url)
+        due.append(Parcel(subscriber, kind, events, fhirjson.dumps(bundle)))
+    return due
+
+
+_MAX_REPLY = 64 * 1024  # of an endpoint's reply read, so its connection can be used again
 
 
 def send(
-    client: httpx.Client, signer: DocumentSigner, parcel: Parcel, policy: Policy
+    client: httpx.Client,
+    signer: DocumentSigner,
+    parcel: Parcel,
+    policy: Policy,
+    refusal: str | None = None,
 ) -> str | None:
-    """POST ``parcel``; ``None`` when acknowledged (2xx), else why not."""
+    """POST ``parcel``; ``None`` when acknowledged (2xx), else why not.
+    ``refusal``: why its endpoint is not called (``why_not_called``),
+    worked out once per pass for each endpoint."""
     subscription = parcel.subscriber.subscription
     if subscription.channel != REST_HOOK:
         return None  # the pull channel's handshake: nothing to send
+    if refusal is not None:
+        return refusal
     assert subscription.endpoint is not None
-    blocked = why_not_called(subscription.endpoint, policy.allow_loopback)
-    if blocked is not None:
-        return blocked
     headers = {name: value for name, value in subscription.headers}
     headers["Content-Type"] = "application/fhir+json"
     headers[SIGNATURE_HEADER] = signature_of(signer, parcel.body)
     try:
-        # Streamed and never read: only the status matters, and a body an
-        # endpoint sends back (however large) is left unread.
         with client.stream(
             "POST",
             subscription.endpoint,
@@ -202,6 +202,14 @@ def send(
             timeout=policy.timeout_s,
         ) as answer:
             status = answer.status_code
+            # Only the status matters. A short reply is read to its end, so
+            # the connection serves the next POST; a longer one is left
+            # unread, its connection closed.
+            read = 0
+            for chunk in answer.iter_raw():
+                read += len(chunk)
+                if read > _MAX_REPLY:
+                    break
     except httpx.HTTPError as error:
         return f"{type(error).__name__}: {error}"[:300]
     if 200 <= status < 300:
@@ -212,45 +220,51 @@ def send(
 def recorded(
     store: Store,
     holder: str,
-    parcel: Parcel,
-    error: str | None,
+    attempts: Sequence[tuple[Parcel, str | None]],
     now: float,
     policy: Policy,
     lease_s: float,
 ) -> None:
-    """Record how an attempt went, with the audit entry of what it
-    delivered, under the lease (a process that lost it records nothing: its
+    """Record how a pass's attempts went (each parcel and its error, or
+    ``None``), with the audit entries of what they delivered, in one unit of
+    work under the lease (a process that lost it records nothing: its
     successor sends again). A Subscription made active by its handshake, or
     put in error, says so itself in a new version."""
-    current = parcel.subscriber.state
+    if not attempts:
+        return
     with store.unit_of_work() as uow:
-        if not state.hold(uow, holder, now, lease_s) or not _as_sent(uow, parcel):
-            return  # another's now, or changed since: tried again as it now is
-        if error is not None:
-            wait = min(policy.backoff_s * 2**current.failures, policy.max_backoff_s)
-            give_up = current.failures + 1 >= policy.max_failures
-            if state.failed(uow, current, error, now, retry_in=wait, give_up=give_up) and give_up:
-                _say_status(uow, current.sub_id, state.ERROR, error)
-            log.warning(
-                "notification not delivered",
-                extra={"subscription": current.sub_id, "error": error, "gave_up": give_up},
-            )
+        if not state.hold(uow, holder, now, lease_s):
             return
-        last = parcel.events[-1].number if parcel.events else current.acknowledged
-        if not state.delivered(uow, current, last, now):
-            return  # changed or switched off meanwhile: sent again as it now asks
-        if current.status == state.REQUESTED:
-            _say_status(uow, current.sub_id, state.ACTIVE)
-        if parcel.events:
-            stage_delivered(uow, parcel.subscriber, parcel.events, REST_HOOK)
+        found = uow.read_many(("Subscription", p.subscriber.state.sub_id) for p, _ in attempts)
+        for parcel, error in attempts:
+            now_stands = found.get(("Subscription", parcel.subscriber.state.sub_id))
+            if now_stands is None or now_stands.version != parcel.subscriber.version:
+                # Changed since it was made (an endpoint moved, say): a
+                # handshake with the old one must not make it active, nor a
+                # failure there count against the new one.
+                continue
+            _record(uow, parcel, error, now, policy)
 
 
-def _as_sent(uow: UnitOfWork, parcel: Parcel) -> bool:
-    """Whether the Subscription is still the version the parcel was made
-    for: a handshake with an endpoint since changed must not make it
-    active, nor a failure there count against the new one."""
-    found = uow.read("Subscription", parcel.subscriber.state.sub_id)
-    return found is not None and found.version == parcel.subscriber.version
+def _record(uow: UnitOfWork, parcel: Parcel, error: str | None, now: float, policy: Policy) -> None:
+    current = parcel.subscriber.state
+    if error is not None:
+        wait = min(policy.backoff_s * 2**current.failures, policy.max_backoff_s)
+        give_up = current.failures + 1 >= policy.max_failures
+        if state.failed(uow, current, error, now, retry_in=wait, give_up=give_up) and give_up:
+            _say_status(uow, current.sub_id, state.ERROR, error)
+        log.warning(
+            "notification not delivered",
+            extra={"subscription": current.sub_id, "error": error, "gave_up": give_up},
+        )
+        return
+    last = parcel.events[-1].number if parcel.events else current.acknowledged
+    if not state.delivered(uow, current, last, now):
+        return  # switched off meanwhile
+    if current.status == state.REQUESTED:
+        _say_status(uow, current.sub_id, state.ACTIVE)
+    if parcel.events:
+        stage_delivered(uow, parcel.subscriber, parcel.events, REST_HOOK)
 
 
 # Who changes a Subscription's status: the gateway, keeping its subscriber

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -28,6 +29,7 @@ from gateway.store import Store
 log = logging.getLogger("gateway.notifications")
 _ROUNDS = 10  # the most Bundles one subscription is sent in one pass
 _LOOK_EVERY_S = 5.0
+_SENDERS = 8
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class NotificationWorker:
         *,
         base_url: str | None = None,
         policy: sending.Policy | None = None,
-        poll_s: float = 0.5,
+        poll_s: float = 0.25,
         lease_s: float = 10.0,
     ) -> None:
         self._store = store
@@ -61,7 +63,13 @@ class NotificationWorker:
         self._lease_s = lease_s
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._registry = ClientRegistry(store)
-        self._http = httpx.Client(follow_redirects=False)
+        self._http = httpx.Client(
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=_SENDERS, max_keepalive_connections=_SENDERS),
+        )
+        # Subscribers' endpoints are called side by side: one slow endpoint
+        # holds up one sender, not every subscriber.
+        self._senders = ThreadPoolExecutor(_SENDERS, thread_name_prefix="notify")
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -78,29 +86,45 @@ class NotificationWorker:
         ):
             return Progress(0, 0, 0)
         self._looked = moment
+        if not self._hold(moment):
+            return Progress(0, 0, 0)  # another process works the outbox
         events = 0
-        while taken := fanout.assign(
-            self._store, self._registry, self.holder, moment, self._lease_s
-        ):
-            events += taken
+        if outbox.waiting(self._store):
+            delivering = fanout.deciding(self._store, self._registry)
+            while taken := fanout.assign(
+                self._store, delivering, self.holder, moment, self._lease_s
+            ):
+                events += taken
         sent = failed = 0
         # Again while anything was acknowledged: a handshake's events, and
         # more than one Bundle's worth, go out in this pass, not the next.
+        refusals: dict[str, str | None] = {}
         for _ in range(_ROUNDS):
-            acknowledged = 0
-            for parcel in sending.parcels(
-                self._store, self._registry, self.holder, moment, self._lease_s, self._base_url
-            ):
-                error = sending.send(self._http, self._signer, parcel, self.policy)
-                sending.recorded(
-                    self._store, self.holder, parcel, error, moment, self.policy, self._lease_s
-                )
-                acknowledged += error is None
-                failed += error is not None
+            due = sending.parcels(self._store, self._registry, moment, self._base_url)
+            errors = list(self._senders.map(lambda p: self._send(p, refusals), due))
+            sending.recorded(
+                self._store, self.holder, list(zip(due, errors, strict=True)), moment,
+                self.policy, self._lease_s,
+            )  # fmt: skip
+            acknowledged = sum(error is None for error in errors)
             sent += acknowledged
+            failed += len(errors) - acknowledged
             if not acknowledged:
                 break
         return Progress(events, sent, failed)
+
+    def _hold(self, moment: float) -> bool:
+        with self._store.unit_of_work() as uow:
+            return state.hold(uow, self.holder, moment, self._lease_s)
+
+    def _send(self, parcel: sending.Parcel, refusals: dict[str, str | None]) -> str | None:
+        """Send ``parcel``; whether its endpoint may be called is worked out
+        once a pass for each (a name looked up once, not for every POST)."""
+        endpoint = parcel.subscriber.subscription.endpoint
+        if endpoint is not None and endpoint not in refusals:
+            refusals[endpoint] = sending.why_not_called(endpoint, self.policy.allow_loopback)
+        refusal = refusals.get(endpoint) if endpoint is not None else None
+        return sending.send(self._http, self._signer, parcel, self.policy, refusal)
 
     def wake(self) -> None:
         self._wake.set()
@@ -114,6 +138,7 @@ class NotificationWorker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=self.policy.timeout_s + 5)
+        self._senders.shutdown(wait=True)
         self._http.close()
 
     def _run(self) -> None:

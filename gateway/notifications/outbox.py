@@ -106,7 +106,12 @@ def waiting(reader: Querier) -> bool:
     return bool(reader.select("SELECT 1 FROM notification_event LIMIT 1", []))
 
 
-def taken(uow: UnitOfWork, events: list[Event]) -> None:
-    """Take ``events`` off the outbox: the worker has numbered them for
-    every subscriber, in this unit of work."""
-    uow.execute_many("DELETE FROM notification_event WHERE seq = ?", [[e.number] for e in events])
+def taken(uow: UnitOfWork, events: list[Event]) -> int:
+    """Take ``events`` off the outbox, the worker having numbered them for
+    every subscriber in this unit of work; how many were still there."""
+    if not events:
+        return 0
+    return uow.execute(
+        f"DELETE FROM notification_event WHERE seq IN ({', '.join('?' for _ in events)})",
+        [event.number for event in events],
+    )

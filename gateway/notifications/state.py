@@ -122,23 +122,38 @@ def every(reader: Querier) -> list[State]:
     return [_state(row) for row in rows]
 
 
-def number(uow: UnitOfWork, state: State, events: Sequence[Event]) -> State:
-    """Give ``events`` the subscription's next numbers, in order."""
-    if not events:
-        return state
-    first = state.numbered + 1
+def numbered_now(uow: UnitOfWork, sub_ids: Sequence[str]) -> dict[str, int]:
+    """The last number each subscription gave, read in the unit of work
+    that numbers further."""
+    if not sub_ids:
+        return {}
+    rows = uow.select(
+        "SELECT sub_id, numbered FROM subscription_state WHERE sub_id IN "
+        f"({', '.join('?' for _ in sub_ids)})",
+        list(sub_ids),
+    )
+    return {str(sub_id): int(n) for sub_id, n in rows}  # type: ignore[call-overload]
+
+
+def number(uow: UnitOfWork, sub_id: str, numbered: dict[str, int], events: Sequence[Event]) -> None:
+    """Give ``events`` the subscription's next numbers, in order, after the
+    last it gave (``numbered``, which is brought up to date)."""
+    if not events or sub_id not in numbered:
+        return
+    first = numbered[sub_id] + 1
     uow.execute_many(
         "INSERT INTO subscription_notification (sub_id, number, topic, res_type, res_id, "
         "version, patient_id, occurred) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            [state.sub_id, first + i, e.topic, e.res_type, e.res_id, e.version, e.patient_id,
+            [sub_id, first + i, e.topic, e.res_type, e.res_id, e.version, e.patient_id,
              e.occurred]
             for i, e in enumerate(events)
         ],
     )  # fmt: skip
-    last = state.numbered + len(events)
-    uow.execute("UPDATE subscription_state SET numbered = ? WHERE sub_id = ?", [last, state.sub_id])
-    return State(**{**state.__dict__, "numbered": last})
+    numbered[sub_id] += len(events)
+    uow.execute(
+        "UPDATE subscription_state SET numbered = ? WHERE sub_id = ?", [numbered[sub_id], sub_id]
+    )
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit import staging
+from gateway.auth.clients import ClientRegistry
 from gateway.delivery import sending
 from gateway.delivery.sending import SIGNATURE_HEADER, Policy
 from gateway.delivery.worker import NotificationWorker
@@ -394,17 +395,19 @@ def test_status_answers_alike_for_hidden_and_missing(pathway: Pathway) -> None:
 def test_a_handshake_with_an_endpoint_since_changed_activates_nothing(pathway: Pathway) -> None:
     hook = pathway.hook
     sub = pathway.subscribe("gp", subscription("admission", hook.url + "/old"))
-    parcels = sending.parcels(
-        pathway.store, pathway.worker._registry, pathway.worker.holder, time.time(), 10, BASE_URL
-    )
+    parcels = sending.parcels(pathway.store, ClientRegistry(pathway.store), time.time(), BASE_URL)
     (handshake,) = parcels
     current = pathway.get("gp", f"/fhir/Subscription/{sub}").json()
     moved = {**current, "channel": {**current["channel"], "endpoint": hook.url + "/new"}}
     answer = pathway.api.put(f"/fhir/Subscription/{sub}", json=moved, headers=pathway.headers("gp"))
     assert answer.status_code == 200, answer.text
+    hook.answers = [503]  # the new endpoint refuses its handshake: still requested
+    assert pathway.worker.run_once().failed == 1  # and the worker holds the lease
     sending.recorded(
-        pathway.store, pathway.worker.holder, handshake, None, time.time(), Policy(), 10
+        pathway.store, pathway.worker.holder, [(handshake, None)], time.time(), Policy(), 10
     )
-    assert pathway.get("gp", f"/fhir/Subscription/{sub}").json()["status"] == "requested"
-    pathway.worker.run_once()
+    after = pathway.get("gp", f"/fhir/Subscription/{sub}").json()
+    assert after["status"] == "requested" and after["meta"]["versionId"] == "2"
+    assert hook.of("/old") == []
+    assert pathway.worker.run_once(time.time() + 5).sent == 1  # the new handshake
     assert [r.status["type"] for r in hook.of("/new")] == ["handshake"]
