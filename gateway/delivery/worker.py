@@ -42,8 +42,8 @@ class Progress:
 
 
 class NotificationWorker:
-    """Works the outbox every ``poll_s`` seconds, sooner when ``wake`` is
-    called, while it holds the lease (``lease_s`` seconds, renewed each pass)."""
+    """Works the outbox every ``poll_s`` seconds while it holds the lease
+    (``lease_s`` seconds, renewed each pass)."""
 
     def __init__(
         self,
@@ -70,7 +70,6 @@ class NotificationWorker:
         # Subscribers' endpoints are called side by side: one slow endpoint
         # holds up one sender, not every subscriber.
         self._senders = ThreadPoolExecutor(_SENDERS, thread_name_prefix="notify")
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._looked = 0.0  # when every Subscription was last looked at
@@ -126,16 +125,12 @@ class NotificationWorker:
         refusal = refusals.get(endpoint) if endpoint is not None else None
         return sending.send(self._http, self._signer, parcel, self.policy, refusal)
 
-    def wake(self) -> None:
-        self._wake.set()
-
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="notifications", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=self.policy.timeout_s + 5)
         self._senders.shutdown(wait=True)
@@ -147,5 +142,4 @@ class NotificationWorker:
                 self.run_once()
             except Exception:  # the next pass tries again; the outbox keeps everything
                 log.exception("notification pass failed")
-            self._wake.wait(self._poll_s)
-            self._wake.clear()
+            self._stop.wait(self._poll_s)
