@@ -22,6 +22,7 @@ from gateway.auth.tokens import Purpose
 from gateway.config import Settings
 from gateway.console import sessions as console_sessions
 from gateway.delivery import commands as commands_subscriptions
+from gateway.delivery import process as delivery_process
 from gateway.demo import commands as commands_demo
 from gateway.documents import commands as commands_documents
 from gateway.errors import StoreUnavailable
@@ -104,18 +105,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     # Migrate once here, not in each worker, so workers never race on schema.
     _migrate(settings)
-    uvicorn.run(
-        "gateway.http.app:app_from_environment",
-        factory=True,
-        # uvicorn's own, answering what it cannot parse as FHIR does.
-        http=FhirHttpToolsProtocol,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-    )
+    # Notifications are delivered by a process of their own (one per node).
+    notifier = delivery_process.start(settings) if settings.notify else None
+    try:
+        uvicorn.run(
+            "gateway.http.app:app_from_environment",
+            factory=True,
+            # uvicorn's own, answering what it cannot parse as FHIR does.
+            http=FhirHttpToolsProtocol,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+    finally:
+        if notifier is not None:
+            notifier.terminate()
+            notifier.join(timeout=15)
     return 0
 
 

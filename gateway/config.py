@@ -44,11 +44,11 @@ class Settings:
     # takes longer than finding nothing, and the time to answer must not
     # tell the two apart (PRODUCT.md section 4).
     not_found_floor_ms: int = 50
-    # Notifications (``gateway.notifications``): whether this process runs
-    # the delivery worker (one of a deployment's processes works at a time,
-    # whichever holds the lease); failures in a row before a Subscription
-    # goes to error; whether rest-hook endpoints on the gateway's own host
-    # may be called (a local receiver, as the demo's: never in production).
+    # Notifications (``gateway.delivery``): whether ``gateway serve`` starts
+    # the delivery process (one of a deployment's works at a time, whichever
+    # holds the lease); failures in a row before a Subscription goes to
+    # error; whether rest-hook endpoints on the gateway's own host may be
+    # called (a local receiver, as the demo's: never in production).
     notify: bool = True
     notify_max_failures: int = 10
     notify_allow_loopback: bool = False

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -125,21 +126,32 @@ class NotificationWorker:
         refusal = refusals.get(endpoint) if endpoint is not None else None
         return sending.send(self._http, self._signer, parcel, self.policy, refusal)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="notifications", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.policy.timeout_s + 5)
-        self._senders.shutdown(wait=True)
-        self._http.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def run(self, until: Callable[[], bool] = lambda: False) -> None:
+        """Pass after pass, every ``poll_s`` seconds, until asked to stop
+        or ``until`` says so."""
+        while not self._stop.is_set() and not until():
             try:
                 self.run_once()
             except Exception:  # the next pass tries again; the outbox keeps everything
                 log.exception("notification pass failed")
             self._stop.wait(self._poll_s)
+
+    def ask_to_stop(self) -> None:
+        """End ``run`` after the pass under way."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Release the senders and their connections."""
+        self._senders.shutdown(wait=True)
+        self._http.close()
+
+    def start(self) -> None:
+        """``run`` in a thread of this process (``stop`` ends it)."""
+        self._thread = threading.Thread(target=self.run, name="notifications", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.ask_to_stop()
+        if self._thread is not None:
+            self._thread.join(timeout=self.policy.timeout_s + 5)
+        self.close()

@@ -31,8 +31,6 @@ from gateway.auth.tokens import TokenService, signing_key
 from gateway.config import Settings
 from gateway.console import routes as console
 from gateway.console.sessions import session_key
-from gateway.delivery.sending import Policy
-from gateway.delivery.worker import NotificationWorker
 from gateway.documents.signature import load_or_create_document_key
 from gateway.http import audit, documents, oauth, responses
 from gateway.http.middleware import RequestContext
@@ -142,17 +140,6 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             )
             app.state.console_key = await run_in_threadpool(session_key, app.state.store)
             app.state.audit = AuditWriter(app.state.store, signer, settings.audit_checkpoint_s)
-            app.state.notifications = NotificationWorker(
-                app.state.store,
-                app.state.document_signer,
-                base_url=settings.base_url,
-                policy=Policy(
-                    max_failures=settings.notify_max_failures,
-                    allow_loopback=settings.notify_allow_loopback,
-                ),
-            )
-            if settings.notify:
-                app.state.notifications.start()
             # What start-up made (models, search parameters, code lists) lives
             # as long as the process: out of the collector's sight, so a full
             # collection (measured: 60-80 ms pauses under a document build's
@@ -164,7 +151,6 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             try:
                 yield
             finally:
-                await run_in_threadpool(app.state.notifications.stop)
                 await run_in_threadpool(app.state.audit.close)
                 await app.state.reader.aclose()
         finally:
