@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +148,55 @@ def _outcome(status: int) -> str:
     return "4" if status < 500 else "8"
 
 
+def _purpose(asker: Requester) -> list[dict[str, Any]]:
+    return [{"coding": [{"system": _ACT_REASON, "code": asker.purpose}]}]
+
+
+def _agents(asker: Requester) -> list[dict[str, Any]]:
+    """The client asking (with its purpose, and a break-glass reason given),
+    then its organisation: the order the access report reads them in."""
+    client: dict[str, Any] = {
+        "type": {"coding": [{"system": _DCM, "code": "110150", "display": "Application"}]},
+        "who": {
+            "identifier": {"system": CLIENT_SYSTEM, "value": asker.client_id},
+            "display": asker.client_name,
+        },
+        "requestor": True,
+        "purposeOfUse": _purpose(asker),
+    }
+    if asker.reason:
+        client["extension"] = [{"url": BREAK_GLASS_URL, "valueString": asker.reason}]
+    organisation = {
+        "type": {"text": asker.kind},
+        "who": {"identifier": {"system": ODS, "value": asker.org_ods}, "display": asker.org_name},
+        "requestor": False,
+    }
+    return [client, organisation]
+
+
+def _people(patient_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """An entity for each person named (once each, in order of id)."""
+    return [
+        {
+            "what": {"reference": f"Patient/{patient_id}"},
+            "type": {"system": _ENTITY_TYPE, "code": "1", "display": "Person"},
+            "role": {"system": _OBJECT_ROLE, "code": "1", "display": "Patient"},
+        }
+        for patient_id in sorted(set(patient_ids))
+    ]
+
+
+def _versions(references: Iterable[str]) -> list[dict[str, Any]]:
+    """An entity for each version (``Type/id/_history/n``) written or told of."""
+    return [
+        {
+            "what": {"reference": reference},
+            "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
+        }
+        for reference in references
+    ]
+
+
 def request_event(
     *,
     recorded: str,
@@ -163,31 +213,7 @@ def request_event(
     it that a unit of work committed (a write: written in that unit of work,
     before the answer's status is known)."""
     outcome = _outcome(status) if status is not None else "0"
-    purpose = [{"coding": [{"system": _ACT_REASON, "code": asker.purpose}]}]
-    client: dict[str, Any] = {
-        "type": {"coding": [{"system": _DCM, "code": "110150", "display": "Application"}]},
-        "who": {
-            "identifier": {"system": CLIENT_SYSTEM, "value": asker.client_id},
-            "display": asker.client_name,
-        },
-        "requestor": True,
-        "purposeOfUse": purpose,
-    }
-    if asker.reason:
-        client["extension"] = [{"url": BREAK_GLASS_URL, "valueString": asker.reason}]
-    organisation = {
-        "type": {"text": asker.kind},
-        "who": {"identifier": {"system": ODS, "value": asker.org_ods}, "display": asker.org_name},
-        "requestor": False,
-    }
-    entities: list[dict[str, Any]] = [
-        {
-            "what": {"reference": f"Patient/{patient_id}"},
-            "type": {"system": _ENTITY_TYPE, "code": "1", "display": "Person"},
-            "role": {"system": _OBJECT_ROLE, "code": "1", "display": "Patient"},
-        }
-        for patient_id in sorted(disclosures.patients)
-    ]
+    entities = _people(disclosures.patients)
     target = f"{path}?{query}" if query else path
     entities.append(
         {
@@ -201,13 +227,7 @@ def request_event(
             ],
         }
     )
-    for reference in disclosures.written:
-        entities.append(
-            {
-                "what": {"reference": reference},
-                "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
-            }
-        )
+    entities += _versions(disclosures.written)
     for identifier, title, contents in disclosures.documents:
         entities.append(
             {
@@ -243,8 +263,8 @@ def request_event(
         "recorded": recorded,
         "outcome": outcome,
         "outcomeDesc": f"HTTP {status}" if status is not None else "committed",
-        "purposeOfEvent": purpose,
-        "agent": [client, organisation],
+        "purposeOfEvent": _purpose(asker),
+        "agent": _agents(asker),
         "source": {
             "site": "london-care-gateway",
             "observer": {"display": "London care gateway"},
@@ -312,22 +332,8 @@ def load_event(
     source (a file, an MLLP feed, an operator's merge): DICOM's Import,
     naming the source organisation, the loader, the people whose records
     were written and each version (``written``: reference and person)."""
-    patients = sorted({person for _, person in written if person})
-    entities: list[dict[str, Any]] = [
-        {
-            "what": {"reference": f"Patient/{patient_id}"},
-            "type": {"system": _ENTITY_TYPE, "code": "1", "display": "Person"},
-            "role": {"system": _OBJECT_ROLE, "code": "1", "display": "Patient"},
-        }
-        for patient_id in patients
-    ]
-    entities += [
-        {
-            "what": {"reference": reference},
-            "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
-        }
-        for reference, _ in written
-    ]
+    entities = _people(person for _, person in written if person)
+    entities += _versions(reference for reference, _ in written)
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "type": {"system": _DCM, "code": "110107", "display": "Import"},
@@ -378,31 +384,7 @@ def notification_event(
     reference and person). The access report lists it as the recipient's
     access to each person's record."""
     first, last = numbers
-    client: dict[str, Any] = {
-        "type": {"coding": [{"system": _DCM, "code": "110150", "display": "Application"}]},
-        "who": {
-            "identifier": {"system": CLIENT_SYSTEM, "value": recipient.client_id},
-            "display": recipient.client_name,
-        },
-        "requestor": True,
-        "purposeOfUse": [{"coding": [{"system": _ACT_REASON, "code": recipient.purpose}]}],
-    }
-    organisation = {
-        "type": {"text": recipient.kind},
-        "who": {
-            "identifier": {"system": ODS, "value": recipient.org_ods},
-            "display": recipient.org_name,
-        },
-        "requestor": False,
-    }
-    entities: list[dict[str, Any]] = [
-        {
-            "what": {"reference": f"Patient/{patient_id}"},
-            "type": {"system": _ENTITY_TYPE, "code": "1", "display": "Person"},
-            "role": {"system": _OBJECT_ROLE, "code": "1", "display": "Patient"},
-        }
-        for patient_id in sorted({person for _, person in delivered if person})
-    ]
+    entities = _people(person for _, person in delivered if person)
     entities.append(
         {
             "what": {"reference": f"Subscription/{subscription_id}"},
@@ -415,13 +397,7 @@ def notification_event(
             ],
         }
     )
-    entities += [
-        {
-            "what": {"reference": reference},
-            "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
-        }
-        for reference, _ in delivered
-    ]
+    entities += _versions(reference for reference, _ in delivered)
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "type": {"system": _DCM, "code": "110106", "display": "Export"},
@@ -429,8 +405,8 @@ def notification_event(
         "action": "R",
         "recorded": recorded,
         "outcome": "0",
-        "purposeOfEvent": [{"coding": [{"system": _ACT_REASON, "code": recipient.purpose}]}],
-        "agent": [client, organisation],
+        "purposeOfEvent": _purpose(recipient),
+        "agent": _agents(recipient),
         "source": {"site": "london-care-gateway", "observer": {"display": "London care gateway"}},
         "entity": entities,
     }
