@@ -166,9 +166,22 @@ def parcels(
                 current.numbered,
                 subscriber.subscription.max_count,
             )
+        if subscriber.subscription.payload == "full-resource":
+            events = [_as_may_be_seen_now(subscriber, event) for event in events]
         bundle = bundles.notification(subscriber.subscription, current, kind, events, base_url)
         due.append(Parcel(subscriber, kind, events, fhirjson.dumps(bundle)))
     return due
+
+
+def _as_may_be_seen_now(subscriber: Subscriber, event: bundles.Notified) -> bundles.Notified:
+    """``event`` with its version, if its subscriber may still see it; else
+    by reference only. An event is told as consent decided when it
+    happened, but a retry hours later must not carry the content of a
+    record its person has since withheld."""
+    version = event.version
+    if version is None or subscriber.access.visible(version):
+        return event
+    return bundles.Notified(event.number, event.occurred, event.focus, None, event.patient_id)
 
 
 _MAX_REPLY = 64 * 1024  # of an endpoint's reply read, so its connection can be used again

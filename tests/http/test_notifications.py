@@ -411,3 +411,18 @@ def test_a_handshake_with_an_endpoint_since_changed_activates_nothing(pathway: P
     assert hook.of("/old") == []
     assert pathway.worker.run_once(time.time() + 5).sent == 1  # the new handshake
     assert [r.status["type"] for r in hook.of("/new")] == ["handshake"]
+
+
+def test_a_retry_after_the_person_dissents_carries_no_content(pathway: Pathway) -> None:
+    hook = pathway.hook
+    pathway.subscribe("gp", subscription("admission", hook.url + "/gp", payload="full-resource"))
+    pathway.worker.run_once()
+    hook.answers = [503]
+    stay = pathway.stay("in-progress")
+    assert pathway.worker.run_once().failed == 1  # numbered for the GP, not yet delivered
+    pathway.post("gp", _privacy_consent(pathway, {"type": "deny"}))
+    assert pathway.worker.run_once(time.time() + 5).sent == 1
+    (told,) = hook.of("/gp", "event-notification")
+    (entry,) = told.bundle["entry"][1:]
+    assert "resource" not in entry and entry["request"]["url"] == f"Encounter/{stay}"
+    assert b'"status":"in-progress"' not in told.body
