@@ -115,18 +115,31 @@ def notified(
     reader: Querier, sub_id: str, after: int, until: int, limit: int
 ) -> list[bundles.Notified]:
     """The subscription's numbered events after ``after``, with their versions."""
-    found = state.numbered(reader, sub_id, after, until, limit)
-    versions = reader.vread_many((n.res_type, n.res_id, n.version) for n in found)
-    return [
-        bundles.Notified(
-            n.number,
-            n.occurred,
-            f"{n.res_type}/{n.res_id}/_history/{n.version}",
-            versions.get((n.res_type, n.res_id, n.version)),
-            n.patient_id,
-        )
-        for n in found
-    ]
+    return notified_in(reader, [(sub_id, after, min(until, after + limit))]).get(sub_id, [])
+
+
+def notified_in(
+    reader: Querier, windows: Sequence[tuple[str, int, int]]
+) -> dict[str, list[bundles.Notified]]:
+    """Each window's events (subscription, after, up to) with their
+    versions, by subscription: two statements, however many."""
+    found = state.numbered_in(reader, windows)
+    versions = reader.vread_many(
+        (n.res_type, n.res_id, n.version) for events in found.values() for n in events
+    )
+    return {
+        sub_id: [
+            bundles.Notified(
+                n.number,
+                n.occurred,
+                f"{n.res_type}/{n.res_id}/_history/{n.version}",
+                versions.get((n.res_type, n.res_id, n.version)),
+                n.patient_id,
+            )
+            for n in events
+        ]
+        for sub_id, events in found.items()
+    }
 
 
 def _due(subscriber: Subscriber, now: float) -> str | None:
@@ -151,21 +164,24 @@ def parcels(
 ) -> list[Parcel]:
     """What is due to be sent now (read as any request reads: the lease is
     checked when what was sent is recorded)."""
+    kinds = [
+        (subscriber, kind)
+        for subscriber in subscribers(reader, registry, state.delivering(reader))
+        if (kind := _due(subscriber, now)) is not None
+    ]
+    pending = notified_in(
+        reader,
+        [
+            (s.state.sub_id, s.state.acknowledged, min(s.state.numbered,
+             s.state.acknowledged + s.subscription.max_count))
+            for s, kind in kinds
+            if kind == bundles.EVENT
+        ],
+    )  # fmt: skip
     due: list[Parcel] = []
-    for subscriber in subscribers(reader, registry, state.delivering(reader)):
-        kind = _due(subscriber, now)
-        if kind is None:
-            continue
+    for subscriber, kind in kinds:
         current = subscriber.state
-        events: list[bundles.Notified] = []
-        if kind == bundles.EVENT:
-            events = notified(
-                reader,
-                current.sub_id,
-                current.acknowledged,
-                current.numbered,
-                subscriber.subscription.max_count,
-            )
+        events = pending.get(current.sub_id, []) if kind == bundles.EVENT else []
         if subscriber.subscription.payload == "full-resource":
             events = [_as_may_be_seen_now(subscriber, event) for event in events]
         bundle = bundles.notification(subscriber.subscription, current, kind, events, base_url)

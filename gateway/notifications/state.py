@@ -170,17 +170,31 @@ class Numbered:
 
 
 def numbered(reader: Querier, sub_id: str, after: int, until: int, limit: int) -> list[Numbered]:
-    """The subscription's events numbered after ``after`` up to ``until``, oldest first."""
+    """The subscription's events numbered after ``after`` up to ``until``
+    (at most ``limit`` of them), oldest first."""
+    return numbered_in(reader, [(sub_id, after, min(until, after + limit))]).get(sub_id, [])
+
+
+def numbered_in(
+    reader: Querier, windows: Sequence[tuple[str, int, int]]
+) -> dict[str, list[Numbered]]:
+    """Each window's events (subscription, after, up to), oldest first, by
+    subscription: read in one statement, however many subscriptions."""
+    if not windows:
+        return {}
     rows = reader.select(
-        "SELECT number, topic, res_type, res_id, version, patient_id, occurred "
-        "FROM subscription_notification WHERE sub_id = ? AND number > ? AND number <= ? "
-        "ORDER BY number LIMIT ?",
-        [sub_id, after, until, limit],
+        "SELECT sub_id, number, topic, res_type, res_id, version, patient_id, occurred "
+        "FROM subscription_notification WHERE "
+        + " OR ".join("(sub_id = ? AND number > ? AND number <= ?)" for _ in windows)
+        + " ORDER BY sub_id, number",
+        [value for window in windows for value in window],
     )
-    return [
-        Numbered(int(n), str(t), str(rt), str(ri), int(v), str(p) if p else None, str(o))  # type: ignore[call-overload]
-        for n, t, rt, ri, v, p, o in rows
-    ]
+    found: dict[str, list[Numbered]] = {}
+    for sub_id, n, t, rt, ri, v, p, o in rows:
+        found.setdefault(str(sub_id), []).append(
+            Numbered(int(n), str(t), str(rt), str(ri), int(v), str(p) if p else None, str(o))  # type: ignore[call-overload]
+        )
+    return found
 
 
 def set_status(uow: UnitOfWork, sub_id: str, status: str) -> None:
