@@ -17,9 +17,9 @@ from typing import Any
 
 from gateway import fhirjson
 from gateway.auth.clients import ClientRegistration, ClientRegistry
+from gateway.delivery import standing
 from gateway.errors import PreconditionFailed, Unprocessable
-from gateway.interactions import write
-from gateway.interactions.provenance import Author, provenance
+from gateway.interactions.provenance import Author
 from gateway.notifications import state, subscriptions
 from gateway.notifications.subscriptions import Subscription
 from gateway.store import Querier, Store, StoredVersion, UnitOfWork
@@ -142,20 +142,12 @@ def switch_off(store: Store, sub_id: str, reason: str | None, operator: str) -> 
 
 
 def _write_off(uow: UnitOfWork, found: StoredVersion, was: str, operator: str) -> SwitchedOff:
-    resource = fhirjson.loads(found.content or b"{}")
-    if resource.get("status") == state.OFF:
+    if fhirjson.loads(found.content or b"{}").get("status") == state.OFF:
         return SwitchedOff(was, None, "the Subscription already said off")
-    resource["status"] = state.OFF
-    # No source given: the subscriber stays its author.
-    prepared = write.prepare("Subscription", found.res_id, resource)
     try:
-        result = write.store_version(uow, prepared, method="PUT", expected_version=found.version)
+        written = standing.write_status(uow, found, state.OFF, operator_author(operator))
     except PreconditionFailed:  # the unit of work reads what it locks: not expected
         return SwitchedOff(was, None, "the Subscription changed as it was written")
     except Unprocessable as exc:
         return SwitchedOff(was, None, f"the Subscription breaks a rule now ({exc.message})")
-    record = provenance(operator_author(operator), "UPDATE", [result.version])
-    write.store_version(
-        uow, write.prepare("Provenance", write.new_id(), record), method="POST", fresh_id=True
-    )
-    return SwitchedOff(was, result.version.version, None)
+    return SwitchedOff(was, written.version, None)

@@ -22,6 +22,7 @@ de-duplicate.
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -36,12 +37,11 @@ from gateway import fhirjson
 from gateway.audit import staging
 from gateway.audit.events import notification_event
 from gateway.auth.clients import ClientRegistry
-from gateway.delivery import bundles
+from gateway.delivery import bundles, standing
 from gateway.delivery.fanout import Subscriber, subscribers
 from gateway.documents.signature import DocumentSigner
-from gateway.errors import PreconditionFailed
-from gateway.interactions import write
-from gateway.interactions.provenance import Author, provenance
+from gateway.errors import PreconditionFailed, Unprocessable
+from gateway.interactions.provenance import Author
 from gateway.notifications import state
 from gateway.notifications.subscriptions import REST_HOOK
 from gateway.store import Querier, Store, UnitOfWork
@@ -303,26 +303,13 @@ _ERROR_URL = "urn:london-care-gateway:subscription-error"
 
 
 def _say_status(uow: UnitOfWork, sub_id: str, status: str, error: str | None = None) -> None:
-    """Write the Subscription's new ``status`` (and the error that put it
-    there) as a new version, unless it changed since it was read."""
+    """The Subscription says its new ``status`` itself, unless it changed
+    since it was read (then it is delivered as it now asks)."""
     found = uow.read("Subscription", sub_id)
     if found is None or found.content is None:
         return
-    resource = fhirjson.loads(found.content)
-    resource["status"] = status
-    if error is None:
-        resource.pop("error", None)
-    else:
-        resource["error"] = error[:500]  # R4: the latest error note
-    prepared = write.prepare("Subscription", sub_id, resource)
-    try:
-        result = write.store_version(uow, prepared, method="PUT", expected_version=found.version)
-    except PreconditionFailed:
-        return
-    record = provenance(NOTIFIER, "UPDATE", [result.version])
-    write.store_version(
-        uow, write.prepare("Provenance", write.new_id(), record), method="POST", fresh_id=True
-    )
+    with contextlib.suppress(PreconditionFailed, Unprocessable):
+        standing.write_status(uow, found, status, NOTIFIER, error)
 
 
 def stage_delivered(

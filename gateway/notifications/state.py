@@ -197,10 +197,6 @@ def numbered_in(
     return found
 
 
-def set_status(uow: UnitOfWork, sub_id: str, status: str) -> None:
-    uow.execute("UPDATE subscription_state SET status = ? WHERE sub_id = ?", [status, sub_id])
-
-
 def delivered(uow: UnitOfWork, state: State, last: int, now: float) -> bool:
     """Events up to ``last`` were acknowledged by the subscriber at ``now``;
     ``False`` (nothing recorded) if its status changed since it was read."""
