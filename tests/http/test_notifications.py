@@ -27,9 +27,11 @@ from gateway.notifications.subscriptions import (
 )
 from gateway.notifications.topics import PREFIX
 from gateway.store import Store, as_bytes
-from tests.conftest import BASE_URL, TEST_DOCUMENT_KEY
+from tests.conftest import BASE_URL, TEST_DOCUMENT_KEY, access_token, make_client
 from tests.http.test_consent import ACT, GP, World, _privacy_consent
 from tests.support.receiver import Receiver, receiver
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def subscription(
@@ -426,3 +428,43 @@ def test_a_retry_after_the_person_dissents_carries_no_content(pathway: Pathway) 
     (entry,) = told.bundle["entry"][1:]
     assert "resource" not in entry and entry["request"]["url"] == f"Encounter/{stay}"
     assert b'"status":"in-progress"' not in told.body
+
+
+def test_a_care_homes_pushed_record_tells_the_practice_of_a_new_red_bag(store: Store) -> None:
+    """The home pushes its resident's record (``$ingest``); the resident's
+    practice, subscribed to the Red Bag topic for its registered patients,
+    is told, with the Patient as the focus; pushed again unchanged, nothing."""
+    home = access_token(store, client_id="home", kind="care-home", org="VM4X2")
+    practice = access_token(store, client_id="practice", kind="gp-practice", org="F84003")
+    record = (FIXTURES / "carehome" / "winifred-maddox.json").read_bytes()
+    with receiver() as hook, make_client(store, token=None) as api:
+        worker = NotificationWorker(
+            store,
+            load_or_create_document_key(Path(TEST_DOCUMENT_KEY)),
+            base_url=BASE_URL,
+            policy=Policy(allow_loopback=True),
+        )
+        try:
+            made = api.post(
+                "/fhir/Subscription",
+                json=subscription(
+                    "red-bag", hook.url + "/gp", filters=("Patient?relationship=registered",)
+                ),
+                headers={"Authorization": f"Bearer {practice}"},
+            )
+            assert made.status_code == 201, made.text
+            worker.run_once()
+            for _ in range(2):
+                pushed = api.post(
+                    "/fhir/$ingest?format=care-home",
+                    content=record,
+                    headers={"Authorization": f"Bearer {home}", "content-type": "application/json"},
+                )
+                assert pushed.status_code == 200, pushed.text
+                worker.run_once()
+        finally:
+            worker.stop()
+    (told,) = hook.of("/gp", "event-notification")
+    (event,) = told.status["notification-event"]
+    assert told.status["topic"] == PREFIX + "red-bag"
+    assert "/Patient/" in event["focus"]["reference"]
