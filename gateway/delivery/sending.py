@@ -79,7 +79,9 @@ def why_not_called(endpoint: str, allow_loopback: bool) -> str | None:
     local = False
     for address in addresses:
         ip = ipaddress.ip_address(str(address).split("%")[0])
-        if ip.is_link_local or ip.is_unspecified:
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
+        if ip.is_link_local or ip.is_unspecified or ip.is_multicast:
             return f"the endpoint resolves to {ip}, which the gateway does not call"
         local = local or ip.is_loopback
     if local and not allow_loopback:

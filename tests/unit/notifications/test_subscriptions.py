@@ -107,6 +107,9 @@ def test_filters_the_topic_does_not_define_are_refused(topic: str, criterion: st
     [
         ("https://127.0.0.1/hook", False, "own host"),
         ("https://[::1]/hook", False, "own host"),
+        ("https://[::ffff:127.0.0.1]/hook", False, "own host"),
+        ("https://[::ffff:169.254.169.254]/hook", True, "does not call"),
+        ("https://0.0.0.0/hook", True, "does not call"),
         ("http://127.0.0.1:9/hook", True, None),
         ("https://169.254.169.254/latest", True, "does not call"),
         ("http://10.20.30.40/hook", False, "not https"),
