@@ -15,6 +15,10 @@ ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 RESTRICTED_LABELS = frozenset({"PSY", "ETH", "SEX", "SDV"})
 LEGALLY_RESTRICTED = "R"
+# Purposes of secondary use (v3 ActReason): population health, planning,
+# research. Not direct care: organisations of kind analytics ask for them,
+# and their own rules decide (see consent.engine).
+SECONDARY_USE = frozenset({"POPHLTH", "HOPERAT", "HRESCH"})
 
 Coding = tuple[str | None, str]  # (system, code)
 
@@ -32,8 +36,8 @@ class Requester:
     audit entry all of them."""
 
     org_ods: str
-    kind: str  # gp-practice, council, care-home, hospital, ambulance, auditor
-    purpose: str  # TREAT, ETREAT, HCOMPL
+    kind: str  # gp-practice, council, care-home, hospital, ambulance, auditor, analytics
+    purpose: str  # TREAT, ETREAT, HCOMPL, or one of SECONDARY_USE
     client_id: str = ""
     client_name: str = ""
     org_name: str = ""

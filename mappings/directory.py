@@ -29,6 +29,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "hospital": ("Hospital trust", "prov"),
     "ambulance": ("Ambulance service", "prov"),
     "auditor": ("Privacy office", "other"),
+    "analytics": ("Population health team", "govt"),
 }
 ORGANIZATION_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
 _TYPE_DISPLAY = {"prov": "Healthcare Provider", "govt": "Government", "other": "Other"}

@@ -33,6 +33,8 @@ class OrgKind(StrEnum):
     HOSPITAL = "hospital"
     AMBULANCE = "ambulance"
     AUDITOR = "auditor"
+    # An ICB's population health team: secondary use only, never direct care.
+    ANALYTICS = "analytics"
 
 
 class RegistryError(ValueError):

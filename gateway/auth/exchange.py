@@ -8,7 +8,8 @@ ES384 with a key the client registered (found by ``kid``), ``iss`` = ``sub``
 = the client id, ``aud`` = the token endpoint's URL, ``exp`` at most five
 minutes ahead, and a ``jti`` never used before. The gateway's two extra form
 fields choose the purpose of use (PRODUCT.md section 4): ``purpose_of_use``
-(TREAT by default, ETREAT, HCOMPL) and ``break_glass_reason``.
+(TREAT by default, ETREAT, HCOMPL, and for analytics clients only the
+secondary-use purposes HOPERAT, POPHLTH, HRESCH) and ``break_glass_reason``.
 
 Refusals are OAuth 2.0 errors (RFC 6749 section 5.2) with a description.
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 import jwt
 
+from consent.model import SECONDARY_USE
 from gateway.auth import keys
 from gateway.auth.clients import ClientRegistration, OrgKind
 from gateway.auth.scopes import ScopeError, Scopes
@@ -58,6 +60,13 @@ def _one(form: Mapping[str, list[str]], name: str) -> str | None:
 
 
 def _purpose(kind: OrgKind, asked: str | None, reason: str | None) -> Purpose:
+    if (asked is None or asked == "") and kind is OrgKind.ANALYTICS:
+        # Three purposes and no default among them: which one is what the
+        # organisation's agreement allows, so the client must say.
+        raise OAuthError(
+            "invalid_request",
+            "an analytics client must ask for purpose_of_use " + ", ".join(sorted(SECONDARY_USE)),
+        )
     if asked is None or asked == "":
         purpose = Purpose.HCOMPL if kind is OrgKind.AUDITOR else Purpose.TREAT
     else:
@@ -72,6 +81,20 @@ def _purpose(kind: OrgKind, asked: str | None, reason: str | None) -> Purpose:
         raise OAuthError("unauthorized_client", "an auditor client may ask for HCOMPL only")
     if purpose is Purpose.HCOMPL and kind is not OrgKind.AUDITOR:
         raise OAuthError("unauthorized_client", "HCOMPL is for auditor clients only")
+    secondary = purpose.value in SECONDARY_USE
+    if secondary and kind is not OrgKind.ANALYTICS:
+        raise OAuthError(
+            "unauthorized_client", f"{purpose} (secondary use) is for analytics clients only"
+        )
+    if kind is OrgKind.ANALYTICS and not secondary:
+        # A population health team never gives direct care, so it may not
+        # ask for what direct care opens (TREAT, ETREAT).
+        raise OAuthError(
+            "unauthorized_client",
+            "an analytics client may ask for "
+            + ", ".join(sorted(SECONDARY_USE))
+            + " (secondary use) only",
+        )
     if purpose is Purpose.ETREAT:
         if kind not in _EMERGENCY_KINDS:
             raise OAuthError(

@@ -42,6 +42,10 @@ class Purpose(StrEnum):
     TREAT = "TREAT"  # direct care
     ETREAT = "ETREAT"  # emergency treatment: break glass
     HCOMPL = "HCOMPL"  # compliance and audit
+    # Secondary use, for organisations of kind analytics only.
+    HOPERAT = "HOPERAT"  # healthcare operations (planning)
+    POPHLTH = "POPHLTH"  # population health
+    HRESCH = "HRESCH"  # healthcare research
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ _SCOPES = {
     "hospital": "system/*.cruds",
     "ambulance": "system/*.rs",
     "auditor": "system/*.rs",
+    "analytics": "system/*.rs",
 }
 
 

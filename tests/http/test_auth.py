@@ -289,6 +289,21 @@ def test_the_token_request_must_be_a_form(api: TestClient) -> None:
         ("care-home", {}, "TREAT"),
         ("care-home", {"break_glass_reason": "why not"}, "invalid_request"),
         ("care-home", {"purpose_of_use": "SOMETHING"}, "invalid_request"),
+        ("analytics", {"purpose_of_use": "POPHLTH"}, "POPHLTH"),
+        ("analytics", {"purpose_of_use": "HOPERAT"}, "HOPERAT"),
+        ("analytics", {"purpose_of_use": "HRESCH"}, "HRESCH"),
+        ("analytics", {}, "invalid_request"),
+        ("analytics", {"purpose_of_use": "TREAT"}, "unauthorized_client"),
+        (
+            "analytics",
+            {"purpose_of_use": "ETREAT", "break_glass_reason": "x"},
+            "unauthorized_client",
+        ),
+        ("analytics", {"purpose_of_use": "HCOMPL"}, "unauthorized_client"),
+        ("analytics", {"purpose_of_use": "POPHLTH", "break_glass_reason": "x"}, "invalid_request"),
+        ("gp-practice", {"purpose_of_use": "POPHLTH"}, "unauthorized_client"),
+        ("hospital", {"purpose_of_use": "HRESCH"}, "unauthorized_client"),
+        ("auditor", {"purpose_of_use": "HOPERAT"}, "unauthorized_client"),
     ],
 )
 def test_purpose_of_use_rules(
@@ -296,7 +311,7 @@ def test_purpose_of_use_rules(
 ) -> None:
     client = Client(store, "some-system", kind, "system/*.rs", rsa_key=False)
     status, body = ask(api, form(client.assertion(), **fields))
-    if outcome in ("TREAT", "ETREAT", "HCOMPL"):
+    if outcome in {purpose.value for purpose in Purpose}:
         assert status == 200, body
         assert body["purpose_of_use"] == outcome
         claims = jwt.decode(body["access_token"], options={"verify_signature": False})
