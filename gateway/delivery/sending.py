@@ -66,29 +66,51 @@ class Policy:
     allow_loopback: bool = False
 
 
-def why_not_called(endpoint: str, allow_loopback: bool) -> str | None:
-    """Why the gateway will not call ``endpoint``, or ``None``: plain http
-    beyond loopback, or an address on this host or link-local (the cloud
-    metadata service) unless loopback is allowed."""
+@dataclass(frozen=True)
+class Vetted:
+    """Whether an endpoint may be called: why not (``refusal``), or the
+    addresses it was vetted at, which the POST then connects to (the next
+    when one cannot be reached, as a connection to a name tries each)."""
+
+    refusal: str | None
+    addresses: tuple[str, ...] = ()
+
+
+def vet(endpoint: str, allow_loopback: bool) -> Vetted:
+    """Look ``endpoint``'s host up once and vet the address: refused are
+    plain http beyond loopback, an address on this host (unless loopback is
+    allowed) and link-local ones (the cloud metadata service). The POST
+    goes to the address vetted, so a name that resolves elsewhere the
+    second time (DNS rebinding) cannot redirect it."""
     parts = urlsplit(endpoint)
     host = parts.hostname or ""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, parts.port or 443)}
+        found = socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
     except OSError as error:
-        return f"the endpoint's host {host!r} cannot be resolved ({error})"
+        return Vetted(f"the endpoint's host {host!r} cannot be resolved ({error})")
     local = False
-    for address in addresses:
-        ip = ipaddress.ip_address(str(address).split("%")[0])
+    addresses = []
+    for info in found:
+        address = str(info[4][0]).split("%")[0]
+        ip = ipaddress.ip_address(address)
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
         if ip.is_link_local or ip.is_unspecified or ip.is_multicast:
-            return f"the endpoint resolves to {ip}, which the gateway does not call"
+            return Vetted(f"the endpoint resolves to {ip}, which the gateway does not call")
         local = local or ip.is_loopback
+        addresses.append(address)
     if local and not allow_loopback:
-        return "the endpoint is on the gateway's own host, which it does not call"
+        return Vetted("the endpoint is on the gateway's own host, which it does not call")
     if parts.scheme != "https" and not local:
-        return "the endpoint is not https"
-    return None
+        return Vetted("the endpoint is not https")
+    if not addresses:
+        return Vetted(f"the endpoint's host {host!r} has no address")
+    return Vetted(None, tuple(dict.fromkeys(addresses)))
+
+
+def why_not_called(endpoint: str, allow_loopback: bool) -> str | None:
+    """Why the gateway will not call ``endpoint`` (``vet``), or ``None``."""
+    return vet(endpoint, allow_loopback).refusal
 
 
 def signature_of(signer: DocumentSigner, body: bytes) -> str:
@@ -210,42 +232,64 @@ def send(
     signer: DocumentSigner,
     parcel: Parcel,
     policy: Policy,
-    refusal: str | None = None,
+    vetted: Vetted | None = None,
 ) -> str | None:
     """POST ``parcel``; ``None`` when acknowledged (2xx), else why not.
-    ``refusal``: why its endpoint is not called (``why_not_called``),
-    worked out once per pass for each endpoint."""
+    ``vetted``: its endpoint vetted (``vet``), once per pass for each
+    endpoint; without it, vetted now."""
     subscription = parcel.subscriber.subscription
     if subscription.channel != REST_HOOK:
         return None  # the pull channel's handshake: nothing to send
-    if refusal is not None:
-        return refusal
     assert subscription.endpoint is not None
+    vetted = vetted or vet(subscription.endpoint, policy.allow_loopback)
+    if vetted.refusal is not None:
+        return vetted.refusal
+    named = httpx.URL(subscription.endpoint)
     headers = {name: value for name, value in subscription.headers}
     headers["Content-Type"] = "application/fhir+json"
     headers[SIGNATURE_HEADER] = signature_of(signer, parcel.body)
-    try:
-        with client.stream(
-            "POST",
-            subscription.endpoint,
-            content=parcel.body,
-            headers=headers,
-            timeout=policy.timeout_s,
-        ) as answer:
-            status = answer.status_code
-            # Only the status matters. A short reply is read to its end, so
-            # the connection serves the next POST; a longer one is left
-            # unread, its connection closed.
-            read = 0
-            for chunk in answer.iter_raw():
-                read += len(chunk)
-                if read > _MAX_REPLY:
-                    break
-    except httpx.HTTPError as error:
-        return f"{type(error).__name__}: {error}"[:300]
+    # To an address vetted, under the endpoint's own name: in the Host
+    # header, and for TLS the name its certificate is checked against.
+    headers["Host"] = named.netloc.decode("ascii")
+    extensions = {"sni_hostname": named.host} if named.scheme == "https" else {}
+    status = 0
+    for index, address in enumerate(vetted.addresses):
+        try:
+            status = _post(client, named.copy_with(host=address), parcel, headers, extensions,
+                           policy)  # fmt: skip
+            break
+        except httpx.ConnectError as error:
+            if index == len(vetted.addresses) - 1:
+                return f"{type(error).__name__}: {error}"[:300]
+        except httpx.HTTPError as error:
+            return f"{type(error).__name__}: {error}"[:300]
     if 200 <= status < 300:
         return None
     return f"the endpoint answered {status}"
+
+
+def _post(
+    client: httpx.Client,
+    url: httpx.URL,
+    parcel: Parcel,
+    headers: dict[str, str],
+    extensions: dict[str, str],
+    policy: Policy,
+) -> int:
+    """POST the parcel's body; the status answered."""
+    with client.stream(
+        "POST", url, content=parcel.body, headers=headers, timeout=policy.timeout_s,
+        extensions=extensions,
+    ) as answer:  # fmt: skip
+        # Only the status matters. A short reply is read to its end, so the
+        # connection serves the next POST; a longer one is left unread, its
+        # connection closed.
+        read = 0
+        for chunk in answer.iter_raw():
+            read += len(chunk)
+            if read > _MAX_REPLY:
+                break
+        return answer.status_code
 
 
 def recorded(

@@ -98,10 +98,10 @@ class NotificationWorker:
         sent = failed = 0
         # Again while anything was acknowledged: a handshake's events, and
         # more than one Bundle's worth, go out in this pass, not the next.
-        refusals: dict[str, str | None] = {}
+        vetted: dict[str, sending.Vetted] = {}
         for _ in range(_ROUNDS):
             due = sending.parcels(self._store, self._registry, moment, self._base_url)
-            errors = list(self._senders.map(lambda p: self._send(p, refusals), due))
+            errors = list(self._senders.map(lambda p: self._send(p, vetted), due))
             sending.recorded(
                 self._store, self.holder, list(zip(due, errors, strict=True)), moment,
                 self.policy, self._lease_s,
@@ -117,14 +117,14 @@ class NotificationWorker:
         with self._store.unit_of_work() as uow:
             return state.hold(uow, self.holder, moment, self._lease_s)
 
-    def _send(self, parcel: sending.Parcel, refusals: dict[str, str | None]) -> str | None:
-        """Send ``parcel``; whether its endpoint may be called is worked out
-        once a pass for each (a name looked up once, not for every POST)."""
+    def _send(self, parcel: sending.Parcel, vetted: dict[str, sending.Vetted]) -> str | None:
+        """Send ``parcel``; its endpoint is vetted once a pass (its name
+        looked up once, not for every POST)."""
         endpoint = parcel.subscriber.subscription.endpoint
-        if endpoint is not None and endpoint not in refusals:
-            refusals[endpoint] = sending.why_not_called(endpoint, self.policy.allow_loopback)
-        refusal = refusals.get(endpoint) if endpoint is not None else None
-        return sending.send(self._http, self._signer, parcel, self.policy, refusal)
+        if endpoint is not None and endpoint not in vetted:
+            vetted[endpoint] = sending.vet(endpoint, self.policy.allow_loopback)
+        known = vetted.get(endpoint) if endpoint is not None else None
+        return sending.send(self._http, self._signer, parcel, self.policy, known)
 
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
         """Pass after pass, every ``poll_s`` seconds, until asked to stop

@@ -468,3 +468,15 @@ def test_a_care_homes_pushed_record_tells_the_practice_of_a_new_red_bag(store: S
     (event,) = told.status["notification-event"]
     assert told.status["topic"] == PREFIX + "red-bag"
     assert "/Patient/" in event["focus"]["reference"]
+
+
+def test_the_post_goes_to_the_address_vetted_under_the_endpoints_name(pathway: Pathway) -> None:
+    hook = pathway.hook
+    port = hook.url.rsplit(":", 1)[1]
+    by_name = f"http://localhost:{port}/named"
+    vetted = sending.vet(by_name, allow_loopback=True)
+    assert vetted.refusal is None and "127.0.0.1" in vetted.addresses
+    pathway.subscribe("gp", subscription("admission", by_name))
+    pathway.worker.run_once()
+    (handshake,) = hook.of("/named")
+    assert handshake.headers["host"] == f"localhost:{port}"
