@@ -480,3 +480,38 @@ def test_the_post_goes_to_the_address_vetted_under_the_endpoints_name(pathway: P
     pathway.worker.run_once()
     (handshake,) = hook.of("/named")
     assert handshake.headers["host"] == f"localhost:{port}"
+
+
+def test_events_are_fetched_by_number_and_bad_asks_are_refused(pathway: Pathway) -> None:
+    sub = pathway.subscribe("gp", subscription("admission", None))
+    stays = [pathway.stay("in-progress") for _ in range(3)]
+    pathway.worker.run_once()
+    url = f"/fhir/Subscription/{sub}/$events"
+
+    def numbers(query: str) -> list[str]:
+        answer = pathway.get("gp", url + query)
+        assert answer.status_code == 200, answer.text
+        status = answer.json()["entry"][0]["resource"]["parameter"]
+        return [
+            part["valueString"]
+            for p in status
+            if p["name"] == "notification-event"
+            for part in p["part"]
+            if part["name"] == "event-number"
+        ]
+
+    assert numbers("") == ["1", "2", "3"]
+    assert numbers("?eventsSinceNumber=2") == ["2", "3"]
+    assert numbers("?eventsSinceNumber=2&eventsUntilNumber=2") == ["2"]
+    assert numbers("?eventsSinceNumber=9") == []
+    focus = pathway.get("gp", url + "?eventsSinceNumber=3&content=id-only").json()
+    assert focus["entry"][1]["request"]["url"] == f"Encounter/{stays[2]}"
+    assert "resource" not in focus["entry"][1]
+    for bad in ("?eventsSinceNumber=-1", "?eventsSinceNumber=x", "?content=everything",
+                "?since=1", "?eventsUntilNumber=99999999999999999999"):  # fmt: skip
+        refused = pathway.get("gp", url + bad)
+        assert refused.status_code == 400, (bad, refused.text)
+        assert refused.json()["resourceType"] == "OperationOutcome"
+    not_parameters = pathway.api.post(url, json={"resourceType": "Patient"},
+                                      headers=pathway.headers("gp"))  # fmt: skip
+    assert not_parameters.status_code == 400
