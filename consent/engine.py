@@ -3,6 +3,9 @@
 The rules of PRODUCT.md section 4, in the order they are tried; the first
 that applies decides, and names itself in the ``Decision``:
 
+0. Secondary use (purposes ``SECONDARY_USE``: POPHLTH, HOPERAT, HRESCH) is
+   decided by its own rules alone (``_secondary_use``), before any other,
+   since none of direct care's applies: not even ``author``.
 1. ``author``: the organisation that authored a resource always sees it
    (it wrote the version, or the id is one it assigned itself).
 2. ``legally-restricted``: an ``R``-confidential resource is never shared
@@ -48,6 +51,9 @@ from consent.model import (
     ACT_CODE,
     DIRECTORY,
     PERSON,
+    SECONDARY_USE,
+    TYPE_1_OPT_OUT,
+    TYPE_1_WITHDRAWN,
     Coding,
     ConsentPolicy,
     Decision,
@@ -59,6 +65,7 @@ from consent.model import (
 
 AUDITOR_TYPES = frozenset({"Patient", "Consent", "AuditEvent", "Provenance"})
 EMERGENCY_KINDS = frozenset({"ambulance", "hospital"})
+SECONDARY_KIND = "analytics"
 
 
 def _within(moment: str, period: tuple[str | None, str | None]) -> bool:
@@ -151,6 +158,8 @@ def decide(
     every client (``directory``) unless it is restricted, and anything else
     is its author's alone (``person-unknown``, ``no-person``).
     ``now`` is an instant in the engine's form (``YYYY-MM-DDTHH:MM:SS.ffffffZ``)."""
+    if requester.purpose in SECONDARY_USE:
+        return _secondary_use(requester, person, resource, now)
     if resource.authored_by(requester.org_ods):
         return Decision(True, "author")
     if resource.legally_restricted:
@@ -212,3 +221,75 @@ def decide(
     if verdicts:
         return _by_consent("consent", *verdicts[0])
     return Decision(True, "implied-consent")
+
+
+def _secondary_use(
+    requester: Requester, person: Person | None, resource: ResourceFacts, now: str
+) -> Decision:
+    """Secondary use (population health, planning, research), in order:
+
+    1. ``secondary-use-kind``: only an organisation of kind analytics.
+    2. With no person on file: ``directory`` for no one's record that is
+       unrestricted, as in direct care; otherwise ``person-unknown`` /
+       ``no-person``: whether the person opted out cannot be told.
+    3. ``restricted-never-secondary``: restricted (PSY, ETH, SEX, SDV) and
+       R-confidential data never, whoever authored it: an author's own
+       restricted records are not its to use again for another purpose, and
+       no Consent opens them (a permit for a label is for direct care).
+    4. ``consent-uninterpretable``, as in direct care.
+    5. ``type-1-opt-out`` / ``national-data-opt-out``: the person is left
+       out entirely (``Person.opted_out``).
+    6. ``consent``: an active Consent whose deciding provision denies. A
+       dissent that names no purpose denies secondary use too (unlike
+       emergency care, nothing the person needs is lost by honouring it).
+    7. ``secondary-use``: otherwise shared. No care relationship is needed:
+       secondary use is not care of the person.
+    """
+    if requester.kind != SECONDARY_KIND:
+        return Decision(False, "secondary-use-kind")
+    restricted = resource.restricted
+    if person is None:
+        if resource.whose == DIRECTORY and not restricted and not resource.legally_restricted:
+            return Decision(True, "directory")
+        if resource.whose == PERSON:
+            return Decision(False, "person-unknown", detail="no Patient on file is named")
+        return Decision(False, "no-person", detail="names no person")
+    if restricted or resource.legally_restricted:
+        labels = sorted(restricted) if restricted else ["R"]
+        return Decision(False, "restricted-never-secondary", detail=", ".join(labels))
+    if person.uninterpretable:
+        return Decision(
+            False,
+            "consent-uninterpretable",
+            consent_id=person.uninterpretable[0],
+            detail="withheld until the Consent is fixed",
+        )
+    if person.opted_out is not None:
+        return Decision(False, person.opted_out)
+    for consent, provision in _verdicts(person, requester, resource, now):
+        if provision.type == "deny":
+            return _by_consent("consent", consent, provision)
+    return Decision(True, "secondary-use")
+
+
+def type_1_opt_out(records: Iterable[ResourceFacts]) -> bool:
+    """Whether the person's records (those coded ``TYPE_1_OPT_OUT`` or
+    ``TYPE_1_WITHDRAWN``) say they have a type 1 opt-out now: the later of
+    an opt-out and a withdrawal by clinical date decides. Where dates cannot
+    tell, the opt-out stands: an opt-out with no clinical date is not shown
+    to be withdrawn, a withdrawal with none is not shown to follow an
+    opt-out, and a withdrawal on the same instant as an opt-out does not
+    follow it."""
+    opted: list[str | None] = []
+    withdrawn: list[str] = []
+    for record in records:
+        if _codes_match(frozenset({TYPE_1_OPT_OUT}), record.codes):
+            opted.append(record.clinical_low)
+        elif _codes_match(frozenset({TYPE_1_WITHDRAWN}), record.codes) and record.clinical_low:
+            withdrawn.append(record.clinical_low)
+    if not opted:
+        return False
+    if None in opted:
+        return True
+    latest = max(date for date in opted if date is not None)
+    return not any(date > latest for date in withdrawn)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+Coding = tuple[str | None, str]  # (system, code)
+
 # HL7 v3 codes (http://terminology.hl7.org/CodeSystem/v3-ActCode and
 # v3-Confidentiality) the rules name.
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -19,8 +21,14 @@ LEGALLY_RESTRICTED = "R"
 # research. Not direct care: organisations of kind analytics ask for them,
 # and their own rules decide (see consent.engine).
 SECONDARY_USE = frozenset({"POPHLTH", "HOPERAT", "HRESCH"})
-
-Coding = tuple[str | None, str]  # (system, code)
+# A type 1 opt-out: the person's dissent, recorded at their GP practice,
+# from secondary use of their GP data; and its withdrawal (SNOMED CT).
+SNOMED = "http://snomed.info/sct"
+TYPE_1_OPT_OUT: Coding = (SNOMED, "827241000000103")
+TYPE_1_WITHDRAWN: Coding = (SNOMED, "827261000000102")
+# Why a person is left out of secondary use (``Person.opted_out``).
+TYPE_1 = "type-1-opt-out"
+NATIONAL = "national-data-opt-out"
 
 # Whose record a resource says it is (``ResourceFacts.whose``).
 PERSON = "person"  # a person's: it names them, by id or by identifier
@@ -128,6 +136,9 @@ class Person:
     # Consents that could not be interpreted: the person's data is withheld
     # from everyone but its authors until they are fixed.
     uninterpretable: tuple[str, ...] = ()
+    # Why the person is left out of secondary use (TYPE_1 or NATIONAL), or
+    # ``None`` if they are not. Direct care never reads it.
+    opted_out: str | None = None
 
     @cached_property
     def reads_content(self) -> bool:

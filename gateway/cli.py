@@ -14,6 +14,7 @@ from typing import Any
 
 from consent.labels import BadCodeLists, load_code_lists, use_code_lists
 from gateway import __version__
+from gateway.access import optouts as commands_optouts
 from gateway.access.index import ensure_current, reindex
 from gateway.audit import commands as commands_audit
 from gateway.auth import commands as commands_auth
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.choices["matches"].set_defaults(func=on_store(commands_loading.run_matches))
     commands.choices["archived"].set_defaults(func=on_store(commands_loading.run_archived))
     commands_subscriptions.add_commands(commands)
+    commands_optouts.add_commands(commands)
+    commands.choices["opt-outs"].set_defaults(func=on_store(commands_optouts.run))
     commands.choices["subscriptions"].set_defaults(func=on_store(commands_subscriptions.run))
     mllp = commands.add_parser("mllp", help="receive a hospital's HL7 v2 ADT feed over MLLP")
     mllp.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")

@@ -1,6 +1,8 @@
 """What the data says about a person, for the consent rules: the
-organisations with a care relationship (PRODUCT.md section 4) and the
-person's Consents. Read afresh for each request, so a new registration, an
+organisations with a care relationship (PRODUCT.md section 4), the
+person's Consents, and whether they opted out of secondary use (a type 1
+opt-out in their record, or their NHS number on the National Data Opt-out
+list). Read afresh for each request, so a new registration, an
 episode closed or a Consent withdrawn applies to the very next request."""
 
 from __future__ import annotations
@@ -9,10 +11,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from consent.model import ConsentPolicy, Person
+from consent.engine import type_1_opt_out
+from consent.model import (
+    NATIONAL,
+    TYPE_1,
+    TYPE_1_OPT_OUT,
+    TYPE_1_WITHDRAWN,
+    ConsentPolicy,
+    Person,
+    ResourceFacts,
+)
 from consent.parse import Uninterpretable, is_privacy_consent, parse_consent
 from gateway import fhirjson
-from gateway.access import index
+from gateway.access import index, optouts
 from gateway.access.claims import (
     CareClaim,
     care_claims,
@@ -22,12 +33,31 @@ from gateway.access.claims import (
     ods_of_organisation,
     organisation_to_read,
 )
+from gateway.access.facts import facts_of
 from gateway.errors import Unprocessable
 from gateway.search.matching import referring_each, with_referring
 from gateway.store import Querier, Reader, StoredVersion
+from mappings.identity import NHS_NUMBER_SYSTEM
 
 _MANY = 1000  # episodes, encounters or Consents of one person read at most
-_LINKED = ("EpisodeOfCare", "Encounter", "Consent")
+# The records that state a type 1 opt-out or its withdrawal: of these, only
+# those coded so are read (``_TYPE_1``).
+_CODED = ("Observation", "Condition")
+_LINKED = ("EpisodeOfCare", "Encounter", "Consent", *_CODED)
+# SQL true on a row ``r`` naming a person that is one of ``_CODED`` coded
+# as a type 1 opt-out or its withdrawal, as its ``code`` is indexed.
+_TYPE_1 = (
+    f"(r.res_type IN ({', '.join('?' for _ in _CODED)}) AND EXISTS (SELECT 1 FROM search_token o "
+    "WHERE o.res_type = r.res_type AND o.res_id = r.res_id AND o.param = ? "
+    "AND o.system = ? AND o.code IN (?, ?)))"
+)
+_TYPE_1_VALUES: tuple[Any, ...] = (
+    *_CODED,
+    "code",
+    TYPE_1_OPT_OUT[0],
+    TYPE_1_OPT_OUT[1],
+    TYPE_1_WITHDRAWN[1],
+)
 
 
 def _load(store: Reader, res_type: str, res_id: str) -> dict[str, Any] | None:
@@ -134,8 +164,23 @@ def load_person(store: Querier, patient_id: str, now: datetime | None = None) ->
     """The person's facts, or ``None`` if there is no such (live) Patient."""
     # The Patient, and the episodes, encounters and Consents that all name
     # the person by ``patient``: one statement reads them all.
-    found, linked = with_referring(store, ("Patient", patient_id), "patient", _LINKED, 3 * _MANY)
-    return _person(store, patient_id, found, linked, now or datetime.now(UTC), {})
+    found, linked = with_referring(
+        store, ("Patient", patient_id), "patient", _LINKED, 3 * _MANY, _all_but_uncoded()
+    )
+    read = _records(found, linked)
+    if read is None:
+        return None
+    national = optouts.on_list(store, read.nhs_numbers) if read.nhs_numbers else frozenset()
+    instant = fhirjson.instant(now or datetime.now(UTC))
+    return _person_of(store, patient_id, read, instant, {}, national)
+
+
+def _all_but_uncoded() -> tuple[str, list[Any]]:
+    """An SQL condition on a row ``r`` naming a person: true but for the
+    records of ``_CODED`` that are not coded as a type 1 opt-out or its
+    withdrawal (a person's every Observation is not what a decision needs)."""
+    marks = ", ".join("?" for _ in _CODED)
+    return f"(r.res_type NOT IN ({marks}) OR {_TYPE_1})", [*_CODED, *_TYPE_1_VALUES]
 
 
 def load_people(
@@ -169,8 +214,11 @@ def load_people(
     # at once for them all, not person by person.
     caring = [c.organisation for r in records.values() for c in r.claims if holds(c, instant)]
     _read_organisations(store, caring, organisations)
+    # The page's people's NHS numbers on the national list: one statement.
+    numbers = [number for read in records.values() for number in read.nhs_numbers]
+    national = optouts.on_list(store, numbers) if numbers else frozenset()
     for patient_id, read in records.items():
-        people[patient_id] = _person_of(store, patient_id, read, instant, organisations)
+        people[patient_id] = _person_of(store, patient_id, read, instant, organisations, national)
     return people
 
 
@@ -182,20 +230,25 @@ def _bearing(now: str) -> tuple[str, list[Any]]:
     each version by the same ``care_claims``). Where every Encounter of
     the person's history was read, and parsed, to find none current."""
     condition = (
-        "(r.res_type = ? OR EXISTS (SELECT 1 FROM search_token t WHERE t.res_type = r.res_type "
+        f"(r.res_type = ? OR {_TYPE_1} OR EXISTS (SELECT 1 FROM search_token t "
+        "WHERE t.res_type = r.res_type "
         "AND t.res_id = r.res_id AND t.param IN (?, ?) AND t.system = r.target_id "
         "AND NOT EXISTS (SELECT 1 FROM search_date u WHERE u.res_type = t.res_type "
         "AND u.res_id = t.res_id AND u.param = ? AND u.high < ?)))"
     )
-    return condition, ["Consent", index.CARER, index.CARER_ORG, index.CARE_UNTIL, now]
+    values = [*_TYPE_1_VALUES, index.CARER, index.CARER_ORG, index.CARE_UNTIL, now]
+    return condition, ["Consent", *values]
 
 
 class _Records(NamedTuple):
     """What a decision reads of a person, parsed: the claims of care their
-    Patient, episodes and Encounters make, and their Consents."""
+    Patient, episodes and Encounters make, their Consents, the records
+    stating a type 1 opt-out or its withdrawal, and their NHS numbers."""
 
     claims: list[CareClaim]
     consents: list[dict[str, Any]]
+    type_1: list[ResourceFacts]
+    nhs_numbers: tuple[str, ...]
 
 
 def _records(found: StoredVersion | None, linked: list[StoredVersion]) -> _Records | None:
@@ -208,35 +261,40 @@ def _records(found: StoredVersion | None, linked: list[StoredVersion]) -> _Recor
         by_type[version.res_type].append(version)
     stating = (patient, *_contents(by_type["EpisodeOfCare"]), *_contents(by_type["Encounter"]))
     claims = [claim for resource in stating for claim in care_claims(resource)]
-    return _Records(claims, _contents(by_type["Consent"]))
-
-
-def _person(
-    store: Querier,
-    patient_id: str,
-    found: StoredVersion | None,
-    linked: list[StoredVersion],
-    now: datetime,
-    organisations: _Organisations,
-) -> Person | None:
-    """The person from their Patient and the records naming them."""
-    read = _records(found, linked)
-    if read is None:
-        return None
-    return _person_of(store, patient_id, read, fhirjson.instant(now), organisations)
+    coded = [facts_of(resource) for t in _CODED for resource in _contents(by_type[t])]
+    numbers = tuple(
+        str(found["value"])
+        for found in patient.get("identifier") or []
+        if isinstance(found, dict)
+        and found.get("system") == NHS_NUMBER_SYSTEM
+        and isinstance(found.get("value"), str)
+    )
+    return _Records(claims, _contents(by_type["Consent"]), coded, numbers)
 
 
 def _person_of(
-    store: Querier, patient_id: str, read: _Records, now: str, organisations: _Organisations
+    store: Querier,
+    patient_id: str,
+    read: _Records,
+    now: str,
+    organisations: _Organisations,
+    national: frozenset[str],
 ) -> Person:
-    """The person from their records, at the instant ``now``."""
+    """The person from their records, at the instant ``now``; ``national``:
+    the NHS numbers (of theirs, and maybe others') on the national list."""
     caring = relationships(store, read.claims, now, organisations)
     policies, broken = consents(store, read.consents, organisations)
+    opted_out = None
+    if type_1_opt_out(read.type_1):
+        opted_out = TYPE_1
+    elif national.intersection(read.nhs_numbers):
+        opted_out = NATIONAL
     return Person(
         patient_id=patient_id,
         relationships=caring,
         consents=tuple(policies),
         uninterpretable=tuple(broken),
+        opted_out=opted_out,
     )
 
 

@@ -16,8 +16,9 @@ rule could permit it:
 - ``legally-restricted``: an R-labelled row is its author's alone;
 - ``directory``: no one's record, not restricted: shared with everyone;
 - ``audit``: an auditor under HCOMPL sees the kinds of ``AUDITOR_TYPES``;
-- under ETREAT (ambulance, hospital): any person's record, named by id or
-  by identifier, that carries no restricted label;
+- under ETREAT (ambulance, hospital), and for secondary use (analytics):
+  any person's record, named by id or by identifier, that carries no
+  restricted label (who opted out is left to the engine);
 - under TREAT: the records of the people the requester's organisation has
   a care relationship with now (the requester's population: a registered
   GP practice, an active episode, an Encounter in progress or recent, by
@@ -44,8 +45,8 @@ import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from consent.engine import AUDITOR_TYPES, EMERGENCY_KINDS
-from consent.model import DIRECTORY, ID_SEPARATOR, NO_PERSON, Requester
+from consent.engine import AUDITOR_TYPES, EMERGENCY_KINDS, SECONDARY_KIND
+from consent.model import DIRECTORY, ID_SEPARATOR, NO_PERSON, SECONDARY_USE, Requester
 from gateway import fhirjson
 from gateway.access import index
 from gateway.search.sql import SqlBuilder, like_escape
@@ -167,7 +168,7 @@ class Scope:
         records (ETREAT, an auditor's kinds), or the records of at least
         ``broad_from`` people in its care now."""
         requester = self.requester
-        if requester.purpose == "ETREAT" and requester.kind in EMERGENCY_KINDS:
+        if _everyones(requester):
             return True
         if requester.kind == "auditor" and requester.purpose == "HCOMPL":
             return True
@@ -253,8 +254,8 @@ class Scope:
         but the records of the requester's people. Each is written only if
         used: writing one binds its values."""
         requester = self.requester
-        if requester.purpose == "ETREAT" and requester.kind in EMERGENCY_KINDS:
-            # Not an auditor's kind: the audit rules never reach ETREAT.
+        if _everyones(requester):
+            # Not an auditor's kind: the audit rules never reach these.
             return [rows.unrestricted_but(NO_PERSON)]
         found = [rows.unrestricted((DIRECTORY,))]
         if requester.kind == "auditor" or requester.purpose == "HCOMPL":
@@ -481,3 +482,11 @@ class _Rows:
             f"{head} AND {t}.param = {b.bind(index.PERSON_OF)} "
             f"AND {t}.target_type = {b.bind('Patient')} AND {t}.target_id IN ({people(b)})"
         )
+
+
+def _everyones(requester: Requester) -> bool:
+    """Whether the requester may be shown any person's unrestricted records
+    without a care relationship: emergency access, and secondary use."""
+    if requester.purpose == "ETREAT":
+        return requester.kind in EMERGENCY_KINDS
+    return requester.purpose in SECONDARY_USE and requester.kind == SECONDARY_KIND

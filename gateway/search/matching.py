@@ -66,7 +66,7 @@ def matching_ids(
 _VERSION_COLUMNS = "c.res_type, c.res_id, v.version, v.last_updated, v.content, c.seq"
 
 
-def _referring_sql(types: Sequence[str]) -> str:
+def _referring_sql(types: Sequence[str], condition: str = "1 = 1") -> str:
     marks = ", ".join("?" for _ in types)
     return (
         f"SELECT DISTINCT {_VERSION_COLUMNS} "
@@ -74,7 +74,7 @@ def _referring_sql(types: Sequence[str]) -> str:
         "ON c.res_type = r.res_type AND c.res_id = r.res_id "
         "JOIN resource_version v ON v.seq = c.seq "
         f"WHERE r.target_type = ? AND r.target_id = ? AND r.param = ? AND r.res_type IN ({marks}) "
-        "AND c.deleted = ? ORDER BY c.seq LIMIT ?"
+        f"AND c.deleted = ? AND {condition} ORDER BY c.seq LIMIT ?"
     )
 
 
@@ -103,18 +103,25 @@ def referring(
 
 
 def with_referring(
-    reader: Querier, target: tuple[str, str], param: str, types: Sequence[str], limit: int
+    reader: Querier,
+    target: tuple[str, str],
+    param: str,
+    types: Sequence[str],
+    limit: int,
+    only: tuple[str, Sequence[Any]] | None = None,
 ) -> tuple[StoredVersion | None, list[StoredVersion]]:
     """The latest version of ``target`` (its content as ``read`` gives it,
     a deletion too; ``None`` if it never existed) and ``referring(...)``,
-    in one statement rather than two."""
+    in one statement rather than two. ``only``: as ``referring_each``'s."""
+    condition, values = only if only is not None else ("1 = 1", ())
     sql = (
         f"SELECT {_VERSION_COLUMNS}, 0 AS linked FROM resource_current c "
         "JOIN resource_version v ON v.seq = c.seq WHERE c.res_type = ? AND c.res_id = ? "
-        f"UNION ALL SELECT q.*, 1 FROM ({_referring_sql(types)}) q"
+        f"UNION ALL SELECT q.*, 1 FROM ({_referring_sql(types, condition)}) q"
     )
     rows = reader.select(
-        sql, [target[0], target[1], target[0], target[1], param, *types, False, limit]
+        sql,
+        [target[0], target[1], target[0], target[1], param, *types, False, *values, limit],
     )
     found = None
     linked = []

@@ -31,6 +31,7 @@ _PARAMETER_TABLES = (
     "search_sort",
 )
 
+_NATIONAL_OPT_OUT = ("CREATE TABLE national_opt_out (nhs_number TEXT PRIMARY KEY)",)
 _SUBSCRIBER_TABLES = (
     # Each Subscription's delivery: its subscriber (the client that wrote it),
     # where its events stand (the last numbered, the last acknowledged), and
@@ -843,6 +844,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         # it, and delivers in number order.
         sqlite=_SUBSCRIBER_TABLES,
         postgres=_SUBSCRIBER_TABLES,
+    ),
+    Migration(
+        version=22,
+        name="the National Data Opt-out list",
+        # The NHS numbers of the people who opted out of secondary use
+        # nationally, as the national check service returns them; replaced
+        # whole by ``gateway opt-outs load`` (gateway.access.optouts).
+        sqlite=_NATIONAL_OPT_OUT,
+        postgres=_NATIONAL_OPT_OUT,
     ),
 )
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from consent.model import NATIONAL, TYPE_1
 from gateway import fhirjson
+from gateway.access import optouts
 from gateway.access.index import entries
 from gateway.access.people import load_people, load_person
 from gateway.store import Store, StoredVersion
@@ -148,3 +150,54 @@ def test_a_person_not_on_file_has_no_facts(person: Store) -> None:
     assert load_person(person, "nobody", NOW) is None
     _write(person, "Patient", "p1", None)
     assert load_person(person, "p1", NOW) is None
+
+
+def test_opt_outs_are_read_with_the_rest_and_only_the_coded_records(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A type 1 opt-out is read from the person's Observations and
+    Conditions coded so, in the statement that reads their other records
+    (never their every Observation); the national list by NHS number, once
+    for a page of people."""
+    snomed = "http://snomed.info/sct"
+    for patient_id, number in (("p1", "9990000018"), ("p2", "9434765919")):
+        _put(
+            store,
+            {
+                "resourceType": "Patient",
+                "id": patient_id,
+                "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": number}],
+            },
+        )
+
+    def observation(res_id: str, code: str, when: str) -> dict[str, Any]:
+        return {
+            "resourceType": "Observation",
+            "id": res_id,
+            "status": "final",
+            "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": snomed, "code": code}]},
+            "effectiveDateTime": when,
+        }
+
+    _put(store, observation("opted", "827241000000103", "2025-01-01"))
+    _put(store, observation("pulse", "364075005", "2025-02-01"))
+    optouts.replace(store, ["9434765919"])
+    read: list[str] = []
+    select = store.select
+
+    def recorded(*args: Any, **options: Any) -> Any:
+        rows = select(*args, **options)
+        read.extend(str(row[1]) for row in rows if row and row[0] == "Observation")
+        return rows
+
+    monkeypatch.setattr(store, "select", recorded)
+    together = load_people(store, ["p1", "p2"], NOW)
+    assert read == ["opted"]
+    monkeypatch.setattr(store, "select", select)
+    assert together == {"p1": load_person(store, "p1", NOW), "p2": load_person(store, "p2", NOW)}
+    assert [together[p].opted_out for p in ("p1", "p2")] == [TYPE_1, NATIONAL]  # type: ignore[union-attr]
+    _put(store, observation("withdrawn", "827261000000102", "2025-03-01"))
+    optouts.replace(store, [])
+    assert load_person(store, "p1", NOW).opted_out is None  # type: ignore[union-attr]
+    assert load_people(store, ["p1", "p2"], NOW)["p2"].opted_out is None  # type: ignore[union-attr]
