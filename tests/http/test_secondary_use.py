@@ -211,3 +211,45 @@ def test_a_consent_denying_the_purpose_applies(world: World) -> None:
     # Another purpose the Consent does not deny, and direct care, are unchanged.
     assert world.conditions("planning") == [world.asthma]
     assert world.conditions("gp") == sorted([world.asthma, world.depression, world.restricted])
+
+
+def test_access_check_says_which_secondary_use_rule_decided(world: World) -> None:
+    """``$access-check`` for the analytics team under POPHLTH names the
+    rule: restricted data never, then the person's type 1 opt-out."""
+    auditor = access_token(
+        world.store,
+        client_id="auditor",
+        kind="auditor",
+        org="X26",
+        scopes="system/Patient.rs system/Consent.rs",
+        purpose=Purpose.HCOMPL,
+    )
+
+    def withheld_for(rules_of: str) -> set[str]:
+        body = {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "patient", "valueReference": world.subject},
+                {"name": "organization", "valueIdentifier": {"system": ODS, "value": ICB}},
+                {"name": "purpose", "valueCode": "POPHLTH"},
+            ],
+        }
+        answer = world.api.post(
+            "/fhir/$access-check", json=body, headers={"Authorization": f"Bearer {auditor}"}
+        )
+        assert answer.status_code == 200, answer.text
+        rules: set[str] = set()
+        for item in answer.json()["parameter"]:
+            if item["name"] == "type" and any(
+                p.get("valueCode") == rules_of for p in item["part"] if p["name"] == "type"
+            ):
+                for part in item["part"]:
+                    if part["name"] == "reason":
+                        named = {p["name"]: p for p in part["part"]}
+                        rules.add(named["rule"]["valueCode"])
+        return rules
+
+    assert "restricted-never-secondary" in withheld_for("Condition")
+    assert "type-1-opt-out" not in withheld_for("Condition")
+    world.coded_observation(OPTED_OUT, "2025-01-01")
+    assert "type-1-opt-out" in withheld_for("Condition")
