@@ -17,6 +17,8 @@ from gateway.auth.tokens import Purpose
 from gateway.cli import main
 from gateway.store import Store
 from tests.conftest import access_token, make_client
+from tests.http.test_audit import decisions
+from tests.http.test_audit import entries as audit_entries
 
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
@@ -253,3 +255,11 @@ def test_access_check_says_which_secondary_use_rule_decided(world: World) -> Non
     assert "type-1-opt-out" not in withheld_for("Condition")
     world.coded_observation(OPTED_OUT, "2025-01-01")
     assert "type-1-opt-out" in withheld_for("Condition")
+
+
+def test_the_audit_entry_names_the_rule_that_left_the_person_out(world: World) -> None:
+    world.coded_observation(OPTED_OUT, "2025-01-01")
+    assert world.get("icb", f"/fhir/Condition/{world.asthma}").status_code == 404
+    last = audit_entries(world.store)[-1]
+    assert (last["org_ods"], last["purpose"]) == (ICB, "POPHLTH")
+    assert ("type-1-opt-out", "deny") in decisions(last["event"])
