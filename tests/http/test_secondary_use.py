@@ -7,6 +7,7 @@ for that purpose; while the GP's direct care is unchanged by any of it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -263,3 +264,21 @@ def test_the_audit_entry_names_the_rule_that_left_the_person_out(world: World) -
     last = audit_entries(world.store)[-1]
     assert (last["org_ods"], last["purpose"]) == (ICB, "POPHLTH")
     assert ("type-1-opt-out", "deny") in decisions(last["event"])
+
+
+def test_an_opted_out_persons_search_answers_as_a_missing_persons(world: World) -> None:
+    """Searching an opted-out person's records answers exactly as searching
+    a person who does not exist, but for the id asked about."""
+    world.coded_observation(OPTED_OUT, "2025-01-01")
+
+    def searched(patient_id: str) -> dict[str, Any]:
+        answer = world.get("icb", f"/fhir/Condition?subject=Patient/{patient_id}&_total=accurate")
+        assert answer.status_code == 200
+        bundle: dict[str, Any] = json.loads(answer.content.replace(patient_id.encode(), b"X"))
+        # A Bundle's own id and time are new with each answer.
+        bundle.pop("id", None)
+        bundle.pop("meta", None)
+        bundle.pop("timestamp", None)
+        return bundle
+
+    assert searched(world.patient) == searched("no-such-person")
