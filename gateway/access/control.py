@@ -10,7 +10,7 @@ from functools import cached_property, lru_cache
 from typing import Any, NamedTuple
 
 from consent.engine import decide
-from consent.model import Coding, Decision, Person, Requester, ResourceFacts
+from consent.model import SECONDARY_USE, Coding, Decision, Person, Requester, ResourceFacts
 from consent.parse import instant
 from gateway import fhirjson
 from gateway.access.facts import (
@@ -118,6 +118,12 @@ class AccessControl:
         self._labels_now = shared.labels_now
 
     @cached_property
+    def _secondary_use(self) -> bool:
+        """Whether the people's opt-outs of secondary use are read: only
+        for a requester asking for it (direct care reads neither)."""
+        return self.requester.purpose in SECONDARY_USE
+
+    @cached_property
     def _now(self) -> str:
         return instant(self._moment)
 
@@ -139,7 +145,9 @@ class AccessControl:
     def _on_file(self, patient_id: str) -> Person | None:
         """The person, or ``None`` when there is no such live Patient."""
         if patient_id not in self._people:
-            self._people[patient_id] = load_person(self._store, patient_id, self._moment)
+            self._people[patient_id] = load_person(
+                self._store, patient_id, self._moment, secondary_use=self._secondary_use
+            )
         return self._people[patient_id]
 
     def _identified_by(self, identifier: Coding | None) -> str | None:
@@ -271,7 +279,11 @@ class AccessControl:
             and not stored.light.authored_by(org)
         }
         if len(wanted) > 1:
-            self._people.update(load_people(self._store, sorted(wanted), self._moment))
+            self._people.update(
+                load_people(
+                    self._store, sorted(wanted), self._moment, secondary_use=self._secondary_use
+                )
+            )
 
     def _read_targets(self, references: Iterable[str]) -> None:
         """Read the records ``references`` names (as a Provenance or a List

@@ -43,7 +43,8 @@ _MANY = 1000  # episodes, encounters or Consents of one person read at most
 # The records that state a type 1 opt-out or its withdrawal: of these, only
 # those coded so are read (``_TYPE_1``).
 _CODED = ("Observation", "Condition")
-_LINKED = ("EpisodeOfCare", "Encounter", "Consent", *_CODED)
+_CARING = ("EpisodeOfCare", "Encounter", "Consent")
+_LINKED = (*_CARING, *_CODED)
 # SQL true on a row ``r`` naming a person that is one of ``_CODED`` coded
 # as a type 1 opt-out or its withdrawal, as its ``code`` is indexed.
 _TYPE_1 = (
@@ -160,17 +161,35 @@ def ensure_interpretable(reader: Reader, resource: dict[str, Any]) -> None:
         ) from None
 
 
-def load_person(store: Querier, patient_id: str, now: datetime | None = None) -> Person | None:
-    """The person's facts, or ``None`` if there is no such (live) Patient."""
+def load_person(
+    store: Querier,
+    patient_id: str,
+    now: datetime | None = None,
+    *,
+    secondary_use: bool = False,
+) -> Person | None:
+    """The person's facts, or ``None`` if there is no such (live) Patient.
+    ``secondary_use``: with whether they opted out of it (a type 1 opt-out,
+    the national list), which only a secondary-use decision reads: direct
+    care reads neither."""
     # The Patient, and the episodes, encounters and Consents that all name
     # the person by ``patient``: one statement reads them all.
-    found, linked = with_referring(
-        store, ("Patient", patient_id), "patient", _LINKED, 3 * _MANY, _all_but_uncoded()
-    )
+    if secondary_use:
+        found, linked = with_referring(
+            store, ("Patient", patient_id), "patient", _LINKED, 3 * _MANY, _all_but_uncoded()
+        )
+    else:
+        found, linked = with_referring(
+            store, ("Patient", patient_id), "patient", _CARING, 3 * _MANY
+        )
     read = _records(found, linked)
     if read is None:
         return None
-    national = optouts.on_list(store, read.nhs_numbers) if read.nhs_numbers else frozenset()
+    national = (
+        optouts.on_list(store, read.nhs_numbers)
+        if secondary_use and read.nhs_numbers
+        else frozenset()
+    )
     instant = fhirjson.instant(now or datetime.now(UTC))
     return _person_of(store, patient_id, read, instant, {}, national)
 
@@ -184,7 +203,11 @@ def _all_but_uncoded() -> tuple[str, list[Any]]:
 
 
 def load_people(
-    store: Querier, patient_ids: Sequence[str], now: datetime | None = None
+    store: Querier,
+    patient_ids: Sequence[str],
+    now: datetime | None = None,
+    *,
+    secondary_use: bool = False,
 ) -> dict[str, Person | None]:
     """``load_person`` of each of ``patient_ids``, read together (a page of
     search results names many people): two statements for them all, where
@@ -195,17 +218,26 @@ def load_people(
     if not ids:
         return {}
     linked = referring_each(
-        store, "Patient", ids, "patient", _LINKED, 3 * _MANY * len(ids), _bearing(instant)
+        store,
+        "Patient",
+        ids,
+        "patient",
+        _LINKED if secondary_use else _CARING,
+        3 * _MANY * len(ids),
+        _bearing(instant, secondary_use),
     )
     if linked is None:
-        return {patient_id: load_person(store, patient_id, moment) for patient_id in ids}
+        return {
+            patient_id: load_person(store, patient_id, moment, secondary_use=secondary_use)
+            for patient_id in ids
+        }
     patients = store.read_many([("Patient", patient_id) for patient_id in ids])
     organisations: _Organisations = {}
     people: dict[str, Person | None] = {}
     records: dict[str, _Records] = {}
     for patient_id in ids:
         if len(linked[patient_id]) >= 3 * _MANY:  # as many as one reads: read alone
-            people[patient_id] = load_person(store, patient_id, moment)
+            people[patient_id] = load_person(store, patient_id, moment, secondary_use=secondary_use)
         elif (read := _records(patients.get(("Patient", patient_id)), linked[patient_id])) is None:
             people[patient_id] = None
         else:
@@ -216,27 +248,29 @@ def load_people(
     _read_organisations(store, caring, organisations)
     # The page's people's NHS numbers on the national list: one statement.
     numbers = [number for read in records.values() for number in read.nhs_numbers]
-    national = optouts.on_list(store, numbers) if numbers else frozenset()
+    national = optouts.on_list(store, numbers) if secondary_use and numbers else frozenset()
     for patient_id, read in records.items():
         people[patient_id] = _person_of(store, patient_id, read, instant, organisations, national)
     return people
 
 
-def _bearing(now: str) -> tuple[str, list[Any]]:
+def _bearing(now: str, secondary_use: bool) -> tuple[str, list[Any]]:
     """An SQL condition on a row ``r`` naming a person (its record's type
     and id, the person's id) true for the records a decision at ``now``
     finds anything in: a Consent, or an episode or Encounter whose claim of
     care on them has not lapsed, as the access index says (written with
     each version by the same ``care_claims``). Where every Encounter of
     the person's history was read, and parsed, to find none current."""
+    type_1 = f"{_TYPE_1} OR " if secondary_use else ""
     condition = (
-        f"(r.res_type = ? OR {_TYPE_1} OR EXISTS (SELECT 1 FROM search_token t "
+        f"(r.res_type = ? OR {type_1}EXISTS (SELECT 1 FROM search_token t "
         "WHERE t.res_type = r.res_type "
         "AND t.res_id = r.res_id AND t.param IN (?, ?) AND t.system = r.target_id "
         "AND NOT EXISTS (SELECT 1 FROM search_date u WHERE u.res_type = t.res_type "
         "AND u.res_id = t.res_id AND u.param = ? AND u.high < ?)))"
     )
-    values = [*_TYPE_1_VALUES, index.CARER, index.CARER_ORG, index.CARE_UNTIL, now]
+    type_1_values = _TYPE_1_VALUES if secondary_use else ()
+    values = [*type_1_values, index.CARER, index.CARER_ORG, index.CARE_UNTIL, now]
     return condition, ["Consent", *values]
 
 

@@ -158,7 +158,7 @@ def test_opt_outs_are_read_with_the_rest_and_only_the_coded_records(
     """A type 1 opt-out is read from the person's Observations and
     Conditions coded so, in the statement that reads their other records
     (never their every Observation); the national list by NHS number, once
-    for a page of people."""
+    for a page of people; and only for a decision on secondary use."""
     snomed = "http://snomed.info/sct"
     for patient_id, number in (("p1", "9990000018"), ("p2", "9434765919")):
         _put(
@@ -192,12 +192,18 @@ def test_opt_outs_are_read_with_the_rest_and_only_the_coded_records(
         return rows
 
     monkeypatch.setattr(store, "select", recorded)
-    together = load_people(store, ["p1", "p2"], NOW)
+    together = load_people(store, ["p1", "p2"], NOW, secondary_use=True)
     assert read == ["opted"]
+    # Direct care reads neither the coded records nor the national list.
+    read.clear()
+    direct = load_people(store, ["p1", "p2"], NOW)
+    assert read == []
+    assert [direct[p].opted_out for p in ("p1", "p2")] == [None, None]  # type: ignore[union-attr]
     monkeypatch.setattr(store, "select", select)
-    assert together == {"p1": load_person(store, "p1", NOW), "p2": load_person(store, "p2", NOW)}
+    alone = {p: load_person(store, p, NOW, secondary_use=True) for p in ("p1", "p2")}
+    assert together == alone
     assert [together[p].opted_out for p in ("p1", "p2")] == [TYPE_1, NATIONAL]  # type: ignore[union-attr]
     _put(store, observation("withdrawn", "827261000000102", "2025-03-01"))
     optouts.replace(store, [])
-    assert load_person(store, "p1", NOW).opted_out is None  # type: ignore[union-attr]
-    assert load_people(store, ["p1", "p2"], NOW)["p2"].opted_out is None  # type: ignore[union-attr]
+    assert load_person(store, "p1", NOW, secondary_use=True).opted_out is None  # type: ignore[union-attr]
+    assert load_people(store, ["p1", "p2"], NOW, secondary_use=True)["p2"].opted_out is None  # type: ignore[union-attr]
