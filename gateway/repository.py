@@ -33,6 +33,7 @@ from typing import Any, NamedTuple, TypeVar
 import anyio.to_thread
 
 from conformance.registry import RESOURCES
+from consent.model import SECONDARY_USE
 from gateway import fhirjson
 from gateway.access.control import AccessControl
 from gateway.access.facts import person_of
@@ -118,6 +119,19 @@ class Repository:
         self._disclosures = disclosures
         self.base_url = base_url
         self._author = Author.of(grant.requester)
+
+    def require_direct_care(self) -> None:
+        """Refuse (403) a requester asking for secondary use (population
+        health, planning, research): that is served by bulk export alone,
+        decided and pseudonymised as a whole (PRODUCT.md section 4), never
+        by the reads, searches and writes of direct care. The refusal names
+        nothing: it is the same whatever the request names."""
+        if self.requester.purpose in SECONDARY_USE:
+            raise Forbidden(
+                f"{self.requester.purpose} (secondary use) is served by bulk export alone, "
+                "not by this interaction",
+                code="GW-0615",
+            )
 
     # -- Acting: what the interactions ask of the party they work for ----------
 

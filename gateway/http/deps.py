@@ -130,4 +130,5 @@ async def authenticated(request: Request, html: bool = False) -> FhirContext:
     )
     # The audit entry the middleware writes before the response leaves.
     request.scope.setdefault("state", {})["audit"] = (requester, disclosures)
+    repository.require_direct_care()  # after the entry is arranged: a refusal is audited
     return dataclasses.replace(context, repository=repository)

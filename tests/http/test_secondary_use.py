@@ -1,24 +1,28 @@
-"""Secondary use through the API, on each store: an analytics client asking
-for population health sees every person's unrestricted records with no care
-relationship, and nothing of a person who opted out (a type 1 opt-out in
-their GP record, or the National Data Opt-out list loaded as the operator
-loads it), nor restricted or R-confidential data, nor what a Consent denies
-for that purpose; while the GP's direct care is unchanged by any of it."""
+"""Secondary use, on each store: what an analytics team asking for
+population health would be given (the decisions bulk export will make, as
+the consent engine takes them over data written through the API): every
+person's unrestricted records with no care relationship, and nothing of a
+person who opted out (a type 1 opt-out in their GP record, or the National
+Data Opt-out list loaded as the operator loads it), nor restricted or
+R-confidential data, nor what a Consent denies for that purpose; while the
+GP's direct care is unchanged by any of it. Through the ordinary API an
+analytics client gets nothing at all: secondary use is served by bulk
+export alone (PRODUCT.md section 4)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from consent.model import Requester
+from gateway.access.control import AccessControl
 from gateway.auth.tokens import Purpose
 from gateway.cli import main
 from gateway.store import Store
 from tests.conftest import access_token, make_client
-from tests.http.test_audit import decisions
 from tests.http.test_audit import entries as audit_entries
 
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
@@ -57,6 +61,7 @@ class World:
             }
         )
         self.subject = {"reference": f"Patient/{self.patient}"}
+        self.made: list[str] = []  # the person's Conditions, as written
         self.asthma = self.condition("195967001", "Asthma")
         self.depression = self.condition("35489007", "Depression", security=[(ACT, "PSY")])
         self.restricted = self.condition("1234567", "Restricted", security=[(CONFIDENTIALITY, "R")])
@@ -82,7 +87,9 @@ class World:
         }
         if security:
             resource["meta"] = {"security": [{"system": s, "code": c} for s, c in security]}
-        return self.post(resource)
+        made = self.post(resource)
+        self.made.append(made)
+        return made
 
     def coded_observation(self, code: str, when: str) -> str:
         """A GP record of a type 1 opt-out, or its withdrawal."""
@@ -99,9 +106,20 @@ class World:
     def get(self, who: str, url: str) -> Any:
         return self.api.get(url, headers=self.headers(who))
 
+    def sees(self, who: str, res_type: str, res_id: str) -> bool:
+        """Whether the analytics team (``icb``: POPHLTH, ``planning``:
+        HOPERAT) would be given the resource, as the engine decides now."""
+        purpose = {"icb": "POPHLTH", "planning": "HOPERAT"}[who]
+        requester = Requester(ICB, "analytics", purpose, client_id=who)
+        found = self.store.read(res_type, res_id)
+        assert found is not None
+        return AccessControl(self.store, requester).visible(found)
+
     def conditions(self, who: str) -> list[str]:
-        bundle = self.get(who, f"/fhir/Condition?subject=Patient/{self.patient}").json()
-        return sorted(e["resource"]["id"] for e in bundle.get("entry", []))
+        if who == "gp":  # direct care, through the API
+            bundle = self.get(who, f"/fhir/Condition?subject=Patient/{self.patient}").json()
+            return sorted(e["resource"]["id"] for e in bundle.get("entry", []))
+        return sorted(c for c in self.made if self.sees(who, "Condition", c))
 
 
 @pytest.fixture
@@ -112,20 +130,37 @@ def world(store: Store) -> Iterator[World]:
 
 
 def _as_missing(world: World, who: str, res_type: str, hidden_id: str) -> None:
-    """A hidden resource answers byte for byte as a missing one does."""
-    hidden = world.get(who, f"/fhir/{res_type}/{hidden_id}")
-    missing = world.get(who, f"/fhir/{res_type}/no-such-{res_type.lower()}")
-    assert hidden.status_code == missing.status_code == 404
-    assert hidden.content.replace(hidden_id.encode(), b"X") == missing.content.replace(
-        f"no-such-{res_type.lower()}".encode(), b"X"
+    """A withheld resource is not given."""
+    assert not world.sees(who, res_type, hidden_id)
+
+
+def test_the_ordinary_api_gives_an_analytics_client_nothing(world: World) -> None:
+    """Secondary use is served by bulk export alone: every other interaction
+    is refused, alike whatever it names, and audited."""
+    for url in (
+        f"/fhir/Condition/{world.asthma}",
+        "/fhir/Condition/no-such-condition",
+        f"/fhir/Condition?subject=Patient/{world.patient}",
+        f"/fhir/Patient/{world.patient}/$everything",
+        f"/fhir/Patient/{world.patient}/$summary",
+        "/fhir/_history",
+    ):
+        refused = world.get("icb", url)
+        assert refused.status_code == 403, (url, refused.text)
+        assert "bulk export" in refused.json()["issue"][0]["diagnostics"]
+    written = world.api.post(
+        "/fhir/Condition",
+        json={"resourceType": "Condition", "subject": world.subject},
+        headers=world.headers("icb"),
     )
+    assert written.status_code == 403
 
 
 def test_population_health_sees_the_unrestricted_record_with_no_relationship(
     world: World,
 ) -> None:
-    assert world.get("icb", f"/fhir/Condition/{world.asthma}").status_code == 200
-    assert world.get("icb", f"/fhir/Patient/{world.patient}").status_code == 200
+    assert world.sees("icb", "Condition", world.asthma)
+    assert world.sees("icb", "Patient", world.patient)
     assert world.conditions("icb") == [world.asthma]
     # Restricted and R-confidential data never, as missing.
     _as_missing(world, "icb", "Condition", world.depression)
@@ -258,27 +293,12 @@ def test_access_check_says_which_secondary_use_rule_decided(world: World) -> Non
     assert "type-1-opt-out" in withheld_for("Condition")
 
 
-def test_the_audit_entry_names_the_rule_that_left_the_person_out(world: World) -> None:
+def test_the_refusal_is_audited_and_tells_nothing(world: World) -> None:
     world.coded_observation(OPTED_OUT, "2025-01-01")
-    assert world.get("icb", f"/fhir/Condition/{world.asthma}").status_code == 404
+    shown = world.get("icb", f"/fhir/Condition/{world.asthma}")
+    missing = world.get("icb", "/fhir/Condition/no-such-condition")
+    assert shown.status_code == missing.status_code == 403
+    assert shown.content == missing.content  # the same refusal, whatever stands there
     last = audit_entries(world.store)[-1]
     assert (last["org_ods"], last["purpose"]) == (ICB, "POPHLTH")
-    assert ("type-1-opt-out", "deny") in decisions(last["event"])
-
-
-def test_an_opted_out_persons_search_answers_as_a_missing_persons(world: World) -> None:
-    """Searching an opted-out person's records answers exactly as searching
-    a person who does not exist, but for the id asked about."""
-    world.coded_observation(OPTED_OUT, "2025-01-01")
-
-    def searched(patient_id: str) -> dict[str, Any]:
-        answer = world.get("icb", f"/fhir/Condition?subject=Patient/{patient_id}&_total=accurate")
-        assert answer.status_code == 200
-        bundle: dict[str, Any] = json.loads(answer.content.replace(patient_id.encode(), b"X"))
-        # A Bundle's own id and time are new with each answer.
-        bundle.pop("id", None)
-        bundle.pop("meta", None)
-        bundle.pop("timestamp", None)
-        return bundle
-
-    assert searched(world.patient) == searched("no-such-person")
+    assert last["outcome"] != "0"
