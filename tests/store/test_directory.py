@@ -120,7 +120,7 @@ def test_bad_rows_are_refused_each_with_its_line_and_reason(store: Store, tmp_pa
         (
             "line 5",
             "kind 'dentist' is not one of "
-            "gp-practice, council, care-home, hospital, ambulance, auditor",
+            "gp-practice, council, care-home, hospital, ambulance, auditor, analytics",
         ),
         ("line 6", "ods_code 'F9-9' is not an ODS code (3 to 9 letters and digits)"),
         ("line 7", "5 fields where the header has 4"),
