@@ -169,12 +169,6 @@ class Numbered:
     occurred: str
 
 
-def numbered(reader: Querier, sub_id: str, after: int, until: int, limit: int) -> list[Numbered]:
-    """The subscription's events numbered after ``after`` up to ``until``
-    (at most ``limit`` of them), oldest first."""
-    return numbered_in(reader, [(sub_id, after, min(until, after + limit))]).get(sub_id, [])
-
-
 def numbered_in(
     reader: Querier, windows: Sequence[tuple[str, int, int]]
 ) -> dict[str, list[Numbered]]:

@@ -839,7 +839,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=21,
         name="subscriptions' deliveries",
-        # The worker (``gateway.notifications.worker``) takes each event off
+        # The worker (``gateway.delivery.worker``) takes each event off
         # the outbox, numbers it for every subscriber consent lets know of
         # it, and delivers in number order.
         sqlite=_SUBSCRIBER_TABLES,
