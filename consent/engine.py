@@ -139,6 +139,24 @@ def _verdicts(
     ]
 
 
+def _nobody_on_file(resource: ResourceFacts) -> Decision:
+    """A record whose person is not on file, refused: one naming a person
+    not known (yet), or one naming no one."""
+    if resource.whose == PERSON:
+        return Decision(False, "person-unknown", detail="no Patient on file is named")
+    return Decision(False, "no-person", detail="names no person")
+
+
+def _uninterpretable(person: Person) -> Decision:
+    """Everything of a person with a Consent the engine cannot read, withheld."""
+    return Decision(
+        False,
+        "consent-uninterpretable",
+        consent_id=person.uninterpretable[0],
+        detail="withheld until the Consent is fixed",
+    )
+
+
 def _by_consent(rule: str, consent: ConsentPolicy, provision: Provision) -> Decision:
     return Decision(
         permit=provision.type == "permit",
@@ -177,16 +195,9 @@ def decide(
     if person is None:
         # Whose it is cannot be told (yet): shared with no one but its author,
         # so that it reaches only those the person's own rules let see it.
-        if resource.whose == PERSON:
-            return Decision(False, "person-unknown", detail="no Patient on file is named")
-        return Decision(False, "no-person", detail="names no person")
+        return _nobody_on_file(resource)
     if person.uninterpretable:
-        return Decision(
-            False,
-            "consent-uninterpretable",
-            consent_id=person.uninterpretable[0],
-            detail="withheld until the Consent is fixed",
-        )
+        return _uninterpretable(person)
     restricted = resource.restricted
     if requester.purpose == "ETREAT":
         if requester.kind not in EMERGENCY_KINDS:
@@ -251,19 +262,12 @@ def _secondary_use(
     if person is None:
         if resource.whose == DIRECTORY and not restricted and not resource.legally_restricted:
             return Decision(True, "directory")
-        if resource.whose == PERSON:
-            return Decision(False, "person-unknown", detail="no Patient on file is named")
-        return Decision(False, "no-person", detail="names no person")
+        return _nobody_on_file(resource)
     if restricted or resource.legally_restricted:
         labels = sorted(restricted) if restricted else ["R"]
         return Decision(False, "restricted-never-secondary", detail=", ".join(labels))
     if person.uninterpretable:
-        return Decision(
-            False,
-            "consent-uninterpretable",
-            consent_id=person.uninterpretable[0],
-            detail="withheld until the Consent is fixed",
-        )
+        return _uninterpretable(person)
     if person.opted_out is not None:
         return Decision(False, person.opted_out)
     for consent, provision in _verdicts(person, requester, resource, now):
