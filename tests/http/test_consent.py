@@ -11,6 +11,7 @@ import pytest
 from gateway.auth.tokens import Purpose
 from gateway.store import Store
 from tests.conftest import access_token, make_client
+from tests.support.consents import privacy_consent
 
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 GP, COUNCIL, HOME, HOSPITAL, AMBULANCE = "A81001", "E09000007", "VM123", "RKE", "RRU"
@@ -206,8 +207,8 @@ def test_emergency_access_without_a_relationship(world: World) -> None:
 
 
 def test_a_dissent_applies_on_the_next_request(world: World) -> None:
-    consent = _privacy_consent(
-        world,
+    consent = privacy_consent(
+        world.subject,
         {"type": "permit", "provision": [{"type": "deny", "actor": [actor(org(COUNCIL))]}]},
     )
     consent_id = world.post("gp", consent)
@@ -224,29 +225,9 @@ def test_a_dissent_applies_on_the_next_request(world: World) -> None:
     assert world.get("council", url).status_code == 200
 
 
-def _privacy_consent(world: World, provision: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceType": "Consent",
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": world.subject,
-        # ppc-1: the rule the provisions follow.
-        "policyRule": {"coding": [{"system": ACT, "code": "OPTIN"}]},
-        "provision": provision,
-    }
-
-
 def test_a_consent_that_cannot_be_applied_is_refused(world: World) -> None:
-    unknown = _privacy_consent(
-        world, {"type": "deny", "actor": [actor({"reference": "Organization/unknown"})]}
+    unknown = privacy_consent(
+        world.subject, {"type": "deny", "actor": [actor({"reference": "Organization/unknown"})]}
     )
     answer = world.api.post("/fhir/Consent", json=unknown, headers=world.headers("gp"))
     assert answer.status_code == 422
@@ -261,8 +242,9 @@ def consent_naming_an_organisation(world: World) -> str:
     )
     world.post(
         "gp",
-        _privacy_consent(
-            world, {"type": "deny", "actor": [actor({"reference": f"Organization/{council}"})]}
+        privacy_consent(
+            world.subject,
+            {"type": "deny", "actor": [actor({"reference": f"Organization/{council}"})]},
         ),
     )
     return council
@@ -601,8 +583,8 @@ def test_access_check_explains_without_disclosing(world: World) -> None:
 def test_access_check_names_the_consent_that_decided(world: World) -> None:
     consent = world.post(
         "gp",
-        _privacy_consent(
-            world,
+        privacy_consent(
+            world.subject,
             {"type": "permit", "provision": [{"type": "deny", "actor": [actor(org(COUNCIL))]}]},
         ),
     )
@@ -635,7 +617,7 @@ def test_access_check_is_for_compliance_only(world: World) -> None:
 
 
 def test_only_those_caring_for_the_person_record_their_consent(world: World) -> None:
-    dissent = _privacy_consent(world, {"type": "deny"})
+    dissent = privacy_consent(world.subject, {"type": "deny"})
     for who in ("hospital", "ambulance"):
         answer = world.api.post("/fhir/Consent", json=dissent, headers=world.headers(who))
         assert answer.status_code == 403, who

@@ -22,6 +22,7 @@ from gateway.store import Store
 from mappings.identity import mapped_id
 from tests.conftest import access_token, make_client
 from tests.http.test_audit import entries
+from tests.support.consents import privacy_consent
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NHS_NUMBER = "9992345675"  # the care-home fixture's resident
@@ -295,26 +296,9 @@ def test_a_council_without_a_relationship_gets_404(resident: Resident) -> None:
 
 def test_after_a_dissent_the_gp_summary_holds_only_what_the_gp_wrote(resident: Resident) -> None:
     before = resident.document("gp", "summary")
-    dissent = {
-        "resourceType": "Consent",
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": LOINC, "code": "59284-0"}]}],
-        "patient": {"reference": f"Patient/{resident.patient}"},
-        "policyRule": {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}
-            ]
-        },
-        "provision": {"type": "deny"},
-    }
+    dissent = privacy_consent(
+        {"reference": f"Patient/{resident.patient}"}, {"type": "deny"}, policy="OPTOUT"
+    )
     answer = resident.api.post("/fhir/Consent", json=dissent, headers=resident.headers("gp"))
     assert answer.status_code == 201, answer.text
     after = resident.document("gp", "summary")

@@ -21,6 +21,7 @@ from gateway.store import Store
 from mappings.identity import mapped_id
 from tests.conftest import access_token, make_client
 from tests.http.test_documents import check_document
+from tests.support.consents import privacy_consent
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NHS_NUMBER = "9992345675"  # the care-home fixture's resident
@@ -374,21 +375,9 @@ def test_a_stay_a_consent_withholds_is_not_there(resident: Resident) -> None:
     role = {"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}
     resident.post(
         "gp",
-        {
-            "resourceType": "Consent",
-            "status": "active",
-            "scope": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                        "code": "patient-privacy",
-                    }
-                ]
-            },
-            "category": [{"coding": [{"system": LOINC, "code": "59284-0"}]}],
-            "patient": resident.subject,
-            "policyRule": {"coding": [{"system": ACT, "code": "OPTIN"}]},
-            "provision": {
+        privacy_consent(
+            resident.subject,
+            {
                 "type": "permit",
                 "provision": [
                     {
@@ -405,7 +394,7 @@ def test_a_stay_a_consent_withholds_is_not_there(resident: Resident) -> None:
                     }
                 ],
             },
-        },
+        ),
     )
     # Only valid: a Provenance of a write that named an Encounter with the
     # home's records is withheld with the Encounter, so those records come

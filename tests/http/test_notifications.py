@@ -28,7 +28,8 @@ from gateway.notifications.subscriptions import (
 from gateway.notifications.topics import PREFIX
 from gateway.store import Store, as_bytes
 from tests.conftest import BASE_URL, TEST_DOCUMENT_KEY, access_token, make_client
-from tests.http.test_consent import ACT, GP, World, _privacy_consent
+from tests.http.test_consent import ACT, GP, World
+from tests.support.consents import privacy_consent
 from tests.support.receiver import Receiver, receiver
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -296,7 +297,7 @@ def test_a_dissenting_persons_events_reach_only_their_authors(pathway: Pathway) 
     for who in ("gp", "council", "hospital"):
         pathway.subscribe(who, subscription("admission", f"{hook.url}/{who}"))
     pathway.worker.run_once()
-    pathway.post("gp", _privacy_consent(pathway, {"type": "deny"}))
+    pathway.post("gp", privacy_consent(pathway.subject, {"type": "deny"}))
     pathway.stay("in-progress")
     pathway.worker.run_once()
     assert hook.of("/gp", "event-notification") == []
@@ -422,7 +423,7 @@ def test_a_retry_after_the_person_dissents_carries_no_content(pathway: Pathway) 
     hook.answers = [503]
     stay = pathway.stay("in-progress")
     assert pathway.worker.run_once().failed == 1  # numbered for the GP, not yet delivered
-    pathway.post("gp", _privacy_consent(pathway, {"type": "deny"}))
+    pathway.post("gp", privacy_consent(pathway.subject, {"type": "deny"}))
     assert pathway.worker.run_once(time.time() + 5).sent == 1
     (told,) = hook.of("/gp", "event-notification")
     (entry,) = told.bundle["entry"][1:]

@@ -24,6 +24,7 @@ from gateway.cli import main
 from gateway.store import Store
 from tests.conftest import access_token, make_client
 from tests.http.test_audit import entries as audit_entries
+from tests.support.consents import privacy_consent
 
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
@@ -214,30 +215,11 @@ def test_the_national_data_opt_out_list_as_the_operator_loads_it(
     assert world.conditions("icb") == [world.asthma]
 
 
-def _consent(world: World, provision: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceType": "Consent",
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": world.subject,
-        "policyRule": {"coding": [{"system": ACT, "code": "OPTIN"}]},
-        "provision": provision,
-    }
-
-
 def test_a_consent_denying_the_purpose_applies(world: World) -> None:
     reason = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
     world.post(
-        _consent(
-            world,
+        privacy_consent(
+            world.subject,
             {
                 "type": "permit",
                 "provision": [{"type": "deny", "purpose": [{"system": reason, "code": "POPHLTH"}]}],

@@ -17,6 +17,7 @@ import pytest
 from gateway.store import Store
 from tests.conftest import access_token
 from tests.http.test_consent import ACT, AMBULANCE, COUNCIL, GP, SNOMED, World, actor, org
+from tests.support.consents import privacy_consent
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 # Ada is registered with the GP and known to no one else; Ben is not on file yet.
@@ -156,31 +157,15 @@ def test_a_restricted_letter_by_nhs_number_follows_the_persons_rules(world: Peop
     for who in ("council", "gp", "hospital", "ambulance", "ambulance-treat"):
         assert_read_as_missing(world, who, "DocumentReference", psy)
         assert_searched_as_missing(world, who, "DocumentReference", number)
-    permit = {
-        "resourceType": "Consent",
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        # Named by NHS number too: resolved to the person, whose GP records it.
-        "patient": by_nhs_number(number),
-        "policyRule": {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}
-            ]
-        },
-        "provision": {
+    # Named by NHS number too: resolved to the person, whose GP records it.
+    permit = privacy_consent(
+        by_nhs_number(number),
+        {
             "type": "permit",
             "actor": [actor(org(COUNCIL))],
             "securityLabel": [{"system": ACT, "code": "PSY"}],
         },
-    }
+    )
     consent = world.post("gp", permit)
     recorded = world.get("gp", f"/fhir/Consent/{consent}").json()
     assert recorded["patient"]["reference"] == f"Patient/{world.patient}"
