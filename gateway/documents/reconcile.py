@@ -267,13 +267,20 @@ def _moment(resource: Resource) -> str:
         return ""
     if "T" not in value:
         return value
+    return in_utc(value, "minutes")
+
+
+def in_utc(value: str, timespec: str = "auto") -> str:
+    """A FHIR dateTime as text that orders across time zones: one with an
+    offset as the same moment in UTC, one without as written, to
+    ``timespec`` (``datetime.isoformat``'s); text it is not, unchanged."""
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return value
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="minutes")
+    return moment.isoformat(timespec=timespec)
 
 
 def _number(value: Any) -> Any:

@@ -37,12 +37,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from gateway.documents import narrative
 from gateway.documents.narrative import Resource, Row, codes_in, dicts_in, text_of
-from gateway.documents.reconcile import Origins, Reconciled, reconcile
+from gateway.documents.reconcile import Origins, Reconciled, in_utc, reconcile
 from gateway.identifiers import ODS_SYSTEM
 
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -161,18 +160,10 @@ def _provider_ods(encounter: Resource, resources: Mapping[str, Resource]) -> str
 
 def _began(encounter: Resource) -> str:
     """When a stay began, comparable across offsets: an instant in UTC, a
-    date as written, "" when undated (before any other)."""
+    date as its midnight, "" when undated (before any other)."""
     period = encounter.get("period")
     start = period.get("start") if isinstance(period, dict) else None
-    if not isinstance(start, str):
-        return ""
-    try:
-        moment = datetime.fromisoformat(start.replace("Z", "+00:00"))
-    except ValueError:
-        return start
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.isoformat()
+    return in_utc(start) if isinstance(start, str) else ""
 
 
 def latest_stay(
