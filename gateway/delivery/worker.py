@@ -81,15 +81,15 @@ class NotificationWorker:
         gateway commits nothing; every few seconds it looks at every
         Subscription all the same, for heartbeats due."""
         moment = time.time() if now is None else now
-        if moment - self._looked < _LOOK_EVERY_S and not (
-            outbox.waiting(self._store) or state.due(self._store, moment)
-        ):
+        waiting = outbox.waiting(self._store)
+        looking = moment - self._looked >= _LOOK_EVERY_S
+        if not (waiting or looking or state.due(self._store, moment)):
             return Progress(0, 0, 0)
         self._looked = moment
         if not self._hold(moment):
             return Progress(0, 0, 0)  # another process works the outbox
         events = 0
-        if outbox.waiting(self._store):
+        if waiting:
             delivering = fanout.deciding(self._store, self._registry)
             while taken := fanout.assign(
                 self._store, delivering, self.holder, moment, self._lease_s
