@@ -31,6 +31,17 @@ def _demo(directory: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "gateway", "demo", "--people", PEOPLE, "--seed", SEED, *args]
 
 
+def _serving(directory: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``gateway demo`` serving on ``port`` from ``directory``, its output in ``log``."""
+    return subprocess.Popen(
+        _demo(directory, "--port", str(port)),
+        cwd=directory,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=_environment(),
+    )
+
+
 def _stories(output: str) -> dict[str, str]:
     """The printed commands, by the first word of their title."""
     found: dict[str, str] = {}
@@ -113,13 +124,7 @@ def test_the_demo_from_an_empty_directory(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "demo.log"
     started = time.monotonic()
-    process = subprocess.Popen(
-        _demo(tmp_path, "--port", str(port)),
-        cwd=tmp_path,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        env=_environment(),
-    )
+    process = _serving(tmp_path, port, log)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 540
@@ -223,13 +228,7 @@ def test_the_demo_from_an_empty_directory(tmp_path: Path) -> None:
     # Served again, its subscribers subscribe again to the receiver's new
     # port: their own Subscriptions changed, no others added beside them.
     log = tmp_path / "again.log"
-    process = subprocess.Popen(
-        _demo(tmp_path, "--port", str(port)),
-        cwd=tmp_path,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        env=_environment(),
-    )
+    process = _serving(tmp_path, port, log)
     try:
         deadline = time.monotonic() + 120
         while (
