@@ -39,7 +39,7 @@ LAYERS = (
     # The care-pathway events a write is, and the outbox they are kept in.
     "gateway.notifications",
     # One requester's decisions; the tamper-evident log.
-    "gateway.access | gateway.audit",
+    "gateway.access | gateway.audit | gateway.analytics",
     # ODS code to organisation name, kind and address, from what is on file.
     "gateway.directory",
     "gateway.search",
