@@ -1,0 +1,1 @@
+"""Population health bulk export: what consent lets out, pseudonymised and minimised."""
