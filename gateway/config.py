@@ -52,6 +52,11 @@ class Settings:
     notify: bool = True
     notify_max_failures: int = 10
     notify_allow_loopback: bool = False
+    # Bulk export (``gateway.export``): the folder its files are written in
+    # (one folder per export), and how long a completed export's files are
+    # kept before they are deleted and its links answer 404.
+    export_dir: str = os.path.join("var", "exports")
+    export_expiry_s: int = 24 * 3600
 
     def audit_key_path(self) -> str:
         return self.audit_key or self._beside_database("audit-key.pem")
@@ -93,6 +98,8 @@ class Settings:
             notify_allow_loopback=_flag(
                 env.get("GATEWAY_NOTIFY_ALLOW_LOOPBACK"), cls.notify_allow_loopback
             ),
+            export_dir=env.get("GATEWAY_EXPORT_DIR") or cls.export_dir,
+            export_expiry_s=int(env.get("GATEWAY_EXPORT_EXPIRY") or cls.export_expiry_s),
         )
 
 

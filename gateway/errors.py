@@ -135,6 +135,15 @@ class StoreUnavailable(GatewayError):
 
 
 @dataclass
+class ExportFailed(GatewayError):
+    """A bulk export ended in error: its status request says so (the Bulk
+    Data specification answers a failed export with a 5xx and an outcome)."""
+
+    code: str = "GW-0721"
+    issue_type: str = "exception"
+
+
+@dataclass
 class AuditFailure(GatewayError):
     """The request's audit entry could not be written (fail closed)."""
 

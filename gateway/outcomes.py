@@ -27,6 +27,7 @@ STATUS: dict[type[errors.GatewayError], int] = {
     errors.Unprocessable: 422,
     errors.StoreUnavailable: 503,
     errors.AuditFailure: 500,
+    errors.ExportFailed: 500,
 }
 
 REASON = {

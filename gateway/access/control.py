@@ -427,6 +427,16 @@ class AccessControl:
     def visible(self, version: StoredVersion) -> bool:
         return self.decide(version).permit
 
+    def whose(self, version: StoredVersion) -> str | None:
+        """The Patient whose record ``version`` is, as its decision found
+        them (one named by an identifier, resolved); ``None`` for no one's."""
+        if version.content is None:
+            return None
+        stored = stored_facts(version.content)
+        if stored.person is None and stored.identifier is not None:
+            return self._identified_by(stored.identifier)
+        return stored.person
+
 
 # Resources that name other records, and the rule refusing one that names a
 # record the requester may not see.

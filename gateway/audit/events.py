@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -407,6 +407,63 @@ def notification_event(
         "outcome": "0",
         "purposeOfEvent": _purpose(recipient),
         "agent": _agents(recipient),
+        "source": {"site": "london-care-gateway", "observer": {"display": "London care gateway"}},
+        "entity": entities,
+    }
+    return AuditRecord(event)
+
+
+EXPORT_SUBTYPE = {"system": "urn:london-care-gateway:audit-subtype", "code": "bulk-export"}
+EXPORT_SYSTEM = "urn:london-care-gateway:export"
+# What each secondary-use purpose's export is called in a person's access report.
+EXPORT_KIND = {
+    "POPHLTH": "population health",
+    "HOPERAT": "health care operations",
+    "HRESCH": "research",
+}
+
+
+def export_event(
+    *,
+    recorded: str,
+    asker: Requester,
+    export_id: str,
+    project: str,
+    people: Sequence[str],
+    part: tuple[int, int],
+) -> AuditRecord:
+    """An AuditEvent of a bulk export (DICOM's Export, subtype
+    ``bulk-export``): the requester, the export and its project, and
+    ``people``, some of the people a record of whom it wrote (``part``: this
+    entry's number among the export's entries, and how many there are). A
+    person's access report lists it as their inclusion in the export."""
+    number, of = part
+    entities = _people(people)
+    entities.append(
+        {
+            "what": {"identifier": {"system": EXPORT_SYSTEM, "value": export_id}},
+            "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
+            "role": {"system": _OBJECT_ROLE, "code": "24", "display": "Query"},
+            "description": (
+                f"included in {EXPORT_KIND.get(asker.purpose, 'secondary use')} export {export_id}"
+            ),
+            "detail": [
+                {"type": "export", "valueString": export_id},
+                {"type": "project", "valueString": project},
+                {"type": "people", "valueString": str(len(set(people)))},
+                {"type": "part", "valueString": f"{number} of {of}"},
+            ],
+        }
+    )
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "type": {"system": _DCM, "code": "110106", "display": "Export"},
+        "subtype": [EXPORT_SUBTYPE],
+        "action": "R",
+        "recorded": recorded,
+        "outcome": "0",
+        "purposeOfEvent": _purpose(asker),
+        "agent": _agents(asker),
         "source": {"site": "london-care-gateway", "observer": {"display": "London care gateway"}},
         "entity": entities,
     }

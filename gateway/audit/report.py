@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway import fhirjson
+from gateway.audit.events import EXPORT_SYSTEM
 from gateway.directory import look_up, name_of
 from gateway.identifiers import ODS_SYSTEM as ODS
 from gateway.store import Querier, as_bytes
@@ -51,6 +52,16 @@ def summarise(entry: dict[str, Any]) -> dict[str, Any]:
             (x["valueString"] for x in client.get("extension") or [] if "break-glass" in x["url"]),
             None,
         ),
+        # A bulk export names the export it included the person in.
+        "export": next(
+            (
+                entity.get("description", "")
+                for entity in entry.get("entity") or []
+                if ((entity.get("what") or {}).get("identifier") or {}).get("system")
+                == EXPORT_SYSTEM
+            ),
+            None,
+        ),
         "patients": [
             e["what"]["reference"].removeprefix("Patient/")
             for e in entry.get("entity") or []
@@ -74,6 +85,8 @@ def _access(flat: dict[str, Any]) -> dict[str, Any]:
         {"name": "emergency", "valueBoolean": flat["emergency"]},
     ]
     parts.extend({"name": "rule", "valueCode": rule} for rule in flat["rules"])
+    if flat.get("export"):
+        parts.append({"name": "export", "valueString": flat["export"]})
     if flat["breakGlassReason"]:
         parts.append({"name": "breakGlassReason", "valueString": flat["breakGlassReason"]})
     return {"name": "access", "part": parts}

@@ -32,6 +32,45 @@ _PARAMETER_TABLES = (
 )
 
 _NATIONAL_OPT_OUT = ("CREATE TABLE national_opt_out (nhs_number TEXT PRIMARY KEY)",)
+_EXPORT_TABLES = (
+    # Each bulk export (``gateway.export``): who asked, as whom it is decided
+    # (the requester, as JSON), what was asked, where it stands, and, once
+    # complete, its files. ``claimed`` is the epoch second a worker last
+    # said it was still at it: a job no worker speaks for is taken again.
+    """CREATE TABLE export_job (
+        id TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        project TEXT NOT NULL,
+        request TEXT NOT NULL,
+        asked TEXT NOT NULL,
+        status TEXT NOT NULL,
+        progress TEXT NOT NULL DEFAULT '',
+        transaction_time TEXT NOT NULL,
+        worker TEXT,
+        claimed DOUBLE PRECISION,
+        expires DOUBLE PRECISION,
+        output TEXT,
+        error TEXT
+    )""",
+    "CREATE INDEX export_job_status ON export_job (status)",
+    # The people an export has written a record of, gathered as it runs, so
+    # its audit entries name each once whatever the export's size.
+    """CREATE TABLE export_person (
+        job_id TEXT NOT NULL,
+        patient_id TEXT NOT NULL,
+        PRIMARY KEY (job_id, patient_id)
+    )""",
+    # Each analytics organisation's projects and the secret keying their
+    # pseudonyms (hex): one person links across one project's exports only.
+    """CREATE TABLE export_project (
+        org_ods TEXT NOT NULL,
+        name TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (org_ods, name)
+    )""",
+)
 _SUBSCRIBER_TABLES = (
     # Each Subscription's delivery: its subscriber (the client that wrote it),
     # where its events stand (the last numbered, the last acknowledged), and
@@ -853,6 +892,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         # whole by ``gateway opt-outs load`` (gateway.access.optouts).
         sqlite=_NATIONAL_OPT_OUT,
         postgres=_NATIONAL_OPT_OUT,
+    ),
+    Migration(
+        version=23,
+        name="bulk exports for population health",
+        sqlite=_EXPORT_TABLES,
+        postgres=_EXPORT_TABLES,
     ),
 )
 

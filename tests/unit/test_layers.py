@@ -31,8 +31,8 @@ LAYERS = (
     # each (their clients, the documents' signing key).
     "gateway.delivery",
     # Who is asking (above search: scopes narrow a parsed search); source
-    # files and pushes; $summary and $red-bag.
-    "gateway.auth | gateway.loading | gateway.documents",
+    # files and pushes; $summary and $red-bag; bulk export for secondary use.
+    "gateway.auth | gateway.loading | gateway.documents | gateway.export",
     # Plain functions over a store: read, write, history, bundle, search,
     # told what the requester may do and see.
     "gateway.interactions",
