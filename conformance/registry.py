@@ -191,6 +191,22 @@ OPERATIONS: tuple[Operation, ...] = (
         "rejected with its position and reason) in a Parameters resource.",
     ),
     Operation(
+        "export",
+        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+        "Bulk Data Access v2.0 export (Prefer: respond-async; _type, _since, _typeFilter, "
+        "_elements, and project naming the pseudonym key), for secondary use only: a client "
+        "of an analytics organisation with purpose POPHLTH, HOPERAT or HRESCH. Every person is "
+        "decided by the consent engine's secondary-use rules (opt-outs, restricted data), and "
+        "every file is pseudonymised.",
+    ),
+    Operation(
+        "export",
+        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+        "Bulk Data Access v2.0 export of the Patient compartment of every person (GET "
+        "Patient/$export), as the system-level export decides and pseudonymises it.",
+        ("Patient",),
+    ),
+    Operation(
         "status",
         "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
         "Where a Subscription's delivery stands (its subscriber only): status, events "

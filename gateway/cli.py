@@ -106,8 +106,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     # Migrate once here, not in each worker, so workers never race on schema.
     _migrate(settings)
-    # Notifications are delivered by a process of their own (one per node).
-    notifier = delivery_process.start(settings) if settings.notify else None
+    # Notifications are delivered, and bulk exports run, by a process of
+    # their own (one per node).
+    notifier = delivery_process.start(settings)
     try:
         uvicorn.run(
             "gateway.http.app:app_from_environment",
@@ -122,9 +123,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             server_header=False,
         )
     finally:
-        if notifier is not None:
-            notifier.terminate()
-            notifier.join(timeout=15)
+        notifier.terminate()
+        notifier.join(timeout=15)
     return 0
 
 

@@ -26,8 +26,10 @@ same way; HAPI FHIR wires its consent service in one place.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import anyio.to_thread
@@ -46,7 +48,10 @@ from gateway.auth.enforce import authorize_search, includable
 from gateway.auth.scopes import Permission
 from gateway.auth.tokens import AccessGrant
 from gateway.documents.assemble import Document
-from gateway.errors import Forbidden, InvalidRequest
+from gateway.errors import Forbidden, InvalidRequest, NotFound
+from gateway.export import jobs as exports
+from gateway.export import runner as export_runner
+from gateway.export.asking import parse_ask
 from gateway.interactions import bundle as bundles
 from gateway.interactions import history as histories
 from gateway.interactions import read as reads
@@ -131,6 +136,17 @@ class Repository:
                 f"{self.requester.purpose} (secondary use) is served by bulk export alone, "
                 "not by this interaction",
                 code="GW-0615",
+            )
+
+    def require_secondary_use(self) -> None:
+        """Refuse (403) bulk export to a requester not asking for secondary
+        use as an analytics organisation: direct care reads a person's
+        record through the interactions, decided person by person."""
+        if self.requester.purpose not in SECONDARY_USE or self.requester.kind != "analytics":
+            raise Forbidden(
+                "bulk export is for secondary use: a client of an analytics organisation "
+                "asking for " + ", ".join(sorted(SECONDARY_USE)),
+                code="GW-0616",
             )
 
     # -- Acting: what the interactions ask of the party they work for ----------
@@ -431,6 +447,49 @@ class Repository:
         )
         self._disclosures.sent(built.identifier, kind.title, built.entries)
         return built
+
+    # -- bulk export (secondary use) -----------------------------------------------
+
+    async def export_kickoff(
+        self, level: str, params: Sequence[tuple[str, str]], request_url: str
+    ) -> exports.Job:
+        """``$export`` at ``level``: the export asked for, checked and
+        accepted, to be run by a worker as this requester."""
+        searchable = self.scopes.types_allowing(Permission.SEARCH)
+        ask = parse_ask(level, list(params), searchable=searchable)
+        return await _off_loop(
+            partial(exports.accept, self._store, self.requester, ask, request_url)
+        )
+
+    async def export_job(self, job_id: str) -> exports.Job:
+        """The export ``job_id`` if this requester's client asked for it and
+        it still stands; otherwise the answer for an export there never was,
+        exactly."""
+        job = await _off_loop(partial(exports.find, self._store, job_id))
+        if (
+            job is None
+            or job.requester.client_id != self.requester.client_id
+            or job.status in (exports.CANCELLED, exports.EXPIRED)
+            or (job.expires is not None and job.expires <= time.time())
+        ):
+            self.found_nothing()
+            raise NotFound(f"there is no export {job_id} of this client's", code="GW-0720")
+        return job
+
+    async def export_file(self, job_id: str, name: str, directory: str) -> Path:
+        """The path of the completed export's file ``name``: only for the
+        client that asked for the export."""
+        job = await self.export_job(job_id)
+        path = export_runner.file_path(Path(directory), job.id, name)
+        if job.status != exports.COMPLETED or path is None or name not in job.file_names:
+            self.found_nothing()
+            raise NotFound(f"export {job_id} has no file {name!r}", code="GW-0722")
+        return path
+
+    async def export_cancel(self, job_id: str) -> None:
+        """``DELETE`` on an export's status: cancelled, its files to go."""
+        job = await self.export_job(job_id)
+        await _off_loop(partial(exports.cancel, self._store, job))
 
     async def ingest(self, fmt: str, body: bytes) -> dict[str, Any]:
         """``$ingest``: the requester's organisation pushes its own records,

@@ -1,5 +1,6 @@
-"""The delivery worker in a process of its own, started by ``gateway serve``
-beside the processes that answer requests.
+"""The delivery worker, and the bulk export worker (``gateway.export``), in
+a process of their own, started by ``gateway serve`` beside the processes
+that answer requests.
 
 Deciding, signing and sending notifications is Python work: in a thread of
 a process that also answers requests (or takes a source's ``$ingest``), it
@@ -32,6 +33,7 @@ from gateway.config import Settings
 from gateway.delivery.sending import Policy
 from gateway.delivery.worker import NotificationWorker
 from gateway.documents.signature import load_or_create_document_key
+from gateway.export.worker import ExportWorker
 from gateway.store import open_store
 
 log = logging.getLogger("gateway.notifications")
@@ -64,7 +66,8 @@ def _run(settings: Settings, parent: int) -> None:
     use_code_lists(
         load_code_lists(settings.restricted_codes) if settings.restricted_codes else None
     )
-    store = open_store(settings.database_url, pool_size=2)
+    store = open_store(settings.database_url, pool_size=3)
+    exporter = ExportWorker(store, settings.export_dir, expiry_s=settings.export_expiry_s)
     worker = NotificationWorker(
         store,
         load_or_create_document_key(Path(settings.document_key_path())),
@@ -74,11 +77,24 @@ def _run(settings: Settings, parent: int) -> None:
             allow_loopback=settings.notify_allow_loopback,
         ),
     )
+
+    def orphaned() -> bool:
+        return os.getppid() != parent
+
+    def stop(*_: object) -> None:
+        worker.ask_to_stop()
+        exporter.ask_to_stop()
+
     stopping = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda *_: worker.ask_to_stop())
+    signal.signal(signal.SIGTERM, stop)
     try:
-        worker.run(until=lambda: os.getppid() != parent)
+        if settings.notify:
+            exporter.start()  # exports in a thread beside the deliveries
+            worker.run(until=orphaned)
+        else:
+            exporter.run(until=orphaned)
     finally:
         signal.signal(signal.SIGTERM, stopping)
+        exporter.stop()
         worker.close()
         store.close()

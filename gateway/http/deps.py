@@ -65,10 +65,10 @@ def base_url(request: Request, settings: Settings) -> str:
     return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}/fhir"
 
 
-def _negotiated(request: Request, html: bool = False) -> FhirContext:
+def _negotiated(request: Request, html: bool = False, ndjson: bool = False) -> FhirContext:
     headers = request.headers
     fmt = request.query_params.get("_format") if request.scope["query_string"] else None
-    check_acceptable(headers.get("accept"), fmt, html)
+    check_acceptable(headers.get("accept"), fmt, html, ndjson)
     settings: Settings = request.app.state.settings
     return FhirContext(
         store=request.app.state.store,
@@ -83,12 +83,17 @@ def public(request: Request) -> FhirContext:
     return _negotiated(request)
 
 
-async def authenticated(request: Request, html: bool = False) -> FhirContext:
+async def authenticated(
+    request: Request, html: bool = False, *, bulk: bool = False, ndjson: bool = False
+) -> FhirContext:
     """For every endpoint that reads or writes data: the bearer token must be
     one the gateway issued, unexpired, to a client that is still enabled
     (checked on every request, so disabling a client stops its tokens at once).
-    ``html``: the endpoint can answer in HTML too (a document)."""
-    context = _negotiated(request, html)
+    ``html``: the endpoint can answer in HTML too (a document). ``bulk``:
+    the endpoint is bulk export's, for secondary use alone; every other is
+    for direct care alone. ``ndjson``: it answers in NDJSON (an export's
+    file)."""
+    context = _negotiated(request, html, ndjson)
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized(
@@ -130,5 +135,9 @@ async def authenticated(request: Request, html: bool = False) -> FhirContext:
     )
     # The audit entry the middleware writes before the response leaves.
     request.scope.setdefault("state", {})["audit"] = (requester, disclosures)
-    repository.require_direct_care()  # after the entry is arranged: a refusal is audited
+    # After the entry is arranged: a refusal is audited.
+    if bulk:
+        repository.require_secondary_use()
+    else:
+        repository.require_direct_care()
     return dataclasses.replace(context, repository=repository)

@@ -40,9 +40,14 @@ def wants_html(accept: str | None, format_param: str | None) -> bool:
     return False
 
 
-def check_acceptable(accept: str | None, format_param: str | None, html: bool = False) -> None:
+_NDJSON_TYPES = {"application/fhir+ndjson", "application/ndjson", "application/x-ndjson"}
+
+
+def check_acceptable(
+    accept: str | None, format_param: str | None, html: bool = False, ndjson: bool = False
+) -> None:
     """Refuse (406) a request for anything but FHIR JSON, or HTML where
-    ``html`` allows it."""
+    ``html`` allows it, or NDJSON where ``ndjson`` does (an export's file)."""
     if format_param is not None:
         aliases = _FORMAT_ALIASES | _HTML_ALIASES if html else _FORMAT_ALIASES
         if format_param.strip().lower().split(";")[0] not in aliases:
@@ -58,6 +63,8 @@ def check_acceptable(accept: str | None, format_param: str | None, html: bool = 
         if media in _JSON_TYPES or media in ("*/*", "application/*"):
             return
         if html and media in ("text/html", "text/*"):
+            return
+        if ndjson and media in _NDJSON_TYPES:
             return
     raise NotAcceptable(
         f"Accept: {accept!r}: this server produces FHIR JSON only (application/fhir+json)",

@@ -16,13 +16,14 @@ would do.
 
 from __future__ import annotations
 
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from conformance.capability import AdvertisedParameter, capability_statement
@@ -30,7 +31,18 @@ from conformance.registry import TypeInteraction
 from gateway import __version__, fhirjson
 from gateway.auth.scopes import Permission
 from gateway.documents import html as document_html
-from gateway.errors import Forbidden, InvalidRequest, NotFound, UnsupportedMediaType
+from gateway.errors import (
+    ExportFailed,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    UnsupportedMediaType,
+)
+from gateway.export import jobs as export_jobs
+from gateway.export import manifest as export_manifest
+from gateway.export.asking import NDJSON
+from gateway.export.asking import PATIENT as PATIENT_LEVEL
+from gateway.export.asking import SYSTEM as SYSTEM_LEVEL
 from gateway.http import audit as audit_http
 from gateway.http import responses
 from gateway.http.deps import FhirContext, authenticated, public
@@ -449,6 +461,25 @@ class _DocumentOperation(_ResourceType):
     regex = "summary|red-bag"
 
 
+class _PatientLevel(_ResourceType):
+    regex = "Patient"
+
+
+class _ExportId(_ResourceType):
+    """An export's id: 32 hex digits (``gateway.export.jobs``)."""
+
+    regex = "[0-9a-f]{32}"
+
+
+class _ExportFile(_ResourceType):
+    """An export's file name: ``<type>-<n>.ndjson``."""
+
+    regex = "[A-Z][A-Za-z]{0,63}-[0-9]{1,9}\\.ndjson"
+
+
+register_url_convertor("patient_level", _PatientLevel())
+register_url_convertor("export_id", _ExportId())
+register_url_convertor("export_file", _ExportFile())
 register_url_convertor("fhir_type", _ResourceType())
 register_url_convertor("document_operation", _DocumentOperation())
 register_url_convertor("fhir_id", _LogicalId())
@@ -483,6 +514,62 @@ async def subscription_events(request: Request) -> Response:
     params = await _operation_params(request, context)
     sub_id = _path(request, "res_id")
     return responses.bundle(await context.repo.subscription_events(sub_id, params))
+
+
+# -- bulk export (population health; gateway.export) --------------------------------
+
+
+async def bulk_export(request: Request) -> Response:
+    """``GET [base]/$export`` and ``GET [base]/Patient/$export``: an export
+    accepted (202), its status at ``Content-Location``."""
+    context = await authenticated(request, bulk=True)
+    prefer = parse_prefer(request.headers.get("prefer"))
+    if "respond-async" not in prefer:
+        raise InvalidRequest(
+            "$export is asynchronous: send 'Prefer: respond-async'", code="GW-0700"
+        )
+    patient = request.path_params.get("level") == "Patient"
+    path = "Patient/$export" if patient else "$export"
+    query = request.url.query
+    asked = f"{context.base_url}/{path}" + (f"?{query}" if query else "")
+    job = await context.repo.export_kickoff(
+        PATIENT_LEVEL if patient else SYSTEM_LEVEL, _params(request), asked
+    )
+    return Response(
+        status_code=202,
+        headers={"Content-Location": export_manifest.status_url(context.base_url, job.id)},
+    )
+
+
+async def bulk_export_status(request: Request) -> Response:
+    """``GET [base]/$export-status/[id]``: still running (202, with its
+    progress), failed (500), or complete (200, the manifest); ``DELETE``
+    cancels it (202)."""
+    context = await authenticated(request, bulk=True)
+    job_id = _path(request, "job_id")
+    if request.method == "DELETE":
+        await context.repo.export_cancel(job_id)
+        return Response(status_code=202)
+    job = await context.repo.export_job(job_id)
+    if job.status == export_jobs.FAILED:
+        raise ExportFailed(job.error or "the export failed")
+    if job.status != export_jobs.COMPLETED:
+        return Response(status_code=202, headers={"X-Progress": job.progress, "Retry-After": "2"})
+    assert job.expires is not None
+    return responses.PlainJsonResponse(
+        export_manifest.manifest(job, context.base_url),
+        headers={"Expires": formatdate(job.expires, usegmt=True)},
+    )
+
+
+async def bulk_export_file(request: Request) -> Response:
+    """``GET [base]/$export-file/[id]/[name]``: one NDJSON file of a
+    completed export, to the client that asked for it."""
+    context = await authenticated(request, bulk=True, ndjson=True)
+    path = await context.repo.export_file(
+        _path(request, "job_id"), _path(request, "name"), context.settings.export_dir
+    )
+    return FileResponse(path, media_type=NDJSON)
 
 
 # Starlette takes the first route whose path and method match (answering 405
@@ -538,4 +625,12 @@ ROUTES: list[BaseRoute] = [
     Route("/fhir/_history", system_history, methods=["GET"]),
     Route("/fhir/$access-check", access_check, methods=["POST"]),
     Route("/fhir/$ingest", ingest, methods=["POST"]),
+    Route("/fhir/$export", bulk_export, methods=["GET"]),
+    Route("/fhir/{level:patient_level}/$export", bulk_export, methods=["GET"]),
+    Route("/fhir/$export-status/{job_id:export_id}", bulk_export_status, methods=["GET", "DELETE"]),
+    Route(
+        "/fhir/$export-file/{job_id:export_id}/{name:export_file}",
+        bulk_export_file,
+        methods=["GET"],
+    ),
 ]

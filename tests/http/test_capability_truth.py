@@ -57,6 +57,10 @@ SERVES: dict[str, tuple[str, str]] = {
     "subscription_events": ("operation", "events"),
     "access_check": ("system-operation", "access-check"),
     "ingest": ("system-operation", "ingest"),
+    "bulk_export": ("system-operation", "export"),
+    # An export's status and files are the export operation's own.
+    "bulk_export_status": ("system-operation", "export"),
+    "bulk_export_file": ("system-operation", "export"),
     "metadata": ("metadata", "capabilities"),
 }
 
@@ -252,8 +256,8 @@ def test_the_declared_operations_answer(store: Store, capability: dict[str, Any]
         declared = _declared(capability)["Patient"]["operation"]
         for operation in declared:
             name = operation["name"]
-            if name == "access-report":
-                continue  # for auditors and the registered practice: below
+            if name in ("access-report", "export"):
+                continue  # for auditors and the registered practice, for analytics: below
             url = f"/fhir/Patient/{patient['id']}/${name}"
             answer = gp.post(url, json=patient) if name == "validate" else gp.get(url)
             assert answer.status_code == 200, (name, answer.text)
@@ -287,5 +291,17 @@ def test_the_declared_operations_answer(store: Store, capability: dict[str, Any]
             },
         )
         assert check.status_code == 200, check.text
+    analytics = access_token(
+        store,
+        client_id="analytics",
+        kind="analytics",
+        org="QMJ",
+        purpose=Purpose.POPHLTH,
+        scopes="system/*.rs",
+    )
+    with make_client(store, token=analytics) as team:
+        for level in ("", "Patient/"):
+            started = team.get(f"/fhir/{level}$export", headers={"Prefer": "respond-async"})
+            assert started.status_code == 202, started.text
     names = {o["name"] for o in capability["rest"][0]["operation"]}
-    assert names == {"access-check", "ingest"}
+    assert names == {"access-check", "ingest", "export"}

@@ -44,6 +44,16 @@ NO_PERSONS = {
         "(test_notifications)"
     ),
     ("POST", "/fhir/Subscription/{res_id:fhir_id}/$status"): "as GET",
+    # Bulk export: asking for one, its status and its files are the export's
+    # own (audited as requests); the people it writes of are named in
+    # entries of its own when it completes (test_bulk_export).
+    ("GET", "/fhir/$export"): "an export accepted, nothing read yet",
+    ("GET", "/fhir/{level:patient_level}/$export"): "as GET /fhir/$export",
+    ("GET", "/fhir/$export-status/{job_id:export_id}"): "an export's progress or manifest",
+    ("DELETE", "/fhir/$export-status/{job_id:export_id}"): "an export cancelled",
+    ("GET", "/fhir/$export-file/{job_id:export_id}/{name:export_file}"): (
+        "a pseudonymised file whose people the export's own entries name"
+    ),
 }
 # Views of the audit log itself, for auditors only (HCOMPL, or a console
 # session): audited, and tested with the log (test_audit, test_console).
