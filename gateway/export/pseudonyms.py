@@ -160,6 +160,36 @@ _NEEDS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("RelatedPerson", "communication"): "language",
     ("Practitioner", "qualification"): "code",
 }
+# Required CodeableConcepts (and Consent.policyRule, which ppc-1 requires
+# without a policy) that may hold nothing but words: when the words were
+# all, they are said to be masked, as data-absent-reason says it, so the
+# record stays valid and says something was there.
+_MASKED = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+            "code": "masked",
+            "display": "Masked",
+        }
+    ]
+}
+_MASKED_WHEN_EMPTY: dict[tuple[str, tuple[str, ...]], bool] = {  # -> a list of them
+    ("Observation", ("code",)): False,
+    ("Observation", ("component", "code")): False,
+    ("DiagnosticReport", ("code",)): False,
+    ("Flag", ("code",)): False,
+    ("Immunization", ("vaccineCode",)): False,
+    ("MedicationStatement", ("medicationCodeableConcept",)): False,
+    ("MedicationRequest", ("medicationCodeableConcept",)): False,
+    ("MedicationAdministration", ("medicationCodeableConcept",)): False,
+    ("AllergyIntolerance", ("reaction", "manifestation")): True,
+    ("Composition", ("type",)): False,
+    ("Task", ("input", "type")): False,
+    ("Task", ("output", "type")): False,
+    ("Consent", ("scope",)): False,
+    ("Consent", ("category",)): True,
+    ("Consent", ("policyRule",)): False,
+}
 # Extensions removed whatever their value: the time of birth.
 _DROPPED_EXTENSIONS = frozenset({"http://hl7.org/fhir/StructureDefinition/patient-birthTime"})
 # A Coding's display is kept only from terminologies whose displays are
@@ -283,7 +313,7 @@ class Pseudonymiser:
         for key, value in resource.items():
             if key in ("resourceType", "id", "meta", "contained"):
                 continue
-            rewritten = self._member(key, value, context, (key,))
+            rewritten = _masked(self._member(key, value, context, (key,)), context, (key,))
             if _present(rewritten):
                 out[key] = rewritten
         _by_type(out, resource, context, self, local_id is not None)
@@ -343,7 +373,8 @@ class Pseudonymiser:
         for key, item in value.items():
             if key == "id":
                 continue  # an element's id: anything its writer chose
-            rewritten = self._member(key, item, context, (*path, key))
+            where = (*path, key)
+            rewritten = _masked(self._member(key, item, context, where), context, where)
             if _present(rewritten):
                 out[key] = rewritten
         out = _siblings(out)
@@ -555,6 +586,20 @@ def _attachment(value: Any) -> dict[str, Any] | None:
     if isinstance(value, dict) and isinstance(value.get("contentType"), str):
         return {"contentType": value["contentType"]}
     return None
+
+
+def _masked(rewritten: Any, context: _Context, path: tuple[str, ...]) -> Any:
+    """``rewritten``, or where it is a required concept left empty, masked."""
+    if _present(rewritten):
+        return rewritten
+    as_list = _MASKED_WHEN_EMPTY.get((context.res_type, path))
+    if as_list is None:
+        return rewritten
+    return [_masked_concept()] if as_list else _masked_concept()
+
+
+def _masked_concept() -> dict[str, Any]:
+    return {"coding": [dict(_MASKED["coding"][0])]}
 
 
 def _siblings(out: dict[str, Any]) -> dict[str, Any]:
