@@ -411,3 +411,31 @@ def test_every_person_exported_is_audited_and_in_their_access_report(world: Worl
     assert "export" not in json.dumps(bo)
     signer = world.api.app.state.audit_signer  # type: ignore[attr-defined]
     assert verify(world.store, signer.verifier_key()).intact
+
+
+def test_an_export_fetched_as_an_analytics_team_fetches_it(world: World, tmp_path: Path) -> None:
+    """``gateway analytics export``'s client: kick off, poll while a worker
+    runs it, download every file and the manifest beside them."""
+    from gateway.export.fetch import ExportClientError, fetch_export
+
+    runner = ExportWorker(world.store, world.directory, expiry_s=3600, poll_s=0.05)
+    runner.start()
+    try:
+        said: list[str] = []
+        manifest = fetch_export(
+            "http://testserver/fhir",
+            lambda: world.tokens["icb"],
+            tmp_path / "fetched",
+            [("_type", "Patient,Condition")],
+            say=said.append,
+            poll_s=0.05,
+            http=world.api,
+        )
+    finally:
+        runner.stop()
+    files = sorted(p.name for p in (tmp_path / "fetched").iterdir())
+    assert files == ["Condition-1.ndjson", "Patient-1.ndjson", "manifest.json"]
+    assert json.loads((tmp_path / "fetched" / "manifest.json").read_text()) == manifest
+    assert said[0].startswith("export accepted: http://testserver/fhir/$export-status/")
+    with pytest.raises(ExportClientError, match="403"):
+        fetch_export("http://testserver/fhir", lambda: world.tokens["gp"], tmp_path, http=world.api)
