@@ -16,6 +16,7 @@ from consent.labels import BadCodeLists, load_code_lists, use_code_lists
 from gateway import __version__
 from gateway.access import optouts as commands_optouts
 from gateway.access.index import ensure_current, reindex
+from gateway.analytics import commands as commands_analytics
 from gateway.audit import commands as commands_audit
 from gateway.auth import commands as commands_auth
 from gateway.auth.clients import OrgKind
@@ -192,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     console.set_defaults(func=cmd_console)
     commands.choices["audit"].set_defaults(func=cmd_audit)
+    # Analysis-ready views over a population health bulk export: needs no
+    # database, so its commands run as they are (gateway/analytics/commands.py).
+    commands_analytics.add_commands(commands)
     return parser
 
 
