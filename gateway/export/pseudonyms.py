@@ -101,16 +101,21 @@ _DROPPED = frozenset(
         "presentedForm",
         "attachment",
         "fullUrl",
+        "implicitRules",
     }
 )
 # Choice elements and Identifier-typed elements by the type their name ends
 # in: free text (String, Markdown), blobs, attachments, people's names and
 # contact points, identifiers under other names (masterIdentifier,
 # groupIdentifier, preAdmissionIdentifier, targetIdentifier,
-# distinctIdentifier...), signatures and bare URIs.
+# distinctIdentifier...), signatures, bare URIs, UUIDs and OIDs, waveforms
+# (an ECG identifies its owner), and the metadata types a Task's input or
+# an extension may hold, each with words of its own.
 _DROPPED_SUFFIX = re.compile(
     r"[a-z][A-Za-z]*(String|Markdown|Base64Binary|Attachment|HumanName|ContactPoint"
-    r"|Identifier|Signature|Uri|Url)"
+    r"|Identifier|Signature|Uri|Url|Uuid|Oid|SampledData|RelatedArtifact|Expression"
+    r"|ParameterDefinition|TriggerDefinition|DataRequirement|ContactDetail|Contributor"
+    r"|UsageContext|Meta)"
 )
 # Removed from one type only.
 _DROPPED_IN: dict[str, frozenset[str]] = {
@@ -121,7 +126,9 @@ _DROPPED_IN: dict[str, frozenset[str]] = {
     # the query (an NHS number in it), free-text details.
     "AuditEvent": frozenset({"outcomeDesc", "altId", "network", "site", "query", "detail"}),
     # What singles out one device (a pacemaker's serial number is its wearer's).
-    "Device": frozenset({"udiCarrier", "lotNumber", "serialNumber", "deviceName", "url"}),
+    "Device": frozenset(
+        {"udiCarrier", "lotNumber", "serialNumber", "deviceName", "url", "component"}
+    ),
     # A client's endpoint, its credential headers, its words.
     "Subscription": frozenset({"reason", "error", "header", "endpoint"}),
     "Immunization": frozenset({"series"}),

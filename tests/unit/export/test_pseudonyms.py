@@ -734,3 +734,293 @@ def test_meta_keeps_versions_profiles_and_labels_not_its_source() -> None:
         "security": [PSEUDED, {"system": "urn:x", "code": "R"}],
         "tag": [{"system": "urn:x", "code": "t"}],
     }
+
+
+# Every string an R4 resource of a served type can hold, as an attacker would
+# fill it.
+
+_TEXT_TYPES = frozenset({"string", "markdown", "uri", "url", "canonical", "base64Binary"})
+_NOT_PROBED = frozenset({"extension", "modifierExtension", "id", "contained", "meta", "text"})
+# What may leave of a resource filled with a different string in every
+# element that holds one (paths without their type): Organization's and
+# Location's public names and ODS codes, what is left of an address,
+# device models, batch numbers, policies and protocols (public documents
+# by URL), a Subscription's criteria; besides, everywhere, the system,
+# version and unit of codings and quantities.
+PROBE_SURVIVORS = {
+    "Organization.name",
+    "Organization.alias",
+    "Organization.identifier.value",
+    "Location.name",
+    "Location.alias",
+    "Location.identifier.value",
+    "address.district",
+    "address.country",
+    "input.valueAddress.district",
+    "input.valueAddress.country",
+    "output.valueAddress.district",
+    "output.valueAddress.country",
+    "Device.manufacturer",
+    "Device.modelNumber",
+    "Device.partNumber",
+    "Device.version.value",
+    "Immunization.lotNumber",
+    "Medication.batch.lotNumber",
+    "Immunization.education.documentType",
+    "Immunization.education.reference",
+    "instantiatesCanonical",
+    "activity.detail.instantiatesCanonical",
+    "MedicationAdministration.instantiates",
+    "input.valueCanonical",
+    "output.valueCanonical",
+    "Consent.policy.uri",
+    "Consent.policy.authority",
+    "Provenance.policy",
+    "AuditEvent.agent.policy",
+    "Subscription.criteria",
+}
+_GENERIC = re.compile(r".*\.(system|version|unit)")
+
+
+def _probe(res_type: str, canaries: dict[str, str]) -> dict[str, Any]:
+    """A ``res_type`` with every string element of its definition (and of
+    its data types, five deep; every type of each choice) filled with a
+    string of its own, recorded in ``canaries``."""
+    from conformance.definitions import structures
+
+    types = structures()["types"]
+
+    def children(type_name: str, path: str) -> list[dict[str, Any]]:
+        depth = path.count(".") + 1
+        return [
+            e
+            for e in types[type_name]["elements"]
+            if e["path"].startswith(path + ".") and e["path"].count(".") == depth
+        ]
+
+    def fill(type_name: str, path: str, where: str, depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for element in children(type_name, path):
+            name = element["path"].rsplit(".", 1)[1]
+            if name in _NOT_PROBED or "contentReference" in element:
+                continue
+            codes = [t["code"] for t in element.get("type", [])] or ["BackboneElement"]
+            if name.endswith("[x]"):
+                variants = [(name[:-3] + code[0].upper() + code[1:], code) for code in codes]
+            else:
+                variants = [(name, codes[0])]
+            for key, code in variants:
+                here = f"{where}.{key}"
+                value: Any = None
+                if code in _TEXT_TYPES:
+                    value = f"CANARY{len(canaries)}X"
+                    canaries[value] = here
+                elif depth > 4:
+                    continue
+                elif code in ("BackboneElement", "Element"):
+                    value = fill(type_name, element["path"], here, depth + 1)
+                elif (
+                    code in types
+                    and types[code]["kind"] == "complex-type"
+                    and code
+                    not in (
+                        "Extension",
+                        "Meta",
+                        "Narrative",
+                    )
+                ):
+                    value = fill(code, code, here, depth + 1)
+                if value:
+                    out[key] = [value] if element.get("max") == "*" else value
+        return out
+
+    return {"resourceType": res_type, "id": "x1", **fill(res_type, res_type, res_type, 0)}
+
+
+@pytest.mark.parametrize("res_type", sorted(RESOURCES))
+def test_no_string_leaves_but_the_public_ones(res_type: str) -> None:
+    """A resource with every string element its R4 definition allows filled
+    in keeps only the strings ``PROBE_SURVIVORS`` lists, and stays valid
+    JSON FHIR (nothing empty): a new element that can hold words, or a rule
+    that stops removing one, fails here."""
+    canaries: dict[str, str] = {}
+    probe = _probe(res_type, canaries)
+    assert len(canaries) > 5
+    text = json.dumps(pseudonymised(probe, "p1"))
+    left = {canaries[c] for c in re.findall(r"CANARY\d+X", text)}
+    unexpected = sorted(
+        path
+        for path in left
+        if not _GENERIC.fullmatch(path)
+        and path not in PROBE_SURVIVORS
+        and path.split(".", 1)[1] not in PROBE_SURVIVORS
+    )
+    assert unexpected == []
+
+
+# The rules of some types.
+
+
+def test_words_that_were_all_a_required_code_said_are_masked() -> None:
+    flag = pseudonymised(
+        {
+            "resourceType": "Flag",
+            "status": "active",
+            "code": {"text": "DoLS authorisation; supervisory body London Borough of Sutton"},
+            "subject": {"reference": "Patient/p1"},
+        }
+    )
+    assert flag["code"] == MASKED
+    allergy = pseudonymised(
+        {
+            "resourceType": "AllergyIntolerance",
+            "patient": {"reference": "Patient/p1"},
+            "reaction": [{"manifestation": [{"text": "hives after Mrs X's cake"}]}],
+        }
+    )
+    assert allergy["reaction"] == [{"manifestation": [MASKED]}]
+
+
+def test_a_conditional_reference_to_the_person_is_to_their_pseudonym() -> None:
+    carer = {
+        "resourceType": "RelatedPerson",
+        "id": "r1",
+        "patient": {"reference": "Patient?identifier=urn:london-care-gateway:local-id:713|LA100"},
+    }
+    assert pseudonymised(carer, "p1")["patient"] == {
+        "reference": f"Patient/{PSEUDO.pseudonym('Patient', 'p1')}"
+    }
+    assert "patient" not in pseudonymised(carer, None)
+
+
+def test_a_composition_keeps_a_coded_title_and_sections_with_entries() -> None:
+    output = pseudonymised(
+        {
+            "resourceType": "Composition",
+            "status": "final",
+            "type": {
+                "coding": [
+                    {
+                        "system": "http://snomed.info/sct",
+                        "code": "373942005",
+                        "display": "Discharge summary",
+                    }
+                ]
+            },
+            "date": "2026-01-09",
+            "author": [{"reference": "Organization/RKE"}],
+            "title": "Discharge summary for Amara Okafor",
+            "section": [
+                {
+                    "title": "Allergies",
+                    "text": {"status": "generated", "div": "<div>x</div>"},
+                    "entry": [{"reference": "AllergyIntolerance/a1"}],
+                },
+                {"title": "Social history", "text": {"status": "generated", "div": "<div>x</div>"}},
+            ],
+        }
+    )
+    assert output["title"] == "Discharge summary"
+    assert output["section"] == [
+        {
+            "entry": [
+                {"reference": f"AllergyIntolerance/{PSEUDO.pseudonym('AllergyIntolerance', 'a1')}"}
+            ]
+        }
+    ]
+
+
+def test_a_patients_home_location_loses_its_name_and_every_location_its_position() -> None:
+    output = pseudonymised(
+        {
+            "resourceType": "Location",
+            "id": "home-1",
+            "name": "Mr Smith's flat",
+            "alias": ["Flat 4"],
+            "type": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode",
+                            "code": "PTRES",
+                        }
+                    ]
+                }
+            ],
+            "position": {"longitude": -0.13, "latitude": 51.56},
+            "address": {"line": ["Flat 4"], "postalCode": "N19 5QT"},
+        }
+    )
+    assert output["id"] == "home-1"
+    assert not {"name", "alias", "position", "address"} & output.keys()
+
+
+def test_what_singles_out_a_device_an_audit_entry_or_a_subscription_goes() -> None:
+    device = pseudonymised(
+        {
+            "resourceType": "Device",
+            "serialNumber": "PM-123456",
+            "lotNumber": "L1",
+            "deviceName": [{"name": "Mrs X's pacemaker", "type": "user-friendly-name"}],
+            "udiCarrier": [{"deviceIdentifier": "0123"}],
+            "modelNumber": "M2",
+            "patient": {"reference": "Patient/p1"},
+        }
+    )
+    assert device.keys() == {"resourceType", "meta", "modelNumber", "patient"}
+    audit = pseudonymised(
+        {
+            "resourceType": "AuditEvent",
+            "recorded": "2026-01-01T00:00:00Z",
+            "outcomeDesc": "read Amara's record",
+            "agent": [
+                {
+                    "name": "Dr Jones",
+                    "altId": "jones1",
+                    "requestor": True,
+                    "network": {"address": "10.0.0.7", "type": "2"},
+                }
+            ],
+            "entity": [
+                {
+                    "query": "aWRlbnRpZmllcj05OTkwMDAwMDE4",
+                    "name": "Okafor",
+                    "detail": [{"type": "q", "valueString": "9990000018"}],
+                }
+            ],
+        }
+    )
+    assert audit["agent"] == [{"requestor": True}]
+    assert "entity" not in audit and "outcomeDesc" not in audit
+    subscription = pseudonymised(
+        {
+            "resourceType": "Subscription",
+            "status": "active",
+            "reason": "my residents",
+            "criteria": "Encounter?class=IMP",
+            "channel": {
+                "type": "rest-hook",
+                "endpoint": "https://home.example/hook",
+                "header": ["Authorization: Bearer secret"],
+            },
+        }
+    )
+    assert subscription["channel"] == {"type": "rest-hook"}
+    assert "reason" not in subscription
+
+
+def test_an_answers_date_goes_for_it_may_be_a_birth_date() -> None:
+    output = pseudonymised(
+        {
+            "resourceType": "QuestionnaireResponse",
+            "status": "completed",
+            "item": [
+                {"linkId": "dob", "text": "Date of birth", "answer": [{"valueDate": "1986-07-14"}]},
+                {"linkId": "smoker", "answer": [{"valueBoolean": False}]},
+            ],
+        }
+    )
+    assert output["item"] == [
+        {"linkId": "dob"},
+        {"linkId": "smoker", "answer": [{"valueBoolean": False}]},
+    ]
