@@ -128,9 +128,10 @@ def residence(
                     {
                         "system": EPISODE_TYPE,
                         "code": "care-home-residence",
-                        "display": "Nursing care",
+                        "display": "Care home residence",
                     }
-                ]
+                ],
+                "text": "Nursing care",
             }
         ],
         "patient": {"reference": f"Patient/{pseudonym(name)}"},

@@ -159,9 +159,9 @@ def test_care_home_and_social_care_rows(analysed: duckdb.DuckDBPyConnection) -> 
     homes = _rows(
         analysed, "SELECT pseudonym, home_ods, care_type, status FROM care_home_residence"
     )
-    assert sorted((r["home_ods"], r["status"]) for r in homes) == [
-        ("VM1A2", "active"),
-        ("VM1A2", "finished"),
+    assert sorted((r["home_ods"], r["care_type"], r["status"]) for r in homes) == [
+        ("VM1A2", "Nursing care", "active"),
+        ("VM1A2", "Nursing care", "finished"),
     ]
     services = _rows(
         analysed, "SELECT DISTINCT service_type, council_ods FROM social_care_episodes"
