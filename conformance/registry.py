@@ -51,7 +51,7 @@ class ResourceSupport:
     """One resource type: what may be done with it and which UK Core profile
     it is shaped after (none where UK Core 2.0.1, the version the gateway
     checks, has none: Flag, DocumentReference, Task, Device, and the types
-    UK Core never profiled, Subscription among them)."""
+    UK Core never profiled, Subscription and Group among them)."""
 
     type: str
     interactions: frozenset[TypeInteraction]
@@ -113,6 +113,11 @@ RESOURCES: dict[str, ResourceSupport] = {
         # backport-subscription profile, which UK Core does not profile. It
         # is its author organisation's alone (``gateway.access.facts``).
         ResourceSupport("Subscription", _ALL),
+        # A cohort (issue 28): the people a bulk export is run for, at
+        # Group/[id]/$export. UK Core does not profile Group. It names
+        # people but is no one's record: its author organisation's alone
+        # (``gateway.access.facts``).
+        ResourceSupport("Group", _ALL),
     )
 }
 

@@ -214,8 +214,13 @@ PERSONAL_TYPES = (frozenset(PATIENT_COMPARTMENT) | frozenset(_PERSON_ELEMENT)) -
 # told of and where, with the headers to send (a credential among them).
 # Decided as a record naming no person, it is its author's alone under every
 # purpose, emergency access included, and no search's SQL lets it through to
-# anyone else (``gateway.access.scope``).
-AUTHORS_OWN_TYPES = frozenset({"Subscription"})
+# anyone else (``gateway.access.scope``). A Group is a cohort definition, a
+# list of people (who is on a register, who an export is run for): its
+# author's alone, for no one else may read who is in it. Naming its members
+# does not make it part of their records: R4 puts Group in the Patient
+# compartment by ``member``, the gateway does not
+# (``gateway.search.compartments``).
+AUTHORS_OWN_TYPES = frozenset({"Subscription", "Group"})
 
 
 class Whose(NamedTuple):

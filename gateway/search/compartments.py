@@ -40,6 +40,9 @@ PATIENT_COMPARTMENT: dict[str, tuple[str, ...]] = {
     # Not in R4's patient compartment, but a social care assessment or review
     # is the person's record: it is theirs for consent and $everything.
     "Task": ("patient",),
+    # Group (R4: ``member``) is left out on purpose: a cohort is its
+    # author's alone, not part of each member's record
+    # (``gateway.access.facts.AUTHORS_OWN_TYPES``).
 }
 
 

@@ -7,8 +7,8 @@ The definitions are FHIR's own SearchParameter resources (R4 4.0.1, CC0),
 narrowed to the fields the search engine reads and stored in
 ``gateway/search/data/search_parameters_r4.json``; that file's header names
 its source, and ``gateway/search/data/generate.py`` says how to rebuild it.
-The file is read once, on first use; the one error found in the published
-definitions is corrected then (``ERRATA``).
+The file is read once, on first use; the errors found in the published
+definitions are corrected then (``ERRATA``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,14 @@ ERRATA: Mapping[str, Mapping[str, str]] = {
     "http://hl7.org/fhir/SearchParameter/DocumentReference-relationship": {
         "relatesto": "target",
         "relation": "code",
+    },
+    # R4 4.0.1 gives the token component ``value`` the bare expression
+    # ``value``, which selects every type of ``characteristic.value[x]``
+    # (Quantity, Range and Reference too, which a token cannot index), while
+    # the parameter it names, Group-value, reads only CodeableConcept and
+    # boolean; the component reads what its definition reads.
+    "http://hl7.org/fhir/SearchParameter/Group-characteristic-value": {
+        "value": "(value as CodeableConcept) | (value as boolean)",
     },
 }
 

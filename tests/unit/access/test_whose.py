@@ -1,6 +1,6 @@
 """Whose record a resource says it is: a Patient by id, a person by
 identifier (resolved later), a clinical record naming no one, no one's, or
-(a Subscription) its author's alone."""
+(a Subscription, a Group) its author's alone."""
 
 from __future__ import annotations
 
@@ -142,6 +142,44 @@ def test_a_subscription_is_seen_by_its_author_alone(who: Requester) -> None:
     """Not by another organisation for direct care, nor under emergency
     access (ETREAT), nor by an auditor: only the organisation that wrote it."""
     facts = facts_of(_subscription(HOME))
+    assert decide(requester(HOME, "care-home"), None, facts, NOW).rule == "author"
+    decision = decide(who, None, facts, NOW)
+    assert not decision.permit
+    assert decision.rule == ("audit-scope" if who is auditor else "no-person")
+
+
+def _group(author: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Group",
+        "id": "g-1",
+        "meta": {"source": f"urn:ods:{author}"},
+        "type": "person",
+        "actual": True,
+        "member": [
+            {"entity": {"reference": "Patient/p-1"}},
+            {"entity": {"reference": "Patient/p-2"}},
+        ],
+    }
+
+
+def test_a_group_names_people_yet_is_no_ones_record() -> None:
+    """A Group is a cohort, a list of people: naming them as members does not
+    make it part of their records, and who is in it is not the directory's."""
+    group = _group(HOME)
+    assert whose_record(group) == (None, None, NO_PERSON)
+    assert facts_of(group).whose == NO_PERSON
+    assert "Group" in AUTHORS_OWN_TYPES and "Group" not in PERSONAL_TYPES
+
+
+@pytest.mark.parametrize(
+    "who",
+    [*EVERYONE_BUT_THE_AUTHOR, auditor],
+    ids=lambda r: f"{r.kind}-{r.purpose}",
+)
+def test_a_group_is_seen_by_its_author_alone(who: Requester) -> None:
+    """Not by its members' other carers, nor under emergency access, nor by
+    an auditor: only the organisation that wrote it."""
+    facts = facts_of(_group(HOME))
     assert decide(requester(HOME, "care-home"), None, facts, NOW).rule == "author"
     decision = decide(who, None, facts, NOW)
     assert not decision.permit

@@ -294,6 +294,20 @@ SAMPLES: tuple[Sample, ...] = (
         },
         frozenset({"ctm-1"}),
     ),
+    Sample(
+        "descriptive group with members",
+        {
+            "resourceType": "Group",
+            "type": "person",
+            "actual": False,
+            "member": [{"entity": {"reference": "Patient/p1"}}],
+        },
+        frozenset({"grp-1"}),
+    ),
+    Sample(
+        "descriptive group with no members",
+        {"resourceType": "Group", "type": "person", "actual": False},
+    ),
     # Elements, extensions, narrative
     Sample(
         "elements with no value and no children",

@@ -165,7 +165,7 @@ def _all_cases() -> list[tuple[str, Sample]]:
 def test_the_fixture_holds_every_invariant_once() -> None:
     """One entry per (key, expression), inherited ones listed with every path
     that carries them, from the types in scope and every data type."""
-    assert len(INVARIANTS) == 100
+    assert len(INVARIANTS) == 101
     assert len({(i.key, i.expression) for i in INVARIANTS}) == len(INVARIANTS)
     assert {i.severity for i in INVARIANTS} == {"error", "warning"}
     by_key = {i.key: i for i in INVARIANTS if i.key != "inv-1"}

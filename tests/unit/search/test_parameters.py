@@ -48,7 +48,7 @@ def test_only_base_specification_definitions_are_kept() -> None:
     """Every url is HL7's own; nothing from the vendoring package's extras."""
     urls = [p.url for p in all_parameters()]
     assert all(u.startswith("http://hl7.org/fhir/SearchParameter/") for u in urls)
-    assert len(urls) == len(set(urls)) == 399  # for the 31 types in scope
+    assert len(urls) == len(set(urls)) == 409  # for the 32 types in scope
     assert "http://hl7.org/fhir/SearchParameter/DeviceDefinition-classification" not in urls
 
 
@@ -85,6 +85,7 @@ def test_parameter_counts_per_type() -> None:
         "Encounter": 29,
         "EpisodeOfCare": 15,
         "Flag": 12,
+        "Group": 16,
         "Immunization": 22,
         "List": 18,
         "Location": 21,
@@ -172,6 +173,37 @@ def test_composite_components_name_their_definitions() -> None:
             "value.as(Quantity)",
             "http://hl7.org/fhir/SearchParameter/Observation-component-value-quantity",
         ),
+    )
+
+
+def test_a_group_is_searched_by_its_r4_parameters() -> None:
+    """Group has R4's own ten (https://hl7.org/fhir/R4/group.html#search):
+    ``member`` finds the Patients a cohort names; the ``value`` component of
+    ``characteristic-value`` reads what its definition, ``value``, reads."""
+    codes = set(parameters_for("Group")) - COMMON
+    assert codes == {
+        "actual",
+        "characteristic",
+        "characteristic-value",
+        "code",
+        "exclude",
+        "identifier",
+        "managing-entity",
+        "member",
+        "type",
+        "value",
+    }
+    member = parameter("Group", "member")
+    assert member is not None and member.expression == "Group.member.entity"
+    value = parameter("Group", "value")
+    combo = parameter("Group", "characteristic-value")
+    assert value is not None and combo is not None
+    assert [(c.code, c.expression) for c in combo.components] == [
+        ("characteristic", "code"),
+        ("value", "(value as CodeableConcept) | (value as boolean)"),
+    ]
+    assert value.expression == "(Group.characteristic.value as CodeableConcept) | " + (
+        "(Group.characteristic.value as boolean)"
     )
 
 
