@@ -212,6 +212,14 @@ OPERATIONS: tuple[Operation, ...] = (
         ("Patient",),
     ),
     Operation(
+        "export",
+        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+        "Bulk Data Access v2.0 export of the Patient compartments of a Group's active members "
+        "(GET Group/[id]/$export): an analytics organisation's own cohort, named by Patient "
+        "or NHS number, decided and pseudonymised as the system-level export is.",
+        ("Group",),
+    ),
+    Operation(
         "status",
         "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
         "Where a Subscription's delivery stands (its subscriber only): status, events "

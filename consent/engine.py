@@ -50,6 +50,7 @@ from collections.abc import Iterable
 from consent.model import (
     ACT_CODE,
     DIRECTORY,
+    NO_PERSON,
     PERSON,
     SECONDARY_USE,
     TYPE_1_OPT_OUT,
@@ -241,7 +242,10 @@ def _secondary_use(
 
     1. ``secondary-use-kind``: only an organisation of kind analytics.
     2. With no person on file: ``directory`` for no one's record that is
-       unrestricted, as in direct care; otherwise ``person-unknown`` /
+       unrestricted, as in direct care; ``author`` for what the analytics
+       organisation wrote itself that names no person (its cohort
+       definitions: a Group naming people by NHS number is its own list,
+       never anyone else's to read); otherwise ``person-unknown`` /
        ``no-person``: whether the person opted out cannot be told.
     3. ``restricted-never-secondary``: restricted (PSY, ETH, SEX, SDV) and
        R-confidential data never, whoever authored it: an author's own
@@ -262,6 +266,8 @@ def _secondary_use(
     if person is None:
         if resource.whose == DIRECTORY and not restricted and not resource.legally_restricted:
             return Decision(True, "directory")
+        if resource.whose == NO_PERSON and resource.authored_by(requester.org_ods):
+            return Decision(True, "author")
         return _nobody_on_file(resource)
     if restricted or resource.legally_restricted:
         labels = sorted(restricted) if restricted else ["R"]

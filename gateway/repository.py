@@ -51,7 +51,7 @@ from gateway.documents.assemble import Document
 from gateway.errors import Forbidden, InvalidRequest, NotFound
 from gateway.export import jobs as exports
 from gateway.export import runner as export_runner
-from gateway.export.asking import parse_ask
+from gateway.export.asking import COHORT_TYPE, parse_ask
 from gateway.interactions import bundle as bundles
 from gateway.interactions import history as histories
 from gateway.interactions import read as reads
@@ -125,13 +125,16 @@ class Repository:
         self.base_url = base_url
         self._author = Author.of(grant.requester)
 
-    def require_direct_care(self) -> None:
+    def require_direct_care(self, res_type: str | None = None) -> None:
         """Refuse (403) a requester asking for secondary use (population
         health, planning, research): that is served by bulk export alone,
         decided and pseudonymised as a whole (PRODUCT.md section 4), never
         by the reads, searches and writes of direct care. The refusal names
-        nothing: it is the same whatever the request names."""
-        if self.requester.purpose in SECONDARY_USE:
+        nothing: it is the same whatever the request names. One exception:
+        an analytics organisation keeps its cohort definitions (``Group``,
+        the type ``res_type`` an interaction is on) through the API, to
+        export by them; they are its own, read by no one else."""
+        if self.requester.purpose in SECONDARY_USE and res_type != COHORT_TYPE:
             raise Forbidden(
                 f"{self.requester.purpose} (secondary use) is served by bulk export alone, "
                 "not by this interaction",
@@ -451,12 +454,19 @@ class Repository:
     # -- bulk export (secondary use) -----------------------------------------------
 
     async def export_kickoff(
-        self, level: str, params: Sequence[tuple[str, str]], request_url: str
+        self,
+        level: str,
+        params: Sequence[tuple[str, str]],
+        request_url: str,
+        group_id: str | None = None,
     ) -> exports.Job:
-        """``$export`` at ``level``: the export asked for, checked and
+        """``$export`` at ``level`` (of the Group ``group_id``, which the
+        requester must be able to read): the export asked for, checked and
         accepted, to be run by a worker as this requester."""
+        if group_id is not None:
+            await self.read(COHORT_TYPE, group_id)
         searchable = self.scopes.types_allowing(Permission.SEARCH)
-        ask = parse_ask(level, list(params), searchable=searchable)
+        ask = parse_ask(level, list(params), searchable=searchable, group=group_id)
         return await _off_loop(
             partial(exports.accept, self._store, self.requester, ask, request_url)
         )

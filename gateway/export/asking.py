@@ -20,6 +20,9 @@ from gateway.search.query import SearchQuery, parse_search
 
 SYSTEM = "system"
 PATIENT = "patient"
+GROUP = "group"
+# The type an export of a cohort names its people by.
+COHORT_TYPE = "Group"
 
 NDJSON = "application/fhir+ndjson"
 # What ``_outputFormat`` may say: the spec's abbreviations for NDJSON.
@@ -30,8 +33,9 @@ _NDJSON_NAMES = frozenset({NDJSON, "application/ndjson", "ndjson"})
 NEVER = frozenset({"AuditEvent", "Subscription"})
 # Exported only when ``_type`` names them: a person's privacy Consents and
 # the Provenance of every write are the gateway's own bookkeeping, not data
-# a population health team analyses.
-ON_REQUEST = frozenset({"Consent", "Provenance"})
+# a population health team analyses; a Group is a cohort definition, and the
+# only ones an analytics team may see are its own.
+ON_REQUEST = frozenset({"Consent", "Provenance", "Group"})
 
 # A project names the pseudonym key an export's people are keyed with.
 DEFAULT_PROJECT = "default"
@@ -74,7 +78,7 @@ def _bad(name: str, message: str, code: str) -> InvalidRequest:
 class ExportAsk:
     """One kick-off's parameters, as the job keeps them."""
 
-    level: str  # SYSTEM or PATIENT
+    level: str  # SYSTEM, PATIENT or GROUP
     types: tuple[str, ...]
     since: str | None = None  # FHIR instant: resources last updated after it
     # By type, the queries (``_typeFilter``) any of which a resource matches.
@@ -82,6 +86,7 @@ class ExportAsk:
     # Elements kept (``_elements``): by type, and for every type (key "").
     elements: dict[str, tuple[str, ...]] = field(default_factory=dict)
     project: str = DEFAULT_PROJECT
+    group: str | None = None  # the Group whose members a GROUP export covers
 
     def to_json(self) -> bytes:
         return fhirjson.dumps(
@@ -92,6 +97,7 @@ class ExportAsk:
                 "filters": {t: list(q) for t, q in self.filters.items()},
                 "elements": {t: list(e) for t, e in self.elements.items()},
                 "project": self.project,
+                "group": self.group,
             }
         )
 
@@ -105,6 +111,7 @@ class ExportAsk:
             filters={t: tuple(q) for t, q in data["filters"].items()},
             elements={t: tuple(e) for t, e in data["elements"].items()},
             project=data["project"],
+            group=data.get("group"),
         )
 
     def queries(self, res_type: str) -> list[SearchQuery]:
@@ -126,7 +133,8 @@ class ExportAsk:
 
 def exportable(level: str) -> tuple[str, ...]:
     """The types an export of ``level`` covers when ``_type`` names none:
-    every type for the system; the Patient compartment's for patients."""
+    every type for the system; the Patient compartment's for patients (all
+    of them, or a Group's)."""
     return tuple(
         t
         for t, support in RESOURCES.items()
@@ -138,11 +146,16 @@ def exportable(level: str) -> tuple[str, ...]:
 
 
 def parse_ask(
-    level: str, params: Sequence[tuple[str, str]], *, searchable: Collection[str]
+    level: str,
+    params: Sequence[tuple[str, str]],
+    *,
+    searchable: Collection[str],
+    group: str | None = None,
 ) -> ExportAsk:
-    """The export ``params`` ask for, at ``level``, of the types the
-    requester may search (``searchable``). Raises ``InvalidRequest`` for a
-    parameter this server does not take or a value it cannot honour."""
+    """The export ``params`` ask for, at ``level`` (of the Group ``group``),
+    of the types the requester may search (``searchable``). Raises
+    ``InvalidRequest`` for a parameter this server does not take or a value
+    it cannot honour."""
     for name, _ in params:
         if name not in _PARAMETERS:
             raise _bad(
@@ -178,6 +191,7 @@ def parse_ask(
         filters=_filters(values.get("_typeFilter", []), types),
         elements=_elements(values.get("_elements", []), types),
         project=project,
+        group=group,
     )
 
 

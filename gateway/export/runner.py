@@ -27,10 +27,11 @@ from typing import IO, Any
 
 from gateway import fhirjson
 from gateway.access.control import AccessControl
+from gateway.access.subjects import patient_by_identifier
 from gateway.audit import staging
 from gateway.audit.events import export_event
 from gateway.export import jobs
-from gateway.export.asking import PATIENT
+from gateway.export.asking import COHORT_TYPE, GROUP, SYSTEM
 from gateway.export.jobs import Job, OutputFile
 from gateway.export.pseudonyms import Pseudonymiser
 from gateway.search.paging import scan
@@ -49,6 +50,11 @@ _SUBSETTED = {
 
 class Cancelled(Exception):
     """The export is no longer the worker's to run (cancelled, or taken over)."""
+
+
+class Unexportable(Exception):
+    """The export cannot be run as asked; the message says why, to the
+    client that asked (its status answers it)."""
 
 
 # Says how far the export has got; ``False``: stop.
@@ -205,6 +211,7 @@ def run(
         return f"{done} of {len(ask.types)} types done; at {kind}; {written} resources written"
 
     pages = _Pages(store, job, checkpoint, progress)
+    members = _members(store, job, pages.access) if ask.level == GROUP else None
     try:
         for res_type in ask.types:
             current = _TypeFiles(folder, res_type, lines_per_file)
@@ -218,7 +225,9 @@ def run(
                             continue
                         seen.add(version.res_id)
                     person = pages.access.whose(version)
-                    if ask.level == PATIENT and person is None:
+                    if ask.level != SYSTEM and (
+                        person is None or (members is not None and person not in members)
+                    ):
                         continue
                     assert version.content is not None
                     resource = pseudonyms.resource(fhirjson.loads(version.content), person)
@@ -236,6 +245,30 @@ def run(
         if current is not None:
             current.close()
     return output
+
+
+def _members(store: Store, job: Job, access: AccessControl) -> frozenset[str]:
+    """The people the export's Group names now, active members only (by
+    Patient id, or by an identifier that names one Patient), if the
+    requester may still read the Group."""
+    assert job.ask.group is not None
+    group = store.read(COHORT_TYPE, job.ask.group)
+    if group is None or group.content is None or not access.visible(group):
+        raise Unexportable(f"Group/{job.ask.group} is no longer there to export")
+    found: set[str] = set()
+    for member in fhirjson.loads(group.content).get("member") or []:
+        if not isinstance(member, dict) or member.get("inactive") is True:
+            continue
+        entity = member.get("entity") or {}
+        reference = entity.get("reference")
+        identifier = entity.get("identifier") or {}
+        if isinstance(reference, str) and reference.startswith("Patient/"):
+            found.add(reference.removeprefix("Patient/"))
+        elif isinstance(identifier.get("system"), str) and isinstance(identifier.get("value"), str):
+            named = patient_by_identifier(store, (identifier["system"], identifier["value"]))
+            if named is not None:
+                found.add(named)
+    return frozenset(found)
 
 
 def audit_entries(store: Store, job: Job) -> int:

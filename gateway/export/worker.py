@@ -75,6 +75,9 @@ class ExportWorker:
             log.info("export %s complete: %d files", job.id, len(output))
         except runner.Cancelled:
             log.info("export %s stopped: cancelled or taken over", job.id)
+        except runner.Unexportable as exc:
+            runner.remove_files(self._directory, job.id)
+            jobs.fail(self._store, job, self.name, str(exc), self._clock() + self._expiry_s)
         except Exception as exc:
             log.exception("export %s failed", job.id)
             runner.remove_files(self._directory, job.id)

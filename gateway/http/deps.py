@@ -139,5 +139,7 @@ async def authenticated(
     if bulk:
         repository.require_secondary_use()
     else:
-        repository.require_direct_care()
+        # The type the interaction is on (not a compartment's: its owner's).
+        on = None if "owner_type" in request.path_params else request.path_params.get("res_type")
+        repository.require_direct_care(on)
     return dataclasses.replace(context, repository=repository)

@@ -40,6 +40,7 @@ from gateway.errors import (
 )
 from gateway.export import jobs as export_jobs
 from gateway.export import manifest as export_manifest
+from gateway.export.asking import GROUP as GROUP_LEVEL
 from gateway.export.asking import NDJSON
 from gateway.export.asking import PATIENT as PATIENT_LEVEL
 from gateway.export.asking import SYSTEM as SYSTEM_LEVEL
@@ -520,21 +521,25 @@ async def subscription_events(request: Request) -> Response:
 
 
 async def bulk_export(request: Request) -> Response:
-    """``GET [base]/$export`` and ``GET [base]/Patient/$export``: an export
-    accepted (202), its status at ``Content-Location``."""
+    """``GET [base]/$export``, ``[base]/Patient/$export`` and
+    ``[base]/Group/[id]/$export``: an export accepted (202), its status at
+    ``Content-Location``."""
     context = await authenticated(request, bulk=True)
     prefer = parse_prefer(request.headers.get("prefer"))
     if "respond-async" not in prefer:
         raise InvalidRequest(
             "$export is asynchronous: send 'Prefer: respond-async'", code="GW-0700"
         )
-    patient = request.path_params.get("level") == "Patient"
-    path = "Patient/$export" if patient else "$export"
+    group = request.path_params.get("res_id")
+    if group is not None:
+        level, path = GROUP_LEVEL, f"Group/{group}/$export"
+    elif request.path_params.get("level") == "Patient":
+        level, path = PATIENT_LEVEL, "Patient/$export"
+    else:
+        level, path = SYSTEM_LEVEL, "$export"
     query = request.url.query
     asked = f"{context.base_url}/{path}" + (f"?{query}" if query else "")
-    job = await context.repo.export_kickoff(
-        PATIENT_LEVEL if patient else SYSTEM_LEVEL, _params(request), asked
-    )
+    job = await context.repo.export_kickoff(level, _params(request), asked, group)
     return Response(
         status_code=202,
         headers={"Content-Location": export_manifest.status_url(context.base_url, job.id)},
@@ -627,6 +632,7 @@ ROUTES: list[BaseRoute] = [
     Route("/fhir/$ingest", ingest, methods=["POST"]),
     Route("/fhir/$export", bulk_export, methods=["GET"]),
     Route("/fhir/{level:patient_level}/$export", bulk_export, methods=["GET"]),
+    Route("/fhir/Group/{res_id:fhir_id}/$export", bulk_export, methods=["GET"]),
     Route("/fhir/$export-status/{job_id:export_id}", bulk_export_status, methods=["GET", "DELETE"]),
     Route(
         "/fhir/$export-file/{job_id:export_id}/{name:export_file}",

@@ -62,7 +62,7 @@ class World:
                 kind="analytics",
                 org=ICB,
                 purpose=Purpose.POPHLTH,
-                scopes="system/*.rs",
+                scopes="system/*.rs system/Group.cruds",
             ),
             "other": access_token(
                 store,
@@ -134,6 +134,9 @@ class World:
                 "effectiveDateTime": when,
             }
         )
+
+    def get_as(self, who: str, url: str) -> Any:
+        return self.api.get(url, headers=self.headers(who))
 
     def kick_off(self, who: str = "icb", query: str = "", level: str = "") -> Any:
         return self.api.get(f"/fhir/{level}$export{query}", headers=self.headers(who, ASYNC))
@@ -439,3 +442,65 @@ def test_an_export_fetched_as_an_analytics_team_fetches_it(world: World, tmp_pat
     assert said[0].startswith("export accepted: http://testserver/fhir/$export-status/")
     with pytest.raises(ExportClientError, match="403"):
         fetch_export("http://testserver/fhir", lambda: world.tokens["gp"], tmp_path, http=world.api)
+
+
+def test_a_group_export_covers_its_active_members_alone(world: World) -> None:
+    """An ICB's cohort, named by NHS number or Patient id: its own, read by
+    no one else; its export holds its active members not opted out."""
+    cohort = {
+        "resourceType": "Group",
+        "type": "person",
+        "actual": True,
+        "member": [
+            {"entity": {"identifier": {"system": NHS, "value": NUMBERS["ada"]}}},
+            {"entity": {"reference": f"Patient/{world.people['bo']}"}},  # opted out
+            {"entity": {"identifier": {"system": NHS, "value": NUMBERS["cy"]}}, "inactive": True},
+        ],
+    }
+    made = world.api.post("/fhir/Group", json=cohort, headers=world.headers("icb"))
+    assert made.status_code == 201, made.text
+    group = made.json()["id"]
+    assert world.api.get(f"/fhir/Group/{group}", headers=world.headers("icb")).status_code == 200
+    never = "QMJ-never-was"
+    for who in ("gp", "other"):
+        theirs = world.api.get(f"/fhir/Group/{group}", headers=world.headers(who))
+        missing = world.api.get(f"/fhir/Group/{never}", headers=world.headers(who))
+        assert theirs.status_code == missing.status_code == 404
+        assert theirs.content.replace(group.encode(), never.encode()) == missing.content
+    # Another ICB cannot export by it: answered as for a Group there never was.
+    theirs = world.kick_off("other", level=f"Group/{group}/")
+    missing = world.kick_off("other", level=f"Group/{never}/")
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.content.replace(group.encode(), never.encode()) == missing.content
+    # Still no other interaction for analytics.
+    assert world.get_as("icb", "/fhir/Condition").status_code == 403
+    status, manifest = world.export(level=f"Group/{group}/")
+    assert manifest["request"].endswith(f"/fhir/Group/{group}/$export")
+    found = world.files(manifest)
+    assert len(found["Patient"]) == 1
+    assert [c["code"]["coding"][0]["code"] for c in found["Condition"]] == ["195967001"]
+    assert "Group" not in found
+    # The Group deleted before its export runs: the export fails, saying why.
+    started = world.kick_off(level=f"Group/{group}/")
+    status = started.headers["Content-Location"].split("/fhir", 1)[1]
+    assert world.api.delete(f"/fhir/Group/{group}", headers=world.headers("icb")).status_code == 204
+    world.worker.run_once()
+    failed = world.api.get(f"/fhir{status}", headers=world.headers("icb"))
+    assert failed.status_code == 500
+    assert "no longer there" in failed.text
+    assert world.kick_off(level=f"Group/{group}/").status_code == 410  # its author knows
+
+
+def test_an_analytics_team_searches_its_own_cohorts_alone(world: World) -> None:
+    mine = {"resourceType": "Group", "type": "person", "actual": True, "name": "Frailty"}
+    assert world.api.post("/fhir/Group", json=mine, headers=world.headers("icb")).status_code == 201
+    theirs = {"resourceType": "Group", "type": "person", "actual": True, "name": "Frailty"}
+    made = world.api.post("/fhir/Group", json=theirs, headers=world.headers("gp"))
+    assert made.status_code == 201
+    def found(who: str) -> int:
+        answer = world.get_as(who, "/fhir/Group?type=person")
+        assert answer.status_code == 200, answer.text
+        return len(answer.json().get("entry", []))
+
+    assert (found("icb"), found("gp"), found("other")) == (1, 1, 0)
+    assert world.get_as("icb", "/fhir/Patient").status_code == 403

@@ -49,6 +49,9 @@ NO_PERSONS = {
     # entries of its own when it completes (test_bulk_export).
     ("GET", "/fhir/$export"): "an export accepted, nothing read yet",
     ("GET", "/fhir/{level:patient_level}/$export"): "as GET /fhir/$export",
+    ("GET", "/fhir/Group/{res_id:fhir_id}/$export"): (
+        "as GET /fhir/$export, of the requester's own Group (read, and audited as a read)"
+    ),
     ("GET", "/fhir/$export-status/{job_id:export_id}"): "an export's progress or manifest",
     ("DELETE", "/fhir/$export-status/{job_id:export_id}"): "an export cancelled",
     ("GET", "/fhir/$export-file/{job_id:export_id}/{name:export_file}"): (
