@@ -15,7 +15,9 @@ from gateway.analytics import export, output, shipped
 from gateway.analytics.views import ViewDefinitionError, ViewEvaluationError, compile_view
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: Any) -> Any:
+    """Add ``gateway analytics``; its sub-commands (the edge adds the one
+    that reaches a gateway, ``export``)."""
     analytics = commands.add_parser(
         "analytics", help="analysis-ready views over a population health bulk export"
     )
@@ -43,7 +45,10 @@ def add_commands(commands: Any) -> None:
     )
     cohort.add_argument("--export", type=Path, required=True, help="the export's folder")
     cohort.add_argument("--csv", type=Path, help="also write the list to this CSV file")
-    analytics.set_defaults(func=run)
+    views.set_defaults(func=run)
+    cohort.set_defaults(func=run)
+    return actions
+    return actions
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

@@ -1,7 +1,9 @@
 """A small pseudonymised bulk export, written by hand in the shape the
-export contract gives (``docs/analytics.md``, "The export"): ids and
+export contract gives (``docs/export.md``, "Pseudonymised output"): ids and
 person references are 32-hex pseudonyms, Organisations keep their ids and
-ODS codes, no names or free text, birth dates as YYYY-MM.
+ODS codes, organisations named by ODS code keep the identifier, no names or
+free text (no ``CodeableConcept.text``, no displays of local systems),
+birth dates as YYYY-MM.
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def social_care(
         "resourceType": "EpisodeOfCare",
         "id": pseudonym(f"{name} service {number}"),
         "status": "finished" if end else "active",
-        "type": [{"coding": [{"system": SERVICE_CATEGORY, "code": service, "display": service}]}],
+        # Displays of local and Interweave systems are removed by the export.
+        "type": [{"coding": [{"system": SERVICE_CATEGORY, "code": service}]}],
         "patient": {"reference": f"Patient/{pseudonym(name)}"},
         "managingOrganization": by_ods("202"),
         "period": {"start": start, **({"end": end} if end else {})},
@@ -122,18 +125,9 @@ def residence(
         "resourceType": "EpisodeOfCare",
         "id": pseudonym(f"{name} residence {start}"),
         "status": "finished" if end else "active",
-        "type": [
-            {
-                "coding": [
-                    {
-                        "system": EPISODE_TYPE,
-                        "code": "care-home-residence",
-                        "display": "Care home residence",
-                    }
-                ],
-                "text": "Nursing care",
-            }
-        ],
+        # The kind of care (the concept's text) and the local system's
+        # display are removed by the export.
+        "type": [{"coding": [{"system": EPISODE_TYPE, "code": "care-home-residence"}]}],
         "patient": {"reference": f"Patient/{pseudonym(name)}"},
         "managingOrganization": home or by_ods("VM1A2"),
         "period": {"start": start, **({"end": end} if end else {})},
