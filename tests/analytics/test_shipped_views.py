@@ -182,3 +182,13 @@ def test_views_are_written_as_parquet_and_csv(
     assert types["length_of_stay_days"] == "BIGINT"
     with (tmp_path / "out" / "people.csv").open(newline="") as f:
         assert len(list(csv.DictReader(f))) == 7
+
+
+def test_the_documented_cohort_query_is_the_one_run() -> None:
+    """docs/analytics.md shows cohort.sql's query as it is, so a team
+    running it on the Parquet files gets the command's answer."""
+    query = "\n".join(
+        line for line in shipped.sql("cohort").splitlines() if not line.startswith("--")
+    ).strip()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "analytics.md").read_text("utf-8")
+    assert query in docs
