@@ -10,6 +10,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from gateway.analytics import commands, export, output
@@ -146,3 +147,35 @@ def test_a_missing_export_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     """A folder that is not there: exit 1 with the reason."""
     args = _args(action="views", export=tmp_path / "nothing", out=tmp_path / "out")
     assert commands.run(args, io.StringIO()) == 1
+
+
+def test_the_views_command_runs_your_own_view_files(tmp_path: Path) -> None:
+    """``--view FILE`` runs that ViewDefinition instead of the shipped
+    ones; ``--database`` keeps its table for querying afterwards."""
+    folder = b.write_export(tmp_path / "export", [b.patient("a"), b.patient("b", gender="male")])
+    view = tmp_path / "sexes.json"
+    view.write_text(
+        json.dumps(
+            {
+                "name": "sexes",
+                "resource": "Patient",
+                "select": [{"column": [{"name": "sex", "path": "gender", "type": "code"}]}],
+            }
+        )
+    )
+    parser = argparse.ArgumentParser()
+    commands.add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["analytics", "views", "--export", str(folder), "--out", str(tmp_path / "out"),
+         "--view", str(view), "--database", str(tmp_path / "kept.duckdb")]
+    )  # fmt: skip
+    assert commands.run(args, io.StringIO()) == 0
+    assert sorted((tmp_path / "out").iterdir()) == [
+        tmp_path / "out" / "sexes.csv",
+        tmp_path / "out" / "sexes.parquet",
+    ]
+    with duckdb.connect(str(tmp_path / "kept.duckdb")) as kept:
+        assert kept.execute("SELECT sex FROM views.sexes ORDER BY sex").fetchall() == [
+            ("female",),
+            ("male",),
+        ]
