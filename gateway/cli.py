@@ -10,7 +10,10 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from consent.labels import BadCodeLists, load_code_lists, use_code_lists
 from gateway import __version__
@@ -28,6 +31,7 @@ from gateway.delivery import process as delivery_process
 from gateway.demo import commands as commands_demo
 from gateway.documents import commands as commands_documents
 from gateway.errors import StoreUnavailable
+from gateway.export.fetch import ExportClientError, fetch_export
 from gateway.interactions.relabel import ensure_labelled, relabel
 from gateway.loading import commands as commands_loading
 from gateway.loading.ids import ensure_keyed_ids
@@ -195,8 +199,52 @@ def build_parser() -> argparse.ArgumentParser:
     commands.choices["audit"].set_defaults(func=cmd_audit)
     # Analysis-ready views over a population health bulk export: needs no
     # database, so its commands run as they are (gateway/analytics/commands.py).
-    commands_analytics.add_commands(commands)
+    analytics = commands_analytics.add_commands(commands)
+    _add_analytics_export(analytics)
     return parser
+
+
+def _add_analytics_export(analytics: Any) -> None:
+    export = analytics.add_parser(
+        "export",
+        help="run a bulk export against a gateway as an analytics client and download it "
+        "into a folder (the files and manifest.json) for `views` and `cohort`",
+    )
+    export.add_argument("--client", required=True, metavar="CLIENT_ID")
+    export.add_argument("--key", required=True, metavar="PRIVATE_KEY_FILE")
+    export.add_argument(
+        "--url", required=True, metavar="URL", help="the gateway (its address, or its FHIR base)"
+    )
+    export.add_argument("--out", required=True, type=Path, help="the folder to write into")
+    export.add_argument("--purpose", default="POPHLTH", choices=["POPHLTH", "HOPERAT", "HRESCH"])
+    export.add_argument("--scope", default="system/*.rs", help='default: "system/*.rs"')
+    export.add_argument("--type", help="_type: the types to export, comma-separated")
+    export.add_argument("--since", help="_since: only what changed after this instant")
+    export.add_argument("--project", help="the export project whose pseudonyms to use")
+    level = export.add_mutually_exclusive_group()
+    level.add_argument("--patients", action="store_true", help="Patient/$export")
+    level.add_argument("--group", metavar="GROUP_ID", help="Group/[id]/$export")
+    export.set_defaults(func=cmd_analytics_export)
+
+
+def cmd_analytics_export(args: argparse.Namespace) -> int:
+    """``gateway analytics export``: the client side of a bulk export."""
+    params = [
+        (name, value)
+        for name, value in (("_type", args.type), ("_since", args.since), ("project", args.project))
+        if value
+    ]
+    level = f"Group/{args.group}/" if args.group else "Patient/" if args.patients else ""
+    try:
+        token = commands_auth.token_from(args.url, args.client, args.key, args.scope, args.purpose)
+        fhir_base = args.url.rstrip("/").removesuffix("/fhir") + "/fhir"
+        manifest = fetch_export(fhir_base, token, args.out, params, level=level)
+    except (commands_auth.CommandError, ExportClientError, httpx.HTTPError) as exc:
+        print(f"gateway analytics export: {exc}", file=sys.stderr)
+        return 1
+    written = sum(int(output["count"]) for output in manifest["output"])
+    print(f"{written:,} resources in {len(manifest['output'])} files under {args.out}")
+    return 0
 
 
 def _add_client_commands(commands: Any) -> None:

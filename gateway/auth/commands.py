@@ -13,6 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +230,39 @@ def token(args: argparse.Namespace, store: Store | None, settings: Settings) -> 
         file=sys.stderr,
     )
     return 0
+
+
+def token_from(
+    url: str, client_id: str, key_path: str, scope: str, purpose: str | None
+) -> Callable[[], str]:
+    """A source of access tokens from the gateway at ``url`` for a client
+    holding the key at ``key_path``: a token is asked for when the last is
+    within a minute of expiring, so a long export's polling keeps working."""
+    try:
+        private_key = keys.load_private_key(Path(key_path).read_bytes())
+    except OSError as exc:
+        raise CommandError(f"cannot read {key_path}: {exc.strerror}") from None
+    except keys.KeyProblem as exc:
+        raise CommandError(f"{key_path}: {exc}") from None
+    token_url = url.rstrip("/").removesuffix("/fhir") + "/auth/token"
+    kid = _kid_for(None, private_key)
+    held: dict[str, Any] = {"token": "", "until": 0.0}
+
+    def current() -> str:
+        now = time.time()
+        if now < held["until"]:
+            return str(held["token"])
+        form = {
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION_TYPE,
+            "scope": scope,
+            "client_assertion": client_assertion(client_id, private_key, token_url, kid, int(now)),
+        }
+        if purpose:
+            form["purpose_of_use"] = purpose
+        answer = _post_form(token_url, form)
+        held["token"] = answer["access_token"]
+        held["until"] = now + float(answer.get("expires_in", 300)) - 60
+        return str(held["token"])
+
+    return current

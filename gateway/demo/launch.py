@@ -25,7 +25,14 @@ from pathlib import Path
 from gateway.auth import keys
 from gateway.auth.clients import ClientRegistry, new_registration
 from gateway.demo.generate import NOTIFIED, Manifest, StoryPerson, generate
-from gateway.demo.world import AMBULANCE, AUDITOR, Organisation, borough_of, organisations
+from gateway.demo.world import (
+    AMBULANCE,
+    AUDITOR,
+    POPULATION_HEALTH,
+    Organisation,
+    borough_of,
+    organisations,
+)
 from gateway.loading.commands import ProgressBar
 from gateway.loading.records import LoadReport, load
 from gateway.store import Store
@@ -42,7 +49,8 @@ _SCOPES = {
     "hospital": "system/*.cruds",
     "ambulance": "system/*.rs",
     "auditor": "system/*.rs",
-    "analytics": "system/*.rs",
+    # Reads for bulk export, and its own cohorts (Group) to export by.
+    "analytics": "system/*.rs system/Group.cruds",
 }
 
 
@@ -305,6 +313,32 @@ def stories(
                 " ".join(shlex.quote(w) for w in [gateway, "subscriptions", "list", *database]),
             )
         )
+    folder = shlex.quote(str(directory / "export"))
+    export = [
+        gateway,
+        "analytics",
+        "export",
+        "--client",
+        POPULATION_HEALTH.client_id,
+        "--key",
+        str(key_file(directory, POPULATION_HEALTH)),
+        "--url",
+        base,
+        "--out",
+    ]
+    found.append(
+        Story(
+            "Population health: an ICB exports London's records, pseudonymised, and finds "
+            "the people to bring to a multidisciplinary group",
+            "bulk export (opted-out people and restricted records left out), then the "
+            "integrated care pilot's first step: two or more emergency admissions in 12 "
+            "months and an open social care case or a care-home place, by practice",
+            " ".join(shlex.quote(w) for w in export)
+            + f" {folder} && "
+            + " ".join(shlex.quote(w) for w in [gateway, "analytics", "cohort", "--export"])
+            + f" {folder}",
+        )
+    )
     link = [gateway, "console", "login-link", "--client", AUDITOR.client_id, "--url", base]
     link += database
     found.append(

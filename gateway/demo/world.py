@@ -86,6 +86,10 @@ BOROUGHS: tuple[Borough, ...] = (
 HOSPITAL = Organisation("R9D", "North Thames Hospitals NHS Trust (demo)", "hospital")
 AMBULANCE = Organisation("R9A", "Capital Ambulance Service NHS Trust (demo)", "ambulance")
 AUDITOR = Organisation("X9P01", "Care record privacy office (demo)", "auditor")
+# An ICB's population health team: bulk export, pseudonymised, and nothing else.
+POPULATION_HEALTH = Organisation(
+    "X9H01", "North Central London population health team (demo)", "analytics"
+)
 
 
 def organisations() -> list[Organisation]:
@@ -93,7 +97,7 @@ def organisations() -> list[Organisation]:
     found: list[Organisation] = []
     for borough in BOROUGHS:
         found += [*borough.practices, borough.council, *borough.homes]
-    return [*found, HOSPITAL, AMBULANCE, AUDITOR]
+    return [*found, HOSPITAL, AMBULANCE, AUDITOR, POPULATION_HEALTH]
 
 
 def drama_landline(n: int) -> str:

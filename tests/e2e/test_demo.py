@@ -150,6 +150,7 @@ def test_the_demo_from_an_empty_directory(tmp_path: Path) -> None:
             "Consent",
             "Notifications",
             "Operator",
+            "Population health",
             "Auditor/console",
         }, output
 
@@ -200,6 +201,13 @@ def test_the_demo_from_an_empty_directory(tmp_path: Path) -> None:
         assert all(line in tail for line in told.values()), tail
         listed = _shell(stories["Operator"], tmp_path).splitlines()[1:]
         assert len(listed) == 4 and all(" active " in line for line in listed), listed
+
+        # The ICB exports everyone, pseudonymised, and lists the pilot's cohort.
+        analysed = _shell(stories["Population health"], tmp_path)
+        assert re.search(r"[\d,]+ resources in \d+ files under", analysed), analysed
+        assert re.search(r"\d+ people in \d+ practices", analysed), analysed
+        exported = (tmp_path / "var" / "demo" / "export" / "Patient-1.ndjson").read_text()
+        assert '"PSEUDED"' in exported and "nhs-number" not in exported
 
         link = _shell(stories["Auditor/console"], tmp_path).strip()
         assert link.startswith(f"{base}/console/login?token=")

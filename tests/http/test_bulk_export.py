@@ -497,6 +497,7 @@ def test_an_analytics_team_searches_its_own_cohorts_alone(world: World) -> None:
     theirs = {"resourceType": "Group", "type": "person", "actual": True, "name": "Frailty"}
     made = world.api.post("/fhir/Group", json=theirs, headers=world.headers("gp"))
     assert made.status_code == 201
+
     def found(who: str) -> int:
         answer = world.get_as(who, "/fhir/Group?type=person")
         assert answer.status_code == 200, answer.text
