@@ -48,7 +48,6 @@ def add_commands(commands: Any) -> Any:
     views.set_defaults(func=run)
     cohort.set_defaults(func=run)
     return actions
-    return actions
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
