@@ -68,6 +68,7 @@ CONFINED = {
     "sqlite3": ("gateway.store.sqlite",),
     "psycopg": ("gateway.store.postgres",),
     "psycopg_pool": ("gateway.store.postgres",),
+    "duckdb": ("gateway.analytics",),
 }
 
 
