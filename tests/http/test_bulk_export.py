@@ -505,3 +505,25 @@ def test_an_analytics_team_searches_its_own_cohorts_alone(world: World) -> None:
 
     assert (found("icb"), found("gp"), found("other")) == (1, 1, 0)
     assert world.get_as("icb", "/fhir/Patient").status_code == 403
+
+
+def test_an_export_is_run_by_one_worker_and_taken_over_when_its_worker_goes_quiet(
+    world: World,
+) -> None:
+    """Several nodes share the jobs: one claims an export; another finds
+    nothing to do until the first has said nothing for a minute, then runs
+    it from the start; the first, back, finds it is no longer its own."""
+    from gateway.export import jobs
+
+    started = world.kick_off()
+    status = started.headers["Content-Location"].split("/fhir", 1)[1]
+    first = jobs.claim(world.store, "node-a", world.clock.now)
+    assert first is not None and first.status == jobs.RUNNING
+    assert jobs.claim(world.store, "node-b", world.clock.now + 30) is None
+    other = ExportWorker(world.store, world.directory, expiry_s=3600, clock=world.clock)
+    world.clock.now += jobs.STALE_S + 1
+    assert other.run_once() is not None
+    assert not jobs.still_mine(world.store, first, "node-a", world.clock.now, "back")
+    done = world.api.get(f"/fhir{status}", headers=world.headers("icb"))
+    assert done.status_code == 200
+    assert len(world.files(done.json())["Patient"]) == 2
