@@ -24,7 +24,9 @@ import hmac
 import re
 from typing import Any, NamedTuple
 
+from gateway.access.facts import person_element
 from gateway.identifiers import ODS_SYSTEM
+from mappings.identity import NHS_NUMBER_SYSTEM
 
 __all__ = ["KEPT_TYPES", "PSEUDED", "PSEUDONYM_SYSTEM", "Pseudonymiser", "postcode_district"]
 
@@ -46,35 +48,6 @@ no one's record and naming no one (``docs/export.md`` says why each). Every
 other type, known or not, is pseudonymised."""
 
 KEY_BYTES = 32
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"  # as mappings.identity spells it
-
-# The element by which each type names the person whose record it is, as
-# ``gateway.access.facts.person_element`` has it (a test keeps them alike;
-# this module may not import the access layer).
-PERSON_ELEMENT: dict[str, str] = {
-    "AllergyIntolerance": "patient",
-    "CarePlan": "subject",
-    "CareTeam": "subject",
-    "Composition": "subject",
-    "Condition": "subject",
-    "Consent": "patient",
-    "DiagnosticReport": "subject",
-    "DocumentReference": "subject",
-    "Encounter": "subject",
-    "EpisodeOfCare": "patient",
-    "Flag": "subject",
-    "Immunization": "patient",
-    "MedicationRequest": "subject",
-    "MedicationStatement": "subject",
-    "Observation": "subject",
-    "Procedure": "subject",
-    "RelatedPerson": "patient",
-    "ServiceRequest": "subject",
-    "Task": "for",
-    "MedicationAdministration": "subject",
-    "Device": "patient",
-    "List": "subject",
-}
 
 # The types that are people: their names are HumanNames, their birth dates
 # reduced to the month.
@@ -475,7 +448,7 @@ class Pseudonymiser:
 
 
 def _person_identifier(resource: dict[str, Any]) -> tuple[Any, Any] | None:
-    element = PERSON_ELEMENT.get(str(resource.get("resourceType")))
+    element = person_element(str(resource.get("resourceType")))
     reference = resource.get(element) if element is not None else None
     identifier = reference.get("identifier") if isinstance(reference, dict) else None
     if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
@@ -491,7 +464,7 @@ def _names_person(reference: dict[str, Any], context: _Context, path: tuple[str,
     kind = reference.get("type")
     if kind not in (None, "Patient") and not str(kind).endswith("/StructureDefinition/Patient"):
         return False
-    if path == (PERSON_ELEMENT.get(context.res_type),):
+    if path == (person_element(context.res_type),):
         target = reference.get("reference")
         return (
             kind is not None

@@ -21,12 +21,11 @@ import pytest
 
 from conformance.registry import RESOURCES
 from conformance.validation import validate_resource
-from gateway.access.facts import PERSONAL_TYPES, person_element, whose_record
+from gateway.access.facts import PERSONAL_TYPES, whose_record
 from gateway.demo.generate import generate
 from gateway.export.pseudonyms import (
     KEPT_TYPES,
     NHS_NUMBER_SYSTEM,
-    PERSON_ELEMENT,
     PSEUDED,
     PSEUDONYM_SYSTEM,
     Pseudonymiser,
@@ -34,7 +33,6 @@ from gateway.export.pseudonyms import (
 )
 from gateway.identifiers import ODS_SYSTEM
 from gateway.loading.sources import READERS
-from mappings.identity import NHS_NUMBER_SYSTEM as MAPPED_NHS_NUMBER_SYSTEM
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -325,12 +323,6 @@ def test_the_kept_types_are_the_directorys() -> None:
         assert output["id"] == PSEUDO.pseudonym(res_type, "x1")
     for res_type in sorted(KEPT_TYPES):
         assert pseudonymised({"resourceType": res_type, "id": "x1"})["id"] == "x1"
-
-
-def test_the_person_elements_are_the_access_layers() -> None:
-    assert NHS_NUMBER_SYSTEM == MAPPED_NHS_NUMBER_SYSTEM
-    for res_type in sorted(RESOURCES):
-        assert PERSON_ELEMENT.get(res_type) == person_element(res_type), res_type
 
 
 # References.
