@@ -398,10 +398,18 @@ def notification_event(
         }
     )
     entities += _versions(reference for reference, _ in delivered)
+    return _export(NOTIFICATION_SUBTYPE, recorded, recipient, entities)
+
+
+def _export(
+    subtype: dict[str, str], recorded: str, recipient: Requester, entities: list[dict[str, Any]]
+) -> AuditRecord:
+    """An AuditEvent of records sent out of the gateway (DICOM's Export) to
+    ``recipient``, of ``subtype``, naming ``entities``."""
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "type": {"system": _DCM, "code": "110106", "display": "Export"},
-        "subtype": [NOTIFICATION_SUBTYPE],
+        "subtype": [subtype],
         "action": "R",
         "recorded": recorded,
         "outcome": "0",
@@ -455,16 +463,4 @@ def export_event(
             ],
         }
     )
-    event: dict[str, Any] = {
-        "resourceType": "AuditEvent",
-        "type": {"system": _DCM, "code": "110106", "display": "Export"},
-        "subtype": [EXPORT_SUBTYPE],
-        "action": "R",
-        "recorded": recorded,
-        "outcome": "0",
-        "purposeOfEvent": _purpose(asker),
-        "agent": _agents(asker),
-        "source": {"site": "london-care-gateway", "observer": {"display": "London care gateway"}},
-        "entity": entities,
-    }
-    return AuditRecord(event)
+    return _export(EXPORT_SUBTYPE, recorded, asker, entities)
