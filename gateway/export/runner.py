@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from gateway import fhirjson
-from gateway.access.control import AccessControl
+from gateway.access.control import AccessControl, SharedFacts
 from gateway.access.subjects import patient_by_identifier
 from gateway.audit import staging
 from gateway.audit.events import export_event
@@ -41,6 +41,8 @@ PEOPLE_PER_ENTRY = 1000
 # Audit entries staged per unit of work at the end of an export.
 _ENTRIES_PER_STAGE = 50
 LINES_PER_FILE = 100_000
+# People's facts and named records kept between pages (a few tens of MB).
+_FACTS_KEPT = 50_000
 _SUBSETTED = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
     "code": "SUBSETTED",
@@ -106,8 +108,11 @@ def remove_files(directory: Path, job_id: str) -> None:
 
 
 class _Pages:
-    """Decides each page of a scan with an access layer of its own, so the
-    facts read for one page are dropped with it."""
+    """Decides each page of a scan with an access layer of its own (its
+    decisions dropped with it), over the facts of people and records read
+    for earlier pages, kept until there are ``_FACTS_KEPT`` of them: each
+    type is read in turn, and the same people's facts would otherwise be
+    read again for every type."""
 
     def __init__(self, store: Store, job: Job, checkpoint: Checkpoint, progress: Callable[[], str]):
         self._store = store
@@ -115,11 +120,17 @@ class _Pages:
         self._moment = fhirjson.parse_instant(job.transaction_time)
         self._checkpoint = checkpoint
         self._progress = progress
+        self._shared = SharedFacts()
         self.access = self._fresh()
         self.scope = self.access.scope
 
     def _fresh(self) -> AccessControl:
-        return AccessControl(self._store, self._job.requester, now=self._moment)
+        shared = self._shared
+        if len(shared.people) + len(shared.targets) + len(shared.labels_now) > _FACTS_KEPT:
+            self._shared = SharedFacts()
+        return AccessControl(
+            self._store, self._job.requester, now=self._moment, shared=self._shared
+        )
 
     def ahead(self, versions: Sequence[StoredVersion]) -> None:
         if not self._checkpoint(self._progress()):
