@@ -48,6 +48,7 @@ no one's record and naming no one (``docs/export.md`` says why each). Every
 other type, known or not, is pseudonymised."""
 
 KEY_BYTES = 32
+_PSEUDONYMS_KEPT = 100_000
 
 # The types that are people: their names are HumanNames, their birth dates
 # reduced to the month.
@@ -239,12 +240,15 @@ class _Context(NamedTuple):
 class Pseudonymiser:
     """Rewrites resources for one export project, with its secret key."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_made")
 
     def __init__(self, key: bytes) -> None:
         if not isinstance(key, bytes) or len(key) < KEY_BYTES:
             raise ValueError(f"a pseudonym key is at least {KEY_BYTES} random bytes")
         self._key = key
+        # The pseudonyms made lately: a person's is made for each of their
+        # records, and every reference to them.
+        self._made: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return "Pseudonymiser(<key>)"  # never the key
@@ -253,8 +257,15 @@ class Pseudonymiser:
         """HMAC-SHA256(key, "type/id") as 32 lowercase hex characters (128
         bits): a valid FHIR id, the same for the same resource in every
         export with this key."""
-        message = f"{res_type}/{res_id}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+        message = f"{res_type}/{res_id}"
+        made = self._made.get(message)
+        if made is None:
+            if len(self._made) >= _PSEUDONYMS_KEPT:
+                self._made.clear()
+            made = self._made[message] = hmac.new(
+                self._key, message.encode(), hashlib.sha256
+            ).hexdigest()[:32]
+        return made
 
     def resource(self, resource: dict[str, Any], person: str | None) -> dict[str, Any]:
         """``resource`` pseudonymised and minimised, as a new dict.
