@@ -48,7 +48,7 @@ from gateway.auth.enforce import authorize_search, includable
 from gateway.auth.scopes import Permission
 from gateway.auth.tokens import AccessGrant
 from gateway.documents.assemble import Document
-from gateway.errors import Forbidden, InvalidRequest, NotFound
+from gateway.errors import Forbidden, InvalidRequest, NotFound, StoreUnavailable
 from gateway.export import jobs as exports
 from gateway.export import runner as export_runner
 from gateway.export.asking import COHORT_TYPE, parse_ask
@@ -494,6 +494,13 @@ class Repository:
         if job.status != exports.COMPLETED or path is None or name not in job.file_names:
             self.found_nothing()
             raise NotFound(f"export {job_id} has no file {name!r}", code="GW-0722")
+        if not path.is_file():
+            # Written by another node to a folder this one does not share.
+            raise StoreUnavailable(
+                f"export {job_id}'s files are not reachable from this node "
+                "(GATEWAY_EXPORT_DIR must be shared by every node)",
+                code="GW-0723",
+            )
         return path
 
     async def export_cancel(self, job_id: str) -> None:

@@ -527,3 +527,17 @@ def test_an_export_is_run_by_one_worker_and_taken_over_when_its_worker_goes_quie
     done = world.api.get(f"/fhir{status}", headers=world.headers("icb"))
     assert done.status_code == 200
     assert len(world.files(done.json())["Patient"]) == 2
+
+
+def test_a_file_another_node_wrote_where_this_one_cannot_reach_is_unavailable(
+    world: World,
+) -> None:
+    status, manifest = world.export()
+    job_id = status.rsplit("/", 1)[1]
+    import shutil
+
+    shutil.rmtree(world.directory / job_id)  # as seen from a node not sharing the folder
+    path = manifest["output"][0]["url"].split("/fhir", 1)[1]
+    answer = world.api.get(f"/fhir{path}", headers=world.headers("icb"))
+    assert answer.status_code == 503
+    assert _code(answer) == "GW-0723"
