@@ -83,6 +83,7 @@ import shutil
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -466,6 +467,7 @@ class ExportFigures:
     rss_before: int
     rss_growth: int
     load_average: str
+    heap_peak: int = -1  # Python's allocations at their peak (tracemalloc), if traced
 
     @property
     def per_s(self) -> float:
@@ -493,19 +495,38 @@ def register_analytics(store: Store) -> Requester:
     return ANALYTICS
 
 
+def forget_unfinished(store: Store) -> int:
+    """Cancel and forget the exports an interrupted run left waiting or
+    running in a reused store (the worker would take the oldest first)."""
+    rows = store.select(
+        "SELECT id FROM export_job WHERE status IN (?, ?)", [jobs.ACCEPTED, jobs.RUNNING]
+    )
+    for (job_id,) in rows:
+        job = jobs.find(store, str(job_id))
+        if job is not None:
+            jobs.cancel(store, job)
+            jobs.forget(store, job)
+    return len(rows)
+
+
 def measure_export(
     database: Database, built: Built, args: argparse.Namespace, log: Callable[[str], None]
 ) -> ExportFigures:
     store = open_store(database.url)
     directory = Path(tempfile.mkdtemp(prefix="bench-export-files-", dir=args.files_dir))
     try:
+        if left := forget_unfinished(store):
+            log(f"{database.name}: {left} export(s) an earlier run left unfinished forgotten")
         requester = register_analytics(store)
         searchable = Scopes.parse(ANALYTICS_SCOPES).types_allowing(Permission.SEARCH)
-        ask = parse_ask(SYSTEM, [], searchable=searchable)
+        asked = [("_type", args.types)] if args.types else []
+        ask = parse_ask(SYSTEM, asked, searchable=searchable)
         job = jobs.accept(store, requester, ask, "http://gateway.bench/fhir/$export")
         worker = ExportWorker(store, directory, expiry_s=3600)
         profile = cProfile.Profile() if args.profile else None
         db_cpu = database.cpu_seconds()
+        if args.tracemalloc:
+            tracemalloc.start()
         with RssPeak() as memory:
             cpu = time.process_time()
             wall = time.perf_counter()
@@ -516,6 +537,10 @@ def measure_export(
                 profile.disable()
             wall = time.perf_counter() - wall
             cpu = time.process_time() - cpu
+        heap_peak = -1
+        if args.tracemalloc:
+            heap_peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
         db_cpu = database.cpu_seconds() - db_cpu
         finished = jobs.find(store, job.id)
         if ran is None or ran.id != job.id or finished is None:
@@ -528,7 +553,7 @@ def measure_export(
             store=database.name,
             resources=built.resources,
             people=built.people,
-            expected=built.exportable,
+            expected=-1 if args.types else built.exportable,
             written=sum(f.count for f in finished.output),
             wall_s=wall,
             cpu_s=cpu,
@@ -538,6 +563,7 @@ def measure_export(
             rss_before=memory.before,
             rss_growth=memory.growth,
             load_average=_load_average(),
+            heap_peak=heap_peak,
         )
         if profile is not None:
             text = io.StringIO()
@@ -722,16 +748,18 @@ def report(
     header = (
         f"{'store':<9}{'resources':>11}{'people':>8}{'written':>11}{'expected':>11}"
         f"{'wall s':>9}{'CPU s':>8}{'db CPU s':>9}{'res/s':>9}{'res/s/core':>11}"
-        f"{'files':>7}{'MiB':>9}{'RSS MiB':>9}{'peak +MiB':>10}  load average"
+        f"{'files':>7}{'MiB':>9}{'RSS MiB':>9}{'peak MiB':>9}{'peak +MiB':>10}  load average"
     )
     print(header)
     print("-" * len(header))
     for e in exports:
-        check = "" if e.written == e.expected else "  MISMATCH"
+        check = "" if e.written == e.expected or e.expected < 0 else "  MISMATCH"
+        expected = f"{e.expected:,}" if e.expected >= 0 else "-"
         print(
-            f"{e.store:<9}{e.resources:>11,}{e.people:>8,}{e.written:>11,}{e.expected:>11,}"
+            f"{e.store:<9}{e.resources:>11,}{e.people:>8,}{e.written:>11,}{expected:>11}"
             f"{e.wall_s:>9,.1f}{e.cpu_s:>8,.1f}{e.db_cpu_s:>9,.1f}{e.per_s:>9,.0f}"
             f"{e.per_core:>11,.0f}{e.files:>7}{_mib(e.bytes):>9}{_mib(e.rss_before):>9}"
+            f"{_mib(e.rss_before + e.rss_growth):>9}"
             f"{_mib(e.rss_growth):>10}  {e.load_average}{check}"
         )
     print("\n$everything (HTTP, gateway serve --workers 1; a GP practice, TREAT; _count=1000)")
@@ -757,12 +785,17 @@ def report(
                 f"  {v.store:<9}{e.per_core:,.0f} / {v.per_core:,.0f} = "
                 f"x{e.per_core / v.per_core:,.2f}"
             )
-    print("\nMemory (peak RSS growth during the export, by store size)")
+    print("\nMemory (peak RSS during the export, and its growth over RSS before it)")
     for name in dict.fromkeys(e.store for e in exports):
         mine = sorted((e for e in exports if e.store == name), key=lambda e: e.resources)
         print(
             f"  {name:<9}"
-            + "; ".join(f"{e.resources:,} resources: +{_mib(e.rss_growth)} MiB" for e in mine)
+            + "; ".join(
+                f"{e.resources:,} resources: {_mib(e.rss_before + e.rss_growth)} MiB "
+                f"(+{_mib(e.rss_growth)})"
+                + (f" (Python heap peak {_mib(e.heap_peak)} MiB)" if e.heap_peak >= 0 else "")
+                for e in mine
+            )
         )
     for name, reason in skipped.items():
         print(f"{name}: {reason}")
@@ -810,6 +843,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-everything", dest="everything", action="store_false", help="measure the export only"
     )
     parser.add_argument(
+        "--no-export", dest="export", action="store_false", help="measure $everything only"
+    )
+    parser.add_argument(
+        "--types",
+        default="",
+        help="export these types only (_type, comma-separated; default: every type); the "
+        "written figure is then not checked",
+    )
+    parser.add_argument(
         "--cache",
         type=Path,
         default=Path("var/bench-export"),
@@ -835,6 +877,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="profile the export (cProfile) and print its top N functions",
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="also trace Python's allocations during the export (their peak; slows it down)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     return parser
@@ -882,13 +929,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 f"{built.people:,} people in {built.load_s:,.0f} s "
                                 f"({built.resources / built.load_s:,.0f} res/s)"
                             )
-                        figures = measure_export(database, built, args, log)
-                        exports.append(figures)
-                        log(
-                            f"{name}: exported {figures.written:,} of {built.resources:,} in "
-                            f"{figures.wall_s:,.1f} s: {figures.per_core:,.0f} res/s/core, "
-                            f"peak RSS +{_mib(figures.rss_growth)} MiB"
-                        )
+                        if args.export:
+                            figures = measure_export(database, built, args, log)
+                            exports.append(figures)
+                            log(
+                                f"{name}: exported {figures.written:,} of {built.resources:,} "
+                                f"in {figures.wall_s:,.1f} s: {figures.per_core:,.0f} "
+                                f"res/s/core, peak RSS +{_mib(figures.rss_growth)} MiB"
+                            )
                         if args.everything and size == args.resources:
                             everything.append(measure_everything(database, built, args, log))
             except (Skipped, StoreFailed) as exc:

@@ -12,6 +12,9 @@ import pytest
 
 from bench import _population as population
 from bench import export
+from gateway.export import jobs
+from gateway.export.asking import SYSTEM, parse_ask
+from gateway.store import open_store
 
 
 def test_the_population_has_its_shape() -> None:
@@ -54,6 +57,17 @@ def test_the_benchmark_prints_positive_figures(
     assert everything["read"] > 0 and everything["per_s"] > 0
     assert set(everything["statuses"]) == {"200"}
 
-    # Run again: the stores come from the cache, not built afresh.
-    assert export.main([*argv, "--no-everything"]) == 0
-    assert "reusing" in capsys.readouterr().out
+    # Run again: the stores come from the cache, not built afresh, and an
+    # export an interrupted run left waiting is not the one measured.
+    (cached,) = (tmp_path / "cache").glob("sqlite-2000-*/export.db")
+    store = open_store(f"sqlite:///{cached}")
+    try:
+        ask = parse_ask(SYSTEM, [("_type", "Condition")], searchable={"Condition"})
+        jobs.accept(store, export.ANALYTICS, ask, "left over")
+    finally:
+        store.close()
+    assert export.main([*argv, "--no-everything", "--no-small", "--types", "Patient"]) == 0
+    printed = capsys.readouterr().out
+    assert "reusing" in printed and "1 export(s) an earlier run left unfinished" in printed
+    (again,) = json.loads(figures_path.read_text())["export"]
+    assert again["expected"] == -1 and 0 < again["written"] < figures["export"][1]["written"]
