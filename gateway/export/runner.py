@@ -223,6 +223,10 @@ def run(
 
     pages = _Pages(store, job, checkpoint, progress)
     members = _members(store, job, pages.access) if ask.level == GROUP else None
+    # Analytics may see most of every type: candidates are best tested one
+    # by one as they are read (as a broad search does), not driven from the
+    # list of what it sees, which SQLite rebuilds whole for every page.
+    probing = pages.scope.broad(store)
     try:
         for res_type in ask.types:
             current = _TypeFiles(folder, res_type, lines_per_file)
@@ -230,7 +234,9 @@ def run(
             queries = ask.queries(res_type)
             seen: set[str] | None = set() if len(queries) > 1 else None
             for query in queries:
-                for version in scan(store, query, pages.keep, pages.ahead, pages.scope):
+                for version in scan(
+                    store, query, pages.keep, pages.ahead, pages.scope, probing=probing
+                ):
                     if seen is not None:
                         if version.res_id in seen:
                             continue
