@@ -203,65 +203,94 @@ def run(
     """Write ``job``'s files into its folder under ``directory`` (anything
     an earlier attempt left there is removed first); its files. Raises
     ``Cancelled`` when ``checkpoint`` says to stop."""
-    ask = job.ask
-    requester = job.requester
-    pseudonyms = Pseudonymiser(jobs.project_secret(store, requester.org_ods, ask.project))
     folder = folder_of(directory, job.id)
     remove_files(directory, job.id)
     folder.mkdir(parents=True)
     with store.unit_of_work() as uow:
         uow.execute("DELETE FROM export_person WHERE job_id = ?", [job.id])
-    people = _People(store, job.id)
-    output: list[OutputFile] = []
-    done = 0
-    current: _TypeFiles | None = None
+    return _Export(store, job, checkpoint).write(folder, lines_per_file)
 
-    def progress() -> str:
-        written = sum(f.count for f in output) + (current.written if current else 0)
+
+class _Export:
+    """One run of an export: what it decides with, whom it covers, and
+    how far it has got."""
+
+    def __init__(self, store: Store, job: Job, checkpoint: Checkpoint) -> None:
+        self._store = store
+        self._ask = job.ask
+        requester = job.requester
+        key = jobs.project_secret(store, requester.org_ods, job.ask.project)
+        self._pseudonyms = Pseudonymiser(key)
+        self._people = _People(store, job.id)
+        self._output: list[OutputFile] = []
+        self._done = 0  # types written
+        self._current: _TypeFiles | None = None
+        self._pages = _Pages(store, job, checkpoint, self._progress)
+        self._members = _members(store, job, self._pages.access) if job.ask.level == GROUP else None
+        # Analytics may see most of every type: candidates are best tested
+        # one by one as they are read (as a broad search does), not driven
+        # from the list of what it sees, which SQLite rebuilds whole for
+        # every page.
+        self._probing = self._pages.scope.broad(store)
+
+    def _progress(self) -> str:
+        current = self._current
+        written = sum(f.count for f in self._output) + (current.written if current else 0)
         kind = current.res_type if current else "-"
-        return f"{done} of {len(ask.types)} types done; at {kind}; {written} resources written"
+        return (
+            f"{self._done} of {len(self._ask.types)} types done; at {kind}; "
+            f"{written} resources written"
+        )
 
-    pages = _Pages(store, job, checkpoint, progress)
-    members = _members(store, job, pages.access) if ask.level == GROUP else None
-    # Analytics may see most of every type: candidates are best tested one
-    # by one as they are read (as a broad search does), not driven from the
-    # list of what it sees, which SQLite rebuilds whole for every page.
-    probing = pages.scope.broad(store)
-    try:
-        for res_type in ask.types:
-            current = _TypeFiles(folder, res_type, lines_per_file)
-            kept = ask.kept_elements(res_type)
-            queries = ask.queries(res_type)
-            seen: set[str] | None = set() if len(queries) > 1 else None
-            for query in queries:
-                for version in scan(
-                    store, query, pages.keep, pages.ahead, pages.scope, probing=probing
-                ):
-                    if seen is not None:
-                        if version.res_id in seen:
-                            continue
-                        seen.add(version.res_id)
-                    person = pages.access.whose(version)
-                    if ask.level != SYSTEM and (
-                        person is None or (members is not None and person not in members)
-                    ):
+    def write(self, folder: Path, lines_per_file: int) -> list[OutputFile]:
+        for res_type in self._ask.types:
+            self._current = files = _TypeFiles(folder, res_type, lines_per_file)
+            try:
+                self._write_type(res_type, files)
+            finally:
+                files.close()
+            self._output.extend(files.files)
+            self._current = None
+            self._done += 1
+        self._people.flush()
+        return self._output
+
+    def _write_type(self, res_type: str, files: _TypeFiles) -> None:
+        kept = self._ask.kept_elements(res_type)
+        for version in self._matches(res_type):
+            # The page's access layer, which decided it, knows whose it is.
+            person = self._pages.access.whose(version)
+            if not self._covers(person):
+                continue
+            assert version.content is not None
+            resource = self._pseudonyms.resource(fhirjson.loads(version.content), person)
+            files.write(fhirjson.dumps(_subset(resource, kept) if kept else resource))
+            if person is not None:
+                self._people.add(person)
+
+    def _matches(self, res_type: str) -> Iterator[StoredVersion]:
+        """What consent lets out of ``res_type`` that the export asks for:
+        each of its filters' matches, each resource once."""
+        queries = self._ask.queries(res_type)
+        seen: set[str] | None = set() if len(queries) > 1 else None
+        pages = self._pages
+        for query in queries:
+            for version in scan(
+                self._store, query, pages.keep, pages.ahead, pages.scope, probing=self._probing
+            ):
+                if seen is not None:
+                    if version.res_id in seen:
                         continue
-                    assert version.content is not None
-                    resource = pseudonyms.resource(fhirjson.loads(version.content), person)
-                    if kept:
-                        resource = _subset(resource, kept)
-                    current.write(fhirjson.dumps(resource))
-                    if person is not None:
-                        people.add(person)
-            current.close()
-            output.extend(current.files)
-            current = None
-            done += 1
-        people.flush()
-    finally:
-        if current is not None:
-            current.close()
-    return output
+                    seen.add(version.res_id)
+                yield version
+
+    def _covers(self, person: str | None) -> bool:
+        """Whether a record of ``person`` (``None``: no one's) is the
+        export's: anything for the system; a person's record for patients;
+        a member's for a Group."""
+        if self._ask.level == SYSTEM:
+            return True
+        return person is not None and (self._members is None or person in self._members)
 
 
 def _members(store: Store, job: Job, access: AccessControl) -> frozenset[str]:
