@@ -123,6 +123,13 @@ class AccessControl:
         for a requester asking for it (direct care reads neither)."""
         return self.requester.purpose in SECONDARY_USE
 
+    def _author_decides(self, facts: ResourceFacts) -> bool:
+        """Whether the requester wrote the record and that alone decides:
+        in direct care the author sees its own records whoever the person
+        is; secondary use has no such rule (an opt-out holds whoever wrote
+        the record), so the person must be read."""
+        return not self._secondary_use and facts.authored_by(self.requester.org_ods)
+
     @cached_property
     def _now(self) -> str:
         return instant(self._moment)
@@ -186,7 +193,7 @@ class AccessControl:
         added to its own."""
         patient_id, light, full = stored.person, stored.light, stored.full
         facts = _labelled(light, later)
-        if facts.authored_by(self.requester.org_ods):
+        if self._author_decides(facts):
             # The author sees it whoever the person is: no need to read them.
             return patient_id, decide(self.requester, None, facts, self._now)
         if patient_id is None:
@@ -269,14 +276,13 @@ class AccessControl:
     def _read_people(self, versions: Sequence[StoredVersion]) -> None:
         """Read at once the people whose records ``versions`` are, where
         their decisions will need them (not the requester's own records)."""
-        org = self.requester.org_ods
         wanted = {
             stored.person
             for version in versions
             if version.content is not None
             and (stored := stored_facts(version.content)).person is not None
             and stored.person not in self._people
-            and not stored.light.authored_by(org)
+            and not self._author_decides(stored.light)
         }
         if len(wanted) > 1:
             self._people.update(
@@ -394,7 +400,7 @@ class AccessControl:
         # No one's record read as an earlier version: the labels its resource
         # carries now are still to be read; one naming its person by
         # identifier: who that is.
-        if facts.authored_by(self.requester.org_ods) or (
+        if self._author_decides(facts) or (
             patient_id is None and stored.identifier is None and version.current
         ):
             decided = self._decided[key] = decide(self.requester, None, facts, self._now)

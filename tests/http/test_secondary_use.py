@@ -189,6 +189,24 @@ def test_a_type_1_opt_out_leaves_the_person_out_until_withdrawn(world: World) ->
     assert world.conditions("icb") == []
 
 
+def test_for_secondary_use_having_written_the_record_decides_nothing(world: World) -> None:
+    """An analytics client of the very organisation that wrote the records
+    (the same ODS code) is decided by the person's opt-outs like any
+    other: in direct care the author sees its own whoever the person is,
+    for secondary use it does not, and the person is read either way."""
+    own = Requester(GP, "analytics", "POPHLTH", client_id="gp-analytics")
+
+    def sees(res_id: str) -> bool:
+        found = world.store.read("Condition", res_id)
+        assert found is not None
+        return AccessControl(world.store, own).visible(found)
+
+    assert sees(world.asthma)
+    assert not sees(world.depression)  # restricted, whoever wrote it
+    world.coded_observation(OPTED_OUT, "2025-01-01")
+    assert not sees(world.asthma)
+
+
 def test_the_national_data_opt_out_list_as_the_operator_loads_it(
     world: World,
     tmp_path: Path,
