@@ -26,6 +26,7 @@ from gateway.auth import keys
 from gateway.auth.clients import ClientRegistration, OrgKind
 from gateway.auth.scopes import Scopes
 from gateway.store import Store
+from gateway.store.secrets import kept_secret
 
 SIGNING_ALGORITHM = "ES256"
 _SECRET_NAME = "access-token-signing-key"
@@ -64,19 +65,13 @@ class InvalidToken(Exception):
 
 
 def signing_key(store: Store) -> ec.EllipticCurvePrivateKey:
-    """The gateway's key, made and kept on first use (the first writer wins
-    when several processes start at once)."""
-    rows = store.select("SELECT value FROM gateway_secret WHERE name = ?", [_SECRET_NAME])
-    if not rows:
-        pem = keys.private_pem(ec.generate_private_key(ec.SECP256R1())).decode()
-        with store.unit_of_work() as uow:
-            uow.execute(
-                "INSERT INTO gateway_secret (name, value) VALUES (?, ?) "
-                "ON CONFLICT (name) DO NOTHING",
-                [_SECRET_NAME, pem],
-            )
-        rows = store.select("SELECT value FROM gateway_secret WHERE name = ?", [_SECRET_NAME])
-    key = serialization.load_pem_private_key(str(rows[0][0]).encode(), password=None)
+    """The gateway's key, made and kept on first use."""
+    pem = kept_secret(
+        store,
+        _SECRET_NAME,
+        lambda: keys.private_pem(ec.generate_private_key(ec.SECP256R1())).decode(),
+    )
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     return key
 

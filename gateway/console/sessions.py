@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from gateway.auth.clients import ClientRegistry, OrgKind
 from gateway.store import Store
+from gateway.store.secrets import kept_secret
 
 LINK_LIFETIME_S = 600
 SESSION_LIFETIME_S = 30 * 60
@@ -41,17 +42,8 @@ def _hash(secret: str) -> str:
 
 def session_key(store: Store) -> bytes:
     """The key sessions are signed with, made on first use and shared by
-    every worker (the first writer wins)."""
-    rows = store.select("SELECT value FROM gateway_secret WHERE name = ?", [_KEY_NAME])
-    if not rows:
-        with store.unit_of_work() as uow:
-            if not uow.select("SELECT 1 FROM gateway_secret WHERE name = ?", [_KEY_NAME]):
-                uow.execute(
-                    "INSERT INTO gateway_secret (name, value) VALUES (?, ?)",
-                    [_KEY_NAME, secrets.token_hex(32)],
-                )
-        rows = store.select("SELECT value FROM gateway_secret WHERE name = ?", [_KEY_NAME])
-    return bytes.fromhex(str(rows[0][0]))
+    every worker of every node."""
+    return bytes.fromhex(kept_secret(store, _KEY_NAME, lambda: secrets.token_hex(32)))
 
 
 def mint_login_link(store: Store, client_id: str, now: int | None = None) -> str:

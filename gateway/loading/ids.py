@@ -48,6 +48,7 @@ from gateway import fhirjson
 from gateway.access.index import entries as index_entries
 from gateway.identifiers import CLIENT_SYSTEM
 from gateway.store import Querier, Store, UnitOfWork, as_bytes
+from gateway.store.secrets import kept_secret
 from mappings.identity import ID_KEY_BYTES, keyed_id, use_id_key
 
 log = logging.getLogger("gateway.loading")
@@ -63,19 +64,8 @@ _LOADER = "load:"  # the client id prefix of the loader's Provenances
 
 
 def id_key(store: Store) -> bytes:
-    """The deployment's key for mapped ids, made and kept on first use (the
-    first writer wins when several processes start at once)."""
-    sql = "SELECT value FROM gateway_secret WHERE name = ?"
-    rows = store.select(sql, [SECRET_NAME])
-    if not rows:
-        with store.unit_of_work() as uow:
-            uow.execute(
-                "INSERT INTO gateway_secret (name, value) VALUES (?, ?) "
-                "ON CONFLICT (name) DO NOTHING",
-                [SECRET_NAME, secrets.token_hex(ID_KEY_BYTES)],
-            )
-        rows = store.select(sql, [SECRET_NAME])
-    return bytes.fromhex(str(rows[0][0]))
+    """The deployment's key for mapped ids, made and kept on first use."""
+    return bytes.fromhex(kept_secret(store, SECRET_NAME, lambda: secrets.token_hex(ID_KEY_BYTES)))
 
 
 def use_store_id_key(store: Store) -> bytes:
