@@ -44,9 +44,10 @@ class Settings:
     # takes longer than finding nothing, and the time to answer must not
     # tell the two apart (PRODUCT.md section 4).
     not_found_floor_ms: int = 50
-    # Notifications (``gateway.delivery``): whether ``gateway serve`` starts
-    # the delivery process (one of a deployment's works at a time, whichever
-    # holds the lease); failures in a row before a Subscription goes to
+    # Notifications (``gateway.delivery``): whether the background process
+    # ``gateway serve`` starts delivers notifications (one of a deployment's
+    # works at a time, whichever holds the lease; it runs bulk exports
+    # either way); failures in a row before a Subscription goes to
     # error; whether rest-hook endpoints on the gateway's own host may be
     # called (a local receiver, as the demo's: never in production).
     notify: bool = True
