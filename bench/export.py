@@ -94,6 +94,7 @@ import httpx
 import orjson
 
 from bench import _population as population
+from bench._clients import register_and_ask_token
 from bench._population import Record
 from bench.rest_core import Server, free_port, gateway_command, proc_stats, running
 from bench.search import Skipped, gateway_revision
@@ -614,38 +615,8 @@ def busiest_practices(seed: int, people: Sequence[Shape], count: int) -> list[in
 def gp_token(base: str, url: str, ods: str) -> str:
     """Register a client for GP practice ``ods`` with a fresh key and get a
     token at the running gateway's token endpoint (purpose TREAT)."""
-    from gateway.auth.commands import client_assertion
-    from gateway.auth.keys import generate_private_key, to_jwk
-
-    key = generate_private_key()
-    jwk = to_jwk(key.public_key())
-    client_id = f"bench-gp-{ods.lower()}"
-    store = open_store(url, pool_size=1)
-    try:
-        ClientRegistry(store).save(
-            new_registration(
-                client_id,
-                org_ods=ods,
-                org_name=f"Practice {ods}",
-                kind="gp-practice",
-                scopes=GP_SCOPES,
-                keys=[jwk],
-            )
-        )
-    finally:
-        store.close()
-    token_url = f"{base}/auth/token"
-    answer = httpx.post(
-        token_url,
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": client_assertion(
-                client_id, key, token_url, jwk["kid"], int(time.time())
-            ),
-            "scope": GP_SCOPES,
-        },
-        timeout=60,
+    answer = register_and_ask_token(
+        base, url, f"bench-gp-{ods.lower()}", ods, f"Practice {ods}", "gp-practice", GP_SCOPES
     )
     if answer.status_code != 200:
         raise StoreFailed(f"token request: {answer.status_code} {answer.text[:300]}")

@@ -101,6 +101,7 @@ from typing import Any, Literal
 import httpx
 import orjson
 
+from bench._clients import register_and_ask_token
 from bench._load import LoaderResult, PhaseSpec, loader_main
 
 HOST = "127.0.0.1"
@@ -217,39 +218,14 @@ _authorization: dict[str, str] = {}
 def authenticate(base: str, database_url: str) -> dict[str, str]:
     """Register a benchmark client (every scope) with a fresh key and get a
     token from the running gateway's token endpoint, as a client would."""
-    from gateway.auth.clients import ClientRegistry, new_registration
-    from gateway.auth.commands import client_assertion
-    from gateway.auth.keys import generate_private_key, to_jwk
-    from gateway.store import open_store
-
-    key = generate_private_key()
-    jwk = to_jwk(key.public_key())
-    store = open_store(database_url, pool_size=1)
-    try:
-        ClientRegistry(store).save(
-            new_registration(
-                "bench-client",
-                org_ods="A81001",
-                org_name="Benchmark Surgery",
-                kind="gp-practice",
-                scopes="system/*.cruds",
-                keys=[jwk],
-            )
-        )
-    finally:
-        store.close()
-    token_url = f"{base}/auth/token"
-    answer = httpx.post(
-        token_url,
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": client_assertion(
-                "bench-client", key, token_url, jwk["kid"], int(time.time())
-            ),
-            "scope": "system/*.cruds",
-        },
-        timeout=30,
+    answer = register_and_ask_token(
+        base,
+        database_url,
+        "bench-client",
+        "A81001",
+        "Benchmark Surgery",
+        "gp-practice",
+        "system/*.cruds",
     )
     check(answer.status_code == 200, f"token request: {answer.status_code} {answer.text}")
     _authorization["Authorization"] = f"Bearer {answer.json()['access_token']}"
