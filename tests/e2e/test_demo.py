@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from tests.support.postgres import free_port
+from tests.support.serving import wait_until_ready
 
 PEOPLE, SEED = "400", "11"
 
@@ -127,15 +128,7 @@ def test_the_demo_from_an_empty_directory(tmp_path: Path) -> None:
     process = _serving(tmp_path, port, log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 540
-        while True:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
+        wait_until_ready(process, base, log, time.monotonic() + 540)
         first_run = time.monotonic() - started
         output = log.read_text()
         assert "generating 400 people" in output

@@ -19,6 +19,7 @@ import pytest
 
 from tests.e2e.test_server import register, token_for
 from tests.support.postgres import Cluster, free_port
+from tests.support.serving import wait_until_ready
 
 pytestmark = pytest.mark.postgres
 
@@ -55,14 +56,7 @@ def _start_together(database_url: str, tmp_path: Path, count: int) -> list[Node]
         nodes.append((process, f"http://127.0.0.1:{port}", log))
     deadline = time.monotonic() + 90
     for process, base, log in nodes:
-        while True:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_until_ready(process, base, log, deadline)
     return nodes
 
 

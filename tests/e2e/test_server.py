@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.support.postgres import free_port
+from tests.support.serving import wait_until_ready
 
 
 class Server:
@@ -86,17 +87,12 @@ def _start(database_url: str, tmp_path: Path, *extra: str) -> Server:
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return Server(process, base, log)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"server did not become ready: {log.read_text()}")
+    try:
+        wait_until_ready(process, base, log, time.monotonic() + 30)
+    except AssertionError:
+        process.kill()
+        raise
+    return Server(process, base, log)
 
 
 def _stop(server: Server) -> None:
