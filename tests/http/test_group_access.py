@@ -11,11 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from gateway.auth.tokens import Purpose
 from tests.conftest import access_token
 from tests.http.test_consent import HOME, World
+from tests.support.alike import answered_alike
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "r4" / "Group.json"
 MISSING = "0192a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
@@ -57,10 +59,38 @@ def test_its_author_reads_it_and_finds_it(world: World, group: str) -> None:
 
 @pytest.mark.parametrize("who", ["gp", "council", "hospital", "ambulance", "auditor"])
 def test_anyone_else_is_answered_as_if_it_did_not_exist(world: World, group: str, who: str) -> None:
+    """Read, vread and history; update (PUT), PATCH and DELETE: the same
+    bytes as for a missing id, and the Group unchanged. A search does not
+    find it."""
+    api, headers = world.api, world.headers(who)
+    before = world.get("home", f"/fhir/Group/{group}").content
     for tail in ("", "/_history/1", "/_history"):
-        hidden = world.get(who, f"/fhir/Group/{group}{tail}")
-        missing = world.get(who, f"/fhir/Group/{MISSING}{tail}")
-        assert hidden.status_code == missing.status_code == 404, hidden.text
+
+        def read(res_id: str, tail: str = tail) -> httpx.Response:
+            answer: httpx.Response = api.get(f"/fhir/Group/{res_id}{tail}", headers=headers)
+            return answer
+
+        assert answered_alike(read, group, MISSING).status_code == 404
+    updated = answered_alike(
+        lambda i: api.put(
+            f"/fhir/Group/{i}", json={**_group(world), "id": i, "quantity": 2}, headers=headers
+        ),
+        group,
+        MISSING,
+    )
+    patched = answered_alike(
+        lambda i: api.patch(
+            f"/fhir/Group/{i}",
+            content=json.dumps([{"op": "replace", "path": "/quantity", "value": 2}]),
+            headers={**headers, "Content-Type": "application/json-patch+json"},
+        ),
+        group,
+        MISSING,
+    )
+    assert updated.status_code == patched.status_code == 404
+    # DELETE is idempotent: where nothing stands it answers as if it had deleted.
+    answered_alike(lambda i: api.delete(f"/fhir/Group/{i}", headers=headers), group, MISSING)
+    assert world.get("home", f"/fhir/Group/{group}").content == before
     for query in ("", f"?_id={group}", f"?member=Patient/{world.patient}"):
         found = world.get(who, f"/fhir/Group{query}")
         assert found.status_code == 200, found.text

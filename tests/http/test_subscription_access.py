@@ -19,13 +19,13 @@ import pytest
 from gateway.auth.tokens import Purpose
 from tests.conftest import access_token
 from tests.http.test_consent import HOME, World
+from tests.support.alike import answered_alike
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "r4" / "Subscription.json"
 # An id where nothing stands, of the form (and length) the server gives.
 MISSING = "0192a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
 PATCH = "application/json-patch+json"
 # The request's own, not the resource's: the only headers allowed to differ.
-_PER_REQUEST = ("x-request-id", "date")
 
 
 def _subscription(res_id: str | None = None) -> dict[str, Any]:
@@ -47,20 +47,8 @@ def subscription(world: World) -> str:
     return res_id
 
 
-def _headers(answer: httpx.Response) -> dict[str, str]:
-    return {k: v for k, v in answer.headers.items() if k not in _PER_REQUEST}
-
-
 def _alike(ask: Callable[[str], httpx.Response], hidden_id: str) -> httpx.Response:
-    """Asks about ``hidden_id`` and about an id where nothing stands, and
-    holds the answers to be the same bytes: status, headers but the
-    request's own, and body, where the id asked about (which a not-found
-    answer names) is the one difference."""
-    hidden, missing = ask(hidden_id), ask(MISSING)
-    assert hidden.status_code == missing.status_code, (hidden.text, missing.text)
-    assert hidden.content.replace(hidden_id.encode(), MISSING.encode()) == missing.content
-    assert _headers(hidden) == _headers(missing)
-    return hidden
+    return answered_alike(ask, hidden_id, MISSING)
 
 
 def test_its_author_reads_it_and_finds_it(world: World, subscription: str) -> None:
