@@ -899,6 +899,42 @@ MIGRATIONS: tuple[Migration, ...] = (
         sqlite=_EXPORT_TABLES,
         postgres=_EXPORT_TABLES,
     ),
+    Migration(
+        version=24,
+        name="changes to client registrations announced at commit",
+        # Every process caches registrations (gateway.auth.registrations)
+        # and LISTENs on this channel to drop what changed. In the database,
+        # not in the registry, so a change by any path (an operator's own
+        # SQL too) is announced; NOTIFY is sent at commit, and never for a
+        # change rolled back. The payload is the client id; empty: all of
+        # them (TRUNCATE). SQLite has no NOTIFY: its processes let an entry
+        # live for less than a second instead.
+        sqlite=(),
+        postgres=(
+            """CREATE FUNCTION auth_client_changed() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'TRUNCATE' THEN
+                    PERFORM pg_notify('gateway_auth_client', '');
+                ELSIF TG_OP = 'DELETE' THEN
+                    PERFORM pg_notify('gateway_auth_client', OLD.client_id);
+                ELSE
+                    PERFORM pg_notify('gateway_auth_client', NEW.client_id);
+                    IF TG_OP = 'UPDATE' AND OLD.client_id <> NEW.client_id THEN
+                        PERFORM pg_notify('gateway_auth_client', OLD.client_id);
+                    END IF;
+                END IF;
+                RETURN NULL;
+            END
+            $$""",
+            """CREATE TRIGGER auth_client_changed
+            AFTER INSERT OR UPDATE OR DELETE ON auth_client
+            FOR EACH ROW EXECUTE FUNCTION auth_client_changed()""",
+            """CREATE TRIGGER auth_client_truncated
+            AFTER TRUNCATE ON auth_client
+            FOR EACH STATEMENT EXECUTE FUNCTION auth_client_changed()""",
+        ),
+    ),
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (
