@@ -132,6 +132,7 @@ from gateway.store import (
     AsyncReader,
     HistoryPage,
     HistoryQuery,
+    Listening,
     Store,
     StoredVersion,
     UnitOfWork,
@@ -600,6 +601,11 @@ class Budgeted:
 
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
         return self._store.iter_current(res_type)
+
+    def listen(
+        self, channel: str, on_message: Callable[[str], None], on_reset: Callable[[], None]
+    ) -> Listening | None:
+        return self._store.listen(channel, on_message, on_reset)
 
     def ping(self) -> None:
         self._store.ping()

@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 
 from gateway import fhirjson
+from gateway.auth import registrations
+from gateway.auth.registrations import RegistrationCache
 from gateway.auth.scopes import ScopeError, Scopes
 from gateway.store import AsyncReader, Store
 
@@ -146,6 +148,11 @@ class ClientRegistry:
         rows = self._store.select(_SELECT, [client_id])
         return ClientRegistration.from_json(str(rows[0][0])) if rows else None
 
+    def current(self, client_id: str) -> ClientRegistration | None:
+        """The registration as authentication sees it: from this process's
+        cache (``gateway.auth.registrations``) while that can be trusted."""
+        return registrations.cache_of(self._store).get(client_id, lambda: self.get(client_id))
+
     def many(self, client_ids: Iterable[str]) -> dict[str, ClientRegistration]:
         """The registrations of ``client_ids`` that exist, by id, read at once."""
         wanted = sorted(set(client_ids))
@@ -172,6 +179,7 @@ class ClientRegistry:
             )
         if not added:
             raise RegistryError(f"client {registration.client_id!r} is already registered")
+        registrations.forget(self._store, registration.client_id)
 
     def save(self, registration: ClientRegistration) -> None:
         """Add or replace (test and demo set-up)."""
@@ -181,6 +189,7 @@ class ClientRegistry:
                 "ON CONFLICT (client_id) DO UPDATE SET registration = excluded.registration",
                 [registration.client_id, registration.to_json()],
             )
+        registrations.forget(self._store, registration.client_id)
 
     def _change(self, client_id: str, **changes: Any) -> ClientRegistration:
         with self._store.unit_of_work() as uow:
@@ -194,6 +203,7 @@ class ClientRegistry:
                 "UPDATE auth_client SET registration = ? WHERE client_id = ?",
                 [changed.to_json(), client_id],
             )
+        registrations.forget(self._store, client_id)
         return changed
 
     def disable(self, client_id: str) -> ClientRegistration:
@@ -226,8 +236,16 @@ def _parsed(text: str) -> ClientRegistration:
     return ClientRegistration.from_json(text)
 
 
-async def registration_async(reader: AsyncReader, client_id: str) -> ClientRegistration | None:
-    """The registration as stored now, read on the event loop (every request
-    checks it, so a change such as disabling applies to the next request)."""
-    rows = await reader.select(_SELECT, [client_id])
-    return _parsed(str(rows[0][0])) if rows else None
+async def registration_async(
+    cache: RegistrationCache, reader: AsyncReader, client_id: str
+) -> ClientRegistration | None:
+    """The registration as authentication sees it, on the event loop: from
+    ``cache`` while that can be trusted, else as stored now (every request
+    checks it, so a change such as disabling applies within a second on
+    every node: ``gateway.auth.registrations``)."""
+
+    async def read() -> ClientRegistration | None:
+        rows = await reader.select(_SELECT, [client_id])
+        return _parsed(str(rows[0][0])) if rows else None
+
+    return await cache.get_async(client_id, read)

@@ -27,6 +27,7 @@ from gateway import errors, fhirjson, logs, outcomes
 from gateway.access.index import ensure_current
 from gateway.audit.checkpoint import load_or_create_signer
 from gateway.audit.writer import AuditWriter
+from gateway.auth.registrations import cache_of
 from gateway.auth.tokens import TokenService, signing_key
 from gateway.config import Settings
 from gateway.console import routes as console
@@ -131,6 +132,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             await run_in_threadpool(extract.warm_up)  # fails at start, not on a write
             # One per event loop: async drivers bind to the loop they start on.
             app.state.reader = await app.state.store.open_async_reader()
+            # Listening for changes from now, so the first requests can use it.
+            app.state.registrations = cache_of(app.state.store)
             key = await run_in_threadpool(signing_key, app.state.store)
             app.state.tokens = TokenService(key, settings.token_lifetime_s)
             signer = await run_in_threadpool(load_or_create_signer, Path(settings.audit_key_path()))

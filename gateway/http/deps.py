@@ -114,7 +114,9 @@ async def authenticated(
     except InvalidToken as exc:
         raise Unauthorized(str(exc), code="GW-0603", bearer_error="invalid_token") from None
     requester = grant.requester
-    client = await registration_async(context.reader, requester.client_id)
+    client = await registration_async(
+        request.app.state.registrations, context.reader, requester.client_id
+    )
     if client is None or client.disabled:
         raise Unauthorized(
             f"client {requester.client_id!r} is disabled; its tokens are no longer accepted",

@@ -100,7 +100,7 @@ async def token(request: Request) -> Response:
         return exchange(
             form,
             token_urls=urls,
-            client_for=registry.get,
+            client_for=registry.current,
             first_use=lambda client_id, jti, exp: record_first_use(store, client_id, jti, exp, now),
             tokens=tokens,
             now=now,

@@ -14,7 +14,7 @@ version they describe, so an index can never disagree with the data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -189,6 +189,20 @@ class UnitOfWork(Reader, Protocol):
         conditional creates with the same criteria cannot both create."""
 
 
+class Listening(Protocol):
+    """A channel listened to on a connection of its own (``Store.listen``)."""
+
+    def alive(self) -> bool:
+        """Whether every notification sent on the channel is being received:
+        ``False`` while the connection is being made or made again, and
+        once it has not answered for a while (it may have gone without a
+        word). What a notification would have invalidated is not to be
+        trusted meanwhile."""
+
+    def close(self) -> None:
+        """Stop listening and release the connection."""
+
+
 class Store(Reader, Protocol):
     """A versioned resource store. Implementations: ``SQLiteStore``,
     ``PostgresStore``. All methods are thread-safe."""
@@ -220,6 +234,16 @@ class Store(Reader, Protocol):
 
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
         """Every live resource of a type (maintenance and export)."""
+
+    def listen(
+        self, channel: str, on_message: Callable[[str], None], on_reset: Callable[[], None]
+    ) -> Listening | None:
+        """Call ``on_message(payload)`` for each notification on ``channel``
+        (PostgreSQL's LISTEN/NOTIFY, sent at the notifying transaction's
+        commit), from a thread of the store's own, until ``close``; and
+        ``on_reset()`` each time listening (re)starts, when notifications
+        may have been missed. ``None`` where the database has no
+        notifications (SQLite)."""
 
     def ping(self) -> None:
         """Raise ``StoreUnavailable`` if the database cannot be reached."""

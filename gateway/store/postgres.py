@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -26,8 +26,10 @@ from gateway.store.base import (
     HistoryPage,
     HistoryQuery,
     IndexEntry,
+    Listening,
     StoredVersion,
 )
+from gateway.store.listening import Listener
 
 log = logging.getLogger("gateway.store")
 _DIALECT = Dialect(placeholder="%s")
@@ -205,6 +207,7 @@ class PostgresStore:
         self._written = 0  # versions written by this process, for analyze_due
         self._written_lock = threading.Lock()
         self._analyzing = False
+        self._listeners: list[Listener] = []
         self._pool: ConnectionPool[psycopg.Connection[tuple[object, ...]]] = ConnectionPool(
             url,
             # A fixed size, as large as the concurrency a worker sees: threads
@@ -323,11 +326,21 @@ class PostgresStore:
 
         return _STATEMENTS.iter_current(fetch, res_type)
 
+    def listen(
+        self, channel: str, on_message: Callable[[str], None], on_reset: Callable[[], None]
+    ) -> Listening | None:
+        listener = Listener(self.url, channel, on_message, on_reset)
+        self._listeners.append(listener)
+        return listener
+
     def ping(self) -> None:
         with self._connection() as conn:
             conn.execute("SELECT 1 FROM schema_migration LIMIT 1")
 
     def close(self) -> None:
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
         self._pool.close()
 
 

@@ -36,6 +36,7 @@ from gateway.store.base import (
     HistoryPage,
     HistoryQuery,
     IndexEntry,
+    Listening,
     StoredVersion,
 )
 
@@ -354,6 +355,12 @@ class SQLiteStore:
             return rows
 
         return _STATEMENTS.iter_current(fetch, res_type)
+
+    def listen(
+        self, channel: str, on_message: Callable[[str], None], on_reset: Callable[[], None]
+    ) -> Listening | None:
+        """SQLite has no notifications between processes."""
+        return None
 
     def ping(self) -> None:
         try:

@@ -66,7 +66,7 @@ KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 CONFINED = {
     "starlette": ("gateway.http", "gateway.console"),
     "sqlite3": ("gateway.store.sqlite",),
-    "psycopg": ("gateway.store.postgres",),
+    "psycopg": ("gateway.store.postgres", "gateway.store.listening"),
     "psycopg_pool": ("gateway.store.postgres",),
     "duckdb": ("gateway.analytics",),
 }
