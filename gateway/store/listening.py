@@ -88,7 +88,11 @@ class Listener:
         failures = 0
         while not self._stopping.is_set():
             try:
-                conninfo = make_conninfo(self._url, **_CONNECTION)
+                conninfo = make_conninfo(
+                    self._url,
+                    application_name=f"gateway listening on {self._channel}",
+                    **_CONNECTION,
+                )
                 with psycopg.connect(conninfo, autocommit=True) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                     if failures:
