@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from gateway.store._schema import MIGRATIONS, SCHEMA_MIGRATION_TABLE
 from gateway.store.base import HistoryPage, HistoryQuery, IndexEntry, StoredVersion
 from gateway.store.values import (
     CompositeValue,
@@ -203,6 +202,11 @@ class Statements:
         """Apply the migrations not yet recorded, inside the caller's
         transaction (which holds the lock that keeps two processes from
         migrating at once). ``dialect`` picks each migration's statements."""
+        # Imported here, not with this module: the list imports each
+        # subsystem's schema module, and with it that subsystem's package,
+        # which may import the store.
+        from gateway.store._schema import MIGRATIONS, SCHEMA_MIGRATION_TABLE
+
         cur.execute(SCHEMA_MIGRATION_TABLE)
         cur.execute("SELECT version FROM schema_migration")
         done = {row[0] for row in cur.fetchall()}

@@ -44,6 +44,15 @@ LAYERS = (
     "gateway.directory",
     "gateway.search",
     "gateway.store",
+    # Each subsystem's DDL, beside the code that queries its tables: the
+    # migrations the store runs (gateway/store/_schema.py gathers them).
+    # Data only, importing nothing but the renderer below, so the store can
+    # import them without importing up its layers.
+    "gateway.store.schema | gateway.auth.schema | gateway.loading.schema"
+    " | gateway.notifications.schema | gateway.access.schema | gateway.audit.schema"
+    " | gateway.export.schema | gateway.console.schema",
+    # DDL written once for both databases, rendered for each.
+    "gateway.store.ddl",
     # The kernel: error kinds and their outcomes, JSON, settings, logging,
     # key files, identifier systems, request integers; and the package
     # itself (its version).
