@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export GATEWAY_DATABASE_URL ?= sqlite:///var/gateway.db
 
-.PHONY: install browser run test lint typecheck bench bench-search bench-consent bench-validation bench-notifications clean
+.PHONY: install browser run test lint typecheck bench bench-search bench-consent bench-validation bench-notifications bench-peer clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,13 @@ bench-validation: install
 # deliveries, on SQLite (ARGS="--stores sqlite,postgres --profile" for more).
 bench-notifications: install
 	$(BIN)/python -m bench.notifications $(ARGS)
+
+# The gateway on SQLite and on PostgreSQL side by side with a real peer FHIR
+# server, Medplum, built once outside the repository (docs/peer.md) and found
+# through GATEWAY_BENCH_MEDPLUM (or ARGS="--medplum DIR"); without it, the
+# gateway's half. Needs wrk and redis-server (Debian packages).
+bench-peer: install
+	$(BIN)/python -m bench.peer $(ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
