@@ -78,7 +78,7 @@ def to_version(row: Sequence[Any], current: bool = False) -> StoredVersion:
     )
 
 
-_INDEX_LAYOUT: dict[type, tuple[str, tuple[str, ...]]] = {
+INDEX_LAYOUT: dict[type, tuple[str, tuple[str, ...]]] = {
     TokenValue: ("search_token", ("system", "code", "text")),
     StringValue: ("search_string", ("value", "exact")),
     DateRange: ("search_date", ("low", "high")),
@@ -95,10 +95,10 @@ _INDEX_LAYOUT: dict[type, tuple[str, tuple[str, ...]]] = {
     ),
     SortValue: ("search_sort", ("asc_key", "desc_key", "person")),
 }
-INDEX_TABLES = tuple(table for table, _ in _INDEX_LAYOUT.values())
+INDEX_TABLES = tuple(table for table, _ in INDEX_LAYOUT.values())
 
 
-def _index_columns(value: SearchValue) -> tuple[Any, ...]:
+def index_columns(value: SearchValue) -> tuple[Any, ...]:
     """A value as its table's columns (text folded where search is folded)."""
     if isinstance(value, TokenValue):
         text = normalise_text(value.text) if value.text else None
@@ -188,7 +188,7 @@ class Statements:
                 f"INSERT INTO {table} (res_type, res_id, param, {', '.join(columns)}) "
                 f"VALUES (?, ?, ?, {', '.join('?' for _ in columns)})"
             )
-            for kind, (table, columns) in _INDEX_LAYOUT.items()
+            for kind, (table, columns) in INDEX_LAYOUT.items()
         }
         self.iter_current_page = s(
             f"SELECT {_VERSION_COLUMNS} FROM resource_current c "
@@ -383,7 +383,7 @@ class Statements:
         for entry in index:
             value = entry.value
             rows.setdefault(type(value), []).append(
-                (res_type, res_id, entry.param, *_index_columns(value))
+                (res_type, res_id, entry.param, *index_columns(value))
             )
         for kind, batch in rows.items():
             cur.executemany(self.insert_index[kind], batch)

@@ -9,6 +9,7 @@ https://www.postgresql.org/docs/15/explicit-locking.html
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,6 +20,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from gateway.errors import Conflict, StoreUnavailable
+from gateway.store._pending_index import PendingIndex
 from gateway.store._sql import Dialect, Fetch, Statements, analyze_due, to_version
 from gateway.store.base import (
     AsyncReader,
@@ -36,6 +38,16 @@ _DIALECT = Dialect(placeholder="%s")
 _STATEMENTS = Statements(_DIALECT)
 _LOCK_CURRENT = (
     "SELECT version, deleted FROM resource_current WHERE res_type = %s AND res_id = %s FOR UPDATE"
+)
+# A version and its resource's current pointer in one round trip.
+_APPEND = (
+    "WITH v AS (INSERT INTO resource_version "
+    "(res_type, res_id, version, last_updated, method, content) "
+    "VALUES (%s, %s, %s, %s, %s, %s) RETURNING res_type, res_id, version, seq) "
+    "INSERT INTO resource_current (res_type, res_id, version, seq, deleted) "
+    "SELECT res_type, res_id, version, seq, %s FROM v "
+    "ON CONFLICT (res_type, res_id) DO UPDATE SET "
+    "version = excluded.version, seq = excluded.seq, deleted = excluded.deleted RETURNING seq"
 )
 _MIGRATION_LOCK_KEY = 0x6761_7465  # any constant shared by every gateway process
 
@@ -88,9 +100,15 @@ def _select(
 
 
 class _PostgresUnitOfWork:
+    """Index rows wait in a ``PendingIndex`` until the unit of work runs SQL
+    that may read them (``select``, ``execute``) or commits: reads of
+    resources by id do not touch the index, so a transaction's entries are
+    locked, read and appended one by one while their index rows gather."""
+
     def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         self._conn = conn
         self._cur = conn.cursor()
+        self._index = PendingIndex()
         self.appended = 0  # versions written: what the statistics schedule counts
 
     def current(self, res_type: str, res_id: str) -> CurrentVersion | None:
@@ -118,29 +136,64 @@ class _PostgresUnitOfWork:
         return _select(self._conn, sql, params)
 
     def append(self, version: StoredVersion, index: Sequence[IndexEntry]) -> StoredVersion:
+        try:
+            self._cur.execute(
+                _APPEND,
+                (
+                    version.res_type,
+                    version.res_id,
+                    version.version,
+                    version.last_updated,
+                    version.method,
+                    version.content,
+                    version.deleted,
+                ),
+            )
+        except psycopg.errors.UniqueViolation as exc:
+            raise _duplicate_version() from exc
+        row = self._cur.fetchone()
+        assert row is not None  # RETURNING gives the one row upserted
+        seq = int(str(row[0]))
         self.appended += 1
-        return _STATEMENTS.append(
-            self._cur, version, index, _duplicate_version, psycopg.errors.UniqueViolation
+        self._index.replace(
+            version.res_type,
+            version.res_id,
+            () if version.deleted else index,
+            had_rows=version.version > 1,  # a first version has no rows to replace
         )
+        return dataclasses.replace(version, seq=seq, current=True)
 
     def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        self.flush()
         return _select(self._conn, _DIALECT.sql(sql), params)
 
     def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
-        _STATEMENTS.replace_index(self._cur, res_type, res_id, index)
+        self._index.replace(res_type, res_id, index, had_rows=True)
 
     def set_index_version(self, version: str, name: str = "search") -> None:
         _STATEMENTS.set_index_version(self._cur, version, name)
 
     def execute(self, sql: str, params: Sequence[object]) -> int:
+        self.flush()
         self._cur.execute(_DIALECT.sql(sql), params)
         return self._cur.rowcount
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self.flush()
         self._cur.executemany(_DIALECT.sql(sql), rows)
 
     def lock_type(self, res_type: str) -> None:
         self._cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (res_type,))
+
+    def flush(self) -> None:
+        """Write the index rows gathered so far."""
+        self._index.flush(self._run_numbered)
+
+    def _run_numbered(self, sql: str, params: Sequence[object]) -> None:
+        # A raw cursor sends the statement as written (``$n``): psycopg
+        # would parse one of more than 50 parameters again on every run.
+        with psycopg.RawCursor(self._conn) as cur:
+            cur.execute(sql, params)
 
 
 class _AsyncPostgresReader:
@@ -250,6 +303,7 @@ class PostgresStore:
         with self._connection() as conn, conn.transaction():
             uow = _PostgresUnitOfWork(conn)
             yield uow
+            uow.flush()
         self._count_commit(uow.appended)
 
     def _count_commit(self, versions: int) -> None:

@@ -223,6 +223,40 @@ def test_a_new_version_replaces_the_index_rows(store: Store) -> None:
     assert matching_ids(store, "Patient", "identifier=s|new", visible=None) == ["a"]
 
 
+def test_index_rows_within_one_unit_of_work(store: Store) -> None:
+    """A unit of work that writes a resource several times, deletes one it
+    wrote before, and searches between writes: its searches see its own
+    writes, and it leaves each resource the rows of its last version alone
+    (PostgreSQL writes index rows at once, when the unit of work next
+    searches or commits)."""
+    _write(store, _version("gone", 1), _version("kept", 1), tokens=(_identifier("s", "v1"),))
+    with store.unit_of_work() as uow:
+        uow.append(_version("new", 1), (_identifier("s", "n1"),))
+        uow.append(_version("new", 2), (_identifier("s", "n2"),))
+        assert matching_ids(uow, "Patient", "identifier=s|n1", visible=None) == []
+        assert matching_ids(uow, "Patient", "identifier=s|n2", visible=None) == ["new"]
+        uow.append(_version("new", 3), (_identifier("s", "n3"), _identifier("t", "n3")))
+        uow.append(_version("kept", 2), (_identifier("s", "v2"),))
+        uow.append(_version("gone", 2, body=None), (_identifier("s", "v2"),))
+    assert _index_rows(store, "Patient", "gone") == []
+    assert _index_rows(store, "Patient", "kept") == [
+        ("search_token", "Patient", "kept", "identifier", "s", "v2", "None")
+    ]
+    assert [row[4:6] for row in _index_rows(store, "Patient", "new")] == [
+        ("s", "n3"),
+        ("t", "n3"),
+    ]
+    assert matching_ids(store, "Patient", "identifier=s|v1", visible=None) == []
+
+
+def test_a_failed_unit_of_work_leaves_no_index_rows(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.unit_of_work() as uow:
+        uow.append(_version("a", 1), (_identifier("s", "a"),))
+        raise RuntimeError("the request failed after its write")
+    assert _index_rows(store, "Patient", "a") == []
+    assert store.read("Patient", "a") is None
+
+
 def test_history_pages_newest_first_by_keyset(store: Store) -> None:
     """Pages follow write order; a page fetched again after more writes holds
     the same entries."""
