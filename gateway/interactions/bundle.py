@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -101,7 +101,9 @@ def _fail(index: int, message: str, path: str = "") -> InvalidRequest:
     )
 
 
-def _parse_entry(index: int, raw: Any, base_url: str, kind: str) -> _Entry:
+def _parse_entry(
+    index: int, raw: Any, base_url: str, kind: str, ready: Mapping[str, write.Ready] | None = None
+) -> _Entry:
     if not isinstance(raw, dict):
         raise _fail(index, "an entry must be a JSON object")
     request = raw.get("request")
@@ -133,12 +135,14 @@ def _parse_entry(index: int, raw: Any, base_url: str, kind: str) -> _Entry:
         if resource is None:
             raise _fail(index, f"a {method} entry needs a resource", ".resource")
         supported_type(res_type)
+        ahead = ready.get(f"{res_type}/{res_id}") if ready and res_id else None
         try:
             resource = write.checked_resource(
                 resource,
                 res_type,
                 url_id=res_id if method == "PUT" else None,
                 path_prefix=f"Bundle.entry[{index}].resource.",
+                valid=ahead is not None and ahead.fits(resource),
             )
         except InvalidRequest as exc:
             raise dataclasses.replace(exc, message=f"entry {index}: {exc.message}") from None
@@ -255,6 +259,7 @@ def _resolve(
     authorize: Authorize,
     source: str,
     visible: Visible | None,
+    ready: Mapping[str, write.Ready] | None = None,
 ) -> None:
     """Decide the id of every entry that creates or conditionally updates,
     then rewrite references to ``urn:uuid`` full URLs and conditional
@@ -264,7 +269,8 @@ def _resolve(
     search (conditional creates, updates and references); a transaction of
     plain creates and updates is resolved before it takes the write lock.
     Searches find only what the requester may see (``visible``; ``None``
-    only without a unit of work, where nothing is searched)."""
+    only without a unit of work, where nothing is searched). A resource
+    still as it was prepared ahead (``ready``) is not prepared again."""
     seen: dict[str, int] = {}
     by_full_url: dict[str, str] = {}
     for entry in entries:
@@ -351,19 +357,28 @@ def _resolve(
         if entry.resource is not None:
             _walk_references(entry.resource, rewrite_for(entry))
             if entry.target_id is not None and entry.matched is None:
-                entry.prepared = write.prepare(
-                    entry.res_type, entry.target_id, entry.resource, source
+                key = f"{entry.res_type}/{entry.target_id}"
+                ahead = ready.get(key) if ready else None
+                entry.prepared = (
+                    ahead.prepared(entry.resource)
+                    if ahead is not None
+                    and ahead.res_id == entry.target_id
+                    and ahead.fits(entry.resource)
+                    else write.prepare(entry.res_type, entry.target_id, entry.resource, source)
                 )
 
 
 def _resolved_offline(
-    parsed: list[_Entry], authorize: Authorize, source: str
+    parsed: list[_Entry],
+    authorize: Authorize,
+    source: str,
+    ready: Mapping[str, write.Ready] | None = None,
 ) -> list[_Entry] | None:
     """Copies of ``parsed`` resolved and prepared without the database, or
     ``None`` when resolving them takes a search."""
     entries = [entry.fresh_copy() for entry in parsed]
     try:
-        _resolve(None, entries, authorize, source, None)
+        _resolve(None, entries, authorize, source, None, ready)
     except _NeedsDatabase:
         return None
     return entries
@@ -520,11 +535,14 @@ def transaction_in(
     *,
     base_url: str,
     prefer: ReturnPreference,
+    ready: Mapping[str, write.Ready] | None = None,
 ) -> tuple[dict[str, Any], list[StoredVersion]]:
     """``transaction``, as part of a larger unit of work the caller commits
     (or rolls back): a loader's batch of source records. The response and
-    the versions written (the caller's to note once they stand)."""
-    entries, written = _transaction_work(body, base_url, prefer, acting)(uow)
+    the versions written (the caller's to note once they stand). ``ready``:
+    resources validated and prepared ahead, by "Type/id" (a loader's
+    workers): those still exactly so are not validated or prepared again."""
+    entries, written = _transaction_work(body, base_url, prefer, acting, ready)(uow)
     return _transaction_response(entries), written.versions
 
 
@@ -537,16 +555,24 @@ def _transaction_response(entries: list[_Entry]) -> dict[str, Any]:
 
 
 def _transaction_work(
-    body: Any, base_url: str, prefer: ReturnPreference, acting: Acting
+    body: Any,
+    base_url: str,
+    prefer: ReturnPreference,
+    acting: Acting,
+    ready: Mapping[str, write.Ready] | None = None,
 ) -> Callable[[UnitOfWork], tuple[list[_Entry], _Written]]:
     """What a transaction does in a unit of work, once its Bundle is parsed,
     authorised and (where it can be) resolved."""
     source = acting.author.source
+    if ready:  # prepared by another author, it is not this one's
+        ready = {key: r for key, r in ready.items() if r.source == source}
     _, raw_entries = _parse_bundle(body, base_url)
-    parsed = [_parse_entry(i, raw, base_url, "transaction") for i, raw in enumerate(raw_entries)]
+    parsed = [
+        _parse_entry(i, raw, base_url, "transaction", ready) for i, raw in enumerate(raw_entries)
+    ]
     for entry in parsed:
         _authorized(entry, acting.authorize)
-    resolved = _resolved_offline(parsed, acting.authorize, source)
+    resolved = _resolved_offline(parsed, acting.authorize, source, ready)
 
     def attempt(uow: UnitOfWork) -> tuple[list[_Entry], _Written]:
         decisions = acting.access(uow)
@@ -556,7 +582,7 @@ def _transaction_work(
             # Resolution rewrites references in place and assigns new ids:
             # give each attempt fresh copies, so a retry starts clean.
             entries = [entry.fresh_copy() for entry in parsed]
-            _resolve(uow, entries, acting.authorize, source, decisions.visible)
+            _resolve(uow, entries, acting.authorize, source, decisions.visible, ready)
         written = _Written()
         for entry in sorted(entries, key=lambda e: (_ORDER[e.method], e.index)):
             try:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
+import orjson
+
 from conformance.registry import TypeInteraction
 from conformance.validation import validate_resource
 from consent.labels import labelled
@@ -98,13 +100,15 @@ def checked_resource(
     url_id: str | None = None,
     path_prefix: str = "",
     profile: str | None = None,
+    valid: bool = False,
 ) -> dict[str, Any]:
     """The body as a valid ``res_type``, or ``InvalidRequest`` listing every
     problem with its element path. With ``url_id`` (update) the body's id must
     be present and equal to it. Valid means as R4 and as every UK Core profile
     its ``meta.profile`` claims, and with ``profile`` (``$validate``'s) as
-    that profile too."""
-    issues = validate_resource(body, res_type, profile=profile)
+    that profile too. ``valid``: the body was found so ahead (``Ready``);
+    only its id is checked."""
+    issues = [] if valid else validate_resource(body, res_type, profile=profile)
     if issues:
         # A resource that parses but uses a code outside a required binding
         # breaks the base profile: 422. Anything structural: 400.
@@ -179,9 +183,55 @@ def prepare(
     security = labelled(meta.get("security") or [], labelling_codes(resource))
     if security is not None:
         meta["security"] = security
+    content = _with_meta(res_type, res_id, resource, meta)
+    return Prepared(res_type, res_id, content, index_entries(content))
+
+
+def _with_meta(
+    res_type: str, res_id: str, resource: dict[str, Any], meta: dict[str, Any]
+) -> dict[str, Any]:
     content: dict[str, Any] = {"resourceType": res_type, "id": res_id, "meta": meta}
     content.update((k, v) for k, v in resource.items() if k not in content)
-    return Prepared(res_type, res_id, content, index_entries(content))
+    return content
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A resource validated (as its type, no profile asked for) and
+    prepared ahead of its write, by a loader's worker process (``prepare``
+    and the validator are pure): what it was made from, its JSON byte for
+    byte and the author's ``meta.source``, and what preparing it gave (its
+    ``meta`` and index rows; the content is the resource with that meta,
+    not sent twice). A transaction takes it for a resource that is still
+    exactly that (``fits``); any other it validates and prepares itself."""
+
+    stated: bytes
+    source: str | None
+    res_type: str
+    res_id: str
+    meta: dict[str, Any]
+    index: list[IndexEntry]
+
+    def fits(self, resource: dict[str, Any]) -> bool:
+        return orjson.dumps(resource) == self.stated
+
+    def prepared(self, resource: dict[str, Any]) -> Prepared:
+        """What ``prepare`` makes of ``resource``, which ``fits``."""
+        content = _with_meta(self.res_type, self.res_id, resource, self.meta)
+        return Prepared(self.res_type, self.res_id, content, self.index)
+
+
+def ready_ahead(resource: dict[str, Any], source: str | None) -> Ready | None:
+    """``resource`` validated and prepared for a write by ``source``, or
+    ``None`` when it is not valid (the write refuses it, saying why)."""
+    res_type, res_id = resource.get("resourceType"), resource.get("id")
+    if not (isinstance(res_type, str) and isinstance(res_id, str)):
+        return None
+    if validate_resource(resource, res_type):
+        return None
+    prepared = prepare(res_type, res_id, resource, source)
+    meta = prepared.content["meta"]
+    return Ready(orjson.dumps(resource), source, res_type, res_id, meta, prepared.index)
 
 
 def store_version(
