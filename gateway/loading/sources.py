@@ -6,13 +6,19 @@ Client Level Data return), ``gp-connect`` (GP Connect structured record
 Bundles), ``care-home`` (the care-home record export) and ``organisations``
 (the operator's directory of organisations, a CSV). Reading is
 streamed, so memory stays flat however large the file.
+
+Each format is read in two steps (``Format``): ``split`` cuts the stream
+into its records, in order (cheap, and stateful where the format is: a CLD
+return's header and council); ``map`` maps one record, needing nothing but
+the record, so records may be mapped in other processes
+(``gateway.loading.workers``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
@@ -27,6 +33,9 @@ from mappings.hl7v2.adt import map_adt
 from mappings.hl7v2.parser import BrokenMessage, Message, parse_message, read_messages
 from mappings.jsonrecords import read_json_records
 from mappings.ukcore import Mapped, Unmappable
+
+if TYPE_CHECKING:
+    from gateway.interactions.write import Ready
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,18 @@ class SourceRecord:
     # The source's whole record of the person (a care-home export): what an
     # earlier one stated and this one leaves out is retired.
     snapshot: bool = False
+    # Its resources validated and prepared for writing ahead, by "Type/id"
+    # (``gateway.loading.workers``); none when mapped in the writer's process.
+    ready: Mapping[str, Ready] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    """A record as ``Format.split`` cut it from its file: where it is, and
+    what ``Format.map`` maps (picklable, for a worker process)."""
+
+    where: str
+    data: Any
 
 
 def _mapped(
@@ -87,12 +108,16 @@ def hl7v2_message_record(message: Message, text: str, source: str, where: str) -
         return SourceRecord(where, message.control_id, None, str(exc))
 
 
-def hl7v2_records(stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
+def _hl7v2_split(stream: BinaryIO, source: str) -> Iterator[SourceRecord | Unmapped]:
     for number, (position, text) in enumerate(read_messages(stream), start=1):
-        yield hl7v2_record(text, source, f"message {number} (byte {position})")
+        yield Unmapped(f"message {number} (byte {position})", text)
 
 
-def cld_records(stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
+def _hl7v2_map(item: Unmapped, source: str) -> SourceRecord:
+    return hl7v2_record(item.data, source, item.where)
+
+
+def _cld_split(stream: BinaryIO, source: str) -> Iterator[SourceRecord | Unmapped]:
     """A council's return, a row a record. Every row must be the same
     council's (LA_Code): a row of another council's is refused, not loaded
     as this one's."""
@@ -111,15 +136,20 @@ def cld_records(stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
                     where, key, None, f"LA_Code {code} is not the return's council ({council_code})"
                 )
                 continue
-            try:
-                yield _mapped(where, key, map_row(row.values, source), orjson.dumps(row.values))
-            except Unmappable as exc:
-                yield SourceRecord(where, key, None, str(exc))
+            yield Unmapped(where, (key, row.values))
     except UnreadableReturn as exc:
         yield SourceRecord("header (line 1)", "", None, str(exc))
 
 
-def directory_records(stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
+def _cld_map(item: Unmapped, source: str) -> SourceRecord:
+    key, values = item.data
+    try:
+        return _mapped(item.where, key, map_row(values, source), orjson.dumps(values))
+    except Unmappable as exc:
+        return SourceRecord(item.where, key, None, str(exc))
+
+
+def _directory_split(stream: BinaryIO, source: str) -> Iterator[SourceRecord | Unmapped]:
     """The operator's organisation directory (``mappings.directory``), a
     row a record: each row's Organization, or why the row was refused."""
     try:
@@ -130,29 +160,38 @@ def directory_records(stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
         yield SourceRecord("header (line 1)", "", None, str(exc))
 
 
-def json_records(
-    map_record: Callable[[dict[str, Any], str], Mapped],
-    record_key: Callable[[dict[str, Any]], str],
-    *,
-    snapshot: bool,
-) -> Callable[[BinaryIO, str], Iterator[SourceRecord]]:
-    """A reader of a JSON format (NDJSON or one document) whose records
+def _read_whole(item: Unmapped, source: str) -> SourceRecord:
+    raise TypeError("a directory's rows are mapped as they are read")
+
+
+def _json_split(stream: BinaryIO, source: str) -> Iterator[SourceRecord | Unmapped]:
+    for where, found in read_json_records(stream):
+        yield (
+            SourceRecord(where, "", None, found)
+            if isinstance(found, str)
+            else Unmapped(where, found)
+        )
+
+
+@dataclass(frozen=True)
+class _JsonMap:
+    """Maps a record of a JSON format (NDJSON or one document) that
     ``map_record`` maps and ``record_key`` names; ``snapshot`` when each is
-    the source's whole record of the person."""
+    the source's whole record of the person. (A class, not a closure, so a
+    worker process can be sent it.)"""
 
-    def read(stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
-        for where, found in read_json_records(stream):
-            if isinstance(found, str):
-                yield SourceRecord(where, "", None, found)
-                continue
-            try:
-                key = record_key(found)
-                mapped = map_record(found, source)
-                yield _mapped(where, key, mapped, orjson.dumps(found), snapshot)
-            except Unmappable as exc:
-                yield SourceRecord(where, _safe_key(record_key, found), None, str(exc))
+    map_record: Callable[[dict[str, Any], str], Mapped]
+    record_key: Callable[[dict[str, Any]], str]
+    snapshot: bool
 
-    return read
+    def __call__(self, item: Unmapped, source: str) -> SourceRecord:
+        found: dict[str, Any] = item.data
+        try:
+            key = self.record_key(found)
+            mapped = self.map_record(found, source)
+            return _mapped(item.where, key, mapped, orjson.dumps(found), self.snapshot)
+        except Unmappable as exc:
+            return SourceRecord(item.where, _safe_key(self.record_key, found), None, str(exc))
 
 
 def _safe_key(record_key: Callable[[dict[str, Any]], str], record: dict[str, Any]) -> str:
@@ -162,17 +201,37 @@ def _safe_key(record_key: Callable[[dict[str, Any]], str], record: dict[str, Any
         return ""
 
 
-Reader = Callable[[BinaryIO, str], Iterator[SourceRecord]]
+@dataclass(frozen=True)
+class Format:
+    """How a format is read: ``split`` cuts a stream into its records, in
+    order, each refused as it was read (a ``SourceRecord``) or ``Unmapped``;
+    ``map`` maps one of those alone (no database, no state kept between
+    records), in whichever process."""
 
-READERS: dict[str, Reader] = {
-    "hl7v2": hl7v2_records,
-    "cld": cld_records,
+    split: Callable[[BinaryIO, str], Iterator[SourceRecord | Unmapped]]
+    map: Callable[[Unmapped, str], SourceRecord]
+
+    def read(self, stream: BinaryIO, source: str) -> Iterator[SourceRecord]:
+        """Every record of ``stream``, mapped in this process."""
+        for item in self.split(stream, source):
+            yield item if isinstance(item, SourceRecord) else self.map(item, source)
+
+
+FORMAT: dict[str, Format] = {
+    "hl7v2": Format(_hl7v2_split, _hl7v2_map),
+    "cld": Format(_cld_split, _cld_map),
     # A GP Connect response holds the clinical areas that were asked for,
     # not always all of them: what it leaves out is not known to be gone.
-    "gp-connect": json_records(map_structured_record, gp_connect_key, snapshot=False),
-    "care-home": json_records(map_care_home, care_home_key, snapshot=True),
+    "gp-connect": Format(
+        _json_split, _JsonMap(map_structured_record, gp_connect_key, snapshot=False)
+    ),
+    "care-home": Format(_json_split, _JsonMap(map_care_home, care_home_key, snapshot=True)),
     # The operator's organisation directory: ODS code, name, kind, address.
-    "organisations": directory_records,
+    "organisations": Format(_directory_split, _read_whole),
 }
 
-FORMATS = tuple(READERS)
+Reader = Callable[[BinaryIO, str], Iterator[SourceRecord]]
+
+READERS: dict[str, Reader] = {name: form.read for name, form in FORMAT.items()}
+
+FORMATS = tuple(FORMAT)
