@@ -5,6 +5,7 @@ of probable matches: list, dismiss, merge)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from gateway.loading.matches import decide, probable_matches
 from gateway.loading.records import LoadReport, load, merge_patients
 from gateway.loading.source import ForSource
 from gateway.loading.sources import FORMATS
+from gateway.loading.workers import WorkerFailed
 from gateway.store import Store
 
 
@@ -28,6 +30,13 @@ def add_commands(commands: Any) -> None:
         "--source-org", required=True, help="the ODS code of the organisation the files are from"
     )
     loader.add_argument("--rejections", type=Path, help="write the rejected records here (CSV)")
+    loader.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=os.cpu_count() or 1,
+        help="worker processes that map and validate records for the one writer "
+        "(default: the number of cores; 1 maps in the writer's process)",
+    )
     loader.add_argument("files", nargs="+", type=Path)
 
     archived = commands.add_parser(
@@ -53,6 +62,13 @@ def add_commands(commands: Any) -> None:
         one.add_argument("keep", help="a Patient id")
         one.add_argument("other", help="the other Patient id")
         one.add_argument("--operator", required=True, help="who decided (for the record)")
+
+
+def _jobs(text: str) -> int:
+    jobs = int(text)
+    if jobs < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return jobs
 
 
 class ProgressBar:
@@ -94,7 +110,12 @@ def run_load(args: argparse.Namespace, store: Store) -> int:
         return 2
     bar = ProgressBar(sum(path.stat().st_size for path in args.files))
     started = time.monotonic()
-    report = load(store, args.format, args.source_org, args.files, bar)
+    report = LoadReport()
+    stopped = None
+    try:
+        load(store, args.format, args.source_org, args.files, bar, jobs=args.jobs, report=report)
+    except WorkerFailed as exc:
+        stopped = exc
     bar.done()
     took = time.monotonic() - started
     print(f"records read      {report.records:>8}   ({report.records / max(took, 1e-9):,.0f}/s)")
@@ -107,8 +128,16 @@ def run_load(args: argparse.Namespace, store: Store) -> int:
         print(f"  {res_type:<26}{count:>6} written")
     if report.probable_matches:
         print(f"probable matches  {report.probable_matches:>8}   (new: see `gateway matches list`)")
+    if stopped is not None:
+        print(
+            f"stopped: {stopped}\n"
+            f"the records before {stopped.where} of {stopped.file} are loaded or rejected as "
+            "reported, none from it on; "
+            "load the files again to load the rest (what is loaded is not written twice)",
+            file=sys.stderr,
+        )
     if not report.rejections:
-        return 0
+        return 0 if stopped is None else 3
     lines = ["file,record,source id,reason"] + [
         ",".join(csv_field(x) for x in (r.file, r.record, r.key, r.reason))
         for r in report.rejections
@@ -118,7 +147,7 @@ def run_load(args: argparse.Namespace, store: Store) -> int:
         print(f"rejections written to {args.rejections}")
     else:
         print("\n".join(lines[1:]), file=sys.stderr)
-    return 1
+    return 1 if stopped is None else 3
 
 
 def csv_field(value: str) -> str:

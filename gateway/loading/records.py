@@ -10,9 +10,8 @@ not changed is not written again.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,6 +21,8 @@ from gateway import fhirjson
 from gateway.errors import Conflict, GatewayError
 from gateway.interactions import bundle
 from gateway.interactions.types import Acting, ReturnPreference
+from gateway.interactions.write import Ready
+from gateway.loading.ids import id_key
 from gateway.loading.ledger import left_out, remember, seen, superseded_by
 from gateway.loading.matches import note_probable_matches
 from gateway.loading.person import Source, note_given, sources_on_file, with_what_is_known
@@ -34,7 +35,8 @@ from gateway.loading.reconcile import (
     with_what_is_gathered,
 )
 from gateway.loading.source import ForSource, author_for
-from gateway.loading.sources import READERS, SourceRecord
+from gateway.loading.sources import FORMAT, SourceRecord
+from gateway.loading.workers import Mapper, WorkerFailed
 from gateway.notifications import outbox
 from gateway.search.matching import matching_ids
 from gateway.store import Querier, Store, StoredVersion, UnitOfWork
@@ -263,10 +265,10 @@ def _load(uow: UnitOfWork, fmt: str, acting: Acting, record: SourceRecord) -> _D
     versions: list[StoredVersion] = []
     try:
         if changed or retired:
-            versions = _write_all(uow, changed, acting, retired)
+            versions = _write_all(uow, changed, acting, retired, record.ready)
         seen_now = [r for r, v in hidden if not _hidden_person(uow, r, v, acting)]
         if seen_now:
-            versions += _write_all(uow, seen_now, acting)
+            versions += _write_all(uow, seen_now, acting, ready=record.ready)
             changed += seen_now
     except Conflict:
         raise
@@ -321,9 +323,11 @@ def _write_all(
     resources: list[dict[str, Any]],
     acting: Acting,
     retired: list[str] | None = None,
+    ready: Mapping[str, Ready] | None = None,
 ) -> list[StoredVersion]:
     """Write ``resources`` whole, at their ids, and delete ``retired``, as
-    one transaction Bundle in ``uow``; the versions written."""
+    one transaction Bundle in ``uow``; the versions written. ``ready``: as
+    ``SourceRecord.ready``."""
     entries: list[dict[str, Any]] = [
         {"resource": r, "request": {"method": "PUT", "url": typed_id(r)}} for r in resources
     ]
@@ -334,6 +338,7 @@ def _write_all(
         {"resourceType": "Bundle", "type": "transaction", "entry": entries},
         base_url="",
         prefer=ReturnPreference.MINIMAL,
+        ready=ready,
     )
     return written
 
@@ -424,20 +429,29 @@ def load(
     source_org: str,
     paths: Iterable[Path],
     progress: Progress = lambda report, position: None,
+    *,
+    jobs: int = 1,
+    report: LoadReport | None = None,
 ) -> LoadReport:
     """Load every record of ``paths`` as ``source_org`` wrote it: the gateway
-    acting for that source."""
+    acting for that source. With ``jobs`` above 1, records are mapped in
+    that many worker processes (``gateway.loading.workers``), and written
+    here exactly as with one; ``WorkerFailed`` if one fails, ``report``
+    (when given) then saying what was loaded before."""
     acting = ForSource(author_for(fmt, source_org))
-    report = LoadReport()
+    report = LoadReport() if report is None else report
     done = 0  # bytes of the files already loaded
-    for path in paths:
+    with Mapper(jobs, id_key(store) if jobs > 1 else None) as mapper:
+        for path in paths:
 
-        def told(report: LoadReport, position: int, before: int = done) -> None:
-            progress(report, before + position)
+            def told(report: LoadReport, position: int, before: int = done) -> None:
+                progress(report, before + position)
 
-        with path.open("rb") as stream:
-            load_stream(store, fmt, acting, stream, report, str(path), progress=told)
-        done += path.stat().st_size
+            with path.open("rb") as stream:
+                load_stream(
+                    store, fmt, acting, stream, report, str(path), progress=told, mapper=mapper
+                )
+            done += path.stat().st_size
     return report
 
 
@@ -450,14 +464,44 @@ def load_stream(
     name: str,
     *,
     progress: Progress = lambda report, position: None,
+    mapper: Mapper | None = None,
 ) -> LoadReport:
     """Load every record of ``stream`` (a file or a request body called
-    ``name``) as ``acting``'s organisation wrote it."""
-    records = READERS[fmt](stream, acting.author.org_ods)
-    while batch := list(islice(records, BATCH)):
-        with store.unit_of_work() as uow:
-            for record in batch:
-                load_record(store, fmt, acting, record, report, name, within=uow)
-            acting.committing(uow)
-        progress(report, stream.tell())
+    ``name``) as ``acting``'s organisation wrote it, ``BATCH`` records a
+    unit of work; mapped by ``mapper`` (in this process if none)."""
+    mapper = mapper or Mapper(1, None)
+    records = mapper.records(FORMAT[fmt], stream, acting.author.org_ods, acting.author.source, name)
+    batch: list[SourceRecord] = []
+    position = 0
+    try:
+        for record, position in records:
+            batch.append(record)
+            if len(batch) == BATCH:
+                _load_batch(store, fmt, acting, batch, report, name)
+                progress(report, position)
+                batch = []
+    except WorkerFailed:
+        # What was mapped before the failure is loaded; nothing after it.
+        _load_batch(store, fmt, acting, batch, report, name)
+        raise
+    if batch:
+        _load_batch(store, fmt, acting, batch, report, name)
+        progress(report, position)
     return report
+
+
+def _load_batch(
+    store: Store,
+    fmt: str,
+    acting: Acting,
+    batch: list[SourceRecord],
+    report: LoadReport,
+    name: str,
+) -> None:
+    """``batch``, one record after another, in one unit of work."""
+    if not batch:
+        return
+    with store.unit_of_work() as uow:
+        for record in batch:
+            load_record(store, fmt, acting, record, report, name, within=uow)
+        acting.committing(uow)
