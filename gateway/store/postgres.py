@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -49,6 +50,16 @@ _APPEND = (
     "ON CONFLICT (res_type, res_id) DO UPDATE SET "
     "version = excluded.version, seq = excluded.seq, deleted = excluded.deleted RETURNING seq"
 )
+# An INSERT of one row of placeholders that may as well insert many at once:
+# with no conflict clause, or one that ignores conflicts (an update on
+# conflict would meet a row it had itself inserted).
+_MULTI_ROW = re.compile(
+    r"(INSERT INTO \w+ \([\w, ]+\) VALUES )(\(\?(?:, \?)*\))"
+    r"((?: ON CONFLICT(?: \([\w, ]+\))? DO NOTHING)?)",
+    re.DOTALL,
+)
+# Parameters one statement may carry (PostgreSQL's protocol counts them in 16 bits).
+_MAX_PARAMETERS = 65_535
 _MIGRATION_LOCK_KEY = 0x6761_7465  # any constant shared by every gateway process
 
 
@@ -180,7 +191,21 @@ class _PostgresUnitOfWork:
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         self.flush()
-        self._cur.executemany(_DIALECT.sql(sql), rows)
+        insert = _MULTI_ROW.fullmatch(sql) if len(rows) > 1 else None
+        if insert is None:
+            self._cur.executemany(_DIALECT.sql(sql), rows)
+            return
+        # One statement of many rows (``VALUES (...), (...)``), not one per
+        # row: the audit writer's batch of entries, a loader's element sources.
+        head, row, tail = insert.groups()
+        width = row.count("?")
+        per_statement = _MAX_PARAMETERS // width
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            statement = head + ", ".join([row] * len(chunk)) + tail
+            self._run_numbered(
+                _numbered(_DIALECT.sql(statement)), [cell for one in chunk for cell in one]
+            )
 
     def lock_type(self, res_type: str) -> None:
         self._cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (res_type,))
