@@ -62,7 +62,7 @@ def _duplicate_version() -> Exception:
 class _SQLiteUnitOfWork:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._cur = conn.cursor()
-        self.appended = 0  # versions written: what the statistics schedule counts
+        self.appended = 0  # versions and index rebuilds: what the statistics schedule counts
 
     def current(self, res_type: str, res_id: str) -> CurrentVersion | None:
         self._cur.execute(_STATEMENTS.current, (res_type, res_id))
@@ -97,6 +97,7 @@ class _SQLiteUnitOfWork:
         return rows
 
     def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
+        self.appended += 1
         _STATEMENTS.replace_index(self._cur, res_type, res_id, index)
 
     def set_index_version(self, version: str, name: str = "search") -> None:
@@ -279,7 +280,7 @@ class SQLiteStore:
         while searches it runs per record (probable matches) degraded with
         every one."""
         before = self._written
-        self._written += max(1, versions)
+        self._written += versions
         return any(analyze_due(n) for n in range(before + 1, self._written + 1))
 
     def _checkpoint_soon(self) -> None:
