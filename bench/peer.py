@@ -856,6 +856,11 @@ class Plan:
     warmup: float
 
 
+def written(run: Run) -> int:
+    """Resources a run wrote: one per create, a transaction's entries."""
+    return run.requests * {"create": 1, "transaction": TX_ENTRIES}.get(run.op, 0)
+
+
 def run_wrk(
     target: Target,
     everyone: Sequence[Target],
@@ -1154,6 +1159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     runs: list[Run] = []
     failed: dict[str, str] = {}
+    stored: Counter[str] = Counter()  # resources in each server's store
     try:
         with contextlib.ExitStack() as stack:
             targets: list[Target] = []
@@ -1179,6 +1185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for target in list(targets):
                 try:
                     scripts.update(prepare(target, ops, args.patients, plan, workdir))
+                    stored[target.name] += args.patients * (1 + 2 * OBSERVATIONS_PER_CODE)
+                    stored[target.name] += ("create" in ops) + TX_ENTRIES * ("transaction" in ops)
                 except (RuntimeError, httpx.HTTPError) as exc:
                     print(f"{target.name}: FAILED its checks: {exc}", flush=True)
                     failed[target.name] = str(exc).splitlines()[0]
@@ -1187,13 +1195,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"warm-up: {plan.warmup:g} s of each operation on each server", flush=True)
                 for op in ops:
                     for target in targets:
-                        run_wrk(target, targets, op, scripts[target.name, op], plan, 0, True)
+                        warm = run_wrk(target, targets, op, scripts[target.name, op], plan, 0, True)
+                        stored[target.name] += written(warm)
             for n in range(1, args.passes + 1):
                 for op in ops:
                     turn = targets[(n - 1) % len(targets) :] + targets[: (n - 1) % len(targets)]
                     for target in turn:
                         result = run_wrk(target, targets, op, scripts[target.name, op], plan, n)
                         runs.append(result)
+                        stored[target.name] += written(result)
                         print(
                             f"  pass {n} {op:<12} {target.name:<15} {result.req_per_s:9.1f} req/s"
                             f"  p99 {result.p99_ms:7.1f} ms  CPU {result.cpu_per_1k:6.2f} s/1k"
@@ -1202,7 +1212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             flush=True,
                         )
             print("stopping the servers", flush=True)
-        report(runs, ops, failed, args.workers, build)
+        report(runs, ops, failed, args.workers, build, stored)
         if args.json:
             args.json.write_text(
                 json.dumps(
@@ -1211,6 +1221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "medplum": build.version if build else None,
                         "plan": asdict(plan),
                         "runs": [asdict(r) for r in runs],
+                        "stored": stored,
                         "not_run": failed,
                     },
                     indent=2,
@@ -1243,7 +1254,8 @@ def prepare(
     print(
         f"{target.name}: {root}, seeded {patients} Patients with "
         f"{2 * OBSERVATIONS_PER_CODE * patients} Observations in "
-        f"{time.monotonic() - started:.0f} s; checked {', '.join(ops)} ({sizes})",
+        f"{time.monotonic() - started:.0f} s; checked {', '.join(ops)}"
+        + (f" ({sizes})" if sizes else ""),
         flush=True,
     )
     scripts: dict[tuple[str, str], Path] = {}
@@ -1265,6 +1277,7 @@ def report(
     failed: Mapping[str, str],
     workers: int,
     build: MedplumBuild | None,
+    stored: Mapping[str, int],
 ) -> None:
     order = {name: i for i, name in enumerate(TARGET_NAMES.values())}
     summaries: dict[tuple[str, str], Summary] = {}
@@ -1295,6 +1308,12 @@ def report(
             print(line.format(workers=workers))
     else:
         print("Medplum did not run: no ratio against it (docs/peer.md says how to build it).")
+    if stored:
+        print(
+            "Resources in each store at the end (seeded, then written at each server's own "
+            "rate, so later passes read and search larger stores): "
+            + ", ".join(f"{name} {count:,}" for name, count in stored.items())
+        )
     for name, reason in failed.items():
         print(f"{name}: NOT RUN: {reason}")
     bad = [r for r in runs if r.errors]
