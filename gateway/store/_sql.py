@@ -53,6 +53,16 @@ def analyze_due(written: int) -> bool:
     return written in (16, 64, 256, 512) or written % 1024 == 0
 
 
+def grown_fourfold(written: int) -> bool:
+    """Whether this many versions written is a fourfold growth since the last
+    refresh (16, 64, 256, ...): for PostgreSQL, whose autovacuum refreshes a
+    table's statistics once a tenth of it has changed, but only after a minute,
+    so a new database is planned for empty tables while it fills. Past that,
+    a refresh every 1,024 versions cost a steady write load a fifth of the
+    database's CPU, for statistics autovacuum keeps anyway."""
+    return written >= 16 and written & (written - 1) == 0 and (written.bit_length() - 1) % 2 == 0
+
+
 _VERSION_COLUMNS = "v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.method, v.content"
 # Resources a ``read_many`` or ``vread_many`` statement names at most: their
 # placeholders stay far below either database's limit (SQLite's was 999

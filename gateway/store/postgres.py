@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from gateway.errors import Conflict, StoreUnavailable
 from gateway.store._pending_index import PendingIndex
-from gateway.store._sql import Dialect, Fetch, Statements, analyze_due, to_version
+from gateway.store._sql import Dialect, Fetch, Statements, grown_fourfold, to_version
 from gateway.store.base import (
     AsyncReader,
     CurrentVersion,
@@ -283,9 +283,10 @@ class PostgresStore:
     def __init__(self, url: str, *, pool_size: int = 16) -> None:
         self.url = url
         self._pool_size = pool_size
-        self._written = 0  # versions written by this process, for analyze_due
+        self._written = 0  # versions written by this process, for grown_fourfold
         self._written_lock = threading.Lock()
         self._analyzing = False
+        self._analyze_again = False
         self._listeners: list[Listener] = []
         self._pool: ConnectionPool[psycopg.Connection[tuple[object, ...]]] = ConnectionPool(
             url,
@@ -340,25 +341,31 @@ class PostgresStore:
         schedule counts versions written, not commits: a loader commits a
         hundred records at once, and the audit log commits for every few
         reads (counted, they ran ANALYZE every 1,024 of its batches, an
-        eighth of the database's CPU under a read load)."""
+        eighth of the database's CPU under a read load). A refresh falling
+        due while one runs follows it."""
         with self._written_lock:
             before = self._written
             self._written += versions
-            due = any(analyze_due(n) for n in range(before + 1, self._written + 1))
-            if not due or self._analyzing:
+            due = any(grown_fourfold(n) for n in range(before + 1, self._written + 1))
+            if not due:
+                return
+            if self._analyzing:
+                self._analyze_again = True
                 return
             self._analyzing = True
         threading.Thread(target=self._analyze, name="gateway-analyze", daemon=True).start()
 
     def _analyze(self) -> None:
-        try:
-            with self._connection() as conn:
-                conn.execute("ANALYZE")
-        except Exception:  # statistics are an optimisation; never fail a caller
-            log.warning("ANALYZE failed", exc_info=True)
-        finally:
+        again = True
+        while again:
+            try:
+                with self._connection() as conn:
+                    conn.execute("ANALYZE")
+            except Exception:  # statistics are an optimisation; never fail a caller
+                log.warning("ANALYZE failed", exc_info=True)
             with self._written_lock:
-                self._analyzing = False
+                again, self._analyze_again = self._analyze_again, False
+                self._analyzing = again
 
     def read(self, res_type: str, res_id: str) -> StoredVersion | None:
         with self._connection() as conn:
