@@ -115,24 +115,31 @@ class Mapper:
         into ``stream`` reading had got when it was read (for progress).
         With workers, its resources that are valid come prepared for a
         write by ``author_source`` (``SourceRecord.ready``)."""
+        items = form.split(stream, source)
         if self.jobs == 1:
-            for item in form.split(stream, source):
+            for item in items:
                 yield _mapped_here(form, item, source), stream.tell()
             return
+        first = list(islice(items, CHUNK))
+        if self._pool is None and len(first) < CHUNK:
+            # A stream of one chunk is mapped sooner than a worker starts.
+            position = stream.tell()
+            for item in first:
+                yield _mapped_here(form, item, source), position
+            return
         pool = self._started()
-        items = form.split(stream, source)
         pending: deque[tuple[Future[bytes], list[SourceRecord | Unmapped], int]]
         pending = deque()
         while True:
             while len(pending) < self.jobs * IN_FLIGHT:
-                chunk = list(islice(items, CHUNK))
+                chunk, first = first or list(islice(items, CHUNK)), []
                 if not chunk:
                     break
                 try:
                     future = pool.submit(_map_chunk, form, source, author_source, chunk)
                 except Exception as exc:  # the pool is broken: a worker died
-                    first = pending[0][1][0] if pending else chunk[0]
-                    raise WorkerFailed(file, first.where, exc) from exc
+                    head = pending[0][1][0] if pending else chunk[0]
+                    raise WorkerFailed(file, head.where, exc) from exc
                 pending.append((future, chunk, stream.tell()))
             if not pending:
                 return
