@@ -11,6 +11,13 @@ index, store, Provenance: one transaction per record) and prints:
    (target: flat as the file grows), each in a child process; the store's
    own memory is bounded by its page cache whatever the file.
 
+``--jobs 1 2`` loads each file with each number of worker processes
+(``gateway load --jobs``; issue 29's target: two at least 1.7 times the
+resources per second of one on a two-core machine), ``--repeat 3`` times
+each, interleaved, and prints the medians, their ratio to the first, and
+the machine's load average before and after (a shared machine's other work
+slows any run).
+
 Synthetic people are numbered in the 999 test range; every fifth message
 is a discharge of an earlier admission, so updates are timed as well as
 creates.
@@ -19,6 +26,8 @@ creates.
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,10 +106,12 @@ def _child(code: str) -> list[str]:
     return done.stdout.split()
 
 
-def _load(fmt: str, path: Path, warmup: Path, database: Path) -> tuple[int, float]:
-    """Records loaded and seconds taken, in a child process, once warm."""
+def _load(fmt: str, path: Path, warmup: Path, database: Path, jobs: int) -> tuple[int, int, float]:
+    """Records loaded, resources written and seconds taken, in a child
+    process, once warm (the worker processes ``jobs`` above 1 starts are
+    started inside the time: ``gateway load`` starts them too)."""
     warm = database.with_suffix(".warm.db")
-    loaded, took = _child(
+    loaded, written, took = _child(
         "import time\n"
         "from pathlib import Path\n"
         "from gateway.loading import load\n"
@@ -116,12 +127,12 @@ def _load(fmt: str, path: Path, warmup: Path, database: Path) -> tuple[int, floa
         "store.migrate()\n"
         "use_store_id_key(store)\n"
         "started = time.perf_counter()\n"
-        f"report = load(store, {fmt!r}, {_SOURCES[fmt]!r}, [Path({str(path)!r})])\n"
+        f"report = load(store, {fmt!r}, {_SOURCES[fmt]!r}, [Path({str(path)!r})], jobs={jobs})\n"
         "took = time.perf_counter() - started\n"
         "assert not report.rejections, report.rejections[:3]\n"
-        "print(report.loaded, took)\n"
+        "print(report.loaded, sum(report.written.values()), took)\n"
     )
-    return int(loaded), float(took)
+    return int(loaded), int(written), float(took)
 
 
 def _peak_reading(fmt: str, path: Path) -> int:
@@ -141,7 +152,11 @@ def _peak_reading(fmt: str, path: Path) -> int:
     return int(peak)
 
 
-def run(messages: int, rows: int) -> None:
+def _load_average() -> str:
+    return "/".join(f"{figure:.2f}" for figure in os.getloadavg())
+
+
+def run(messages: int, rows: int, jobs: list[int], repeat: int) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         for fmt, size, writer, target in (
@@ -152,12 +167,33 @@ def run(messages: int, rows: int) -> None:
             writer(source, size)
             warmup = root / f"{fmt}-warm.dat"
             writer(warmup, 20)
-            loaded, took = _load(fmt, source, warmup, root / f"{fmt}.db")
-            rate = loaded / took
-            print(
-                f"{fmt:<6} {loaded:>7,} records loaded in {took:6.1f} s: {rate:7,.0f}/s "
-                f"(target {target:,}) {'PASS' if rate >= target else 'MISS'}"
-            )
+            print(f"{fmt:<6} load average before: {_load_average()} ({os.cpu_count()} cores)")
+            runs: dict[int, list[tuple[int, int, float]]] = {n: [] for n in jobs}
+            for attempt in range(repeat):
+                for n in jobs:  # interleaved: a busy spell slows each alike
+                    database = root / f"{fmt}-{n}-{attempt}.db"
+                    runs[n].append(_load(fmt, source, warmup, database, n))
+            print(f"{fmt:<6} load average after:  {_load_average()}")
+            first = None
+            for n in jobs:
+                loaded, written = runs[n][0][:2]
+                took = statistics.median(t for _, _, t in runs[n])
+                rate = loaded / took
+                first = first or written / took
+                ratio = written / took / first
+                print(
+                    f"{fmt:<6} --jobs {n}: {loaded:>7,} records ({written:,} resources) loaded "
+                    f"in {took:6.1f} s (median of {repeat}: "
+                    + ", ".join(f"{t:.1f}" for _, _, t in runs[n])
+                    + f"): {rate:7,.0f} records/s (target {target:,}) "
+                    f"{'PASS' if rate >= target else 'MISS'}, {written / took:7,.0f} resources/s"
+                    + (
+                        f", {ratio:.2f}x --jobs {jobs[0]}"
+                        + (f" (target 1.7x) {'PASS' if ratio >= 1.7 else 'MISS'}" if n == 2 else "")
+                        if n != jobs[0]
+                        else ""
+                    )
+                )
             large = root / f"{fmt}-large.dat"
             writer(large, size * 10)
             small_peak, large_peak = _peak_reading(fmt, source), _peak_reading(fmt, large)
@@ -175,8 +211,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument(
+        "--jobs", type=int, nargs="+", default=[1], help="worker processes: one or more numbers"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each, for the median")
     args = parser.parse_args()
-    run(args.messages, args.rows)
+    run(args.messages, args.rows, args.jobs, args.repeat)
 
 
 if __name__ == "__main__":
