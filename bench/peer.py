@@ -200,7 +200,7 @@ class Target:
     token: str
     parts: dict[str, list[int]]
     spread: Callable[[], str] = lambda: "-"
-    notes: list[str] = field(default_factory=list)
+    log: Path | None = None  # the server's log, for what it said about failed requests
 
     @property
     def port(self) -> int:
@@ -256,6 +256,7 @@ def gateway_target(
                 token=answer.json()["access_token"],
                 parts=parts,
                 spread=_spread(server, workers),
+                log=home / "gateway.log",
             )
 
 
@@ -540,6 +541,7 @@ def medplum_target(build: MedplumBuild, workdir: Path, ready_timeout: float) -> 
             base=f"{base}/fhir/R4",
             token=token,
             parts={"app": [node.pid], "postgres": [postmaster], "redis": [redis.pid]},
+            log=log_path,
         )
     finally:
         for process in reversed(processes):
@@ -837,6 +839,7 @@ class Run:
     other_cpu_pct: float
     load1: float
     spread: str
+    server_errors: list[str] = field(default_factory=list)  # from its log, when errors
 
     @property
     def cpu_total_s(self) -> float:
@@ -854,6 +857,31 @@ class Plan:
     connections: int
     tx_connections: int
     warmup: float
+
+
+# A line of the gateway's or Medplum's JSON log about trouble: an error or
+# warning, or an access-log line with a 4xx or 5xx status.
+_TROUBLE = re.compile(
+    r'"level": ?"(error|critical|warn|warning)"|"status": ?[45]\d\d|Traceback', re.I
+)
+
+
+def _errors_logged(log: Path | None, offset: int, most: int = 3) -> list[str]:
+    """Up to ``most`` distinct lines about errors the server logged since ``offset``."""
+    if log is None:
+        return []
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        text = handle.read().decode(errors="replace")
+    found: list[str] = []
+    for line in text.splitlines():
+        if _TROUBLE.search(line):
+            short = line[:300]
+            if short not in found:
+                found.append(short)
+            if len(found) == most:
+                break
+    return found
 
 
 def written(run: Run) -> int:
@@ -889,6 +917,7 @@ def run_wrk(
         str(script),
         f"http://{HOST}:{target.port}",
     ]
+    log_from = target.log.stat().st_size if target.log else 0
     before = snapshot()
     busy0, wrk0, self0 = machine_busy_seconds(), own_children_cpu_seconds(), own_cpu_seconds()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -912,6 +941,7 @@ def run_wrk(
         for t in everyone
     )
     seconds = max(figures.seconds, 1e-9)
+    said = _errors_logged(target.log, log_from) if figures.errors else []
     return Run(
         target=target.name,
         op=op,
@@ -928,6 +958,7 @@ def run_wrk(
         other_cpu_pct=100 * max(0.0, busy - servers - wrk_cpu - self_cpu) / seconds,
         load1=load_average(),
         spread=spread,
+        server_errors=said,
     )
 
 
@@ -1321,6 +1352,8 @@ def report(
         print(f"{len(bad)} runs had errors (HTTP >= 400, timeouts or socket errors):")
         for r in bad[:10]:
             print(f"  pass {r.run} {r.op} {r.target}: {r.errors} of {r.requests}")
+            for line in r.server_errors:
+                print(f"    its log: {line}")
 
 
 if __name__ == "__main__":

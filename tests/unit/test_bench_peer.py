@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +134,20 @@ def test_medians_and_cpu_per_thousand_requests() -> None:
     assert summary.cpu_per_1k == pytest.approx(1.5)
     assert summary.parts_per_1k == pytest.approx({"app": 1.0, "postgres": 0.5})
     assert summary.per_cpu_s == pytest.approx(1000 / 1.5)
+
+
+def test_what_a_server_logged_about_failed_requests_is_picked_from_its_log(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    before = '{"level":"error","message":"before the run"}\n'
+    log.write_text(
+        before
+        + '{"level":"info","logger":"uvicorn.error","message":"Started server process"}\n'
+        + '{"level":"info","logger":"gateway.access","path":"/fhir/Patient","status":200}\n'
+        + '{"level":"info","logger":"gateway.access","path":"/fhir/Patient","status":429}\n'
+        + '{"level":"ERROR","msg":"Database error"}\n'
+    )
+    found = peer._errors_logged(log, len(before))
+    assert found == [
+        '{"level":"info","logger":"gateway.access","path":"/fhir/Patient","status":429}',
+        '{"level":"ERROR","msg":"Database error"}',
+    ]
