@@ -253,21 +253,26 @@ class Statements:
         (...)) OR ...``)."""
         found: dict[tuple[str, str], StoredVersion] = {}
         for chunk in _chunks(sorted(set(keys))):
-            by_type: dict[str, list[str]] = {}
-            for res_type, res_id in chunk:
-                by_type.setdefault(res_type, []).append(res_id)
-            terms, params = [], []
-            for res_type, ids in by_type.items():
-                terms.append(f"(c.res_type = ? AND c.res_id IN ({', '.join('?' for _ in ids)}))")
-                params.extend([res_type, *ids])
-            sql = (
-                f"SELECT {_VERSION_COLUMNS} FROM resource_current c "
-                f"JOIN resource_version v ON v.seq = c.seq WHERE {' OR '.join(terms)}"
-            )
-            for row in fetch(self._dialect.sql(sql), params):
+            for row in fetch(*self.read_many_statement(chunk)):
                 version = to_version(row, current=True)
                 found[(version.res_type, version.res_id)] = version
         return found
+
+    def read_many_statement(self, keys: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:
+        """The statement reading the latest version of each of ``keys`` (at
+        most ``_MANY_PER_STATEMENT``), and its parameters."""
+        by_type: dict[str, list[str]] = {}
+        for res_type, res_id in keys:
+            by_type.setdefault(res_type, []).append(res_id)
+        terms, params = [], []
+        for res_type, ids in by_type.items():
+            terms.append(f"(c.res_type = ? AND c.res_id IN ({', '.join('?' for _ in ids)}))")
+            params.extend([res_type, *ids])
+        sql = (
+            f"SELECT {_VERSION_COLUMNS} FROM resource_current c "
+            f"JOIN resource_version v ON v.seq = c.seq WHERE {' OR '.join(terms)}"
+        )
+        return self._dialect.sql(sql), params
 
     def vread_many(
         self, fetch: Fetch, keys: Iterable[tuple[str, str, int]]

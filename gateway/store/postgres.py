@@ -21,6 +21,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from gateway.errors import Conflict, StoreUnavailable
+from gateway.store._coalesce import Coalescer
 from gateway.store._pending_index import PendingIndex
 from gateway.store._sql import Dialect, Fetch, Statements, grown_fourfold, to_version
 from gateway.store.base import (
@@ -239,6 +240,8 @@ class _AsyncPostgresReader:
                 configure=_configure_async,
             )
         )
+        # Reads asked for while one is in flight go together, in one statement.
+        self._reads: Coalescer[tuple[str, str], StoredVersion] = Coalescer(self._read_many)
 
     async def open(self) -> None:
         try:
@@ -246,6 +249,16 @@ class _AsyncPostgresReader:
         except psycopg_pool_errors() as exc:
             await self._pool.close()
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    async def _read_many(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredVersion]:
+        if len(keys) == 1:  # the prepared primary key lookup
+            found = await self._fetch(_STATEMENTS.read, keys[0], current=True)
+            return {keys[0]: found} if found is not None else {}
+        sql, params = _STATEMENTS.read_many_statement(keys)
+        versions = (to_version(row, current=True) for row in await self.select(sql, params))
+        return {(version.res_type, version.res_id): version for version in versions}
 
     async def _fetch(
         self, sql: str, params: Sequence[object], current: bool = False
@@ -268,7 +281,7 @@ class _AsyncPostgresReader:
             raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
 
     async def read(self, res_type: str, res_id: str) -> StoredVersion | None:
-        return await self._fetch(_STATEMENTS.read, (res_type, res_id), current=True)
+        return await self._reads.get((res_type, res_id))
 
     async def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
         return await self._fetch(_STATEMENTS.vread, (res_type, res_id, version))

@@ -257,6 +257,34 @@ def test_a_failed_unit_of_work_leaves_no_index_rows(store: Store) -> None:
     assert store.read("Patient", "a") is None
 
 
+def test_concurrent_async_reads_each_get_their_own_resource(store: Store) -> None:
+    """Reads on the event loop at once (PostgreSQL sends those asked for
+    while one is in flight together): each gets its resource, or nothing."""
+    import asyncio
+
+    _write(store, *(_version(f"p{n}", 1, f'{{"n":{n}}}'.encode()) for n in range(40)))
+    _write(store, _version("p3", 2, None))
+
+    async def check() -> None:
+        reader = await store.open_async_reader()
+        try:
+            keys = [f"p{n % 45}" for n in range(200)]
+            found = await asyncio.gather(*(reader.read("Patient", key) for key in keys))
+        finally:
+            await reader.aclose()
+        for key, version in zip(keys, found, strict=True):
+            n = int(key[1:])
+            if n >= 40:
+                assert version is None
+            elif n == 3:
+                assert version is not None and version.deleted and version.version == 2
+            else:
+                assert version is not None and version.content == f'{{"n":{n}}}'.encode()
+                assert (version.res_id, version.current) == (key, True)
+
+    asyncio.run(check())
+
+
 def test_history_pages_newest_first_by_keyset(store: Store) -> None:
     """Pages follow write order; a page fetched again after more writes holds
     the same entries."""
