@@ -104,9 +104,19 @@ class Mapper:
         self.close()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the workers. Whatever they are still mapping is not wanted
+        (every chunk was taken, or mapped by the writer instead), and a
+        worker kept from a core could take long to finish it: they are
+        stopped, not waited for."""
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        # ProcessPoolExecutor.terminate_workers() from Python 3.14.
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
+        pool.shutdown(wait=True)
 
     def records(
         self, form: Format, stream: BinaryIO, source: str, author_source: str | None, file: str
