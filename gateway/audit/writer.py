@@ -4,10 +4,11 @@ and then releases every request whose entry it made durable. A request
 waits for that (fail closed: no entry, no response), but shares the commit
 with its neighbours, so the log keeps pace with the reads it records.
 
-Each of its transactions also moves into the log the entries that writes
-have staged in their own transactions (``gateway.audit.staging``): a write
-waits for that (``sequenced``) so that its answer, too, leaves with its
-entry in the log. It does so once on starting, for what a crash left.
+Its transactions also move into the log the entries that writes have
+staged in their own transactions (``gateway.audit.staging``): a write waits
+for that (``sequenced``) so that its answer, too, leaves with its entry in
+the log. It does so once on starting, and at least once a second while it
+writes, for what a crashed node left.
 
 The same thread signs a checkpoint every ``checkpoint_every`` seconds when
 the log has grown, and once more when the writer closes.
@@ -28,6 +29,8 @@ from gateway.store import Store
 
 _log = logging.getLogger("gateway.audit")
 _BATCH = 1000
+# Seconds between looks for staged entries no write is waiting for.
+_SWEEP_S = 1.0
 
 
 class AuditUnavailable(RuntimeError):
@@ -50,6 +53,7 @@ class AuditWriter:
         self._every = checkpoint_every
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._closed = False
+        self._swept = 0.0
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -111,9 +115,15 @@ class AuditWriter:
     def _commit(self, batch: list[_Pending]) -> None:
         if not batch:
             return
+        # Staged entries are moved when a write waits for them, and at least
+        # once a second for any a crashed node left: a batch of reads alone
+        # spares the look.
+        sweep = time.monotonic() - self._swept >= _SWEEP_S
         try:
             with self._store.unit_of_work() as uow:
-                staging.sequence(uow)
+                if sweep or any(pending.sequencing for pending in batch):
+                    staging.sequence(uow)
+                    self._swept = time.monotonic()
                 indexes = log.append(uow, [r for p in batch for r in p.records])
         except Exception as exc:  # the database's failure is the requests' failure
             _log.error("audit entries could not be written: %s", exc)
