@@ -28,6 +28,9 @@ from gateway.store import Querier, Store, UnitOfWork, as_bytes
 
 _log = logging.getLogger("gateway.audit")
 _BATCH = 5000  # staged entries moved in one statement's worth
+# Staged entries deleted by one statement: its placeholders stay well below
+# either database's limit.
+_DELETE_AT_ONCE = 500
 
 
 def stage(uow: UnitOfWork, records: Sequence[log.AuditRecord]) -> None:
@@ -53,7 +56,7 @@ def sequence(uow: UnitOfWork) -> int:
         if not rows:
             return moved
         records: list[log.AuditRecord] = []
-        done: list[list[object]] = []
+        done: list[object] = []
         for seq, entry in rows:
             content = as_bytes(entry)
             try:
@@ -62,11 +65,15 @@ def sequence(uow: UnitOfWork) -> int:
                 _log.error("staged audit entry %s is not an AuditEvent: %s", seq, exc)
                 continue
             records.append(log.AuditRecord(orjson.loads(content)))
-            done.append([seq])
+            done.append(seq)
         log.append(uow, records)
         # By the seqs read: a staging transaction committing meanwhile
         # leaves its entries for the next pass, not deleted unmoved.
-        uow.execute_many("DELETE FROM audit_staged WHERE seq = ?", done)
+        for start in range(0, len(done), _DELETE_AT_ONCE):
+            seqs = done[start : start + _DELETE_AT_ONCE]
+            uow.execute(
+                f"DELETE FROM audit_staged WHERE seq IN ({', '.join('?' for _ in seqs)})", seqs
+            )
         moved += len(records)
         if len(rows) < _BATCH:
             return moved
