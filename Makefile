@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export GATEWAY_DATABASE_URL ?= sqlite:///var/gateway.db
 
-.PHONY: install browser run test lint typecheck bench bench-search bench-consent bench-validation bench-notifications bench-peer clean
+.PHONY: install browser run test lint typecheck bench bench-search bench-consent bench-validation bench-notifications bench-peer bench-scaling clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,13 @@ bench-notifications: install
 # gateway's half. Needs wrk and redis-server (Debian packages).
 bench-peer: install
 	$(BIN)/python -m bench.peer $(ARGS)
+
+# One PostgreSQL store grown to 100,000, 300,000 and 1,000,000 resources, with
+# search, document, read and create latency through gateway serve and every
+# table's size at each step (long: about an hour and a half on two cores; see
+# bench/scaling.py and docs/scaling.md; ARGS="--sizes 5000,20000" is quick).
+bench-scaling: install
+	$(BIN)/python -m bench.scaling $(ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
