@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -79,9 +80,10 @@ class Cluster:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_cluster() -> Cluster:
+def start_cluster(settings: Mapping[str, str] | None = None) -> Cluster:
     """Start a cluster with trust authentication on 127.0.0.1 only; fsync off,
-    as nothing in it needs to outlive the process."""
+    as nothing in it needs to outlive the process; ``settings`` are more
+    server settings (``-c name=value``)."""
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
     directory = tempfile.mkdtemp(prefix="gateway-pg-")
     run_as: list[str] = []
@@ -123,7 +125,8 @@ def start_cluster() -> Cluster:
             "-l",
             f"{directory}/log",
             "-o",
-            f"-F -p {port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            f"-F -p {port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=200"
+            + "".join(f" -c {name}={value}" for name, value in (settings or {}).items()),
         ],
     ]
     for step in steps:

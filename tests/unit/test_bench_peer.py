@@ -4,6 +4,7 @@ transaction's answer."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,31 @@ def test_what_a_server_logged_about_failed_requests_is_picked_from_its_log(tmp_p
         '{"level":"info","logger":"gateway.access","path":"/fhir/Patient","status":429}',
         '{"level":"ERROR","msg":"Database error"}',
     ]
+
+
+def test_a_run_that_completed_no_request_counts_in_the_rate_but_not_in_latency() -> None:
+    def run(n: int, requests: int) -> peer.Run:
+        return peer.Run(
+            target="gateway-sqlite",
+            op="everything",
+            run=n,
+            connections=16,
+            requests=requests,
+            errors=0,
+            seconds=5.0,
+            req_per_s=requests / 5.0,
+            p50_ms=400.0 if requests else 0.0,
+            p99_ms=900.0 if requests else 0.0,
+            cpu_s={"app": 4.0},
+            wrk_cpu_pct=1.0,
+            other_cpu_pct=1.0,
+            load1=0.5,
+            spread="8/8",
+        )
+
+    summary = peer.summarise([run(1, 100), run(2, 0), run(3, 50)])
+    assert summary.empty == 1
+    assert summary.req_per_s == 10.0  # 20, 0 and 10 req/s
+    assert (summary.p50_ms, summary.p99_ms) == (400.0, 900.0)
+    assert summary.cpu_per_1k == pytest.approx((40.0 + 80.0) / 2)
+    assert math.isnan(peer.summarise([run(1, 0)]).per_cpu_s)
