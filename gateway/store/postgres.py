@@ -193,7 +193,10 @@ class _PostgresUnitOfWork:
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         self.flush()
-        insert = _MULTI_ROW.fullmatch(sql) if len(rows) > 1 else None
+        if len(rows) == 1:  # executemany would open a pipeline for it
+            self._cur.execute(_DIALECT.sql(sql), rows[0])
+            return
+        insert = _MULTI_ROW.fullmatch(sql)
         if insert is None:
             self._cur.executemany(_DIALECT.sql(sql), rows)
             return
