@@ -8,13 +8,15 @@ options); ``--sizes 5000,20000`` is a quick run.
 
 Store
 -----
-A throwaway cluster (``tests.support.postgres``, fsync off), or the empty
-database of ``--database-url``. The population is ``bench.export``'s (its
+A throwaway cluster (``tests.support.postgres``, fsync off), or the database
+of ``--database-url``: empty, or grown by an earlier run with the same seed,
+whose people are kept (the people whose Patient is on file; a unit of work
+writes whole people) and the rest written. The population is ``bench.export``'s (its
 organisations, then people of 100 to 300 resources each: Patient,
 EpisodesOfCare, Conditions, MedicationStatements, Encounters, vital-sign
 Observations, with opt-outs and restricted labels), written through the
 write path's own steps (``write.prepare``, ``write.create_in``) by
-``--loaders`` processes, ``bench.export._load_chunk``. Growing is
+``--loaders`` processes (``bench.export._load_chunk``). Growing is
 adding the next people: the store of 300,000 is the store of 100,000 and
 the people after them. A size counts whole people, so a step holds up to one
 person's resources fewer than asked (the sizes printed are the store's).
@@ -27,12 +29,15 @@ Measured at each size
 (``bench._population.TRUST``, kind ``hospital``, purpose TREAT, scopes
 ``system/*.cruds``) registered and given a token at ``/auth/token``. It has
 an active EpisodeOfCare with every person, so it sees everyone (less what
-is labelled restricted). ``--patients`` people of the first size are the
-sample, the same people at every size, so each figure is one person's
-question asked of a larger store. Each operation is asked ``--requests``
-times, one at a time, rotating over the sample, after ``WARMUP`` unmeasured
-requests; latency is the client's wall clock per request (HTTP on loopback
-included), p50 and p99 (nearest rank):
+is labelled restricted; tokens last the whole step). ``--patients`` people
+of the first size (or of ``--sample-from``) are the sample, the same people
+at every size, so each figure is one person's question asked of a larger
+store; creates are about as many other people. Each operation is asked
+``--requests`` times, one at a time, rotating over the sample, after
+``WARMUP`` unmeasured requests; one that takes seconds a request warms up
+with fewer and stops after ``--budget`` seconds once it has ``MIN_SAMPLES``
+(the table says how many were measured). Latency is the client's wall
+clock per request (HTTP on loopback included), p50 and p99 (nearest rank):
 
   obs-code     Observation?subject=Patient/<id>&code=<SNOMED heart rate>
   conditions   Condition?subject=Patient/<id>
@@ -54,7 +59,7 @@ Then, from the catalogue, for every table of the public schema:
 after the VACUUM; exact for a vacuumed table), and
 ``pg_database_size``; bytes per resource (current versions) and per audit
 entry. The machine's load average is printed with each step: other work
-shares the two cores.
+shares the two cores. A cluster of ``--database-url`` is left running.
 
 It prints one table per size and a growth table (each figure at the last
 size divided by at the first), and ``--json`` writes them all.
@@ -87,7 +92,7 @@ from bench.search_consent import StoreFailed, gateway_migrate
 
 DEFAULT_SIZES = (100_000, 300_000, 1_000_000)
 WARMUP = 10
-MIN_SAMPLES = 20  # below --requests only when an operation overruns --budget
+MIN_SAMPLES = 10  # below --requests only when an operation overruns --budget
 CLIENT_ID = "bench-scaling-trust"
 SCOPES = "system/*.cruds"
 # The tables grouped in the summary lines; every table is listed anyway.
@@ -179,6 +184,18 @@ def grow(
     return time.perf_counter() - started
 
 
+def written_patients(url: str) -> set[str]:
+    """The ids of the Patients in the store: the people already written
+    (a unit of work writes whole people)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT res_id FROM resource_current WHERE res_type = 'Patient'"
+        ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
 def vacuum_analyze(url: str) -> None:
     import psycopg
 
@@ -267,17 +284,26 @@ def measure(
 ) -> Latency:
     samples: list[float] = []
     entries = 0
-    deadline = time.monotonic() + budget_s
+    # A slow operation (seconds a request) warms up with fewer requests and
+    # stops at ``budget_s`` once it has ``MIN_SAMPLES``: the table says how
+    # many were measured.
+    begun = time.monotonic()
+    warmup = WARMUP
     for n in range(WARMUP + requests):
-        if n >= WARMUP + MIN_SAMPLES and time.monotonic() > deadline:
-            break  # a slow operation: fewer samples, said in the table
+        now = time.monotonic()
+        if n < warmup and n >= 2 and now - begun > budget_s / 4:
+            warmup = n
+        if n >= warmup + MIN_SAMPLES and now - begun > budget_s:
+            break
+        if n - warmup >= requests:
+            break
         method, path, body = request_for(operation, people[n % len(people)], n)
         started = time.perf_counter()
         answer = client.request(method, path, content=body)
         elapsed = (time.perf_counter() - started) * 1000
         if answer.status_code not in (200, 201):
             raise StoreFailed(f"{method} {path}: {answer.status_code} {answer.text[:300]}")
-        if n >= WARMUP:
+        if n >= warmup:
             samples.append(elapsed)
             if method == "GET" and operation != "read":
                 entries += len(orjson.loads(answer.content).get("entry") or [])
@@ -379,6 +405,9 @@ def serve_and_measure(
             "GATEWAY_NOTIFY": "false",
             "GATEWAY_EXPORT_DIR": str(Path(scratch) / "exports"),
             "GATEWAY_LOG_LEVEL": "WARNING",
+            # One token for the whole step: a slow operation outlasts the
+            # default five minutes.
+            "GATEWAY_TOKEN_LIFETIME": "86400",
         }
         command = gateway_command(port, args.workers, url)
         with running("gateway", command, Path(scratch) / "server.log", env) as server:
@@ -543,9 +572,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--database-url",
-        help="an existing, empty PostgreSQL database (default: a throwaway cluster)",
+        help="an existing PostgreSQL database, empty or grown by an earlier run (its people "
+        "are kept and the rest written; default: a throwaway cluster)",
     )
     parser.add_argument("--seed", type=int, default=20250630, help="the data's seed")
+    parser.add_argument(
+        "--sample-from",
+        type=int,
+        default=0,
+        help="draw the people asked about from a store of this size (default: the first "
+        "size; to compare with an earlier run that grew the same --database-url)",
+    )
     parser.add_argument(
         "--loaders",
         type=int,
@@ -615,30 +652,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         gateway_migrate(url, log)
         from gateway.store import open_store
 
-        store = open_store(url, pool_size=1)
-        try:
-            export.write_organisations(store, seed)
-        finally:
-            store.close()
-        written = 0
-        chosen: list[Person] = []
-        writes: list[Person] = []
+        present = written_patients(url)
+        if not present:
+            store = open_store(url, pool_size=1)
+            try:
+                export.write_organisations(store, seed)
+            finally:
+                store.close()
+        else:
+            log(f"the store holds {len(present):,} people already: growing from there")
+        # The people asked about, the same at every size; creates are about
+        # the people next to them.
+        base = people_upto(seed, args.sample_from or args.sizes[0])
+        chosen = sample(seed, base, args.patients)
+        writes = sample(seed, base, args.patients, 1) or chosen
         for size in args.sizes:
             people = people_upto(seed, size)
             load_before = load_average()
+            missing = [p for p in people if export.patient_id(seed, p.number) not in present]
             log(
-                f"growing to {stored(people):,} resources ({len(people):,} people) with "
-                f"{args.loaders} loader(s); load average {load_before}"
+                f"growing to {stored(people):,} resources ({len(people):,} people, "
+                f"{len(missing):,} to write) with {args.loaders} loader(s); load average "
+                f"{load_before}"
             )
-            grow_s = grow(url, seed, people[written:], len(everyone), args, log)
-            added = sum(p.size for p in people[written:])
-            written = len(people)
+            grow_s = grow(url, seed, missing, len(everyone), args, log)
+            added = sum(p.size for p in missing)
+            present.update(export.patient_id(seed, p.number) for p in missing)
             vacuum_analyze(url)
-            if not chosen:
-                chosen = sample(seed, people, args.patients)
-                # Creates are about the people next to them (when a step
-                # holds at least twice the sample).
-                writes = sample(seed, people, args.patients, 1) or chosen
             log(f"grown in {grow_s:,.0f} s; measuring")
             when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
             latency = serve_and_measure(url, chosen, writes, args, log)
