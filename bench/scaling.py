@@ -281,6 +281,7 @@ def measure(
     people: Sequence[Person],
     requests: int,
     budget_s: float = float("inf"),
+    min_samples: int = MIN_SAMPLES,
 ) -> Latency:
     samples: list[float] = []
     entries = 0
@@ -293,7 +294,7 @@ def measure(
         now = time.monotonic()
         if n < warmup and n >= 2 and now - begun > budget_s / 4:
             warmup = n
-        if n >= warmup + MIN_SAMPLES and now - begun > budget_s:
+        if n >= warmup + min_samples and now - begun > budget_s:
             break
         if n - warmup >= requests:
             break
@@ -432,7 +433,9 @@ def serve_and_measure(
                 for operation in args.operations:
                     try:
                         targets = writes if operation == "create" else people
-                        figures = measure(client, operation, targets, args.requests, args.budget)
+                        figures = measure(
+                            client, operation, targets, args.requests, args.budget, args.min_samples
+                        )
                     except (StoreFailed, httpx.HTTPError) as exc:
                         log(f"  {operation:<11} FAILED: {exc}")
                         continue
@@ -605,6 +608,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds per operation and size after which it stops, with at least "
         f"{MIN_SAMPLES} samples (default 120)",
     )
+    parser.add_argument(
+        "--min-samples",
+        type=int,
+        default=MIN_SAMPLES,
+        help=f"requests measured at least, past --budget (default {MIN_SAMPLES})",
+    )
     parser.add_argument("--patients", type=int, default=50, help="people asked about (default 50)")
     parser.add_argument(
         "--operations",
@@ -621,8 +630,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [o for o in args.operations if o not in OPERATIONS]
     if unknown:
         raise SystemExit(f"unknown operations: {', '.join(unknown)}")
-    if args.loaders < 1 or args.chunk < 1 or args.requests < 1 or args.patients < 1:
-        raise SystemExit("--loaders, --chunk, --requests and --patients must be at least 1")
+    if min(args.loaders, args.chunk, args.requests, args.patients, args.min_samples) < 1:
+        raise SystemExit(
+            "--loaders, --chunk, --requests, --patients and --min-samples must be at least 1"
+        )
     started = time.monotonic()
 
     def log(message: str) -> None:
