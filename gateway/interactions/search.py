@@ -112,14 +112,17 @@ def search(
         query = linked
     wants_total = query.total != "none" or query.summary == "count"
     # A requester who may see much is best served testing candidates one by
-    # one as they are read; one who sees little, by reading what it sees.
+    # one as they are read; one who sees little, by reading what it sees;
+    # either, when the query itself names one person's records, by testing
+    # those few (what it sees may be far more: all it ever wrote).
     broad = enforced and prefilter is not None and prefilter.broad(store)
+    probing = broad or (enforced and prefilter is not None and _names_few(query))
 
     def total() -> int | None:
         # A count of hidden resources would reveal them: under consent, what
         # is counted is what the requester may see.
         if enforced:
-            return _checked_total(store, query, check, prefilter, broad)
+            return _checked_total(store, query, check, prefilter, probing)
         return _count(store, query, None, None)
 
     if query.summary == "count" or query.count == 0:
@@ -134,7 +137,7 @@ def search(
         by_index = sorted_by_index(query) and (
             _count(store, query, None, _SORT_BY_INDEX_FROM) >= _SORT_BY_INDEX_FROM
         )
-    rows = _visible_rows(store, query, position, check, narrowing, by_index, broad)
+    rows = _visible_rows(store, query, position, check, narrowing, by_index, probing)
     more = len(rows) > query.count
     rows = rows[: query.count]
     if wants_total:
@@ -154,6 +157,27 @@ def search(
             result.previous = row_position(rows[0][0], key_count, False)
     result.included = _includes(store, query, result.matches, check, includable)
     return result
+
+
+def _names_few(query: SearchQuery) -> bool:
+    """Whether the query names the records it may match by whom they are
+    of: a person's compartment, or a reference parameter naming resources
+    by id (``subject=Patient/x``)."""
+    if query.compartment is not None:
+        return True
+    return any(
+        condition.param is not None
+        and condition.param.type == "reference"
+        and condition.chain is None
+        and condition.modifier is None
+        and not condition.negate
+        and bool(condition.values)
+        and all(
+            isinstance(value, ReferenceCriterion) and value.target_id is not None
+            for value in condition.values
+        )
+        for condition in query.conditions
+    )
 
 
 def _every(version: StoredVersion) -> bool:
