@@ -3,6 +3,7 @@ checks what each one is shown and that nothing else is."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -461,6 +462,35 @@ def test_a_code_sent_without_its_system_is_labelled_as_any_listed_system_would(
     ]
     assert world.get("gp", url).status_code == 404
     assert untold not in world.ids("gp", f"/fhir/Condition?subject=Patient/{world.patient}")
+
+
+def _bundle_as_for(answer: Any, asked_id: str) -> tuple[int, dict[str, Any]]:
+    """A search's status and Bundle, less what every Bundle has of its own
+    (its id and time), with the id asked about made neutral."""
+    bundle = answer.json()
+    bundle.pop("id", None)
+    bundle.pop("meta", None)
+    text = json.dumps(bundle, sort_keys=True).replace(asked_id, "X")
+    return answer.status_code, json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "search",
+    [
+        "/fhir/Condition?subject=Patient/{id}",
+        "/fhir/Condition?patient={id}&_total=accurate",
+        "/fhir/Patient/{id}/Condition",
+        "/fhir/EpisodeOfCare?patient=Patient/{id}&_count=1",
+    ],
+)
+def test_a_search_naming_a_hidden_person_answers_as_for_no_one(world: World, search: str) -> None:
+    """A search naming one person's records tests its candidates one by one,
+    whoever asks: for a person the requester may not see, it answers exactly
+    as for a person that never was."""
+    hidden = world.get("hospital", search.format(id=world.patient))
+    missing = world.get("hospital", search.format(id="never-was"))
+    assert _bundle_as_for(hidden, world.patient) == _bundle_as_for(missing, "never-was")
+    assert world.get("gp", search.format(id=world.patient)).json().get("entry")
 
 
 def test_everything_holds_only_what_may_be_seen(world: World) -> None:
