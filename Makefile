@@ -77,7 +77,7 @@ bench-peer: install
 
 # One PostgreSQL store grown to 100,000, 300,000 and 1,000,000 resources, with
 # search, document, read and create latency through gateway serve and every
-# table's size at each step (long: about an hour and a half on two cores; see
+# table's size at each step (long: about an hour on two cores; see
 # bench/scaling.py and docs/scaling.md; ARGS="--sizes 5000,20000" is quick).
 bench-scaling: install
 	$(BIN)/python -m bench.scaling $(ARGS)
