@@ -86,7 +86,7 @@ from bench import _population as population
 from bench import export
 from bench._clients import register_and_ask_token
 from bench._synthetic import HEART_RATE, NHS_NUMBER_SYSTEM, SNOMED
-from bench.rest_core import free_port, gateway_command, running
+from bench.rest_core import free_port, gateway_command, percentile, running
 from bench.search import Skipped, gateway_revision
 from bench.search_consent import StoreFailed, gateway_migrate
 
@@ -204,14 +204,6 @@ def vacuum_analyze(url: str) -> None:
 
 
 # -- latency -----------------------------------------------------------------------------
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of already sorted values."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
-    return sorted_values[rank - 1]
 
 
 @dataclass
