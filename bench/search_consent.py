@@ -555,6 +555,7 @@ class Budgeted:
     def __init__(self, store: Store) -> None:
         self._store = store
         self.url = store.url
+        self.dialect = store.dialect
         self.deadline = float("inf")
 
     def _check(self) -> None:

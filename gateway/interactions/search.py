@@ -193,7 +193,7 @@ def _count(
     probing: bool = False,
 ) -> int:
     """How many candidates match, up to ``at_most`` (when given)."""
-    sql, params = count_statement(query, prefilter, at_most, probing=probing)
+    sql, params = count_statement(query, prefilter, at_most, probing=probing, dialect=store.dialect)
     (total,) = store.select(sql, params)[0]
     assert isinstance(total, int)
     return total
@@ -334,7 +334,13 @@ def _visible_rows(
     found: list[tuple[Sequence[Any], StoredVersion]] = []
     while len(found) < wanted:
         statement = page_statement(
-            query, position, batch - 1, prefilter, by_index=by_index, probing=probing
+            query,
+            position,
+            batch - 1,
+            prefilter,
+            by_index=by_index,
+            probing=probing,
+            dialect=store.dialect,
         )
         key_count = statement.key_count
         rows = read_page(store, statement)

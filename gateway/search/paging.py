@@ -201,6 +201,11 @@ def _in_compartment(query: SearchQuery, types: tuple[str, ...], builder: SqlBuil
     if several and members and all(param.type == "reference" for _, param in members):
         # One lookup of the owner's references for every type at once.
         pairs = [(res_type, param.code) for res_type, param in members]
+        if builder.dialect == "postgres" and owner_type in types:
+            # The owner listed with them: ORed beside the list, PostgreSQL
+            # tested every live resource of the types against it (all of a
+            # million for $everything).
+            return builder.referring_to(target, pairs, "c.res_type", "c.res_id", itself=True)
         alternatives.append(builder.referring_to(target, pairs, "c.res_type", "c.res_id"))
         members = []
     for res_type, param in members:
@@ -222,10 +227,12 @@ def count_statement(
     at_most: int | None = None,
     *,
     probing: bool = False,
+    dialect: str = "sqlite",
 ) -> tuple[str, list[Any]]:
     """How many resources match ``query`` (of those ``prefilter`` keeps);
-    no more than ``at_most``, when given, so that the count stops there."""
-    builder = SqlBuilder()
+    no more than ``at_most``, when given, so that the count stops there.
+    ``dialect``: the database it is for (``Store.dialect``)."""
+    builder = SqlBuilder(dialect)
     if prefilter is not None and not probing:
         by_person = _count_by_person(query, builder, prefilter, at_most)
         if by_person is not None:
@@ -296,13 +303,15 @@ def page_statement(
     *,
     by_index: bool = False,
     probing: bool = False,
+    dialect: str = "sqlite",
 ) -> PageStatement:
     """The rows of one page (``limit`` of them, plus one to tell whether more
     follow): ``(res_id, seq, sort keys..., version, last_updated, content,
     res_type)``, of those ``prefilter`` keeps. ``by_index`` reads them in
     the order of the sort index, where ``sorted_by_index`` allows: best when
     many rows match, as the database stops at the page; when few do,
-    reading them and sorting them is cheaper."""
+    reading them and sorting them is cheaper. ``dialect``: the database it
+    is for (``Store.dialect``)."""
     if position is not None and not _fits(query, position):
         raise _bad_cursor()
     if by_index and sorted_by_index(query):
@@ -311,7 +320,7 @@ def page_statement(
         by_person = _by_person(query, position, limit, prefilter)
         if by_person is not None:
             return by_person
-    builder = SqlBuilder()
+    builder = SqlBuilder(dialect)
     inner, keys = _candidates(query, builder, prefilter, probing)
     forward = position is None or position.forward
     outer_where = ""

@@ -83,9 +83,12 @@ def selectivity(cond: Condition) -> int:
 class SqlBuilder:
     """Accumulates parameters while conditions are turned into SQL text."""
 
-    def __init__(self) -> None:
+    def __init__(self, dialect: str = "sqlite") -> None:
         self.params: list[Any] = []
         self._aliases = 0
+        # The database the statement is for ("sqlite" or "postgres"), where
+        # their planners want a condition written differently.
+        self.dialect = dialect
 
     def bind(self, value: Any) -> str:
         self.params.append(float(value) if isinstance(value, Decimal) else value)
@@ -134,6 +137,7 @@ class SqlBuilder:
         members: Sequence[tuple[str, str]],
         type_expr: str,
         id_expr: str,
+        itself: bool = False,
     ) -> str:
         """SQL true when the resource ``(type_expr, id_expr)`` refers to
         ``target`` by one of the reference parameters ``members`` names
@@ -141,7 +145,10 @@ class SqlBuilder:
         several types, as one lookup of the target's references (the index
         on ``(target_type, target_id)``) rather than a subquery per pair,
         which PostgreSQL and SQLite could only OR together over every
-        resource of those types."""
+        resource of those types. ``itself``: or is the target, listed with
+        its references, so that the list drives the statement (PostgreSQL
+        only: SQLite drives from the list ORed with the target's key, and
+        no longer from a list with the target in it)."""
         r = self.alias("r")
         # Placeholders are bound in the order they appear in the text.
         head = (
@@ -155,7 +162,12 @@ class SqlBuilder:
             f"({r}.res_type = {self.bind(res_type)} AND {self._in(f'{r}.param', of_type)})"
             for res_type, of_type in codes.items()
         ]
-        return f"({type_expr}, {id_expr}) IN ({head} AND ({' OR '.join(kinds)}))"
+        listed = f"{head} AND ({' OR '.join(kinds)})"
+        if itself:
+            assert target.target_type is not None and target.target_id is not None
+            listed += f" UNION ALL SELECT {self.bind(target.target_type)}, "
+            listed += self.bind(target.target_id)
+        return f"({type_expr}, {id_expr}) IN ({listed})"
 
     def _types(self, types: Sequence[str]) -> str:
         return f"IN ({', '.join(self.bind(t) for t in types)})"

@@ -208,6 +208,9 @@ class Store(Reader, Protocol):
     ``PostgresStore``. All methods are thread-safe."""
 
     url: str
+    # "sqlite" or "postgres": which database search statements are written
+    # for, where their planners want a condition in different forms.
+    dialect: str
 
     async def open_async_reader(self) -> AsyncReader:
         """A reader for the running event loop (one per loop; close it when

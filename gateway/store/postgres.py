@@ -296,6 +296,8 @@ class _AsyncPostgresReader:
 class PostgresStore:
     """A store in a PostgreSQL database, ``postgresql://user@host:port/db``."""
 
+    dialect = "postgres"
+
     def __init__(self, url: str, *, pool_size: int = 16) -> None:
         self.url = url
         self._pool_size = pool_size

@@ -201,6 +201,8 @@ class _InlineReader:
 class SQLiteStore:
     """A store in one SQLite file, ``sqlite:///path/to/file.db``."""
 
+    dialect = "sqlite"
+
     def __init__(self, url: str) -> None:
         self.url = url
         path = url.removeprefix("sqlite:///")

@@ -91,3 +91,21 @@ def test_a_compartment_of_several_types_is_read_from_the_owners_references(
         step.startswith("SCAN") or step == "SEARCH c USING PRIMARY KEY (res_type=?)"
         for step in plan
     ), plan
+
+
+def test_for_postgresql_a_compartment_lists_its_owner_with_its_references() -> None:
+    """PostgreSQL drives a compartment search from the list of the owner's
+    references only if the owner is in that list: ORed beside it, the
+    owner's key made it test every live resource of the compartment's
+    types (a million for $everything at a million resources)."""
+    types = [t for t in PATIENT_COMPARTMENT if t not in ("AuditEvent", "Composition")]
+    query = parse_system_search([("_type", ",".join(types))], within=types)
+    query.compartment = ("Patient", "p1", compartment_members("Patient", query.types))
+    postgres = page_statement(query, None, 100, dialect="postgres")
+    assert "UNION ALL SELECT ?, ?" in postgres.sql
+    assert "c.res_id = ?)" not in postgres.sql
+    assert postgres.sql.count("?") == len(postgres.params)
+    # SQLite, though, drives from the list ORed with the owner's key, and
+    # reads every resource of the types with the owner in the list.
+    sqlite = page_statement(query, None, 100)
+    assert "UNION ALL" not in sqlite.sql and "c.res_id = ?)" in sqlite.sql
