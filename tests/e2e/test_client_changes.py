@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,8 +23,8 @@ from gateway.auth.commands import client_assertion
 from gateway.auth.keys import PrivateKey, load_private_key, to_jwk
 from gateway.store import open_store
 from tests.e2e.test_server import gateway_command, register
-from tests.support.postgres import Cluster, free_port
-from tests.support.serving import wait_until_ready
+from tests.support.postgres import Cluster
+from tests.support.serving import start_node, wait_until_ready
 
 BOUND_S = 1.0  # what the issue asks: refused within one second on every node
 CLIENT = "gp-system"
@@ -35,23 +34,8 @@ class Node:
     """One ``gateway serve`` process of its own (one worker: one cache)."""
 
     def __init__(self, database_url: str, tmp_path: Path, n: int) -> None:
-        self.base = f"http://127.0.0.1:{free_port()}"
         self.log = tmp_path / f"node-{n}.log"
-        env = {
-            **os.environ,
-            "GATEWAY_DATABASE_URL": database_url,
-            "GATEWAY_AUDIT_KEY": str(tmp_path / "audit-key.pem"),
-            "GATEWAY_DOCUMENT_KEY": str(tmp_path / "document-key.pem"),
-            "GATEWAY_EXPORT_DIR": str(tmp_path / "exports"),
-            "GATEWAY_DB_POOL_SIZE": "4",
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1",
-             "--port", self.base.rsplit(":", 1)[1], "--workers", "1"],
-            stdout=self.log.open("wb"),
-            stderr=subprocess.STDOUT,
-            env=env,
-        )  # fmt: skip
+        self.process, self.base = start_node(database_url, tmp_path, self.log, workers=1)
         self.http = httpx.Client(base_url=self.base, timeout=10)
 
     def token(self, key: PrivateKey, kid: str) -> httpx.Response:

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from tests.e2e.test_server import register, token_for
-from tests.support.postgres import Cluster, free_port
-from tests.support.serving import wait_until_ready
+from tests.support.postgres import Cluster
+from tests.support.serving import start_node, wait_until_ready
 
 pytestmark = pytest.mark.postgres
 
@@ -31,29 +31,14 @@ Node = tuple[subprocess.Popen[bytes], str, Path]
 
 
 def _start_together(database_url: str, tmp_path: Path, count: int) -> list[Node]:
-    """``count`` nodes started at once, none waiting for another."""
-    env = {
-        **os.environ,
-        "GATEWAY_DATABASE_URL": database_url,
-        "GATEWAY_AUDIT_KEY": str(tmp_path / "audit-key.pem"),
-        "GATEWAY_DOCUMENT_KEY": str(tmp_path / "document-key.pem"),
-        "GATEWAY_EXPORT_DIR": str(tmp_path / "exports"),
-        # Six workers and three background processes share the test
-        # cluster's hundred connections.
-        "GATEWAY_DB_POOL_SIZE": "4",
-    }
+    """``count`` nodes started at once, none waiting for another (six
+    workers and three background processes share the test cluster's
+    connections)."""
     nodes = []
     for n in range(count):
-        port = free_port()
         log = tmp_path / f"node-{n}.log"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "2"],
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            env=env,
-        )  # fmt: skip
-        nodes.append((process, f"http://127.0.0.1:{port}", log))
+        process, base = start_node(database_url, tmp_path, log, workers=2)
+        nodes.append((process, base, log))
     deadline = time.monotonic() + 90
     for process, base, log in nodes:
         wait_until_ready(process, base, log, deadline)

@@ -1,12 +1,44 @@
-"""Waiting for a ``gateway serve`` (or ``gateway demo``) process to answer."""
+"""Starting ``gateway serve`` nodes, and waiting for a ``gateway serve`` (or
+``gateway demo``) process to answer."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
+
+from tests.support.postgres import free_port
+
+
+def start_node(
+    database_url: str, shared: Path, log: Path, workers: int
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``gateway serve`` node of ``workers`` workers on a port of its own,
+    on ``database_url``, with the key files and export folder every node
+    of one deployment shares (under ``shared``); its process and base URL.
+    Its connection pools are small, so that several nodes and their
+    background processes fit the test cluster's connections."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_DATABASE_URL": database_url,
+        "GATEWAY_AUDIT_KEY": str(shared / "audit-key.pem"),
+        "GATEWAY_DOCUMENT_KEY": str(shared / "document-key.pem"),
+        "GATEWAY_EXPORT_DIR": str(shared / "exports"),
+        "GATEWAY_DB_POOL_SIZE": "4",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )  # fmt: skip
+    return process, f"http://127.0.0.1:{port}"
 
 
 def wait_until_ready(
