@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export GATEWAY_DATABASE_URL ?= sqlite:///var/gateway.db
 
-.PHONY: install browser run test lint typecheck bench bench-search bench-consent bench-validation bench-notifications bench-peer bench-scaling clean
+.PHONY: install browser run test lint typecheck bench bench-search bench-consent bench-validation bench-notifications bench-peer bench-scaling bench-soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,13 @@ bench-peer: install
 # bench/scaling.py and docs/scaling.md; ARGS="--sizes 5000,20000" is quick).
 bench-scaling: install
 	$(BIN)/python -m bench.scaling $(ARGS)
+
+# Mixed load (reads, searches, writes, transactions, documents, HL7 v2 ingest)
+# against gateway serve --workers 2 for 30 minutes: errors, p99 and each
+# worker's RSS per window; passes on 0 errors and RSS flat within 10% after
+# warm-up (ARGS="--minutes 3" is quick, ARGS="--store postgres" for PostgreSQL).
+bench-soak: install
+	$(BIN)/python -m bench.soak $(ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
