@@ -54,10 +54,11 @@ LAYERS = (
     # DDL written once for both databases, rendered for each.
     "gateway.store.ddl",
     # The kernel: error kinds and their outcomes, JSON, settings, logging,
-    # key files, identifier systems, request integers; and the package
+    # key files, identifier systems, request integers, metrics; and the package
     # itself (its version).
     "gateway.errors : gateway.outcomes : gateway.fhirjson : gateway.config : gateway.logs"
-    " : gateway.keyfiles : gateway.identifiers : gateway.integers : gateway.__init__",
+    " : gateway.keyfiles : gateway.identifiers : gateway.integers : gateway.metrics"
+    " : gateway.__init__",
     # Independent of the gateway and of each other.
     "consent | mappings",
     "conformance",
@@ -78,6 +79,7 @@ CONFINED = {
     "psycopg": ("gateway.store.postgres", "gateway.store.listening"),
     "psycopg_pool": ("gateway.store.postgres",),
     "duckdb": ("gateway.analytics",),
+    "prometheus_client": ("gateway.metrics",),
 }
 
 
