@@ -9,6 +9,7 @@ read as Europe/London and written with their offset.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +31,9 @@ from mappings.ukcore import (
 )
 
 LONDON = ZoneInfo("Europe/London")
+# An HL7 TS's digits (YYYY[MM[DD[HH[MM[SS]]]]]) and its zone (+/-HHMM).
+_TIMESTAMP = re.compile(r"[0-9]{4}(?:[0-9]{2}){0,5}")
+_ZONE = re.compile(r"[+-](?:0[0-9]|1[0-4])[0-5][0-9]")
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 # Events that carry a visit (PV1); A28 and A31 are about the person only.
 VISIT_EVENTS = {"A01", "A02", "A03", "A04", "A05", "A08", "A11", "A13"}
@@ -120,12 +124,14 @@ def instant(raw: str) -> str | None:
             at = raw.index(sign, 8)
             digits, zone = raw[:at], raw[at:]
     digits = digits.split(".")[0]
-    if not digits.isdigit() or len(digits) not in (4, 6, 8, 10, 12, 14):
+    if not _TIMESTAMP.fullmatch(digits) or (zone and not _ZONE.fullmatch(zone)):
         raise Unmappable(f"{raw!r} is not an HL7 timestamp")
+    try:  # each part in its range: month 13 or minute 99 is no moment
+        moment = datetime.strptime(digits + "0101000000"[len(digits) - 4 :], "%Y%m%d%H%M%S")
+    except ValueError:
+        raise Unmappable(f"{raw!r} is not an HL7 timestamp") from None
     if len(digits) <= 8:
         return "-".join(p for p in (digits[:4], digits[4:6], digits[6:8]) if p)
-    padded = digits.ljust(14, "0")
-    moment = datetime.strptime(padded, "%Y%m%d%H%M%S")
     if zone:
         offset = f"{zone[:3]}:{zone[3:5]}"
         return moment.strftime("%Y-%m-%dT%H:%M:%S") + offset

@@ -61,6 +61,34 @@ def test_times_are_london_local_with_their_offset() -> None:
         instant("2026-07-15")
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "20260318139999",  # found by the fuzzer: minute 99 raised strptime's ValueError
+        "20261399",  # month 13
+        "20260230",  # 30 February
+        "2026031825",  # hour 25
+        "\uff12\uff10\uff12\uff16",  # digits, but not ASCII ones
+        "20260315093000+ab",  # a zone that is no offset
+        "20260315093000+9999",
+    ],
+)
+def test_a_timestamp_out_of_range_is_unmappable(raw: str) -> None:
+    with pytest.raises(Unmappable, match="not an HL7 timestamp"):
+        instant(raw)
+
+
+def test_a_message_sent_at_minute_99_is_that_message_s_rejection() -> None:
+    """Fuzzing found it: MSH-7 ``20260318139999`` escaped the loader as a
+    ValueError, where it is a rejection of that message with its reason."""
+    from gateway.loading.sources import hl7v2_record
+
+    text = messages("admit.hl7")[0].replace("20260315093000", "20260318139999", 1)
+    record = hl7v2_record(text, "RKE", "message 1 (byte 0)")
+    assert record.resources is None
+    assert record.problem == "'20260318139999' is not an HL7 timestamp"
+
+
 def test_an_admission_maps_to_uk_core_shapes() -> None:
     mapped = map_adt(parse_message(messages("admit.hl7")[0]), "RKE")
     by_type = {r["resourceType"]: r for r in mapped.resources}
