@@ -22,6 +22,12 @@ class Settings:
     # search too long for a URL is sent as POST [type]/_search.
     max_url_bytes: int = 8 * 1024
     max_header_bytes: int = 64 * 1024
+    # The shape of a JSON body (``gateway.http.bodies``): how deeply it may
+    # nest, how many values it may hold, how many entries a Bundle may
+    # have. Over any, a 413 names the limit before any work is done.
+    max_json_depth: int = 128
+    max_json_values: int = 100_000
+    max_bundle_entries: int = 1000
     # Lifetime of the access tokens the gateway issues, in seconds.
     token_lifetime_s: int = 300
     log_level: str = "INFO"
@@ -82,6 +88,11 @@ class Settings:
             max_body_bytes=int(env.get("GATEWAY_MAX_BODY_BYTES") or cls.max_body_bytes),
             max_url_bytes=int(env.get("GATEWAY_MAX_URL_BYTES") or cls.max_url_bytes),
             max_header_bytes=int(env.get("GATEWAY_MAX_HEADER_BYTES") or cls.max_header_bytes),
+            max_json_depth=int(env.get("GATEWAY_MAX_JSON_DEPTH") or cls.max_json_depth),
+            max_json_values=int(env.get("GATEWAY_MAX_JSON_VALUES") or cls.max_json_values),
+            max_bundle_entries=int(
+                env.get("GATEWAY_MAX_BUNDLE_ENTRIES") or cls.max_bundle_entries
+            ),
             token_lifetime_s=int(env.get("GATEWAY_TOKEN_LIFETIME") or cls.token_lifetime_s),
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "INFO").upper(),
             db_pool_size=int(env.get("GATEWAY_DB_POOL_SIZE") or cls.db_pool_size),

@@ -20,8 +20,10 @@ from gateway.audit.query import find as find_entries
 from gateway.audit.query import parse_audit_query
 from gateway.audit.report import summarise
 from gateway.errors import InvalidRequest, NotFound
-from gateway.http import responses
+from gateway.http import bodies, responses
+from gateway.http.bodies import BodyLimits
 from gateway.http.deps import FhirContext, authenticated
+from gateway.http.middleware import read_body
 from gateway.integers import MAX_BIGINT, whole_number
 from gateway.store import Store
 
@@ -203,7 +205,8 @@ async def mark_reviewed(request: Request) -> Response:
     """``POST /audit/reviews/{index}`` with ``{"note": ...}``: the privacy
     officer's review of one emergency access, itself written to the log."""
     context = await _auditor(request)
-    body = fhirjson.loads(await request.body() or b"{}")
+    raw = await read_body(request.receive, dict(request.headers), context.settings.max_body_bytes)
+    body = bodies.parse(raw or b"{}", BodyLimits.of(context.settings))
     note = body.get("note") if isinstance(body, dict) else None
     if not isinstance(note, str):
         raise InvalidRequest('send {"note": "..."}', code="GW-0920")

@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 from conformance.capability import AdvertisedParameter, capability_statement
 from conformance.registry import TypeInteraction
-from gateway import __version__, fhirjson
+from gateway import __version__
 from gateway.auth.scopes import Permission
 from gateway.documents import html as document_html
 from gateway.errors import (
@@ -45,7 +45,8 @@ from gateway.export.asking import NDJSON
 from gateway.export.asking import PATIENT as PATIENT_LEVEL
 from gateway.export.asking import SYSTEM as SYSTEM_LEVEL
 from gateway.http import audit as audit_http
-from gateway.http import responses
+from gateway.http import bodies, responses
+from gateway.http.bodies import BodyLimits
 from gateway.http.deps import FhirContext, authenticated, public
 from gateway.http.middleware import read_body
 from gateway.http.negotiation import (
@@ -73,7 +74,7 @@ async def _json_body(request: Request, context: FhirContext) -> Any:
     body = await read_body(request.receive, dict(request.headers), context.settings.max_body_bytes)
     if not body.strip():
         raise InvalidRequest("the request has no body; send a FHIR resource", code="GW-0101")
-    return fhirjson.loads(body)
+    return bodies.parse(body, BodyLimits.of(context.settings))
 
 
 def _query_without_format(request: Request) -> str:
@@ -285,7 +286,7 @@ async def patient_document(request: Request) -> Response:
         )
         if raw.strip():
             check_content_type(request.headers.get("content-type"))
-            body = fhirjson.loads(raw)
+            body = bodies.parse(raw, BodyLimits.of(context.settings))
     params = documents.parameters(_params(request), body)
     built = await context.repo.document(operation, request.path_params.get("res_id"), params)
     # Signing (canonical JSON of the whole document) is CPU work: off the loop.
@@ -330,7 +331,7 @@ async def validate(request: Request) -> Response:
     body = None
     if raw.strip():  # none for a delete
         check_content_type(request.headers.get("content-type"))
-        body = fhirjson.loads(raw)
+        body = bodies.parse(raw, BodyLimits.of(context.settings))
     outcome = await context.repo.validate(res_type, res_id, body, _params(request))
     return responses.FhirResponse(outcome)
 
@@ -382,7 +383,7 @@ async def _patch_body(request: Request, context: FhirContext) -> Patch:
     body = await read_body(request.receive, dict(request.headers), context.settings.max_body_bytes)
     if not body.strip():
         raise InvalidRequest("the request has no body; send a patch", code="GW-0101")
-    parsed = fhirjson.loads(body)
+    parsed = bodies.parse(body, BodyLimits.of(context.settings))
     if fhirpath_patch:
         return patching.parse_fhirpath_patch(parsed)
     return patching.parse(parsed)
@@ -499,7 +500,9 @@ async def _operation_params(request: Request, context: Any) -> list[tuple[str, s
         )
         if raw.strip():
             check_content_type(request.headers.get("content-type"))
-            params += subscription_operations.body_parameters(fhirjson.loads(raw))
+            params += subscription_operations.body_parameters(
+                bodies.parse(raw, BodyLimits.of(context.settings))
+            )
     return params
 
 
