@@ -616,7 +616,11 @@ def _apply(query: SearchQuery, res_type: str, name: str, raw: str, base_url: str
             if is_digits(raw):
                 raise _bad(name, f"{raw!r} is out of range (at most {MAX_BIGINT})")
             raise _bad(name, f"must be a non-negative integer, not {raw!r}")
+        # Over the ceiling, the page is the ceiling's size, and the links say
+        # so: a search's self link gives the parameters the server used.
         query.count = min(count, MAX_COUNT)
+        query.canonical.append((name, str(query.count)))
+        return
     elif name == "_sort":
         query.sort = _parse_sort(res_type, raw)
     elif name == "_total":

@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 
 from gateway.auth.tokens import Purpose
 from gateway.interactions import write
-from gateway.search.query import MAX_PARAMETERS, MAX_TERMS, MAX_VALUES
+from gateway.search.query import MAX_COUNT, MAX_PARAMETERS, MAX_TERMS, MAX_VALUES
 from gateway.store import Store
 from tests.conftest import TEST_ORG, access_token, make_client
 from tests.http.test_consent import AUDITOR, World
@@ -176,6 +176,16 @@ def test_a_count_past_64_bits_is_400(pulse: TestClient, url: str) -> None:
     refused(pulse.get(url.format("%C2%B2")), 400, "'_count'", "'²'")  # "²".isdigit()
     refused(pulse.get(url.format("-1")), 400, "'_count'", "'-1'")
     assert pulse.get(url.format(BIGINT_MAX)).status_code == 200  # a page holds at most 1000
+
+
+def test_a_count_over_the_ceiling_is_the_ceiling_and_the_self_link_says_so(
+    pulse: TestClient,
+) -> None:
+    for url in ("/fhir/Patient?_count={}", "/fhir/Patient/ada/Observation?_count={}"):
+        answer = pulse.get(url.format(BIGINT_MAX))
+        assert answer.status_code == 200
+        (link,) = [link["url"] for link in answer.json()["link"] if link["relation"] == "self"]
+        assert f"_count={MAX_COUNT}" in link and BIGINT_MAX not in link
 
 
 @pytest.mark.parametrize(
