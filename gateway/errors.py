@@ -21,6 +21,8 @@ status codes and OperationOutcome resources.
     ├── UnsupportedMediaType    415  the body is not FHIR JSON
     ├── HeadersTooLarge         431  the request's headers are over the configured limit
     ├── Unprocessable           422  valid FHIR that breaks a business rule
+    │   └── TooCostly           422  a well-formed request whose work ran past its budget
+    ├── TooManyRequests         429  the client is over one of its limits (Retry-After)
     └── StoreUnavailable        503  the database cannot be reached
 """
 
@@ -127,6 +129,29 @@ class UnsupportedMediaType(GatewayError):
 @dataclass
 class Unprocessable(GatewayError):
     issue_type: str = "business-rule"
+
+
+@dataclass
+class TooCostly(Unprocessable):
+    """The request's work ran past its budget (rows read, time:
+    ``gateway.store.budget``) and was ended, nothing of it written. 422, not
+    400: the request is well-formed, it is the work it asks for that is
+    refused. Not 503 or 429 either: sent again unchanged it would cost as
+    much again, so the client must narrow it; and a 5xx would count a
+    client's costly question against the node (load balancers' outlier
+    detection, the operators' error alerts)."""
+
+    issue_type: str = "too-costly"
+
+
+@dataclass
+class TooManyRequests(GatewayError):
+    """The client is over one of its limits (requests in flight, requests
+    a second: ``gateway.http.limits``); ``retry_after`` is the whole seconds
+    to wait, sent as ``Retry-After``."""
+
+    issue_type: str = "throttled"
+    retry_after: int = 1
 
 
 @dataclass

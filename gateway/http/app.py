@@ -60,6 +60,8 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
         if exc.bearer_error:
             challenge += f', error="{exc.bearer_error}"'
         headers = {"WWW-Authenticate": challenge}
+    if isinstance(exc, errors.TooManyRequests):
+        headers = {"Retry-After": str(max(1, exc.retry_after))}
     if isinstance(exc, errors.StoreUnavailable):
         log.error("store unavailable: %s", exc)
     return responses.error(exc, headers)
