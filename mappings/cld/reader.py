@@ -46,6 +46,8 @@ def read_rows(stream: BinaryIO) -> Iterator[Row]:
         header = next(reader)
     except StopIteration:
         return
+    except csv.Error as exc:  # a CR inside a field, a field past the csv module's limit
+        raise UnreadableReturn(f"the header is not CSV: {exc}") from None
     columns: list[str] = []
     unknown: list[str] = []
     for name in header:
@@ -69,8 +71,17 @@ def read_rows(stream: BinaryIO) -> Iterator[Row]:
     if "NHS_Number" not in columns and "LA_Person_Unique_Identifier" not in columns:
         raise UnreadableReturn("the header has neither NHS_Number nor LA_Person_Unique_Identifier")
     line = reader.line_num + 1
-    for cells in reader:
-        start, line = line, reader.line_num + 1
+    while True:
+        start = line
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the row's lines are read: the next row follows them
+            line = reader.line_num + 1
+            yield Row(start, {}, f"not CSV: {exc}")
+            continue
+        line = reader.line_num + 1
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) != len(columns):

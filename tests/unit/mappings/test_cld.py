@@ -87,6 +87,30 @@ def test_a_header_that_cannot_be_read_refuses_the_return(header: str, reason: st
         _rows(header + "\n9990000018,Service,2026-01-01,x\n")
 
 
+def test_a_carriage_return_inside_a_field_refuses_that_row_and_the_rest_read() -> None:
+    """Fuzzing found it: a lone CR inside an unquoted field raised the csv
+    module's ``Error`` out of the reader, where it is that row's rejection."""
+    rows = _rows(
+        "NHS_Number,Event_Type,Event_Start_Date\n"
+        "9990000018,Service,2026-01\r-01\n"
+        "9990000018,Service,2026-01-02\n"
+    )
+    assert [(row.line, row.problem) for row in rows] == [
+        (
+            2,
+            "not CSV: new-line character seen in unquoted field - do you need to open the file "
+            "in universal-newline mode?",
+        ),
+        (3, None),
+    ]
+    assert rows[1].values["Event_Start_Date"] == "2026-01-02"
+
+
+def test_a_header_that_is_not_csv_refuses_the_return() -> None:
+    with pytest.raises(UnreadableReturn, match="the header is not CSV"):
+        _rows("NHS_Number,Event\r_Type,Event_Start_Date\n9990000018,Service,2026-01-01\n")
+
+
 @pytest.mark.parametrize(
     ("item", "value", "reason"),
     [
