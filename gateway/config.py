@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 DEFAULT_DATABASE_URL = "sqlite:///var/gateway.db"
+_N = TypeVar("_N", int, float)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,28 @@ class Settings:
     max_bundle_entries: int = 1000
     # Lifetime of the access tokens the gateway issues, in seconds.
     token_lifetime_s: int = 300
+    # Fairness (``gateway.http.limits``, docs/limits.md): each client's
+    # requests in flight at once and requests a second (sustained, and in
+    # a burst) in each worker process, unless its registration sets its
+    # own (``gateway clients limits``); 0 is no limit. Enough that a client
+    # using the gateway as intended never meets them, few enough that one
+    # client cannot hold every thread and database connection of a worker
+    # (40 threads, GATEWAY_DB_POOL_SIZE connections).
+    client_concurrency: int = 8
+    client_rate: float = 500.0
+    client_burst: int = 1000
+    # Failed token requests (a bad assertion, an unknown client) allowed
+    # per source address and claimed client id, as a burst and then per
+    # minute; five times as many per source address whatever the client.
+    token_failures_burst: int = 10
+    token_failures_per_minute: float = 10.0
+    # The work one authenticated request may do (``gateway.store.budget``):
+    # wall time in milliseconds, and rows read from the database. Far
+    # beyond what searches, $everything and documents read and take at the
+    # demo's scale; a request past either ends 422 too-costly, nothing of
+    # it written. 0 is no budget.
+    work_budget_ms: int = 30_000
+    work_budget_rows: int = 200_000
     log_level: str = "INFO"
     # PostgreSQL connections per worker process.
     db_pool_size: int = 16
@@ -90,10 +114,23 @@ class Settings:
             max_header_bytes=int(env.get("GATEWAY_MAX_HEADER_BYTES") or cls.max_header_bytes),
             max_json_depth=int(env.get("GATEWAY_MAX_JSON_DEPTH") or cls.max_json_depth),
             max_json_values=int(env.get("GATEWAY_MAX_JSON_VALUES") or cls.max_json_values),
-            max_bundle_entries=int(
-                env.get("GATEWAY_MAX_BUNDLE_ENTRIES") or cls.max_bundle_entries
-            ),
+            max_bundle_entries=int(env.get("GATEWAY_MAX_BUNDLE_ENTRIES") or cls.max_bundle_entries),
             token_lifetime_s=int(env.get("GATEWAY_TOKEN_LIFETIME") or cls.token_lifetime_s),
+            client_concurrency=_number(
+                env.get("GATEWAY_CLIENT_CONCURRENCY"), cls.client_concurrency, int
+            ),
+            client_rate=_number(env.get("GATEWAY_CLIENT_RATE"), cls.client_rate, float),
+            client_burst=_number(env.get("GATEWAY_CLIENT_BURST"), cls.client_burst, int),
+            token_failures_burst=_number(
+                env.get("GATEWAY_TOKEN_FAILURES_BURST"), cls.token_failures_burst, int
+            ),
+            token_failures_per_minute=_number(
+                env.get("GATEWAY_TOKEN_FAILURES_PER_MINUTE"), cls.token_failures_per_minute, float
+            ),
+            work_budget_ms=_number(env.get("GATEWAY_WORK_BUDGET_MS"), cls.work_budget_ms, int),
+            work_budget_rows=_number(
+                env.get("GATEWAY_WORK_BUDGET_ROWS"), cls.work_budget_rows, int
+            ),
             log_level=(env.get("GATEWAY_LOG_LEVEL") or "INFO").upper(),
             db_pool_size=int(env.get("GATEWAY_DB_POOL_SIZE") or cls.db_pool_size),
             restricted_codes=env.get("GATEWAY_RESTRICTED_CODES") or None,
@@ -113,6 +150,14 @@ class Settings:
             export_dir=env.get("GATEWAY_EXPORT_DIR") or cls.export_dir,
             export_expiry_s=int(env.get("GATEWAY_EXPORT_EXPIRY") or cls.export_expiry_s),
         )
+
+
+def _number(value: str | None, default: _N, kind: type[_N]) -> _N:
+    """A number setting: unset or empty is the default; 0 is kept (it
+    means no limit for the limits that take it)."""
+    if value is None or not value.strip():
+        return default
+    return kind(value)
 
 
 def _flag(value: str | None, default: bool) -> bool:
