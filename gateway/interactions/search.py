@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 from conformance.registry import TypeInteraction
 from gateway import fhirjson
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, Issue
 from gateway.interactions.types import Visible, prefetch, require
 from gateway.search import shaping
 from gateway.search.extract import extract
@@ -51,7 +51,8 @@ from gateway.store import Store, StoredVersion
 from gateway.store.values import ReferenceValue
 
 _MAX_INCLUDE_ROUNDS = 4  # :iterate depth; FHIR leaves it to the server
-_MAX_INCLUDED = 1000
+MAX_INCLUDED = 1000
+MAX_INCLUDE_SCAN = 20_000  # references followed in one round of includes
 # Under consent, a chain or _has is resolved to the resources the requester
 # may see, at most this many (else the search is refused as too broad).
 _MAX_LINKED = 1000
@@ -375,6 +376,11 @@ def _includes(
     visible: Visible,
     includable: Callable[[str], bool],
 ) -> list[StoredVersion]:
+    """What ``_include`` and ``_revinclude`` add to the page: at most
+    ``MAX_INCLUDED`` resources the requester may see, refused past that (a
+    page silently missing some would read as complete). The references
+    followed are read at most ``MAX_INCLUDE_SCAN`` a round and the
+    resources in batches, so the work is bounded whatever the fan-out."""
     if not matches or not (query.includes or query.revincludes):
         return []
     shown = {(m.res_type, m.res_id) for m in matches}
@@ -388,19 +394,36 @@ def _includes(
         for include in query.revincludes:
             if round_number == 0 or include.iterate:
                 keys.extend(_reverse(store, include, sources))
+        if len(keys) > MAX_INCLUDE_SCAN:
+            raise _too_many_included(
+                f"the page's _include and _revinclude follow more than {MAX_INCLUDE_SCAN} "
+                "references"
+            )
         fresh = []
         for key in dict.fromkeys(keys):
             if key not in shown:
                 shown.add(key)
                 fresh.append(key)
-        candidates = [v for v in _live(store, fresh) if includable(v.res_type)]
-        prefetch(visible, candidates)
-        new = [v for v in candidates if visible(v)]
+        new: list[StoredVersion] = []
+        for start in range(0, len(fresh), _MAX_BATCH):
+            batch = _live(store, fresh[start : start + _MAX_BATCH])
+            candidates = [v for v in batch if includable(v.res_type)]
+            prefetch(visible, candidates)
+            new.extend(v for v in candidates if visible(v))
+            if len(included) + len(new) > MAX_INCLUDED:
+                raise _too_many_included(
+                    f"the page's _include and _revinclude add more than {MAX_INCLUDED} resources"
+                )
         included.extend(new)
-        if not new or len(included) >= _MAX_INCLUDED:
+        if not new:
             break
         sources = new
-    return included[:_MAX_INCLUDED]
+    return included
+
+
+def _too_many_included(what: str) -> InvalidRequest:
+    message = f"{what}, the most this server adds to one page: ask for a smaller _count"
+    return InvalidRequest(message, code="GW-0328", issues=[Issue("too-costly", message)])
 
 
 def _forward(
@@ -419,6 +442,7 @@ def _forward(
     if include.target_type:
         sql += " AND r.target_type = ?"
         params.append(include.target_type)
+    sql += f" LIMIT {MAX_INCLUDE_SCAN + 1}"
     return [(str(t), str(i)) for t, i in store.select(sql, params)]
 
 
@@ -436,7 +460,7 @@ def _reverse(
         sql = (
             "SELECT DISTINCT r.res_type, r.res_id FROM search_reference r "
             f"WHERE r.res_type = ? AND r.param = ? AND r.target_type = ? "
-            f"AND r.target_id IN ({marks})"
+            f"AND r.target_id IN ({marks}) LIMIT {MAX_INCLUDE_SCAN + 1}"
         )
         rows = store.select(sql, [include.source_type, include.param.code, target_type, *ids])
         keys.extend((str(t), str(i)) for t, i in rows)

@@ -246,6 +246,29 @@ def test_include_and_revinclude(people: TestClient) -> None:
     assert bundle["total"] == 1
 
 
+def test_includes_past_their_bound_are_refused_not_cut_short(
+    people: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.interactions import search as searching
+
+    url = (
+        "/fhir/Patient?_id=ada&_revinclude=Observation:subject"
+        "&_include=Patient:general-practitioner"
+    )
+    monkeypatch.setattr(searching, "MAX_INCLUDED", 3)
+    assert people.get(url).status_code == 200  # three included: at the bound
+    monkeypatch.setattr(searching, "MAX_INCLUDED", 2)
+    answer = people.get(url)
+    assert answer.status_code == 400
+    issue = answer.json()["issue"][0]
+    assert issue["code"] == "too-costly" and "more than 2 resources" in issue["diagnostics"]
+    monkeypatch.setattr(searching, "MAX_INCLUDED", 1000)
+    monkeypatch.setattr(searching, "MAX_INCLUDE_SCAN", 1)
+    answer = people.get("/fhir/Patient?_id=ada&_revinclude=Observation:subject")
+    assert answer.status_code == 400
+    assert "more than 1 references" in answer.json()["issue"][0]["diagnostics"]
+
+
 def test_include_iterate(people: TestClient) -> None:
     bundle = people.get(
         "/fhir/Observation?_id=pulse-ada&_include=Observation:subject"
