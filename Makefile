@@ -6,17 +6,39 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export GATEWAY_DATABASE_URL ?= sqlite:///var/gateway.db
 
-.PHONY: install browser run test lint typecheck bench bench-search bench-consent bench-validation bench-notifications bench-peer bench-scaling bench-soak clean
+.PHONY: install lock audit-deps browser run test lint typecheck bench bench-search bench-consent bench-validation bench-notifications bench-peer bench-scaling bench-soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# Every dependency, dev tools included, at the exact version and hashes of
+# requirements/dev.lock (pip itself among them), then the project without deps.
+$(VENV)/.installed: pyproject.toml requirements/dev.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed
+
+# Regenerates requirements/*.lock from pyproject.toml with a pinned uv, for
+# Python 3.11 on every platform, with every file's hash. Versions already locked
+# are kept while pyproject's ranges allow them, so the same inputs give the same
+# lock; ARGS=--upgrade (or ARGS="--upgrade-package NAME") moves them on.
+# runtime.lock is dev.lock's runtime part, at the same versions (the Dockerfile's);
+# requirements/constraints.txt holds the few limits pyproject cannot express.
+UV_VERSION := 0.13.8
+LOCK_UV := $(VENV)/lock-tools/bin/uv
+LOCK_FLAGS := --quiet --generate-hashes --universal --python-version 3.11 --custom-compile-command 'make lock'
+lock:
+	test -x $(LOCK_UV) || { $(PYTHON) -m venv $(VENV)/lock-tools && $(VENV)/lock-tools/bin/pip install --quiet uv==$(UV_VERSION); }
+	$(LOCK_UV) pip compile pyproject.toml --extra dev -c requirements/constraints.txt $(LOCK_FLAGS) $(ARGS) -o requirements/dev.lock
+	$(LOCK_UV) pip compile pyproject.toml -c requirements/dev.lock $(LOCK_FLAGS) -o requirements/runtime.lock
+
+# Known vulnerabilities in the locked versions (pip-audit, without resolving
+# again). Fails on any, and on pins it could not audit unless
+# AUDIT_ARGS=--allow-unaudited (tools/audit_deps.py says why).
+audit-deps: install
+	$(BIN)/python tools/audit_deps.py requirements/dev.lock $(AUDIT_ARGS)
 
 # A synthetic London (about 1,000 people across GP practices, councils, care
 # homes, a hospital and the ambulance service) generated, loaded through the
