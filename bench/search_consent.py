@@ -611,6 +611,12 @@ class Budgeted:
     def ping(self) -> None:
         self._store.ping()
 
+    def check_writable(self) -> None:
+        self._store.check_writable()
+
+    def pool_stats(self) -> dict[str, int]:
+        return self._store.pool_stats()
+
     def close(self) -> None:
         self._store.close()
 

@@ -89,6 +89,10 @@ class Settings:
     export_dir: str = os.path.join("var", "exports")
     export_expiry_s: int = 24 * 3600
 
+    # A file holding the bearer token a Prometheus scraper presents to
+    # /metrics; unset, /metrics answers 404 (docs/operations.md).
+    metrics_token_file: str | None = None
+
     def audit_key_path(self) -> str:
         return self.audit_key or self._beside_database("audit-key.pem")
 
@@ -149,6 +153,7 @@ class Settings:
             ),
             export_dir=env.get("GATEWAY_EXPORT_DIR") or cls.export_dir,
             export_expiry_s=int(env.get("GATEWAY_EXPORT_EXPIRY") or cls.export_expiry_s),
+            metrics_token_file=env.get("GATEWAY_METRICS_TOKEN_FILE") or None,
         )
 
 

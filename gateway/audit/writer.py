@@ -20,9 +20,11 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
+from typing import Any
 
+from gateway import metrics
 from gateway.audit import log, staging
 from gateway.audit.checkpoint import Signer
 from gateway.store import Store
@@ -31,6 +33,25 @@ _log = logging.getLogger("gateway.audit")
 _BATCH = 1000
 # Seconds between looks for staged entries no write is waiting for.
 _SWEEP_S = 1.0
+
+
+_COMMITS_OK = metrics.AUDIT_COMMITS.labels(outcome="ok")
+_COMMITS_FAILED = metrics.AUDIT_COMMITS.labels(outcome="failed")
+
+
+def _settle(
+    done: Future[list[int]], result: list[int] | None = None, exception: Any = None
+) -> None:
+    """Resolve a request's future, unless it is no longer wanted: a caller
+    that stopped waiting (a timeout) may have cancelled it, and setting a
+    cancelled future raises, which must not stop the writer."""
+    try:
+        if exception is not None:
+            done.set_exception(exception)
+        else:
+            done.set_result(result if result is not None else [])
+    except InvalidStateError:
+        pass
 
 
 class AuditUnavailable(RuntimeError):
@@ -54,6 +75,7 @@ class AuditWriter:
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._closed = False
         self._swept = 0.0
+        self._failing = False  # the last commit failed: said once, not per batch
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -68,6 +90,7 @@ class AuditWriter:
         if self._closed or not self._thread.is_alive():
             done.set_exception(AuditUnavailable("the audit log is closed"))
         else:
+            metrics.AUDIT_QUEUE.inc()
             self._queue.put(_Pending(records, done))
         return done
 
@@ -83,6 +106,7 @@ class AuditWriter:
         if self._closed or not self._thread.is_alive():
             done.set_exception(AuditUnavailable("the audit log is closed"))
         else:
+            metrics.AUDIT_QUEUE.inc()
             self._queue.put(_Pending([], done, sequencing=True))
         return done
 
@@ -91,26 +115,44 @@ class AuditWriter:
         signed_at = time.monotonic()
         stopping = False
         while not stopping:
-            timeout = max(0.05, self._every - (time.monotonic() - signed_at))
             try:
-                first = self._queue.get(timeout=timeout)
+                stopping, signed_at = self._turn(signed_at)
+            except Exception:
+                # Never the end of the writer: a request whose entry went
+                # unanswered fails closed on its own timeout.
+                _log.exception("the audit writer's turn failed; it carries on")
+                time.sleep(0.1)
+
+    def _turn(self, signed_at: float) -> tuple[bool, float]:
+        """One batch: gather what is queued, commit it, sign when due.
+        Whether the writer is to stop, and when it last signed."""
+        timeout = max(0.05, self._every - (time.monotonic() - signed_at))
+        batch: list[_Pending] = []
+        stopping = False
+        try:
+            first = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            first = _Pending([], Future())  # nothing queued: a turn to sign
+        else:
+            if first is None:
+                stopping = True
+            else:
+                batch.append(first)
+        while len(batch) < _BATCH and not stopping:
+            try:
+                more = self._queue.get_nowait()
             except queue.Empty:
-                first = _Pending([], Future())
-            batch = [first] if first is not None else []
-            stopping = first is None
-            while len(batch) < _BATCH and not stopping:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stopping = True
-                else:
-                    batch.append(more)
-            self._commit([p for p in batch if p.records or p.sequencing])
-            if stopping or time.monotonic() - signed_at >= self._every:
-                self._sign()
-                signed_at = time.monotonic()
+                break
+            if more is None:
+                stopping = True
+            else:
+                batch.append(more)
+        metrics.AUDIT_QUEUE.dec(len(batch))
+        self._commit([p for p in batch if p.records or p.sequencing])
+        if stopping or time.monotonic() - signed_at >= self._every:
+            self._sign()
+            signed_at = time.monotonic()
+        return stopping, signed_at
 
     def _commit(self, batch: list[_Pending]) -> None:
         if not batch:
@@ -119,6 +161,7 @@ class AuditWriter:
         # once a second for any a crashed node left: a batch of reads alone
         # spares the look.
         sweep = time.monotonic() - self._swept >= _SWEEP_S
+        began = time.perf_counter()
         try:
             with self._store.unit_of_work() as uow:
                 if sweep or any(pending.sequencing for pending in batch):
@@ -126,14 +169,26 @@ class AuditWriter:
                     self._swept = time.monotonic()
                 indexes = log.append(uow, [r for p in batch for r in p.records])
         except Exception as exc:  # the database's failure is the requests' failure
-            _log.error("audit entries could not be written: %s", exc)
+            _COMMITS_FAILED.inc()
+            if not self._failing:
+                _log.error("audit entries could not be written: %s", exc)
+            self._failing = True
             for pending in batch:
-                pending.done.set_exception(AuditUnavailable(str(exc)))
+                _settle(pending.done, exception=AuditUnavailable(str(exc)))
             return
+        metrics.AUDIT_COMMIT.observe(time.perf_counter() - began)
+        _COMMITS_OK.inc()
+        if self._failing:
+            _log.info("audit entries are written again")
+            self._failing = False
         start = 0
+        appended = 0
         for pending in batch:
-            pending.done.set_result(indexes[start : start + len(pending.records)])
+            _settle(pending.done, result=indexes[start : start + len(pending.records)])
             start += len(pending.records)
+            appended += len(pending.records)
+        if appended:
+            metrics.AUDIT_ENTRIES.inc(appended)
 
     def _sign(self) -> None:
         try:

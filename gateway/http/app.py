@@ -7,6 +7,9 @@ OperationOutcome with the status ``gateway.outcomes`` gives it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import faulthandler
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -23,7 +26,7 @@ from starlette.routing import Route
 
 from conformance import validation
 from consent.labels import load_code_lists, use_code_lists
-from gateway import errors, fhirjson, logs, outcomes
+from gateway import errors, fhirjson, logs, metrics, outcomes
 from gateway.access.index import ensure_current
 from gateway.audit.checkpoint import load_or_create_signer
 from gateway.audit.writer import AuditWriter
@@ -33,7 +36,7 @@ from gateway.config import Settings
 from gateway.console import routes as console
 from gateway.console.sessions import session_key
 from gateway.documents.signature import load_or_create_document_key
-from gateway.http import audit, documents, oauth, responses
+from gateway.http import audit, documents, health, oauth, responses
 from gateway.http.middleware import RequestContext
 from gateway.http.routes import ROUTES
 from gateway.interactions.relabel import ensure_labelled
@@ -91,15 +94,108 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return responses.FhirResponse(outcomes.unexpected(), status_code=500)
 
 
-async def _healthz(request: Request) -> Response:
-    """Liveness: the process answers."""
-    return responses.FhirResponse({"status": "ok"})
+# What a start that meets its database unavailable (or its key files'
+# folder unwritable) waits for, trying again with these pauses (seconds).
+_RETRYABLE = (errors.StoreUnavailable, OSError)
+_START_BACKOFF_S = (0.5, 1.0, 2.0, 4.0)
+# How often each worker samples the gauges others cannot count (pool use).
+_SAMPLE_EVERY_S = 5.0
 
 
-async def _readyz(request: Request) -> Response:
-    """Readiness: the database answers."""
-    await run_in_threadpool(request.app.state.store.ping)
-    return responses.FhirResponse({"status": "ready"})
+async def _start(app: Starlette, settings: Settings, given: Store | None) -> None:
+    """Everything a worker needs before it serves, on ``app.state``; on
+    failure what it had opened is closed again, for the next try."""
+    owned = given is None
+    store: Store = (
+        await run_in_threadpool(open_store, settings.database_url, pool_size=settings.db_pool_size)
+        if given is None
+        else given
+    )
+    reader = None
+    try:
+        if owned:
+            await run_in_threadpool(store.migrate)
+            # Before anything maps: the store's key in force, its ids keyed.
+            await run_in_threadpool(ensure_keyed_ids, store)
+            await run_in_threadpool(ensure_current, store)
+            await run_in_threadpool(ensure_labelled, store)
+        else:
+            await run_in_threadpool(use_store_id_key, store)
+        await run_in_threadpool(validation.warm_up)
+        await run_in_threadpool(extract.warm_up)  # fails at start, not on a write
+        # One per event loop: async drivers bind to the loop they start on.
+        reader = await store.open_async_reader()
+        key = await run_in_threadpool(signing_key, store)
+        signer = await run_in_threadpool(load_or_create_signer, Path(settings.audit_key_path()))
+        document_signer = await run_in_threadpool(
+            load_or_create_document_key, Path(settings.document_key_path())
+        )
+        console_key = await run_in_threadpool(session_key, store)
+    except BaseException:
+        if reader is not None:
+            await reader.aclose()
+        if owned:
+            await run_in_threadpool(store.close)
+        raise
+    app.state.store = store
+    app.state.reader = reader
+    # Listening for changes from now, so the first requests can use it.
+    app.state.registrations = cache_of(store)
+    app.state.tokens = TokenService(key, settings.token_lifetime_s)
+    app.state.audit_signer = signer
+    app.state.document_signer = document_signer
+    app.state.console_key = console_key
+    app.state.audit = AuditWriter(store, signer, settings.audit_checkpoint_s)
+    app.state.startup_problem = None
+    app.state.serving = True
+
+
+async def _keep_starting(app: Starlette, settings: Settings) -> None:
+    """Try ``_start`` again, with growing pauses, until it succeeds: a
+    worker that meets its database unavailable stays up, answering 503,
+    rather than exiting (which would stop uvicorn's supervisor)."""
+    attempt = 0
+    while True:
+        pause = _START_BACKOFF_S[min(attempt, len(_START_BACKOFF_S) - 1)]
+        await asyncio.sleep(pause)
+        attempt += 1
+        try:
+            await _start(app, settings, None)
+        except _RETRYABLE as exc:
+            app.state.startup_problem = str(exc)
+            log.error(
+                "start-up attempt %d failed, the gateway answers 503 meanwhile: %s", attempt, exc
+            )
+            continue
+        log.info("started after %d more attempts: the database is back", attempt)
+        _settle_memory()
+        return
+
+
+def _settle_memory() -> None:
+    """What start-up made (models, search parameters, code lists) lives as
+    long as the process: out of the collector's sight, so a full collection
+    (measured: 60-80 ms pauses under a document build's allocations) scans
+    only what requests make. Only a server's own app: tests build many apps
+    in one process."""
+    gc.collect()
+    gc.freeze()
+
+
+def _sample_pool(app: Starlette) -> None:
+    """The store's connections, as gauges (``gateway_db_pool_connections``)."""
+    if not app.state.serving:
+        return
+    store = app.state.store
+    for state, value in store.pool_stats().items():
+        metrics.DB_POOL.labels(pool=store.dialect, state=state).set(value)
+
+
+async def _sampling() -> None:
+    """Every few seconds, the gauges a scrape in another worker reads."""
+    while True:
+        await asyncio.sleep(_SAMPLE_EVERY_S)
+        metrics.sample()
 
 
 def create_app(settings: Settings, store: Store | None = None) -> Starlette:
@@ -118,49 +214,38 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = store is None
-        app.state.store = (
-            open_store(settings.database_url, pool_size=settings.db_pool_size) if owned else store
-        )
+        app.state.readiness = health.Readiness()
+        app.state.metrics_token = health.load_metrics_token(settings.metrics_token_file)
+        app.state.serving = False
+        app.state.startup_problem = "the gateway is starting"
+        starting: asyncio.Task[None] | None = None
         try:
+            await _start(app, settings, store)
+        except _RETRYABLE as exc:
+            if not owned:
+                raise  # a store of the caller's: its failure is the caller's
+            app.state.startup_problem = str(exc)
+            log.error("start-up failed, the gateway answers 503 and tries again: %s", exc)
+            starting = asyncio.create_task(_keep_starting(app, settings))
+        else:
             if owned:
-                await run_in_threadpool(app.state.store.migrate)
-                # Before anything maps: the store's key in force, its ids keyed.
-                await run_in_threadpool(ensure_keyed_ids, app.state.store)
-                await run_in_threadpool(ensure_current, app.state.store)
-                await run_in_threadpool(ensure_labelled, app.state.store)
-            else:
-                await run_in_threadpool(use_store_id_key, app.state.store)
-            await run_in_threadpool(validation.warm_up)
-            await run_in_threadpool(extract.warm_up)  # fails at start, not on a write
-            # One per event loop: async drivers bind to the loop they start on.
-            app.state.reader = await app.state.store.open_async_reader()
-            # Listening for changes from now, so the first requests can use it.
-            app.state.registrations = cache_of(app.state.store)
-            key = await run_in_threadpool(signing_key, app.state.store)
-            app.state.tokens = TokenService(key, settings.token_lifetime_s)
-            signer = await run_in_threadpool(load_or_create_signer, Path(settings.audit_key_path()))
-            app.state.audit_signer = signer
-            app.state.document_signer = await run_in_threadpool(
-                load_or_create_document_key, Path(settings.document_key_path())
-            )
-            app.state.console_key = await run_in_threadpool(session_key, app.state.store)
-            app.state.audit = AuditWriter(app.state.store, signer, settings.audit_checkpoint_s)
-            # What start-up made (models, search parameters, code lists) lives
-            # as long as the process: out of the collector's sight, so a full
-            # collection (measured: 60-80 ms pauses under a document build's
-            # allocations) scans only what requests make. Only a server's own
-            # app: tests build many apps in one process.
-            if owned:
-                gc.collect()
-                gc.freeze()
-            try:
-                yield
-            finally:
+                _settle_memory()
+        forget_sampler = metrics.add_sampler(lambda: _sample_pool(app))
+        sampling = asyncio.create_task(_sampling())
+        try:
+            yield
+        finally:
+            forget_sampler()
+            for task in (starting, sampling):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if app.state.serving:
                 await run_in_threadpool(app.state.audit.close)
                 await app.state.reader.aclose()
-        finally:
-            if owned:
-                app.state.store.close()
+                if owned:
+                    await run_in_threadpool(app.state.store.close)
 
     app = Starlette(
         # The FHIR routes first: the router tries routes in order.
@@ -170,10 +255,12 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             *audit.ROUTES,
             *documents.ROUTES,
             *console.ROUTES,
-            Route("/healthz", _healthz, methods=["GET"]),
-            Route("/readyz", _readyz, methods=["GET"]),
+            Route("/healthz", health.healthz, methods=["GET"]),
+            Route("/readyz", health.readyz, methods=["GET"]),
+            Route("/metrics", health.metrics_endpoint, methods=["GET"]),
         ],
-        middleware=[Middleware(RequestContext)],
+        # Observed outermost: it times and counts what RequestContext answers.
+        middleware=[Middleware(health.Observed), Middleware(RequestContext)],
         exception_handlers={
             errors.GatewayError: _gateway_error,
             HTTPException: _routing_error,
@@ -185,6 +272,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.started_at = fhirjson.instant()
+    app.state.serving = True  # until a lifespan says otherwise
+    app.state.readiness = health.Readiness()
+    app.state.metrics_token = None
     if store is not None:
         app.state.store = store
     logs.configure(settings.log_level)
@@ -192,5 +282,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
 
 
 def app_from_environment() -> Starlette:
-    """The uvicorn factory (``--factory``) each worker process calls."""
+    """The uvicorn factory (``--factory``) each worker process calls. A
+    worker killed by a signal (SIGBUS: a memory-mapped SQLite -shm file
+    that became unwritable) says where, on stderr, before it dies."""
+    faulthandler.enable()
     return create_app(Settings.from_env())

@@ -251,5 +251,16 @@ class Store(Reader, Protocol):
     def ping(self) -> None:
         """Raise ``StoreUnavailable`` if the database cannot be reached."""
 
+    def check_writable(self) -> None:
+        """Raise ``StoreUnavailable`` unless a write commits now: a write
+        transaction that records the moment in ``index_state``'s
+        ``readiness`` row (one row, overwritten; nothing else reads it).
+        A rolled-back write would not do: SQLite writes nothing to its
+        WAL until a commit, so a read-only or full file would pass."""
+
+    def pool_stats(self) -> dict[str, int]:
+        """The store's connections now, by state (``size``, ``in_use``,
+        and for a pool ``waiting`` and ``max``), for the metrics."""
+
     def close(self) -> None:
         """Release connections."""

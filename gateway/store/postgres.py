@@ -9,7 +9,9 @@ https://www.postgresql.org/docs/15/explicit-locking.html
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import datetime
 import logging
 import re
 import threading
@@ -245,6 +247,18 @@ class _AsyncPostgresReader:
         )
         # Reads asked for while one is in flight go together, in one statement.
         self._reads: Coalescer[tuple[str, str], StoredVersion] = Coalescer(self._read_many)
+        self._checking: asyncio.Task[None] | None = None
+
+    def _check_pool(self) -> None:
+        """As ``PostgresStore._check_pool``, on the event loop."""
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.ensure_future(self._check())
+
+    async def _check(self) -> None:
+        try:
+            await self._pool.check()
+        except Exception:  # the next failure checks again
+            log.debug("checking the connection pool failed", exc_info=True)
 
     async def open(self) -> None:
         try:
@@ -271,6 +285,7 @@ class _AsyncPostgresReader:
                 cur = await conn.execute(sql, params)
                 row = await cur.fetchone()
         except psycopg.OperationalError as exc:
+            self._check_pool()
             raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
         return to_version(row, current) if row is not None else None
 
@@ -281,6 +296,7 @@ class _AsyncPostgresReader:
                 await cur.execute(_numbered(_DIALECT.sql(sql)), params, prepare=False)
                 return await cur.fetchall()
         except psycopg.OperationalError as exc:
+            self._check_pool()
             raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
 
     async def read(self, res_type: str, res_id: str) -> StoredVersion | None:
@@ -319,6 +335,7 @@ class PostgresStore:
             kwargs={"autocommit": True},
             configure=_configure,
         )
+        self._checking = threading.Lock()
         try:
             self._pool.open(wait=True, timeout=10)
         except psycopg_pool_errors() as exc:
@@ -331,7 +348,29 @@ class PostgresStore:
             with self._pool.connection() as conn:
                 yield conn
         except psycopg.OperationalError as exc:
+            self._check_pool()
             raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
+
+    def _check_pool(self) -> None:
+        """After a connection failed: check every idle connection of the
+        pool (an empty round trip each) and replace those the server
+        dropped, on a thread, one check at a time. After a restart of the
+        server every pooled connection is dead; the pool discards each
+        that fails a request, and this spares the requests that would meet
+        the others. Checking on every checkout instead would cost each
+        request a round trip while the server is well."""
+        if not self._checking.acquire(blocking=False):
+            return
+
+        def check() -> None:
+            try:
+                self._pool.check()
+            except Exception:  # the next failure checks again
+                log.debug("checking the connection pool failed", exc_info=True)
+            finally:
+                self._checking.release()
+
+        threading.Thread(target=check, name="gateway-pool-check", daemon=True).start()
 
     async def open_async_reader(self) -> AsyncReader:
         reader = _AsyncPostgresReader(self.url, self._pool_size)
@@ -443,6 +482,22 @@ class PostgresStore:
     def ping(self) -> None:
         with self._connection() as conn:
             conn.execute("SELECT 1 FROM schema_migration LIMIT 1")
+
+    def check_writable(self) -> None:
+        with self._connection() as conn, conn.transaction():
+            _STATEMENTS.set_index_version(
+                conn.cursor(), datetime.datetime.now(datetime.UTC).isoformat(), "readiness"
+            )
+
+    def pool_stats(self) -> dict[str, int]:
+        stats = self._pool.get_stats()
+        size = stats.get("pool_size", 0)
+        return {
+            "size": size,
+            "in_use": size - stats.get("pool_available", 0),
+            "waiting": stats.get("requests_waiting", 0),
+            "max": stats.get("pool_max", self._pool_size),
+        }
 
     def close(self) -> None:
         for listener in self._listeners:

@@ -20,6 +20,7 @@ threshold while it holds the write lock: see ``_Checkpointer``.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import logging
 import sqlite3
@@ -50,6 +51,27 @@ _ANALYSIS_LIMIT = 1000
 _WAL_RESTART_PAGES = 16_384
 # How long the checkpointer lets commits gather before it copies them over.
 _CHECKPOINT_DELAY_S = 0.2
+# SQLite's primary result codes that say the database cannot be used now
+# (rather than that a statement is wrong): busy or locked past the timeout,
+# out of memory, read-only (the file, its -wal or -shm, or their folder),
+# an I/O error, a full disk, a file that cannot be opened, a lock protocol
+# failure. Each is answered 503 (``StoreUnavailable``), not 500.
+_UNAVAILABLE = {
+    5: "SQLITE_BUSY",
+    6: "SQLITE_LOCKED",
+    7: "SQLITE_NOMEM",
+    8: "SQLITE_READONLY",
+    10: "SQLITE_IOERR",
+    13: "SQLITE_FULL",
+    14: "SQLITE_CANTOPEN",
+    15: "SQLITE_PROTOCOL",
+}
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be used now."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _UNAVAILABLE
 
 
 def _duplicate_version() -> Exception:
@@ -149,7 +171,8 @@ class _Checkpointer:
         self._thread.join()
 
     def _run(self) -> None:
-        conn = self._connect()
+        conn: sqlite3.Connection | None = None
+        failing = False
         try:
             while True:
                 self._wake.wait()
@@ -163,18 +186,32 @@ class _Checkpointer:
                     # it set is gone, and waiting for another would hang it.
                     return
                 try:
+                    if conn is None:
+                        conn = self._connect()
                     _busy, wal_pages, _copied = conn.execute(
                         "PRAGMA wal_checkpoint(PASSIVE)"
                     ).fetchone()
                     if wal_pages > _WAL_RESTART_PAGES:
                         with self._hold_writers():
                             conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-                except sqlite3.Error:
+                    if failing:
+                        log.info("SQLite checkpoints work again")
+                    failing = False
+                except (sqlite3.Error, StoreUnavailable) as exc:
                     # A checkpoint that fails leaves committed data in the
-                    # WAL, where readers find it; the next wake tries again.
-                    log.warning("SQLite checkpoint failed", exc_info=True)
+                    # WAL, where readers find it; the next wake tries again,
+                    # on a new connection (one opened while the file was
+                    # read-only stays so). Said once per run of failures.
+                    if not failing:
+                        log.warning("SQLite checkpoint failed: %s", exc)
+                    failing = True
+                    if conn is not None:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.close()
+                        conn = None
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
 
 class _InlineReader:
@@ -262,17 +299,42 @@ class SQLiteStore:
         """A write transaction; ``written`` tells, once it commits, how many
         versions it wrote."""
         conn = self._conn()
-        with self._writers_queue():
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            if self._statistics_due(written()):
-                self._analyze()
+        try:
+            with self._writers_queue():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    # A failed write or COMMIT (a full disk, an I/O error)
+                    # may have rolled the transaction back already.
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                if self._statistics_due(written()):
+                    self._analyze()
+        except sqlite3.Error as exc:
+            self._raise_if_unavailable(exc)
+            raise
         self._checkpoint_soon()
+
+    def _raise_if_unavailable(self, exc: sqlite3.Error) -> None:
+        """Raise ``StoreUnavailable`` if ``exc`` says the database cannot be
+        used now (else return, for the caller to raise ``exc`` itself). The
+        connection that met it is dropped, so that the thread's next use
+        opens a new one: SQLite keeps a connection opened while the file was
+        read-only read-only for good, even once the file is writable again."""
+        if not _unavailable(exc):
+            return
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            with self._all_lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        raise StoreUnavailable(f"the SQLite database cannot be used now: {exc}") from exc
 
     def _statistics_due(self, versions: int) -> bool:
         """Whether a commit of ``versions`` versions makes planner statistics
@@ -298,7 +360,11 @@ class SQLiteStore:
     def migrate(self) -> list[int]:
         with self._transaction() as conn:  # the write lock keeps other processes out
             applied = _STATEMENTS.apply_migrations(conn.cursor(), "sqlite")
-        self._analyze()
+        try:
+            self._analyze()
+        except sqlite3.Error as exc:
+            self._raise_if_unavailable(exc)
+            raise
         return applied
 
     def _analyze(self) -> None:
@@ -319,14 +385,22 @@ class SQLiteStore:
             yield work[0]
 
     def read(self, res_type: str, res_id: str) -> StoredVersion | None:
-        return _STATEMENTS.fetch_version(
-            self._conn().cursor(), _STATEMENTS.read, (res_type, res_id), current=True
-        )
+        try:
+            return _STATEMENTS.fetch_version(
+                self._conn().cursor(), _STATEMENTS.read, (res_type, res_id), current=True
+            )
+        except sqlite3.Error as exc:
+            self._raise_if_unavailable(exc)
+            raise
 
     def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
-        return _STATEMENTS.fetch_version(
-            self._conn().cursor(), _STATEMENTS.vread, (res_type, res_id, version)
-        )
+        try:
+            return _STATEMENTS.fetch_version(
+                self._conn().cursor(), _STATEMENTS.vread, (res_type, res_id, version)
+            )
+        except sqlite3.Error as exc:
+            self._raise_if_unavailable(exc)
+            raise
 
     def read_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredVersion]:
         return _STATEMENTS.read_many(self.select, keys)
@@ -338,23 +412,40 @@ class SQLiteStore:
 
     def history(self, query: HistoryQuery) -> HistoryPage:
         # A read transaction gives the page and its count one snapshot.
-        conn = self._conn()
-        conn.execute("BEGIN")
         try:
-            return _STATEMENTS.history(conn.cursor(), query)
-        finally:
-            conn.execute("COMMIT")
+            conn = self._conn()
+            conn.execute("BEGIN")
+            try:
+                return _STATEMENTS.history(conn.cursor(), query)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._raise_if_unavailable(exc)
+            raise
 
     def index_version(self, name: str = "search") -> str | None:
-        return _STATEMENTS.index_version(self._conn().cursor(), name)
+        try:
+            return _STATEMENTS.index_version(self._conn().cursor(), name)
+        except sqlite3.Error as exc:
+            self._raise_if_unavailable(exc)
+            raise
 
     def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
-        rows: list[tuple[object, ...]] = self._conn().execute(sql, params).fetchall()
+        try:
+            rows: list[tuple[object, ...]] = self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            self._raise_if_unavailable(exc)
+            raise
         return rows
 
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
         def fetch(sql: str, params: list[object]) -> list[tuple[object, ...]]:
-            rows: list[tuple[object, ...]] = self._conn().execute(sql, params).fetchall()
+            try:
+                rows: list[tuple[object, ...]] = self._conn().execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                self._raise_if_unavailable(exc)
+                raise
             return rows
 
         return _STATEMENTS.iter_current(fetch, res_type)
@@ -369,7 +460,22 @@ class SQLiteStore:
         try:
             self._conn().execute("SELECT 1 FROM schema_migration LIMIT 1").fetchall()
         except sqlite3.Error as exc:
+            with contextlib.suppress(StoreUnavailable):
+                self._raise_if_unavailable(exc)  # drops the connection
             raise StoreUnavailable(f"the SQLite database is not usable: {exc}") from exc
+
+    def check_writable(self) -> None:
+        with self._transaction(lambda: 0) as conn:
+            _STATEMENTS.set_index_version(
+                conn.cursor(), datetime.datetime.now(datetime.UTC).isoformat(), "readiness"
+            )
+
+    def pool_stats(self) -> dict[str, int]:
+        """Connections open (one per thread that has used the store) and
+        whether the write lock is held."""
+        with self._all_lock:
+            size = len(self._all)
+        return {"size": size, "in_use": int(self._writer.locked())}
 
     def close(self) -> None:
         if self._checkpointer is not None:

@@ -36,6 +36,7 @@ NO_PERSONS = {
     ("GET", "/documents/jwks.json"): "the document signing keys: public",
     ("GET", "/healthz"): "liveness",
     ("GET", "/readyz"): "readiness",
+    ("GET", "/metrics"): "Prometheus metrics: counts by route, rule and status, no one's data",
     ("GET", "/console/login"): "the console's sign-in page",
     ("POST", "/console/logout"): "the console's sign-out",
     ("GET", "/console/signed-out"): "the console's signed-out page",
