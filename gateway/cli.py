@@ -75,6 +75,37 @@ def _migrate(settings: Settings) -> list[int]:
         store.close()
 
 
+# Pauses (seconds) between tries of ``serve``'s migration while the database
+# cannot be used; the last repeats.
+_SERVE_BACKOFF_S = (0.5, 1.0, 2.0, 4.0)
+
+
+def _migrate_when_possible(settings: Settings) -> None:
+    """``_migrate``, tried again with backoff for as long as the database
+    cannot be used (unreachable, read-only, full), saying so each time:
+    a server started during its database's outage waits for it rather
+    than exiting. Ctrl-C ends the wait."""
+    import time
+
+    attempt = 0
+    while True:
+        try:
+            _migrate(settings)
+            if attempt:
+                print("gateway serve: the database is usable; starting", file=sys.stderr)
+            return
+        except (StoreUnavailable, OSError) as exc:
+            pause = _SERVE_BACKOFF_S[min(attempt, len(_SERVE_BACKOFF_S) - 1)]
+            attempt += 1
+            print(
+                f"gateway serve: the database cannot be used yet (attempt {attempt}): {exc}; "
+                f"trying again in {pause:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(pause)
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     applied = _migrate(settings)
@@ -104,13 +135,24 @@ cmd_relabel = _bring_up_to_date(relabel, "records relabelled: {}")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import faulthandler
+    import shutil
+    import tempfile
+
     import uvicorn
 
     from gateway.http.protocols import FhirHttpToolsProtocol
 
+    faulthandler.enable()  # a fatal signal leaves its traceback in the log
     settings = _settings(args)
     # Migrate once here, not in each worker, so workers never race on schema.
-    _migrate(settings)
+    _migrate_when_possible(settings)
+    # Workers count into memory-mapped files of this run's own folder, which
+    # /metrics adds up (gateway.metrics); one worker keeps its own registry.
+    metrics_dir = None
+    if args.workers > 1:
+        metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     # Notifications are delivered, and bulk exports run, by a process of
     # their own (one per node).
     notifier = delivery_process.start(settings)
@@ -130,6 +172,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         notifier.terminate()
         notifier.join(timeout=15)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
