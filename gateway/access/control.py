@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from consent.engine import decide
 from consent.model import SECONDARY_USE, Coding, Decision, Person, Requester, ResourceFacts
 from consent.parse import instant
-from gateway import fhirjson
+from gateway import fhirjson, metrics
 from gateway.access.facts import (
     NAMING_TYPES,
     facts_of,
@@ -180,6 +180,7 @@ class AccessControl:
                 self._decided[key] = Decision(False, _RULE_NAMED[version.res_type])
                 decided = self._with_what_it_names(version.res_type, stored.named, decided)
             self._decided[key] = decided
+            _counted(decided)
             if self._on_decision is not None:
                 self._on_decision(patient_id, decided)
         return decided
@@ -404,6 +405,7 @@ class AccessControl:
             patient_id is None and stored.identifier is None and version.current
         ):
             decided = self._decided[key] = decide(self.requester, None, facts, self._now)
+            _counted(decided)
             if self._on_decision is not None:
                 self._on_decision(patient_id, decided)
             return decided
@@ -478,3 +480,20 @@ def _labelled(facts: ResourceFacts, later: frozenset[Coding]) -> ResourceFacts:
     if later <= facts.labels:
         return facts
     return dataclasses.replace(facts, labels=facts.labels | later)
+
+
+# The counters of each (rule, decision) met so far: a child looked up once.
+_DECISION_COUNTERS: dict[tuple[str, bool], Any] = {}
+
+
+def _counted(decision: Decision) -> None:
+    """Count a decision made (``gateway_consent_decisions_total``), by the
+    rule that decided it: a fixed vocabulary (``consent.engine``), never the
+    person, the Consent or the record."""
+    key = (decision.rule, decision.permit)
+    counter = _DECISION_COUNTERS.get(key)
+    if counter is None:
+        counter = _DECISION_COUNTERS[key] = metrics.CONSENT_DECISIONS.labels(
+            rule=decision.rule, decision="permit" if decision.permit else "deny"
+        )
+    counter.inc()
