@@ -123,6 +123,13 @@ LIMITS_REFUSED = Counter(
     ["limit"],
 )
 
+CLIENT_IN_FLIGHT = Gauge(
+    "gateway_client_requests_in_flight",
+    "Authenticated requests holding a per-client concurrency slot now, every client's "
+    "(gateway.http.limits; per worker, summed)",
+    multiprocess_mode="livesum",
+)
+
 # Sampled by each worker every few seconds and before it serves a scrape
 # (``sample``): gauges whose value lives elsewhere (a pool's statistics).
 _samplers: list[Callable[[], None]] = []

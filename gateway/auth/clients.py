@@ -43,6 +43,50 @@ class RegistryError(ValueError):
     """A registration that cannot be made or changed, and why."""
 
 
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """A client's own limits (``gateway.http.limits``), per worker process:
+    requests in flight at once, requests a second sustained and in a burst.
+    ``None`` is the deployment's default (``GATEWAY_CLIENT_*``); 0 is no
+    limit. Stored only when one is set, so a registration from before them
+    reads as all defaults."""
+
+    concurrency: int | None = None
+    rate: float | None = None
+    burst: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "rate", "burst"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, float)) or value < 0):
+                raise RegistryError(f"limit {name} must be a number, 0 or more (0: no limit)")
+        if self.concurrency is not None and not isinstance(self.concurrency, int):
+            raise RegistryError("limit concurrency must be a whole number")
+        if self.burst is not None and not isinstance(self.burst, int):
+            raise RegistryError("limit burst must be a whole number")
+
+    def to_dict(self) -> dict[str, int | float]:
+        return {
+            name: value
+            for name in ("concurrency", "rate", "burst")
+            if (value := getattr(self, name)) is not None
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ClientLimits:
+        if not data:
+            return _NO_LIMITS
+        rate = data.get("rate")
+        return cls(
+            concurrency=data.get("concurrency"),
+            rate=float(rate) if rate is not None else None,
+            burst=data.get("burst"),
+        )
+
+
+_NO_LIMITS = ClientLimits()
+
+
 @dataclass(frozen=True)
 class ClientRegistration:
     client_id: str
@@ -54,24 +98,27 @@ class ClientRegistration:
     keys: tuple[dict[str, Any], ...]  # public JWKs, each with kid and alg
     disabled: bool = False
     registered_at: str = field(default_factory=fhirjson.instant)
+    limits: ClientLimits = _NO_LIMITS  # its own, else the deployment's defaults
 
     def key(self, kid: str) -> dict[str, Any] | None:
         return next((k for k in self.keys if k.get("kid") == kid), None)
 
     def to_json(self) -> str:
-        return orjson.dumps(
-            {
-                "client_id": self.client_id,
-                "name": self.name,
-                "org_ods": self.org_ods,
-                "org_name": self.org_name,
-                "kind": self.kind.value,
-                "scopes": str(self.scopes),
-                "keys": list(self.keys),
-                "disabled": self.disabled,
-                "registered_at": self.registered_at,
-            }
-        ).decode()
+        data: dict[str, Any] = {
+            "client_id": self.client_id,
+            "name": self.name,
+            "org_ods": self.org_ods,
+            "org_name": self.org_name,
+            "kind": self.kind.value,
+            "scopes": str(self.scopes),
+            "keys": list(self.keys),
+            "disabled": self.disabled,
+            "registered_at": self.registered_at,
+        }
+        limits = self.limits.to_dict()
+        if limits:
+            data["limits"] = limits
+        return orjson.dumps(data).decode()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ClientRegistration:
@@ -86,6 +133,7 @@ class ClientRegistration:
             keys=tuple(data["keys"]),
             disabled=bool(data["disabled"]),
             registered_at=data["registered_at"],
+            limits=ClientLimits.from_dict(data.get("limits")),
         )
 
 
@@ -98,6 +146,7 @@ def new_registration(
     scopes: str,
     keys: list[dict[str, Any]],
     name: str | None = None,
+    limits: ClientLimits | None = None,
 ) -> ClientRegistration:
     """A checked registration: ``RegistryError`` says what is wrong."""
     if not _CLIENT_ID.fullmatch(client_id):
@@ -132,6 +181,7 @@ def new_registration(
         kind=org_kind,
         scopes=granted,
         keys=tuple(keys),
+        limits=limits or _NO_LIMITS,
     )
 
 
@@ -212,6 +262,10 @@ class ClientRegistry:
 
     def enable(self, client_id: str) -> ClientRegistration:
         return self._change(client_id, disabled=False)
+
+    def set_limits(self, client_id: str, limits: ClientLimits) -> ClientRegistration:
+        """Set the client's own limits (each ``None`` field: the default)."""
+        return self._change(client_id, limits=limits)
 
     def rotate_key(
         self, client_id: str, new_keys: list[dict[str, Any]], retire: tuple[str, ...] = ()

@@ -37,6 +37,7 @@ from gateway.console import routes as console
 from gateway.console.sessions import session_key
 from gateway.documents.signature import load_or_create_document_key
 from gateway.http import audit, documents, health, oauth, responses
+from gateway.http.limits import ClientLimiter, FailureThrottle, Limits
 from gateway.http.middleware import RequestContext
 from gateway.http.routes import ROUTES
 from gateway.interactions.relabel import ensure_labelled
@@ -275,6 +276,11 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     app.state.serving = True  # until a lifespan says otherwise
     app.state.readiness = health.Readiness()
     app.state.metrics_token = None
+    # Fairness: per-client limits and failed token requests, per process.
+    app.state.limiter = ClientLimiter(Limits.defaults(settings))
+    app.state.token_failures = FailureThrottle(
+        settings.token_failures_burst, settings.token_failures_per_minute
+    )
     if store is not None:
         app.state.store = store
     logs.configure(settings.log_level)

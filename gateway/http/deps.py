@@ -18,9 +18,10 @@ from gateway.auth.scopes import Scopes
 from gateway.auth.tokens import InvalidToken, TokenService
 from gateway.config import Settings
 from gateway.errors import Unauthorized
+from gateway.http.limits import ClientLimiter
 from gateway.http.negotiation import check_acceptable
 from gateway.repository import Repository, RequestLine
-from gateway.store import AsyncReader, Store
+from gateway.store import AsyncReader, Store, budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +137,16 @@ async def authenticated(
         context.store, context.reader, grant, disclosures, context.base_url, line
     )
     # The audit entry the middleware writes before the response leaves.
-    request.scope.setdefault("state", {})["audit"] = (requester, disclosures)
+    state = request.scope.setdefault("state", {})
+    state["audit"] = (requester, disclosures)
     # After the entry is arranged: a refusal is audited.
+    if "client_slot" not in state:
+        # The client's limits (429 over them), before any work; the slot
+        # is released by RequestContext once the answer has gone.
+        limiter: ClientLimiter = request.app.state.limiter
+        state["client_slot"] = (limiter, limiter.admit(client))
+        settings = context.settings
+        budget.start(settings.work_budget_ms, settings.work_budget_rows)
     if bulk:
         repository.require_secondary_use()
     else:

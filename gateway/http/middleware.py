@@ -115,6 +115,11 @@ class RequestContext:
                 for message in _outcome_messages(500, outcomes.unexpected()):
                     await send_with_id(message)
         finally:
+            # A per-client slot taken by ``deps.authenticated``, given back
+            # however the request ended (``gateway.http.limits``).
+            slot = scope["state"].pop("client_slot", None)
+            if slot is not None:
+                slot[0].release(slot[1])
             logs.access_log.write(
                 scope["method"],
                 scope["path"],

@@ -29,6 +29,7 @@ from gateway.auth.tokens import Purpose, TokenService
 from gateway.config import Settings
 from gateway.errors import AuditFailure, PayloadTooLarge
 from gateway.http.deps import base_url
+from gateway.http.limits import FailureThrottle
 from gateway.http.middleware import read_body
 from gateway.store import Store
 
@@ -90,6 +91,22 @@ async def token(request: Request) -> Response:
         return _oauth_error(OAuthError("invalid_request", "the token request is too large"))
     except UnicodeDecodeError:
         return _oauth_error(OAuthError("invalid_request", "the form body is not UTF-8"))
+    # Failed requests are bounded per source and claimed client, before any
+    # work is done for this one (``gateway.http.limits``).
+    failures: FailureThrottle = request.app.state.token_failures
+    source = request.client.host if request.client is not None else "unknown"
+    claimed = _claimed_client(form)
+    wait = failures.refused(source, claimed)
+    if wait is not None:
+        throttled = OAuthError(
+            "slow_down",
+            f"too many failed token requests from this address; try again in {wait} s",
+            429,
+        )
+        await _audit_token(request, form, None, f"{throttled.error}: {throttled.description}")
+        answer = _oauth_error(throttled)
+        answer.headers["Retry-After"] = str(wait)
+        return answer
     store: Store = request.app.state.store
     tokens: TokenService = request.app.state.tokens
     registry = ClientRegistry(store)
@@ -109,6 +126,7 @@ async def token(request: Request) -> Response:
     try:
         answer = await run_in_threadpool(work)
     except OAuthError as exc:
+        failures.failed(source, claimed)
         await _audit_token(request, form, None, f"{exc.error}: {exc.description}")
         return _oauth_error(exc)
     await _audit_token(request, form, str(answer.get("scope", "")), None)
