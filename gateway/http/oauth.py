@@ -104,9 +104,9 @@ async def token(request: Request) -> Response:
             429,
         )
         await _audit_token(request, form, None, f"{throttled.error}: {throttled.description}")
-        answer = _oauth_error(throttled)
-        answer.headers["Retry-After"] = str(wait)
-        return answer
+        refusal = _oauth_error(throttled)
+        refusal.headers["Retry-After"] = str(wait)
+        return refusal
     store: Store = request.app.state.store
     tokens: TokenService = request.app.state.tokens
     registry = ClientRegistry(store)

@@ -98,7 +98,7 @@ def test_a_429_says_nothing_of_what_was_asked_for(store: Store) -> None:
 def test_a_slot_is_given_back_after_an_unexpected_error(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway import repository
+    from gateway.interactions import search
 
     token = _limited(store, concurrency=1)
 
@@ -106,7 +106,7 @@ def test_a_slot_is_given_back_after_an_unexpected_error(
         raise RuntimeError("a bug")
 
     with make_client(store, token=token) as client:
-        monkeypatch.setattr(repository.searches, "search", broken)
+        monkeypatch.setattr(search, "search", broken)
         assert client.get("/fhir/Patient").status_code == 500
         monkeypatch.undo()
         assert client.get("/fhir/Patient").status_code == 200
