@@ -27,6 +27,7 @@ from typing import Any
 from gateway import metrics
 from gateway.audit import log, staging
 from gateway.audit.checkpoint import Signer
+from gateway.errors import StoreUnavailable
 from gateway.store import Store
 
 _log = logging.getLogger("gateway.audit")
@@ -55,7 +56,13 @@ def _settle(
 
 
 class AuditUnavailable(RuntimeError):
-    """The audit entry could not be written: the request must fail."""
+    """The audit entry could not be written: the request must fail.
+    ``transient`` when the database could not be used (``StoreUnavailable``):
+    the request fails as unavailable (503), not as a fault (500)."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass
@@ -174,7 +181,12 @@ class AuditWriter:
                 _log.error("audit entries could not be written: %s", exc)
             self._failing = True
             for pending in batch:
-                _settle(pending.done, exception=AuditUnavailable(str(exc)))
+                _settle(
+                    pending.done,
+                    exception=AuditUnavailable(
+                        str(exc), transient=isinstance(exc, StoreUnavailable)
+                    ),
+                )
             return
         metrics.AUDIT_COMMIT.observe(time.perf_counter() - began)
         _COMMITS_OK.inc()

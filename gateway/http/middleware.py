@@ -188,14 +188,22 @@ async def audited(
                 asyncio.wrap_future(scope["app"].state.audit.submit([record])), _AUDIT_TIMEOUT_S
             )
         except Exception as exc:  # AuditUnavailable, or no audit log at all
-            failure = AuditFailure(
-                f"the audit entry could not be written, so nothing is returned: {exc}"
+            # The database unusable (or the log's writer not answering): as
+            # unavailable, 503, like the request's own failure would be.
+            unavailable = getattr(exc, "transient", False) or isinstance(exc, TimeoutError)
+            why = f"the audit entry could not be written, so nothing is returned: {exc}"
+            failure = (
+                AuditFailure(why, code="GW-0503", issue_type="transient")
+                if unavailable
+                else AuditFailure(why)
             )
-            start, body = _outcome_messages(500, outcomes.operation_outcome(failure))
+            start, body = _outcome_messages(
+                503 if unavailable else 500, outcomes.operation_outcome(failure)
+            )
             start["headers"].append((b"x-request-id", rid.encode("latin-1")))
             await send(start)
             await send(body)
-            return 500
+            return int(start["status"])
     else:
         await _sequenced(scope)
     if status == 404 or disclosures.found_nothing:
