@@ -248,6 +248,8 @@ class SQLiteStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        # Bumped whenever the database fails (``_raise_if_unavailable``).
+        self._epoch = 0
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._writer = threading.Lock()
@@ -277,12 +279,28 @@ class SQLiteStore:
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.epoch != self._epoch:
+            # Opened before the database last failed: perhaps read-only for good.
+            self._drop_connection()
+            conn = None
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
+            self._local.epoch = self._epoch
             with self._all_lock:
                 self._all.append(conn)
         return conn
+
+    def _drop_connection(self) -> None:
+        """Close this thread's connection; its next use opens another."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            with self._all_lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
     @contextmanager
     def _writers_queue(self) -> Iterator[None]:
@@ -326,14 +344,11 @@ class SQLiteStore:
         read-only read-only for good, even once the file is writable again."""
         if not _unavailable(exc):
             return
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            self._local.conn = None
-            with self._all_lock:
-                if conn in self._all:
-                    self._all.remove(conn)
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+        # Every thread's connection is renewed on its next use, not only this
+        # one: a connection that only read during the outage may have been
+        # opened read-only, and would fail its first write after it.
+        self._epoch += 1
+        self._drop_connection()
         raise StoreUnavailable(f"the SQLite database cannot be used now: {exc}") from exc
 
     def _statistics_due(self, versions: int) -> bool:
