@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 from gateway import metrics
@@ -115,6 +117,17 @@ def start(budget_ms: int, max_rows: int) -> WorkBudget:
     budget = WorkBudget(budget_ms, max_rows)
     _CURRENT.set(budget)
     return budget
+
+
+@contextmanager
+def started(budget_ms: int, max_rows: int) -> Iterator[WorkBudget]:
+    """A budget for the work inside the block only (a request's task ends
+    with its context; other callers, tests and tools, need it undone)."""
+    token = _CURRENT.set(WorkBudget(budget_ms, max_rows))
+    try:
+        yield _CURRENT.get()  # type: ignore[misc]
+    finally:
+        _CURRENT.reset(token)
 
 
 def current() -> WorkBudget | None:

@@ -15,6 +15,7 @@ import datetime
 import logging
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -23,6 +24,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from gateway.errors import Conflict, StoreUnavailable
+from gateway.store import budget
 from gateway.store._coalesce import Coalescer
 from gateway.store._pending_index import PendingIndex
 from gateway.store._sql import Dialect, Fetch, Statements, grown_fourfold, to_version
@@ -110,7 +112,47 @@ def _select(
     statements of every shape would also churn the prepared statement cache."""
     with psycopg.RawCursor(conn) as cur:
         cur.execute(_numbered(sql), params, prepare=False)
-        return cur.fetchall()
+        rows = cur.fetchall()
+    budget.charge(len(rows))
+    return rows
+
+
+# The ``statement_timeout`` each pooled connection was last given (ms; a
+# connection not here has the server's default, 0: none).
+_TIMEOUTS: weakref.WeakKeyDictionary[psycopg.Connection[tuple[object, ...]], int] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _bound(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Give a connection just taken from the pool the running request's
+    time (``gateway.store.budget``) as its ``statement_timeout``, so the
+    server itself ends a statement that would run past it; none outside a
+    request (the gateway's own work: exports, ANALYZE, deliveries). Set on
+    the session, before any transaction, so a unit of work inherits it and
+    a rollback cannot undo it. A statement only when the setting is off by
+    more than a tenth of the budget: a request that starts while the last
+    one's setting still fits sends none, and a long one one every tenth of
+    its budget; never shorter than the time left, so a statement the
+    server ends has always run past the request's deadline."""
+    work = budget.current()
+    if work is None or work.budget_ms <= 0:
+        wanted = 0
+    else:
+        work.check()
+        wanted = work.remaining_ms()
+    have = _TIMEOUTS.get(conn, 0)
+    if have == wanted:
+        return
+    if (
+        wanted
+        and have
+        and work is not None
+        and wanted <= have <= wanted + max(50, work.budget_ms // 10)
+    ):
+        return
+    conn.execute(f"SET statement_timeout = {int(wanted)}")
+    _TIMEOUTS[conn] = wanted
 
 
 class _PostgresUnitOfWork:
@@ -346,8 +388,14 @@ class PostgresStore:
     def _connection(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
         try:
             with self._pool.connection() as conn:
+                _bound(conn)
                 yield conn
         except psycopg.OperationalError as exc:
+            if isinstance(exc, psycopg.errors.QueryCanceled):
+                # ``statement_timeout``: the request's time is up.
+                refusal = budget.spent(exc)
+                if refusal is not None:
+                    raise refusal from exc
             self._check_pool()
             raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
 
@@ -455,7 +503,9 @@ class PostgresStore:
     def history(self, query: HistoryQuery) -> HistoryPage:
         with self._connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            return _STATEMENTS.history(conn.cursor(), query)
+            page = _STATEMENTS.history(conn.cursor(), query)
+        budget.charge(len(page.entries))
+        return page
 
     def index_version(self, name: str = "search") -> str | None:
         with self._connection() as conn:

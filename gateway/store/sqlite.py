@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gateway.errors import Conflict, StoreUnavailable
+from gateway.store import budget
 from gateway.store._sql import Dialect, Statements, analyze_due
 from gateway.store.base import (
     AsyncReader,
@@ -66,6 +67,27 @@ _UNAVAILABLE = {
     14: "SQLITE_CANTOPEN",
     15: "SQLITE_PROTOCOL",
 }
+
+
+# SQLite calls the request's work budget (``gateway.store.budget``) every
+# this many steps of its virtual machine (some tens of microseconds), to
+# end a statement that runs past the request's time; a point read takes
+# fewer steps than this and never calls it.
+_PROGRESS_STEPS = 10_000
+_SQLITE_INTERRUPT = 9
+
+
+@contextmanager
+def _uninterrupted(conn: sqlite3.Connection) -> Iterator[None]:
+    """Run a statement the budget must not end: a COMMIT (the work is
+    done), a ROLLBACK (an interrupted one would leave the write lock held),
+    statistics after a commit. SQLite counts steps across statements, so any
+    statement may be the one that calls the progress handler."""
+    conn.set_progress_handler(None, 0)
+    try:
+        yield
+    finally:
+        conn.set_progress_handler(budget.interrupt, _PROGRESS_STEPS)
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -116,6 +138,7 @@ class _SQLiteUnitOfWork:
     def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         self._cur.execute(sql, params)
         rows: list[tuple[object, ...]] = self._cur.fetchall()
+        budget.charge(len(rows))
         return rows
 
     def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
@@ -273,6 +296,7 @@ class SQLiteStore:
             # 64 MiB of page cache per connection instead of SQLite's 2 MiB:
             # every write touches a dozen index B-trees.
             conn.execute("PRAGMA cache_size=-65536")
+            conn.set_progress_handler(budget.interrupt, _PROGRESS_STEPS)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the SQLite database: {exc}") from exc
         return conn
@@ -326,11 +350,13 @@ class SQLiteStore:
                     # A failed write or COMMIT (a full disk, an I/O error)
                     # may have rolled the transaction back already.
                     if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                        with _uninterrupted(conn):
+                            conn.execute("ROLLBACK")
                     raise
-                conn.execute("COMMIT")
-                if self._statistics_due(written()):
-                    self._analyze()
+                with _uninterrupted(conn):
+                    conn.execute("COMMIT")
+                    if self._statistics_due(written()):
+                        self._analyze()
         except sqlite3.Error as exc:
             self._raise_if_unavailable(exc)
             raise
@@ -341,7 +367,14 @@ class SQLiteStore:
         used now (else return, for the caller to raise ``exc`` itself). The
         connection that met it is dropped, so that the thread's next use
         opens a new one: SQLite keeps a connection opened while the file was
-        read-only read-only for good, even once the file is writable again."""
+        read-only read-only for good, even once the file is writable again.
+        A statement the request's work budget ended (``interrupted``) is
+        that request's refusal (``TooCostly``)."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF == _SQLITE_INTERRUPT:
+            refusal = budget.spent(exc)
+            if refusal is not None:
+                raise refusal from exc
         if not _unavailable(exc):
             return
         # Every thread's connection is renewed on its next use, not only this
@@ -431,13 +464,16 @@ class SQLiteStore:
             conn = self._conn()
             conn.execute("BEGIN")
             try:
-                return _STATEMENTS.history(conn.cursor(), query)
+                page = _STATEMENTS.history(conn.cursor(), query)
             finally:
                 if conn.in_transaction:
-                    conn.execute("COMMIT")
+                    with _uninterrupted(conn):
+                        conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._raise_if_unavailable(exc)
             raise
+        budget.charge(len(page.entries))
+        return page
 
     def index_version(self, name: str = "search") -> str | None:
         try:
@@ -452,6 +488,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             self._raise_if_unavailable(exc)
             raise
+        budget.charge(len(rows))
         return rows
 
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
