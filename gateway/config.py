@@ -30,6 +30,9 @@ class Settings:
     max_json_depth: int = 128
     max_json_values: int = 100_000
     max_bundle_entries: int = 1000
+    # The form body of POST [type]/_search: a search's parameters, which
+    # need more room than a URL's but never a resource's.
+    max_search_form_bytes: int = 64 * 1024
     # Lifetime of the access tokens the gateway issues, in seconds.
     token_lifetime_s: int = 300
     # Fairness (``gateway.http.limits``, docs/limits.md): each client's
@@ -119,6 +122,9 @@ class Settings:
             max_json_depth=int(env.get("GATEWAY_MAX_JSON_DEPTH") or cls.max_json_depth),
             max_json_values=int(env.get("GATEWAY_MAX_JSON_VALUES") or cls.max_json_values),
             max_bundle_entries=int(env.get("GATEWAY_MAX_BUNDLE_ENTRIES") or cls.max_bundle_entries),
+            max_search_form_bytes=int(
+                env.get("GATEWAY_MAX_SEARCH_FORM_BYTES") or cls.max_search_form_bytes
+            ),
             token_lifetime_s=int(env.get("GATEWAY_TOKEN_LIFETIME") or cls.token_lifetime_s),
             client_concurrency=_number(
                 env.get("GATEWAY_CLIENT_CONCURRENCY"), cls.client_concurrency, int

@@ -242,7 +242,9 @@ async def search_by_post(request: Request) -> Response:
             "POST _search takes application/x-www-form-urlencoded parameters",
             code="GW-0415",
         )
-    body = await read_body(request.receive, dict(request.headers), context.settings.max_body_bytes)
+    body = await read_body(
+        request.receive, dict(request.headers), context.settings.max_search_form_bytes
+    )
     try:
         form = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError as exc:

@@ -121,3 +121,14 @@ def test_bodies_at_the_limits_are_taken(api: TestClient, store: Store) -> None:
         {"resourceType": "Patient", "text": {"status": "generated", "div": text}},
     )
     assert answer.status_code == 201, answer.text
+
+
+def test_a_search_form_over_its_limit_is_refused(store: Store) -> None:
+    with make_client(store, max_search_form_bytes=1024) as api:
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        answer = api.post("/fhir/Patient/_search", content="name=" + "a" * 1024, headers=form)
+        assert answer.status_code == 413, answer.text
+        assert "1024" in answer.json()["issue"][0]["diagnostics"]
+        assert (
+            api.post("/fhir/Patient/_search", content="name=ann", headers=form).status_code == 200
+        )
