@@ -23,6 +23,7 @@ import contextlib
 import datetime
 import fcntl
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -299,6 +300,19 @@ class SQLiteStore:
             conn.set_progress_handler(budget.interrupt, _PROGRESS_STEPS)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the SQLite database: {exc}") from exc
+        # SQLite opens a file it cannot write read-only, silently, and the
+        # connection stays so after the file is writable again: refused here,
+        # so that none outlives an outage (the next use opens another).
+        unwritable = [
+            path
+            for path in (self.path, Path(f"{self.path}-wal"))
+            if path.exists() and not os.access(path, os.W_OK)
+        ]
+        if unwritable:
+            conn.close()
+            raise StoreUnavailable(
+                f"the SQLite database is read-only: {', '.join(map(str, unwritable))}"
+            )
         return conn
 
     def _conn(self) -> sqlite3.Connection:
