@@ -80,7 +80,7 @@ def nodes(database_url: str, tmp_path: Path) -> Iterator[list[Node]]:
         for n in range(2):
             node = Node(database_url, tmp_path, n)
             started.append(node)
-            wait_until_ready(node.process, node.base, node.log, time.monotonic() + 90)
+            wait_until_ready(node.process, node.base, node.log)
         yield started
     finally:
         for node in started:

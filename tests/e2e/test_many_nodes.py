@@ -39,9 +39,8 @@ def _start_together(database_url: str, tmp_path: Path, count: int) -> list[Node]
         log = tmp_path / f"node-{n}.log"
         process, base = start_node(database_url, tmp_path, log, workers=2)
         nodes.append((process, base, log))
-    deadline = time.monotonic() + 90
     for process, base, log in nodes:
-        wait_until_ready(process, base, log, deadline)
+        wait_until_ready(process, base, log)
     return nodes
 
 
