@@ -67,7 +67,7 @@ from gateway.operations import ingest as ingests
 from gateway.operations import subscription_status as subscription_operations
 from gateway.operations import validate as validation
 from gateway.search.query import SearchQuery
-from gateway.store import AsyncReader, Querier, Store, StoredVersion, UnitOfWork
+from gateway.store import AsyncReader, Querier, Store, StoredVersion, UnitOfWork, budget
 
 T = TypeVar("T")
 
@@ -511,6 +511,13 @@ class Repository:
     async def ingest(self, fmt: str, body: bytes) -> dict[str, Any]:
         """``$ingest``: the requester's organisation pushes its own records,
         as this request's repository but landing at mapped ids."""
+        # A push is bounded by its body's size (GATEWAY_MAX_BODY_BYTES) and
+        # commits record by record: a work budget ending it half-way would
+        # leave it half-loaded (measured: 6 s and 180 rows for a practice's
+        # 2.3 MB of GP Connect records at the demo's scale).
+        work = budget.current()
+        if work is not None:
+            work.lift()
         pushing = Repository(
             self._store,
             self._reader,

@@ -60,6 +60,14 @@ class WorkBudget:
         self.rows = 0
         self.spent: str | None = None  # "rows" or "time", once refused
 
+    def lift(self) -> None:
+        """No budget for the rest of the request: for work bounded some
+        other way, which ending half-way would leave half-done (a push,
+        bounded by the body's size and committed record by record)."""
+        self.budget_ms = 0
+        self.max_rows = 0
+        self.deadline = math.inf
+
     def expired(self) -> bool:
         return time.monotonic() >= self.deadline
 

@@ -192,6 +192,9 @@ class _PostgresUnitOfWork:
         return _select(self._conn, sql, params)
 
     def append(self, version: StoredVersion, index: Sequence[IndexEntry]) -> StoredVersion:
+        # A unit of work past the request's time ends (and rolls back):
+        # statement_timeout bounds each statement, not the transaction.
+        budget.check()
         try:
             self._cur.execute(
                 _APPEND,

@@ -131,6 +131,7 @@ class _SQLiteUnitOfWork:
         return _STATEMENTS.vread_many(self.select, keys)
 
     def append(self, version: StoredVersion, index: Sequence[IndexEntry]) -> StoredVersion:
+        budget.check()  # a unit of work past the request's time ends (and rolls back)
         self.appended += 1
         return _STATEMENTS.append(
             self._cur, version, index, _duplicate_version, sqlite3.IntegrityError
