@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export GATEWAY_DATABASE_URL ?= sqlite:///var/gateway.db
 
-.PHONY: install lock audit-deps browser run test lint typecheck bench bench-search bench-consent bench-validation bench-notifications bench-peer bench-scaling bench-soak clean
+.PHONY: install lock audit-deps browser run test lint typecheck bench bench-search bench-consent bench-validation bench-notifications bench-peer bench-scaling bench-soak fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,14 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest
+
+# The fuzzers for long (docs/fuzzing.md): each atheris target FUZZ_SECONDS
+# (default 600) from its corpus in var/fuzz/, then the hypothesis API tests
+# with many times the examples, on SQLite and PostgreSQL.
+FUZZ_SECONDS ?= 600
+fuzz: install
+	$(BIN)/python -m tests.fuzz.long --seconds $(FUZZ_SECONDS)
+	GATEWAY_FUZZ=long $(BIN)/python -m pytest tests/fuzz -k "not bounded_fuzzing_pass"
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,0 +1,241 @@
+"""Search URLs under generated input: parameters of each type from FHIR's
+own SearchParameter definitions (``gateway.search.parameters``), with values
+of their kind (tokens, strings, dates, numbers and quantities with their
+prefixes, references and chains, composites), modifiers, the result
+parameters (``_sort``, ``_count``, ``_include``, ``_cursor``...), and values
+that are wrong (control characters, numbers past 64 bits, dates past the
+years the databases hold, unknown names, too many values).
+
+The property: a 200 Bundle or a 4xx OperationOutcome, never a 5xx, as a GET,
+as a form POSTed to ``_search``, in a compartment and across types; and no
+search writes anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from gateway.search.parameters import SearchParameter, parameters_for
+from gateway.store import Store
+from tests.fuzz.conftest import digest, examples, fuzz_client
+from tests.fuzz.fhir import BIG_NUMBERS, ODD_TEXT, WRITABLE
+from tests.fuzz.test_api import FHIR_JSON, answered
+
+R4_EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "r4"
+SEARCHED = tuple(t for t in WRITABLE if parameters_for(t))
+PREFIXES = ("", "eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap", "xx")
+MODIFIERS = (
+    "",
+    "",
+    "",
+    ":missing",
+    ":exact",
+    ":contains",
+    ":not",
+    ":text",
+    ":in",
+    ":below",
+    ":above",
+    ":identifier",
+    ":of-type",
+    ":Patient",
+    ":bogus",
+)
+
+_WORD = st.text("abcdefghijklmnopqrstuvwxyz0123456789-. ", min_size=1, max_size=12)
+_DATE = st.sampled_from(
+    [
+        "2026",
+        "2026-03",
+        "2026-03-15",
+        "2026-03-15T09:30",
+        "2026-03-15T09:30:00Z",
+        "2026-03-15T09:30:00.123+01:00",
+        "1941-13-45",
+        "0000-01-01",
+        "9999-12-31T23:59:59Z",
+        "99999-01-01",
+        "-2026",
+        "2026-02-29",
+        "2026-03-15T25:00",
+        "20260315",
+    ]
+)
+_NUMBER = st.one_of(
+    st.integers(-1000, 1000).map(str),
+    BIG_NUMBERS.map(str),
+    st.sampled_from(["1.5", "1e3", "1e400", "NaN", "-Infinity", "0x10", "1_000", "٣", ".", "-"]),
+)
+_ODD = st.one_of(ODD_TEXT, st.text(max_size=20), st.just("," * 150), st.just("x" * 5000))
+
+
+@st.composite
+def _value(draw: st.DrawFn, param: SearchParameter) -> str:
+    kind = param.type
+    if kind == "token":
+        return draw(
+            st.sampled_from(
+                [
+                    f"http://loinc.org|{draw(_WORD)}",
+                    f"|{draw(_WORD)}",
+                    "https://fhir.nhs.uk/Id/nhs-number|",
+                    draw(_WORD),
+                    "a|b|c",
+                    "http://example.org|x$y",
+                ]
+            )
+        )
+    if kind == "date":
+        return draw(st.sampled_from(PREFIXES)) + draw(_DATE)
+    if kind in ("number", "quantity"):
+        number = draw(st.sampled_from(PREFIXES)) + draw(_NUMBER)
+        if kind == "quantity" and draw(st.booleans()):
+            return number + draw(st.sampled_from(["|http://unitsofmeasure.org|mg", "||mg", "|"]))
+        return number
+    if kind == "reference":
+        target = draw(st.sampled_from(param.targets or ("Patient",)))
+        return draw(
+            st.sampled_from(
+                [
+                    f"{target}/{draw(_WORD)}",
+                    draw(_WORD),
+                    f"http://testserver/fhir/{target}/1",
+                    f"http://elsewhere.example/fhir/{target}/1",
+                    f"{target}/1/_history/2",
+                    "urn:uuid:5b1f0c1e-8f44-4a43-9a4a-1d1c2b3a4d5e",
+                ]
+            )
+        )
+    if kind == "composite":
+        return f"{draw(_WORD)}${draw(st.sampled_from(PREFIXES))}{draw(_NUMBER)}"
+    if kind == "uri":
+        return draw(st.sampled_from(["http://example.org/x", "urn:oid:1.2", "x", ""]))
+    return draw(_WORD)
+
+
+@st.composite
+def _condition(draw: st.DrawFn, res_type: str) -> tuple[str, str]:
+    params = parameters_for(res_type)
+    code = draw(st.sampled_from(sorted(params)))
+    param = params[code]
+    name = code + draw(st.sampled_from(MODIFIERS))
+    if param.type == "reference" and draw(st.integers(0, 4)) == 0:
+        # A chain through the reference to a parameter of its target.
+        target = draw(st.sampled_from(param.targets or ("Patient",)))
+        if parameters_for(target):
+            chained = draw(st.sampled_from(sorted(parameters_for(target))))
+            return f"{code}:{target}.{chained}", draw(_value(parameters_for(target)[chained]))
+    values = draw(st.lists(_value(param), min_size=1, max_size=3))
+    return name, ",".join(values)
+
+
+def _cursor(payload: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+@st.composite
+def _result(draw: st.DrawFn, res_type: str) -> tuple[str, str]:
+    codes = sorted(parameters_for(res_type))
+    references = [c for c in codes if parameters_for(res_type)[c].type == "reference"]
+    name = draw(
+        st.sampled_from(
+            [
+                *("_sort", "_count", "_include", "_revinclude", "_elements", "_summary", "_total"),
+                *("_cursor", "_include:iterate", "_has", "_id", "_lastUpdated", "_type", "_format"),
+            ]
+        )
+    )
+    if name == "_sort":
+        return name, ",".join(
+            draw(st.sampled_from(["", "-"])) + draw(st.sampled_from([*codes, "_lastUpdated", "x"]))
+            for _ in range(draw(st.integers(1, 3)))
+        )
+    if name == "_count":
+        return name, draw(_NUMBER)
+    if name.startswith("_include"):
+        ref = draw(st.sampled_from(references or ["subject"]))
+        return name, draw(st.sampled_from([f"{res_type}:{ref}", f"{res_type}:*", ref, "*"]))
+    if name == "_revinclude":
+        return name, draw(st.sampled_from(["Provenance:target", "Observation:subject", "x:y"]))
+    if name == "_has":
+        return "_has:Observation:subject:code", draw(_WORD)
+    if name == "_cursor":
+        return name, draw(
+            st.sampled_from(
+                [
+                    _cursor({"f": True, "k": [], "i": "a"}),
+                    _cursor({"f": True, "k": [2**64], "i": "a"}),
+                    _cursor({"f": False, "k": ["\x00"], "i": "\x00"}),
+                    _cursor([1, 2]),
+                    "not-base64!",
+                    "",
+                ]
+            )
+        )
+    if name == "_lastUpdated":
+        return name, draw(st.sampled_from(PREFIXES)) + draw(_DATE)
+    return name, draw(st.one_of(_WORD, st.sampled_from(["count", "true", "accurate", "id,name"])))
+
+
+@st.composite
+def searches(draw: st.DrawFn) -> tuple[str, list[tuple[str, str]]]:
+    res_type = draw(st.sampled_from(SEARCHED))
+    params = draw(
+        st.lists(
+            st.one_of(
+                _condition(res_type),
+                _condition(res_type),
+                _result(res_type),
+                st.tuples(st.one_of(_WORD, _ODD), _ODD),  # names and values of no kind
+            ),
+            max_size=5,
+        )
+    )
+    return res_type, params
+
+
+@pytest.fixture
+def searched(fuzz_store: Store) -> Iterator[TestClient]:
+    """The API over a store holding R4's example of each type."""
+    with fuzz_client(fuzz_store) as client:
+        for path in sorted(R4_EXAMPLES.glob("*.json")):
+            client.post(f"/fhir/{path.stem}", content=path.read_bytes(), headers=FHIR_JSON)
+        yield client
+
+
+def test_a_search_is_a_bundle_or_a_4xx_and_writes_nothing(
+    searched: TestClient, fuzz_store: Store
+) -> None:
+    @examples(300)
+    @given(searches(), st.sampled_from(["get", "post", "compartment", "system"]))
+    def search(case: tuple[str, list[tuple[str, str]]], how: str) -> None:
+        res_type, params = case
+        query = urlencode(params, errors="surrogatepass")
+        before = digest(fuzz_store)
+        if how == "get":
+            response = searched.get(f"/fhir/{res_type}?{query}")
+        elif how == "post":
+            response = searched.post(
+                f"/fhir/{res_type}/_search",
+                content=query.encode(),
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+        elif how == "compartment":
+            response = searched.get(f"/fhir/Patient/example/{res_type}?{query}")
+        else:
+            response = searched.get(f"/fhir?_type={res_type},Patient&{query}")
+        body = answered(response, f"search {how} {res_type}?{query}")
+        if response.status_code == 200:
+            assert body["resourceType"] == "Bundle"
+        assert digest(fuzz_store) == before, "a search wrote"
+
+    search()
