@@ -291,6 +291,21 @@ def cmd_analytics_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_zero(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind``, 0 or more."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text} is below 0 (0 is no limit)")
+        return value
+
+    return parse
+
+
 def _add_client_commands(commands: Any) -> None:
     clients = commands.add_parser("clients", help="the registry of backend clients")
     clients.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
@@ -318,6 +333,26 @@ def _add_client_commands(commands: Any) -> None:
     ):
         one = actions.add_parser(action, help=text)
         one.add_argument("client_id", metavar="CLIENT_ID")
+
+    limits = actions.add_parser(
+        "limits",
+        help="show or set the client's limits per worker process (docs/limits.md)",
+        description="Without options, show the limits that apply to the client: its own, "
+        "else the deployment's defaults (GATEWAY_CLIENT_*). 0 is no limit.",
+    )
+    limits.add_argument("client_id", metavar="CLIENT_ID")
+    limits.add_argument(
+        "--concurrency", type=_at_least_zero(int), metavar="N", help="requests in flight at once"
+    )
+    limits.add_argument(
+        "--rate", type=_at_least_zero(float), metavar="R", help="requests a second, sustained"
+    )
+    limits.add_argument(
+        "--burst", type=_at_least_zero(int), metavar="B", help="requests at once above the rate"
+    )
+    limits.add_argument(
+        "--reset", action="store_true", help="drop its own limits first (back to the defaults)"
+    )
 
     rotate = actions.add_parser("rotate-key", help="add a key, and retire old ones")
     rotate.add_argument("client_id", metavar="CLIENT_ID")

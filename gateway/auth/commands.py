@@ -14,13 +14,20 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import jwt
 
 from gateway.auth import keys
-from gateway.auth.clients import ClientRegistration, ClientRegistry, RegistryError, new_registration
+from gateway.auth.clients import (
+    ClientLimits,
+    ClientRegistration,
+    ClientRegistry,
+    RegistryError,
+    new_registration,
+)
 from gateway.auth.exchange import ASSERTION_TYPE, OAuthError, exchange, record_first_use
 from gateway.auth.tokens import TokenService, signing_key
 from gateway.config import Settings
@@ -115,6 +122,8 @@ def clients(args: argparse.Namespace, store: Store) -> int:
             print(f"disabled {_summary(registry.disable(args.client_id))}")
         elif args.action == "enable":
             print(f"enabled {_summary(registry.enable(args.client_id))}")
+        elif args.action == "limits":
+            print(_limits(registry, args))
         elif args.action == "rotate-key":
             if registry.get(args.client_id) is None:
                 raise CommandError(f"no client {args.client_id!r} is registered")
@@ -125,6 +134,36 @@ def clients(args: argparse.Namespace, store: Store) -> int:
     except RegistryError as exc:
         raise CommandError(str(exc)) from None
     return 0
+
+
+def _limits(registry: ClientRegistry, args: argparse.Namespace) -> str:
+    """Set the client's own limits where options name them (``--reset``
+    first drops them all), and say what applies now: its own, else the
+    deployment's defaults (this environment's ``GATEWAY_CLIENT_*``)."""
+    found = registry.get(args.client_id)
+    if found is None:
+        raise CommandError(f"no client {args.client_id!r} is registered")
+    own = ClientLimits() if args.reset else found.limits
+    changes = {
+        name: value
+        for name in ("concurrency", "rate", "burst")
+        if (value := getattr(args, name)) is not None
+    }
+    if changes or args.reset:
+        found = registry.set_limits(args.client_id, replace(own, **changes))
+    defaults = Settings.from_env()
+    fallback = {
+        "concurrency": defaults.client_concurrency,
+        "rate": defaults.client_rate,
+        "burst": defaults.client_burst,
+    }
+    parts = []
+    for name in ("concurrency", "rate", "burst"):
+        value = getattr(found.limits, name)
+        shown = fallback[name] if value is None else value
+        text = "no limit" if shown == 0 else f"{shown:g}"
+        parts.append(f"{name} {text} ({'default' if value is None else 'its own'})")
+    return f"{found.client_id}: {'; '.join(parts)}; per worker process"
 
 
 def client_assertion(
