@@ -20,6 +20,7 @@ from typing import Any
 
 import jwt
 
+from gateway import keyfiles
 from gateway.auth import keys
 from gateway.auth.clients import (
     ClientLimits,
@@ -72,7 +73,9 @@ class _NewKeys:
         if self._private is None or self.private_out is None:
             return
         try:
-            descriptor = os.open(self.private_out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            descriptor = os.open(
+                self.private_out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, keyfiles.SECRET_FILE_MODE
+            )
         except FileExistsError:
             raise CommandError(f"{self.private_out} exists; nothing was registered") from None
         except OSError as exc:
@@ -217,6 +220,7 @@ def _post_form(url: str, form: dict[str, str]) -> dict[str, Any]:
 
 def token(args: argparse.Namespace, store: Store | None, settings: Settings) -> int:
     try:
+        keyfiles.warn_if_exposed(Path(args.key))
         private_key = keys.load_private_key(Path(args.key).read_bytes())
     except OSError as exc:
         raise CommandError(f"cannot read {args.key}: {exc.strerror}") from None
@@ -278,6 +282,7 @@ def token_from(
     holding the key at ``key_path``: a token is asked for when the last is
     within a minute of expiring, so a long export's polling keeps working."""
     try:
+        keyfiles.warn_if_exposed(Path(key_path))
         private_key = keys.load_private_key(Path(key_path).read_bytes())
     except OSError as exc:
         raise CommandError(f"cannot read {key_path}: {exc.strerror}") from None

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from gateway import keyfiles
 from gateway.auth import keys
 from gateway.auth.clients import ClientRegistry, new_registration
 from gateway.demo.generate import NOTIFIED, Manifest, StoryPerson, generate
@@ -153,7 +154,7 @@ def _register(store: Store, directory: Path) -> list[str]:
     """A client per organisation, keyed by a private key under ``keys/``:
     kept when both are there, re-keyed when the key file was lost."""
     registry = ClientRegistry(store)
-    (directory / "keys").mkdir(parents=True, exist_ok=True)
+    keyfiles.secret_dir(directory / "keys")
     changed: list[str] = []
     for organisation in organisations():
         path = key_file(directory, organisation)
@@ -167,8 +168,7 @@ def _register(store: Store, directory: Path) -> list[str]:
             private = keys.load_private_key(path.read_bytes())
         else:
             private = keys.generate_private_key()
-            path.write_bytes(keys.private_pem(private))
-            path.chmod(0o600)
+            keyfiles.write_secret(path, keys.private_pem(private))
         registry.save(
             new_registration(
                 organisation.client_id,

@@ -9,6 +9,7 @@ implements it, and any Bulk Data client works against the gateway.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 
 from gateway import fhirjson
+from gateway.keyfiles import open_secret
 
 MANIFEST = "manifest.json"
 
@@ -89,11 +91,13 @@ def fetch_export(
                 if download.status_code != 200:
                     download.read()
                     raise ExportClientError(f"{name} could not be fetched: {_refusal(download)}")
-                with (out / name).open("wb") as file:
+                # Personal data: readable by whoever fetched it only.
+                with os.fdopen(open_secret(out / name), "wb") as file:
                     for chunk in download.iter_bytes():
                         file.write(chunk)
             say(f"  {name}: {output['count']:,} resources")
-        (out / MANIFEST).write_bytes(fhirjson.dumps(manifest))
+        with os.fdopen(open_secret(out / MANIFEST), "wb") as file:
+            file.write(fhirjson.dumps(manifest))
         return manifest
     finally:
         if http is None:

@@ -34,6 +34,7 @@ from gateway.export import jobs
 from gateway.export.asking import COHORT_TYPE, GROUP, SYSTEM
 from gateway.export.jobs import Job, OutputFile
 from gateway.export.pseudonyms import Pseudonymiser
+from gateway.keyfiles import SECRET_DIR_MODE, open_secret
 from gateway.search.paging import scan
 from gateway.store import Store, StoredVersion
 
@@ -78,7 +79,8 @@ class _TypeFiles:
         if self._out is None or self._count >= self.limit:
             self.close()
             name = f"{self.res_type}-{len(self.files) + 1}.ndjson"
-            self._out = open(self.folder / name, "wb")  # noqa: SIM115 (closed in close())
+            # Personal data: readable by the gateway's user only.
+            self._out = os.fdopen(open_secret(self.folder / name), "wb")
             self.files.append(OutputFile(self.res_type, name, 0))
             self._count = 0
         self._out.write(line)
@@ -205,7 +207,7 @@ def run(
     ``Cancelled`` when ``checkpoint`` says to stop."""
     folder = folder_of(directory, job.id)
     remove_files(directory, job.id)
-    folder.mkdir(parents=True)
+    folder.mkdir(mode=SECRET_DIR_MODE, parents=True)
     with store.unit_of_work() as uow:
         uow.execute("DELETE FROM export_person WHERE job_id = ?", [job.id])
     return _Export(store, job, checkpoint).write(folder, lines_per_file)
