@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -241,3 +242,33 @@ def test_failed_token_requests_are_bounded_per_source_and_client(store: Store) -
         # source's own (five times larger) allowance is spent.
         assert _bad_assertion(client, "someone-else").status_code == 401
         assert sum(_bad_assertion(client, f"x{n}").status_code == 429 for n in range(15)) >= 3
+
+
+def test_the_command_line_shows_and_sets_a_clients_limits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.cli import main
+
+    for name in ("CONCURRENCY", "RATE", "BURST"):
+        monkeypatch.delenv(f"GATEWAY_CLIENT_{name}", raising=False)
+    database = ["--database-url", f"sqlite:///{tmp_path / 'gateway.db'}"]
+    assert main(["migrate", *database]) == 0
+    add = ["clients", *database, "add", "bench-x", "--org", "A81001", "--org-name", "Org"]
+    add += ["--kind", "gp-practice", "--scope", "system/*.rs"]
+    assert main([*add, "--generate-key", str(tmp_path / "k.pem")]) == 0
+    capsys.readouterr()
+    limits = ["clients", *database, "limits", "bench-x"]
+    assert main(limits) == 0
+    assert capsys.readouterr().out.strip() == (
+        "bench-x: concurrency 8 (default); rate 500 (default); burst 1000 (default); "
+        "per worker process"
+    )
+    assert main([*limits, "--concurrency", "16", "--rate", "0"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "bench-x: concurrency 16 (its own); rate no limit (its own); burst 1000 (default); "
+        "per worker process"
+    )
+    assert main([*limits, "--reset", "--burst", "20"]) == 0
+    assert "concurrency 8 (default)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([*limits, "--rate", "-1"])
