@@ -105,7 +105,7 @@ def _inner_resource(element: Element, value: Any, path: str, ctx: Context) -> No
         return
     declared = value.get("resourceType")
     if declared.__class__ is not str or declared not in resource_types():
-        if declared in not_r4():
+        if declared.__class__ is str and declared in not_r4():
             issues.append(not_supported(declared, f"{path}.resourceType"))
             return
         message = (

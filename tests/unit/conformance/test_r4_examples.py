@@ -505,6 +505,18 @@ def test_contained_unknown_type_is_reported_at_its_resource_type() -> None:
     assert [i.path for i in issues] == ["Patient.contained[0].resourceType", "Patient"]
 
 
+@pytest.mark.parametrize("declared", [[], {}, ["Patient"], {"a": 1}, 1, True])
+def test_a_contained_resource_type_that_is_not_a_string_is_an_issue(declared: Any) -> None:
+    """Fuzzing found it: a contained resource whose resourceType is a JSON
+    array or object raised TypeError (unhashable) in the validator, a 500
+    on create, where it is a 400 naming contained[0].resourceType."""
+    resource = {"resourceType": "Device", "contained": [{"resourceType": declared, "id": "c1"}]}
+    issues = validate_resource(resource, "Device")
+    assert ("Device.contained[0].resourceType", "structure") in where(issues)
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": resource}]}
+    assert validate_resource(bundle, "Bundle") != []
+
+
 @pytest.mark.parametrize("element", ["fhir_comments", "resource_type"])
 def test_model_only_fields_are_unknown_elements(element: str) -> None:
     """fhir_comments and resource_type are not FHIR elements."""
