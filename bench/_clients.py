@@ -5,8 +5,24 @@ SMART Backend Services client is."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from gateway.auth.clients import ClientLimits
+
+
+def load_limits(connections: int) -> ClientLimits:
+    """The limits of a benchmark's client (docs/limits.md): its connections
+    in flight, each of which may land on any one server worker, and no rate
+    limit, since a closed loop sends as fast as the server answers. Limits
+    are per-client configuration: a client that really sends this load is
+    registered with limits that fit it, as the benchmark's is, rather than
+    the defaults, which would throttle it."""
+    from gateway.auth.clients import ClientLimits
+
+    return ClientLimits(concurrency=max(connections, 1), rate=0)
 
 
 def register_and_ask_token(
@@ -17,9 +33,11 @@ def register_and_ask_token(
     org_name: str,
     kind: str,
     scopes: str,
+    limits: ClientLimits | None = None,
 ) -> httpx.Response:
-    """Register ``client_id`` (``kind``, ``scopes``) for ``org_ods`` with a
-    fresh key, and ask the gateway at ``base`` for a token: its answer."""
+    """Register ``client_id`` (``kind``, ``scopes``, ``limits``: by default
+    the deployment's) for ``org_ods`` with a fresh key, and ask the gateway
+    at ``base`` for a token: its answer."""
     from gateway.auth.clients import ClientRegistry, new_registration
     from gateway.auth.commands import client_assertion
     from gateway.auth.exchange import ASSERTION_TYPE
@@ -38,6 +56,7 @@ def register_and_ask_token(
                 kind=kind,
                 scopes=scopes,
                 keys=[jwk],
+                limits=limits,
             )
         )
     finally:

@@ -94,7 +94,7 @@ import httpx
 import orjson
 
 from bench import _population as population
-from bench._clients import register_and_ask_token
+from bench._clients import load_limits, register_and_ask_token
 from bench._population import Record
 from bench.rest_core import Server, free_port, gateway_command, proc_stats, running
 from bench.search import Skipped, gateway_revision
@@ -616,7 +616,14 @@ def gp_token(base: str, url: str, ods: str) -> str:
     """Register a client for GP practice ``ods`` with a fresh key and get a
     token at the running gateway's token endpoint (purpose TREAT)."""
     answer = register_and_ask_token(
-        base, url, f"bench-gp-{ods.lower()}", ods, f"Practice {ods}", "gp-practice", GP_SCOPES
+        base,
+        url,
+        f"bench-gp-{ods.lower()}",
+        ods,
+        f"Practice {ods}",
+        "gp-practice",
+        GP_SCOPES,
+        load_limits(1),  # one request at a time, as fast as answered
     )
     if answer.status_code != 200:
         raise StoreFailed(f"token request: {answer.status_code} {answer.text[:300]}")

@@ -87,7 +87,7 @@ from typing import Any
 
 import httpx
 
-from bench._clients import register_and_ask_token
+from bench._clients import load_limits, register_and_ask_token
 from bench.rest_core import (
     HOST,
     Database,
@@ -222,9 +222,10 @@ def _spread(server: Server, workers: int) -> Callable[[], str]:
 
 @contextlib.contextmanager
 def gateway_target(
-    store: str, workdir: Path, workers: int, env: dict[str, str]
+    store: str, workdir: Path, workers: int, env: dict[str, str], connections: int
 ) -> Iterator[Target]:
-    """``gateway serve`` on ``store`` (sqlite or postgres), its client registered."""
+    """``gateway serve`` on ``store`` (sqlite or postgres), its client
+    registered with limits fit for ``connections``."""
     home = workdir / store
     home.mkdir()
     env = {
@@ -245,6 +246,7 @@ def gateway_target(
                 "Benchmark Surgery",
                 "gp-practice",
                 "system/*.cruds",
+                load_limits(connections),
             )
             if answer.status_code != 200:
                 raise RuntimeError(f"token: {answer.status_code} {answer.text[:300]}")
@@ -1226,7 +1228,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
                     else:
                         target = stack.enter_context(
-                            gateway_target(store, workdir, args.workers, env)
+                            gateway_target(
+                                store,
+                                workdir,
+                                args.workers,
+                                env,
+                                max(plan.connections, plan.tx_connections),
+                            )
                         )
                 except (Skipped, Unavailable, RuntimeError, httpx.HTTPError) as exc:
                     print(f"{name}: NOT RUN: {exc}", flush=True)

@@ -101,7 +101,7 @@ from typing import Any, Literal
 import httpx
 import orjson
 
-from bench._clients import register_and_ask_token
+from bench._clients import load_limits, register_and_ask_token
 from bench._load import LoaderResult, PhaseSpec, loader_main
 
 HOST = "127.0.0.1"
@@ -215,9 +215,10 @@ def transaction_bundle(variant: int, entries: int) -> dict[str, Any]:
 _authorization: dict[str, str] = {}
 
 
-def authenticate(base: str, database_url: str) -> dict[str, str]:
-    """Register a benchmark client (every scope) with a fresh key and get a
-    token from the running gateway's token endpoint, as a client would."""
+def authenticate(base: str, database_url: str, connections: int) -> dict[str, str]:
+    """Register a benchmark client (every scope, limits fit for
+    ``connections``) with a fresh key and get a token from the running
+    gateway's token endpoint, as a client would."""
     answer = register_and_ask_token(
         base,
         database_url,
@@ -226,6 +227,7 @@ def authenticate(base: str, database_url: str) -> dict[str, str]:
         "Benchmark Surgery",
         "gp-practice",
         "system/*.cruds",
+        load_limits(connections),
     )
     check(answer.status_code == 200, f"token request: {answer.status_code} {answer.text}")
     _authorization["Authorization"] = f"Bearer {answer.json()['access_token']}"
@@ -783,7 +785,7 @@ def bench_gateway(
     port = server.port
     results: list[PhaseResult] = []
     assert rig.database is not None
-    auth = authenticate(server.base, rig.database.url)
+    auth = authenticate(server.base, rig.database.url, options.clients)
     with httpx.Client(base_url=server.base, timeout=60, headers=auth) as client:
         smoke_test(client, options.tx_entries)
     server.read_log(None)
