@@ -126,19 +126,22 @@ class ClientLimiter:
                 code="GW-0429",
                 retry_after=1,
             )
-        if limits.rate:
+        rate = limits.rate
+        if rate:
             now = self._clock()
-            burst = max(limits.burst, 1)
-            tokens = min(burst, state.tokens + (now - state.at) * limits.rate)
+            tokens = state.tokens + (now - state.at) * rate
+            burst = limits.burst if limits.burst > 1 else 1
+            if tokens > burst:
+                tokens = burst
             state.at = now
             if tokens < 1:
                 state.tokens = tokens
                 _RATE_REFUSED.inc()
                 raise TooManyRequests(
                     f"client {client.client_id!r} is over its request rate (rate "
-                    f"{limits.rate:g} a second with bursts of {burst}, per worker process)",
+                    f"{rate:g} a second with bursts of {burst}, per worker process)",
                     code="GW-0430",
-                    retry_after=max(1, math.ceil((1 - tokens) / limits.rate)),
+                    retry_after=max(1, math.ceil((1 - tokens) / rate)),
                 )
             state.tokens = tokens - 1
         state.in_flight += 1
