@@ -155,7 +155,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     # Notifications are delivered, and bulk exports run, by a process of
     # their own (one per node).
-    notifier = delivery_process.start(settings)
+    notifier = delivery_process.Supervised(settings)
     try:
         uvicorn.run(
             "gateway.http.app:app_from_environment",

@@ -24,6 +24,8 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -48,6 +50,49 @@ def start(settings: Settings) -> BaseProcess:
     )
     process.start()
     return process
+
+
+class Supervised:
+    """The delivery process, started again whenever it ends before the
+    server does: a database it could not reach at its start, a fatal signal
+    (a SQLite -shm file that became unwritable is a SIGBUS). Waits between
+    starts double from a second to half a minute, and are a second again
+    once a process has lived a minute."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._stopping = threading.Event()
+        self.process = start(settings)
+        self._thread = threading.Thread(target=self._watch, name="delivery-watch", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        pause = 1.0
+        started = time.monotonic()
+        while not self._stopping.wait(1.0):
+            if self.process.is_alive():
+                if time.monotonic() - started > 60:
+                    pause = 1.0
+                continue
+            log.error(
+                "the delivery process ended (exit code %s); starting another in %g s",
+                self.process.exitcode,
+                pause,
+            )
+            if self._stopping.wait(pause):
+                return
+            self.process = start(self._settings)
+            started = time.monotonic()
+            pause = min(pause * 2, 30.0)
+
+    def terminate(self) -> None:
+        """Stop watching, and ask the process to end."""
+        self._stopping.set()
+        self._thread.join()
+        self.process.terminate()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.process.join(timeout)
 
 
 def _die_with(parent: int) -> None:

@@ -24,6 +24,7 @@ import httpx
 from gateway.auth.clients import ClientRegistry
 from gateway.delivery import fanout, sending
 from gateway.documents.signature import DocumentSigner
+from gateway.errors import StoreUnavailable
 from gateway.notifications import outbox, state
 from gateway.store import Store
 
@@ -129,9 +130,17 @@ class NotificationWorker:
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
         """Pass after pass, every ``poll_s`` seconds, until asked to stop
         or ``until`` says so."""
+        unavailable = False
         while not self._stop.is_set() and not until():
             try:
                 self.run_once()
+                if unavailable:
+                    log.info("notification passes resume: the database is back")
+                unavailable = False
+            except StoreUnavailable as exc:  # said once, not every pass of the outage
+                if not unavailable:
+                    log.error("notification passes wait for the database: %s", exc.message)
+                unavailable = True
             except Exception:  # the next pass tries again; the outbox keeps everything
                 log.exception("notification pass failed")
             self._stop.wait(self._poll_s)

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from gateway.errors import StoreUnavailable
 from gateway.export import jobs, runner
 from gateway.export.jobs import Job
 from gateway.store import Store
@@ -102,9 +103,18 @@ class ExportWorker:
 
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
         """Work until asked to stop (or ``until`` says so)."""
+        unavailable = False
         while not self._stop.is_set() and not until():
             try:
                 busy = self.run_once() is not None
+                if unavailable:
+                    log.info("export passes resume: the database is back")
+                unavailable = False
+            except StoreUnavailable as exc:  # said once, not every pass of the outage
+                if not unavailable:
+                    log.error("export passes wait for the database: %s", exc.message)
+                unavailable = True
+                busy = False
             except Exception:
                 log.exception("export worker pass failed")
                 busy = False
