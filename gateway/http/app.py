@@ -232,11 +232,17 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             if owned:
                 _settle_memory()
         forget_sampler = metrics.add_sampler(lambda: _sample_pool(app))
+        # Requests holding a per-client slot (gateway.http.limits), read on
+        # each sample rather than counted per request.
+        forget_in_flight = metrics.add_sampler(
+            lambda: metrics.CLIENT_IN_FLIGHT.set(app.state.limiter.in_flight)
+        )
         sampling = asyncio.create_task(_sampling())
         try:
             yield
         finally:
             forget_sampler()
+            forget_in_flight()
             for task in (starting, sampling):
                 if task is not None:
                     task.cancel()

@@ -20,6 +20,14 @@ from tests.conftest import TEST_CLIENT, access_token, make_client
 from tests.http.test_audit import entries
 
 
+def refused_count(limit: str) -> float:
+    """``gateway_limits_refused_total{limit=...}`` in this process's metrics."""
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value("gateway_limits_refused_total", {"limit": limit})
+    return value or 0.0
+
+
 def _limited(store: Store, **limits: Any) -> str:
     """A token for the test client, its registration given ``limits``."""
     token = access_token(store)
@@ -38,7 +46,10 @@ def _throttled(answer: Any, limit: str) -> None:
 def test_a_client_over_its_concurrency_is_refused_429_and_audited(store: Store) -> None:
     # A 404 is held until the not-found floor has passed: a request that
     # holds its slot for as long as the test needs.
+    from gateway import metrics
+
     token = _limited(store, concurrency=1)
+    before = refused_count("client-concurrency")
     with make_client(store, token=token, not_found_floor_ms=800) as client:
         holding: list[int] = []
         slow = threading.Thread(
@@ -46,8 +57,12 @@ def test_a_client_over_its_concurrency_is_refused_429_and_audited(store: Store) 
         )
         slow.start()
         time.sleep(0.3)
+        metrics.sample()
+        in_flight = metrics.CLIENT_IN_FLIGHT._value.get()  # type: ignore[attr-defined]
         refused = client.get("/fhir/Patient?_count=1")
         slow.join()
+        assert in_flight == 1
+        assert refused_count("client-concurrency") == before + 1
         _throttled(refused, "concurrency 1")
         assert holding == [404]
         # Both answered: the slot is back, and the next request goes ahead.
@@ -61,10 +76,12 @@ def test_a_client_over_its_concurrency_is_refused_429_and_audited(store: Store) 
 
 def test_a_client_over_its_rate_is_refused_until_its_bucket_fills(store: Store) -> None:
     token = _limited(store, rate=1, burst=2)
+    before = refused_count("client-rate")
     with make_client(store, token=token) as client:
         assert [client.get("/fhir/Patient").status_code for _ in range(2)] == [200, 200]
         refused = client.get("/fhir/Patient")
         _throttled(refused, "rate 1 a second with bursts of 2")
+        assert refused_count("client-rate") == before + 1
         assert refused.headers["retry-after"] == "1"
         # Another client is not held back by this one.
         other = access_token(store, client_id="other-system")
@@ -234,8 +251,10 @@ def test_failed_token_requests_are_bounded_per_source_and_client(store: Store) -
         store, token=None, token_failures_burst=3, token_failures_per_minute=1
     ) as client:
         assert [_bad_assertion(client, "someone").status_code for _ in range(3)] == [401] * 3
+        before = refused_count("token-failures")
         refused = _bad_assertion(client, "someone")
         assert refused.status_code == 429
+        assert refused_count("token-failures") == before + 1
         assert int(refused.headers["retry-after"]) >= 1
         assert refused.json()["error"] == "slow_down"
         # Another client id from the same source still may, until the

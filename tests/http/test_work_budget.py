@@ -15,6 +15,7 @@ import pytest
 from gateway.store import Store
 from tests.conftest import access_token, make_client
 from tests.http.test_audit import entries
+from tests.http.test_limits import refused_count
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -36,9 +37,11 @@ def _too_costly(answer: Any, code: str, named: str) -> None:
 
 def test_a_search_reading_more_rows_than_the_budget_is_ended_and_audited(store: Store) -> None:
     _patients(store, 30)
+    before = refused_count("work-rows")
     with make_client(store, work_budget_rows=10) as api:
         refused = api.get("/fhir/Patient?_count=50")
         _too_costly(refused, "GW-0330", "10 rows")
+        assert refused_count("work-rows") == before + 1
         # A request within it is answered as ever.
         assert api.get("/fhir/Patient?_count=5&family=Nobody").status_code == 200
     (entry,) = [e for e in entries(store) if e["request_id"] == refused.headers["x-request-id"]]
@@ -59,8 +62,10 @@ def test_a_request_past_its_time_is_ended(store: Store, monkeypatch: pytest.Monk
     import gateway.interactions.search as searches
 
     monkeypatch.setattr(searches, "read_page", slow)
+    before = refused_count("work-time")
     with make_client(store, work_budget_ms=50) as api:
         _too_costly(api.get("/fhir/Patient?_count=50"), "GW-0331", "50 ms")
+    assert refused_count("work-time") == before + 1
 
 
 def test_a_transaction_ended_by_its_budget_writes_nothing(
