@@ -58,7 +58,7 @@ def test_a_client_over_its_concurrency_is_refused_429_and_audited(store: Store) 
         slow.start()
         time.sleep(0.3)
         metrics.sample()
-        in_flight = metrics.CLIENT_IN_FLIGHT._value.get()  # type: ignore[attr-defined]
+        in_flight = metrics.CLIENT_IN_FLIGHT._value.get()
         refused = client.get("/fhir/Patient?_count=1")
         slow.join()
         assert in_flight == 1
