@@ -11,11 +11,12 @@ How the faults are made, for real (no mock of the driver):
   are made unwritable. As root (these tests' machines), file modes do not
   stop writes, so the files are made immutable (``chattr +i``, which root
   obeys too; ext4, xfs and btrfs have it); as another user, ``chmod a-w``.
-  The ``-shm`` file is left alone: SQLite maps it into memory, and a write
-  to a mapped page of an immutable file is a SIGBUS, which kills a process
-  before any handler runs (what the probe of issue 30 met). Against that
-  no process can stand; the supervisor replaces the worker, the new one
-  waits for its database (answering 503), and the log says which signal.
+  The ``-shm`` file is left alone there: SQLite maps it into memory, and a
+  write to a mapped page of an immutable file is a SIGBUS, which kills a
+  process before any handler runs (what the probe of issue 30 met). A test
+  of its own makes it unwritable too: the supervisor replaces the worker,
+  the new one waits for its database (answering 503), and the log says
+  which signal.
 - **PostgreSQL stopped**: ``pg_ctl stop -m fast`` on a throwaway cluster
   while clients write, then ``pg_ctl start``.
 """
@@ -161,6 +162,56 @@ def test_sqlite_made_read_only_answers_503_and_recovers_without_restart(tmp_path
     finally:
         _stop(process)
     assert "Traceback" not in log.read_text() or "StoreUnavailable" in log.read_text()
+    verified = audit(url, tmp_path / "audit-key.pem", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_sqlite_shm_made_unwritable_kills_workers_but_not_the_server(tmp_path: Path) -> None:
+    """The probe's case: the -shm file unwritable too. A worker writing to
+    its mapped page dies of SIGBUS (no handler can run); its traceback is
+    in the log, uvicorn's supervisor starts another, and that one waits
+    for its database answering 503 instead of exiting (which stopped the
+    whole server before). Afterwards the server serves without a restart."""
+    if os.geteuid() != 0:
+        pytest.skip("a mapped -shm made unwritable needs chattr +i (root)")
+    data = tmp_path / "data"
+    data.mkdir()
+    if not _immutable_works(data):
+        pytest.skip("files cannot be made immutable here (chattr +i)")
+    database = data / "gateway.db"
+    url = f"sqlite:///{database}"
+    key = register(url, tmp_path, "gp-system")
+    token = token_for(url, "gp-system", key)
+    log = tmp_path / "server.log"
+    process, base = start_node(url, tmp_path, log, workers=2)
+    try:
+        wait_until_ready(process, base, log)
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+            assert http.post("/fhir/Patient", json={"resourceType": "Patient"}).status_code == 201
+            files = [database, Path(f"{database}-wal"), Path(f"{database}-shm"), data]
+            with _unwritable(files):
+                answers: dict[str, int] = {}
+                ends = time.monotonic() + 10
+                while time.monotonic() < ends:
+                    try:
+                        status = str(
+                            http.post("/fhir/Patient", json={"resourceType": "Patient"}).status_code
+                        )
+                    except httpx.TransportError:  # the request a dying worker held
+                        status = "cut off"
+                    answers[status] = answers.get(status, 0) + 1
+                    time.sleep(0.1)
+                assert process.poll() is None, log.read_text()[-3000:]
+                assert set(answers) <= {"503", "cut off"}, answers
+                assert answers.get("cut off", 0) <= 2, answers
+                assert _both_say(base, 503)
+            _until(lambda: _both_say(base, 200), _SETTLE_S, "readyz 200", process)
+            assert http.post("/fhir/Patient", json={"resourceType": "Patient"}).status_code == 201
+    finally:
+        _stop(process)
+    text = log.read_text()
+    assert "Bus error" in text, "a worker's fatal signal is in the log"
     verified = audit(url, tmp_path / "audit-key.pem", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
