@@ -52,6 +52,9 @@ _ANALYSIS_LIMIT = 1000
 # Past this many WAL pages (64 MiB) the checkpointer waits for a pause in
 # writing to bring the WAL back to its start, so it cannot grow without bound.
 _WAL_RESTART_PAGES = 16_384
+# SQLite's heap in a process, all its connections' page caches together (two
+# connections' full caches), as ``PRAGMA soft_heap_limit`` sets it.
+_SOFT_HEAP_LIMIT = 128 * 2**20
 # How long the checkpointer lets commits gather before it copies them over.
 _CHECKPOINT_DELAY_S = 0.2
 # SQLite's primary result codes that say the database cannot be used now
@@ -320,6 +323,11 @@ class SQLiteStore:
             # 64 MiB of page cache per connection instead of SQLite's 2 MiB:
             # every write touches a dozen index B-trees.
             conn.execute("PRAGMA cache_size=-65536")
+            # But a connection per thread, and threads up to the thread
+            # pool's 40, could hold gigabytes: past this much heap in the
+            # process (every connection's), each reuses its own least
+            # recently used pages instead of taking more.
+            conn.execute(f"PRAGMA soft_heap_limit={_SOFT_HEAP_LIMIT}")
             conn.set_progress_handler(budget.interrupt, _PROGRESS_STEPS)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the SQLite database: {exc}") from exc

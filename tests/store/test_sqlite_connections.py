@@ -1,20 +1,29 @@
-"""SQLite connections live as long as the threads that use them.
+"""SQLite connections live as long as the threads that use them, and their
+page caches together stay within a bound.
 
 The store opens a connection per thread. The thread pool that runs store work
 stops a worker thread after 10 s idle and starts another when work comes, so
 over a server's life threads come and go; each connection kept after its
-thread ended was a leak (its page cache grows up to 64 MiB). Found by the
-soak (``bench/soak.py``, issue 30)."""
+thread ended was a leak (its page cache grows up to 64 MiB). And with a
+connection per thread, up to the pool's 40, their caches could together
+hold gigabytes. Both seen while looking into the memory growth of the soak
+(``bench/soak.py``, issue 30)."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from gateway.store import open_store
+from gateway.store import sqlite as sqlite_store
 from gateway.store.sqlite import SQLiteStore
 from tests.support.acting import stored
 
@@ -100,3 +109,58 @@ def test_closing_the_store_closes_the_connections_of_running_threads(tmp_path: P
     assert _open_files(path) == 0
     done.set()
     thread.join()
+
+
+def _sqlite_heap() -> int:
+    """SQLite's heap in this process, every connection's (where the sqlite3
+    module uses the shared library, as on Debian)."""
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
+        lib.sqlite3_memory_used.restype = ctypes.c_int64
+    except (OSError, AttributeError):
+        pytest.skip("SQLite's memory use cannot be read here")
+    used: int = lib.sqlite3_memory_used()
+    return used
+
+
+def test_the_page_caches_of_many_threads_stay_within_the_heap_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight threads each read a 16 MB table through their own connection:
+    64 MiB of cache each would hold it all eight times over; under a 4 MiB
+    limit the process's SQLite heap grows by about that."""
+    path = tmp_path / "big.db"
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+    raw.executemany("INSERT INTO t (v) VALUES (?)", ((os.urandom(800),) for _ in range(20_000)))
+    raw.commit()
+    raw.close()
+    probe = sqlite3.connect(":memory:")
+    previous = probe.execute("PRAGMA soft_heap_limit").fetchone()[0]
+    monkeypatch.setattr(sqlite_store, "_SOFT_HEAP_LIMIT", 4 * 2**20)
+    store = SQLiteStore(f"sqlite:///{path}")
+    before = _sqlite_heap()
+    release = threading.Event()
+    read: list[int] = []
+
+    def reading() -> None:
+        read.append(int(store.select("SELECT sum(length(v)) FROM t", [])[0][0]))  # type: ignore[call-overload]
+        release.wait(30)
+
+    threads = [threading.Thread(target=reading) for _ in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while len(read) < len(threads) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert read == [16_000_000] * 8
+        assert store.pool_stats()["size"] == 8  # each its own connection, all open
+        assert _sqlite_heap() - before < 12 * 2**20  # not 8 x 16 MB
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join()
+        store.close()
+        probe.execute(f"PRAGMA soft_heap_limit={previous}")
+        probe.close()
