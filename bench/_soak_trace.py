@@ -4,9 +4,10 @@ serve ...``.
 
 uvicorn starts its workers (and the gateway its background process) with
 multiprocessing's ``spawn``, which imports this module again in each child as
-``__mp_main__``; so each process, the serve process included, starts
-tracemalloc here and a thread that every ``SOAK_TRACEMALLOC_EVERY`` seconds
-appends to ``SOAK_TRACEMALLOC_DIR/tracemalloc-<pid>.txt``: the allocation
+``__mp_main__``; so each process, the serve process included, starts a
+thread here that starts tracemalloc after ``SOAK_TRACEMALLOC_EVERY`` seconds
+(tracing start-up would take minutes) and then every as many seconds
+appends to ``SOAK_TRACEMALLOC_DIR/tracemalloc-<pid>.txt`` the allocation
 sites that grew most since the process's first snapshot and since the
 previous one, with their tracebacks, and the garbage collector's counts.
 Without ``SOAK_TRACEMALLOC_EVERY`` it does nothing of its own.
@@ -23,7 +24,7 @@ import tracemalloc
 from collections import Counter
 from pathlib import Path
 
-_FRAMES = 8
+_FRAMES = int(os.environ.get("SOAK_TRACEMALLOC_FRAMES") or 4)
 _TOP = 25
 _IGNORED = (
     tracemalloc.Filter(False, tracemalloc.__file__),
@@ -31,6 +32,29 @@ _IGNORED = (
     tracemalloc.Filter(False, "<frozen importlib._bootstrap_external>"),
     tracemalloc.Filter(False, "<unknown>"),
 )
+
+
+def _sqlite_heap() -> str:
+    """SQLite's own heap in this process (its page caches, which
+    tracemalloc does not see), where the sqlite3 module uses the shared
+    library."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        lib = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
+        lib.sqlite3_memory_used.restype = ctypes.c_int64
+        return f"{lib.sqlite3_memory_used() / 2**20:,.1f} MiB"
+    except (OSError, AttributeError):
+        return "?"
+
+
+def _rss() -> str:
+    with open(f"/proc/{os.getpid()}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return f"{int(line.split()[1]) / 1024:,.0f} MiB"
+    return "?"
 
 
 def _types() -> Counter[str]:
@@ -41,6 +65,8 @@ def _report(every: float, out: Path) -> None:
     first: tracemalloc.Snapshot | None = None
     previous: tracemalloc.Snapshot | None = None
     first_types: Counter[str] | None = None
+    time.sleep(every)  # the process starts untraced: tracing its start-up takes minutes
+    tracemalloc.start(_FRAMES)
     started = time.monotonic()
     while True:
         time.sleep(every)
@@ -49,7 +75,8 @@ def _report(every: float, out: Path) -> None:
         traced, peak = tracemalloc.get_traced_memory()
         lines = [
             f"== pid {os.getpid()} at {time.monotonic() - started:,.0f} s: traced "
-            f"{traced / 2**20:,.1f} MiB (peak {peak / 2**20:,.1f}), gc counts {gc.get_count()}, "
+            f"{traced / 2**20:,.1f} MiB (peak {peak / 2**20:,.1f}), RSS {_rss()}, SQLite heap "
+            f"{_sqlite_heap()}, gc counts {gc.get_count()}, "
             f"objects {sum(types.values()):,} (frozen {gc.get_freeze_count():,})"
         ]
         if first is None:
@@ -64,7 +91,7 @@ def _report(every: float, out: Path) -> None:
             for stat in snapshot.compare_to(previous, "lineno")[:10]:
                 lines.append(f"   {stat}")
             lines.append("-- growth since the first snapshot, by traceback (top 5)")
-            for stat in snapshot.compare_to(first, "traceback")[:5]:
+            for stat in snapshot.compare_to(first, "traceback")[: 5 if _FRAMES > 1 else 0]:
                 lines.append(f"   {stat.size_diff / 1024:+,.1f} KiB in {stat.count_diff:+,} blocks")
                 lines += [f"      {line}" for line in stat.traceback.format()]
             grown = types.copy()
@@ -82,7 +109,6 @@ def _start() -> None:
     every = float(os.environ.get("SOAK_TRACEMALLOC_EVERY") or 0)
     if every <= 0 or tracemalloc.is_tracing():
         return
-    tracemalloc.start(_FRAMES)
     out = Path(os.environ.get("SOAK_TRACEMALLOC_DIR") or ".") / f"tracemalloc-{os.getpid()}.txt"
     threading.Thread(
         target=_report, args=(every, out), name="soak-tracemalloc", daemon=True
