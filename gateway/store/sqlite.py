@@ -57,6 +57,9 @@ _WAL_RESTART_PAGES = 16_384
 _SOFT_HEAP_LIMIT = 128 * 2**20
 # How long the checkpointer lets commits gather before it copies them over.
 _CHECKPOINT_DELAY_S = 0.2
+# Below this much free space on its disk the database is not ready
+# (``check_writable``): a transaction of a hundred resources writes a few MiB.
+_MIN_FREE_BYTES = 8 * 1024 * 1024
 # SQLite's primary result codes that say the database cannot be used now
 # (rather than that a statement is wrong): busy or locked past the timeout,
 # out of memory, read-only (the file, its -wal or -shm, or their folder),
@@ -560,9 +563,23 @@ class SQLiteStore:
             raise StoreUnavailable(f"the SQLite database is not usable: {exc}") from exc
 
     def check_writable(self) -> None:
+        """A write that commits, and room for more: a write can commit on a
+        full disk while the WAL has pages to reuse, and the next larger one
+        fail (SQLITE_FULL)."""
         with self._transaction(lambda: 0) as conn:
             _STATEMENTS.set_index_version(
                 conn.cursor(), datetime.datetime.now(datetime.UTC).isoformat(), "readiness"
+            )
+        try:
+            disk = os.statvfs(self.path.parent)
+        except OSError as exc:
+            raise StoreUnavailable(f"the SQLite database's folder cannot be read: {exc}") from exc
+        # Root may write into the blocks reserved for it; anyone else may not.
+        free = (disk.f_bfree if os.geteuid() == 0 else disk.f_bavail) * disk.f_frsize
+        if free < _MIN_FREE_BYTES:
+            raise StoreUnavailable(
+                f"the disk holding the SQLite database is full: {free} bytes free, "
+                f"fewer than {_MIN_FREE_BYTES}"
             )
 
     def pool_stats(self) -> dict[str, int]:

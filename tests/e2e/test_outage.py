@@ -17,6 +17,8 @@ How the faults are made, for real (no mock of the driver):
   of its own makes it unwritable too: the supervisor replaces the worker,
   the new one waits for its database (answering 503), and the log says
   which signal.
+- **SQLite on a full disk**: the database on a small tmpfs (root mounts
+  it), filled to its last byte by a file, then the file removed.
 - **PostgreSQL stopped**: ``pg_ctl stop -m fast`` on a throwaway cluster
   while clients write, then ``pg_ctl start``.
 """
@@ -214,6 +216,101 @@ def test_sqlite_shm_made_unwritable_kills_workers_but_not_the_server(tmp_path: P
     assert "Bus error" in text, "a worker's fatal signal is in the log"
     verified = audit(url, tmp_path / "audit-key.pem", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+@contextmanager
+def _small_disk(directory: Path, size_mb: int) -> Iterator[Path]:
+    """A tmpfs of ``size_mb`` MiB mounted at ``directory`` (root only)."""
+    directory.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(directory)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr!r}")
+    try:
+        yield directory
+    finally:
+        if subprocess.run(["umount", str(directory)], check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+def _fill(directory: Path) -> Path:
+    """Fill ``directory``'s filesystem to the last byte; the filler file."""
+    filler = directory / "filler"
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 20, 1 << 10, 1):  # MiBs, then the last KiBs and bytes
+            try:
+                while True:
+                    os.write(descriptor, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(descriptor)
+    return filler
+
+
+def test_sqlite_on_a_full_disk_answers_503_and_recovers_when_space_is_freed(
+    tmp_path: Path,
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem to fill needs root")
+    with _small_disk(tmp_path / "disk", 64) as disk:
+        database = disk / "gateway.db"
+        url = f"sqlite:///{database}"
+        key = register(url, tmp_path, "gp-system")
+        token = token_for(url, "gp-system", key)
+        log = tmp_path / "server.log"
+        process, base = start_node(url, tmp_path, log, workers=2)
+        acknowledged: list[str] = []
+        try:
+            wait_until_ready(process, base, log)
+            headers = {"Authorization": f"Bearer {token}"}
+            bundle = {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {
+                        "resource": {"resourceType": "Patient", "name": [{"family": "F" * 200}]},
+                        "request": {"method": "POST", "url": "Patient"},
+                    }
+                    for _ in range(50)
+                ],
+            }
+            with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+                assert http.post("/fhir", json=bundle).status_code == 200
+                filler = _fill(disk)
+                _until(lambda: _both_say(base, 503), _SETTLE_S, "readyz 503", process)
+                assert "full" in _readyz(base).text
+                statuses: list[int] = []
+                for _ in range(30):
+                    answer = http.post("/fhir", json=bundle)
+                    statuses.append(answer.status_code)
+                    if answer.status_code == 200:
+                        acknowledged += [
+                            e["response"]["location"].split("/")[1] for e in answer.json()["entry"]
+                        ]
+                    else:
+                        assert _is_outcome_503(answer), (answer.status_code, answer.text[:500])
+                assert 503 in statuses, statuses
+                assert process.poll() is None
+                filler.unlink()
+                took = _until(lambda: _both_say(base, 200), _SETTLE_S, "readyz 200", process)
+                print(f"readyz 200 {took:.1f} s after the space was freed")
+                answer = http.post("/fhir", json=bundle)
+                assert answer.status_code == 200, answer.text[:500]
+        finally:
+            _stop(process)
+        store = open_store(url)
+        try:
+            lost = [id_ for id_ in acknowledged if store.read("Patient", id_) is None]
+        finally:
+            store.close()
+        assert not lost, f"{len(lost)} acknowledged writes lost"
+        verified = audit(url, tmp_path / "audit-key.pem", "verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def _pg_ctl(cluster: Cluster, *args: str) -> None:
