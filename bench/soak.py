@@ -18,7 +18,9 @@ Method
    by a requester, so consent decides every read by care relationships.
 2. ``gateway serve --workers 2`` on it (``bench.rest_core``'s ``running``),
    log level INFO (the access log on, as deployed), tokens lasting the run.
-   Four clients are registered and get their tokens at ``/auth/token``
+   Four clients are registered, each with limits that fit the load
+   (``bench._clients.load_limits``: every load client's request in flight at
+   once, no rate limit), and get their tokens at ``/auth/token``
    (``bench._clients``): the community trust (kind hospital, an episode with
    everyone), the GP practice with most of the people registered, the council
    (its open cases, less those who refused it) and a hospital that pushes
@@ -115,7 +117,7 @@ import orjson
 
 from bench import _population as population
 from bench import export
-from bench._clients import register_and_ask_token
+from bench._clients import load_limits, register_and_ask_token
 from bench._load import _Connection
 from bench._synthetic import HEART_RATE, NHS_NUMBER_SYSTEM, SNOMED, nhs_numbers
 from bench.rest_core import (
@@ -884,7 +886,9 @@ def seed_store(url: str, people: int, seed: int, log: Any) -> World:
     )
 
 
-def register(base: str, url: str, gp_ods: str) -> dict[str, str]:
+def register(base: str, url: str, gp_ods: str, clients: int) -> dict[str, str]:
+    """Each role's client registered with limits that fit the load (all
+    ``clients`` may be its requests at once), and its token."""
     orgs = {
         "trust": (population.TRUST, "Community trust"),
         "gp": (gp_ods, f"Practice {gp_ods}"),
@@ -894,7 +898,9 @@ def register(base: str, url: str, gp_ods: str) -> dict[str, str]:
     tokens = {}
     for role, (client_id, kind) in _CLIENTS.items():
         ods, name = orgs[role]
-        answer = register_and_ask_token(base, url, client_id, ods, name, kind, SCOPES)
+        answer = register_and_ask_token(
+            base, url, client_id, ods, name, kind, SCOPES, load_limits(clients)
+        )
         if answer.status_code != 200:
             raise RuntimeError(f"token for {role}: {answer.status_code} {answer.text[:300]}")
         tokens[role] = str(answer.json()["access_token"])
@@ -1132,7 +1138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 command[command.index("gateway")] = "bench._soak_trace"
             with running("gateway", command, workdir / "gateway.log", env) as server:
                 parts = world.plan_parts
-                tokens = register(server.base, db.url, parts["gp_ods"])
+                tokens = register(server.base, db.url, parts["gp_ods"], args.clients)
                 ingest_people = [
                     IngestPerson(i, nhs)
                     for i, nhs in enumerate(parts["ingest_numbers"][: args.ingest_people])
