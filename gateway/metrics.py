@@ -111,7 +111,7 @@ READY = Gauge(
 )
 STORE_UNAVAILABLE = Counter(
     "gateway_store_unavailable_total",
-    "Requests answered 503 because the database could not be used",
+    "Requests answered 503 because the database could not be used (health probes aside)",
 )
 
 # -- Limits (issue 30's fairness work counts here) ---------------------------

@@ -211,7 +211,7 @@ class Observed:
                 )
             children[0].inc()
             children[1].observe(time.perf_counter() - started)
-            if status == 503:
+            if status == 503 and scope["path"] not in _ALWAYS:
                 metrics.STORE_UNAVAILABLE.inc()
 
 
