@@ -195,17 +195,24 @@ class ClientRegistry:
         self._store = store
 
     def get(self, client_id: str) -> ClientRegistration | None:
+        # What no client id can be is not looked for: an id read from an
+        # unverified assertion may hold a NUL or a lone surrogate, which
+        # neither database takes as a parameter.
+        if not _CLIENT_ID.fullmatch(client_id):
+            return None
         rows = self._store.select(_SELECT, [client_id])
         return ClientRegistration.from_json(str(rows[0][0])) if rows else None
 
     def current(self, client_id: str) -> ClientRegistration | None:
         """The registration as authentication sees it: from this process's
         cache (``gateway.auth.registrations``) while that can be trusted."""
+        if not _CLIENT_ID.fullmatch(client_id):
+            return None
         return registrations.cache_of(self._store).get(client_id, lambda: self.get(client_id))
 
     def many(self, client_ids: Iterable[str]) -> dict[str, ClientRegistration]:
         """The registrations of ``client_ids`` that exist, by id, read at once."""
-        wanted = sorted(set(client_ids))
+        wanted = sorted({c for c in client_ids if _CLIENT_ID.fullmatch(c)})
         if not wanted:
             return {}
         rows = self._store.select(

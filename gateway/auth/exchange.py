@@ -34,6 +34,7 @@ MAX_ASSERTION_LIFETIME_S = 300
 _LEEWAY_S = 30  # clock skew allowed when judging an assertion's expiry
 _EMERGENCY_KINDS = frozenset({OrgKind.AMBULANCE, OrgKind.HOSPITAL})
 _REASON_MAX = 500
+_JTI_MAX = 255  # an assertion's id, recorded against replay
 
 
 @dataclass
@@ -191,6 +192,12 @@ def exchange(
     jti = claims["jti"]
     if not isinstance(jti, str) or not jti:
         raise _invalid_client("the client assertion's jti is empty")
+    # It is recorded against replay: text either database can hold (no NUL,
+    # no lone surrogate), of a size an identifier has.
+    if len(jti) > _JTI_MAX or not jti.isprintable():
+        raise _invalid_client(
+            f"the client assertion's jti must be printable text of at most {_JTI_MAX} characters"
+        )
 
     asked = _one(form, "scope")
     if not asked or not asked.strip():

@@ -152,5 +152,7 @@ class TokenService:
                 token_id=str(claims["jti"]),
                 expires_at=int(claims["exp"]),
             )
-        except (jwt.InvalidTokenError, KeyError, ValueError) as exc:
+        except (jwt.InvalidTokenError, KeyError, ValueError, TypeError, OverflowError) as exc:
+            # A claim of the wrong type (an exp that is a list) is as invalid
+            # as a missing one.
             raise InvalidToken(f"the access token is not valid: {exc}") from exc

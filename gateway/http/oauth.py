@@ -152,7 +152,10 @@ def _claimed_client(form: dict[str, list[str]]) -> str | None:
     except jwt.PyJWTError:
         return None
     issuer = claims.get("iss")
-    return issuer[:200] if isinstance(issuer, str) else None
+    if not isinstance(issuer, str):
+        return None
+    # JSON may escape a lone surrogate, which no UTF-8 record can hold.
+    return issuer[:200].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def _audit_token(

@@ -197,6 +197,33 @@ def test_bad_assertions_are_invalid_client(api: TestClient, store: Store, forge:
     assert body["error_description"]
 
 
+@pytest.mark.parametrize("issuer", ["\ud800", "a\x00b", "x" * 300, "caf\u00e9"])
+def test_an_assertion_from_no_possible_client_id_is_invalid_client(
+    api: TestClient, store: Store, issuer: str
+) -> None:
+    """Fuzzing found it: an iss with a lone surrogate (JSON may escape one)
+    reached the database as a parameter, and the audit record, and was a 500
+    before any signature was checked. Now it is a client that is not there."""
+    client = Client(store, "ambulance-system", "ambulance", "system/*.rs", rsa_key=False)
+    status, body = ask(api, form(client.assertion(iss=issuer, sub=issuer)))
+    assert (status, body["error"]) == (401, "invalid_client"), body
+    assert "is registered" in body["error_description"]
+    status, body = ask(api, form(_unsigned(client).replace(".", ".", 1)))
+    assert status == 401
+
+
+@pytest.mark.parametrize("jti", ["\ud800", "a\x00b", "tab\there", "x" * 256])
+def test_an_assertion_id_that_cannot_be_recorded_is_invalid_client(
+    api: TestClient, store: Store, jti: str
+) -> None:
+    """Fuzzing found it: a signed assertion whose jti held a lone surrogate
+    was a 500 when its first use was recorded."""
+    client = Client(store, "ambulance-system", "ambulance", "system/*.rs", rsa_key=False)
+    status, body = ask(api, form(client.assertion(jti=jti)))
+    assert (status, body["error"]) == (401, "invalid_client"), body
+    assert "jti must be printable text" in body["error_description"]
+
+
 def test_a_replayed_assertion_is_refused(api: TestClient, store: Store) -> None:
     client = Client(store, "gp-system", "gp-practice", "system/*.rs", rsa_key=False)
     assertion = client.assertion()
@@ -354,6 +381,27 @@ def test_bad_bearer_tokens_are_401_with_a_challenge(api: TestClient, store: Stor
         assert response.json()["resourceType"] == "OperationOutcome"
     assert api.get("/fhir/Patient", headers={"Authorization": f"Bearer {good}"}).status_code == 200
     assert api.get("/fhir/metadata").status_code == 200  # needs no token
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [{"exp": []}, {"exp": {}}, {"exp": "soon"}, {"exp": 1e400}, {"org_kind": []}, {"scope": []}],
+    ids=["exp-list", "exp-object", "exp-text", "exp-infinite", "org-kind-list", "scope-list"],
+)
+def test_a_token_with_claims_of_the_wrong_type_is_401(
+    api: TestClient, store: Store, changed: dict[str, Any]
+) -> None:
+    """Fuzzing found it: a token signed with the gateway's key whose exp
+    was a list raised TypeError (a 500) where it is as invalid as any."""
+    from gateway.auth.tokens import signing_key
+
+    good = access_token(store)
+    claims = {**jwt.decode(good, options={"verify_signature": False}), **changed}
+    payload = json.dumps(claims).encode()  # 1e400 is Infinity, as a client could send
+    forged = jwt.api_jws.encode(payload, signing_key(store), algorithm="ES256")
+    response = api.get("/fhir/Patient", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
 
 
 # -- scopes per interaction --------------------------------------------------------
