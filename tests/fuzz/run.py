@@ -30,7 +30,8 @@ def main(argv: list[str]) -> None:
     if len(argv) < 2:
         raise SystemExit(__doc__)
     target = load(argv[1])
-    atheris.Setup([argv[0], *argv[2:]], target.check)
+    mutator = getattr(target, "MUTATOR", None)
+    atheris.Setup([argv[0], *argv[2:]], target.check, custom_mutator=mutator)
     atheris.Fuzz()
 
 

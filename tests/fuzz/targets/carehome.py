@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.fuzz.mutators import json_mutator as MUTATOR  # noqa: F401  (run.py uses it)
 from tests.fuzz.targets._loading import lines, read_all, seed
 
 DEFAULT_SOURCE = "V9C01"
