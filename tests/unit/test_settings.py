@@ -40,3 +40,27 @@ def test_each_variable_overrides_its_setting() -> None:
     assert settings.log_level == "DEBUG"
     assert settings.audit_checkpoint_s == 2.5
     assert settings.not_found_floor_ms == 120
+
+
+def test_the_fairness_limits_and_work_budget_are_read_and_zero_is_kept() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.client_concurrency, defaults.client_rate, defaults.client_burst) == (
+        8,
+        500.0,
+        1000,
+    )
+    assert (defaults.work_budget_ms, defaults.work_budget_rows) == (30_000, 200_000)
+    settings = Settings.from_env(
+        {
+            "GATEWAY_CLIENT_CONCURRENCY": "3",
+            "GATEWAY_CLIENT_RATE": "0",  # no limit: kept, not taken for unset
+            "GATEWAY_CLIENT_BURST": "7",
+            "GATEWAY_TOKEN_FAILURES_BURST": "4",
+            "GATEWAY_TOKEN_FAILURES_PER_MINUTE": "1.5",
+            "GATEWAY_WORK_BUDGET_MS": "0",
+            "GATEWAY_WORK_BUDGET_ROWS": "",  # empty: the default
+        }
+    )
+    assert (settings.client_concurrency, settings.client_rate, settings.client_burst) == (3, 0, 7)
+    assert (settings.token_failures_burst, settings.token_failures_per_minute) == (4, 1.5)
+    assert (settings.work_budget_ms, settings.work_budget_rows) == (0, 200_000)
