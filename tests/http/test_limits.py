@@ -139,24 +139,7 @@ def test_a_slot_is_given_back_when_the_client_goes_away_mid_answer(store: Store)
         app: Any = client.app
 
         async def gone_after_start() -> None:
-            scope = {
-                "type": "http",
-                "asgi": {"version": "3.0"},
-                "http_version": "1.1",
-                "method": "GET",
-                "scheme": "http",
-                "path": "/fhir/Patient",
-                "raw_path": b"/fhir/Patient",
-                "root_path": "",
-                "query_string": b"",
-                "headers": [
-                    (b"host", b"testserver"),
-                    (b"authorization", f"Bearer {token}".encode()),
-                ],
-                "client": ("127.0.0.1", 5000),
-                "server": ("testserver", 80),
-                "app": app,
-            }
+            scope = _scope(app, "/fhir/Patient", [(b"authorization", f"Bearer {token}".encode())])
 
             async def receive() -> Message:
                 return {"type": "http.disconnect"}
@@ -173,6 +156,64 @@ def test_a_slot_is_given_back_when_the_client_goes_away_mid_answer(store: Store)
         assert client.get("/fhir/Patient").status_code == 200
 
 
+def _scope(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+        "app": app,
+    }
+
+
+def test_a_slot_is_given_back_when_a_streamed_file_is_cut_off(store: Store, tmp_path: Path) -> None:
+    """A bulk export's file, sent as a stream: the client gone after its
+    first chunk, and the slot comes back."""
+    from tests.http.test_bulk_export import World
+
+    world = World(store, tmp_path / "exports")
+    try:
+        ClientRegistry(store).set_limits("icb", ClientLimits(concurrency=1))
+        _, manifest = world.export()
+        path = "/fhir" + manifest["output"][0]["url"].split("/fhir", 1)[1]
+        app: Any = world.api.app
+        headers = [
+            (b"authorization", f"Bearer {world.tokens['icb']}".encode()),
+            (b"accept", b"application/fhir+ndjson"),
+        ]
+        sent: list[str] = []
+
+        async def cut_off() -> None:
+            async def receive() -> Message:
+                await asyncio.sleep(3600)
+                return {"type": "http.disconnect"}
+
+            async def send(message: Message) -> None:
+                sent.append(message["type"])
+                if message["type"] == "http.response.body":
+                    raise OSError("the client went away")
+
+            with pytest.raises(OSError):
+                await app(_scope(app, path, headers), receive, send)
+
+        world.api.portal.call(cut_off)  # type: ignore[union-attr]
+        assert sent[:2] == ["http.response.start", "http.response.body"]
+        assert app.state.limiter.in_flight == 0
+        whole = world.api.get(path, headers={k.decode(): v.decode() for k, v in headers})
+        assert whole.status_code == 200
+        assert app.state.limiter.in_flight == 0
+    finally:
+        world.close()
+
+
 def test_a_cancelled_request_gives_its_slot_back(store: Store) -> None:
     """A request task cancelled while it waits (a server shutting down, a
     disconnect the server acts on): the slot comes back too."""
@@ -181,24 +222,8 @@ def test_a_cancelled_request_gives_its_slot_back(store: Store) -> None:
         app: Any = client.app
 
         async def cancelled() -> None:
-            scope = {
-                "type": "http",
-                "asgi": {"version": "3.0"},
-                "http_version": "1.1",
-                "method": "GET",
-                "scheme": "http",
-                "path": "/fhir/Patient/nobody",
-                "raw_path": b"/fhir/Patient/nobody",
-                "root_path": "",
-                "query_string": b"",
-                "headers": [
-                    (b"host", b"testserver"),
-                    (b"authorization", f"Bearer {token}".encode()),
-                ],
-                "client": ("127.0.0.1", 5000),
-                "server": ("testserver", 80),
-                "app": app,
-            }
+            bearer = [(b"authorization", f"Bearer {token}".encode())]
+            scope = _scope(app, "/fhir/Patient/nobody", bearer)
 
             async def receive() -> Message:
                 await asyncio.sleep(3600)
