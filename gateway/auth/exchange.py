@@ -16,6 +16,7 @@ Refusals are OAuth 2.0 errors (RFC 6749 section 5.2) with a description.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,9 @@ _LEEWAY_S = 30  # clock skew allowed when judging an assertion's expiry
 _EMERGENCY_KINDS = frozenset({OrgKind.AMBULANCE, OrgKind.HOSPITAL})
 _REASON_MAX = 500
 _JTI_MAX = 255  # an assertion's id, recorded against replay
+# What no text a person writes holds (tabs and line ends aside), and a NUL
+# no PostgreSQL text can.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass
@@ -215,6 +219,9 @@ def exchange(
     reason = (_one(form, "break_glass_reason") or "").strip() or None
     if reason is not None and len(reason) > _REASON_MAX:
         raise OAuthError("invalid_request", f"break_glass_reason is over {_REASON_MAX} characters")
+    if reason is not None and _CONTROL.search(reason):
+        # It goes into the token and every audit entry made with it.
+        raise OAuthError("invalid_request", "break_glass_reason holds a control character")
     purpose = _purpose(client.kind, _one(form, "purpose_of_use"), reason)
     # Last, so that a request refused for its scope or purpose can be
     # corrected and sent again with the same assertion.

@@ -143,7 +143,7 @@ def _claimed_client(form: dict[str, list[str]]) -> str | None:
     (read, not trusted: this is for the record, whatever the outcome)."""
     named = _first(form, "client_id")
     if named:
-        return named
+        return _recordable(named[:200])
     assertion = _first(form, "client_assertion")
     if not assertion:
         return None
@@ -154,8 +154,16 @@ def _claimed_client(form: dict[str, list[str]]) -> str | None:
     issuer = claims.get("iss")
     if not isinstance(issuer, str):
         return None
-    # JSON may escape a lone surrogate, which no UTF-8 record can hold.
-    return issuer[:200].encode("utf-8", "backslashreplace").decode("utf-8")
+    return _recordable(issuer[:200])
+
+
+def _recordable(text: str | None) -> str | None:
+    """``text`` as the audit log can hold it on either database: a NUL
+    (PostgreSQL's text has none) or a lone surrogate (JSON may escape one;
+    UTF-8 has none) written as its escape."""
+    if text is None:
+        return None
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def _audit_token(
@@ -167,8 +175,8 @@ async def _audit_token(
         recorded=fhirjson.instant(),
         request_id=request.scope.get("state", {}).get("request_id", ""),
         client_id=_claimed_client(form),
-        purpose=(form.get("purpose_of_use") or ["TREAT"])[0][:20],
-        reason=_first(form, "break_glass_reason"),
+        purpose=_recordable((form.get("purpose_of_use") or ["TREAT"])[0][:20]),
+        reason=_recordable(_first(form, "break_glass_reason")),
         granted=granted,
         error=error,
     )

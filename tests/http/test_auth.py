@@ -282,6 +282,29 @@ def test_bad_requests_are_oauth_errors(
     assert (status, body["error"]) == (400, error), body
 
 
+@pytest.mark.parametrize(
+    ("fields", "status"),
+    [
+        ({"purpose_of_use": "\x00"}, 400),
+        ({"client_id": "gp\x00system"}, 200),  # the assertion says who it is; recorded escaped
+        ({"purpose_of_use": "ETREAT", "break_glass_reason": "fell\x00down"}, 400),
+        ({"purpose_of_use": "ETREAT", "break_glass_reason": "\x1b[2J"}, 400),
+    ],
+    ids=["nul-purpose", "nul-client-id", "nul-reason", "escape-reason"],
+)
+def test_a_nul_in_a_token_request_is_answered_and_audited(
+    api: TestClient, store: Store, fields: dict[str, str], status: int
+) -> None:
+    """Fuzzing found it: a NUL in purpose_of_use could not be written to the
+    audit log on PostgreSQL (its text holds none), a 500; a reason with one
+    would have gone into the token and every audit entry made with it."""
+    client = Client(store, "crew-system", "ambulance", "system/*.rs", rsa_key=False)
+    answered, body = ask(api, form(client.assertion(), **fields))
+    assert answered == status, body
+    if status == 400:
+        assert body["error"] == "invalid_request"
+
+
 def test_a_token_never_carries_more_than_the_registration(api: TestClient, store: Store) -> None:
     client = Client(store, "gp-system", "gp-practice", "system/Patient.rs system/*.r", False)
     status, body = ask(api, form(client.assertion(), scope="system/*.cruds"))
