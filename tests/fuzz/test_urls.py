@@ -1,4 +1,4 @@
-"""Search URLs under generated input: parameters of each type from FHIR's
+"""URLs under generated input. Search URLs: parameters of each type from FHIR's
 own SearchParameter definitions (``gateway.search.parameters``), with values
 of their kind (tokens, strings, dates, numbers and quantities with their
 prefixes, references and chains, composites), modifiers, the result
@@ -9,6 +9,11 @@ years the databases hold, unknown names, too many values).
 The property: a 200 Bundle or a 4xx OperationOutcome, never a 5xx, as a GET,
 as a form POSTed to ``_search``, in a compartment and across types; and no
 search writes anything.
+
+And every other route's URL: types, ids, versions and operations of every
+shape (numbers past 64 bits, percent-escaped NULs and dots, unknown types),
+with the parameters those routes read: a success or a 4xx, never a 5xx,
+and nothing written by a read or by a refusal.
 """
 
 from __future__ import annotations
@@ -204,9 +209,9 @@ def searches(draw: st.DrawFn) -> tuple[str, list[tuple[str, str]]]:
 
 
 @pytest.fixture
-def searched(fuzz_store: Store) -> Iterator[TestClient]:
+def searched(fuzz_store: Store, tmp_path: Path) -> Iterator[TestClient]:
     """The API over a store holding R4's example of each type."""
-    with fuzz_client(fuzz_store) as client:
+    with fuzz_client(fuzz_store, export_dir=str(tmp_path / "exports")) as client:
         for path in sorted(R4_EXAMPLES.glob("*.json")):
             client.post(f"/fhir/{path.stem}", content=path.read_bytes(), headers=FHIR_JSON)
         yield client
@@ -239,3 +244,103 @@ def test_a_search_is_a_bundle_or_a_4xx_and_writes_nothing(
         assert digest(fuzz_store) == before, "a search wrote"
 
     search()
+
+
+_TYPES = st.sampled_from([*WRITABLE, "AuditEvent", "Bogus", "patient", "Patient%00", "Bundle"])
+_IDS = st.one_of(
+    st.sampled_from(
+        [
+            "example",
+            "A81001-1",
+            "9" * 25,
+            "-1",
+            "a" * 65,
+            "%00",
+            "%E2%80%AE",
+            "..",
+            "%2e%2e",
+            "%F0%9F%98%80",
+            "1e400",
+            "%ED%A0%80",
+        ]
+    ),
+    _WORD.map(lambda word: word.replace(" ", "-")),
+)
+_SUFFIXES = st.sampled_from(
+    [
+        "",
+        "/_history",
+        "/_history/1",
+        "/_history/99999999999999999999",
+        "/_history/9223372036854775808",
+        "/_history/-1",
+        "/_history/0",
+        "/_history/abc",
+        "/$everything",
+        "/$summary",
+        "/$red-bag",
+        "/$access-report",
+        "/$validate",
+        "/$status",
+        "/$events",
+        "/$export",
+        "/Observation",
+        "/_search",
+    ]
+)
+_SYSTEM = st.sampled_from(
+    [
+        "/fhir/_history",
+        "/fhir/$export",
+        "/fhir/Patient/$export",
+        "/fhir/$export-status/x",
+        "/fhir/$export-status/" + "9" * 40,
+        "/fhir/$export-file/x/y.ndjson",
+        "/fhir/$access-check",
+        "/fhir/$ingest",
+        "/fhir/metadata",
+        "/fhir/Patient/$summary",
+        "/fhir/Patient/_history",
+        "/fhir/AuditEvent",
+    ]
+)
+_QUERY_NAMES = st.sampled_from(
+    [
+        *("_count", "_since", "_at", "_list", "_type", "_outputFormat", "_elements", "start"),
+        *("end", "_typeFilter", "patient", "purpose", "format", "_summary", "_format", "since"),
+        *("eventsSinceNumber", "eventsUntilNumber", "content", "identifier", "profile", "mode"),
+    ]
+)
+
+
+@st.composite
+def urls(draw: st.DrawFn) -> str:
+    if draw(st.integers(0, 3)) == 0:
+        path = draw(_SYSTEM)
+    else:
+        path = f"/fhir/{draw(_TYPES)}"
+        if draw(st.integers(0, 5)) > 0:
+            path += f"/{draw(_IDS)}{draw(_SUFFIXES)}"
+    params = draw(
+        st.lists(
+            st.tuples(_QUERY_NAMES, st.one_of(_NUMBER, _DATE, _WORD, _ODD)),
+            max_size=3,
+        )
+    )
+    return f"{path}?{urlencode(params, errors='surrogatepass')}" if params else path
+
+
+def test_any_url_is_a_success_or_a_4xx_and_a_read_writes_nothing(
+    searched: TestClient, fuzz_store: Store
+) -> None:
+    @examples(150)
+    @given(urls(), st.sampled_from(["GET", "GET", "HEAD", "DELETE", "POST", "PATCH"]))
+    def request(url: str, method: str) -> None:
+        before = digest(fuzz_store)
+        body = b"{}" if method in ("POST", "PATCH") else None
+        response = searched.request(method, url, content=body, headers=FHIR_JSON)
+        answered(response, f"{method} {url}")
+        if method in ("GET", "HEAD") or response.status_code >= 400:
+            assert digest(fuzz_store) == before, f"{method} {url} wrote"
+
+    request()
