@@ -24,7 +24,8 @@ The stores spend it:
 
 Either way the request ends with ``TooCostly`` (422, issue ``too-costly``,
 naming the budget and its configured value), raised inside whatever unit
-of work was open: it rolls back, nothing of the request is written. Once a
+of work was open: it rolls back, nothing of it is written (a transaction
+is one; a batch's entries before it stand, as a batch's do). Once a
 budget is spent every later charge or check raises again, so code that
 goes on after catching one refusal (a batch, answering each entry) ends
 each further entry at once.
@@ -99,8 +100,8 @@ class WorkBudget:
             _ROWS_REFUSED.inc()
         return TooCostly(
             f"this request read more than the {self.max_rows} rows one request may read "
-            "(work budget rows, GATEWAY_WORK_BUDGET_ROWS) and was ended; nothing was "
-            "changed; narrow it (by patient, code or date, say, or a smaller _count)",
+            "(work budget rows, GATEWAY_WORK_BUDGET_ROWS) and was ended, what it had begun "
+            "rolled back; narrow it (by patient, code or date, say, or a smaller _count)",
             code="GW-0330",
         )
 
@@ -110,8 +111,8 @@ class WorkBudget:
             _TIME_REFUSED.inc()
         return TooCostly(
             f"this request worked for longer than the {self.budget_ms} ms one request may "
-            "take (work budget time, GATEWAY_WORK_BUDGET_MS) and was ended; nothing was "
-            "changed; narrow it (by patient, code or date, say, or without a sort)",
+            "take (work budget time, GATEWAY_WORK_BUDGET_MS) and was ended, what it had begun "
+            "rolled back; narrow it (by patient, code or date, say, or without a sort)",
             code="GW-0331",
         )
 
