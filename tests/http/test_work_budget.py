@@ -109,3 +109,42 @@ def test_a_push_is_bounded_by_its_size_not_the_budget(store: Store) -> None:
     with make_client(store, token=token, work_budget_rows=1) as api:
         pushed = api.post("/fhir/$ingest", content=body, headers={"content-type": "text/csv"})
         assert pushed.status_code == 200, pushed.text
+
+
+def test_in_a_batch_the_entries_before_the_budget_ran_out_stand(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.interactions import write
+
+    create_in = write.create_in
+    calls: list[str] = []
+
+    def slow_after_the_first(*args: Any, **kwargs: Any) -> Any:
+        if calls:
+            time.sleep(0.3)
+        calls.append("create")
+        return create_in(*args, **kwargs)
+
+    monkeypatch.setattr(write, "create_in", slow_after_the_first)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "resource": {"resourceType": "Patient", "name": [{"family": f"Batch{n}"}]},
+                "request": {"method": "POST", "url": "Patient"},
+            }
+            for n in range(3)
+        ],
+    }
+    with make_client(store, work_budget_ms=200) as api:
+        answer = api.post("/fhir", json=bundle)
+    assert answer.status_code == 200, answer.text
+    statuses = [entry["response"]["status"] for entry in answer.json()["entry"]]
+    assert statuses[0].startswith("201")
+    assert [status.split()[0] for status in statuses[1:]] == ["422", "422"]
+    monkeypatch.undo()
+    with make_client(store) as api:
+        for n, created in enumerate((True, False, False)):
+            found = api.get(f"/fhir/Patient?family=Batch{n}").json().get("entry", [])
+            assert bool(found) is created
