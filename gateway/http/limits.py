@@ -20,7 +20,7 @@ with ``gateway clients limits``), each unset one the deployment's default
 (``Settings.client_*``); 0 is no limit.
 
 **Per process, not shared.** Each worker process keeps its own counts, on
-its event loop (no lock, no statement: a few hundred nanoseconds a
+its event loop (no lock, no statement: under a microsecond a
 request). The limits are therefore per worker: with ``--workers N`` a
 client may have up to N times its concurrency in flight on a node and send
 up to N times its rate, when its connections spread over the workers; with
