@@ -60,7 +60,7 @@ def bodies(draw: st.DrawFn, res_type: str | None = None) -> tuple[str, Json]:
 def test_create_is_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) -> None:
     with fuzz_client(fuzz_store) as client:
 
-        @examples(150)
+        @examples(150, fuzz_store)
         @given(bodies())
         def create(case: tuple[str, Json]) -> None:
             res_type, body = case
@@ -78,7 +78,7 @@ def test_create_is_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) -> N
 def test_update_is_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) -> None:
     with fuzz_client(fuzz_store) as client:
 
-        @examples(60)
+        @examples(60, fuzz_store)
         @given(bodies(), st.sampled_from(["same", "same", "same", "other", "none", "odd"]))
         def update(case: tuple[str, Json], which: str) -> None:
             res_type, body = case
@@ -164,7 +164,7 @@ def test_transactions_and_batches_are_answered_and_a_refused_transaction_wrote_n
 ) -> None:
     with fuzz_client(fuzz_store) as client:
 
-        @examples(80)
+        @examples(80, fuzz_store)
         @given(bundles())
         def send(bundle: Json) -> None:
             before = digest(fuzz_store)
@@ -218,7 +218,7 @@ _RAW = st.one_of(
 def test_any_body_is_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) -> None:
     with fuzz_client(fuzz_store) as client:
 
-        @examples(100)
+        @examples(100, fuzz_store)
         @given(
             _RAW,
             st.sampled_from(["/fhir/Patient", "/fhir", "/fhir/Patient/A81001-raw"]),

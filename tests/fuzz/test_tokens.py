@@ -112,7 +112,7 @@ def test_nothing_but_the_token_as_issued_opens_the_api(fuzz_store: Store) -> Non
     own_key = signing_key(fuzz_store)
     with fuzz_client(fuzz_store, token=None) as client:
 
-        @examples(150)
+        @examples(150, fuzz_store)
         @given(
             st.sampled_from(["attacker", "hmac", "none", "splice", "text", "own key"]),
             st.dictionaries(
@@ -166,7 +166,7 @@ def test_the_token_endpoint_answers_an_oauth_error_or_a_token(fuzz_store: Store)
     key, kid = _register(fuzz_store)
     with fuzz_client(fuzz_store, token=None) as client:
 
-        @examples(150)
+        @examples(150, fuzz_store)
         @given(
             st.sampled_from(["own key", "own key", "other key", "none", "text"]),
             st.dictionaries(

@@ -220,7 +220,7 @@ def searched(fuzz_store: Store, tmp_path: Path) -> Iterator[TestClient]:
 def test_a_search_is_a_bundle_or_a_4xx_and_writes_nothing(
     searched: TestClient, fuzz_store: Store
 ) -> None:
-    @examples(300)
+    @examples(300, fuzz_store)
     @given(searches(), st.sampled_from(["get", "post", "compartment", "system"]))
     def search(case: tuple[str, list[tuple[str, str]]], how: str) -> None:
         res_type, params = case
@@ -333,7 +333,7 @@ def urls(draw: st.DrawFn) -> str:
 def test_any_url_is_a_success_or_a_4xx_and_a_read_writes_nothing(
     searched: TestClient, fuzz_store: Store
 ) -> None:
-    @examples(150)
+    @examples(150, fuzz_store)
     @given(urls(), st.sampled_from(["GET", "GET", "HEAD", "DELETE", "POST", "PATCH"]))
     def request(url: str, method: str) -> None:
         before = digest(fuzz_store)
