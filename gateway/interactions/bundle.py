@@ -110,7 +110,7 @@ def _parse_entry(
     if not isinstance(request, dict):
         raise _fail(index, f"every {kind} entry needs a request", ".request")
     method = request.get("method")
-    if method not in _ORDER:
+    if not isinstance(method, str) or method not in _ORDER:
         raise _fail(index, f"request.method {method!r} is not supported", ".request.method")
     url = request.get("url")
     if not isinstance(url, str) or not url:
