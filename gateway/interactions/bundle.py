@@ -82,10 +82,13 @@ class _Entry:
         return path + (f"?{self.query}" if self.query else "")
 
 
-def parse_if_match(value: str | None) -> int | None:
-    """``W/"3"``, ``"3"`` or ``3`` → 3."""
+def parse_if_match(value: object) -> int | None:
+    """``W/"3"``, ``"3"`` or ``3`` → 3 (a header's, or a Bundle entry's
+    ``request.ifMatch``, which may be any JSON)."""
     if value is None:
         return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"If-Match {value!r} is not a version ETag", code="GW-0120")
     version = whole_number(value.strip().removeprefix("W/").strip('"'))
     if version is None:
         raise InvalidRequest(f"If-Match {value!r} is not a version ETag", code="GW-0120")

@@ -83,7 +83,7 @@ def _problem(operation: Any) -> str | None:
     if not isinstance(operation, dict):
         return "an operation is a JSON object"
     op = operation.get("op")
-    if op not in _MEMBERS:
+    if not isinstance(op, str) or op not in _MEMBERS:
         return f"op must be one of {', '.join(_MEMBERS)}, not {op!r}"
     for member in ("path", *_MEMBERS[op]):
         if member not in operation:

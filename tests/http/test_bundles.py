@@ -208,3 +208,19 @@ def test_a_request_method_that_is_an_array_or_object_is_refused(client: TestClie
                 assert response.status_code == 400, (kind, method, response.text)
                 issue = response.json()["issue"][0]
             assert issue["expression"] == ["Bundle.entry[0].request.method"]
+
+
+def test_an_if_match_that_is_not_a_string_is_refused(client: TestClient) -> None:
+    """Fuzzing found it: an entry's request.ifMatch of true, 1, [] or {} was an
+    AttributeError where it is read as an ETag: a 500."""
+    created = client.post("/fhir/Patient", json=patient()).json()
+    for if_match in (True, 1, [], {}, 1e300):
+        entry = {
+            "resource": {**created},
+            "request": {"method": "PUT", "url": f"Patient/{created['id']}", "ifMatch": if_match},
+        }
+        response = client.post("/fhir", json=tx(entry))
+        assert response.status_code == 400, (if_match, response.text)
+        assert "is not a version ETag" in response.json()["issue"][0]["diagnostics"]
+        batch = client.post("/fhir", json=tx(entry, kind="batch"))
+        assert batch.json()["entry"][0]["response"]["status"].startswith("400"), batch.text

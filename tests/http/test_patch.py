@@ -116,6 +116,9 @@ def test_what_is_not_a_json_patch_is_refused_with_the_reason(client: TestClient)
         ({"op": "remove", "path": "/gender"}, 400, "non-empty array"),
         ([], 400, "non-empty array"),
         ([{"op": "delete", "path": "/gender"}], 400, "op must be one of"),
+        # Found by fuzzing: an op that is an array or object was a TypeError, a 500.
+        ([{"op": [], "path": {}}], 400, "op must be one of"),
+        ([{"op": {"a": 1}, "path": "/gender"}], 400, "op must be one of"),
         ([{"op": "add", "path": "/gender"}], 400, "add needs 'value'"),
         ([{"op": "remove", "path": "gender"}], 400, "is not a JSON Pointer"),
         ([{"op": "replace", "path": "", "value": {}}], 400, "not the whole resource"),
