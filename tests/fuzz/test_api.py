@@ -10,7 +10,9 @@ tokens are in ``test_search_urls.py`` and ``test_tokens.py``.
 
 from __future__ import annotations
 
+import base64
 import json
+import string
 from typing import Any
 
 import httpx
@@ -19,7 +21,16 @@ from hypothesis import strategies as st
 
 from gateway.store import Store
 from tests.fuzz.conftest import digest, examples, fuzz_client
-from tests.fuzz.fhir import ODD_TEXT, WRITABLE, Json, mutated, nested, resource, to_bytes
+from tests.fuzz.fhir import (
+    ODD_TEXT,
+    WRITABLE,
+    WRONG_VALUES,
+    Json,
+    mutated,
+    nested,
+    resource,
+    to_bytes,
+)
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
 
@@ -99,6 +110,90 @@ def test_update_is_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) -> N
         update()
 
 
+CONDITIONS = ("ifMatch", "ifNoneExist", "ifNoneMatch", "ifModifiedSince")
+CONDITION_VALUES = st.sampled_from(
+    [
+        'W/"1"',
+        '"1"',
+        "1",
+        'W/"99999999999999999999"',
+        "W/",
+        "identifier=x",
+        "identifier=https://fhir.nhs.uk/Id/nhs-number|9990000018",
+        "_id=a&_id=b",
+        "birthdate=gt1941-13-45",
+        "*",
+        "Mon, 07 Dec 2026 10:00:00 GMT",
+        "",
+    ]
+)
+
+_POINTERS = st.sampled_from(["/active", "/name/0/family", "/name/-", "/x", "", "gender", "/~2"])
+
+
+@st.composite
+def json_patches(draw: st.DrawFn) -> Json:
+    """A JSON Patch document: operations right and wrong."""
+    operations = []
+    for _ in range(draw(st.integers(0, 3))):
+        operation: dict[str, Any] = {
+            "op": draw(
+                st.one_of(
+                    st.sampled_from(["add", "remove", "replace", "move", "copy", "test"]),
+                    WRONG_VALUES,
+                )
+            ),
+            "path": draw(st.one_of(_POINTERS, WRONG_VALUES)),
+        }
+        if draw(st.booleans()):
+            operation["value"] = draw(st.one_of(st.booleans(), WRONG_VALUES))
+        if draw(st.booleans()):
+            operation["from"] = draw(st.one_of(_POINTERS, WRONG_VALUES))
+        operations.append(operation)
+    return draw(st.one_of(st.just(operations), WRONG_VALUES)) if draw(st.booleans()) else operations
+
+
+@st.composite
+def json_patch_binaries(draw: st.DrawFn) -> Json:
+    data = base64.b64encode(to_bytes(draw(json_patches()))).decode()
+    return {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": data}
+
+
+@st.composite
+def fhirpath_patches(draw: st.DrawFn) -> Json:
+    """A FHIRPath Patch (a Parameters resource): operations right and wrong."""
+    parameters = []
+    for _ in range(draw(st.integers(0, 2))):
+        parts: list[Json] = [
+            {
+                "name": "type",
+                "valueCode": draw(
+                    st.sampled_from(["add", "insert", "delete", "replace", "move", "bogus"])
+                ),
+            },
+            {
+                "name": "path",
+                "valueString": draw(
+                    st.sampled_from(["Patient", "Patient.name", "Patient.name[0]", "Patient.(", ""])
+                ),
+            },
+        ]
+        if draw(st.booleans()):
+            parts.append({"name": "name", "valueString": draw(st.sampled_from(["active", "x"]))})
+        if draw(st.booleans()):
+            parts.append({"name": "value", "valueBoolean": True})
+        if draw(st.booleans()):
+            parts.append(
+                {
+                    "name": draw(st.sampled_from(["index", "source", "destination"])),
+                    "valueInteger": draw(st.sampled_from([0, -1, 2**31 - 1])),
+                }
+            )
+        parameters.append({"name": "operation", "part": parts})
+    patch: Json = {"resourceType": "Parameters", "parameter": parameters}
+    return draw(mutated(patch)) if draw(st.integers(0, 3)) == 0 else patch
+
+
 @st.composite
 def entries(draw: st.DrawFn) -> Json:
     """A Bundle entry: a request of any method, its resource generated."""
@@ -119,7 +214,11 @@ def entries(draw: st.DrawFn) -> Json:
         )
     )
     entry: dict[str, Any] = {"request": {"method": method, "url": url}}
-    if method in ("POST", "PUT") or draw(st.booleans()):
+    for field in draw(st.sets(st.sampled_from(CONDITIONS), max_size=2)):
+        entry["request"][field] = draw(st.one_of(CONDITION_VALUES, WRONG_VALUES))
+    if method == "PATCH" and draw(st.booleans()):
+        entry["resource"] = draw(st.one_of(json_patch_binaries(), fhirpath_patches()))
+    elif method in ("POST", "PUT") or draw(st.booleans()):
         entry["resource"] = body
     if draw(st.booleans()):
         entry["fullUrl"] = f"urn:uuid:{draw(st.uuids())}"
@@ -241,5 +340,82 @@ def test_any_body_is_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) ->
             )
             answered(response, f"{method} {path} {content_type}")
             refused_wrote_nothing(fuzz_store, before, response, f"{method} {path}")
+
+        send()
+
+
+def test_a_patch_is_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) -> None:
+    with fuzz_client(fuzz_store) as client:
+        created = client.post(
+            "/fhir/Patient",
+            json={"resourceType": "Patient", "active": True, "name": [{"family": "Okafor"}]},
+        )
+        url = created.headers["location"].split("/_history")[0]
+
+        @examples(60, fuzz_store)
+        @given(
+            st.one_of(
+                json_patches().map(lambda p: ("application/json-patch+json", to_bytes(p))),
+                fhirpath_patches().map(lambda p: ("application/fhir+json", to_bytes(p))),
+            ),
+            st.one_of(st.none(), CONDITION_VALUES),
+        )
+        def patch(case: tuple[str, bytes], if_match: str | None) -> None:
+            content_type, body = case
+            headers = {"content-type": content_type}
+            if if_match is not None:
+                headers["if-match"] = if_match
+            before = digest(fuzz_store)
+            response = client.patch(url, content=body, headers=headers)
+            answered(response, f"PATCH {body[:200]!r}")
+            refused_wrote_nothing(fuzz_store, before, response, "PATCH")
+
+        patch()
+
+
+def test_conditional_headers_are_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) -> None:
+    with fuzz_client(fuzz_store) as client:
+
+        @examples(60, fuzz_store)
+        @given(
+            bodies("Patient"),
+            st.dictionaries(
+                st.sampled_from(["if-match", "if-none-exist", "if-none-match", "prefer", "accept"]),
+                st.one_of(
+                    CONDITION_VALUES,
+                    st.sampled_from(
+                        [
+                            "return=representation",
+                            "return=OperationOutcome",
+                            "handling=strict",
+                            "application/fhir+xml",
+                            "*/*",
+                            "text/html;q=0.1",
+                        ]
+                    ),
+                    st.text(string.printable.strip(), max_size=30),
+                ),
+                max_size=3,
+            ),
+            st.sampled_from(
+                [
+                    "POST /fhir/Patient",
+                    "PUT /fhir/Patient/A81001-h",
+                    "PUT /fhir/Patient?identifier=x",
+                    "DELETE /fhir/Patient?name=x",
+                ]
+            ),
+        )
+        def send(case: tuple[str, Json], headers: dict[str, str], route: str) -> None:
+            _, body = case
+            method, url = route.split()
+            if method == "PUT" and url.endswith("-h") and isinstance(body, dict):
+                body = {**body, "id": "A81001-h"}
+            before = digest(fuzz_store)
+            response = client.request(
+                method, url, content=to_bytes(body), headers={**FHIR_JSON, **headers}
+            )
+            answered(response, f"{route} {headers}")
+            refused_wrote_nothing(fuzz_store, before, response, route)
 
         send()
