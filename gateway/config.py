@@ -26,7 +26,7 @@ class Settings:
     max_header_bytes: int = 64 * 1024
     # The shape of a JSON body (``gateway.http.bodies``): how deeply it may
     # nest, how many values it may hold, how many entries a Bundle may
-    # have. Over any, a 413 names the limit before any work is done.
+    # have. Over any, a 4xx names the limit before any work is done.
     max_json_depth: int = 128
     max_json_values: int = 100_000
     max_bundle_entries: int = 1000

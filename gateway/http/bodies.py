@@ -2,8 +2,9 @@
 how deeply it nests, how many values it holds and how many entries a
 Bundle has. Each is checked once, right after parsing and before any
 validation, mapping or write, so an oversized body costs a parse and one
-pass over it, and its answer (413, naming the limit and its value) is the
-same whatever the body was sent to.
+pass over it, and its answer (naming the limit and its value: 413 for too
+many values or entries, 400 for nesting, as the validator answers it) is
+the same whatever the body was sent to.
 
 The byte size is bounded before this, as the body is read
 (``middleware.read_body``); a string's length is FHIR's own rule (1 MB) and
@@ -16,7 +17,7 @@ from typing import Any
 
 from gateway import fhirjson
 from gateway.config import Settings
-from gateway.errors import Issue, PayloadTooLarge
+from gateway.errors import InvalidRequest, Issue, PayloadTooLarge
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +82,12 @@ def _walk(body: Any, limits: BodyLimits) -> None:
                 "GW-0105",
             )
         if depth > limits.max_depth:
-            raise _too_large(
+            # 400, as the validator answers a resource nested too deep for it.
+            message = (
                 f"the body nests objects and arrays more than {limits.max_depth} deep, the most "
-                "this server takes",
-                "GW-0104",
+                "this server takes"
             )
+            raise InvalidRequest(message, code="GW-0104", issues=[Issue("too-costly", message)])
         stack.extend((child, depth + 1) for child in children if child.__class__ in _CONTAINERS)
 
 
