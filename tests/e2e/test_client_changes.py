@@ -88,16 +88,24 @@ def nodes(database_url: str, tmp_path: Path) -> Iterator[list[Node]]:
 
 
 def _within_bound(nodes: list[Node], done: Callable[[Node], bool], what: str) -> list[float]:
-    """Seconds from now until ``done(node)`` held on each node, asking each
-    in turn; fails past twice the bound, and if any took longer than it."""
+    """Seconds from now until a request that found ``done(node)`` was sent,
+    for each node, asking each in turn. Fails when a node answers as before
+    a request sent more than the bound after the change: the node had not
+    applied it by then. A request sent within the bound and answered late
+    (as on a loaded machine) proves nothing either way and is asked again,
+    so the time the test's own requests take is not counted against the
+    nodes."""
     start = time.monotonic()
     took: dict[str, float] = {}
     while len(took) < len(nodes):
         for node in nodes:
-            if node.base not in took and done(node):
-                took[node.base] = time.monotonic() - start
-        assert time.monotonic() - start < 2 * BOUND_S, f"{what}: only {took} after {2 * BOUND_S} s"
-    assert all(seconds < BOUND_S for seconds in took.values()), f"{what}: {took}"
+            if node.base in took:
+                continue
+            sent = time.monotonic() - start
+            if done(node):
+                took[node.base] = sent
+            else:
+                assert sent < BOUND_S, f"{what}: {node.base} answered as before at {sent:.2f} s"
     return list(took.values())
 
 
