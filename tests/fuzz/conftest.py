@@ -76,10 +76,11 @@ _UNLIMITED = {
 }
 
 
-def fuzz_client(store: Store, **options: Any) -> TestClient:
+def fuzz_client(store: Store, token: str | None = "", **options: Any) -> TestClient:
+    """``make_client``'s client (``token`` as it takes it), the limits raised."""
     names = {f.name for f in dataclasses.fields(Settings)}
     chosen = {k: v for k, v in {**_UNLIMITED, **options}.items() if k in names}
-    return make_client(store, **chosen)
+    return make_client(store, token=token, **chosen)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

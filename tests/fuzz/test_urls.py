@@ -22,6 +22,7 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -31,6 +32,7 @@ from starlette.testclient import TestClient
 
 from gateway.search.parameters import SearchParameter, parameters_for
 from gateway.store import Store
+from tests.conftest import access_token
 from tests.fuzz.conftest import digest, examples, fuzz_client
 from tests.fuzz.fhir import BIG_NUMBERS, ODD_TEXT, WRITABLE
 from tests.fuzz.test_api import FHIR_JSON, answered
@@ -344,3 +346,63 @@ def test_any_url_is_a_success_or_a_4xx_and_a_read_writes_nothing(
             assert digest(fuzz_store) == before, f"{method} {url} wrote"
 
     request()
+
+
+# $ingest: each format's seeds (tests/fuzz/corpus.py) with bytes changed,
+# pushed by an organisation of the kind that keeps that format.
+_INGEST = {
+    "hl7v2": ("hospital", "R9D", "application/hl7-v2"),
+    "cld": ("council", "E09000007", "text/csv"),
+    "gpconnect": ("gp-practice", "F99C01", "application/fhir+json"),
+    "carehome": ("care-home", "V9C01", "application/json"),
+}
+_FORMAT = {"hl7v2": "hl7v2", "cld": "cld", "gpconnect": "gp-connect", "carehome": "care-home"}
+
+
+@st.composite
+def _changed(draw: st.DrawFn, data: bytes) -> bytes:
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + draw(st.binary(max_size=8)) + data[at + draw(st.integers(0, 8)) :]
+    return data
+
+
+def test_an_ingest_is_a_parameters_or_a_4xx(fuzz_store: Store, tmp_path: Path) -> None:
+    from tests.fuzz.corpus import build
+    from tests.fuzz.targets._loading import split_input
+
+    build(tmp_path / "seeds")
+    seeds = {
+        name: [
+            split_input(p.read_bytes(), org) for p in sorted((tmp_path / "seeds" / name).iterdir())
+        ]
+        for name, (_, org, _) in _INGEST.items()
+    }
+    clients: dict[tuple[str, str], TestClient] = {}
+
+    def client_of(kind: str, org: str) -> TestClient:
+        """A client of the organisation a seed is loaded as."""
+        if (kind, org) not in clients:
+            token = access_token(fuzz_store, client_id=f"fuzz-{kind}-{org}", kind=kind, org=org)
+            clients[kind, org] = fuzz_client(fuzz_store, token=token)
+        return clients[kind, org]
+
+    @examples(40, fuzz_store)
+    @given(st.sampled_from(sorted(_INGEST)), st.data())
+    def ingest(name: str, data: Any) -> None:
+        org, seed = data.draw(st.sampled_from(seeds[name]))
+        body = data.draw(_changed(seed))
+        kind, _, media = _INGEST[name]
+        how = data.draw(st.sampled_from(["media", "format", "wrong"]))
+        url = "/fhir/$ingest"
+        if how == "format":
+            url += f"?format={_FORMAT[name]}"
+        elif how == "wrong":
+            url += f"?format={data.draw(st.sampled_from(sorted(_FORMAT.values())))}"
+        with client_of(kind, org) as client:
+            response = client.post(url, content=body, headers={"content-type": media})
+        answer = answered(response, f"$ingest {name} {how}")
+        if response.status_code == 200:
+            assert answer["resourceType"] == "Parameters"
+
+    ingest()
