@@ -34,6 +34,7 @@ LONDON = ZoneInfo("Europe/London")
 # An HL7 TS's digits (YYYY[MM[DD[HH[MM[SS]]]]]) and its zone (+/-HHMM).
 _TIMESTAMP = re.compile(r"[0-9]{4}(?:[0-9]{2}){0,5}")
 _ZONE = re.compile(r"[+-](?:0[0-9]|1[0-4])[0-5][0-9]")
+_POSITIVE_INT_MAX = 2**31 - 1
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 # Events that carry a visit (PV1); A28 and A31 are about the person only.
 VISIT_EVENTS = {"A01", "A02", "A03", "A04", "A05", "A08", "A11", "A13"}
@@ -361,7 +362,9 @@ def _diagnosis(dg1: Segment, condition_id: str) -> dict[str, Any]:
     elif kind == "W":
         diagnosis["use"] = {"text": "Working diagnosis"}
     priority = dg1.value(15)
-    if priority.isdigit() and int(priority) > 0:
+    # ASCII digits only ("¹" is a digit to str.isdigit, not to int), and
+    # within a positiveInt.
+    if priority.isascii() and priority.isdigit() and 0 < int(priority) <= _POSITIVE_INT_MAX:
         diagnosis["rank"] = int(priority)
     return diagnosis
 

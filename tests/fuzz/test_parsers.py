@@ -62,7 +62,9 @@ def fuzz(target: str, corpus: list[Path], artifacts: Path, seconds: int, seed: i
         return ""
     inputs = "\n".join(f"{path.name}: {path.read_bytes()[:4000]!r}" for path in found)
     log = "\n".join(
-        line for line in done.stderr.splitlines() if not line.startswith(("#", "INFO:"))
+        line
+        for line in (done.stdout + done.stderr).splitlines()
+        if not line.startswith(("#", "INFO:", "WARNING: Failed to find function"))
     )
     return (
         f"fuzzing {target} crashed (exit {done.returncode}); keep the input in "

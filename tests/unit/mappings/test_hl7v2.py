@@ -279,6 +279,22 @@ def test_pr1_codes_snomed_keeps_unknown_systems_as_words_and_dates_as_dates() ->
         assert validate_resource(procedure, "Procedure") == []
 
 
+@pytest.mark.parametrize(
+    ("priority", "rank"),
+    [("2", 2), ("\u00b9", None), ("\u0663", None), ("0", None), ("99999999999", None)],
+    ids=["two", "superscript-one", "arabic-indic-three", "zero", "past-positive-int"],
+)
+def test_a_diagnosis_is_ranked_only_by_a_positive_ascii_number(
+    priority: str, rank: int | None
+) -> None:
+    """Fuzzing found it: DG1-15 ``\u00b9`` (superscript one) is a digit to
+    str.isdigit but not to int, a ValueError escaping the loader."""
+    mapped = map_adt(_visit(f"DG1|1||J18.9^Pneumonia^I10|||A|||||||||{priority}"), "RKE")
+    (encounter,) = _of(mapped, "Encounter")
+    assert encounter["diagnosis"][0].get("rank") == rank
+    assert validate_resource(encounter, "Encounter") == []
+
+
 def test_dg1_is_coded_only_in_the_system_it_names() -> None:
     """A diagnosis's code is claimed in ICD-10 or SNOMED CT only when DG1-3
     says so; a local system keeps the code in the words, never as a SNOMED
