@@ -35,6 +35,9 @@ LONDON = ZoneInfo("Europe/London")
 _TIMESTAMP = re.compile(r"[0-9]{4}(?:[0-9]{2}){0,5}")
 _ZONE = re.compile(r"[+-](?:0[0-9]|1[0-4])[0-5][0-9]")
 _POSITIVE_INT_MAX = 2**31 - 1
+# HL7 NM (a number) and the integers a float holds exactly.
+_NM = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_EXACT_INTEGER = 2**53
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 # Events that carry a visit (PV1); A28 and A31 are about the person only.
 VISIT_EVENTS = {"A01", "A02", "A03", "A04", "A05", "A08", "A11", "A13"}
@@ -534,11 +537,13 @@ def _observation(
         observation["encounter"] = {"reference": f"Encounter/{encounter['id']}"}
     kind = obx.value(2).upper()
     if kind in ("NM", "SN"):
-        try:
-            number = float(raw)
-        except ValueError:
-            raise Unmappable(f"OBX-5 {raw!r} is not a number though OBX-2 says {kind}") from None
-        quantity: dict[str, Any] = {"value": int(number) if number.is_integer() else number}
+        # HL7's NM: an optional sign, ASCII digits, an optional decimal
+        # point; not what float() also takes (nan, inf, 1e400, 1_000, "١٢").
+        if not _NM.fullmatch(raw.strip()):
+            raise Unmappable(f"OBX-5 {raw!r} is not a number though OBX-2 says {kind}")
+        number = float(raw)
+        whole = number.is_integer() and abs(number) < _EXACT_INTEGER
+        quantity: dict[str, Any] = {"value": int(number) if whole else number}
         if obx.value(6):
             quantity["unit"] = obx.value(6)
         observation["valueQuantity"] = quantity

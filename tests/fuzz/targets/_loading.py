@@ -12,10 +12,12 @@ can keep a seed's records matching their sender and get past that check.
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterable, Iterator
 
 from conformance.validation import validate_resource
+from gateway import fhirjson
 from gateway.loading.sources import FORMAT, SourceRecord
 from mappings.identity import use_id_key
 from tests.support.ids import TEST_ID_KEY
@@ -56,6 +58,10 @@ def read_all(form: str, data: bytes, default: str) -> list[SourceRecord]:
             res_type = resource["resourceType"]
             assert isinstance(res_type, str) and resource.get("id"), resource
             validate_resource(resource, res_type)
+            # JSON as the store writes it: no NaN or infinity (orjson would
+            # write null), no integer past 64 bits (orjson refuses it).
+            json.dumps(resource, allow_nan=False)
+            fhirjson.dumps(resource)
     return records
 
 

@@ -168,6 +168,23 @@ def test_obx_becomes_observations_keyed_by_person_code_and_time() -> None:
     assert [r["id"] for r in again.resources] == [r["id"] for r in mapped.resources]
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity", "1e400", "1e20", "1_000", "\u0661"])
+def test_an_obx_number_is_hl7_s_nm_not_what_float_reads(value: str) -> None:
+    """Fuzzing found it: OBX-5 ``nan`` or ``inf`` became a quantity JSON cannot
+    hold (the store's encoder writes NaN as null), ``1e20`` an integer past
+    the 64 bits it writes; each is the message's rejection now."""
+    text = (
+        "MSH|^~\\&|PAS|RKE|GATEWAY|LONDON|20260715093000||ADT^A08|M9|P|2.4\r"
+        "PID|1||9990000034^^^NHS^NH\r"
+        f"OBX|1|NM|27113001^Body weight^SCT||{value}|kg|||||F\r"
+    )
+    with pytest.raises(Unmappable, match="not a number"):
+        map_adt(parse_message(text), "RKE")
+    big = map_adt(parse_message(text.replace(f"||{value}|", "||100000000000000000000|")), "RKE")
+    (weight,) = [r for r in big.resources if r["resourceType"] == "Observation"]
+    assert weight["valueQuantity"]["value"] == 1e20  # a decimal, as a float holds it
+
+
 def test_the_admission_maps_to_the_golden_file() -> None:
     """Every message of the fixtures that maps, as resources: reviewed once
     by eye, then held still (``UPDATE_GOLDEN=1`` rewrites it on purpose).
