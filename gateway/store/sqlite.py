@@ -299,6 +299,13 @@ class SQLiteStore:
             raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path)")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The database holds the token-signing key, the console's session key
+        # and everyone's records: a new one is its owner's alone (SQLite gives
+        # its -wal and -shm files the database file's mode). Where it cannot
+        # be made, connecting says why.
+        if not self.path.exists():
+            with contextlib.suppress(OSError):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._local = threading.local()
         # Bumped whenever the database fails (``_raise_if_unavailable``).
         self._epoch = 0

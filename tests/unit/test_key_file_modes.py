@@ -1,6 +1,7 @@
 """Secret files are their owner's alone from the moment they exist: the
 gateway's signing keys, the private keys `gateway clients add
---generate-key` and the demo write, and bulk export files (personal data).
+--generate-key` and the demo write, bulk export files (personal data) and
+a SQLite database (which holds the token-signing key and every record).
 
 Each test runs with a umask of 0, under which a file opened the ordinary
 way would be readable and writable by everyone: the modes seen are the
@@ -21,7 +22,7 @@ from gateway.cli import main
 from gateway.demo import launch
 from gateway.demo.world import organisations
 from gateway.export.runner import _TypeFiles
-from gateway.store import Store
+from gateway.store import Store, open_store
 
 
 def _mode(path: Path) -> int:
@@ -103,3 +104,14 @@ def test_bulk_export_files_are_the_owner_s_alone(tmp_path: Path) -> None:
     written = sorted(tmp_path.iterdir())
     assert len(written) == 2
     assert {_mode(f) for f in written} == {0o600}
+
+
+def test_a_new_sqlite_database_is_the_owner_s_alone(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/gateway.db")
+    try:
+        store.migrate()
+        written = [tmp_path / f"gateway.db{suffix}" for suffix in ("", "-wal", "-shm")]
+        assert all(f.exists() for f in written)
+        assert {_mode(f) for f in written} == {0o600}
+    finally:
+        store.close()
