@@ -406,3 +406,59 @@ def test_an_ingest_is_a_parameters_or_a_4xx(fuzz_store: Store, tmp_path: Path) -
             assert answer["resourceType"] == "Parameters"
 
     ingest()
+
+
+_HEADER_NAMES = st.sampled_from(
+    [
+        *("x-request-id", "accept", "content-type", "prefer", "if-match", "if-none-exist"),
+        *("if-none-match", "if-modified-since", "x-forwarded-for", "forwarded", "host"),
+        *("authorization", "accept-charset", "content-length", "x-purpose-of-use", "origin"),
+    ]
+)
+# Header values as the wire carries them: bytes, read as Latin-1.
+_HEADER_VALUES = st.one_of(
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=40),
+    st.sampled_from(
+        [
+            "application/fhir+json;q=abc",
+            "*/*;q=2, text/html;q=-1",
+            ";;;,,,",
+            "application/fhir+json; fhirVersion=9.9",
+            "application/fhir+json; charset=\u00e9",
+            "Bearer",
+            "Bearer a b c",
+            "return=" + "x" * 3000,
+            "a" * 20_000,
+            "-1",
+            "99999999999999999999",
+        ]
+    ),
+).map(lambda text: text.encode("latin-1"))
+
+
+def test_any_header_is_a_success_or_a_4xx(searched: TestClient, fuzz_store: Store) -> None:
+    @examples(80, fuzz_store)
+    @given(
+        st.dictionaries(_HEADER_NAMES, _HEADER_VALUES, min_size=1, max_size=3),
+        st.sampled_from(
+            [
+                "GET /fhir/Patient",
+                "GET /fhir/Patient/example",
+                "POST /fhir/Patient",
+                "GET /fhir/metadata",
+                "POST /fhir",
+            ]
+        ),
+    )
+    def request(headers: dict[str, bytes], route: str) -> None:
+        method, url = route.split()
+        body = b'{"resourceType":"Patient"}' if url.endswith("Patient") else b"{}"
+        before = digest(fuzz_store)
+        response = searched.request(
+            method, url, content=body if method == "POST" else None, headers=headers
+        )
+        assert response.status_code < 500, (route, headers, response.text[:2000])
+        if method == "GET" or response.status_code >= 400:
+            assert digest(fuzz_store) == before
+
+    request()
