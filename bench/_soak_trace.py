@@ -7,9 +7,11 @@ multiprocessing's ``spawn``, which imports this module again in each child as
 ``__mp_main__``; so each process, the serve process included, starts a
 thread here that starts tracemalloc after ``SOAK_TRACEMALLOC_EVERY`` seconds
 (tracing start-up would take minutes) and then every as many seconds
-appends to ``SOAK_TRACEMALLOC_DIR/tracemalloc-<pid>.txt`` the allocation
-sites that grew most since the process's first snapshot and since the
-previous one, with their tracebacks, and the garbage collector's counts.
+appends to ``SOAK_TRACEMALLOC_DIR/tracemalloc-<pid>.txt`` the process's RSS,
+SQLite's heap, the garbage collector's counts, the gateway's larger
+functools caches, and the allocation sites that grew most since the
+process's first snapshot and since the previous one, with their tracebacks
+(``SOAK_TRACEMALLOC_FRAMES``, default 4; 0 leaves tracemalloc off).
 Without ``SOAK_TRACEMALLOC_EVERY`` it does nothing of its own.
 """
 
@@ -57,6 +59,20 @@ def _rss() -> str:
     return "?"
 
 
+def _caches() -> str:
+    """The functools caches of the gateway's modules holding more than a
+    hundred entries: their sizes and bounds."""
+    found = []
+    for obj in gc.get_objects():
+        if type(obj).__name__ == "_lru_cache_wrapper":
+            module = getattr(obj, "__module__", "") or ""
+            if module.split(".")[0] in ("gateway", "consent", "conformance", "mappings"):
+                info = obj.cache_info()
+                if info.currsize > 100:
+                    found.append(f"{module}.{obj.__qualname__} {info.currsize}/{info.maxsize}")
+    return ", ".join(sorted(found)) or "none over 100 entries"
+
+
 def _types() -> Counter[str]:
     return Counter(type(o).__name__ for o in gc.get_objects())
 
@@ -66,19 +82,25 @@ def _report(every: float, out: Path) -> None:
     previous: tracemalloc.Snapshot | None = None
     first_types: Counter[str] | None = None
     time.sleep(every)  # the process starts untraced: tracing its start-up takes minutes
-    tracemalloc.start(_FRAMES)
+    if _FRAMES > 0:
+        tracemalloc.start(_FRAMES)
     started = time.monotonic()
     while True:
         time.sleep(every)
-        snapshot = tracemalloc.take_snapshot().filter_traces(_IGNORED)
         types = _types()
         traced, peak = tracemalloc.get_traced_memory()
         lines = [
             f"== pid {os.getpid()} at {time.monotonic() - started:,.0f} s: traced "
             f"{traced / 2**20:,.1f} MiB (peak {peak / 2**20:,.1f}), RSS {_rss()}, SQLite heap "
             f"{_sqlite_heap()}, gc counts {gc.get_count()}, "
-            f"objects {sum(types.values()):,} (frozen {gc.get_freeze_count():,})"
+            f"objects {sum(types.values()):,} (frozen {gc.get_freeze_count():,}); caches: "
+            + _caches()
         ]
+        if _FRAMES <= 0:  # counts and caches only, without tracemalloc's cost
+            with out.open("a") as handle:
+                handle.write("\n".join(lines) + "\n")
+            continue
+        snapshot = tracemalloc.take_snapshot().filter_traces(_IGNORED)
         if first is None:
             first, first_types = snapshot, types
         else:

@@ -84,7 +84,9 @@ Memory hunting: ``--tracemalloc SECONDS`` runs the server under
 process), which writes each process's largest allocation growth since its
 first snapshot every SECONDS to ``tracemalloc-<pid>.txt`` in the work
 directory (kept; tracemalloc costs CPU and memory of its own, so the RSS of
-such a run is not the verdict's).
+such a run is not the verdict's), with the process's SQLite heap and its
+larger functools caches; ``SOAK_TRACEMALLOC_FRAMES=0`` writes only those,
+leaving tracemalloc off.
 """
 
 from __future__ import annotations
