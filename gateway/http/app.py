@@ -190,6 +190,10 @@ def _sample_pool(app: Starlette) -> None:
     store = app.state.store
     for state, value in store.pool_stats().items():
         metrics.DB_POOL.labels(pool=store.dialect, state=state).set(value)
+    reads = getattr(app.state.reader, "pool_stats", None)  # PostgreSQL's async reads
+    if reads is not None:
+        for state, value in reads().items():
+            metrics.DB_POOL.labels(pool=f"{store.dialect}-reads", state=state).set(value)
 
 
 async def _sampling() -> None:

@@ -362,6 +362,10 @@ class _AsyncPostgresReader:
     async def aclose(self) -> None:
         await self._pool.close()
 
+    def pool_stats(self) -> dict[str, int]:
+        """As ``PostgresStore.pool_stats``, for the reads' own pool."""
+        return _pool_stats(self._pool.get_stats(), self._pool.max_size)
+
 
 class PostgresStore:
     """A store in a PostgreSQL database, ``postgresql://user@host:port/db``."""
@@ -552,20 +556,24 @@ class PostgresStore:
             )
 
     def pool_stats(self) -> dict[str, int]:
-        stats = self._pool.get_stats()
-        size = stats.get("pool_size", 0)
-        return {
-            "size": size,
-            "in_use": size - stats.get("pool_available", 0),
-            "waiting": stats.get("requests_waiting", 0),
-            "max": stats.get("pool_max", self._pool_size),
-        }
+        return _pool_stats(self._pool.get_stats(), self._pool_size)
 
     def close(self) -> None:
         for listener in self._listeners:
             listener.close()
         self._listeners.clear()
         self._pool.close()
+
+
+def _pool_stats(stats: dict[str, int], max_size: int) -> dict[str, int]:
+    """A psycopg pool's statistics as the metrics count them."""
+    size = stats.get("pool_size", 0)
+    return {
+        "size": size,
+        "in_use": size - stats.get("pool_available", 0),
+        "waiting": stats.get("requests_waiting", 0),
+        "max": stats.get("pool_max", max_size),
+    }
 
 
 def _fetcher(conn: psycopg.Connection[tuple[object, ...]]) -> Fetch:
