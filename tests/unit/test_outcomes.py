@@ -28,6 +28,7 @@ def test_every_error_kind_has_a_status() -> None:
         414,
         415,
         422,
+        429,
         431,
         500,
         503,
