@@ -133,7 +133,9 @@ def _parse_entry(
         version_id = segments[3]
     elif len(segments) > 2:
         raise _fail(index, f"request.url {url!r} is not supported here", ".request.url")
-    resource = raw.get("resource")
+    # Only a create, an update or a patch carries a resource; what a read or
+    # a delete carries besides is not read (it was prepared for writing).
+    resource = raw.get("resource") if method in ("POST", "PUT", "PATCH") else None
     if method in ("POST", "PUT"):
         if resource is None:
             raise _fail(index, f"a {method} entry needs a resource", ".resource")

@@ -224,3 +224,17 @@ def test_an_if_match_that_is_not_a_string_is_refused(client: TestClient) -> None
         assert "is not a version ETag" in response.json()["issue"][0]["diagnostics"]
         batch = client.post("/fhir", json=tx(entry, kind="batch"))
         assert batch.json()["entry"][0]["response"]["status"].startswith("400"), batch.text
+
+
+def test_what_a_delete_or_read_entry_carries_besides_is_not_read(client: TestClient) -> None:
+    """Fuzzing found it: a DELETE entry with ``"resource": false`` was prepared
+    for writing as if it were one, an AttributeError: a 500."""
+    created = client.post("/fhir/Patient", json=patient()).json()
+    url = f"Patient/{created['id']}"
+    for method in ("GET", "DELETE"):
+        for carried in (False, 1, [], "x", {"resourceType": "Patient", "id": "other"}):
+            entry = {"request": {"method": method, "url": url}, "resource": carried}
+            response = client.post("/fhir", json=tx(entry, kind="batch"))
+            assert response.status_code == 200, (method, carried, response.text)
+            status = response.json()["entry"][0]["response"]["status"]
+            assert status.startswith(("200", "204", "404", "410")), (method, carried, status)
