@@ -737,6 +737,11 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
+def _minutes(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{minutes:.0f}" if minutes == int(minutes) else f"{minutes:.1f}"
+
+
 def _mib(kib: float) -> str:
     return f"{kib / 1024:,.0f}"
 
@@ -803,7 +808,7 @@ def summary_lines(windows: Sequence[Window], result: Verdict, window_s: float) -
     if result.warmup_windows:
         lines.append(
             f"  warm-up: the first {result.warmup_windows} window(s) "
-            f"({result.warmup_windows * window_s / 60:g} min) excluded from the RSS verdict"
+            f"({_minutes(result.warmup_windows * window_s)} min) excluded from the RSS verdict"
         )
     else:
         lines.append("  warm-up: none excluded")
