@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROFILE = os.environ.get("GATEWAY_FUZZ", "ci")
 LONG = PROFILE == "long"
 # How many times as many examples the long profile tries.
-LONG_FACTOR = int(os.environ.get("GATEWAY_FUZZ_FACTOR", "40"))
+LONG_FACTOR = int(os.environ.get("GATEWAY_FUZZ_FACTOR", "20"))
 
 settings.register_profile(
     "ci",
