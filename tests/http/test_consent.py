@@ -156,6 +156,22 @@ def test_includes_and_chains_reveal_nothing_hidden(world: World) -> None:
     assert world.ids("hospital", include) == []
 
 
+def test_the_include_bound_counts_only_what_the_requester_may_see(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The GP sees one of the person's two Conditions: with room for one
+    included resource its page is whole, the hidden one neither counted nor
+    hinted at; with room for none it is refused as for any other page."""
+    from gateway.interactions import search as searching
+
+    revinclude = f"/fhir/Patient?_id={world.patient}&_revinclude=Condition:subject"
+    monkeypatch.setattr(searching, "MAX_INCLUDED", 1)
+    assert world.ids("gp", revinclude) == sorted([world.patient, world.asthma])
+    monkeypatch.setattr(searching, "MAX_INCLUDED", 0)
+    assert world.get("gp", revinclude).status_code == 400
+    assert world.ids("hospital", revinclude) == []
+
+
 def test_has_does_not_match_through_hidden_records(world: World) -> None:
     """Only the PSY-labelled Condition has the depression code: a _has on it
     must not tell the GP that the person has one."""
