@@ -264,7 +264,7 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
     """The whole request body, refusing anything over ``limit`` bytes before
     reading it when Content-Length says so, and while reading it otherwise."""
     declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}", code="GW-0413")
     chunks: list[bytes] = []
     size = 0

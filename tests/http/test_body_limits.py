@@ -134,3 +134,16 @@ def test_a_search_form_over_its_limit_is_refused(store: Store) -> None:
         assert (
             api.post("/fhir/Patient/_search", content="name=ann", headers=form).status_code == 200
         )
+
+
+def test_a_content_length_in_other_digits_is_not_read_as_a_number() -> None:
+    """'¹' is a digit to str.isdigit but not to int: the declared length is
+    ignored, and the body read as it comes."""
+    import asyncio
+
+    from gateway.http.middleware import read_body
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    assert asyncio.run(read_body(receive, {"content-length": "\u00b9"}, 10)) == b"{}"
