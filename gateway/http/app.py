@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from conformance import validation
 from consent.labels import load_code_lists, use_code_lists
-from gateway import allocator, errors, fhirjson, logs, metrics, outcomes
+from gateway import errors, fhirjson, logs, metrics, outcomes
 from gateway.access.index import ensure_current
 from gateway.audit.checkpoint import load_or_create_signer
 from gateway.audit.writer import AuditWriter
@@ -203,14 +203,6 @@ async def _sampling() -> None:
         metrics.sample()
 
 
-async def _trimming() -> None:
-    """Every minute, the allocator's free memory back to the system
-    (``gateway.allocator``), on a thread: a server's own app only."""
-    while True:
-        await asyncio.sleep(allocator.TRIM_EVERY_S)
-        await run_in_threadpool(allocator.release_free_memory)
-
-
 def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     """Build the gateway. Without ``store`` the app opens (and migrates) the
     one ``settings.database_url`` names when it starts, and closes it on exit.
@@ -250,13 +242,12 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             lambda: metrics.CLIENT_IN_FLIGHT.set(app.state.limiter.in_flight)
         )
         sampling = asyncio.create_task(_sampling())
-        trimming = asyncio.create_task(_trimming()) if owned else None
         try:
             yield
         finally:
             forget_sampler()
             forget_in_flight()
-            for task in (starting, sampling, trimming):
+            for task in (starting, sampling):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
