@@ -1,29 +1,28 @@
-"""The fuzzing tests' settings and store.
+"""The fuzzing tests' settings and what they share.
 
 ``GATEWAY_FUZZ`` picks the hypothesis profile: ``ci`` (the default, what
 ``make test`` runs) is bounded and derandomised, so a pass takes the same
 examples every time and cannot flake; ``long`` (``make fuzz``) takes many
 times as many, random ones, remembered in ``var/fuzz/hypothesis`` so that
 a failure found once is tried first next time. Both run on SQLite and
-PostgreSQL, the bounded pass with fewer examples on PostgreSQL.
+PostgreSQL (the suite's `store` fixture), the bounded pass with fewer examples
+on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 from starlette.testclient import TestClient
 
 from gateway.config import Settings
-from gateway.store import Store, open_store
-from tests.conftest import _empty_postgres, keep_test_id_key, make_client
+from gateway.store import Store
+from tests.conftest import make_client
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = os.environ.get("GATEWAY_FUZZ", "ci")
@@ -81,21 +80,6 @@ def fuzz_client(store: Store, token: str | None = "", **options: Any) -> TestCli
     names = {f.name for f in dataclasses.fields(Settings)}
     chosen = {k: v for k, v in {**_UNLIMITED, **options}.items() if k in names}
     return make_client(store, token=token, **chosen)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def fuzz_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """An empty, migrated store of each kind."""
-    if request.param == "sqlite":
-        store = open_store(f"sqlite:///{tmp_path}/gateway.db")
-        store.migrate()
-        keep_test_id_key(store)
-        yield store
-        store.close()
-        return
-    postgres: Store = request.getfixturevalue("pg_store")
-    _empty_postgres(postgres)
-    yield postgres
 
 
 # What a write changes: a request refused must leave every one unchanged.

@@ -68,28 +68,28 @@ def bodies(draw: st.DrawFn, res_type: str | None = None) -> tuple[str, Json]:
     return chosen, body
 
 
-def test_create_is_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) -> None:
-    with fuzz_client(fuzz_store) as client:
+def test_create_is_a_success_or_a_4xx_that_wrote_nothing(store: Store) -> None:
+    with fuzz_client(store) as client:
 
-        @examples(150, fuzz_store)
+        @examples(150, store)
         @given(bodies())
         def create(case: tuple[str, Json]) -> None:
             res_type, body = case
-            before = digest(fuzz_store)
+            before = digest(store)
             response = client.post(f"/fhir/{res_type}", content=to_bytes(body), headers=FHIR_JSON)
             answered(response, f"POST {res_type}")
-            refused_wrote_nothing(fuzz_store, before, response, f"POST {res_type}")
+            refused_wrote_nothing(store, before, response, f"POST {res_type}")
             if response.status_code == 201:
-                assert digest(fuzz_store) != before
+                assert digest(store) != before
                 answered(client.get(response.headers["location"]), "read what was created")
 
         create()
 
 
-def test_update_is_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) -> None:
-    with fuzz_client(fuzz_store) as client:
+def test_update_is_a_success_or_a_4xx_that_wrote_nothing(store: Store) -> None:
+    with fuzz_client(store) as client:
 
-        @examples(60, fuzz_store)
+        @examples(60, store)
         @given(bodies(), st.sampled_from(["same", "same", "same", "other", "none", "odd"]))
         def update(case: tuple[str, Json], which: str) -> None:
             res_type, body = case
@@ -100,12 +100,12 @@ def test_update_is_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) -> N
                 body = {**body, "id": "someone-else"}
             elif which == "odd":
                 res_id = "A81001-" + "9" * 70
-            before = digest(fuzz_store)
+            before = digest(store)
             response = client.put(
                 f"/fhir/{res_type}/{res_id}", content=to_bytes(body), headers=FHIR_JSON
             )
             answered(response, f"PUT {res_type}/{res_id}")
-            refused_wrote_nothing(fuzz_store, before, response, f"PUT {res_type}")
+            refused_wrote_nothing(store, before, response, f"PUT {res_type}")
 
         update()
 
@@ -259,19 +259,19 @@ def bundles(draw: st.DrawFn) -> Json:
 
 
 def test_transactions_and_batches_are_answered_and_a_refused_transaction_wrote_nothing(
-    fuzz_store: Store,
+    store: Store,
 ) -> None:
-    with fuzz_client(fuzz_store) as client:
+    with fuzz_client(store) as client:
 
-        @examples(80, fuzz_store)
+        @examples(80, store)
         @given(bundles())
         def send(bundle: Json) -> None:
-            before = digest(fuzz_store)
+            before = digest(store)
             response = client.post("/fhir", content=to_bytes(bundle), headers=FHIR_JSON)
             body = answered(response, "POST /fhir")
             kind = bundle.get("type") if isinstance(bundle, dict) else None
             if kind == "transaction" or response.status_code >= 400:
-                refused_wrote_nothing(fuzz_store, before, response, "transaction")
+                refused_wrote_nothing(store, before, response, "transaction")
             if response.status_code == 200 and kind == "batch":
                 for entry in body.get("entry", []):
                     status = int(entry["response"]["status"].split()[0])
@@ -314,10 +314,10 @@ _RAW = st.one_of(
 )
 
 
-def test_any_body_is_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) -> None:
-    with fuzz_client(fuzz_store) as client:
+def test_any_body_is_a_success_or_a_4xx_that_wrote_nothing(store: Store) -> None:
+    with fuzz_client(store) as client:
 
-        @examples(100, fuzz_store)
+        @examples(100, store)
         @given(
             _RAW,
             st.sampled_from(["/fhir/Patient", "/fhir", "/fhir/Patient/A81001-raw"]),
@@ -333,26 +333,26 @@ def test_any_body_is_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) ->
             ),
         )
         def send(raw: bytes, path: str, content_type: str) -> None:
-            before = digest(fuzz_store)
+            before = digest(store)
             method = "PUT" if path.endswith("-raw") else "POST"
             response = client.request(
                 method, path, content=raw, headers={"content-type": content_type}
             )
             answered(response, f"{method} {path} {content_type}")
-            refused_wrote_nothing(fuzz_store, before, response, f"{method} {path}")
+            refused_wrote_nothing(store, before, response, f"{method} {path}")
 
         send()
 
 
-def test_a_patch_is_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) -> None:
-    with fuzz_client(fuzz_store) as client:
+def test_a_patch_is_a_success_or_a_4xx_that_wrote_nothing(store: Store) -> None:
+    with fuzz_client(store) as client:
         created = client.post(
             "/fhir/Patient",
             json={"resourceType": "Patient", "active": True, "name": [{"family": "Okafor"}]},
         )
         url = created.headers["location"].split("/_history")[0]
 
-        @examples(60, fuzz_store)
+        @examples(60, store)
         @given(
             st.one_of(
                 json_patches().map(lambda p: ("application/json-patch+json", to_bytes(p))),
@@ -365,18 +365,18 @@ def test_a_patch_is_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) -> 
             headers = {"content-type": content_type}
             if if_match is not None:
                 headers["if-match"] = if_match
-            before = digest(fuzz_store)
+            before = digest(store)
             response = client.patch(url, content=body, headers=headers)
             answered(response, f"PATCH {body[:200]!r}")
-            refused_wrote_nothing(fuzz_store, before, response, "PATCH")
+            refused_wrote_nothing(store, before, response, "PATCH")
 
         patch()
 
 
-def test_conditional_headers_are_a_success_or_a_4xx_that_wrote_nothing(fuzz_store: Store) -> None:
-    with fuzz_client(fuzz_store) as client:
+def test_conditional_headers_are_a_success_or_a_4xx_that_wrote_nothing(store: Store) -> None:
+    with fuzz_client(store) as client:
 
-        @examples(60, fuzz_store)
+        @examples(60, store)
         @given(
             bodies("Patient"),
             st.dictionaries(
@@ -411,11 +411,11 @@ def test_conditional_headers_are_a_success_or_a_4xx_that_wrote_nothing(fuzz_stor
             method, url = route.split()
             if method == "PUT" and url.endswith("-h") and isinstance(body, dict):
                 body = {**body, "id": "A81001-h"}
-            before = digest(fuzz_store)
+            before = digest(store)
             response = client.request(
                 method, url, content=to_bytes(body), headers={**FHIR_JSON, **headers}
             )
             answered(response, f"{route} {headers}")
-            refused_wrote_nothing(fuzz_store, before, response, route)
+            refused_wrote_nothing(store, before, response, route)
 
         send()

@@ -104,15 +104,15 @@ def _decoded_parts(token: str) -> list[bytes] | None:
         return None
 
 
-def test_nothing_but_the_token_as_issued_opens_the_api(fuzz_store: Store) -> None:
-    good = access_token(fuzz_store)
+def test_nothing_but_the_token_as_issued_opens_the_api(store: Store) -> None:
+    good = access_token(store)
     header = jwt.get_unverified_header(good)
     claims = jwt.decode(good, options={"verify_signature": False})
     attacker = ec.generate_private_key(ec.SECP256R1())
-    own_key = signing_key(fuzz_store)
-    with fuzz_client(fuzz_store, token=None) as client:
+    own_key = signing_key(store)
+    with fuzz_client(store, token=None) as client:
 
-        @examples(150, fuzz_store)
+        @examples(150, store)
         @given(
             st.sampled_from(["attacker", "hmac", "none", "splice", "text", "own key"]),
             st.dictionaries(
@@ -162,11 +162,11 @@ def _register(store: Store) -> tuple[ec.EllipticCurvePrivateKey, str]:
     return key, str(jwk["kid"])
 
 
-def test_the_token_endpoint_answers_an_oauth_error_or_a_token(fuzz_store: Store) -> None:
-    key, kid = _register(fuzz_store)
-    with fuzz_client(fuzz_store, token=None) as client:
+def test_the_token_endpoint_answers_an_oauth_error_or_a_token(store: Store) -> None:
+    key, kid = _register(store)
+    with fuzz_client(store, token=None) as client:
 
-        @examples(150, fuzz_store)
+        @examples(150, store)
         @given(
             st.sampled_from(["own key", "own key", "other key", "none", "text"]),
             st.dictionaries(

@@ -211,23 +211,23 @@ def searches(draw: st.DrawFn) -> tuple[str, list[tuple[str, str]]]:
 
 
 @pytest.fixture
-def searched(fuzz_store: Store, tmp_path: Path) -> Iterator[TestClient]:
+def searched(store: Store, tmp_path: Path) -> Iterator[TestClient]:
     """The API over a store holding R4's example of each type."""
-    with fuzz_client(fuzz_store, export_dir=str(tmp_path / "exports")) as client:
+    with fuzz_client(store, export_dir=str(tmp_path / "exports")) as client:
         for path in sorted(R4_EXAMPLES.glob("*.json")):
             client.post(f"/fhir/{path.stem}", content=path.read_bytes(), headers=FHIR_JSON)
         yield client
 
 
 def test_a_search_is_a_bundle_or_a_4xx_and_writes_nothing(
-    searched: TestClient, fuzz_store: Store
+    searched: TestClient, store: Store
 ) -> None:
-    @examples(300, fuzz_store)
+    @examples(300, store)
     @given(searches(), st.sampled_from(["get", "post", "compartment", "system"]))
     def search(case: tuple[str, list[tuple[str, str]]], how: str) -> None:
         res_type, params = case
         query = urlencode(params, errors="surrogatepass")
-        before = digest(fuzz_store)
+        before = digest(store)
         if how == "get":
             response = searched.get(f"/fhir/{res_type}?{query}")
         elif how == "post":
@@ -243,7 +243,7 @@ def test_a_search_is_a_bundle_or_a_4xx_and_writes_nothing(
         body = answered(response, f"search {how} {res_type}?{query}")
         if response.status_code == 200:
             assert body["resourceType"] == "Bundle"
-        assert digest(fuzz_store) == before, "a search wrote"
+        assert digest(store) == before, "a search wrote"
 
     search()
 
@@ -333,17 +333,17 @@ def urls(draw: st.DrawFn) -> str:
 
 
 def test_any_url_is_a_success_or_a_4xx_and_a_read_writes_nothing(
-    searched: TestClient, fuzz_store: Store
+    searched: TestClient, store: Store
 ) -> None:
-    @examples(150, fuzz_store)
+    @examples(150, store)
     @given(urls(), st.sampled_from(["GET", "GET", "HEAD", "DELETE", "POST", "PATCH"]))
     def request(url: str, method: str) -> None:
-        before = digest(fuzz_store)
+        before = digest(store)
         body = b"{}" if method in ("POST", "PATCH") else None
         response = searched.request(method, url, content=body, headers=FHIR_JSON)
         answered(response, f"{method} {url}")
         if method in ("GET", "HEAD") or response.status_code >= 400:
-            assert digest(fuzz_store) == before, f"{method} {url} wrote"
+            assert digest(store) == before, f"{method} {url} wrote"
 
     request()
 
@@ -367,7 +367,7 @@ def _changed(draw: st.DrawFn, data: bytes) -> bytes:
     return data
 
 
-def test_an_ingest_is_a_parameters_or_a_4xx(fuzz_store: Store, tmp_path: Path) -> None:
+def test_an_ingest_is_a_parameters_or_a_4xx(store: Store, tmp_path: Path) -> None:
     from tests.fuzz.corpus import build
     from tests.fuzz.targets._loading import split_input
 
@@ -383,11 +383,11 @@ def test_an_ingest_is_a_parameters_or_a_4xx(fuzz_store: Store, tmp_path: Path) -
     def client_of(kind: str, org: str) -> TestClient:
         """A client of the organisation a seed is loaded as."""
         if (kind, org) not in clients:
-            token = access_token(fuzz_store, client_id=f"fuzz-{kind}-{org}", kind=kind, org=org)
-            clients[kind, org] = fuzz_client(fuzz_store, token=token)
+            token = access_token(store, client_id=f"fuzz-{kind}-{org}", kind=kind, org=org)
+            clients[kind, org] = fuzz_client(store, token=token)
         return clients[kind, org]
 
-    @examples(40, fuzz_store)
+    @examples(40, store)
     @given(st.sampled_from(sorted(_INGEST)), st.data())
     def ingest(name: str, data: Any) -> None:
         org, seed = data.draw(st.sampled_from(seeds[name]))
@@ -436,8 +436,8 @@ _HEADER_VALUES = st.one_of(
 ).map(lambda text: text.encode("latin-1"))
 
 
-def test_any_header_is_a_success_or_a_4xx(searched: TestClient, fuzz_store: Store) -> None:
-    @examples(80, fuzz_store)
+def test_any_header_is_a_success_or_a_4xx(searched: TestClient, store: Store) -> None:
+    @examples(80, store)
     @given(
         st.dictionaries(_HEADER_NAMES, _HEADER_VALUES, min_size=1, max_size=3),
         st.sampled_from(
@@ -453,12 +453,12 @@ def test_any_header_is_a_success_or_a_4xx(searched: TestClient, fuzz_store: Stor
     def request(headers: dict[str, bytes], route: str) -> None:
         method, url = route.split()
         body = b'{"resourceType":"Patient"}' if url.endswith("Patient") else b"{}"
-        before = digest(fuzz_store)
+        before = digest(store)
         response = searched.request(
             method, url, content=body if method == "POST" else None, headers=headers
         )
         assert response.status_code < 500, (route, headers, response.text[:2000])
         if method == "GET" or response.status_code >= 400:
-            assert digest(fuzz_store) == before
+            assert digest(store) == before
 
     request()
