@@ -394,26 +394,32 @@ class SQLiteStore:
         """A write transaction; ``written`` tells, once it commits, how many
         versions it wrote."""
         conn = self._conn()
+        with self._usable(), self._writers_queue():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                # A failed write or COMMIT (a full disk, an I/O error)
+                # may have rolled the transaction back already.
+                if conn.in_transaction:
+                    with _uninterrupted(conn):
+                        conn.execute("ROLLBACK")
+                raise
+            with _uninterrupted(conn):
+                conn.execute("COMMIT")
+                if self._statistics_due(written()):
+                    self._analyze()
+        self._checkpoint_soon()
+
+    @contextmanager
+    def _usable(self) -> Iterator[None]:
+        """A use of the database, in which an error saying it cannot be used
+        now is raised as ``StoreUnavailable`` (``_raise_if_unavailable``)."""
         try:
-            with self._writers_queue():
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    # A failed write or COMMIT (a full disk, an I/O error)
-                    # may have rolled the transaction back already.
-                    if conn.in_transaction:
-                        with _uninterrupted(conn):
-                            conn.execute("ROLLBACK")
-                    raise
-                with _uninterrupted(conn):
-                    conn.execute("COMMIT")
-                    if self._statistics_due(written()):
-                        self._analyze()
+            yield
         except sqlite3.Error as exc:
             self._raise_if_unavailable(exc)
             raise
-        self._checkpoint_soon()
 
     def _raise_if_unavailable(self, exc: sqlite3.Error) -> None:
         """Raise ``StoreUnavailable`` if ``exc`` says the database cannot be
@@ -461,11 +467,8 @@ class SQLiteStore:
     def migrate(self) -> list[int]:
         with self._transaction() as conn:  # the write lock keeps other processes out
             applied = _STATEMENTS.apply_migrations(conn.cursor(), "sqlite")
-        try:
+        with self._usable():
             self._analyze()
-        except sqlite3.Error as exc:
-            self._raise_if_unavailable(exc)
-            raise
         return applied
 
     def _analyze(self) -> None:
@@ -486,22 +489,16 @@ class SQLiteStore:
             yield work[0]
 
     def read(self, res_type: str, res_id: str) -> StoredVersion | None:
-        try:
+        with self._usable():
             return _STATEMENTS.fetch_version(
                 self._conn().cursor(), _STATEMENTS.read, (res_type, res_id), current=True
             )
-        except sqlite3.Error as exc:
-            self._raise_if_unavailable(exc)
-            raise
 
     def vread(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
-        try:
+        with self._usable():
             return _STATEMENTS.fetch_version(
                 self._conn().cursor(), _STATEMENTS.vread, (res_type, res_id, version)
             )
-        except sqlite3.Error as exc:
-            self._raise_if_unavailable(exc)
-            raise
 
     def read_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredVersion]:
         return _STATEMENTS.read_many(self.select, keys)
@@ -513,7 +510,7 @@ class SQLiteStore:
 
     def history(self, query: HistoryQuery) -> HistoryPage:
         # A read transaction gives the page and its count one snapshot.
-        try:
+        with self._usable():
             conn = self._conn()
             conn.execute("BEGIN")
             try:
@@ -522,35 +519,23 @@ class SQLiteStore:
                 if conn.in_transaction:
                     with _uninterrupted(conn):
                         conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._raise_if_unavailable(exc)
-            raise
         budget.charge(len(page.entries))
         return page
 
     def index_version(self, name: str = "search") -> str | None:
-        try:
+        with self._usable():
             return _STATEMENTS.index_version(self._conn().cursor(), name)
-        except sqlite3.Error as exc:
-            self._raise_if_unavailable(exc)
-            raise
 
     def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
-        try:
+        with self._usable():
             rows: list[tuple[object, ...]] = self._conn().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            self._raise_if_unavailable(exc)
-            raise
         budget.charge(len(rows))
         return rows
 
     def iter_current(self, res_type: str) -> Iterator[StoredVersion]:
         def fetch(sql: str, params: list[object]) -> list[tuple[object, ...]]:
-            try:
+            with self._usable():
                 rows: list[tuple[object, ...]] = self._conn().execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                self._raise_if_unavailable(exc)
-                raise
             return rows
 
         return _STATEMENTS.iter_current(fetch, res_type)
