@@ -33,9 +33,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import fhirjson, metrics, outcomes
+from gateway import metrics, outcomes
 from gateway.errors import GatewayError, Issue, NotFound, StoreUnavailable, Unauthorized
 from gateway.http import responses
+from gateway.http.middleware import outcome_messages
 
 log = logging.getLogger("gateway")
 
@@ -220,16 +221,7 @@ async def _starting(scope: Scope, send: Send) -> None:
     refusal = StoreUnavailable(
         f"the gateway is not serving yet: {problem}; try again shortly", code="GW-0503"
     )
-    body = fhirjson.dumps(outcomes.operation_outcome(refusal))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/fhir+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", b"1"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    start, body = outcome_messages(503, outcomes.operation_outcome(refusal))
+    start["headers"].append((b"retry-after", b"1"))
+    await send(start)
+    await send(body)

@@ -103,7 +103,7 @@ class RequestContext:
                 if refusal is None:
                     await self.app(scope, receive, send_with_id)
                 else:
-                    for message in _outcome_messages(
+                    for message in outcome_messages(
                         outcomes.status_of(refusal), outcomes.operation_outcome(refusal)
                     ):
                         await send_with_id(message)
@@ -112,7 +112,7 @@ class RequestContext:
                     raise  # too late for an answer: the server cuts the response off
                 log.exception("unhandled error on %s %s", scope["method"], scope["path"])
                 held = None  # what the app had begun to answer, if anything, is not sent
-                for message in _outcome_messages(500, outcomes.unexpected()):
+                for message in outcome_messages(500, outcomes.unexpected()):
                     await send_with_id(message)
         finally:
             # A per-client slot taken by ``deps.authenticated``, given back
@@ -197,7 +197,7 @@ async def audited(
                 if unavailable
                 else AuditFailure(why)
             )
-            start, body = _outcome_messages(
+            start, body = outcome_messages(
                 503 if unavailable else 500, outcomes.operation_outcome(failure)
             )
             start["headers"].append((b"x-request-id", rid.encode("latin-1")))
@@ -227,7 +227,7 @@ async def _sequenced(scope: Scope) -> None:
         log.warning("a write's staged audit entry is not yet in the log: %s", exc)
 
 
-def _outcome_messages(status: int, outcome: dict[str, Any]) -> list[Message]:
+def outcome_messages(status: int, outcome: dict[str, Any]) -> list[Message]:
     """An OperationOutcome as the two ASGI messages that send it."""
     body = fhirjson.dumps(outcome)
     return [
