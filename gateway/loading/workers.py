@@ -113,6 +113,13 @@ class Mapper:
         pool, self._pool = self._pool, None
         # ProcessPoolExecutor.terminate_workers() from Python 3.14.
         workers = list((getattr(pool, "_processes", None) or {}).values())
+        # What the pool still had to send its workers is not wanted either:
+        # without this, a feeder thread blocked on a pipe the stopped workers
+        # no longer read would hold the process at its exit (seen once, when
+        # the pool's manager thread failed on a cancelled chunk as it stopped).
+        calls = getattr(pool, "_call_queue", None)
+        if calls is not None:
+            calls.cancel_join_thread()
         pool.shutdown(wait=False, cancel_futures=True)
         for worker in workers:
             worker.terminate()
