@@ -21,8 +21,8 @@ from conformance.validation import validate_resource
 from consent.labels import labelled
 from gateway import fhirjson
 from gateway.access.facts import labelling_codes, labels_of, named_records, person_of
+from gateway.access.index import PERSON_OF, stamped
 from gateway.access.index import entries as index_entries
-from gateway.access.index import stamped
 from gateway.access.people import ensure_interpretable
 from gateway.access.subjects import with_person_resolved
 from gateway.errors import (
@@ -42,12 +42,17 @@ from gateway.notifications import subscriptions as subscription_requests
 from gateway.search.matching import matching_ids
 from gateway.store import (
     CurrentVersion,
+    Index,
     IndexEntry,
+    IndexRows,
     Store,
     StoredVersion,
     UnitOfWork,
+    index_rows,
     last_content,
+    more_rows,
 )
+from gateway.store.values import ReferenceValue
 
 T = TypeVar("T")
 
@@ -164,7 +169,7 @@ class Prepared:
     res_type: str
     res_id: str
     content: dict[str, Any]
-    index: list[IndexEntry]
+    index: list[IndexEntry] | IndexRows  # the rows made ahead, by a loader's worker
 
 
 _SERVER_META = ("versionId", "lastUpdated")
@@ -210,7 +215,7 @@ class Ready:
     res_type: str
     res_id: str
     meta: dict[str, Any]
-    index: list[IndexEntry]
+    index: IndexRows
 
     def fits(self, resource: dict[str, Any]) -> bool:
         return orjson.dumps(resource) == self.stated
@@ -231,7 +236,32 @@ def ready_ahead(resource: dict[str, Any], source: str | None) -> Ready | None:
         return None
     prepared = prepare(res_type, res_id, resource, source)
     meta = prepared.content["meta"]
-    return Ready(orjson.dumps(resource), source, res_type, res_id, meta, prepared.index)
+    index = prepared.index
+    assert not isinstance(index, IndexRows)
+    person = next(  # whose record it is, as ``stamped`` finds them
+        (
+            e.value.target_id
+            for e in index
+            if e.param == PERSON_OF and isinstance(e.value, ReferenceValue)
+        ),
+        None,
+    )
+    rows = index_rows(index, person)
+    return Ready(orjson.dumps(resource), source, res_type, res_id, meta, rows)
+
+
+def _stamped(index: list[IndexEntry] | IndexRows, instant: str) -> Index:
+    """``stamped``, of entries or of the rows made of them ahead."""
+    if not isinstance(index, IndexRows):
+        return stamped(index, instant)
+    # The stamp's rows keyed as ``stamped`` keys them: after an entry naming
+    # the person, left out again.
+    named = [] if index.person is None else [_person_entry(index.person)]
+    return more_rows(index, stamped(named, instant)[len(named) :])
+
+
+def _person_entry(person: str) -> IndexEntry:
+    return IndexEntry(PERSON_OF, ReferenceValue(None, "Patient", person))
 
 
 def store_version(
@@ -273,7 +303,7 @@ def store_version(
             method=method,
             content=fhirjson.dumps({**prepared.content, "meta": meta}),
         ),
-        stamped(prepared.index, last_updated),
+        _stamped(prepared.index, last_updated),
     )
     if watched:
         # The events this change is, on file with it or not at all.

@@ -21,9 +21,11 @@ The writer is what every record waits on, so it never waits itself: the
 workers run at a lower priority, and a chunk no worker has finished when
 the writer comes to it (while they start, which takes a second or two, or
 when other work on the machine keeps them from a core) the writer maps
-itself, as with one job. Index rows cross between the processes as their
-fields (``_compact``), several times faster to unpickle than a frozen
-dataclass's default state.
+itself, as with one job. Index rows cross between the processes as the
+rows the store writes (``gateway.store.IndexRows``: plain tuples, text
+already folded), and a resource prepared ahead as its fields
+(``_compact``), several times faster to unpickle than a frozen dataclass's
+default state.
 
 A worker that dies, or a mapping that raises, stops the load with
 ``WorkerFailed`` naming the first record not loaded: every record before
@@ -47,18 +49,7 @@ from typing import Any, BinaryIO
 from consent.labels import CodeLists, code_lists, use_code_lists
 from gateway.interactions.write import Ready, ready_ahead
 from gateway.loading.sources import Format, SourceRecord, Unmapped
-from gateway.store import IndexEntry
-from gateway.store.values import (
-    CompositeValue,
-    DateRange,
-    NumberValue,
-    QuantityValue,
-    ReferenceValue,
-    SortValue,
-    StringValue,
-    TokenValue,
-    UriValue,
-)
+from gateway.store import IndexRows
 from mappings.identity import use_id_key
 
 CHUNK = 50  # records a worker maps at a time
@@ -221,28 +212,15 @@ def _map_chunk(
 
 
 def _compact(value: Any) -> tuple[Any, tuple[Any, ...]]:
-    """A resource prepared ahead, or an index row or value, pickled as its
-    class and fields: unpickled by its constructor (a frozen, slotted
-    dataclass's default pickle state is set field by field in Python,
-    several times slower)."""
+    """A resource prepared ahead, or its index rows, pickled as its class
+    and fields: unpickled by its constructor (a frozen, slotted dataclass's
+    default pickle state is set field by field in Python, several times
+    slower)."""
     return type(value), tuple(getattr(value, name) for name in _FIELDS[type(value)])
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {
-    kind: tuple(field.name for field in fields(kind))
-    for kind in (
-        Ready,
-        IndexEntry,
-        TokenValue,
-        StringValue,
-        DateRange,
-        ReferenceValue,
-        QuantityValue,
-        NumberValue,
-        UriValue,
-        CompositeValue,
-        SortValue,
-    )
+    kind: tuple(field.name for field in fields(kind)) for kind in (Ready, IndexRows)
 }
 for _kind in _FIELDS:
     copyreg.pickle(_kind, _compact)

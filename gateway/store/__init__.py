@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+from gateway.store._sql import index_rows, more_rows
 from gateway.store.base import (
     AsyncReader,
     CurrentVersion,
     HistoryPage,
     HistoryQuery,
+    Index,
     IndexEntry,
+    IndexRows,
     Listening,
     Querier,
     Reader,
@@ -26,7 +29,9 @@ __all__ = [
     "CurrentVersion",
     "HistoryPage",
     "HistoryQuery",
+    "Index",
     "IndexEntry",
+    "IndexRows",
     "Listening",
     "Querier",
     "Reader",
@@ -34,7 +39,9 @@ __all__ = [
     "StoredVersion",
     "UnitOfWork",
     "as_bytes",
+    "index_rows",
     "last_content",
+    "more_rows",
     "open_store",
 ]
 

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from gateway.store._sql import INDEX_LAYOUT, index_columns
-from gateway.store.base import IndexEntry
+from gateway.store._sql import INDEX_LAYOUT, rows_by_kind
+from gateway.store.base import Index
 
 # Each index table's value columns' PostgreSQL types, for the arrays' casts.
 _NUMERIC = frozenset(
@@ -74,16 +74,14 @@ class PendingIndex:
     def __init__(self) -> None:
         # The rows each resource is to have, by (type, id): the last version
         # appended in the unit of work decides.
-        self._rows: dict[tuple[str, str], Sequence[IndexEntry]] = {}
+        self._rows: dict[tuple[str, str], Index] = {}
         # Resources whose rows from earlier commits are to be deleted.
         self._stale: dict[tuple[str, str], None] = {}
 
     def __bool__(self) -> bool:
         return bool(self._rows or self._stale)
 
-    def replace(
-        self, res_type: str, res_id: str, index: Sequence[IndexEntry], *, had_rows: bool
-    ) -> None:
+    def replace(self, res_type: str, res_id: str, index: Index, *, had_rows: bool) -> None:
         """The resource's rows are to be ``index`` (none for a deletion).
         ``had_rows``: it may have rows committed before (not a first version)."""
         key = (res_type, res_id)
@@ -110,21 +108,16 @@ class PendingIndex:
             run(_insert_statement(kinds), [c for kind in kinds for c in columns_by_kind[kind]])
 
 
-def _columns(
-    rows: dict[tuple[str, str], Sequence[IndexEntry]],
-) -> dict[type, list[list[Any]]]:
+def _columns(rows: dict[tuple[str, str], Index]) -> dict[type, list[list[Any]]]:
     """The rows as columns (lists), by the kind of value (its table)."""
     by_kind: dict[type, list[list[Any]]] = {}
     for (res_type, res_id), index in rows.items():
-        for entry in index:
-            value = entry.value
-            kind = type(value)
+        for kind, table in rows_by_kind(index):
             columns = by_kind.get(kind)
             if columns is None:
                 width = 3 + len(INDEX_LAYOUT[kind][1])
                 columns = by_kind[kind] = [[] for _ in range(width)]
-            for column, cell in zip(
-                columns, (res_type, res_id, entry.param, *index_columns(value)), strict=True
-            ):
-                column.append(cell)
+            for row in table:
+                for column, cell in zip(columns, (res_type, res_id, *row), strict=True):
+                    column.append(cell)
     return by_kind

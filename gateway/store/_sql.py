@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from gateway.store.base import HistoryPage, HistoryQuery, IndexEntry, StoredVersion
+from gateway.store.base import (
+    HistoryPage,
+    HistoryQuery,
+    Index,
+    IndexEntry,
+    IndexRows,
+    StoredVersion,
+)
 from gateway.store.values import (
     CompositeValue,
     DateRange,
@@ -153,6 +160,47 @@ def _composite_columns(value: CompositeValue) -> tuple[Any, ...]:
     else:
         b_string = normalise_text(second.value)
     return (*a, b_system, b_code, b_value, b_low, b_high, b_string)
+
+
+_KINDS = tuple(INDEX_LAYOUT)
+_KIND_NUMBER = {kind: n for n, kind in enumerate(_KINDS)}
+
+
+def _grouped(index: Sequence[IndexEntry]) -> dict[type, list[tuple[Any, ...]]]:
+    """``index``'s rows (each its parameter and value columns) by kind of
+    value, kinds in the order their first entry came."""
+    grouped: dict[type, list[tuple[Any, ...]]] = {}
+    for entry in index:
+        value = entry.value
+        grouped.setdefault(type(value), []).append((entry.param, *index_columns(value)))
+    return grouped
+
+
+def index_rows(index: Sequence[IndexEntry], person: str | None) -> IndexRows:
+    """``index`` as the rows the store writes for it (``IndexRows``)."""
+    return IndexRows(
+        tuple((_KIND_NUMBER[kind], tuple(rows)) for kind, rows in _grouped(index).items()),
+        person,
+    )
+
+
+def more_rows(rows: IndexRows, index: Sequence[IndexEntry]) -> IndexRows:
+    """``rows`` and, after them, those of ``index``: as ``index_rows`` of
+    the entries ``rows`` was made of followed by ``index``."""
+    if not index:
+        return rows
+    tables = {kind: list(table) for kind, table in rows.tables}
+    for kind, added in _grouped(index).items():
+        tables.setdefault(_KIND_NUMBER[kind], []).extend(added)
+    return IndexRows(tuple((kind, tuple(table)) for kind, table in tables.items()), rows.person)
+
+
+def rows_by_kind(index: Index) -> list[tuple[type, Sequence[tuple[Any, ...]]]]:
+    """``index``'s rows by kind of value (its table), tables in the order
+    their first entry came: each row its parameter and value columns."""
+    if isinstance(index, IndexRows):
+        return [(_KINDS[kind], table) for kind, table in index.tables]
+    return list(_grouped(index).items())
 
 
 # Runs one read-only statement: (SQL, parameters) -> rows.
@@ -380,9 +428,7 @@ class Statements:
             (name, version),
         )
 
-    def replace_index(
-        self, cur: Cursor, res_type: str, res_id: str, index: Sequence[IndexEntry]
-    ) -> None:
+    def replace_index(self, cur: Cursor, res_type: str, res_id: str, index: Index) -> None:
         self.delete_index_rows(cur, res_type, res_id)
         if index:
             self.insert_index_rows(cur, res_type, res_id, index)
@@ -391,23 +437,15 @@ class Statements:
         for statement in self.delete_index:
             cur.execute(statement, (res_type, res_id))
 
-    def insert_index_rows(
-        self, cur: Cursor, res_type: str, res_id: str, index: Sequence[IndexEntry]
-    ) -> None:
-        rows: dict[type, list[tuple[Any, ...]]] = {}
-        for entry in index:
-            value = entry.value
-            rows.setdefault(type(value), []).append(
-                (res_type, res_id, entry.param, *index_columns(value))
-            )
-        for kind, batch in rows.items():
-            cur.executemany(self.insert_index[kind], batch)
+    def insert_index_rows(self, cur: Cursor, res_type: str, res_id: str, index: Index) -> None:
+        for kind, rows in rows_by_kind(index):
+            cur.executemany(self.insert_index[kind], [(res_type, res_id, *row) for row in rows])
 
     def append(
         self,
         cur: Cursor,
         version: StoredVersion,
-        index: Sequence[IndexEntry],
+        index: Index,
         on_duplicate: Callable[[], Exception],
         integrity_error: type[Exception],
     ) -> StoredVersion:

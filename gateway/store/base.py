@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.store.values import SearchValue
 
@@ -66,6 +66,29 @@ class IndexEntry:
 
     param: str
     value: SearchValue
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRows:
+    """Index entries as the rows the store writes for them, made ahead
+    (``gateway.store._sql.index_rows``: a loader's worker process makes
+    them, so the one writer neither folds text nor builds rows, and plain
+    tuples cross between the processes): each table's rows (the number of
+    its kind of value in ``_sql.INDEX_LAYOUT``, and each row as its
+    parameter and value columns), tables in the order their first entry
+    came, rows in the order of their entries; and the person whose record
+    it is, whom the sort keys of the rows a write adds are keyed by
+    (``gateway.access.index.stamped``)."""
+
+    tables: tuple[tuple[int, tuple[tuple[Any, ...], ...]], ...]
+    person: str | None
+
+    def __bool__(self) -> bool:
+        return bool(self.tables)
+
+
+# A version's index as the store takes it: entries, or their rows made ahead.
+Index = Sequence[IndexEntry] | IndexRows
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +179,7 @@ class UnitOfWork(Reader, Protocol):
         """The latest version of a resource, locked against concurrent writers
         until the unit of work ends."""
 
-    def append(self, version: StoredVersion, index: Sequence[IndexEntry]) -> StoredVersion:
+    def append(self, version: StoredVersion, index: Index) -> StoredVersion:
         """Store a new version and replace the resource's index rows. Raises
         ``gateway.errors.Conflict`` if that version already exists (a
         concurrent writer won). Returns the version with its ``seq``."""

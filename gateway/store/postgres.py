@@ -34,6 +34,7 @@ from gateway.store.base import (
     CurrentVersion,
     HistoryPage,
     HistoryQuery,
+    Index,
     IndexEntry,
     Listening,
     StoredVersion,
@@ -200,7 +201,7 @@ class _PostgresUnitOfWork:
     def _fetch(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         return _select(self._conn, sql, params)
 
-    def append(self, version: StoredVersion, index: Sequence[IndexEntry]) -> StoredVersion:
+    def append(self, version: StoredVersion, index: Index) -> StoredVersion:
         # A unit of work past the request's time ends (and rolls back):
         # statement_timeout bounds each statement, not the transaction.
         budget.check()

@@ -39,6 +39,7 @@ from gateway.store.base import (
     CurrentVersion,
     HistoryPage,
     HistoryQuery,
+    Index,
     IndexEntry,
     Listening,
     StoredVersion,
@@ -137,7 +138,7 @@ class _SQLiteUnitOfWork:
     ) -> dict[tuple[str, str, int], StoredVersion]:
         return _STATEMENTS.vread_many(self.select, keys)
 
-    def append(self, version: StoredVersion, index: Sequence[IndexEntry]) -> StoredVersion:
+    def append(self, version: StoredVersion, index: Index) -> StoredVersion:
         budget.check()  # a unit of work past the request's time ends (and rolls back)
         self.appended += 1
         return _STATEMENTS.append(
