@@ -359,18 +359,22 @@ def _resolve(
         return rewrite
 
     for entry in entries:
-        if entry.resource is not None:
+        if entry.resource is None:
+            continue
+        key = f"{entry.res_type}/{entry.target_id}"
+        ahead = ready.get(key) if ready else None
+        # A resource prepared ahead that names no other entry and no search
+        # is left as it is by the walk: it is not walked.
+        fits = ahead is not None and ahead.plain and not by_full_url and ahead.fits(entry.resource)
+        if not fits:
             _walk_references(entry.resource, rewrite_for(entry))
-            if entry.target_id is not None and entry.matched is None:
-                key = f"{entry.res_type}/{entry.target_id}"
-                ahead = ready.get(key) if ready else None
-                entry.prepared = (
-                    ahead.prepared(entry.resource)
-                    if ahead is not None
-                    and ahead.res_id == entry.target_id
-                    and ahead.fits(entry.resource)
-                    else write.prepare(entry.res_type, entry.target_id, entry.resource, source)
-                )
+            fits = ahead is not None and ahead.fits(entry.resource)
+        if entry.target_id is not None and entry.matched is None:
+            entry.prepared = (
+                ahead.prepared(entry.resource)
+                if ahead is not None and fits and ahead.res_id == entry.target_id
+                else write.prepare(entry.res_type, entry.target_id, entry.resource, source)
+            )
 
 
 def _resolved_offline(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
@@ -216,6 +216,9 @@ class Ready:
     res_id: str
     meta: dict[str, Any]
     index: IndexRows
+    # Whether a transaction leaves its references as they are (none names
+    # another entry or a search): resolving it then need not walk it.
+    plain: bool = False
 
     def fits(self, resource: dict[str, Any]) -> bool:
         return orjson.dumps(resource) == self.stated
@@ -247,7 +250,30 @@ def ready_ahead(resource: dict[str, Any], source: str | None) -> Ready | None:
         None,
     )
     rows = index_rows(index, person)
-    return Ready(orjson.dumps(resource), source, res_type, res_id, meta, rows)
+    plain = all(not resolved_in_transaction(r) for r in references(resource))
+    return Ready(orjson.dumps(resource), source, res_type, res_id, meta, rows, plain)
+
+
+def resolved_in_transaction(reference: str) -> bool:
+    """Whether a transaction resolves ``reference`` (to an entry's id, or
+    by a search) rather than store it as it is, whatever its entries'
+    full URLs (``bundle._resolve``)."""
+    return reference.startswith(("urn:uuid:", "urn:oid:")) or (
+        "?" in reference and not reference.startswith(("http:", "https:", "#"))
+    )
+
+
+def references(value: Any) -> Iterator[str]:
+    """Every ``reference`` string in ``value``, as a transaction finds them."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str):
+                yield item
+            else:
+                yield from references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from references(item)
 
 
 def _stamped(index: list[IndexEntry] | IndexRows, instant: str) -> Index:
