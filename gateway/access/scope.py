@@ -96,20 +96,34 @@ def broad_from(reader: Querier) -> int:
     return max(BROAD_FROM, math.ceil(_CROSSING * math.sqrt(counted[1])))
 
 
+# Ends each subquery of the pre-filter's tests of one candidate (``probing``).
+# Without it PostgreSQL pulls those subqueries up into the statement's joins
+# and plans every join order they allow, on every request: for a search
+# naming one person's records, four fifths of its time went to planning
+# (``docs/performance.md``). With ``OFFSET`` a subquery stays a test of the
+# candidate at hand, planned on its own, as the probe means it. ``LIMIT 1``
+# changes nothing an EXISTS reads (it would change what an IN reads: never
+# there), and lets SQLite, which takes an OFFSET only after a LIMIT, read the
+# same text. Custom plans still: a generic plan, blind to which codes are
+# common in the index tables, drives a probe from the wrong index.
+_PROBE_FENCE = " LIMIT 1 OFFSET 0"
+
+
 def _own_ids(b: SqlBuilder, id_expr: str, org: str) -> str:
     """SQL true for an id the organisation assigned itself (``<ODS>-...``),
     read from the id itself: for a code ``_access-owner`` does not index."""
     return f"{id_expr} LIKE {b.bind(like_escape(org + ID_SEPARATOR) + '%')} ESCAPE '\\'"
 
 
-def _not_legally_restricted(b: SqlBuilder, of_type: str, id_expr: str) -> str:
+def _not_legally_restricted(b: SqlBuilder, of_type: str, id_expr: str, fence: str = "") -> str:
     """SQL true for a resource (``res_type {of_type}``, ``id_expr``) that
-    carries no R label. ``of_type`` binds its values first, as its text comes first."""
+    carries no R label. ``of_type`` binds its values first, as its text comes
+    first; ``fence``: ``_PROBE_FENCE`` when probing."""
     legal = b.alias("l")
     return (
         f"NOT EXISTS (SELECT 1 FROM search_token {legal} WHERE {legal}.res_type {of_type} "
         f"AND {legal}.res_id = {id_expr} AND {legal}.param = {b.bind(index.LABEL)} "
-        f"AND {legal}.code = {b.bind(index.LEGALLY_RESTRICTED)})"
+        f"AND {legal}.code = {b.bind(index.LEGALLY_RESTRICTED)}{fence})"
     )
 
 
@@ -202,13 +216,13 @@ class Scope:
         org = self.requester.org_ods
         terms: list[str] = []
         if org:
-            terms.append(f"EXISTS ({rows.token(index.AUTHOR, (org,))})")
+            terms.append(f"EXISTS ({rows.token(index.AUTHOR, (org,))}{_PROBE_FENCE})")
             if index.OWNER_CODE.fullmatch(org):
-                terms.append(f"EXISTS ({rows.token(index.OWNER, (org,))})")
+                terms.append(f"EXISTS ({rows.token(index.OWNER, (org,))}{_PROBE_FENCE})")
             else:
                 terms.append(_own_ids(b, id_expr, org))
-        not_legally_restricted = _not_legally_restricted(b, f"= {type_expr}", id_expr)
-        beyond = " OR ".join(f"EXISTS ({rule})" for rule in self._beyond_author(rows))
+        not_legally_restricted = _not_legally_restricted(b, f"= {type_expr}", id_expr, _PROBE_FENCE)
+        beyond = " OR ".join(f"EXISTS ({rule}{_PROBE_FENCE})" for rule in self._beyond_author(rows))
         terms.append(f"({not_legally_restricted} AND ({beyond}))")
         return "(" + " OR ".join(terms) + ")"
 
@@ -284,12 +298,14 @@ class Scope:
         page of twenty)."""
         cared_for = self._claims(b, distinct=False, person=person)
         withheld = self._withholds(b, person, refusing)
-        return f"EXISTS ({cared_for}) AND NOT {withheld}"
+        return f"EXISTS ({cared_for}{_PROBE_FENCE}) AND NOT {withheld}"
 
     def _withholds(self, b: SqlBuilder, person: str, refusing: bool) -> str:
         """SQL true when the Patient whose id is the column ``person`` is
-        withheld from the requester (``_withheld`` for one person)."""
+        withheld from the requester (``_withheld`` for one person), written
+        for probing."""
         d, h, x, w = (b.alias(a) for a in "dhxw")
+        fence = _PROBE_FENCE
         # Placeholders are bound in the order they appear in the text.
         head = (
             f"EXISTS (SELECT 1 FROM search_reference {d} WHERE {d}.res_type = "
@@ -298,7 +314,7 @@ class Scope:
         )
         held = (
             f"EXISTS (SELECT 1 FROM search_token {h} WHERE {h}.res_type = {b.bind('Consent')} "
-            f"AND {h}.res_id = {d}.res_id AND {h}.param = {b.bind(index.HELD)})"
+            f"AND {h}.res_id = {d}.res_id AND {h}.param = {b.bind(index.HELD)}{fence})"
         )
         refused = ""
         if refusing:
@@ -309,9 +325,10 @@ class Scope:
                 f"({b.bind(self.requester.org_ods)}, {b.bind(index.EVERYONE)}) "
                 f"AND EXISTS (SELECT 1 FROM search_date {w} WHERE {w}.res_type = {x}.res_type "
                 f"AND {w}.res_id = {x}.res_id AND {w}.param = {b.bind(index.DENY_WINDOW)} "
-                f"AND {w}.low <= {b.bind(self._now)} AND {w}.high > {b.bind(self._now)}))"
+                f"AND {w}.low <= {b.bind(self._now)} AND {w}.high > {b.bind(self._now)}{fence})"
+                f"{fence})"
             )
-        return f"{head}{held}{refused}))"
+        return f"{head}{held}{refused}){fence})"
 
     def _withheld(self, b: SqlBuilder, refusing: bool) -> str:
         """The ids of people among whose records the requester could be
@@ -351,9 +368,10 @@ class Scope:
         decision reads it for (the index keys each claim by them). Not
         ``distinct``: a person comes once per claim, as found. With
         ``person`` (a column): that person's claims only, a test of one
-        person."""
+        person, written for probing."""
         org = self.requester.org_ods
         c, o, g = (b.alias(x) for x in "cog")
+        fence = _PROBE_FENCE if person is not None else ""
 
         def claiming(alias: str, param: str) -> str:
             kinds = ", ".join(b.bind(t) for t in _CLAIMING)
@@ -369,7 +387,7 @@ class Scope:
             return (
                 f"{whom} AND NOT EXISTS (SELECT 1 FROM search_date {u} WHERE {u}.res_type = "
                 f"{alias}.res_type AND {u}.res_id = {alias}.res_id AND {u}.param = "
-                f"{b.bind(index.CARE_UNTIL)} AND {u}.high < {b.bind(self._now)})"
+                f"{b.bind(index.CARE_UNTIL)} AND {u}.high < {b.bind(self._now)}{fence})"
             )
 
         by_code = f"{claiming(c, index.CARER)} AND {c}.code = {b.bind(org)}{about(c)}"
@@ -400,6 +418,7 @@ class _Rows:
         # Probing one candidate (its type and id columns): each statement
         # selects 1 from that candidate's rows only.
         self._owner = owner
+        self._fence = _PROBE_FENCE if owner is not None else ""
 
     def kinds(self) -> str:
         """``IN (...)`` of the types searched."""
@@ -434,7 +453,7 @@ class _Rows:
             f"{b.bind(index.WHOSE)} AND {t}.code IN ({', '.join(b.bind(k) for k in kinds)}) "
             f"AND NOT EXISTS (SELECT 1 FROM search_token {r} WHERE {r}.res_type = {t}.res_type "
             f"AND {r}.res_id = {t}.res_id AND {r}.param = {b.bind(index.LABEL)} "
-            f"AND {r}.code = {b.bind(index.RESTRICTED)})"
+            f"AND {r}.code = {b.bind(index.RESTRICTED)}{self._fence})"
         )
 
     def unrestricted_but(self, kind: str) -> str:
@@ -445,10 +464,10 @@ class _Rows:
         return (
             f"{self._head('resource_current', e, self.types)} AND NOT EXISTS (SELECT 1 FROM "
             f"search_token {w} WHERE {w}.res_type = {e}.res_type AND {w}.res_id = {e}.res_id "
-            f"AND {w}.param = {b.bind(index.WHOSE)} AND {w}.code = {b.bind(kind)}) "
+            f"AND {w}.param = {b.bind(index.WHOSE)} AND {w}.code = {b.bind(kind)}{self._fence}) "
             f"AND NOT EXISTS (SELECT 1 FROM search_token {r} WHERE {r}.res_type = {e}.res_type "
             f"AND {r}.res_id = {e}.res_id AND {r}.param = {b.bind(index.LABEL)} "
-            f"AND {r}.code = {b.bind(index.RESTRICTED)})"
+            f"AND {r}.code = {b.bind(index.RESTRICTED)}{self._fence})"
         )
 
     def every(self, types: Sequence[str]) -> str:
