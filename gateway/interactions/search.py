@@ -163,14 +163,14 @@ def search(
 def _names_few(query: SearchQuery) -> bool:
     """Whether the query names the records it may match by whom they are
     of: a person's compartment, or a reference parameter naming resources
-    by id (``subject=Patient/x``)."""
+    by id (``subject=Patient/x``, or ``subject:Patient=x``)."""
     if query.compartment is not None:
         return True
     return any(
         condition.param is not None
         and condition.param.type == "reference"
         and condition.chain is None
-        and condition.modifier is None
+        and condition.modifier in (None, "type")
         and not condition.negate
         and bool(condition.values)
         and all(
