@@ -92,13 +92,25 @@ class PendingIndex:
         else:
             self._rows.pop(key, None)
 
+    def copy(self) -> PendingIndex:
+        """What is gathered so far, apart: to go back to (at a savepoint)."""
+        copied = PendingIndex()
+        copied._rows, copied._stale = dict(self._rows), dict(self._stale)
+        return copied
+
+    def take(self) -> tuple[list[tuple[str, str]], dict[tuple[str, str], Index]]:
+        """What is gathered, leaving nothing: the resources whose rows are
+        to be deleted first, and the rows each resource is to have."""
+        stale, rows = self._stale, self._rows
+        self._stale, self._rows = {}, {}
+        return list(stale), rows
+
     def flush(self, run: Callable[[str, Sequence[object]], None]) -> None:
         """Write what is gathered: ``run`` executes a statement (``$n``
         placeholders) in the unit of work's transaction."""
         if not self:
             return
-        stale, rows = self._stale, self._rows
-        self._stale, self._rows = {}, {}
+        stale, rows = self.take()
         if stale:
             types, ids = zip(*stale, strict=True)
             run(_delete_statement(), [list(types), list(ids)])

@@ -24,6 +24,7 @@ import datetime
 import fcntl
 import logging
 import os
+import re
 import sqlite3
 import threading
 import weakref
@@ -33,7 +34,8 @@ from pathlib import Path
 
 from gateway.errors import Conflict, StoreUnavailable
 from gateway.store import budget
-from gateway.store._sql import Dialect, Statements, analyze_due
+from gateway.store._pending_index import PendingIndex
+from gateway.store._sql import INDEX_TABLES, Dialect, Statements, analyze_due
 from gateway.store.base import (
     AsyncReader,
     CurrentVersion,
@@ -112,9 +114,34 @@ def _duplicate_version() -> Exception:
     )
 
 
+# A statement that sets, rolls back to or releases a savepoint, and its name.
+_SAVEPOINT = re.compile(
+    r"\s*(SAVEPOINT|ROLLBACK\s+(?:TRANSACTION\s+)?TO(?:\s+SAVEPOINT)?|RELEASE(?:\s+SAVEPOINT)?)"
+    r"\s+(\w+)\s*;?\s*",
+    re.IGNORECASE,
+)
+# What every statement that reads or writes the index names: its tables'
+# names begin so (in any case, SQLite's names ignoring it).
+_INDEX_NAMES = "search_"
+assert all(table.startswith(_INDEX_NAMES) for table in INDEX_TABLES)
+
+
+def _names_index(sql: str) -> bool:
+    return _INDEX_NAMES in sql.lower()
+
+
 class _SQLiteUnitOfWork:
+    """Index rows wait in a ``PendingIndex`` until a statement that names
+    an index table runs (a search), or the unit of work commits: then they
+    are written one statement a table, for all the resources appended
+    since (a loader's batch of a hundred records, where only its searches
+    for probable matches write them sooner). A savepoint keeps what was
+    waiting when it was set, to go back to if it is rolled back to."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._cur = conn.cursor()
+        self._index = PendingIndex()
+        self._savepoints: list[tuple[str, PendingIndex]] = []
         self.appended = 0  # versions and index rebuilds: what the statistics schedule counts
 
     def current(self, res_type: str, res_id: str) -> CurrentVersion | None:
@@ -141,11 +168,25 @@ class _SQLiteUnitOfWork:
     def append(self, version: StoredVersion, index: Index) -> StoredVersion:
         budget.check()  # a unit of work past the request's time ends (and rolls back)
         self.appended += 1
-        return _STATEMENTS.append(
-            self._cur, version, index, _duplicate_version, sqlite3.IntegrityError
+        stored = _STATEMENTS.append(
+            self._cur, version, None, _duplicate_version, sqlite3.IntegrityError
         )
+        self._index.replace(
+            version.res_type,
+            version.res_id,
+            () if version.deleted else index,
+            had_rows=version.version > 1,  # a first version has no rows to replace
+        )
+        return stored
+
+    def flush(self) -> None:
+        """Write the index rows gathered so far."""
+        if self._index:
+            _STATEMENTS.write_index(self._cur, *self._index.take())
 
     def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        if _names_index(sql):
+            self.flush()
         self._cur.execute(sql, params)
         rows: list[tuple[object, ...]] = self._cur.fetchall()
         budget.charge(len(rows))
@@ -153,16 +194,37 @@ class _SQLiteUnitOfWork:
 
     def replace_index(self, res_type: str, res_id: str, index: Sequence[IndexEntry]) -> None:
         self.appended += 1
-        _STATEMENTS.replace_index(self._cur, res_type, res_id, index)
+        self._index.replace(res_type, res_id, index, had_rows=True)
 
     def set_index_version(self, version: str, name: str = "search") -> None:
         _STATEMENTS.set_index_version(self._cur, version, name)
 
     def execute(self, sql: str, params: Sequence[object]) -> int:
+        savepoint = _SAVEPOINT.fullmatch(sql)
+        if savepoint is None:
+            if _names_index(sql):
+                self.flush()
+            self._cur.execute(sql, params)
+            return self._cur.rowcount
         self._cur.execute(sql, params)
+        verb, name = savepoint.group(1)[:3].upper(), savepoint.group(2).lower()
+        if verb == "SAV":
+            self._savepoints.append((name, self._index.copy()))
+            return self._cur.rowcount
+        # The latest savepoint of that name, and those set after it, end
+        # (released), or all but it (rolled back to: it stays set).
+        while self._savepoints:
+            set_name, waiting = self._savepoints.pop()
+            if set_name == name:
+                if verb == "ROL":
+                    self._index = waiting.copy()
+                    self._savepoints.append((set_name, waiting))
+                break
         return self._cur.rowcount
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        if _names_index(sql):
+            self.flush()
         self._cur.executemany(sql, rows)
 
     def lock_type(self, res_type: str) -> None:
@@ -488,6 +550,7 @@ class SQLiteStore:
         with self._transaction(lambda: work[0].appended) as conn:
             work.append(_SQLiteUnitOfWork(conn))
             yield work[0]
+            work[0].flush()
 
     def read(self, res_type: str, res_id: str) -> StoredVersion | None:
         with self._usable():
