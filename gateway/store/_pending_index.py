@@ -1,4 +1,4 @@
-"""The search index rows a PostgreSQL unit of work has yet to write.
+"""The search index rows a unit of work has yet to write.
 
 Each version appended replaces its resource's index rows: written row by
 row, a created Patient cost 44 single-row statements and a 100-entry
@@ -12,6 +12,10 @@ order and the new rows must not meet the old in a unique index).
 
 Statements are keyed by which tables they touch, so there are few shapes,
 and psycopg prepares each once it is run often on a connection.
+
+SQLite's unit of work gathers them too (``take``), and writes them one
+``executemany`` a table when a statement names an index table or it
+commits; it keeps a copy at each savepoint (``copy``) to go back to.
 """
 
 from __future__ import annotations
