@@ -59,6 +59,20 @@ _SORT_COLUMN = {
 }
 
 
+def listed_length(n: int) -> int:
+    """How many values a list of ``n`` is bound as in ``IN (...)`` (the last
+    repeated, which changes no answer): ``n`` up to 8, then the next multiple
+    of 8 up to 64, then of 64. Each distinct statement text is one SQLite
+    prepares and each connection caches (128 of them, a search's tens of
+    KiB each); lists as long as the data (a person's records, named in
+    ``$summary``'s Provenance search) made a new text for nearly every
+    request, and a worker's memory grew with the churn of its caches."""
+    if n <= 8:
+        return n
+    step = 8 if n <= 64 else 64
+    return -(-n // step) * step
+
+
 def like_escape(text: str) -> str:
     """``text`` as a literal inside a LIKE pattern (``ESCAPE '\\'``)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -442,7 +456,9 @@ class SqlBuilder:
     def _in(self, column: str, values: Collection[Any]) -> str:
         if len(values) == 1:
             return f"{column} = {self.bind(next(iter(values)))}"
-        return f"{column} IN ({', '.join(self.bind(v) for v in values)})"
+        listed = list(values)
+        listed += listed[-1:] * (listed_length(len(listed)) - len(listed))
+        return f"{column} IN ({', '.join(self.bind(v) for v in listed)})"
 
     def _date(self, t: str, value: Comparison, low_col: str = "low", high_col: str = "high") -> str:
         lo, hi = f"{t}.{low_col}", f"{t}.{high_col}"
