@@ -545,6 +545,21 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
+def rss_file_kib(pid: int) -> int | None:
+    """The part of ``pid``'s RSS that maps files (``RssFile`` and
+    ``RssShmem``: code, SQLite's -shm): KiB, None when it is gone. The rest
+    is its heap."""
+    found = 0
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith(("RssFile:", "RssShmem:")):
+                    found += int(line.split()[1])
+    except OSError:
+        return None
+    return found
+
+
 def children(pid: int) -> list[int]:
     found = []
     for entry in os.scandir("/proc"):
@@ -637,6 +652,8 @@ class Window:
     server_error_samples: list[str]
     worker_restarts: int
     load_average: float
+    # by worker slot, the part of the last sample mapping files (``rss_file_kib``)
+    worker_rss_file_kib: list[int] = field(default_factory=list)
 
 
 def make_window(
@@ -649,6 +666,7 @@ def make_window(
     server_error_samples: Sequence[str],
     worker_restarts: int,
     load_average: float,
+    rss_file: Sequence[int] = (),
 ) -> Window:
     kinds = {k: kind_window(tallies[k]) for k in KINDS if k in tallies}
     everything = sorted(x for t in tallies.values() for x in t.latencies_ms)
@@ -668,6 +686,7 @@ def make_window(
         server_error_samples=list(server_error_samples),
         worker_restarts=worker_restarts,
         load_average=load_average,
+        worker_rss_file_kib=list(rss_file),
     )
 
 
@@ -752,7 +771,14 @@ def window_line(w: Window) -> str:
         f"{w.requests:6d} req",
         f"{w.errors:3d} err",
         f"p50/p99 {_ms(w.p50_ms)}/{_ms(w.p99_ms)} ms",
-        "RSS " + "/".join(_mib(r) for r in w.worker_rss_kib) + " MiB",
+        "RSS "
+        + "/".join(_mib(r) for r in w.worker_rss_kib)
+        + " MiB"
+        + (
+            f" (files {'/'.join(_mib(r) for r in w.worker_rss_file_kib)})"
+            if w.worker_rss_file_kib
+            else ""
+        ),
         f"bg {'/'.join(_mib(r) for r in w.other_rss_kib) or '-'}",
         f"load {w.load_average:.1f}",
     ]
@@ -1050,6 +1076,7 @@ def drive(
                 logged.error_samples,
                 sampler.restarts - restarts_before,
                 os.getloadavg()[0],
+                [rss_file_kib(pid) or 0 for pid in sampler.slots],
             )
             windows.append(window)
             log(window_line(window))

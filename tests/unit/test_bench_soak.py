@@ -219,3 +219,15 @@ def test_this_process_has_a_resident_set_and_a_gone_one_has_none() -> None:
     assert mine is not None and mine > 1000
     assert soak.rss_kib(2**22 + 1) is None
     assert os.getpid() in soak.children(os.getppid())
+    files = soak.rss_file_kib(os.getpid())  # the interpreter's code, at least
+    assert files is not None and 0 < files < mine
+    assert soak.rss_file_kib(2**22 + 1) is None
+
+
+def test_a_window_line_says_how_much_of_each_worker_maps_files() -> None:
+    tally = soak.Tally(latencies_ms=[5.0], statuses=Counter({200: 1}))
+    window = soak.make_window(
+        0, 60.0, {"read": tally}, [[200 * 1024], [190 * 1024]], [], {}, [], 0, 1.0,
+        [27 * 1024, 26 * 1024],
+    )  # fmt: skip
+    assert "RSS 200/190 MiB (files 27/26)" in soak.window_line(window)
