@@ -21,6 +21,8 @@ from gateway.access import optouts as commands_optouts
 from gateway.access.index import ensure_current, reindex
 from gateway.analytics import commands as commands_analytics
 from gateway.audit import commands as commands_audit
+from gateway.audit.checkpoint import NotTheLogsKey, signer_of_log
+from gateway.audit.log import latest_checkpoint
 from gateway.auth import commands as commands_auth
 from gateway.auth.clients import OrgKind
 from gateway.auth.tokens import Purpose
@@ -158,6 +160,24 @@ cmd_reindex = _bring_up_to_date(reindex, "search index rebuilt: {} resources")
 cmd_relabel = _bring_up_to_date(relabel, "records relabelled: {}")
 
 
+def _audit_key_refused(settings: Settings) -> str | None:
+    """Why this node's audit key cannot sign on the store's log, if it
+    cannot (``signer_of_log``): said once, before any worker starts."""
+    try:
+        store = open_store(settings.database_url, pool_size=1)
+    except StoreUnavailable:
+        return None  # the workers wait for the database, and check then
+    try:
+        signer_of_log(Path(settings.audit_key_path()), latest_checkpoint(store))
+    except NotTheLogsKey as exc:
+        return str(exc)
+    except StoreUnavailable:
+        return None
+    finally:
+        store.close()
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import faulthandler
     import shutil
@@ -172,6 +192,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     # Migrate once here, not in each worker, so workers never race on schema.
     _migrate_when_possible(settings)
+    refused = _audit_key_refused(settings)
+    if refused is not None:
+        print(f"gateway serve: not started: {refused}", file=sys.stderr)
+        return 2
     # Workers count into memory-mapped files of this run's own folder, which
     # /metrics adds up (gateway.metrics); one worker keeps its own registry.
     metrics_dir = None

@@ -118,6 +118,43 @@ def open_note(note: str, vkey: str) -> Checkpoint:
     raise BadCheckpoint(f"no signature by {name}")
 
 
+class NotTheLogsKey(BadCheckpoint):
+    """A signing key that cannot sign on a log already signed by another:
+    missing where the log's checkpoints say one was in use, or not the key
+    that signed them."""
+
+
+def signer_of_log(path: Path, latest: str | None, name: str = ORIGIN) -> Signer:
+    """The signing key of a log whose latest signed checkpoint is ``latest``
+    (``None``: none signed yet), from ``path``. Made there only for a log no
+    key has signed: otherwise a node started without the shared key file
+    would sign with a key of its own, checkpoints no verifier holding the
+    published key could check, in the one log every node appends to."""
+    if latest is not None and not path.exists():
+        raise NotTheLogsKey(
+            f"the audit signing key {path} does not exist, but this audit log's checkpoints "
+            "are signed: give every node the key file that signed them (GATEWAY_AUDIT_KEY) "
+            "rather than a new key"
+        )
+    signer = load_or_create_signer(path, name)
+    check_signs_log(signer, latest, f"the audit signing key {path}")
+    return signer
+
+
+def check_signs_log(signer: Signer, latest: str | None, what: str = "this node's key") -> None:
+    """``NotTheLogsKey`` unless ``signer`` signed ``latest``, the log's latest
+    checkpoint (``None``: the log has none, any key may begin)."""
+    if latest is None:
+        return
+    try:
+        open_note(latest, signer.verifier_key())
+    except BadCheckpoint as exc:
+        raise NotTheLogsKey(
+            f"{what} is not the key that signed this audit log's latest checkpoint ({exc}): "
+            "give every node the same key file (GATEWAY_AUDIT_KEY)"
+        ) from None
+
+
 def load_or_create_signer(path: Path, name: str = ORIGIN) -> Signer:
     """The log's signing key from ``path`` (PKCS#8 PEM), created there on
     first use, readable by its owner only."""

@@ -14,9 +14,11 @@ import orjson
 from gateway.audit import log, merkle, staging
 from gateway.audit.checkpoint import (
     BadCheckpoint,
+    NotTheLogsKey,
     load_or_create_signer,
     open_note,
     parse_verifier_key,
+    signer_of_log,
 )
 from gateway.config import Settings
 from gateway.store import Store
@@ -49,10 +51,15 @@ def add_commands(commands: Any) -> None:
 def run(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     if args.action == "verify":
         return _verify(args, store, settings)
+    path = settings.audit_key_path()
     try:
-        signer = load_or_create_signer(Path(settings.audit_key_path()))
+        # Not a new key where the log is signed already: its public key
+        # would be one no checkpoint of the log verifies with.
+        signer = signer_of_log(Path(path), log.latest_checkpoint(store))
+    except NotTheLogsKey as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     except (OSError, ValueError) as exc:
-        path = settings.audit_key_path()
         print(f"the audit signing key {path} cannot be read: {_reason(exc)}", file=sys.stderr)
         return 1
     if args.action == "public-key":
@@ -90,6 +97,12 @@ def _verify(args: argparse.Namespace, store: Store, settings: Settings) -> int:
             return 1
     else:
         path = Path(settings.audit_key_path())
+        if not path.exists():
+            print(
+                f"audit log NOT verified: there is no audit signing key {path} to take its "
+                "public key from; give the verifier key with --key"
+            )
+            return 1
         try:
             vkey = load_or_create_signer(path).verifier_key()
         except (OSError, ValueError) as exc:

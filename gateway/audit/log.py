@@ -18,7 +18,14 @@ import orjson
 
 from gateway import fhirjson
 from gateway.audit import merkle
-from gateway.audit.checkpoint import ORIGIN, BadCheckpoint, Checkpoint, Signer, open_note
+from gateway.audit.checkpoint import (
+    ORIGIN,
+    BadCheckpoint,
+    Checkpoint,
+    Signer,
+    check_signs_log,
+    open_note,
+)
 from gateway.audit.columns import NAMES, Columns, NotAnAuditEntry, columns_of, columns_of_event
 from gateway.store import Querier, Store, UnitOfWork, as_bytes
 
@@ -190,12 +197,21 @@ def sign_checkpoint(store: Store, signer: Signer) -> str | None:
         done = uow.select("SELECT note FROM audit_checkpoint WHERE size = ?", [tree_size])
         if done:
             return str(done[0][0])
+        # A node given another key than the log's (its key file missing or
+        # wrong when two nodes first started together) signs nothing more.
+        check_signs_log(signer, latest_checkpoint(uow))
         note = signer.sign(Checkpoint(signer.name, tree_size, root))
         uow.execute(
             "INSERT INTO audit_checkpoint (size, root, note, created) VALUES (?, ?, ?, ?)",
             [tree_size, root, note, fhirjson.instant()],
         )
         return note
+
+
+def latest_checkpoint(reader: Querier) -> str | None:
+    """The note of the largest tree head signed, if any is."""
+    rows = reader.select("SELECT note FROM audit_checkpoint ORDER BY size DESC LIMIT 1", [])
+    return str(rows[0][0]) if rows else None
 
 
 def checkpoints(reader: Querier) -> list[tuple[int, bytes, str]]:

@@ -28,7 +28,8 @@ from conformance import validation
 from consent.labels import load_code_lists, use_code_lists
 from gateway import errors, fhirjson, logs, metrics, outcomes
 from gateway.access.index import ensure_current
-from gateway.audit.checkpoint import load_or_create_signer
+from gateway.audit.checkpoint import signer_of_log
+from gateway.audit.log import latest_checkpoint
 from gateway.audit.writer import AuditWriter
 from gateway.auth.registrations import cache_of
 from gateway.auth.tokens import TokenService, signing_key
@@ -127,7 +128,8 @@ async def _start(app: Starlette, settings: Settings, given: Store | None) -> Non
         # One per event loop: async drivers bind to the loop they start on.
         reader = await store.open_async_reader()
         key = await run_in_threadpool(signing_key, store)
-        signer = await run_in_threadpool(load_or_create_signer, Path(settings.audit_key_path()))
+        latest = await run_in_threadpool(latest_checkpoint, store)
+        signer = await run_in_threadpool(signer_of_log, Path(settings.audit_key_path()), latest)
         document_signer = await run_in_threadpool(
             load_or_create_document_key, Path(settings.document_key_path())
         )

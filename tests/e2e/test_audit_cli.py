@@ -158,3 +158,33 @@ def test_staged_entries_are_reported_and_a_forged_one_is_a_finding(tmp_path: Pat
     with sqlite3.connect(tmp_path / "gateway.db") as db:
         db.execute("INSERT INTO audit_staged (entry) VALUES (?)", [b"[1, 2]"])
     _refused(audit(url, key, "verify"), "is not an AuditEvent, so the log can never take it")
+
+
+def test_a_node_without_the_logs_key_does_not_start_or_make_one(tmp_path: Path) -> None:
+    """Nodes share one log: a node whose key file is missing, or another
+    key, would sign checkpoints no one can verify with the published key."""
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    store = open_store(url)
+    store.migrate()
+    with store.unit_of_work() as uow:
+        log.append(uow, [record(n) for n in range(3)])
+    log.sign_checkpoint(store, load_or_create_signer(tmp_path / "shared.pem"))
+    store.close()
+    missing, other = tmp_path / "missing.pem", tmp_path / "other.pem"
+    load_or_create_signer(other)
+    for key, reason in ((missing, "does not exist"), (other, "not the key that signed")):
+        served = subprocess.run(
+            [sys.executable, "-m", "gateway", "serve", "--port", "0", "--database-url", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "GATEWAY_AUDIT_KEY": str(key)},
+        )
+        assert served.returncode == 2, served.stdout + served.stderr
+        assert "not started" in served.stderr and reason in served.stderr
+        public = audit(url, key, "public-key")
+        assert public.returncode == 1 and reason in public.stderr
+    verified = audit(url, missing, "verify")
+    assert verified.returncode == 1 and "no audit signing key" in verified.stdout
+    assert not missing.exists()
+    assert audit(url, tmp_path / "shared.pem", "verify").returncode == 0

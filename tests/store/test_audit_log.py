@@ -11,7 +11,12 @@ import pytest
 
 from consent.model import Requester
 from gateway.audit import log, merkle, reviews
-from gateway.audit.checkpoint import load_or_create_signer, open_note
+from gateway.audit.checkpoint import (
+    NotTheLogsKey,
+    load_or_create_signer,
+    open_note,
+    signer_of_log,
+)
 from gateway.audit.columns import AUDIT_ENTRY_SYSTEM, REQUEST_ID_URL, columns_of
 from gateway.audit.events import Disclosures, load_event, request_event, token_event
 from gateway.identifiers import CLIENT_SYSTEM
@@ -94,6 +99,27 @@ def test_checkpoints_verify_and_an_intact_log_passes(store: Store, tmp_path: Pat
     assert (opened.size, opened.root) == log.tree_head(store, 5)
     result = log.verify(store, signer.verifier_key(), held=[first])
     assert result.intact and result.entries == 14 and result.checkpoints == 3
+
+
+def test_a_signed_log_is_signed_on_only_with_its_own_key(store: Store, tmp_path: Path) -> None:
+    """A node given another key (its key file missing when it started, or a
+    different one) signs no checkpoint of the log the others sign."""
+    own = load_or_create_signer(tmp_path / "audit.pem")
+    assert log.latest_checkpoint(store) is None
+    fill(store, [3])
+    first = log.sign_checkpoint(store, own)
+    assert log.latest_checkpoint(store) == first
+    fill(store, [2])
+    stranger = load_or_create_signer(tmp_path / "another.pem")
+    with pytest.raises(NotTheLogsKey):
+        log.sign_checkpoint(store, stranger)
+    assert log.latest_checkpoint(store) == first  # nothing signed by the stranger
+    with pytest.raises(NotTheLogsKey):  # nor made, in place of a missing file
+        signer_of_log(tmp_path / "missing.pem", first)
+    assert not (tmp_path / "missing.pem").exists()
+    second = log.sign_checkpoint(store, signer_of_log(tmp_path / "audit.pem", first))
+    assert second is not None and log.latest_checkpoint(store) == second
+    assert log.verify(store, own.verifier_key(), held=[first]).intact
 
 
 def _tamper(store: Store, sql: str, params: list[object]) -> None:

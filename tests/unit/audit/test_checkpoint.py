@@ -10,9 +10,11 @@ import pytest
 from gateway.audit.checkpoint import (
     BadCheckpoint,
     Checkpoint,
+    NotTheLogsKey,
     load_or_create_signer,
     open_note,
     parse_verifier_key,
+    signer_of_log,
 )
 
 ROOT = bytes(range(32))
@@ -61,3 +63,21 @@ def test_processes_starting_together_share_one_key(tmp_path: Path) -> None:
 
 def _key_of(path: Path) -> str:
     return load_or_create_signer(path).verifier_key()
+
+
+def test_a_log_no_key_signed_yet_gets_a_new_key(tmp_path: Path) -> None:
+    signer = signer_of_log(tmp_path / "k.pem", None)
+    assert (tmp_path / "k.pem").exists()
+    assert signer_of_log(tmp_path / "k.pem", None).verifier_key() == signer.verifier_key()
+
+
+def test_a_signed_log_takes_only_the_key_that_signed_it(tmp_path: Path) -> None:
+    own = load_or_create_signer(tmp_path / "own.pem")
+    latest = own.sign(Checkpoint(own.name, 7, ROOT))
+    assert signer_of_log(tmp_path / "own.pem", latest).verifier_key() == own.verifier_key()
+    load_or_create_signer(tmp_path / "other.pem")
+    with pytest.raises(NotTheLogsKey, match="not the key that signed"):
+        signer_of_log(tmp_path / "other.pem", latest)
+    with pytest.raises(NotTheLogsKey, match="does not exist"):
+        signer_of_log(tmp_path / "missing.pem", latest)
+    assert not (tmp_path / "missing.pem").exists()
