@@ -19,10 +19,12 @@ def load_limits(connections: int) -> ClientLimits:
     limit, since a closed loop sends as fast as the server answers. Limits
     are per-client configuration: a client that really sends this load is
     registered with limits that fit it, as the benchmark's is, rather than
-    the defaults, which would throttle it."""
+    the defaults, which would throttle it. Twice the connections: a load
+    generator replaces a connection it timed out on (wrk, on a loaded
+    machine) while the server still works on that connection's request."""
     from gateway.auth.clients import ClientLimits
 
-    return ClientLimits(concurrency=max(connections, 1), rate=0)
+    return ClientLimits(concurrency=max(2 * connections, 1), rate=0)
 
 
 def register_and_ask_token(
