@@ -14,9 +14,10 @@ index, store, Provenance: one transaction per record) and prints:
 ``--jobs 1 2`` loads each file with each number of worker processes
 (``gateway load --jobs``; issue 29's target: two at least 1.7 times the
 resources per second of one on a two-core machine), ``--repeat 3`` times
-each, interleaved, and prints the medians, their ratio to the first, and
-the machine's load average before and after (a shared machine's other work
-slows any run).
+each, interleaved, and prints the medians, their ratio to the first, the
+CPU time a record takes in the writer's process and in the workers (steadier
+than the rate on a shared machine), and the machine's load average before
+and after (a shared machine's other work slows any run).
 
 Synthetic people are numbered in the 999 test range; every fifth message
 is a discharge of an earlier admission, so updates are timed as well as
@@ -106,13 +107,18 @@ def _child(code: str) -> list[str]:
     return done.stdout.split()
 
 
-def _load(fmt: str, path: Path, warmup: Path, database: Path, jobs: int) -> tuple[int, int, float]:
-    """Records loaded, resources written and seconds taken, in a child
+Run = tuple[int, int, float, float, float]
+
+
+def _load(fmt: str, path: Path, warmup: Path, database: Path, jobs: int) -> Run:
+    """Records loaded, resources written, seconds taken and the CPU seconds
+    of the writer's process and of its worker processes, in a child
     process, once warm (the worker processes ``jobs`` above 1 starts are
-    started inside the time: ``gateway load`` starts them too)."""
+    started inside the time: ``gateway load`` starts them too). The
+    writer's CPU is the steadier figure on a shared machine."""
     warm = database.with_suffix(".warm.db")
-    loaded, written, took = _child(
-        "import time\n"
+    loaded, written, took, writer, workers = _child(
+        "import resource, time\n"
         "from pathlib import Path\n"
         "from gateway.loading import load\n"
         "from gateway.loading.ids import use_store_id_key\n"
@@ -126,13 +132,23 @@ def _load(fmt: str, path: Path, warmup: Path, database: Path, jobs: int) -> tupl
         f"store = open_store('sqlite:///{database}', pool_size=1)\n"
         "store.migrate()\n"
         "use_store_id_key(store)\n"
+        "cpu = time.process_time()\n"
         "started = time.perf_counter()\n"
         f"report = load(store, {fmt!r}, {_SOURCES[fmt]!r}, [Path({str(path)!r})], jobs={jobs})\n"
         "took = time.perf_counter() - started\n"
+        "writer = time.process_time() - cpu\n"
+        # The workers, stopped: they take a moment to end, and count once reaped.
+        "import multiprocessing\n"
+        "for _ in range(300):\n"
+        "    if not multiprocessing.active_children():\n"
+        "        break\n"
+        "    time.sleep(0.1)\n"
+        "children = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
         "assert not report.rejections, report.rejections[:3]\n"
-        "print(report.loaded, sum(report.written.values()), took)\n"
+        "print(report.loaded, sum(report.written.values()), took, writer,"
+        " children.ru_utime + children.ru_stime)\n"
     )
-    return int(loaded), int(written), float(took)
+    return int(loaded), int(written), float(took), float(writer), float(workers)
 
 
 def _peak_reading(fmt: str, path: Path) -> int:
@@ -168,7 +184,7 @@ def run(messages: int, rows: int, jobs: list[int], repeat: int) -> None:
             warmup = root / f"{fmt}-warm.dat"
             writer(warmup, 20)
             print(f"{fmt:<6} load average before: {_load_average()} ({os.cpu_count()} cores)")
-            runs: dict[int, list[tuple[int, int, float]]] = {n: [] for n in jobs}
+            runs: dict[int, list[Run]] = {n: [] for n in jobs}
             for attempt in range(repeat):
                 for n in jobs:  # interleaved: a busy spell slows each alike
                     database = root / f"{fmt}-{n}-{attempt}.db"
@@ -177,14 +193,14 @@ def run(messages: int, rows: int, jobs: list[int], repeat: int) -> None:
             first = None
             for n in jobs:
                 loaded, written = runs[n][0][:2]
-                took = statistics.median(t for _, _, t in runs[n])
+                took = statistics.median(run[2] for run in runs[n])
                 rate = loaded / took
                 first = first or written / took
                 ratio = written / took / first
                 print(
                     f"{fmt:<6} --jobs {n}: {loaded:>7,} records ({written:,} resources) loaded "
                     f"in {took:6.1f} s (median of {repeat}: "
-                    + ", ".join(f"{t:.1f}" for _, _, t in runs[n])
+                    + ", ".join(f"{run[2]:.1f}" for run in runs[n])
                     + f"): {rate:7,.0f} records/s (target {target:,}) "
                     f"{'PASS' if rate >= target else 'MISS'}, {written / took:7,.0f} resources/s"
                     + (
@@ -193,6 +209,13 @@ def run(messages: int, rows: int, jobs: list[int], repeat: int) -> None:
                         if n != jobs[0]
                         else ""
                     )
+                )
+            for n in jobs:
+                writer_ms = statistics.median(run[3] for run in runs[n]) / runs[n][0][0] * 1000
+                workers_ms = statistics.median(run[4] for run in runs[n]) / runs[n][0][0] * 1000
+                print(
+                    f"{fmt:<6} --jobs {n}: CPU a record (medians): writer's process "
+                    f"{writer_ms:.2f} ms" + (f", workers {workers_ms:.2f} ms" if n > 1 else "")
                 )
             large = root / f"{fmt}-large.dat"
             writer(large, size * 10)
