@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import re
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from gateway.cli import main
 from gateway.loading import load
 from gateway.loading.sources import FORMAT, Format, SourceRecord, Unmapped
 from gateway.loading.workers import Mapper, WorkerFailed
-from gateway.store import open_store
+from gateway.store import Store, open_store
+from gateway.store._sql import INDEX_TABLES
 from tests.conftest import keep_test_id_key
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -205,3 +207,54 @@ def test_the_command_says_a_worker_died_and_exits_3(
     assert code == 3
     err = capsys.readouterr().err
     assert "stopped: mapping" in err and "load the files again" in err
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, Store]]:
+    """Two empty, migrated stores of each kind, mapping with one key."""
+    if request.param == "sqlite":
+        urls = [f"sqlite:///{tmp_path}/{name}.db" for name in ("one", "two")]
+    else:
+        cluster = request.getfixturevalue("pg_cluster")
+        name = f"t_{os.getpid()}_{abs(hash(request.node.nodeid))}"
+        urls = [cluster.create_database(f"{name}_{n}") for n in (1, 2)]
+    stores = [open_store(url) for url in urls]
+    for store in stores:
+        store.migrate()
+        keep_test_id_key(store)
+    try:
+        yield stores[0], stores[1]
+    finally:
+        for store in stores:
+            store.close()
+
+
+def _index(store: Store) -> dict[str, collections.Counter[tuple[Any, ...]]]:
+    """Each index table's rows of what was loaded (its Provenances aside:
+    their ids and contents name the clock), the gateway's instants alike."""
+    tables = {}
+    for table in INDEX_TABLES:
+        rows = store.select(f"SELECT * FROM {table} WHERE res_type <> 'Provenance'", [])
+        tables[table] = collections.Counter(
+            tuple(_INSTANT.sub(b"<instant>", v.encode()) if isinstance(v, str) else v for v in row)
+            for row in rows
+        )
+    return tables
+
+
+def test_rows_the_workers_make_are_those_the_writer_makes(
+    two_stores: tuple[Store, Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On either database: every record mapped, and its index rows made, in a
+    worker (the writer waits for them), the index is the one a load with one
+    job writes."""
+    one, two = two_stores
+    files = _files(tmp_path)
+    monkeypatch.setattr(Mapper, "map_when_waiting", False)
+    for store, jobs in ((one, 1), (two, 2)):
+        for fmt, org, paths in files:
+            load(store, fmt, org, paths, jobs=jobs)
+    index_one, index_two = _index(one), _index(two)
+    assert sum(index_one["search_token"].values()) > 1000
+    for table, rows in index_one.items():
+        assert index_two[table] == rows, table
