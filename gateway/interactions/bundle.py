@@ -331,13 +331,13 @@ def _resolve(
         def rewrite(reference: str) -> str:
             if reference in by_full_url:
                 return by_full_url[reference]
-            if reference.startswith(("urn:uuid:", "urn:oid:")):
+            if write.names_an_entry(reference):
                 raise _fail(
                     entry.index,
                     f"reference {reference!r} names no entry of this transaction",
                     ".resource",
                 )
-            if "?" in reference and not reference.startswith(("http:", "https:", "#")):
+            if write.is_conditional(reference):
                 if reference not in conditional_cache:
                     ref_type, _, query = reference.partition("?")
                     supported_type(ref_type)

@@ -254,13 +254,22 @@ def ready_ahead(resource: dict[str, Any], source: str | None) -> Ready | None:
     return Ready(orjson.dumps(resource), source, res_type, res_id, meta, rows, plain)
 
 
+def names_an_entry(reference: str) -> bool:
+    """Whether ``reference`` can only name an entry of its transaction (by
+    its full URL: a ``urn:uuid:`` or ``urn:oid:``)."""
+    return reference.startswith(("urn:uuid:", "urn:oid:"))
+
+
+def is_conditional(reference: str) -> bool:
+    """Whether ``reference`` is a search a transaction resolves (``Type?...``)."""
+    return "?" in reference and not reference.startswith(("http:", "https:", "#"))
+
+
 def resolved_in_transaction(reference: str) -> bool:
     """Whether a transaction resolves ``reference`` (to an entry's id, or
     by a search) rather than store it as it is, whatever its entries'
     full URLs (``bundle._resolve``)."""
-    return reference.startswith(("urn:uuid:", "urn:oid:")) or (
-        "?" in reference and not reference.startswith(("http:", "https:", "#"))
-    )
+    return names_an_entry(reference) or is_conditional(reference)
 
 
 def references(value: Any) -> Iterator[str]:
