@@ -485,9 +485,7 @@ class Statements:
             self.upsert_current,
             (version.res_type, version.res_id, version.version, seq, version.deleted),
         )
-        if index is None:
-            pass  # the caller writes them (``write_index``)
-        else:
+        if index is not None:  # None: the caller writes them (``write_index``)
             if version.version > 1:  # a first version has no index rows to replace
                 self.delete_index_rows(cur, version.res_type, version.res_id)
             if index and not version.deleted:
