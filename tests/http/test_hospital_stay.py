@@ -17,6 +17,7 @@ import pytest
 from conformance.validation import validate_resource
 from gateway.auth.tokens import Purpose
 from gateway.documents.html import render
+from gateway.documents.narrative import format_date
 from gateway.store import Store
 from mappings.identity import mapped_id
 from tests.conftest import access_token, make_client
@@ -330,7 +331,14 @@ def test_medicines_started_are_new_ones_and_stopped_ones_are_dated_from_the_stay
     stopped_part = _part(section, STOPPED)
     assert stopped_part["entry"][0]["reference"] == f"MedicationRequest/{stopped}"
     assert "Furosemide 40mg tablets" in _text(stopped_part)
-    assert "Stopped 7 Dec 2026" in _text(stopped_part)  # today, when the hospital wrote it
+    # Dated the day the hospital wrote it: the day the gateway stamped, not
+    # a day fixed in the test (which would fail on any other day).
+    written = resident.api.get(
+        f"/fhir/MedicationRequest/{stopped}", headers=resident.headers("hospital")
+    )
+    assert written.status_code == 200, written.text
+    day = written.json()["meta"]["lastUpdated"][:10]
+    assert f"Stopped {format_date(day)}" in _text(stopped_part)
 
 
 def test_a_hidden_stay_and_what_names_it_are_neither_shown_nor_counted(
