@@ -125,11 +125,11 @@ def _load(fmt: str, path: Path, warmup: Path, database: Path, jobs: int) -> Run:
         "from gateway.store import open_store\n"
         # Imports and the models' first use, once per process, in a store of
         # their own: what follows is the rate a large file loads at.
-        f"warm = open_store('sqlite:///{warm}', pool_size=1)\n"
+        f"warm = open_store('sqlite:///{warm}', pool_size=1, bulk=True)\n"
         "warm.migrate()\n"
         "use_store_id_key(warm)\n"
         f"load(warm, {fmt!r}, {_SOURCES[fmt]!r}, [Path({str(warmup)!r})])\n"
-        f"store = open_store('sqlite:///{database}', pool_size=1)\n"
+        f"store = open_store('sqlite:///{database}', pool_size=1, bulk=True)\n"
         "store.migrate()\n"
         "use_store_id_key(store)\n"
         "cpu = time.process_time()\n"

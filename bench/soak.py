@@ -870,7 +870,7 @@ def seed_store(url: str, people: int, seed: int, log: Any) -> World:
     started = time.perf_counter()
     shapes = [export.shape(seed, n) for n in range(people)]
     numbers = population.nhs_numbers_for(seed, people)
-    store = open_store(url, pool_size=1)
+    store = open_store(url, pool_size=1, bulk=True)
     try:
         export.write_organisations(store, seed)
         for first in range(0, people, 20):

@@ -60,7 +60,8 @@ def _migrate(settings: Settings) -> list[int]:
         directory = os.path.dirname(settings.database_url.removeprefix("sqlite:///"))
         if directory:
             os.makedirs(directory, exist_ok=True)
-    store = open_store(settings.database_url, pool_size=1)
+    # bulk: a migration may rebuild the whole search index
+    store = open_store(settings.database_url, pool_size=1, bulk=True)
     try:
         applied = store.migrate()
         moved = ensure_keyed_ids(store)
@@ -145,7 +146,7 @@ def _bring_up_to_date(rebuild: Callable[[Store], int], told: str) -> Callable[..
 
     def command(args: argparse.Namespace) -> int:
         settings = _settings(args)
-        store = open_store(settings.database_url, pool_size=1)
+        store = open_store(settings.database_url, pool_size=1, bulk=True)
         try:
             store.migrate()
             print(told.format(rebuild(store)))
@@ -265,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands_loading.add_commands(commands)
     commands_demo.add_commands(commands)
     commands.choices["demo"].set_defaults(func=cmd_demo)
-    commands.choices["load"].set_defaults(func=on_store(commands_loading.run_load))
+    commands.choices["load"].set_defaults(func=on_store(commands_loading.run_load, bulk=True))
     commands.choices["matches"].set_defaults(func=on_store(commands_loading.run_matches))
     commands.choices["archived"].set_defaults(func=on_store(commands_loading.run_archived))
     commands_subscriptions.add_commands(commands)
@@ -441,14 +442,15 @@ def _add_key_options(parser: argparse.ArgumentParser) -> None:
 _ANY_RESOURCE = "SELECT 1 FROM resource_current LIMIT 1"
 
 
-def _open_migrated(settings: Settings) -> Store:
+def _open_migrated(settings: Settings, *, bulk: bool = False) -> Store:
     """The store a command works on, migrated, with its key for mapped ids
     in force (and a store written before ids were keyed moved to them)
     before anything maps: a load, the demo, an MLLP feed. A new database is
     indexed by today's rules from its first write: that is recorded now, or
     the first ``serve`` after a ``load`` would rebuild everything the load
-    had just indexed (and read it all for labels)."""
-    store = open_store(settings.database_url, pool_size=1)
+    had just indexed (and read it all for labels). ``bulk``: for a command
+    that writes much (``open_store``)."""
+    store = open_store(settings.database_url, pool_size=1, bulk=bulk)
     store.migrate()
     ensure_keyed_ids(store)
     if store.index_version() is None and not store.select(_ANY_RESOURCE, []):
@@ -458,13 +460,13 @@ def _open_migrated(settings: Settings) -> Store:
 
 
 def on_store(
-    run: Callable[[argparse.Namespace, Store], int],
+    run: Callable[[argparse.Namespace, Store], int], *, bulk: bool = False
 ) -> Callable[[argparse.Namespace], int]:
     """A command that ``run``s on the store, opened (and migrated) for it
-    and closed after."""
+    and closed after; ``bulk`` for one that writes much (``open_store``)."""
 
     def command(args: argparse.Namespace) -> int:
-        store = _open_migrated(_settings(args))
+        store = _open_migrated(_settings(args), bulk=bulk)
         try:
             return run(args, store)
         finally:

@@ -46,13 +46,15 @@ __all__ = [
 ]
 
 
-def open_store(url: str, *, pool_size: int = 16) -> Store:
+def open_store(url: str, *, pool_size: int = 16, bulk: bool = False) -> Store:
     """Open (without migrating) the store a database URL names. ``pool_size``
-    is the PostgreSQL connection pool's size per process."""
+    is the PostgreSQL connection pool's size per process; ``bulk``, for a
+    process writing much (``gateway load``), gives SQLite's connections a
+    large page cache (a server's are small: see ``SERVING_PAGE_CACHE_MIB``)."""
     if url.startswith("sqlite:///"):
         from gateway.store.sqlite import SQLiteStore
 
-        return SQLiteStore(url)
+        return SQLiteStore(url, bulk=bulk)
     if url.startswith(("postgresql://", "postgres://")):
         from gateway.store.postgres import PostgresStore
 

@@ -55,8 +55,20 @@ _ANALYSIS_LIMIT = 1000
 # Past this many WAL pages (64 MiB) the checkpointer waits for a pause in
 # writing to bring the WAL back to its start, so it cannot grow without bound.
 _WAL_RESTART_PAGES = 16_384
+# A connection's page cache (``PRAGMA cache_size``), in MiB. Serving: in WAL
+# mode a connection drops its whole cache when its next transaction finds that
+# another connection has committed, and in a server some connection commits
+# with nearly every request (the audit log), so a cache holds one
+# transaction's reads and a larger one buys little; but each time one fills,
+# malloc keeps the room it took (issue 30's soak: 64 MiB caches let a worker's
+# memory grow by a quarter over 25 minutes, 8 MiB by an eighth).
+SERVING_PAGE_CACHE_MIB = 2
+# Bulk writing (``gateway load``, a reindex): one connection writing
+# transactions of a hundred records, each touching a dozen index B-trees,
+# whose upper pages stay cached from one transaction to the next.
+BULK_PAGE_CACHE_MIB = 64
 # SQLite's heap in a process, all its connections' page caches together (two
-# connections' full caches), as ``PRAGMA soft_heap_limit`` sets it.
+# connections' full caches in bulk), as ``PRAGMA soft_heap_limit`` sets it.
 _SOFT_HEAP_LIMIT = 128 * 2**20
 # How long the checkpointer lets commits gather before it copies them over.
 _CHECKPOINT_DELAY_S = 0.2
@@ -351,12 +363,15 @@ def _close_quietly(conn: sqlite3.Connection) -> None:
 
 
 class SQLiteStore:
-    """A store in one SQLite file, ``sqlite:///path/to/file.db``."""
+    """A store in one SQLite file, ``sqlite:///path/to/file.db``. ``bulk``:
+    for one process writing much (``gateway load``), with a large page cache
+    a connection (``BULK_PAGE_CACHE_MIB``, not ``SERVING_PAGE_CACHE_MIB``)."""
 
     dialect = "sqlite"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, bulk: bool = False) -> None:
         self.url = url
+        self.page_cache_mib = BULK_PAGE_CACHE_MIB if bulk else SERVING_PAGE_CACHE_MIB
         path = url.removeprefix("sqlite:///")
         if not path or path == url:
             raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///path)")
@@ -393,11 +408,9 @@ class SQLiteStore:
             conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA wal_autocheckpoint=0")  # the _Checkpointer's job
-            # 64 MiB of page cache per connection instead of SQLite's 2 MiB:
-            # every write touches a dozen index B-trees.
-            conn.execute("PRAGMA cache_size=-65536")
-            # But a connection per thread, and threads up to the thread
-            # pool's 40, could hold gigabytes: past this much heap in the
+            conn.execute(f"PRAGMA cache_size={-self.page_cache_mib * 1024}")  # in KiB
+            # A connection per thread, and threads up to the thread pool's
+            # 40, could still hold much together: past this much heap in the
             # process (every connection's), each reuses its own least
             # recently used pages instead of taking more.
             conn.execute(f"PRAGMA soft_heap_limit={_SOFT_HEAP_LIMIT}")

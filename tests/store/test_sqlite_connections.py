@@ -4,7 +4,7 @@ page caches together stay within a bound.
 The store opens a connection per thread. The thread pool that runs store work
 stops a worker thread after 10 s idle and starts another when work comes, so
 over a server's life threads come and go; each connection kept after its
-thread ended was a leak (its page cache grows up to 64 MiB). And with a
+thread ended was a leak (its page cache grows up to its size). And with a
 connection per thread, up to the pool's 40, their caches could together
 hold gigabytes. Both seen while looking into the memory growth of the soak
 (``bench/soak.py``, issue 30)."""
@@ -123,6 +123,42 @@ def _sqlite_heap() -> int:
     return used
 
 
+def _table_of_16_mb(path: Path) -> None:
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+    raw.executemany("INSERT INTO t (v) VALUES (?)", ((os.urandom(800),) for _ in range(20_000)))
+    raw.commit()
+    raw.close()
+
+
+@pytest.mark.parametrize(
+    ("bulk", "mib"),
+    [(False, sqlite_store.SERVING_PAGE_CACHE_MIB), (True, sqlite_store.BULK_PAGE_CACHE_MIB)],
+)
+def test_a_serving_store_s_page_cache_is_small_and_a_bulk_one_s_large(
+    tmp_path: Path, bulk: bool, mib: int
+) -> None:
+    """A server's connection keeps a small page cache (another connection's
+    commit empties it anyway, and malloc keeps the room each one filled
+    took); ``gateway load``'s keeps a large one between its transactions.
+    Reading a 16 MB table, a serving connection's cache stays at its size."""
+    assert sqlite_store.SERVING_PAGE_CACHE_MIB < 16 <= sqlite_store.BULK_PAGE_CACHE_MIB
+    path = tmp_path / "big.db"
+    _table_of_16_mb(path)
+    store = open_store(f"sqlite:///{path}", bulk=bulk)
+    try:
+        assert store.select("PRAGMA cache_size", []) == [(-mib * 1024,)]  # KiB
+        before = _sqlite_heap()
+        assert store.select("SELECT sum(length(v)) FROM t", []) == [(16_000_000,)]
+        grown = _sqlite_heap() - before
+        if bulk:
+            assert grown > 16 * 10**6  # the whole table, cached
+        else:
+            assert grown < (mib + 1) * 2**20
+    finally:
+        store.close()
+
+
 def test_the_page_caches_of_many_threads_stay_within_the_heap_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,15 +166,11 @@ def test_the_page_caches_of_many_threads_stay_within_the_heap_limit(
     64 MiB of cache each would hold it all eight times over; under a 4 MiB
     limit the process's SQLite heap grows by about that."""
     path = tmp_path / "big.db"
-    raw = sqlite3.connect(path)
-    raw.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
-    raw.executemany("INSERT INTO t (v) VALUES (?)", ((os.urandom(800),) for _ in range(20_000)))
-    raw.commit()
-    raw.close()
+    _table_of_16_mb(path)
     probe = sqlite3.connect(":memory:")
     previous = probe.execute("PRAGMA soft_heap_limit").fetchone()[0]
     monkeypatch.setattr(sqlite_store, "_SOFT_HEAP_LIMIT", 4 * 2**20)
-    store = SQLiteStore(f"sqlite:///{path}")
+    store = SQLiteStore(f"sqlite:///{path}", bulk=True)  # the large caches
     before = _sqlite_heap()
     release = threading.Event()
     read: list[int] = []
