@@ -21,7 +21,7 @@ from conformance.validation import validate_resource
 from consent.labels import labelled
 from gateway import fhirjson
 from gateway.access.facts import labelling_codes, labels_of, named_records, person_of
-from gateway.access.index import PERSON_OF, stamped
+from gateway.access.index import PERSON_OF, provenance_entries, stamped
 from gateway.access.index import entries as index_entries
 from gateway.access.people import ensure_interpretable
 from gateway.access.subjects import with_person_resolved
@@ -182,14 +182,28 @@ def prepare(
     ``gateway.interactions.provenance``); it replaces any the client sent.
     Restricted-data labels that the record's codes call for are added to
     its ``meta.security`` (``consent.labels``), before it is indexed."""
+    content = _labelled(res_type, res_id, resource, source)
+    return Prepared(res_type, res_id, content, index_entries(content))
+
+
+def _labelled(
+    res_type: str, res_id: str, resource: dict[str, Any], source: str | None
+) -> dict[str, Any]:
+    """``resource`` at ``res_type/res_id`` with the ``meta`` ``prepare`` gives it."""
     meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in _SERVER_META}
     if source is not None:
         meta["source"] = source
     security = labelled(meta.get("security") or [], labelling_codes(resource))
     if security is not None:
         meta["security"] = security
-    content = _with_meta(res_type, res_id, resource, meta)
-    return Prepared(res_type, res_id, content, index_entries(content))
+    return _with_meta(res_type, res_id, resource, meta)
+
+
+def _prepared_provenance(res_id: str, record: dict[str, Any]) -> Prepared:
+    """What ``prepare`` makes of a Provenance ``provenance`` made, indexed
+    without the generic extraction (``provenance_entries``: the same rows)."""
+    content = _labelled("Provenance", res_id, record, None)
+    return Prepared("Provenance", res_id, content, provenance_entries(content))
 
 
 def _with_meta(
@@ -567,7 +581,7 @@ def record_provenance(
         state.noted(uow, author.client_id, written)
     for group in _shared_alike(written):
         record = provenance(author, ACTIVITIES[method], group)
-        store_version(uow, prepare("Provenance", new_id(), record), method="POST", fresh_id=True)
+        store_version(uow, _prepared_provenance(new_id(), record), method="POST", fresh_id=True)
 
 
 def _shared_alike(written: list[StoredVersion]) -> list[list[StoredVersion]]:
