@@ -36,7 +36,7 @@ from gateway.auth.tokens import TokenService, signing_key
 from gateway.config import Settings
 from gateway.console import routes as console
 from gateway.console.sessions import session_key
-from gateway.documents.signature import load_or_create_document_key
+from gateway.documents.keys import PublishedKeys, document_signer
 from gateway.http import audit, documents, health, oauth, responses
 from gateway.http.limits import ClientLimiter, FailureThrottle, Limits
 from gateway.http.middleware import RequestContext
@@ -130,8 +130,8 @@ async def _start(app: Starlette, settings: Settings, given: Store | None) -> Non
         key = await run_in_threadpool(signing_key, store)
         latest = await run_in_threadpool(latest_checkpoint, store)
         signer = await run_in_threadpool(signer_of_log, Path(settings.audit_key_path()), latest)
-        document_signer = await run_in_threadpool(
-            load_or_create_document_key, Path(settings.document_key_path())
+        documents = await run_in_threadpool(
+            document_signer, store, Path(settings.document_key_path())
         )
         console_key = await run_in_threadpool(session_key, store)
     except BaseException:
@@ -146,7 +146,8 @@ async def _start(app: Starlette, settings: Settings, given: Store | None) -> Non
     app.state.registrations = cache_of(store)
     app.state.tokens = TokenService(key, settings.token_lifetime_s)
     app.state.audit_signer = signer
-    app.state.document_signer = document_signer
+    app.state.document_signer = documents
+    app.state.document_keys = PublishedKeys(store, documents)
     app.state.console_key = console_key
     app.state.audit = AuditWriter(store, signer, settings.audit_checkpoint_s)
     app.state.startup_problem = None

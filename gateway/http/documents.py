@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -15,11 +16,15 @@ JWKS_PATH = "/documents/jwks.json"
 
 
 async def jwks(request: Request) -> Response:
-    signer = request.app.state.document_signer
+    """Every node's key (``gateway.documents.keys``), not only this one's: the
+    document checked may have been built by another node."""
+    keys = await run_in_threadpool(request.app.state.document_keys.keys)
     return Response(
-        json.dumps({"keys": [signer.public_jwk()]}, separators=(",", ":")),
+        json.dumps({"keys": keys}, separators=(",", ":")),
         media_type="application/jwk-set+json",
-        headers={"Cache-Control": "public, max-age=3600"},
+        # Short enough that a verifier holding the set soon sees a node's
+        # new key; most fetch the set again on meeting a kid they lack.
+        headers={"Cache-Control": "public, max-age=300"},
     )
 
 

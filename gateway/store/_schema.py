@@ -22,6 +22,7 @@ from gateway.access import schema as access
 from gateway.audit import schema as audit
 from gateway.auth import schema as auth
 from gateway.console import schema as console
+from gateway.documents import schema as documents
 from gateway.export import schema as export
 from gateway.loading import schema as loading
 from gateway.notifications import schema as notifications
@@ -49,6 +50,7 @@ MIGRATIONS: tuple[Migration, ...] = ordered(
     notifications.MIGRATIONS,
     access.MIGRATIONS,
     export.MIGRATIONS,
+    documents.MIGRATIONS,
 )
 
 SCHEMA_MIGRATION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migration (

@@ -50,7 +50,7 @@ LAYERS = (
     # import them without importing up its layers.
     "gateway.store.schema | gateway.auth.schema | gateway.loading.schema"
     " | gateway.notifications.schema | gateway.access.schema | gateway.audit.schema"
-    " | gateway.export.schema | gateway.console.schema",
+    " | gateway.export.schema | gateway.console.schema | gateway.documents.schema",
     # DDL written once for both databases, rendered for each.
     "gateway.store.ddl",
     # The kernel: error kinds and their outcomes, JSON, settings, logging,
