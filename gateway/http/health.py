@@ -67,9 +67,13 @@ class Readiness:
         return await asyncio.shield(self._running)
 
     async def _check(self, app: Any) -> list[Issue]:
+        # Kept from when the check began, not when it ended: a check that
+        # began before an outage and ended after it must not answer "ready"
+        # for a whole TTL more (a slow check on a loaded machine did).
+        began = time.monotonic()
         try:
             failures = await _check(app)
-            self._failures, self._checked_at = failures, time.monotonic()
+            self._failures, self._checked_at = failures, began
             return failures
         finally:
             self._running = None

@@ -45,6 +45,11 @@ from tests.support.serving import start_node, wait_until_ready
 # How long the server may take to say it is (un)ready once the database
 # changes: readiness is kept a second, a start retried after up to 4 s.
 _SETTLE_S = 30.0
+# Each worker keeps its readiness a second from when its check began; past
+# this after a change, no answer from before it is served (unless a check
+# begun before it is still running, which a loaded machine allows but the
+# several probes of _both_say make unlikely to pass unseen).
+_READINESS_KEPT_S = 1.5
 
 
 def _immutable_works(directory: Path) -> bool:
@@ -73,6 +78,7 @@ def _unwritable(paths: list[Path]) -> Iterator[None]:
     if os.geteuid() == 0:
         subprocess.run(["chattr", "+i", *map(str, paths)], check=True)
         try:
+            time.sleep(_READINESS_KEPT_S)
             yield
         finally:
             subprocess.run(["chattr", "-i", *map(str, paths)], check=True)
@@ -81,6 +87,7 @@ def _unwritable(paths: list[Path]) -> Iterator[None]:
         for path in paths:
             path.chmod(modes[path] & ~0o222)
         try:
+            time.sleep(_READINESS_KEPT_S)
             yield
         finally:
             for path, mode in modes.items():
