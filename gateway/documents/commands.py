@@ -1,5 +1,6 @@
 """``gateway documents verify FILE``: check a document's signature, as a
-hospital that received it would, with the gateway's published key or its own."""
+hospital that received it would, with the keys the gateway publishes (every
+node's, from its database) or a key given."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gateway.config import Settings
+from gateway.documents.keys import published
 from gateway.documents.signature import BadSignature, public_jwk, verify
+from gateway.errors import StoreUnavailable
 from gateway.keyfiles import load_or_create_ed25519
+from gateway.store import open_store
 
 NOT_VERIFIED = 1
 UNUSABLE_INPUT = 2
@@ -38,7 +42,7 @@ def add_commands(commands: Any) -> None:
         metavar="JWKS_OR_PEM_FILE",
         type=Path,
         help="the signer's public key: a JWKS (as /documents/jwks.json serves), a JWK or a "
-        "PEM (default: the gateway's own document key)",
+        "PEM (default: every node's key the database publishes, and this node's own)",
     )
     check.add_argument("--database-url", help="overrides GATEWAY_DATABASE_URL")
     documents.set_defaults(func=run)
@@ -47,7 +51,7 @@ def add_commands(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         document = _read_document(args.file)
-        keys = _read_keys(args.key) if args.key else _own_key(args)
+        keys = _read_keys(args.key) if args.key else _gateways_keys(args)
     except _Unusable as exc:
         print(f"gateway documents verify: {exc}", file=sys.stderr)
         return UNUSABLE_INPUT
@@ -101,18 +105,42 @@ def _read_keys(path: Path) -> list[dict[str, Any]]:
     return found
 
 
-def _own_key(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The gateway's own document key, read (never made) where it keeps it."""
+def _gateways_keys(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """What ``/documents/jwks.json`` would serve: every node's key the
+    database publishes, and this node's own key file (read, never made)."""
     env = dict(os.environ)
     if args.database_url:
         env["GATEWAY_DATABASE_URL"] = args.database_url
-    path = Path(Settings.from_env(env).document_key_path())
-    if not path.exists():
+    settings = Settings.from_env(env)
+    keys = _published(settings.database_url)
+    path = Path(settings.document_key_path())
+    if path.exists():
+        try:
+            own = public_jwk(load_or_create_ed25519(path).public_key())
+        except (ValueError, OSError) as exc:  # NotAnEd25519Key is a ValueError
+            raise _Unusable(f"the document key {path} cannot be used: {exc}") from None
+        keys += [] if own in keys else [own]
+    if not keys:
         raise _Unusable(
-            f"no --key given and the gateway has no document key at {path} (GATEWAY_DOCUMENT_KEY)"
+            f"no --key given, the gateway has no document key at {path} "
+            "(GATEWAY_DOCUMENT_KEY) and its database publishes none"
         )
+    return keys
+
+
+def _published(database_url: str) -> list[dict[str, Any]]:
+    """The keys the database publishes; none from a SQLite database that is
+    not there (it is not made to look) or one the gateway has not reached."""
+    if database_url.startswith("sqlite:///") and not Path(database_url[10:]).exists():
+        return []
     try:
-        key = load_or_create_ed25519(path)
-    except (ValueError, OSError) as exc:  # NotAnEd25519Key is a ValueError
-        raise _Unusable(f"the document key {path} cannot be used: {exc}") from None
-    return [public_jwk(key.public_key())]
+        store = open_store(database_url, pool_size=1)
+    except StoreUnavailable:
+        return []
+    try:
+        store.migrate()  # as ``gateway audit verify``: a store of an older release
+        return published(store)
+    except StoreUnavailable:
+        return []
+    finally:
+        store.close()

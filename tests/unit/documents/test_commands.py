@@ -11,7 +11,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from gateway.cli import main
+from gateway.documents.keys import register
 from gateway.documents.signature import DocumentSigner, load_or_create_document_key
+from gateway.store import open_store
 from tests.unit.documents.test_signature import GATEWAY, WHEN, document
 
 
@@ -97,6 +99,28 @@ def test_without_key_the_gateways_own_key_is_used(
     assert not other.exists()
     load_or_create_document_key(other)
     assert main(["documents", "verify", str(signed)]) == 1
+
+
+def test_without_key_every_nodes_published_key_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A document another node signed verifies on this node without --key:
+    the database publishes that node's key, as /documents/jwks.json does."""
+    database = f"sqlite:///{tmp_path}/gateway.db"
+    store = open_store(database)
+    store.migrate()
+    elsewhere = load_or_create_document_key(tmp_path / "node-b" / "document-key.pem")
+    try:
+        register(store, elsewhere)
+    finally:
+        store.close()
+    monkeypatch.setenv("GATEWAY_DOCUMENT_KEY", str(tmp_path / "node-a" / "document-key.pem"))
+    load_or_create_document_key(tmp_path / "node-a" / "document-key.pem")
+    signed = write(tmp_path / "doc.json", elsewhere.sign(document(), WHEN, GATEWAY))
+    assert main(["documents", "verify", str(signed), "--database-url", database]) == 0
+    unknown = load_or_create_document_key(tmp_path / "node-c" / "document-key.pem")
+    forged = write(tmp_path / "forged.json", unknown.sign(document(), WHEN, GATEWAY))
+    assert main(["documents", "verify", str(forged), "--database-url", database]) == 1
 
 
 @pytest.mark.parametrize("content", [None, "{not json", "-----BEGIN NOTHING-----"])
