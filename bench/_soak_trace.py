@@ -8,8 +8,10 @@ multiprocessing's ``spawn``, which imports this module again in each child as
 thread here that starts tracemalloc after ``SOAK_TRACEMALLOC_EVERY`` seconds
 (tracing start-up would take minutes) and then every as many seconds
 appends to ``SOAK_TRACEMALLOC_DIR/tracemalloc-<pid>.txt`` the process's RSS,
-SQLite's heap, each of the store's SQLite connections' page cache, schema
-and prepared statements, malloc's arenas (in use and free, and the free
+SQLite's heap and Python's traced memory (each with its peak since the
+previous report: what a moment of the load took, which malloc keeps), each
+of the store's SQLite connections' page cache, schema and prepared
+statements, malloc's arenas (in use and free, and the free
 memory by chunk size), the garbage collector's counts, the gateway's larger
 functools caches, and the allocation sites that grew most since the
 process's first snapshot and since the previous one, with their tracebacks
@@ -45,15 +47,19 @@ _IGNORED = (
 
 def _sqlite_heap() -> str:
     """SQLite's own heap in this process (its page caches, which
-    tracemalloc does not see), where the sqlite3 module uses the shared
-    library."""
+    tracemalloc does not see) and its high-water mark since the last call,
+    where the sqlite3 module uses the shared library."""
     try:
         import ctypes
         import ctypes.util
 
         lib = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
-        lib.sqlite3_memory_used.restype = ctypes.c_int64
-        return f"{lib.sqlite3_memory_used() / 2**20:,.1f} MiB"
+        current, high = ctypes.c_int64(), ctypes.c_int64()
+        # SQLITE_STATUS_MEMORY_USED, its high-water mark reset for the next report
+        lib.sqlite3_status64(0, ctypes.byref(current), ctypes.byref(high), 1)
+        mib = 2**20
+        high_mib = high.value / mib
+        return f"{current.value / mib:,.1f} MiB (peak since the last report {high_mib:,.1f})"
     except (OSError, AttributeError):
         return "?"
 
@@ -212,9 +218,11 @@ def _report(every: float, out: Path) -> None:
         time.sleep(every)
         types = _types()
         traced, peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()  # each report's peak is its own interval's
         lines = [
             f"== pid {os.getpid()} at {time.monotonic() - started:,.0f} s: traced "
-            f"{traced / 2**20:,.1f} MiB (peak {peak / 2**20:,.1f}), RSS {_rss()}, SQLite heap "
+            f"{traced / 2**20:,.1f} MiB (peak since the last report {peak / 2**20:,.1f}), "
+            f"RSS {_rss()}, SQLite heap "
             f"{_sqlite_heap()}, connections {_sqlite_connections()}, malloc {_malloc()}, "
             f"{_free_sizes()}, "
             f"gc counts {gc.get_count()}, "
