@@ -13,18 +13,18 @@ order and the new rows must not meet the old in a unique index).
 Statements are keyed by which tables they touch, so there are few shapes,
 and psycopg prepares each once it is run often on a connection.
 
-SQLite's unit of work gathers them too (``take``), and writes them one
-``executemany`` a table when a statement names an index table or it
-commits; it keeps a copy at each savepoint (``copy``) to go back to.
+SQLite's unit of work gathers them by table (``PendingTables``), and
+writes a table's one ``executemany`` when a statement names that table or
+it commits; it keeps a copy at each savepoint (``copy``) to go back to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from gateway.store._sql import INDEX_LAYOUT, rows_by_kind
+from gateway.store._sql import INDEX_LAYOUT, INDEX_TABLES, rows_by_kind
 from gateway.store.base import Index
 
 # Each index table's value columns' PostgreSQL types, for the arrays' casts.
@@ -137,3 +137,65 @@ def _columns(rows: dict[tuple[str, str], Index]) -> dict[type, list[list[Any]]]:
                 for column, cell in zip(columns, (res_type, res_id, *row), strict=True):
                     column.append(cell)
     return by_kind
+
+
+Key = tuple[str, str]
+Rows = Sequence[tuple[Any, ...]]
+_KIND_NUMBER = {kind: n for n, kind in enumerate(_KINDS)}
+
+
+class PendingTables:
+    """Index rows gathered from appended versions, kept by table (their
+    number in ``INDEX_TABLES``), so that a statement reading some index
+    tables has only theirs written first (``take``). A loader's search for
+    probable matches reads two of the nine: written whole before each, a
+    batch's rows went out a few records at a time, and an update of a
+    resource the batch had written deleted the rows it had just inserted;
+    kept by table, the other seven tables' rows wait for the commit, where
+    the last version of each resource decides."""
+
+    def __init__(self) -> None:
+        # By table: the rows each resource is to have there, by (type, id).
+        self._rows: list[dict[Key, Rows]] = [{} for _ in INDEX_TABLES]
+        # By table: resources whose rows there from before are to be deleted.
+        self._stale: list[dict[Key, None]] = [{} for _ in INDEX_TABLES]
+
+    def __bool__(self) -> bool:
+        return any(self._rows) or any(self._stale)
+
+    def replace(self, res_type: str, res_id: str, index: Index, *, had_rows: bool) -> None:
+        """The resource's rows are to be ``index`` (none for a deletion).
+        ``had_rows``: it may have rows written before (not a first version),
+        in an earlier commit or by a ``take`` of this one."""
+        key = (res_type, res_id)
+        new = {_KIND_NUMBER[kind]: rows for kind, rows in rows_by_kind(index)}
+        for table, rows in enumerate(self._rows):
+            if table in new:
+                rows[key] = new[table]
+            else:
+                rows.pop(key, None)
+            if had_rows:
+                self._stale[table][key] = None
+
+    def copy(self) -> PendingTables:
+        """What is gathered so far, apart: to go back to (at a savepoint)."""
+        copied = PendingTables()
+        copied._rows = [dict(rows) for rows in self._rows]
+        copied._stale = [dict(stale) for stale in self._stale]
+        return copied
+
+    def take(
+        self, tables: Iterable[int] = range(len(INDEX_TABLES))
+    ) -> tuple[dict[int, list[Key]], dict[int, dict[Key, Rows]]]:
+        """What is gathered for ``tables`` (all by default), leaving nothing
+        of theirs: by table, the resources whose rows there are to be
+        deleted first, and the rows each resource is to have there."""
+        stale: dict[int, list[Key]] = {}
+        rows: dict[int, dict[Key, Rows]] = {}
+        for table in tables:
+            if self._stale[table]:
+                stale[table] = list(self._stale[table])
+                self._stale[table] = {}
+            if self._rows[table]:
+                rows[table], self._rows[table] = self._rows[table], {}
+        return stale, rows

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
+import functools
 import logging
 import os
 import re
@@ -34,7 +35,7 @@ from pathlib import Path
 
 from gateway.errors import Conflict, StoreUnavailable
 from gateway.store import budget
-from gateway.store._pending_index import PendingIndex
+from gateway.store._pending_index import PendingTables
 from gateway.store._sql import INDEX_TABLES, Dialect, Statements, analyze_due
 from gateway.store.base import (
     AsyncReader,
@@ -138,22 +139,32 @@ _INDEX_NAMES = "search_"
 assert all(table.startswith(_INDEX_NAMES) for table in INDEX_TABLES)
 
 
-def _names_index(sql: str) -> bool:
-    return _INDEX_NAMES in sql.lower()
+@functools.lru_cache(maxsize=256)
+def _tables_named(sql: str) -> tuple[int, ...]:
+    """The index tables ``sql`` reads or writes (their numbers in
+    ``INDEX_TABLES``): those it names, or all when it names none of them but
+    something else beginning as they do."""
+    lowered = sql.lower()
+    if _INDEX_NAMES not in lowered:
+        return ()
+    return tuple(n for n, table in enumerate(INDEX_TABLES) if table in lowered) or tuple(
+        range(len(INDEX_TABLES))
+    )
 
 
 class _SQLiteUnitOfWork:
-    """Index rows wait in a ``PendingIndex`` until a statement that names
-    an index table runs (a search), or the unit of work commits: then they
-    are written one statement a table, for all the resources appended
-    since (a loader's batch of a hundred records, where only its searches
-    for probable matches write them sooner). A savepoint keeps what was
-    waiting when it was set, to go back to if it is rolled back to."""
+    """Index rows wait in a ``PendingTables`` until a statement that names
+    their table runs (a search), or the unit of work commits: then they are
+    written one statement a table, for all the resources appended since (a
+    loader's batch of a hundred records, where only its searches for
+    probable matches write the two tables they read sooner). A savepoint
+    keeps what was waiting when it was set, to go back to if it is rolled
+    back to."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._cur = conn.cursor()
-        self._index = PendingIndex()
-        self._savepoints: list[tuple[str, PendingIndex]] = []
+        self._index = PendingTables()
+        self._savepoints: list[tuple[str, PendingTables]] = []
         self.appended = 0  # versions and index rebuilds: what the statistics schedule counts
 
     def current(self, res_type: str, res_id: str) -> CurrentVersion | None:
@@ -194,11 +205,16 @@ class _SQLiteUnitOfWork:
     def flush(self) -> None:
         """Write the index rows gathered so far."""
         if self._index:
-            _STATEMENTS.write_index(self._cur, *self._index.take())
+            _STATEMENTS.write_tables(self._cur, *self._index.take())
+
+    def _flush_for(self, sql: str) -> None:
+        """Write the index rows gathered for the tables ``sql`` names."""
+        tables = _tables_named(sql)
+        if tables and self._index:
+            _STATEMENTS.write_tables(self._cur, *self._index.take(tables))
 
     def select(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
-        if _names_index(sql):
-            self.flush()
+        self._flush_for(sql)
         self._cur.execute(sql, params)
         rows: list[tuple[object, ...]] = self._cur.fetchall()
         budget.charge(len(rows))
@@ -214,8 +230,7 @@ class _SQLiteUnitOfWork:
     def execute(self, sql: str, params: Sequence[object]) -> int:
         savepoint = _SAVEPOINT.fullmatch(sql)
         if savepoint is None:
-            if _names_index(sql):
-                self.flush()
+            self._flush_for(sql)
             self._cur.execute(sql, params)
             return self._cur.rowcount
         self._cur.execute(sql, params)
@@ -235,8 +250,7 @@ class _SQLiteUnitOfWork:
         return self._cur.rowcount
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
-        if _names_index(sql):
-            self.flush()
+        self._flush_for(sql)
         self._cur.executemany(sql, rows)
 
     def lock_type(self, res_type: str) -> None:

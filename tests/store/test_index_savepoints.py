@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.store import IndexEntry, Store, StoredVersion, UnitOfWork, as_bytes
-from gateway.store.values import TokenValue
+from gateway.store.values import TokenValue, UriValue
 
 
 def _append(uow: UnitOfWork, res_id: str, version: int = 1) -> None:
@@ -71,3 +71,56 @@ def test_an_update_replaces_rows_not_yet_written(store: Store) -> None:
     with store.unit_of_work() as uow:
         _append(uow, "a", 3)
     assert _indexed(store) == ["a-3"]
+
+
+def _append_two_tables(uow: UnitOfWork, res_id: str, version: int = 1) -> None:
+    """A version with a row in search_token and one in search_uri."""
+    uow.append(
+        StoredVersion(
+            res_type="Patient",
+            res_id=res_id,
+            version=version,
+            last_updated="2026-01-01T00:00:00.000000Z",
+            method="POST" if version == 1 else "PUT",
+            content=b'{"resourceType":"Patient"}',
+        ),
+        [
+            IndexEntry("identifier", TokenValue("urn:test", f"{res_id}-{version}")),
+            IndexEntry("_source", UriValue(f"urn:test:{res_id}-{version}")),
+        ],
+    )
+
+
+def _sources(reader: Store | UnitOfWork) -> list[str]:
+    rows = reader.select(
+        "SELECT value FROM search_uri WHERE res_type = 'Patient' AND param = '_source' "
+        "ORDER BY value",
+        [],
+    )
+    return [str(value).removeprefix("urn:test:") for (value,) in rows]
+
+
+def test_a_search_of_one_table_sees_its_rows_and_the_others_follow(store: Store) -> None:
+    """A statement naming one index table finds every row gathered for it
+    (SQLite writes out that table's alone); the other tables' rows, and an
+    update's replacing rows written out in one table and not the other,
+    stand as the last version left them once the unit of work commits, and
+    a savepoint rolled back to after a search undoes both tables alike."""
+    with store.unit_of_work() as uow:
+        _append_two_tables(uow, "a")
+        _append_two_tables(uow, "b")
+        assert _indexed(uow) == ["a-1", "b-1"]
+        _append_two_tables(uow, "a", 2)
+        uow.execute("SAVEPOINT source_record", [])
+        _append_two_tables(uow, "b", 2)
+        assert _sources(uow) == ["a-2", "b-2"]
+        assert _indexed(uow) == ["a-2", "b-2"]
+        uow.execute("ROLLBACK TO SAVEPOINT source_record", [])
+        uow.execute("RELEASE SAVEPOINT source_record", [])
+        assert _sources(uow) == ["a-2", "b-1"]
+    assert _indexed(store) == ["a-2", "b-1"]
+    assert _sources(store) == ["a-2", "b-1"]
+    with store.unit_of_work() as uow:
+        _append_two_tables(uow, "a", 3)
+        assert _indexed(uow) == ["a-3", "b-1"]
+    assert _sources(store) == ["a-3", "b-1"]
