@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import replace
 from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
@@ -209,7 +208,7 @@ def _keyed_by_person(index: Sequence[IndexEntry]) -> list[IndexEntry]:
     if person is None:
         return list(index)
     return [
-        IndexEntry(e.param, replace(e.value, person=person))
+        IndexEntry(e.param, SortValue(e.value.first, e.value.last, person))
         if isinstance(e.value, SortValue)
         else e
         for e in index
