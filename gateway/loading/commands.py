@@ -15,7 +15,7 @@ from gateway.errors import GatewayError
 from gateway.interactions.provenance import Author
 from gateway.loading.ledger import archived
 from gateway.loading.matches import decide, probable_matches
-from gateway.loading.records import LoadReport, load, merge_patients
+from gateway.loading.records import LoadReport, load, merge_patients, settled
 from gateway.loading.source import ForSource
 from gateway.loading.sources import FORMATS
 from gateway.loading.workers import WorkerFailed
@@ -113,7 +113,10 @@ def run_load(args: argparse.Namespace, store: Store) -> int:
     report = LoadReport()
     stopped = None
     try:
-        load(store, args.format, args.source_org, args.files, bar, jobs=args.jobs, report=report)
+        with settled():
+            load(
+                store, args.format, args.source_org, args.files, bar, jobs=args.jobs, report=report
+            )
     except WorkerFailed as exc:
         stopped = exc
     bar.done()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -33,3 +34,27 @@ def test_an_export_older_than_the_one_loaded_is_counted_as_such(
         ["already", "loaded", "1"],
     ]
     assert any(line.split()[:4] == ["of", "them", "older", "1"] for line in lines)
+
+
+def test_a_load_keeps_what_was_there_before_out_of_full_collections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``gateway load`` loads with what the process held before frozen
+    (out of the collector's full scans), and gives it back after, so a
+    process that goes on (a test session) collects as before."""
+    from gateway.loading import commands
+
+    frozen_during: list[int] = []
+
+    def load(*args: object, **kwargs: object) -> None:
+        frozen_during.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(commands, "load", load)
+    export = tmp_path / "export.json"
+    export.write_text((CARE_HOME / "winifred-maddox.json").read_text())
+    database = ["--database-url", f"sqlite:///{tmp_path / 'gateway.db'}"]
+    common = ["load", *database, "--format", "care-home", "--source-org", "VM4X2"]
+    before = gc.get_freeze_count()
+    assert main([*common, str(export)]) == 0
+    assert frozen_during and frozen_during[0] > before
+    assert gc.get_freeze_count() == before
