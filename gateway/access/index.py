@@ -38,20 +38,18 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from functools import cache, lru_cache
+from dataclasses import replace
+from functools import cache
 from importlib import resources
 from typing import Any
-
-import orjson
 
 from consent.model import ID_SEPARATOR, PERSON
 from consent.parse import Uninterpretable, is_privacy_consent, parse_consent
 from gateway.access.claims import care_claims, named_organisation, ods_of_organisation
 from gateway.access.facts import facts_of, whose_record
 from gateway.search import index as search_index
-from gateway.search.compartments import PATIENT_COMPARTMENT
 from gateway.search.extract import extract
-from gateway.search.parameters import parameter, parameters_for
+from gateway.search.parameters import parameter
 from gateway.store import IndexEntry, Store
 from gateway.store.values import DateRange, ReferenceValue, SortValue, TokenValue
 
@@ -96,7 +94,9 @@ def access_entries(resource: dict[str, Any]) -> list[IndexEntry]:
         entries.append(_token(WHOSE, kind))
     if facts.author_ods:
         entries.append(_token(AUTHOR, facts.author_ods))
-    entries += _owner_entries(facts.res_id)
+    owner, separator, _ = facts.res_id.partition(ID_SEPARATOR)
+    if separator and OWNER_CODE.fullmatch(owner):
+        entries.append(_token(OWNER, owner))
     if facts.legally_restricted:
         entries.append(_token(LABEL, LEGALLY_RESTRICTED))
     if facts.restricted:
@@ -122,12 +122,6 @@ def access_entries(resource: dict[str, Any]) -> list[IndexEntry]:
     if resource.get("resourceType") == "Consent":
         entries += _consent_entries(resource)
     return entries
-
-
-def _owner_entries(res_id: str) -> list[IndexEntry]:
-    """The ``_access-owner`` row of a resource with id ``res_id``, if it has one."""
-    owner, separator, _ = res_id.partition(ID_SEPARATOR)
-    return [_token(OWNER, owner)] if separator and OWNER_CODE.fullmatch(owner) else []
 
 
 def _cared_for(resource: dict[str, Any]) -> list[str]:
@@ -208,121 +202,11 @@ def _keyed_by_person(index: Sequence[IndexEntry]) -> list[IndexEntry]:
     if person is None:
         return list(index)
     return [
-        IndexEntry(e.param, SortValue(e.value.first, e.value.last, person))
+        IndexEntry(e.param, replace(e.value, person=person))
         if isinstance(e.value, SortValue)
         else e
         for e in index
     ]
-
-
-# What a Provenance as ``gateway.interactions.provenance`` makes it holds:
-# the elements each write's differ in (its id, the versions it names, when)
-# and those its author and activity decide.
-_PROVENANCE_ELEMENTS = frozenset(
-    {"resourceType", "id", "meta", "target", "recorded", "activity", "agent"}
-)
-_PROVENANCE_VARYING = ("_id", "patient", "recorded", "target")
-
-
-def provenance_entries(resource: dict[str, Any]) -> list[IndexEntry]:
-    """``entries(resource)`` for a Provenance, in a fraction of the time
-    when it is shaped as the gateway makes one (one a write makes per
-    request, a loader per record; the generic extraction was a sixth of a
-    loader's writer): the rows of its author and activity (its agents,
-    ``meta.source``, ``_access-author``) are worked out once for each, by
-    the generic extraction of a Provenance with no id, target or time; the
-    rest (``_id``, ``patient``, ``recorded``, ``target``, whose record it
-    is, ``_access-owner``) by the same functions ``entries`` uses, in the
-    same order. Any other Provenance, or one with ``meta`` beyond its
-    source (labels), is indexed by ``entries``."""
-    meta = resource.get("meta")
-    if (
-        resource.keys() != _PROVENANCE_ELEMENTS
-        or resource["resourceType"] != "Provenance"
-        or not isinstance(meta, dict)
-        or meta.keys() != {"source"}
-        or not isinstance(resource["id"], str)
-    ):
-        return entries(resource)
-    plan = _provenance_plan()
-    fixed = _provenance_fixed(orjson.dumps([meta, resource["activity"], resource["agent"]]))
-    if plan is None or fixed is None:
-        return entries(resource)
-    search_values, whose, rest = fixed
-    found: list[IndexEntry] = []
-    patients: list[Any] = []
-    for code, definition in plan:
-        if definition is None:
-            found += search_values.get(code, ())
-            continue
-        values = extract(resource, definition)
-        found += [IndexEntry(code, value) for value in values]
-        if code == "patient":
-            patients = values
-    found += search_index.sort_entries("Provenance", found)
-    # Whose record it is: the first Patient it names (``person_of``), else
-    # what one naming none is.
-    person = next(
-        (
-            value.target_id
-            for value in patients
-            if isinstance(value, ReferenceValue) and value.target_type == "Patient"
-        ),
-        None,
-    )
-    if person is not None:
-        found.append(IndexEntry(PERSON_OF, ReferenceValue(None, "Patient", person)))
-    else:
-        found.append(whose)
-    authors = [e for e in rest if e.param == AUTHOR]
-    found += authors
-    found += _owner_entries(resource["id"])
-    found += [e for e in rest if e.param != AUTHOR]
-    return _keyed_by_person(found)
-
-
-@cache
-def _provenance_plan() -> tuple[tuple[str, Any], ...] | None:
-    """The Provenance's search parameters in the order ``index_values``
-    takes them, each with its definition where its values vary from one
-    Provenance to another (``None`` where its author and activity decide
-    them); ``None`` when the fast path cannot match ``entries`` (a
-    composite parameter, or its person read from another parameter)."""
-    definitions = parameters_for("Provenance")
-    if search_index.composite_parameters("Provenance") or tuple(
-        PATIENT_COMPARTMENT.get("Provenance", ())
-    )[:1] != ("patient",):
-        return None
-    if any(code not in definitions for code in _PROVENANCE_VARYING):
-        return None
-    return tuple(
-        (code, definition if code in _PROVENANCE_VARYING else None)
-        for code, definition in definitions.items()
-        if definition.type not in ("composite", "special")
-    )
-
-
-@lru_cache(maxsize=64)
-def _provenance_fixed(
-    key: bytes,
-) -> tuple[dict[str, list[IndexEntry]], IndexEntry, list[IndexEntry]] | None:
-    """The rows of a Provenance its ``meta``, ``activity`` and ``agent``
-    (``key``, as JSON) decide: its search values by parameter, the row
-    saying whose record it is when it names no Patient, and its other
-    access rows; ``None`` when those are not all it has."""
-    meta, activity, agent = orjson.loads(key)
-    bare = {"resourceType": "Provenance", "meta": meta, "activity": activity, "agent": agent}
-    plan = _provenance_plan() or ()
-    taken = {code for code, definition in plan if definition is None}
-    values: dict[str, list[IndexEntry]] = {}
-    for entry in search_index.index_entries(bare):
-        if entry.param not in taken:
-            return None  # what the fast path does not place (a sort key, say)
-        values.setdefault(entry.param, []).append(entry)
-    whose, *rest = access_entries(bare)
-    if whose.param != WHOSE or any(e.param not in (AUTHOR, LABEL) for e in rest):
-        return None
-    return values, whose, rest
 
 
 @cache

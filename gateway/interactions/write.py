@@ -21,9 +21,10 @@ from conformance.validation import validate_resource
 from consent.labels import labelled
 from gateway import fhirjson
 from gateway.access.facts import labelling_codes, labels_of, named_records, person_of
-from gateway.access.index import PERSON_OF, provenance_entries, stamped
+from gateway.access.index import PERSON_OF, stamped
 from gateway.access.index import entries as index_entries
 from gateway.access.people import ensure_interpretable
+from gateway.access.provenance_rows import provenance_entries
 from gateway.access.subjects import with_person_resolved
 from gateway.errors import (
     Conflict,

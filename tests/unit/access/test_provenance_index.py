@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from gateway.access import index as access_index
-from gateway.access.index import entries, provenance_entries
+from gateway.access.index import entries
+from gateway.access.provenance_rows import provenance_entries
 from gateway.interactions.provenance import Author, provenance
 from gateway.interactions.write import _prepared_provenance, new_id, prepare
 from gateway.store import StoredVersion
