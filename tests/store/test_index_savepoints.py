@@ -11,16 +11,20 @@ from gateway.store import IndexEntry, Store, StoredVersion, UnitOfWork, as_bytes
 from gateway.store.values import TokenValue, UriValue
 
 
+def _version(res_id: str, version: int) -> StoredVersion:
+    return StoredVersion(
+        res_type="Patient",
+        res_id=res_id,
+        version=version,
+        last_updated="2026-01-01T00:00:00.000000Z",
+        method="POST" if version == 1 else "PUT",
+        content=b'{"resourceType":"Patient"}',
+    )
+
+
 def _append(uow: UnitOfWork, res_id: str, version: int = 1) -> None:
     uow.append(
-        StoredVersion(
-            res_type="Patient",
-            res_id=res_id,
-            version=version,
-            last_updated="2026-01-01T00:00:00.000000Z",
-            method="POST" if version == 1 else "PUT",
-            content=b'{"resourceType":"Patient"}',
-        ),
+        _version(res_id, version),
         [IndexEntry("identifier", TokenValue("urn:test", f"{res_id}-{version}"))],
     )
 
@@ -76,14 +80,7 @@ def test_an_update_replaces_rows_not_yet_written(store: Store) -> None:
 def _append_two_tables(uow: UnitOfWork, res_id: str, version: int = 1) -> None:
     """A version with a row in search_token and one in search_uri."""
     uow.append(
-        StoredVersion(
-            res_type="Patient",
-            res_id=res_id,
-            version=version,
-            last_updated="2026-01-01T00:00:00.000000Z",
-            method="POST" if version == 1 else "PUT",
-            content=b'{"resourceType":"Patient"}',
-        ),
+        _version(res_id, version),
         [
             IndexEntry("identifier", TokenValue("urn:test", f"{res_id}-{version}")),
             IndexEntry("_source", UriValue(f"urn:test:{res_id}-{version}")),
