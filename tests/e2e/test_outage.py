@@ -302,6 +302,7 @@ def test_sqlite_on_a_full_disk_answers_503_and_recovers_when_space_is_freed(
             with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
                 assert http.post("/fhir", json=bundle).status_code == 200
                 filler = _fill(disk)
+                time.sleep(_READINESS_KEPT_S)  # no answer from before the disk was full
                 _until(lambda: _both_say(base, 503), _SETTLE_S, "readyz 503", process)
                 assert "full" in _readyz(base).text
                 statuses: list[int] = []
@@ -421,6 +422,7 @@ def test_postgres_stopped_under_load_answers_503_and_recovers_by_itself(tmp_path
                 time.sleep(2)
                 stopped_at = time.monotonic()
                 _pg_ctl(cluster, "stop", "-m", "fast", "-w")
+                time.sleep(_READINESS_KEPT_S)  # no answer from before it stopped
                 _until(lambda: _both_say(base, 503), _SETTLE_S, "readyz 503", process)
                 outcome = _readyz(base).json()
                 assert outcome["resourceType"] == "OperationOutcome", outcome
