@@ -131,7 +131,10 @@ def _gateways_keys(args: argparse.Namespace) -> list[dict[str, Any]]:
 def _published(database_url: str) -> list[dict[str, Any]]:
     """The keys the database publishes; none from a SQLite database that is
     not there (it is not made to look) or one the gateway has not reached."""
-    if database_url.startswith("sqlite:///") and not Path(database_url[10:]).exists():
+    if (
+        database_url.startswith("sqlite:///")
+        and not Path(database_url.removeprefix("sqlite:///")).exists()
+    ):
         return []
     try:
         store = open_store(database_url, pool_size=1)
