@@ -96,12 +96,6 @@ class PendingIndex:
         else:
             self._rows.pop(key, None)
 
-    def copy(self) -> PendingIndex:
-        """What is gathered so far, apart: to go back to (at a savepoint)."""
-        copied = PendingIndex()
-        copied._rows, copied._stale = dict(self._rows), dict(self._stale)
-        return copied
-
     def take(self) -> tuple[list[tuple[str, str]], dict[tuple[str, str], Index]]:
         """What is gathered, leaving nothing: the resources whose rows are
         to be deleted first, and the rows each resource is to have."""
